@@ -1,0 +1,37 @@
+"""The audit trail's one entry point. The audit issue chains these rows; callers only ever call ``record``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from broadcaster.db.models import AuditEntry
+from broadcaster.settings import mask_secrets
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str | int,
+    at: datetime,
+    reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """Add one entry in the caller's transaction, so the fact and its audit row commit together."""
+    entry = AuditEntry(
+        at=at,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        reason=reason,
+        details=mask_secrets(dict(details or {})),
+    )
+    session.add(entry)
+    return entry

@@ -1,0 +1,99 @@
+"""Turning one contact into one message text: the rendering context and the SMS text rules.
+
+Shared by preview, test sends and the planner, so what is previewed is what is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
+from broadcaster.db.models import Contact
+from broadcaster.rendering import Renderer, build_context
+from broadcaster.settings import Settings
+from channels.sms.encoding import analyse, normalize, unaccent
+
+
+def contact_view(contact: Contact | None) -> dict[str, Any] | None:
+    if contact is None:
+        return None
+    return {
+        "external_id": contact.external_id,
+        "full_name": contact.full_name,
+        "first_name": contact.full_name.split()[-1] if contact.full_name.split() else contact.full_name,
+        "phone": contact.phone,
+        "email": contact.email,
+        "segment": contact.segment,
+        "agency": contact.agency,
+        "district": contact.district,
+        "ward": contact.ward,
+        "language": contact.language,
+        "tags": list(contact.tags or []),
+        "attributes": dict(contact.attributes or {}),
+    }
+
+
+def campaign_view(definition: CampaignDefinition) -> dict[str, Any]:
+    return {
+        "id": definition.id,
+        "title": definition.title,
+        "plan_item": definition.plan_item,
+        "lead_agency": definition.lead_agency,
+        "purpose": definition.purpose.value,
+        "topics": [t.value for t in definition.topics],
+    }
+
+
+@dataclass(frozen=True)
+class MessageText:
+    subject: str | None
+    body: str  # SMS: final text (NFC, unaccented when asked); e-mail: the text/plain part
+    html: str | None
+    encoding: str | None = None
+    segments: int | None = None
+
+
+class Composer:
+    """Renders one campaign version for many contacts; built once per version."""
+
+    def __init__(
+        self, *, definition: CampaignDefinition, templates: dict[str, str], settings: Settings
+    ) -> None:
+        self.definition = definition
+        self.renderer = Renderer(templates)
+        self.settings = settings
+        self._campaign = campaign_view(definition)
+        self._org = settings.org.model_dump()
+
+    def context(
+        self, contact: dict[str, Any] | None, *, unsubscribe_url: str | None = None
+    ) -> dict[str, Any]:
+        return build_context(
+            contact=contact,
+            campaign=self._campaign,
+            org=self._org,
+            variables=self.definition.variables,
+            unsubscribe_url=unsubscribe_url,
+        )
+
+    def compose(self, channel: str, contact: dict[str, Any] | None, *, with_html: bool = True) -> MessageText:
+        spec: ChannelSpec = self.definition.channels[channel]  # type: ignore[index]
+        rendered = self.renderer.render(
+            template=spec.template, channel=channel, context=self.context(contact)
+        )
+        if channel == "sms":
+            text = normalize(rendered.text)
+            if spec.unaccented:
+                text = unaccent(text)
+            analysis = analyse(text)
+            return MessageText(
+                subject=None,
+                body=text,
+                html=None,
+                encoding=analysis.encoding.value,
+                segments=analysis.segments,
+            )
+        return MessageText(
+            subject=rendered.subject, body=rendered.text, html=rendered.html if with_html else None
+        )

@@ -1,0 +1,376 @@
+"""Submit, approve, reject, schedule, pause, resume, cancel: each a guarded transition with an audit entry.
+
+Approval binds to the content hash the approver saw; the submitter cannot approve; above the recipients
+threshold in the settings a version needs a second, different approver.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from broadcaster import audit
+from broadcaster.campaigns.preview import preview_version
+from broadcaster.campaigns.store import (
+    definition_of,
+    get_campaign,
+    get_version,
+    latest_version,
+    verify_snapshot,
+)
+from broadcaster.clock import Clock
+from broadcaster.db.models import (
+    Approval,
+    Campaign,
+    CampaignRun,
+    CampaignState,
+    CampaignVersion,
+    Decision,
+    Message,
+    RunStatus,
+    User,
+    VersionStatus,
+)
+from broadcaster.errors import StateError, UserError
+from broadcaster.outbox.status import MessageStatus
+from broadcaster.settings import Settings
+
+HASH_PREFIX_MIN = 8
+
+
+def _log(
+    session: Session,
+    *,
+    actor: User,
+    action: str,
+    campaign: Campaign,
+    at: datetime,
+    reason: str | None = None,
+    **details: object,
+) -> None:
+    audit.record(
+        session,
+        actor=actor.login,
+        action=f"campaign.{action}",
+        subject_type="campaign",
+        subject_id=campaign.id,
+        at=at,
+        reason=reason,
+        details=details,
+    )
+
+
+def submit(
+    session: Session,
+    *,
+    campaign_id: str,
+    actor: User,
+    settings: Settings,
+    clock: Clock,
+    reason: str | None = None,
+) -> CampaignVersion:
+    campaign = get_campaign(session, campaign_id)
+    version = latest_version(session, campaign_id)
+    if version.status != VersionStatus.DRAFT:
+        raise StateError(
+            f"campaign {campaign_id!r} version {version.number} is {version.status.value}; only a draft can be "
+            "submitted (load a changed file to make a new draft)"
+        )
+    verify_snapshot(version)
+    size = preview_version(session, version, settings, samples=0).reached_contacts
+    version.audience_size = size
+    version.required_approvals = 2 if size > settings.approval.second_approver_threshold else 1
+    version.status = VersionStatus.SUBMITTED
+    version.submitted_by = actor.login
+    version.submitted_at = clock.now()
+    _log(
+        session,
+        actor=actor,
+        action="submit",
+        campaign=campaign,
+        at=clock.now(),
+        reason=reason,
+        version=version.number,
+        content_hash=version.content_hash,
+        audience_size=size,
+        required_approvals=version.required_approvals,
+    )
+    return version
+
+
+def _version_for_decision(
+    session: Session, campaign_id: str, number: int | None, content_hash: str | None
+) -> CampaignVersion:
+    version = get_version(session, campaign_id, number)
+    latest = latest_version(session, campaign_id)
+    if version.status == VersionStatus.SUPERSEDED:
+        raise StateError(
+            f"campaign {campaign_id!r} version {version.number} is stale: version {latest.number} was loaded "
+            f"after it. Preview version {latest.number} and decide on that one."
+        )
+    if content_hash is not None:
+        if len(content_hash) < HASH_PREFIX_MIN:
+            raise UserError(f"--hash needs at least {HASH_PREFIX_MIN} characters of the content hash")
+        if not version.content_hash.startswith(content_hash.lower()):
+            raise StateError(
+                f"campaign {campaign_id!r} version {version.number} has content hash {version.content_hash[:12]}…, "
+                f"not {content_hash}…: what you reviewed is stale. Run `broadcaster campaigns preview {campaign_id}` again."
+            )
+    if version.status != VersionStatus.SUBMITTED:
+        raise StateError(
+            f"campaign {campaign_id!r} version {version.number} is {version.status.value}, not submitted; "
+            "an editor submits it first (`broadcaster campaigns submit`)"
+        )
+    return version
+
+
+def approve(
+    session: Session,
+    *,
+    campaign_id: str,
+    actor: User,
+    clock: Clock,
+    version_number: int | None = None,
+    content_hash: str | None = None,
+    reason: str | None = None,
+) -> CampaignVersion:
+    campaign = get_campaign(session, campaign_id)
+    version = _version_for_decision(session, campaign_id, version_number, content_hash)
+    if actor.login == version.submitted_by:
+        raise StateError(
+            f"you submitted version {version.number} of {campaign_id!r}; another user must approve it"
+        )
+    if any(a.user_login == actor.login for a in version.approvals):
+        raise StateError(
+            f"you have already approved version {version.number} of {campaign_id!r}; it needs a different second approver"
+        )
+    verify_snapshot(version)
+    now = clock.now()
+    session.add(
+        Approval(
+            version=version,
+            user_login=actor.login,
+            content_hash=version.content_hash,
+            decision=Decision.APPROVE,
+            reason=reason,
+            decided_at=now,
+        )
+    )
+    session.flush()
+    approvals = sum(1 for a in version.approvals if a.decision == Decision.APPROVE)
+    complete = approvals >= version.required_approvals
+    if complete:
+        version.status = VersionStatus.APPROVED
+        previous = campaign.approved_version_id
+        campaign.approved_version_id = version.id
+        if campaign.state == CampaignState.DRAFT:
+            campaign.state = CampaignState.APPROVED
+        elif campaign.state == CampaignState.SCHEDULED:
+            _set_next_occurrence(campaign, version, now)
+        if previous is not None and previous != version.id:
+            old = session.get(CampaignVersion, previous)
+            if old is not None:
+                old.status = VersionStatus.SUPERSEDED
+        campaign.updated_at = now
+    _log(
+        session,
+        actor=actor,
+        action="approve",
+        campaign=campaign,
+        at=now,
+        reason=reason,
+        version=version.number,
+        content_hash=version.content_hash,
+        approvals=approvals,
+        required=version.required_approvals,
+        complete=complete,
+    )
+    return version
+
+
+def reject(
+    session: Session,
+    *,
+    campaign_id: str,
+    actor: User,
+    clock: Clock,
+    reason: str,
+    version_number: int | None = None,
+    content_hash: str | None = None,
+) -> CampaignVersion:
+    if not reason or not reason.strip():
+        raise UserError("a rejection needs a reason (--reason) so the editor knows what to change")
+    campaign = get_campaign(session, campaign_id)
+    version = _version_for_decision(session, campaign_id, version_number, content_hash)
+    if actor.login == version.submitted_by:
+        raise StateError("you cannot decide on a version you submitted; load a changed file instead")
+    now = clock.now()
+    session.add(
+        Approval(
+            version=version,
+            user_login=actor.login,
+            content_hash=version.content_hash,
+            decision=Decision.REJECT,
+            reason=reason,
+            decided_at=now,
+        )
+    )
+    version.status = VersionStatus.REJECTED
+    _log(
+        session,
+        actor=actor,
+        action="reject",
+        campaign=campaign,
+        at=now,
+        reason=reason,
+        version=version.number,
+        content_hash=version.content_hash,
+    )
+    return version
+
+
+def approved_version(session: Session, campaign: Campaign) -> CampaignVersion:
+    if campaign.approved_version_id is None:
+        raise StateError(
+            f"campaign {campaign.id!r} has no approved version; submit it and have it approved first"
+        )
+    version = session.get(CampaignVersion, campaign.approved_version_id)
+    assert version is not None
+    verify_snapshot(version)
+    return version
+
+
+def _set_next_occurrence(campaign: Campaign, version: CampaignVersion, now: datetime) -> None:
+    schedule = definition_of(version).schedule
+    if schedule is None:
+        campaign.next_occurrence_at = None
+        return
+    upcoming = schedule.occurrences(now - timedelta(seconds=1), now + timedelta(days=3660))
+    campaign.next_occurrence_at = upcoming[0] if upcoming else None
+
+
+def schedule(
+    session: Session, *, campaign_id: str, actor: User, clock: Clock, reason: str | None = None
+) -> Campaign:
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state not in (CampaignState.APPROVED, CampaignState.SCHEDULED):
+        raise StateError(
+            f"campaign {campaign_id!r} is {campaign.state.value}; only an approved campaign can be scheduled"
+        )
+    version = approved_version(session, campaign)
+    if definition_of(version).schedule is None:
+        raise StateError(
+            f"campaign {campaign_id!r} has no schedule section; send it once with `broadcaster send {campaign_id}`"
+        )
+    now = clock.now()
+    _set_next_occurrence(campaign, version, now)
+    if campaign.next_occurrence_at is None:
+        raise StateError(
+            f"campaign {campaign_id!r} has no occurrence left after {now.isoformat()}; check schedule.until"
+        )
+    campaign.state = CampaignState.SCHEDULED
+    campaign.updated_at = now
+    _log(
+        session,
+        actor=actor,
+        action="schedule",
+        campaign=campaign,
+        at=now,
+        reason=reason,
+        version=version.number,
+        next_occurrence_at=campaign.next_occurrence_at.isoformat(),
+    )
+    return campaign
+
+
+def pause(
+    session: Session,
+    *,
+    campaign_id: str,
+    actor: User | None,
+    clock: Clock,
+    reason: str | None = None,
+    system: str | None = None,
+) -> Campaign:
+    """Stop sending at the next window. ``actor`` None with ``system`` set: the engine paused itself."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state in (CampaignState.CANCELLED, CampaignState.COMPLETED, CampaignState.PAUSED):
+        raise StateError(f"campaign {campaign_id!r} is {campaign.state.value}; it cannot be paused")
+    now = clock.now()
+    campaign.paused_reason = f"{campaign.state.value}|{reason or ''}"
+    campaign.state = CampaignState.PAUSED
+    campaign.updated_at = now
+    audit.record(
+        session,
+        actor=actor.login if actor else (system or "engine"),
+        action="campaign.pause",
+        subject_type="campaign",
+        subject_id=campaign.id,
+        at=now,
+        reason=reason,
+    )
+    return campaign
+
+
+def resume(
+    session: Session, *, campaign_id: str, actor: User, clock: Clock, reason: str | None = None
+) -> Campaign:
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state != CampaignState.PAUSED:
+        raise StateError(f"campaign {campaign_id!r} is {campaign.state.value}, not paused")
+    previous = (campaign.paused_reason or "approved|").split("|", 1)[0]
+    campaign.state = (
+        CampaignState(previous) if previous in {s.value for s in CampaignState} else CampaignState.APPROVED
+    )
+    campaign.paused_reason = None
+    campaign.updated_at = clock.now()
+    _log(session, actor=actor, action="resume", campaign=campaign, at=clock.now(), reason=reason)
+    return campaign
+
+
+def cancel(
+    session: Session, *, campaign_id: str, actor: User, clock: Clock, reason: str | None = None
+) -> Campaign:
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state in (CampaignState.CANCELLED, CampaignState.COMPLETED):
+        raise StateError(f"campaign {campaign_id!r} is already {campaign.state.value}")
+    now = clock.now()
+    campaign.state = CampaignState.CANCELLED
+    campaign.next_occurrence_at = None
+    campaign.updated_at = now
+    # Messages not yet claimed will never go; a claimed window finishes (it is already on the wire).
+    cancelled = session.execute(
+        update(Message)
+        .where(Message.campaign_id == campaign.id, Message.status == MessageStatus.QUEUED)
+        .values(status=MessageStatus.CANCELLED, reason="campaign cancelled", final_at=now)
+    ).rowcount
+    session.execute(
+        update(CampaignRun)
+        .where(
+            CampaignRun.campaign_id == campaign.id,
+            CampaignRun.status.in_([RunStatus.PLANNING, RunStatus.SENDING]),
+        )
+        .values(status=RunStatus.CANCELLED, finished_at=now)
+    )
+    _log(
+        session,
+        actor=actor,
+        action="cancel",
+        campaign=campaign,
+        at=now,
+        reason=reason,
+        cancelled_messages=cancelled,
+    )
+    return campaign
+
+
+def versions_of(session: Session, campaign_id: str) -> list[CampaignVersion]:
+    return list(
+        session.scalars(
+            select(CampaignVersion)
+            .where(CampaignVersion.campaign_id == campaign_id)
+            .order_by(CampaignVersion.number)
+        )
+    )

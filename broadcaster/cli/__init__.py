@@ -1,0 +1,136 @@
+"""The ``broadcaster`` command: the officer's interface to the engine (typer + rich, ``--json`` on reads)."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from broadcaster.cli import campaigns as campaigns_cli
+from broadcaster.cli import contacts as contacts_cli
+from broadcaster.cli import delivery as delivery_cli
+from broadcaster.cli.common import (
+    ConfigOption,
+    JsonOption,
+    acting,
+    console,
+    err_console,
+    print_json,
+    print_table,
+    state,
+)
+from broadcaster.clock import SystemClock, local
+from broadcaster.db.migrate import current_revision, upgrade
+from broadcaster.db.models import Role, User
+from broadcaster.errors import UserError
+from broadcaster.settings import load_settings
+from broadcaster.users import add_user, set_role
+from broadcaster.workdir import init_workdir
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+users_app = typer.Typer(no_args_is_help=True, help="Users and roles.")
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(contacts_cli.app, name="contacts")
+app.add_typer(campaigns_cli.app, name="campaigns")
+delivery_cli.register(app)
+
+
+@app.callback()
+def _global(config: Path | None = ConfigOption) -> None:
+    state.config = config
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(Path("."), help="Working directory to create or fill."),
+    admin: str | None = typer.Option(None, help="Login of the first admin (default: your OS login)."),
+    force: bool = typer.Option(False, help="Overwrite an existing broadcaster.toml and the default files."),
+) -> None:
+    """Create a working directory: broadcaster.toml, default templates and campaigns, a migrated database."""
+    login = admin or getpass.getuser()
+    context = init_workdir(directory, admin_login=login, clock=SystemClock(), force=force)
+    context.close()
+    console.print(f"[green]Initialised[/] {directory.resolve()} — admin user [bold]{login}[/].")
+    console.print(
+        "Next: `broadcaster users add LOGIN --role editor|approver|auditor`, then `broadcaster contacts import FILE`."
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply database migrations (SQLite or PostgreSQL)."""
+    settings = load_settings(state.config)
+    upgrade(settings.database_url, revision)
+    console.print("[green]Database is up to date.[/]")
+
+
+@db_app.command("current")
+def db_current(as_json: bool = JsonOption) -> None:
+    """Show the schema revision of the database."""
+    from broadcaster.db.engine import make_engine
+
+    settings = load_settings(state.config)
+    engine = make_engine(settings.database_url)
+    revision = current_revision(engine)
+    engine.dispose()
+    if as_json:
+        print_json({"revision": revision})
+    else:
+        console.print(revision or "(empty database: run `broadcaster db upgrade`)")
+
+
+def _user_dict(user: User) -> dict[str, Any]:
+    return {
+        "login": user.login,
+        "role": user.role.value,
+        "display_name": user.display_name,
+        "active": user.active,
+        "created_at": local(user.created_at).isoformat(),
+    }
+
+
+@users_app.command("add")
+def users_add(
+    login: str,
+    role: Role = typer.Option(..., "--role", "-r", help="admin, editor, approver or auditor."),
+    name: str | None = typer.Option(None, "--name", help="Display name."),
+) -> None:
+    """Add a user (admins only)."""
+    with acting("users.manage") as (context, session, actor):
+        add_user(session, actor=actor.login, login=login, role=role, display_name=name, clock=context.clock)
+    console.print(f"Added [bold]{login}[/] as {role.value}.")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    login: str, role: Role = typer.Argument(..., help="admin, editor, approver or auditor.")
+) -> None:
+    """Change a user's role (admins only)."""
+    with acting("users.manage") as (context, session, actor):
+        set_role(session, actor=actor.login, login=login, role=role, clock=context.clock)
+    console.print(f"{login} is now {role.value}.")
+
+
+@users_app.command("list")
+def users_list(as_json: bool = JsonOption) -> None:
+    """List users and their roles."""
+    from sqlalchemy import select
+
+    with acting("read", write=False) as (_context, session, _actor):
+        users = [_user_dict(u) for u in session.scalars(select(User).order_by(User.login))]
+    if as_json:
+        print_json(users)
+        return
+    print_table("Users", ["login", "role", "name", "active", "created"], [list(u.values()) for u in users])
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,295 @@
+"""``broadcaster campaigns …``: validate and load files, preview, and move versions through approval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from broadcaster.campaigns import workflow
+from broadcaster.campaigns.files import ProviderInfo, validate_paths
+from broadcaster.campaigns.preview import preview_version
+from broadcaster.campaigns.store import get_campaign, get_version, load_bundle
+from broadcaster.cli.common import (
+    JsonOption,
+    acting,
+    console,
+    err_console,
+    load_context,
+    print_json,
+    print_table,
+)
+from broadcaster.clock import local
+from broadcaster.context import AppContext
+
+app = typer.Typer(no_args_is_help=True, help="Campaign definitions, versions and approval.")
+
+ReasonOption = typer.Option(None, "--reason", "-m", help="Why (kept in the audit log).")
+VersionOption = typer.Option(None, "--version", "-v", help="Version number (default: the latest).")
+HashOption = typer.Option(
+    None, "--hash", help="Content hash (prefix ≥ 8) of what you reviewed; refuses a stale version."
+)
+
+
+def _providers(context: AppContext) -> dict[str, ProviderInfo]:
+    return {
+        name: ProviderInfo(name=name, channel=p.channel) for name, p in context.settings.providers.items()
+    }
+
+
+def _paths(context: AppContext, paths: list[Path] | None) -> list[Path]:
+    return paths or [context.campaigns_dir]
+
+
+@app.command()
+def validate(
+    paths: list[Path] = typer.Argument(None, help="Files or directories (default: campaigns/)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Check campaign files and their templates; every problem is reported with file:line and field."""
+    context = load_context()
+    try:
+        bundles, problems = validate_paths(
+            _paths(context, paths), templates_dir=context.templates_dir, providers=_providers(context)
+        )
+    finally:
+        context.close()
+    if as_json:
+        print_json(
+            {
+                "valid": [
+                    {"id": b.definition.id, "file": str(b.source), "content_hash": b.content_hash}
+                    for b in bundles
+                ],
+                "problems": [
+                    {"file": str(p.file), "line": p.line, "field": p.field, "message": p.message}
+                    for p in problems
+                ],
+            }
+        )
+    else:
+        for bundle in bundles:
+            console.print(f"[green]ok[/]  {bundle.source}  ({bundle.definition.id})")
+        for problem in problems:
+            err_console.print(f"[red]{problem}[/]", highlight=False)
+        console.print(f"{len(bundles)} valid, {len(problems)} problem(s).")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def load(
+    paths: list[Path] = typer.Argument(None, help="Files or directories (default: campaigns/)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Load campaign files: a changed file becomes a new draft version. Nothing is loaded if any file is invalid."""
+    with acting("campaigns.load") as (context, session, user):
+        bundles, problems = validate_paths(
+            _paths(context, paths), templates_dir=context.templates_dir, providers=_providers(context)
+        )
+        if problems:
+            for problem in problems:
+                err_console.print(f"[red]{problem}[/]", highlight=False)
+            err_console.print(
+                f"[bold red]error:[/] {len(problems)} problem(s); nothing was loaded. Fix them and run again."
+            )
+            raise typer.Exit(1)
+        outcomes = [load_bundle(session, b, actor=user.login, clock=context.clock) for b in bundles]
+    if as_json:
+        print_json([o.__dict__ for o in outcomes])
+        return
+    print_table(
+        "Loaded",
+        ["campaign", "version", "status", "hash", "superseded"],
+        [
+            [o.campaign_id, o.version, o.status, o.content_hash[:12], ", ".join(map(str, o.superseded))]
+            for o in outcomes
+        ],
+    )
+
+
+@app.command("list")
+def list_(as_json: bool = JsonOption) -> None:
+    """List campaigns with their state and latest version."""
+    from sqlalchemy import select
+
+    from broadcaster.db.models import Campaign
+
+    with acting("read", write=False) as (_context, session, _user):
+        rows: list[dict[str, Any]] = []
+        for campaign in session.scalars(select(Campaign).order_by(Campaign.id)):
+            latest = campaign.versions[-1] if campaign.versions else None
+            rows.append(
+                {
+                    "id": campaign.id,
+                    "title": campaign.title,
+                    "state": campaign.state.value,
+                    "latest_version": latest.number if latest else None,
+                    "latest_status": latest.status.value if latest else None,
+                    "next_occurrence_at": local(campaign.next_occurrence_at).isoformat()
+                    if campaign.next_occurrence_at
+                    else None,
+                }
+            )
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        "Campaigns",
+        ["id", "title", "state", "version", "version status", "next"],
+        [list(r.values()) for r in rows],
+    )
+
+
+@app.command()
+def preview(
+    campaign_id: str,
+    version: int | None = VersionOption,
+    samples: int = typer.Option(3, help="Sample renderings per channel."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Per-channel counts, exclusions, SMS encoding and segments, estimated cost, and sample renderings."""
+    with acting("read", write=False) as (context, session, _user):
+        get_campaign(session, campaign_id)
+        result = preview_version(
+            session, get_version(session, campaign_id, version), context.settings, samples=samples
+        )
+    if as_json:
+        print_json(result.as_dict())
+        return
+    console.print(
+        f"[bold]{result.campaign_id}[/] version {result.version} ({result.status}), content hash "
+        f"[cyan]{result.content_hash[:16]}[/]\nAudience: {result.audience_contacts} contacts, "
+        f"{result.reached_contacts} reached on at least one channel."
+    )
+    for item in result.channels:
+        console.rule(f"{item.channel} via {item.provider} — template {item.template}")
+        console.print(f"Recipients: [bold]{item.recipients}[/]")
+        for reason, count in item.exclusions.items():
+            console.print(f"  excluded: {count} — {reason}")
+        if item.channel == "sms":
+            encodings = ", ".join(f"{k}: {v}" for k, v in item.encodings.items()) or "-"
+            console.print(
+                f"Encoding: {encodings}; parts in total: {item.segments} (max {item.max_segments} per message); "
+                f"estimated cost: {item.estimated_cost:,.0f} {item.currency}"
+            )
+        for sample in item.samples:
+            header = f"→ {sample['to']} ({sample['name']})"
+            if sample["subject"]:
+                header += f"\n  Subject: {sample['subject']}"
+            console.print(header, highlight=False)
+            console.print("  " + sample["text"].replace("\n", "\n  "), highlight=False, markup=False)
+
+
+@app.command()
+def submit(campaign_id: str, reason: str | None = ReasonOption) -> None:
+    """Submit the latest draft version for approval."""
+    with acting("campaigns.submit") as (context, session, user):
+        version = workflow.submit(
+            session,
+            campaign_id=campaign_id,
+            actor=user,
+            settings=context.settings,
+            clock=context.clock,
+            reason=reason,
+        )
+        summary = (version.number, version.content_hash, version.audience_size, version.required_approvals)
+    console.print(
+        f"Submitted {campaign_id} version {summary[0]} (hash {summary[1][:12]}) for {summary[2]} recipients; "
+        f"needs {summary[3]} approval(s) by someone else."
+    )
+
+
+@app.command()
+def approve(
+    campaign_id: str,
+    version: int | None = VersionOption,
+    content_hash: str | None = HashOption,
+    reason: str | None = ReasonOption,
+) -> None:
+    """Approve a submitted version (not your own); binds to its content hash."""
+    with acting("campaigns.approve") as (context, session, user):
+        approved = workflow.approve(
+            session,
+            campaign_id=campaign_id,
+            actor=user,
+            clock=context.clock,
+            version_number=version,
+            content_hash=content_hash,
+            reason=reason,
+        )
+        status, number, needed, have = (
+            approved.status.value,
+            approved.number,
+            approved.required_approvals,
+            len(approved.approvals),
+        )
+    if status == "approved":
+        console.print(f"[green]Approved[/] {campaign_id} version {number}.")
+    else:
+        console.print(
+            f"Recorded your approval of {campaign_id} version {number} ({have}/{needed}); a second approver is needed."
+        )
+
+
+@app.command()
+def reject(
+    campaign_id: str,
+    reason: str = typer.Option(..., "--reason", "-m", help="What must change."),
+    version: int | None = VersionOption,
+    content_hash: str | None = HashOption,
+) -> None:
+    """Reject a submitted version, with the reason."""
+    with acting("campaigns.approve") as (context, session, user):
+        workflow.reject(
+            session,
+            campaign_id=campaign_id,
+            actor=user,
+            clock=context.clock,
+            reason=reason,
+            version_number=version,
+            content_hash=content_hash,
+        )
+    console.print(f"Rejected {campaign_id}.")
+
+
+@app.command()
+def schedule(campaign_id: str, reason: str | None = ReasonOption) -> None:
+    """Schedule an approved campaign: the engine's tick sends each occurrence by itself."""
+    with acting("campaigns.schedule") as (context, session, user):
+        campaign = workflow.schedule(
+            session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason
+        )
+        when = campaign.next_occurrence_at
+    assert when is not None
+    console.print(
+        f"Scheduled {campaign_id}; next occurrence {local(when):%Y-%m-%d %H:%M} (Asia/Ho_Chi_Minh)."
+    )
+
+
+@app.command()
+def pause(campaign_id: str, reason: str | None = ReasonOption) -> None:
+    """Pause: nothing more is sent from the next window on."""
+    with acting("campaigns.pause") as (context, session, user):
+        workflow.pause(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
+    console.print(f"Paused {campaign_id}.")
+
+
+@app.command()
+def resume(campaign_id: str, reason: str | None = ReasonOption) -> None:
+    """Resume a paused campaign."""
+    with acting("campaigns.resume") as (context, session, user):
+        campaign = workflow.resume(
+            session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason
+        )
+        state_now = campaign.state.value
+    console.print(f"Resumed {campaign_id} ({state_now}).")
+
+
+@app.command()
+def cancel(campaign_id: str, reason: str | None = ReasonOption) -> None:
+    """Cancel for good: queued messages are cancelled; nothing more is sent."""
+    with acting("campaigns.cancel") as (context, session, user):
+        workflow.cancel(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
+    console.print(f"Cancelled {campaign_id}.")

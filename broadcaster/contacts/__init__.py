@@ -1,0 +1,1 @@
+"""Contacts: normalising phone numbers and e-mail addresses, and reading contacts files (CSV/XLSX)."""

@@ -1,0 +1,1 @@
+"""Database layer: types, models, engine rules and migrations."""

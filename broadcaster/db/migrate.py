@@ -1,0 +1,59 @@
+"""Run Alembic from code (no alembic.ini needed): the migrations ship inside the package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine
+
+from broadcaster.db.engine import enable_wal, make_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    engine = make_engine(url)
+    enable_wal(engine)
+    with engine.begin() as connection:
+        config = alembic_config(url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def pending_differences(engine: Engine) -> list[object]:
+    """What autogenerate would still write after upgrading: must be empty."""
+    from broadcaster.db.migrations_support import include_object, target_metadata
+
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={"include_object": include_object, "compare_type": True, "render_as_batch": True},
+        )
+        return list(compare_metadata(context, target_metadata()))
+
+
+def make_revision(url: str, message: str) -> None:
+    """Developer helper: autogenerate a new migration against an up-to-date database."""
+    config = alembic_config(url)
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.revision(config, message=message, autogenerate=True)
+    engine.dispose()

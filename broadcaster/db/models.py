@@ -1,0 +1,344 @@
+"""The engine's tables. Consent keeps its own tables on its own MetaData (see ``consent.models``)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from broadcaster.db.base import Base, BigId, str_enum
+from broadcaster.db.types import UTCDateTime
+from broadcaster.outbox.status import MessageStatus
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"  # manages users and settings; may do everything an editor does
+    EDITOR = "editor"  # imports contacts, loads, submits, schedules and sends campaigns
+    APPROVER = "approver"  # approves or rejects submitted versions
+    AUDITOR = "auditor"  # reads everything, changes nothing
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(str_enum(Role, 16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_segment_id", "segment", "id"),
+        Index("ix_contacts_phone", "phone"),
+        Index("ix_contacts_email", "email"),
+        Index("ix_contacts_full_name", "full_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    phone_kind: Mapped[str | None] = mapped_column(String(10))  # mobile | fixed | other
+    carrier: Mapped[str | None] = mapped_column(String(50))  # allocated carrier (number portability!)
+    email: Mapped[str | None] = mapped_column(String(320))
+    segment: Mapped[str | None] = mapped_column(String(50))
+    agency: Mapped[str | None] = mapped_column(String(200))
+    district: Mapped[str | None] = mapped_column(String(100))
+    ward: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(10), default="vi")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Opt-out flags until the consent ledger takes over: honoured by the planner.
+    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("contact_imports.id"))
+
+
+class ContactImport(Base):
+    __tablename__ = "contact_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    imported_by: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rows_total: Mapped[int] = mapped_column(Integer)
+    created: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CampaignState(enum.StrEnum):
+    DRAFT = "draft"  # no approved version yet (or the latest was rejected)
+    APPROVED = "approved"  # an approved version exists, not yet scheduled
+    SCHEDULED = "scheduled"  # the tick creates runs for due occurrences
+    PAUSED = "paused"  # nothing is sent until resumed
+    CANCELLED = "cancelled"  # terminal
+    COMPLETED = "completed"  # no occurrence left
+
+
+class VersionStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"  # a newer version was loaded before this one was approved
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    state: Mapped[CampaignState] = mapped_column(str_enum(CampaignState, 16))
+    approved_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign_versions.id", use_alter=True, name="fk_campaigns_approved_version")
+    )
+    next_occurrence_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    versions: Mapped[list[CampaignVersion]] = relationship(
+        back_populates="campaign",
+        foreign_keys="CampaignVersion.campaign_id",
+        order_by="CampaignVersion.number",
+    )
+
+
+class CampaignVersion(Base):
+    """An immutable snapshot of a definition and every template it uses, under a content hash."""
+
+    __tablename__ = "campaign_versions"
+    __table_args__ = (UniqueConstraint("campaign_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    templates: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source_path: Mapped[str] = mapped_column(String(500))
+    source_text: Mapped[str] = mapped_column(Text)
+    status: Mapped[VersionStatus] = mapped_column(str_enum(VersionStatus, 16))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_by: Mapped[str | None] = mapped_column(String(64))
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    audience_size: Mapped[int | None] = mapped_column(Integer)  # counted at submission
+    required_approvals: Mapped[int] = mapped_column(Integer, default=1)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="versions", foreign_keys=[campaign_id])
+    approvals: Mapped[list[Approval]] = relationship(back_populates="version", order_by="Approval.id")
+
+
+class Decision(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("version_id", "user_login"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("campaign_versions.id"))
+    user_login: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))  # what the approver saw; must equal the version's
+    decision: Mapped[Decision] = mapped_column(str_enum(Decision, 8))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    version: Mapped[CampaignVersion] = relationship(back_populates="approvals")
+
+
+class AuditEntry(Base):
+    """Who did what, when and why. The audit issue chains these rows; write them only via ``audit.record``."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RunStatus(enum.StrEnum):
+    PLANNING = "planning"
+    SENDING = "sending"
+    COMPLETED = "completed"  # every message reached sent or a final status
+    CANCELLED = "cancelled"
+
+
+class CampaignRun(Base):
+    """One occurrence of a campaign; the unique key makes racing ticks create it once."""
+
+    __tablename__ = "campaign_runs"
+    __table_args__ = (UniqueConstraint("campaign_id", "occurrence_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("campaign_versions.id"))
+    occurrence_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual
+    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, 16))
+    planned_messages: Mapped[int] = mapped_column(Integer, default=0)
+    plan_checkpoint: Mapped[int] = mapped_column(Integer, default=0)  # last contact id planned (keyset)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MessageKind(enum.StrEnum):
+    CAMPAIGN = "campaign"
+    TEST = "test"
+    SYSTEM = "system"
+    FALLBACK = "fallback"
+    POST = "post"
+
+
+class Chunk(Base):
+    """A batch of queued messages; the queue carries only its id."""
+
+    __tablename__ = "chunks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_runs.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_status_not_before", "status", "not_before"),
+        Index("ix_messages_chunk_status", "chunk_id", "status"),
+        Index("ix_messages_run_status", "run_id", "status"),
+        Index("ix_messages_campaign_status", "campaign_id", "status"),
+        Index("ix_messages_provider_ref", "provider", "provider_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[MessageKind] = mapped_column(str_enum(MessageKind, 16))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_runs.id"))
+    campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"))
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_versions.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    chunk_id: Mapped[int | None] = mapped_column(ForeignKey("chunks.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(320))  # normalised: E.164 or lower-cased e-mail
+    status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus, 24))
+    hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    context: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict
+    )  # what rendering saw (HTML re-rendered)
+    encoding: Mapped[str | None] = mapped_column(String(8))  # SMS: gsm7 | ucs2
+    segments: Mapped[int | None] = mapped_column(Integer)
+    cost: Mapped[float | None] = mapped_column(Numeric(12, 2))
+    provider_ref: Mapped[str | None] = mapped_column(String(200))  # e-mail Message-ID
+    parts_total: Mapped[int] = mapped_column(Integer, default=0)
+    parts_delivered: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    final_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MessagePart(Base):
+    """One submitted SMS part and the provider id it got: receipts are matched per part."""
+
+    __tablename__ = "message_parts"
+    __table_args__ = (
+        UniqueConstraint("message_id", "number"),
+        Index("ix_message_parts_provider_id", "provider", "provider_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(64))
+    provider_id: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16), default="sent")  # sent | delivered | failed | expired
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InboundRecord(Base):
+    """What a provider sent us, stored raw before it is answered or interpreted."""
+
+    __tablename__ = "inbound_records"
+    __table_args__ = (Index("ix_inbound_records_unprocessed", "processed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(200))
+
+
+class DeliveryEventRow(Base):
+    """A normalised delivery fact; the unique key makes a repeated receipt a no-op."""
+
+    __tablename__ = "delivery_events"
+    __table_args__ = (UniqueConstraint("dedupe_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_records.id"))
+    provider: Mapped[str] = mapped_column(String(64))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16))
+    status_text: Mapped[str | None] = mapped_column(String(50))
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RateBucket(Base):
+    """A token bucket in a row: shared by every process on one database (embedded mode)."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Numeric(14, 4, asdecimal=False))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

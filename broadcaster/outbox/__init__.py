@@ -1,0 +1,1 @@
+"""The outbox: message rows are the truth; queues only carry chunk ids."""

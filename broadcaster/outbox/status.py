@@ -1,0 +1,73 @@
+"""Message statuses and the one function that decides which transitions are allowed (ARCHITECTURE §4).
+
+Extra facts are columns, not statuses: ``not_before`` (a deferral), ``hold`` (an ``unknown`` waiting for an
+operator), ``reason``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class MessageStatus(enum.StrEnum):
+    QUEUED = "queued"  # planned, waiting for a worker (``not_before`` may defer it)
+    SENDING = "sending"  # claimed by a worker for one window
+    SENT = "sent"  # the provider accepted it (e-mail: relayed, not delivered)
+    DELIVERED = "delivered"  # receipt / DSN says the handset or mailbox got it
+    TEMPORARY_FAILURE = "temporary_failure"  # expired at the provider
+    PERMANENT_FAILURE = "permanent_failure"  # refused for good (bad address, undeliverable)
+    TECHNICAL_FAILURE = "technical_failure"  # our side or the provider's kept failing; retries exhausted
+    UNKNOWN = "unknown"  # the provider may have it; see ``hold``
+    SUPPRESSED = "suppressed"  # consent or policy said no; ``reason`` says which
+    CANCELLED = "cancelled"  # the campaign or run was cancelled before sending
+
+
+FINAL = frozenset(
+    {
+        MessageStatus.DELIVERED,
+        MessageStatus.PERMANENT_FAILURE,
+        MessageStatus.TECHNICAL_FAILURE,
+        MessageStatus.TEMPORARY_FAILURE,
+        MessageStatus.SUPPRESSED,
+        MessageStatus.CANCELLED,
+    }
+)
+
+S = MessageStatus
+_ALLOWED: dict[MessageStatus, frozenset[MessageStatus]] = {
+    S.QUEUED: frozenset({S.SENDING, S.SUPPRESSED, S.CANCELLED}),
+    S.SENDING: frozenset(
+        {S.SENT, S.QUEUED, S.PERMANENT_FAILURE, S.TECHNICAL_FAILURE, S.UNKNOWN, S.SUPPRESSED, S.CANCELLED}
+    ),
+    # A receipt may arrive for a message still marked ``sending`` (the SMSC answered faster than we stored
+    # the submit_sm_resp), hence SENDING is not needed as a source below: receipts are matched to parts.
+    S.SENT: frozenset({S.DELIVERED, S.PERMANENT_FAILURE, S.TEMPORARY_FAILURE}),
+    # An operator resolves a held message: resend (back to queued) or give up; a late receipt settles it.
+    S.UNKNOWN: frozenset({S.QUEUED, S.DELIVERED, S.PERMANENT_FAILURE, S.TEMPORARY_FAILURE, S.CANCELLED}),
+    # An expired SMS may still be delivered later (receipts arrive out of order).
+    S.TEMPORARY_FAILURE: frozenset({S.DELIVERED}),
+    S.DELIVERED: frozenset(),
+    S.PERMANENT_FAILURE: frozenset(),
+    S.TECHNICAL_FAILURE: frozenset(),
+    S.SUPPRESSED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: MessageStatus, new: MessageStatus) -> bool:
+    return new in _ALLOWED[current]
+
+
+def sources_for(new: MessageStatus) -> frozenset[MessageStatus]:
+    """Statuses from which ``new`` may be reached: the ``WHERE status IN (…)`` of a guarded update."""
+    return frozenset(src for src, targets in _ALLOWED.items() if new in targets)
+
+
+class InvalidTransition(ValueError):
+    def __init__(self, current: MessageStatus, new: MessageStatus) -> None:
+        super().__init__(f"message status cannot go from {current.value} to {new.value}")
+
+
+def check_transition(current: MessageStatus, new: MessageStatus) -> None:
+    if not can_transition(current, new):
+        raise InvalidTransition(current, new)

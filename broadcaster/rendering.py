@@ -1,0 +1,316 @@
+"""Render a campaign's message texts from its approved template snapshot, in a Jinja2 sandbox.
+
+Templates come from an in-memory mapping (``CampaignBundle.templates``), never from the disk, so what is sent
+is exactly what was approved (ARCHITECTURE.md §2: the content hash covers definition + templates). The file
+layout convention and the context roots are documented in templates/README.md:
+
+- ``sms/NAME``   -> ``sms/NAME.txt.j2`` (whitespace collapsed into one line)
+- ``email/NAME`` -> ``email/NAME.subject.j2`` (one line), ``email/NAME.txt.j2``, optional ``email/NAME.html.j2``
+
+Templates are authored with diacritics; ``unaccented`` (an SMS option) strips them after rendering.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+    select_autoescape,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+from channels.sms.encoding import unaccent
+
+__all__ = [
+    "CONTACT_FIELDS",
+    "CONTEXT_ROOTS",
+    "ORG_FIELDS",
+    "RenderError",
+    "Rendered",
+    "Renderer",
+    "build_context",
+    "make_environment",
+    "sample_contact",
+    "sample_org",
+    "template_files",
+]
+
+TEMPLATE_SUFFIX = ".j2"
+
+# The names a template may use at top level (templates/README.md, "Context").
+CONTEXT_ROOTS: frozenset[str] = frozenset(
+    ("contact", "campaign", "org", "vars", "message", "unsubscribe_url")
+)
+
+# Columns of the contacts file (ARCHITECTURE.md §5) plus the derived first_name; extra columns are in
+# ``contact.attributes``.
+CONTACT_FIELDS: frozenset[str] = frozenset(
+    (
+        "full_name",
+        "first_name",
+        "phone",
+        "email",
+        "segment",
+        "agency",
+        "district",
+        "ward",
+        "language",
+        "tags",
+        "attributes",
+        "external_id",
+    )
+)
+
+# The sending organisation, from the settings (DOMAIN.md §0: agency names are configuration, not constants).
+ORG_FIELDS: frozenset[str] = frozenset(
+    ("name", "short_name", "parent", "address", "phone", "hotline", "email", "website")
+)
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered message: ``subject`` and ``html`` only for e-mail."""
+
+    subject: str | None
+    text: str
+    html: str | None
+
+
+class RenderError(Exception):
+    """A template failed to render (undefined name, sandbox violation, syntax error, runtime error)."""
+
+    def __init__(self, *, template: str, line: int | None, message: str) -> None:
+        self.template = template
+        self.line = line
+        self.message = message
+        where = f"{template}:{line}" if line is not None else template
+        super().__init__(f"{where}: {message}")
+
+
+def template_files(template: str, channel: str) -> dict[str, str]:
+    """The files behind a template name, by part: ``{"text": "sms/x.txt.j2"}`` or subject/text/html.
+
+    The html part of an e-mail is optional; every other part is required.
+    """
+    if channel == "sms":
+        return {"text": f"{template}.txt{TEMPLATE_SUFFIX}"}
+    if channel == "email":
+        return {
+            "subject": f"{template}.subject{TEMPLATE_SUFFIX}",
+            "text": f"{template}.txt{TEMPLATE_SUFFIX}",
+            "html": f"{template}.html{TEMPLATE_SUFFIX}",
+        }
+    raise ValueError(f"no template layout for channel {channel!r} (known: sms, email)")
+
+
+OPTIONAL_PARTS: frozenset[tuple[str, str]] = frozenset((("email", "html"),))
+
+
+class _SnapshotLoader(BaseLoader):
+    """Like ``DictLoader`` but reports the template name as its filename, so tracebacks name the template."""
+
+    def __init__(self, templates: Mapping[str, str]) -> None:
+        self._templates = dict(templates)
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        if template not in self._templates:
+            raise TemplateNotFound(template)
+        return self._templates[template], template, lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(self._templates)
+
+
+def make_environment(templates: Mapping[str, str]) -> SandboxedEnvironment:
+    """The one environment all rendering and validation uses: sandboxed, strict, HTML autoescaped."""
+    return SandboxedEnvironment(
+        loader=_SnapshotLoader(templates),
+        undefined=StrictUndefined,
+        # Autoescape only .html.j2 (and .htm/.html); text and SMS must not get &amp; entities.
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "html.j2"), default_for_string=False, default=False
+        ),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        cache_size=-1,
+    )
+
+
+def _error_location(exc: BaseException, names: Mapping[str, str], fallback: str) -> tuple[str, int | None]:
+    """Find the innermost template frame of ``exc``: Jinja rewrites tracebacks to template names and lines."""
+    lineno = getattr(exc, "lineno", None)
+    name = getattr(exc, "name", None)
+    if isinstance(lineno, int) and isinstance(name, str):  # TemplateSyntaxError knows its own place
+        return name, lineno
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename in names:
+            return frame.filename, frame.lineno
+    return fallback, None
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _one_line(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _text_body(text: str) -> str:
+    # Keep line breaks in the plain-text e-mail; drop trailing spaces and runs of blank lines.
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+# Errors a template can raise while rendering: Jinja's own (undefined, sandbox, syntax) and what Python
+# operations inside expressions raise (1/0, int("x"), a missing key through a filter...).
+_RENDER_ERRORS: tuple[type[BaseException], ...] = (
+    TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    AttributeError,
+)
+
+
+class Renderer:
+    """Renders one campaign version; built once from its template snapshot, every template compiled once."""
+
+    def __init__(self, templates: Mapping[str, str]) -> None:
+        self._sources = {name: _nfc(text) for name, text in templates.items()}
+        self._env = make_environment(self._sources)
+        self._compiled: dict[str, Template] = {}
+        for name in sorted(self._sources):
+            try:
+                self._compiled[name] = self._env.get_template(name)
+            except TemplateError as exc:
+                where, line = _error_location(exc, self._sources, name)
+                raise RenderError(template=where, line=line, message=str(exc)) from exc
+
+    @property
+    def environment(self) -> SandboxedEnvironment:
+        return self._env
+
+    def has(self, name: str) -> bool:
+        return name in self._compiled
+
+    def _render_file(self, name: str, context: Mapping[str, Any]) -> str:
+        template = self._compiled.get(name)
+        if template is None:
+            raise RenderError(template=name, line=None, message="template is not in the approved snapshot")
+        try:
+            return _nfc(template.render(dict(context)))
+        except _RENDER_ERRORS as exc:
+            where, line = _error_location(exc, self._sources, name)
+            raise RenderError(template=where, line=line, message=f"{type(exc).__name__}: {exc}") from exc
+
+    def render(
+        self, *, template: str, channel: str, context: Mapping[str, Any], unaccented: bool = False
+    ) -> Rendered:
+        """Render ``template`` (a name like ``sms/thong-bao-dvc``) for ``channel`` with ``context``.
+
+        SMS: one line, whitespace collapsed, NFC (or unaccented when asked). E-mail: one-line subject, plain
+        text with line breaks, HTML when the template has an html part.
+        """
+        files = template_files(template, channel)
+        if channel == "sms":
+            text = _one_line(self._render_file(files["text"], context))
+            return Rendered(subject=None, text=unaccent(text) if unaccented else text, html=None)
+        # A subject is a header: collapse it to one line so no template can inject header lines.
+        subject = _one_line(self._render_file(files["subject"], context))
+        text = _text_body(self._render_file(files["text"], context))
+        html = self._render_file(files["html"], context) if self.has(files["html"]) else None
+        return Rendered(subject=subject, text=text, html=html)
+
+
+def first_name(full_name: str | None) -> str | None:
+    """The Vietnamese given name: the last word of the full name (Nguyễn Thị Minh Anh -> Anh)."""
+    if not full_name:
+        return None
+    words = full_name.split()
+    return words[-1] if words else None
+
+
+def build_context(
+    *,
+    contact: Mapping[str, Any] | None,
+    campaign: Mapping[str, Any],
+    org: Mapping[str, Any],
+    variables: Mapping[str, str],
+    unsubscribe_url: str | None = None,
+    message: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The template context (roots in ``CONTEXT_ROOTS``).
+
+    Every known contact and org field is present (None when unknown), so templates can test
+    ``{% if contact.full_name %}`` under StrictUndefined. ``contact=None`` (test sends, confirmations) gives
+    a contact whose fields are all None.
+    """
+    person: dict[str, Any] = dict.fromkeys(CONTACT_FIELDS)
+    person["tags"] = []
+    person["attributes"] = {}
+    if contact is not None:
+        person.update(contact)
+    if not person.get("first_name"):
+        person["first_name"] = first_name(person.get("full_name"))
+    sender: dict[str, Any] = dict.fromkeys(ORG_FIELDS)
+    sender.update(org)
+    return {
+        "contact": person,
+        "campaign": dict(campaign),
+        "org": sender,
+        "vars": dict(variables),
+        "message": dict(message or {}),
+        "unsubscribe_url": unsubscribe_url,
+    }
+
+
+def sample_contact() -> dict[str, Any]:
+    """A made-up Vietnamese contact for validation and preview (no real person)."""
+    return {
+        "external_id": "MAU-0001",
+        "full_name": "Nguyễn Thị Minh Anh",
+        "first_name": "Anh",
+        "phone": "+84905000123",
+        "email": "minhanh.nguyen@example.com",
+        "segment": "citizen",
+        "agency": "Sở Nội vụ",
+        "district": "Hải Châu",
+        "ward": "Thạch Thang",
+        "language": "vi",
+        "tags": ["dau_moi_cchc"],
+        "attributes": {},
+    }
+
+
+def sample_org() -> dict[str, Any]:
+    """A sample sending organisation for validation and preview; real values come from the settings."""
+    return {
+        "name": "Sở Khoa học và Công nghệ thành phố Đà Nẵng",
+        "short_name": "Sở KHCN Đà Nẵng",
+        "parent": "Ủy ban nhân dân thành phố Đà Nẵng",
+        "address": "Tầng 21, Trung tâm Hành chính thành phố, 24 Trần Phú, Đà Nẵng",
+        "phone": "0236 3822 179",
+        "hotline": "1022",
+        "email": "skhcn@danang.gov.vn",
+        "website": "https://danang.gov.vn",
+    }

@@ -1,0 +1,282 @@
+"""Settings: ``broadcaster.toml`` in the working directory, every key overridable by ``BROADCASTER_*``.
+
+Nested keys use a double underscore in the environment: ``BROADCASTER_DATABASE__URL``,
+``BROADCASTER_PROVIDERS__SMS_MAIN__HOST``. Agency names, report periods and prices are settings, never
+constants: the department was renamed in 2025 and other cities may run this.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from broadcaster.errors import UserError
+
+CONFIG_FILENAME = "broadcaster.toml"
+SECRET_MARKERS = ("password", "secret", "token", "key")
+
+
+class SettingsError(UserError):
+    """The settings file or environment is wrong; the message names the key and the file."""
+
+
+class OrgSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "Sở Khoa học và Công nghệ thành phố Đà Nẵng"
+    short_name: str = "SKHCN"
+    parent: str = "UBND thành phố Đà Nẵng"
+    city: str = "Đà Nẵng"
+    website: str = "https://skhcn.danang.gov.vn"
+    contact_email: str = "skhcn@danang.gov.vn"
+    hotline: str = "1022"
+
+
+class DatabaseSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = "sqlite:///broadcaster.sqlite3"
+    echo: bool = False
+
+
+class BrokerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Embedded default: kombu's SQLAlchemy transport on its own SQLite file (never the data file).
+    url: str = "sqla+sqlite:///broker.sqlite3"
+
+
+class IdentitySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # BROADCASTER_USER may stand in for the OS login only where this is on (the demo, a kiosk).
+    allow_env_user: bool = False
+
+
+class ApprovalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Above this many recipients a version needs a second, different approver.
+    second_approver_threshold: int = Field(default=5000, ge=0)
+
+
+class PriceTable(BaseModel):
+    """Price of one SMS part in VND, by encoding."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gsm7: float = Field(ge=0)
+    ucs2: float = Field(ge=0)
+
+
+class SmsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str = "VND"
+    # Keys are allocated-carrier names as phonenumbers reports them; "default" covers the rest.
+    prices: dict[str, PriceTable] = Field(
+        default_factory=lambda: {
+            "default": PriceTable(gsm7=800, ucs2=1600),
+            "Viettel": PriceTable(gsm7=750, ucs2=1500),
+            "Vinaphone": PriceTable(gsm7=770, ucs2=1540),
+            "MobiFone": PriceTable(gsm7=770, ucs2=1540),
+        }
+    )
+    max_segments: int = Field(default=5, ge=1, le=255)
+
+    def price(self, *, carrier: str | None, encoding: str) -> float:
+        table = self.prices.get(carrier or "", None) or self.prices.get("default")
+        if table is None:
+            return 0.0
+        return float(getattr(table, encoding))
+
+
+class DeliverySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_size: int = Field(default=500, ge=1, le=5000)
+    plan_page_size: int = Field(default=1000, ge=10)
+    chunk_max_seconds: float = Field(default=120.0, gt=0)
+    # Rows stuck in queued/sending longer than this are handed back by the sweeper.
+    stuck_after_seconds: float = Field(default=600.0, gt=0)
+    # Back-off between attempts after a transient error (seconds); its length bounds the attempts.
+    retry_backoff: list[float] = Field(default_factory=lambda: [30.0, 120.0, 600.0, 1800.0])
+    # A window in which more than this share fails permanently pauses the campaign before anyone is
+    # suppressed, once the window has at least ``auto_pause_min_window`` messages.
+    auto_pause_failure_share: float = Field(default=0.5, gt=0, le=1)
+    auto_pause_min_window: int = Field(default=10, ge=1)
+    tick_seconds: float = Field(default=60.0, gt=0)
+    # How long the broker's message table keeps acknowledged rows (kombu's SQL transport never deletes).
+    broker_cleanup_seconds: float = Field(default=3600.0, gt=0)
+
+
+class ProviderSettings(BaseModel):
+    """A named provider: ``channel`` and ``type`` pick the adapter; the other keys are the adapter's."""
+
+    model_config = ConfigDict(extra="allow")
+
+    channel: Literal["sms", "email"]
+    type: str
+    tps: float | None = Field(default=None, gt=0)  # messages per second; None = unlimited
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def masked(self) -> dict[str, Any]:
+        return mask_secrets(self.model_dump())
+
+
+def mask_secrets(data: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out[key] = mask_secrets(value)
+        elif any(marker in key.lower() for marker in SECRET_MARKERS) and value:
+            out[key] = "********"
+        else:
+            out[key] = value
+    return out
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BROADCASTER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        nested_model_default_partial_update=True,
+    )
+
+    org: OrgSettings = Field(default_factory=OrgSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    templates_dir: str = "templates"
+    campaigns_dir: str = "campaigns"
+    sandbox_dir: str = "sandbox"
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    # Where the settings came from; relative paths and SQLite URLs resolve against it.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    toml_path: ClassVar[Path | None] = None
+
+    @field_validator("providers")
+    @classmethod
+    def _known_types(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        from channels.registry import check_type
+
+        for name, provider in value.items():
+            try:
+                check_type(provider.type)
+            except KeyError as exc:
+                raise ValueError(f"providers.{name}.type: {exc}") from None
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None and cls.toml_path.exists():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path, deep_merge=True))
+        return tuple(sources)
+
+    def path(self, value: str) -> Path:
+        candidate = Path(value)
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    @property
+    def database_url(self) -> str:
+        return _resolve_sqlite(self.database.url, self.base_dir)
+
+    @property
+    def broker_url(self) -> str:
+        return _resolve_sqlite(self.broker.url, self.base_dir)
+
+    def provider(self, name: str) -> ProviderSettings:
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise SettingsError(
+                f"unknown provider {name!r} (configured: {known}); add [providers.{name}] to broadcaster.toml"
+            ) from None
+
+    def masked(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        data["database"]["url"] = _mask_url(data["database"]["url"])
+        data["broker"]["url"] = _mask_url(data["broker"]["url"])
+        return mask_secrets(data)
+
+
+def _resolve_sqlite(url: str, base_dir: Path) -> str:
+    for prefix in ("sqla+sqlite:///", "sqlite:///"):
+        if url.startswith(prefix):
+            rest = url[len(prefix) :]
+            if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
+                return prefix + str((base_dir / rest).resolve())
+    return url
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("sqla+"):
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL (a broker URL): show only the scheme
+        return url.split("://", 1)[0] + "://…"
+
+
+def find_config(explicit: Path | None = None) -> Path:
+    """``--config`` wins, then ``BROADCASTER_CONFIG``, then ./broadcaster.toml."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("BROADCASTER_CONFIG")
+    if env:
+        return Path(env)
+    return Path.cwd() / CONFIG_FILENAME
+
+
+def load_settings(config: Path | None = None, *, require_file: bool = True) -> Settings:
+    path = find_config(config).resolve()
+    if require_file and not path.exists():
+        raise SettingsError(
+            f"no settings file at {path}; run `broadcaster init DIR` and work inside DIR, "
+            "or pass --config / set BROADCASTER_CONFIG"
+        )
+
+    class _FileSettings(Settings):
+        toml_path = path
+
+    try:
+        loaded = _FileSettings(base_dir=path.parent)
+    except ValidationError as exc:
+        lines = [f"{path}: invalid settings:"]
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            lines.append(f"  {where}: {error['msg']}")
+        raise SettingsError("\n".join(lines)) from None
+    except ValueError as exc:  # TOML syntax
+        raise SettingsError(f"{path}: {exc}") from None
+    return Settings.model_validate(loaded.model_dump() | {"base_dir": path.parent})

@@ -1,0 +1,99 @@
+"""A campaign's whole state in one structure: versions, approvals, runs and message counts by status."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcaster.campaigns.store import get_campaign
+from broadcaster.clock import local
+from broadcaster.db.models import CampaignRun, Message
+
+
+def _iso(value: Any) -> str | None:
+    return local(value).isoformat() if value is not None else None
+
+
+def message_counts(session: Session, **where: Any) -> dict[str, dict[str, int]]:
+    """{channel: {status: count}} for the messages matching ``where`` (column=value)."""
+    query = select(Message.channel, Message.status, func.count()).group_by(Message.channel, Message.status)
+    for column, value in where.items():
+        query = query.where(getattr(Message, column) == value)
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for channel, status, count in session.execute(query):
+        counts[channel][status.value] = count
+    return dict(counts)
+
+
+def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
+    campaign = get_campaign(session, campaign_id)
+    versions = [
+        {
+            "number": v.number,
+            "status": v.status.value,
+            "content_hash": v.content_hash,
+            "created_by": v.created_by,
+            "created_at": _iso(v.created_at),
+            "submitted_by": v.submitted_by,
+            "submitted_at": _iso(v.submitted_at),
+            "audience_size": v.audience_size,
+            "required_approvals": v.required_approvals,
+            "decisions": [
+                {
+                    "by": a.user_login,
+                    "decision": a.decision.value,
+                    "content_hash": a.content_hash,
+                    "reason": a.reason,
+                    "at": _iso(a.decided_at),
+                }
+                for a in v.approvals
+            ],
+        }
+        for v in campaign.versions
+    ]
+    approved = next(
+        (
+            v["number"]
+            for v in versions
+            if campaign.approved_version_id
+            and v["status"] in ("approved", "superseded")
+            and _is_approved(campaign, v["number"])
+        ),
+        None,
+    )
+    runs = []
+    for run in session.scalars(
+        select(CampaignRun).where(CampaignRun.campaign_id == campaign_id).order_by(CampaignRun.id)
+    ):
+        runs.append(
+            {
+                "id": run.id,
+                "occurrence_at": _iso(run.occurrence_at),
+                "trigger": run.trigger,
+                "status": run.status.value,
+                "planned_messages": run.planned_messages,
+                "messages": message_counts(session, run_id=run.id),
+                "finished_at": _iso(run.finished_at),
+            }
+        )
+    paused_reason = None
+    if campaign.paused_reason:
+        paused_reason = campaign.paused_reason.split("|", 1)[-1] or None
+    return {
+        "id": campaign.id,
+        "title": campaign.title,
+        "state": campaign.state.value,
+        "paused_reason": paused_reason,
+        "approved_version": approved,
+        "next_occurrence_at": _iso(campaign.next_occurrence_at),
+        "versions": versions,
+        "runs": runs,
+        "messages": message_counts(session, campaign_id=campaign_id),
+    }
+
+
+def _is_approved(campaign: Any, number: int) -> bool:
+    return any(v.id == campaign.approved_version_id and v.number == number for v in campaign.versions)

@@ -1,0 +1,143 @@
+"""Users, roles and the permission table every command checks.
+
+The CLI acts as the operating-system login mapped to a stored user; ``BROADCASTER_USER`` may stand in for it
+only where settings allow (the demo).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from collections.abc import Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcaster import audit
+from broadcaster.clock import Clock
+from broadcaster.db.models import Role, User
+from broadcaster.errors import NotFound, StateError, UserError
+from broadcaster.settings import Settings
+
+LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
+
+# action → roles allowed. Approving is kept apart from editing (four-eyes principle); auditors only read.
+PERMISSIONS: Mapping[str, frozenset[Role]] = {
+    "users.manage": frozenset({Role.ADMIN}),
+    "contacts.import": frozenset({Role.ADMIN, Role.EDITOR}),
+    "campaigns.load": frozenset({Role.ADMIN, Role.EDITOR}),
+    "campaigns.submit": frozenset({Role.ADMIN, Role.EDITOR}),
+    "campaigns.approve": frozenset({Role.APPROVER}),
+    "campaigns.schedule": frozenset({Role.ADMIN, Role.EDITOR}),
+    "campaigns.send": frozenset({Role.ADMIN, Role.EDITOR}),
+    "campaigns.test_send": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER}),
+    # Anyone responsible may stop a campaign; resuming is the editor's decision again.
+    "campaigns.pause": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER}),
+    "campaigns.resume": frozenset({Role.ADMIN, Role.EDITOR}),
+    "campaigns.cancel": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER}),
+    "engine.run": frozenset({Role.ADMIN, Role.EDITOR}),
+    "read": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER, Role.AUDITOR}),
+}
+
+
+class IdentityError(UserError):
+    """The person at the keyboard is not a known, active user."""
+
+
+class PermissionDenied(UserError):
+    def __init__(self, user: User, action: str) -> None:
+        allowed = ", ".join(sorted(role.value for role in PERMISSIONS[action]))
+        super().__init__(
+            f"user {user.login!r} has role {user.role.value!r}; {action!r} needs one of: {allowed}. "
+            "Ask an admin (`broadcaster users set-role`)."
+        )
+
+
+def current_login(settings: Settings) -> str:
+    override = os.environ.get("BROADCASTER_USER")
+    if override:
+        if not settings.identity.allow_env_user:
+            raise IdentityError(
+                "BROADCASTER_USER is set but this installation does not allow it "
+                "(identity.allow_env_user = false); unset it to act as your own login"
+            )
+        return override
+    return getpass.getuser()
+
+
+def resolve_actor(session: Session, settings: Settings) -> User:
+    login = current_login(settings)
+    user = session.scalar(select(User).where(User.login == login))
+    if user is None:
+        raise IdentityError(
+            f"login {login!r} is not a Broadcaster user; an admin adds it with "
+            f"`broadcaster users add {login} --role editor`"
+        )
+    if not user.active:
+        raise IdentityError(f"user {login!r} is deactivated")
+    return user
+
+
+def require(user: User, action: str) -> None:
+    if user.role not in PERMISSIONS[action]:
+        raise PermissionDenied(user, action)
+
+
+def validate_login(login: str) -> str:
+    if not LOGIN_RE.match(login):
+        raise UserError(
+            f"login {login!r} is not valid: use lower-case letters, digits, '_', '.', '-' (max 64), "
+            "starting with a letter or '_'"
+        )
+    return login
+
+
+def add_user(
+    session: Session,
+    *,
+    actor: str,
+    login: str,
+    role: Role,
+    clock: Clock,
+    display_name: str | None = None,
+) -> User:
+    validate_login(login)
+    if session.scalar(select(User).where(User.login == login)) is not None:
+        raise StateError(f"user {login!r} already exists; use `broadcaster users set-role {login} ROLE`")
+    user = User(login=login, role=role, display_name=display_name, created_at=clock.now(), created_by=actor)
+    session.add(user)
+    audit.record(
+        session,
+        actor=actor,
+        action="user.add",
+        subject_type="user",
+        subject_id=login,
+        at=clock.now(),
+        details={"role": role.value},
+    )
+    return user
+
+
+def set_role(session: Session, *, actor: str, login: str, role: Role, clock: Clock) -> User:
+    user = session.scalar(select(User).where(User.login == login))
+    if user is None:
+        raise NotFound(f"no user {login!r}; add it with `broadcaster users add {login} --role {role.value}`")
+    if user.role == Role.ADMIN and role != Role.ADMIN and _admin_count(session) == 1:
+        raise StateError(f"{login!r} is the last admin; make someone else admin first")
+    old = user.role
+    user.role = role
+    audit.record(
+        session,
+        actor=actor,
+        action="user.set_role",
+        subject_type="user",
+        subject_id=login,
+        at=clock.now(),
+        details={"from": old.value, "to": role.value},
+    )
+    return user
+
+
+def _admin_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(User).where(User.role == Role.ADMIN)) or 0)

@@ -1,0 +1,114 @@
+"""``broadcaster init``: a working directory with settings, default templates and campaigns, a database."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from broadcaster.clock import Clock
+from broadcaster.context import AppContext
+from broadcaster.db.migrate import upgrade
+from broadcaster.db.models import Role
+from broadcaster.errors import UserError
+from broadcaster.settings import CONFIG_FILENAME, load_settings
+from broadcaster.users import add_user, validate_login
+
+DEFAULT_CONFIG = """\
+# Broadcaster settings. Every key can be overridden by an environment variable:
+# BROADCASTER_<SECTION>__<KEY>, e.g. BROADCASTER_DATABASE__URL or BROADCASTER_PROVIDERS__SMS_MAIN__HOST.
+
+[org]
+# The agency that sends. It was renamed in 2025: keep these in step with the current decision.
+name = "Sở Khoa học và Công nghệ thành phố Đà Nẵng"
+short_name = "SKHCN"
+parent = "UBND thành phố Đà Nẵng"
+city = "Đà Nẵng"
+website = "https://skhcn.danang.gov.vn"
+contact_email = "skhcn@danang.gov.vn"
+hotline = "1022"
+
+[database]
+url = "sqlite:///broadcaster.sqlite3"
+
+[broker]
+# Embedded default: kombu's SQLAlchemy transport on its own SQLite file.
+url = "sqla+sqlite:///broker.sqlite3"
+
+[identity]
+allow_env_user = false
+
+[approval]
+second_approver_threshold = 5000
+
+[delivery]
+chunk_size = 500
+
+[sms.prices.default]
+gsm7 = 800
+ucs2 = 1600
+
+[sms.prices.Viettel]
+gsm7 = 750
+ucs2 = 1500
+
+# The sandbox servers (`broadcaster sandbox`) listen on these ports; point them at the real SMSC and relay
+# for production.
+[providers.sms_main]
+channel = "sms"
+type = "smpp"
+host = "127.0.0.1"
+port = 2775
+system_id = "skhcn"
+password = "change-me"
+source_addr = "SKHCN"
+binds = 1
+window = 64
+tps = 200
+
+[providers.mail]
+channel = "email"
+type = "smtp"
+host = "127.0.0.1"
+port = 2525
+from_address = "thongbao@skhcn.danang.gov.vn"
+from_name = "Sở Khoa học và Công nghệ thành phố Đà Nẵng"
+bounce_domain = "skhcn.danang.gov.vn"
+tls = "none"
+connections = 4
+tps = 200
+"""
+
+
+class WorkdirError(UserError):
+    pass
+
+
+def defaults_root() -> Path:
+    """Default templates and campaigns: inside the wheel, or at the top of a source checkout."""
+    packaged = Path(str(resources.files("broadcaster"))) / "_defaults"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent
+
+
+def init_workdir(directory: Path, *, admin_login: str, clock: Clock, force: bool = False) -> AppContext:
+    directory = directory.resolve()
+    config = directory / CONFIG_FILENAME
+    if config.exists() and not force:
+        raise WorkdirError(f"{config} already exists; use `broadcaster db upgrade` there, or --force")
+    validate_login(admin_login)
+    directory.mkdir(parents=True, exist_ok=True)
+    config.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    root = defaults_root()
+    for name in ("templates", "campaigns"):
+        target = directory / name
+        if target.exists() and force:
+            shutil.rmtree(target)
+        shutil.copytree(root / name, target, ignore=shutil.ignore_patterns("__pycache__"))
+    settings = load_settings(config)
+    upgrade(settings.database_url)
+    context = AppContext.from_settings(settings, clock=clock)
+    with context.sessions.begin() as session:
+        add_user(session, actor=admin_login, login=admin_login, role=Role.ADMIN, clock=clock)
+    return context

@@ -1,0 +1,140 @@
+"""The adapter protocol and the value types that cross the boundary between the engine and an adapter.
+
+An adapter is synchronous at the boundary: the engine hands it one *window* of messages (at most
+``capabilities.window``) and gets one ``SendResult`` per message back, in the same order. Whatever
+concurrency the protocol allows (an SMPP window, several SMTP connections) lives inside the adapter.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+from channels.errors import ChannelError
+
+
+class Channel(enum.StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    PUSH = "push"
+    SOCIAL = "social"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the engine may assume about an adapter."""
+
+    window: int = 1  # messages handed to one send() call
+    receipts: bool = False  # the provider reports delivery asynchronously
+    max_length: int | None = None  # characters of body, if the provider caps it
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One rendered message, ready for the wire. ``message_id`` is the outbox row id."""
+
+    message_id: int
+    address: str  # E.164 for SMS, lower-cased e-mail address, device token, page id
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # SMS: encoding chosen by the planner ("gsm7" or "ucs2"); the adapter splits with our splitter.
+    encoding: str | None = None
+    campaign_key: str | None = None  # groups messages that share a MIME skeleton (campaign version)
+    allow_unsubscribe: bool = False  # List-Unsubscribe headers are added only when opting out is allowed
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class SendOutcome(enum.StrEnum):
+    SENT = "sent"  # the provider accepted it (e-mail: relayed, not delivered)
+    FAILED = "failed"  # see ``error`` for the class
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What happened to one message of a window. ``error`` is set exactly when ``outcome`` is FAILED."""
+
+    message_id: int
+    outcome: SendOutcome
+    provider_ids: tuple[str, ...] = ()  # SMS: one id per part, in part order; e-mail: the Message-ID
+    error: ChannelError | None = None
+
+    @classmethod
+    def sent(cls, message_id: int, *provider_ids: str) -> SendResult:
+        return cls(message_id=message_id, outcome=SendOutcome.SENT, provider_ids=tuple(provider_ids))
+
+    @classmethod
+    def failed(cls, message_id: int, error: ChannelError) -> SendResult:
+        return cls(message_id=message_id, outcome=SendOutcome.FAILED, error=error)
+
+
+class EventType(enum.StrEnum):
+    """The normalised delivery vocabulary (after anymail's EventType, extended with SMS receipt states)."""
+
+    DELIVERED = "delivered"  # SMPP DELIVRD, DSN Action: delivered
+    FAILED = "failed"  # SMPP UNDELIV / REJECTD / DELETED, DSN Action: failed 5.x.x
+    EXPIRED = "expired"  # SMPP EXPIRED, DSN delayed past its limit
+    ACCEPTED = "accepted"  # intermediate: SMPP ACCEPTD / ENROUTE, DSN relayed
+    UNKNOWN = "unknown"  # SMPP UNKNOWN or a receipt we could not read
+    INBOUND = "inbound"  # a mobile-originated message or reply
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    """One normalised fact from the provider about one provider id (one SMS part, one mail)."""
+
+    type: EventType
+    provider_id: str | None  # normalised id the event refers to (None for inbound)
+    occurred_at: datetime | None = None
+    status_text: str | None = None  # the provider's own word, e.g. "DELIVRD", "5.1.1"
+    error_code: str | None = None
+    sender: str | None = None  # inbound: who wrote
+    recipient: str | None = None  # inbound: to which number / address
+    text: str | None = None  # inbound: what they wrote
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What every channel adapter provides. ``send`` never raises for a per-message problem."""
+
+    channel: ClassVar[Channel]
+    capabilities: ClassVar[Capabilities]
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]: ...
+
+    def parse_events(self, raw: Mapping[str, Any]) -> list[DeliveryEvent]: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class AdapterBase:
+    """Context-manager plumbing shared by the concrete adapters."""
+
+    def open(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Who agreed to what, on which channel; suppressions. Never imports ``broadcaster``."""
