@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock, SystemClock
-from broadcaster.db.engine import make_engine, session_factory
+from broadcaster.db.engine import make_engine, reader_factory, session_factory
 from broadcaster.settings import Settings, load_settings
 
 
@@ -18,13 +18,18 @@ class AppContext:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]
     clock: Clock = field(default_factory=SystemClock)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> AppContext:
         engine = make_engine(settings.database_url, echo=settings.database.echo)
         return cls(
-            settings=settings, engine=engine, sessions=session_factory(engine), clock=clock or SystemClock()
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            readers=reader_factory(engine),
+            clock=clock or SystemClock(),
         )
 
     @classmethod

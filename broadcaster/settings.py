@@ -37,9 +37,11 @@ class OrgSettings(BaseModel):
     short_name: str = "SKHCN"
     parent: str = "UBND thành phố Đà Nẵng"
     city: str = "Đà Nẵng"
-    website: str = "https://skhcn.danang.gov.vn"
-    contact_email: str = "skhcn@danang.gov.vn"
+    address: str = "Tầng 20, Trung tâm Hành chính thành phố, 24 Trần Phú, Đà Nẵng"
+    phone: str = "0236 3822 123"
     hotline: str = "1022"
+    email: str = "skhcn@danang.gov.vn"
+    website: str = "https://skhcn.danang.gov.vn"
 
 
 class DatabaseSettings(BaseModel):
@@ -116,6 +118,8 @@ class DeliverySettings(BaseModel):
     auto_pause_failure_share: float = Field(default=0.5, gt=0, le=1)
     auto_pause_min_window: int = Field(default=10, ge=1)
     tick_seconds: float = Field(default=60.0, gt=0)
+    # An occurrence found due later than this (the engine was stopped) is recorded as missed, not sent.
+    missed_occurrence_grace_seconds: float = Field(default=6 * 3600.0, gt=0)
     # How long the broker's message table keeps acknowledged rows (kombu's SQL transport never deletes).
     broker_cleanup_seconds: float = Field(default=3600.0, gt=0)
 

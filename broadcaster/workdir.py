@@ -24,9 +24,11 @@ name = "Sở Khoa học và Công nghệ thành phố Đà Nẵng"
 short_name = "SKHCN"
 parent = "UBND thành phố Đà Nẵng"
 city = "Đà Nẵng"
-website = "https://skhcn.danang.gov.vn"
-contact_email = "skhcn@danang.gov.vn"
+address = "Tầng 20, Trung tâm Hành chính thành phố, 24 Trần Phú, Đà Nẵng"
+phone = "0236 3822 123"
 hotline = "1022"
+email = "skhcn@danang.gov.vn"
+website = "https://skhcn.danang.gov.vn"
 
 [database]
 url = "sqlite:///broadcaster.sqlite3"

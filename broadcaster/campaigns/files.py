@@ -494,20 +494,37 @@ def _semantic_checks(
             for dep in _closure(name, scan):
                 problems.extend(
                     p
-                    for p in _check_names(
-                        dep,
-                        scan.asts[dep],
-                        definition=definition,
-                        templates_dir=templates_dir,
-                        field_name=f"{prefix}.template",
+                    for p in sorted(
+                        _check_names(
+                            dep,
+                            scan.asts[dep],
+                            definition=definition,
+                            templates_dir=templates_dir,
+                            field_name=f"{prefix}.template",
+                        ),
+                        key=lambda problem: problem.line or 0,
                     )
                     if p not in problems
                 )
     problems.extend(scan.problems)
-    if problems:
-        return scan.templates, problems
-    problems.extend(_sample_checks(definition, path=path, root=root, templates_dir=templates_dir, scan=scan))
-    return scan.templates, problems
+    if not problems:
+        problems.extend(
+            _sample_checks(definition, path=path, root=root, templates_dir=templates_dir, scan=scan)
+        )
+    return scan.templates, [_tell_campaign(problem, path=path, root=root) for problem in problems]
+
+
+def _tell_campaign(problem: Problem, *, path: Path, root: Node | None) -> Problem:
+    """A problem found in a template also names the campaign line that uses it (templates are shared)."""
+    if problem.file == path or problem.field is None:
+        return problem
+    loc = [int(p) if p.isdigit() else p for p in problem.field.split(".")]
+    return Problem(
+        problem.file,
+        problem.line,
+        problem.field,
+        f"{problem.message} (used by {path}:{_line_of(root, loc)})",
+    )
 
 
 def _closure(name: str, scan: _TemplateScan) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
 from broadcaster.db.models import Contact
-from broadcaster.rendering import Renderer, build_context
+from broadcaster.rendering import Renderer, build_context, first_name
 from broadcaster.settings import Settings
 from channels.sms.encoding import analyse, normalize, unaccent
 
@@ -21,7 +21,7 @@ def contact_view(contact: Contact | None) -> dict[str, Any] | None:
     return {
         "external_id": contact.external_id,
         "full_name": contact.full_name,
-        "first_name": contact.full_name.split()[-1] if contact.full_name.split() else contact.full_name,
+        "first_name": first_name(contact.full_name),
         "phone": contact.phone,
         "email": contact.email,
         "segment": contact.segment,
@@ -31,17 +31,6 @@ def contact_view(contact: Contact | None) -> dict[str, Any] | None:
         "language": contact.language,
         "tags": list(contact.tags or []),
         "attributes": dict(contact.attributes or {}),
-    }
-
-
-def campaign_view(definition: CampaignDefinition) -> dict[str, Any]:
-    return {
-        "id": definition.id,
-        "title": definition.title,
-        "plan_item": definition.plan_item,
-        "lead_agency": definition.lead_agency,
-        "purpose": definition.purpose.value,
-        "topics": [t.value for t in definition.topics],
     }
 
 
@@ -63,7 +52,7 @@ class Composer:
         self.definition = definition
         self.renderer = Renderer(templates)
         self.settings = settings
-        self._campaign = campaign_view(definition)
+        self._campaign = definition.template_context()
         self._org = settings.org.model_dump()
 
     def context(

@@ -214,6 +214,8 @@ class SendWindow(_Model):
                 return time(value // 60, value % 60)
             if value < 24 * 3600:
                 return time(value // 3600, value // 60 % 60, value % 60)
+        if isinstance(value, str) and re.fullmatch(r"\d:\d\d(:\d\d)?", value.strip()):
+            return "0" + value.strip()  # "7:30" as people write it; pydantic wants "07:30"
         return value
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.campaigns.files import CampaignBundle, compute_content_hash
-from broadcaster.campaigns.schema import CampaignDefinition
+from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
 from broadcaster.clock import Clock
 from broadcaster.db.models import Campaign, CampaignState, CampaignVersion, VersionStatus
 from broadcaster.errors import NotFound, StateError
@@ -62,7 +62,20 @@ def get_version(session: Session, campaign_id: str, number: int | None) -> Campa
 
 
 def definition_of(version: CampaignVersion) -> CampaignDefinition:
-    return CampaignDefinition.model_validate(version.definition)
+    # The snapshot is the full dump (its hash must be re-computable), so every channel carries every option
+    # at its default; the schema refuses SMS-only options *set* on e-mail, so defaults are dropped first.
+    data = dict(version.definition)
+    data["channels"] = {
+        name: {
+            key: value
+            for key, value in spec.items()
+            if key not in ChannelSpec.model_fields
+            or ChannelSpec.model_fields[key].is_required()
+            or value != ChannelSpec.model_fields[key].default
+        }
+        for name, spec in data.get("channels", {}).items()
+    }
+    return CampaignDefinition.model_validate(data)
 
 
 def verify_snapshot(version: CampaignVersion) -> None:
@@ -80,6 +93,7 @@ def load_bundle(session: Session, bundle: CampaignBundle, *, actor: str, clock: 
     now = clock.now()
     campaign = session.get(Campaign, definition.id)
     snapshot: dict[str, Any] = definition.model_dump(mode="json")
+    superseded: list[int] = []
     if campaign is None:
         campaign = Campaign(
             id=definition.id,
@@ -89,7 +103,7 @@ def load_bundle(session: Session, bundle: CampaignBundle, *, actor: str, clock: 
             updated_at=now,
         )
         session.add(campaign)
-        number, superseded, status = 1, [], "created"
+        number, status = 1, "created"
     else:
         if campaign.state == CampaignState.CANCELLED:
             raise StateError(f"campaign {definition.id!r} is cancelled; give the file a new id to reuse it")
@@ -97,7 +111,6 @@ def load_bundle(session: Session, bundle: CampaignBundle, *, actor: str, clock: 
         if latest.content_hash == bundle.content_hash:
             return LoadOutcome(definition.id, latest.number, "unchanged", latest.content_hash)
         number, status = latest.number + 1, "new_version"
-        superseded = []
         for old in session.scalars(
             select(CampaignVersion).where(
                 CampaignVersion.campaign_id == definition.id,

@@ -6,7 +6,7 @@ threshold in the settings a version needs a second, different approver.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -244,11 +244,7 @@ def approved_version(session: Session, campaign: Campaign) -> CampaignVersion:
 
 def _set_next_occurrence(campaign: Campaign, version: CampaignVersion, now: datetime) -> None:
     schedule = definition_of(version).schedule
-    if schedule is None:
-        campaign.next_occurrence_at = None
-        return
-    upcoming = schedule.occurrences(now - timedelta(seconds=1), now + timedelta(days=3660))
-    campaign.next_occurrence_at = upcoming[0] if upcoming else None
+    campaign.next_occurrence_at = schedule.next_occurrence(now) if schedule is not None else None
 
 
 def schedule(
@@ -326,6 +322,12 @@ def resume(
     )
     campaign.paused_reason = None
     campaign.updated_at = clock.now()
+    # Rows left in the chunks that stopped at the pause go back to the tick, which cuts fresh chunks.
+    session.execute(
+        update(Message)
+        .where(Message.campaign_id == campaign.id, Message.status == MessageStatus.QUEUED)
+        .values(chunk_id=None)
+    )
     _log(session, actor=actor, action="resume", campaign=campaign, at=clock.now(), reason=reason)
     return campaign
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from broadcaster.cli import campaigns as campaigns_cli
 from broadcaster.cli import contacts as contacts_cli
@@ -29,7 +30,21 @@ from broadcaster.settings import load_settings
 from broadcaster.users import add_user, set_role
 from broadcaster.workdir import init_workdir
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+class _Group(TyperGroup):
+    """Every command's fixable errors become one red line and exit code 1, however the app is invoked
+    (the console script, or ``typer.testing.CliRunner`` in the tests), never a traceback."""
+
+    # ``Any``: typer ≥ 0.25 vendors click (``typer._click``), older typer uses click itself.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="Users and roles.")
 app.add_typer(db_app, name="db")

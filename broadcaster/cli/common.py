@@ -49,7 +49,7 @@ def acting(action: str, *, write: bool = True) -> Iterator[tuple[AppContext, Ses
     """Open the context and one transaction, resolve the user and check the role for ``action``."""
     context = load_context()
     try:
-        factory = context.sessions.begin if write else context.sessions
+        factory = context.sessions.begin if write else context.readers
         with factory() as session:
             user = resolve_actor(session, context.settings)
             require(user, action)

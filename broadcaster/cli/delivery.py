@@ -1,11 +1,35 @@
-"""Sending and watching: ``send``, ``status``, ``messages``, ``run``, ``worker``, ``sandbox``, ``demo``."""
+"""Sending and watching: ``send``, ``status``, ``messages``, ``run``, ``worker``, ``beat``, ``sandbox``."""
 
 from __future__ import annotations
 
-import typer
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
 
-from broadcaster.cli.common import JsonOption, acting, console, print_json, print_table
-from broadcaster.status import campaign_status
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
+
+from broadcaster.cli.common import JsonOption, acting, console, load_context, print_json, print_table, state
+from broadcaster.clock import local
+from broadcaster.context import AppContext
+from broadcaster.db.models import Message
+from broadcaster.outbox.sending import start_manual_run
+from broadcaster.outbox.status import MessageStatus
+from broadcaster.runtime import (
+    EmbeddedEngine,
+    campaign_paused,
+    run_progress,
+    worker_command,
+    worker_env,
+    worker_specs,
+)
+from broadcaster.settings import find_config
+from broadcaster.status import campaign_status, message_counts
+from broadcaster.tasks import CeleryEnqueuer, configure
 
 
 def status(campaign_id: str, as_json: bool = JsonOption) -> None:
@@ -38,17 +62,256 @@ def status(campaign_id: str, as_json: bool = JsonOption) -> None:
             for v in data["versions"]
         ],
     )
-    statuses = sorted({s for counts in data["messages"].values() for s in counts})
+    print_counts("Messages", data["messages"])
+
+
+def print_counts(title: str, counts: dict[str, dict[str, int]]) -> None:
+    statuses = sorted({s for per_channel in counts.values() for s in per_channel})
     if statuses:
         print_table(
-            "Messages",
+            title,
             ["channel", *statuses],
-            [
-                [channel, *(counts.get(s, 0) for s in statuses)]
-                for channel, counts in data["messages"].items()
-            ],
+            [[channel, *(per.get(s, 0) for s in statuses)] for channel, per in counts.items()],
         )
+
+
+def wait_for_run(
+    engine: EmbeddedEngine, run_id: int, *, receipt_timeout: float, interval: float = 0.5
+) -> None:
+    """Tick and show progress until the run has nothing left to send and receipts are in (or time out)."""
+    context = engine.context
+    with Progress(
+        TextColumn("[bold]run {task.fields[run]}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("send", total=None, run=run_id, note="planning")
+        receipts_since: float | None = None
+        while True:
+            engine.tick()
+            current = run_progress(context, run_id)
+            paused = campaign_paused(context, run_id)
+            note = f"{current.pending_receipts} awaiting receipts" if current.pending_receipts else ""
+            progress.update(task, total=current.planned or None, completed=current.done, note=paused or note)
+            if paused:
+                console.print(f"[yellow]{paused}[/]")
+                return
+            if current.finished and current.planned:
+                if not current.pending_receipts:
+                    return
+                receipts_since = receipts_since or time.monotonic()
+                if time.monotonic() - receipts_since > receipt_timeout:
+                    console.print(
+                        f"[yellow]{current.pending_receipts} SMS still without a receipt after {receipt_timeout:.0f} s.[/]"
+                    )
+                    return
+            time.sleep(interval)
+
+
+def send(
+    campaign_id: str,
+    wait: bool = typer.Option(False, "--wait", help="Start the embedded engine here and wait until sent."),
+    receipt_timeout: float = typer.Option(30.0, help="With --wait: how long to wait for SMS receipts."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Send the approved version of a campaign now (one run)."""
+    with acting("campaigns.send") as (_context, session, user):
+        run_id = start_manual_run(session, campaign_id=campaign_id, actor=user, clock=_context.clock)
+    context = load_context()
+    try:
+        configure(context.settings)
+        CeleryEnqueuer().plan_run(run_id)
+        if not wait:
+            console.print(f"Run {run_id} queued; workers (`broadcaster run`) will send it.")
+            return
+        with EmbeddedEngine(
+            context, config=find_config(state.config), log_dir=context.settings.path("logs")
+        ) as engine:
+            wait_for_run(engine, run_id, receipt_timeout=receipt_timeout)
+        with context.sessions() as session:
+            counts = message_counts(session, run_id=run_id)
+        if as_json:
+            print_json({"run_id": run_id, "messages": counts})
+        else:
+            print_counts(f"Run {run_id}", counts)
+    finally:
+        context.close()
+
+
+def messages(
+    campaign: str | None = typer.Option(None, "--campaign", help="Campaign id."),
+    status_filter: MessageStatus | None = typer.Option(None, "--status", help="Only this status."),
+    channel: str | None = typer.Option(None, "--channel"),
+    run: int | None = typer.Option(None, "--run"),
+    limit: int = typer.Option(50),
+    as_json: bool = JsonOption,
+) -> None:
+    """List outbox messages (newest first) with their status and reason."""
+    with acting("read", write=False) as (_context, session, _user):
+        query = select(Message).order_by(Message.id.desc()).limit(limit)
+        for column, value in (
+            (Message.campaign_id, campaign),
+            (Message.status, status_filter),
+            (Message.channel, channel),
+            (Message.run_id, run),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        rows: list[dict[str, Any]] = [
+            {
+                "id": m.id,
+                "campaign": m.campaign_id,
+                "run": m.run_id,
+                "kind": m.kind.value,
+                "channel": m.channel,
+                "address": m.address,
+                "status": m.status.value,
+                "hold": m.hold,
+                "attempts": m.attempts,
+                "reason": m.reason,
+                "segments": m.segments,
+                "sent_at": local(m.sent_at).isoformat() if m.sent_at else None,
+            }
+            for m in session.scalars(query)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        "Messages",
+        ["id", "campaign", "channel", "address", "status", "attempts", "reason", "sent at"],
+        [
+            [
+                r["id"],
+                r["campaign"],
+                r["channel"],
+                r["address"],
+                r["status"],
+                r["attempts"],
+                r["reason"],
+                r["sent_at"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def run(
+    once: bool = typer.Option(False, help="One tick, then stop (workers are not started)."),
+) -> None:
+    """Run the engine on this machine: workers and the tick, so scheduled campaigns go out by themselves."""
+    with acting("engine.run", write=False):
+        pass
+    context = load_context()
+    try:
+        if once:
+            configure(context.settings)
+            from broadcaster.outbox.scheduler import tick
+
+            report = tick(
+                context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
+            )
+            console.print(report)
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with EmbeddedEngine(
+            context, config=find_config(state.config), log_dir=context.settings.path("logs")
+        ) as engine:
+            console.print(
+                f"Engine running ({len(engine.processes)} workers); tick every {context.settings.delivery.tick_seconds:.0f} s. Ctrl-C stops."
+            )
+            try:
+                while not stop.is_set():
+                    report = engine.tick()
+                    if report.runs_created or report.chunks or report.missed:
+                        console.print(f"{time.strftime('%H:%M:%S')} {report}")
+                    stop.wait(context.settings.delivery.tick_seconds)
+            except KeyboardInterrupt:
+                pass
+        console.print("Engine stopped.")
+    finally:
+        context.close()
+
+
+def worker(
+    queues: str | None = typer.Option(
+        None, "--queues", "-Q", help="Comma-separated queues (default: all of this installation's)."
+    ),
+    gateway: str | None = typer.Option(None, help="SMPP provider to bind at start (its gateway worker)."),
+    pool: str = typer.Option("solo", help="Celery pool: solo or prefork."),
+    concurrency: int = typer.Option(1),
+) -> None:
+    """Run one Celery worker in the foreground (distributed deployments)."""
+    context = load_context()
+    specs = worker_specs(context.settings)
+    context.close()
+    config = find_config(state.config).resolve()
+    if queues is None:
+        chosen = next((s for s in specs if gateway and gateway in s.gateways), specs[0])
+    else:
+        from broadcaster.runtime import WorkerSpec
+
+        chosen = WorkerSpec(
+            name="worker",
+            queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
+            gateways=(gateway,) if gateway else (),
+        )
+    command = worker_command(chosen, pool=pool, loglevel="INFO") + ["--concurrency", str(concurrency)]
+    os.execvpe(command[0], command, worker_env(chosen, config))
+
+
+def beat() -> None:
+    """Run the tick every ``delivery.tick_seconds`` (exactly one per installation)."""
+    context: AppContext = load_context()
+    configure(context.settings)
+    from broadcaster.outbox.scheduler import tick
+
+    try:
+        while True:
+            report = tick(
+                context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
+            )
+            if report.runs_created or report.chunks or report.missed:
+                console.print(f"{time.strftime('%H:%M:%S')} {report}")
+            time.sleep(context.settings.delivery.tick_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        context.close()
+
+
+def sandbox(
+    folder: Path | None = typer.Option(
+        None, help="Where received mail and SMS are kept (default: sandbox/)."
+    ),
+) -> None:
+    """Run the local SMTP server and SMSC on the ports the providers point to, to rehearse a campaign."""
+    from broadcaster.sandbox import Sandbox, ports_from_settings
+
+    context = load_context()
+    target = folder or context.settings.path(context.settings.sandbox_dir)
+    ports = ports_from_settings(context.settings)
+    context.close()
+    with Sandbox(target, ports=ports):
+        console.print(
+            f"Sandbox SMTP on 127.0.0.1:{ports.smtp}, SMSC on 127.0.0.1:{ports.smpp}; keeping what arrives in {target}. Ctrl-C stops."
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
 
 
 def register(app: typer.Typer) -> None:
     app.command()(status)
+    app.command()(send)
+    app.command()(messages)
+    app.command()(run)
+    app.command()(worker)
+    app.command()(beat)
+    app.command()(sandbox)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "broadcaster_read_only"
 
 
 def is_sqlite(url: str) -> bool:
@@ -55,7 +56,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (long audience scans, reports) must not hold the write lock: in WAL mode a deferred
+        # transaction reads a snapshot while writers go on.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -74,7 +78,19 @@ def enable_wal(engine: Engine) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for work that writes (SQLite: BEGIN IMMEDIATE)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def reader_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that only read (SQLite: a deferred BEGIN, so a long scan never blocks writers)."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False)
+
+
+def readers_of(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The read-only counterpart of a writer factory, on the same engine."""
+    bind: Engine = sessions.kw["bind"]
+    return reader_factory(bind)
 
 
 @contextmanager

@@ -208,7 +208,8 @@ def encode_body(text: str, *, boundary: bytes | None = None) -> tuple[str, bytes
     # QP ≈ n + 2·non_ascii, base64 ≈ 4n/3 (RFC 2045 §6.7, §6.8): QP wins when non_ascii < n/6.
     if non_ascii * 6 < len(data):
         return "quoted-printable", _to_crlf(binascii.b2a_qp(data, istext=True))
-    encoded = binascii.b2a_base64(data, newline=False)
+    # RFC 2045 §6.8 / RFC 2046 §4.1.1: text is encoded in canonical form, i.e. with CRLF line breaks.
+    encoded = binascii.b2a_base64(data.replace(b"\n", CRLF), newline=False)
     lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]  # RFC 2045 §6.8: ≤ 76 per line
     return "base64", CRLF.join(lines) + CRLF
 

@@ -284,7 +284,9 @@ class SandboxSmsc:
         if self._startup_error is not None:
             self._thread.join(5)
             self._thread = None
-            raise RuntimeError(f"sandbox SMSC could not start: {self._startup_error}") from self._startup_error
+            raise RuntimeError(
+                f"sandbox SMSC could not start: {self._startup_error}"
+            ) from self._startup_error
         log.info("sandbox SMSC listening on %s:%d", self.host, self.port)
         return self.host, self.port
 
@@ -355,7 +357,7 @@ class SandboxSmsc:
         with self._cond:
             return len(self._sessions)
 
-    def wait_until(self, predicate: Callable[[SandboxSmsc], bool], timeout: float = 10.0) -> bool:
+    def wait_until(self, predicate: Callable[[SandboxSmsc], object], timeout: float = 10.0) -> bool:
         """Block until ``predicate(self)`` holds (re-checked on every new record) or the timeout passes."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -544,11 +546,17 @@ class SandboxSmsc:
         # registered_delivery bits 1-0 (SMPP v3.4 §5.2.17): 01 = receipt on success or failure, 10 = on failure.
         wanted = event.registered_delivery & 0x03
         undeliverable = event.destination_addr in self.behaviour.undeliverable
-        if message_id is not None and self.behaviour.receipts and (wanted == 1 or (wanted == 2 and undeliverable)):
+        if (
+            message_id is not None
+            and self.behaviour.receipts
+            and (wanted == 1 or (wanted == 2 and undeliverable))
+        ):
             self._spawn(self._send_receipts(record))
 
     @staticmethod
-    def _sar(tlvs: list[smpp34.Tlv], short_message: bytes) -> tuple[int | None, int | None, int | None, bytes]:
+    def _sar(
+        tlvs: list[smpp34.Tlv], short_message: bytes
+    ) -> tuple[int | None, int | None, int | None, bytes]:
         """Concatenation by SAR TLVs 0x020C/0x020E/0x020F (SMPP v3.4 §5.3.2.22-24) instead of a UDH."""
         values = {tlv.tag: tlv.as_int() for tlv in tlvs if tlv.tag in (0x020C, 0x020E, 0x020F)}
         if len(values) < 3:
@@ -640,7 +648,8 @@ class SandboxSmsc:
             return sessions[preferred]
         receivers = [s for s in sessions.values() if s.can_receive]
         same = [s for s in receivers if system_id is None or s.system_id == system_id]
-        return (same or receivers or [None])[0]
+        candidates = same or receivers
+        return candidates[0] if candidates else None
 
     async def _deliver(
         self,
@@ -692,7 +701,9 @@ class SandboxSmsc:
             writer.transport.abort()
         self._relay_writers.clear()
 
-    async def _relay_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+    async def _relay_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int
+    ) -> None:
         peer = "{}:{}".format(*writer.get_extra_info("peername")[:2])
         info = ConnectionInfo(peer=peer, opened_at=time.monotonic(), last_rx=time.monotonic())
         with self._cond:

@@ -291,8 +291,14 @@ def run_smtp_sandbox(
     port: int = 2525,
     behaviour: SmtpBehaviour | None = None,
     stop_event: threading.Event | None = None,
+    started: threading.Event | None = None,
 ) -> None:
-    """Serve until ``stop_event`` is set or the process is interrupted (the CLI's ``sandbox`` command)."""
+    """Serve until ``stop_event`` is set or the process is interrupted (the CLI's ``sandbox`` command).
+
+    ``started`` is set once the server accepts connections.
+    """
     event = stop_event or threading.Event()
     with SandboxSmtpServer(folder, host, port, behaviour), contextlib.suppress(KeyboardInterrupt):
+        if started is not None:
+            started.set()
         event.wait()

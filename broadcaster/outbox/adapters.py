@@ -1,0 +1,69 @@
+"""Adapters of one worker process, built lazily from the provider settings and reused across chunks.
+
+Created after fork (never at import), so sockets, threads and event loops belong to the process that uses
+them. An SMPP adapter gets an ``on_inbound`` callback that commits the raw record before it is answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from channels.base import Adapter
+from channels.registry import load_adapter_class
+
+from broadcaster.settings import Settings
+
+log = logging.getLogger(__name__)
+
+InboundFactory = Callable[[str], Callable[[dict[str, Any]], None]]
+
+
+class AdapterPool:
+    def __init__(self, settings: Settings, *, inbound: InboundFactory | None = None) -> None:
+        self.settings = settings
+        self.inbound = inbound
+        self._adapters: dict[str, Adapter] = {}
+        self._lock = threading.Lock()
+
+    def get(self, provider: str) -> Adapter:
+        with self._lock:
+            adapter = self._adapters.get(provider)
+            if adapter is None:
+                adapter = self._build(provider)
+                adapter.open()
+                self._adapters[provider] = adapter
+            return adapter
+
+    def _build(self, provider: str) -> Adapter:
+        config = self.settings.provider(provider)
+        cls = load_adapter_class(config.type)
+        options = config.options()
+        if config.type == "smpp" and self.inbound is not None:
+            options["on_inbound"] = self.inbound(provider)
+        if config.type in ("file", "console"):
+            options.setdefault("channel", config.channel)
+        adapter: Adapter = cls(**options)
+        return adapter
+
+    def discard(self, provider: str) -> None:
+        """Drop a provider's adapter (after a configuration error) so the next use reconnects afresh."""
+        with self._lock:
+            adapter = self._adapters.pop(provider, None)
+        if adapter is not None:
+            _close_quietly(provider, adapter)
+
+    def close(self) -> None:
+        with self._lock:
+            adapters, self._adapters = self._adapters, {}
+        for name, adapter in adapters.items():
+            _close_quietly(name, adapter)
+
+
+def _close_quietly(name: str, adapter: Adapter) -> None:
+    try:
+        adapter.close()
+    except OSError as exc:  # the peer may already be gone; closing must not hide the real error
+        log.warning("closing provider %s: %s", name, exc)

@@ -1,0 +1,98 @@
+"""Cut queued, due, unchunked messages into chunks of ``delivery.chunk_size`` per (channel, provider).
+
+Used by the planner right after a run is planned and by the tick for rows that became due again
+(deferrals, back-offs, a resumed campaign, a chunk whose task was lost).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from broadcaster.campaigns.schema import Priority
+from broadcaster.campaigns.store import definition_of
+from broadcaster.clock import Clock
+from broadcaster.db.models import Campaign, CampaignState, CampaignVersion, Chunk, Message
+from broadcaster.outbox.queues import send_queue
+from broadcaster.outbox.status import MessageStatus
+from broadcaster.settings import Settings
+
+SCAN_PAGE = 5000
+STOPPED = (CampaignState.PAUSED, CampaignState.CANCELLED)
+
+
+class _UrgencyCache:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.known: dict[int | None, bool] = {None: False}
+
+    def __call__(self, version_id: int | None) -> bool:
+        if version_id not in self.known:
+            version = self.session.get(CampaignVersion, version_id)
+            self.known[version_id] = (
+                version is not None and definition_of(version).priority == Priority.URGENT
+            )
+        return self.known[version_id]
+
+
+def cut_chunks(
+    session: Session,
+    *,
+    settings: Settings,
+    clock: Clock,
+    run_id: int | None = None,
+    only_ids: Sequence[int] | None = None,
+) -> list[tuple[int, str]]:
+    """Create chunk rows and assign messages to them; returns (chunk id, queue) to enqueue after commit."""
+    now = clock.now()
+    size = settings.delivery.chunk_size
+    urgent = _UrgencyCache(session)
+    query = (
+        select(Message.id, Message.channel, Message.provider, Message.version_id, Message.run_id)
+        .outerjoin(Campaign, Campaign.id == Message.campaign_id)
+        .where(
+            Message.status == MessageStatus.QUEUED,
+            Message.chunk_id.is_(None),
+            Message.hold.is_(False),
+            or_(Message.not_before.is_(None), Message.not_before <= now),
+            or_(Message.campaign_id.is_(None), Campaign.state.not_in(STOPPED)),
+        )
+        .order_by(Message.id)
+        .limit(SCAN_PAGE)
+    )
+    if run_id is not None:
+        query = query.where(Message.run_id == run_id)
+    if only_ids is not None:
+        query = query.where(Message.id.in_(only_ids))
+    pending: dict[tuple[str, str, bool, int | None], list[int]] = defaultdict(list)
+    created: list[tuple[int, str]] = []
+
+    def flush(key: tuple[str, str, bool, int | None]) -> None:
+        ids = pending.pop(key)
+        channel, provider, is_urgent, run = key
+        queue = send_queue(channel, provider, urgent=is_urgent)
+        chunk = Chunk(
+            run_id=run, channel=channel, provider=provider, queue=queue, size=len(ids), created_at=now
+        )
+        session.add(chunk)
+        session.flush()
+        session.execute(update(Message).where(Message.id.in_(ids)).values(chunk_id=chunk.id))
+        created.append((chunk.id, queue))
+
+    last = 0
+    while True:
+        rows = session.execute(query.where(Message.id > last)).all()
+        if not rows:
+            break
+        for message_id, channel, provider, version_id, run in rows:
+            key = (channel, provider, urgent(version_id), run)
+            pending[key].append(message_id)
+            if len(pending[key]) >= size:
+                flush(key)
+        last = rows[-1][0]
+    for key in list(pending):
+        flush(key)
+    return created

@@ -1,0 +1,336 @@
+"""Send one chunk, one window at a time: check the campaign's state and send window, claim the window with a
+single ``UPDATE … RETURNING``, take rate-limit tokens, call the adapter, apply the results.
+
+No transaction stays open across network I/O: claim (commit) → send → apply (commit).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from broadcaster.campaigns import workflow
+from broadcaster.campaigns.messages import Composer
+from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain, Purpose
+from broadcaster.campaigns.store import definition_of
+from broadcaster.clock import Clock
+from broadcaster.db.models import (
+    Campaign,
+    CampaignRun,
+    CampaignState,
+    CampaignVersion,
+    Chunk,
+    Message,
+    RunStatus,
+)
+from broadcaster.outbox.adapters import AdapterPool
+from broadcaster.outbox.ratelimit import reserve
+from broadcaster.outbox.results import Claimed, apply_results
+from broadcaster.outbox.status import MessageStatus
+from broadcaster.settings import Settings
+from channels.base import OutboundMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DispatchSummary:
+    chunk_id: int
+    windows: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    stopped: str | None = None  # why the chunk stopped before its rows ran out
+
+
+class VersionCache:
+    """Definitions and composers per campaign version, built once per worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._definitions: dict[int, CampaignDefinition] = {}
+        self._composers: dict[int, Composer] = {}
+
+    def definition(self, session: Session, version_id: int) -> CampaignDefinition:
+        if version_id not in self._definitions:
+            version = session.get(CampaignVersion, version_id)
+            assert version is not None
+            self._definitions[version_id] = definition_of(version)
+            self._composers[version_id] = Composer(
+                definition=self._definitions[version_id],
+                templates=dict(version.templates),
+                settings=self.settings,
+            )
+        return self._definitions[version_id]
+
+    def composer(self, session: Session, version_id: int) -> Composer:
+        self.definition(session, version_id)
+        return self._composers[version_id]
+
+
+def allow_unsubscribe(definition: CampaignDefinition, channel: str) -> bool:
+    spec = definition.channels[channel]  # type: ignore[index]
+    if spec.allow_unsubscribe is not None:
+        return spec.allow_unsubscribe
+    # Official-duty mail to civil servants cannot be declined; information and advertising can.
+    return definition.purpose != Purpose.OFFICIAL_DUTY
+
+
+class Dispatcher:
+    """One per worker process: owns the adapters and caches; ``run_chunk`` is the task body."""
+
+    def __init__(
+        self, *, sessions: sessionmaker[Session], settings: Settings, clock: Clock, adapters: AdapterPool
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.adapters = adapters
+        self.versions = VersionCache(settings)
+
+    def run_chunk(self, chunk_id: int) -> DispatchSummary:
+        summary = DispatchSummary(chunk_id=chunk_id)
+        deadline = time.monotonic() + self.settings.delivery.chunk_max_seconds
+        with self.sessions() as session:
+            chunk = session.get(Chunk, chunk_id)
+            if chunk is None:
+                summary.stopped = "no such chunk"
+                return summary
+            provider, channel = chunk.provider, chunk.channel
+        adapter = self.adapters.get(provider)
+        window = max(1, adapter.capabilities.window)
+        tps = self.settings.provider(provider).tps
+        while True:
+            if time.monotonic() > deadline:
+                summary.stopped = "chunk_max_seconds reached; the rest goes back to the queue"
+                self._release(chunk_id, not_before=None)
+                break
+            stop = self._check_state(chunk_id)
+            if stop is not None:
+                summary.stopped = stop
+                break
+            claimed, outbound = self._claim(chunk_id, window)
+            if not claimed:
+                break
+            if tps:
+                wait = reserve(
+                    self.sessions,
+                    name=f"provider:{provider}",
+                    tokens=len(claimed),
+                    rate=tps,
+                    clock=self.clock,
+                )
+                if wait > 0:
+                    time.sleep(wait)  # pacing inside the slice we reserved, never a burst past the TPS
+            results = adapter.send(outbound)
+            now = self.clock.now()
+            with self.sessions.begin() as session:
+                outcome = apply_results(
+                    session, claimed=claimed, results=results, settings=self.settings.delivery, now=now
+                )
+                if outcome.configuration_error is not None:
+                    self._pause_provider(
+                        session,
+                        provider,
+                        f"provider {provider}: configuration error: {outcome.configuration_error}",
+                    )
+                if outcome.auto_paused is not None:
+                    self._pause_campaigns(
+                        session, {c.campaign_id for c in claimed.values()}, outcome.auto_paused
+                    )
+            summary.windows += 1
+            summary.sent += outcome.sent
+            summary.deferred += outcome.deferred
+            summary.failed += outcome.failed
+            summary.unknown += outcome.unknown
+            if outcome.configuration_error is not None:
+                summary.stopped = f"configuration error: {outcome.configuration_error}"
+                self.adapters.discard(provider)
+                break
+            if outcome.auto_paused is not None:
+                summary.stopped = outcome.auto_paused
+                break
+            if outcome.throttled_for:
+                time.sleep(min(outcome.throttled_for, 5.0))  # the provider asked us to slow down
+        self._finish(chunk_id)
+        log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, summary)
+        return summary
+
+    # -- steps -------------------------------------------------------------------------------------------
+
+    def _check_state(self, chunk_id: int) -> str | None:
+        """Stop on a paused or cancelled campaign; outside the send window, defer the rest to its opening."""
+        with self.sessions() as session:
+            row = session.execute(
+                select(Campaign.id, Campaign.state, CampaignRun.version_id)
+                .select_from(Chunk)
+                .join(CampaignRun, CampaignRun.id == Chunk.run_id)
+                .join(Campaign, Campaign.id == CampaignRun.campaign_id)
+                .where(Chunk.id == chunk_id)
+            ).first()
+            if row is None:  # test sends have no run
+                return None
+            campaign_id, state, version_id = row
+            if state in (CampaignState.PAUSED, CampaignState.CANCELLED):
+                return f"campaign {campaign_id} is {state.value}"
+            definition = self.versions.definition(session, version_id)
+        if definition.schedule is not None and definition.schedule.window is not None:
+            tz = ZoneInfo(definition.schedule.timezone)
+            now = self.clock.now()
+            if not definition.schedule.window.contains(now, tz):
+                opens = definition.schedule.window.next_open(now, tz)
+                self._release(chunk_id, not_before=opens)
+                return f"outside the send window; deferred to {opens.isoformat()}"
+        return None
+
+    def _claim(self, chunk_id: int, window: int) -> tuple[dict[int, Claimed], list[OutboundMessage]]:
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            due = (
+                select(Message.id)
+                .where(
+                    Message.chunk_id == chunk_id,
+                    Message.status == MessageStatus.QUEUED,
+                    Message.hold.is_(False),
+                    or_(Message.not_before.is_(None), Message.not_before <= now),
+                )
+                .order_by(Message.id)
+                .limit(window)
+                .scalar_subquery()
+            )
+            rows = session.execute(
+                update(Message)
+                .where(Message.id.in_(due), Message.status == MessageStatus.QUEUED)
+                .values(status=MessageStatus.SENDING, claimed_at=now, attempts=Message.attempts + 1)
+                .returning(
+                    Message.id,
+                    Message.address,
+                    Message.channel,
+                    Message.provider,
+                    Message.attempts,
+                    Message.campaign_id,
+                    Message.version_id,
+                    Message.subject,
+                    Message.body,
+                    Message.context,
+                    Message.encoding,
+                )
+            ).all()
+            claimed: dict[int, Claimed] = {}
+            outbound: list[OutboundMessage] = []
+            for row in sorted(rows, key=lambda r: r.id):
+                definition = self.versions.definition(session, row.version_id) if row.version_id else None
+                claimed[row.id] = Claimed(
+                    id=row.id,
+                    address=row.address,
+                    channel=row.channel,
+                    provider=row.provider,
+                    attempts=row.attempts,
+                    campaign_id=row.campaign_id,
+                    on_uncertain=definition.on_uncertain if definition else OnUncertain.HOLD,
+                )
+                outbound.append(self._outbound(session, row, definition))
+        return claimed, outbound
+
+    def _outbound(self, session: Session, row: Any, definition: CampaignDefinition | None) -> OutboundMessage:
+        html = None
+        unsubscribe = False
+        if row.channel == "email" and definition is not None:
+            composer = self.versions.composer(session, row.version_id)
+            html = composer.compose("email", row.context or None).html
+            unsubscribe = allow_unsubscribe(definition, "email")
+        return OutboundMessage(
+            message_id=row.id,
+            address=row.address,
+            body=row.body,
+            subject=row.subject,
+            html=html,
+            encoding=row.encoding,
+            campaign_key=f"v{row.version_id}" if row.version_id else None,
+            allow_unsubscribe=unsubscribe,
+        )
+
+    def _release(self, chunk_id: int, *, not_before: datetime | None) -> None:
+        """Hand the chunk's unclaimed rows back to the tick (which cuts new chunks when they are due)."""
+        values: dict[str, Any] = {"chunk_id": None}
+        if not_before is not None:
+            values["not_before"] = not_before
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Message)
+                .where(Message.chunk_id == chunk_id, Message.status == MessageStatus.QUEUED)
+                .values(**values)
+            )
+
+    def _finish(self, chunk_id: int) -> None:
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            chunk = session.get(Chunk, chunk_id)
+            if chunk is None:
+                return
+            left = session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.chunk_id == chunk_id, Message.status == MessageStatus.QUEUED)
+            )
+            if not left:
+                chunk.finished_at = now
+            if chunk.run_id is not None:
+                complete_run_if_done(session, chunk.run_id, now)
+
+    def _pause_provider(self, session: Session, provider: str, reason: str) -> None:
+        campaign_ids = set(
+            session.scalars(
+                select(Message.campaign_id)
+                .where(
+                    Message.provider == provider,
+                    Message.status == MessageStatus.QUEUED,
+                    Message.campaign_id.is_not(None),
+                )
+                .distinct()
+            )
+        )
+        self._pause_campaigns(session, campaign_ids, reason)
+
+    def _pause_campaigns(self, session: Session, campaign_ids: set[str | None], reason: str) -> None:
+        for campaign_id in sorted(c for c in campaign_ids if c):
+            campaign = session.get(Campaign, campaign_id)
+            if campaign is not None and campaign.state not in (
+                CampaignState.PAUSED,
+                CampaignState.CANCELLED,
+                CampaignState.COMPLETED,
+            ):
+                workflow.pause(
+                    session,
+                    campaign_id=campaign_id,
+                    actor=None,
+                    clock=self.clock,
+                    reason=reason,
+                    system="engine",
+                )
+                log.warning("paused campaign %s: %s", campaign_id, reason)
+
+
+def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
+    """A run is complete when none of its messages waits to be sent (receipts may still come later)."""
+    pending = session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.run_id == run_id, Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING]))
+    )
+    if pending:
+        return False
+    result = session.execute(
+        update(CampaignRun)
+        .where(CampaignRun.id == run_id, CampaignRun.status == RunStatus.SENDING)
+        .values(status=RunStatus.COMPLETED, finished_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,179 @@
+"""Plan a run: audience in keyset pages → screen (de-duplicate, opt-outs, suppressions) → render from the
+approved snapshot → bulk-insert messages → cut chunks and enqueue one dispatch task per chunk.
+
+Planning is resumable: each page commits with the run's checkpoint (last contact id), and the unique
+idempotency key (run, channel, address) makes a replayed page insert nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience
+from broadcaster.campaigns.messages import Composer, contact_view
+from broadcaster.campaigns.store import definition_of, verify_snapshot
+from broadcaster.clock import Clock
+from broadcaster.db.bulk import insert_ignoring_conflicts
+from broadcaster.db.engine import readers_of
+from broadcaster.db.models import (
+    Campaign,
+    CampaignRun,
+    CampaignState,
+    CampaignVersion,
+    Contact,
+    Message,
+    MessageKind,
+    RunStatus,
+)
+from broadcaster.outbox.chunks import cut_chunks
+from broadcaster.outbox.queues import Enqueuer
+from broadcaster.outbox.status import MessageStatus
+from broadcaster.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Exclusions worth a row (kept as ``suppressed`` + reason, so reports can count them); a contact without an
+# address on a channel is simply not part of that channel's audience.
+RECORDED_EXCLUSIONS = frozenset({Exclusion.LANDLINE, Exclusion.OPTED_OUT, Exclusion.SUPPRESSED})
+
+
+def idempotency_key(run_id: int, channel: str, address: str) -> str:
+    return f"run:{run_id}:{channel}:{address}"
+
+
+def plan_run(
+    sessions: sessionmaker[Session], *, run_id: int, settings: Settings, clock: Clock, enqueuer: Enqueuer
+) -> int:
+    """Plan ``run_id`` (idempotent); returns how many messages the run has queued or suppressed."""
+    with sessions() as session:
+        run = session.get(CampaignRun, run_id)
+        if run is None or run.status != RunStatus.PLANNING:
+            return 0
+        version = session.get(CampaignVersion, run.version_id)
+        campaign = session.get(Campaign, run.campaign_id)
+        assert version is not None and campaign is not None
+        if campaign.state == CampaignState.CANCELLED:
+            return 0
+        verify_snapshot(version)
+        definition = definition_of(version)
+        templates = dict(version.templates)
+        checkpoint = run.plan_checkpoint
+        version_id = version.id
+
+    composer = Composer(definition=definition, templates=templates, settings=settings)
+    screen = Screen(list(definition.channels))
+    window = definition.schedule.window if definition.schedule else None
+    tz = ZoneInfo(definition.schedule.timezone if definition.schedule else settings.timezone)
+
+    with readers_of(sessions)() as reader:
+        for page in iter_audience(
+            reader, definition.audience, page_size=settings.delivery.plan_page_size, after_id=checkpoint
+        ):
+            if not page:
+                continue
+            now = clock.now()
+            not_before: datetime | None = None
+            if window is not None and not window.contains(now, tz):
+                not_before = window.next_open(now, tz)
+            with sessions.begin() as session:
+                rows = _rows_for_page(
+                    session,
+                    page,
+                    screen=screen,
+                    composer=composer,
+                    run=run_id,
+                    version=version_id,
+                    campaign_id=definition.id,
+                    providers={channel: spec.provider for channel, spec in definition.channels.items()},
+                    settings=settings,
+                    now=now,
+                    not_before=not_before,
+                )
+                insert_ignoring_conflicts(session, Message.__table__, rows, conflict=["idempotency_key"])  # type: ignore[arg-type]
+                tracked = session.get(CampaignRun, run_id)
+                assert tracked is not None
+                tracked.plan_checkpoint = page[-1].id
+            reader.expunge_all()
+
+    with sessions.begin() as session:
+        tracked = session.get(CampaignRun, run_id)
+        assert tracked is not None
+        total = session.scalar(select(func.count()).select_from(Message).where(Message.run_id == run_id)) or 0
+        tracked.planned_messages = total
+        tracked.planned_at = clock.now()
+        tracked.status = RunStatus.SENDING
+        chunks = cut_chunks(session, settings=settings, clock=clock, run_id=run_id)
+    for chunk_id, queue in chunks:
+        enqueuer.dispatch_chunk(chunk_id, queue=queue)
+    log.info("planned run %s: %s messages in %s chunks", run_id, total, len(chunks))
+    return total
+
+
+def _rows_for_page(
+    session: Session,
+    page: list[Contact],
+    *,
+    screen: Screen,
+    composer: Composer,
+    run: int,
+    version: int,
+    campaign_id: str,
+    providers: dict[str, str],
+    settings: Settings,
+    now: datetime,
+    not_before: datetime | None,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for decision in screen.page(session, page):
+        if decision.exclusion is not None and decision.exclusion not in RECORDED_EXCLUSIONS:
+            continue
+        assert decision.address is not None
+        view = contact_view(decision.contact)
+        text = composer.compose(decision.channel, view, with_html=False)
+        cost = None
+        if decision.channel == "sms" and text.encoding and text.segments:
+            cost = (
+                settings.sms.price(carrier=decision.contact.carrier, encoding=text.encoding) * text.segments
+            )
+        suppressed = decision.exclusion is not None
+        rows.append(
+            {
+                "idempotency_key": idempotency_key(run, decision.channel, decision.address),
+                "kind": MessageKind.CAMPAIGN,
+                "run_id": run,
+                "campaign_id": campaign_id,
+                "version_id": version,
+                "contact_id": decision.contact.id,
+                "chunk_id": None,
+                "channel": decision.channel,
+                "provider": providers[decision.channel],
+                "address": decision.address,
+                "status": MessageStatus.SUPPRESSED if suppressed else MessageStatus.QUEUED,
+                "hold": False,
+                "reason": decision.exclusion,
+                "error_code": None,
+                "not_before": None if suppressed else not_before,
+                "attempts": 0,
+                "subject": text.subject,
+                "body": text.body,
+                # E-mail HTML is re-rendered at send time from the snapshot and this context.
+                "context": view if decision.channel == "email" else {},
+                "encoding": text.encoding,
+                "segments": text.segments,
+                "cost": cost,
+                "provider_ref": None,
+                "parts_total": 0,
+                "parts_delivered": 0,
+                "created_at": now,
+                "claimed_at": None,
+                "sent_at": None,
+                "final_at": now if suppressed else None,
+            }
+        )
+    return rows

@@ -1,0 +1,33 @@
+"""Queue names and the enqueue interface: queues carry only ids (chunks to send, runs to plan)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+PLAN_QUEUE = "plan"
+
+
+def send_queue(channel: str, provider: str, *, urgent: bool = False) -> str:
+    """``send.<channel>.<provider>`` (+ ``.urgent``): one consumer family per provider account."""
+    name = f"send.{channel}.{provider}"
+    return f"{name}.urgent" if urgent else name
+
+
+class Enqueuer(Protocol):
+    def plan_run(self, run_id: int) -> None: ...
+
+    def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None: ...
+
+
+class RecordingEnqueuer:
+    """Keeps what would have been enqueued; the caller decides when to run it (used by the tick's tests)."""
+
+    def __init__(self) -> None:
+        self.runs: list[int] = []
+        self.chunks: list[tuple[int, str]] = []
+
+    def plan_run(self, run_id: int) -> None:
+        self.runs.append(run_id)
+
+    def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None:
+        self.chunks.append((chunk_id, queue))

@@ -1,0 +1,229 @@
+"""Apply one window's ``SendResult``s to the outbox: adapters classify, this module decides (ARCHITECTURE §4).
+
+Every change is a guarded ``UPDATE … WHERE status = 'sending'`` so that a redelivered task or a sweeper
+never overwrites a newer state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from broadcaster.campaigns.schema import OnUncertain
+from broadcaster.db.models import Message, MessagePart
+from broadcaster.outbox.status import MessageStatus
+from broadcaster.settings import DeliverySettings
+from channels.base import SendOutcome, SendResult
+from channels.errors import (
+    ChannelError,
+    ConfigurationError,
+    OutcomeUnknown,
+    PermanentError,
+    RecipientRejected,
+    Throttled,
+    TransientError,
+)
+from channels.sms.receipts import normalize_id
+from consent.suppression import suppress
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What the dispatcher knows about a claimed message when its result comes back."""
+
+    id: int
+    address: str
+    channel: str
+    provider: str
+    attempts: int  # including this one
+    campaign_id: str | None
+    on_uncertain: OnUncertain
+
+
+@dataclass
+class WindowOutcome:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    configuration_error: ChannelError | None = None
+    throttled_for: float = 0.0  # the longest wait a provider asked for
+    auto_paused: str | None = None  # the reason, when the window tripped the failure threshold
+    permanent: list[tuple[Claimed, ChannelError]] = field(default_factory=list)
+
+
+def _guarded(session: Session, message_id: int, **values: object) -> bool:
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.SENDING)
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def _retry_delay(settings: DeliverySettings, attempts: int, error: TransientError) -> float | None:
+    """Seconds before the next attempt, or None when the attempts are used up."""
+    if attempts > len(settings.retry_backoff):
+        return None
+    delay = settings.retry_backoff[attempts - 1]
+    if error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    return delay
+
+
+def apply_results(
+    session: Session,
+    *,
+    claimed: Mapping[int, Claimed],
+    results: Sequence[SendResult],
+    settings: DeliverySettings,
+    now: datetime,
+) -> WindowOutcome:
+    outcome = WindowOutcome()
+    for result in results:
+        message = claimed[result.message_id]
+        if result.outcome == SendOutcome.SENT:
+            _mark_sent(session, message, result, now)
+            outcome.sent += 1
+            continue
+        error = result.error
+        assert error is not None, "a failed SendResult carries its error"
+        code = error.code
+        if isinstance(error, ConfigurationError):
+            # Not this message's fault: hand it back untouched; the provider's campaigns pause.
+            _guarded(
+                session, message.id, status=MessageStatus.QUEUED, chunk_id=None, attempts=message.attempts - 1
+            )
+            outcome.configuration_error = outcome.configuration_error or error
+        elif isinstance(error, PermanentError):
+            outcome.permanent.append((message, error))
+        elif isinstance(error, OutcomeUnknown):
+            if message.on_uncertain == OnUncertain.RESEND and message.attempts <= len(settings.retry_backoff):
+                _defer(
+                    session,
+                    message,
+                    now + timedelta(seconds=settings.retry_backoff[message.attempts - 1]),
+                    error,
+                )
+                outcome.deferred += 1
+            else:
+                _guarded(
+                    session,
+                    message.id,
+                    status=MessageStatus.UNKNOWN,
+                    hold=True,
+                    reason=str(error),
+                    error_code=code,
+                )
+                outcome.unknown += 1
+        elif isinstance(error, TransientError):
+            if isinstance(error, Throttled):
+                outcome.throttled_for = max(outcome.throttled_for, error.retry_after or 1.0)
+            delay = _retry_delay(settings, message.attempts, error)
+            if delay is None:
+                _guarded(
+                    session,
+                    message.id,
+                    status=MessageStatus.TECHNICAL_FAILURE,
+                    reason=f"gave up after {message.attempts} attempts: {error}",
+                    error_code=code,
+                    final_at=now,
+                )
+                outcome.failed += 1
+            else:
+                _defer(session, message, now + timedelta(seconds=delay), error)
+                outcome.deferred += 1
+        else:  # an error class outside the tree is a bug in an adapter: keep the message, stop guessing
+            _guarded(
+                session,
+                message.id,
+                status=MessageStatus.UNKNOWN,
+                hold=True,
+                reason=f"unclassified: {error!r}",
+            )
+            outcome.unknown += 1
+
+    _settle_permanent(session, outcome, window=len(results), settings=settings, now=now)
+    return outcome
+
+
+def _settle_permanent(
+    session: Session, outcome: WindowOutcome, *, window: int, settings: DeliverySettings, now: datetime
+) -> None:
+    """Fail and suppress, unless so much of the window failed that a misconfiguration is likelier."""
+    if not outcome.permanent:
+        return
+    share = len(outcome.permanent) / window
+    if window >= settings.auto_pause_min_window and share > settings.auto_pause_failure_share:
+        first = outcome.permanent[0][1]
+        outcome.auto_paused = (
+            f"{len(outcome.permanent)} of {window} messages in one window failed permanently "
+            f"(first: {first}); nobody was suppressed — check the provider settings, then resume"
+        )
+        for message, _error in outcome.permanent:
+            _guarded(
+                session, message.id, status=MessageStatus.QUEUED, chunk_id=None, attempts=message.attempts - 1
+            )
+        outcome.permanent.clear()
+        return
+    for message, error in outcome.permanent:
+        _guarded(
+            session,
+            message.id,
+            status=MessageStatus.PERMANENT_FAILURE,
+            reason=str(error),
+            error_code=error.code,
+            final_at=now,
+        )
+        outcome.failed += 1
+        if isinstance(error, RecipientRejected):
+            suppress(
+                session,
+                channel=message.channel,
+                address=message.address,
+                reason=str(error),
+                source=f"{message.provider}:{error.code or 'rejected'}",
+                at=now,
+            )
+
+
+def _defer(session: Session, message: Claimed, when: datetime, error: ChannelError) -> None:
+    _guarded(
+        session,
+        message.id,
+        status=MessageStatus.QUEUED,
+        chunk_id=None,
+        not_before=when,
+        reason=f"retry {message.attempts}: {error}",
+        error_code=error.code,
+    )
+
+
+def _mark_sent(session: Session, message: Claimed, result: SendResult, now: datetime) -> None:
+    is_sms = message.channel == "sms"
+    changed = _guarded(
+        session,
+        message.id,
+        status=MessageStatus.SENT,
+        sent_at=now,
+        reason=None,
+        error_code=None,
+        provider_ref=None if is_sms else (result.provider_ids[0] if result.provider_ids else None),
+        parts_total=len(result.provider_ids) if is_sms else 0,
+    )
+    if changed and is_sms:
+        session.add_all(
+            MessagePart(
+                message_id=message.id,
+                number=number,
+                provider=message.provider,
+                provider_id=normalize_id(pid) or pid,
+                state="sent",
+                updated_at=now,
+            )
+            for number, pid in enumerate(result.provider_ids, start=1)
+        )

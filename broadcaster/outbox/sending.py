@@ -1,0 +1,129 @@
+"""Starting sends by hand: a manual run of an approved campaign, and test sends before approval."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from broadcaster import audit
+from broadcaster.campaigns.messages import Composer
+from broadcaster.campaigns.store import definition_of, get_campaign, get_version, verify_snapshot
+from broadcaster.campaigns.workflow import approved_version
+from broadcaster.clock import Clock
+from broadcaster.contacts.emails import EmailError, normalize_email
+from broadcaster.contacts.phones import PhoneError, is_sms_capable, parse_phone
+from broadcaster.db.models import CampaignRun, CampaignState, Message, MessageKind, RunStatus, User
+from broadcaster.errors import StateError, UserError
+from broadcaster.outbox.chunks import cut_chunks
+from broadcaster.outbox.status import MessageStatus
+from broadcaster.rendering import sample_contact
+from broadcaster.settings import Settings
+
+
+def start_manual_run(session: Session, *, campaign_id: str, actor: User, clock: Clock) -> int:
+    """One run now, from the approved snapshot; the plan task does the rest."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state not in (CampaignState.APPROVED, CampaignState.SCHEDULED):
+        raise StateError(
+            f"campaign {campaign_id!r} is {campaign.state.value}; only an approved or scheduled campaign can be sent"
+        )
+    version = approved_version(session, campaign)
+    now = clock.now()
+    run = CampaignRun(
+        campaign_id=campaign_id,
+        version_id=version.id,
+        occurrence_at=now,
+        trigger="manual",
+        status=RunStatus.PLANNING,
+        planned_messages=0,
+        plan_checkpoint=0,
+        created_at=now,
+    )
+    session.add(run)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.login,
+        action="campaign.send",
+        subject_type="campaign",
+        subject_id=campaign_id,
+        at=now,
+        details={"run_id": run.id, "version": version.number, "content_hash": version.content_hash},
+    )
+    return run.id
+
+
+def channel_for(address: str) -> tuple[str, str]:
+    """(channel, normalised address) for a test recipient typed by an officer."""
+    if "@" in address:
+        try:
+            return "email", normalize_email(address)
+        except EmailError as exc:
+            raise UserError(f"--to {address!r}: {exc}") from None
+    try:
+        phone = parse_phone(address)
+    except PhoneError as exc:
+        raise UserError(f"--to {address!r}: {exc}") from None
+    if not is_sms_capable(phone):
+        raise UserError(f"--to {address!r}: not a mobile number, cannot receive SMS")
+    return "sms", phone.e164
+
+
+def create_test_messages(
+    session: Session,
+    *,
+    campaign_id: str,
+    to: list[str],
+    actor: User,
+    settings: Settings,
+    clock: Clock,
+    version_number: int | None = None,
+) -> list[tuple[int, str]]:
+    """Queue one test message per address (sample contact data, ``[TEST]`` subject) and return its chunks."""
+    version = get_version(session, campaign_id, version_number)
+    verify_snapshot(version)
+    definition = definition_of(version)
+    composer = Composer(definition=definition, templates=dict(version.templates), settings=settings)
+    now = clock.now()
+    sample = sample_contact()
+    targets = [channel_for(address) for address in to]
+    for channel, address in targets:
+        if channel not in definition.channels:
+            raise UserError(
+                f"campaign {campaign_id!r} has no {channel} channel; --to {address} cannot be used"
+            )
+    created: list[Message] = []
+    for channel, address in targets:
+        spec = definition.channels[channel]  # type: ignore[index]
+        contact = {**sample, ("phone" if channel == "sms" else "email"): address}
+        text = composer.compose(channel, contact, with_html=False)
+        message = Message(
+            idempotency_key=f"test:{uuid.uuid4().hex}",
+            kind=MessageKind.TEST,
+            campaign_id=campaign_id,
+            version_id=version.id,
+            channel=channel,
+            provider=spec.provider,
+            address=address,
+            status=MessageStatus.QUEUED,
+            subject=f"[TEST] {text.subject}" if text.subject else None,
+            body=text.body,
+            context=contact if channel == "email" else {},
+            encoding=text.encoding,
+            segments=text.segments,
+            created_at=now,
+        )
+        session.add(message)
+        created.append(message)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.login,
+        action="campaign.test_send",
+        subject_type="campaign",
+        subject_id=campaign_id,
+        at=now,
+        details={"version": version.number, "to": [a for _c, a in targets]},
+    )
+    return cut_chunks(session, settings=settings, clock=clock, only_ids=[m.id for m in created])

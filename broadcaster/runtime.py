@@ -1,0 +1,223 @@
+"""Running the engine: worker processes for the queues, and the tick loop.
+
+Embedded mode (``send --wait``, ``run``): the CLI starts Celery workers as child processes on the SQLite
+broker — one for planning and e-mail, one gateway per SMPP account (it binds at start and keeps reading
+receipts) — and runs the tick itself. Distributed mode runs the same workers with ``broadcaster worker`` and one
+``broadcaster beat`` per installation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy import create_engine, text
+
+from broadcaster.context import AppContext
+from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
+from broadcaster.outbox.scheduler import TickReport, tick
+from broadcaster.settings import Settings
+from broadcaster.tasks import CeleryEnqueuer, configure
+
+log = logging.getLogger(__name__)
+
+BROKER_CLEANUP_EVERY = 60.0  # seconds between clean-ups of the broker's table
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    name: str
+    queues: tuple[str, ...]
+    gateways: tuple[str, ...] = ()
+
+
+def worker_specs(settings: Settings) -> list[WorkerSpec]:
+    """One worker for planning and non-SMPP providers, and one gateway worker per SMPP account."""
+    main: list[str] = [PLAN_QUEUE]
+    specs: list[WorkerSpec] = []
+    for name, provider in sorted(settings.providers.items()):
+        queues = (send_queue(provider.channel, name), send_queue(provider.channel, name, urgent=True))
+        if provider.type == "smpp":
+            specs.append(WorkerSpec(name=f"gateway-{name}", queues=queues, gateways=(name,)))
+        else:
+            main.extend(queues)
+    return [WorkerSpec(name="main", queues=tuple(main)), *specs]
+
+
+def worker_command(spec: WorkerSpec, *, pool: str = "solo", loglevel: str = "WARNING") -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "broadcaster.tasks:app",
+        "worker",
+        "-P",
+        pool,
+        "-Q",
+        ",".join(spec.queues),
+        "-n",
+        f"{spec.name}.{os.getpid()}@%h",
+        "--without-heartbeat",
+        "--without-mingle",
+        "--without-gossip",
+        "-l",
+        loglevel,
+    ]
+
+
+def worker_env(spec: WorkerSpec, config: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["BROADCASTER_CONFIG"] = str(config)
+    if spec.gateways:
+        env["BROADCASTER_GATEWAYS"] = ",".join(spec.gateways)
+    return env
+
+
+class EmbeddedEngine:
+    """Workers as child processes plus the tick, for one machine. Use as a context manager."""
+
+    def __init__(self, context: AppContext, *, config: Path, log_dir: Path) -> None:
+        self.context = context
+        self.config = config.resolve()
+        self.log_dir = log_dir
+        self.processes: list[tuple[WorkerSpec, subprocess.Popen[bytes]]] = []
+        self.enqueuer = CeleryEnqueuer()
+        self._cleaned_at = 0.0
+        configure(context.settings)
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for spec in worker_specs(self.context.settings):
+            log_file = (self.log_dir / f"worker-{spec.name}.log").open("ab")
+            process = subprocess.Popen(
+                worker_command(spec),
+                env=worker_env(spec, self.config),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+            log_file.close()
+            self.processes.append((spec, process))
+
+    def check_workers(self) -> None:
+        for spec, process in self.processes:
+            code = process.poll()
+            if code is not None:
+                raise RuntimeError(
+                    f"worker {spec.name} exited with code {code}; see {self.log_dir / f'worker-{spec.name}.log'}"
+                )
+
+    def tick(self) -> TickReport:
+        self.check_workers()
+        report = tick(
+            self.context.sessions,
+            settings=self.context.settings,
+            clock=self.context.clock,
+            enqueuer=self.enqueuer,
+        )
+        if time.monotonic() - self._cleaned_at > BROKER_CLEANUP_EVERY:
+            clean_broker(self.context.settings)
+            self._cleaned_at = time.monotonic()
+        return report
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for _spec, process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish the current task
+        deadline = time.monotonic() + timeout
+        for _spec, process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> EmbeddedEngine:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def clean_broker(settings: Settings) -> int:
+    """kombu's SQL transport keeps acknowledged messages forever: delete the old ones."""
+    url = settings.broker_url
+    if not url.startswith("sqla+"):
+        return 0
+    engine = create_engine(url[len("sqla+") :], connect_args={"timeout": 30})
+    # kombu stamps rows with naive local time (datetime.now()), so the cutoff is naive local time too.
+    cutoff = datetime.now() - timedelta(seconds=settings.delivery.broker_cleanup_seconds)  # noqa: DTZ005
+    try:
+        with engine.begin() as connection:
+            exists = connection.execute(
+                text("SELECT name FROM sqlite_master WHERE name = 'kombu_message'")
+            ).first()
+            if exists is None:
+                return 0
+            result = connection.execute(
+                text("DELETE FROM kombu_message WHERE visible = 0 AND timestamp < :cutoff"),
+                {"cutoff": cutoff.isoformat(sep=" ")},
+            )
+            return int(result.rowcount or 0)
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class RunProgress:
+    planned: int
+    done: int  # sent or in a final state
+    pending_receipts: int  # SMS sent, waiting for the carrier's receipt
+    finished: bool  # the run has nothing left to send
+
+
+def run_progress(context: AppContext, run_id: int) -> RunProgress:
+    from sqlalchemy import func, select
+
+    from broadcaster.db.models import CampaignRun, Message, RunStatus
+    from broadcaster.outbox.status import MessageStatus
+
+    with context.readers() as session:
+        run = session.get(CampaignRun, run_id)
+        assert run is not None
+        counts = dict(
+            session.execute(
+                select(Message.status, func.count()).where(Message.run_id == run_id).group_by(Message.status)
+            ).all()
+        )
+        waiting = session.scalar(
+            select(func.count()).where(
+                Message.run_id == run_id, Message.channel == "sms", Message.status == MessageStatus.SENT
+            )
+        )
+        planned = sum(counts.values())
+        busy = counts.get(MessageStatus.QUEUED, 0) + counts.get(MessageStatus.SENDING, 0)
+        finished = run.status in (RunStatus.COMPLETED, RunStatus.CANCELLED) or (
+            run.status == RunStatus.SENDING and busy == 0
+        )
+        return RunProgress(
+            planned=planned, done=planned - busy, pending_receipts=int(waiting or 0), finished=finished
+        )
+
+
+def campaign_paused(context: AppContext, run_id: int) -> str | None:
+    from broadcaster.db.models import Campaign, CampaignRun, CampaignState
+
+    with context.sessions() as session:
+        run = session.get(CampaignRun, run_id)
+        campaign = session.get(Campaign, run.campaign_id) if run else None
+        if campaign is not None and campaign.state in (CampaignState.PAUSED, CampaignState.CANCELLED):
+            return f"campaign {campaign.id} is {campaign.state.value}: {(campaign.paused_reason or '|').split('|', 1)[1]}"
+    return None

@@ -1,0 +1,143 @@
+"""The Celery application and its three tasks: plan a run, dispatch a chunk, tick.
+
+The engine always runs its work as these tasks; embedded and distributed deployments differ only in URLs
+(ARCHITECTURE §3). Workers build their database engine, adapters and event loops lazily in the process that
+uses them, never before fork. Settings come from ``BROADCASTER_CONFIG`` (set by the CLI for its workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from broadcaster.context import AppContext
+from broadcaster.outbox.adapters import AdapterPool
+from broadcaster.outbox.dispatch import Dispatcher
+from broadcaster.outbox.inbound import inbound_handler
+from broadcaster.outbox.planner import plan_run
+from broadcaster.outbox.queues import PLAN_QUEUE
+from broadcaster.outbox.scheduler import tick
+from broadcaster.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+app = Celery("broadcaster", set_as_current=False)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    url = settings.broker_url
+    config: dict[str, Any] = {
+        "broker_url": url,
+        "task_acks_late": True,  # a task lost with its worker is redelivered
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,  # the outbox is the result; no result backend
+        "task_default_queue": PLAN_QUEUE,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+    }
+    if url.startswith("sqla+sqlite"):
+        # kombu passes transport options to create_engine: wait for the file lock instead of failing.
+        config["broker_transport_options"] = {"connect_args": {"timeout": 30}}
+    elif url.startswith("amqp"):
+        config["broker_transport_options"] = {"confirm_publish": True}
+    return config
+
+
+def configure(settings: Settings) -> Celery:
+    app.conf.update(celery_config(settings))
+    return app
+
+
+class WorkerState:
+    """What one worker process owns; created on first use, after fork."""
+
+    _lock = threading.Lock()
+    _instance: WorkerState | None = None
+
+    def __init__(self) -> None:
+        self.context = AppContext.from_settings(load_settings())
+        context = self.context
+        self.adapters = AdapterPool(
+            context.settings,
+            inbound=lambda provider: inbound_handler(
+                context.sessions,
+                provider=provider,
+                channel=context.settings.provider(provider).channel,
+                clock=context.clock,
+            ),
+        )
+        self.dispatcher = Dispatcher(
+            sessions=context.sessions, settings=context.settings, clock=context.clock, adapters=self.adapters
+        )
+
+    @classmethod
+    def get(cls) -> WorkerState:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = WorkerState()
+            return cls._instance
+
+    @classmethod
+    def close(cls) -> None:
+        with cls._lock:
+            if cls._instance is not None:
+                cls._instance.adapters.close()
+                cls._instance.context.close()
+                cls._instance = None
+
+
+class CeleryEnqueuer:
+    def plan_run(self, run_id: int) -> None:
+        app.send_task("broadcaster.plan_run", args=[run_id], queue=PLAN_QUEUE)
+
+    def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None:
+        app.send_task("broadcaster.dispatch_chunk", args=[chunk_id], queue=queue)
+
+
+@app.task(name="broadcaster.plan_run")
+def plan_run_task(run_id: int) -> int:
+    state = WorkerState.get()
+    return plan_run(
+        state.context.sessions,
+        run_id=run_id,
+        settings=state.context.settings,
+        clock=state.context.clock,
+        enqueuer=CeleryEnqueuer(),
+    )
+
+
+@app.task(name="broadcaster.dispatch_chunk")
+def dispatch_chunk_task(chunk_id: int) -> dict[str, Any]:
+    summary = WorkerState.get().dispatcher.run_chunk(chunk_id)
+    return summary.__dict__
+
+
+@app.task(name="broadcaster.tick")
+def tick_task() -> None:
+    state = WorkerState.get()
+    tick(state.context.sessions, settings=state.context.settings, clock=state.context.clock, enqueuer=CeleryEnqueuer())
+
+
+@worker_ready.connect
+def _open_gateways(**_kwargs: Any) -> None:
+    """An SMS gateway worker binds at start, so receipts and MO flow even before anything is sent."""
+    for provider in filter(None, os.environ.get("BROADCASTER_GATEWAYS", "").split(",")):
+        WorkerState.get().adapters.get(provider)
+
+
+@worker_shutdown.connect
+def _close(**_kwargs: Any) -> None:
+    WorkerState.close()
+
+
+if os.environ.get("BROADCASTER_CONFIG"):
+    configure(load_settings())

@@ -1,0 +1,868 @@
+"""The SMS adapter: submit messages to an SMSC over SMPP v3.4 with smpplib, and pass every deliver_sm on.
+
+Shape (ARCHITECTURE.md §4, SMPP paragraph; PEERS.md smpplib gotchas 1-8):
+
+* ``binds`` transceiver sessions, each with one reader thread that lives as long as the adapter: it answers
+  enquire_link, sends one when the link is idle, reads submit_sm_resp / generic_nack and hands them to the
+  sending thread by sequence number, hands every deliver_sm (receipt or MO) to ``on_inbound`` and answers it
+  only after ``on_inbound`` returned (the engine commits the raw record inside it), and reconnects with
+  back-off when the connection drops.
+* smpplib has no locks (gotcha 1): socket writes and sequence numbers go under a lock. We read the socket
+  ourselves into a buffer, so a read timeout never loses half a PDU, and an error status never reaches
+  smpplib's raising error handler (gotcha 2; we still install a harmless one).
+* ``send()`` splits each text with our splitter (``channels.sms.encoding``; never ``gsm.make_parts``, gotcha
+  7), keeps at most ``window`` submit_sm outstanding per bind, correlates responses by sequence (they come back
+  out of order, gotcha 3), applies a per-PDU timeout and retries throttled PDUs a few times itself.
+
+Outcome of one message (all its parts):
+
+* every part accepted -> ``SendResult.sent(message_id, *part_ids)`` (part order);
+* any part refused -> failed with ``classify(status)``, even when other parts were accepted (the detail
+  says which: the handset may show a fragment);
+* otherwise, a part whose answer never came (timeout, or connection lost after its write) -> ``OutcomeUnknown``;
+  a part never written because the connection was down -> ``ConnectionLost`` when no other part of the message
+  was written, else ``OutcomeUnknown`` (part of the message is at the SMSC: never resend blindly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import queue
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
+
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.smpp
+
+from channels.base import (
+    AdapterBase,
+    Capabilities,
+    Channel,
+    DeliveryEvent,
+    OutboundMessage,
+    SendResult,
+)
+from channels.errors import (
+    ChannelError,
+    ConfigurationError,
+    ConnectionLost,
+    OutcomeUnknown,
+    PermanentError,
+    Throttled,
+)
+from channels.sms import receipts
+from channels.sms.encoding import Encoding, SplitMessage, split
+from channels.sms.smpp_errors import classify, status_name
+
+__all__ = ["InboundHandler", "SmppAdapter", "mask_address"]
+
+log = logging.getLogger(__name__)
+
+InboundHandler = Callable[[dict[str, Any]], None]
+
+# SMPP v3.4 §5.1.3 command_status values the adapter acts on itself.
+ESME_ROK: Final = 0x00
+ESME_RMSGQFUL: Final = 0x14
+ESME_RTHROTTLED: Final = 0x58
+ESME_RX_T_APPN: Final = 0x64  # our answer to a deliver_sm we could not store: the SMSC redelivers later
+_THROTTLE_STATUSES: Final = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
+# SMPP v3.4 §5.2.17 registered_delivery: 0x01 = receipt on final success or failure.
+_REGISTERED_DELIVERY: Final = 0x01
+# SMPP v3.4 §5.2.5/§5.2.6 TON/NPI of an E.164 destination: international (1) / ISDN E.164 (1).
+_TON_INTERNATIONAL: Final = 1
+_NPI_ISDN: Final = 1
+_MAX_PDU: Final = 64 * 1024  # an SMPP PDU is a few hundred octets; anything huge means a broken stream
+_REFERENCE_MEMORY: Final = 65536  # destinations whose concatenation counter we remember (LRU)
+
+
+class _UnknownTlvFilter(logging.Filter):
+    """smpplib logs a WARNING for every vendor TLV it skips (gotcha 5); real receipts carry them on every PDU."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unknown optional parameter")
+
+
+logging.getLogger("smpplib.command").addFilter(_UnknownTlvFilter())
+
+
+def mask_address(address: str | None) -> str:
+    """A phone number for logs: everything but the last 3 digits hidden (STYLE.md, personal data)."""
+    if not address:
+        return "-"
+    return "*" * max(len(address) - 3, 0) + address[-3:]
+
+
+def _text(value: Any) -> str:
+    """smpplib gives C-octet strings as bytes (with a NUL at times); records want plain text."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.split(b"\x00", 1)[0].decode("latin-1")
+    return str(value)
+
+
+def _hex(value: Any) -> str | None:
+    if isinstance(value, bytes) and value:
+        return value.hex()
+    return None
+
+
+class _LockedSequence(smpplib.client.SimpleSequenceGenerator):  # type: ignore[misc]
+    """smpplib's sequence generator behind a lock (gotcha 1: ``_sequence += 1`` races between threads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def next_sequence(self) -> int:
+        with self._lock:
+            return int(super().next_sequence())
+
+
+class _LockedClient(smpplib.client.Client):  # type: ignore[misc]
+    """An smpplib client whose socket writes are serialised: the reader and the sender both write."""
+
+    def __init__(self, host: str, port: int, *, timeout: float) -> None:
+        super().__init__(
+            host,
+            port,
+            timeout=timeout,
+            sequence_generator=_LockedSequence(),
+            allow_unknown_opt_params=True,  # gotcha 5: vendor TLVs in receipts must not raise
+            logger_name=f"{__name__}.wire",
+        )
+        self._write_lock = threading.Lock()
+        # Gotcha 2: the default handler raises PDUError; we dispatch statuses ourselves and never call
+        # read_once(), but keep a harmless handler in case anything in smpplib does.
+        self.set_error_pdu_handler(
+            lambda pdu: log.debug("error PDU %s status 0x%08X", pdu.command, pdu.status)
+        )
+
+    def send_pdu(self, p: Any) -> bool:
+        with self._write_lock:
+            return bool(super().send_pdu(p))
+
+    @property
+    def sock(self) -> socket.socket | None:
+        return self._socket  # type: ignore[no-any-return]
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One written submit_sm waiting for its answer; the sender's queue receives the outcome."""
+
+    token: int
+    replies: queue.Queue[_Reply]
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    token: int
+    kind: str  # "resp" (submit_sm_resp or generic_nack) or "lost"
+    status: int = 0
+    provider_id: str | None = None
+
+
+@dataclass(eq=False)
+class _Bind:
+    """One transceiver session and its reader thread."""
+
+    index: int
+    client: _LockedClient | None = None
+    connecting: _LockedClient | None = None  # a bind in progress, so close() can interrupt it
+    generation: int = 0  # bumped on every (re)connect and loss, so stale writers cannot touch a new link
+    bound: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards the fields below and the client
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    buffer: bytearray = field(default_factory=bytearray)
+    enquire_sent_at: float | None = None
+    thread: threading.Thread | None = None
+    # Counters for health checks and tests.
+    connects: int = 0
+    enquire_links_sent: int = 0
+    enquire_links_answered: int = 0
+    deliver_sm_received: int = 0
+
+    def outstanding(self) -> int:
+        with self.lock:
+            return len(self.pending)
+
+
+@dataclass(eq=False)
+class _MessageJob:
+    index: int
+    message: OutboundMessage
+    split: SplitMessage
+    part_ids: list[str | None]
+    part_state: list[str]  # "new", "inflight", "ok", "refused", "unknown", "unwritten", "skipped"
+    refusals: dict[int, int] = field(default_factory=dict)  # part number -> command_status
+    written: bool = False
+    bind: _Bind | None = None
+
+    def done(self) -> bool:
+        return all(state not in ("new", "inflight") for state in self.part_state)
+
+
+@dataclass(order=True)
+class _PartTask:
+    not_before: float
+    seq: int
+    job: _MessageJob = field(compare=False)
+    part: int = field(compare=False)  # 0-based
+    attempt: int = field(compare=False, default=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Inflight:
+    token: int
+    task: _PartTask
+    bind: _Bind
+    sequence: int
+    deadline: float
+
+
+class SmppAdapter(AdapterBase):
+    """SMS over SMPP v3.4 (transceiver binds). See the module docstring for the outcome rules."""
+
+    channel: ClassVar[Channel] = Channel.SMS
+    capabilities: ClassVar[Capabilities] = Capabilities(window=64, receipts=True, max_length=None)
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        system_id: str,
+        password: str,
+        source_addr: str,
+        source_ton: int = 5,  # alphanumeric brandname (DOMAIN.md §4)
+        source_npi: int = 0,
+        system_type: str = "",
+        binds: int = 1,
+        window: int = 64,
+        pdu_timeout: float = 10.0,
+        enquire_link_interval: float = 30.0,
+        registered_delivery: bool = True,
+        reconnect_initial: float = 0.5,
+        reconnect_max: float = 30.0,
+        connect_timeout: float = 10.0,
+        throttle_retries: int = 5,
+        throttle_backoff: float = 0.1,
+        throttle_backoff_max: float = 1.0,
+        on_inbound: InboundHandler | None = None,
+    ) -> None:
+        if binds < 1 or window < 1:
+            raise ValueError("binds and window must be at least 1")
+        self.host = host
+        self.port = port
+        self.system_id = system_id
+        self._password = password
+        self.source_addr = source_addr
+        self.source_ton = source_ton
+        self.source_npi = source_npi
+        self.system_type = system_type
+        self.window = window
+        self.pdu_timeout = pdu_timeout
+        self.enquire_link_interval = enquire_link_interval
+        self.registered_delivery = registered_delivery
+        self.reconnect_initial = reconnect_initial
+        self.reconnect_max = reconnect_max
+        self.connect_timeout = connect_timeout
+        self.throttle_retries = throttle_retries
+        self.throttle_backoff = throttle_backoff
+        self.throttle_backoff_max = throttle_backoff_max
+        self.on_inbound = on_inbound
+        # The engine hands us this many messages per send(): enough to keep every bind's window busy. The
+        # Protocol declares ``capabilities`` a ClassVar; an instance entry shadows it for this adapter only.
+        self.__dict__["capabilities"] = Capabilities(window=window * binds, receipts=True, max_length=None)
+        self._binds = [_Bind(index=i) for i in range(binds)]
+        self._closing = threading.Event()
+        self._opened = False
+        self._tokens = itertools.count(1)
+        self._references: OrderedDict[str, int] = OrderedDict()
+        self._reference_lock = threading.Lock()
+        self._next_bind = itertools.cycle(range(binds))
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self) -> None:
+        """Bind every session once (raising on a refused bind), then start the reader threads.
+
+        A bind that fails for a network reason is retried in the background by its reader; ``open`` raises
+        ``ConnectionLost`` only when no session could bind at all.
+        """
+        if self._opened:
+            return
+        self._closing.clear()
+        failures: list[ChannelError] = []
+        for bind in self._binds:
+            try:
+                self._connect(bind)
+            except ConfigurationError:
+                self._shutdown_binds()
+                raise
+            except ChannelError as exc:
+                failures.append(exc)
+        if len(failures) == len(self._binds):
+            self._shutdown_binds()
+            raise ConnectionLost(
+                f"no SMPP bind to {self.host}:{self.port} succeeded", detail=str(failures[0])
+            ) from failures[0]
+        for bind in self._binds:
+            bind.thread = threading.Thread(
+                target=self._reader,
+                args=(bind,),
+                name=f"smpp-reader-{self.system_id}-{bind.index}",
+                daemon=True,
+            )
+            bind.thread.start()
+        self._opened = True
+
+    def close(self) -> None:
+        """Unbind every session, stop the readers, close the sockets. Idempotent."""
+        self._closing.set()
+        for bind in self._binds:
+            with bind.lock:
+                client = bind.client if bind.bound.is_set() else None
+            if client is None:
+                continue
+            try:
+                client.send_pdu(smpplib.smpp.make_pdu("unbind", client=client))
+            except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as exc:
+                # Gotcha 8: smpp34 (and some SMSCs) close before unbind_resp; the link is gone either way.
+                log.debug("bind %d: unbind failed: %r", bind.index, exc)
+        for bind in self._binds:
+            if bind.thread is not None:
+                bind.thread.join(max(1.0, min(self.pdu_timeout, 3.0)))
+        self._shutdown_binds()
+        for bind in self._binds:
+            if bind.thread is not None:
+                bind.thread.join(5.0)
+                if bind.thread.is_alive():
+                    log.warning("bind %d: reader thread did not stop within 5 s", bind.index)
+                bind.thread = None
+        self._opened = False
+
+    def _shutdown_binds(self) -> None:
+        for bind in self._binds:
+            self._drop(bind, reason="closed", generation=None)
+
+    @property
+    def bound_count(self) -> int:
+        """How many sessions are bound right now."""
+        return sum(1 for bind in self._binds if bind.bound.is_set())
+
+    def wait_bound(self, timeout: float, *, count: int = 1) -> bool:
+        """Block until at least ``count`` sessions are bound (after a reconnect, say) or the timeout passes."""
+        deadline = time.monotonic() + timeout
+        while self.bound_count < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            unbound = next(b for b in self._binds if not b.bound.is_set())
+            unbound.bound.wait(min(remaining, 0.1))
+        return True
+
+    def stats(self) -> dict[str, int]:
+        """Counters summed over the binds (for health checks and tests)."""
+        return {
+            "bound": self.bound_count,
+            "connects": sum(b.connects for b in self._binds),
+            "enquire_links_sent": sum(b.enquire_links_sent for b in self._binds),
+            "enquire_links_answered": sum(b.enquire_links_answered for b in self._binds),
+            "deliver_sm_received": sum(b.deliver_sm_received for b in self._binds),
+            "outstanding": sum(b.outstanding() for b in self._binds),
+        }
+
+    # ------------------------------------------------------------------ connection handling
+    def _connect(self, bind: _Bind) -> None:
+        """Connect and bind_transceiver; raises ConfigurationError (refused) or ConnectionLost (network)."""
+        client = _LockedClient(self.host, self.port, timeout=self.connect_timeout)
+        with bind.lock:
+            bind.connecting = client
+        try:
+            if self._closing.is_set():
+                raise smpplib.exceptions.ConnectionError("adapter is closing")
+            client.connect()
+            client.bind_transceiver(
+                system_id=self.system_id, password=self._password, system_type=self.system_type
+            )
+        except smpplib.exceptions.PDUError as exc:
+            client.disconnect()
+            status = int(exc.args[1]) if len(exc.args) > 1 else 0x0D
+            error = classify(
+                status, detail=f"bind_transceiver to {self.host}:{self.port} as {self.system_id}"
+            )
+            if not isinstance(error, ConfigurationError):
+                raise ConnectionLost(str(error), code=error.code, detail=error.detail) from exc
+            raise error from exc
+        except (smpplib.exceptions.ConnectionError, OSError) as exc:
+            client.disconnect()
+            raise ConnectionLost(f"cannot bind to {self.host}:{self.port}", detail=repr(exc)) from exc
+        finally:
+            with bind.lock:
+                bind.connecting = None
+        sock = client.sock
+        if sock is not None:
+            # The read timeout is the idle interval: when it fires, the reader sends enquire_link (gotcha 6).
+            sock.settimeout(self.enquire_link_interval)
+            # One small PDU per write: without TCP_NODELAY, Nagle + delayed ACK stall a window by ~40 ms.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with bind.lock:
+            bind.client = client
+            bind.generation += 1
+            bind.buffer = bytearray()
+            bind.enquire_sent_at = None
+            bind.connects += 1
+            bind.bound.set()
+        log.info("bind %d: bound to %s:%d as %s", bind.index, self.host, self.port, self.system_id)
+
+    def _drop(self, bind: _Bind, *, reason: str, generation: int | None) -> None:
+        """Forget a dead link: fail its outstanding PDUs as lost-after-write and close the socket."""
+        with bind.lock:
+            if generation is not None and generation != bind.generation:
+                return  # someone already dropped this link
+            client, bind.client = bind.client, None
+            connecting = bind.connecting if generation is None else None
+            pending, bind.pending = bind.pending, {}
+            was_bound = bind.bound.is_set()
+            bind.bound.clear()
+            bind.generation += 1
+        if connecting is not None and connecting.sock is not None:
+            with contextlib.suppress(OSError):
+                connecting.sock.shutdown(socket.SHUT_RDWR)  # a bind waiting for its answer gives up now
+        if client is not None:
+            sock = client.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in recv()
+            client.state = (
+                smpplib.consts.SMPP_CLIENT_STATE_OPEN
+            )  # we unbound (or lost) it: no smpplib warning
+            client.disconnect()
+        for item in pending.values():
+            item.replies.put(_Reply(token=item.token, kind="lost"))
+        if was_bound and reason != "closed":
+            log.warning(
+                "bind %d: connection lost (%s); %d PDU(s) in flight", bind.index, reason, len(pending)
+            )
+
+    def _reader(self, bind: _Bind) -> None:
+        """The life of one bind: read and dispatch PDUs, keep the link alive, reconnect with back-off."""
+        delay = self.reconnect_initial
+        while not self._closing.is_set():
+            if not bind.bound.is_set():
+                try:
+                    self._connect(bind)
+                    delay = self.reconnect_initial
+                except ChannelError as exc:
+                    log.warning("bind %d: reconnect failed (%s); next try in %.1f s", bind.index, exc, delay)
+                    self._closing.wait(delay)
+                    delay = min(delay * 2, self.reconnect_max)
+                    continue
+            with bind.lock:
+                client, generation = bind.client, bind.generation
+            if client is None:
+                continue
+            try:
+                raw = self._read_raw(bind, client)
+                if raw is None:
+                    self._idle(bind, client)
+                    continue
+                pdu = smpplib.smpp.parse_pdu(raw, client=client, allow_unknown_opt_params=True)
+            except (smpplib.exceptions.ConnectionError, OSError) as exc:
+                if self._closing.is_set():
+                    break
+                self._drop(bind, reason=repr(exc) or type(exc).__name__, generation=generation)
+                continue
+            except (smpplib.exceptions.PDUError, smpplib.exceptions.UnknownCommandError, ValueError) as exc:
+                log.warning("bind %d: unreadable PDU skipped: %r", bind.index, exc)
+                continue
+            try:
+                self._dispatch(bind, client, pdu)
+            except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as exc:
+                if self._closing.is_set():
+                    break
+                self._drop(bind, reason=f"write failed: {exc!r}", generation=generation)
+        # A reconnect may have completed while close() was running: never leave a socket behind.
+        self._drop(bind, reason="closed", generation=None)
+        log.debug("bind %d: reader stopped", bind.index)
+
+    def _read_raw(self, bind: _Bind, client: _LockedClient) -> bytes | None:
+        """One whole PDU from the socket, or None after a quiet interval. Partial reads stay buffered."""
+        sock = client.sock
+        if sock is None:
+            raise smpplib.exceptions.ConnectionError("socket closed")
+        buffer = bind.buffer
+        while True:
+            if len(buffer) >= 4:
+                length = int.from_bytes(buffer[:4], "big")
+                if length < 16 or length > _MAX_PDU:
+                    raise smpplib.exceptions.ConnectionError(f"broken PDU stream (command_length {length})")
+                if len(buffer) >= length:
+                    raw = bytes(buffer[:length])
+                    del buffer[:length]
+                    return raw
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                return None
+            if not chunk:
+                raise smpplib.exceptions.ConnectionError("connection closed by the SMSC")
+            buffer += chunk
+
+    def _idle(self, bind: _Bind, client: _LockedClient) -> None:
+        """Nothing read for an interval: probe with enquire_link, or give up when the last probe went unanswered."""
+        now = time.monotonic()
+        if bind.enquire_sent_at is not None and now - bind.enquire_sent_at >= self.enquire_link_interval:
+            raise smpplib.exceptions.ConnectionError("enquire_link unanswered")
+        client.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=client))
+        bind.enquire_sent_at = now
+        bind.enquire_links_sent += 1
+
+    def _dispatch(self, bind: _Bind, client: _LockedClient, pdu: Any) -> None:
+        command = pdu.command
+        bind.enquire_sent_at = None  # any traffic proves the link is alive
+        if command in ("submit_sm_resp", "generic_nack"):
+            with bind.lock:
+                item = bind.pending.pop(pdu.sequence, None)
+            if item is None:
+                log.warning(
+                    "bind %d: %s for unknown or expired sequence %d", bind.index, command, pdu.sequence
+                )
+                return
+            message_id = _text(getattr(pdu, "message_id", None)) or None
+            status = int(pdu.status or 0)
+            if command == "generic_nack" and status == ESME_ROK:
+                status = 0x08  # a NACK without a status still refuses the PDU (ESME_RSYSERR)
+            item.replies.put(_Reply(token=item.token, kind="resp", status=status, provider_id=message_id))
+        elif command == "deliver_sm":
+            self._on_deliver_sm(bind, client, pdu)
+        elif command == "enquire_link":
+            resp = smpplib.smpp.make_pdu("enquire_link_resp", client=client)
+            resp.sequence = pdu.sequence
+            client.send_pdu(resp)
+        elif command == "enquire_link_resp":
+            bind.enquire_links_answered += 1
+        elif command == "unbind":
+            resp = smpplib.smpp.make_pdu("unbind_resp", client=client)
+            resp.sequence = pdu.sequence
+            client.send_pdu(resp)
+            raise smpplib.exceptions.ConnectionError("SMSC unbound the session")
+        elif command == "unbind_resp":
+            raise smpplib.exceptions.ConnectionError("unbound")
+        else:
+            log.warning("bind %d: unhandled %s (status 0x%08X)", bind.index, command, pdu.status or 0)
+
+    def _record(self, bind: _Bind, pdu: Any) -> dict[str, Any]:
+        """The deliver_sm as a JSON-able dict: the raw record the engine stores (see channels.sms.receipts)."""
+        return {
+            "command": "deliver_sm",
+            "sequence": int(pdu.sequence),
+            "bind": bind.index,
+            "system_id": self.system_id,
+            "received_at": datetime.now(UTC).isoformat(),
+            "service_type": _text(pdu.service_type),
+            "source_addr_ton": int(pdu.source_addr_ton or 0),
+            "source_addr_npi": int(pdu.source_addr_npi or 0),
+            "source_addr": _text(pdu.source_addr),
+            "dest_addr_ton": int(pdu.dest_addr_ton or 0),
+            "dest_addr_npi": int(pdu.dest_addr_npi or 0),
+            "destination_addr": _text(pdu.destination_addr),
+            "esm_class": int(pdu.esm_class or 0),
+            "protocol_id": int(pdu.protocol_id or 0),
+            "priority_flag": int(pdu.priority_flag or 0),
+            "registered_delivery": int(pdu.registered_delivery or 0),
+            "data_coding": int(pdu.data_coding or 0),
+            "short_message_hex": (pdu.short_message or b"").hex(),
+            "message_payload_hex": _hex(pdu.message_payload),
+            "receipted_message_id": _text(pdu.receipted_message_id) or None,
+            "message_state": None if pdu.message_state is None else int(pdu.message_state),
+            "network_error_code_hex": _hex(pdu.network_error_code),
+            "sar_msg_ref_num": pdu.sar_msg_ref_num,
+            "sar_total_segments": pdu.sar_total_segments,
+            "sar_segment_seqnum": pdu.sar_segment_seqnum,
+        }
+
+    def _on_deliver_sm(self, bind: _Bind, client: _LockedClient, pdu: Any) -> None:
+        bind.deliver_sm_received += 1
+        record = self._record(bind, pdu)
+        status = ESME_ROK
+        if self.on_inbound is not None:
+            try:
+                self.on_inbound(record)
+            except Exception:  # task boundary: the engine's callback must never kill the reader
+                log.exception(
+                    "bind %d: on_inbound failed for deliver_sm %d from %s; answering ESME_RX_T_APPN",
+                    bind.index,
+                    record["sequence"],
+                    mask_address(record["source_addr"]),
+                )
+                status = ESME_RX_T_APPN
+        else:
+            log.warning(
+                "bind %d: deliver_sm with no on_inbound handler; acknowledged and dropped", bind.index
+            )
+        resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=client, status=status)
+        resp.sequence = pdu.sequence
+        client.send_pdu(resp)
+
+    # ------------------------------------------------------------------ sending
+    def _reference(self, destination: str) -> int:
+        """The next 8-bit concatenation reference for a destination (TS 23.040 §9.2.3.24.1): a counter,
+        not random, so two long messages in flight to one handset never share one (gotcha 7)."""
+        with self._reference_lock:
+            value = self._references.pop(destination, len(self._references) % 256)
+            self._references[destination] = (value + 1) % 256
+            if len(self._references) > _REFERENCE_MEMORY:
+                self._references.popitem(last=False)
+            return value
+
+    def _pick_bind(self) -> _Bind | None:
+        for _ in range(len(self._binds)):
+            bind = self._binds[next(self._next_bind)]
+            if bind.bound.is_set():
+                return bind
+        return None
+
+    def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """Submit a window of messages; one SendResult per message, in order. Never raises per message."""
+        results: list[SendResult | None] = [None] * len(messages)
+        jobs: list[_MessageJob] = []
+        for index, message in enumerate(messages):
+            destination = message.address.lstrip("+")
+            try:
+                encoding = Encoding(message.encoding) if message.encoding else None
+                parts = split(message.body, reference=self._reference(destination), encoding=encoding)
+            except ValueError as exc:
+                results[index] = SendResult.failed(
+                    message.message_id, PermanentError("message cannot be encoded as SMS", detail=str(exc))
+                )
+                continue
+            count = len(parts.parts)
+            jobs.append(
+                _MessageJob(
+                    index=index,
+                    message=message,
+                    split=parts,
+                    part_ids=[None] * count,
+                    part_state=["new"] * count,
+                )
+            )
+        if jobs and not self.wait_bound(self.pdu_timeout if self._opened else 0.0):
+            log.warning("no SMPP bind available; %d message(s) not sent", len(jobs))
+        self._run_jobs(jobs)
+        for job in jobs:
+            results[job.index] = self._result(job)
+        return [r for r in results if r is not None]
+
+    def _run_jobs(self, jobs: list[_MessageJob]) -> None:
+        replies: queue.Queue[_Reply] = queue.Queue()
+        waiting: list[_PartTask] = []  # heap by not_before
+        seq = itertools.count()
+        for job in jobs:
+            job.bind = self._pick_bind()
+            for part in range(len(job.part_state)):
+                heapq.heappush(waiting, _PartTask(0.0, next(seq), job, part))
+        inflight: dict[int, _Inflight] = {}  # token -> what was written where
+
+        while waiting or inflight:
+            now = time.monotonic()
+            # 1. Write every due part whose bind has room in its window.
+            blocked: list[_PartTask] = []
+            while waiting and waiting[0].not_before <= now:
+                task = heapq.heappop(waiting)
+                job = task.job
+                if job.refusals:
+                    job.part_state[task.part] = "skipped"  # the message already failed: stop spending parts
+                    continue
+                bind = job.bind if job.bind is not None and job.bind.bound.is_set() else self._pick_bind()
+                if bind is None:
+                    job.part_state[task.part] = "unwritten"
+                    continue
+                job.bind = bind
+                if bind.outstanding() >= self.window:
+                    blocked.append(task)
+                    continue
+                written = self._write(bind, task, replies)
+                if written is None:
+                    job.part_state[task.part] = "unwritten"
+                    continue
+                job.part_state[task.part] = "inflight"
+                job.written = True
+                inflight[written.token] = written
+            for task in blocked:
+                heapq.heappush(waiting, task)
+
+            # 2. Wait for the next answer, the next due retry, or the next PDU deadline.
+            if not inflight and not waiting:
+                break
+            wake = min(
+                [item.deadline for item in inflight.values()]
+                + [waiting[0].not_before if waiting and not blocked else now + 0.05]
+            )
+            try:
+                reply: _Reply | None = replies.get(timeout=max(0.0, min(wake - time.monotonic(), 0.5)))
+            except queue.Empty:
+                reply = None
+            while reply is not None:
+                self._apply(reply, inflight, waiting, seq)
+                try:
+                    reply = replies.get_nowait()
+                except queue.Empty:
+                    reply = None
+
+            # 3. Expire PDUs whose answer is overdue: the SMSC may have them (OutcomeUnknown).
+            now = time.monotonic()
+            for token, item in list(inflight.items()):
+                if item.deadline <= now:
+                    del inflight[token]
+                    task = item.task
+                    with item.bind.lock:
+                        pending = item.bind.pending.get(item.sequence)
+                        if pending is not None and pending.token == token:
+                            del item.bind.pending[item.sequence]
+                    task.job.part_state[task.part] = "unknown"
+                    log.warning(
+                        "message %d part %d: no submit_sm_resp within %.1f s",
+                        task.job.message.message_id,
+                        task.part + 1,
+                        self.pdu_timeout,
+                    )
+
+    def _write(self, bind: _Bind, task: _PartTask, replies: queue.Queue[_Reply]) -> _Inflight | None:
+        """Build and write one submit_sm; what to wait for, or None when nothing was written."""
+        with bind.lock:
+            client, generation = bind.client, bind.generation
+        if client is None:
+            return None
+        job = task.job
+        part = job.split.parts[task.part]
+        pdu = smpplib.smpp.make_pdu(
+            "submit_sm",
+            client=client,
+            source_addr_ton=self.source_ton,
+            source_addr_npi=self.source_npi,
+            source_addr=self.source_addr,
+            dest_addr_ton=_TON_INTERNATIONAL,
+            dest_addr_npi=_NPI_ISDN,
+            destination_addr=job.message.address.lstrip("+"),
+            esm_class=job.split.esm_class,
+            data_coding=job.split.data_coding,
+            registered_delivery=_REGISTERED_DELIVERY if self.registered_delivery else 0,
+            short_message=part.short_message,
+        )
+        token = next(self._tokens)
+        item = _Pending(token=token, replies=replies)
+        with bind.lock:
+            if bind.generation != generation:
+                return None  # the link changed under us: nothing was written on it
+            bind.pending[pdu.sequence] = item  # registered first: the answer may beat send_pdu's return
+        try:
+            client.send_pdu(pdu)
+        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as exc:
+            # sendall failed: at most a fragment of the PDU reached the SMSC, which it cannot act on.
+            with bind.lock:
+                bind.pending.pop(pdu.sequence, None)
+            self._drop(bind, reason=f"write failed: {exc!r}", generation=generation)
+            return None
+        log.debug(
+            "message %d part %d/%d -> %s (bind %d, seq %d)",
+            job.message.message_id,
+            part.number,
+            part.total,
+            mask_address(job.message.address),
+            bind.index,
+            pdu.sequence,
+        )
+        return _Inflight(
+            token=token,
+            task=task,
+            bind=bind,
+            sequence=pdu.sequence,
+            deadline=time.monotonic() + self.pdu_timeout,
+        )
+
+    def _apply(
+        self,
+        reply: _Reply,
+        inflight: dict[int, _Inflight],
+        waiting: list[_PartTask],
+        seq: Iterator[int],
+    ) -> None:
+        entry = inflight.pop(reply.token, None)
+        if entry is None:
+            return  # already expired or already answered
+        task = entry.task
+        job = task.job
+        if reply.kind == "lost":
+            job.part_state[task.part] = "unknown"
+            return
+        if reply.status == ESME_ROK:
+            job.part_state[task.part] = "ok"
+            job.part_ids[task.part] = receipts.normalize_id(reply.provider_id) or ""
+            return
+        if reply.status in _THROTTLE_STATUSES and task.attempt <= self.throttle_retries and not job.refusals:
+            delay = min(self.throttle_backoff * 2 ** (task.attempt - 1), self.throttle_backoff_max)
+            job.part_state[task.part] = "new"
+            heapq.heappush(
+                waiting, _PartTask(time.monotonic() + delay, next(seq), job, task.part, task.attempt + 1)
+            )
+            return
+        job.part_state[task.part] = "refused"
+        job.refusals[task.part + 1] = reply.status
+        log.info(
+            "message %d part %d to %s refused: %s",
+            job.message.message_id,
+            task.part + 1,
+            mask_address(job.message.address),
+            status_name(reply.status),
+        )
+
+    def _result(self, job: _MessageJob) -> SendResult:
+        message_id = job.message.message_id
+        total = len(job.part_state)
+        states = job.part_state
+        if all(state == "ok" for state in states):
+            return SendResult.sent(message_id, *(pid or "" for pid in job.part_ids))
+        accepted = [f"{n + 1}={pid}" for n, pid in enumerate(job.part_ids) if states[n] == "ok"]
+        accepted_text = f"; parts accepted: {', '.join(accepted)}" if accepted else ""
+        if job.refusals:
+            # Answers come back out of order (gotcha 3): report the first part in message order.
+            number = min(job.refusals)
+            status = job.refusals[number]
+            refused = ", ".join(f"{n}={status_name(s)}" for n, s in sorted(job.refusals.items()))
+            detail = f"part {number}/{total} refused (refused: {refused}){accepted_text}"
+            if accepted:
+                detail += " (the handset may show a fragment)"
+            error = classify(status, detail=detail)
+            if isinstance(error, Throttled):
+                error.retry_after = self.throttle_backoff_max
+            return SendResult.failed(message_id, error)
+        unknown = [n + 1 for n, state in enumerate(states) if state == "unknown"]
+        if unknown or (job.written and "unwritten" in states):
+            detail = f"part(s) {unknown or '-'} of {total} unanswered{accepted_text}"
+            return SendResult.failed(
+                message_id,
+                OutcomeUnknown("SMSC may have the message: no answer after the write", detail=detail),
+            )
+        return SendResult.failed(
+            message_id,
+            ConnectionLost(f"no SMPP bind to {self.host}:{self.port}: message not written", detail=None),
+        )
+
+    # ------------------------------------------------------------------ events
+    def parse_events(self, raw: Mapping[str, Any]) -> list[DeliveryEvent]:
+        """A stored deliver_sm record -> its one normalised event (receipt or inbound message)."""
+        return [receipts.parse_deliver_sm(raw)]

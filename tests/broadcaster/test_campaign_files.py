@@ -1,0 +1,404 @@
+"""Campaign files: the shipped campaigns validate, bad files give the right line, schedules recur correctly."""
+
+from __future__ import annotations
+
+import shutil
+import unicodedata
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import ValidationError
+
+from broadcaster.campaigns.files import (
+    Problem,
+    ProviderInfo,
+    compute_content_hash,
+    load_campaign_file,
+    validate_paths,
+)
+from broadcaster.campaigns.schema import CampaignDefinition, Purpose, Schedule, SendWindow, Topic
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "campaigns"
+FIXTURE_TEMPLATES = FIXTURES / "templates"
+PROVIDERS = {"sms_main": ProviderInfo("sms_main", "sms"), "mail": ProviderInfo("mail", "email")}
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def line_of(path: Path, needle: str) -> int:
+    """1-based line of the first line containing ``needle`` (so tests do not hard-code line numbers)."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+def load_bad(name: str) -> list[Problem]:
+    bundle, problems = load_campaign_file(
+        FIXTURES / "bad" / name, templates_dir=FIXTURE_TEMPLATES, providers=PROVIDERS
+    )
+    assert bundle is None
+    assert problems
+    return problems
+
+
+# --- shipped campaigns ------------------------------------------------------------------------------------
+
+
+def test_every_shipped_campaign_validates() -> None:
+    bundles, problems = validate_paths(
+        [REPO / "campaigns"], templates_dir=REPO / "templates", providers=PROVIDERS
+    )
+    assert [str(p) for p in problems] == []
+    ids = {bundle.definition.id for bundle in bundles}
+    assert "thong-bao-dich-vu-cong" in ids
+    plan = [b for b in bundles if "plan-143" in b.source.parts]
+    assert 5 <= len(plan) <= 7
+    # The plan's own activities, with the forms of schedule the plan asks for.
+    rules = {b.definition.plan_item: b.definition.schedule for b in plan}
+    assert {"III.2", "III.4", "III.9", "V"} <= set(rules)
+    rrules = {b.definition.schedule.rrule for b in plan if b.definition.schedule}
+    assert {"FREQ=WEEKLY;INTERVAL=2;BYDAY=MO", "FREQ=MONTHLY;INTERVAL=3", "FREQ=YEARLY"} <= rrules
+    report = rules["V"]
+    assert report is not None and report.before_deadlines == ["05-30", "11-30"]
+
+
+def test_example_campaign_is_the_demo_shape() -> None:
+    bundle, problems = load_campaign_file(
+        REPO / "campaigns" / "examples" / "thong-bao-dich-vu-cong.yaml",
+        templates_dir=REPO / "templates",
+        providers=PROVIDERS,
+    )
+    assert problems == [] and bundle is not None
+    definition = bundle.definition
+    assert definition.audience.segments == ["citizen", "civil_servant"]
+    assert definition.channels["sms"].unaccented is True
+    assert set(definition.channels) == {"sms", "email"}
+    # The snapshot holds every file the templates use, layouts and includes too.
+    assert "layouts/email.html.j2" in bundle.templates
+    assert "partials/chu-ky.txt.j2" in bundle.templates
+    assert "sms/thong-bao-dvc.txt.j2" in bundle.templates
+
+
+def test_shipped_text_is_nfc_utf8() -> None:
+    files = [p for root in ("campaigns", "templates") for p in (REPO / root).rglob("*") if p.is_file()]
+    assert len(files) > 20
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        assert unicodedata.normalize("NFC", text) == text, file
+
+
+def test_agency_names_come_from_the_plan() -> None:
+    seed = REPO.parent / "shared" / "seed" / "plan-143-KH-UBND-2022.txt"
+    if not seed.is_file():
+        pytest.skip(f"the plan text is not on this machine ({seed})")
+    plan_text = seed.read_text(encoding="utf-8")
+    bundles, _ = validate_paths(
+        [REPO / "campaigns" / "plan-143"], templates_dir=REPO / "templates", providers=PROVIDERS
+    )
+    for bundle in bundles:
+        for agency in [bundle.definition.lead_agency, *bundle.definition.co_agencies]:
+            assert agency in plan_text, (bundle.definition.id, agency)
+
+
+# --- bad files --------------------------------------------------------------------------------------------
+
+
+def test_malformed_yaml_points_at_the_bad_line() -> None:
+    path = FIXTURES / "bad" / "malformed.yaml"
+    (problem,) = load_bad("malformed.yaml")
+    assert problem.file == path
+    assert problem.line == line_of(path, "   provider: sms_main")
+    assert "malformed YAML" in problem.message
+
+
+def test_typo_field_names_the_field_and_its_line() -> None:
+    path = FIXTURES / "bad" / "typo-field.yaml"
+    problems = load_bad("typo-field.yaml")
+    typo = next(p for p in problems if p.field == "channels.sms.provder")
+    assert typo.line == line_of(path, "provder:")
+    assert "unknown field 'provder'" in typo.message and "did you mean 'provider'" in typo.message
+    missing = next(p for p in problems if p.field == "channels.sms.provider")
+    assert missing.line == line_of(path, "  sms:")
+
+
+def test_unknown_template_variables_name_template_and_line() -> None:
+    problems = load_bad("unknown-variable.yaml")
+    template = FIXTURE_TEMPLATES / "sms" / "bien-la.txt.j2"
+    found = {(p.file, p.line): p.message for p in problems}
+    assert "contact.nmae" in found[(template, 2)]
+    assert "vars.khong_khai_bao" in found[(template, 3)]
+    assert "bien_tu_do" in found[(template, 4)]
+    # A template problem also says which campaign line uses the template.
+    campaign = FIXTURES / "bad" / "unknown-variable.yaml"
+    assert f"{campaign}:{line_of(campaign, 'template:')}" in found[(template, 2)]
+
+
+def test_missing_template_names_the_expected_path() -> None:
+    path = FIXTURES / "bad" / "missing-template.yaml"
+    (problem,) = load_bad("missing-template.yaml")
+    assert problem.line == line_of(path, "template:")
+    assert str(FIXTURE_TEMPLATES / "sms" / "khong-ton-tai.txt.j2") in problem.message
+
+
+def test_missing_include_names_the_including_template_line() -> None:
+    (problem,) = load_bad("missing-include.yaml")
+    assert problem.file == FIXTURE_TEMPLATES / "sms" / "thieu-layout.txt.j2"
+    assert problem.line == 1
+    assert "partials/khong-co.txt.j2" in problem.message
+
+
+def test_template_syntax_error_has_template_and_line() -> None:
+    (problem,) = load_bad("syntax-error.yaml")
+    assert problem.file == FIXTURE_TEMPLATES / "sms" / "cu-phap-loi.txt.j2"
+    assert problem.line == 3
+    assert "syntax error" in problem.message
+
+
+def test_unknown_provider_message() -> None:
+    path = FIXTURES / "bad" / "unknown-provider.yaml"
+    (problem,) = load_bad("unknown-provider.yaml")
+    assert str(problem) == (
+        f"{path}:{line_of(path, 'provider:')}: channels.sms.provider: "
+        "unknown provider 'smsc_main' (known: sms_main, mail)"
+    )
+
+
+def test_provider_of_the_wrong_channel() -> None:
+    (problem,) = load_bad("wrong-channel.yaml")
+    assert problem.field == "channels.sms.provider"
+    assert "sends email, not sms" in problem.message
+
+
+def test_bad_rrule_points_at_rrule() -> None:
+    path = FIXTURES / "bad" / "bad-rrule.yaml"
+    (problem,) = load_bad("bad-rrule.yaml")
+    assert problem.field == "schedule.rrule"
+    assert problem.line == line_of(path, "rrule:")
+    assert "FORTNIGHTLY" in problem.message
+
+
+def test_push_channel_is_rejected_clearly() -> None:
+    path = FIXTURES / "bad" / "push-channel.yaml"
+    problems = load_bad("push-channel.yaml")
+    push = next(p for p in problems if p.field == "channels.push")
+    assert push.line == line_of(path, "push:")
+    assert "not supported yet" in push.message
+
+
+def test_duplicate_ids_across_files() -> None:
+    bundles, problems = validate_paths(
+        [FIXTURES / "duplicates"], templates_dir=FIXTURE_TEMPLATES, providers=PROVIDERS
+    )
+    assert len(bundles) == 1
+    (problem,) = problems
+    assert problem.file == FIXTURES / "duplicates" / "b.yaml"
+    assert problem.field == "id" and problem.line == 1
+    assert "a.yaml" in problem.message
+
+
+def test_duplicate_key_in_one_file() -> None:
+    path = FIXTURES / "bad" / "duplicate-key.yaml"
+    (problem,) = load_bad("duplicate-key.yaml")
+    assert problem.line == line_of(path, "lần hai")
+    assert "appears twice" in problem.message
+
+
+def test_advertising_sms_needs_the_label_first() -> None:
+    (problem,) = load_bad("advertising-no-label.yaml")
+    assert problem.file == FIXTURE_TEMPLATES / "sms" / "quang-cao.txt.j2"
+    assert "[QC]" in problem.message and "art. 15" in problem.message
+    bundle, problems = load_campaign_file(
+        FIXTURES / "advertising-labelled.yaml", templates_dir=FIXTURE_TEMPLATES, providers=PROVIDERS
+    )
+    assert problems == [] and bundle is not None
+    assert bundle.definition.purpose is Purpose.ADVERTISING
+
+
+def test_sms_longer_than_max_segments() -> None:
+    path = FIXTURES / "bad" / "too-long.yaml"
+    (problem,) = load_bad("too-long.yaml")
+    assert problem.field == "channels.sms.max_segments"
+    assert problem.line == line_of(path, "max_segments:")
+    assert "4 parts" in problem.message
+
+
+def test_sms_only_option_on_email_is_located() -> None:
+    path = FIXTURES / "bad" / "email-sms-option.yaml"
+    (problem,) = load_bad("email-sms-option.yaml")
+    assert problem.field == "channels.email.unaccented"
+    assert problem.line == line_of(path, "unaccented:")
+
+
+def test_validate_paths_reports_a_missing_path(tmp_path: Path) -> None:
+    bundles, problems = validate_paths(
+        [tmp_path / "nope.yaml"], templates_dir=FIXTURE_TEMPLATES, providers=PROVIDERS
+    )
+    assert bundles == [] and "no such file" in problems[0].message
+
+
+# --- content hash and YAML details -----------------------------------------------------------------------
+
+
+REORDERED = """\
+variables:
+  loi_nhan: Hồ sơ của ông/bà đã được tiếp nhận.
+channels:
+  email: {provider: mail, template: email/ok}
+  sms: {max_segments: 2, unaccented: true, provider: sms_main, template: sms/ok}
+audience: {segments: [citizen]}
+purpose: public_information
+topics: [thu_tuc_hanh_chinh]
+lead_agency: Sở Thông tin và Truyền thông
+plan_item: III.9
+title: Chiến dịch mẫu cho kiểm thử
+id: chien-dich-mau
+"""
+
+
+def test_content_hash_ignores_key_order_and_follows_templates(tmp_path: Path) -> None:
+    original, problems = load_campaign_file(
+        FIXTURES / "good.yaml", templates_dir=FIXTURE_TEMPLATES, providers=PROVIDERS
+    )
+    assert problems == [] and original is not None
+    reordered_file = tmp_path / "reordered.yaml"
+    reordered_file.write_text(REORDERED, encoding="utf-8")
+    reordered, problems = load_campaign_file(
+        reordered_file, templates_dir=FIXTURE_TEMPLATES, providers=PROVIDERS
+    )
+    assert problems == [] and reordered is not None
+    assert reordered.content_hash == original.content_hash
+
+    templates = tmp_path / "templates"
+    shutil.copytree(FIXTURE_TEMPLATES, templates)
+    same, _ = load_campaign_file(FIXTURES / "good.yaml", templates_dir=templates, providers=PROVIDERS)
+    assert same is not None and same.content_hash == original.content_hash
+    layout = templates / "layouts" / "email.html.j2"
+    layout.write_text(layout.read_text(encoding="utf-8").replace("<h1>", "<h1 class='x'>"), encoding="utf-8")
+    changed, _ = load_campaign_file(FIXTURES / "good.yaml", templates_dir=templates, providers=PROVIDERS)
+    assert changed is not None and changed.content_hash != original.content_hash
+
+    # The stored JSON form hashes the same as the model (a stored snapshot can be re-verified).
+    dumped = original.definition.model_dump(mode="json")
+    assert compute_content_hash(definition=dumped, templates=original.templates) == original.content_hash
+
+
+def test_clock_times_and_phone_like_numbers_keep_their_meaning(tmp_path: Path) -> None:
+    text = (FIXTURES / "good.yaml").read_text(encoding="utf-8")
+    text = text.replace("variables:\n", "variables:\n  hotline: 02363822\n")
+    text += "schedule:\n  start: 2025-03-03 08:00\n  window:\n    start: 7:30\n    end: 21:00\n"
+    path = tmp_path / "times.yaml"
+    path.write_text(text, encoding="utf-8")
+    bundle, problems = load_campaign_file(path, templates_dir=FIXTURE_TEMPLATES, providers=PROVIDERS)
+    assert problems == [] and bundle is not None
+    schedule = bundle.definition.schedule
+    assert schedule is not None and schedule.window is not None
+    assert (schedule.window.start, schedule.window.end) == (time(7, 30), time(21, 0))
+    assert bundle.definition.variables["hotline"] == "02363822"
+    assert schedule.start == datetime(2025, 3, 3, 8, 0, tzinfo=VN)
+
+
+def test_topics_have_vietnamese_labels() -> None:
+    assert len(Topic) == 6
+    assert Topic.THE_CHE.label == "Cải cách thể chế"
+    assert all(topic.label and unicodedata.is_normalized("NFC", topic.label) for topic in Topic)
+
+
+def test_schema_rejects_bad_ids_and_advertising_without_refusal() -> None:
+    base = {
+        "id": "ok-id",
+        "title": "T",
+        "lead_agency": "Sở Nội vụ",
+        "topics": ["cong_vu"],
+        "purpose": "public_information",
+        "audience": {"segments": "civil_servant"},
+        "channels": {"email": {"template": "email/ok", "provider": "mail"}},
+    }
+    assert CampaignDefinition.model_validate(base).audience.segments == ["civil_servant"]
+    with pytest.raises(ValidationError):
+        CampaignDefinition.model_validate({**base, "id": "Bad_Id"})
+    with pytest.raises(ValidationError, match=r"art\. 16"):
+        CampaignDefinition.model_validate(
+            {
+                **base,
+                "purpose": "advertising",
+                "channels": {
+                    "email": {"template": "email/ok", "provider": "mail", "allow_unsubscribe": False}
+                },
+            }
+        )
+    with pytest.raises(ValidationError, match="not a sms template"):
+        CampaignDefinition.model_validate(
+            {**base, "channels": {"sms": {"template": "email/ok", "provider": "x"}}}
+        )
+
+
+# --- schedules --------------------------------------------------------------------------------------------
+
+
+def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=UTC)
+
+
+def test_every_two_weeks_on_monday_morning_local_time() -> None:
+    schedule = Schedule(start=datetime(2025, 1, 6, 8, 0), rrule="FREQ=WEEKLY;INTERVAL=2;BYDAY=MO")
+    assert schedule.start == datetime(2025, 1, 6, 8, 0, tzinfo=VN)
+    found = schedule.occurrences(utc(2025, 1, 1), utc(2025, 3, 1))
+    assert found == [utc(2025, 1, 6, 1), utc(2025, 1, 20, 1), utc(2025, 2, 3, 1), utc(2025, 2, 17, 1)]
+    assert all(moment.tzinfo is UTC for moment in found)
+    assert all(m.astimezone(VN).isoweekday() == 1 and m.astimezone(VN).hour == 8 for m in found)
+
+
+def test_quarterly_and_yearly() -> None:
+    quarterly = Schedule(start=datetime(2025, 1, 20, 8, 0), rrule="FREQ=MONTHLY;INTERVAL=3")
+    months = [m.astimezone(VN).month for m in quarterly.occurrences(utc(2025, 1, 1), utc(2026, 1, 1))]
+    assert months == [1, 4, 7, 10]
+    yearly = Schedule(start=datetime(2025, 9, 15, 9, 0), rrule="FREQ=YEARLY")
+    found = yearly.occurrences(utc(2024, 1, 1), utc(2028, 1, 1))
+    assert [m.astimezone(VN).date().isoformat() for m in found] == ["2025-09-15", "2026-09-15", "2027-09-15"]
+
+
+def test_days_before_yearly_deadlines() -> None:
+    schedule = Schedule(start=datetime(2025, 1, 1, 8, 30), before_deadlines=["11-30", "05-30"], days_before=7)
+    found = schedule.occurrences(utc(2025, 1, 1), utc(2027, 1, 1))
+    local = [m.astimezone(VN) for m in found]
+    assert [m.date().isoformat() for m in local] == ["2025-05-23", "2025-11-23", "2026-05-23", "2026-11-23"]
+    assert all((m.hour, m.minute) == (8, 30) for m in local)
+    # Half-open interval: an occurrence exactly at `after` counts, one exactly at `before` does not.
+    first = found[0]
+    assert schedule.occurrences(first, first + timedelta(seconds=1)) == [first]
+    assert schedule.occurrences(first - timedelta(days=1), first) == []
+    assert schedule.next_occurrence(first + timedelta(seconds=1)) == found[1]
+
+
+def test_one_off_until_and_next_occurrence() -> None:
+    once = Schedule(start=datetime(2025, 6, 1, 9, 0))
+    assert once.occurrences(utc(2025, 1, 1), utc(2026, 1, 1)) == [utc(2025, 6, 1, 2)]
+    assert once.occurrences(utc(2025, 6, 2), utc(2026, 1, 1)) == []
+    bounded = Schedule(start=datetime(2025, 1, 6, 8), rrule="FREQ=WEEKLY", until=datetime(2025, 1, 20, 8))
+    assert len(bounded.occurrences(utc(2025, 1, 1), utc(2026, 1, 1))) == 3
+    assert bounded.next_occurrence(utc(2025, 1, 21)) is None
+    assert bounded.next_occurrence(utc(2025, 1, 7)) == utc(2025, 1, 13, 1)
+    with pytest.raises(ValueError, match="aware"):
+        once.occurrences(datetime(2025, 1, 1), utc(2026, 1, 1))
+
+
+def test_schedule_rules_are_checked() -> None:
+    with pytest.raises(ValidationError, match="days_before is required"):
+        Schedule(start=datetime(2025, 1, 1), before_deadlines=["05-30"])
+    with pytest.raises(ValidationError, match="not a day of the year"):
+        Schedule(start=datetime(2025, 1, 1), before_deadlines=["02-30"], days_before=3)
+    with pytest.raises(ValidationError, match="either rrule or before_deadlines"):
+        Schedule(start=datetime(2025, 1, 1), rrule="FREQ=YEARLY", before_deadlines=["05-30"], days_before=1)
+
+
+def test_send_window_next_open() -> None:
+    window = SendWindow(start=time(7, 30), end=time(17, 0), weekdays=[1, 2, 3, 4, 5])
+    saturday_noon = datetime(2025, 1, 11, 12, 0, tzinfo=VN)
+    assert not window.contains(saturday_noon, VN)
+    assert window.next_open(saturday_noon, VN) == datetime(2025, 1, 13, 7, 30, tzinfo=VN)
+    monday_nine = datetime(2025, 1, 13, 9, 0, tzinfo=VN)
+    assert window.contains(monday_nine, VN)
+    assert window.next_open(monday_nine, VN) == monday_nine

@@ -1,0 +1,385 @@
+"""The ``broadcaster`` command, driven through typer's CliRunner inside a working directory.
+
+Every command's happy path (``--json`` parsed), the role check on every command that changes something,
+identity errors, and bad input that must fail with one clear line and change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from broadcaster.cli import app
+from broadcaster.context import AppContext
+from broadcaster.db.models import Role, User
+from tests.broadcaster.conftest import ADMIN_LOGIN, FIXTURES, database_dump, write_campaign
+
+CAMPAIGN = "thong-bao-thu-nghiem"
+CAMPAIGN_FILE = f"campaigns/tests/{CAMPAIGN}.yaml"
+
+
+class Cli:
+    """Runs the app in the working directory as a given OS login."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, user: str = ADMIN_LOGIN, expect: int = 0) -> Result:
+        self.monkeypatch.setattr("getpass.getuser", lambda: user)
+        result = self.runner.invoke(app, list(args))
+        assert result.exit_code == expect, (args, result.stdout, result.stderr, result.exception)
+        if expect == 0:
+            assert result.exception is None
+        return result
+
+    def json(self, *args: str, user: str = ADMIN_LOGIN) -> Any:
+        return json.loads(self(*args, "--json", user=user).stdout)
+
+
+def one_line(text: str) -> str:
+    """Rich wraps long lines at the terminal width; compare messages with whitespace collapsed."""
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def cli(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("COLUMNS", "200")
+    yield Cli(monkeypatch)
+
+
+@pytest.fixture
+def team(create_user: Callable[..., User]) -> None:
+    create_user(role=Role.EDITOR, login="bien_tap")
+    create_user(role=Role.APPROVER, login="phe_duyet")
+    create_user(role=Role.APPROVER, login="pho_giam_doc")
+    create_user(role=Role.AUDITOR, login="kiem_toan")
+
+
+def test_init_and_db_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: None) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    cli = Cli(monkeypatch)
+    result = cli("init", "lam-viec")
+    assert f"admin user {ADMIN_LOGIN}" in one_line(result.stdout)
+    workdir = tmp_path / "lam-viec"
+    assert (workdir / "broadcaster.toml").is_file()
+    assert (workdir / "templates" / "README.md").is_file()
+    assert any((workdir / "campaigns").rglob("*.yaml"))
+
+    again = cli("init", "lam-viec", expect=1)
+    assert "already exists" in one_line(again.stderr)
+
+    monkeypatch.chdir(workdir)
+    assert cli.json("db", "current") == {"revision": "0001"}
+    assert "up to date" in cli("db", "upgrade").stdout
+    users = cli.json("users", "list")
+    assert [(u["login"], u["role"], u["active"]) for u in users] == [(ADMIN_LOGIN, "admin", True)]
+    # --config works from anywhere.
+    monkeypatch.chdir(tmp_path)
+    assert cli.json("--config", str(workdir / "broadcaster.toml"), "db", "current") == {"revision": "0001"}
+
+
+def test_users_commands(cli: Cli) -> None:
+    cli("users", "add", "bien_tap", "--role", "editor", "--name", "Trần Thị Bích")
+    cli("users", "add", "kiem_toan", "-r", "auditor")
+    cli("users", "set-role", "kiem_toan", "approver")
+    users = {u["login"]: u for u in cli.json("users", "list", user="bien_tap")}
+    assert users["bien_tap"]["display_name"] == "Trần Thị Bích"
+    assert {login: u["role"] for login, u in users.items()} == {
+        ADMIN_LOGIN: "admin",
+        "bien_tap": "editor",
+        "kiem_toan": "approver",
+    }
+    assert users["bien_tap"]["created_at"].endswith("+07:00")  # shown in Da Nang time
+    table = cli("users", "list").stdout
+    assert "Trần Thị Bích" in table and "approver" in table
+    assert "already exists" in one_line(cli("users", "add", "bien_tap", "--role", "editor", expect=1).stderr)
+    assert "not valid" in cli("users", "add", "Bien Tap", "--role", "editor", expect=1).stderr
+    assert "no user 'khong_co'" in cli("users", "set-role", "khong_co", "editor", expect=1).stderr
+    bad_role = cli("users", "add", "x_y", "--role", "boss", expect=2)
+    assert "boss" in bad_role.stderr
+
+
+def test_contacts_commands(cli: Cli, context: AppContext, team: None) -> None:
+    report = cli.json("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="bien_tap")
+    assert (report["total_rows"], report["created"], report["skipped"]) == (15, 11, 4)
+    assert {"row": 9, "column": "phone"}.items() <= report["problems"][3].items() or any(
+        p["row"] == 9 and p["severity"] == "error" for p in report["problems"]
+    )
+    again = cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), "--show", "2", user="bien_tap")
+    summary = one_line(again.stdout)
+    assert "15 rows — 0 created, 11 updated, 4 skipped, 11 merged" in summary
+    assert "more; use --json for all" in summary
+
+    listing = cli.json("contacts", "list", user="kiem_toan")
+    assert listing["total"] == 11
+    assert len(listing["contacts"]) == 11
+    names = {c["full_name"] for c in listing["contacts"]}
+    assert "Nguyễn Văn An" in names
+    business = cli.json("contacts", "list", "--segment", "business", "--limit", "5")
+    assert [c["external_id"] for c in business["contacts"]] == ["DN-000003"]
+    assert "Phạm Thu Hà" in cli("contacts", "list").stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("missing-name-column.csv", "full_name"), ("not-utf8.csv", "UTF-8")],
+)
+def test_a_broken_contacts_file_imports_nothing(
+    cli: Cli, context: AppContext, team: None, name: str, message: str
+) -> None:
+    before = database_dump(context.engine)
+    result = cli("contacts", "import", str(FIXTURES / name), user="bien_tap", expect=1)
+    assert message in result.stderr
+    assert "Nothing was imported" in one_line(result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert database_dump(context.engine) == before
+
+
+def test_campaign_lifecycle(cli: Cli, context: AppContext, team: None, workdir: Path) -> None:
+    cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="bien_tap")
+    write_campaign(workdir, schedule={"start": "2030-06-03 08:00", "rrule": "FREQ=WEEKLY;BYDAY=MO"})
+
+    validated = cli.json("campaigns", "validate", CAMPAIGN_FILE)
+    assert [v["id"] for v in validated["valid"]] == [CAMPAIGN] and validated["problems"] == []
+    assert "1 valid, 0 problem(s)" in cli("campaigns", "validate", CAMPAIGN_FILE).stdout
+
+    loaded = cli.json("campaigns", "load", CAMPAIGN_FILE, user="bien_tap")
+    assert [(o["campaign_id"], o["version"], o["status"]) for o in loaded] == [(CAMPAIGN, 1, "created")]
+    content_hash = loaded[0]["content_hash"]
+    assert "unchanged" in cli("campaigns", "load", CAMPAIGN_FILE, user="bien_tap").stdout
+
+    listed = cli.json("campaigns", "list", user="kiem_toan")
+    assert listed == [
+        {
+            "id": CAMPAIGN,
+            "title": "Thông báo thử nghiệm tiếp nhận hồ sơ trực tuyến",
+            "state": "draft",
+            "latest_version": 1,
+            "latest_status": "draft",
+            "next_occurrence_at": None,
+        }
+    ]
+
+    preview = cli.json("campaigns", "preview", CAMPAIGN, "--samples", "1", user="phe_duyet")
+    assert preview["content_hash"] == content_hash
+    channels = {c["channel"]: c for c in preview["channels"]}
+    assert channels["sms"]["recipients"] == 9 and len(channels["sms"]["samples"]) == 1
+    shown = one_line(cli("campaigns", "preview", CAMPAIGN, user="phe_duyet").stdout)
+    assert "Recipients: 9" in shown and "excluded: 1 — landline: cannot receive SMS" in shown
+    assert "estimated cost" in shown
+
+    submitted = one_line(cli("campaigns", "submit", CAMPAIGN, "-m", "xin duyệt", user="bien_tap").stdout)
+    assert "for 11 recipients; needs 1 approval(s)" in submitted
+
+    approved = cli(
+        "campaigns", "approve", CAMPAIGN, "--hash", content_hash[:12], "-m", "ok", user="phe_duyet"
+    )
+    assert "Approved" in approved.stdout
+
+    scheduled = one_line(cli("campaigns", "schedule", CAMPAIGN, user="bien_tap").stdout)
+    assert "next occurrence 2030-06-03 08:00 (Asia/Ho_Chi_Minh)" in scheduled
+    assert "Paused" in cli("campaigns", "pause", CAMPAIGN, "-m", "tạm dừng", user="phe_duyet").stdout
+    assert "(scheduled)" in cli("campaigns", "resume", CAMPAIGN, user="bien_tap").stdout
+
+    status = cli.json("status", CAMPAIGN, user="kiem_toan")
+    assert (status["state"], status["approved_version"]) == ("scheduled", 1)
+    assert status["next_occurrence_at"] == "2030-06-03T08:00:00+07:00"
+    version = status["versions"][0]
+    assert (version["status"], version["submitted_by"], version["audience_size"]) == (
+        "approved",
+        "bien_tap",
+        11,
+    )
+    assert [(d["by"], d["decision"], d["reason"]) for d in version["decisions"]] == [
+        ("phe_duyet", "approve", "ok")
+    ]
+    assert "approve by phe_duyet" in cli("status", CAMPAIGN).stdout
+
+    assert "Cancelled" in cli("campaigns", "cancel", CAMPAIGN, "-m", "hết hạn", user="bien_tap").stdout
+    assert cli.json("status", CAMPAIGN)["state"] == "cancelled"
+
+
+def test_reject_and_refused_decisions(cli: Cli, context: AppContext, team: None, workdir: Path) -> None:
+    write_campaign(workdir)
+    content_hash = cli.json("campaigns", "load", CAMPAIGN_FILE, user="bien_tap")[0]["content_hash"]
+    cli("campaigns", "submit", CAMPAIGN, user="bien_tap")
+    cli("users", "set-role", "bien_tap", "approver")
+    before = database_dump(context.engine)
+
+    own = cli("campaigns", "approve", CAMPAIGN, user="bien_tap", expect=1)
+    assert "another user must approve it" in one_line(own.stderr)
+    write_campaign(workdir, title="Bản sửa")
+    stale = cli("campaigns", "approve", CAMPAIGN, "--hash", "0123456789ab", user="phe_duyet", expect=1)
+    assert "what you reviewed is stale" in one_line(stale.stderr)
+    missing_reason = cli("campaigns", "reject", CAMPAIGN, user="phe_duyet", expect=2)
+    assert "--reason" in missing_reason.stderr
+    blank = cli("campaigns", "reject", CAMPAIGN, "-m", "  ", user="phe_duyet", expect=1)
+    assert "needs a reason" in blank.stderr
+    assert database_dump(context.engine) == before
+
+    cli(
+        "campaigns",
+        "reject",
+        CAMPAIGN,
+        "--hash",
+        content_hash[:8],
+        "-m",
+        "Sai ngày áp dụng",
+        user="phe_duyet",
+    )
+    status = cli.json("status", CAMPAIGN)
+    assert status["versions"][0]["status"] == "rejected"
+    assert status["versions"][0]["decisions"][0]["reason"] == "Sai ngày áp dụng"
+
+
+def test_second_approver_through_the_cli(cli: Cli, context: AppContext, team: None, workdir: Path) -> None:
+    config = workdir / "broadcaster.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "second_approver_threshold = 5000", "second_approver_threshold = 3"
+        ),
+        encoding="utf-8",
+    )
+    cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="bien_tap")
+    write_campaign(workdir)
+    cli("campaigns", "load", CAMPAIGN_FILE, user="bien_tap")
+    assert "needs 2 approval(s)" in one_line(cli("campaigns", "submit", CAMPAIGN, user="bien_tap").stdout)
+    first = one_line(cli("campaigns", "approve", CAMPAIGN, user="phe_duyet").stdout)
+    assert "(1/2); a second approver is needed" in first
+    twice = cli("campaigns", "approve", CAMPAIGN, user="phe_duyet", expect=1)
+    assert "already approved" in twice.stderr
+    assert "Approved" in cli("campaigns", "approve", CAMPAIGN, user="pho_giam_doc").stdout
+
+
+@pytest.mark.parametrize(
+    ("problem", "expected"),
+    [
+        ("yaml", "malformed YAML"),
+        ("variable", "vars.ngay_het_han"),
+        ("template", "email/khong-co"),
+        ("provider", "sms_backup"),
+    ],
+)
+def test_invalid_campaign_files_load_nothing(
+    cli: Cli, context: AppContext, team: None, workdir: Path, problem: str, expected: str
+) -> None:
+    good = write_campaign(workdir, id="chien-dich-hop-le")
+    if problem == "yaml":
+        bad = write_campaign(workdir)
+        bad.write_text(bad.read_text(encoding="utf-8") + "channels: [sms\n  - email:\n", encoding="utf-8")
+    elif problem == "variable":
+        bad = write_campaign(workdir, template="sai-bien", sms_text="Hạn chót {{ vars.ngay_het_han }}.")
+    elif problem == "template":
+        bad = write_campaign(
+            workdir,
+            channels={
+                "sms": {"template": "sms/thu-nghiem", "provider": "sms_main"},
+                "email": {"template": "email/khong-co", "provider": "mail"},
+            },
+        )
+    else:
+        bad = write_campaign(
+            workdir,
+            channels={"sms": {"template": "sms/thu-nghiem", "provider": "sms_backup"}},
+        )
+    before = database_dump(context.engine)
+    result = cli("campaigns", "load", str(good), str(bad), user="bien_tap", expect=1)
+    errors = one_line(result.stderr)
+    assert expected in errors
+    assert f"{bad.name}:" in errors  # the file (and line) is named
+    assert "nothing was loaded" in errors
+    assert database_dump(context.engine) == before
+    checked = cli("campaigns", "validate", str(bad), "--json", expect=1)
+    assert json.loads(checked.stdout)["problems"]
+
+
+# Commands that change something, with a role that may not run them.
+FORBIDDEN = [
+    (["users", "add", "moi", "--role", "editor"], "bien_tap", "editor", "users.manage"),
+    (["users", "set-role", "bien_tap", "admin"], "phe_duyet", "approver", "users.manage"),
+    (["contacts", "import", str(FIXTURES / "danh-ba.csv")], "kiem_toan", "auditor", "contacts.import"),
+    (["contacts", "import", str(FIXTURES / "danh-ba.csv")], "phe_duyet", "approver", "contacts.import"),
+    (["campaigns", "load", CAMPAIGN_FILE], "kiem_toan", "auditor", "campaigns.load"),
+    (["campaigns", "submit", CAMPAIGN], "phe_duyet", "approver", "campaigns.submit"),
+    (["campaigns", "approve", CAMPAIGN], "bien_tap", "editor", "campaigns.approve"),
+    (["campaigns", "approve", CAMPAIGN], ADMIN_LOGIN, "admin", "campaigns.approve"),
+    (["campaigns", "reject", CAMPAIGN, "-m", "không"], "kiem_toan", "auditor", "campaigns.approve"),
+    (["campaigns", "schedule", CAMPAIGN], "phe_duyet", "approver", "campaigns.schedule"),
+    (["campaigns", "pause", CAMPAIGN], "kiem_toan", "auditor", "campaigns.pause"),
+    (["campaigns", "resume", CAMPAIGN], "phe_duyet", "approver", "campaigns.resume"),
+    (["campaigns", "cancel", CAMPAIGN], "kiem_toan", "auditor", "campaigns.cancel"),
+]
+
+
+@pytest.mark.parametrize(("args", "user", "role", "action"), FORBIDDEN)
+def test_wrong_role_is_refused_and_changes_nothing(
+    cli: Cli,
+    context: AppContext,
+    team: None,
+    workdir: Path,
+    args: list[str],
+    user: str,
+    role: str,
+    action: str,
+) -> None:
+    write_campaign(workdir)
+    cli("campaigns", "load", CAMPAIGN_FILE, user="bien_tap")
+    cli("campaigns", "submit", CAMPAIGN, user="bien_tap")
+    before = database_dump(context.engine)
+    result = cli(*args, user=user, expect=1)
+    message = one_line(result.stderr)
+    assert f"user '{user}' has role '{role}'; '{action}' needs one of:" in message
+    assert database_dump(context.engine) == before
+
+
+def test_unknown_login_gets_a_clear_error(cli: Cli, context: AppContext) -> None:
+    before = database_dump(context.engine)
+    result = cli("users", "list", user="nguoi_la", expect=1)
+    message = one_line(result.stderr)
+    assert "login 'nguoi_la' is not a Broadcaster user" in message
+    assert "broadcaster users add nguoi_la --role editor" in message
+    assert cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="nguoi_la", expect=1).stderr
+    assert database_dump(context.engine) == before
+
+
+def test_broadcaster_user_only_where_settings_allow(
+    cli: Cli, context: AppContext, team: None, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROADCASTER_USER", "bien_tap")
+    refused = cli("users", "list", expect=1)
+    assert "identity.allow_env_user = false" in one_line(refused.stderr)
+
+    config = workdir / "broadcaster.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("allow_env_user = false", "allow_env_user = true"),
+        encoding="utf-8",
+    )
+    # Now the variable stands in for the OS login: an editor may not add users.
+    denied = cli("users", "add", "moi", "--role", "auditor", expect=1)
+    assert "user 'bien_tap' has role 'editor'" in one_line(denied.stderr)
+    assert cli.json("users", "list")
+
+
+def test_no_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: None) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = Cli(monkeypatch)("users", "list", expect=1)
+    assert "no settings file" in one_line(result.stderr)
+    assert "broadcaster init" in one_line(result.stderr)
+
+
+def test_unknown_campaign(cli: Cli) -> None:
+    for args in (
+        ["status", "khong-co"],
+        ["campaigns", "preview", "khong-co"],
+        ["campaigns", "pause", "khong-co"],
+    ):
+        result = cli(*args, expect=1)
+        assert "no campaign 'khong-co'" in one_line(result.stderr)
