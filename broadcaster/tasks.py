@@ -124,7 +124,12 @@ def dispatch_chunk_task(chunk_id: int) -> dict[str, Any]:
 @app.task(name="broadcaster.tick")
 def tick_task() -> None:
     state = WorkerState.get()
-    tick(state.context.sessions, settings=state.context.settings, clock=state.context.clock, enqueuer=CeleryEnqueuer())
+    tick(
+        state.context.sessions,
+        settings=state.context.settings,
+        clock=state.context.clock,
+        enqueuer=CeleryEnqueuer(),
+    )
 
 
 @worker_ready.connect

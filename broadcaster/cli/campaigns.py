@@ -293,3 +293,68 @@ def cancel(campaign_id: str, reason: str | None = ReasonOption) -> None:
     with acting("campaigns.cancel") as (context, session, user):
         workflow.cancel(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
     console.print(f"Cancelled {campaign_id}.")
+
+
+@app.command("test-send")
+def test_send(
+    campaign_id: str,
+    to: list[str] = typer.Option(..., "--to", help="Phone number or e-mail address; repeat for several."),
+    version: int | None = VersionOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Send the latest (or given) version to test addresses now, before approval, with sample contact data."""
+    from broadcaster.outbox.adapters import AdapterPool
+    from broadcaster.outbox.dispatch import Dispatcher
+    from broadcaster.outbox.inbound import inbound_handler
+    from broadcaster.outbox.sending import create_test_messages
+    with acting("campaigns.test_send") as (context, session, user):
+        chunks = create_test_messages(
+            session,
+            campaign_id=campaign_id,
+            to=to,
+            actor=user,
+            settings=context.settings,
+            clock=context.clock,
+            version_number=version,
+        )
+    context = load_context()
+    pool = AdapterPool(
+        context.settings,
+        inbound=lambda provider: inbound_handler(
+            context.sessions,
+            provider=provider,
+            channel=context.settings.provider(provider).channel,
+            clock=context.clock,
+        ),
+    )
+    try:
+        # Test sends go straight through the dispatcher in this process: an officer waits for the answer.
+        dispatcher = Dispatcher(
+            sessions=context.sessions, settings=context.settings, clock=context.clock, adapters=pool
+        )
+        summaries = [dispatcher.run_chunk(chunk_id) for chunk_id, _queue in chunks]
+        ids = [s.chunk_id for s in summaries]
+        from sqlalchemy import select as sa_select
+
+        from broadcaster.db.models import Message
+
+        with context.readers() as session:
+            rows = [
+                {
+                    "id": m.id,
+                    "channel": m.channel,
+                    "to": m.address,
+                    "status": m.status.value,
+                    "reason": m.reason,
+                }
+                for m in session.scalars(
+                    sa_select(Message).where(Message.chunk_id.in_(ids)).order_by(Message.id)
+                )
+            ]
+    finally:
+        pool.close()
+        context.close()
+    if as_json:
+        print_json(rows)
+        return
+    print_table("Test send", ["id", "channel", "to", "status", "reason"], [list(r.values()) for r in rows])

@@ -315,3 +315,45 @@ def register(app: typer.Typer) -> None:
     app.command()(worker)
     app.command()(beat)
     app.command()(sandbox)
+    app.command()(demo)
+
+
+def demo(
+    directory: Path = typer.Option(Path("demo-workdir"), "--dir", help="Working directory to (re)create."),
+    contacts: int = typer.Option(2000, help="How many contacts to generate."),
+) -> None:
+    """Run the whole path on this machine against sandbox servers, and print what happened."""
+    from broadcaster.demo import run_demo
+
+    result = run_demo(directory, contacts=contacts, console=console)
+    console.rule("5. Result")
+    rows = []
+    for channel, counts in sorted(result.counts.items()):
+        failed = sum(v for k, v in counts.items() if k.endswith("failure"))
+        rows.append(
+            [
+                channel,
+                counts.get("sent", 0) + counts.get("delivered", 0),
+                counts.get("delivered", 0),
+                failed,
+                counts.get("suppressed", 0),
+                counts.get("unknown", 0),
+            ]
+        )
+    print_table(
+        f"Run {result.run_id} per channel",
+        ["channel", "sent", "delivered", "failed", "suppressed", "unknown"],
+        rows,
+    )
+    console.print(
+        "E-mail is 'sent' when the relay accepted it; SMS is 'delivered' when every part's receipt said DELIVRD."
+    )
+    console.print(
+        f"The sandbox SMTP server kept {result.mails_received} mails in {result.sandbox / 'mail'} (one .eml each)."
+    )
+    console.print(
+        f"The sandbox SMSC received {result.sms_parts_received} SMS parts: {result.sandbox / 'sms' / 'sms.jsonl'} (one JSON line each)."
+    )
+    console.print(
+        f"Explore: cd {directory} && broadcaster status thong-bao-dich-vu-cong (BROADCASTER_USER=pheduyet is allowed there)."
+    )

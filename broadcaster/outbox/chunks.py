@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.schema import Priority
 from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
-from broadcaster.db.models import Campaign, CampaignState, CampaignVersion, Chunk, Message
+from broadcaster.db.models import (
+    Campaign,
+    CampaignRun,
+    CampaignState,
+    CampaignVersion,
+    Chunk,
+    Message,
+    RunStatus,
+)
 from broadcaster.outbox.queues import send_queue
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
@@ -53,12 +61,15 @@ def cut_chunks(
     query = (
         select(Message.id, Message.channel, Message.provider, Message.version_id, Message.run_id)
         .outerjoin(Campaign, Campaign.id == Message.campaign_id)
+        .outerjoin(CampaignRun, CampaignRun.id == Message.run_id)
         .where(
             Message.status == MessageStatus.QUEUED,
             Message.chunk_id.is_(None),
             Message.hold.is_(False),
             or_(Message.not_before.is_(None), Message.not_before <= now),
             or_(Message.campaign_id.is_(None), Campaign.state.not_in(STOPPED)),
+            # A run still being planned is chunked by its planner, in audience order.
+            or_(Message.run_id.is_(None), CampaignRun.status != RunStatus.PLANNING),
         )
         .order_by(Message.id)
         .limit(SCAN_PAGE)

@@ -52,23 +52,20 @@ def store_raw(
 def inbound_handler(
     sessions: sessionmaker[Session], *, provider: str, channel: str, clock: Clock
 ) -> Callable[[dict[str, Any]], None]:
-    """The callback an adapter calls from its reader: commit the raw record, then try to apply it.
+    """The callback an adapter calls from its reader: store the raw record and try to apply it, in one commit.
 
-    Returning means committed; the adapter answers the provider only then. Applying is best effort here
-    (the record is safe either way) and is retried later when the message part is not stored yet.
+    Returning means committed; the adapter answers the provider only then. Applying runs in a savepoint: if it
+    fails, the raw record still commits and the tick retries it (e.g. the part is not stored yet).
     """
 
     def handle(payload: dict[str, Any]) -> None:
         with sessions.begin() as session:
             record = store_raw(session, provider=provider, channel=channel, payload=payload, now=clock.now())
-            record_id = record.id
-        try:
-            with sessions.begin() as session:
-                record = session.get(InboundRecord, record_id)
-                assert record is not None
-                process_record(session, record, now=clock.now())
-        except Exception:  # the raw record is committed; the tick retries it, the reader must live on
-            log.exception("inbound record %s from %s could not be applied yet", record_id, provider)
+            try:
+                with session.begin_nested():
+                    process_record(session, record, now=clock.now())
+            except Exception:  # the raw record still commits; the tick retries it, the reader must live on
+                log.exception("inbound record from %s could not be applied yet", provider)
 
     return handle
 

@@ -108,6 +108,7 @@ def plan_run(
         tracked.planned_messages = total
         tracked.planned_at = clock.now()
         tracked.status = RunStatus.SENDING
+        session.flush()
         chunks = cut_chunks(session, settings=settings, clock=clock, run_id=run_id)
     for chunk_id, queue in chunks:
         enqueuer.dispatch_chunk(chunk_id, queue=queue)
