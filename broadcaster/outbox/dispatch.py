@@ -21,6 +21,7 @@ from broadcaster.campaigns.messages import Composer
 from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain, Purpose
 from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
+from broadcaster.db.engine import readers_of
 from broadcaster.db.models import (
     Campaign,
     CampaignRun,
@@ -91,6 +92,7 @@ class Dispatcher:
         self, *, sessions: sessionmaker[Session], settings: Settings, clock: Clock, adapters: AdapterPool
     ) -> None:
         self.sessions = sessions
+        self.readers = readers_of(sessions)
         self.settings = settings
         self.clock = clock
         self.adapters = adapters
@@ -168,7 +170,7 @@ class Dispatcher:
 
     def _check_state(self, chunk_id: int) -> str | None:
         """Stop on a paused or cancelled campaign; outside the send window, defer the rest to its opening."""
-        with self.sessions() as session:
+        with self.readers() as session:
             row = session.execute(
                 select(Campaign.id, Campaign.state, CampaignRun.version_id)
                 .select_from(Chunk)

@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import OnUncertain
+from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import Message, MessagePart
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import DeliverySettings
@@ -84,11 +85,12 @@ def apply_results(
     now: datetime,
 ) -> WindowOutcome:
     outcome = WindowOutcome()
+    sent = [r for r in results if r.outcome == SendOutcome.SENT]
+    _mark_sent(session, [(claimed[r.message_id], r) for r in sent], now)
+    outcome.sent = len(sent)
     for result in results:
         message = claimed[result.message_id]
         if result.outcome == SendOutcome.SENT:
-            _mark_sent(session, message, result, now)
-            outcome.sent += 1
             continue
         error = result.error
         assert error is not None, "a failed SendResult carries its error"
@@ -203,27 +205,45 @@ def _defer(session: Session, message: Claimed, when: datetime, error: ChannelErr
     )
 
 
-def _mark_sent(session: Session, message: Claimed, result: SendResult, now: datetime) -> None:
-    is_sms = message.channel == "sms"
-    changed = _guarded(
-        session,
-        message.id,
-        status=MessageStatus.SENT,
-        sent_at=now,
-        reason=None,
-        error_code=None,
-        provider_ref=None if is_sms else (result.provider_ids[0] if result.provider_ids else None),
-        parts_total=len(result.provider_ids) if is_sms else 0,
-    )
-    if changed and is_sms:
-        session.add_all(
-            MessagePart(
-                message_id=message.id,
-                number=number,
-                provider=message.provider,
-                provider_id=normalize_id(pid) or pid,
-                state="sent",
-                updated_at=now,
-            )
-            for number, pid in enumerate(result.provider_ids, start=1)
+def _mark_sent(session: Session, sent: Sequence[tuple[Claimed, SendResult]], now: datetime) -> None:
+    """The common case, batched: one executemany UPDATE and one bulk INSERT of SMS parts per window."""
+    if not sent:
+        return
+    table = Message.__table__
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.status == MessageStatus.SENDING.value)
+        .values(
+            status=MessageStatus.SENT.value,
+            sent_at=now,
+            reason=None,
+            error_code=None,
+            provider_ref=bindparam("b_ref"),
+            parts_total=bindparam("b_parts"),
         )
+    )
+    params = []
+    parts: list[dict[str, object]] = []
+    for message, result in sent:
+        is_sms = message.channel == "sms"
+        params.append(
+            {
+                "b_id": message.id,
+                "b_ref": None if is_sms else (result.provider_ids[0] if result.provider_ids else None),
+                "b_parts": len(result.provider_ids) if is_sms else 0,
+            }
+        )
+        if is_sms:
+            parts.extend(
+                {
+                    "message_id": message.id,
+                    "number": number,
+                    "provider": message.provider,
+                    "provider_id": normalize_id(pid) or pid,
+                    "state": "sent",
+                    "updated_at": now,
+                }
+                for number, pid in enumerate(result.provider_ids, start=1)
+            )
+    session.connection().execute(statement, params)
+    insert_ignoring_conflicts(session, MessagePart.__table__, parts, conflict=["message_id", "number"])  # type: ignore[arg-type]

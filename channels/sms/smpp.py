@@ -21,7 +21,7 @@ Outcome of one message (all its parts):
   says which: the handset may show a fragment);
 * otherwise, a part whose answer never came (timeout, or connection lost after its write) -> ``OutcomeUnknown``;
   a part never written because the connection was down -> ``ConnectionLost`` when no other part of the message
-  was written, else ``OutcomeUnknown`` (part of the message is at the SMSC: never resend blindly).
+  was accepted, else ``OutcomeUnknown`` (part of the message is at the SMSC: never resend blindly).
 """
 
 from __future__ import annotations
@@ -207,7 +207,6 @@ class _MessageJob:
     part_ids: list[str | None]
     part_state: list[str]  # "new", "inflight", "ok", "refused", "unknown", "unwritten", "skipped"
     refusals: dict[int, int] = field(default_factory=dict)  # part number -> command_status
-    written: bool = False
     bind: _Bind | None = None
 
     def done(self) -> bool:
@@ -494,7 +493,7 @@ class SmppAdapter(AdapterBase):
             except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as exc:
                 if self._closing.is_set():
                     break
-                self._drop(bind, reason=f"write failed: {exc!r}", generation=generation)
+                self._drop(bind, reason=repr(exc), generation=generation)
         # A reconnect may have completed while close() was running: never leave a socket behind.
         self._drop(bind, reason="closed", generation=None)
         log.debug("bind %d: reader stopped", bind.index)
@@ -700,7 +699,6 @@ class SmppAdapter(AdapterBase):
                     job.part_state[task.part] = "unwritten"
                     continue
                 job.part_state[task.part] = "inflight"
-                job.written = True
                 inflight[written.token] = written
             for task in blocked:
                 heapq.heappush(waiting, task)
@@ -851,7 +849,8 @@ class SmppAdapter(AdapterBase):
                 error.retry_after = self.throttle_backoff_max
             return SendResult.failed(message_id, error)
         unknown = [n + 1 for n, state in enumerate(states) if state == "unknown"]
-        if unknown or (job.written and "unwritten" in states):
+        # A part never written while another is at the SMSC: a fragment may reach the handset.
+        if unknown or ("unwritten" in states and "ok" in states):
             detail = f"part(s) {unknown or '-'} of {total} unanswered{accepted_text}"
             return SendResult.failed(
                 message_id,

@@ -18,8 +18,8 @@ import yaml
 from sqlalchemy import Engine, select
 
 from broadcaster.clock import FrozenClock
-from broadcaster.context import AppContext
 from broadcaster.contacts.importer import ImportReport, import_contacts
+from broadcaster.context import AppContext
 from broadcaster.db.migrations_support import target_metadata
 from broadcaster.db.models import Role, User
 from broadcaster.users import add_user
@@ -30,12 +30,13 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "contacts"
 # The person at the keyboard in every test: getpass.getuser() is patched to return this login.
 ADMIN_LOGIN = "quan_tri"
 
+# Test-run switches, not settings: they survive the isolation.
+KEEP_ENV = frozenset({"BROADCASTER_TEST_POSTGRES_URL", "BROADCASTER_REQUIRE_SERVICES"})
+
 # Monday 2 June 2025, 08:00 in Da Nang (UTC+7).
 START = datetime(2025, 6, 2, 1, 0, tzinfo=UTC)
 
-DEFAULT_SMS = (
-    "{{ org.short_name }} thông báo: từ {{ vars.ngay }}, thủ tục {{ vars.thu_tuc }} được tiếp nhận trực tuyến."
-)
+DEFAULT_SMS = "{{ org.short_name }} thông báo: từ {{ vars.ngay }}, thủ tục {{ vars.thu_tuc }} được tiếp nhận trực tuyến."
 DEFAULT_EMAIL_SUBJECT = "Thông báo từ {{ vars.ngay }}: {{ vars.thu_tuc }}"
 DEFAULT_EMAIL_TEXT = (
     "Kính gửi {{ contact.full_name or 'Quý ông/bà' }},\n\n"
@@ -107,9 +108,8 @@ def database_dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No settings or identity leak in from the developer's shell; the OS login is ``ADMIN_LOGIN``."""
     for name in list(os.environ):
-        if name.startswith("BROADCASTER_") and name != "BROADCASTER_TEST_POSTGRES_URL":
-            if name != "BROADCASTER_REQUIRE_SERVICES":
-                monkeypatch.delenv(name)
+        if name.startswith("BROADCASTER_") and name not in KEEP_ENV:
+            monkeypatch.delenv(name)
     monkeypatch.setattr(getpass, "getuser", lambda: ADMIN_LOGIN)
 
 

@@ -17,8 +17,8 @@ from broadcaster.campaigns import workflow
 from broadcaster.campaigns.files import ProviderInfo, compute_content_hash, load_campaign_file
 from broadcaster.campaigns.store import LoadOutcome, definition_of, get_version, load_bundle
 from broadcaster.clock import FrozenClock
-from broadcaster.context import AppContext
 from broadcaster.contacts.importer import ImportReport
+from broadcaster.context import AppContext
 from broadcaster.db.models import (
     Approval,
     AuditEntry,

@@ -110,8 +110,8 @@ def test_users_commands(cli: Cli) -> None:
 def test_contacts_commands(cli: Cli, context: AppContext, team: None) -> None:
     report = cli.json("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="bien_tap")
     assert (report["total_rows"], report["created"], report["skipped"]) == (15, 11, 4)
-    assert {"row": 9, "column": "phone"}.items() <= report["problems"][3].items() or any(
-        p["row"] == 9 and p["severity"] == "error" for p in report["problems"]
+    assert any(
+        p["row"] == 9 and p["column"] == "phone" and p["severity"] == "error" for p in report["problems"]
     )
     again = cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), "--show", "2", user="bien_tap")
     summary = one_line(again.stdout)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster.clock import FrozenClock
-from broadcaster.context import AppContext
 from broadcaster.contacts.importer import ContactsImportError, ImportReport, import_contacts
+from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, Contact, ContactImport
 from tests.broadcaster.conftest import ADMIN_LOGIN, FIXTURES, database_dump
 
@@ -28,7 +28,9 @@ def _write_csv(directory: Path, name: str, rows: str, header: str = HEADER) -> P
 def _contacts(context: AppContext) -> dict[str, Contact]:
     """Stored contacts by external id (or by name when they have none)."""
     with context.sessions() as session:
-        return {c.external_id or c.full_name: c for c in session.scalars(select(Contact).order_by(Contact.id))}
+        return {
+            c.external_id or c.full_name: c for c in session.scalars(select(Contact).order_by(Contact.id))
+        }
 
 
 def _import(context: AppContext, path: Path, *, actor: str = ADMIN_LOGIN) -> ImportReport:
@@ -160,7 +162,9 @@ def test_opt_out_flags_survive_a_reimport(
     context: AppContext, contacts: ImportReport, import_fixture: Callable[..., ImportReport]
 ) -> None:
     with context.sessions.begin() as session:
-        for contact in session.scalars(select(Contact).where(Contact.external_id.in_(["DN-000001", "DN-000002"]))):
+        for contact in session.scalars(
+            select(Contact).where(Contact.external_id.in_(["DN-000001", "DN-000002"]))
+        ):
             if contact.external_id == "DN-000001":
                 contact.sms_opt_out = True
             else:
@@ -171,7 +175,9 @@ def test_opt_out_flags_survive_a_reimport(
     assert (stored["DN-000002"].sms_opt_out, stored["DN-000002"].email_opt_out) == (False, True)
 
 
-def test_import_is_audited_and_recorded(context: AppContext, contacts: ImportReport, clock: FrozenClock) -> None:
+def test_import_is_audited_and_recorded(
+    context: AppContext, contacts: ImportReport, clock: FrozenClock
+) -> None:
     sha256 = hashlib.sha256((FIXTURES / "danh-ba.csv").read_bytes()).hexdigest()
     with context.sessions() as session:
         batch = session.get(ContactImport, contacts.import_id)

@@ -170,7 +170,9 @@ def test_many_concurrent_read_then_write_transactions_all_commit(engine: Engine)
             for number in range(15):
                 with transaction(sessions) as session:
                     count = session.scalar(select(func.count()).select_from(moments)) or 0
-                    session.execute(insert(moments).values(label=f"{name}{number}:{count}", at=datetime.now(UTC)))
+                    session.execute(
+                        insert(moments).values(label=f"{name}{number}:{count}", at=datetime.now(UTC))
+                    )
         except BaseException as exc:  # reported to the main thread and asserted on
             errors.append(exc)
 

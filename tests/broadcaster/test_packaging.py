@@ -93,7 +93,11 @@ def test_fresh_venv_with_the_wheel_can_init_and_upgrade(wheel: Path, tmp_path: P
     _run([python, "-m", "pip", "install", "--quiet", wheel], cwd=tmp_path, timeout=600)
 
     where = _run(
-        [python, "-c", "import broadcaster, channels, consent; print(broadcaster.__file__, consent.__file__)"],
+        [
+            python,
+            "-c",
+            "import broadcaster, channels, consent; print(broadcaster.__file__, consent.__file__)",
+        ],
         cwd=tmp_path,
         timeout=60,
     )

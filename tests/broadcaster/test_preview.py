@@ -14,8 +14,8 @@ from broadcaster.campaigns.files import ProviderInfo, load_campaign_file
 from broadcaster.campaigns.preview import ChannelPreview, Preview, preview_version
 from broadcaster.campaigns.schema import Audience
 from broadcaster.campaigns.store import get_version, load_bundle
-from broadcaster.context import AppContext
 from broadcaster.contacts.importer import ImportReport, import_contacts
+from broadcaster.context import AppContext
 from broadcaster.db.models import Contact
 from broadcaster.settings import PriceTable, Settings
 from channels.sms.encoding import analyse

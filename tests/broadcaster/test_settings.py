@@ -72,7 +72,11 @@ def test_defaults_apply_without_a_file_when_allowed(tmp_path: Path, isolated_env
 @pytest.mark.parametrize(
     ("replace", "by", "expected"),
     [
-        ("chunk_size = 500", 'chunk_size = "nhiều"', r"delivery\.chunk_size: Input should be a valid integer"),
+        (
+            "chunk_size = 500",
+            'chunk_size = "nhiều"',
+            r"delivery\.chunk_size: Input should be a valid integer",
+        ),
         ("chunk_size = 500", "chunk_size = 0", r"delivery\.chunk_size: Input should be greater than"),
         ("[identity]", "[identity]\nallow_env_usr = true", r"identity\.allow_env_usr: Extra inputs"),
         ('type = "smpp"', 'type = "carrier-pigeon"', r"providers.*carrier-pigeon"),
