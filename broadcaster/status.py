@@ -54,16 +54,7 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
         }
         for v in campaign.versions
     ]
-    approved = next(
-        (
-            v["number"]
-            for v in versions
-            if campaign.approved_version_id
-            and v["status"] in ("approved", "superseded")
-            and _is_approved(campaign, v["number"])
-        ),
-        None,
-    )
+    approved = next((v.number for v in campaign.versions if v.id == campaign.approved_version_id), None)
     runs = []
     for run in session.scalars(
         select(CampaignRun).where(CampaignRun.campaign_id == campaign_id).order_by(CampaignRun.id)
@@ -93,7 +84,3 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
         "runs": runs,
         "messages": message_counts(session, campaign_id=campaign_id),
     }
-
-
-def _is_approved(campaign: Any, number: int) -> bool:
-    return any(v.id == campaign.approved_version_id and v.number == number for v in campaign.versions)

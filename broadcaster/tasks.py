@@ -103,7 +103,7 @@ class CeleryEnqueuer:
         app.send_task("broadcaster.dispatch_chunk", args=[chunk_id], queue=queue)
 
 
-@app.task(name="broadcaster.plan_run")
+@app.task(name="broadcaster.plan_run")  # type: ignore[untyped-decorator]
 def plan_run_task(run_id: int) -> int:
     state = WorkerState.get()
     return plan_run(
@@ -115,13 +115,13 @@ def plan_run_task(run_id: int) -> int:
     )
 
 
-@app.task(name="broadcaster.dispatch_chunk")
+@app.task(name="broadcaster.dispatch_chunk")  # type: ignore[untyped-decorator]
 def dispatch_chunk_task(chunk_id: int) -> dict[str, Any]:
     summary = WorkerState.get().dispatcher.run_chunk(chunk_id)
     return summary.__dict__
 
 
-@app.task(name="broadcaster.tick")
+@app.task(name="broadcaster.tick")  # type: ignore[untyped-decorator]
 def tick_task() -> None:
     state = WorkerState.get()
     tick(
@@ -132,14 +132,14 @@ def tick_task() -> None:
     )
 
 
-@worker_ready.connect
+@worker_ready.connect  # type: ignore[untyped-decorator]
 def _open_gateways(**_kwargs: Any) -> None:
     """An SMS gateway worker binds at start, so receipts and MO flow even before anything is sent."""
     for provider in filter(None, os.environ.get("BROADCASTER_GATEWAYS", "").split(",")):
         WorkerState.get().adapters.get(provider)
 
 
-@worker_shutdown.connect
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _close(**_kwargs: Any) -> None:
     WorkerState.close()
 

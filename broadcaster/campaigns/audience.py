@@ -5,7 +5,7 @@ Preview and the planner share this module so that what an approver saw counted i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Select, select
@@ -27,7 +27,7 @@ class Exclusion:
     DUPLICATE = "same address as another recipient of this run"
 
 
-def audience_query(audience: Audience) -> Select[tuple[Contact]]:
+def audience_query(audience: Audience) -> Select[Contact]:
     query = select(Contact).where(Contact.segment.in_(audience.segments))
     filters = audience.filters
     for column, values in (
@@ -93,8 +93,8 @@ class Decision:
 class Screen:
     """Decides, page by page, which contacts get which channel; de-duplicates per (run, channel, address)."""
 
-    def __init__(self, channels: list[str]) -> None:
-        self.channels = channels
+    def __init__(self, channels: Sequence[str]) -> None:
+        self.channels = list(channels)
         self._seen: dict[str, set[str]] = {channel: set() for channel in channels}
 
     def page(self, session: Session, contacts: list[Contact]) -> list[Decision]:

@@ -49,9 +49,9 @@ def preview_version(
 ) -> Preview:
     definition = definition_of(version)
     composer = Composer(definition=definition, templates=version.templates, settings=settings)
-    channels = list(definition.channels)
+    channels: list[str] = list(definition.channels)
     screen = Screen(channels)
-    by_channel = {
+    by_channel: dict[str, ChannelPreview] = {
         name: ChannelPreview(
             channel=name,
             provider=spec.provider,
@@ -60,7 +60,7 @@ def preview_version(
         )
         for name, spec in definition.channels.items()
     }
-    exclusions = {name: Counter[str]() for name in channels}
+    exclusions: dict[str, Counter[str]] = {name: Counter[str]() for name in channels}
     audience = reached = 0
     for page in iter_audience(session, definition.audience, page_size=settings.delivery.plan_page_size):
         audience += len(page)

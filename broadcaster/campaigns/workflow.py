@@ -206,6 +206,13 @@ def reject(
     version = _version_for_decision(session, campaign_id, version_number, content_hash)
     if actor.login == version.submitted_by:
         raise StateError("you cannot decide on a version you submitted; load a changed file instead")
+    if any(a.user_login == actor.login for a in version.approvals):
+        # One decision per person and version (the approvals table's unique key): the first approver of a
+        # two-approver version cannot also reject it.
+        raise StateError(
+            f"you have already approved version {version.number} of {campaign_id!r}; another approver may "
+            "reject it, or the editor loads a changed file"
+        )
     now = clock.now()
     session.add(
         Approval(
@@ -343,11 +350,12 @@ def cancel(
     campaign.next_occurrence_at = None
     campaign.updated_at = now
     # Messages not yet claimed will never go; a claimed window finishes (it is already on the wire).
-    cancelled = session.execute(
+    result = session.execute(
         update(Message)
         .where(Message.campaign_id == campaign.id, Message.status == MessageStatus.QUEUED)
         .values(status=MessageStatus.CANCELLED, reason="campaign cancelled", final_at=now)
-    ).rowcount
+    )
+    cancelled = int(getattr(result, "rowcount", 0))
     session.execute(
         update(CampaignRun)
         .where(

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import OnUncertain
@@ -210,6 +210,7 @@ def _mark_sent(session: Session, sent: Sequence[tuple[Claimed, SendResult]], now
     if not sent:
         return
     table = Message.__table__
+    assert isinstance(table, Table)
     statement = (
         update(table)
         .where(table.c.id == bindparam("b_id"), table.c.status == MessageStatus.SENDING.value)

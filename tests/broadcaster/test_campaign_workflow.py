@@ -23,13 +23,18 @@ from broadcaster.db.models import (
     Approval,
     AuditEntry,
     Campaign,
+    CampaignRun,
     CampaignState,
     CampaignVersion,
+    Message,
+    MessageKind,
     Role,
+    RunStatus,
     User,
     VersionStatus,
 )
 from broadcaster.errors import NotFound, StateError, UserError
+from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import ApprovalSettings, Settings
 from broadcaster.status import campaign_status
 from broadcaster.users import set_role
@@ -176,10 +181,10 @@ def test_loading_an_unchanged_file_changes_nothing(
     again = load(context, campaign_file)
     assert (again.status, again.version, again.content_hash) == ("unchanged", 1, first.content_hash)
     # Key order and comments are not content: the hash is over the parsed definition.
-    data = yaml.safe_load(campaign_file.read_text(encoding="utf-8"))
-    campaign_file.write_text(
-        "# ghi chú\n" + yaml.safe_dump(data, allow_unicode=True, sort_keys=True), encoding="utf-8"
-    )
+    original = campaign_file.read_text(encoding="utf-8")
+    reordered = "# ghi chú\n" + yaml.safe_dump(yaml.safe_load(original), allow_unicode=True, sort_keys=True)
+    assert reordered.split("\n")[1] != original.split("\n")[0]
+    campaign_file.write_text(reordered, encoding="utf-8")
     assert load(context, campaign_file).status == "unchanged"
     assert database_dump(context.engine) == before
 
@@ -406,6 +411,15 @@ def test_a_large_audience_needs_a_second_different_approver(
     assert audit_trail(context)[-1].details["complete"] is False
 
     refused(context, StateError, "already approved version 1", approve(context, people["approver"]))
+    # Nor can the first approver turn round and reject it: one decision per person and version.
+    refused(
+        context,
+        StateError,
+        "already approved version 1",
+        lambda s: workflow.reject(
+            s, campaign_id=CAMPAIGN, actor=people["approver"], clock=context.clock, reason="đổi ý"
+        ),
+    )
 
     second = run(context, approve(context, people["approver2"]))
     assert second.status == VersionStatus.APPROVED
@@ -663,3 +677,67 @@ def test_a_snapshot_tampered_after_submission_or_approval_is_refused(
         "does not match its hash",
         lambda s: workflow.schedule(s, campaign_id=CAMPAIGN, actor=people["editor"], clock=clock),
     )
+
+
+# --- cancelling a campaign that is sending -------------------------------------------------------------
+
+
+def test_cancel_stops_queued_messages_and_open_runs(
+    context: AppContext, people: dict[str, User], campaign_file: Path, clock: FrozenClock
+) -> None:
+    approved_campaign(context, people, campaign_file)
+    now = clock.now()
+    with context.sessions.begin() as session:
+        version = get_version(session, CAMPAIGN, 1)
+        run_row = CampaignRun(
+            campaign_id=CAMPAIGN,
+            version_id=version.id,
+            occurrence_at=now,
+            trigger="manual",
+            status=RunStatus.SENDING,
+            created_at=now,
+        )
+        session.add(run_row)
+        session.flush()
+        for number, status in enumerate([MessageStatus.QUEUED, MessageStatus.QUEUED, MessageStatus.SENT]):
+            session.add(
+                Message(
+                    idempotency_key=f"{run_row.id}:sms:{number}",
+                    kind=MessageKind.CAMPAIGN,
+                    run_id=run_row.id,
+                    campaign_id=CAMPAIGN,
+                    version_id=version.id,
+                    channel="sms",
+                    provider="sms_main",
+                    address=f"+8491234500{number}",
+                    status=status,
+                    body="SKHCN thong bao",
+                    created_at=now,
+                )
+            )
+    clock.advance(timedelta(minutes=3))
+    run(
+        context,
+        lambda s: workflow.cancel(
+            s, campaign_id=CAMPAIGN, actor=people["editor"], clock=clock, reason="sai nội dung"
+        ),
+    )
+    with context.sessions() as session:
+        messages = list(session.scalars(select(Message).order_by(Message.id)))
+        stored_run = session.scalars(select(CampaignRun)).one()
+    assert [(m.status, m.reason) for m in messages] == [
+        (MessageStatus.CANCELLED, "campaign cancelled"),
+        (MessageStatus.CANCELLED, "campaign cancelled"),
+        (MessageStatus.SENT, None),  # already on the wire: left as it is
+    ]
+    assert messages[0].final_at == clock.now()
+    assert (stored_run.status, stored_run.finished_at) == (RunStatus.CANCELLED, clock.now())
+    entry = audit_trail(context)[-1]
+    assert (entry.action, entry.reason, entry.details) == (
+        "campaign.cancel",
+        "sai nội dung",
+        {"cancelled_messages": 2},
+    )
+    status = campaign_status_of(context)
+    assert status["messages"] == {"sms": {"cancelled": 2, "sent": 1}}
+    assert status["runs"][0]["status"] == "cancelled"

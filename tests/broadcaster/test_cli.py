@@ -316,6 +316,15 @@ FORBIDDEN = [
     (["campaigns", "pause", CAMPAIGN], "kiem_toan", "auditor", "campaigns.pause"),
     (["campaigns", "resume", CAMPAIGN], "phe_duyet", "approver", "campaigns.resume"),
     (["campaigns", "cancel", CAMPAIGN], "kiem_toan", "auditor", "campaigns.cancel"),
+    (
+        ["campaigns", "test-send", CAMPAIGN, "--to", "0912345678"],
+        "kiem_toan",
+        "auditor",
+        "campaigns.test_send",
+    ),
+    (["send", CAMPAIGN], "phe_duyet", "approver", "campaigns.send"),
+    (["send", CAMPAIGN], "kiem_toan", "auditor", "campaigns.send"),
+    (["run", "--once"], "kiem_toan", "auditor", "engine.run"),
 ]
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
-from broadcaster.db.engine import make_engine
+from broadcaster.db.engine import make_engine, session_factory
 from broadcaster.db.migrate import alembic_config, current_revision, pending_differences, upgrade
 from broadcaster.db.migrations_support import target_metadata
+from broadcaster.db.models import AuditEntry
 from tests.conftest import service_unavailable
 
 POSTGRES_URL = os.environ.get("BROADCASTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -132,5 +134,16 @@ def test_postgresql_upgrade_matches_models_and_downgrades(postgres_url: str) -> 
             schema = connection.execute(text("SELECT current_schema()")).scalar_one()
         assert schema.startswith("bc_test_")
         _check_round_trip(postgres_url, engine)
+        # timestamptz hands back the session's zone; the column type turns it into aware UTC.
+        moment = datetime(2025, 6, 2, 8, 30, tzinfo=timezone(timedelta(hours=7)))
+        with session_factory(engine).begin() as session:
+            session.execute(text("SET TIME ZONE 'Asia/Ho_Chi_Minh'"))
+            session.add(
+                AuditEntry(at=moment, actor="a", action="x", subject_type="t", subject_id="1", details={})
+            )
+        with session_factory(engine)() as session:
+            session.execute(text("SET TIME ZONE 'America/New_York'"))
+            stored = session.scalars(select(AuditEntry.at)).one()
+        assert stored == moment and stored.tzinfo is UTC
     finally:
         engine.dispose()
