@@ -68,7 +68,9 @@ def _user(context: AppContext, login: str) -> User:
         return user
 
 
-def run_demo(directory: Path, *, contacts: int = 2000, console: Console, wait_receipts: float = 30.0) -> DemoResult:
+def run_demo(
+    directory: Path, *, contacts: int = 2000, console: Console, wait_receipts: float = 30.0
+) -> DemoResult:
     clock = SystemClock()
     if directory.exists():
         shutil.rmtree(directory)
@@ -82,8 +84,22 @@ def run_demo(directory: Path, *, contacts: int = 2000, console: Console, wait_re
     console.print(f"{directory.resolve()} — settings, templates, campaigns, SQLite database (WAL).")
     try:
         with context.sessions.begin() as session:
-            add_user(session, actor="quantri", login=EDITOR, role=Role.EDITOR, clock=clock, display_name="Biên tập viên")
-            add_user(session, actor="quantri", login=APPROVER, role=Role.APPROVER, clock=clock, display_name="Lãnh đạo phòng")
+            add_user(
+                session,
+                actor="quantri",
+                login=EDITOR,
+                role=Role.EDITOR,
+                clock=clock,
+                display_name="Biên tập viên",
+            )
+            add_user(
+                session,
+                actor="quantri",
+                login=APPROVER,
+                role=Role.APPROVER,
+                clock=clock,
+                display_name="Lãnh đạo phòng",
+            )
         console.print(f"Users: quantri (admin), {EDITOR} (editor), {APPROVER} (approver).")
 
         console.rule("2. Contacts")
@@ -96,10 +112,15 @@ def run_demo(directory: Path, *, contacts: int = 2000, console: Console, wait_re
             f"{len(report.problems)} problems reported (row, column, reason)."
         )
         for problem in report.problems[:5]:
-            console.print(f"  row {problem.row}, {problem.column}: {problem.reason} ({problem.value!r})", highlight=False)
+            console.print(
+                f"  row {problem.row}, {problem.column}: {problem.reason} ({problem.value!r})",
+                highlight=False,
+            )
 
         console.rule("3. Campaign: load, submit, approve")
-        providers = {n: ProviderInfo(name=n, channel=p.channel) for n, p in context.settings.providers.items()}
+        providers = {
+            n: ProviderInfo(name=n, channel=p.channel) for n, p in context.settings.providers.items()
+        }
         bundles, problems = validate_paths(
             [context.campaigns_dir / "examples"], templates_dir=context.templates_dir, providers=providers
         )
@@ -119,7 +140,11 @@ def run_demo(directory: Path, *, contacts: int = 2000, console: Console, wait_re
             content_hash = version.content_hash
         with context.sessions.begin() as session:
             workflow.approve(
-                session, campaign_id=DEMO_CAMPAIGN, actor=approver, clock=clock, content_hash=content_hash[:16]
+                session,
+                campaign_id=DEMO_CAMPAIGN,
+                actor=approver,
+                clock=clock,
+                content_hash=content_hash[:16],
             )
         console.print(f"{APPROVER} approved it, bound to that hash.")
 
@@ -137,6 +162,8 @@ def run_demo(directory: Path, *, contacts: int = 2000, console: Console, wait_re
             parts = len(sandbox.smsc.submits)
         with context.readers() as session:
             counts = message_counts(session, run_id=run_id)
-        return DemoResult(run_id=run_id, counts=counts, sandbox=sandbox_dir, mails_received=mails, sms_parts_received=parts)
+        return DemoResult(
+            run_id=run_id, counts=counts, sandbox=sandbox_dir, mails_received=mails, sms_parts_received=parts
+        )
     finally:
         context.close()

@@ -18,7 +18,7 @@ from celery.signals import worker_ready, worker_shutdown
 from broadcaster.context import AppContext
 from broadcaster.outbox.adapters import AdapterPool
 from broadcaster.outbox.dispatch import Dispatcher
-from broadcaster.outbox.inbound import inbound_handler
+from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import PLAN_QUEUE
 from broadcaster.outbox.scheduler import tick
@@ -68,7 +68,7 @@ class WorkerState:
         context = self.context
         self.adapters = AdapterPool(
             context.settings,
-            inbound=lambda provider: inbound_handler(
+            inbound=lambda provider: inbound_batch_handler(
                 context.sessions,
                 provider=provider,
                 channel=context.settings.provider(provider).channel,

@@ -305,8 +305,9 @@ def test_send(
     """Send the latest (or given) version to test addresses now, before approval, with sample contact data."""
     from broadcaster.outbox.adapters import AdapterPool
     from broadcaster.outbox.dispatch import Dispatcher
-    from broadcaster.outbox.inbound import inbound_handler
+    from broadcaster.outbox.inbound import inbound_batch_handler
     from broadcaster.outbox.sending import create_test_messages
+
     with acting("campaigns.test_send") as (context, session, user):
         chunks = create_test_messages(
             session,
@@ -320,7 +321,7 @@ def test_send(
     context = load_context()
     pool = AdapterPool(
         context.settings,
-        inbound=lambda provider: inbound_handler(
+        inbound=lambda provider: inbound_batch_handler(
             context.sessions,
             provider=provider,
             channel=context.settings.provider(provider).channel,

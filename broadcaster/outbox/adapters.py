@@ -1,7 +1,7 @@
 """Adapters of one worker process, built lazily from the provider settings and reused across chunks.
 
 Created after fork (never at import), so sockets, threads and event loops belong to the process that uses
-them. An SMPP adapter gets an ``on_inbound`` callback that commits the raw record before it is answered.
+them. An SMPP adapter gets an ``on_inbound_batch`` callback that commits raw records before they are answered.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from broadcaster.settings import Settings
 
 log = logging.getLogger(__name__)
 
-InboundFactory = Callable[[str], Callable[[dict[str, Any]], None]]
+InboundFactory = Callable[[str], Callable[[list[dict[str, Any]]], None]]
 
 
 class AdapterPool:
@@ -42,7 +42,7 @@ class AdapterPool:
         cls = load_adapter_class(config.type)
         options = config.options()
         if config.type == "smpp" and self.inbound is not None:
-            options["on_inbound"] = self.inbound(provider)
+            options["on_inbound_batch"] = self.inbound(provider)
         if config.type in ("file", "console"):
             options.setdefault("channel", config.channel)
         adapter: Adapter = cls(**options)

@@ -49,23 +49,43 @@ def store_raw(
     return record
 
 
+def inbound_batch_handler(
+    sessions: sessionmaker[Session], *, provider: str, channel: str, clock: Clock
+) -> Callable[[list[dict[str, Any]]], None]:
+    """The callback an adapter calls with what it received: store the raw records and apply them, in one commit.
+
+    Returning means committed; the adapter answers the provider only then. Everything that queued up while
+    the previous commit ran goes into the next one (a group commit). Each record is applied in a savepoint:
+    if that fails, its raw record still commits and the tick retries it (e.g. its part is not stored yet).
+    """
+
+    def handle(payloads: list[dict[str, Any]]) -> None:
+        now = clock.now()
+        with sessions.begin() as session:
+            records = [
+                InboundRecord(provider=provider, channel=channel, received_at=now, payload=p)
+                for p in payloads
+            ]
+            session.add_all(records)
+            session.flush()
+            for record in records:
+                try:
+                    with session.begin_nested():
+                        process_record(session, record, now=now)
+                except Exception:  # the raw record still commits; the tick retries it, the reader lives on
+                    log.exception("inbound record %s from %s could not be applied yet", record.id, provider)
+
+    return handle
+
+
 def inbound_handler(
     sessions: sessionmaker[Session], *, provider: str, channel: str, clock: Clock
 ) -> Callable[[dict[str, Any]], None]:
-    """The callback an adapter calls from its reader: store the raw record and try to apply it, in one commit.
-
-    Returning means committed; the adapter answers the provider only then. Applying runs in a savepoint: if it
-    fails, the raw record still commits and the tick retries it (e.g. the part is not stored yet).
-    """
+    """The one-record form of :func:`inbound_batch_handler`."""
+    batch = inbound_batch_handler(sessions, provider=provider, channel=channel, clock=clock)
 
     def handle(payload: dict[str, Any]) -> None:
-        with sessions.begin() as session:
-            record = store_raw(session, provider=provider, channel=channel, payload=payload, now=clock.now())
-            try:
-                with session.begin_nested():
-                    process_record(session, record, now=clock.now())
-            except Exception:  # the raw record still commits; the tick retries it, the reader must live on
-                log.exception("inbound record from %s could not be applied yet", provider)
+        batch([payload])
 
     return handle
 

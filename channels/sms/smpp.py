@@ -70,6 +70,8 @@ __all__ = ["InboundHandler", "SmppAdapter", "mask_address"]
 log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[dict[str, Any]], None]
+InboundBatchHandler = Callable[[list[dict[str, Any]]], None]
+INBOUND_BATCH_MAX: Final = 200  # deliver_sm records handed over (and committed) together
 
 # SMPP v3.4 §5.1.3 command_status values the adapter acts on itself.
 ESME_ROK: Final = 0x00
@@ -260,6 +262,7 @@ class SmppAdapter(AdapterBase):
         throttle_backoff: float = 0.1,
         throttle_backoff_max: float = 1.0,
         on_inbound: InboundHandler | None = None,
+        on_inbound_batch: InboundBatchHandler | None = None,
     ) -> None:
         if binds < 1 or window < 1:
             raise ValueError("binds and window must be at least 1")
@@ -282,6 +285,13 @@ class SmppAdapter(AdapterBase):
         self.throttle_backoff = throttle_backoff
         self.throttle_backoff_max = throttle_backoff_max
         self.on_inbound = on_inbound
+        # deliver_sm are handed to the engine from a thread of their own, so that a database commit never
+        # holds up the reader (and with it the submit_sm_resps of the send window). With
+        # ``on_inbound_batch`` the engine commits everything that queued up meanwhile in one transaction
+        # (a group commit); either way each deliver_sm is answered only after its handler returned.
+        self.on_inbound_batch = on_inbound_batch
+        self._inbound: queue.Queue[tuple[_Bind, Any, int, dict[str, Any]] | None] = queue.Queue()
+        self._inbound_thread: threading.Thread | None = None
         # The engine hands us this many messages per send(): enough to keep every bind's window busy. The
         # Protocol declares ``capabilities`` a ClassVar; an instance entry shadows it for this adapter only.
         self.__dict__["capabilities"] = Capabilities(window=window * binds, receipts=True, max_length=None)
@@ -325,6 +335,10 @@ class SmppAdapter(AdapterBase):
                 daemon=True,
             )
             bind.thread.start()
+        self._inbound_thread = threading.Thread(
+            target=self._inbound_loop, name=f"smpp-inbound-{self.system_id}", daemon=True
+        )
+        self._inbound_thread.start()
         self._opened = True
 
     def close(self) -> None:
@@ -343,6 +357,10 @@ class SmppAdapter(AdapterBase):
         for bind in self._binds:
             if bind.thread is not None:
                 bind.thread.join(max(1.0, min(self.pdu_timeout, 3.0)))
+        if self._inbound_thread is not None:
+            self._inbound.put(None)  # after what is queued: records already read are still handed over
+            self._inbound_thread.join(max(1.0, min(self.pdu_timeout, 3.0)))
+            self._inbound_thread = None
         self._shutdown_binds()
         for bind in self._binds:
             if bind.thread is not None:
@@ -596,26 +614,59 @@ class SmppAdapter(AdapterBase):
 
     def _on_deliver_sm(self, bind: _Bind, client: _LockedClient, pdu: Any) -> None:
         bind.deliver_sm_received += 1
-        record = self._record(bind, pdu)
-        status = ESME_ROK
-        if self.on_inbound is not None:
+        self._inbound.put((bind, client, int(pdu.sequence), self._record(bind, pdu)))
+
+    def _inbound_loop(self) -> None:
+        while True:
+            item = self._inbound.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < INBOUND_BATCH_MAX:
+                try:
+                    more = self._inbound.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._inbound.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            self._hand_over(batch)
+
+    def _hand_over(self, batch: list[tuple[_Bind, Any, int, dict[str, Any]]]) -> None:
+        """Give the records to the engine, then answer each deliver_sm with the outcome."""
+        records = [record for _bind, _client, _sequence, record in batch]
+        statuses = [ESME_ROK] * len(batch)
+        if self.on_inbound_batch is not None:
             try:
-                self.on_inbound(record)
-            except Exception:  # task boundary: the engine's callback must never kill the reader
+                self.on_inbound_batch(records)
+            except Exception:  # task boundary: the engine's callback must never kill the hand-over thread
                 log.exception(
-                    "bind %d: on_inbound failed for deliver_sm %d from %s; answering ESME_RX_T_APPN",
-                    bind.index,
-                    record["sequence"],
-                    mask_address(record["source_addr"]),
+                    "on_inbound_batch failed for %d deliver_sm; answering ESME_RX_T_APPN", len(batch)
                 )
-                status = ESME_RX_T_APPN
+                statuses = [ESME_RX_T_APPN] * len(batch)
+        elif self.on_inbound is not None:
+            for index, record in enumerate(records):
+                try:
+                    self.on_inbound(record)
+                except Exception:  # task boundary, as above
+                    log.exception(
+                        "bind %d: on_inbound failed for deliver_sm %d from %s; answering ESME_RX_T_APPN",
+                        record["bind"],
+                        record["sequence"],
+                        mask_address(record["source_addr"]),
+                    )
+                    statuses[index] = ESME_RX_T_APPN
         else:
-            log.warning(
-                "bind %d: deliver_sm with no on_inbound handler; acknowledged and dropped", bind.index
-            )
-        resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=client, status=status)
-        resp.sequence = pdu.sequence
-        client.send_pdu(resp)
+            log.warning("%d deliver_sm with no on_inbound handler; acknowledged and dropped", len(batch))
+        for (bind, client, sequence, _record), status in zip(batch, statuses, strict=True):
+            resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=client, status=status)
+            resp.sequence = sequence
+            try:
+                client.send_pdu(resp)
+            except (smpplib.exceptions.ConnectionError, OSError) as exc:
+                # The session dropped meanwhile; the SMSC redelivers unanswered deliver_sm on the next bind.
+                log.debug("bind %d: deliver_sm_resp %d not sent: %r", bind.index, sequence, exc)
 
     # ------------------------------------------------------------------ sending
     def _reference(self, destination: str) -> int:
