@@ -50,9 +50,18 @@ chunk_size = 500
 gsm7 = 800
 ucs2 = 1600
 
+# Price of one SMS part in VND, by allocated carrier and encoding; "default" covers the others.
 [sms.prices.Viettel]
 gsm7 = 750
 ucs2 = 1500
+
+[sms.prices.Vinaphone]
+gsm7 = 770
+ucs2 = 1540
+
+[sms.prices.MobiFone]
+gsm7 = 770
+ucs2 = 1540
 
 # The sandbox servers (`broadcaster sandbox`) listen on these ports; point them at the real SMSC and relay
 # for production.

@@ -25,6 +25,7 @@ class Exclusion:
     OPTED_OUT = "opted out of this channel"
     SUPPRESSED = "address suppressed (earlier hard failure or refusal)"
     DUPLICATE = "same address as another recipient of this run"
+    TOO_LONG = "SMS longer than the allowed number of parts"
 
 
 def audience_query(audience: Audience) -> Select[Contact]:

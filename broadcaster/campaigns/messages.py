@@ -41,6 +41,7 @@ class MessageText:
     html: str | None
     encoding: str | None = None
     segments: int | None = None
+    too_long: bool = False  # SMS: more parts than the channel's max_segments (or settings' sms.max_segments)
 
 
 class Composer:
@@ -76,12 +77,14 @@ class Composer:
             if spec.unaccented:
                 text = unaccent(text)
             analysis = analyse(text)
+            limit = spec.max_segments or self.settings.sms.max_segments
             return MessageText(
                 subject=None,
                 body=text,
                 html=None,
                 encoding=analysis.encoding.value,
                 segments=analysis.segments,
+                too_long=analysis.segments > limit,
             )
         return MessageText(
             subject=rendered.subject, body=rendered.text, html=rendered.html if with_html else None

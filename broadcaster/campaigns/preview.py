@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from broadcaster.campaigns.audience import Screen, iter_audience
+from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience
 from broadcaster.campaigns.messages import Composer, contact_view
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion
@@ -70,10 +70,13 @@ def preview_version(
             if decision.exclusion is not None:
                 exclusions[decision.channel][decision.exclusion] += 1
                 continue
-            reached_ids.add(decision.contact.id)
-            item.recipients += 1
             view = contact_view(decision.contact)
             text = composer.compose(decision.channel, view, with_html=False)
+            if text.too_long:
+                exclusions[decision.channel][Exclusion.TOO_LONG] += 1
+                continue
+            reached_ids.add(decision.contact.id)
+            item.recipients += 1
             if decision.channel == "sms":
                 assert text.encoding is not None and text.segments is not None
                 item.encodings[text.encoding] = item.encodings.get(text.encoding, 0) + 1

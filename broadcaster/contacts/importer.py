@@ -74,7 +74,8 @@ class _Index:
         if contact.phone:
             self.by_name_phone[(name, contact.phone)] = contact
         if contact.email:
-            self.by_name_email[(name, contact.email)] = contact
+            # Mailbox names are case-insensitive in practice; the sender treats them so too.
+            self.by_name_email[(name, contact.email.casefold())] = contact
 
     def match(self, row: ContactRow) -> tuple[Contact | None, str]:
         if row.external_id:
@@ -82,7 +83,7 @@ class _Index:
         name = row.full_name.casefold()
         if row.phone is not None and (found := self.by_name_phone.get((name, row.phone.e164))):
             return found, "name+phone"
-        if row.email and (found := self.by_name_email.get((name, row.email))):
+        if row.email and (found := self.by_name_email.get((name, row.email.casefold()))):
             return found, "name+email"
         return None, ""
 

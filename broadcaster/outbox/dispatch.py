@@ -32,6 +32,7 @@ from broadcaster.db.models import (
     RunStatus,
 )
 from broadcaster.outbox.adapters import AdapterPool
+from broadcaster.outbox.inbound import process_pending
 from broadcaster.outbox.ratelimit import reserve
 from broadcaster.outbox.results import Claimed, apply_results
 from broadcaster.outbox.status import MessageStatus
@@ -132,12 +133,16 @@ class Dispatcher:
                 )
                 if wait > 0:
                     time.sleep(wait)  # pacing inside the slice we reserved, never a burst past the TPS
+            claimed_at = self.clock.now()
             results = adapter.send(outbound)
             now = self.clock.now()
             with self.sessions.begin() as session:
                 outcome = apply_results(
                     session, claimed=claimed, results=results, settings=self.settings.delivery, now=now
                 )
+                if adapter.capabilities.receipts and outcome.sent:
+                    # Receipts that beat this commit (the SMSC answered before we stored the part) match now.
+                    process_pending(session, now=now, provider=provider, limit=500, received_after=claimed_at)
                 if outcome.configuration_error is not None:
                     self._pause_provider(
                         session,

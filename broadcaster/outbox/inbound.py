@@ -91,9 +91,14 @@ def inbound_handler(
 
 
 def process_pending(
-    session: Session, *, now: datetime, provider: str | None = None, limit: int = 1000
+    session: Session,
+    *,
+    now: datetime,
+    provider: str | None = None,
+    limit: int = 1000,
+    received_after: datetime | None = None,
 ) -> int:
-    """Retry unprocessed records (oldest first); returns how many got processed."""
+    """Retry unprocessed records (oldest first); returns how many got settled."""
     query = (
         select(InboundRecord)
         .where(InboundRecord.processed_at.is_(None))
@@ -102,6 +107,8 @@ def process_pending(
     )
     if provider is not None:
         query = query.where(InboundRecord.provider == provider)
+    if received_after is not None:
+        query = query.where(InboundRecord.received_at >= received_after)
     done = 0
     for record in session.scalars(query):
         if process_record(session, record, now=now):

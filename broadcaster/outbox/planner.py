@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 # Exclusions worth a row (kept as ``suppressed`` + reason, so reports can count them); a contact without an
 # address on a channel is simply not part of that channel's audience.
-RECORDED_EXCLUSIONS = frozenset({Exclusion.LANDLINE, Exclusion.OPTED_OUT, Exclusion.SUPPRESSED})
+RECORDED_EXCLUSIONS = frozenset(
+    {Exclusion.LANDLINE, Exclusion.OPTED_OUT, Exclusion.SUPPRESSED, Exclusion.TOO_LONG}
+)
 
 
 def idempotency_key(run_id: int, channel: str, address: str) -> str:
@@ -137,12 +139,13 @@ def _rows_for_page(
         assert decision.address is not None
         view = contact_view(decision.contact)
         text = composer.compose(decision.channel, view, with_html=False)
+        exclusion = decision.exclusion or (Exclusion.TOO_LONG if text.too_long else None)
         cost = None
         if decision.channel == "sms" and text.encoding and text.segments:
             cost = (
                 settings.sms.price(carrier=decision.contact.carrier, encoding=text.encoding) * text.segments
             )
-        suppressed = decision.exclusion is not None
+        suppressed = exclusion is not None
         rows.append(
             {
                 "idempotency_key": idempotency_key(run, decision.channel, decision.address),
@@ -157,7 +160,7 @@ def _rows_for_page(
                 "address": decision.address,
                 "status": MessageStatus.SUPPRESSED if suppressed else MessageStatus.QUEUED,
                 "hold": False,
-                "reason": decision.exclusion,
+                "reason": exclusion,
                 "error_code": None,
                 "not_before": None if suppressed else not_before,
                 "attempts": 0,

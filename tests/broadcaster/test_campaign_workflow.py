@@ -738,6 +738,6 @@ def test_cancel_stops_queued_messages_and_open_runs(
         "sai nội dung",
         {"cancelled_messages": 2},
     )
-    status = campaign_status_of(context)
-    assert status["messages"] == {"sms": {"cancelled": 2, "sent": 1}}
-    assert status["runs"][0]["status"] == "cancelled"
+    summary = campaign_status_of(context)
+    assert summary["messages"] == {"sms": {"cancelled": 2, "sent": 1}}
+    assert summary["runs"][0]["status"] == "cancelled"
