@@ -224,7 +224,13 @@ class Renderer:
             raise RenderError(template=where, line=line, message=f"{type(exc).__name__}: {exc}") from exc
 
     def render(
-        self, *, template: str, channel: str, context: Mapping[str, Any], unaccented: bool = False
+        self,
+        *,
+        template: str,
+        channel: str,
+        context: Mapping[str, Any],
+        unaccented: bool = False,
+        with_html: bool = True,
     ) -> Rendered:
         """Render ``template`` (a name like ``sms/thong-bao-dvc``) for ``channel`` with ``context``.
 
@@ -238,8 +244,13 @@ class Renderer:
         # A subject is a header: collapse it to one line so no template can inject header lines.
         subject = _one_line(self._render_file(files["subject"], context))
         text = _text_body(self._render_file(files["text"], context))
-        html = self._render_file(files["html"], context) if self.has(files["html"]) else None
+        html = self.render_html(template=template, context=context) if with_html else None
         return Rendered(subject=subject, text=text, html=html)
+
+    def render_html(self, *, template: str, context: Mapping[str, Any]) -> str | None:
+        """Only the HTML part of an e-mail template (the sender re-renders it from the stored context)."""
+        name = template_files(template, "email")["html"]
+        return self._render_file(name, context) if self.has(name) else None
 
 
 def first_name(full_name: str | None) -> str | None:

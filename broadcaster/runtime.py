@@ -37,6 +37,9 @@ class WorkerSpec:
     name: str
     queues: tuple[str, ...]
     gateways: tuple[str, ...] = ()
+    # An SMPP gateway owns its binds: one process (solo). Other senders scale with processes ≈ cores.
+    pool: str = "solo"
+    concurrency: int = 1
 
 
 def worker_specs(settings: Settings) -> list[WorkerSpec]:
@@ -49,10 +52,11 @@ def worker_specs(settings: Settings) -> list[WorkerSpec]:
             specs.append(WorkerSpec(name=f"gateway-{name}", queues=queues, gateways=(name,)))
         else:
             main.extend(queues)
-    return [WorkerSpec(name="main", queues=tuple(main)), *specs]
+    processes = max(1, min(os.cpu_count() or 1, 4))
+    return [WorkerSpec(name="main", queues=tuple(main), pool="prefork", concurrency=processes), *specs]
 
 
-def worker_command(spec: WorkerSpec, *, pool: str = "solo", loglevel: str = "WARNING") -> list[str]:
+def worker_command(spec: WorkerSpec, *, loglevel: str = "WARNING") -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -61,7 +65,9 @@ def worker_command(spec: WorkerSpec, *, pool: str = "solo", loglevel: str = "WAR
         "broadcaster.tasks:app",
         "worker",
         "-P",
-        pool,
+        spec.pool,
+        "--concurrency",
+        str(spec.concurrency),
         "-Q",
         ",".join(spec.queues),
         "-n",
@@ -158,7 +164,7 @@ def clean_broker(settings: Settings) -> int:
         return 0
     engine = create_engine(url[len("sqla+") :], connect_args={"timeout": 30})
     # kombu stamps rows with naive local time (datetime.now()), so the cutoff is naive local time too.
-    cutoff = datetime.now() - timedelta(seconds=settings.delivery.broker_cleanup_seconds)  # noqa: DTZ005
+    cutoff = datetime.now() - timedelta(seconds=settings.delivery.broker_cleanup_seconds)
     try:
         with engine.begin() as connection:
             exists = connection.execute(

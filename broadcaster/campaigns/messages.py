@@ -70,7 +70,7 @@ class Composer:
     def compose(self, channel: str, contact: dict[str, Any] | None, *, with_html: bool = True) -> MessageText:
         spec: ChannelSpec = self.definition.channels[channel]  # type: ignore[index]
         rendered = self.renderer.render(
-            template=spec.template, channel=channel, context=self.context(contact)
+            template=spec.template, channel=channel, context=self.context(contact), with_html=with_html
         )
         if channel == "sms":
             text = normalize(rendered.text)
@@ -86,6 +86,9 @@ class Composer:
                 segments=analysis.segments,
                 too_long=analysis.segments > limit,
             )
-        return MessageText(
-            subject=rendered.subject, body=rendered.text, html=rendered.html if with_html else None
-        )
+        return MessageText(subject=rendered.subject, body=rendered.text, html=rendered.html)
+
+    def html(self, contact: dict[str, Any] | None) -> str | None:
+        """The e-mail's HTML part alone: the sender renders it at send time from the stored context."""
+        spec: ChannelSpec = self.definition.channels["email"]
+        return self.renderer.render_html(template=spec.template, context=self.context(contact))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -17,6 +18,7 @@ from broadcaster.cli.common import JsonOption, acting, console, load_context, pr
 from broadcaster.clock import local
 from broadcaster.context import AppContext
 from broadcaster.db.models import Message
+from broadcaster.errors import UserError
 from broadcaster.outbox.sending import start_manual_run
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.runtime import (
@@ -240,29 +242,35 @@ def run(
 
 def worker(
     queues: str | None = typer.Option(
-        None, "--queues", "-Q", help="Comma-separated queues (default: all of this installation's)."
+        None, "--queues", "-Q", help="Comma-separated queues (default: the main worker's)."
     ),
-    gateway: str | None = typer.Option(None, help="SMPP provider to bind at start (its gateway worker)."),
-    pool: str = typer.Option("solo", help="Celery pool: solo or prefork."),
-    concurrency: int = typer.Option(1),
+    gateway: str | None = typer.Option(
+        None, help="Run the gateway worker of this SMPP provider (it binds at start)."
+    ),
+    concurrency: int | None = typer.Option(
+        None, help="Processes for a non-gateway worker (default: cores, max 4)."
+    ),
 ) -> None:
-    """Run one Celery worker in the foreground (distributed deployments)."""
+    """Run one Celery worker in the foreground (distributed deployments): the main one, or an SMPP gateway."""
+    from dataclasses import replace
+
     context = load_context()
     specs = worker_specs(context.settings)
     context.close()
-    config = find_config(state.config).resolve()
-    if queues is None:
-        chosen = next((s for s in specs if gateway and gateway in s.gateways), specs[0])
+    if gateway is not None:
+        chosen = next((s for s in specs if gateway in s.gateways), None)
+        if chosen is None:
+            raise UserError(f"{gateway!r} is not an SMPP provider in the settings")
     else:
-        from broadcaster.runtime import WorkerSpec
-
-        chosen = WorkerSpec(
-            name="worker",
-            queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
-            gateways=(gateway,) if gateway else (),
-        )
-    command = worker_command(chosen, pool=pool, loglevel="INFO") + ["--concurrency", str(concurrency)]
-    os.execvpe(command[0], command, worker_env(chosen, config))
+        chosen = specs[0]
+        if queues is not None:
+            chosen = replace(
+                chosen, name="worker", queues=tuple(q.strip() for q in queues.split(",") if q.strip())
+            )
+        if concurrency is not None:
+            chosen = replace(chosen, concurrency=concurrency)
+    command = worker_command(chosen, loglevel="INFO")
+    os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve()))
 
 
 def beat() -> None:
@@ -301,10 +309,8 @@ def sandbox(
         console.print(
             f"Sandbox SMTP on 127.0.0.1:{ports.smtp}, SMSC on 127.0.0.1:{ports.smpp}; keeping what arrives in {target}. Ctrl-C stops."
         )
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 def register(app: typer.Typer) -> None:

@@ -11,10 +11,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from broadcaster.settings import Settings
 from channels.base import Adapter
 from channels.registry import load_adapter_class
-
-from broadcaster.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -252,7 +252,7 @@ class Dispatcher:
         unsubscribe = False
         if row.channel == "email" and definition is not None:
             composer = self.versions.composer(session, row.version_id)
-            html = composer.compose("email", row.context or None).html
+            html = composer.html(row.context or None)
             unsubscribe = allow_unsubscribe(definition, "email")
         return OutboundMessage(
             message_id=row.id,
