@@ -53,7 +53,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def configure(settings: Settings) -> Celery:
-    app.conf.update(celery_config(settings))
+    config = celery_config(settings)
+    if app.conf.broker_url != config["broker_url"]:
+        # The connection and producer pools are made on first use for the broker of that moment; a process
+        # that configures another broker (a second engine in one process) would keep publishing to the old one.
+        app.close()
+        app.amqp._producer_pool = None
+    app.conf.update(config)
     return app
 
 
@@ -90,6 +96,7 @@ class WorkerState:
     def close(cls) -> None:
         with cls._lock:
             if cls._instance is not None:
+                cls._instance.dispatcher.close()
                 cls._instance.adapters.close()
                 cls._instance.context.close()
                 cls._instance = None

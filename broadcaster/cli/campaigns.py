@@ -352,6 +352,7 @@ def test_send(
                     sa_select(Message).where(Message.chunk_id.in_(ids)).order_by(Message.id)
                 )
             ]
+        dispatcher.close()
     finally:
         pool.close()
         context.close()

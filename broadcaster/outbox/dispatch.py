@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,7 +38,7 @@ from broadcaster.outbox.ratelimit import reserve
 from broadcaster.outbox.results import Claimed, apply_results
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
-from channels.base import OutboundMessage
+from channels.base import Adapter, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,37 @@ class DispatchSummary:
     failed: int = 0
     unknown: int = 0
     stopped: str | None = None  # why the chunk stopped before its rows ran out
+
+
+@dataclass
+class _Line:
+    """One chunk's connection to its provider, for the duration of ``run_chunk``."""
+
+    adapter: Adapter
+    chunk_id: int
+    provider: str
+    window: int
+    tps: float | None
+    deadline: float
+
+
+@dataclass(frozen=True)
+class _Stop:
+    reason: str | None  # None: nothing left to send
+
+
+@dataclass
+class _Window:
+    """A claimed window: its rows, what goes on the wire, and the send in progress."""
+
+    claimed: dict[int, Claimed]
+    outbound: list[OutboundMessage]
+    started_at: datetime | None = None
+    future: Future[list[SendResult]] | None = None
+
+    def results(self) -> list[SendResult]:
+        assert self.future is not None
+        return self.future.result()
 
 
 class VersionCache:
@@ -98,78 +130,167 @@ class Dispatcher:
         self.clock = clock
         self.adapters = adapters
         self.versions = VersionCache(settings)
+        self._executor: ThreadPoolExecutor | None = None
 
     def run_chunk(self, chunk_id: int) -> DispatchSummary:
+        """Send the chunk's due rows window by window, keeping the provider busy.
+
+        Two windows overlap: while one is on the wire (on the sender thread), the next one is claimed and
+        rendered, and the previous one's results are recorded. The state checks (pause, cancel, send window)
+        run before each claim, so a pause takes effect within one window.
+        """
         summary = DispatchSummary(chunk_id=chunk_id)
-        deadline = time.monotonic() + self.settings.delivery.chunk_max_seconds
-        with self.sessions() as session:
+        with self.readers() as session:
             chunk = session.get(Chunk, chunk_id)
             if chunk is None:
                 summary.stopped = "no such chunk"
                 return summary
             provider, channel = chunk.provider, chunk.channel
         adapter = self.adapters.get(provider)
-        window = max(1, adapter.capabilities.window)
-        tps = self.settings.provider(provider).tps
-        while True:
-            if time.monotonic() > deadline:
-                summary.stopped = "chunk_max_seconds reached; the rest goes back to the queue"
-                self._release(chunk_id, not_before=None)
-                break
-            stop = self._check_state(chunk_id)
-            if stop is not None:
-                summary.stopped = stop
-                break
-            claimed, outbound = self._claim(chunk_id, window)
-            if not claimed:
-                break
-            if tps:
-                wait = reserve(
-                    self.sessions,
-                    name=f"provider:{provider}",
-                    tokens=len(claimed),
-                    rate=tps,
-                    clock=self.clock,
-                )
-                if wait > 0:
-                    time.sleep(wait)  # pacing inside the slice we reserved, never a burst past the TPS
-            claimed_at = self.clock.now()
-            results = adapter.send(outbound)
-            now = self.clock.now()
-            with self.sessions.begin() as session:
-                outcome = apply_results(
-                    session, claimed=claimed, results=results, settings=self.settings.delivery, now=now
-                )
-                if adapter.capabilities.receipts and outcome.sent:
-                    # Receipts that beat this commit (the SMSC answered before we stored the part) match now.
-                    process_pending(session, now=now, provider=provider, limit=500, received_after=claimed_at)
-                if outcome.configuration_error is not None:
-                    self._pause_provider(
-                        session,
-                        provider,
-                        f"provider {provider}: configuration error: {outcome.configuration_error}",
-                    )
-                if outcome.auto_paused is not None:
-                    self._pause_campaigns(
-                        session, {c.campaign_id for c in claimed.values()}, outcome.auto_paused
-                    )
-            summary.windows += 1
-            summary.sent += outcome.sent
-            summary.deferred += outcome.deferred
-            summary.failed += outcome.failed
-            summary.unknown += outcome.unknown
-            if outcome.configuration_error is not None:
-                summary.stopped = f"configuration error: {outcome.configuration_error}"
-                self.adapters.discard(provider)
-                break
-            if outcome.auto_paused is not None:
-                summary.stopped = outcome.auto_paused
-                break
-            if outcome.throttled_for:
-                time.sleep(min(outcome.throttled_for, 5.0))  # the provider asked us to slow down
+        line = _Line(
+            adapter=adapter,
+            chunk_id=chunk_id,
+            provider=provider,
+            window=max(1, adapter.capabilities.window),
+            tps=self.settings.provider(provider).tps,
+            deadline=time.monotonic() + self.settings.delivery.chunk_max_seconds,
+        )
+        ahead: _Window | _Stop | None = None  # None: the next window is not prepared yet
+        on_wire: _Window | None = None
+        try:
+            while True:
+                if ahead is None:
+                    ahead = self._prepare(line)
+                if isinstance(ahead, _Window):
+                    # A window prepared earlier is checked again just before it goes: a pause or a cancel
+                    # that came meanwhile stops it (it returns to the queue untouched).
+                    ahead = self._still_cleared(line, ahead)
+                if on_wire is None:
+                    if isinstance(ahead, _Stop):
+                        summary.stopped = ahead.reason
+                        break
+                    on_wire, ahead = self._put_on_wire(line, ahead), None
+                    continue  # prepare the next window while this one is on the wire
+                done, on_wire = on_wire, None
+                results = done.results()
+                if isinstance(ahead, _Window):
+                    ahead = self._still_cleared(line, ahead)
+                if isinstance(ahead, _Window):
+                    # Keep the provider busy while this window's results are recorded.
+                    on_wire, ahead = self._put_on_wire(line, ahead), None
+                stop = self._record(line, done, results, summary)
+                if stop is not None:
+                    summary.stopped = stop
+                    break
+        finally:
+            if on_wire is not None:  # already written: its results must be recorded
+                self._record(line, on_wire, on_wire.results(), summary)
+            if isinstance(ahead, _Window):  # claimed but never sent: back to the queue untouched
+                self._unclaim(ahead)
         self._finish(chunk_id)
         log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, summary)
         return summary
+
+    def _prepare(self, line: _Line) -> _Window | _Stop:
+        """The next window, claimed and paced; or why there is none."""
+        if time.monotonic() > line.deadline:
+            self._release(line.chunk_id, not_before=None)
+            return _Stop("chunk_max_seconds reached; the rest goes back to the queue")
+        stop = self._check_state(line.chunk_id)
+        if stop is not None:
+            return _Stop(stop)
+        claimed, outbound = self._claim(line.chunk_id, line.window)
+        if not claimed:
+            return _Stop(None)  # the chunk's due rows ran out
+        if line.tps:
+            wait = reserve(
+                self.sessions,
+                name=f"provider:{line.provider}",
+                tokens=len(claimed),
+                rate=line.tps,
+                clock=self.clock,
+            )
+            if wait > 0:
+                time.sleep(wait)  # pacing inside the slice we reserved, never a burst past the TPS
+        return _Window(claimed=claimed, outbound=outbound)
+
+    def _still_cleared(self, line: _Line, window: _Window) -> _Window | _Stop:
+        stop = self._check_state(line.chunk_id)
+        if stop is None:
+            return window
+        self._unclaim(window)
+        return _Stop(stop)
+
+    def _put_on_wire(self, line: _Line, window: _Window) -> _Window:
+        window.started_at = self.clock.now()
+        window.future = self._sender().submit(line.adapter.send, window.outbound)
+        return window
+
+    def _sender(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender")
+        return self._executor
+
+    def _record(
+        self, line: _Line, window: _Window, results: list[SendResult], summary: DispatchSummary
+    ) -> str | None:
+        """Apply one window's results; returns why the chunk must stop, if it must."""
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            outcome = apply_results(
+                session, claimed=window.claimed, results=results, settings=self.settings.delivery, now=now
+            )
+            if line.adapter.capabilities.receipts and outcome.sent:
+                # Receipts that beat this commit (the SMSC answered before we stored the part) match now.
+                process_pending(
+                    session, now=now, provider=line.provider, limit=500, received_after=window.started_at
+                )
+            if outcome.configuration_error is not None:
+                reason = f"provider {line.provider}: configuration error: {outcome.configuration_error}"
+                self._pause_provider(session, line.provider, reason)
+            if outcome.auto_paused is not None:
+                campaigns = {c.campaign_id for c in window.claimed.values()}
+                self._pause_campaigns(session, campaigns, outcome.auto_paused)
+        summary.windows += 1
+        summary.sent += outcome.sent
+        summary.deferred += outcome.deferred
+        summary.failed += outcome.failed
+        summary.unknown += outcome.unknown
+        if outcome.configuration_error is not None:
+            self.adapters.discard(line.provider)
+            return f"configuration error: {outcome.configuration_error}"
+        if outcome.auto_paused is not None:
+            return outcome.auto_paused
+        if outcome.throttled_for:
+            time.sleep(min(outcome.throttled_for, 5.0))  # the provider asked us to slow down
+        return None
+
+    def _unclaim(self, window: _Window) -> None:
+        ids = list(window.claimed)
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Message)
+                .where(Message.id.in_(ids), Message.status == MessageStatus.SENDING)
+                .values(status=MessageStatus.QUEUED, attempts=Message.attempts - 1, claimed_at=None)
+            )
+            # A cancel that came while the window waited leaves nothing of it to send later.
+            cancelled = select(Campaign.id).where(Campaign.state == CampaignState.CANCELLED)
+            session.execute(
+                update(Message)
+                .where(
+                    Message.id.in_(ids),
+                    Message.status == MessageStatus.QUEUED,
+                    Message.campaign_id.in_(cancelled),
+                )
+                .values(
+                    status=MessageStatus.CANCELLED, reason="campaign cancelled", final_at=self.clock.now()
+                )
+            )
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     # -- steps -------------------------------------------------------------------------------------------
 

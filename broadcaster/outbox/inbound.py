@@ -97,6 +97,7 @@ def process_pending(
     provider: str | None = None,
     limit: int = 1000,
     received_after: datetime | None = None,
+    received_before: datetime | None = None,
 ) -> int:
     """Retry unprocessed records (oldest first); returns how many got settled."""
     query = (
@@ -109,6 +110,8 @@ def process_pending(
         query = query.where(InboundRecord.provider == provider)
     if received_after is not None:
         query = query.where(InboundRecord.received_at >= received_after)
+    if received_before is not None:
+        query = query.where(InboundRecord.received_at <= received_before)
     done = 0
     for record in session.scalars(query):
         if process_record(session, record, now=now):

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster import audit
@@ -23,12 +23,14 @@ from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
+from broadcaster.db.engine import readers_of
 from broadcaster.db.models import (
     Campaign,
     CampaignRun,
     CampaignState,
     CampaignVersion,
     Chunk,
+    InboundRecord,
     Message,
     RunStatus,
 )
@@ -40,6 +42,9 @@ from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Inbound records younger than this are left to the sender that is matching them right after its window.
+INBOUND_RETRY_AFTER = timedelta(seconds=2)
 
 
 @dataclass
@@ -56,21 +61,71 @@ class TickReport:
 def tick(
     sessions: sessionmaker[Session], *, settings: Settings, clock: Clock, enqueuer: Enqueuer
 ) -> TickReport:
+    """One pass; each step looks first with a reader and takes the write lock only when it has work."""
     report = TickReport()
     now = clock.now()
+    readers = readers_of(sessions)
     _fire_due_occurrences(sessions, settings=settings, now=now, report=report)
     _sweep(sessions, settings=settings, now=now, report=report)
-    with sessions.begin() as session:
-        chunks = cut_chunks(session, settings=settings, clock=clock)
-        report.inbound_processed = process_pending(session, now=now)
-        for run_id in session.scalars(select(CampaignRun.id).where(CampaignRun.status == RunStatus.SENDING)):
-            report.runs_completed += complete_run_if_done(session, run_id, now)
+    chunks: list[tuple[int, str]] = []
+    if _has_rows_to_chunk(readers, now):
+        with sessions.begin() as session:
+            chunks = cut_chunks(session, settings=settings, clock=clock)
+    report.inbound_processed = _retry_inbound(sessions, readers, now)
+    with readers() as session:
+        sending = list(session.scalars(select(CampaignRun.id).where(CampaignRun.status == RunStatus.SENDING)))
+    for run_id in sending:
+        if not _run_busy(readers, run_id):
+            with sessions.begin() as session:
+                report.runs_completed += complete_run_if_done(session, run_id, now)
     for run_id in report.runs_created:
         enqueuer.plan_run(run_id)
     for chunk_id, queue in chunks:
         enqueuer.dispatch_chunk(chunk_id, queue=queue)
     report.chunks = len(chunks)
     return report
+
+
+def _has_rows_to_chunk(readers: sessionmaker[Session], now: datetime) -> bool:
+    with readers() as session:
+        found = session.scalar(
+            select(Message.id)
+            .where(
+                Message.status == MessageStatus.QUEUED,
+                Message.chunk_id.is_(None),
+                Message.hold.is_(False),
+                or_(Message.not_before.is_(None), Message.not_before <= now),
+            )
+            .limit(1)
+        )
+    return found is not None
+
+
+def _retry_inbound(sessions: sessionmaker[Session], readers: sessionmaker[Session], now: datetime) -> int:
+    """Inbound records that could not be applied when they came (fresh ones are the senders' business)."""
+    settled_by_senders = now - INBOUND_RETRY_AFTER
+    with readers() as session:
+        waiting = session.scalar(
+            select(InboundRecord.id)
+            .where(InboundRecord.processed_at.is_(None), InboundRecord.received_at <= settled_by_senders)
+            .limit(1)
+        )
+    if waiting is None:
+        return 0
+    with sessions.begin() as session:
+        return process_pending(session, now=now, received_before=settled_by_senders)
+
+
+def _run_busy(readers: sessionmaker[Session], run_id: int) -> bool:
+    with readers() as session:
+        busy = session.scalar(
+            select(Message.id)
+            .where(
+                Message.run_id == run_id, Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING])
+            )
+            .limit(1)
+        )
+    return busy is not None
 
 
 def _fire_due_occurrences(
@@ -173,6 +228,17 @@ def _advance_one(
 
 def _sweep(sessions: sessionmaker[Session], *, settings: Settings, now: datetime, report: TickReport) -> None:
     cutoff = now - timedelta(seconds=settings.delivery.stuck_after_seconds)
+    with readers_of(sessions)() as session:
+        stuck_any = session.scalar(
+            select(Message.id)
+            .where(Message.status == MessageStatus.SENDING, Message.claimed_at < cutoff)
+            .limit(1)
+        )
+        lost_any = session.scalar(
+            select(Chunk.id).where(Chunk.finished_at.is_(None), Chunk.created_at < cutoff).limit(1)
+        )
+    if stuck_any is None and lost_any is None:
+        return
     with sessions.begin() as session:
         stuck = session.execute(
             select(Message.id, Message.version_id).where(

@@ -1,0 +1,127 @@
+"""Planning a run: de-duplication per (run, channel, normalised address), opt-outs, landlines and the
+suppression list kept as ``suppressed`` rows with their reason, idempotent re-planning, and rendering from the
+approved snapshot rather than the files on disk.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import update
+
+from broadcaster.campaigns.audience import Exclusion
+from broadcaster.db.models import CampaignRun, Contact, RunStatus
+from broadcaster.outbox.status import MessageStatus
+from consent.suppression import suppress
+from tests.broadcaster.delivery.conftest import Pipeline, citizen, citizens
+
+
+def test_two_contacts_with_the_same_phone_get_one_sms(pipeline: Pipeline) -> None:
+    twin = citizen(2, phone="+84 912 000 001", external_id="DN-TWIN")  # contact 1's number, written otherwise
+    pipeline.add_contacts([citizen(1), twin, citizen(3)])
+    campaign_id = pipeline.approved_campaign()
+    run_id = pipeline.start_run(campaign_id)
+
+    planned = pipeline.plan(run_id)
+
+    rows = pipeline.messages(run_id)
+    assert planned == len(rows) == 5  # 2 SMS + 3 e-mails
+    sms = Counter(m.address for m in rows if m.channel == "sms")
+    assert sms == {"+84912000001": 1, "+84912000003": 1}
+    assert {m.address for m in rows if m.channel == "email"} == {
+        c["email"] for c in (citizen(1), twin, citizen(3))
+    }
+    # One dispatch task per chunk, per channel.
+    assert sorted(queue for _chunk, queue in pipeline.enqueuer.chunks) == [
+        "send.email.mail",
+        "send.sms.sms_main",
+    ]
+
+
+def test_opt_outs_landlines_and_the_suppression_list_become_suppressed_rows_with_a_reason(
+    pipeline: Pipeline,
+) -> None:
+    people = citizens(6)
+    people[5]["phone"] = "0236 3822 123"  # a Da Nang landline cannot receive SMS
+    pipeline.add_contacts(people)
+    with pipeline.context.sessions.begin() as session:
+        session.execute(update(Contact).where(Contact.external_id == "DN-000001").values(sms_opt_out=True))
+        session.execute(update(Contact).where(Contact.external_id == "DN-000002").values(email_opt_out=True))
+        suppress(
+            session,
+            channel="email",
+            address="cong.dan3@example.vn",
+            reason="550 5.1.1",
+            source="mail:5.1.1",
+            at=pipeline.clock.now(),
+        )
+    run_id = pipeline.start_run(pipeline.approved_campaign())
+
+    pipeline.plan(run_id)
+
+    rows = {(m.channel, m.address): m for m in pipeline.messages(run_id)}
+    expected = {
+        ("sms", "+84912000001"): Exclusion.OPTED_OUT,
+        ("email", "cong.dan2@example.vn"): Exclusion.OPTED_OUT,
+        ("email", "cong.dan3@example.vn"): Exclusion.SUPPRESSED,
+        ("sms", "+842363822123"): Exclusion.LANDLINE,
+    }
+    for key, reason in expected.items():
+        assert rows[key].status == MessageStatus.SUPPRESSED, key
+        assert rows[key].reason == reason
+        assert rows[key].chunk_id is None and rows[key].final_at is not None
+    queued = [m for m in rows.values() if m.status == MessageStatus.QUEUED]
+    assert len(queued) == 12 - len(expected)
+
+    pipeline.drain()
+    counts = pipeline.counts(run_id)
+    assert counts[("sms", "suppressed")] == 2 and counts[("email", "suppressed")] == 2
+    # SMS receipts may already have arrived: sent and delivered both mean the SMSC accepted it.
+    assert counts[("sms", "sent")] + counts[("sms", "delivered")] == 4 and counts[("email", "sent")] == 4
+    assert pipeline.smtp.wait_for_count(4)
+    got = {r for mail in pipeline.smtp.received for r in mail.rcpt_tos}
+    assert "cong.dan2@example.vn" not in got and "cong.dan3@example.vn" not in got
+    assert "84912000001" not in {s.destination for s in pipeline.smsc.submits}
+
+
+def test_planning_again_after_a_crash_inserts_nothing_twice(pipeline: Pipeline) -> None:
+    pipeline.add_contacts(citizens(25))
+    run_id = pipeline.start_run(pipeline.approved_campaign())
+    first = pipeline.plan(run_id)
+    assert first == 50
+    assert pipeline.plan(run_id) == 0  # a redelivered plan task for a planned run does nothing
+
+    # The plan task died after its last page but before the run left PLANNING: it runs again from scratch.
+    with pipeline.context.sessions.begin() as session:
+        session.execute(
+            update(CampaignRun)
+            .where(CampaignRun.id == run_id)
+            .values(status=RunStatus.PLANNING, plan_checkpoint=0)
+        )
+    assert pipeline.plan(run_id) == first
+    rows = pipeline.messages(run_id)
+    assert len(rows) == first
+    assert len({(m.channel, m.address) for m in rows}) == first
+
+
+def test_rendering_uses_the_approved_snapshot_even_after_the_file_changed(pipeline: Pipeline) -> None:
+    pipeline.add_contacts(citizens(3))
+    campaign_id = pipeline.approved_campaign(sms_text="Ban duyet: {{ vars.thu_tuc }}")
+    (pipeline.directory / "templates" / "sms" / "thu-nghiem.txt.j2").write_text(
+        "CHUA DUYET", encoding="utf-8"
+    )
+    (pipeline.directory / "templates" / "email" / "thu-nghiem.subject.j2").write_text(
+        "CHUA DUYET", encoding="utf-8"
+    )
+
+    run_id = pipeline.send(campaign_id)
+
+    rows = pipeline.messages(run_id)
+    assert {m.body for m in rows if m.channel == "sms"} == {"Ban duyet: cap doi giay phep lai xe"}
+    assert {m.subject for m in rows if m.channel == "email"} == {
+        "Thông báo từ 01/07/2025: cấp đổi giấy phép lái xe"
+    }
+    assert pipeline.smsc.wait_until(lambda s: len(s.accepted) == 3)
+    assert {s.text for s in pipeline.smsc.accepted} == {"Ban duyet: cap doi giay phep lai xe"}
+    assert pipeline.smtp.wait_for_count(3)
+    assert all("CHUA DUYET" not in mail.content.decode("ascii", "replace") for mail in pipeline.smtp.received)
