@@ -1,1 +1,1 @@
-"""Throughput benchmarks: the engine against raw-client baselines measured in the same run (``python -m benchmarks.run``)."""
+"""Throughput benchmarks: the engine next to raw-client baselines measured in the same run."""

@@ -1,18 +1,20 @@
-"""The raw SMS baseline: smpplib on one transceiver bind with 64 submit_sm outstanding, every receipt answered.
+"""The raw SMS baseline: smpplib on one transceiver bind, 64 submit_sm outstanding, every receipt answered.
 
-This is PEERS.md's "smpplib 1 bind, window 64, every receipt read and answered" row (~1,584 msgs/s against the
-smpp34 SMSC here): no outbox, no database, no per-message splitting (the text is encoded once). One thread owns
-the socket, so smpplib's missing locks (PEERS.md smpplib gotcha 1) do not matter: it writes submit_sm while the
-window has room, otherwise reads one PDU; reading a deliver_sm answers it from the same thread.
+This is PEERS.md's "smpplib 1 bind, window 64, every receipt read and answered" row (~1,584 msgs/s against
+the smpp34 SMSC here): no outbox, no database, no per-message splitting (the text is encoded once). One
+thread owns the socket, so smpplib's missing locks (PEERS.md smpplib gotcha 1) do not matter: it writes
+submit_sm while the window has room, otherwise reads one PDU; reading a deliver_sm answers it from the
+same thread.
 
-Other gotchas handled: the error handler counts instead of raising (gotcha 2; ``message_sent_handler`` is then
-called as well, so it checks ``pdu.status`` too), responses are correlated by sequence because they come back
-out of order (gotcha 3), ``allow_unknown_opt_params=True`` (gotcha 5: the sandbox adds a vendor TLV to receipts),
-and ``unbind()`` may raise against smpp34 (gotcha 8).
+Other gotchas handled: the error handler counts instead of raising (gotcha 2; ``message_sent_handler`` is
+then called as well, so it checks ``pdu.status`` too), responses are correlated by sequence because they
+come back out of order (gotcha 3), ``allow_unknown_opt_params=True`` (gotcha 5: the sandbox adds a vendor
+TLV to receipts), and ``unbind()`` may raise against smpp34 (gotcha 8).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -68,7 +70,8 @@ def run_raw_smpp(
 ) -> RawSmppResult:
     """Submit ``text`` once to each destination (E.164 digits) on one bind; wait for receipts when asked."""
     # smpplib logs every vendor TLV it skips and every unbind smpp34 cuts short: thousands of lines.
-    logging.getLogger("smpplib").setLevel(logging.ERROR)
+    for name in ("smpplib", "smpp"):  # smpplib.command and smpp.Client.<id>
+        logging.getLogger(name).setLevel(logging.ERROR)
     parts = split(text, reference=0)
     payloads = [part.short_message for part in parts.parts]
     client = smpplib.client.Client(host, port, timeout=5, allow_unknown_opt_params=True)
@@ -131,10 +134,9 @@ def run_raw_smpp(
         if receipts and counters["receipts"] >= expected_receipts:
             receipts_seconds = time.perf_counter() - started
     finally:
-        try:
+        # gotcha 8: smpp34 often closes before unbind_resp.
+        with contextlib.suppress(smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError):
             client.unbind()
-        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError):
-            pass  # gotcha 8: smpp34 often closes before unbind_resp
         client.disconnect()
     return RawSmppResult(
         count=counters["ok_parts"] // max(1, len(payloads)),

@@ -6,7 +6,7 @@ engine, their mean is the reference, so drift on this noisy machine hits both si
 engine (Celery workers as child processes on the SQLite broker, the tick here) sends the run. Printed per N:
 engine messages/s (N over first claim to last ``sent_at``), raw messages/s, their ratio, the end-to-end wall
 time from enqueuing the plan, and the peak RSS (VmHWM) of every engine process. Targets (the issue): e-mail
-≥ 0.7× raw aiosmtplib on one connection, SMS ≥ 0.7× raw windowed smpplib on one bind, peak RSS flat as N grows.
+≥ 0.7× raw aiosmtplib on one connection, SMS ≥ 0.7× raw windowed smpplib on one bind, peak RSS flat in N.
 
 Peers (PEERS.md): postfix's ``smtp-sink`` for e-mail (the sandbox aiosmtpd server if it is missing, with a
 note: it is 2-3× slower as a sink), the sandbox SMSC on smpp34 for SMS, each in its own process so it gets a
@@ -100,15 +100,6 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def reset_own_hwm() -> bool:
-    """Reset this process's VmHWM (Linux ≥ 4.0: writing 5 to clear_refs), so each engine run is measured alone."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 def in_child(func: Callable[..., T], **kwargs: Any) -> T:
     """Run a raw client in a fresh spawned process: its own GIL, and no trace in the driver's RSS."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -131,11 +122,13 @@ def _serve_aiosmtpd(port: int, folder: str, ready: MpEvent, stop: MpEvent) -> No
         stop.wait()
 
 
-def _serve_smsc(port: int, receipt_delay: float, ready: MpEvent, stop: MpEvent) -> None:
+def _serve_smsc(port: int, receipt_delay: float | None, ready: MpEvent, stop: MpEvent) -> None:
     from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 
     # relay=False: clients talk to smpp34 directly (the relay only adds idle cut-offs we do not test here).
-    behaviour = SmscBehaviour(receipts=True, receipt_delay=receipt_delay, relay=False)
+    behaviour = SmscBehaviour(
+        receipts=receipt_delay is not None, receipt_delay=receipt_delay or 0.0, relay=False
+    )
     with SandboxSmsc(host="127.0.0.1", port=port, behaviour=behaviour):
         ready.set()
         stop.wait()
@@ -195,10 +188,11 @@ def email_peer(scratch: Path, console: Console) -> Iterator[Peer]:
 
 
 @contextmanager
-def sms_peer(receipt_delay: float) -> Iterator[Peer]:
+def sms_peer(receipt_delay: float | None) -> Iterator[Peer]:
     port = free_port()
+    receipts = "no receipts" if receipt_delay is None else f"receipts after {receipt_delay:g} s"
     with child_server(_serve_smsc, receipt_delay, port=port):
-        yield Peer(kind=f"sandbox SMSC (smpp34, receipts after {receipt_delay:g} s)", port=port)
+        yield Peer(kind=f"sandbox SMSC (smpp34, {receipts})", port=port)
 
 
 # ----------------------------------------------------------------------------------------------- workdir
@@ -287,8 +281,8 @@ def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int 
     from broadcaster.campaigns.messages import Composer, contact_view
     from broadcaster.campaigns.store import definition_of, latest_version, load_bundle
     from broadcaster.clock import SystemClock
-    from broadcaster.context import AppContext
     from broadcaster.contacts.importer import import_contacts
+    from broadcaster.context import AppContext
     from broadcaster.db.models import Contact, Role, User
     from broadcaster.outbox.dispatch import allow_unsubscribe
     from broadcaster.settings import CONFIG_FILENAME
@@ -318,7 +312,9 @@ def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int 
             raise RuntimeError(f"imported {report.created} of {count} contacts: {report.problems[:3]}")
         campaign_dir = context.campaigns_dir / "bench"
         campaign_id = write_campaign(campaign_dir, directory / EXAMPLE_CAMPAIGN, channel=channel)
-        providers = {n: ProviderInfo(name=n, channel=p.channel) for n, p in context.settings.providers.items()}
+        providers = {
+            n: ProviderInfo(name=n, channel=p.channel) for n, p in context.settings.providers.items()
+        }
         bundles, problems = validate_paths(
             [campaign_dir], templates_dir=context.templates_dir, providers=providers
         )
@@ -334,19 +330,27 @@ def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int 
                 session, campaign_id=campaign_id, actor=editor, settings=context.settings, clock=clock
             )
             workflow.approve(
-                session, campaign_id=campaign_id, actor=approver, clock=clock, content_hash=version.content_hash
+                session,
+                campaign_id=campaign_id,
+                actor=approver,
+                clock=clock,
+                content_hash=version.content_hash,
             )
         # The raw baseline's payload, rendered exactly as the planner and the dispatcher do for contact 1.
         sample = Sample()
         with context.readers() as session:
             version = latest_version(session, campaign_id)
             definition = definition_of(version)
-            composer = Composer(definition=definition, templates=dict(version.templates), settings=context.settings)
+            composer = Composer(
+                definition=definition, templates=dict(version.templates), settings=context.settings
+            )
             first = session.scalar(select(Contact).order_by(Contact.id).limit(1))
             text = composer.compose(channel, contact_view(first))
             if channel == "email":
                 options = context.settings.provider(PROVIDER[channel]).options()
-                builder = MimeBuilder(from_address=options["from_address"], from_name=options.get("from_name"))
+                builder = MimeBuilder(
+                    from_address=options["from_address"], from_name=options.get("from_name")
+                )
                 assert first is not None and first.email is not None
                 built = builder.build(
                     OutboundMessage(
@@ -401,7 +405,9 @@ class EngineResult:
         return self.sent / self.send_seconds if self.send_seconds > 0 else 0.0
 
 
-def run_engine(prepared: Prepared, *, channel: str, timeout: float, receipt_timeout: float) -> EngineResult:
+def run_engine(
+    prepared: Prepared, *, channel: str, timeout: float, receipt_timeout: float, wait_receipts: bool = True
+) -> EngineResult:
     from broadcaster.clock import SystemClock
     from broadcaster.context import AppContext
     from broadcaster.db.models import Message, User
@@ -418,7 +424,6 @@ def run_engine(prepared: Prepared, *, channel: str, timeout: float, receipt_time
             editor = session.scalar(select(User).where(User.login == EDITOR))
             assert editor is not None
             run_id = start_manual_run(session, campaign_id=prepared.campaign_id, actor=editor, clock=clock)
-        reset_own_hwm()
         with EmbeddedEngine(context, config=prepared.config, log_dir=prepared.directory / "logs") as engine:
             started = time.perf_counter()
             CeleryEnqueuer().plan_run(run_id)
@@ -435,8 +440,8 @@ def run_engine(prepared: Prepared, *, channel: str, timeout: float, receipt_time
                     if not result.wall_seconds:
                         result.wall_seconds = now - started
                         receipts_deadline = now + receipt_timeout
-                    if channel != "sms" or not progress.pending_receipts:
-                        if channel == "sms":
+                    if channel != "sms" or not wait_receipts or not progress.pending_receipts:
+                        if channel == "sms" and wait_receipts:
                             result.receipts_seconds = now - started
                         break
                     if receipts_deadline is not None and now > receipts_deadline:
@@ -448,18 +453,23 @@ def run_engine(prepared: Prepared, *, channel: str, timeout: float, receipt_time
             # VmHWM before the workers stop: the peak of each engine process over the whole run.
             for spec, process in engine.processes:
                 result.peak_rss_kib[spec.name] = vm_hwm_kib(process.pid)
-                for child in descendants(process.pid):
-                    result.peak_rss_kib[f"{spec.name}/child-{child}"] = vm_hwm_kib(child)
+                # Numbered, not by pid, so the same column lines up across sizes (prefork pool children).
+                for number, child in enumerate(sorted(descendants(process.pid)), start=1):
+                    result.peak_rss_kib[f"{spec.name}/child{number}"] = vm_hwm_kib(child)
         result.driver_peak_rss_kib = vm_hwm_kib("self")
         with context.readers() as session:
             result.statuses = {
                 str(status.value): int(n)
                 for status, n in session.execute(
-                    select(Message.status, func.count()).where(Message.run_id == run_id).group_by(Message.status)
+                    select(Message.status, func.count())
+                    .where(Message.run_id == run_id)
+                    .group_by(Message.status)
                 ).all()
             }
             first_claim, last_sent = session.execute(
-                select(func.min(Message.claimed_at), func.max(Message.sent_at)).where(Message.run_id == run_id)
+                select(func.min(Message.claimed_at), func.max(Message.sent_at)).where(
+                    Message.run_id == run_id
+                )
             ).one()
         result.planned = sum(result.statuses.values())
         ok = (MessageStatus.SENT, MessageStatus.DELIVERED)
@@ -504,7 +514,9 @@ class Measurement:
                 "statuses": engine.statuses,
                 "send_seconds": round(engine.send_seconds, 3),
                 "wall_seconds": round(engine.wall_seconds, 3),
-                "receipts_seconds": None if engine.receipts_seconds is None else round(engine.receipts_seconds, 3),
+                "receipts_seconds": None
+                if engine.receipts_seconds is None
+                else round(engine.receipts_seconds, 3),
                 "delivered": engine.delivered,
                 "peak_rss_kib": engine.peak_rss_kib,
                 "driver_peak_rss_kib": engine.driver_peak_rss_kib,
@@ -531,13 +543,14 @@ def _raw_email(peer: Peer, sample: Sample, count: int) -> dict[str, Any]:
     return result.to_json()
 
 
-def _raw_sms(peer: Peer, sample: Sample, receipt_timeout: float) -> dict[str, Any]:
+def _raw_sms(peer: Peer, sample: Sample, *, receipts: bool, receipt_timeout: float) -> dict[str, Any]:
     result: RawSmppResult = in_child(
         run_raw_smpp,
         host="127.0.0.1",
         port=peer.port,
         text=sample.sms_text,
         destinations=sample.sms_destinations,
+        receipts=receipts,
         receipt_timeout=receipt_timeout,
     )
     return result.to_json()
@@ -545,21 +558,36 @@ def _raw_sms(peer: Peer, sample: Sample, receipt_timeout: float) -> dict[str, An
 
 def measure(channel: str, count: int, args: argparse.Namespace, root: Path, console: Console) -> Measurement:
     peer_context = (
-        email_peer(root, console) if channel == "email" else sms_peer(args.receipt_delay)
+        email_peer(root, console)
+        if channel == "email"
+        else sms_peer(args.receipt_delay if args.receipts else None)
     )
     with peer_context as peer:
         console.print(f"[bold]{channel}, N={count:,}[/] — peer: {peer.kind} on 127.0.0.1:{peer.port}")
-        prepared = prepare(root, channel=channel, count=count, port=peer.port, chunk_size=args.chunk_size)
+        # Set-up and the engine's driver each run in a fresh process: the driver's RSS is then this run's
+        # alone, and Celery's cached broker connection never points at the previous run's broker file.
+        prepared: Prepared = in_child(
+            prepare, root=root, channel=channel, count=count, port=peer.port, chunk_size=args.chunk_size
+        )
         console.print(f"  set-up (contacts, campaign, approval): {prepared.setup_seconds:.1f} s")
 
         def raw() -> dict[str, Any]:
             if channel == "email":
                 return _raw_email(peer, prepared.sample, count)
-            return _raw_sms(peer, prepared.sample, args.receipt_timeout)
+            return _raw_sms(
+                peer, prepared.sample, receipts=args.receipts, receipt_timeout=args.receipt_timeout
+            )
 
         raws = [raw()]
         console.print(f"  raw (before): {raws[0]['rate']:,.0f} msgs/s")
-        engine = run_engine(prepared, channel=channel, timeout=args.timeout, receipt_timeout=args.receipt_timeout)
+        engine: EngineResult = in_child(
+            run_engine,
+            prepared=prepared,
+            channel=channel,
+            timeout=args.timeout,
+            receipt_timeout=args.receipt_timeout,
+            wait_receipts=args.receipts,
+        )
         console.print(
             f"  engine: {engine.rate:,.0f} msgs/s ({engine.sent:,}/{engine.planned:,} sent, "
             f"wall {engine.wall_seconds:.1f} s){' [red]TIMED OUT[/]' if engine.timed_out else ''}"
@@ -616,7 +644,7 @@ def print_tables(measurements: list[Measurement], console: Console) -> None:
             table.add_row(*cells)
         console.print(table)
         console.print(
-            "engine/s: sent / (last sent_at - first claimed_at); raw/s: mean of the raw run before and after; "
+            "engine/s: sent / (last sent_at - first claimed_at); raw/s: mean of the raw runs before/after; "
             "wall: plan enqueued to nothing left to send; RSS: VmHWM per process.",
             style="dim",
         )
@@ -636,7 +664,8 @@ def write_json(path: Path, measurements: list[Measurement], argv: list[str]) -> 
             "engine msgs/s = sent / (last sent_at - first claimed_at) of the run, from the database",
             "raw msgs/s = mean of the raw client run just before and just after the engine, same peer",
             "wall = from enqueuing plan_run to nothing left to send (includes planning)",
-            "peak RSS = VmHWM of each engine process just before it stops; driver VmHWM reset before the run",
+            "peak RSS = VmHWM of each engine worker just before it stops, and of the driving process (tick, "
+            "progress polling; a fresh process per run)",
         ],
         "results": [m.to_json() for m in measurements],
     }
@@ -646,10 +675,20 @@ def write_json(path: Path, measurements: list[Measurement], argv: list[str]) -> 
 # ----------------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", default="2000,10000", help="comma-separated campaign sizes (default 2000,10000)")
+    parser.add_argument(
+        "--n", default="2000,10000", help="comma-separated campaign sizes (default 2000,10000)"
+    )
     parser.add_argument("--channels", default="email,sms", help="comma-separated: email,sms")
-    parser.add_argument("--chunk-size", type=int, default=None, help="[delivery] chunk_size (default: as init)")
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="[delivery] chunk_size (default: as init)"
+    )
     parser.add_argument("--receipt-delay", type=float, default=0.2, help="SMSC receipt delay, seconds")
+    parser.add_argument(
+        "--no-receipts",
+        dest="receipts",
+        action="store_false",
+        help="the SMSC sends no receipts (diagnostic: the submit path alone; targets are with receipts)",
+    )
     parser.add_argument("--receipt-timeout", type=float, default=60.0, help="wait for SMS receipts, seconds")
     parser.add_argument("--timeout", type=float, default=900.0, help="bound on one engine run, seconds")
     parser.add_argument("--workdir", type=Path, default=None, help="where the working directories go")
@@ -667,7 +706,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    console = Console()
+    # Not a terminal (make bench | tee): rich would wrap the tables at 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=140)
     owned_root = args.workdir is None
     root = Path(tempfile.mkdtemp(prefix="broadcaster-bench-")) if owned_root else args.workdir.resolve()
     root.mkdir(parents=True, exist_ok=True)

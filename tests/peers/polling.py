@@ -14,7 +14,11 @@ T = TypeVar("T")
 
 
 def wait_until(
-    predicate: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.02, what: str = "condition"
+    predicate: Callable[[], T | None],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.02,
+    what: str = "condition",
 ) -> T:
     """Return the first truthy value of ``predicate()``; raise ``TimeoutError`` naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout

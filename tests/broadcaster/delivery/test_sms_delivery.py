@@ -40,7 +40,11 @@ def settle(pipeline: Pipeline, run_id: int, *, rounds: int = 10) -> None:
     raise AssertionError(f"run {run_id} still has work after {rounds} rounds: {pipeline.counts(run_id)}")
 
 
-def test_long_vietnamese_sms_to_500_recipients_arrive_as_numbered_ucs2_parts(pipeline: Pipeline) -> None:
+def test_long_vietnamese_sms_to_500_recipients_arrive_as_numbered_ucs2_parts(
+    make_pipeline: PipelineFactory,
+) -> None:
+    # Receipts a little after the answer, as carriers send them (receipts that beat the answer: test_receipts).
+    pipeline = make_pipeline(smsc=SmscBehaviour(receipt_delay=0.3))
     pipeline.add_contacts(citizens(RECIPIENTS))
     campaign_id = sms_only(pipeline, text=LONG_SMS, unaccented=False)
 
@@ -51,6 +55,7 @@ def test_long_vietnamese_sms_to_500_recipients_arrive_as_numbered_ucs2_parts(pip
     assert all(row.encoding == "ucs2" and row.segments == 3 for row in rows)
     counts = pipeline.wait_for_statuses(run_id, {("sms", "delivered"): RECIPIENTS}, timeout=60)
     assert counts == {("sms", "delivered"): RECIPIENTS}
+    rows = pipeline.messages(run_id)
 
     messages = pipeline.smsc.reassembled()
     assert len(messages) == RECIPIENTS  # one message per recipient, nothing twice
@@ -68,7 +73,7 @@ def test_long_vietnamese_sms_to_500_recipients_arrive_as_numbered_ucs2_parts(pip
         assert message.parts[0].source == "SKHCN"
         assert row.body.startswith("Kính gửi ")
         assert row.parts_total == 3 and row.parts_delivered == 3
-    assert "Nguyễn Văn An 10:" in by_destination["84912000010"].text
+    assert "Kính gửi Nguyễn Minh Hoàng 10: từ ngày" in by_destination["84912000010"].text
 
 
 def test_unaccented_sms_go_as_single_gsm7_parts(pipeline: Pipeline) -> None:
@@ -81,14 +86,16 @@ def test_unaccented_sms_go_as_single_gsm7_parts(pipeline: Pipeline) -> None:
     accepted = pipeline.smsc.accepted
     assert len(accepted) == 20
     assert {(r.data_coding, r.udh_total) for r in accepted} == {(0x00, None)}
-    assert {r.text for r in accepted} == {"SKHCN: thu tuc cap doi giay phep lai xe nhan truc tuyen tu 01/07/2025."}
+    assert {r.text for r in accepted} == {
+        "SKHCN: thu tuc cap doi giay phep lai xe nhan truc tuyen tu 01/07/2025."
+    }
 
 
 def test_a_throttling_smsc_slows_sending_and_loses_nothing(make_pipeline: PipelineFactory) -> None:
     # Every 5th submit_sm gets ESME_RTHROTTLED; some messages exhaust the adapter's own retries and come back
     # to the engine as Throttled, which defers them with not_before. The clock then moves past the back-off.
     pipeline = make_pipeline(smsc=SmscBehaviour(throttle_every=5), sms={"throttle_retries": 1})
-    people = 300
+    people = 100
     pipeline.add_contacts(citizens(people))
     campaign_id = sms_only(pipeline, text=LONG_SMS, unaccented=False)
 

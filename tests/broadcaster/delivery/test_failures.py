@@ -1,0 +1,246 @@
+"""Failures against real peers: adapters classify, the engine decides (ARCHITECTURE §4).
+
+* 550 5.1.1 at RCPT: that recipient fails for good, is suppressed, and is never tried again;
+* 550 5.7.1 at MAIL FROM: a configuration error, so the campaign pauses, the window goes back to ``queued`` and
+  nobody is suppressed;
+* 451 4.3.0: retried after the back-off (``not_before`` + the tick under a moved clock), ``technical_failure``
+  once the back-off list is used up;
+* more than the set share of a window failing permanently pauses the campaign before anyone is suppressed;
+* an uncertain outcome (no reply after the body, or a worker lost mid-window) is held or resent per
+  ``on_uncertain``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from broadcaster.db.models import Campaign, CampaignState, Message
+from broadcaster.outbox.status import MessageStatus
+from channels.sandbox.smtp import SmtpBehaviour
+from consent.models import Suppression
+from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+
+
+def email_campaign(pipeline: Pipeline, **overrides: object) -> str:
+    return pipeline.approved_campaign(
+        channels={"email": {"template": "email/thu-nghiem", "provider": "mail"}}, **overrides
+    )
+
+
+def campaign_state(pipeline: Pipeline, campaign_id: str) -> tuple[CampaignState, str | None]:
+    with pipeline.context.readers() as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        return campaign.state, campaign.paused_reason
+
+
+def suppressed(pipeline: Pipeline) -> set[str]:
+    with pipeline.context.readers() as session:
+        return set(session.scalars(select(Suppression.address)))
+
+
+def retry_round(pipeline: Pipeline, *, seconds: float) -> int:
+    """Move the clock, tick, run what the tick enqueued; returns how many chunks the tick cut."""
+    pipeline.advance(seconds=seconds)
+    chunks = pipeline.tick().chunks
+    pipeline.drain()
+    return chunks
+
+
+def test_a_5_1_1_recipient_fails_permanently_is_suppressed_and_never_retried(
+    make_pipeline: PipelineFactory,
+) -> None:
+    people = citizens(12)
+    unknown = people[4]["email"]
+    pipeline = make_pipeline(smtp=SmtpBehaviour(reject_recipients=[unknown]))
+    pipeline.add_contacts(people)
+    campaign_id = email_campaign(pipeline)
+
+    run_id = pipeline.send(campaign_id)
+
+    assert pipeline.counts(run_id) == {("email", "sent"): 11, ("email", "permanent_failure"): 1}
+    failed = next(m for m in pipeline.messages(run_id) if m.address == unknown)
+    assert failed.attempts == 1 and failed.error_code is not None and "5.1.1" in (failed.reason or "")
+    assert suppressed(pipeline) == {unknown}
+    assert (
+        campaign_state(pipeline, campaign_id)[0] == CampaignState.APPROVED
+    )  # one bad address pauses nothing
+
+    assert retry_round(pipeline, seconds=3600) == 0  # nothing is due again
+    assert pipeline.smtp.wait_for_count(11)
+    assert all(unknown not in mail.rcpt_tos for mail in pipeline.smtp.received)
+
+    # The next run of the campaign does not even plan a message to that address.
+    second = pipeline.send(campaign_id)
+    row = next(m for m in pipeline.messages(second) if m.address == unknown)
+    assert row.status == MessageStatus.SUPPRESSED and row.attempts == 0
+
+
+def test_a_5_7_x_reply_to_mail_from_pauses_the_campaign_as_a_configuration_error(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = make_pipeline(smtp=SmtpBehaviour(reject_senders=["*"]))
+    pipeline.add_contacts(citizens(30))
+    campaign_id = email_campaign(pipeline)
+
+    run_id = pipeline.send(campaign_id)
+
+    state, reason = campaign_state(pipeline, campaign_id)
+    assert state == CampaignState.PAUSED
+    assert reason is not None and "configuration error" in reason and "5.7.1" in reason
+    rows = pipeline.messages(run_id)
+    assert {m.status for m in rows} == {MessageStatus.QUEUED}  # handed back untouched
+    assert all(m.attempts == 0 and m.chunk_id is None for m in rows)
+    assert suppressed(pipeline) == set()  # nobody pays for our misconfiguration
+    assert pipeline.smtp.received == []
+
+    # A paused campaign stays put under the tick, whatever the clock says.
+    assert retry_round(pipeline, seconds=3600) == 0
+    assert pipeline.counts(run_id) == {("email", "queued"): 30}
+
+    # The relay is fixed and an operator resumes: everything goes, once.
+    pipeline.smtp.behaviour = SmtpBehaviour()
+    pipeline.resume(campaign_id)
+    assert retry_round(pipeline, seconds=1) >= 1
+    assert pipeline.counts(run_id) == {("email", "sent"): 30}
+    assert pipeline.smtp.wait_for_count(30) and len(pipeline.smtp.received) == 30
+
+
+def test_a_transient_451_is_retried_with_back_off_then_gives_up(make_pipeline: PipelineFactory) -> None:
+    # retry_backoff = [30, 120]: attempt 1 fails -> +30 s, attempt 2 fails -> +120 s, attempt 3 fails -> give up.
+    pipeline = make_pipeline(smtp=SmtpBehaviour(temporary_every=1))
+    pipeline.add_contacts(citizens(5))
+    campaign_id = email_campaign(pipeline)
+    run_id = pipeline.send(campaign_id)
+    started = pipeline.clock.now()
+
+    rows = pipeline.messages(run_id)
+    assert {(m.status, m.attempts, m.not_before) for m in rows} == {
+        (MessageStatus.QUEUED, 1, started + timedelta(seconds=30))
+    }
+    assert all("451" in (m.error_code or "") + (m.reason or "") for m in rows)
+
+    assert retry_round(pipeline, seconds=29) == 0  # not due yet: the tick leaves them alone
+    assert retry_round(pipeline, seconds=1) == 1  # due: one fresh chunk
+    rows = pipeline.messages(run_id)
+    assert {(m.status, m.attempts) for m in rows} == {(MessageStatus.QUEUED, 2)}
+    assert {m.not_before for m in rows} == {pipeline.clock.now() + timedelta(seconds=120)}
+
+    assert retry_round(pipeline, seconds=119) == 0
+    assert retry_round(pipeline, seconds=1) == 1
+    assert pipeline.counts(run_id) == {("email", "technical_failure"): 5}
+    assert all(
+        m.attempts == 3 and "gave up after 3 attempts" in (m.reason or "") for m in pipeline.messages(run_id)
+    )
+    assert suppressed(pipeline) == set()
+    assert retry_round(pipeline, seconds=3600) == 0  # bounded: nothing more
+
+
+def test_a_transient_failure_then_success_delivers_once(make_pipeline: PipelineFactory) -> None:
+    pipeline = make_pipeline(smtp=SmtpBehaviour(temporary_every=3))
+    pipeline.add_contacts(citizens(30))
+    run_id = pipeline.send(email_campaign(pipeline))
+    assert pipeline.counts(run_id)[("email", "queued")] > 0
+    pipeline.smtp.behaviour = SmtpBehaviour()
+
+    retry_round(pipeline, seconds=30)
+
+    assert pipeline.counts(run_id) == {("email", "sent"): 30}
+    assert pipeline.smtp.wait_for_count(30)
+    assert sorted(r for mail in pipeline.smtp.received for r in mail.rcpt_tos) == sorted(
+        p["email"] for p in citizens(30)
+    )
+
+
+def test_a_window_failing_beyond_the_share_pauses_before_suppressing(make_pipeline: PipelineFactory) -> None:
+    people = citizens(40)
+    bad = [p["email"] for p in people[:30]]  # 30 of 40 in one window of 50: 75 % > 50 %
+    pipeline = make_pipeline(smtp=SmtpBehaviour(reject_recipients=bad))
+    pipeline.add_contacts(people)
+    campaign_id = email_campaign(pipeline)
+
+    run_id = pipeline.send(campaign_id)
+
+    state, reason = campaign_state(pipeline, campaign_id)
+    assert state == CampaignState.PAUSED
+    assert reason is not None and "30 of 40" in reason and "nobody was suppressed" in reason
+    assert pipeline.counts(run_id) == {("email", "sent"): 10, ("email", "queued"): 30}
+    assert suppressed(pipeline) == set()
+    assert all(m.attempts == 0 for m in pipeline.messages(run_id) if m.status == MessageStatus.QUEUED)
+
+
+def test_a_window_below_the_share_fails_and_suppresses_only_the_bad_addresses(
+    make_pipeline: PipelineFactory,
+) -> None:
+    people = citizens(40)
+    bad = [p["email"] for p in people[:5]]
+    pipeline = make_pipeline(smtp=SmtpBehaviour(reject_recipients=bad))
+    pipeline.add_contacts(people)
+    campaign_id = email_campaign(pipeline)
+
+    run_id = pipeline.send(campaign_id)
+
+    assert campaign_state(pipeline, campaign_id)[0] == CampaignState.APPROVED
+    assert pipeline.counts(run_id) == {("email", "sent"): 35, ("email", "permanent_failure"): 5}
+    assert suppressed(pipeline) == set(bad)
+
+
+@pytest.mark.parametrize("policy", ["hold", "resend"])
+def test_no_reply_after_the_body_is_held_or_resent(make_pipeline: PipelineFactory, policy: str) -> None:
+    # The relay keeps every 2nd mail but hangs up instead of answering the final dot (RFC 5321 §4.2.5: we
+    # cannot know whether it took responsibility).
+    pipeline = make_pipeline(smtp=SmtpBehaviour(drop_after_data_every=2), mail={"connections": 1})
+    pipeline.add_contacts(citizens(6))
+    run_id = pipeline.send(email_campaign(pipeline, on_uncertain=policy))
+    pipeline.smtp.behaviour = SmtpBehaviour()
+    uncertain = [m for m in pipeline.messages(run_id) if m.status != MessageStatus.SENT]
+    assert uncertain, "the relay never dropped a reply"
+
+    retry_round(pipeline, seconds=3600)
+
+    rows = {m.id: m for m in pipeline.messages(run_id)}
+    received = [r for mail in pipeline.smtp.received for r in mail.rcpt_tos]
+    if policy == "hold":
+        assert {rows[m.id].status for m in uncertain} == {MessageStatus.UNKNOWN}
+        assert all(rows[m.id].hold for m in uncertain)
+        assert all(received.count(m.address) == 1 for m in uncertain)  # never sent twice blindly
+    else:
+        assert {rows[m.id].status for m in uncertain} == {MessageStatus.SENT}
+        assert all(received.count(m.address) == 2 for m in uncertain)  # a duplicate is the accepted cost
+
+
+@pytest.mark.parametrize("policy", ["hold", "resend"])
+def test_the_sweeper_holds_or_resends_rows_stuck_in_sending(
+    make_pipeline: PipelineFactory, policy: str
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.add_contacts(citizens(8))
+    campaign_id = email_campaign(pipeline, on_uncertain=policy)
+    run_id = pipeline.start_run(campaign_id)
+    pipeline.plan(run_id)
+    pipeline.enqueuer.chunks.clear()  # the worker that took the chunk dies mid-window:
+    claimed_at = pipeline.clock.now()
+    with pipeline.context.sessions.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.run_id == run_id)
+            .values(status=MessageStatus.SENDING, claimed_at=claimed_at, attempts=1)
+        )
+
+    pipeline.advance(seconds=599)
+    assert pipeline.tick().swept_sending == 0  # not stuck yet (stuck_after_seconds = 600)
+    pipeline.advance(seconds=2)
+    report = pipeline.tick()
+    assert report.swept_sending == 8
+    pipeline.drain()
+
+    if policy == "hold":
+        assert pipeline.counts(run_id) == {("email", "unknown"): 8}
+        assert all(m.hold and "held for an operator" in (m.reason or "") for m in pipeline.messages(run_id))
+        assert pipeline.smtp.received == []
+    else:
+        assert pipeline.counts(run_id) == {("email", "sent"): 8}
+        assert pipeline.smtp.wait_for_count(8) and len(pipeline.smtp.received) == 8
