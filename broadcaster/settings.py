@@ -65,6 +65,13 @@ class IdentitySettings(BaseModel):
     allow_env_user: bool = False
 
 
+class SecuritySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Signs List-Unsubscribe tokens; `init` writes a random one. Empty: no opt-out links are offered.
+    unsubscribe_secret: str = ""
+
+
 class ApprovalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -164,6 +171,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)

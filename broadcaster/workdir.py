@@ -12,6 +12,7 @@ from broadcaster.db.migrate import upgrade
 from broadcaster.db.models import Role
 from broadcaster.errors import UserError
 from broadcaster.settings import CONFIG_FILENAME, load_settings
+from broadcaster.unsubscribe import new_secret
 from broadcaster.users import add_user, validate_login
 
 DEFAULT_CONFIG = """\
@@ -39,6 +40,10 @@ url = "sqla+sqlite:///broker.sqlite3"
 
 [identity]
 allow_env_user = false
+
+[security]
+# Signs the opt-out links of e-mails (List-Unsubscribe). Keep it secret; changing it voids sent links.
+unsubscribe_secret = "{unsubscribe_secret}"
 
 [approval]
 second_approver_threshold = 5000
@@ -88,6 +93,9 @@ bounce_domain = "skhcn.danang.gov.vn"
 tls = "none"
 connections = 4
 tps = 200
+# Where recipients opt out (RFC 8058 one-click link, and a mailbox for mail clients that prefer it).
+unsubscribe_base_url = "https://skhcn.danang.gov.vn/thong-bao"
+unsubscribe_mailto = "huy-dang-ky@skhcn.danang.gov.vn"
 """
 
 
@@ -110,7 +118,7 @@ def init_workdir(directory: Path, *, admin_login: str, clock: Clock, force: bool
         raise WorkdirError(f"{config} already exists; use `broadcaster db upgrade` there, or --force")
     validate_login(admin_login)
     directory.mkdir(parents=True, exist_ok=True)
-    config.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    config.write_text(DEFAULT_CONFIG.replace("{unsubscribe_secret}", new_secret()), encoding="utf-8")
     root = defaults_root()
     for name in ("templates", "campaigns"):
         target = directory / name

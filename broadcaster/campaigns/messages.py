@@ -88,7 +88,8 @@ class Composer:
             )
         return MessageText(subject=rendered.subject, body=rendered.text, html=rendered.html)
 
-    def html(self, contact: dict[str, Any] | None) -> str | None:
+    def html(self, contact: dict[str, Any] | None, *, unsubscribe_url: str | None = None) -> str | None:
         """The e-mail's HTML part alone: the sender renders it at send time from the stored context."""
         spec: ChannelSpec = self.definition.channels["email"]
-        return self.renderer.render_html(template=spec.template, context=self.context(contact))
+        context = self.context(contact, unsubscribe_url=unsubscribe_url)
+        return self.renderer.render_html(template=spec.template, context=context)

@@ -38,6 +38,7 @@ from broadcaster.outbox.ratelimit import reserve
 from broadcaster.outbox.results import Claimed, apply_results
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
+from broadcaster.unsubscribe import make_token
 from channels.base import Adapter, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
@@ -371,10 +372,17 @@ class Dispatcher:
     def _outbound(self, session: Session, row: Any, definition: CampaignDefinition | None) -> OutboundMessage:
         html = None
         unsubscribe = False
+        options: dict[str, Any] = {}
         if row.channel == "email" and definition is not None:
+            secret = self.settings.security.unsubscribe_secret
+            unsubscribe = allow_unsubscribe(definition, "email") and bool(secret)
+            link = None
+            if unsubscribe:
+                options["unsubscribe_token"] = make_token(secret, row.id)
+                base = self.settings.provider(row.provider).options().get("unsubscribe_base_url")
+                link = f"{str(base).rstrip('/')}/u/{options['unsubscribe_token']}" if base else None
             composer = self.versions.composer(session, row.version_id)
-            html = composer.html(row.context or None)
-            unsubscribe = allow_unsubscribe(definition, "email")
+            html = composer.html(row.context or None, unsubscribe_url=link)
         return OutboundMessage(
             message_id=row.id,
             address=row.address,
@@ -384,6 +392,7 @@ class Dispatcher:
             encoding=row.encoding,
             campaign_key=f"v{row.version_id}" if row.version_id else None,
             allow_unsubscribe=unsubscribe,
+            options=options,
         )
 
     def _release(self, chunk_id: int, *, not_before: datetime | None) -> None:

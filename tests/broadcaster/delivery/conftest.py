@@ -72,6 +72,9 @@ DELIVERY = {
 }
 
 
+UNSUBSCRIBE_SECRET = "test-unsubscribe-secret"
+
+
 def citizen(number: int, **overrides: str) -> dict[str, str]:
     """One contacts-file row with a unique Vinaphone number, e-mail and a Vietnamese name."""
     row = {
@@ -404,6 +407,7 @@ def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactor
             "database": {"url": database_url or "sqlite:///broadcaster.sqlite3"},
             "broker": {"url": broker_url or "sqla+sqlite:///broker.sqlite3"},
             "delivery": {**DELIVERY, **(delivery or {})},
+            "security": {"unsubscribe_secret": UNSUBSCRIBE_SECRET},
             **provider_sections(smtp_port=smtp_server.port, smpp_port=smsc_server.port, sms=sms, mail=mail),
         }
         config = directory / "broadcaster.toml"

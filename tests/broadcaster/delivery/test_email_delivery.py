@@ -15,7 +15,8 @@ from email.policy import compat32
 from sqlalchemy import select
 
 from broadcaster.db.models import Chunk
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from broadcaster.unsubscribe import verify_token
+from tests.broadcaster.delivery.conftest import UNSUBSCRIBE_SECRET, Pipeline, PipelineFactory, citizens
 
 RECIPIENTS = 500
 SUBJECT = "Thông báo cho {{ contact.full_name }}: {{ vars.thu_tuc }}"
@@ -97,3 +98,26 @@ def test_official_duty_mail_has_no_unsubscribe_header(pipeline: Pipeline) -> Non
     assert pipeline.counts(run_id) == {("email", "sent"): 3}
     assert pipeline.smtp.wait_for_count(3)
     assert all(mail.message()["List-Unsubscribe"] is None for mail in pipeline.smtp.received)
+
+
+def test_public_information_mail_offers_one_click_unsubscribe(make_pipeline: PipelineFactory) -> None:
+    pipeline = make_pipeline(
+        mail={"unsubscribe_base_url": "https://thongbao.example.vn", "unsubscribe_mailto": "huy@example.vn"}
+    )
+    pipeline.add_contacts(citizens(3))
+    campaign_id = pipeline.approved_campaign(
+        purpose="public_information",
+        channels={"email": {"template": "email/thu-nghiem", "provider": "mail"}},
+    )
+    run_id = pipeline.send(campaign_id)
+    assert pipeline.smtp.wait_for_count(3)
+    by_id = {m.id: m for m in pipeline.messages(run_id)}
+    for mail in pipeline.smtp.received:
+        parsed = mail.message()
+        header = str(parsed["List-Unsubscribe"])
+        assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # RFC 8058
+        link = header.split("<", 1)[1].split(">", 1)[0]
+        assert link.startswith("https://thongbao.example.vn/u/")
+        assert "mailto:huy@example.vn" in header
+        message_id = verify_token(UNSUBSCRIBE_SECRET, link.rsplit("/", 1)[1])
+        assert message_id in by_id and by_id[message_id].address in mail.rcpt_tos
