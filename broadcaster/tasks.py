@@ -16,9 +16,7 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
 from broadcaster.context import AppContext
-from broadcaster.outbox.adapters import AdapterPool
-from broadcaster.outbox.dispatch import Dispatcher
-from broadcaster.outbox.inbound import inbound_batch_handler
+from broadcaster.outbox.dispatch import dispatcher_for
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import PLAN_QUEUE
 from broadcaster.outbox.scheduler import tick
@@ -71,19 +69,8 @@ class WorkerState:
 
     def __init__(self) -> None:
         self.context = AppContext.from_settings(load_settings())
-        context = self.context
-        self.adapters = AdapterPool(
-            context.settings,
-            inbound=lambda provider: inbound_batch_handler(
-                context.sessions,
-                provider=provider,
-                channel=context.settings.provider(provider).channel,
-                clock=context.clock,
-            ),
-        )
-        self.dispatcher = Dispatcher(
-            sessions=context.sessions, settings=context.settings, clock=context.clock, adapters=self.adapters
-        )
+        self.dispatcher = dispatcher_for(self.context)
+        self.adapters = self.dispatcher.adapters
 
     @classmethod
     def get(cls) -> WorkerState:
@@ -97,7 +84,6 @@ class WorkerState:
         with cls._lock:
             if cls._instance is not None:
                 cls._instance.dispatcher.close()
-                cls._instance.adapters.close()
                 cls._instance.context.close()
                 cls._instance = None
 

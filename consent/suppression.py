@@ -24,7 +24,9 @@ def suppressed_among(session: Session, *, channel: str, addresses: Iterable[str]
         page = wanted[start : start + 500]
         found.update(
             session.scalars(
-                select(Suppression.address).where(Suppression.channel == channel, Suppression.address.in_(page))
+                select(Suppression.address).where(
+                    Suppression.channel == channel, Suppression.address.in_(page)
+                )
             )
         )
     return found

@@ -303,9 +303,7 @@ def test_send(
     as_json: bool = JsonOption,
 ) -> None:
     """Send the latest (or given) version to test addresses now, before approval, with sample contact data."""
-    from broadcaster.outbox.adapters import AdapterPool
-    from broadcaster.outbox.dispatch import Dispatcher
-    from broadcaster.outbox.inbound import inbound_batch_handler
+    from broadcaster.outbox.dispatch import dispatcher_for
     from broadcaster.outbox.sending import create_test_messages
 
     with acting("campaigns.test_send") as (context, session, user):
@@ -319,20 +317,9 @@ def test_send(
             version_number=version,
         )
     context = load_context()
-    pool = AdapterPool(
-        context.settings,
-        inbound=lambda provider: inbound_batch_handler(
-            context.sessions,
-            provider=provider,
-            channel=context.settings.provider(provider).channel,
-            clock=context.clock,
-        ),
-    )
+    dispatcher = dispatcher_for(context)
     try:
         # Test sends go straight through the dispatcher in this process: an officer waits for the answer.
-        dispatcher = Dispatcher(
-            sessions=context.sessions, settings=context.settings, clock=context.clock, adapters=pool
-        )
         summaries = [dispatcher.run_chunk(chunk_id) for chunk_id, _queue in chunks]
         ids = [s.chunk_id for s in summaries]
         from sqlalchemy import select as sa_select
@@ -352,9 +339,8 @@ def test_send(
                     sa_select(Message).where(Message.chunk_id.in_(ids)).order_by(Message.id)
                 )
             ]
-        dispatcher.close()
     finally:
-        pool.close()
+        dispatcher.close()
         context.close()
     if as_json:
         print_json(rows)

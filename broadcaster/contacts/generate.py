@@ -15,21 +15,11 @@ from pathlib import Path
 from typing import Final
 
 from broadcaster.contacts.phones import OLD_MOBILE_PREFIXES
+from broadcaster.contacts.reader import FIELDS
 
 __all__ = ["generate_contacts"]
 
-HEADER: Final = (
-    "external_id",
-    "full_name",
-    "phone",
-    "email",
-    "segment",
-    "agency",
-    "district",
-    "ward",
-    "language",
-    "tags",
-)
+HEADER: Final = FIELDS  # the contacts file's columns, as the reader expects them
 
 # Family names with rough weights (Nguyễn alone is close to 40 % of the population).
 _HO: Final = (

@@ -22,6 +22,7 @@ from broadcaster.campaigns.messages import Composer
 from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain, Purpose
 from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
+from broadcaster.context import AppContext
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import (
     Campaign,
@@ -33,7 +34,7 @@ from broadcaster.db.models import (
     RunStatus,
 )
 from broadcaster.outbox.adapters import AdapterPool
-from broadcaster.outbox.inbound import process_pending
+from broadcaster.outbox.inbound import inbound_batch_handler, process_pending
 from broadcaster.outbox.ratelimit import reserve
 from broadcaster.outbox.results import Claimed, apply_results
 from broadcaster.outbox.status import MessageStatus
@@ -289,9 +290,11 @@ class Dispatcher:
             )
 
     def close(self) -> None:
+        """Stop the sender thread and close the adapters (the process is done sending)."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        self.adapters.close()
 
     # -- steps -------------------------------------------------------------------------------------------
 
@@ -471,3 +474,19 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
         .values(status=RunStatus.COMPLETED, finished_at=now)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def dispatcher_for(context: AppContext) -> Dispatcher:
+    """A process's dispatcher, whose adapters store what providers send back through ``context``."""
+    adapters = AdapterPool(
+        context.settings,
+        inbound=lambda provider: inbound_batch_handler(
+            context.sessions,
+            provider=provider,
+            channel=context.settings.provider(provider).channel,
+            clock=context.clock,
+        ),
+    )
+    return Dispatcher(
+        sessions=context.sessions, settings=context.settings, clock=context.clock, adapters=adapters
+    )

@@ -664,8 +664,8 @@ class SmppAdapter(AdapterBase):
             resp.sequence = sequence
             try:
                 client.send_pdu(resp)
-            except (smpplib.exceptions.ConnectionError, OSError) as exc:
-                # The session dropped meanwhile; the SMSC redelivers unanswered deliver_sm on the next bind.
+            except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as exc:
+                # The session dropped or is unbinding; the SMSC redelivers unanswered deliver_sm later.
                 log.debug("bind %d: deliver_sm_resp %d not sent: %r", bind.index, sequence, exc)
 
     # ------------------------------------------------------------------ sending

@@ -26,7 +26,8 @@ CAMPAIGN = "thong-bao-thu-nghiem"
 # The contacts of danh-ba.csv that get an SMS, by allocated carrier (DN-000007 is a landline, DN-000009 has
 # no valid number). Only Viettel has its own price in the settings init writes; the rest pay the default.
 VIETTEL = {"DN-000002", "DN-000006", "DN-000010"}
-DEFAULT_PRICED = {"DN-000001", "DN-000003", "DN-000004", "DN-000005", "DN-000013", None}  # None: Lý Công Minh
+VINAPHONE_MOBIFONE = {"DN-000001", "DN-000003", "DN-000004", "DN-000005", "DN-000013"}
+DEFAULT_PRICED = {None}  # Lý Công Minh, G-Mobile: no price of its own in the settings `init` writes
 
 
 def _preview(
@@ -136,7 +137,9 @@ def test_unaccented_sms_is_gsm7_and_priced_by_carrier(
     assert sms.encodings == {"gsm7": 9}
     assert sms.segments == 9 * parts and sms.max_segments == parts
     assert sms.currency == "VND"
-    assert sms.estimated_cost == pytest.approx(parts * (750 * len(VIETTEL) + 800 * len(DEFAULT_PRICED)))
+    assert sms.estimated_cost == pytest.approx(
+        parts * (750 * len(VIETTEL) + 770 * len(VINAPHONE_MOBIFONE) + 800 * len(DEFAULT_PRICED))
+    )
 
 
 def test_accented_sms_is_ucs2_and_long_texts_take_more_parts(
@@ -157,7 +160,9 @@ def test_accented_sms_is_ucs2_and_long_texts_take_more_parts(
     assert analysis.segments == 2  # 121 UCS-2 characters: more than 70, at most 2 x 67
     assert sms.encodings == {"ucs2": 9}
     assert (sms.segments, sms.max_segments) == (18, 2)
-    assert sms.estimated_cost == pytest.approx(2 * (1500 * len(VIETTEL) + 1600 * len(DEFAULT_PRICED)))
+    assert sms.estimated_cost == pytest.approx(
+        2 * (1500 * len(VIETTEL) + 1540 * len(VINAPHONE_MOBIFONE) + 1600 * len(DEFAULT_PRICED))
+    )
 
 
 def test_cost_follows_the_prices_in_the_settings(

@@ -29,8 +29,7 @@ from broadcaster.context import AppContext
 from broadcaster.db.migrate import upgrade
 from broadcaster.db.models import DeliveryEventRow, Message, Role, User
 from broadcaster.outbox.adapters import AdapterPool
-from broadcaster.outbox.dispatch import Dispatcher, DispatchSummary
-from broadcaster.outbox.inbound import inbound_batch_handler
+from broadcaster.outbox.dispatch import Dispatcher, DispatchSummary, dispatcher_for
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import RecordingEnqueuer
 from broadcaster.outbox.scheduler import TickReport, tick
@@ -191,23 +190,12 @@ class Pipeline:
     # -- setup ---------------------------------------------------------------------------------------------
 
     def start_engine(self) -> None:
-        context = self.context
-        self.adapters = AdapterPool(
-            context.settings,
-            inbound=lambda provider: inbound_batch_handler(
-                context.sessions,
-                provider=provider,
-                channel=context.settings.provider(provider).channel,
-                clock=self.clock,
-            ),
-        )
-        self.dispatcher = Dispatcher(
-            sessions=context.sessions, settings=context.settings, clock=self.clock, adapters=self.adapters
-        )
+        self.dispatcher = dispatcher_for(self.context)
+        self.adapters = self.dispatcher.adapters
 
     def close(self) -> None:
-        if self.adapters is not None:
-            self.adapters.close()
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         self.context.close()
 
     def add_contacts(self, rows: Iterable[Mapping[str, str]]) -> ImportReport:
