@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+POSTGRES_URL = os.environ.get("BROADCASTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def free_port() -> int:
@@ -25,3 +32,25 @@ def service_unavailable(name: str, reason: str) -> None:
     if services_required():
         pytest.fail(message + " (BROADCASTER_REQUIRE_SERVICES=1)")
     pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the test database, first on the ``search_path``; dropped afterwards."""
+    from broadcaster.db.engine import make_engine
+
+    admin = make_engine(POSTGRES_URL)
+    schema = f"bc_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        service_unavailable("PostgreSQL", f"{POSTGRES_URL}: {exc.orig}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

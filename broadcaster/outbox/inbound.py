@@ -9,11 +9,13 @@ that still match nothing after ``UNMATCHED_AFTER`` are closed as unmatched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Table, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
@@ -26,6 +28,10 @@ from channels.sms.receipts import id_variants, normalize_id, parse_deliver_sm
 log = logging.getLogger(__name__)
 
 UNMATCHED_AFTER = timedelta(minutes=10)
+
+# Core tables for executemany updates (the ORM would evaluate every object in the session).
+_MESSAGES = cast(Table, Message.__table__)
+_PARTS = cast(Table, MessagePart.__table__)
 
 PART_STATE = {EventType.DELIVERED: "delivered", EventType.FAILED: "failed", EventType.EXPIRED: "expired"}
 
@@ -68,12 +74,11 @@ def inbound_batch_handler(
             ]
             session.add_all(records)
             session.flush()
-            for record in records:
-                try:
-                    with session.begin_nested():
-                        process_record(session, record, now=now)
-                except Exception:  # the raw record still commits; the tick retries it, the reader lives on
-                    log.exception("inbound record %s from %s could not be applied yet", record.id, provider)
+            try:
+                with session.begin_nested():
+                    apply_records(session, records, now=now)
+            except Exception:  # the raw records still commit; the tick retries them, the reader lives on
+                log.exception("%d inbound records from %s could not be applied yet", len(records), provider)
 
     return handle
 
@@ -112,138 +117,225 @@ def process_pending(
         query = query.where(InboundRecord.received_at >= received_after)
     if received_before is not None:
         query = query.where(InboundRecord.received_at <= received_before)
-    done = 0
-    for record in session.scalars(query):
-        if process_record(session, record, now=now):
-            done += 1
-    return done
+    records = list(session.scalars(query))
+    apply_records(session, records, now=now)
+    return sum(1 for record in records if record.processed_at is not None)
 
 
 def process_record(session: Session, record: InboundRecord, *, now: datetime) -> bool:
-    """Apply a record's events; True when it is settled (applied, a no-op, or given up as unmatched)."""
-    events = parse_record(record)
-    matched_all = True
-    outcomes: list[str] = []
-    for event in events:
-        result = apply_event(session, record=record, event=event, now=now)
-        outcomes.append(result)
-        matched_all &= result != "unmatched"
-    if matched_all or now - record.received_at > UNMATCHED_AFTER:
-        record.processed_at = now
-        record.outcome = ",".join(outcomes)[:200]
-        return True
-    return False
+    """Apply one record's events; True when it is settled (applied, a no-op, or given up as unmatched)."""
+    apply_records(session, [record], now=now)
+    return record.processed_at is not None
 
 
-def apply_event(session: Session, *, record: InboundRecord, event: DeliveryEvent, now: datetime) -> str:
-    if event.type == EventType.INBOUND:
-        _store_event(
-            session,
-            record=record,
-            event=event,
-            message_id=None,
-            now=now,
-            key=f"{record.provider}:mo:{record.id}",
+@dataclass
+class _Resolved:
+    record: InboundRecord
+    event: DeliveryEvent
+    message_id: int | None = None
+    part: _Part | None = None
+    outcome: str = "unmatched"
+
+
+@dataclass(frozen=True)
+class _Part:
+    id: int
+    message_id: int
+    number: int
+    provider_id: str
+
+
+def apply_records(session: Session, records: Sequence[InboundRecord], *, now: datetime) -> None:
+    """Apply many records with a handful of set-based statements (one receipt per part can come in at
+    the rate of the send itself). Settled records get ``processed_at``; unmatched ones wait for a retry."""
+    resolved = [_Resolved(record, event) for record in records for event in parse_record(record)]
+    _match_parts(session, resolved)
+    _match_mails(session, resolved)
+    fresh = _record_events(session, resolved, now=now)
+    _move_parts(session, fresh, now=now)
+    _settle_messages(session, fresh, now=now)
+    by_record: dict[int, list[str]] = defaultdict(list)
+    for item in resolved:
+        by_record[id(item.record)].append(item.outcome)
+    for record in records:
+        outcomes = by_record.get(id(record), ["empty"])
+        if "unmatched" not in outcomes or now - record.received_at > UNMATCHED_AFTER:
+            record.processed_at = now
+            record.outcome = ",".join(outcomes)[:200]
+
+
+def _match_parts(session: Session, resolved: list[_Resolved]) -> None:
+    """SMS receipts → the stored part, by any form of the id (hex or decimal); an exact match wins."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for item in resolved:
+        if item.record.channel == "sms" and item.event.type != EventType.INBOUND and item.event.provider_id:
+            wanted[item.record.provider].update(id_variants(item.event.provider_id))
+    found: dict[tuple[str, str], list[_Part]] = defaultdict(list)
+    for provider, variants in wanted.items():
+        ids = sorted(variants)
+        for start in range(0, len(ids), 500):
+            rows = session.execute(
+                select(
+                    MessagePart.id, MessagePart.message_id, MessagePart.number, MessagePart.provider_id
+                ).where(
+                    MessagePart.provider == provider, MessagePart.provider_id.in_(ids[start : start + 500])
+                )
+            )
+            for row in rows:
+                found[(provider, row.provider_id)].append(
+                    _Part(row.id, row.message_id, row.number, row.provider_id)
+                )
+    for item in resolved:
+        if item.event.type == EventType.INBOUND:
+            item.outcome = "inbound"
+            continue
+        if item.record.channel != "sms":
+            continue
+        if not item.event.provider_id:
+            item.outcome = "ignored"
+            continue
+        exact = normalize_id(item.event.provider_id)
+        candidates = [
+            p for v in id_variants(item.event.provider_id) for p in found.get((item.record.provider, v), [])
+        ]
+        if candidates:
+            candidates.sort(key=lambda p: (p.provider_id != exact, -p.id))
+            item.part = candidates[0]
+            item.message_id = item.part.message_id
+
+
+def _match_mails(session: Session, resolved: list[_Resolved]) -> None:
+    """DSNs carry our message id (VERP or Message-ID) in ``raw``."""
+    wanted = {
+        item.event.raw.get("message_id")
+        for item in resolved
+        if item.record.channel == "email"
+        and item.event.raw
+        and isinstance(item.event.raw.get("message_id"), int)
+    }
+    if not wanted:
+        return
+    known = set(session.scalars(select(Message.id).where(Message.id.in_(wanted))))
+    for item in resolved:
+        if item.record.channel == "email" and item.event.raw and item.event.raw.get("message_id") in known:
+            item.message_id = item.event.raw["message_id"]
+
+
+def _dedupe_key(item: _Resolved) -> str:
+    if item.event.type == EventType.INBOUND:
+        return f"{item.record.provider}:mo:{item.record.id}"
+    number = item.part.number if item.part else 0
+    return f"{item.record.provider}:{normalize_id(item.event.provider_id)}:{number}:{item.event.type.value}"
+
+
+def _record_events(session: Session, resolved: list[_Resolved], *, now: datetime) -> list[_Resolved]:
+    """Store each new fact once (a repeated receipt is a no-op); returns the items seen for the first time."""
+    candidates = [i for i in resolved if i.outcome == "inbound" or i.message_id is not None]
+    keys = [_dedupe_key(i) for i in candidates]
+    seen: set[str] = set()
+    for start in range(0, len(keys), 500):
+        seen.update(
+            session.scalars(
+                select(DeliveryEventRow.dedupe_key).where(
+                    DeliveryEventRow.dedupe_key.in_(keys[start : start + 500])
+                )
+            )
         )
-        return "inbound"
-    if event.type in (EventType.ACCEPTED, EventType.UNKNOWN) and event.provider_id is None:
-        return "ignored"
-    part = _find_part(session, record.provider, event.provider_id) if record.channel == "sms" else None
-    message_id = part.message_id if part is not None else _email_message(session, event)
-    if message_id is None:
-        return "unmatched"
-    key = (
-        f"{record.provider}:{normalize_id(event.provider_id)}:{part.number if part else 0}:{event.type.value}"
-    )
-    if not _store_event(session, record=record, event=event, message_id=message_id, now=now, key=key):
-        return "duplicate"
-    if event.type not in PART_STATE:
-        return event.type.value
-    if part is not None:
-        part.state = PART_STATE[event.type]
-        part.updated_at = now
-        session.flush()
-    _settle_message(session, message_id=message_id, event=event, now=now)
-    return event.type.value
-
-
-def _find_part(session: Session, provider: str, provider_id: str | None) -> MessagePart | None:
-    variants = id_variants(provider_id)
-    if not variants:
-        return None
-    parts = list(
-        session.scalars(
-            select(MessagePart).where(MessagePart.provider == provider, MessagePart.provider_id.in_(variants))
-        )
-    )
-    exact = normalize_id(provider_id)
-    parts.sort(key=lambda p: (p.provider_id != exact, -p.id))  # an exact match first, then the newest
-    return parts[0] if parts else None
-
-
-def _email_message(session: Session, event: DeliveryEvent) -> int | None:
-    message_id = event.raw.get("message_id") if event.raw else None
-    if isinstance(message_id, int) and session.get(Message, message_id) is not None:
-        return message_id
-    return None
-
-
-def _store_event(
-    session: Session,
-    *,
-    record: InboundRecord,
-    event: DeliveryEvent,
-    message_id: int | None,
-    now: datetime,
-    key: str,
-) -> bool:
-    before = session.scalar(select(DeliveryEventRow.id).where(DeliveryEventRow.dedupe_key == key))
-    if before is not None:
-        return False
-    insert_ignoring_conflicts(
-        session,
-        DeliveryEventRow.__table__,  # type: ignore[arg-type]
-        [
+    fresh: list[_Resolved] = []
+    rows: list[dict[str, Any]] = []
+    for item, key in zip(candidates, keys, strict=True):
+        if key in seen:
+            item.outcome = "duplicate"
+            continue
+        seen.add(key)
+        if item.outcome != "inbound":
+            item.outcome = item.event.type.value
+        fresh.append(item)
+        rows.append(
             {
                 "dedupe_key": key,
-                "message_id": message_id,
-                "inbound_id": record.id,
-                "provider": record.provider,
-                "provider_id": normalize_id(event.provider_id),
-                "type": event.type.value,
-                "status_text": event.status_text,
-                "error_code": event.error_code,
-                "occurred_at": event.occurred_at,
+                "message_id": item.message_id,
+                "inbound_id": item.record.id,
+                "provider": item.record.provider,
+                "provider_id": normalize_id(item.event.provider_id),
+                "type": item.event.type.value,
+                "status_text": item.event.status_text,
+                "error_code": item.event.error_code,
+                "occurred_at": item.event.occurred_at,
                 "recorded_at": now,
             }
-        ],
-        conflict=["dedupe_key"],
-    )
-    return True
+        )
+    insert_ignoring_conflicts(session, DeliveryEventRow.__table__, rows, conflict=["dedupe_key"])  # type: ignore[arg-type]
+    return [i for i in fresh if i.event.type in PART_STATE]
 
 
-def _settle_message(session: Session, *, message_id: int, event: DeliveryEvent, now: datetime) -> None:
+def _move_parts(session: Session, fresh: list[_Resolved], *, now: datetime) -> None:
+    params = [{"b_id": i.part.id, "b_state": PART_STATE[i.event.type]} for i in fresh if i.part is not None]
+    if params:
+        table = _PARTS
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(state=bindparam("b_state"), updated_at=now),
+            params,
+        )
+
+
+def _status_in(table: Table, statuses: Iterable[MessageStatus]) -> ColumnElement[bool]:
+    # ``IN`` cannot be expanded inside an executemany; fixed-value parameters can.
+    return or_(*(table.c.status == bindparam(f"src_{s.value}", s.value) for s in sorted(statuses)))
+
+
+def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime) -> None:
     """A long SMS is delivered when all its parts are; any failed part fails the message."""
-    message = session.get(Message, message_id)
-    assert message is not None
-    if event.type == EventType.DELIVERED:
-        if message.channel == "sms":
-            states = list(
-                session.scalars(select(MessagePart.state).where(MessagePart.message_id == message_id))
+    if not fresh:
+        return
+    sms_ids = sorted({i.message_id for i in fresh if i.part is not None and i.message_id is not None})
+    delivered_parts: dict[int, tuple[int, int]] = {}  # message id → (delivered parts, known parts)
+    for start in range(0, len(sms_ids), 500):
+        rows = session.execute(
+            select(
+                MessagePart.message_id,
+                func.count(),
+                func.sum(case((MessagePart.state == "delivered", 1), else_=0)),
             )
-            message.parts_delivered = sum(1 for s in states if s == "delivered")
-            if message.parts_delivered < max(message.parts_total, len(states)):
-                return
-        target = MessageStatus.DELIVERED
-    elif event.type == EventType.FAILED:
-        target = MessageStatus.PERMANENT_FAILURE
-    else:
-        target = MessageStatus.TEMPORARY_FAILURE
-    reason = f"{event.status_text or event.type.value}" + (
-        f" err:{event.error_code}" if event.error_code else ""
-    )
-    session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status.in_(sources_for(target)))
-        .values(status=target, final_at=now, reason=None if target == MessageStatus.DELIVERED else reason)
-    )
+            .where(MessagePart.message_id.in_(sms_ids[start : start + 500]))
+            .group_by(MessagePart.message_id)
+        )
+        for message_id, known, delivered in rows:
+            delivered_parts[message_id] = (int(delivered or 0), int(known))
+    if delivered_parts:
+        table = _MESSAGES
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(parts_delivered=bindparam("b_n")),
+            [{"b_id": mid, "b_n": n} for mid, (n, _known) in delivered_parts.items()],
+        )
+    targets: dict[MessageStatus, list[dict[str, Any]]] = defaultdict(list)
+    for item in fresh:
+        assert item.message_id is not None
+        event = item.event
+        if event.type == EventType.DELIVERED:
+            if item.part is not None:
+                delivered, known = delivered_parts.get(item.message_id, (0, 0))
+                if delivered < known:
+                    continue
+            targets[MessageStatus.DELIVERED].append({"b_id": item.message_id, "b_reason": None})
+            continue
+        reason = f"{event.status_text or event.type.value}" + (
+            f" err:{event.error_code}" if event.error_code else ""
+        )
+        target = (
+            MessageStatus.PERMANENT_FAILURE
+            if event.type == EventType.FAILED
+            else MessageStatus.TEMPORARY_FAILURE
+        )
+        targets[target].append({"b_id": item.message_id, "b_reason": reason})
+    table = _MESSAGES
+    for target, params in targets.items():
+        # Guarded: only from the statuses this one may follow (a late DELIVRD does not undo a failure).
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), _status_in(table, sources_for(target)))
+            .values(status=target.value, final_at=now, reason=bindparam("b_reason")),
+            params,
+        )

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect, select, text
-from sqlalchemy.exc import OperationalError
 
 from broadcaster.db.engine import make_engine, session_factory
 from broadcaster.db.migrate import alembic_config, current_revision, pending_differences, upgrade
 from broadcaster.db.migrations_support import target_metadata
 from broadcaster.db.models import AuditEntry
-from tests.conftest import service_unavailable
-
-POSTGRES_URL = os.environ.get("BROADCASTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _expected_tables() -> set[str]:
@@ -104,26 +96,6 @@ def test_broker_tables_are_ignored(sqlite_url: str) -> None:
         assert pending_differences(engine) == []
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh schema in database ``test``, first on the search path; dropped afterwards."""
-    admin = make_engine(POSTGRES_URL)
-    schema = f"bc_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        service_unavailable("PostgreSQL", f"{POSTGRES_URL}: {exc.orig}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.mark.services

@@ -25,6 +25,7 @@ from broadcaster.campaigns.files import ProviderInfo, load_campaign_file
 from broadcaster.campaigns.store import load_bundle
 from broadcaster.clock import FrozenClock
 from broadcaster.contacts.importer import ImportReport, import_contacts
+from broadcaster.contacts.reader import FIELDS
 from broadcaster.context import AppContext
 from broadcaster.db.migrate import upgrade
 from broadcaster.db.models import DeliveryEventRow, Message, Role, User
@@ -45,18 +46,7 @@ from tests.peers.polling import wait_until
 
 EDITOR = "bien_tap"
 APPROVER = "phe_duyet"
-CONTACT_COLUMNS = (
-    "external_id",
-    "full_name",
-    "phone",
-    "email",
-    "segment",
-    "agency",
-    "district",
-    "ward",
-    "language",
-    "tags",
-)
+CONTACT_COLUMNS = FIELDS
 FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Võ", "Đặng", "Bùi")
 GIVEN = ("Văn An", "Thị Bích", "Minh Hoàng", "Thu Hà", "Quốc Bảo", "Ngọc Ánh", "Đức Thắng", "Thị Hương")
 

@@ -11,15 +11,12 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 
 from broadcaster.cli.delivery import wait_for_run
 from broadcaster.context import AppContext
-from broadcaster.db.engine import make_engine
 from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.tasks import CeleryEnqueuer
@@ -28,7 +25,6 @@ from tests.conftest import service_unavailable
 
 PEOPLE = 200
 EXPECTED = {("email", "sent"): PEOPLE, ("sms", "delivered"): PEOPLE}
-POSTGRES_URL = os.environ.get("BROADCASTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RABBITMQ_URL = os.environ.get("BROADCASTER_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
@@ -62,26 +58,6 @@ def assert_delivered_once(pipeline: Pipeline, run_id: int) -> None:
 def test_a_campaign_through_celery_on_the_embedded_sqlite_broker(pipeline: Pipeline) -> None:
     run_id = run_through_celery(pipeline)
     assert_delivered_once(pipeline, run_id)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh schema in the test database, reachable through ``search_path``; dropped afterwards."""
-    admin = make_engine(POSTGRES_URL)
-    schema = f"delivery_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        service_unavailable("PostgreSQL", f"{POSTGRES_URL}: {exc.orig}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _rabbitmqctl(*args: str) -> bool:
