@@ -17,6 +17,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from broadcaster.context import AppContext
 from broadcaster.outbox.dispatch import dispatcher_for
+from broadcaster.outbox.inbound import apply_stored
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import PLAN_QUEUE
 from broadcaster.outbox.scheduler import tick
@@ -69,7 +70,8 @@ class WorkerState:
 
     def __init__(self) -> None:
         self.context = AppContext.from_settings(load_settings())
-        self.dispatcher = dispatcher_for(self.context)
+        # Receipts are stored by the gateway and applied by a task in another worker process.
+        self.dispatcher = dispatcher_for(self.context, hand_off=CeleryEnqueuer().apply_inbound)
         self.adapters = self.dispatcher.adapters
 
     @classmethod
@@ -95,6 +97,9 @@ class CeleryEnqueuer:
     def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None:
         app.send_task("broadcaster.dispatch_chunk", args=[chunk_id], queue=queue)
 
+    def apply_inbound(self, record_ids: list[int]) -> None:
+        app.send_task("broadcaster.apply_inbound", args=[record_ids], queue=PLAN_QUEUE)
+
 
 @app.task(name="broadcaster.plan_run")  # type: ignore[untyped-decorator]
 def plan_run_task(run_id: int) -> int:
@@ -112,6 +117,13 @@ def plan_run_task(run_id: int) -> int:
 def dispatch_chunk_task(chunk_id: int) -> dict[str, Any]:
     summary = WorkerState.get().dispatcher.run_chunk(chunk_id)
     return summary.__dict__
+
+
+@app.task(name="broadcaster.apply_inbound")  # type: ignore[untyped-decorator]
+def apply_inbound_task(record_ids: list[int]) -> int:
+    state = WorkerState.get()
+    with state.context.sessions.begin() as session:
+        return apply_stored(session, record_ids, now=state.context.clock.now())
 
 
 @app.task(name="broadcaster.tick")  # type: ignore[untyped-decorator]

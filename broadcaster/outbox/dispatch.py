@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,8 +125,17 @@ class Dispatcher:
     """One per worker process: owns the adapters and caches; ``run_chunk`` is the task body."""
 
     def __init__(
-        self, *, sessions: sessionmaker[Session], settings: Settings, clock: Clock, adapters: AdapterPool
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        clock: Clock,
+        adapters: AdapterPool,
+        match_receipts: bool = True,
     ) -> None:
+        # ``match_receipts``: after each window, apply the receipts that beat its commit. Off when another
+        # process applies inbound records (the gateway then spends its CPU on the wire).
+        self.match_receipts = match_receipts
         self.sessions = sessions
         self.readers = readers_of(sessions)
         self.settings = settings
@@ -242,7 +252,7 @@ class Dispatcher:
             outcome = apply_results(
                 session, claimed=window.claimed, results=results, settings=self.settings.delivery, now=now
             )
-            if line.adapter.capabilities.receipts and outcome.sent:
+            if self.match_receipts and line.adapter.capabilities.receipts and outcome.sent:
                 # Receipts that beat this commit (the SMSC answered before we stored the part) match now.
                 process_pending(
                     session, now=now, provider=line.provider, limit=500, received_after=window.started_at
@@ -476,8 +486,9 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-def dispatcher_for(context: AppContext) -> Dispatcher:
-    """A process's dispatcher, whose adapters store what providers send back through ``context``."""
+def dispatcher_for(context: AppContext, *, hand_off: Callable[[list[int]], None] | None = None) -> Dispatcher:
+    """A process's dispatcher, whose adapters store what providers send back through ``context``
+    (and, with ``hand_off``, leave applying it to another process)."""
     adapters = AdapterPool(
         context.settings,
         inbound=lambda provider: inbound_batch_handler(
@@ -485,8 +496,13 @@ def dispatcher_for(context: AppContext) -> Dispatcher:
             provider=provider,
             channel=context.settings.provider(provider).channel,
             clock=context.clock,
+            hand_off=hand_off,
         ),
     )
     return Dispatcher(
-        sessions=context.sessions, settings=context.settings, clock=context.clock, adapters=adapters
+        sessions=context.sessions,
+        settings=context.settings,
+        clock=context.clock,
+        adapters=adapters,
+        match_receipts=hand_off is None,
     )

@@ -56,13 +56,20 @@ def store_raw(
 
 
 def inbound_batch_handler(
-    sessions: sessionmaker[Session], *, provider: str, channel: str, clock: Clock
+    sessions: sessionmaker[Session],
+    *,
+    provider: str,
+    channel: str,
+    clock: Clock,
+    hand_off: Callable[[list[int]], None] | None = None,
 ) -> Callable[[list[dict[str, Any]]], None]:
-    """The callback an adapter calls with what it received: store the raw records and apply them, in one commit.
+    """The callback an adapter calls with what it received: store the raw records, in one commit.
 
     Returning means committed; the adapter answers the provider only then. Everything that queued up while
-    the previous commit ran goes into the next one (a group commit). Each record is applied in a savepoint:
-    if that fails, its raw record still commits and the tick retries it (e.g. its part is not stored yet).
+    the previous commit ran goes into the next one (a group commit). With ``hand_off`` the records are
+    applied elsewhere (a task in another process, so the SMPP gateway keeps its CPU for the wire); without
+    it they are applied here, in a savepoint: if that fails, the raw records still commit and the tick
+    retries them (e.g. their part is not stored yet).
     """
 
     def handle(payloads: list[dict[str, Any]]) -> None:
@@ -74,13 +81,35 @@ def inbound_batch_handler(
             ]
             session.add_all(records)
             session.flush()
+            ids = [record.id for record in records]
+            if hand_off is None:
+                try:
+                    with session.begin_nested():
+                        apply_records(session, records, now=now)
+                except Exception:  # the raw records still commit; the tick retries them, the reader lives on
+                    log.exception(
+                        "%d inbound records from %s could not be applied yet", len(records), provider
+                    )
+        if hand_off is not None:
             try:
-                with session.begin_nested():
-                    apply_records(session, records, now=now)
-            except Exception:  # the raw records still commit; the tick retries them, the reader lives on
-                log.exception("%d inbound records from %s could not be applied yet", len(records), provider)
+                hand_off(ids)
+            except Exception:  # committed already: the tick applies what the hand-off could not
+                log.exception("could not hand off %d inbound records from %s", len(ids), provider)
 
     return handle
+
+
+def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) -> int:
+    """Apply records handed off by a gateway (those not settled meanwhile); returns how many settled."""
+    records = list(
+        session.scalars(
+            select(InboundRecord)
+            .where(InboundRecord.id.in_(list(record_ids)), InboundRecord.processed_at.is_(None))
+            .order_by(InboundRecord.id)
+        )
+    )
+    apply_records(session, records, now=now)
+    return sum(1 for record in records if record.processed_at is not None)
 
 
 def inbound_handler(

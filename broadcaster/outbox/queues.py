@@ -18,6 +18,8 @@ class Enqueuer(Protocol):
 
     def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None: ...
 
+    def apply_inbound(self, record_ids: list[int]) -> None: ...
+
 
 class RecordingEnqueuer:
     """Keeps what would have been enqueued; the caller decides when to run it (used by the tick's tests)."""
@@ -25,9 +27,13 @@ class RecordingEnqueuer:
     def __init__(self) -> None:
         self.runs: list[int] = []
         self.chunks: list[tuple[int, str]] = []
+        self.inbound: list[list[int]] = []
 
     def plan_run(self, run_id: int) -> None:
         self.runs.append(run_id)
 
     def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None:
         self.chunks.append((chunk_id, queue))
+
+    def apply_inbound(self, record_ids: list[int]) -> None:
+        self.inbound.append(list(record_ids))
