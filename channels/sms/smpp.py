@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[dict[str, Any]], None]
 InboundBatchHandler = Callable[[list[dict[str, Any]]], None]
+SEND_WINDOWS_PER_CALL: Final = 4  # PDU windows' worth of messages per send() call
 INBOUND_BATCH_MAX: Final = 200  # deliver_sm records handed over (and committed) together
 
 # SMPP v3.4 §5.1.3 command_status values the adapter acts on itself.
@@ -292,9 +293,12 @@ class SmppAdapter(AdapterBase):
         self.on_inbound_batch = on_inbound_batch
         self._inbound: queue.Queue[tuple[_Bind, Any, int, dict[str, Any]] | None] = queue.Queue()
         self._inbound_thread: threading.Thread | None = None
-        # The engine hands us this many messages per send(): enough to keep every bind's window busy. The
-        # Protocol declares ``capabilities`` a ClassVar; an instance entry shadows it for this adapter only.
-        self.__dict__["capabilities"] = Capabilities(window=window * binds, receipts=True, max_length=None)
+        # The engine hands us this many messages per send(). The PDU window slides inside a send() but drains
+        # at its end, so several PDU windows' worth per call keeps that drain rare. The Protocol declares
+        # ``capabilities`` a ClassVar; an instance entry shadows it for this adapter only.
+        self.__dict__["capabilities"] = Capabilities(
+            window=window * binds * SEND_WINDOWS_PER_CALL, receipts=True, max_length=None
+        )
         self._binds = [_Bind(index=i) for i in range(binds)]
         self._closing = threading.Event()
         self._opened = False
