@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 app = Celery("broadcaster", set_as_current=False)
 
+# A receipt often arrives before the gateway has recorded its window's answers; its record is tried again a
+# moment later, a few times, before it is left to the tick (a short countdown, not a long Celery wait).
+INBOUND_RETRY_SECONDS = 1.0
+INBOUND_RETRIES = 3
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     url = settings.broker_url
@@ -120,10 +125,18 @@ def dispatch_chunk_task(chunk_id: int) -> dict[str, Any]:
 
 
 @app.task(name="broadcaster.apply_inbound")  # type: ignore[untyped-decorator]
-def apply_inbound_task(record_ids: list[int]) -> int:
+def apply_inbound_task(record_ids: list[int], attempt: int = 1) -> int:
     state = WorkerState.get()
     with state.context.sessions.begin() as session:
-        return apply_stored(session, record_ids, now=state.context.clock.now())
+        settled, waiting = apply_stored(session, record_ids, now=state.context.clock.now())
+    if waiting and attempt < INBOUND_RETRIES:
+        app.send_task(
+            "broadcaster.apply_inbound",
+            args=[waiting, attempt + 1],
+            queue=PLAN_QUEUE,
+            countdown=INBOUND_RETRY_SECONDS,
+        )
+    return settled
 
 
 @app.task(name="broadcaster.tick")  # type: ignore[untyped-decorator]
@@ -140,7 +153,8 @@ def tick_task() -> None:
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _open_gateways(**_kwargs: Any) -> None:
     """An SMS gateway worker binds at start, so receipts and MO flow even before anything is sent."""
-    for provider in filter(None, os.environ.get("BROADCASTER_GATEWAYS", "").split(",")):
+    gateways = [p for p in os.environ.get("BROADCASTER_GATEWAYS", "").split(",") if p]
+    for provider in gateways:
         WorkerState.get().adapters.get(provider)
 
 

@@ -99,8 +99,10 @@ def inbound_batch_handler(
     return handle
 
 
-def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) -> int:
-    """Apply records handed off by a gateway (those not settled meanwhile); returns how many settled."""
+def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) -> tuple[int, list[int]]:
+    """Apply records handed off by a gateway (those not settled meanwhile).
+
+    Returns how many settled, and the ids still waiting for their message part to be stored."""
     records = list(
         session.scalars(
             select(InboundRecord)
@@ -109,7 +111,8 @@ def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) 
         )
     )
     apply_records(session, records, now=now)
-    return sum(1 for record in records if record.processed_at is not None)
+    waiting = [record.id for record in records if record.processed_at is None]
+    return len(records) - len(waiting), waiting
 
 
 def inbound_handler(

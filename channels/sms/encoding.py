@@ -16,6 +16,7 @@ air interface, which is why limits are still counted in septets.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -253,14 +254,10 @@ def split(
     max_reference = 0xFFFF if reference_16bit else 0xFF
     if not 0 <= reference <= max_reference:
         raise ValueError(f"concatenation reference {reference} is outside 0-{max_reference}")
-    text = normalize(text)
-    if encoding is None:
-        encoding = detect_encoding(text)
-    elif encoding is Encoding.GSM7 and (bad := non_gsm_characters(text)):
-        raise ValueError(f"text cannot be sent as GSM-7, it contains {bad!r}; unaccent it or send as UCS-2")
-
-    if _units(text, encoding) <= _SINGLE_LIMIT[encoding]:
-        single = SmsPart(number=1, total=1, text=text, payload=_encode(text, encoding), udh=b"")
+    encoding, chunks = _layout(text, encoding, reference_16bit)
+    if len(chunks) == 1:
+        chunk_text, payload = chunks[0]
+        single = SmsPart(number=1, total=1, text=chunk_text, payload=payload, udh=b"")
         return SplitMessage(
             encoding=encoding,
             data_coding=DATA_CODING[encoding],
@@ -268,21 +265,16 @@ def split(
             parts=(single,),
             reference=reference,
         )
-
-    limits = _PART_LIMIT_16BIT if reference_16bit else _PART_LIMIT_8BIT
-    chunks = _chunks(text, encoding, limits[encoding])
     total = len(chunks)
-    if total > _MAX_PARTS:
-        raise ValueError(f"message needs {total} parts, more than the {_MAX_PARTS} a concatenated SMS allows")
     parts = tuple(
         SmsPart(
             number=number,
             total=total,
-            text=chunk,
-            payload=_encode(chunk, encoding),
+            text=chunk_text,
+            payload=payload,
             udh=_udh(reference=reference, reference_16bit=reference_16bit, total=total, number=number),
         )
-        for number, chunk in enumerate(chunks, start=1)
+        for number, (chunk_text, payload) in enumerate(chunks, start=1)
     )
     return SplitMessage(
         encoding=encoding,
@@ -291,6 +283,28 @@ def split(
         parts=parts,
         reference=reference,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _layout(
+    text: str, encoding: Encoding | None, reference_16bit: bool
+) -> tuple[Encoding, tuple[tuple[str, bytes], ...]]:
+    """Everything of a split that does not depend on the reference: a campaign often sends one text to
+    thousands of numbers, so the parts are cut and encoded once (only the UDH differs per message)."""
+    text = normalize(text)
+    if encoding is None:
+        encoding = detect_encoding(text)
+    elif encoding is Encoding.GSM7 and (bad := non_gsm_characters(text)):
+        raise ValueError(f"text cannot be sent as GSM-7, it contains {bad!r}; unaccent it or send as UCS-2")
+    if _units(text, encoding) <= _SINGLE_LIMIT[encoding]:
+        return encoding, ((text, _encode(text, encoding)),)
+    limits = _PART_LIMIT_16BIT if reference_16bit else _PART_LIMIT_8BIT
+    chunks = _chunks(text, encoding, limits[encoding])
+    if len(chunks) > _MAX_PARTS:
+        raise ValueError(
+            f"message needs {len(chunks)} parts, more than the {_MAX_PARTS} a concatenated SMS allows"
+        )
+    return encoding, tuple((chunk, _encode(chunk, encoding)) for chunk in chunks)
 
 
 def encode_gsm7(text: str) -> bytes:
