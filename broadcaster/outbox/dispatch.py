@@ -1,7 +1,8 @@
-"""Send one chunk, one window at a time: check the campaign's state and send window, claim the window with a
-single ``UPDATE … RETURNING``, take rate-limit tokens, call the adapter, apply the results.
+"""Send one chunk window by window: check the campaign's state and send window, claim the window with a
+single ``UPDATE … RETURNING``, take rate-limit tokens, hand it to the adapter, record the results.
 
-No transaction stays open across network I/O: claim (commit) → send → apply (commit).
+Two windows overlap (one on the wire while the next is claimed and the last recorded), and no transaction
+stays open across network I/O: claim (commit) → send → record (commit).
 """
 
 from __future__ import annotations
