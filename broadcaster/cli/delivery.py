@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -360,6 +361,8 @@ def demo(
     console.print(
         f"The sandbox SMSC received {result.sms_parts_received} SMS parts: {result.sandbox / 'sms' / 'sms.jsonl'} (one JSON line each)."
     )
+    command = Path(sys.argv[0]).resolve()  # the venv is not on PATH after `make demo`
     console.print(
-        f"Explore: cd {directory} && broadcaster status thong-bao-dich-vu-cong (BROADCASTER_USER=pheduyet is allowed there)."
+        f"Explore: cd {directory} && {command} status thong-bao-dich-vu-cong "
+        "(BROADCASTER_USER=pheduyet or bientap is allowed there)."
     )
