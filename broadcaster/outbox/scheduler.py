@@ -36,7 +36,7 @@ from broadcaster.db.models import (
 )
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.dispatch import complete_run_if_done
-from broadcaster.outbox.inbound import process_pending
+from broadcaster.outbox.inbound import apply_stored
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
@@ -44,7 +44,10 @@ from broadcaster.settings import Settings
 log = logging.getLogger(__name__)
 
 # Inbound records younger than this are left to the sender that is matching them right after its window.
-INBOUND_RETRY_AFTER = timedelta(seconds=2)
+INBOUND_RETRY_AFTER = timedelta(seconds=5)
+# Retried records go in short transactions, so the tick never holds SQLite's write lock for long.
+INBOUND_RETRY_BATCH = 200
+INBOUND_RETRY_BATCHES = 10
 
 
 @dataclass
@@ -103,17 +106,24 @@ def _has_rows_to_chunk(readers: sessionmaker[Session], now: datetime) -> bool:
 
 def _retry_inbound(sessions: sessionmaker[Session], readers: sessionmaker[Session], now: datetime) -> int:
     """Inbound records that could not be applied when they came (fresh ones are the senders' business)."""
-    settled_by_senders = now - INBOUND_RETRY_AFTER
     with readers() as session:
-        waiting = session.scalar(
-            select(InboundRecord.id)
-            .where(InboundRecord.processed_at.is_(None), InboundRecord.received_at <= settled_by_senders)
-            .limit(1)
+        ids = list(
+            session.scalars(
+                select(InboundRecord.id)
+                .where(
+                    InboundRecord.processed_at.is_(None),
+                    InboundRecord.received_at <= now - INBOUND_RETRY_AFTER,
+                )
+                .order_by(InboundRecord.id)
+                .limit(INBOUND_RETRY_BATCH * INBOUND_RETRY_BATCHES)
+            )
         )
-    if waiting is None:
-        return 0
-    with sessions.begin() as session:
-        return process_pending(session, now=now, received_before=settled_by_senders)
+    settled = 0
+    for start in range(0, len(ids), INBOUND_RETRY_BATCH):
+        with sessions.begin() as session:
+            done, _waiting = apply_stored(session, ids[start : start + INBOUND_RETRY_BATCH], now=now)
+        settled += done
+    return settled
 
 
 def _run_busy(readers: sessionmaker[Session], run_id: int) -> bool:
