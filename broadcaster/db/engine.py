@@ -9,11 +9,9 @@ WAL is set once, by ``init``/``db upgrade``, because it is a property of the fil
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -91,15 +89,3 @@ def readers_of(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     """The read-only counterpart of a writer factory, on the same engine."""
     bind: Engine = sessions.kw["bind"]
     return reader_factory(bind)
-
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error. Never hold it across network I/O."""
-    with factory() as session, session.begin():
-        yield session
-
-
-def ping(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))

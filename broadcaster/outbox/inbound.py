@@ -46,15 +46,6 @@ def parse_record(record: InboundRecord) -> list[DeliveryEvent]:
     raise ValueError(f"no parser for inbound records of channel {record.channel!r}")
 
 
-def store_raw(
-    session: Session, *, provider: str, channel: str, payload: dict[str, Any], now: datetime
-) -> InboundRecord:
-    record = InboundRecord(provider=provider, channel=channel, received_at=now, payload=payload)
-    session.add(record)
-    session.flush()
-    return record
-
-
 def inbound_batch_handler(
     sessions: sessionmaker[Session],
     *,
@@ -115,18 +106,6 @@ def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) 
     return len(records) - len(waiting), waiting
 
 
-def inbound_handler(
-    sessions: sessionmaker[Session], *, provider: str, channel: str, clock: Clock
-) -> Callable[[dict[str, Any]], None]:
-    """The one-record form of :func:`inbound_batch_handler`."""
-    batch = inbound_batch_handler(sessions, provider=provider, channel=channel, clock=clock)
-
-    def handle(payload: dict[str, Any]) -> None:
-        batch([payload])
-
-    return handle
-
-
 def process_pending(
     session: Session,
     *,
@@ -152,12 +131,6 @@ def process_pending(
     records = list(session.scalars(query))
     apply_records(session, records, now=now)
     return sum(1 for record in records if record.processed_at is not None)
-
-
-def process_record(session: Session, record: InboundRecord, *, now: datetime) -> bool:
-    """Apply one record's events; True when it is settled (applied, a no-op, or given up as unmatched)."""
-    apply_records(session, [record], now=now)
-    return record.processed_at is not None
 
 
 @dataclass

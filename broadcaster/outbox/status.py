@@ -61,13 +61,3 @@ def can_transition(current: MessageStatus, new: MessageStatus) -> bool:
 def sources_for(new: MessageStatus) -> frozenset[MessageStatus]:
     """Statuses from which ``new`` may be reached: the ``WHERE status IN (…)`` of a guarded update."""
     return frozenset(src for src, targets in _ALLOWED.items() if new in targets)
-
-
-class InvalidTransition(ValueError):
-    def __init__(self, current: MessageStatus, new: MessageStatus) -> None:
-        super().__init__(f"message status cannot go from {current.value} to {new.value}")
-
-
-def check_transition(current: MessageStatus, new: MessageStatus) -> None:
-    if not can_transition(current, new):
-        raise InvalidTransition(current, new)

@@ -19,7 +19,6 @@ from broadcaster.db.engine import (
     make_engine,
     normalise_url,
     session_factory,
-    transaction,
 )
 from broadcaster.db.models import AuditEntry
 from broadcaster.db.types import UTCDateTime
@@ -123,7 +122,7 @@ def test_write_transactions_begin_immediate(engine: Engine) -> None:
     def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
-    with transaction(session_factory(engine)) as session:
+    with session_factory(engine).begin() as session:
         session.execute(insert(moments).values(label="x", at=datetime.now(UTC)))
     assert statements[0] == "BEGIN IMMEDIATE"
 
@@ -137,7 +136,7 @@ def test_a_second_writer_waits_for_the_first_instead_of_failing(engine: Engine) 
 
     def second_writer() -> None:
         try:
-            with transaction(sessions) as session:
+            with sessions.begin() as session:
                 seen_by_b.append(session.scalar(select(func.count()).select_from(moments)) or 0)
                 b_has_read.set()
                 session.execute(insert(moments).values(label="b", at=datetime.now(UTC)))
@@ -145,7 +144,7 @@ def test_a_second_writer_waits_for_the_first_instead_of_failing(engine: Engine) 
             errors.append(exc)
             b_has_read.set()
 
-    with transaction(sessions) as session:
+    with sessions.begin() as session:
         session.scalar(select(func.count()).select_from(moments))
         session.execute(insert(moments).values(label="a", at=datetime.now(UTC)))
         worker = threading.Thread(target=second_writer)
@@ -170,7 +169,7 @@ def test_many_concurrent_read_then_write_transactions_all_commit(engine: Engine)
         try:
             start.wait(timeout=10)
             for number in range(15):
-                with transaction(sessions) as session:
+                with sessions.begin() as session:
                     count = session.scalar(select(func.count()).select_from(moments)) or 0
                     session.execute(
                         insert(moments).values(label=f"{name}{number}:{count}", at=datetime.now(UTC))
@@ -192,7 +191,7 @@ def test_many_concurrent_read_then_write_transactions_all_commit(engine: Engine)
 
 
 def test_transaction_rolls_back_on_error(engine: Engine) -> None:
-    with pytest.raises(RuntimeError), transaction(session_factory(engine)) as session:
+    with pytest.raises(RuntimeError), session_factory(engine).begin() as session:
         session.execute(insert(moments).values(label="lost", at=datetime.now(UTC)))
         raise RuntimeError("boom")
     with engine.connect() as connection:

@@ -3,7 +3,7 @@ contacts, approved campaigns, and an in-process driver that runs the real pipeli
 
 The driver plans a run with a ``RecordingEnqueuer``, then runs ``Dispatcher.run_chunk`` for every chunk the
 planner or the tick recorded, and moves a ``FrozenClock`` for back-offs and schedules. Receipts come in on the
-SMPP adapter's reader thread through the real ``inbound_handler``.
+SMPP adapter's hand-over thread through the real ``inbound_batch_handler``.
 """
 
 from __future__ import annotations
