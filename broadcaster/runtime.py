@@ -219,11 +219,12 @@ def run_progress(context: AppContext, run_id: int) -> RunProgress:
 
 
 def campaign_paused(context: AppContext, run_id: int) -> str | None:
+    from broadcaster.campaigns.workflow import pause_reason
     from broadcaster.db.models import Campaign, CampaignRun, CampaignState
 
     with context.sessions() as session:
         run = session.get(CampaignRun, run_id)
         campaign = session.get(Campaign, run.campaign_id) if run else None
         if campaign is not None and campaign.state in (CampaignState.PAUSED, CampaignState.CANCELLED):
-            return f"campaign {campaign.id} is {campaign.state.value}: {(campaign.paused_reason or '|').split('|', 1)[1]}"
+            return f"campaign {campaign.id} is {campaign.state.value}: {pause_reason(campaign) or 'no reason given'}"
     return None

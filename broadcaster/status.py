@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.store import get_campaign
+from broadcaster.campaigns.workflow import pause_reason
 from broadcaster.clock import local
 from broadcaster.db.models import CampaignRun, Message
 
@@ -70,14 +71,11 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
                 "finished_at": _iso(run.finished_at),
             }
         )
-    paused_reason = None
-    if campaign.paused_reason:
-        paused_reason = campaign.paused_reason.split("|", 1)[-1] or None
     return {
         "id": campaign.id,
         "title": campaign.title,
         "state": campaign.state.value,
-        "paused_reason": paused_reason,
+        "paused_reason": pause_reason(campaign),
         "approved_version": approved,
         "next_occurrence_at": _iso(campaign.next_occurrence_at),
         "versions": versions,

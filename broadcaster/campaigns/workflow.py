@@ -302,7 +302,7 @@ def pause(
     if campaign.state in (CampaignState.CANCELLED, CampaignState.COMPLETED, CampaignState.PAUSED):
         raise StateError(f"campaign {campaign_id!r} is {campaign.state.value}; it cannot be paused")
     now = clock.now()
-    campaign.paused_reason = f"{campaign.state.value}|{reason or ''}"
+    campaign.paused_reason = f"{campaign.state.value}{_PAUSE_SEPARATOR}{reason or ''}"
     campaign.state = CampaignState.PAUSED
     campaign.updated_at = now
     audit.record(
@@ -317,16 +317,29 @@ def pause(
     return campaign
 
 
+# ``paused_reason`` keeps the state to return to and the reason: "<state>|<reason>". Read it only here.
+_PAUSE_SEPARATOR = "|"
+
+
+def pause_reason(campaign: Campaign) -> str | None:
+    """Why a paused campaign was paused (None when it is not paused or no reason was given)."""
+    if not campaign.paused_reason:
+        return None
+    return campaign.paused_reason.partition(_PAUSE_SEPARATOR)[2] or None
+
+
+def _state_before_pause(campaign: Campaign) -> CampaignState:
+    previous = (campaign.paused_reason or "").partition(_PAUSE_SEPARATOR)[0]
+    return CampaignState(previous) if previous in {s.value for s in CampaignState} else CampaignState.APPROVED
+
+
 def resume(
     session: Session, *, campaign_id: str, actor: User, clock: Clock, reason: str | None = None
 ) -> Campaign:
     campaign = get_campaign(session, campaign_id)
     if campaign.state != CampaignState.PAUSED:
         raise StateError(f"campaign {campaign_id!r} is {campaign.state.value}, not paused")
-    previous = (campaign.paused_reason or "approved|").split("|", 1)[0]
-    campaign.state = (
-        CampaignState(previous) if previous in {s.value for s in CampaignState} else CampaignState.APPROVED
-    )
+    campaign.state = _state_before_pause(campaign)
     campaign.paused_reason = None
     campaign.updated_at = clock.now()
     # Rows left in the chunks that stopped at the pause go back to the tick, which cuts fresh chunks.

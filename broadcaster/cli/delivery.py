@@ -122,8 +122,8 @@ def send(
     as_json: bool = JsonOption,
 ) -> None:
     """Send the approved version of a campaign now (one run)."""
-    with acting("campaigns.send") as (_context, session, user):
-        run_id = start_manual_run(session, campaign_id=campaign_id, actor=user, clock=_context.clock)
+    with acting("campaigns.send") as (acting_context, session, user):
+        run_id = start_manual_run(session, campaign_id=campaign_id, actor=user, clock=acting_context.clock)
     context = load_context()
     try:
         configure(context.settings)
