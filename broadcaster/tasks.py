@@ -17,7 +17,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from broadcaster.context import AppContext
 from broadcaster.outbox.dispatch import dispatcher_for
-from broadcaster.outbox.inbound import apply_stored
+from broadcaster.outbox.inbound import apply_pending
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import PLAN_QUEUE
 from broadcaster.outbox.scheduler import tick
@@ -102,8 +102,8 @@ class CeleryEnqueuer:
     def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None:
         app.send_task("broadcaster.dispatch_chunk", args=[chunk_id], queue=queue)
 
-    def apply_inbound(self, record_ids: list[int]) -> None:
-        app.send_task("broadcaster.apply_inbound", args=[record_ids], queue=PLAN_QUEUE)
+    def apply_inbound(self, provider: str) -> None:
+        app.send_task("broadcaster.apply_inbound", args=[provider], queue=PLAN_QUEUE)
 
 
 @app.task(name="broadcaster.plan_run")  # type: ignore[untyped-decorator]
@@ -125,14 +125,13 @@ def dispatch_chunk_task(chunk_id: int) -> dict[str, Any]:
 
 
 @app.task(name="broadcaster.apply_inbound")  # type: ignore[untyped-decorator]
-def apply_inbound_task(record_ids: list[int], attempt: int = 1) -> int:
+def apply_inbound_task(provider: str, attempt: int = 1) -> int:
     state = WorkerState.get()
-    with state.context.sessions.begin() as session:
-        settled, waiting = apply_stored(session, record_ids, now=state.context.clock.now())
+    settled, waiting = apply_pending(state.context.sessions, provider=provider, clock=state.context.clock)
     if waiting and attempt < INBOUND_RETRIES:
         app.send_task(
             "broadcaster.apply_inbound",
-            args=[waiting, attempt + 1],
+            args=[provider, attempt + 1],
             queue=PLAN_QUEUE,
             countdown=INBOUND_RETRY_SECONDS,
         )

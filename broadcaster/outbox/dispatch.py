@@ -7,6 +7,7 @@ stays open across network I/O: claim (commit) → send → record (commit).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from broadcaster.campaigns.messages import Composer
 from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain, Purpose
 from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
+from broadcaster.coalesce import Coalescer
 from broadcaster.context import AppContext
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import (
@@ -45,6 +47,9 @@ from broadcaster.unsubscribe import make_token
 from channels.base import Adapter, OutboundMessage, SendResult
 
 log = logging.getLogger(__name__)
+
+# How often a gateway asks for its stored receipts to be applied while they keep coming (seconds).
+HAND_OFF_INTERVAL = 0.25
 
 
 @dataclass
@@ -144,6 +149,7 @@ class Dispatcher:
         self.adapters = adapters
         self.versions = VersionCache(settings)
         self._executor: ThreadPoolExecutor | None = None
+        self.hand_offs: list[Coalescer] = []  # see dispatcher_for
 
     def run_chunk(self, chunk_id: int) -> DispatchSummary:
         """Send the chunk's due rows window by window, keeping the provider busy.
@@ -306,6 +312,8 @@ class Dispatcher:
             self._executor.shutdown(wait=True)
             self._executor = None
         self.adapters.close()
+        for coalescer in self.hand_offs:  # after the adapters: the last receipts are asked for too
+            coalescer.close()
 
     # -- steps -------------------------------------------------------------------------------------------
 
@@ -487,23 +495,35 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-def dispatcher_for(context: AppContext, *, hand_off: Callable[[list[int]], None] | None = None) -> Dispatcher:
-    """A process's dispatcher, whose adapters store what providers send back through ``context``
-    (and, with ``hand_off``, leave applying it to another process)."""
-    adapters = AdapterPool(
-        context.settings,
-        inbound=lambda provider: inbound_batch_handler(
+def dispatcher_for(context: AppContext, *, hand_off: Callable[[str], None] | None = None) -> Dispatcher:
+    """A process's dispatcher, whose adapters store what providers send back through ``context``.
+
+    With ``hand_off``, applying it is left to another process: ``hand_off(provider)`` asks for that, at
+    most once per ``HAND_OFF_INTERVAL`` per provider however many receipt batches were stored meanwhile."""
+    coalescers: list[Coalescer] = []
+
+    def inbound(provider: str) -> Callable[[list[dict[str, Any]]], None]:
+        request = None
+        if hand_off is not None:
+            coalescer = Coalescer(
+                functools.partial(hand_off, provider), interval=HAND_OFF_INTERVAL, name=f"hand-off-{provider}"
+            )
+            coalescers.append(coalescer)
+            request = coalescer.request
+        return inbound_batch_handler(
             context.sessions,
             provider=provider,
             channel=context.settings.provider(provider).channel,
             clock=context.clock,
-            hand_off=hand_off,
-        ),
-    )
-    return Dispatcher(
+            hand_off=request,
+        )
+
+    dispatcher = Dispatcher(
         sessions=context.sessions,
         settings=context.settings,
         clock=context.clock,
-        adapters=adapters,
+        adapters=AdapterPool(context.settings, inbound=inbound),
         match_receipts=hand_off is None,
     )
+    dispatcher.hand_offs = coalescers
+    return dispatcher

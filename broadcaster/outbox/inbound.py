@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
@@ -32,6 +32,7 @@ UNMATCHED_AFTER = timedelta(minutes=10)
 # Core tables for executemany updates (the ORM would evaluate every object in the session).
 _MESSAGES = cast(Table, Message.__table__)
 _PARTS = cast(Table, MessagePart.__table__)
+_INBOUND = cast(Table, InboundRecord.__table__)
 
 PART_STATE = {EventType.DELIVERED: "delivered", EventType.FAILED: "failed", EventType.EXPIRED: "expired"}
 
@@ -52,18 +53,18 @@ def inbound_batch_handler(
     provider: str,
     channel: str,
     clock: Clock,
-    hand_off: Callable[[list[int]], None] | None = None,
+    hand_off: Callable[[], None] | None = None,
 ) -> Callable[[list[dict[str, Any]]], None]:
     """The callback an adapter calls with what it received: store the raw records, in one commit.
 
     Returning means committed; the adapter answers the provider only then. Everything that queued up while
     the previous commit ran goes into the next one (a group commit). With ``hand_off`` the records are
-    applied elsewhere (a task in another process, so the SMPP gateway keeps its CPU for the wire); without
-    it they are applied here, in a savepoint: if that fails, the raw records still commit and the tick
-    retries them (e.g. their part is not stored yet).
+    applied elsewhere: ``hand_off()`` asks another process to apply what is pending (so the SMPP gateway
+    keeps its CPU for the wire). Without it they are applied here, in a savepoint: if that fails, the raw
+    records still commit and the tick retries them (e.g. their part is not stored yet).
     """
 
-    def handle(payloads: list[dict[str, Any]]) -> None:
+    def store_and_apply(payloads: list[dict[str, Any]]) -> None:
         now = clock.now()
         with sessions.begin() as session:
             records = [
@@ -72,22 +73,26 @@ def inbound_batch_handler(
             ]
             session.add_all(records)
             session.flush()
-            ids = [record.id for record in records]
-            if hand_off is None:
-                try:
-                    with session.begin_nested():
-                        apply_records(session, records, now=now)
-                except Exception:  # the raw records still commit; the tick retries them, the reader lives on
-                    log.exception(
-                        "%d inbound records from %s could not be applied yet", len(records), provider
-                    )
-        if hand_off is not None:
             try:
-                hand_off(ids)
-            except Exception:  # committed already: the tick applies what the hand-off could not
-                log.exception("could not hand off %d inbound records from %s", len(ids), provider)
+                with session.begin_nested():
+                    apply_records(session, records, now=now)
+            except Exception:  # the raw records still commit; the tick retries them, the reader lives on
+                log.exception("%d inbound records from %s could not be applied yet", len(records), provider)
 
-    return handle
+    def store_and_hand_off(payloads: list[dict[str, Any]]) -> None:
+        now = clock.now()
+        rows = [
+            {"provider": provider, "channel": channel, "received_at": now, "payload": p} for p in payloads
+        ]
+        with sessions.begin() as session:
+            session.execute(insert(_INBOUND), rows)  # Core executemany: no ORM bookkeeping on the gateway
+        assert hand_off is not None
+        try:
+            hand_off()
+        except Exception:  # committed already: the tick applies what the hand-off could not
+            log.exception("could not hand off %d inbound records from %s", len(payloads), provider)
+
+    return store_and_apply if hand_off is None else store_and_hand_off
 
 
 def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) -> tuple[int, list[int]]:
@@ -104,6 +109,40 @@ def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) 
     apply_records(session, records, now=now)
     waiting = [record.id for record in records if record.processed_at is None]
     return len(records) - len(waiting), waiting
+
+
+def apply_pending(
+    sessions: sessionmaker[Session], *, provider: str, clock: Clock, page: int = 500
+) -> tuple[int, int]:
+    """Apply a provider's unprocessed records, oldest first, a page per transaction (keyset: records that
+    still wait for their part never hide newer ones). Returns (settled, still waiting)."""
+    settled = waiting = 0
+    last = 0
+    while True:
+        with sessions.begin() as session:
+            records = list(
+                session.scalars(
+                    select(InboundRecord)
+                    .where(
+                        InboundRecord.provider == provider,
+                        InboundRecord.processed_at.is_(None),
+                        InboundRecord.id > last,
+                    )
+                    .order_by(InboundRecord.id)
+                    .limit(page)
+                    .with_for_update(skip_locked=True)  # PostgreSQL: two appliers split the work
+                )
+            )
+            if not records:
+                break
+            apply_records(session, records, now=clock.now())
+            done = sum(1 for record in records if record.processed_at is not None)
+            last = records[-1].id
+        settled += done
+        waiting += len(records) - done
+        if len(records) < page:
+            break
+    return settled, waiting
 
 
 def process_pending(

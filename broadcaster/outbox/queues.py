@@ -18,7 +18,7 @@ class Enqueuer(Protocol):
 
     def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None: ...
 
-    def apply_inbound(self, record_ids: list[int]) -> None: ...
+    def apply_inbound(self, provider: str) -> None: ...
 
 
 class RecordingEnqueuer:
@@ -27,7 +27,7 @@ class RecordingEnqueuer:
     def __init__(self) -> None:
         self.runs: list[int] = []
         self.chunks: list[tuple[int, str]] = []
-        self.inbound: list[list[int]] = []
+        self.inbound: list[str] = []
 
     def plan_run(self, run_id: int) -> None:
         self.runs.append(run_id)
@@ -35,5 +35,5 @@ class RecordingEnqueuer:
     def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None:
         self.chunks.append((chunk_id, queue))
 
-    def apply_inbound(self, record_ids: list[int]) -> None:
-        self.inbound.append(list(record_ids))
+    def apply_inbound(self, provider: str) -> None:
+        self.inbound.append(provider)
