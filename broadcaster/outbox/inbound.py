@@ -192,7 +192,19 @@ class _Part:
 def apply_records(session: Session, records: Sequence[InboundRecord], *, now: datetime) -> None:
     """Apply many records with a handful of set-based statements (one receipt per part can come in at
     the rate of the send itself). Settled records get ``processed_at``; unmatched ones wait for a retry."""
-    resolved = [_Resolved(record, event) for record in records for event in parse_record(record)]
+    resolved: list[_Resolved] = []
+    readable: list[InboundRecord] = []
+    for record in records:
+        try:
+            events = parse_record(record)
+        except (ValueError, TypeError, KeyError) as exc:
+            # Kept raw for the audit, closed so it never blocks the records behind it.
+            log.warning("inbound record %s from %s is unreadable: %r", record.id, record.provider, exc)
+            record.processed_at = now
+            record.outcome = f"unreadable: {exc!r}"[:200]
+            continue
+        readable.append(record)
+        resolved.extend(_Resolved(record, event) for event in events)
     _match_parts(session, resolved)
     _match_mails(session, resolved)
     fresh = _record_events(session, resolved, now=now)
@@ -201,7 +213,7 @@ def apply_records(session: Session, records: Sequence[InboundRecord], *, now: da
     by_record: dict[int, list[str]] = defaultdict(list)
     for item in resolved:
         by_record[id(item.record)].append(item.outcome)
-    for record in records:
+    for record in readable:
         outcomes = by_record.get(id(record), ["empty"])
         if "unmatched" not in outcomes or now - record.received_at > UNMATCHED_AFTER:
             record.processed_at = now
