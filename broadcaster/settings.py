@@ -139,6 +139,10 @@ class ProviderSettings(BaseModel):
     channel: Literal["sms", "email"]
     type: str
     tps: float | None = Field(default=None, gt=0)  # messages per second; None = unlimited
+    # Messages per dispatch task for this provider; None = ``[delivery] chunk_size``. An SMPP gateway
+    # sends its chunks one after another in one process, so bigger chunks spare it the per-chunk start
+    # and finish, which no window overlaps.
+    chunk_size: int | None = Field(default=None, ge=1, le=20000)
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

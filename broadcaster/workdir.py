@@ -81,6 +81,8 @@ source_addr = "SKHCN"
 binds = 1
 window = 64
 tps = 200
+# One gateway process sends this account's chunks in turn; bigger ones spare it the start and finish of each.
+chunk_size = 2000
 
 [providers.mail]
 channel = "email"

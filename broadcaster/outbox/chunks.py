@@ -1,4 +1,5 @@
-"""Cut queued, due, unchunked messages into chunks of ``delivery.chunk_size`` per (channel, provider).
+"""Cut queued, due, unchunked messages into chunks per (channel, provider): the provider's ``chunk_size``,
+else ``delivery.chunk_size``.
 
 Used by the planner right after a run is planned and by the tick for rows that became due again
 (deferrals, back-offs, a resumed campaign, a chunk whose task was lost).
@@ -56,7 +57,7 @@ def cut_chunks(
 ) -> list[tuple[int, str]]:
     """Create chunk rows and assign messages to them; returns (chunk id, queue) to enqueue after commit."""
     now = clock.now()
-    size = settings.delivery.chunk_size
+    sizes = {name: p.chunk_size or settings.delivery.chunk_size for name, p in settings.providers.items()}
     urgent = _UrgencyCache(session)
     query = (
         select(Message.id, Message.channel, Message.provider, Message.version_id, Message.run_id)
@@ -101,7 +102,7 @@ def cut_chunks(
         for message_id, channel, provider, version_id, run in rows:
             key = (channel, provider, urgent(version_id), run)
             pending[key].append(message_id)
-            if len(pending[key]) >= size:
+            if len(pending[key]) >= sizes.get(provider, settings.delivery.chunk_size):
                 flush(key)
         last = rows[-1][0]
     for key in list(pending):

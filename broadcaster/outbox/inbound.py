@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
+from broadcaster.db.engine import readers_of
 from broadcaster.db.models import DeliveryEventRow, InboundRecord, Message, MessagePart
 from broadcaster.outbox.status import MessageStatus, sources_for
 from channels.base import DeliveryEvent, EventType
@@ -112,27 +113,35 @@ def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) 
 
 
 def apply_pending(
-    sessions: sessionmaker[Session], *, provider: str, clock: Clock, page: int = 500
+    sessions: sessionmaker[Session], *, provider: str, clock: Clock, page: int = 200
 ) -> tuple[int, int]:
     """Apply a provider's unprocessed records, oldest first, a page per transaction (keyset: records that
-    still wait for their part never hide newer ones). Returns (settled, still waiting)."""
+    still wait for their part never hide newer ones). Returns (settled, still waiting).
+
+    Each page is looked for with a reader first, so an applier with nothing to do never takes SQLite's write
+    lock, and pages stay small, so the gateway's claims never wait long behind one."""
     settled = waiting = 0
     last = 0
+    pending = (
+        select(InboundRecord.id)
+        .where(InboundRecord.provider == provider, InboundRecord.processed_at.is_(None))
+        .order_by(InboundRecord.id)
+    )
     while True:
+        with readers_of(sessions)() as session:
+            first = session.scalar(pending.where(InboundRecord.id > last).limit(1))
+        if first is None:
+            break
         with sessions.begin() as session:
             records = list(
                 session.scalars(
                     select(InboundRecord)
-                    .where(
-                        InboundRecord.provider == provider,
-                        InboundRecord.processed_at.is_(None),
-                        InboundRecord.id > last,
-                    )
+                    .where(InboundRecord.id.in_(pending.where(InboundRecord.id > last).limit(page)))
                     .order_by(InboundRecord.id)
-                    .limit(page)
                     .with_for_update(skip_locked=True)  # PostgreSQL: two appliers split the work
                 )
             )
+            records = [record for record in records if record.processed_at is None]
             if not records:
                 break
             apply_records(session, records, now=clock.now())

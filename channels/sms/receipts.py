@@ -1,9 +1,11 @@
 """Turn one stored ``deliver_sm`` (a delivery receipt or a mobile-originated message) into a DeliveryEvent.
 
-Input is a plain mapping of the PDU's fields, the same record the SMPP adapter hands to ``on_inbound`` and the
-engine stores before the deliver_sm is answered, so that any record can be parsed again later. Keys (all
-optional except where said; unknown keys are ignored)::
+Input is the record the SMPP adapter hands to ``on_inbound`` and the engine stores before the deliver_sm is
+answered, so that any record can be parsed again later. The adapter keeps the PDU's own octets (``pdu_hex``,
+read here with smpplib by ``read_pdu``: the gateway spends no time on it); a plain mapping of the fields works
+as well. Keys (all optional except where said; unknown keys are ignored)::
 
+    pdu_hex                  str                 the whole deliver_sm PDU, header included
     esm_class, data_coding, source_addr, destination_addr, ... (int / str, as in SMPP v3.4 §4.6.1)
     short_message            bytes               or  short_message_hex    str (hex of the octets)
     message_payload          bytes               or  message_payload_hex  str (TLV 0x0424)
@@ -25,10 +27,15 @@ receipt id, preferring an exact match of the normalised form when several rows q
 
 from __future__ import annotations
 
+import logging
 import re
+import struct
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
+
+import smpplib.exceptions
+import smpplib.smpp
 
 from channels.base import DeliveryEvent, EventType
 from channels.sms.encoding import decode_gsm7
@@ -219,12 +226,83 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
+# smpplib logs a WARNING for every vendor TLV it skips (PEERS.md gotcha 5), and real receipts carry them on
+# every PDU; that warning is the only thing its command module logs.
+logging.getLogger("smpplib.command").setLevel(logging.ERROR)
+
+
+class _NoSequence:
+    """smpplib numbers every PDU it builds, even one it parses; a parsed PDU keeps the number it came with."""
+
+    @staticmethod
+    def next_sequence() -> int:
+        return 0
+
+
+def text_of(value: Any) -> str:
+    """smpplib gives C-octet strings as bytes (with a NUL at times); records want plain text."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.split(b"\x00", 1)[0].decode("latin-1")
+    return str(value)
+
+
+def _hex(value: Any) -> str | None:
+    return value.hex() if isinstance(value, bytes) and value else None
+
+
+def deliver_sm_fields(pdu: Any) -> dict[str, Any]:
+    """The fields of a deliver_sm parsed by smpplib, as the JSON-able keys this module reads."""
+    return {
+        "command": "deliver_sm",
+        "sequence": int(pdu.sequence),
+        "service_type": text_of(pdu.service_type),
+        "source_addr_ton": int(pdu.source_addr_ton or 0),
+        "source_addr_npi": int(pdu.source_addr_npi or 0),
+        "source_addr": text_of(pdu.source_addr),
+        "dest_addr_ton": int(pdu.dest_addr_ton or 0),
+        "dest_addr_npi": int(pdu.dest_addr_npi or 0),
+        "destination_addr": text_of(pdu.destination_addr),
+        "esm_class": int(pdu.esm_class or 0),
+        "protocol_id": int(pdu.protocol_id or 0),
+        "priority_flag": int(pdu.priority_flag or 0),
+        "registered_delivery": int(pdu.registered_delivery or 0),
+        "data_coding": int(pdu.data_coding or 0),
+        "short_message_hex": (pdu.short_message or b"").hex(),
+        "message_payload_hex": _hex(pdu.message_payload),
+        "receipted_message_id": text_of(pdu.receipted_message_id) or None,
+        "message_state": None if pdu.message_state is None else int(pdu.message_state),
+        "network_error_code_hex": _hex(pdu.network_error_code),
+        "sar_msg_ref_num": pdu.sar_msg_ref_num,
+        "sar_total_segments": pdu.sar_total_segments,
+        "sar_segment_seqnum": pdu.sar_segment_seqnum,
+    }
+
+
+def read_pdu(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A record kept as the PDU's own octets (``pdu_hex``: what the SMPP gateway stores, untouched) with
+    the deliver_sm's fields read out of them; any other record as it is."""
+    if "pdu_hex" not in fields or "esm_class" in fields:
+        return fields
+    try:
+        pdu = smpplib.smpp.parse_pdu(
+            bytes.fromhex(fields["pdu_hex"]), client=_NoSequence(), allow_unknown_opt_params=True
+        )
+    except (smpplib.exceptions.PDUError, smpplib.exceptions.UnknownCommandError, struct.error) as exc:
+        raise ValueError(f"unreadable PDU: {exc!r}") from exc
+    if pdu.command != "deliver_sm":
+        raise ValueError(f"a {pdu.command} PDU is not a deliver_sm")
+    return {**deliver_sm_fields(pdu), **fields}
+
+
 def parse_deliver_sm(fields: Mapping[str, Any], *, receipt_tz: tzinfo = UTC) -> DeliveryEvent:
     """One DeliveryEvent for one deliver_sm record (see the module docstring for the keys).
 
     ``receipt_tz`` is the zone of the SMSC's clock for the receipt's ``done date`` (Appendix B dates carry no
     zone); when the receipt has no usable date, ``received_at`` is used.
     """
+    fields = read_pdu(fields)
     esm_class = int(fields.get("esm_class") or 0)
     data_coding = int(fields.get("data_coding") or 0)
     octets = _octets(fields, "short_message") or _octets(fields, "message_payload")

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import smpplib.client
+import smpplib.smpp
 
 from channels.base import EventType
 from channels.errors import (
@@ -16,7 +18,14 @@ from channels.errors import (
     Throttled,
     TransientError,
 )
-from channels.sms.receipts import id_variants, ids_match, normalize_id, parse_deliver_sm, parse_receipt_text
+from channels.sms.receipts import (
+    id_variants,
+    ids_match,
+    normalize_id,
+    parse_deliver_sm,
+    parse_receipt_text,
+    read_pdu,
+)
 from channels.sms.smpp_errors import classify
 
 
@@ -186,3 +195,50 @@ def test_normalize_id_and_variants() -> None:
     assert id_variants("1A2B") == {"1a2b", "6699"}
     assert "1a2b" in id_variants("6699") and "6699" in id_variants("6699")
     assert id_variants("hello") == {"hello"}
+
+
+def _deliver_sm_octets(**fields: Any) -> bytes:
+    """A deliver_sm as it comes off the wire (built by smpplib, sequence 41)."""
+    client = smpplib.client.Client("sandbox", 0)
+    pdu = smpplib.smpp.make_pdu("deliver_sm", client=client, **fields)
+    pdu.sequence = 41
+    return bytes(pdu.generate())
+
+
+def test_a_record_kept_as_octets_reads_as_the_parsed_pdu() -> None:
+    """The gateway stores the PDU's octets; read_pdu gives the same fields as parsing it, and the event follows."""
+    octets = _deliver_sm_octets(
+        source_addr="84912000001",
+        destination_addr="SKHCN",
+        esm_class=0x04,
+        short_message=b"id:5F5E100 sub:001 dlvrd:001 submit date:2611280600 done date:2611280601 stat:DELIVRD",
+        receipted_message_id="5F5E100",
+        message_state=2,
+    )
+    record = {"command": "deliver_sm", "sequence": 41, "received_at": "2026-11-28T06:01:00+00:00"}
+    record["pdu_hex"] = octets.hex()
+
+    fields = read_pdu(record)
+
+    assert fields["source_addr"] == "84912000001" and fields["esm_class"] == 0x04
+    assert fields["receipted_message_id"] == "5F5E100" and fields["message_state"] == 2
+    assert fields["sequence"] == 41 and fields["pdu_hex"] == octets.hex()
+    event = parse_deliver_sm(record)
+    assert (event.type, event.provider_id) == (EventType.DELIVERED, "5f5e100")
+
+
+def test_a_plain_mapping_is_read_as_it_is() -> None:
+    record = {"esm_class": 0x04, "receipted_message_id": "9", "message_state": 2}
+    assert read_pdu(record) is record
+
+
+@pytest.mark.parametrize(
+    "pdu_hex",
+    [
+        "00000010800000040000000000000001",  # a submit_sm_resp, not a deliver_sm
+        "0000001000000005000000",  # cut short inside the header
+    ],
+)
+def test_octets_that_are_no_deliver_sm_are_refused(pdu_hex: str) -> None:
+    with pytest.raises(ValueError):
+        read_pdu({"pdu_hex": pdu_hex})

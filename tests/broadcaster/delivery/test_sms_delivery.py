@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from sqlalchemy import select
+
+from broadcaster.db.models import Chunk
 from channels.sandbox.smsc import SmscBehaviour
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
 
@@ -119,3 +122,17 @@ def test_a_throttling_smsc_slows_sending_and_loses_nothing(make_pipeline: Pipeli
     resubmitted = {d: n for d, n in accepted_per_destination.items() if n > 3}
     partial = {m.address.lstrip("+") for m in deferred}
     assert set(resubmitted) <= partial  # only a message refused part-way is sent again, as a whole
+
+
+def test_an_smpp_provider_cuts_chunks_of_its_own_size(make_pipeline: PipelineFactory) -> None:
+    """``chunk_size`` under the provider overrides ``[delivery] chunk_size`` (200 here) for its messages."""
+    pipeline = make_pipeline(sms={"chunk_size": 300})
+    pipeline.add_contacts(citizens(RECIPIENTS))
+    campaign_id = sms_only(pipeline, text=SHORT_SMS, unaccented=True)
+
+    run_id = pipeline.send(campaign_id)
+
+    pipeline.wait_for_statuses(run_id, {("sms", "delivered"): RECIPIENTS}, timeout=60)
+    with pipeline.context.readers() as session:
+        sizes = sorted(session.scalars(select(Chunk.size).where(Chunk.run_id == run_id)))
+    assert sizes == [200, 300]
