@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,7 +38,7 @@ _INBOUND = cast(Table, InboundRecord.__table__)
 PART_STATE = {EventType.DELIVERED: "delivered", EventType.FAILED: "failed", EventType.EXPIRED: "expired"}
 
 
-def parse_record(record: InboundRecord) -> list[DeliveryEvent]:
+def parse_record(record: _Stored) -> list[DeliveryEvent]:
     if record.channel == "sms":
         return [parse_deliver_sm(record.payload)]
     if record.channel == "email":
@@ -115,41 +115,65 @@ def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) 
 def apply_pending(
     sessions: sessionmaker[Session], *, provider: str, clock: Clock, page: int = 200
 ) -> tuple[int, int]:
-    """Apply a provider's unprocessed records, oldest first, a page per transaction (keyset: records that
-    still wait for their part never hide newer ones). Returns (settled, still waiting).
+    """Apply a provider's unprocessed records, oldest first, page by page (keyset: records that still wait
+    for their part never hide newer ones). Returns (settled, still waiting).
 
-    Each page is looked for with a reader first, so an applier with nothing to do never takes SQLite's write
-    lock, and pages stay small, so the gateway's claims never wait long behind one."""
+    A page is read and its PDUs parsed outside any transaction; only matching and the updates take SQLite's
+    write lock, so the gateway's claims never wait long behind an applier."""
     settled = waiting = 0
     last = 0
-    pending = (
-        select(InboundRecord.id)
-        .where(InboundRecord.provider == provider, InboundRecord.processed_at.is_(None))
-        .order_by(InboundRecord.id)
+    columns = (
+        InboundRecord.id,
+        InboundRecord.provider,
+        InboundRecord.channel,
+        InboundRecord.received_at,
+        InboundRecord.payload,
     )
     while True:
         with readers_of(sessions)() as session:
-            first = session.scalar(pending.where(InboundRecord.id > last).limit(1))
-        if first is None:
+            rows = session.execute(
+                select(*columns)
+                .where(
+                    InboundRecord.provider == provider,
+                    InboundRecord.processed_at.is_(None),
+                    InboundRecord.id > last,
+                )
+                .order_by(InboundRecord.id)
+                .limit(page)
+            ).all()
+        if not rows:
             break
+        last = rows[-1].id
+        now = clock.now()
+        copies = [_Copy(*row) for row in rows]
+        read = _read(copies, now=now)
         with sessions.begin() as session:
-            records = list(
+            ids = [row.id for row in rows]
+            still_open = set(
                 session.scalars(
-                    select(InboundRecord)
-                    .where(InboundRecord.id.in_(pending.where(InboundRecord.id > last).limit(page)))
-                    .order_by(InboundRecord.id)
+                    select(InboundRecord.id)
+                    .where(InboundRecord.id.in_(ids), InboundRecord.processed_at.is_(None))
                     .with_for_update(skip_locked=True)  # PostgreSQL: two appliers split the work
                 )
             )
-            records = [record for record in records if record.processed_at is None]
-            if not records:
-                break
-            apply_records(session, records, now=clock.now())
-            done = sum(1 for record in records if record.processed_at is not None)
-            last = records[-1].id
-        settled += done
-        waiting += len(records) - done
-        if len(records) < page:
+            _settle(
+                session, [(record, events) for record, events in read if record.id in still_open], now=now
+            )
+            closed = [
+                {"b_id": c.id, "b_at": c.processed_at, "b_outcome": c.outcome}
+                for c in copies
+                if c.id in still_open and c.processed_at is not None
+            ]
+            if closed:
+                session.connection().execute(
+                    update(_INBOUND)
+                    .where(_INBOUND.c.id == bindparam("b_id"))
+                    .values(processed_at=bindparam("b_at"), outcome=bindparam("b_outcome")),
+                    closed,
+                )
+        settled += len(closed)
+        waiting += len(still_open) - len(closed)
+        if len(rows) < page:
             break
     return settled, waiting
 
@@ -183,7 +207,7 @@ def process_pending(
 
 @dataclass
 class _Resolved:
-    record: InboundRecord
+    record: _Stored
     event: DeliveryEvent
     message_id: int | None = None
     part: _Part | None = None
@@ -198,22 +222,53 @@ class _Part:
     provider_id: str
 
 
-def apply_records(session: Session, records: Sequence[InboundRecord], *, now: datetime) -> None:
+class _Stored(Protocol):
+    """What applying needs of a stored record: an ``InboundRecord`` or a plain copy of one (``_Copy``)."""
+
+    id: int
+    provider: str
+    channel: str
+    received_at: datetime
+    payload: dict[str, Any]
+    processed_at: datetime | None
+    outcome: str | None
+
+
+@dataclass
+class _Copy:
+    """A stored record read outside the write transaction (its outcome is written back by id)."""
+
+    id: int
+    provider: str
+    channel: str
+    received_at: datetime
+    payload: dict[str, Any]
+    processed_at: datetime | None = None
+    outcome: str | None = None
+
+
+def apply_records(session: Session, records: Sequence[_Stored], *, now: datetime) -> None:
     """Apply many records with a handful of set-based statements (one receipt per part can come in at
     the rate of the send itself). Settled records get ``processed_at``; unmatched ones wait for a retry."""
-    resolved: list[_Resolved] = []
-    readable: list[InboundRecord] = []
+    _settle(session, _read(records, now=now), now=now)
+
+
+def _read(records: Sequence[_Stored], *, now: datetime) -> list[tuple[_Stored, list[DeliveryEvent]]]:
+    """Each record with its events; an unreadable one is closed at once (kept raw for the audit, so it
+    never blocks the records behind it). No database work: callers may do it outside a transaction."""
+    read: list[tuple[_Stored, list[DeliveryEvent]]] = []
     for record in records:
         try:
-            events = parse_record(record)
+            read.append((record, parse_record(record)))
         except (ValueError, TypeError, KeyError) as exc:
-            # Kept raw for the audit, closed so it never blocks the records behind it.
             log.warning("inbound record %s from %s is unreadable: %r", record.id, record.provider, exc)
             record.processed_at = now
             record.outcome = f"unreadable: {exc!r}"[:200]
-            continue
-        readable.append(record)
-        resolved.extend(_Resolved(record, event) for event in events)
+    return read
+
+
+def _settle(session: Session, read: list[tuple[_Stored, list[DeliveryEvent]]], *, now: datetime) -> None:
+    resolved = [_Resolved(record, event) for record, events in read for event in events]
     _match_parts(session, resolved)
     _match_mails(session, resolved)
     fresh = _record_events(session, resolved, now=now)
@@ -222,7 +277,7 @@ def apply_records(session: Session, records: Sequence[InboundRecord], *, now: da
     by_record: dict[int, list[str]] = defaultdict(list)
     for item in resolved:
         by_record[id(item.record)].append(item.outcome)
-    for record in readable:
+    for record, _events in read:
         outcomes = by_record.get(id(record), ["empty"])
         if "unmatched" not in outcomes or now - record.received_at > UNMATCHED_AFTER:
             record.processed_at = now
