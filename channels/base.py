@@ -2,7 +2,9 @@
 
 An adapter is synchronous at the boundary: the engine hands it one *window* of messages (at most
 ``capabilities.window``) and gets one ``SendResult`` per message back, in the same order. Whatever
-concurrency the protocol allows (an SMPP window, several SMTP connections) lives inside the adapter.
+concurrency the protocol allows (an SMPP window, several SMTP connections) lives inside the adapter. An
+adapter whose ``capabilities.overlap`` is above 1 must accept that many ``send()`` calls at once, from
+different threads.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Capabilities:
     window: int = 1  # messages handed to one send() call
     receipts: bool = False  # the provider reports delivery asynchronously
     max_length: int | None = None  # characters of body, if the provider caps it
+    # send() calls the engine may run at once on one adapter. An adapter that keeps its own window across
+    # calls (SMPP) says 2, so its window never drains between two calls; the others take one at a time.
+    overlap: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Send one chunk window by window: check the campaign's state and send window, claim the window with a
 single ``UPDATE … RETURNING``, take rate-limit tokens, hand it to the adapter, record the results.
 
-Two windows overlap (one on the wire while the next is claimed and the last recorded), and no transaction
-stays open across network I/O: claim (commit) → send → record (commit).
+Windows overlap (one or more on the wire, as the adapter allows, while the next is claimed and the last
+recorded), and no transaction stays open across network I/O: claim (commit) → send → record (commit).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 # How often a gateway asks for its stored receipts to be applied while they keep coming (seconds).
 HAND_OFF_INTERVAL = 0.25
+# Windows on the wire at once, whatever an adapter declares (each holds a sender thread).
+MAX_OVERLAP = 4
 
 
 @dataclass
@@ -71,6 +74,7 @@ class _Line:
     chunk_id: int
     provider: str
     window: int
+    overlap: int
     tps: float | None
     deadline: float
 
@@ -154,9 +158,10 @@ class Dispatcher:
     def run_chunk(self, chunk_id: int) -> DispatchSummary:
         """Send the chunk's due rows window by window, keeping the provider busy.
 
-        Two windows overlap: while one is on the wire (on the sender thread), the next one is claimed and
-        rendered, and the previous one's results are recorded. The state checks (pause, cancel, send window)
-        run before each claim, so a pause takes effect within one window.
+        Windows overlap: while ``overlap`` windows are on the wire (on sender threads), the next one is
+        claimed and rendered, and the oldest one's results are recorded as soon as they are in. The state
+        checks (pause, cancel, send window) run before each claim and again before a window that waited
+        goes out, so a pause takes effect within a window or two.
         """
         summary = DispatchSummary(chunk_id=chunk_id)
         with self.readers() as session:
@@ -171,44 +176,55 @@ class Dispatcher:
             chunk_id=chunk_id,
             provider=provider,
             window=max(1, adapter.capabilities.window),
+            overlap=min(max(1, adapter.capabilities.overlap), MAX_OVERLAP),
             tps=self.settings.provider(provider).tps,
             deadline=time.monotonic() + self.settings.delivery.chunk_max_seconds,
         )
         ahead: _Window | _Stop | None = None  # None: the next window is not prepared yet
-        on_wire: _Window | None = None
+        on_wire: deque[_Window] = deque()  # oldest first
         try:
             while True:
+                ahead = self._fill_wire(line, on_wire, ahead)
+                if not on_wire:
+                    assert isinstance(ahead, _Stop)
+                    summary.stopped = ahead.reason
+                    break
                 if ahead is None:
-                    ahead = self._prepare(line)
-                if isinstance(ahead, _Window):
-                    # A window prepared earlier is checked again just before it goes: a pause or a cancel
-                    # that came meanwhile stops it (it returns to the queue untouched).
-                    ahead = self._still_cleared(line, ahead)
-                if on_wire is None:
-                    if isinstance(ahead, _Stop):
-                        summary.stopped = ahead.reason
-                        break
-                    on_wire, ahead = self._put_on_wire(line, ahead), None
-                    continue  # prepare the next window while this one is on the wire
-                done, on_wire = on_wire, None
+                    ahead = self._prepare(line)  # claimed while the wire is busy
+                done = on_wire.popleft()
                 results = done.results()
-                if isinstance(ahead, _Window):
-                    ahead = self._still_cleared(line, ahead)
-                if isinstance(ahead, _Window):
-                    # Keep the provider busy while this window's results are recorded.
-                    on_wire, ahead = self._put_on_wire(line, ahead), None
+                # Keep the provider busy while this window's results are recorded.
+                ahead = self._fill_wire(line, on_wire, ahead, prepare=False)
                 stop = self._record(line, done, results, summary)
                 if stop is not None:
                     summary.stopped = stop
                     break
         finally:
-            if on_wire is not None:  # already written: its results must be recorded
-                self._record(line, on_wire, on_wire.results(), summary)
+            for window in on_wire:  # already written: their results must be recorded
+                self._record(line, window, window.results(), summary)
             if isinstance(ahead, _Window):  # claimed but never sent: back to the queue untouched
                 self._unclaim(ahead)
         self._finish(chunk_id)
         log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, summary)
         return summary
+
+    def _fill_wire(
+        self, line: _Line, on_wire: deque[_Window], ahead: _Window | _Stop | None, *, prepare: bool = True
+    ) -> _Window | _Stop | None:
+        """Put windows on the wire while it has room; returns what is left ahead (a stop, or nothing).
+
+        A window prepared earlier is checked again just before it goes: a pause or a cancel that came while
+        it waited stops it (it returns to the queue untouched)."""
+        while len(on_wire) < line.overlap:
+            if isinstance(ahead, _Window):
+                ahead = self._still_cleared(line, ahead)
+            elif ahead is None and prepare:
+                ahead = self._prepare(line)
+            if not isinstance(ahead, _Window):
+                break
+            on_wire.append(self._put_on_wire(line, ahead))
+            ahead = None
+        return ahead
 
     def _prepare(self, line: _Line) -> _Window | _Stop:
         """The next window, claimed and paced; or why there is none."""
@@ -247,7 +263,8 @@ class Dispatcher:
 
     def _sender(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sender")
+            # Threads start only as windows overlap: an adapter that takes one call at a time uses one.
+            self._executor = ThreadPoolExecutor(max_workers=MAX_OVERLAP, thread_name_prefix="sender")
         return self._executor
 
     def _record(

@@ -207,6 +207,7 @@ class _Bind:
     enquire_links_sent: int = 0
     enquire_links_answered: int = 0
     deliver_sm_received: int = 0
+    peak_outstanding: int = 0  # the most submit_sm ever waiting for an answer at once (never above window)
 
     def outstanding(self) -> int:
         with self.lock:
@@ -308,8 +309,14 @@ class SmppAdapter(AdapterBase):
         # at its end, so several PDU windows' worth per call keeps that drain rare. The Protocol declares
         # ``capabilities`` a ClassVar; an instance entry shadows it for this adapter only.
         self.__dict__["capabilities"] = Capabilities(
-            window=window * binds * SEND_WINDOWS_PER_CALL, receipts=True, max_length=None
+            window=window * binds * SEND_WINDOWS_PER_CALL, receipts=True, max_length=None, overlap=2
         )
+        # Two send() calls at once share the binds' windows: the second one's parts fill each window as the
+        # first one's drain. Checking a window for room and filling it is one step under this lock.
+        self._filling = threading.Lock()
+        # Senders whose parts wait for room: answers to anyone's parts wake them (see _wake_for_room).
+        self._wanting_room: set[queue.Queue[list[_Reply]]] = set()
+        self._room_lock = threading.Lock()
         self._binds = [_Bind(index=i) for i in range(binds)]
         self._closing = threading.Event()
         self._opened = False
@@ -414,6 +421,7 @@ class SmppAdapter(AdapterBase):
             "enquire_links_answered": sum(b.enquire_links_answered for b in self._binds),
             "deliver_sm_received": sum(b.deliver_sm_received for b in self._binds),
             "outstanding": sum(b.outstanding() for b in self._binds),
+            "peak_outstanding": max(b.peak_outstanding for b in self._binds),
         }
 
     # ------------------------------------------------------------------ connection handling
@@ -546,6 +554,8 @@ class SmppAdapter(AdapterBase):
                     break
             for replies, batch in answers.values():
                 replies.put(batch)
+            if answers and self._wanting_room:
+                self._wake_for_room(answers)
             if broken is not None:
                 if self._closing.is_set():
                     break
@@ -837,6 +847,31 @@ class SmppAdapter(AdapterBase):
         replies: queue.Queue[list[_Reply]],
     ) -> bool:
         """Write the due parts that fit in their bind's window; True when some had to wait for room."""
+        with self._filling:
+            # Registered before the windows are measured, so an answer that frees room after that still
+            # finds this sender to wake.
+            with self._room_lock:
+                self._wanting_room.add(replies)
+            blocked = self._fill_windows(waiting, inflight, replies)
+            if not blocked:
+                with self._room_lock:
+                    self._wanting_room.discard(replies)
+            return blocked
+
+    def _wake_for_room(self, answered: Mapping[int, Any]) -> None:
+        """Answers freed window room: wake the senders waiting for it that got no answer of their own."""
+        with self._room_lock:
+            woken, self._wanting_room = self._wanting_room, set()
+        for replies in woken:
+            if id(replies) not in answered:
+                replies.put([])
+
+    def _fill_windows(
+        self,
+        waiting: list[_PartTask],
+        inflight: dict[int, _Inflight],
+        replies: queue.Queue[list[_Reply]],
+    ) -> bool:
         now = time.monotonic()
         room: dict[int, int] = {}
         batches: dict[int, tuple[_Bind, list[_PartTask]]] = {}
@@ -905,6 +940,7 @@ class SmppAdapter(AdapterBase):
                 return [None] * len(tasks)  # the link changed under us: nothing was written on it
             for pdu, item in zip(pdus, items, strict=True):
                 bind.pending[pdu.sequence] = item  # registered first: the answer may beat the write's return
+            bind.peak_outstanding = max(bind.peak_outstanding, len(bind.pending))
         written = len(pdus)
         try:
             client.send_pdus(pdus)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import threading
 import unicodedata
 from collections.abc import Iterator
@@ -93,6 +94,47 @@ def test_300_messages_in_windows_all_arrive(inbox: Inbox, binds: int) -> None:
             assert got.source == "DANANG"
         assert len(smsc.accepted) == sum(len(r.provider_ids) for r in results)
         assert adapter.stats()["outstanding"] == 0
+
+
+def test_overlapping_send_calls_share_the_window_and_keep_their_results(inbox: Inbox) -> None:
+    """The engine runs ``overlap`` send() calls at once: together they never exceed the bind's window, and
+    each call gets its own messages' results."""
+    calls = [
+        [message(c * 1000 + n, f"Tin {c}-{n}: " + "mưa lớn, " * (n % 20)) for n in range(120)]
+        for c in range(2)
+    ]
+    with (
+        running_smsc(SmscBehaviour(receipts=False)) as smsc,
+        adapter_for(smsc, window=8, on_inbound=inbox) as adapter,
+    ):
+        assert adapter.capabilities.overlap == 2
+        results: dict[int, list[Any]] = {}
+        threads = [
+            threading.Thread(target=lambda c=c: results.__setitem__(c, adapter.send(calls[c])))
+            for c in range(2)
+        ]
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # thread switches everywhere, so an unguarded window check would show
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+        finally:
+            sys.setswitchinterval(old)
+
+        for c in range(2):
+            assert [r.message_id for r in results[c]] == [m.message_id for m in calls[c]]
+            assert all(r.outcome is SendOutcome.SENT for r in results[c])
+        by_destination = {m.destination: m for m in smsc.reassembled()}
+        for c in range(2):
+            for msg, result in zip(calls[c], results[c], strict=True):
+                got = by_destination[msg.address.lstrip("+")]
+                assert got.complete and got.text == unicodedata.normalize("NFC", msg.body)
+                assert result.provider_ids == tuple(i.lower() for i in got.message_ids)
+        stats = adapter.stats()
+        assert stats["outstanding"] == 0
+        assert 1 <= stats["peak_outstanding"] <= 8
 
 
 def test_long_vietnamese_ucs2_arrives_as_numbered_parts() -> None:
