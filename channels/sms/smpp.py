@@ -62,7 +62,7 @@ from channels.errors import (
     PermanentError,
     Throttled,
 )
-from channels.sms import receipts
+from channels.sms import pdus, receipts
 from channels.sms.encoding import Encoding, SplitMessage, split
 from channels.sms.smpp_errors import classify, status_name
 
@@ -77,8 +77,6 @@ INBOUND_BATCH_MAX: Final = 200  # deliver_sm records handed over (and committed)
 
 # SMPP v3.4 §5.1.3 command_status values the adapter acts on itself.
 ESME_ROK: Final = 0x00
-_SUBMIT_SM_RESP: Final = (0x80000004).to_bytes(4, "big")  # §5.1.2.1 command_id
-_DELIVER_SM: Final = (0x00000005).to_bytes(4, "big")
 ESME_RMSGQFUL: Final = 0x14
 ESME_RTHROTTLED: Final = 0x58
 ESME_RX_T_APPN: Final = 0x64  # our answer to a deliver_sm we could not store: the SMSC redelivers later
@@ -142,20 +140,18 @@ class _LockedClient(smpplib.client.Client):  # type: ignore[misc]
         with self._write_lock:
             return bool(super().send_pdu(p))
 
-    def send_pdus(self, pdus: Sequence[Any]) -> None:
-        """Write several PDUs with as few system calls as the socket allows.
+    def send_octets(self, command: str, octets: Sequence[bytes]) -> None:
+        """Write several ``command`` PDUs (their octets) with as few system calls as the socket allows.
 
         Each ``sendall`` gives up the GIL and must win it back from the reader and the engine's threads; one
         write per window instead of one per PDU is most of what separates a threaded gateway from a
         single-threaded client. Raises ``_WriteFailed`` saying how many PDUs went out whole.
         """
-        chunks = [pdu.generate() for pdu in pdus]
-        ends = list(itertools.accumulate(len(chunk) for chunk in chunks))
-        data = b"".join(chunks)
+        ends = list(itertools.accumulate(len(chunk) for chunk in octets))
+        data = b"".join(octets)
         with self._write_lock:
-            allowed = smpplib.consts.COMMAND_STATES
-            if any(self.state not in allowed[pdu.command] for pdu in pdus):
-                raise _WriteFailed(0, f"session state {self.state} does not allow {pdus[0].command}")
+            if self.state not in smpplib.consts.COMMAND_STATES[command]:
+                raise _WriteFailed(0, f"session state {self.state} does not allow {command}")
             sock = self._socket
             if sock is None:
                 raise _WriteFailed(0, "socket closed")
@@ -218,6 +214,7 @@ class _Bind:
 class _MessageJob:
     index: int
     message: OutboundMessage
+    destination: bytes  # destination_addr as written (pdus.address)
     split: SplitMessage
     part_ids: list[str | None]
     part_state: list[str]  # "new", "inflight", "ok", "refused", "unknown", "unwritten", "skipped"
@@ -310,6 +307,14 @@ class SmppAdapter(AdapterBase):
         # ``capabilities`` a ClassVar; an instance entry shadows it for this adapter only.
         self.__dict__["capabilities"] = Capabilities(
             window=window * binds * SEND_WINDOWS_PER_CALL, receipts=True, max_length=None, overlap=2
+        )
+        self._submit_sm_writer = pdus.SubmitSmWriter(
+            source_ton=source_ton,
+            source_npi=source_npi,
+            source_addr=source_addr,
+            dest_ton=_TON_INTERNATIONAL,
+            dest_npi=_NPI_ISDN,
+            registered_delivery=_REGISTERED_DELIVERY if registered_delivery else 0,
         )
         # Two send() calls at once share the binds' windows: the second one's parts fill each window as the
         # first one's drain. Checking a window for room and filling it is one step under this lock.
@@ -529,12 +534,12 @@ class SmppAdapter(AdapterBase):
             answers: dict[int, tuple[queue.Queue[list[_Reply]], list[_Reply]]] = {}
             broken: Exception | None = None
             for raw in raws:
-                answer = self._submit_sm_resp(raw)
+                answer = pdus.read_submit_sm_resp(raw)
                 if answer is not None:
                     bind.enquire_sent_at = None  # any traffic proves the link is alive
                     self._on_answer(bind, "submit_sm_resp", *answer, answers)
                     continue
-                if raw[4:8] == _DELIVER_SM:
+                if pdus.command_id(raw) == pdus.DELIVER_SM:
                     bind.enquire_sent_at = None
                     self._on_deliver_sm(bind, client, raw)
                     continue
@@ -563,18 +568,6 @@ class SmppAdapter(AdapterBase):
         # A reconnect may have completed while close() was running: never leave a socket behind.
         self._drop(bind, reason="closed", generation=None)
         log.debug("bind %d: reader stopped", bind.index)
-
-    @staticmethod
-    def _submit_sm_resp(raw: bytes) -> tuple[int, int, str | None] | None:
-        """(sequence, status, message_id) of a submit_sm_resp, read straight from its octets; None for
-        any other PDU. The hot path of every window: a 16-octet header and one C-octet string (SMPP v3.4
-        §4.4.2), which smpplib's generic parser takes ten times longer to read."""
-        if raw[4:8] != _SUBMIT_SM_RESP:
-            return None
-        status = int.from_bytes(raw[8:12], "big")
-        sequence = int.from_bytes(raw[12:16], "big")
-        message_id = raw[16:].split(b"\x00", 1)[0].decode("latin-1") or None
-        return sequence, status, message_id
 
     def _on_answer(
         self,
@@ -605,21 +598,21 @@ class SmppAdapter(AdapterBase):
             raise smpplib.exceptions.ConnectionError("socket closed")
         buffer = bind.buffer
         while True:
-            pdus: list[bytes] = []
+            found: list[bytes] = []
             position = 0
             while len(buffer) - position >= 4:
                 length = int.from_bytes(buffer[position : position + 4], "big")
                 if length < 16 or length > _MAX_PDU:
-                    if pdus:
+                    if found:
                         break  # hand over what came before it; the next call reports the break
                     raise smpplib.exceptions.ConnectionError(f"broken PDU stream (command_length {length})")
                 if len(buffer) - position < length:
                     break
-                pdus.append(bytes(buffer[position : position + length]))
+                found.append(bytes(buffer[position : position + length]))
                 position += length
             del buffer[:position]
-            if pdus:
-                return pdus
+            if found:
+                return found
             try:
                 chunk = sock.recv(65536)
             except TimeoutError:
@@ -724,14 +717,14 @@ class SmppAdapter(AdapterBase):
                     statuses[index] = ESME_RX_T_APPN
         else:
             log.warning("%d deliver_sm with no on_inbound handler; acknowledged and dropped", len(batch))
-        answers: dict[int, tuple[_Bind, Any, list[Any]]] = {}  # per connection, in order
+        answers: dict[int, tuple[_Bind, Any, list[bytes]]] = {}  # per connection, in order
         for (bind, client, sequence, _record), status in zip(batch, statuses, strict=True):
-            resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=client, status=status)
-            resp.sequence = sequence
-            answers.setdefault(id(client), (bind, client, []))[2].append(resp)
+            answers.setdefault(id(client), (bind, client, []))[2].append(
+                pdus.deliver_sm_resp(sequence, status)
+            )
         for bind, client, resps in answers.values():
             try:
-                client.send_pdus(resps)
+                client.send_octets("deliver_sm_resp", resps)
             except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as exc:
                 # The session dropped or is unbinding; the SMSC redelivers unanswered deliver_sm later.
                 log.debug("bind %d: %d deliver_sm_resp not sent: %r", bind.index, len(resps), exc)
@@ -761,6 +754,7 @@ class SmppAdapter(AdapterBase):
         for index, message in enumerate(messages):
             destination = message.address.lstrip("+")
             try:
+                address = pdus.address(destination)
                 encoding = Encoding(message.encoding) if message.encoding else None
                 parts = split(message.body, reference=self._reference(destination), encoding=encoding)
             except ValueError as exc:
@@ -773,6 +767,7 @@ class SmppAdapter(AdapterBase):
                 _MessageJob(
                     index=index,
                     message=message,
+                    destination=address,
                     split=parts,
                     part_ids=[None] * count,
                     part_state=["new"] * count,
@@ -907,20 +902,13 @@ class SmppAdapter(AdapterBase):
                     inflight[written.token] = written
         return bool(blocked)
 
-    def _submit_sm(self, client: _LockedClient, task: _PartTask) -> Any:
+    def _submit_sm(self, sequence: int, task: _PartTask) -> bytes:
         job = task.job
-        return smpplib.smpp.make_pdu(
-            "submit_sm",
-            client=client,
-            source_addr_ton=self.source_ton,
-            source_addr_npi=self.source_npi,
-            source_addr=self.source_addr,
-            dest_addr_ton=_TON_INTERNATIONAL,
-            dest_addr_npi=_NPI_ISDN,
-            destination_addr=job.message.address.lstrip("+"),
+        return self._submit_sm_writer.submit_sm(
+            sequence,
+            destination=job.destination,
             esm_class=job.split.esm_class,
             data_coding=job.split.data_coding,
-            registered_delivery=_REGISTERED_DELIVERY if self.registered_delivery else 0,
             short_message=job.split.parts[task.part].short_message,
         )
 
@@ -933,28 +921,29 @@ class SmppAdapter(AdapterBase):
             client, generation = bind.client, bind.generation
         if client is None:
             return [None] * len(tasks)
-        pdus = [self._submit_sm(client, task) for task in tasks]
+        sequences = [client.next_sequence() for _ in tasks]
+        octets = [self._submit_sm(sequence, task) for sequence, task in zip(sequences, tasks, strict=True)]
         items = [_Pending(token=next(self._tokens), replies=replies) for _ in tasks]
         with bind.lock:
             if bind.generation != generation:
                 return [None] * len(tasks)  # the link changed under us: nothing was written on it
-            for pdu, item in zip(pdus, items, strict=True):
-                bind.pending[pdu.sequence] = item  # registered first: the answer may beat the write's return
+            for sequence, item in zip(sequences, items, strict=True):
+                bind.pending[sequence] = item  # registered first: the answer may beat the write's return
             bind.peak_outstanding = max(bind.peak_outstanding, len(bind.pending))
-        written = len(pdus)
+        written = len(octets)
         try:
-            client.send_pdus(pdus)
+            client.send_octets("submit_sm", octets)
         except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as exc:
             # The PDUs wholly written before the break are at the SMSC (their answers may still come, or
             # _drop reports them lost); of the rest at most a fragment went out, which the SMSC cannot act on.
             written = exc.complete if isinstance(exc, _WriteFailed) else 0
             with bind.lock:
-                for pdu in pdus[written:]:
-                    bind.pending.pop(pdu.sequence, None)
+                for sequence in sequences[written:]:
+                    bind.pending.pop(sequence, None)
             self._drop(bind, reason=f"write failed: {exc!r}", generation=generation)
         deadline = time.monotonic() + self.pdu_timeout
         if log.isEnabledFor(logging.DEBUG):
-            for task, pdu in zip(tasks[:written], pdus, strict=False):
+            for task, sequence in zip(tasks[:written], sequences, strict=False):
                 log.debug(
                     "message %d part %d/%d -> %s (bind %d, seq %d)",
                     task.job.message.message_id,
@@ -962,13 +951,13 @@ class SmppAdapter(AdapterBase):
                     len(task.job.part_state),
                     mask_address(task.job.message.address),
                     bind.index,
-                    pdu.sequence,
+                    sequence,
                 )
         return [
-            _Inflight(token=item.token, task=task, bind=bind, sequence=pdu.sequence, deadline=deadline)
+            _Inflight(token=item.token, task=task, bind=bind, sequence=sequence, deadline=deadline)
             if index < written
             else None
-            for index, (task, pdu, item) in enumerate(zip(tasks, pdus, items, strict=True))
+            for index, (task, sequence, item) in enumerate(zip(tasks, sequences, items, strict=True))
         ]
 
     def _apply(

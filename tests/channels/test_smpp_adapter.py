@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from channels.base import Adapter, Channel, EventType, OutboundMessage, SendOutcome
-from channels.errors import ConnectionLost, OutcomeUnknown, RecipientRejected, Throttled
+from channels.errors import ConnectionLost, OutcomeUnknown, PermanentError, RecipientRejected, Throttled
 from channels.sms.receipts import ids_match, read_pdu
 from channels.sms.smpp import SEND_WINDOWS_PER_CALL, SmppAdapter, mask_address
 from tests.conftest import free_port
@@ -244,6 +244,17 @@ def test_rejected_destination_fails_only_that_message() -> None:
             assert failed.error.code == "0x0000000B"
         assert "part 1/" in str(results[3].error.detail)  # type: ignore[union-attr]
         assert len(smsc.accepted) == 2
+
+
+def test_an_address_too_long_for_submit_sm_fails_only_that_message() -> None:
+    """smpplib would cut a 21-digit destination to 20 and reach someone else; the adapter refuses it."""
+    with running_smsc(SmscBehaviour(receipts=False)) as smsc, adapter_for(smsc) as adapter:
+        results = adapter.send([message(1), message(2, address="+" + "8" * 21), message(3)])
+
+        assert [r.outcome for r in results] == [SendOutcome.SENT, SendOutcome.FAILED, SendOutcome.SENT]
+        assert isinstance(results[1].error, PermanentError)
+        assert "destination_addr" in str(results[1].error.detail)
+        assert sorted(m.destination for m in smsc.reassembled()) == ["84900000001", "84900000003"]
 
 
 def test_deliver_sm_is_answered_only_after_on_inbound_returned() -> None:

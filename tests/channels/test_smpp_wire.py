@@ -18,6 +18,8 @@ import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
 
+from channels.sms import pdus
+from channels.sms.encoding import split
 from channels.sms.smpp import SmppAdapter, _Bind, _LockedClient, _WriteFailed
 
 READ_TIMEOUT = 0.2  # how long _read_pdus waits on a quiet socket before it reports "nothing" (None)
@@ -47,7 +49,7 @@ def submit_sm(sequence: int, text: bytes) -> bytes:
     )
 
 
-# -- _submit_sm_resp ----------------------------------------------------------------------------------------
+# -- pdus.read_submit_sm_resp-------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -67,7 +69,7 @@ def test_submit_sm_resp_reads_what_smpplib_reads(sequence: int, status: int, mes
     parsed = smpplib.smpp.parse_pdu(raw, client=library_client(), allow_unknown_opt_params=True)
     parsed_id = parsed.message_id.decode("latin-1") if parsed.message_id else None
 
-    assert SmppAdapter._submit_sm_resp(raw) == (parsed.sequence, parsed.status, parsed_id)
+    assert pdus.read_submit_sm_resp(raw) == (parsed.sequence, parsed.status, parsed_id)
     assert parsed.sequence == sequence and parsed.status == status  # the comparison above is not vacuous
     assert parsed_id == (message_id or None)
 
@@ -76,7 +78,7 @@ def test_submit_sm_resp_without_a_body_has_no_message_id() -> None:
     """A refusal may be a bare 16-octet header (§4.4.2: no body on a non-zero status): no id, no error."""
     raw = struct.pack(">IIII", 16, 0x80000004, 0x58, 1234)
 
-    assert SmppAdapter._submit_sm_resp(raw) == (1234, 0x58, None)
+    assert pdus.read_submit_sm_resp(raw) == (1234, 0x58, None)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +92,88 @@ def test_submit_sm_resp_without_a_body_has_no_message_id() -> None:
 )
 def test_other_commands_are_not_taken_for_a_submit_sm_resp(raw: bytes) -> None:
     """Any command but submit_sm_resp is left to the generic parser (None), even a generic_nack."""
-    assert SmppAdapter._submit_sm_resp(bytes(raw)) is None
+    assert pdus.read_submit_sm_resp(bytes(raw)) is None
+
+
+# -- pdus.SubmitSmWriter, pdus.deliver_sm_resp ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "destination", "registered"),
+    [
+        pytest.param("Xin chao", "SKHCN", "84905000001", True, id="gsm7-one-part"),
+        pytest.param("Mưa lớn ở Đà Nẵng, " * 12, "DANANG", "84905123456", True, id="ucs2-three-parts"),
+        pytest.param("x" * 400, "SoKHCN-DN", "84" + "9" * 18, False, id="gsm7-long-no-receipt-20-digits"),
+        pytest.param("", "1022", "84905000002", True, id="empty-text"),
+    ],
+)
+def test_submit_sm_octets_are_what_smpplib_writes(
+    text: str, source: str, destination: str, registered: bool
+) -> None:
+    """Every part, written by hand, is byte for byte the submit_sm smpplib builds from the same fields."""
+    writer = pdus.SubmitSmWriter(
+        source_ton=5,
+        source_npi=0,
+        source_addr=source,
+        dest_ton=1,
+        dest_npi=1,
+        registered_delivery=int(registered),
+    )
+    parts = split(text, reference=42)
+    for number, part in enumerate(parts.parts, start=1):
+        expected = make_pdu(
+            "submit_sm",
+            sequence=1000 + number,
+            source_addr_ton=5,
+            source_addr_npi=0,
+            source_addr=source,
+            dest_addr_ton=1,
+            dest_addr_npi=1,
+            destination_addr=destination,
+            esm_class=parts.esm_class,
+            data_coding=parts.data_coding,
+            registered_delivery=int(registered),
+            short_message=part.short_message,
+        ).generate()
+        got = writer.submit_sm(
+            1000 + number,
+            destination=pdus.address(destination),
+            esm_class=parts.esm_class,
+            data_coding=parts.data_coding,
+            short_message=part.short_message,
+        )
+        assert got == bytes(expected)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param("8" * 21, id="21-digits"),
+        pytest.param("84905\x00001", id="nul-inside"),
+        pytest.param("8490500000ở", id="not-ascii"),
+    ],
+)
+def test_an_address_that_cannot_be_a_c_octet_string_is_refused(bad: str) -> None:
+    """smpplib would cut a long address short and send it to someone else; we refuse it."""
+    with pytest.raises(ValueError, match="destination_addr"):
+        pdus.address(bad)
+
+
+def test_a_short_message_over_254_octets_is_refused() -> None:
+    writer = pdus.SubmitSmWriter(
+        source_ton=5, source_npi=0, source_addr="SKHCN", dest_ton=1, dest_npi=1, registered_delivery=1
+    )
+    with pytest.raises(ValueError, match="254"):
+        writer.submit_sm(
+            1, destination=pdus.address("84905000001"), esm_class=0, data_coding=0, short_message=b"x" * 255
+        )
+
+
+@pytest.mark.parametrize(("sequence", "status"), [(1, 0x00), (0x7FFFFFFF, 0x64)])
+def test_deliver_sm_resp_octets_are_what_smpplib_writes(sequence: int, status: int) -> None:
+    expected = make_pdu("deliver_sm_resp", sequence=sequence, status=status).generate()
+
+    assert pdus.deliver_sm_resp(sequence, status) == bytes(expected)
 
 
 # -- _read_pdus ---------------------------------------------------------------------------------------------
@@ -121,14 +204,14 @@ def wire() -> Iterator[Wire]:
     pair.close()
 
 
-def pdus(count: int) -> list[bytes]:
+def submit_sms(count: int) -> list[bytes]:
     """``count`` submit_sm of different lengths (so no boundary falls where a fixed size would put it)."""
     return [submit_sm(n + 1, b"x" * (n * 7 % 40)) for n in range(count)]
 
 
 def test_every_whole_pdu_of_one_read_comes_back_at_once(wire: Wire) -> None:
     """Five PDUs waiting on the socket are returned by one call, whole and in order."""
-    sent = pdus(5)
+    sent = submit_sms(5)
     wire.theirs.sendall(b"".join(sent))
 
     assert wire.read() == sent
@@ -137,7 +220,7 @@ def test_every_whole_pdu_of_one_read_comes_back_at_once(wire: Wire) -> None:
 
 def test_a_partial_pdu_stays_buffered_until_the_rest_arrives(wire: Wire) -> None:
     """A PDU cut after 5 octets is kept across a quiet read (None) and returned once completed."""
-    first, second = pdus(2)
+    first, second = submit_sms(2)
     wire.theirs.sendall(first + second[:5])
 
     assert wire.read() == [first]
@@ -149,7 +232,7 @@ def test_a_partial_pdu_stays_buffered_until_the_rest_arrives(wire: Wire) -> None
 
 def test_a_header_split_inside_command_length_is_reassembled(wire: Wire) -> None:
     """Even the 4-octet length itself may arrive in two reads."""
-    [only] = pdus(1)
+    [only] = submit_sms(1)
     wire.theirs.sendall(only[:2])
     assert wire.read() is None
     wire.theirs.sendall(only[2:])
@@ -160,7 +243,7 @@ def test_a_header_split_inside_command_length_is_reassembled(wire: Wire) -> None
 @pytest.mark.parametrize("length", [0, 15, 64 * 1024 + 1])
 def test_pdus_before_a_broken_length_are_handed_over_then_the_stream_fails(wire: Wire, length: int) -> None:
     """Good PDUs ahead of an impossible command_length are returned; the next call raises ConnectionError."""
-    good = pdus(2)
+    good = submit_sms(2)
     wire.theirs.sendall(b"".join(good) + length.to_bytes(4, "big") + b"\x00" * 12)
 
     assert wire.read() == good
@@ -178,7 +261,7 @@ def test_a_broken_length_first_fails_at_once(wire: Wire) -> None:
 
 def test_pdus_sent_before_the_peer_closed_are_read_before_the_close(wire: Wire) -> None:
     """The PDUs the SMSC wrote before closing come first; only then does the closed socket raise."""
-    sent = pdus(3)
+    sent = submit_sms(3)
     wire.theirs.sendall(b"".join(sent))
     wire.theirs.close()
 
@@ -194,7 +277,7 @@ def test_a_client_without_a_socket_fails(wire: Wire) -> None:
         wire.adapter._read_pdus(wire.bind, closed)
 
 
-# -- _LockedClient.send_pdus ---------------------------------------------------------------------------------
+# -- _LockedClient.send_octets------------------------------------------------------------------------------
 
 
 class BreakingSocket:
@@ -221,17 +304,8 @@ def client() -> Iterator[_LockedClient]:
     bound._socket = None  # never a real socket: nothing to close (and no "was not closed" warning)
 
 
-def window(client: _LockedClient, count: int) -> list[Any]:
-    return [
-        smpplib.smpp.make_pdu(
-            "submit_sm",
-            client=client,
-            source_addr="SKHCN",
-            destination_addr="84905000001",
-            short_message=b"y" * (n * 11 % 50),
-        )
-        for n in range(count)
-    ]
+def window(client: _LockedClient, count: int) -> list[bytes]:
+    return [submit_sm(n + 1, b"y" * (n * 11 % 50)) for n in range(count)]
 
 
 def whole_pdus_within(lengths: list[int], octets: int) -> int:
@@ -251,15 +325,14 @@ def whole_pdus_within(lengths: list[int], octets: int) -> int:
 )
 def test_a_broken_write_reports_how_many_pdus_went_out_whole(client: _LockedClient, cut: Any) -> None:
     """When the socket breaks after N octets, complete counts exactly the PDUs that lie wholly inside them."""
-    pdus_ = window(client, 6)
-    chunks = [bytes(p.generate()) for p in pdus_]
+    chunks = window(client, 6)
     ends = list(itertools.accumulate(len(c) for c in chunks))
     octets = cut(ends)
     sock = BreakingSocket(budget=octets)
     client._socket = sock
 
     with pytest.raises(_WriteFailed) as failure:
-        client.send_pdus(pdus_)
+        client.send_octets("submit_sm", chunks)
 
     assert failure.value.complete == whole_pdus_within([len(c) for c in chunks], octets)
     assert bytes(sock.received) == b"".join(chunks)[:octets]  # partial sends were continued, in order
@@ -268,12 +341,12 @@ def test_a_broken_write_reports_how_many_pdus_went_out_whole(client: _LockedClie
 
 def test_a_write_the_socket_accepts_in_pieces_sends_every_octet(client: _LockedClient) -> None:
     """Short sends are continued until the whole window is out; no error."""
-    pdus_ = window(client, 6)
-    expected = b"".join(bytes(p.generate()) for p in pdus_)
+    chunks = window(client, 6)
+    expected = b"".join(chunks)
     sock = BreakingSocket(budget=len(expected), step=5)
     client._socket = sock
 
-    client.send_pdus(pdus_)
+    client.send_octets("submit_sm", chunks)
 
     assert bytes(sock.received) == expected
 
@@ -285,7 +358,7 @@ def test_a_state_that_forbids_the_command_writes_nothing(client: _LockedClient) 
     client.state = smpplib.consts.SMPP_CLIENT_STATE_OPEN
 
     with pytest.raises(_WriteFailed) as failure:
-        client.send_pdus(window(client, 3))
+        client.send_octets("submit_sm", window(client, 3))
 
     assert failure.value.complete == 0
     assert sock.received == bytearray()
@@ -294,6 +367,6 @@ def test_a_state_that_forbids_the_command_writes_nothing(client: _LockedClient) 
 def test_a_closed_socket_writes_nothing(client: _LockedClient) -> None:
     """With no socket the write fails with nothing complete."""
     with pytest.raises(_WriteFailed) as failure:
-        client.send_pdus(window(client, 2))
+        client.send_octets("submit_sm", window(client, 2))
 
     assert failure.value.complete == 0
