@@ -16,6 +16,7 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
 from broadcaster.context import AppContext
+from broadcaster.lease import run_exclusively
 from broadcaster.outbox.dispatch import dispatcher_for
 from broadcaster.outbox.inbound import apply_pending
 from broadcaster.outbox.planner import plan_run
@@ -127,7 +128,18 @@ def dispatch_chunk_task(chunk_id: int) -> dict[str, Any]:
 @app.task(name="broadcaster.apply_inbound")  # type: ignore[untyped-decorator]
 def apply_inbound_task(provider: str, attempt: int = 1) -> int:
     state = WorkerState.get()
-    settled, waiting = apply_pending(state.context.sessions, provider=provider, clock=state.context.clock)
+    sessions, clock = state.context.sessions, state.context.clock
+    # One applier per provider at a time: a second one would parse the same records for nothing.
+    passes = run_exclusively(
+        sessions,
+        f"apply-inbound:{provider}",
+        lambda: apply_pending(sessions, provider=provider, clock=clock),
+        clock=clock,
+    )
+    if passes is None:
+        return 0  # the applier at work was asked for one more pass
+    settled = sum(done for done, _waiting in passes)
+    waiting = passes[-1][1]
     if waiting and attempt < INBOUND_RETRIES:
         app.send_task(
             "broadcaster.apply_inbound",

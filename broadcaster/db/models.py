@@ -334,6 +334,17 @@ class DeliveryEventRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class Lease(Base):
+    """A named lease: at most one holder at a time among every process on the database (``broadcaster.lease``)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(100))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    again: Mapped[bool] = mapped_column(Boolean, default=False)  # asked for while held: the holder goes on
+
+
 class RateBucket(Base):
     """A token bucket in a row: shared by every process on one database (embedded mode)."""
 

@@ -11,11 +11,20 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
+
+from broadcaster.db.migrate import MIGRATIONS, alembic_config
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = {"broadcaster", "channels", "consent"}
 
 pytestmark = pytest.mark.slow
+
+MIGRATION_VERSIONS = MIGRATIONS / "versions"
+
+
+def head_revision() -> str:
+    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
 
 
 def _clean_env() -> dict[str, str]:
@@ -78,7 +87,8 @@ def test_wheel_holds_the_three_packages_and_the_defaults(wheel: Path) -> None:
     assert not any(name.startswith("tests/") or "/tests/" in name for name in names)
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
     assert "broadcaster/db/migrations/env.py" in names
-    assert any(name.startswith("broadcaster/db/migrations/versions/0001") for name in names)
+    versions = sorted(path.name for path in MIGRATION_VERSIONS.glob("0*.py"))
+    assert versions and all(f"broadcaster/db/migrations/versions/{v}" in names for v in versions)
     for folder in ("templates", "campaigns"):
         prefix = f"broadcaster/_defaults/{folder}/"
         shipped = {name[len(prefix) :] for name in names if name.startswith(prefix)}
@@ -112,4 +122,4 @@ def test_fresh_venv_with_the_wheel_can_init_and_upgrade(wheel: Path, tmp_path: P
     upgraded = _run([broadcaster, "db", "upgrade"], cwd=workdir, timeout=120)
     assert "up to date" in upgraded.stdout
     current = _run([broadcaster, "db", "current", "--json"], cwd=workdir, timeout=60)
-    assert json.loads(current.stdout) == {"revision": "0001"}
+    assert json.loads(current.stdout) == {"revision": head_revision()}

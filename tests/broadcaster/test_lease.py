@@ -1,0 +1,115 @@
+"""Leases (broadcaster/lease.py) on SQLite and PostgreSQL: one holder at a time, requests that come while it is
+held turn into one more pass of the holder, an expired or abandoned lease can be taken again.
+
+"Concurrent" requests are made from inside the work itself, so the interleaving is exact and nothing sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from broadcaster.clock import FrozenClock
+from broadcaster.db.engine import make_engine, session_factory
+from broadcaster.db.migrate import upgrade
+from broadcaster.db.models import Lease
+from broadcaster.lease import acquire, release, run_exclusively
+from tests.broadcaster.conftest import START
+
+TTL = timedelta(minutes=2)
+NAME = "apply-inbound:sms_main"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[sessionmaker[Session]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/lease.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    upgrade(url)
+    engine = make_engine(url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+def lease_row(sessions: sessionmaker[Session]) -> Lease:
+    with sessions() as session:
+        row = session.scalar(select(Lease).where(Lease.name == NAME))
+    assert row is not None
+    return row
+
+
+def test_one_holder_at_a_time_and_a_request_meanwhile_keeps_the_holder_going(
+    sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    assert acquire(sessions, NAME, "a", clock=clock, ttl=TTL)
+    assert not acquire(sessions, NAME, "b", clock=clock, ttl=TTL)  # held: b's request becomes a note
+    assert lease_row(sessions).again
+
+    assert not release(sessions, NAME, "a", clock=clock, ttl=TTL)  # the note: a goes on, still holding
+    assert lease_row(sessions).holder == "a" and not lease_row(sessions).again
+    assert not acquire(sessions, NAME, "b", clock=clock, ttl=TTL)
+
+    assert not release(sessions, NAME, "a", clock=clock, ttl=TTL)  # b asked again
+    assert release(sessions, NAME, "a", clock=clock, ttl=TTL)
+    assert lease_row(sessions).holder is None
+    assert acquire(sessions, NAME, "b", clock=clock, ttl=TTL)
+
+
+def test_an_expired_lease_is_taken_and_its_old_holder_leaves_it_alone(
+    sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    assert acquire(sessions, NAME, "a", clock=clock, ttl=TTL)
+    clock.advance(TTL - timedelta(seconds=1))
+    assert not acquire(sessions, NAME, "b", clock=clock, ttl=TTL)
+    clock.advance(timedelta(seconds=2))
+    assert acquire(sessions, NAME, "b", clock=clock, ttl=TTL)  # a died (or ran too long)
+
+    assert release(sessions, NAME, "a", clock=clock, ttl=TTL)  # a is done with it...
+    assert lease_row(sessions).holder == "b"  # ...and b keeps it
+
+
+def test_run_exclusively_makes_one_more_pass_per_request_that_came_while_it_ran(
+    sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    passes: list[int] = []
+    competing: list[object] = []
+
+    def work() -> int:
+        passes.append(len(passes) + 1)
+        if len(passes) == 1:  # two requests during the first pass: both find it held, one more pass
+            competing.append(run_exclusively(sessions, NAME, lambda: -1, clock=clock))
+            competing.append(run_exclusively(sessions, NAME, lambda: -1, clock=clock))
+        return passes[-1]
+
+    assert run_exclusively(sessions, NAME, work, clock=clock) == [1, 2]
+    assert competing == [None, None]  # neither ran its own work
+    assert lease_row(sessions).holder is None
+    assert run_exclusively(sessions, NAME, lambda: 7, clock=clock) == [7]
+
+
+def test_a_failed_pass_frees_the_lease_at_once(sessions: sessionmaker[Session], clock: FrozenClock) -> None:
+    def work() -> int:
+        raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        run_exclusively(sessions, NAME, work, clock=clock)
+
+    assert lease_row(sessions).holder is None  # no waiting for the TTL
+    assert run_exclusively(sessions, NAME, lambda: 1, clock=clock) == [1]
+
+
+def test_leases_of_different_names_do_not_block_each_other(
+    sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    assert acquire(sessions, NAME, "a", clock=clock, ttl=TTL)
+    assert acquire(sessions, "apply-inbound:sms_backup", "b", clock=clock, ttl=TTL)
