@@ -61,6 +61,7 @@ class ReceivedMail:
     received_at: datetime
     path: Path | None = None
     reply_dropped: bool = False  # the client never got our 250
+    peer: str = ""  # the client's host:port, one per TCP connection
 
     def message(self) -> EmailMessage:
         return message_from_bytes(self.content, policy=default_policy)
@@ -148,6 +149,7 @@ class _Handler:
             rcpt_tos=tuple(envelope.rcpt_tos),
             content=content,
             reply_dropped=dropped,
+            peer=":".join(str(part) for part in session.peer[:2]) if session.peer else "",
         )
         if dropped:
             server.drop_next_reply = True
@@ -244,7 +246,7 @@ class SandboxSmtpServer:
             self._condition.notify_all()
 
     def _store(
-        self, *, mail_from: str, rcpt_tos: tuple[str, ...], content: bytes, reply_dropped: bool
+        self, *, mail_from: str, rcpt_tos: tuple[str, ...], content: bytes, reply_dropped: bool, peer: str
     ) -> None:
         path = self._write(mail_from=mail_from, rcpt_tos=rcpt_tos, content=content) if self.folder else None
         mail = ReceivedMail(
@@ -254,6 +256,7 @@ class SandboxSmtpServer:
             received_at=datetime.now(UTC),
             path=path,
             reply_dropped=reply_dropped,
+            peer=peer,
         )
         with self._condition:
             self.received.append(mail)
