@@ -203,7 +203,7 @@ class Dispatcher:
             for window in on_wire:  # already written: their results must be recorded
                 self._record(line, window, window.results(), summary)
             if isinstance(ahead, _Window):  # claimed but never sent: back to the queue untouched
-                self._unclaim(ahead)
+                self._unclaim(list(ahead.claimed))
         self._finish(chunk_id)
         log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, summary)
         return summary
@@ -253,7 +253,7 @@ class Dispatcher:
         stop = self._check_state(line.chunk_id)
         if stop is None:
             return window
-        self._unclaim(window)
+        self._unclaim(list(window.claimed))
         return _Stop(stop)
 
     def _put_on_wire(self, line: _Line, window: _Window) -> _Window:
@@ -301,8 +301,7 @@ class Dispatcher:
             time.sleep(min(outcome.throttled_for, 5.0))  # the provider asked us to slow down
         return None
 
-    def _unclaim(self, window: _Window) -> None:
-        ids = list(window.claimed)
+    def _unclaim(self, ids: list[int]) -> None:
         with self.sessions.begin() as session:
             session.execute(
                 update(Message)
@@ -392,20 +391,27 @@ class Dispatcher:
                     Message.encoding,
                 )
             ).all()
-            claimed: dict[int, Claimed] = {}
-            outbound: list[OutboundMessage] = []
-            for row in sorted(rows, key=lambda r: r.id):
-                definition = self.versions.definition(session, row.version_id) if row.version_id else None
-                claimed[row.id] = Claimed(
-                    id=row.id,
-                    address=row.address,
-                    channel=row.channel,
-                    provider=row.provider,
-                    attempts=row.attempts,
-                    campaign_id=row.campaign_id,
-                    on_uncertain=definition.on_uncertain if definition else OnUncertain.HOLD,
-                )
-                outbound.append(self._outbound(session, row, definition))
+        # Rendered after the commit: the write lock is not held while templates run (other processes claim
+        # and record meanwhile). Rows that cannot be rendered go back to the queue as they were.
+        claimed: dict[int, Claimed] = {}
+        outbound: list[OutboundMessage] = []
+        try:
+            with self.readers() as session:  # used only for a campaign version seen for the first time
+                for row in sorted(rows, key=lambda r: r.id):
+                    definition = self.versions.definition(session, row.version_id) if row.version_id else None
+                    claimed[row.id] = Claimed(
+                        id=row.id,
+                        address=row.address,
+                        channel=row.channel,
+                        provider=row.provider,
+                        attempts=row.attempts,
+                        campaign_id=row.campaign_id,
+                        on_uncertain=definition.on_uncertain if definition else OnUncertain.HOLD,
+                    )
+                    outbound.append(self._outbound(session, row, definition))
+        except BaseException:
+            self._unclaim([row.id for row in rows])
+            raise
         return claimed, outbound
 
     def _outbound(self, session: Session, row: Any, definition: CampaignDefinition | None) -> OutboundMessage:

@@ -244,3 +244,34 @@ def test_the_sweeper_holds_or_resends_rows_stuck_in_sending(
     else:
         assert pipeline.counts(run_id) == {("email", "sent"): 8}
         assert pipeline.smtp.wait_for_count(8) and len(pipeline.smtp.received) == 8
+
+
+def test_a_window_that_cannot_be_rendered_goes_back_to_the_queue_untouched(
+    make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Templates run after the claim has committed (not under the write lock); if they fail, the claimed rows
+    return to ``queued`` as they were, and a later try sends them."""
+    pipeline = make_pipeline()
+    pipeline.add_contacts(citizens(5))
+    campaign_id = email_campaign(pipeline)
+    run_id = pipeline.start_run(campaign_id)
+    pipeline.plan(run_id)
+    pipeline.start_engine()
+    assert pipeline.dispatcher is not None
+
+    def broken(*_args: object, **_kwargs: object) -> str:
+        raise RuntimeError("template engine broke")
+
+    chunk_id, _queue = pipeline.enqueuer.chunks.pop(0)
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline.dispatcher, "_outbound", broken)
+        with pytest.raises(RuntimeError, match="template engine broke"):
+            pipeline.run_chunk(chunk_id)
+
+    rows = pipeline.messages(run_id)
+    assert {m.status for m in rows} == {MessageStatus.QUEUED}
+    assert all(m.attempts == 0 and m.claimed_at is None for m in rows)
+    assert pipeline.smtp.received == []
+
+    pipeline.run_chunk(chunk_id)
+    assert pipeline.counts(run_id) == {("email", "sent"): 5}
