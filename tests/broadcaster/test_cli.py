@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from broadcaster.cli import app
 from broadcaster.context import AppContext
+from broadcaster.db.migrate import head_revision
 from broadcaster.db.models import Role, User
 from tests.broadcaster.conftest import ADMIN_LOGIN, FIXTURES, database_dump, write_campaign
 
@@ -77,13 +78,15 @@ def test_init_and_db_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, i
     assert "already exists" in one_line(again.stderr)
 
     monkeypatch.chdir(workdir)
-    assert cli.json("db", "current") == {"revision": "0001"}
+    assert cli.json("db", "current") == {"revision": head_revision()}
     assert "up to date" in cli("db", "upgrade").stdout
     users = cli.json("users", "list")
     assert [(u["login"], u["role"], u["active"]) for u in users] == [(ADMIN_LOGIN, "admin", True)]
     # --config works from anywhere.
     monkeypatch.chdir(tmp_path)
-    assert cli.json("--config", str(workdir / "broadcaster.toml"), "db", "current") == {"revision": "0001"}
+    assert cli.json("--config", str(workdir / "broadcaster.toml"), "db", "current") == {
+        "revision": head_revision()
+    }
 
 
 def test_users_commands(cli: Cli) -> None:

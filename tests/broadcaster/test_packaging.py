@@ -11,9 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from alembic.script import ScriptDirectory
 
-from broadcaster.db.migrate import MIGRATIONS, alembic_config
+from broadcaster.db.migrate import MIGRATIONS, head_revision
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = {"broadcaster", "channels", "consent"}
@@ -21,10 +20,6 @@ PACKAGES = {"broadcaster", "channels", "consent"}
 pytestmark = pytest.mark.slow
 
 MIGRATION_VERSIONS = MIGRATIONS / "versions"
-
-
-def head_revision() -> str:
-    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
 
 
 def _clean_env() -> dict[str, str]:
