@@ -32,21 +32,6 @@ app = Celery("broadcaster", set_as_current=False)
 # moment later, a few times, before it is left to the tick (a short countdown, not a long Celery wait).
 INBOUND_RETRY_SECONDS = 1.0
 INBOUND_RETRIES = 3
-# Embedded mode: how often an idle worker looks at its SQLite queues (a read of a small table per queue).
-SQL_BROKER_POLL_SECONDS = 0.1
-
-
-def poll_sql_broker_every(seconds: float) -> None:
-    """How long a worker on kombu's SQL transport sleeps before it looks at its queues again.
-
-    It sleeps whenever it finds nothing it may take, which includes the moment a child process has finished a
-    task and the next one waits in the queue (a prefetch of one per process, so that a lost worker loses one
-    task). kombu's default of one second left each pair of e-mail chunks idle for ~0.4 s, ~40 % of the
-    time. The interval cannot be a transport option here: this transport hands its options to create_engine.
-    """
-    from kombu.transport import sqlalchemy as kombu_sql
-
-    kombu_sql.Transport.polling_interval = seconds
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -55,7 +40,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": url,
         "task_acks_late": True,  # a task lost with its worker is redelivered
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
+        # The next task waits in the worker when one ends: kombu's SQL transport would otherwise sleep up to
+        # a second before it looked again (a pair of e-mail chunks sat idle ~40 % of the time). A task held
+        # by a worker that dies is no loss: the outbox rows, not the message, are the truth (the sweeper).
+        "worker_prefetch_multiplier": 2,
         "task_ignore_result": True,  # the outbox is the result; no result backend
         "task_default_queue": PLAN_QUEUE,
         "broker_connection_retry_on_startup": True,
@@ -64,8 +52,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
     }
-    if url.startswith("sqla+"):
-        poll_sql_broker_every(SQL_BROKER_POLL_SECONDS)
     if url.startswith("sqla+sqlite"):
         # kombu passes transport options to create_engine: wait for the file lock instead of failing.
         config["broker_transport_options"] = {"connect_args": {"timeout": 30}}
