@@ -82,6 +82,8 @@ GSM7_EXTENSION_TABLE: dict[int, str] = {
 }
 
 _BASIC_CODE: dict[str, int] = {ch: code for code, ch in enumerate(GSM7_BASIC_TABLE) if code != _ESC}
+# Septets read as ASCII, then the codes where GSM-7 differs from ASCII swapped in (decode_gsm7's fast path).
+_FROM_ASCII: dict[int, str] = {code: ch for code, ch in enumerate(GSM7_BASIC_TABLE) if chr(code) != ch}
 _EXTENSION_CODE: dict[str, int] = {ch: code for code, ch in GSM7_EXTENSION_TABLE.items()}
 # Septets per character; a character absent from this map forces UCS-2.
 _GSM7_COST: dict[str, int] = {**dict.fromkeys(_BASIC_CODE, 1), **dict.fromkeys(_EXTENSION_CODE, 2)}
@@ -332,6 +334,8 @@ def decode_gsm7(data: bytes) -> str:
     Per TS 23.038 §6.2.1.1, an escape followed by a code not in the extension table shows the basic-table
     character, and ESC ESC (reserved for a further table) or a dangling ESC shows a space.
     """
+    if data.isascii() and _ESC not in data:  # no escapes: one table lookup per septet, in C
+        return data.decode("ascii").translate(_FROM_ASCII)
     chars: list[str] = []
     index = 0
     while index < len(data):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -19,6 +20,9 @@ from channels.errors import (
     TransientError,
 )
 from channels.sms.receipts import (
+    _APPENDIX_B_RE,
+    _parse_receipt_text_tolerantly,
+    _receipt_time,
     id_variants,
     ids_match,
     normalize_id,
@@ -242,3 +246,67 @@ def test_a_plain_mapping_is_read_as_it_is() -> None:
 def test_octets_that_are_no_deliver_sm_are_refused(pdu_hex: str) -> None:
     with pytest.raises(ValueError):
         read_pdu({"pdu_hex": pdu_hex})
+
+
+def _appendix_b_texts() -> list[str]:
+    """Receipt texts in Appendix B's layout, with the awkward values real SMSCs put in them."""
+    rng = random.Random(34)
+    ids = ["1A2B", "0006699", "", "5f5e100-abc", "ff" * 16]
+    stats = ["DELIVRD", "UNDELIV", "EXPIRED", "", "delivrd"]
+    dates = ["2501151230", "250115123059", "", "9912312359", "bad"]
+    texts = [None, "", "Xin chao", "  padded  ", "stat:REJECTD err:999", "line\nbreak: id:9", "text:again"]
+    result = []
+    for _ in range(400):
+        text = (
+            f"id:{rng.choice(ids)} sub:{rng.choice(['001', '000', ''])} dlvrd:{rng.choice(['001', '000'])} "
+            f"submit date:{rng.choice(dates)} done date:{rng.choice(dates)} stat:{rng.choice(stats)} "
+            f"err:{rng.choice(['000', '001', '0x45', ''])}"
+        )
+        extra = rng.choice(texts)
+        result.append(text if extra is None else f"{text} text:{extra}")
+    return result
+
+
+@pytest.mark.parametrize("text", _appendix_b_texts())
+def test_the_appendix_b_layout_reads_as_the_tolerant_reader_reads_it(text: str) -> None:
+    """The anchored fast path is taken for this layout, and gives field for field what the tolerant reader
+    (any order, any case) gives for the same text."""
+    assert _APPENDIX_B_RE.fullmatch(text) is not None
+    assert parse_receipt_text(text) == _parse_receipt_text_tolerantly(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ID:1A2B SUB:001 DLVRD:001 SUBMIT DATE:2501151230 DONE DATE:2501151231 STAT:DELIVRD ERR:000",
+        "stat:DELIVRD id:1A2B err:000",
+        "id:1A2B  sub:001 dlvrd:001 submit date:1 done date:2 stat:DELIVRD err:000",  # two blanks
+    ],
+)
+def test_other_layouts_still_go_through_the_tolerant_reader(text: str) -> None:
+    assert _APPENDIX_B_RE.fullmatch(text) is None
+    fields = parse_receipt_text(text)
+    assert fields["id"] == "1A2B" and fields["stat"].upper() == "DELIVRD"
+
+
+def test_receipt_dates_read_as_strptime_reads_them() -> None:
+    rng = random.Random(5)
+    zone = timezone(timedelta(hours=7))
+    values = ["", "12345", "25011512", "2501151230x", "٢٥٠١١٥١٢٣٠", "2502301230", "2513011230", "2501152460"]
+    values += ["".join(rng.choice("0123456789") for _ in range(rng.choice((10, 12)))) for _ in range(500)]
+    for value in values:
+        try:
+            fmt = "%y%m%d%H%M%S" if len(value) == 12 else "%y%m%d%H%M"
+            expected = datetime.strptime(value, fmt).replace(tzinfo=zone).astimezone(UTC)
+            expected = expected if value.isascii() and value.isdigit() and len(value) in (10, 12) else None
+        except ValueError:
+            expected = None
+        assert _receipt_time(value, zone) == expected, value
+
+
+def test_in_the_appendix_b_layout_a_value_holding_a_field_name_stays_whole() -> None:
+    """Read by its place in the layout, an id like ``ID:7`` is not taken for a second ``id`` field (the
+    tolerant reader, which knows no places, would leave the id empty)."""
+    text = "id:ID:7 sub:001 dlvrd:001 submit date:2501151230 done date:2501151231 stat:DELIVRD err:000"
+
+    assert parse_receipt_text(text)["id"] == "ID:7"

@@ -418,3 +418,15 @@ def test_decode_gsm7_rejects_8bit_octets(data: bytes) -> None:
 def test_encode_gsm7_rejects_non_gsm(text: str) -> None:
     with pytest.raises(ValueError, match=r"GSM 03\.38"):
         encode_gsm7(text)
+
+
+def test_decoding_septets_without_escapes_matches_the_table_octet_by_octet() -> None:
+    """The fast path (ASCII decode + translate) gives exactly the basic table's characters, including the
+    codes where GSM-7 and ASCII differ (@ £ $ ¥ ¤ ¡ Ä … à)."""
+    rng = random.Random(23038)
+    septets = [code for code in range(0x80) if code != 0x1B]
+    samples = [bytes(septets)] + [bytes(rng.choices(septets, k=rng.randint(0, 160))) for _ in range(300)]
+    for data in samples:
+        assert decode_gsm7(data) == "".join(GSM7_BASIC_TABLE[code] for code in data)
+    with pytest.raises(ValueError, match="0x80"):
+        decode_gsm7(b"abc\x80")
