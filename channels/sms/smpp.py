@@ -12,7 +12,11 @@ Shape (ARCHITECTURE.md §4, SMPP paragraph; PEERS.md smpplib gotchas 1-8):
   smpplib's raising error handler (gotcha 2; we still install a harmless one).
 * ``send()`` splits each text with our splitter (``channels.sms.encoding``; never ``gsm.make_parts``, gotcha
   7), keeps at most ``window`` submit_sm outstanding per bind, correlates responses by sequence (they come back
-  out of order, gotcha 3), applies a per-PDU timeout and retries throttled PDUs a few times itself.
+  out of order, gotcha 3), applies a per-PDU timeout and retries throttled PDUs a few times itself. Two
+  ``send()`` calls may run at once (``capabilities.overlap``); they share the binds' windows, so the engine's
+  next window fills the PDU window while the last one's answers come in.
+* The PDUs of a window (submit_sm, submit_sm_resp, deliver_sm, deliver_sm_resp) are written and read as
+  octets (``channels.sms.pdus``); smpplib does the binds, enquire_link and the rare PDUs.
 
 Outcome of one message (all its parts):
 
@@ -302,9 +306,10 @@ class SmppAdapter(AdapterBase):
         self.on_inbound_batch = on_inbound_batch
         self._inbound: queue.Queue[tuple[_Bind, Any, int, dict[str, Any]] | None] = queue.Queue()
         self._inbound_thread: threading.Thread | None = None
-        # The engine hands us this many messages per send(). The PDU window slides inside a send() but drains
-        # at its end, so several PDU windows' worth per call keeps that drain rare. The Protocol declares
-        # ``capabilities`` a ClassVar; an instance entry shadows it for this adapter only.
+        # The engine hands us this many messages per send(), and two calls at once: the PDU window never
+        # drains between calls, and several PDU windows' worth per call spreads the engine's claim and record
+        # of each call over more messages. The Protocol declares ``capabilities`` a ClassVar; an instance
+        # entry shadows it for this adapter only.
         self.__dict__["capabilities"] = Capabilities(
             window=window * binds * SEND_WINDOWS_PER_CALL, receipts=True, max_length=None, overlap=2
         )
