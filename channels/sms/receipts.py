@@ -45,7 +45,6 @@ __all__ = [
     "STAT_EVENTS",
     "ReceiptFields",
     "decode_short_message",
-    "deliver_sm_fields",
     "deliver_sm_from_octets",
     "id_variants",
     "ids_match",
@@ -253,14 +252,6 @@ def _int_or_none(value: Any) -> int | None:
 logging.getLogger("smpplib.command").setLevel(logging.ERROR)
 
 
-class _NoSequence:
-    """smpplib numbers every PDU it builds, even one it parses; a parsed PDU keeps the number it came with."""
-
-    @staticmethod
-    def next_sequence() -> int:
-        return 0
-
-
 def text_of(value: Any) -> str:
     """smpplib gives C-octet strings as bytes (with a NUL at times); records want plain text."""
     if value is None:
@@ -270,51 +261,19 @@ def text_of(value: Any) -> str:
     return str(value)
 
 
-def _hex(value: Any) -> str | None:
-    return value.hex() if isinstance(value, bytes) and value else None
-
-
-def deliver_sm_fields(pdu: Any) -> dict[str, Any]:
-    """The fields of a deliver_sm parsed by smpplib, as the JSON-able keys this module reads."""
-    return {
-        "command": "deliver_sm",
-        "sequence": int(pdu.sequence),
-        "service_type": text_of(pdu.service_type),
-        "source_addr_ton": int(pdu.source_addr_ton or 0),
-        "source_addr_npi": int(pdu.source_addr_npi or 0),
-        "source_addr": text_of(pdu.source_addr),
-        "dest_addr_ton": int(pdu.dest_addr_ton or 0),
-        "dest_addr_npi": int(pdu.dest_addr_npi or 0),
-        "destination_addr": text_of(pdu.destination_addr),
-        "esm_class": int(pdu.esm_class or 0),
-        "protocol_id": int(pdu.protocol_id or 0),
-        "priority_flag": int(pdu.priority_flag or 0),
-        "registered_delivery": int(pdu.registered_delivery or 0),
-        "data_coding": int(pdu.data_coding or 0),
-        "short_message_hex": (pdu.short_message or b"").hex(),
-        "message_payload_hex": _hex(pdu.message_payload),
-        "receipted_message_id": text_of(pdu.receipted_message_id) or None,
-        "message_state": None if pdu.message_state is None else int(pdu.message_state),
-        "network_error_code_hex": _hex(pdu.network_error_code),
-        "sar_msg_ref_num": pdu.sar_msg_ref_num,
-        "sar_total_segments": pdu.sar_total_segments,
-        "sar_segment_seqnum": pdu.sar_segment_seqnum,
-    }
-
-
 # -- deliver_sm octets --------------------------------------------------------------------------------------
 # The process that applies receipts reads every stored deliver_sm once. smpplib's generic parser builds a Command
 # object per PDU (a sequence number, every one of its ~40 parameters set to None) and then looks each field and
 # each TLV tag up by name in its tables; that was ~30% of the CPU of applying receipts. deliver_sm has one fixed
-# layout (SMPP v3.4 §4.6.1), so it is read here straight off the octets. deliver_sm_fields (smpplib) stays the
-# reference: the tests check both give the same dict for the same octets.
+# layout (SMPP v3.4 §4.6.1), so it is read here straight off the octets. smpplib stays the reference: the tests
+# check that both read the same fields from the same octets.
 
 _HEADER: Final = struct.Struct(">IIII")  # command_length, command_id, command_status, sequence_number
 _HEADER_SIZE: Final = 16
 _TLV_HEADER: Final = struct.Struct(">HH")  # tag, length
 DELIVER_SM_ID: Final = 0x00000005
 
-# TLVs (§5.3.2) that deliver_sm_fields reports; any other tag, vendor tags included, is skipped by its length.
+# TLVs (§5.3.2) that records keep; any other tag, vendor tags included, is skipped by its length.
 _TLV_RECEIPTED_MESSAGE_ID: Final = 0x001E  # C-octet string
 _TLV_NETWORK_ERROR_CODE: Final = 0x0423  # 3 octets: network type + error code, kept as hex
 _TLV_MESSAGE_PAYLOAD: Final = 0x0424  # octets, kept as hex
@@ -389,8 +348,8 @@ def _command_name(command_id: int) -> str:
 
 
 def deliver_sm_from_octets(data: bytes) -> dict[str, Any]:
-    """The fields of one whole deliver_sm PDU (header included), as ``deliver_sm_fields`` gives them from
-    smpplib's parse of the same octets. ValueError, naming the field and its offset, for anything else."""
+    """The fields of one whole deliver_sm PDU (header included), as the JSON-able keys this module reads.
+    ValueError, naming the field and its offset, for anything else."""
     if len(data) < _HEADER_SIZE:
         raise ValueError(f"deliver_sm cut short: {len(data)} octet(s), the header alone takes {_HEADER_SIZE}")
     command_length, command_id, _status, sequence = _HEADER.unpack_from(data)

@@ -14,13 +14,48 @@ import pytest
 import smpplib.smpp
 
 from channels.base import EventType
-from channels.sms.receipts import (
-    _NoSequence,
-    deliver_sm_fields,
-    deliver_sm_from_octets,
-    parse_deliver_sm,
-    read_pdu,
-)
+from channels.sms.receipts import deliver_sm_from_octets, parse_deliver_sm, read_pdu, text_of
+
+
+class _NoSequence:
+    """smpplib numbers every PDU it builds, even one it parses; a parsed PDU keeps the number it came with."""
+
+    @staticmethod
+    def next_sequence() -> int:
+        return 0
+
+
+def _hex(value: Any) -> str | None:
+    return value.hex() if isinstance(value, bytes) and value else None
+
+
+def deliver_sm_fields(pdu: Any) -> dict[str, Any]:
+    """The reference: the fields of a deliver_sm parsed by smpplib, as records keep them."""
+    return {
+        "command": "deliver_sm",
+        "sequence": int(pdu.sequence),
+        "service_type": text_of(pdu.service_type),
+        "source_addr_ton": int(pdu.source_addr_ton or 0),
+        "source_addr_npi": int(pdu.source_addr_npi or 0),
+        "source_addr": text_of(pdu.source_addr),
+        "dest_addr_ton": int(pdu.dest_addr_ton or 0),
+        "dest_addr_npi": int(pdu.dest_addr_npi or 0),
+        "destination_addr": text_of(pdu.destination_addr),
+        "esm_class": int(pdu.esm_class or 0),
+        "protocol_id": int(pdu.protocol_id or 0),
+        "priority_flag": int(pdu.priority_flag or 0),
+        "registered_delivery": int(pdu.registered_delivery or 0),
+        "data_coding": int(pdu.data_coding or 0),
+        "short_message_hex": (pdu.short_message or b"").hex(),
+        "message_payload_hex": _hex(pdu.message_payload),
+        "receipted_message_id": text_of(pdu.receipted_message_id) or None,
+        "message_state": None if pdu.message_state is None else int(pdu.message_state),
+        "network_error_code_hex": _hex(pdu.network_error_code),
+        "sar_msg_ref_num": pdu.sar_msg_ref_num,
+        "sar_total_segments": pdu.sar_total_segments,
+        "sar_segment_seqnum": pdu.sar_segment_seqnum,
+    }
+
 
 RECEIPT_TEXT = (
     "id:5F5E100 sub:001 dlvrd:001 submit date:2611280600 done date:2611280601 stat:DELIVRD err:000 text:"
