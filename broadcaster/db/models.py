@@ -213,6 +213,8 @@ class CampaignRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Why a run stopped before it ran out (superseded by a newer version, cancelled): shown by ``status``.
+    ended_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class MessageKind(enum.StrEnum):
@@ -352,4 +354,33 @@ class RateBucket(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     tokens: Mapped[float] = mapped_column(Numeric(14, 4, asdecimal=False))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Policy(Base):
+    """A rule that guards four-eyes (who may act as whom, when a second approver is needed).
+
+    It lives with the data, not in a settings file or an environment variable the caller chooses: only an
+    admin changes it (``broadcaster policy set``), and every change is audited. A missing row means the
+    built-in default (``broadcaster.policies``)."""
+
+    __tablename__ = "policies"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProviderHealth(Base):
+    """What the process talking to a provider last saw of it, so that a waiting officer is told
+    ("SMSC unreachable since 13:02, retrying in 20 s") instead of watching a bar that does not move."""
+
+    __tablename__ = "provider_health"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # up | unreachable
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    detail: Mapped[str | None] = mapped_column(Text)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
