@@ -409,6 +409,38 @@ def test_a_short_hash_prefix_is_refused(
     )
 
 
+def test_a_decision_without_the_hash_is_refused_and_says_where_to_find_it(
+    context: AppContext, people: dict[str, User], campaign_file: Path, clock: FrozenClock
+) -> None:
+    load(context, campaign_file)
+    submit(context, people["editor"])
+    for missing in (None, "", "   "):
+        message = refused(
+            context,
+            UserError,
+            "--hash needs at least 8",
+            approve(context, people["approver"], content_hash=missing),
+        )
+        assert (
+            f"broadcaster campaigns preview {CAMPAIGN}" in message
+            and f"broadcaster status {CAMPAIGN}" in message
+        )
+        refused(
+            context,
+            UserError,
+            "--hash needs at least 8",
+            lambda s, missing=missing: workflow.reject(
+                s,
+                campaign_id=CAMPAIGN,
+                actor=people["approver"],
+                clock=clock,
+                reason="sai",
+                content_hash=missing,
+            ),
+        )
+    assert versions(context) == [(1, "submitted")]
+
+
 def test_a_large_audience_needs_a_second_different_approver(
     context: AppContext, people: dict[str, User], campaign_file: Path, contacts: ImportReport
 ) -> None:
