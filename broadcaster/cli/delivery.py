@@ -74,7 +74,7 @@ def status(campaign_id: str, as_json: bool = JsonOption) -> None:
                 [
                     r["id"],
                     r["trigger"],
-                    r["occurrence_at"],
+                    r["occurrence_at"][:16].replace("T", " "),  # local time, to the minute
                     r["status"],
                     r["planned_messages"],
                     _count_summary(r["messages"]),

@@ -221,7 +221,9 @@ def test_reject_and_refused_decisions(cli: Cli, context: AppContext, team: None,
     assert "another user must approve it" in one_line(own.stderr)
     for decision in (["approve"], ["reject", "-m", "Sai ngày"]):
         unhashed = one_line(cli("campaigns", *decision, CAMPAIGN, user="phe_duyet", expect=1).stderr)
-        assert "--hash needs at least 8 characters of the content hash of the version you reviewed" in unhashed
+        assert (
+            "--hash needs at least 8 characters of the content hash of the version you reviewed" in unhashed
+        )
         assert f"broadcaster campaigns preview {CAMPAIGN}" in unhashed
         assert f"broadcaster status {CAMPAIGN}" in unhashed
     write_campaign(workdir, title="Bản sửa")
