@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from broadcaster.db.models import AuditEntry, Campaign, CampaignRun, CampaignState, RunStatus
 from broadcaster.errors import StateError
-from broadcaster.outbox.sending import start_manual_run
 from tests.broadcaster.delivery.conftest import Pipeline, citizens
 
 PEOPLE = 5
@@ -29,13 +28,6 @@ def audit(pipeline: Pipeline, action: str) -> list[AuditEntry]:
         )
 
 
-def send_run(pipeline: Pipeline, campaign_id: str, *, again: bool = False) -> int:
-    with pipeline.context.sessions.begin() as session:
-        return start_manual_run(
-            session, campaign_id=campaign_id, actor=pipeline.editor, clock=pipeline.clock, again=again
-        )
-
-
 def test_a_one_off_campaign_completes_and_is_sent_again_only_when_asked(pipeline: Pipeline) -> None:
     pipeline.add_contacts(citizens(PEOPLE))
     campaign_id = pipeline.approved_campaign(**EMAIL_ONLY)
@@ -49,13 +41,13 @@ def test_a_one_off_campaign_completes_and_is_sent_again_only_when_asked(pipeline
 
     pipeline.advance(hours=1)
     with pytest.raises(StateError) as refused:
-        send_run(pipeline, campaign_id)
+        pipeline.start_run(campaign_id)
     message = str(refused.value)
     assert f"{PEOPLE} people received it" in message
     assert f"broadcaster send {campaign_id} --again" in message
     assert len(audit(pipeline, "campaign.send")) == 1  # the refusal changed nothing
 
-    again = send_run(pipeline, campaign_id, again=True)
+    again = pipeline.start_run(campaign_id, again=True)
     assert campaign_state(pipeline, campaign_id) == CampaignState.APPROVED  # can be paused while it runs
     entry = audit(pipeline, "campaign.send")[-1]
     assert (entry.actor, entry.details["again"], entry.details["already_received"]) == (
@@ -79,7 +71,7 @@ def test_a_one_off_campaign_whose_run_is_going_out_is_not_sent_twice(pipeline: P
     pipeline.advance(minutes=1)
 
     with pytest.raises(StateError, match="--again"):
-        send_run(pipeline, campaign_id)
+        pipeline.start_run(campaign_id)
 
 
 def test_a_scheduled_campaign_is_not_completed_by_a_manual_run(pipeline: Pipeline) -> None:
@@ -94,4 +86,4 @@ def test_a_scheduled_campaign_is_not_completed_by_a_manual_run(pipeline: Pipelin
         assert run is not None and run.status == RunStatus.COMPLETED
     assert campaign_state(pipeline, campaign_id) == CampaignState.APPROVED
     pipeline.advance(minutes=1)
-    assert send_run(pipeline, campaign_id) > run_id  # recurring campaigns are sent as often as asked
+    assert pipeline.start_run(campaign_id) > run_id  # recurring campaigns are sent as often as asked
