@@ -210,7 +210,7 @@ def diff(
     for file in result.files:
         console.rule(f"{file.path} ({file.change})")
         for line in file.diff.splitlines():
-            console.print(Text(line, style=_diff_style(line)))
+            console.print(Text(line, style=_diff_style(line)), soft_wrap=True)  # a diff line stays one line
 
 
 def _diff_style(line: str) -> str:
