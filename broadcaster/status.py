@@ -1,4 +1,5 @@
-"""A campaign's whole state in one structure: versions, approvals, runs and message counts by status."""
+"""A campaign's whole state in one structure: versions, approvals, runs and message counts by status
+(test sends counted apart)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,22 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.store import get_campaign
 from broadcaster.campaigns.workflow import pause_reason
 from broadcaster.clock import local
-from broadcaster.db.models import CampaignRun, Message
+from broadcaster.db.models import CampaignRun, Message, MessageKind
 
 
 def _iso(value: Any) -> str | None:
     return local(value).isoformat() if value is not None else None
 
 
-def message_counts(session: Session, **where: Any) -> dict[str, dict[str, int]]:
-    """{channel: {status: count}} for the messages matching ``where`` (column=value)."""
+def message_counts(
+    session: Session, *, exclude_kind: MessageKind | None = None, **where: Any
+) -> dict[str, dict[str, int]]:
+    """{channel: {status: count}} for the messages matching ``where`` (column=value), but ``exclude_kind``."""
     query = select(Message.channel, Message.status, func.count()).group_by(Message.channel, Message.status)
     for column, value in where.items():
         query = query.where(getattr(Message, column) == value)
+    if exclude_kind is not None:
+        query = query.where(Message.kind != exclude_kind)
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     for channel, status, count in session.execute(query):
         counts[channel][status.value] = count
@@ -69,6 +74,7 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
                 "planned_messages": run.planned_messages,
                 "messages": message_counts(session, run_id=run.id),
                 "finished_at": _iso(run.finished_at),
+                "ended_reason": run.ended_reason,
             }
         )
     return {
@@ -80,5 +86,7 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
         "next_occurrence_at": _iso(campaign.next_occurrence_at),
         "versions": versions,
         "runs": runs,
-        "messages": message_counts(session, campaign_id=campaign_id),
+        # Test sends are not the campaign's messages: they went to officers, before approval.
+        "messages": message_counts(session, campaign_id=campaign_id, exclude_kind=MessageKind.TEST),
+        "test_sends": message_counts(session, campaign_id=campaign_id, kind=MessageKind.TEST),
     }

@@ -1,14 +1,17 @@
 """Submit, approve, reject, schedule, pause, resume, cancel: each a guarded transition with an audit entry.
 
-Approval binds to the content hash the approver saw; the submitter cannot approve; above the recipients
-threshold in the settings a version needs a second, different approver.
+Approval binds to the content hash the approver saw (a prefix of it is required); the submitter cannot
+approve; above the recipients threshold in the settings a version needs a second, different approver. When a
+newer version's approval completes, the older versions' runs that still have messages waiting stop (or, when
+the approver says so, finish).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
@@ -100,9 +103,20 @@ def submit(
     return version
 
 
+def _require_hash(campaign_id: str, content_hash: str | None) -> str:
+    """The approver names what they reviewed: without it a newer version could be approved unseen."""
+    if not content_hash or len(content_hash.strip()) < HASH_PREFIX_MIN:
+        raise UserError(
+            f"--hash needs at least {HASH_PREFIX_MIN} characters of the content hash of the version you reviewed; "
+            f"`broadcaster campaigns preview {campaign_id}` and `broadcaster status {campaign_id}` show it"
+        )
+    return content_hash.strip()
+
+
 def _version_for_decision(
     session: Session, campaign_id: str, number: int | None, content_hash: str | None
 ) -> CampaignVersion:
+    content_hash = _require_hash(campaign_id, content_hash)
     version = get_version(session, campaign_id, number)
     latest = latest_version(session, campaign_id)
     if version.status == VersionStatus.SUPERSEDED:
@@ -110,14 +124,11 @@ def _version_for_decision(
             f"campaign {campaign_id!r} version {version.number} is stale: version {latest.number} was loaded "
             f"after it. Preview version {latest.number} and decide on that one."
         )
-    if content_hash is not None:
-        if len(content_hash) < HASH_PREFIX_MIN:
-            raise UserError(f"--hash needs at least {HASH_PREFIX_MIN} characters of the content hash")
-        if not version.content_hash.startswith(content_hash.lower()):
-            raise StateError(
-                f"campaign {campaign_id!r} version {version.number} has content hash {version.content_hash[:12]}…, "
-                f"not {content_hash}…: what you reviewed is stale. Run `broadcaster campaigns preview {campaign_id}` again."
-            )
+    if not version.content_hash.startswith(content_hash.lower()):
+        raise StateError(
+            f"campaign {campaign_id!r} version {version.number} has content hash {version.content_hash[:12]}…, "
+            f"not {content_hash}…: what you reviewed is stale. Run `broadcaster campaigns preview {campaign_id}` again."
+        )
     if version.status != VersionStatus.SUBMITTED:
         raise StateError(
             f"campaign {campaign_id!r} version {version.number} is {version.status.value}, not submitted; "
@@ -126,16 +137,107 @@ def _version_for_decision(
     return version
 
 
+@dataclass(frozen=True)
+class OlderRuns:
+    """Runs of older versions of a campaign that would still send: their ids and messages waiting."""
+
+    run_ids: tuple[int, ...]
+    pending: int  # queued messages, including those waiting for their send window (``not_before``)
+
+
+def older_runs(session: Session, *, campaign_id: str, version_id: int) -> OlderRuns:
+    """Runs of other versions than ``version_id`` still being planned, or sending with messages queued."""
+    queued = (
+        select(Message.run_id, func.count().label("queued"))
+        .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.QUEUED)
+        .group_by(Message.run_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(CampaignRun.id, CampaignRun.status, func.coalesce(queued.c.queued, 0))
+        .outerjoin(queued, queued.c.run_id == CampaignRun.id)
+        .where(
+            CampaignRun.campaign_id == campaign_id,
+            CampaignRun.version_id != version_id,
+            CampaignRun.status.in_([RunStatus.PLANNING, RunStatus.SENDING]),
+        )
+        .order_by(CampaignRun.id)
+    ).all()
+    waiting = [(run_id, count) for run_id, status, count in rows if status == RunStatus.PLANNING or count]
+    return OlderRuns(tuple(run_id for run_id, _ in waiting), sum(count for _, count in waiting))
+
+
+def _settle_older_runs(
+    session: Session,
+    *,
+    campaign: Campaign,
+    version: CampaignVersion,
+    actor: User,
+    now: datetime,
+    keep_pending: bool,
+) -> None:
+    """Stop (or, with ``keep_pending``, let finish) the older versions' runs that still have messages waiting.
+
+    A version is approved because the older one was wrong: people must not get both. Messages already on the
+    wire finish; the dispatcher and the planner check the run's status before each window and page."""
+    found = older_runs(session, campaign_id=campaign.id, version_id=version.id)
+    if not found.run_ids:
+        return
+    if keep_pending:
+        _log(
+            session,
+            actor=actor,
+            action="older_runs_kept",
+            campaign=campaign,
+            at=now,
+            version=version.number,
+            runs=list(found.run_ids),
+            pending_messages=found.pending,
+        )
+        return
+    reason = f"superseded by version {version.number}"
+    # The runs first: a planner holding a run's row finishes its page before the messages are cancelled.
+    session.execute(
+        update(CampaignRun)
+        .where(
+            CampaignRun.id.in_(found.run_ids),
+            CampaignRun.status.in_([RunStatus.PLANNING, RunStatus.SENDING]),
+        )
+        .values(
+            status=RunStatus.CANCELLED, finished_at=now, ended_reason=f"{reason} (approved by {actor.login})"
+        )
+    )
+    result = session.execute(
+        update(Message)
+        .where(Message.run_id.in_(found.run_ids), Message.status == MessageStatus.QUEUED)
+        .values(status=MessageStatus.CANCELLED, reason=reason, final_at=now)
+    )
+    _log(
+        session,
+        actor=actor,
+        action="older_runs_stopped",
+        campaign=campaign,
+        at=now,
+        version=version.number,
+        runs=list(found.run_ids),
+        cancelled_messages=int(getattr(result, "rowcount", 0)),
+    )
+
+
 def approve(
     session: Session,
     *,
     campaign_id: str,
     actor: User,
     clock: Clock,
+    content_hash: str | None,
     version_number: int | None = None,
-    content_hash: str | None = None,
     reason: str | None = None,
+    keep_pending: bool = False,
 ) -> CampaignVersion:
+    """Record an approval; when it completes the version, the campaign sends it from now on.
+
+    ``keep_pending``: the older versions' runs that still have messages waiting finish instead of stopping."""
     campaign = get_campaign(session, campaign_id)
     version = _version_for_decision(session, campaign_id, version_number, content_hash)
     if actor.login == version.submitted_by:
@@ -165,7 +267,7 @@ def approve(
         version.status = VersionStatus.APPROVED
         previous = campaign.approved_version_id
         campaign.approved_version_id = version.id
-        if campaign.state == CampaignState.DRAFT:
+        if campaign.state in (CampaignState.DRAFT, CampaignState.COMPLETED):
             campaign.state = CampaignState.APPROVED
         elif campaign.state == CampaignState.SCHEDULED:
             _set_next_occurrence(campaign, version, now)
@@ -174,6 +276,9 @@ def approve(
             if old is not None:
                 old.status = VersionStatus.SUPERSEDED
         campaign.updated_at = now
+        _settle_older_runs(
+            session, campaign=campaign, version=version, actor=actor, now=now, keep_pending=keep_pending
+        )
     _log(
         session,
         actor=actor,
@@ -197,8 +302,8 @@ def reject(
     actor: User,
     clock: Clock,
     reason: str,
+    content_hash: str | None,
     version_number: int | None = None,
-    content_hash: str | None = None,
 ) -> CampaignVersion:
     if not reason or not reason.strip():
         raise UserError("a rejection needs a reason (--reason) so the editor knows what to change")
@@ -375,7 +480,9 @@ def cancel(
             CampaignRun.campaign_id == campaign.id,
             CampaignRun.status.in_([RunStatus.PLANNING, RunStatus.SENDING]),
         )
-        .values(status=RunStatus.CANCELLED, finished_at=now)
+        .values(
+            status=RunStatus.CANCELLED, finished_at=now, ended_reason=f"campaign cancelled by {actor.login}"
+        )
     )
     _log(
         session,

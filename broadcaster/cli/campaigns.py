@@ -28,7 +28,10 @@ app = typer.Typer(no_args_is_help=True, help="Campaign definitions, versions and
 ReasonOption = typer.Option(None, "--reason", "-m", help="Why (kept in the audit log).")
 VersionOption = typer.Option(None, "--version", "-v", help="Version number (default: the latest).")
 HashOption = typer.Option(
-    None, "--hash", help="Content hash (prefix ≥ 8) of what you reviewed; refuses a stale version."
+    None,
+    "--hash",
+    help="Required: the content hash (a prefix of at least 8 characters) of the version you reviewed, as shown "
+    "by 'campaigns preview' and 'status'; a version that changed since is refused.",
 )
 
 
@@ -183,6 +186,42 @@ def preview(
 
 
 @app.command()
+def diff(
+    campaign_id: str,
+    old: int = typer.Argument(..., help="The version to compare from (e.g. the one approved now)."),
+    new: int = typer.Argument(..., help="The version to compare to (e.g. the one submitted for approval)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """What changed between two versions: a unified diff of the campaign file and of each template that differs."""
+    from rich.text import Text
+
+    from broadcaster.campaigns.diff import diff_versions
+
+    with acting("read", write=False) as (_context, session, _user):
+        result = diff_versions(session, campaign_id, old, new)
+        data = result.as_dict()
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"[bold]{campaign_id}[/]: version {old} ({data['from']['content_hash'][:12]}) → version {new} "
+        f"({data['to']['content_hash'][:12]}); {len(result.files)} file(s) differ."
+    )
+    for file in result.files:
+        console.rule(f"{file.path} ({file.change})")
+        for line in file.diff.splitlines():
+            console.print(Text(line, style=_diff_style(line)), soft_wrap=True)  # a diff line stays one line
+
+
+def _diff_style(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "bold"
+    if line.startswith("@@"):
+        return "cyan"
+    return "green" if line.startswith("+") else "red" if line.startswith("-") else ""
+
+
+@app.command()
 def submit(campaign_id: str, reason: str | None = ReasonOption) -> None:
     """Submit the latest draft version for approval."""
     with acting("campaigns.submit") as (context, session, user):
@@ -199,6 +238,13 @@ def submit(campaign_id: str, reason: str | None = ReasonOption) -> None:
         f"Submitted {campaign_id} version {summary[0]} (hash {summary[1][:12]}) for {summary[2]} recipients; "
         f"needs {summary[3]} approval(s) by someone else."
     )
+    if not summary[2]:
+        err_console.print(
+            f"[bold yellow]warning:[/] version {summary[0]} reaches 0 recipients: nobody would receive it. Check "
+            f"the audience section and the imported contacts (`broadcaster campaigns preview {campaign_id}` shows "
+            "who is excluded and why).",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -207,9 +253,19 @@ def approve(
     version: int | None = VersionOption,
     content_hash: str | None = HashOption,
     reason: str | None = ReasonOption,
+    keep_pending: bool = typer.Option(
+        False,
+        "--keep-pending",
+        help="Let the runs of older versions finish sending what they still have queued "
+        "(by default they stop: their queued messages are cancelled).",
+    ),
 ) -> None:
-    """Approve a submitted version (not your own); binds to its content hash."""
+    """Approve a submitted version (not your own); binds to its content hash.
+
+    Once approved, runs of older versions that still have messages waiting stop, unless --keep-pending."""
     with acting("campaigns.approve") as (context, session, user):
+        target = get_version(session, campaign_id, version)
+        older = workflow.older_runs(session, campaign_id=campaign_id, version_id=target.id)
         approved = workflow.approve(
             session,
             campaign_id=campaign_id,
@@ -218,6 +274,7 @@ def approve(
             version_number=version,
             content_hash=content_hash,
             reason=reason,
+            keep_pending=keep_pending,
         )
         status, number, needed, have = (
             approved.status.value,
@@ -225,11 +282,29 @@ def approve(
             approved.required_approvals,
             len(approved.approvals),
         )
-    if status == "approved":
-        console.print(f"[green]Approved[/] {campaign_id} version {number}.")
-    else:
+    if status != "approved":
         console.print(
             f"Recorded your approval of {campaign_id} version {number} ({have}/{needed}); a second approver is needed."
+        )
+        if older.run_ids:
+            console.print(
+                f"Runs of older versions still have {older.pending} message(s) waiting; they stop when the "
+                "approval completes (unless the second approver gives --keep-pending)."
+            )
+        return
+    console.print(f"[green]Approved[/] {campaign_id} version {number}.")
+    if not older.run_ids:
+        return
+    runs = ", ".join(map(str, older.run_ids))
+    if keep_pending:
+        console.print(
+            f"Older versions' runs ({runs}) had {older.pending} message(s) waiting; kept (--keep-pending): "
+            "they will still be sent."
+        )
+    else:
+        console.print(
+            f"Older versions' runs ({runs}) had {older.pending} message(s) waiting; cancelled, they will not be "
+            "sent (--keep-pending lets them finish)."
         )
 
 

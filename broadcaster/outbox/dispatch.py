@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from broadcaster import audit
 from broadcaster.campaigns import workflow
 from broadcaster.campaigns.messages import Composer
 from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain, Purpose
@@ -321,6 +322,7 @@ class Dispatcher:
                     status=MessageStatus.CANCELLED, reason="campaign cancelled", final_at=self.clock.now()
                 )
             )
+            _cancel_queued_of_cancelled_runs(session, Message.id.in_(ids), now=self.clock.now())
 
     def close(self) -> None:
         """Stop the sender thread and close the adapters (the process is done sending)."""
@@ -334,10 +336,13 @@ class Dispatcher:
     # -- steps -------------------------------------------------------------------------------------------
 
     def _check_state(self, chunk_id: int) -> str | None:
-        """Stop on a paused or cancelled campaign; outside the send window, defer the rest to its opening."""
+        """Stop on a paused or cancelled campaign, or a cancelled run (a newer version was approved); outside
+        the send window, defer the rest to its opening."""
         with self.readers() as session:
             row = session.execute(
-                select(Campaign.id, Campaign.state, CampaignRun.version_id)
+                select(
+                    Campaign.id, Campaign.state, CampaignRun.id, CampaignRun.status, CampaignRun.version_id
+                )
                 .select_from(Chunk)
                 .join(CampaignRun, CampaignRun.id == Chunk.run_id)
                 .join(Campaign, Campaign.id == CampaignRun.campaign_id)
@@ -345,10 +350,14 @@ class Dispatcher:
             ).first()
             if row is None:  # test sends have no run
                 return None
-            campaign_id, state, version_id = row
+            campaign_id, state, run_id, run_status, version_id = row
             if state in (CampaignState.PAUSED, CampaignState.CANCELLED):
                 return f"campaign {campaign_id} is {state.value}"
             definition = self.versions.definition(session, version_id)
+        if run_status == RunStatus.CANCELLED:  # e.g. a newer version was approved: its rows never go
+            with self.sessions.begin() as session:
+                _cancel_queued_of_cancelled_runs(session, Message.chunk_id == chunk_id, now=self.clock.now())
+            return f"run {run_id} is cancelled"
         if definition.schedule is not None and definition.schedule.window is not None:
             tz = ZoneInfo(definition.schedule.timezone)
             now = self.clock.now()
@@ -501,8 +510,26 @@ class Dispatcher:
                 log.warning("paused campaign %s: %s", campaign_id, reason)
 
 
+def _cancel_queued_of_cancelled_runs(session: Session, *where: Any, now: datetime) -> None:
+    """Cancel the queued rows (matching ``where``) of runs that were cancelled, each with its run's reason."""
+    runs = session.execute(
+        select(CampaignRun.id, CampaignRun.ended_reason).where(
+            CampaignRun.status == RunStatus.CANCELLED,
+            CampaignRun.id.in_(select(Message.run_id).where(Message.status == MessageStatus.QUEUED, *where)),
+        )
+    ).all()
+    for run_id, ended_reason in runs:
+        session.execute(
+            update(Message)
+            .where(Message.run_id == run_id, Message.status == MessageStatus.QUEUED, *where)
+            .values(status=MessageStatus.CANCELLED, reason=ended_reason or "run cancelled", final_at=now)
+        )
+
+
 def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
-    """A run is complete when none of its messages waits to be sent (receipts may still come later)."""
+    """A run is complete when none of its messages waits to be sent (receipts may still come later).
+
+    A campaign without a schedule section is sent once: it is completed with its run."""
     pending = session.scalar(
         select(func.count())
         .select_from(Message)
@@ -515,7 +542,33 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
         .where(CampaignRun.id == run_id, CampaignRun.status == RunStatus.SENDING)
         .values(status=RunStatus.COMPLETED, finished_at=now)
     )
-    return bool(getattr(result, "rowcount", 0))
+    if not getattr(result, "rowcount", 0):
+        return False
+    run = session.get(CampaignRun, run_id)
+    assert run is not None
+    version = session.get(CampaignVersion, run.version_id)
+    assert version is not None
+    if definition_of(version).schedule is None:
+        completed = session.execute(
+            update(Campaign)
+            .where(
+                Campaign.id == run.campaign_id,
+                Campaign.state == CampaignState.APPROVED,
+                Campaign.approved_version_id == run.version_id,  # an older version's run finishing late
+            )
+            .values(state=CampaignState.COMPLETED, updated_at=now)
+        )
+        if getattr(completed, "rowcount", 0):
+            audit.record(
+                session,
+                actor="engine",
+                action="campaign.completed",
+                subject_type="campaign",
+                subject_id=run.campaign_id,
+                at=now,
+                details={"run_id": run_id, "version": version.number},
+            )
+    return True
 
 
 def dispatcher_for(context: AppContext, *, hand_off: Callable[[str], None] | None = None) -> Dispatcher:

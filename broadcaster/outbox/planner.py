@@ -84,6 +84,10 @@ def plan_run(
             if window is not None and not window.contains(now, tz):
                 not_before = window.next_open(now, tz)
             with sessions.begin() as session:
+                tracked = _planning(session, run_id)
+                if tracked is None:
+                    log.info("run %s was cancelled while being planned; planning stops", run_id)
+                    return 0
                 rows = _rows_for_page(
                     session,
                     page,
@@ -98,14 +102,14 @@ def plan_run(
                     not_before=not_before,
                 )
                 insert_ignoring_conflicts(session, Message.__table__, rows, conflict=["idempotency_key"])  # type: ignore[arg-type]
-                tracked = session.get(CampaignRun, run_id)
-                assert tracked is not None
                 tracked.plan_checkpoint = page[-1].id
             reader.expunge_all()
 
     with sessions.begin() as session:
-        tracked = session.get(CampaignRun, run_id)
-        assert tracked is not None
+        tracked = _planning(session, run_id)
+        if tracked is None:
+            log.info("run %s was cancelled while being planned; nothing is sent", run_id)
+            return 0
         total = session.scalar(select(func.count()).select_from(Message).where(Message.run_id == run_id)) or 0
         tracked.planned_messages = total
         tracked.planned_at = clock.now()
@@ -116,6 +120,13 @@ def plan_run(
         enqueuer.dispatch_chunk(chunk_id, queue=queue)
     log.info("planned run %s: %s messages in %s chunks", run_id, total, len(chunks))
     return total
+
+
+def _planning(session: Session, run_id: int) -> CampaignRun | None:
+    """The run, locked for this transaction, while it is still being planned (None: it was cancelled,
+    e.g. because a newer version was approved, and nothing more of it may be queued)."""
+    run = session.scalar(select(CampaignRun).where(CampaignRun.id == run_id).with_for_update())
+    return run if run is not None and run.status == RunStatus.PLANNING else None
 
 
 def _rows_for_page(

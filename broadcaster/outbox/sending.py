@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
@@ -21,15 +22,32 @@ from broadcaster.rendering import sample_contact
 from broadcaster.settings import Settings
 
 
-def start_manual_run(session: Session, *, campaign_id: str, actor: User, clock: Clock) -> int:
-    """One run now, from the approved snapshot; the plan task does the rest."""
+def start_manual_run(
+    session: Session, *, campaign_id: str, actor: User, clock: Clock, again: bool = False
+) -> int:
+    """One run now, from the approved snapshot; the plan task does the rest.
+
+    A campaign without a schedule section goes out once: after its run went out (or while it is going
+    out), sending it again takes ``again``, and the refusal says how many people already received it."""
     campaign = get_campaign(session, campaign_id)
-    if campaign.state not in (CampaignState.APPROVED, CampaignState.SCHEDULED):
+    if campaign.state not in (CampaignState.APPROVED, CampaignState.SCHEDULED, CampaignState.COMPLETED):
         raise StateError(
             f"campaign {campaign_id!r} is {campaign.state.value}; only an approved or scheduled campaign can be sent"
         )
     version = approved_version(session, campaign)
+    received = received_count(session, campaign_id)
+    one_off_sent = definition_of(version).schedule is None and bool(
+        received or _went_out(session, campaign_id)
+    )
+    if not again and (campaign.state == CampaignState.COMPLETED or one_off_sent):
+        raise StateError(
+            f"campaign {campaign_id!r} was already sent ({campaign.state.value}): {received} people received it. "
+            f"`broadcaster send {campaign_id} --again` sends it to everyone again."
+        )
     now = clock.now()
+    if campaign.state == CampaignState.COMPLETED:
+        campaign.state = CampaignState.APPROVED  # running again: it can be paused or cancelled meanwhile
+        campaign.updated_at = now
     run = CampaignRun(
         campaign_id=campaign_id,
         version_id=version.id,
@@ -42,6 +60,13 @@ def start_manual_run(session: Session, *, campaign_id: str, actor: User, clock: 
     )
     session.add(run)
     session.flush()
+    details: dict[str, object] = {
+        "run_id": run.id,
+        "version": version.number,
+        "content_hash": version.content_hash,
+    }
+    if again:
+        details.update(again=True, already_received=received)
     audit.record(
         session,
         actor=actor.login,
@@ -49,9 +74,36 @@ def start_manual_run(session: Session, *, campaign_id: str, actor: User, clock: 
         subject_type="campaign",
         subject_id=campaign_id,
         at=now,
-        details={"run_id": run.id, "version": version.number, "content_hash": version.content_hash},
+        details=details,
     )
     return run.id
+
+
+def received_count(session: Session, campaign_id: str) -> int:
+    """People (contacts) the campaign's runs reached: a message accepted by the provider or delivered."""
+    return int(
+        session.scalar(
+            select(func.count(distinct(Message.contact_id))).where(
+                Message.campaign_id == campaign_id,
+                Message.kind == MessageKind.CAMPAIGN,
+                Message.status.in_([MessageStatus.SENT, MessageStatus.DELIVERED]),
+            )
+        )
+        or 0
+    )
+
+
+def _went_out(session: Session, campaign_id: str) -> bool:
+    """A run of the campaign is being planned, sending, or completed (a cancelled one did not go out)."""
+    found = session.scalar(
+        select(CampaignRun.id)
+        .where(
+            CampaignRun.campaign_id == campaign_id,
+            CampaignRun.status.in_([RunStatus.PLANNING, RunStatus.SENDING, RunStatus.COMPLETED]),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def channel_for(address: str) -> tuple[str, str]:

@@ -100,8 +100,17 @@ def submit(
     )
 
 
+def reviewed_hash(session: Session, number: int | None = None) -> str:
+    """What an approver copies from ``preview``: a prefix of the version's content hash."""
+    return get_version(session, CAMPAIGN, number).content_hash[:12]
+
+
 def approve(context: AppContext, user: User, **kwargs: Any) -> Callable[[Session], Any]:
-    return lambda s: workflow.approve(s, campaign_id=CAMPAIGN, actor=user, clock=context.clock, **kwargs)
+    def action(s: Session) -> Any:
+        kwargs.setdefault("content_hash", reviewed_hash(s, kwargs.get("version_number")))
+        return workflow.approve(s, campaign_id=CAMPAIGN, actor=user, clock=context.clock, **kwargs)
+
+    return action
 
 
 def versions(context: AppContext) -> list[tuple[int, str]]:
@@ -325,7 +334,9 @@ def test_approving_ones_own_submission_is_refused(
         context,
         StateError,
         "you submitted",
-        lambda s: workflow.reject(s, campaign_id=CAMPAIGN, actor=promoted, clock=clock, reason="thử"),
+        lambda s: workflow.reject(
+            s, campaign_id=CAMPAIGN, actor=promoted, clock=clock, reason="thử", content_hash=reviewed_hash(s)
+        ),
     )
     assert versions(context) == [(1, "submitted")]
 
@@ -380,6 +391,7 @@ def test_a_version_loaded_after_submission_makes_the_submitted_one_stale(
             clock=context.clock,
             reason="cũ",
             version_number=1,
+            content_hash=first.content_hash,
         ),
     )
 
@@ -395,6 +407,38 @@ def test_a_short_hash_prefix_is_refused(
         "at least 8 characters",
         approve(context, people["approver"], content_hash=outcome.content_hash[:7]),
     )
+
+
+def test_a_decision_without_the_hash_is_refused_and_says_where_to_find_it(
+    context: AppContext, people: dict[str, User], campaign_file: Path, clock: FrozenClock
+) -> None:
+    load(context, campaign_file)
+    submit(context, people["editor"])
+    for missing in (None, "", "   "):
+        message = refused(
+            context,
+            UserError,
+            "--hash needs at least 8",
+            approve(context, people["approver"], content_hash=missing),
+        )
+        assert (
+            f"broadcaster campaigns preview {CAMPAIGN}" in message
+            and f"broadcaster status {CAMPAIGN}" in message
+        )
+        refused(
+            context,
+            UserError,
+            "--hash needs at least 8",
+            lambda s, missing=missing: workflow.reject(
+                s,
+                campaign_id=CAMPAIGN,
+                actor=people["approver"],
+                clock=clock,
+                reason="sai",
+                content_hash=missing,
+            ),
+        )
+    assert versions(context) == [(1, "submitted")]
 
 
 def test_a_large_audience_needs_a_second_different_approver(
@@ -417,7 +461,12 @@ def test_a_large_audience_needs_a_second_different_approver(
         StateError,
         "already approved version 1",
         lambda s: workflow.reject(
-            s, campaign_id=CAMPAIGN, actor=people["approver"], clock=context.clock, reason="đổi ý"
+            s,
+            campaign_id=CAMPAIGN,
+            actor=people["approver"],
+            clock=context.clock,
+            reason="đổi ý",
+            content_hash=reviewed_hash(s),
         ),
     )
 
@@ -445,7 +494,12 @@ def test_reject_needs_a_reason(
 
     def reject(reason: str) -> Callable[[Session], Any]:
         return lambda s: workflow.reject(
-            s, campaign_id=CAMPAIGN, actor=people["approver"], clock=clock, reason=reason
+            s,
+            campaign_id=CAMPAIGN,
+            actor=people["approver"],
+            clock=clock,
+            reason=reason,
+            content_hash=reviewed_hash(s),
         )
 
     for empty in ("", "   "):

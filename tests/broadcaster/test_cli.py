@@ -217,8 +217,15 @@ def test_reject_and_refused_decisions(cli: Cli, context: AppContext, team: None,
     cli("users", "set-role", "bien_tap", "approver")
     before = database_dump(context.engine)
 
-    own = cli("campaigns", "approve", CAMPAIGN, user="bien_tap", expect=1)
+    own = cli("campaigns", "approve", CAMPAIGN, "--hash", content_hash[:8], user="bien_tap", expect=1)
     assert "another user must approve it" in one_line(own.stderr)
+    for decision in (["approve"], ["reject", "-m", "Sai ngày"]):
+        unhashed = one_line(cli("campaigns", *decision, CAMPAIGN, user="phe_duyet", expect=1).stderr)
+        assert (
+            "--hash needs at least 8 characters of the content hash of the version you reviewed" in unhashed
+        )
+        assert f"broadcaster campaigns preview {CAMPAIGN}" in unhashed
+        assert f"broadcaster status {CAMPAIGN}" in unhashed
     write_campaign(workdir, title="Bản sửa")
     stale = cli("campaigns", "approve", CAMPAIGN, "--hash", "0123456789ab", user="phe_duyet", expect=1)
     assert "what you reviewed is stale" in one_line(stale.stderr)
@@ -253,13 +260,13 @@ def test_second_approver_through_the_cli(cli: Cli, context: AppContext, team: No
     )
     cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="bien_tap")
     write_campaign(workdir)
-    cli("campaigns", "load", CAMPAIGN_FILE, user="bien_tap")
+    reviewed = cli.json("campaigns", "load", CAMPAIGN_FILE, user="bien_tap")[0]["content_hash"][:10]
     assert "needs 2 approval(s)" in one_line(cli("campaigns", "submit", CAMPAIGN, user="bien_tap").stdout)
-    first = one_line(cli("campaigns", "approve", CAMPAIGN, user="phe_duyet").stdout)
+    first = one_line(cli("campaigns", "approve", CAMPAIGN, "--hash", reviewed, user="phe_duyet").stdout)
     assert "(1/2); a second approver is needed" in first
-    twice = cli("campaigns", "approve", CAMPAIGN, user="phe_duyet", expect=1)
+    twice = cli("campaigns", "approve", CAMPAIGN, "--hash", reviewed, user="phe_duyet", expect=1)
     assert "already approved" in twice.stderr
-    assert "Approved" in cli("campaigns", "approve", CAMPAIGN, user="pho_giam_doc").stdout
+    assert "Approved" in cli("campaigns", "approve", CAMPAIGN, "--hash", reviewed, user="pho_giam_doc").stdout
 
 
 @pytest.mark.parametrize(

@@ -257,9 +257,11 @@ class Pipeline:
 
     # -- driving the engine --------------------------------------------------------------------------------
 
-    def start_run(self, campaign_id: str) -> int:
+    def start_run(self, campaign_id: str, *, again: bool = False) -> int:
         with self.context.sessions.begin() as session:
-            return start_manual_run(session, campaign_id=campaign_id, actor=self.editor, clock=self.clock)
+            return start_manual_run(
+                session, campaign_id=campaign_id, actor=self.editor, clock=self.clock, again=again
+            )
 
     def plan(self, run_id: int) -> int:
         return plan_run(
@@ -294,9 +296,10 @@ class Pipeline:
             self.context.sessions, settings=self.context.settings, clock=self.clock, enqueuer=self.enqueuer
         )
 
-    def send(self, campaign_id: str) -> int:
-        """A manual run, planned and dispatched to the end; returns the run id."""
-        run_id = self.start_run(campaign_id)
+    def send(self, campaign_id: str, *, again: bool = False) -> int:
+        """A manual run, planned and dispatched to the end; returns the run id (``again``: a one-off
+        campaign that already went out)."""
+        run_id = self.start_run(campaign_id, again=again)
         self.plan(run_id)
         self.drain()
         return run_id
