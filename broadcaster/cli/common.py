@@ -51,7 +51,7 @@ def acting(action: str, *, write: bool = True) -> Iterator[tuple[AppContext, Ses
     try:
         factory = context.sessions.begin if write else context.readers
         with factory() as session:
-            user = resolve_actor(session, context.settings)
+            user = resolve_actor(session)
             require(user, action)
             yield context, session, user
     finally:
