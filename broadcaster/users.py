@@ -38,6 +38,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "campaigns.resume": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.cancel": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER}),
     "engine.run": frozenset({Role.ADMIN, Role.EDITOR}),
+    # Release, retry or drop messages by hand (held, unknown, failed, queued).
+    "messages.operate": frozenset({Role.ADMIN, Role.EDITOR}),
+    # Names, phones and e-mails in full where they are masked by default (broadcaster.masking); audited.
+    "personal_data.unmasked": frozenset({Role.ADMIN}),
     "read": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER, Role.AUDITOR}),
 }
 

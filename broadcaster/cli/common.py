@@ -26,6 +26,11 @@ err_console = Console(stderr=True)
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Settings file (default: ./broadcaster.toml).")
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+UnmaskedOption = typer.Option(
+    False,
+    "--unmasked",
+    help="Show names, phones and e-mails in full (admins only; recorded in the audit trail).",
+)
 
 
 class CliState:

@@ -122,14 +122,54 @@ def test_contacts_commands(cli: Cli, context: AppContext, team: None) -> None:
     assert "15 rows — 0 created, 11 updated, 4 skipped, 11 merged" in summary
     assert "more; use --json for all" in summary
 
-    listing = cli.json("contacts", "list", user="kiem_toan")
+    listing = cli.json("contacts", "list", user="bien_tap")
     assert listing["total"] == 11
     assert len(listing["contacts"]) == 11
     names = {c["full_name"] for c in listing["contacts"]}
     assert "Nguyễn Văn An" in names
     business = cli.json("contacts", "list", "--segment", "business", "--limit", "5")
     assert [c["external_id"] for c in business["contacts"]] == ["DN-000003"]
-    assert "Phạm Thu Hà" in cli("contacts", "list").stdout
+    assert "Phạm Thu Hà" in cli("contacts", "list", user="bien_tap").stdout
+
+
+def _contact_an(listing: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in listing["contacts"] if c["external_id"] == "DN-000001")
+    return found
+
+
+def test_auditors_and_admins_see_contacts_masked_unless_an_admin_asks(
+    cli: Cli, context: AppContext, team: None
+) -> None:
+    cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="bien_tap")
+    for user in ("kiem_toan", ADMIN_LOGIN):
+        masked = _contact_an(cli.json("contacts", "list", user=user))
+        assert (masked["full_name"], masked["phone"], masked["email"]) == (
+            "N. V. A.",
+            "091****678",
+            "a***@gmail.com",
+        )
+    table = cli("contacts", "list", user="kiem_toan").stdout
+    assert "091****678" in table and "a***@gmail.com" in table
+    assert "Nguyễn Văn An" not in table and "+84912345678" not in table and "an.nguyen" not in table
+    # Editors work with the contacts themselves.
+    assert _contact_an(cli.json("contacts", "list", user="bien_tap"))["phone"] == "+84912345678"
+
+    before = database_dump(context.engine)
+    refused = cli("contacts", "list", "--unmasked", user="kiem_toan", expect=1)
+    assert "'personal_data.unmasked' needs one of: admin" in one_line(refused.stderr)
+    assert database_dump(context.engine) == before
+
+    full = _contact_an(cli.json("contacts", "list", "--unmasked", "--segment", "citizen"))
+    assert (full["full_name"], full["phone"]) == ("Nguyễn Văn An", "+84912345678")
+    with context.sessions() as session:
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert entry is not None
+    assert (entry.actor, entry.action, entry.subject_type) == (
+        ADMIN_LOGIN,
+        "personal_data.unmasked",
+        "contacts",
+    )
+    assert entry.details["filters"] == {"segment": "citizen", "limit": 20} and entry.details["shown"] > 0
 
 
 @pytest.mark.parametrize(
@@ -330,6 +370,9 @@ FORBIDDEN = [
     (["send", CAMPAIGN], "phe_duyet", "approver", "campaigns.send"),
     (["send", CAMPAIGN], "kiem_toan", "auditor", "campaigns.send"),
     (["run", "--once"], "kiem_toan", "auditor", "engine.run"),
+    (["messages", "drop", "--campaign", CAMPAIGN, "-m", "sai"], "phe_duyet", "approver", "messages.operate"),
+    (["messages", "release", "--campaign", CAMPAIGN, "-m", "x"], "kiem_toan", "auditor", "messages.operate"),
+    (["messages", "retry", "--campaign", CAMPAIGN, "--dry-run"], "kiem_toan", "auditor", "messages.operate"),
 ]
 
 
