@@ -161,10 +161,22 @@ def policy_list(as_json: bool = JsonOption) -> None:
         "Policies",
         ["key", "value", "default", "meaning", "set by", "set at"],
         [
-            [e["key"], e["value"], e["default"], e["meaning"], e["updated_by"] or "-", e["updated_at"] or "-"]
+            [
+                e["key"],
+                _shown(e["value"]),
+                _shown(e["default"]),
+                e["meaning"],
+                e["updated_by"] or "-",
+                e["updated_at"] or "-",
+            ]
             for e in states
         ],
     )
+
+
+def _shown(value: object) -> str:
+    """A policy value as it is typed in `policy set` (true/false, not Python's True/False)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @policy_app.command("set")
@@ -180,7 +192,7 @@ def policy_set(
         before, after = policies.set_policy(
             session, actor=actor.login, key=key, text=value, reason=reason, clock=context.clock
         )
-    console.print(f"Policy {key}: {before} → [bold]{after}[/].", highlight=False)
+    console.print(f"Policy {key}: {_shown(before)} → [bold]{_shown(after)}[/].", highlight=False)
 
 
 def main() -> None:

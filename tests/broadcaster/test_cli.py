@@ -491,7 +491,8 @@ def test_policy_commands(cli: Cli, context: AppContext, team: None) -> None:
         ADMIN_LOGIN,
     )
     assert policies["second_approver_threshold"]["updated_at"].endswith("+07:00")
-    assert "chiến dịch lớn" not in cli("policy", "list").stdout and "200" in cli("policy", "list").stdout
+    table = one_line(cli("policy", "list").stdout)
+    assert "second_approver_threshold │ 200 │ 5000" in table and "allow_env_user │ false │ false" in table
     with context.sessions() as session:
         entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
     assert entry is not None
