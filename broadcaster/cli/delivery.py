@@ -156,13 +156,16 @@ def send(
         context.close()
 
 
+LIST_LIMIT = 50
+
+
 def messages(
     ctx: typer.Context,
     campaign: str | None = typer.Option(None, "--campaign", help="Campaign id."),
     status_filter: MessageStatus | None = typer.Option(None, "--status", help="Only this status."),
     channel: str | None = typer.Option(None, "--channel", help="Only this channel (sms, email)."),
     run: int | None = typer.Option(None, "--run", help="Only this run."),
-    limit: int = typer.Option(50, help="How many messages to show."),
+    limit: int = typer.Option(LIST_LIMIT, help="How many messages to show."),
     unmasked: bool = UnmaskedOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -170,7 +173,7 @@ def messages(
     or drop. Auditors and admins see addresses masked."""
     if ctx.invoked_subcommand is not None:
         listing = (campaign, status_filter, channel, run, unmasked or None, as_json or None)
-        if any(value is not None for value in listing) or limit != 50:
+        if any(value is not None for value in listing) or limit != LIST_LIMIT:
             # Filters given before the subcommand would silently not apply to it.
             raise UserError(
                 f"put the options after the subcommand: broadcaster messages {ctx.invoked_subcommand} --campaign …"
