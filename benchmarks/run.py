@@ -225,8 +225,6 @@ def write_config(config: Path, *, channel: str, port: int, chunk_size: int | Non
     text = text.replace("port = 2775", f"port = {port}").replace("port = 2525", f"port = {port}")
     # No rate limit: we measure the engine, not the provider's contract.
     text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("tps ="))
-    # One approver is enough for a benchmark audience (the second-approver rule is tested elsewhere).
-    text = text.replace("second_approver_threshold = 5000", "second_approver_threshold = 100000000")
     if chunk_size is not None:
         text = text.replace("chunk_size = 500", f"chunk_size = {chunk_size}")
     config.write_text(text, encoding="utf-8")
@@ -276,6 +274,7 @@ class Prepared:
 
 def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int | None) -> Prepared:
     """A working directory with ``count`` contacts and an approved one-channel campaign."""
+    from broadcaster import policies
     from broadcaster.campaigns import workflow
     from broadcaster.campaigns.files import ProviderInfo, validate_paths
     from broadcaster.campaigns.messages import Composer, contact_view
@@ -304,6 +303,15 @@ def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int 
         with context.sessions.begin() as session:
             add_user(session, actor=ADMIN, login=EDITOR, role=Role.EDITOR, clock=clock)
             add_user(session, actor=ADMIN, login=APPROVER, role=Role.APPROVER, clock=clock)
+            # One approver is enough for a benchmark audience (the second-approver rule is tested elsewhere).
+            policies.set_policy(
+                session,
+                actor=ADMIN,
+                key=policies.SECOND_APPROVER_THRESHOLD,
+                text="100000000",
+                reason="benchmark: one approver",
+                clock=clock,
+            )
         contacts_csv = directory / "contacts.csv"
         write_contacts(contacts_csv, count)
         with context.sessions.begin() as session:

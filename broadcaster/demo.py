@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import select
 
+from broadcaster import policies
 from broadcaster.campaigns import workflow
 from broadcaster.campaigns.files import ProviderInfo, validate_paths
 from broadcaster.campaigns.store import load_bundle
@@ -36,6 +37,7 @@ from broadcaster.workdir import init_workdir
 DEMO_CAMPAIGN = "thong-bao-dich-vu-cong"
 EDITOR = "bientap"  # biên tập viên: prepares and submits
 APPROVER = "pheduyet"  # người phê duyệt: approves
+ADMIN = "quantri"  # quản trị: manages users and policies
 
 
 @dataclass
@@ -56,7 +58,6 @@ def _free_port() -> int:
 def _point_providers_at(config: Path, ports: SandboxPorts) -> None:
     text = config.read_text(encoding="utf-8")
     text = text.replace("port = 2775", f"port = {ports.smpp}").replace("port = 2525", f"port = {ports.smtp}")
-    text = text.replace("allow_env_user = false", "allow_env_user = true")
     config.write_text(text, encoding="utf-8")
 
 
@@ -75,7 +76,7 @@ def run_demo(
     if directory.exists():
         shutil.rmtree(directory)
     console.rule("1. Working directory")
-    context = init_workdir(directory, admin_login="quantri", clock=clock)
+    context = init_workdir(directory, admin_login=ADMIN, clock=clock)
     context.close()
     ports = SandboxPorts(smtp=_free_port(), smpp=_free_port())
     config = directory / CONFIG_FILENAME
@@ -86,7 +87,7 @@ def run_demo(
         with context.sessions.begin() as session:
             add_user(
                 session,
-                actor="quantri",
+                actor=ADMIN,
                 login=EDITOR,
                 role=Role.EDITOR,
                 clock=clock,
@@ -94,13 +95,25 @@ def run_demo(
             )
             add_user(
                 session,
-                actor="quantri",
+                actor=ADMIN,
                 login=APPROVER,
                 role=Role.APPROVER,
                 clock=clock,
                 display_name="Lãnh đạo phòng",
             )
-        console.print(f"Users: quantri (admin), {EDITOR} (editor), {APPROVER} (approver).")
+            # Two people rehearse on one machine: the admin lets BROADCASTER_USER stand in for the OS login.
+            policies.set_policy(
+                session,
+                actor=ADMIN,
+                key=policies.ALLOW_ENV_USER,
+                text="true",
+                reason="demo: several people act on one machine",
+                clock=clock,
+            )
+        console.print(f"Users: {ADMIN} (admin), {EDITOR} (editor), {APPROVER} (approver).")
+        console.print(
+            f"Policy allow_env_user set to true by {ADMIN}: BROADCASTER_USER=LOGIN acts as LOGIN here."
+        )
 
         console.rule("2. Contacts")
         csv_path = directory / "danh-ba-mau.csv"

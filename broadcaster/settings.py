@@ -8,7 +8,8 @@ constants: the department was renamed in 2025 and other cities may run this.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -23,6 +24,9 @@ from pydantic_settings import (
 from broadcaster.errors import UserError
 
 CONFIG_FILENAME = "broadcaster.toml"
+# Sections that held rules guarding four-eyes; those rules now live in the database (broadcaster.policies),
+# where a caller cannot switch them off with a file or a variable of their own.
+RETIRED_SECTIONS = ("identity", "approval")
 SECRET_MARKERS = ("password", "secret", "token", "key")
 
 
@@ -58,25 +62,11 @@ class BrokerSettings(BaseModel):
     url: str = "sqla+sqlite:///broker.sqlite3"
 
 
-class IdentitySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # BROADCASTER_USER may stand in for the OS login only where this is on (the demo, a kiosk).
-    allow_env_user: bool = False
-
-
 class SecuritySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Signs List-Unsubscribe tokens; `init` writes a random one. Empty: no opt-out links are offered.
     unsubscribe_secret: str = ""
-
-
-class ApprovalSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # Above this many recipients a version needs a second, different approver.
-    second_approver_threshold: int = Field(default=5000, ge=0)
 
 
 class PriceTable(BaseModel):
@@ -174,9 +164,7 @@ class Settings(BaseSettings):
     org: OrgSettings = Field(default_factory=OrgSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
-    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
-    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
@@ -282,6 +270,10 @@ def load_settings(config: Path | None = None, *, require_file: bool = True) -> S
             "or pass --config / set BROADCASTER_CONFIG"
         )
 
+    retired = list(_retired_keys(path))
+    if retired:
+        raise SettingsError("\n".join(_retired_message(*found) for found in retired))
+
     class _FileSettings(Settings):
         toml_path = path
 
@@ -296,3 +288,32 @@ def load_settings(config: Path | None = None, *, require_file: bool = True) -> S
     except ValueError as exc:  # TOML syntax
         raise SettingsError(f"{path}: {exc}") from None
     return Settings.model_validate(loaded.model_dump() | {"base_dir": path.parent})
+
+
+def _retired_message(where: str, key: str, fix: str) -> str:
+    name = key.partition(".")[2]
+    return (
+        f"{where} sets {key}, which is no longer a setting: rules that guard four-eyes live in the database. "
+        f"{fix}; an admin changes the rule with "
+        f"`broadcaster policy set {name or 'KEY'} VALUE --reason …` (see `broadcaster policy list`)"
+    )
+
+
+def _retired_keys(path: Path) -> Iterator[tuple[str, str, str]]:
+    """(where, section.key, what to do) for every retired key still set in the settings file or the
+    environment."""
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            data = {}  # the loader below reports the syntax error with the file's name
+        for section in RETIRED_SECTIONS:
+            values = data.get(section)
+            if values is not None:
+                keys = list(values) if isinstance(values, dict) and values else [""]
+                for key in keys:
+                    yield str(path), f"{section}.{key}".rstrip("."), f"Remove [{section}] from the file"
+    for name in sorted(os.environ):
+        section, _, key = name.lower().removeprefix("broadcaster_").partition("__")
+        if name.upper().startswith("BROADCASTER_") and section in RETIRED_SECTIONS:
+            yield f"the environment variable {name}", f"{section}.{key}".rstrip("."), "Unset it"

@@ -1,7 +1,8 @@
 """Users, roles and the permission table every command checks.
 
 The CLI acts as the operating-system login mapped to a stored user; ``BROADCASTER_USER`` may stand in for it
-only where settings allow (the demo).
+only where the ``allow_env_user`` policy, kept in the database and changed by an admin, allows it (a rehearsal on
+one machine, the demo) — never because of a setting or a variable the caller chooses.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from collections.abc import Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster import audit
+from broadcaster import audit, policies
 from broadcaster.clock import Clock
 from broadcaster.db.models import Role, User
 from broadcaster.errors import NotFound, StateError, UserError
-from broadcaster.settings import Settings
 
 LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
 
 # action → roles allowed. Approving is kept apart from editing (four-eyes principle); auditors only read.
 PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "users.manage": frozenset({Role.ADMIN}),
+    "policies.manage": frozenset({Role.ADMIN}),
     "contacts.import": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.load": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.submit": frozenset({Role.ADMIN, Role.EDITOR}),
@@ -37,6 +38,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "campaigns.resume": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.cancel": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER}),
     "engine.run": frozenset({Role.ADMIN, Role.EDITOR}),
+    # Release, retry or drop messages by hand (held, unknown, failed, queued).
+    "messages.operate": frozenset({Role.ADMIN, Role.EDITOR}),
+    # Names, phones and e-mails in full where they are masked by default (broadcaster.masking); audited.
+    "personal_data.unmasked": frozenset({Role.ADMIN}),
     "read": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER, Role.AUDITOR}),
 }
 
@@ -54,20 +59,21 @@ class PermissionDenied(UserError):
         )
 
 
-def current_login(settings: Settings) -> str:
+def current_login(session: Session) -> str:
     override = os.environ.get("BROADCASTER_USER")
     if override:
-        if not settings.identity.allow_env_user:
+        if not policies.allow_env_user(session):
             raise IdentityError(
-                "BROADCASTER_USER is set but this installation does not allow it "
-                "(identity.allow_env_user = false); unset it to act as your own login"
+                "BROADCASTER_USER is set but this installation does not allow it (policy allow_env_user is "
+                "false); unset it to act as your own login. For a rehearsal on one machine an admin runs "
+                "`broadcaster policy set allow_env_user true --reason …`"
             )
         return override
     return getpass.getuser()
 
 
-def resolve_actor(session: Session, settings: Settings) -> User:
-    login = current_login(settings)
+def resolve_actor(session: Session) -> User:
+    login = current_login(session)
     user = session.scalar(select(User).where(User.login == login))
     if user is None:
         raise IdentityError(

@@ -18,6 +18,8 @@ from broadcaster.users import add_user, validate_login
 DEFAULT_CONFIG = """\
 # Broadcaster settings. Every key can be overridden by an environment variable:
 # BROADCASTER_<SECTION>__<KEY>, e.g. BROADCASTER_DATABASE__URL or BROADCASTER_PROVIDERS__SMS_MAIN__HOST.
+# Rules that guard four-eyes (BROADCASTER_USER, the second-approver threshold) are not settings: they live in
+# the database, an admin changes them (`broadcaster policy list`, `broadcaster policy set`).
 
 [org]
 # The agency that sends. It was renamed in 2025: keep these in step with the current decision.
@@ -38,15 +40,9 @@ url = "sqlite:///broadcaster.sqlite3"
 # Embedded default: kombu's SQLAlchemy transport on its own SQLite file.
 url = "sqla+sqlite:///broker.sqlite3"
 
-[identity]
-allow_env_user = false
-
 [security]
 # Signs the opt-out links of e-mails (List-Unsubscribe). Keep it secret; changing it voids sent links.
 unsubscribe_secret = "{unsubscribe_secret}"
-
-[approval]
-second_approver_threshold = 5000
 
 [delivery]
 chunk_size = 500

@@ -1,9 +1,9 @@
 """Submit, approve, reject, schedule, pause, resume, cancel: each a guarded transition with an audit entry.
 
 Approval binds to the content hash the approver saw (a prefix of it is required); the submitter cannot
-approve; above the recipients threshold in the settings a version needs a second, different approver. When a
-newer version's approval completes, the older versions' runs that still have messages waiting stop (or, when
-the approver says so, finish).
+approve; above the recipients threshold of the policies (``broadcaster policy``) a version needs a second,
+different approver. When a newer version's approval completes, the older versions' runs that still have
+messages waiting stop (or, when the approver says so, finish).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from broadcaster import audit
+from broadcaster import audit, policies
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import (
     definition_of,
@@ -84,7 +84,7 @@ def submit(
     verify_snapshot(version)
     size = preview_version(session, version, settings, samples=0).reached_contacts
     version.audience_size = size
-    version.required_approvals = 2 if size > settings.approval.second_approver_threshold else 1
+    version.required_approvals = 2 if size > policies.second_approver_threshold(session) else 1
     version.status = VersionStatus.SUBMITTED
     version.submitted_by = actor.login
     version.submitted_at = clock.now()

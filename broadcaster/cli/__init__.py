@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from broadcaster import policies
 from broadcaster.cli import campaigns as campaigns_cli
 from broadcaster.cli import contacts as contacts_cli
 from broadcaster.cli import delivery as delivery_cli
@@ -47,8 +48,13 @@ class _Group(TyperGroup):
 app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="Users and roles.")
+policy_app = typer.Typer(
+    no_args_is_help=True,
+    help="Rules that guard four-eyes, kept in the database: anyone reads them, only an admin changes them.",
+)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(policy_app, name="policy")
 app.add_typer(contacts_cli.app, name="contacts")
 app.add_typer(campaigns_cli.app, name="campaigns")
 delivery_cli.register(app)
@@ -141,6 +147,52 @@ def users_list(as_json: bool = JsonOption) -> None:
         print_json(users)
         return
     print_table("Users", ["login", "role", "name", "active", "created"], [list(u.values()) for u in users])
+
+
+@policy_app.command("list")
+def policy_list(as_json: bool = JsonOption) -> None:
+    """Show each policy: its value, its default, what it means and who last set it."""
+    with acting("read", write=False) as (_context, session, _actor):
+        states = [state.as_dict() for state in policies.list_policies(session)]
+    if as_json:
+        print_json(states)
+        return
+    print_table(
+        "Policies",
+        ["key", "value", "default", "meaning", "set by", "set at"],
+        [
+            [
+                e["key"],
+                _shown(e["value"]),
+                _shown(e["default"]),
+                e["meaning"],
+                e["updated_by"] or "-",
+                e["updated_at"] or "-",
+            ]
+            for e in states
+        ],
+    )
+
+
+def _shown(value: object) -> str:
+    """A policy value as it is typed in `policy set` (true/false, not Python's True/False)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@policy_app.command("set")
+def policy_set(
+    key: str = typer.Argument(..., help="allow_env_user or second_approver_threshold."),
+    value: str = typer.Argument(
+        ..., help="true/false for allow_env_user; a whole number ≥ 0 for a threshold."
+    ),
+    reason: str = typer.Option(..., "--reason", "-m", help="Why; kept in the audit trail."),
+) -> None:
+    """Change a policy (admins only; audited with the value before and after)."""
+    with acting("policies.manage") as (context, session, actor):
+        before, after = policies.set_policy(
+            session, actor=actor.login, key=key, text=value, reason=reason, clock=context.clock
+        )
+    console.print(f"Policy {key}: {_shown(before)} → [bold]{_shown(after)}[/].", highlight=False)
 
 
 def main() -> None:

@@ -26,6 +26,11 @@ err_console = Console(stderr=True)
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Settings file (default: ./broadcaster.toml).")
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+UnmaskedOption = typer.Option(
+    False,
+    "--unmasked",
+    help="Show names, phones and e-mails in full (admins only; recorded in the audit trail).",
+)
 
 
 class CliState:
@@ -51,7 +56,7 @@ def acting(action: str, *, write: bool = True) -> Iterator[tuple[AppContext, Ses
     try:
         factory = context.sessions.begin if write else context.readers
         with factory() as session:
-            user = resolve_actor(session, context.settings)
+            user = resolve_actor(session)
             require(user, action)
             yield context, session, user
     finally:

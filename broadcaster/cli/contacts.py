@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from sqlalchemy import func, select
 
-from broadcaster.cli.common import JsonOption, acting, console, print_json, print_table
+from broadcaster import masking
+from broadcaster.cli.common import JsonOption, UnmaskedOption, acting, console, print_json, print_table
 from broadcaster.contacts.importer import import_contacts
 from broadcaster.db.models import Contact
 
@@ -48,12 +49,14 @@ def import_(
 
 @app.command("list")
 def list_(
-    segment: str | None = typer.Option(None),
-    limit: int = typer.Option(20),
+    segment: str | None = typer.Option(None, help="Only contacts of this segment."),
+    limit: int = typer.Option(20, help="How many contacts to show."),
+    unmasked: bool = UnmaskedOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List stored contacts (newest first)."""
-    with acting("read", write=False) as (_context, session, _user):
+    """List stored contacts (newest first). Auditors and admins see names, phones and e-mails masked."""
+    with acting("read", write=unmasked) as (context, session, user):
+        mask = masking.must_mask(user, unmasked=unmasked)
         query = select(Contact).order_by(Contact.id.desc()).limit(limit)
         count_query = select(func.count()).select_from(Contact)
         if segment:
@@ -64,10 +67,10 @@ def list_(
             {
                 "id": c.id,
                 "external_id": c.external_id,
-                "full_name": c.full_name,
-                "phone": c.phone,
+                "full_name": masking.mask_name(c.full_name) if mask else c.full_name,
+                "phone": masking.mask_phone(c.phone) if mask else c.phone,
                 "carrier": c.carrier,
-                "email": c.email,
+                "email": masking.mask_email(c.email) if mask else c.email,
                 "segment": c.segment,
                 "district": c.district,
                 "sms_opt_out": c.sms_opt_out,
@@ -75,6 +78,15 @@ def list_(
             }
             for c in session.scalars(query)
         ]
+        if unmasked:
+            masking.record_unmasked(
+                session,
+                actor=user,
+                what="contacts",
+                filters={"segment": segment, "limit": limit},
+                shown=len(rows),
+                clock=context.clock,
+            )
     if as_json:
         print_json({"total": total, "contacts": rows})
         return

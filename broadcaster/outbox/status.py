@@ -42,13 +42,16 @@ _ALLOWED: dict[MessageStatus, frozenset[MessageStatus]] = {
     # A receipt may arrive for a message still marked ``sending`` (the SMSC answered faster than we stored
     # the submit_sm_resp), hence SENDING is not needed as a source below: receipts are matched to parts.
     S.SENT: frozenset({S.DELIVERED, S.PERMANENT_FAILURE, S.TEMPORARY_FAILURE}),
-    # An operator resolves a held message: resend (back to queued) or give up; a late receipt settles it.
+    # An operator resolves a held message (``broadcaster messages release|drop``): resend (back to queued) or
+    # give up; a late receipt settles it.
     S.UNKNOWN: frozenset({S.QUEUED, S.DELIVERED, S.PERMANENT_FAILURE, S.TEMPORARY_FAILURE, S.CANCELLED}),
-    # An expired SMS may still be delivered later (receipts arrive out of order).
-    S.TEMPORARY_FAILURE: frozenset({S.DELIVERED}),
+    # An expired SMS may still be delivered later (receipts arrive out of order). Final for the engine, a
+    # technical or temporary failure may be queued again by an operator (``broadcaster messages retry``) as a
+    # fresh attempt: the address was not refused, the provider or the network failed.
+    S.TEMPORARY_FAILURE: frozenset({S.DELIVERED, S.QUEUED}),
     S.DELIVERED: frozenset(),
     S.PERMANENT_FAILURE: frozenset(),
-    S.TECHNICAL_FAILURE: frozenset(),
+    S.TECHNICAL_FAILURE: frozenset({S.QUEUED}),
     S.SUPPRESSED: frozenset(),
     S.CANCELLED: frozenset(),
 }

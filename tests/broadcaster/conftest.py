@@ -17,6 +17,7 @@ import pytest
 import yaml
 from sqlalchemy import Engine, select
 
+from broadcaster import policies
 from broadcaster.clock import FrozenClock
 from broadcaster.contacts.importer import ImportReport, import_contacts
 from broadcaster.context import AppContext
@@ -102,6 +103,14 @@ def database_dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
                 rows = connection.execute(select(table)).all()
                 dump[table.name] = sorted((tuple(row) for row in rows), key=repr)
     return dump
+
+
+def set_policy(context: AppContext, key: str, value: str) -> None:
+    """Set a policy as the admin, committed (what `broadcaster policy set` does)."""
+    with context.sessions.begin() as session:
+        policies.set_policy(
+            session, actor=ADMIN_LOGIN, key=key, text=value, reason="test", clock=context.clock
+        )
 
 
 @pytest.fixture

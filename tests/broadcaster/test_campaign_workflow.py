@@ -35,10 +35,10 @@ from broadcaster.db.models import (
 )
 from broadcaster.errors import NotFound, StateError, UserError
 from broadcaster.outbox.status import MessageStatus
-from broadcaster.settings import ApprovalSettings, Settings
+from broadcaster.settings import Settings
 from broadcaster.status import campaign_status
 from broadcaster.users import set_role
-from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, write_campaign
+from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, set_policy, write_campaign
 
 CAMPAIGN = "thong-bao-thu-nghiem"
 WEEKLY = {"start": "2025-06-09 08:00", "rrule": "FREQ=WEEKLY;BYDAY=MO"}
@@ -444,9 +444,9 @@ def test_a_decision_without_the_hash_is_refused_and_says_where_to_find_it(
 def test_a_large_audience_needs_a_second_different_approver(
     context: AppContext, people: dict[str, User], campaign_file: Path, contacts: ImportReport
 ) -> None:
-    strict = context.settings.model_copy(update={"approval": ApprovalSettings(second_approver_threshold=10)})
+    set_policy(context, "second_approver_threshold", "10")
     load(context, campaign_file)
-    version = submit(context, people["editor"], settings=strict)
+    version = submit(context, people["editor"])
     assert (version.audience_size, version.required_approvals) == (11, 2)
 
     first = run(context, approve(context, people["approver"]))
@@ -481,9 +481,9 @@ def test_a_large_audience_needs_a_second_different_approver(
 def test_at_the_threshold_one_approver_is_enough(
     context: AppContext, people: dict[str, User], campaign_file: Path, contacts: ImportReport
 ) -> None:
-    exact = context.settings.model_copy(update={"approval": ApprovalSettings(second_approver_threshold=11)})
+    set_policy(context, "second_approver_threshold", "11")
     load(context, campaign_file)
-    assert submit(context, people["editor"], settings=exact).required_approvals == 1
+    assert submit(context, people["editor"]).required_approvals == 1
 
 
 def test_reject_needs_a_reason(

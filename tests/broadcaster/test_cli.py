@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from broadcaster.cli import app
 from broadcaster.context import AppContext
 from broadcaster.db.migrate import head_revision
-from broadcaster.db.models import Role, User
+from broadcaster.db.models import AuditEntry, Role, User
 from tests.broadcaster.conftest import ADMIN_LOGIN, FIXTURES, database_dump, write_campaign
 
 CAMPAIGN = "thong-bao-thu-nghiem"
@@ -121,14 +122,54 @@ def test_contacts_commands(cli: Cli, context: AppContext, team: None) -> None:
     assert "15 rows — 0 created, 11 updated, 4 skipped, 11 merged" in summary
     assert "more; use --json for all" in summary
 
-    listing = cli.json("contacts", "list", user="kiem_toan")
+    listing = cli.json("contacts", "list", user="bien_tap")
     assert listing["total"] == 11
     assert len(listing["contacts"]) == 11
     names = {c["full_name"] for c in listing["contacts"]}
     assert "Nguyễn Văn An" in names
     business = cli.json("contacts", "list", "--segment", "business", "--limit", "5")
     assert [c["external_id"] for c in business["contacts"]] == ["DN-000003"]
-    assert "Phạm Thu Hà" in cli("contacts", "list").stdout
+    assert "Phạm Thu Hà" in cli("contacts", "list", user="bien_tap").stdout
+
+
+def _contact_an(listing: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in listing["contacts"] if c["external_id"] == "DN-000001")
+    return found
+
+
+def test_auditors_and_admins_see_contacts_masked_unless_an_admin_asks(
+    cli: Cli, context: AppContext, team: None
+) -> None:
+    cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="bien_tap")
+    for user in ("kiem_toan", ADMIN_LOGIN):
+        masked = _contact_an(cli.json("contacts", "list", user=user))
+        assert (masked["full_name"], masked["phone"], masked["email"]) == (
+            "N. V. A.",
+            "091****678",
+            "a***@gmail.com",
+        )
+    table = cli("contacts", "list", user="kiem_toan").stdout
+    assert "091****678" in table and "a***@gmail.com" in table
+    assert "Nguyễn Văn An" not in table and "+84912345678" not in table and "an.nguyen" not in table
+    # Editors work with the contacts themselves.
+    assert _contact_an(cli.json("contacts", "list", user="bien_tap"))["phone"] == "+84912345678"
+
+    before = database_dump(context.engine)
+    refused = cli("contacts", "list", "--unmasked", user="kiem_toan", expect=1)
+    assert "'personal_data.unmasked' needs one of: admin" in one_line(refused.stderr)
+    assert database_dump(context.engine) == before
+
+    full = _contact_an(cli.json("contacts", "list", "--unmasked", "--segment", "citizen"))
+    assert (full["full_name"], full["phone"]) == ("Nguyễn Văn An", "+84912345678")
+    with context.sessions() as session:
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert entry is not None
+    assert (entry.actor, entry.action, entry.subject_type) == (
+        ADMIN_LOGIN,
+        "personal_data.unmasked",
+        "contacts",
+    )
+    assert entry.details["filters"] == {"segment": "citizen", "limit": 20} and entry.details["shown"] > 0
 
 
 @pytest.mark.parametrize(
@@ -251,13 +292,7 @@ def test_reject_and_refused_decisions(cli: Cli, context: AppContext, team: None,
 
 
 def test_second_approver_through_the_cli(cli: Cli, context: AppContext, team: None, workdir: Path) -> None:
-    config = workdir / "broadcaster.toml"
-    config.write_text(
-        config.read_text(encoding="utf-8").replace(
-            "second_approver_threshold = 5000", "second_approver_threshold = 3"
-        ),
-        encoding="utf-8",
-    )
+    cli("policy", "set", "second_approver_threshold", "3", "--reason", "thử quy trình hai người duyệt")
     cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="bien_tap")
     write_campaign(workdir)
     reviewed = cli.json("campaigns", "load", CAMPAIGN_FILE, user="bien_tap")[0]["content_hash"][:10]
@@ -315,6 +350,13 @@ def test_invalid_campaign_files_load_nothing(
 FORBIDDEN = [
     (["users", "add", "moi", "--role", "editor"], "bien_tap", "editor", "users.manage"),
     (["users", "set-role", "bien_tap", "admin"], "phe_duyet", "approver", "users.manage"),
+    (["policy", "set", "allow_env_user", "true", "-m", "diễn tập"], "bien_tap", "editor", "policies.manage"),
+    (
+        ["policy", "set", "second_approver_threshold", "0", "-m", "x"],
+        "phe_duyet",
+        "approver",
+        "policies.manage",
+    ),
     (["contacts", "import", str(FIXTURES / "danh-ba.csv")], "kiem_toan", "auditor", "contacts.import"),
     (["contacts", "import", str(FIXTURES / "danh-ba.csv")], "phe_duyet", "approver", "contacts.import"),
     (["campaigns", "load", CAMPAIGN_FILE], "kiem_toan", "auditor", "campaigns.load"),
@@ -335,6 +377,9 @@ FORBIDDEN = [
     (["send", CAMPAIGN], "phe_duyet", "approver", "campaigns.send"),
     (["send", CAMPAIGN], "kiem_toan", "auditor", "campaigns.send"),
     (["run", "--once"], "kiem_toan", "auditor", "engine.run"),
+    (["messages", "drop", "--campaign", CAMPAIGN, "-m", "sai"], "phe_duyet", "approver", "messages.operate"),
+    (["messages", "release", "--campaign", CAMPAIGN, "-m", "x"], "kiem_toan", "auditor", "messages.operate"),
+    (["messages", "retry", "--campaign", CAMPAIGN, "--dry-run"], "kiem_toan", "auditor", "messages.operate"),
 ]
 
 
@@ -369,22 +414,115 @@ def test_unknown_login_gets_a_clear_error(cli: Cli, context: AppContext) -> None
     assert database_dump(context.engine) == before
 
 
-def test_broadcaster_user_only_where_settings_allow(
-    cli: Cli, context: AppContext, team: None, workdir: Path, monkeypatch: pytest.MonkeyPatch
+def test_broadcaster_user_only_where_the_policy_allows(
+    cli: Cli, context: AppContext, team: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BROADCASTER_USER", "bien_tap")
-    refused = cli("users", "list", expect=1)
-    assert "identity.allow_env_user = false" in one_line(refused.stderr)
+    refused = one_line(cli("users", "list", expect=1).stderr)
+    assert "policy allow_env_user is false" in refused
+    assert "broadcaster policy set allow_env_user true" in refused
 
-    config = workdir / "broadcaster.toml"
-    config.write_text(
-        config.read_text(encoding="utf-8").replace("allow_env_user = false", "allow_env_user = true"),
-        encoding="utf-8",
-    )
+    monkeypatch.delenv("BROADCASTER_USER")
+    cli("policy", "set", "allow_env_user", "true", "--reason", "diễn tập trên một máy")
+    monkeypatch.setenv("BROADCASTER_USER", "bien_tap")
     # Now the variable stands in for the OS login: an editor may not add users.
     denied = cli("users", "add", "moi", "--role", "auditor", expect=1)
     assert "user 'bien_tap' has role 'editor'" in one_line(denied.stderr)
     assert cli.json("users", "list")
+
+
+def _submitted_by_the_editor(cli: Cli, workdir: Path) -> str:
+    write_campaign(workdir)
+    content_hash: str = cli.json("campaigns", "load", CAMPAIGN_FILE, user="bien_tap")[0]["content_hash"]
+    cli("campaigns", "submit", CAMPAIGN, user="bien_tap")
+    return content_hash
+
+
+def test_an_environment_variable_cannot_switch_off_four_eyes(
+    cli: Cli, context: AppContext, team: None, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The editor who submitted, at their own keyboard, cannot approve by claiming another login."""
+    content_hash = _submitted_by_the_editor(cli, workdir)
+    before = database_dump(context.engine)
+    monkeypatch.setenv("BROADCASTER_IDENTITY__ALLOW_ENV_USER", "true")
+    monkeypatch.setenv("BROADCASTER_USER", "phe_duyet")
+    result = cli("campaigns", "approve", CAMPAIGN, "--hash", content_hash[:12], user="bien_tap", expect=1)
+    message = one_line(result.stderr)
+    assert "BROADCASTER_IDENTITY__ALLOW_ENV_USER" in message and "no longer a setting" in message
+    monkeypatch.delenv("BROADCASTER_IDENTITY__ALLOW_ENV_USER")
+    result = cli("campaigns", "approve", CAMPAIGN, "--hash", content_hash[:12], user="bien_tap", expect=1)
+    assert "policy allow_env_user is false" in one_line(result.stderr)
+    assert database_dump(context.engine) == before
+
+
+@pytest.mark.parametrize(
+    "own_rules",
+    ["", "[identity]\nallow_env_user = true\n", "[approval]\nsecond_approver_threshold = 100000000\n"],
+)
+def test_a_settings_file_of_ones_own_cannot_switch_off_four_eyes(
+    cli: Cli,
+    context: AppContext,
+    team: None,
+    workdir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    own_rules: str,
+) -> None:
+    """``--config`` pointing at a file the editor wrote, with the same database, changes no rule."""
+    content_hash = _submitted_by_the_editor(cli, workdir)
+    before = database_dump(context.engine)
+    own = tmp_path / "cua-toi" / "broadcaster.toml"
+    own.parent.mkdir()
+    own.write_text(f'[database]\nurl = "{context.settings.database_url}"\n{own_rules}', encoding="utf-8")
+    monkeypatch.setenv("BROADCASTER_USER", "phe_duyet")
+    approve = ("--config", str(own), "campaigns", "approve", CAMPAIGN, "--hash", content_hash[:12])
+    message = one_line(cli(*approve, user="bien_tap", expect=1).stderr)
+    assert ("no longer a setting" if own_rules else "policy allow_env_user is false") in message
+    assert database_dump(context.engine) == before
+
+
+def test_policy_commands(cli: Cli, context: AppContext, team: None) -> None:
+    defaults = cli.json("policy", "list", user="kiem_toan")
+    assert [(p["key"], p["value"], p["default"], p["updated_by"]) for p in defaults] == [
+        ("allow_env_user", False, False, None),
+        ("second_approver_threshold", 5000, 5000, None),
+    ]
+    changed = cli("policy", "set", "second_approver_threshold", "200", "--reason", "chiến dịch lớn")
+    assert "second_approver_threshold: 5000 → 200" in one_line(changed.stdout)
+    policies = {p["key"]: p for p in cli.json("policy", "list", user="bien_tap")}
+    assert (
+        policies["second_approver_threshold"]["value"],
+        policies["second_approver_threshold"]["updated_by"],
+    ) == (
+        200,
+        ADMIN_LOGIN,
+    )
+    assert policies["second_approver_threshold"]["updated_at"].endswith("+07:00")
+    table = one_line(cli("policy", "list").stdout)
+    assert "second_approver_threshold │ 200 │ 5000" in table and "allow_env_user │ false │ false" in table
+    with context.sessions() as session:
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert entry is not None
+    assert (entry.actor, entry.action, entry.subject_id, entry.reason, entry.details) == (
+        ADMIN_LOGIN,
+        "policy.set",
+        "second_approver_threshold",
+        "chiến dịch lớn",
+        {"from": 5000, "to": 200},
+    )
+
+    before = database_dump(context.engine)
+    for args, expected in [
+        (("allow_env_user", "co-le"), "policy 'allow_env_user' is true or false, not 'co-le'"),
+        (("second_approver_threshold", "-1"), "is a whole number ≥ 0, not '-1'"),
+        (("second_approver_threshold", "nhiều"), "is a whole number ≥ 0, not 'nhiều'"),
+        (("allow_everything", "true"), "no policy 'allow_everything'; the policies are: allow_env_user,"),
+    ]:
+        # "--" so that "-1" reaches the command as a value, not an option.
+        assert expected in one_line(cli("policy", "set", "--reason", "thử", "--", *args, expect=1).stderr)
+    assert "needs a reason" in cli("policy", "set", "allow_env_user", "true", "-m", " ", expect=1).stderr
+    assert "--reason" in cli("policy", "set", "allow_env_user", "true", expect=2).stderr
+    assert database_dump(context.engine) == before
 
 
 def test_no_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: None) -> None:

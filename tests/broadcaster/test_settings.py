@@ -22,8 +22,6 @@ def config(workdir: Path) -> Path:
 def test_init_writes_settings_that_load_with_the_files_values(config: Path) -> None:
     settings = load_settings(config)
     assert settings.org.short_name == "SKHCN"
-    assert settings.identity.allow_env_user is False
-    assert settings.approval.second_approver_threshold == 5000
     assert settings.sms.prices["Viettel"].gsm7 == 750
     assert settings.providers["sms_main"].channel == "sms"
     assert settings.providers["mail"].options()["port"] == 2525
@@ -36,21 +34,19 @@ def test_init_writes_settings_that_load_with_the_files_values(config: Path) -> N
 
 def test_values_in_the_file_change_the_settings(config: Path) -> None:
     text = config.read_text(encoding="utf-8")
-    text = text.replace("second_approver_threshold = 5000", "second_approver_threshold = 12")
+    text = text.replace("chunk_size = 500", "chunk_size = 12")
     text = text.replace('short_name = "SKHCN"', 'short_name = "SỞ KH&CN"')
     config.write_text(text, encoding="utf-8")
     settings = load_settings(config)
-    assert settings.approval.second_approver_threshold == 12
+    assert settings.delivery.chunk_size == 12
     assert settings.org.short_name == "SỞ KH&CN"
 
 
 def test_environment_overrides_the_file_key_by_key(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BROADCASTER_APPROVAL__SECOND_APPROVER_THRESHOLD", "7")
+    monkeypatch.setenv("BROADCASTER_DELIVERY__CHUNK_SIZE", "7")
     monkeypatch.setenv("BROADCASTER_PROVIDERS__SMS_MAIN__HOST", "10.1.2.3")
-    monkeypatch.setenv("BROADCASTER_IDENTITY__ALLOW_ENV_USER", "true")
     settings = load_settings(config)
-    assert settings.approval.second_approver_threshold == 7
-    assert settings.identity.allow_env_user is True
+    assert settings.delivery.chunk_size == 7
     sms_main = settings.providers["sms_main"].options()
     assert sms_main["host"] == "10.1.2.3"
     # The other keys of the same section still come from the file.
@@ -78,7 +74,7 @@ def test_defaults_apply_without_a_file_when_allowed(tmp_path: Path, isolated_env
             r"delivery\.chunk_size: Input should be a valid integer",
         ),
         ("chunk_size = 500", "chunk_size = 0", r"delivery\.chunk_size: Input should be greater than"),
-        ("[identity]", "[identity]\nallow_env_usr = true", r"identity\.allow_env_usr: Extra inputs"),
+        ("[delivery]", "[delivery]\nchunk_sise = 3", r"delivery\.chunk_sise: Extra inputs"),
         ('type = "smpp"', 'type = "carrier-pigeon"', r"providers.*carrier-pigeon"),
         ("gsm7 = 750", "gsm7 = -1", r"sms\.prices\.Viettel\.gsm7"),
     ],
@@ -93,9 +89,49 @@ def test_invalid_values_name_the_key_and_the_file(config: Path, replace: str, by
 
 
 def test_invalid_environment_value_is_reported(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BROADCASTER_APPROVAL__SECOND_APPROVER_THRESHOLD", "-3")
-    with pytest.raises(SettingsError, match=r"approval\.second_approver_threshold"):
+    monkeypatch.setenv("BROADCASTER_DELIVERY__CHUNK_SIZE", "-3")
+    with pytest.raises(SettingsError, match=r"delivery\.chunk_size"):
         load_settings(config)
+
+
+def test_init_writes_no_rule_that_guards_four_eyes(config: Path) -> None:
+    text = config.read_text(encoding="utf-8")
+    assert "[identity]" not in text and "[approval]" not in text
+    assert "broadcaster policy" in text  # the file says where those rules went
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("[identity]\nallow_env_user = true", "allow_env_user"),
+        ("[approval]\nsecond_approver_threshold = 1000000", "second_approver_threshold"),
+    ],
+)
+def test_a_file_that_still_sets_a_four_eyes_rule_is_refused(config: Path, section: str, key: str) -> None:
+    config.write_text(config.read_text(encoding="utf-8") + "\n" + section + "\n", encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert str(config) in message and "no longer a setting" in message
+    assert f"broadcaster policy set {key} VALUE --reason" in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "key"),
+    [
+        ("BROADCASTER_IDENTITY__ALLOW_ENV_USER", "allow_env_user"),
+        ("broadcaster_approval__second_approver_threshold", "second_approver_threshold"),
+    ],
+)
+def test_an_environment_variable_that_sets_a_four_eyes_rule_is_refused(
+    config: Path, monkeypatch: pytest.MonkeyPatch, variable: str, key: str
+) -> None:
+    monkeypatch.setenv(variable, "true")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert f"the environment variable {variable} sets" in message and "Unset it" in message
+    assert f"broadcaster policy set {key} VALUE --reason" in message
 
 
 def test_toml_syntax_error_is_a_settings_error(config: Path) -> None:

@@ -23,6 +23,9 @@ S = MessageStatus
         (S.SENT, S.TEMPORARY_FAILURE),  # EXPIRED
         (S.TEMPORARY_FAILURE, S.DELIVERED),  # a late DELIVRD after EXPIRED
         (S.UNKNOWN, S.QUEUED),  # an operator resends a held message
+        (S.UNKNOWN, S.CANCELLED),  # an operator drops it
+        (S.TECHNICAL_FAILURE, S.QUEUED),  # an operator retries it as a fresh attempt
+        (S.TEMPORARY_FAILURE, S.QUEUED),
         (S.QUEUED, S.CANCELLED),
         (S.QUEUED, S.SUPPRESSED),
     ],
@@ -39,6 +42,7 @@ def test_allowed_transitions(current: MessageStatus, new: MessageStatus) -> None
         (S.QUEUED, S.SENT),  # nothing is sent without a claim
         (S.SENT, S.QUEUED),  # the provider has it: never resend blindly
         (S.CANCELLED, S.QUEUED),
+        (S.PERMANENT_FAILURE, S.QUEUED),  # a refused address is never retried
         (S.SUPPRESSED, S.SENDING),
     ],
 )
@@ -46,10 +50,11 @@ def test_refused_transitions(current: MessageStatus, new: MessageStatus) -> None
     assert not can_transition(current, new)
 
 
-def test_final_statuses_have_no_way_out_except_a_late_delivery() -> None:
+def test_final_statuses_have_no_way_out_except_a_late_delivery_or_an_operators_retry() -> None:
+    retried = {S.TECHNICAL_FAILURE, S.TEMPORARY_FAILURE}  # `broadcaster messages retry`
     for status in FINAL:
         exits = {new for new in S if can_transition(status, new)}
-        assert exits <= {S.DELIVERED}, status
+        assert exits <= ({S.DELIVERED, S.QUEUED} if status in retried else {S.DELIVERED}), status
 
 
 def test_guards_are_derived_from_the_table() -> None:

@@ -13,7 +13,6 @@ from broadcaster.clock import FrozenClock
 from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, Role, User
 from broadcaster.errors import NotFound, StateError, UserError
-from broadcaster.settings import IdentitySettings, Settings
 from broadcaster.users import (
     PERMISSIONS,
     IdentityError,
@@ -25,17 +24,13 @@ from broadcaster.users import (
     set_role,
 )
 from broadcaster.workdir import WorkdirError, init_workdir
-from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump
+from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, set_policy
 
 WRITE_ACTIONS = [action for action in PERMISSIONS if action != "read"]
 
 
 def _user(role: Role, login: str = "someone") -> User:
     return User(login=login, role=role)
-
-
-def _allowing_env_user(settings: Settings) -> Settings:
-    return settings.model_copy(update={"identity": IdentitySettings(allow_env_user=True)})
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -80,29 +75,29 @@ def test_permission_message_names_user_role_and_fix() -> None:
 
 
 def test_cli_acts_as_the_os_login(context: AppContext) -> None:
-    assert current_login(context.settings) == ADMIN_LOGIN
     with context.sessions() as session:
-        user = resolve_actor(session, context.settings)
+        assert current_login(session) == ADMIN_LOGIN
+        user = resolve_actor(session)
     assert (user.login, user.role) == (ADMIN_LOGIN, Role.ADMIN)
 
 
-def test_broadcaster_user_is_refused_unless_settings_allow(
+def test_broadcaster_user_is_refused_unless_the_policy_allows(
     context: AppContext, create_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create_user(role=Role.APPROVER, login="phe_duyet")
     monkeypatch.setenv("BROADCASTER_USER", "phe_duyet")
-    with pytest.raises(IdentityError, match=r"identity.allow_env_user = false"):
-        current_login(context.settings)
-    allowed = _allowing_env_user(context.settings)
-    assert current_login(allowed) == "phe_duyet"
+    with context.sessions() as session, pytest.raises(IdentityError, match=r"policy allow_env_user is false"):
+        current_login(session)
+    set_policy(context, "allow_env_user", "true")
     with context.sessions() as session:
-        assert resolve_actor(session, allowed).role == Role.APPROVER
+        assert current_login(session) == "phe_duyet"
+        assert resolve_actor(session).role == Role.APPROVER
 
 
 def test_unknown_login_is_told_how_to_get_added(context: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("getpass.getuser", lambda: "nguoi_la")
     with context.sessions() as session, pytest.raises(IdentityError) as caught:
-        resolve_actor(session, context.settings)
+        resolve_actor(session)
     assert "'nguoi_la' is not a Broadcaster user" in str(caught.value)
     assert "broadcaster users add nguoi_la --role editor" in str(caught.value)
 
@@ -117,7 +112,7 @@ def test_deactivated_user_cannot_act(
         user.active = False
     monkeypatch.setattr("getpass.getuser", lambda: "da_nghi")
     with context.sessions() as session, pytest.raises(IdentityError, match="deactivated"):
-        resolve_actor(session, context.settings)
+        resolve_actor(session)
 
 
 def test_add_user_is_stored_and_audited(context: AppContext, clock: FrozenClock) -> None:
