@@ -66,9 +66,13 @@ def send_round(pipeline: Pipeline, *, seconds: float) -> None:
     pipeline.drain()
 
 
-def last_audit(pipeline: Pipeline) -> AuditEntry:
+def last_audit(pipeline: Pipeline, action: str | None = None) -> AuditEntry:
+    """The newest audit entry (of ``action``): the engine may log after the operator, e.g. a completed run."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
     with pipeline.context.readers() as session:
-        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        entry = session.scalars(query).first()
     assert entry is not None
     return entry
 
@@ -198,7 +202,7 @@ def test_drop_cancels_queued_and_held_messages_with_the_reason(
     assert {m.status for m in rows} == {S.CANCELLED}
     assert all(m.reason == f"dropped by {EDITOR}: sai nội dung" and not m.hold for m in rows)
     assert pipeline.smtp.received == []
-    assert last_audit(pipeline).details["count"] == 5
+    assert last_audit(pipeline, "messages.drop").details["count"] == 5
     # Nothing is left that drop may touch; release finds nothing either.
     assert "0 message(s) changed" in cli("messages", "release", "--id", str(first.id), "-m", "x")
     assert others  # (five contacts, one planned row each)
