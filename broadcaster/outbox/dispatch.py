@@ -40,7 +40,7 @@ from broadcaster.db.models import (
 )
 from broadcaster.outbox.adapters import AdapterPool
 from broadcaster.outbox.inbound import inbound_batch_handler, process_pending
-from broadcaster.outbox.ratelimit import reserve
+from broadcaster.outbox.ratelimit import SharedPacer
 from broadcaster.outbox.results import Claimed, apply_results
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
@@ -237,17 +237,18 @@ class Dispatcher:
         claimed, outbound = self._claim(line.chunk_id, line.window)
         if not claimed:
             return _Stop(None)  # the chunk's due rows ran out
-        if line.tps:
-            wait = reserve(
-                self.sessions,
-                name=f"provider:{line.provider}",
-                tokens=len(claimed),
-                rate=line.tps,
-                clock=self.clock,
-            )
-            if wait > 0:
-                time.sleep(wait)  # pacing inside the slice we reserved, never a burst past the TPS
+        if line.tps and not self.adapters.paces(line.provider):
+            # One token per message, all taken before the window goes. (An SMPP adapter paces itself, one
+            # token per submit_sm as it writes them: carriers meter PDUs, and a long SMS is several.)
+            pacer = self._pacer(line.provider, line.tps)
+            wanted = len(claimed)
+            while wanted > 0:
+                wanted -= pacer(wanted)
         return _Window(claimed=claimed, outbound=outbound)
+
+    def _pacer(self, provider: str, tps: float) -> SharedPacer:
+        """The pacer of a provider's bucket, shared by every process sending through it."""
+        return SharedPacer(self.sessions, name=f"provider:{provider}", rate=tps)
 
     def _still_cleared(self, line: _Line, window: _Window) -> _Window | _Stop:
         stop = self._check_state(line.chunk_id)
@@ -545,7 +546,11 @@ def dispatcher_for(context: AppContext, *, hand_off: Callable[[str], None] | Non
         sessions=context.sessions,
         settings=context.settings,
         clock=context.clock,
-        adapters=AdapterPool(context.settings, inbound=inbound),
+        adapters=AdapterPool(
+            context.settings,
+            inbound=inbound,
+            pacer=lambda provider, tps: SharedPacer(context.sessions, name=f"provider:{provider}", rate=tps),
+        ),
         match_receipts=hand_off is None,
     )
     dispatcher.hand_offs = coalescers

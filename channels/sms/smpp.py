@@ -76,6 +76,8 @@ log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[dict[str, Any]], None]
 InboundBatchHandler = Callable[[list[dict[str, Any]]], None]
+# Waits until PDUs may be written and says how many (at most the number asked; one token per submit_sm).
+Pacer = Callable[[int], int]
 SEND_WINDOWS_PER_CALL: Final = 4  # PDU windows' worth of messages per send() call
 INBOUND_BATCH_MAX: Final = 200  # deliver_sm records handed over (and committed) together
 
@@ -277,6 +279,7 @@ class SmppAdapter(AdapterBase):
         throttle_backoff_max: float = 1.0,
         on_inbound: InboundHandler | None = None,
         on_inbound_batch: InboundBatchHandler | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         if binds < 1 or window < 1:
             raise ValueError("binds and window must be at least 1")
@@ -304,6 +307,9 @@ class SmppAdapter(AdapterBase):
         # ``on_inbound_batch`` the engine commits everything that queued up meanwhile in one transaction
         # (a group commit); either way each deliver_sm is answered only after its handler returned.
         self.on_inbound_batch = on_inbound_batch
+        # The account's rate limit, counted in submit_sm (carriers meter PDUs, not messages): every write,
+        # throttled retries included, first takes its tokens. None: unlimited.
+        self.pacer = pacer
         self._inbound: queue.Queue[tuple[_Bind, Any, int, dict[str, Any]] | None] = queue.Queue()
         self._inbound_thread: threading.Thread | None = None
         # The engine hands us this many messages per send(), and two calls at once: the PDU window never
@@ -852,11 +858,22 @@ class SmppAdapter(AdapterBase):
             # finds this sender to wake.
             with self._room_lock:
                 self._wanting_room.add(replies)
-            blocked = self._fill_windows(waiting, inflight, replies)
+            blocked = self._fill_windows(waiting, inflight, replies, budget=self._budget(waiting))
             if not blocked:
                 with self._room_lock:
                     self._wanting_room.discard(replies)
             return blocked
+
+    def _budget(self, waiting: list[_PartTask]) -> int | None:
+        """How many PDUs the rate limit lets us write now (None: no limit). Asks the pacer only for what the
+        windows have room for, so a reserved slot is not wasted on parts that could not go out."""
+        if self.pacer is None:
+            return None
+        now = time.monotonic()
+        due = sum(1 for task in waiting if task.not_before <= now)
+        room = sum(self.window - bind.outstanding() for bind in self._binds if bind.bound.is_set())
+        wanted = min(due, room)
+        return self.pacer(wanted) if wanted > 0 else 0
 
     def _wake_for_room(self, answered: Mapping[int, Any]) -> None:
         """Answers freed window room: wake the senders waiting for it that got no answer of their own."""
@@ -871,7 +888,10 @@ class SmppAdapter(AdapterBase):
         waiting: list[_PartTask],
         inflight: dict[int, _Inflight],
         replies: queue.Queue[list[_Reply]],
+        *,
+        budget: int | None = None,
     ) -> bool:
+        """Hand the due parts to binds with room, at most ``budget`` of them; True when some must wait."""
         now = time.monotonic()
         room: dict[int, int] = {}
         batches: dict[int, tuple[_Bind, list[_PartTask]]] = {}
@@ -889,12 +909,17 @@ class SmppAdapter(AdapterBase):
             job.bind = bind
             if bind.index not in room:
                 room[bind.index] = self.window - bind.outstanding()
+            if budget is not None and budget <= 0:
+                blocked.append(task)  # the rate limit's slot is used up: the next one is asked for
+                break
             if room[bind.index] <= 0:
                 blocked.append(task)
                 if len(room) == len(self._binds) and all(r <= 0 for r in room.values()):
                     break  # every window is full: the rest waits for answers
                 continue
             room[bind.index] -= 1
+            if budget is not None:
+                budget -= 1
             batches.setdefault(bind.index, (bind, []))[1].append(task)
         for task in blocked:
             heapq.heappush(waiting, task)
