@@ -2,11 +2,12 @@
 
 Celery's ``rate_limit`` is per worker and per-process buckets pretend to be global. Carriers meter PDUs, and
 they count them per slice of time: with ``tps = 200`` no 100 ms slice may carry more than 20 submit_sm. So
-the clock is cut into short slots aligned on the epoch (five per 100 ms slice), each holding its share of
-the rate, and a sender reserves tokens in the first slot that has room, waits for that slot and writes its
+the clock is cut into short slots aligned on the epoch (five per 100 ms slice), which share out the
+slice's tokens, and a sender reserves tokens in the first slot that has room, waits for that slot and writes its
 PDUs in it. A slice is the sum of its slots, so it never carries more than its share, whichever process
 wrote into it; one guarded row update per slot's worth of PDUs.
 
+The last slot of each slice stays quiet, so a PDU written a little late still counts in its own slice.
 The row (``rate_buckets``) keeps the latest slot that has reservations (``updated_at``, its start) and how
 many tokens of it are taken (``tokens``).
 """
@@ -28,9 +29,13 @@ from broadcaster.db.models import RateBucket
 log = logging.getLogger(__name__)
 
 SLICE_SECONDS = 0.1  # what a carrier meters: its share of every 100 ms
-SLOT_SECONDS = 0.02  # tokens are handed out per 20 ms slot, so a slice is not one burst
+SLOTS_PER_SLICE = 5  # tokens are handed out per 20 ms slot, so a slice is not one burst
+SLOT_SECONDS = SLICE_SECONDS / SLOTS_PER_SLICE
+# The last slot of every slice stays empty: PDUs written a little late on a busy machine (or stamped late by
+# the peer) still land in their own slice, not on top of the next slice's share.
+QUIET_SLOTS = 1
 # A slot whose end is nearer than this is not handed out (nor written into): PDUs written that late could
-# reach the peer in the next slot, on top of that slot's own share.
+# reach the peer in the next slot.
 GUARD_SECONDS = 0.005
 
 
@@ -43,10 +48,20 @@ class Slot:
     tokens: int
 
 
+def slice_share(index: int, rate: float) -> int:
+    """Tokens of 100 ms slice ``index`` (counted from the epoch): the rate's running total rounded down, so
+    the slices of any stretch of time add up to its share, and none holds more than one token above it."""
+    return math.floor(rate * (index + 1) * SLICE_SECONDS) - math.floor(rate * index * SLICE_SECONDS)
+
+
 def slot_capacity(index: int, rate: float) -> int:
-    """Tokens of slot ``index`` (counted from the epoch): the rate's running total, rounded down, so the
-    slots of any stretch of time add up to its share, never more than one token above it."""
-    return math.floor(rate * (index + 1) * SLOT_SECONDS) - math.floor(rate * index * SLOT_SECONDS)
+    """Tokens of slot ``index``: its slice's share spread over the slice's slots but the quiet ones."""
+    slice_index, position = divmod(index, SLOTS_PER_SLICE)
+    active = SLOTS_PER_SLICE - QUIET_SLOTS
+    if position >= active:
+        return 0
+    share = slice_share(slice_index, rate)
+    return (share * (position + 1)) // active - (share * position) // active
 
 
 def _instant(index: int) -> datetime:

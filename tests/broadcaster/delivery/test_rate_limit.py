@@ -101,8 +101,19 @@ def test_two_senders_sharing_a_bucket_keep_every_100_ms_slice_to_its_share(conte
 
 def test_a_slot_never_holds_more_than_its_share(context: AppContext) -> None:
     slots = [reserve(context.sessions, name="b", tokens=100, rate=200.0, now=EPOCH) for _ in range(10)]
-    assert [s.tokens for s in slots] == [4] * 10  # 200/s in 20 ms slots
-    assert [round(s.start - EPOCH, 3) for s in slots] == [round(0.02 * i, 3) for i in range(10)]
+    assert [s.tokens for s in slots] == [5] * 10  # 20 per 100 ms slice, in its first four 20 ms slots
+    assert [round(s.start - EPOCH, 3) for s in slots] == [
+        0,
+        0.02,
+        0.04,
+        0.06,
+        0.1,
+        0.12,
+        0.14,
+        0.16,
+        0.2,
+        0.22,
+    ]
     # A rate below one token per slot hands out single tokens, spaced by the rate.
     slow = [reserve(context.sessions, name="slow", tokens=5, rate=10.0, now=EPOCH) for _ in range(3)]
     assert [s.tokens for s in slow] == [1, 1, 1]
