@@ -218,6 +218,32 @@ def run_progress(context: AppContext, run_id: int) -> RunProgress:
         )
 
 
+def provider_notes(context: AppContext, run_id: int) -> list[str]:
+    """Per unreachable provider that the run still waits for: "SMSC unreachable since 13:02, retrying in
+    20 s" (from ``provider_health``, kept by the process that talks to the provider)."""
+    from sqlalchemy import select
+
+    from broadcaster.db.models import Message
+    from broadcaster.outbox.health import unreachable_notes
+    from broadcaster.outbox.status import MessageStatus
+
+    with context.readers() as session:
+        names = session.scalars(
+            select(Message.provider)
+            .where(
+                Message.run_id == run_id,
+                Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING]),
+            )
+            .distinct()
+        ).all()
+        providers = {
+            name: context.settings.providers[name].type
+            for name in names
+            if name in context.settings.providers
+        }
+        return unreachable_notes(session, providers, now=context.clock.now()) if providers else []
+
+
 def campaign_paused(context: AppContext, run_id: int) -> str | None:
     from broadcaster.campaigns.workflow import pause_reason
     from broadcaster.db.models import Campaign, CampaignRun, CampaignState

@@ -25,6 +25,7 @@ from broadcaster.outbox.status import MessageStatus
 from broadcaster.runtime import (
     EmbeddedEngine,
     campaign_paused,
+    provider_notes,
     run_progress,
     worker_command,
     worker_env,
@@ -99,6 +100,8 @@ def wait_for_run(
             current = run_progress(context, run_id)
             paused = campaign_paused(context, run_id)
             note = f"{current.pending_receipts} awaiting receipts" if current.pending_receipts else ""
+            # A provider that is down says so (and when it is tried again), instead of a bar that does not move.
+            note = "; ".join(provider_notes(context, run_id)) or note
             progress.update(task, total=current.planned or None, completed=current.done, note=paused or note)
             if paused:
                 console.print(f"[yellow]{paused}[/]")

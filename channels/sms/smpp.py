@@ -55,6 +55,7 @@ from channels.base import (
     Capabilities,
     Channel,
     DeliveryEvent,
+    LinkHealth,
     OutboundMessage,
     SendResult,
 )
@@ -78,6 +79,7 @@ InboundHandler = Callable[[dict[str, Any]], None]
 InboundBatchHandler = Callable[[list[dict[str, Any]]], None]
 # Waits until PDUs may be written and says how many (at most the number asked; one token per submit_sm).
 Pacer = Callable[[int], int]
+HealthHandler = Callable[[LinkHealth], None]
 SEND_WINDOWS_PER_CALL: Final = 4  # PDU windows' worth of messages per send() call
 INBOUND_BATCH_MAX: Final = 200  # deliver_sm records handed over (and committed) together
 
@@ -272,7 +274,7 @@ class SmppAdapter(AdapterBase):
         enquire_link_interval: float = 30.0,
         registered_delivery: bool = True,
         reconnect_initial: float = 0.5,
-        reconnect_max: float = 30.0,
+        reconnect_max: float = 20.0,
         connect_timeout: float = 10.0,
         throttle_retries: int = 5,
         throttle_backoff: float = 0.1,
@@ -280,6 +282,8 @@ class SmppAdapter(AdapterBase):
         on_inbound: InboundHandler | None = None,
         on_inbound_batch: InboundBatchHandler | None = None,
         pacer: Pacer | None = None,
+        on_health: HealthHandler | None = None,
+        bind_in_background: bool = False,
     ) -> None:
         if binds < 1 or window < 1:
             raise ValueError("binds and window must be at least 1")
@@ -310,6 +314,14 @@ class SmppAdapter(AdapterBase):
         # The account's rate limit, counted in submit_sm (carriers meter PDUs, not messages): every write,
         # throttled retries included, first takes its tokens. None: unlimited.
         self.pacer = pacer
+        # Told when the SMSC becomes unreachable (since when, the error, the next attempt) and reachable again.
+        self.on_health = on_health
+        self._down_since: datetime | None = None
+        self._reported_up = False
+        self._health_lock = threading.Lock()
+        # A gateway opens in the background: when the SMSC is down at start, open() does not raise; the
+        # readers keep trying, and the engine waits for a bind (wait_bound) before it claims anything.
+        self.bind_in_background = bind_in_background
         self._inbound: queue.Queue[tuple[_Bind, Any, int, dict[str, Any]] | None] = queue.Queue()
         self._inbound_thread: threading.Thread | None = None
         # The engine hands us this many messages per send(), and two calls at once: the PDU window never
@@ -346,7 +358,7 @@ class SmppAdapter(AdapterBase):
         """Bind every session once (raising on a refused bind), then start the reader threads.
 
         A bind that fails for a network reason is retried in the background by its reader; ``open`` raises
-        ``ConnectionLost`` only when no session could bind at all.
+        ``ConnectionLost`` only when no session could bind at all (never with ``bind_in_background``).
         """
         if self._opened:
             return
@@ -360,7 +372,8 @@ class SmppAdapter(AdapterBase):
                 raise
             except ChannelError as exc:
                 failures.append(exc)
-        if len(failures) == len(self._binds):
+                self._report_down(exc, retry_in=self.reconnect_initial)
+        if len(failures) == len(self._binds) and not self.bind_in_background:
             self._shutdown_binds()
             raise ConnectionLost(
                 f"no SMPP bind to {self.host}:{self.port} succeeded", detail=str(failures[0])
@@ -464,7 +477,11 @@ class SmppAdapter(AdapterBase):
             raise error from exc
         except (smpplib.exceptions.ConnectionError, OSError) as exc:
             client.disconnect()
-            raise ConnectionLost(f"cannot bind to {self.host}:{self.port}", detail=repr(exc)) from exc
+            # smpplib says "Connection refused" for every socket error; the OSError it replaced says what.
+            cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
+            raise ConnectionLost(
+                f"cannot bind to {self.host}:{self.port}", detail=f"{type(cause).__name__}: {cause}"
+            ) from exc
         finally:
             with bind.lock:
                 bind.connecting = None
@@ -483,6 +500,48 @@ class SmppAdapter(AdapterBase):
             bind.connects += 1
             bind.bound.set()
         log.info("bind %d: bound to %s:%d as %s", bind.index, self.host, self.port, self.system_id)
+        self._report_up()
+
+    def _report_down(self, error: ChannelError, *, retry_in: float) -> None:
+        """No session is bound and a connection attempt failed: tell the engine (since when, why, next try)."""
+        if self.on_health is None or self.bound_count > 0 or self._closing.is_set():
+            return
+        now = datetime.now(UTC)
+        with self._health_lock:
+            self._down_since = self._down_since or now
+            self._reported_up = False
+            since = self._down_since
+        reason = error.detail or str(error)
+        self._tell_health(
+            LinkHealth(
+                reachable=False,
+                since=since,
+                detail=f"{self.host}:{self.port}: {reason}",
+                retry_at=datetime.fromtimestamp(now.timestamp() + retry_in, UTC),
+            )
+        )
+
+    def _report_up(self) -> None:
+        if self.on_health is None:
+            return
+        with self._health_lock:
+            if self._reported_up:
+                return  # another bind of a link already reported up
+            self._down_since, self._reported_up = None, True
+        self._tell_health(
+            LinkHealth(
+                reachable=True,
+                since=datetime.now(UTC),
+                detail=f"bound to {self.host}:{self.port} as {self.system_id}",
+            )
+        )
+
+    def _tell_health(self, health: LinkHealth) -> None:
+        assert self.on_health is not None
+        try:
+            self.on_health(health)
+        except Exception:  # a health report must never stop a reader (it is what keeps the link up)
+            log.exception("could not record the health of %s:%d", self.host, self.port)
 
     def _drop(self, bind: _Bind, *, reason: str, generation: int | None) -> None:
         """Forget a dead link: fail its outstanding PDUs as lost-after-write and close the socket."""
@@ -524,6 +583,7 @@ class SmppAdapter(AdapterBase):
                     delay = self.reconnect_initial
                 except ChannelError as exc:
                     log.warning("bind %d: reconnect failed (%s); next try in %.1f s", bind.index, exc, delay)
+                    self._report_down(exc, retry_in=delay)
                     self._closing.wait(delay)
                     delay = min(delay * 2, self.reconnect_max)
                     continue
