@@ -15,7 +15,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
-from broadcaster.cli.common import JsonOption, acting, console, load_context, print_json, print_table, state
+from broadcaster.cli.common import (
+    JsonOption,
+    acting,
+    console,
+    err_console,
+    load_context,
+    print_json,
+    print_table,
+    state,
+)
 from broadcaster.clock import local
 from broadcaster.context import AppContext
 from broadcaster.db.models import Message
@@ -27,6 +36,7 @@ from broadcaster.runtime import (
     campaign_paused,
     provider_notes,
     run_progress,
+    send_window_note,
     worker_command,
     worker_env,
     worker_specs,
@@ -34,6 +44,9 @@ from broadcaster.runtime import (
 from broadcaster.settings import find_config
 from broadcaster.status import campaign_status, message_counts
 from broadcaster.tasks import CeleryEnqueuer, configure
+
+# `send --wait --no-wait-window` outside the campaign's send window: the run is queued, nothing was sent.
+EXIT_OUTSIDE_WINDOW = 3
 
 
 def status(campaign_id: str, as_json: bool = JsonOption) -> None:
@@ -100,8 +113,9 @@ def wait_for_run(
             current = run_progress(context, run_id)
             paused = campaign_paused(context, run_id)
             note = f"{current.pending_receipts} awaiting receipts" if current.pending_receipts else ""
-            # A provider that is down says so (and when it is tried again), instead of a bar that does not move.
-            note = "; ".join(provider_notes(context, run_id)) or note
+            # A provider that is down says so (and when it is tried again), and so does a closed send window,
+            # instead of a bar that does not move.
+            note = "; ".join(provider_notes(context, run_id)) or send_window_note(context, run_id) or note
             progress.update(task, total=current.planned or None, completed=current.done, note=paused or note)
             if paused:
                 console.print(f"[yellow]{paused}[/]")
@@ -122,18 +136,36 @@ def send(
     campaign_id: str,
     wait: bool = typer.Option(False, "--wait", help="Start the embedded engine here and wait until sent."),
     receipt_timeout: float = typer.Option(30.0, help="With --wait: how long to wait for SMS receipts."),
+    no_wait_window: bool = typer.Option(
+        False,
+        "--no-wait-window",
+        help=f"With --wait, outside the campaign's send window: do not wait for it to open; the run stays "
+        f"queued for the workers (broadcaster run) and the command exits with code {EXIT_OUTSIDE_WINDOW}.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Send the approved version of a campaign now (one run)."""
+    """Send the approved version of a campaign now (one run).
+
+    Outside the campaign's send window the run waits for the window to open; the command says when.
+    """
     with acting("campaigns.send") as (acting_context, session, user):
         run_id = start_manual_run(session, campaign_id=campaign_id, actor=user, clock=acting_context.clock)
     context = load_context()
     try:
         configure(context.settings)
         CeleryEnqueuer().plan_run(run_id)
+        closed = send_window_note(context, run_id)
+        if closed:  # said at once, and kept on the progress line while waiting
+            (err_console if as_json else console).print(f"[yellow]Run {run_id}: {closed}.[/]")
         if not wait:
             console.print(f"Run {run_id} queued; workers (`broadcaster run`) will send it.")
             return
+        if closed and no_wait_window:
+            if as_json:
+                print_json({"run_id": run_id, "outside_send_window": closed})
+            else:
+                console.print(f"Run {run_id} stays queued; `broadcaster run` sends it when the window opens.")
+            raise typer.Exit(EXIT_OUTSIDE_WINDOW)
         with EmbeddedEngine(
             context, config=find_config(state.config), log_dir=context.settings.path("logs")
         ) as engine:
@@ -180,6 +212,7 @@ def messages(
                 "attempts": m.attempts,
                 "reason": m.reason,
                 "segments": m.segments,
+                "not_before": local(m.not_before).isoformat() if m.not_before else None,
                 "sent_at": local(m.sent_at).isoformat() if m.sent_at else None,
             }
             for m in session.scalars(query)
@@ -189,7 +222,7 @@ def messages(
         return
     print_table(
         "Messages",
-        ["id", "campaign", "channel", "address", "status", "attempts", "reason", "sent at"],
+        ["id", "campaign", "channel", "address", "status", "attempts", "reason", "not before", "sent at"],
         [
             [
                 r["id"],
@@ -199,6 +232,7 @@ def messages(
                 r["status"],
                 r["attempts"],
                 r["reason"],
+                r["not_before"],
                 r["sent_at"],
             ]
             for r in rows
