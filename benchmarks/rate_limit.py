@@ -17,8 +17,12 @@ Results go to ``benchmarks/results/rate_limit.json`` (``--out``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
+import math
 import multiprocessing
+import os
 import platform
 import shutil
 import sys
@@ -49,6 +53,10 @@ TEXTS = (
 def _serve_smsc(port: int, folder: str, ready: MpEvent, stop: MpEvent) -> None:
     from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 
+    # The SMSC is the measuring instrument: it stamps each submit_sm as it reads it, so it gets the CPU
+    # first (as root; otherwise it runs at normal priority: ``smsc_priority`` in the results).
+    with contextlib.suppress(OSError):
+        os.nice(-10)
     behaviour = SmscBehaviour(receipts=False, relay=False)
     with SandboxSmsc(host="127.0.0.1", port=port, folder=folder, behaviour=behaviour):
         ready.set()
@@ -72,7 +80,14 @@ def _sender(
     from channels.sms.smpp import SmppAdapter
 
     engine = make_engine(database_url)
-    pacer = SharedPacer(session_factory(engine), name="provider:sms_main", rate=tps)
+    shared = SharedPacer(session_factory(engine), name="provider:sms_main", rate=tps)
+    grants: list[tuple[float, int]] = []  # when the limiter let PDUs go, and how many
+
+    def pacer(wanted: int) -> int:
+        granted = shared.acquire(wanted)
+        grants.append((time.time(), granted))
+        return granted
+
     adapter = SmppAdapter(
         host="127.0.0.1",
         port=port,
@@ -102,7 +117,7 @@ def _sender(
     finally:
         adapter.close()
         engine.dispose()
-    results.put({"process": number, "messages": messages, "parts_accepted": parts})
+    results.put({"process": number, "messages": messages, "parts_accepted": parts, "grants": grants})
 
 
 def busiest_sliding(stamps: list[float], width: float) -> int:
@@ -117,7 +132,7 @@ def busiest_sliding(stamps: list[float], width: float) -> int:
 def analyse(stamps: list[float], *, tps: float, started: float, ended: float) -> dict[str, Any]:
     stamps = sorted(t for t in stamps if started <= t < ended)
     # The SMSC stamps milliseconds: bin whole milliseconds, so float error never moves a stamp across a slice.
-    slices = Counter(round(t * 1000) // round(SLICE * 1000) for t in stamps)
+    slices = Counter(math.floor(round(t * 1000, 3)) // round(SLICE * 1000) for t in stamps)
     first, last = int(started / SLICE) + 1, int(ended / SLICE) - 1  # whole slices only
     counts = [slices.get(i, 0) for i in range(first, last + 1)]
     duration = ended - stamps[0]
@@ -133,6 +148,11 @@ def analyse(stamps: list[float], *, tps: float, started: float, ended: float) ->
         "busiest_slice": max(counts),
         "quietest_slice": min(counts),
         "slices_above_share": sum(1 for c in counts if c > share),
+        # An excess that the slice before makes up for (the pair within two shares) is the SMSC reading late
+        # (stalled by other processes on the machine): PDUs written in one slice, stamped in the next.
+        "above_share_after_a_short_slice": sum(
+            1 for before, c in itertools.pairwise(counts) if c > share and before + c <= 2 * share
+        ),
         "slice_histogram": dict(sorted(Counter(counts).items())),
         "busiest_sliding_100ms": busiest_sliding(stamps, SLICE),
         "rate_ok": abs(rate / tps - 1) <= TOLERANCE,
@@ -197,6 +217,14 @@ def run(*, tps: float, seconds: float, processes: int) -> dict[str, Any]:
         )
         figures = analyse(stamps, tps=tps, started=started, ended=ended)
         figures["per_process"] = dict(sorted(per_session.items()))
+        # The same figures from the senders' side: when the limiter let each PDU go (just before its write).
+        granted = [at for sender in senders for at, count in sender.pop("grants") for _ in range(count)]
+        figures["granted"] = {
+            k: v
+            for k, v in analyse(granted, tps=tps, started=started, ended=ended).items()
+            if k
+            in ("submit_sm", "rate_per_s", "busiest_slice", "slices_above_share", "busiest_sliding_100ms")
+        }
         figures["senders"] = senders
         return figures
     finally:
@@ -220,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": sys.argv[1:] if argv is None else argv,
         "tps": args.tps,
         "processes": args.processes,
+        "smsc_priority": "nice -10" if os.geteuid() == 0 else "normal",
         **figures,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

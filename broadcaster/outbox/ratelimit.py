@@ -34,17 +34,18 @@ SLOT_SECONDS = SLICE_SECONDS / SLOTS_PER_SLICE
 # The last slot of every slice stays empty: PDUs written a little late on a busy machine (or stamped late by
 # the peer) still land in their own slice, not on top of the next slice's share.
 QUIET_SLOTS = 1
-# A slot whose end is nearer than this is not handed out (nor written into): PDUs written that late could
-# reach the peer in the next slot.
+# Tokens of a slot may be written until this long before its slice's quiet part begins; a sender woken
+# later gives them up and reserves again (its PDUs could otherwise spill into the next slice).
 GUARD_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
 class Slot:
-    """Tokens reserved in one slot: write them between ``start`` and ``end`` (epoch seconds)."""
+    """Tokens reserved in one slot: write them from ``start``, and no later than ``write_by`` (the end of
+    its slice's busy part, less the guard), epoch seconds."""
 
     start: float
-    end: float
+    write_by: float
     tokens: int
 
 
@@ -64,6 +65,11 @@ def slot_capacity(index: int, rate: float) -> int:
     return (share * (position + 1)) // active - (share * position) // active
 
 
+def _write_by(index: int) -> float:
+    slice_start = index // SLOTS_PER_SLICE * SLICE_SECONDS
+    return slice_start + (SLOTS_PER_SLICE - QUIET_SLOTS) * SLOT_SECONDS - GUARD_SECONDS
+
+
 def _instant(index: int) -> datetime:
     return datetime.fromtimestamp(index * SLOT_SECONDS, UTC)
 
@@ -77,7 +83,7 @@ def reserve(sessions: sessionmaker[Session], *, name: str, tokens: int, rate: fl
     that starts early enough to be used; ``now`` is epoch seconds. The slot may hold fewer than asked."""
     if tokens < 1 or rate <= 0:
         raise ValueError("reserve at least one token of a positive rate")
-    first = math.floor((now + GUARD_SECONDS) / SLOT_SECONDS)  # a slot about to end is skipped
+    first = math.floor(now / SLOT_SECONDS)
     with sessions.begin() as session:
         bucket = session.scalar(select(RateBucket).where(RateBucket.name == name).with_for_update())
         if bucket is None:
@@ -86,13 +92,14 @@ def reserve(sessions: sessionmaker[Session], *, name: str, tokens: int, rate: fl
         index, taken = _index(bucket.updated_at), max(0, int(bucket.tokens))
         if index < first:
             index, taken = first, 0
-        while taken >= slot_capacity(index, rate):  # full (or, at a low rate, empty): the next one
+        # Full (or, at a low rate, empty), or too late to write into: the next one.
+        while taken >= slot_capacity(index, rate) or now > _write_by(index):
             index, taken = index + 1, 0
         granted = min(tokens, slot_capacity(index, rate) - taken)
         bucket.updated_at = _instant(index)
         bucket.tokens = float(taken + granted)
     start = index * SLOT_SECONDS
-    return Slot(start=start, end=start + SLOT_SECONDS, tokens=granted)
+    return Slot(start=start, write_by=_write_by(index), tokens=granted)
 
 
 class SharedPacer:
@@ -120,7 +127,7 @@ class SharedPacer:
             wait = slot.start - self._now()
             if wait > 0:
                 self._sleep(wait)
-            if self._now() <= slot.end - GUARD_SECONDS:
+            if self._now() <= slot.write_by:
                 return slot.tokens
             # Woken too late (a busy machine): writing now could land in the next slot on top of its share.
             log.debug("rate bucket %s: slot at %.3f missed; reserving another", self.name, slot.start)
