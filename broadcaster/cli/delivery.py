@@ -15,16 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
-from broadcaster.cli.common import (
-    JsonOption,
-    acting,
-    console,
-    err_console,
-    load_context,
-    print_json,
-    print_table,
-    state,
-)
+from broadcaster.cli.common import JsonOption, acting, console, load_context, print_json, print_table, state
 from broadcaster.clock import local
 from broadcaster.context import AppContext
 from broadcaster.db.models import Message
@@ -135,19 +126,16 @@ def wait_for_run(
 def send(
     campaign_id: str,
     wait: bool = typer.Option(False, "--wait", help="Start the embedded engine here and wait until sent."),
-    receipt_timeout: float = typer.Option(30.0, help="With --wait: how long to wait for SMS receipts."),
     no_wait_window: bool = typer.Option(
         False,
         "--no-wait-window",
         help=f"With --wait, outside the campaign's send window: do not wait for it to open; the run stays "
         f"queued for the workers (broadcaster run) and the command exits with code {EXIT_OUTSIDE_WINDOW}.",
     ),
+    receipt_timeout: float = typer.Option(30.0, help="With --wait: how long to wait for SMS receipts."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Send the approved version of a campaign now (one run).
-
-    Outside the campaign's send window the run waits for the window to open; the command says when.
-    """
+    """Send the approved version of a campaign now (one run)."""
     with acting("campaigns.send") as (acting_context, session, user):
         run_id = start_manual_run(session, campaign_id=campaign_id, actor=user, clock=acting_context.clock)
     context = load_context()
@@ -155,8 +143,8 @@ def send(
         configure(context.settings)
         CeleryEnqueuer().plan_run(run_id)
         closed = send_window_note(context, run_id)
-        if closed:  # said at once, and kept on the progress line while waiting
-            (err_console if as_json else console).print(f"[yellow]Run {run_id}: {closed}.[/]")
+        if closed and not as_json:  # said at once, and kept on the progress line while waiting
+            console.print(f"[yellow]Run {run_id}: {closed}.[/]")
         if not wait:
             console.print(f"Run {run_id} queued; workers (`broadcaster run`) will send it.")
             return
