@@ -218,6 +218,59 @@ def run_progress(context: AppContext, run_id: int) -> RunProgress:
         )
 
 
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # not the locale's
+
+
+def send_window_note(context: AppContext, run_id: int) -> str | None:
+    """When the run's campaign is outside its send window now: "outside the send window; first messages at
+    07:30 Monday 30/11 (Asia/Ho_Chi_Minh)" (the window's own time zone). None inside it or without one."""
+    from zoneinfo import ZoneInfo
+
+    from broadcaster.campaigns.store import definition_of
+    from broadcaster.db.models import CampaignRun, CampaignVersion
+
+    with context.readers() as session:
+        run = session.get(CampaignRun, run_id)
+        version = session.get(CampaignVersion, run.version_id) if run is not None else None
+        if version is None:
+            return None
+        schedule = definition_of(version).schedule
+    if schedule is None or schedule.window is None:
+        return None
+    tz, now = ZoneInfo(schedule.timezone), context.clock.now()
+    if schedule.window.contains(now, tz):
+        return None
+    opens = schedule.window.next_open(now, tz).astimezone(tz)
+    when = f"{opens:%H:%M} {WEEKDAYS[opens.weekday()]} {opens:%d/%m}"
+    return f"outside the send window; first messages at {when} ({schedule.timezone})"
+
+
+def provider_notes(context: AppContext, run_id: int) -> list[str]:
+    """Per unreachable provider that the run still waits for: "SMSC unreachable since 13:02, retrying in
+    20 s" (from ``provider_health``, kept by the process that talks to the provider)."""
+    from sqlalchemy import select
+
+    from broadcaster.db.models import Message
+    from broadcaster.outbox.health import unreachable_notes
+    from broadcaster.outbox.status import MessageStatus
+
+    with context.readers() as session:
+        names = session.scalars(
+            select(Message.provider)
+            .where(
+                Message.run_id == run_id,
+                Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING]),
+            )
+            .distinct()
+        ).all()
+        providers = {
+            name: context.settings.providers[name].type
+            for name in names
+            if name in context.settings.providers
+        }
+        return unreachable_notes(session, providers, now=context.clock.now()) if providers else []
+
+
 def campaign_paused(context: AppContext, run_id: int) -> str | None:
     from broadcaster.campaigns.workflow import pause_reason
     from broadcaster.db.models import Campaign, CampaignRun, CampaignState

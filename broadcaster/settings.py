@@ -128,7 +128,9 @@ class ProviderSettings(BaseModel):
 
     channel: Literal["sms", "email"]
     type: str
-    tps: float | None = Field(default=None, gt=0)  # messages per second; None = unlimited
+    tps: float | None = Field(
+        default=None, gt=0
+    )  # per second (SMPP: submit_sm, i.e. SMS parts); None = unlimited
     # Messages per dispatch task for this provider; None = ``[delivery] chunk_size``. An SMPP gateway
     # sends its chunks one after another in one process, so bigger chunks spare it the per-chunk start
     # and finish, which no window overlaps.

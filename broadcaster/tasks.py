@@ -80,7 +80,7 @@ class WorkerState:
     def __init__(self) -> None:
         self.context = AppContext.from_settings(load_settings())
         # Receipts are stored by the gateway and applied by a task in another worker process.
-        self.dispatcher = dispatcher_for(self.context, hand_off=CeleryEnqueuer().apply_inbound)
+        self.dispatcher = dispatcher_for(self.context, hand_off=CeleryEnqueuer().apply_inbound, gateway=True)
         self.adapters = self.dispatcher.adapters
 
     @classmethod

@@ -76,6 +76,7 @@ password = "change-me"
 source_addr = "SKHCN"
 binds = 1
 window = 64
+# submit_sm per second (each SMS part is one), shared by every process; no 100 ms carries more than a tenth.
 tps = 200
 # One gateway process sends this account's chunks in turn; bigger ones spare it the start and finish of each.
 chunk_size = 2000

@@ -126,6 +126,24 @@ class Adapter(Protocol):
     ) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LinkHealth:
+    """What an adapter last saw of its provider's link, reported as it changes (``on_health``)."""
+
+    reachable: bool
+    since: datetime  # when it became (un)reachable
+    detail: str  # host:port and the last error, or where it is bound
+    retry_at: datetime | None = None  # while unreachable: the next connection attempt
+
+
+@runtime_checkable
+class Reconnecting(Protocol):
+    """An adapter that keeps its own connection up (SMPP binds): the engine waits for it instead of
+    claiming messages that could not be written."""
+
+    def wait_bound(self, timeout: float, *, count: int = 1) -> bool: ...
+
+
 class AdapterBase:
     """Context-manager plumbing shared by the concrete adapters."""
 

@@ -36,7 +36,9 @@ from broadcaster.outbox.status import MessageStatus
 from broadcaster.runtime import (
     EmbeddedEngine,
     campaign_paused,
+    provider_notes,
     run_progress,
+    send_window_note,
     worker_command,
     worker_env,
     worker_specs,
@@ -44,6 +46,9 @@ from broadcaster.runtime import (
 from broadcaster.settings import find_config
 from broadcaster.status import campaign_status, message_counts
 from broadcaster.tasks import CeleryEnqueuer, configure
+
+# `send --wait --no-wait-window` outside the campaign's send window: the run is queued, nothing was sent.
+EXIT_OUTSIDE_WINDOW = 3
 
 
 def status(campaign_id: str, as_json: bool = JsonOption) -> None:
@@ -137,6 +142,9 @@ def wait_for_run(
             current = run_progress(context, run_id)
             paused = campaign_paused(context, run_id)
             note = f"{current.pending_receipts} awaiting receipts" if current.pending_receipts else ""
+            # A provider that is down says so (and when it is tried again), and so does a closed send window,
+            # instead of a bar that does not move.
+            note = "; ".join(provider_notes(context, run_id)) or send_window_note(context, run_id) or note
             progress.update(task, total=current.planned or None, completed=current.done, note=paused or note)
             if paused:
                 console.print(f"[yellow]{paused}[/]")
@@ -156,6 +164,12 @@ def wait_for_run(
 def send(
     campaign_id: str,
     wait: bool = typer.Option(False, "--wait", help="Start the embedded engine here and wait until sent."),
+    no_wait_window: bool = typer.Option(
+        False,
+        "--no-wait-window",
+        help=f"With --wait, outside the campaign's send window: do not wait for it to open; the run stays "
+        f"queued for the workers (broadcaster run) and the command exits with code {EXIT_OUTSIDE_WINDOW}.",
+    ),
     receipt_timeout: float = typer.Option(30.0, help="With --wait: how long to wait for SMS receipts."),
     again: bool = typer.Option(
         False,
@@ -173,9 +187,18 @@ def send(
     try:
         configure(context.settings)
         CeleryEnqueuer().plan_run(run_id)
+        closed = send_window_note(context, run_id)
+        if closed and not as_json:  # said at once, and kept on the progress line while waiting
+            console.print(f"[yellow]Run {run_id}: {closed}.[/]")
         if not wait:
             console.print(f"Run {run_id} queued; workers (`broadcaster run`) will send it.")
             return
+        if closed and no_wait_window:
+            if as_json:
+                print_json({"run_id": run_id, "outside_send_window": closed})
+            else:
+                console.print(f"Run {run_id} stays queued; `broadcaster run` sends it when the window opens.")
+            raise typer.Exit(EXIT_OUTSIDE_WINDOW)
         with EmbeddedEngine(
             context, config=find_config(state.config), log_dir=context.settings.path("logs")
         ) as engine:
@@ -238,6 +261,7 @@ def messages(
                 "attempts": m.attempts,
                 "reason": masking.mask_text(m.reason) if mask else m.reason,
                 "segments": m.segments,
+                "not_before": local(m.not_before).isoformat() if m.not_before else None,
                 "sent_at": local(m.sent_at).isoformat() if m.sent_at else None,
             }
             for m in session.scalars(query)
@@ -251,7 +275,7 @@ def messages(
         return
     print_table(
         "Messages",
-        ["id", "campaign", "channel", "address", "status", "attempts", "reason", "sent at"],
+        ["id", "campaign", "channel", "address", "status", "attempts", "reason", "not before", "sent at"],
         [
             [
                 r["id"],
@@ -261,6 +285,7 @@ def messages(
                 r["status"],
                 r["attempts"],
                 r["reason"],
+                r["not_before"],
                 r["sent_at"],
             ]
             for r in rows

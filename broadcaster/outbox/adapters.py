@@ -1,7 +1,9 @@
 """Adapters of one worker process, built lazily from the provider settings and reused across chunks.
 
 Created after fork (never at import), so sockets, threads and event loops belong to the process that uses
-them. An SMPP adapter gets an ``on_inbound_batch`` callback that commits raw records before they are answered.
+them. An SMPP adapter gets an ``on_inbound_batch`` callback that commits raw records before they are answered,
+an ``on_health`` that records its link in ``provider_health``, and, when its provider has a ``tps``, a
+``pacer`` that takes one token of the shared bucket per submit_sm.
 """
 
 from __future__ import annotations
@@ -12,18 +14,33 @@ from collections.abc import Callable
 from typing import Any
 
 from broadcaster.settings import Settings
-from channels.base import Adapter
+from channels.base import Adapter, LinkHealth
 from channels.registry import load_adapter_class
 
 log = logging.getLogger(__name__)
 
 InboundFactory = Callable[[str], Callable[[list[dict[str, Any]]], None]]
+PacerFactory = Callable[[str, float], Callable[[int], int]]  # (provider, tps) -> pacer
+HealthFactory = Callable[[str], Callable[[LinkHealth], None]]
 
 
 class AdapterPool:
-    def __init__(self, settings: Settings, *, inbound: InboundFactory | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        inbound: InboundFactory | None = None,
+        pacer: PacerFactory | None = None,
+        health: HealthFactory | None = None,
+        bind_in_background: bool = False,
+    ) -> None:
+        # ``health``: records what an SMPP adapter sees of its link. ``bind_in_background``: a gateway's
+        # adapter opens even while its SMSC is down and keeps trying (the dispatcher waits for the bind).
         self.settings = settings
         self.inbound = inbound
+        self.pacer = pacer
+        self.health = health
+        self.bind_in_background = bind_in_background
         self._adapters: dict[str, Adapter] = {}
         self._lock = threading.Lock()
 
@@ -42,10 +59,22 @@ class AdapterPool:
         options = config.options()
         if config.type == "smpp" and self.inbound is not None:
             options["on_inbound_batch"] = self.inbound(provider)
+        if config.type == "smpp" and self.health is not None:
+            options["on_health"] = self.health(provider)
+        if config.type == "smpp" and self.bind_in_background:
+            options["bind_in_background"] = True
+        if self.paces(provider):
+            assert self.pacer is not None and config.tps
+            options["pacer"] = self.pacer(provider, config.tps)
         if config.type in ("file", "console"):
             options.setdefault("channel", config.channel)
         adapter: Adapter = cls(**options)
         return adapter
+
+    def paces(self, provider: str) -> bool:
+        """Whether the provider's adapter keeps its rate limit itself, per PDU (SMPP with a ``tps``)."""
+        config = self.settings.provider(provider)
+        return config.type == "smpp" and bool(config.tps) and self.pacer is not None
 
     def discard(self, provider: str) -> None:
         """Drop a provider's adapter (after a configuration error) so the next use reconnects afresh."""

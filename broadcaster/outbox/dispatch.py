@@ -40,13 +40,14 @@ from broadcaster.db.models import (
     RunStatus,
 )
 from broadcaster.outbox.adapters import AdapterPool
+from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler, process_pending
-from broadcaster.outbox.ratelimit import reserve
+from broadcaster.outbox.ratelimit import SharedPacer
 from broadcaster.outbox.results import Claimed, apply_results
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
 from broadcaster.unsubscribe import make_token
-from channels.base import Adapter, OutboundMessage, SendResult
+from channels.base import Adapter, OutboundMessage, Reconnecting, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 HAND_OFF_INTERVAL = 0.25
 # Windows on the wire at once, whatever an adapter declares (each holds a sender thread).
 MAX_OVERLAP = 4
+# While a provider's link is down, how often the waiting chunk looks at its campaign's state (seconds).
+LINK_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -143,10 +146,14 @@ class Dispatcher:
         clock: Clock,
         adapters: AdapterPool,
         match_receipts: bool = True,
+        wait_for_links: bool = False,
     ) -> None:
         # ``match_receipts``: after each window, apply the receipts that beat its commit. Off when another
         # process applies inbound records (the gateway then spends its CPU on the wire).
         self.match_receipts = match_receipts
+        # ``wait_for_links``: a gateway waits for its provider's link to come back (within the chunk's time)
+        # instead of claiming messages it could not write; a test send fails at once instead.
+        self.wait_for_links = wait_for_links
         self.sessions = sessions
         self.readers = readers_of(sessions)
         self.settings = settings
@@ -233,22 +240,44 @@ class Dispatcher:
             self._release(line.chunk_id, not_before=None)
             return _Stop("chunk_max_seconds reached; the rest goes back to the queue")
         stop = self._check_state(line.chunk_id)
+        if stop is None and self.wait_for_links:
+            stop = self._await_link(line)
         if stop is not None:
             return _Stop(stop)
         claimed, outbound = self._claim(line.chunk_id, line.window)
         if not claimed:
             return _Stop(None)  # the chunk's due rows ran out
-        if line.tps:
-            wait = reserve(
-                self.sessions,
-                name=f"provider:{line.provider}",
-                tokens=len(claimed),
-                rate=line.tps,
-                clock=self.clock,
-            )
-            if wait > 0:
-                time.sleep(wait)  # pacing inside the slice we reserved, never a burst past the TPS
+        if line.tps and not self.adapters.paces(line.provider):
+            # One token per message, all taken before the window goes. (An SMPP adapter paces itself, one
+            # token per submit_sm as it writes them: carriers meter PDUs, and a long SMS is several.)
+            pacer = self._pacer(line.provider, line.tps)
+            wanted = len(claimed)
+            while wanted > 0:
+                wanted -= pacer(wanted)
         return _Window(claimed=claimed, outbound=outbound)
+
+    def _await_link(self, line: _Line) -> str | None:
+        """Wait for a reconnecting provider's link; returns why the chunk stops instead, if it must.
+
+        Nothing is claimed meanwhile, so no attempt is spent; the chunk goes on within a second of the bind
+        (the adapter records the outage in ``provider_health`` for whoever waits)."""
+        adapter = line.adapter
+        if not isinstance(adapter, Reconnecting) or adapter.wait_bound(0):
+            return None
+        log.warning("chunk %s: provider %s unreachable; waiting for it", line.chunk_id, line.provider)
+        while not adapter.wait_bound(LINK_POLL_SECONDS):
+            if time.monotonic() > line.deadline:
+                self._release(line.chunk_id, not_before=None)
+                return f"provider {line.provider} unreachable; the rest goes back to the queue"
+            stop = self._check_state(line.chunk_id)
+            if stop is not None:
+                return stop
+        log.info("chunk %s: provider %s reachable again", line.chunk_id, line.provider)
+        return None
+
+    def _pacer(self, provider: str, tps: float) -> SharedPacer:
+        """The pacer of a provider's bucket, shared by every process sending through it."""
+        return SharedPacer(self.sessions, name=f"provider:{provider}", rate=tps)
 
     def _still_cleared(self, line: _Line, window: _Window) -> _Window | _Stop:
         stop = self._check_state(line.chunk_id)
@@ -571,8 +600,13 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
     return True
 
 
-def dispatcher_for(context: AppContext, *, hand_off: Callable[[str], None] | None = None) -> Dispatcher:
+def dispatcher_for(
+    context: AppContext, *, hand_off: Callable[[str], None] | None = None, gateway: bool = False
+) -> Dispatcher:
     """A process's dispatcher, whose adapters store what providers send back through ``context``.
+
+    A ``gateway`` (a worker process) keeps its SMPP binds up in the background and waits for them when the
+    SMSC is down; otherwise (a test send, say) an unreachable provider fails at once.
 
     With ``hand_off``, applying it is left to another process: ``hand_off(provider)`` asks for that, at
     most once per ``HAND_OFF_INTERVAL`` per provider however many receipt batches were stored meanwhile."""
@@ -598,8 +632,15 @@ def dispatcher_for(context: AppContext, *, hand_off: Callable[[str], None] | Non
         sessions=context.sessions,
         settings=context.settings,
         clock=context.clock,
-        adapters=AdapterPool(context.settings, inbound=inbound),
+        adapters=AdapterPool(
+            context.settings,
+            inbound=inbound,
+            pacer=lambda provider, tps: SharedPacer(context.sessions, name=f"provider:{provider}", rate=tps),
+            health=lambda provider: health_recorder(context.sessions, provider, clock=context.clock),
+            bind_in_background=gateway,
+        ),
         match_receipts=hand_off is None,
+        wait_for_links=gateway,
     )
     dispatcher.hand_offs = coalescers
     return dispatcher

@@ -55,6 +55,7 @@ from channels.base import (
     Capabilities,
     Channel,
     DeliveryEvent,
+    LinkHealth,
     OutboundMessage,
     SendResult,
 )
@@ -76,6 +77,9 @@ log = logging.getLogger(__name__)
 
 InboundHandler = Callable[[dict[str, Any]], None]
 InboundBatchHandler = Callable[[list[dict[str, Any]]], None]
+# Waits until PDUs may be written and says how many (at most the number asked; one token per submit_sm).
+Pacer = Callable[[int], int]
+HealthHandler = Callable[[LinkHealth], None]
 SEND_WINDOWS_PER_CALL: Final = 4  # PDU windows' worth of messages per send() call
 INBOUND_BATCH_MAX: Final = 200  # deliver_sm records handed over (and committed) together
 
@@ -270,13 +274,16 @@ class SmppAdapter(AdapterBase):
         enquire_link_interval: float = 30.0,
         registered_delivery: bool = True,
         reconnect_initial: float = 0.5,
-        reconnect_max: float = 30.0,
+        reconnect_max: float = 20.0,
         connect_timeout: float = 10.0,
         throttle_retries: int = 5,
         throttle_backoff: float = 0.1,
         throttle_backoff_max: float = 1.0,
         on_inbound: InboundHandler | None = None,
         on_inbound_batch: InboundBatchHandler | None = None,
+        pacer: Pacer | None = None,
+        on_health: HealthHandler | None = None,
+        bind_in_background: bool = False,
     ) -> None:
         if binds < 1 or window < 1:
             raise ValueError("binds and window must be at least 1")
@@ -304,6 +311,17 @@ class SmppAdapter(AdapterBase):
         # ``on_inbound_batch`` the engine commits everything that queued up meanwhile in one transaction
         # (a group commit); either way each deliver_sm is answered only after its handler returned.
         self.on_inbound_batch = on_inbound_batch
+        # The account's rate limit, counted in submit_sm (carriers meter PDUs, not messages): every write,
+        # throttled retries included, first takes its tokens. None: unlimited.
+        self.pacer = pacer
+        # Told when the SMSC becomes unreachable (since when, the error, the next attempt) and reachable again.
+        self.on_health = on_health
+        self._down_since: datetime | None = None
+        self._reported_up = False
+        self._health_lock = threading.Lock()
+        # A gateway opens in the background: when the SMSC is down at start, open() does not raise; the
+        # readers keep trying, and the engine waits for a bind (wait_bound) before it claims anything.
+        self.bind_in_background = bind_in_background
         self._inbound: queue.Queue[tuple[_Bind, Any, int, dict[str, Any]] | None] = queue.Queue()
         self._inbound_thread: threading.Thread | None = None
         # The engine hands us this many messages per send(), and two calls at once: the PDU window never
@@ -340,7 +358,7 @@ class SmppAdapter(AdapterBase):
         """Bind every session once (raising on a refused bind), then start the reader threads.
 
         A bind that fails for a network reason is retried in the background by its reader; ``open`` raises
-        ``ConnectionLost`` only when no session could bind at all.
+        ``ConnectionLost`` only when no session could bind at all (never with ``bind_in_background``).
         """
         if self._opened:
             return
@@ -354,7 +372,8 @@ class SmppAdapter(AdapterBase):
                 raise
             except ChannelError as exc:
                 failures.append(exc)
-        if len(failures) == len(self._binds):
+                self._report_down(exc, retry_in=self.reconnect_initial)
+        if len(failures) == len(self._binds) and not self.bind_in_background:
             self._shutdown_binds()
             raise ConnectionLost(
                 f"no SMPP bind to {self.host}:{self.port} succeeded", detail=str(failures[0])
@@ -458,7 +477,11 @@ class SmppAdapter(AdapterBase):
             raise error from exc
         except (smpplib.exceptions.ConnectionError, OSError) as exc:
             client.disconnect()
-            raise ConnectionLost(f"cannot bind to {self.host}:{self.port}", detail=repr(exc)) from exc
+            # smpplib says "Connection refused" for every socket error; the OSError it replaced says what.
+            cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
+            raise ConnectionLost(
+                f"cannot bind to {self.host}:{self.port}", detail=f"{type(cause).__name__}: {cause}"
+            ) from exc
         finally:
             with bind.lock:
                 bind.connecting = None
@@ -477,6 +500,48 @@ class SmppAdapter(AdapterBase):
             bind.connects += 1
             bind.bound.set()
         log.info("bind %d: bound to %s:%d as %s", bind.index, self.host, self.port, self.system_id)
+        self._report_up()
+
+    def _report_down(self, error: ChannelError, *, retry_in: float) -> None:
+        """No session is bound and a connection attempt failed: tell the engine (since when, why, next try)."""
+        if self.on_health is None or self.bound_count > 0 or self._closing.is_set():
+            return
+        now = datetime.now(UTC)
+        with self._health_lock:
+            self._down_since = self._down_since or now
+            self._reported_up = False
+            since = self._down_since
+        reason = error.detail or str(error)
+        self._tell_health(
+            LinkHealth(
+                reachable=False,
+                since=since,
+                detail=f"{self.host}:{self.port}: {reason}",
+                retry_at=datetime.fromtimestamp(now.timestamp() + retry_in, UTC),
+            )
+        )
+
+    def _report_up(self) -> None:
+        if self.on_health is None:
+            return
+        with self._health_lock:
+            if self._reported_up:
+                return  # another bind of a link already reported up
+            self._down_since, self._reported_up = None, True
+        self._tell_health(
+            LinkHealth(
+                reachable=True,
+                since=datetime.now(UTC),
+                detail=f"bound to {self.host}:{self.port} as {self.system_id}",
+            )
+        )
+
+    def _tell_health(self, health: LinkHealth) -> None:
+        assert self.on_health is not None
+        try:
+            self.on_health(health)
+        except Exception:  # a health report must never stop a reader (it is what keeps the link up)
+            log.exception("could not record the health of %s:%d", self.host, self.port)
 
     def _drop(self, bind: _Bind, *, reason: str, generation: int | None) -> None:
         """Forget a dead link: fail its outstanding PDUs as lost-after-write and close the socket."""
@@ -518,6 +583,7 @@ class SmppAdapter(AdapterBase):
                     delay = self.reconnect_initial
                 except ChannelError as exc:
                     log.warning("bind %d: reconnect failed (%s); next try in %.1f s", bind.index, exc, delay)
+                    self._report_down(exc, retry_in=delay)
                     self._closing.wait(delay)
                     delay = min(delay * 2, self.reconnect_max)
                     continue
@@ -852,11 +918,22 @@ class SmppAdapter(AdapterBase):
             # finds this sender to wake.
             with self._room_lock:
                 self._wanting_room.add(replies)
-            blocked = self._fill_windows(waiting, inflight, replies)
+            blocked = self._fill_windows(waiting, inflight, replies, budget=self._budget(waiting))
             if not blocked:
                 with self._room_lock:
                     self._wanting_room.discard(replies)
             return blocked
+
+    def _budget(self, waiting: list[_PartTask]) -> int | None:
+        """How many PDUs the rate limit lets us write now (None: no limit). Asks the pacer only for what the
+        windows have room for, so a reserved slot is not wasted on parts that could not go out."""
+        if self.pacer is None:
+            return None
+        now = time.monotonic()
+        due = sum(1 for task in waiting if task.not_before <= now)
+        room = sum(self.window - bind.outstanding() for bind in self._binds if bind.bound.is_set())
+        wanted = min(due, room)
+        return self.pacer(wanted) if wanted > 0 else 0
 
     def _wake_for_room(self, answered: Mapping[int, Any]) -> None:
         """Answers freed window room: wake the senders waiting for it that got no answer of their own."""
@@ -871,7 +948,10 @@ class SmppAdapter(AdapterBase):
         waiting: list[_PartTask],
         inflight: dict[int, _Inflight],
         replies: queue.Queue[list[_Reply]],
+        *,
+        budget: int | None = None,
     ) -> bool:
+        """Hand the due parts to binds with room, at most ``budget`` of them; True when some must wait."""
         now = time.monotonic()
         room: dict[int, int] = {}
         batches: dict[int, tuple[_Bind, list[_PartTask]]] = {}
@@ -889,12 +969,17 @@ class SmppAdapter(AdapterBase):
             job.bind = bind
             if bind.index not in room:
                 room[bind.index] = self.window - bind.outstanding()
+            if budget is not None and budget <= 0:
+                blocked.append(task)  # the rate limit's slot is used up: the next one is asked for
+                break
             if room[bind.index] <= 0:
                 blocked.append(task)
                 if len(room) == len(self._binds) and all(r <= 0 for r in room.values()):
                     break  # every window is full: the rest waits for answers
                 continue
             room[bind.index] -= 1
+            if budget is not None:
+                budget -= 1
             batches.setdefault(bind.index, (bind, []))[1].append(task)
         for task in blocked:
             heapq.heappush(waiting, task)

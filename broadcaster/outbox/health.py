@@ -1,0 +1,73 @@
+"""Provider health, as the process that talks to a provider last saw it (``provider_health``).
+
+The SMPP gateway reports every change of its link (``LinkHealth``); the row lets ``send --wait`` tell a
+waiting officer "SMSC unreachable since 13:02, retrying in 20 s" instead of showing a bar that does not move.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from broadcaster.clock import Clock, local
+from broadcaster.db.models import ProviderHealth
+from channels.base import LinkHealth
+
+log = logging.getLogger(__name__)
+
+UP = "up"
+UNREACHABLE = "unreachable"
+# What an officer calls the peer of each provider type.
+PEER_NAMES: Mapping[str, str] = {"smpp": "SMSC", "smtp": "mail relay"}
+
+
+def health_recorder(
+    sessions: sessionmaker[Session], provider: str, *, clock: Clock
+) -> Callable[[LinkHealth], None]:
+    """The ``on_health`` of one provider's adapter: each report replaces the provider's row."""
+
+    def record(health: LinkHealth) -> None:
+        state = UP if health.reachable else UNREACHABLE
+        with sessions.begin() as session:
+            row = session.get(ProviderHealth, provider)
+            if row is None:
+                row = ProviderHealth(provider=provider)
+                session.add(row)
+            row.state = state
+            row.since = health.since
+            row.detail = health.detail
+            row.retry_at = health.retry_at
+            row.updated_at = clock.now()
+        if health.reachable:
+            log.info("provider %s: %s", provider, health.detail)
+        else:
+            log.warning(
+                "provider %s unreachable: %s; next try at %s", provider, health.detail, health.retry_at
+            )
+
+    return record
+
+
+def unreachable_notes(session: Session, providers: Mapping[str, str], *, now: datetime) -> list[str]:
+    """One line per unreachable provider among ``providers`` (name -> type), e.g. "SMSC unreachable since
+    13:02, retrying in 20 s" (local time); the provider's name is added when several are down."""
+    rows = session.scalars(
+        select(ProviderHealth)
+        .where(ProviderHealth.provider.in_(list(providers)), ProviderHealth.state == UNREACHABLE)
+        .order_by(ProviderHealth.provider)
+    ).all()
+    notes = []
+    for row in rows:
+        peer = PEER_NAMES.get(providers[row.provider], "provider")
+        if len(rows) > 1:
+            peer = f"{peer} {row.provider}"
+        retry = ""
+        if row.retry_at is not None:
+            seconds = round((row.retry_at - now).total_seconds())
+            retry = f", retrying in {seconds} s" if seconds > 0 else ", retrying now"
+        notes.append(f"{peer} unreachable since {local(row.since):%H:%M}{retry}")
+    return notes
