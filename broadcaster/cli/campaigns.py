@@ -51,7 +51,10 @@ def validate(
     context = load_context()
     try:
         bundles, problems = validate_paths(
-            _paths(context, paths), templates_dir=context.templates_dir, providers=_providers(context)
+            _paths(context, paths),
+            templates_dir=context.templates_dir,
+            providers=_providers(context),
+            org=context.settings.org.model_dump(),
         )
     finally:
         context.close()
@@ -86,7 +89,10 @@ def load(
     """Load campaign files: a changed file becomes a new draft version. Nothing is loaded if any file is invalid."""
     with acting("campaigns.load") as (context, session, user):
         bundles, problems = validate_paths(
-            _paths(context, paths), templates_dir=context.templates_dir, providers=_providers(context)
+            _paths(context, paths),
+            templates_dir=context.templates_dir,
+            providers=_providers(context),
+            org=context.settings.org.model_dump(),
         )
         if problems:
             for problem in problems:
