@@ -26,6 +26,7 @@ err_console = Console(stderr=True)
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Settings file (default: ./broadcaster.toml).")
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+CampaignArgument = typer.Argument(..., help="Campaign id, as in its file's `id:` (see `campaigns list`).")
 
 
 class CliState:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -15,11 +16,21 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
-from broadcaster.cli.common import JsonOption, acting, console, load_context, print_json, print_table, state
+from broadcaster.cli.common import (
+    CampaignArgument,
+    JsonOption,
+    acting,
+    console,
+    load_context,
+    print_json,
+    print_table,
+    state,
+)
 from broadcaster.clock import local
 from broadcaster.context import AppContext
 from broadcaster.db.models import Message
 from broadcaster.errors import UserError
+from broadcaster.outbox.scheduler import TickReport
 from broadcaster.outbox.sending import start_manual_run
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.runtime import (
@@ -35,7 +46,7 @@ from broadcaster.status import campaign_status, message_counts
 from broadcaster.tasks import CeleryEnqueuer, configure
 
 
-def status(campaign_id: str, as_json: bool = JsonOption) -> None:
+def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> None:
     """A campaign's state, versions and approvals, runs, and message counts by channel and status."""
     with acting("read", write=False) as (_context, session, _user):
         data = campaign_status(session, campaign_id)
@@ -116,7 +127,7 @@ def wait_for_run(
 
 
 def send(
-    campaign_id: str,
+    campaign_id: str = CampaignArgument,
     wait: bool = typer.Option(False, "--wait", help="Start the embedded engine here and wait until sent."),
     receipt_timeout: float = typer.Option(30.0, help="With --wait: how long to wait for SMS receipts."),
     as_json: bool = JsonOption,
@@ -148,9 +159,9 @@ def send(
 def messages(
     campaign: str | None = typer.Option(None, "--campaign", help="Campaign id."),
     status_filter: MessageStatus | None = typer.Option(None, "--status", help="Only this status."),
-    channel: str | None = typer.Option(None, "--channel"),
-    run: int | None = typer.Option(None, "--run"),
-    limit: int = typer.Option(50),
+    channel: str | None = typer.Option(None, "--channel", help="Only this channel: sms or email."),
+    run: int | None = typer.Option(None, "--run", help="Only this run (its id, as `status` shows)."),
+    limit: int = typer.Option(50, help="How many messages to list, newest first."),
     as_json: bool = JsonOption,
 ) -> None:
     """List outbox messages (newest first) with their status and reason."""
@@ -203,6 +214,27 @@ def messages(
     )
 
 
+def describe_tick(report: TickReport) -> str | None:
+    """One readable line for a tick that did something (None when it had nothing to do)."""
+    parts: list[str] = []
+    if report.runs_created:
+        parts.append("started run(s) " + ", ".join(map(str, report.runs_created)))
+    parts.extend(
+        f"missed occurrence of {campaign} at {local(moment):%H:%M %d/%m/%Y}"
+        for campaign, moment in report.missed
+    )
+    for count, what in (
+        (report.chunks, "chunk(s) queued for sending"),
+        (report.runs_completed, "run(s) completed"),
+        (report.inbound_processed, "receipt(s) or bounce(s) applied"),
+        (report.swept_sending, "message(s) stuck in sending swept"),
+        (report.swept_chunks, "lost chunk(s) re-queued"),
+    ):
+        if count:
+            parts.append(f"{count} {what}")
+    return "; ".join(parts) or None
+
+
 def run(
     once: bool = typer.Option(False, help="One tick, then stop (workers are not started)."),
 ) -> None:
@@ -218,7 +250,7 @@ def run(
             report = tick(
                 context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
             )
-            console.print(report)
+            console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report) or 'nothing to do'}")
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -230,9 +262,9 @@ def run(
             )
             try:
                 while not stop.is_set():
-                    report = engine.tick()
-                    if report.runs_created or report.chunks or report.missed:
-                        console.print(f"{time.strftime('%H:%M:%S')} {report}")
+                    line = describe_tick(engine.tick())
+                    if line is not None:
+                        console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False)
                     stop.wait(context.settings.delivery.tick_seconds)
             except KeyboardInterrupt:
                 pass
@@ -275,7 +307,7 @@ def worker(
 
 
 def beat() -> None:
-    """Run the tick every ``delivery.tick_seconds`` (exactly one per installation)."""
+    """Run the tick every delivery.tick_seconds (exactly one per installation)."""
     context: AppContext = load_context()
     configure(context.settings)
     from broadcaster.outbox.scheduler import tick
@@ -361,8 +393,17 @@ def demo(
     console.print(
         f"The sandbox SMSC received {result.sms_parts_received} SMS parts: {result.sandbox / 'sms' / 'sms.jsonl'} (one JSON line each)."
     )
-    command = Path(sys.argv[0]).resolve()  # the venv is not on PATH after `make demo`
-    console.print(
-        f"Explore: cd {directory} && {command} status thong-bao-dich-vu-cong "
-        "(BROADCASTER_USER=pheduyet or bientap is allowed there)."
+    console.print("Explore it as the approver (or the editor, BROADCASTER_USER=bientap):")
+    # One unwrapped line, pasteable from anywhere: absolute paths, because the venv is not on PATH after
+    # `make demo`, and the demo's own user, because your OS login is not one of the demo's users.
+    console.print(demo_hint(directory, Path(sys.argv[0])), soft_wrap=True, highlight=False, markup=False)
+
+
+def demo_hint(directory: Path, program: Path) -> str:
+    """The closing command of the demo: the campaign's status, read as the demo's approver."""
+    from broadcaster.demo import APPROVER, DEMO_CAMPAIGN
+
+    return (
+        f"cd {shlex.quote(str(directory.resolve()))} && BROADCASTER_USER={APPROVER} "
+        f"{shlex.quote(str(program.resolve()))} status {DEMO_CAMPAIGN}"
     )
