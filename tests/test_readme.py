@@ -115,7 +115,7 @@ class Shell:
             self.process.wait(timeout=30)
         finally:
             with contextlib.suppress(ProcessLookupError):  # a sandbox left behind by a failed line
-                os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 class Session:
@@ -144,6 +144,8 @@ class Session:
         assert status == 0, f"README line failed (exit {status}): {line}\n{output}"
         if line.startswith("broadcaster sandbox &"):
             assert wait_until(lambda: all(listening(port) for port in self.ports), timeout=60)
+        if line.startswith("kill %1"):  # the sandbox stops
+            assert wait_until(lambda: not any(listening(port) for port in self.ports), timeout=60)
         return output
 
 
