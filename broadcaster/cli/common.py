@@ -26,7 +26,9 @@ err_console = Console(stderr=True)
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Settings file (default: ./broadcaster.toml).")
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
-CampaignArgument = typer.Argument(..., help="Campaign id, as in its file's `id:` (see `campaigns list`).")
+CampaignArgument = typer.Argument(
+    ..., help="Campaign id: the id field of its file, as campaigns list shows it."
+)
 
 
 class CliState:

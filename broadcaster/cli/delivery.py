@@ -160,7 +160,7 @@ def messages(
     campaign: str | None = typer.Option(None, "--campaign", help="Campaign id."),
     status_filter: MessageStatus | None = typer.Option(None, "--status", help="Only this status."),
     channel: str | None = typer.Option(None, "--channel", help="Only this channel: sms or email."),
-    run: int | None = typer.Option(None, "--run", help="Only this run (its id, as `status` shows)."),
+    run: int | None = typer.Option(None, "--run", help="Only this run (its id, as status shows it)."),
     limit: int = typer.Option(50, help="How many messages to list, newest first."),
     as_json: bool = JsonOption,
 ) -> None:
