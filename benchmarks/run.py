@@ -277,13 +277,12 @@ def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int 
     from broadcaster import policies
     from broadcaster.campaigns import workflow
     from broadcaster.campaigns.files import ProviderInfo, validate_paths
-    from broadcaster.campaigns.messages import Composer, contact_view
+    from broadcaster.campaigns.messages import Composer, allow_unsubscribe, contact_view
     from broadcaster.campaigns.store import definition_of, latest_version, load_bundle
     from broadcaster.clock import SystemClock
     from broadcaster.contacts.importer import import_contacts
     from broadcaster.context import AppContext
     from broadcaster.db.models import Contact, Role, User
-    from broadcaster.outbox.dispatch import allow_unsubscribe
     from broadcaster.settings import CONFIG_FILENAME
     from broadcaster.users import add_user
     from broadcaster.workdir import init_workdir

@@ -135,7 +135,10 @@ def run_demo(
             n: ProviderInfo(name=n, channel=p.channel) for n, p in context.settings.providers.items()
         }
         bundles, problems = validate_paths(
-            [context.campaigns_dir / "examples"], templates_dir=context.templates_dir, providers=providers
+            [context.campaigns_dir / "examples"],
+            templates_dir=context.templates_dir,
+            providers=providers,
+            org=context.settings.org.model_dump(),
         )
         if problems:
             raise UserError("\n".join(str(p) for p in problems))

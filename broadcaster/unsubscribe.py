@@ -10,6 +10,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 TAG_BYTES = 12  # 96-bit tag: unguessable, and the token stays short in a header
 
@@ -25,6 +27,18 @@ def _tag(secret: str, message_id: int) -> str:
 
 def make_token(secret: str, message_id: int) -> str:
     return f"{message_id}.{_tag(secret, message_id)}"
+
+
+def unsubscribe_link(provider_options: Mapping[str, Any], token: str) -> str | None:
+    """The opt-out link written into a mail's text and HTML parts: the provider's https page (RFC 8058), else
+    its opt-out mailbox (as in List-Unsubscribe); None when the provider has neither."""
+    base = provider_options.get("unsubscribe_base_url")
+    if base:
+        return f"{str(base).rstrip('/')}/u/{token}"
+    mailbox = provider_options.get("unsubscribe_mailto")
+    if mailbox:
+        return f"mailto:{mailbox}?subject=unsubscribe-{token}"
+    return None
 
 
 def verify_token(secret: str, token: str) -> int | None:

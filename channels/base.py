@@ -43,7 +43,7 @@ class OutboundMessage:
     """One rendered message, ready for the wire. ``message_id`` is the outbox row id."""
 
     message_id: int
-    address: str  # E.164 for SMS, lower-cased e-mail address, device token, page id
+    address: str  # E.164 for SMS, e-mail address as stored (local part case kept, RFC 5321 §2.4), device token, page id
     body: str
     subject: str | None = None
     html: str | None = None

@@ -16,19 +16,29 @@ from sqlalchemy.orm import Session
 from consent.models import Suppression
 
 
+def address_key(channel: str, address: str) -> str:
+    """The form under which an address is suppressed and de-duplicated: e-mail case-insensitively.
+
+    RFC 5321 §2.4 lets a mailbox's local part be case-sensitive, so mail goes to the address as stored; but
+    no common mailbox provider treats ``An.Nguyen@`` and ``an.nguyen@`` as two people, and a refusal must
+    cover every spelling of the address. Phone numbers are E.164 already.
+    """
+    return address.lower() if channel == "email" else address
+
+
 def suppressed_among(session: Session, *, channel: str, addresses: Iterable[str]) -> set[str]:
-    """The subset of ``addresses`` suppressed on ``channel`` (one query per page of addresses)."""
-    wanted = list(set(addresses))
+    """The subset of ``addresses`` (as given) suppressed on ``channel`` (one query per page of addresses)."""
+    by_key: dict[str, set[str]] = {}
+    for address in addresses:
+        by_key.setdefault(address_key(channel, address), set()).add(address)
+    wanted = list(by_key)
     found: set[str] = set()
     for start in range(0, len(wanted), 500):
         page = wanted[start : start + 500]
-        found.update(
-            session.scalars(
-                select(Suppression.address).where(
-                    Suppression.channel == channel, Suppression.address.in_(page)
-                )
-            )
-        )
+        for key in session.scalars(
+            select(Suppression.address).where(Suppression.channel == channel, Suppression.address.in_(page))
+        ):
+            found.update(by_key[key])
     return found
 
 
@@ -38,7 +48,13 @@ def suppress(session: Session, *, channel: str, address: str, reason: str, sourc
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = (
         insert(Suppression)
-        .values(channel=channel, address=address, reason=reason, source=source, created_at=at)
+        .values(
+            channel=channel,
+            address=address_key(channel, address),
+            reason=reason,
+            source=source,
+            created_at=at,
+        )
         .on_conflict_do_nothing(index_elements=["channel", "address"])
     )
     result = session.execute(statement)

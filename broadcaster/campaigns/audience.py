@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
 from broadcaster.db.models import Contact
-from consent.suppression import suppressed_among
+from consent.suppression import address_key, suppressed_among
 
 
 class Exclusion:
@@ -79,7 +79,7 @@ def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | N
             return None, Exclusion.NO_EMAIL
         if contact.email_opt_out:
             return contact.email, Exclusion.OPTED_OUT
-        return contact.email.lower(), None
+        return contact.email, None  # as stored: the local part may be case-sensitive (RFC 5321 §2.4)
     raise ValueError(f"unsupported channel {channel!r}")
 
 
@@ -92,7 +92,8 @@ class Decision:
 
 
 class Screen:
-    """Decides, page by page, which contacts get which channel; de-duplicates per (run, channel, address)."""
+    """Decides, page by page, which contacts get which channel; de-duplicates per (run, channel, address),
+    e-mail addresses case-insensitively (``address_key``)."""
 
     def __init__(self, channels: Sequence[str]) -> None:
         self.channels = list(channels)
@@ -109,9 +110,9 @@ class Screen:
             for contact, address, why in candidates:
                 if why is None and address in suppressed:
                     why = Exclusion.SUPPRESSED
-                elif why is None and address in seen:
+                elif why is None and address is not None and address_key(channel, address) in seen:
                     why = Exclusion.DUPLICATE
                 if why is None and address is not None:
-                    seen.add(address)
+                    seen.add(address_key(channel, address))
                 decisions.append(Decision(contact=contact, channel=channel, address=address, exclusion=why))
         return decisions

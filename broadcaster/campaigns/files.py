@@ -451,6 +451,7 @@ def _semantic_checks(
     root: Node | None,
     templates_dir: Path,
     providers: Mapping[str, ProviderInfo],
+    org: Mapping[str, Any],
 ) -> tuple[dict[str, str], list[Problem]]:
     problems: list[Problem] = []
     scan = _TemplateScan()
@@ -509,7 +510,7 @@ def _semantic_checks(
     problems.extend(scan.problems)
     if not problems:
         problems.extend(
-            _sample_checks(definition, path=path, root=root, templates_dir=templates_dir, scan=scan)
+            _sample_checks(definition, path=path, root=root, templates_dir=templates_dir, scan=scan, org=org)
         )
     return scan.templates, [_tell_campaign(problem, path=path, root=root) for problem in problems]
 
@@ -549,8 +550,12 @@ def _sample_checks(
     root: Node | None,
     templates_dir: Path,
     scan: _TemplateScan,
+    org: Mapping[str, Any],
 ) -> list[Problem]:
-    """Render every channel for the sample contact and check what only a rendering can show."""
+    """Render every channel for the sample contact and check what only a rendering can show.
+
+    ``org`` is the configured sending organisation, as preview and sending use it: its names are part of
+    most SMS texts, so a sample organisation would count other SMS parts than those that are paid for."""
     problems: list[Problem] = []
     try:
         renderer = Renderer(scan.templates)
@@ -562,7 +567,7 @@ def _sample_checks(
         context = build_context(
             contact=sample_contact(),
             campaign=definition.template_context(),
-            org=sample_org(),
+            org=org,
             variables=definition.variables,
             unsubscribe_url=unsubscribe,
         )
@@ -606,9 +611,16 @@ def _sample_checks(
 
 
 def load_campaign_file(
-    path: Path, *, templates_dir: Path, providers: Mapping[str, ProviderInfo]
+    path: Path,
+    *,
+    templates_dir: Path,
+    providers: Mapping[str, ProviderInfo],
+    org: Mapping[str, Any] | None = None,
 ) -> tuple[CampaignBundle | None, list[Problem]]:
-    """Read, validate and snapshot one campaign file. The bundle is None whenever there is a problem."""
+    """Read, validate and snapshot one campaign file. The bundle is None whenever there is a problem.
+
+    ``org`` is the settings' ``[org]`` (``Settings.org.model_dump()``); without it the sample renderings use
+    a built-in sample organisation."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -629,7 +641,12 @@ def load_campaign_file(
     except ValidationError as exc:
         return None, [_error_problem(error, root, path) for error in exc.errors()]
     templates, problems = _semantic_checks(
-        definition, path=path, root=root, templates_dir=templates_dir, providers=providers
+        definition,
+        path=path,
+        root=root,
+        templates_dir=templates_dir,
+        providers=providers,
+        org=sample_org() if org is None else org,
     )
     if problems:
         return None, problems
@@ -653,14 +670,18 @@ def _campaign_files(paths: Sequence[Path]) -> Iterator[Path]:
 
 
 def validate_paths(
-    paths: Sequence[Path], *, templates_dir: Path, providers: Mapping[str, ProviderInfo]
+    paths: Sequence[Path],
+    *,
+    templates_dir: Path,
+    providers: Mapping[str, ProviderInfo],
+    org: Mapping[str, Any] | None = None,
 ) -> tuple[list[CampaignBundle], list[Problem]]:
     """Validate files and directories (walked for *.yaml / *.yml). A campaign id may appear only once."""
     bundles: list[CampaignBundle] = []
     problems: list[Problem] = []
     first_seen: dict[str, Path] = {}
     for file in _campaign_files(paths):
-        bundle, found = load_campaign_file(file, templates_dir=templates_dir, providers=providers)
+        bundle, found = load_campaign_file(file, templates_dir=templates_dir, providers=providers, org=org)
         problems.extend(found)
         if bundle is None:
             continue

@@ -8,11 +8,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
+from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec, Purpose
 from broadcaster.db.models import Contact
 from broadcaster.rendering import Renderer, build_context, first_name
 from broadcaster.settings import Settings
 from channels.sms.encoding import analyse, normalize, unaccent
+
+# Added to the text/plain part when its template does not show the opt-out link itself.
+OPT_OUT_LINE = "Hủy đăng ký nhận tin: {url}"
+
+
+def allow_unsubscribe(definition: CampaignDefinition, channel: str) -> bool:
+    spec = definition.channels[channel]  # type: ignore[index]
+    if spec.allow_unsubscribe is not None:
+        return spec.allow_unsubscribe
+    # Official-duty mail to civil servants cannot be declined; information and advertising can.
+    return definition.purpose != Purpose.OFFICIAL_DUTY
 
 
 def contact_view(contact: Contact | None) -> dict[str, Any] | None:
@@ -87,6 +98,18 @@ class Composer:
                 too_long=analysis.segments > limit,
             )
         return MessageText(subject=rendered.subject, body=rendered.text, html=rendered.html)
+
+    def email_text(self, contact: dict[str, Any] | None, *, unsubscribe_url: str) -> str:
+        """The text/plain part carrying the opt-out link, as the HTML part does: rendered with the link, and
+        the standard line added when the template does not show it."""
+        spec: ChannelSpec = self.definition.channels["email"]
+        context = self.context(contact, unsubscribe_url=unsubscribe_url)
+        text = self.renderer.render(
+            template=spec.template, channel="email", context=context, with_html=False
+        ).text
+        if unsubscribe_url not in text:
+            text += "\n" + OPT_OUT_LINE.format(url=unsubscribe_url) + "\n"
+        return text
 
     def html(self, contact: dict[str, Any] | None, *, unsubscribe_url: str | None = None) -> str | None:
         """The e-mail's HTML part alone: the sender renders it at send time from the stored context."""

@@ -9,10 +9,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience
-from broadcaster.campaigns.messages import Composer, contact_view
+from broadcaster.campaigns.messages import Composer, allow_unsubscribe, contact_view
+from broadcaster.campaigns.schema import CampaignDefinition
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion
 from broadcaster.settings import Settings
+from broadcaster.unsubscribe import unsubscribe_link
+
+# Every mail gets its own opt-out token at send time; the samples show where it goes.
+PREVIEW_TOKEN = "<token>"
 
 
 @dataclass
@@ -44,6 +49,14 @@ class Preview:
         return asdict(self)
 
 
+def opt_out_link(definition: CampaignDefinition, settings: Settings) -> str | None:
+    """The opt-out link an e-mail sample shows (with ``PREVIEW_TOKEN``), or None when none is offered."""
+    spec = definition.channels.get("email")
+    if spec is None or not allow_unsubscribe(definition, "email") or not settings.security.unsubscribe_secret:
+        return None
+    return unsubscribe_link(settings.provider(spec.provider).options(), PREVIEW_TOKEN)
+
+
 def preview_version(
     session: Session, version: CampaignVersion, settings: Settings, *, samples: int = 3
 ) -> Preview:
@@ -61,6 +74,7 @@ def preview_version(
         for name, spec in definition.channels.items()
     }
     exclusions: dict[str, Counter[str]] = {name: Counter[str]() for name in channels}
+    link = opt_out_link(definition, settings)
     audience = reached = 0
     for page in iter_audience(session, definition.audience, page_size=settings.delivery.plan_page_size):
         audience += len(page)
@@ -85,12 +99,15 @@ def preview_version(
                 price = settings.sms.price(carrier=decision.contact.carrier, encoding=text.encoding)
                 item.estimated_cost += price * text.segments
             if len(item.samples) < samples:
+                body = text.body
+                if decision.channel == "email" and link is not None:
+                    body = composer.email_text(view, unsubscribe_url=link)
                 item.samples.append(
                     {
                         "to": decision.address,
                         "name": decision.contact.full_name,
                         "subject": text.subject,
-                        "text": text.body,
+                        "text": body,
                         "encoding": text.encoding,
                         "segments": text.segments,
                     }

@@ -45,7 +45,12 @@ class _Group(TyperGroup):
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    help="The officer's interface to the engine: contacts, campaigns and their approval, sending, watching.",
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="Users and roles.")
 policy_app = typer.Typer(
@@ -82,7 +87,9 @@ def init(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head")) -> None:
+def db_upgrade(
+    revision: str = typer.Argument("head", help="Alembic revision to upgrade to (default: the newest)."),
+) -> None:
     """Apply database migrations (SQLite or PostgreSQL)."""
     settings = load_settings(state.config)
     upgrade(settings.database_url, revision)
@@ -116,7 +123,7 @@ def _user_dict(user: User) -> dict[str, Any]:
 
 @users_app.command("add")
 def users_add(
-    login: str,
+    login: str = typer.Argument(..., help="The person's OS login (lower-case letters, digits, _ . -)."),
     role: Role = typer.Option(..., "--role", "-r", help="admin, editor, approver or auditor."),
     name: str | None = typer.Option(None, "--name", help="Display name."),
 ) -> None:
@@ -128,7 +135,8 @@ def users_add(
 
 @users_app.command("set-role")
 def users_set_role(
-    login: str, role: Role = typer.Argument(..., help="admin, editor, approver or auditor.")
+    login: str = typer.Argument(..., help="The user's login."),
+    role: Role = typer.Argument(..., help="admin, editor, approver or auditor."),
 ) -> None:
     """Change a user's role (admins only)."""
     with acting("users.manage") as (context, session, actor):

@@ -12,6 +12,7 @@ from broadcaster.campaigns.files import ProviderInfo, validate_paths
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import get_campaign, get_version, load_bundle
 from broadcaster.cli.common import (
+    CampaignArgument,
     JsonOption,
     acting,
     console,
@@ -54,7 +55,10 @@ def validate(
     context = load_context()
     try:
         bundles, problems = validate_paths(
-            _paths(context, paths), templates_dir=context.templates_dir, providers=_providers(context)
+            _paths(context, paths),
+            templates_dir=context.templates_dir,
+            providers=_providers(context),
+            org=context.settings.org.model_dump(),
         )
     finally:
         context.close()
@@ -89,7 +93,10 @@ def load(
     """Load campaign files: a changed file becomes a new draft version. Nothing is loaded if any file is invalid."""
     with acting("campaigns.load") as (context, session, user):
         bundles, problems = validate_paths(
-            _paths(context, paths), templates_dir=context.templates_dir, providers=_providers(context)
+            _paths(context, paths),
+            templates_dir=context.templates_dir,
+            providers=_providers(context),
+            org=context.settings.org.model_dump(),
         )
         if problems:
             for problem in problems:
@@ -147,7 +154,7 @@ def list_(as_json: bool = JsonOption) -> None:
 
 @app.command()
 def preview(
-    campaign_id: str,
+    campaign_id: str = CampaignArgument,
     version: int | None = VersionOption,
     samples: int = typer.Option(3, help="Sample renderings per channel."),
     as_json: bool = JsonOption,
@@ -187,7 +194,7 @@ def preview(
 
 @app.command()
 def diff(
-    campaign_id: str,
+    campaign_id: str = CampaignArgument,
     old: int = typer.Argument(..., help="The version to compare from (e.g. the one approved now)."),
     new: int = typer.Argument(..., help="The version to compare to (e.g. the one submitted for approval)."),
     as_json: bool = JsonOption,
@@ -222,7 +229,7 @@ def _diff_style(line: str) -> str:
 
 
 @app.command()
-def submit(campaign_id: str, reason: str | None = ReasonOption) -> None:
+def submit(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
     """Submit the latest draft version for approval."""
     with acting("campaigns.submit") as (context, session, user):
         version = workflow.submit(
@@ -249,7 +256,7 @@ def submit(campaign_id: str, reason: str | None = ReasonOption) -> None:
 
 @app.command()
 def approve(
-    campaign_id: str,
+    campaign_id: str = CampaignArgument,
     version: int | None = VersionOption,
     content_hash: str | None = HashOption,
     reason: str | None = ReasonOption,
@@ -310,7 +317,7 @@ def approve(
 
 @app.command()
 def reject(
-    campaign_id: str,
+    campaign_id: str = CampaignArgument,
     reason: str = typer.Option(..., "--reason", "-m", help="What must change."),
     version: int | None = VersionOption,
     content_hash: str | None = HashOption,
@@ -330,7 +337,7 @@ def reject(
 
 
 @app.command()
-def schedule(campaign_id: str, reason: str | None = ReasonOption) -> None:
+def schedule(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
     """Schedule an approved campaign: the engine's tick sends each occurrence by itself."""
     with acting("campaigns.schedule") as (context, session, user):
         campaign = workflow.schedule(
@@ -344,7 +351,7 @@ def schedule(campaign_id: str, reason: str | None = ReasonOption) -> None:
 
 
 @app.command()
-def pause(campaign_id: str, reason: str | None = ReasonOption) -> None:
+def pause(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
     """Pause: nothing more is sent from the next window on."""
     with acting("campaigns.pause") as (context, session, user):
         workflow.pause(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
@@ -352,7 +359,7 @@ def pause(campaign_id: str, reason: str | None = ReasonOption) -> None:
 
 
 @app.command()
-def resume(campaign_id: str, reason: str | None = ReasonOption) -> None:
+def resume(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
     """Resume a paused campaign."""
     with acting("campaigns.resume") as (context, session, user):
         campaign = workflow.resume(
@@ -363,7 +370,7 @@ def resume(campaign_id: str, reason: str | None = ReasonOption) -> None:
 
 
 @app.command()
-def cancel(campaign_id: str, reason: str | None = ReasonOption) -> None:
+def cancel(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
     """Cancel for good: queued messages are cancelled; nothing more is sent."""
     with acting("campaigns.cancel") as (context, session, user):
         workflow.cancel(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
@@ -372,7 +379,7 @@ def cancel(campaign_id: str, reason: str | None = ReasonOption) -> None:
 
 @app.command("test-send")
 def test_send(
-    campaign_id: str,
+    campaign_id: str = CampaignArgument,
     to: list[str] = typer.Option(..., "--to", help="Phone number or e-mail address; repeat for several."),
     version: int | None = VersionOption,
     as_json: bool = JsonOption,

@@ -31,6 +31,9 @@ UnmaskedOption = typer.Option(
     "--unmasked",
     help="Show names, phones and e-mails in full (admins only; recorded in the audit trail).",
 )
+CampaignArgument = typer.Argument(
+    ..., help="Campaign id: the id field of its file, as campaigns list shows it."
+)
 
 
 class CliState:

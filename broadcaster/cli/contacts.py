@@ -14,14 +14,35 @@ from broadcaster.db.models import Contact
 
 app = typer.Typer(no_args_is_help=True, help="Contacts: import CSV/XLSX files, list what is stored.")
 
+# The file format as broadcaster/contacts/reader.py reads it (README.md "Contacts file" says the same; a test
+# holds both to the reader's columns and header aliases).
+IMPORT_HELP = """Import contacts from a CSV file (UTF-8, with or without BOM, "," or ";") or an XLSX file (first
+sheet); prints a row-level report (row, column, reason). A problem with the file itself imports nothing.
 
-@app.command("import")
+The first row names the columns, in any order; case, spaces and diacritics do not matter, and the
+Vietnamese names in brackets work too:
+
+- full_name (Họ và tên, Họ tên): required.
+- phone (Số điện thoại, Điện thoại, SĐT): a Vietnamese number in any usual spelling (0905…, +84 905…).
+- email (Thư điện tử, E-mail): each row needs a phone or an e-mail.
+- segment (Nhóm, Đối tượng): e.g. citizen, civil_servant, business. Campaigns choose their audience by
+  segment: the report lists the rows left without one, which no campaign reaches.
+- external_id (Mã): your own id; a row with a known id updates that contact.
+- agency (Cơ quan, Đơn vị), district (Quận/Huyện, Quận), ward (Phường/Xã, Phường): campaign filters.
+- language (Ngôn ngữ): vi by default.
+- tags (Nhãn): separated by "," or ";".
+
+Any other column is kept with the contact (contact.attributes in templates)."""
+
+
+@app.command("import", help=IMPORT_HELP)
 def import_(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="CSV (UTF-8) or XLSX."),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="The contacts file: .csv (UTF-8) or .xlsx."
+    ),
     as_json: bool = JsonOption,
     show: int = typer.Option(50, help="Problems to list in the table (all are in --json)."),
 ) -> None:
-    """Import contacts; prints a row-level report (row, column, reason). A fatal error imports nothing."""
     with acting("contacts.import") as (context, session, user):
         report = import_contacts(session, path=file, actor=user.login, clock=context.clock)
     if as_json:
@@ -45,12 +66,20 @@ def import_(
         )
         if len(report.problems) > show:
             console.print(f"… {len(report.problems) - show} more; use --json for all.")
+    if report.without_segment:
+        rows = ", ".join(map(str, report.without_segment[:show]))
+        more = ", …" if len(report.without_segment) > show else ""
+        console.print(
+            f"[yellow]{len(report.without_segment)} row(s) have no segment, so no campaign reaches them[/]: "
+            f"rows {rows}{more}. Fill the segment column (Nhóm) for them and import the file again.",
+            highlight=False,
+        )
 
 
 @app.command("list")
 def list_(
-    segment: str | None = typer.Option(None, help="Only contacts of this segment."),
-    limit: int = typer.Option(20, help="How many contacts to show."),
+    segment: str | None = typer.Option(None, help="Only contacts of this segment (e.g. citizen)."),
+    limit: int = typer.Option(20, help="How many contacts to list, newest first."),
     unmasked: bool = UnmaskedOption,
     as_json: bool = JsonOption,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ from sqlalchemy import select
 
 from broadcaster import masking
 from broadcaster.cli.common import (
+    CampaignArgument,
     JsonOption,
     UnmaskedOption,
     acting,
@@ -31,6 +33,7 @@ from broadcaster.context import AppContext
 from broadcaster.db.models import Message
 from broadcaster.errors import UserError
 from broadcaster.outbox.operator import MessageFilter, Operation, operate
+from broadcaster.outbox.scheduler import TickReport
 from broadcaster.outbox.sending import start_manual_run
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.runtime import (
@@ -51,7 +54,7 @@ from broadcaster.tasks import CeleryEnqueuer, configure
 EXIT_OUTSIDE_WINDOW = 3
 
 
-def status(campaign_id: str, as_json: bool = JsonOption) -> None:
+def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> None:
     """A campaign's state, versions and approvals, runs, and message counts by channel and status
     (test sends apart)."""
     with acting("read", write=False) as (_context, session, _user):
@@ -162,7 +165,7 @@ def wait_for_run(
 
 
 def send(
-    campaign_id: str,
+    campaign_id: str = CampaignArgument,
     wait: bool = typer.Option(False, "--wait", help="Start the embedded engine here and wait until sent."),
     no_wait_window: bool = typer.Option(
         False,
@@ -220,9 +223,9 @@ def messages(
     ctx: typer.Context,
     campaign: str | None = typer.Option(None, "--campaign", help="Campaign id."),
     status_filter: MessageStatus | None = typer.Option(None, "--status", help="Only this status."),
-    channel: str | None = typer.Option(None, "--channel", help="Only this channel (sms, email)."),
-    run: int | None = typer.Option(None, "--run", help="Only this run."),
-    limit: int = typer.Option(LIST_LIMIT, help="How many messages to show."),
+    channel: str | None = typer.Option(None, "--channel", help="Only this channel: sms or email."),
+    run: int | None = typer.Option(None, "--run", help="Only this run (its id, as status shows it)."),
+    limit: int = typer.Option(LIST_LIMIT, help="How many messages to list, newest first."),
     unmasked: bool = UnmaskedOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -392,6 +395,27 @@ def drop(
     _operate(Operation.DROP, filters, reason=reason, dry_run=dry_run, as_json=as_json)
 
 
+def describe_tick(report: TickReport) -> str | None:
+    """One readable line for a tick that did something (None when it had nothing to do)."""
+    parts: list[str] = []
+    if report.runs_created:
+        parts.append("started run(s) " + ", ".join(map(str, report.runs_created)))
+    parts.extend(
+        f"missed occurrence of {campaign} at {local(moment):%H:%M %d/%m/%Y}"
+        for campaign, moment in report.missed
+    )
+    for count, what in (
+        (report.chunks, "chunk(s) queued for sending"),
+        (report.runs_completed, "run(s) completed"),
+        (report.inbound_processed, "receipt(s) or bounce(s) applied"),
+        (report.swept_sending, "message(s) stuck in sending swept"),
+        (report.swept_chunks, "lost chunk(s) re-queued"),
+    ):
+        if count:
+            parts.append(f"{count} {what}")
+    return "; ".join(parts) or None
+
+
 def run(
     once: bool = typer.Option(False, help="One tick, then stop (workers are not started)."),
 ) -> None:
@@ -407,7 +431,7 @@ def run(
             report = tick(
                 context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
             )
-            console.print(report)
+            console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report) or 'nothing to do'}")
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -419,9 +443,9 @@ def run(
             )
             try:
                 while not stop.is_set():
-                    report = engine.tick()
-                    if report.runs_created or report.chunks or report.missed:
-                        console.print(f"{time.strftime('%H:%M:%S')} {report}")
+                    line = describe_tick(engine.tick())
+                    if line is not None:
+                        console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False)
                     stop.wait(context.settings.delivery.tick_seconds)
             except KeyboardInterrupt:
                 pass
@@ -464,7 +488,7 @@ def worker(
 
 
 def beat() -> None:
-    """Run the tick every ``delivery.tick_seconds`` (exactly one per installation)."""
+    """Run the tick every delivery.tick_seconds (exactly one per installation)."""
     context: AppContext = load_context()
     configure(context.settings)
     from broadcaster.outbox.scheduler import tick
@@ -554,8 +578,17 @@ def demo(
     console.print(
         f"The sandbox SMSC received {result.sms_parts_received} SMS parts: {result.sandbox / 'sms' / 'sms.jsonl'} (one JSON line each)."
     )
-    command = Path(sys.argv[0]).resolve()  # the venv is not on PATH after `make demo`
-    console.print(
-        f"Explore: cd {directory} && {command} status thong-bao-dich-vu-cong "
-        "(BROADCASTER_USER=pheduyet or bientap is allowed there)."
+    console.print("Explore it as the approver (or the editor, BROADCASTER_USER=bientap):")
+    # One unwrapped line, pasteable from anywhere: absolute paths, because the venv is not on PATH after
+    # `make demo`, and the demo's own user, because your OS login is not one of the demo's users.
+    console.print(demo_hint(directory, Path(sys.argv[0])), soft_wrap=True, highlight=False, markup=False)
+
+
+def demo_hint(directory: Path, program: Path) -> str:
+    """The closing command of the demo: the campaign's status, read as the demo's approver."""
+    from broadcaster.demo import APPROVER, DEMO_CAMPAIGN
+
+    return (
+        f"cd {shlex.quote(str(directory.resolve()))} && BROADCASTER_USER={APPROVER} "
+        f"{shlex.quote(str(program.resolve()))} status {DEMO_CAMPAIGN}"
     )

@@ -3,6 +3,9 @@
 Merging: a row with an ``external_id`` updates the contact with that id; otherwise a contact with the same
 name and the same phone (or the same e-mail) is the same person. Every merge is reported, so the officer
 can see which rows touched existing people. Opt-out flags are never reset by an import.
+
+Campaigns choose their audience by segment, so a contact left without one is reached by no campaign: the
+report lists those rows (``without_segment``) for the officer to fill in.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class ImportReport:
     skipped: int = 0
     merges: list[Merge] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
+    without_segment: list[int] = field(default_factory=list)  # rows whose contact no campaign can reach
     import_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -54,6 +58,7 @@ class ImportReport:
             "skipped": self.skipped,
             "merges": [asdict(m) for m in self.merges],
             "problems": [asdict(p) for p in self.problems],
+            "without_segment": self.without_segment,
         }
 
 
@@ -166,6 +171,8 @@ def import_contacts(session: Session, *, path: Path, actor: str, clock: Clock) -
             else:
                 report.updated += 1
             report.merges.append(Merge(row=row.row, contact_id=contact.id, matched_by=matched_by))
+        if not contact.segment:
+            report.without_segment.append(row.row)
         index.add(contact)
 
     batch.created, batch.updated, batch.skipped = report.created, report.updated, report.skipped
@@ -185,6 +192,7 @@ def import_contacts(session: Session, *, path: Path, actor: str, clock: Clock) -
             "updated": report.updated,
             "skipped": report.skipped,
             "problems": len(report.problems),
+            "without_segment": len(report.without_segment),
         },
     )
     return report

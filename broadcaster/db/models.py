@@ -260,7 +260,7 @@ class Message(Base):
     chunk_id: Mapped[int | None] = mapped_column(ForeignKey("chunks.id"))
     channel: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str] = mapped_column(String(64))
-    address: Mapped[str] = mapped_column(String(320))  # normalised: E.164 or lower-cased e-mail
+    address: Mapped[str] = mapped_column(String(320))  # E.164, or e-mail as stored (case kept)
     status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus, 24))
     hold: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text)

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster import audit
 from broadcaster.campaigns import workflow
-from broadcaster.campaigns.messages import Composer
-from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain, Purpose
+from broadcaster.campaigns.messages import Composer, allow_unsubscribe
+from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain
 from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
 from broadcaster.coalesce import Coalescer
@@ -46,7 +46,7 @@ from broadcaster.outbox.ratelimit import SharedPacer
 from broadcaster.outbox.results import Claimed, apply_results
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
-from broadcaster.unsubscribe import make_token
+from broadcaster.unsubscribe import make_token, unsubscribe_link
 from channels.base import Adapter, OutboundMessage, Reconnecting, SendResult
 
 log = logging.getLogger(__name__)
@@ -125,14 +125,6 @@ class VersionCache:
     def composer(self, session: Session, version_id: int) -> Composer:
         self.definition(session, version_id)
         return self._composers[version_id]
-
-
-def allow_unsubscribe(definition: CampaignDefinition, channel: str) -> bool:
-    spec = definition.channels[channel]  # type: ignore[index]
-    if spec.allow_unsubscribe is not None:
-        return spec.allow_unsubscribe
-    # Official-duty mail to civil servants cannot be declined; information and advertising can.
-    return definition.purpose != Purpose.OFFICIAL_DUTY
 
 
 class Dispatcher:
@@ -454,6 +446,7 @@ class Dispatcher:
 
     def _outbound(self, session: Session, row: Any, definition: CampaignDefinition | None) -> OutboundMessage:
         html = None
+        body = row.body
         unsubscribe = False
         options: dict[str, Any] = {}
         if row.channel == "email" and definition is not None:
@@ -462,14 +455,16 @@ class Dispatcher:
             link = None
             if unsubscribe:
                 options["unsubscribe_token"] = make_token(secret, row.id)
-                base = self.settings.provider(row.provider).options().get("unsubscribe_base_url")
-                link = f"{str(base).rstrip('/')}/u/{options['unsubscribe_token']}" if base else None
+                provider_options = self.settings.provider(row.provider).options()
+                link = unsubscribe_link(provider_options, options["unsubscribe_token"])
             composer = self.versions.composer(session, row.version_id)
             html = composer.html(row.context or None, unsubscribe_url=link)
+            if link is not None:  # the link is personal: both parts are rendered with it now
+                body = composer.email_text(row.context or None, unsubscribe_url=link)
         return OutboundMessage(
             message_id=row.id,
             address=row.address,
-            body=row.body,
+            body=body,
             subject=row.subject,
             html=html,
             encoding=row.encoding,

@@ -35,6 +35,7 @@ from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
+from consent.suppression import address_key
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ RECORDED_EXCLUSIONS = frozenset(
 
 
 def idempotency_key(run_id: int, channel: str, address: str) -> str:
-    return f"run:{run_id}:{channel}:{address}"
+    # Case-insensitive for e-mail, as the screen de-duplicates: one message per mailbox however it is spelt.
+    return f"run:{run_id}:{channel}:{address_key(channel, address)}"
 
 
 def plan_run(
