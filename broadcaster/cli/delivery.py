@@ -30,7 +30,7 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
-from broadcaster.db.models import Message
+from broadcaster.db.models import CampaignRun, Message, RunStatus
 from broadcaster.errors import UserError
 from broadcaster.outbox.operator import MessageFilter, Operation, operate
 from broadcaster.outbox.scheduler import TickReport
@@ -142,6 +142,8 @@ def wait_for_run(
         receipts_since: float | None = None
         while True:
             engine.tick()
+            for line in engine.take_notices():  # a worker died: restarted, and what it held handed back
+                console.print(f"[yellow]{line}[/]", highlight=False)
             current = run_progress(context, run_id)
             paused = campaign_paused(context, run_id)
             note = f"{current.pending_receipts} awaiting receipts" if current.pending_receipts else ""
@@ -208,10 +210,20 @@ def send(
             wait_for_run(engine, run_id, receipt_timeout=receipt_timeout)
         with context.sessions() as session:
             counts = message_counts(session, run_id=run_id)
+            run_status = session.get(CampaignRun, run_id)
+            status_value = run_status.status.value if run_status is not None else None
         if as_json:
-            print_json({"run_id": run_id, "messages": counts})
+            print_json({"run_id": run_id, "status": status_value, "messages": counts})
         else:
             print_counts(f"Run {run_id}", counts)
+            held = sum(per.get(MessageStatus.UNKNOWN.value, 0) for per in counts.values())
+            if status_value == RunStatus.COMPLETED_WITH_HELD.value:
+                console.print(
+                    f"[yellow]Run {run_id} {status_value}: {held} message(s) held as unknown (the provider may "
+                    f"have them). Settle them with `broadcaster messages release --run {run_id}` (sent again, "
+                    f"perhaps twice) or `broadcaster messages drop --run {run_id}`.[/]",
+                    highlight=False,
+                )
     finally:
         context.close()
 
@@ -444,8 +456,8 @@ def run(
             try:
                 while not stop.is_set():
                     line = describe_tick(engine.tick())
-                    if line is not None:
-                        console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False)
+                    for notice in [*engine.take_notices(), *([line] if line else [])]:
+                        console.print(f"{time.strftime('%H:%M:%S')} {notice}", highlight=False)
                     stop.wait(context.settings.delivery.tick_seconds)
             except KeyboardInterrupt:
                 pass

@@ -40,7 +40,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
@@ -80,6 +80,8 @@ InboundBatchHandler = Callable[[list[dict[str, Any]]], None]
 # Waits until PDUs may be written and says how many (at most the number asked; one token per submit_sm).
 Pacer = Callable[[int], int]
 HealthHandler = Callable[[LinkHealth], None]
+# Told (and returns once it is recorded) which messages are about to have their first part written.
+HandingHandler = Callable[[Sequence[int]], None]
 SEND_WINDOWS_PER_CALL: Final = 4  # PDU windows' worth of messages per send() call
 INBOUND_BATCH_MAX: Final = 200  # deliver_sm records handed over (and committed) together
 
@@ -228,6 +230,7 @@ class _MessageJob:
     part_state: list[str]  # "new", "inflight", "ok", "refused", "unknown", "unwritten", "skipped"
     refusals: dict[int, int] = field(default_factory=dict)  # part number -> command_status
     bind: _Bind | None = None
+    handed: bool = False  # on_handing was told before its first part was written
 
     def done(self) -> bool:
         return all(state not in ("new", "inflight") for state in self.part_state)
@@ -284,6 +287,7 @@ class SmppAdapter(AdapterBase):
         pacer: Pacer | None = None,
         on_health: HealthHandler | None = None,
         bind_in_background: bool = False,
+        on_handing: HandingHandler | None = None,
     ) -> None:
         if binds < 1 or window < 1:
             raise ValueError("binds and window must be at least 1")
@@ -322,6 +326,9 @@ class SmppAdapter(AdapterBase):
         # A gateway opens in the background: when the SMSC is down at start, open() does not raise; the
         # readers keep trying, and the engine waits for a bind (wait_bound) before it claims anything.
         self.bind_in_background = bind_in_background
+        # The engine records which messages may be at the SMSC before their first PDU is written: after a
+        # crash, the others of a window go back to the queue instead of being held as unknown.
+        self.on_handing = on_handing
         self._inbound: queue.Queue[tuple[_Bind, Any, int, dict[str, Any]] | None] = queue.Queue()
         self._inbound_thread: threading.Thread | None = None
         # The engine hands us this many messages per send(), and two calls at once: the PDU window never
@@ -983,6 +990,8 @@ class SmppAdapter(AdapterBase):
             batches.setdefault(bind.index, (bind, []))[1].append(task)
         for task in blocked:
             heapq.heappush(waiting, task)
+        if not self._record_handing(batches.values()):
+            return bool(blocked)
         for bind, tasks in batches.values():
             for task, written in zip(tasks, self._write(bind, tasks, replies), strict=True):
                 if written is None:
@@ -991,6 +1000,24 @@ class SmppAdapter(AdapterBase):
                     task.job.part_state[task.part] = "inflight"
                     inflight[written.token] = written
         return bool(blocked)
+
+    def _record_handing(self, batches: Iterable[tuple[_Bind, list[_PartTask]]]) -> bool:
+        """Tell ``on_handing`` which messages get their first part written now; False (the parts marked
+        unwritten) when it could not record that, so nothing unrecorded reaches the SMSC."""
+        tasks = [task for _bind, batch in batches for task in batch]
+        fresh = {id(task.job): task.job for task in tasks if not task.job.handed}
+        if self.on_handing is None or not fresh:
+            return True
+        try:
+            self.on_handing([job.message.message_id for job in fresh.values()])
+        except Exception:
+            log.exception("could not record %d message(s) as handed over; not writing them", len(fresh))
+            for task in tasks:
+                task.job.part_state[task.part] = "unwritten"
+            return False
+        for job in fresh.values():
+            job.handed = True
+        return True
 
     def _submit_sm(self, sequence: int, task: _PartTask) -> bytes:
         job = task.job
