@@ -155,9 +155,10 @@ class EmbeddedEngine:
             self._notice(f"worker {spec.name} {_how_it_ended(code)}; restarted it; {handed.describe()}")
         with self.context.readers() as session:
             claimers = claimers_on_this_host(session)
+        own = {process.pid for _spec, process in self.processes}  # restarted above, once reaped
         for worker in sorted(claimers):
             pid = pid_of(worker)
-            if pid is None or process_alive(pid):
+            if pid is None or pid in own or process_alive(pid):
                 continue
             handed = self._hand_back(worker)
             self._notice(f"worker process {pid} died; {handed.describe()}")

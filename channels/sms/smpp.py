@@ -40,7 +40,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
@@ -990,8 +990,6 @@ class SmppAdapter(AdapterBase):
             batches.setdefault(bind.index, (bind, []))[1].append(task)
         for task in blocked:
             heapq.heappush(waiting, task)
-        if not self._record_handing(batches.values()):
-            return bool(blocked)
         for bind, tasks in batches.values():
             for task, written in zip(tasks, self._write(bind, tasks, replies), strict=True):
                 if written is None:
@@ -1001,10 +999,9 @@ class SmppAdapter(AdapterBase):
                     inflight[written.token] = written
         return bool(blocked)
 
-    def _record_handing(self, batches: Iterable[tuple[_Bind, list[_PartTask]]]) -> bool:
-        """Tell ``on_handing`` which messages get their first part written now; False (the parts marked
-        unwritten) when it could not record that, so nothing unrecorded reaches the SMSC."""
-        tasks = [task for _bind, batch in batches for task in batch]
+    def _record_handing(self, tasks: Sequence[_PartTask]) -> bool:
+        """Tell ``on_handing`` which messages get their first part written now; False when it could not
+        record that (the parts are then not written: nothing unrecorded reaches the SMSC)."""
         fresh = {id(task.job): task.job for task in tasks if not task.job.handed}
         if self.on_handing is None or not fresh:
             return True
@@ -1012,8 +1009,6 @@ class SmppAdapter(AdapterBase):
             self.on_handing([job.message.message_id for job in fresh.values()])
         except Exception:
             log.exception("could not record %d message(s) as handed over; not writing them", len(fresh))
-            for task in tasks:
-                task.job.part_state[task.part] = "unwritten"
             return False
         for job in fresh.values():
             job.handed = True
@@ -1040,6 +1035,8 @@ class SmppAdapter(AdapterBase):
             return [None] * len(tasks)
         sequences = [client.next_sequence() for _ in tasks]
         octets = [self._submit_sm(sequence, task) for sequence, task in zip(sequences, tasks, strict=True)]
+        if not self._record_handing(tasks):  # the last step before the write
+            return [None] * len(tasks)
         items = [_Pending(token=next(self._tokens), replies=replies) for _ in tasks]
         with bind.lock:
             if bind.generation != generation:
