@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster import audit
@@ -238,15 +238,17 @@ class Dispatcher:
             stop = self._await_link(line)
         if stop is not None:
             return _Stop(stop)
+        size = line.window
         if line.tps and not self.adapters.paces(line.provider):
             # One token per message, all taken before the window is claimed, so no row waits in sending
             # for the rate limit. (An SMPP adapter paces itself, one token per submit_sm as it writes them:
             # carriers meter PDUs, and a long SMS is several.)
+            size = self._due_count(line.chunk_id, line.window)
             pacer = self._pacer(line.provider, line.tps)
-            wanted = line.window
+            wanted = size
             while wanted > 0:
                 wanted -= pacer(wanted)
-        claimed, outbound = self._claim(line.chunk_id, line.window)
+        claimed, outbound = self._claim(line.chunk_id, size) if size else ({}, [])
         if not claimed:
             return _Stop(None)  # the chunk's due rows ran out
         return _Window(claimed=claimed, outbound=outbound)
@@ -400,21 +402,29 @@ class Dispatcher:
                 return f"outside the send window; deferred to {opens.isoformat()}"
         return None
 
+    def _due(self, chunk_id: int, window: int, now: datetime) -> Select[int]:
+        """The chunk's next ``window`` rows that may be sent now."""
+        return (
+            select(Message.id)
+            .where(
+                Message.chunk_id == chunk_id,
+                Message.status == MessageStatus.QUEUED,
+                Message.hold.is_(False),
+                or_(Message.not_before.is_(None), Message.not_before <= now),
+            )
+            .order_by(Message.id)
+            .limit(window)
+        )
+
+    def _due_count(self, chunk_id: int, window: int) -> int:
+        with self.readers() as session:
+            due = self._due(chunk_id, window, self.clock.now()).subquery()
+            return int(session.scalar(select(func.count()).select_from(due)) or 0)
+
     def _claim(self, chunk_id: int, window: int) -> tuple[dict[int, Claimed], list[OutboundMessage]]:
         now = self.clock.now()
         with self.sessions.begin() as session:
-            due = (
-                select(Message.id)
-                .where(
-                    Message.chunk_id == chunk_id,
-                    Message.status == MessageStatus.QUEUED,
-                    Message.hold.is_(False),
-                    or_(Message.not_before.is_(None), Message.not_before <= now),
-                )
-                .order_by(Message.id)
-                .limit(window)
-                .scalar_subquery()
-            )
+            due = self._due(chunk_id, window, now).scalar_subquery()
             rows = session.execute(
                 update(Message)
                 .where(Message.id.in_(due), Message.status == MessageStatus.QUEUED)

@@ -26,6 +26,7 @@ from broadcaster.db.models import CampaignRun, Message, RunStatus
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.runtime import EmbeddedEngine, run_progress
 from broadcaster.tasks import CeleryEnqueuer
+from channels.email.smtp import SmtpAdapter
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
 from tests.broadcaster.delivery.test_operator_commands import Cli
 from tests.peers.polling import wait_until
@@ -228,3 +229,32 @@ def pipeline_campaign(pipeline: Pipeline) -> str:
     (message,) = pipeline.messages()[:1]
     assert message.campaign_id is not None
     return message.campaign_id
+
+
+def test_rate_pacing_happens_before_the_claim(
+    make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a window waits for rate-limit tokens, none of its rows sits claimed: the dispatcher takes the
+    tokens first, then claims. Only the window on the wire is claimed meanwhile."""
+    pipeline = make_pipeline(mail={"tps": 1000.0})
+    pipeline.add_contacts(citizens(120))
+    run_id = pipeline.start_run(pipeline.approved_campaign(channels=EMAIL_ONLY))
+    claimed_while_pacing: list[int] = []
+
+    def pacer(self: Any, provider: str, tps: float) -> Callable[[int], int]:
+        def take(wanted: int) -> int:
+            with pipeline.context.readers() as session:
+                claimed = session.scalars(select(Message.id).where(Message.status == S.SENDING)).all()
+            claimed_while_pacing.append(len(claimed))
+            return wanted
+
+        return take
+
+    monkeypatch.setattr("broadcaster.outbox.dispatch.Dispatcher._pacer", pacer)
+    pipeline.plan(run_id)
+    pipeline.drain()
+
+    assert pipeline.counts(run_id) == {("email", "sent"): 120}
+    # Tokens for 50, 50 and the last 20, each taken while at most the window on the wire was claimed.
+    window = SmtpAdapter.capabilities.window  # 50: the e-mail adapter takes one window at a time
+    assert claimed_while_pacing == [0, window, window], claimed_while_pacing
