@@ -52,6 +52,8 @@ from broadcaster.tasks import CeleryEnqueuer, configure
 
 # `send --wait --no-wait-window` outside the campaign's send window: the run is queued, nothing was sent.
 EXIT_OUTSIDE_WINDOW = 3
+# `run`: how often the workers are looked at between ticks (a dead one is restarted, its rows handed back).
+SUPERVISE_SECONDS = 1.0
 
 
 def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> None:
@@ -454,11 +456,17 @@ def run(
                 f"Engine running ({len(engine.processes)} workers); tick every {context.settings.delivery.tick_seconds:.0f} s. Ctrl-C stops."
             )
             try:
+                next_tick = 0.0
                 while not stop.is_set():
-                    line = describe_tick(engine.tick())
+                    line = None
+                    if time.monotonic() >= next_tick:
+                        line = describe_tick(engine.tick())
+                        next_tick = time.monotonic() + context.settings.delivery.tick_seconds
+                    else:  # between ticks, a dead worker is still restarted and handed back at once
+                        engine.check_workers()
                     for notice in [*engine.take_notices(), *([line] if line else [])]:
                         console.print(f"{time.strftime('%H:%M:%S')} {notice}", highlight=False)
-                    stop.wait(context.settings.delivery.tick_seconds)
+                    stop.wait(min(SUPERVISE_SECONDS, context.settings.delivery.tick_seconds))
             except KeyboardInterrupt:
                 pass
         console.print("Engine stopped.")

@@ -129,14 +129,17 @@ def claimers_on_this_host(session: Session) -> set[str]:
     found = set(
         session.scalars(
             select(Message.claimed_by)
-            .where(Message.status == MessageStatus.SENDING, Message.claimed_by.startswith(prefix))
+            .where(
+                Message.status == MessageStatus.SENDING,
+                Message.claimed_by.startswith(prefix, autoescape=True),
+            )
             .distinct()
         )
     )
     found.update(
         session.scalars(
             select(Chunk.worker)
-            .where(Chunk.finished_at.is_(None), Chunk.worker.startswith(prefix))
+            .where(Chunk.finished_at.is_(None), Chunk.worker.startswith(prefix, autoescape=True))
             .distinct()
         )
     )
