@@ -358,6 +358,7 @@ class SmtpAdapter(AdapterBase):
             protocol = smtp.protocol
             if protocol is None:
                 raise aiosmtplib.SMTPServerDisconnected("connection lost before the body")
+            payload = _LEADING_DOT.sub(b"..", data) + b".\r\n"  # built first: the write follows the record
             try:
                 await self._handing(message_id)
             except Exception as exc:  # not recorded, so not written: safe to send later
@@ -365,7 +366,6 @@ class SmtpAdapter(AdapterBase):
                 conn.discard()  # the relay drops the transaction without its body
                 error = ConnectionLost("could not record the message before its body", detail=repr(exc))
                 return SendResult.failed(message_id, error), False
-            payload = _LEADING_DOT.sub(b"..", data) + b".\r\n"
             # write() raises before anything is handed to the transport when it is already closing.
             protocol.write(payload)
             body_written = True

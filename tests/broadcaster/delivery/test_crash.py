@@ -35,6 +35,10 @@ S = MessageStatus
 SETTLED = {S.SENT, S.DELIVERED, S.UNKNOWN}
 SMS_ONLY = {"sms": {"template": "sms/thu-nghiem", "provider": "sms_main", "unaccented": True}}
 EMAIL_ONLY = {"email": {"template": "email/thu-nghiem", "provider": "mail"}}
+# A handed-over stamp is committed just before the bytes go: a kill between the two holds what one write
+# carries (an SMPP bind's window of submit_sm; one mail per SMTP connection), and never more.
+SMS_WRITE_AT_ONCE = 64
+MAIL_CONNECTIONS = 4
 
 
 class Engine:
@@ -137,9 +141,11 @@ def test_a_killed_gateway_is_restarted_and_holds_only_what_reached_the_smsc(
     held = assert_settled(pipeline, run_id, people)
     received = Counter(record.destination for record in pipeline.smsc.accepted)
     assert max(received.values()) == 1, "an SMS reached the SMSC twice"
-    # Held: only messages the SMSC has (the gateway wrote them and died before recording the answer).
-    assert {m.address.lstrip("+") for m in held} <= set(received)
-    assert len(received) == people  # and all the others were sent, once
+    # Held: messages the SMSC has (the gateway wrote them and died before recording the answer), but for
+    # at most the one write that was recorded and not yet out when the kill came.
+    assert len({m.address.lstrip("+") for m in held} - set(received)) <= SMS_WRITE_AT_ONCE
+    sent = {m.address.lstrip("+") for m in pipeline.messages(run_id) if m.status != S.UNKNOWN}
+    assert sent <= set(received)  # and all the others were sent, once
 
 
 def test_a_killed_pool_child_hands_back_its_rows_at_once(
@@ -169,8 +175,9 @@ def test_a_killed_pool_child_hands_back_its_rows_at_once(
     held = assert_settled(pipeline, run_id, people)
     received = Counter(r for mail in pipeline.smtp.received for r in mail.rcpt_tos)
     assert max(received.values()) == 1, "a mail reached the relay twice"
-    assert {m.address for m in held} <= set(received)  # held: only mails whose body was written
-    assert len(received) == people
+    # Held: mails whose body was written, but for those recorded and not yet out when the kill came.
+    assert len({m.address for m in held} - set(received)) <= MAIL_CONNECTIONS
+    assert {m.address for m in pipeline.messages(run_id) if m.status != S.UNKNOWN} <= set(received)
 
 
 def dead_pid() -> int:
