@@ -12,7 +12,7 @@ import io
 import itertools
 import json
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,8 @@ from typer.testing import CliRunner, Result
 
 from broadcaster.cli import app
 from broadcaster.context import AppContext
-from broadcaster.db.models import Contact, ContactImport
-from tests.broadcaster.conftest import database_dump, write_campaign
+from broadcaster.db.models import AuditEntry, Contact, ContactImport, Role, User
+from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, write_campaign
 from tests.broadcaster.test_cli import Cli, one_line
 
 
@@ -99,6 +99,118 @@ def test_a_template_linked_outside_the_templates_is_not_loaded(
 
     assert str(linked) in refused and "outside the templates directory" in refused
     assert database_dump(context.engine) == before
+
+
+# --- init --force in an existing working directory ------------------------------------------------------------
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    """Every file of a working directory but the database's, by relative path: proves nothing was touched."""
+    return {
+        path.relative_to(directory).as_posix(): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and ".sqlite3" not in path.name
+    }
+
+
+def _init_force(cli: Cli, *extra: str, user: str = ADMIN_LOGIN, answer: str | None = None) -> Result:
+    cli.monkeypatch.setattr("getpass.getuser", lambda: user)
+    return cli.runner.invoke(app, ["init", ".", "--force", *extra], input=answer)
+
+
+@pytest.fixture
+def edited(workdir: Path) -> Path:
+    """The working directory after a month of use: ports changed, a template edited, a file of one's own."""
+    config = workdir / "broadcaster.toml"
+    text = config.read_text(encoding="utf-8").replace("port = 2775", "port = 12775")
+    text = text.replace('url = "sqla+sqlite:///broker.sqlite3"', 'url = "sqla+sqlite:///hang-doi.sqlite3"')
+    config.write_text(text, encoding="utf-8")
+    readme = workdir / "templates" / "README.md"
+    readme.write_text(readme.read_text(encoding="utf-8") + "\nGhi chú của đơn vị.\n", encoding="utf-8")
+    (workdir / "templates" / "sms" / "cua-don-vi.txt.j2").write_text("{{ org.name }}", encoding="utf-8")
+    return workdir
+
+
+@pytest.mark.parametrize("user", ["bien_tap", "nguoi_la"], ids=["editor", "not a user"])
+def test_init_force_by_a_non_admin_changes_nothing(
+    cli: Cli, context: AppContext, create_user: Callable[..., User], edited: Path, user: str
+) -> None:
+    create_user(role=Role.EDITOR, login="bien_tap")
+    files, before = _files(edited), database_dump(context.engine)
+
+    result = _init_force(cli, "--yes", user=user)
+
+    assert result.exit_code == 1
+    assert ("needs one of: admin" if user == "bien_tap" else "is not a Broadcaster user") in one_line(
+        result.stderr
+    )
+    assert _files(edited) == files
+    assert database_dump(context.engine) == before
+
+
+@pytest.mark.parametrize("answer", ["n\n", None], ids=["no", "no answer"])
+def test_init_force_without_confirmation_changes_nothing(
+    cli: Cli, context: AppContext, edited: Path, answer: str | None
+) -> None:
+    files, before = _files(edited), database_dump(context.engine)
+
+    result = _init_force(cli, answer=answer)
+
+    assert result.exit_code == 1
+    assert "templates/README.md" in result.stdout  # the plan was shown before the question
+    assert _files(edited) == files
+    assert database_dump(context.engine) == before
+
+
+def test_init_force_by_an_admin_backs_up_edited_files_and_keeps_the_secret(
+    cli: Cli, context: AppContext, edited: Path
+) -> None:
+    secret = context.settings.security.unsubscribe_secret
+    edited_config = (edited / "broadcaster.toml").read_text(encoding="utf-8")
+    edited_readme = (edited / "templates" / "README.md").read_text(encoding="utf-8")
+    removed = next(edited.glob("campaigns/*/*.yaml"))
+    removed_text = removed.read_text(encoding="utf-8")
+    removed.unlink()
+
+    result = _init_force(cli, answer="y\n")
+
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    backups = list((edited / "backups").iterdir())
+    assert len(backups) == 1 and one_line(str(backups[0])) in one_line(result.stdout)
+    # Edited files are in the backup as they were, and the defaults are back.
+    assert (backups[0] / "broadcaster.toml").read_text(encoding="utf-8") == edited_config
+    assert (backups[0] / "templates" / "README.md").read_text(encoding="utf-8") == edited_readme
+    assert removed.read_text(encoding="utf-8") == removed_text
+    assert "Ghi chú của đơn vị" not in (edited / "templates" / "README.md").read_text(encoding="utf-8")
+    assert (edited / "templates" / "sms" / "cua-don-vi.txt.j2").is_file()  # a file of one's own stays
+    # The secret (opt-out links already sent) and the broker are kept; the ports are the defaults again.
+    restored = AppContext.load(edited / "broadcaster.toml")
+    try:
+        assert restored.settings.security.unsubscribe_secret == secret
+        assert restored.settings.broker.url == "sqla+sqlite:///hang-doi.sqlite3"
+        assert restored.settings.providers["sms_main"].options()["port"] == 2775
+    finally:
+        restored.close()
+    with context.sessions() as session:
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "workdir.restore_defaults")
+        ).one()
+        users = list(session.scalars(select(User.login)))
+    assert entry.actor == ADMIN_LOGIN
+    assert set(entry.details["replaced"]) == {"broadcaster.toml", "templates/README.md"}
+    assert users == [ADMIN_LOGIN]
+
+    # Run again: the files are the defaults now, nothing to restore, no question asked.
+    again = _init_force(cli)
+    assert again.exit_code == 0 and "nothing to restore" in one_line(again.stdout)
+
+
+def test_init_force_on_a_new_directory_is_a_plain_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: None
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Cli(monkeypatch)("init", "moi", "--force")
+    assert (tmp_path / "moi" / "broadcaster.toml").is_file()
 
 
 # --- property: random CSV files to contacts import ---------------------------------------------------------
