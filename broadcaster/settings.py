@@ -121,6 +121,20 @@ class DeliverySettings(BaseModel):
     broker_cleanup_seconds: float = Field(default=3600.0, gt=0)
 
 
+class ContactsSettings(BaseModel):
+    """Bounds on one contacts file: a hostile or mistaken file is refused at once, not read for minutes (an
+    XLSX is a zip: 2.6 MB on disk can unpack to 700 MB of XML and 3 million rows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rows: int = Field(default=200_000, ge=1)  # rows of contacts, the header not counted
+    max_file_mb: int = Field(default=100, ge=1)  # a CSV's size; an XLSX's content once unpacked
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 1024 * 1024
+
+
 class ProviderSettings(BaseModel):
     """A named provider: ``channel`` and ``type`` pick the adapter; the other keys are the adapter's."""
 
@@ -169,6 +183,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    contacts: ContactsSettings = Field(default_factory=ContactsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"

@@ -321,6 +321,21 @@ def _references(ast: nodes.Template) -> Iterator[tuple[nodes.Node, Any]]:
             yield node, None
 
 
+def _outside_templates(file: Path, *, templates_dir: Path, field_name: str) -> Problem | None:
+    """A problem when ``file`` really is elsewhere (a symbolic link, itself or a folder on its way, to a file
+    outside the templates directory): its text would be snapshotted and sent, e.g. /etc/hostname."""
+    real = file.resolve()
+    if real.is_relative_to(templates_dir.resolve()):
+        return None
+    return Problem(
+        file,
+        None,
+        field_name,
+        f"template is a link to {real}, outside the templates directory {templates_dir}; "
+        "copy the file into the templates directory instead of linking to it",
+    )
+
+
 def _collect_templates(
     roots: Sequence[str], *, templates_dir: Path, field_name: str, scan: _TemplateScan
 ) -> None:
@@ -331,6 +346,10 @@ def _collect_templates(
         if name in scan.templates:
             continue
         file = templates_dir / name
+        outside = _outside_templates(file, templates_dir=templates_dir, field_name=field_name)
+        if outside is not None:
+            scan.problems.append(outside)
+            continue
         try:
             text = file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:

@@ -19,6 +19,7 @@ from broadcaster.cli.common import (
     acting,
     console,
     err_console,
+    fail,
     print_json,
     print_table,
     state,
@@ -27,9 +28,9 @@ from broadcaster.clock import SystemClock, local
 from broadcaster.db.migrate import current_revision, upgrade
 from broadcaster.db.models import Role, User
 from broadcaster.errors import UserError
-from broadcaster.settings import load_settings
+from broadcaster.settings import CONFIG_FILENAME, load_settings
 from broadcaster.users import add_user, set_role
-from broadcaster.workdir import init_workdir
+from broadcaster.workdir import Restore, init_workdir, restore_defaults
 
 
 class _Group(TyperGroup):
@@ -73,17 +74,46 @@ def _global(config: Path | None = ConfigOption) -> None:
 @app.command()
 def init(
     directory: Path = typer.Argument(Path("."), help="Working directory to create or fill."),
-    admin: str | None = typer.Option(None, help="Login of the first admin (default: your OS login)."),
-    force: bool = typer.Option(False, help="Overwrite an existing broadcaster.toml and the default files."),
+    admin: str | None = typer.Option(
+        None, help="Login of the first admin of a new directory (default: your OS login)."
+    ),
+    force: bool = typer.Option(
+        False,
+        help="In an existing working directory, restore the default settings, templates and campaigns "
+        "(admins of its database only, after confirming): edited files are backed up first; the "
+        "unsubscribe secret, database and broker are kept.",
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --force without asking."),
 ) -> None:
     """Create a working directory: broadcaster.toml, default templates and campaigns, a migrated database."""
+    if force and (directory / CONFIG_FILENAME).exists():
+        if admin is not None:
+            fail("--admin names the first admin of a new directory; use `broadcaster users add` here")
+        _restore(directory, yes=yes)
+        return
     login = admin or getpass.getuser()
-    context = init_workdir(directory, admin_login=login, clock=SystemClock(), force=force)
+    context = init_workdir(directory, admin_login=login, clock=SystemClock())
     context.close()
     console.print(f"[green]Initialised[/] {directory.resolve()} — admin user [bold]{login}[/].")
     console.print(
         "Next: `broadcaster users add LOGIN --role editor|approver|auditor`, then `broadcaster contacts import FILE`."
     )
+
+
+def _restore(directory: Path, *, yes: bool) -> None:
+    def confirm(plan: Restore) -> bool:
+        console.print(plan.describe(), highlight=False)
+        return yes or typer.confirm("Restore the defaults?", default=False)
+
+    plan = restore_defaults(directory, clock=SystemClock(), confirm=confirm)
+    if not plan.replaced and not plan.added:
+        console.print(f"The default files in {plan.directory} are as shipped; nothing to restore.")
+        return
+    console.print(f"[green]Restored[/] the default files in {plan.directory}.", highlight=False)
+    if plan.replaced:
+        console.print(
+            f"Your edited files are in {plan.backup_dir}: copy back what you still need.", highlight=False
+        )
 
 
 @db_app.command("upgrade")
