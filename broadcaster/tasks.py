@@ -109,6 +109,8 @@ class WorkerState:
         second gateway of an account (an orphan of a killed ``run``, a second ``broadcaster worker``) never
         binds: it waits, saying so. False when the worker is told to stop first."""
         for provider, lease in self.gateway_leases.items():
+            if lease.held:
+                continue  # renewed by its own thread
             noticed = 0.0
             while (holder := lease.try_take()) is not None:
                 if worker_state.should_stop is not None or worker_state.should_terminate is not None:
