@@ -428,9 +428,8 @@ class Dispatcher:
         claimed: dict[int, Claimed] = {}
         outbound: list[OutboundMessage] = []
         try:
-            with (
-                self.readers() as session
-            ):  # for a campaign version seen for the first time, and resent parts
+            # Read for a campaign version seen for the first time, and for the parts accepted before a retry.
+            with self.readers() as session:
                 accepted = _accepted_parts(session, rows)
                 for row in sorted(rows, key=lambda r: r.id):
                     definition = self.versions.definition(session, row.version_id) if row.version_id else None
