@@ -22,6 +22,7 @@ from types import TracebackType
 from sqlalchemy import create_engine, text
 
 from broadcaster.context import AppContext
+from broadcaster.lifeline import PARENT_PID_ENV
 from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
 from broadcaster.outbox.scheduler import TickReport, tick
 from broadcaster.settings import Settings
@@ -80,9 +81,13 @@ def worker_command(spec: WorkerSpec, *, loglevel: str = "WARNING") -> list[str]:
     ]
 
 
-def worker_env(spec: WorkerSpec, config: Path) -> dict[str, str]:
+def worker_env(spec: WorkerSpec, config: Path, *, embedded: bool = True) -> dict[str, str]:
+    """The environment of a worker; an ``embedded`` one follows this process and stops when it dies."""
     env = dict(os.environ)
     env["BROADCASTER_CONFIG"] = str(config)
+    env.pop(PARENT_PID_ENV, None)
+    if embedded:
+        env[PARENT_PID_ENV] = str(os.getpid())
     if spec.gateways:
         env["BROADCASTER_GATEWAYS"] = ",".join(spec.gateways)
     return env

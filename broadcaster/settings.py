@@ -119,6 +119,11 @@ class DeliverySettings(BaseModel):
     missed_occurrence_grace_seconds: float = Field(default=6 * 3600.0, gt=0)
     # How long the broker's message table keeps acknowledged rows (kombu's SQL transport never deletes).
     broker_cleanup_seconds: float = Field(default=3600.0, gt=0)
+    # An embedded worker whose parent (send --wait, run) died stops like on SIGTERM; past this, at once.
+    orphan_grace_seconds: float = Field(default=15.0, gt=0)
+    # One gateway per SMPP account: the lease it renews lapses this long after a gateway that vanished on
+    # another host (on the same host, a dead gateway's lease is taken over at once).
+    gateway_lease_seconds: float = Field(default=30.0, ge=3)
 
 
 class ContactsSettings(BaseModel):

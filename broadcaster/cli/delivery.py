@@ -484,7 +484,7 @@ def worker(
         if concurrency is not None:
             chosen = replace(chosen, concurrency=concurrency)
     command = worker_command(chosen, loglevel="INFO")
-    os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve()))
+    os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve(), embedded=False))
 
 
 def beat() -> None:
