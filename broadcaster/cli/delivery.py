@@ -30,7 +30,7 @@ from broadcaster.runtime import (
     worker_env,
     worker_specs,
 )
-from broadcaster.settings import find_config
+from broadcaster.settings import find_config, load_settings
 from broadcaster.status import campaign_status, message_counts
 from broadcaster.tasks import CeleryEnqueuer, configure
 
@@ -256,8 +256,12 @@ def worker(
     from dataclasses import replace
 
     context = load_context()
-    specs = worker_specs(context.settings)
-    context.close()
+    try:
+        with context.engine.connect():  # a wrong [database] url fails here, not in every task later
+            pass
+        specs = worker_specs(context.settings)
+    finally:
+        context.close()
     if gateway is not None:
         chosen = next((s for s in specs if gateway in s.gateways), None)
         if chosen is None:
@@ -298,18 +302,35 @@ def sandbox(
     folder: Path | None = typer.Option(
         None, help="Where received mail and SMS are kept (default: sandbox/)."
     ),
+    smtp_port: int | None = typer.Option(
+        None, "--smtp-port", help="Port of the SMTP server (default: the port of the first SMTP provider)."
+    ),
+    smpp_port: int | None = typer.Option(
+        None, "--smpp-port", help="Port of the SMSC (default: the port of the first SMPP provider)."
+    ),
 ) -> None:
     """Run the local SMTP server and SMSC on the ports the providers point to, to rehearse a campaign."""
+    from dataclasses import replace
+
     from broadcaster.sandbox import Sandbox, ports_from_settings
 
-    context = load_context()
-    target = folder or context.settings.path(context.settings.sandbox_dir)
-    ports = ports_from_settings(context.settings)
-    context.close()
+    settings = load_settings(state.config)  # the sandbox needs no database
+    target = folder or settings.path(settings.sandbox_dir)
+    configured = ports_from_settings(settings)
+    ports = replace(configured, smtp=smtp_port or configured.smtp, smpp=smpp_port or configured.smpp)
     with Sandbox(target, ports=ports):
         console.print(
             f"Sandbox SMTP on 127.0.0.1:{ports.smtp}, SMSC on 127.0.0.1:{ports.smpp}; keeping what arrives in {target}. Ctrl-C stops."
         )
+        for name, port, wanted in (
+            (configured.smtp_provider, configured.smtp, ports.smtp),
+            (configured.smpp_provider, configured.smpp, ports.smpp),
+        ):
+            if name and port != wanted:
+                console.print(
+                    f"[yellow]Provider {name} points at port {port}: set port = {wanted} under "
+                    f"\\[providers.{name}] for the engine to send here.[/]"
+                )
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
 
