@@ -25,6 +25,7 @@ S = MessageStatus
         (S.UNKNOWN, S.QUEUED),  # an operator resends a held message
         (S.QUEUED, S.CANCELLED),
         (S.QUEUED, S.SUPPRESSED),
+        (S.QUEUED, S.TECHNICAL_FAILURE),  # a test send that could not go out fails at once
     ],
 )
 def test_allowed_transitions(current: MessageStatus, new: MessageStatus) -> None:
