@@ -129,11 +129,19 @@ def send(
         configure(context.settings)
         CeleryEnqueuer().plan_run(run_id)
         if not wait:
-            console.print(f"Run {run_id} queued; workers (`broadcaster run`) will send it.")
+            if as_json:
+                print_json({"run_id": run_id, "status": "queued"})
+            else:
+                console.print(f"Run {run_id} queued; workers (`broadcaster run`) will send it.")
             return
-        with EmbeddedEngine(
-            context, config=find_config(state.config), log_dir=context.settings.path("logs")
-        ) as engine:
+        # With --json, stdout holds only the JSON: the progress goes to stderr.
+        progress_out = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+        with (
+            progress_out,
+            EmbeddedEngine(
+                context, config=find_config(state.config), log_dir=context.settings.path("logs")
+            ) as engine,
+        ):
             wait_for_run(engine, run_id, receipt_timeout=receipt_timeout)
         with context.sessions() as session:
             counts = message_counts(session, run_id=run_id)
