@@ -317,7 +317,9 @@ def sandbox(
         None, "--smpp-port", help="Port of the SMSC (default: the port of the first SMPP provider)."
     ),
 ) -> None:
-    """Run the local SMTP server and SMSC on the ports the providers point to, to rehearse a campaign."""
+    """Run the local SMTP server and SMSC on the ports the providers point to, to rehearse a campaign.
+
+    Ctrl-C (or SIGTERM) stops both servers cleanly."""
     from dataclasses import replace
 
     from broadcaster.sandbox import Sandbox, ports_from_settings
@@ -339,8 +341,10 @@ def sandbox(
                     f"[yellow]Provider {name} points at port {port}: set port = {wanted} under "
                     f"\\[providers.{name}] for the engine to send here.[/]"
                 )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop for kill and service managers too
         with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+            stop.wait()
 
 
 def register(app: typer.Typer) -> None:
