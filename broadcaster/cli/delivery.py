@@ -344,7 +344,10 @@ def sandbox(
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop for kill and service managers too
         with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+            # Wake up now and then: a signal caught by another thread (smpp34's) runs its handler only when
+            # the main thread runs Python again.
+            while not stop.wait(0.5):
+                pass
 
 
 def register(app: typer.Typer) -> None:

@@ -277,7 +277,9 @@ class SandboxSmsc:
         self._sessions: dict[str, smpp34.Esme] = {}
         self._relay_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._calls: set[asyncio.Future[Any]] = set()  # smpp34 calls not settled yet (see module docstring)
+        # smpp34 calls not settled yet, and what each is (see the module docstring).
+        self._calls: dict[asyncio.Future[Any], str] = {}
+        self._stopping = False
         self._submit_count = 0
         self._accept_times: deque[float] = deque()
         self._mo_sent = False
@@ -416,14 +418,17 @@ class SandboxSmsc:
         loop.call_soon_threadsafe(func)
 
     def _spawn(self, coro: Any) -> None:
+        if self._stopping:  # no new receipts or MO once the stop began: they would start new smpp34 calls
+            coro.close()
+            return
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _call(self, call: Awaitable[T], timeout: float | None = None) -> T:
+    async def _call(self, what: str, call: Awaitable[T], timeout: float | None = None) -> T:
         """Await an smpp34 call; on timeout raise TimeoutError but leave the call running (never cancel it)."""
         future: asyncio.Future[T] = asyncio.ensure_future(call)
-        self._calls.add(future)
+        self._calls[future] = what
         future.add_done_callback(self._settled)
         done, _pending = await asyncio.wait({future}, timeout=timeout)
         if not done:
@@ -431,7 +436,7 @@ class SandboxSmsc:
         return future.result()
 
     def _settled(self, future: asyncio.Future[Any]) -> None:
-        self._calls.discard(future)
+        self._calls.pop(future, None)
         if not future.cancelled():
             future.exception()  # retrieved: a call that timed out and failed later is not an error to log
 
@@ -455,7 +460,7 @@ class SandboxSmsc:
         pump: asyncio.Task[None] | None = None
         try:
             try:
-                await self._call(server.start())
+                await self._call("start", server.start())
                 if behaviour.relay:
                     relay = await asyncio.start_server(
                         lambda r, w: self._relay_client(r, w, smsc_port), self.host, self.port
@@ -477,25 +482,27 @@ class SandboxSmsc:
         pump: asyncio.Task[None] | None,
         smsc_port: int,
     ) -> None:
+        self._stopping = True
         if relay is not None:
             relay.close()
             self._abort_relay_connections()
         else:
             for esme in list(self._sessions.values()):
                 with contextlib.suppress(TimeoutError, smpp34.SmppError, OSError):
-                    await self._call(esme.unbind(), 1.0)
+                    await self._call("unbind", esme.unbind(), 1.0)
+        if pump is not None:
+            await self._end_pump(pump, smsc_port)
         for task in list(self._tasks):
             task.cancel()  # our own tasks: a call one of them waits for goes on and settles by itself
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if pump is not None:
-            await self._end_pump(pump, smsc_port)
         with contextlib.suppress(smpp34.SmppError, OSError):
-            await self._call(server.stop())
+            await self._call("stop", server.stop())
         if self._calls:
             _done, pending = await asyncio.wait(set(self._calls), timeout=_SETTLE_TIMEOUT)
             if pending:
-                log.warning("sandbox SMSC: %d smpp34 calls did not settle before the stop", len(pending))
+                names = sorted(self._calls.get(f, "?") for f in pending)
+                log.warning("sandbox SMSC: smpp34 calls did not settle before the stop: %s", ", ".join(names))
         with self._cond:
             self._sessions.clear()
             self._cond.notify_all()
@@ -505,7 +512,7 @@ class SandboxSmsc:
 
     async def _pump(self, server: smpp34.Server) -> None:
         while True:
-            event = await self._call(server.next())
+            event = await self._call("next", server.next())
             if isinstance(event, smpp34.SubmitSmEvent):
                 self._on_submit(event)
             elif isinstance(event, smpp34.Esme) and event.system_id == _WAKE_UP:
@@ -530,13 +537,13 @@ class SandboxSmsc:
         if not pump.done():
             client = smpp34.Client(self.host, port, _WAKE_UP, "", connect_timeout_ms=5000)
             try:
-                session = await self._call(client.connect(), 10.0)
+                session = await self._call("wake-up connect", client.connect(), 10.0)
             except (TimeoutError, smpp34.SmppError, OSError) as exc:
                 log.warning("sandbox SMSC: could not end the event pump by a session of its own: %r", exc)
             else:
                 await asyncio.wait({pump}, timeout=_SETTLE_TIMEOUT)
                 with contextlib.suppress(TimeoutError, smpp34.SmppError, OSError):
-                    await self._call(session.unbind(), 5.0)
+                    await self._call("wake-up unbind", session.unbind(), 5.0)
         if not pump.done():  # the last resort: the old way
             pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, smpp34.SmppError, OSError):
@@ -724,6 +731,8 @@ class SandboxSmsc:
     ) -> None:
         behaviour = self.behaviour
         for attempt in range(1, behaviour.redeliver_attempts + 2):
+            if self._stopping:
+                return
             esme = self._pick_session(preferred_session, system_id)
             if esme is None:
                 log.warning("sandbox SMSC: no bound receiver for a %s; dropped", kind)
@@ -731,7 +740,9 @@ class SandboxSmsc:
             status: int | None
             try:
                 resp = await self._call(
-                    esme.deliver_sm(destination_addr, short_message, **fields), behaviour.deliver_timeout
+                    "deliver_sm",
+                    esme.deliver_sm(destination_addr, short_message, **fields),
+                    behaviour.deliver_timeout,
                 )
                 status = resp.command_status
             except (TimeoutError, smpp34.SmppError, OSError) as exc:
