@@ -18,10 +18,11 @@ from broadcaster.cli.common import (
     JsonOption,
     acting,
     console,
-    err_console,
     fail,
+    print_error,
     print_json,
     print_table,
+    report_unexpected,
     state,
 )
 from broadcaster.clock import SystemClock, local
@@ -32,17 +33,28 @@ from broadcaster.settings import CONFIG_FILENAME, load_settings
 from broadcaster.users import add_user, set_role
 from broadcaster.workdir import Restore, init_workdir, restore_defaults
 
+try:  # typer ≥ 0.25 vendors click: its usage errors derive from TyperException
+    from typer import TyperException as _ClickError
+except ImportError:  # pragma: no cover - older typer raises click's own
+    from click import ClickException as _ClickError  # type: ignore[assignment]
+
 
 class _Group(TyperGroup):
-    """Every command's fixable errors become one red line and exit code 1, however the app is invoked
-    (the console script, or ``typer.testing.CliRunner`` in the tests), never a traceback."""
+    """Every command's errors become one red line and exit code 1, however the app is invoked (the console
+    script, or ``typer.testing.CliRunner`` in the tests), never a traceback: a fixable error says what to do,
+    an unexpected one where its traceback was written (``--debug`` prints it instead)."""
 
     # ``Any``: typer ≥ 0.25 vendors click (``typer._click``), older typer uses click itself.
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            print_error(str(exc))
+            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, _ClickError):
+            raise  # click's own exits and usage errors (exit code 2) are not crashes
+        except Exception as exc:
+            report_unexpected(exc)
             raise typer.Exit(1) from None
 
 
@@ -67,8 +79,16 @@ delivery_cli.register(app)
 
 
 @app.callback()
-def _global(config: Path | None = ConfigOption) -> None:
+def _global(
+    config: Path | None = ConfigOption,
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="Print the traceback of an unexpected error instead of writing it to a log file.",
+    ),
+) -> None:
     state.config = config
+    state.debug = debug
 
 
 @app.command()
@@ -237,5 +257,5 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print_error(str(exc))
         raise SystemExit(1) from None
