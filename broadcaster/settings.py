@@ -121,6 +121,21 @@ class DeliverySettings(BaseModel):
     broker_cleanup_seconds: float = Field(default=3600.0, gt=0)
 
 
+class RenderingSettings(BaseModel):
+    """What one rendering of one message part (SMS text; e-mail subject, text or HTML) may cost, wherever it
+    runs: validate, load, preview, test sends and the workers. A template past a limit fails with an error
+    naming the template and the setting, instead of hanging the engine or filling its memory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Characters (or list items) in the rendering and in any value made on the way. An SMS of 255 parts is
+    # ~40,000 characters; mail clients cut HTML mails at ~100 KB.
+    max_output_chars: int = Field(default=200_000, ge=1_000)
+    # Checked at every loop step, call and output chunk of the template (no signal: workers run renders in
+    # threads). Real templates render in milliseconds.
+    max_seconds: float = Field(default=2.0, gt=0)
+
+
 class ProviderSettings(BaseModel):
     """A named provider: ``channel`` and ``type`` pick the adapter; the other keys are the adapter's."""
 
@@ -169,6 +184,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    rendering: RenderingSettings = Field(default_factory=RenderingSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"

@@ -59,6 +59,7 @@ def validate(
             templates_dir=context.templates_dir,
             providers=_providers(context),
             org=context.settings.org.model_dump(),
+            limits=context.settings.rendering,
         )
     finally:
         context.close()
@@ -97,6 +98,7 @@ def load(
             templates_dir=context.templates_dir,
             providers=_providers(context),
             org=context.settings.org.model_dump(),
+            limits=context.settings.rendering,
         )
         if problems:
             for problem in problems:
