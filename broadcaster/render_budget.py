@@ -64,7 +64,7 @@ class Budget:
     def tick(self) -> None:
         if self.clock() > self.deadline:
             raise RenderBudgetExceeded(
-                f"the rendering took longer than {self.limits.max_seconds:g} s ([rendering] max_seconds);"
+                f"the rendering took longer than {self.limits.max_seconds:g} s (setting rendering.max_seconds);"
                 " look for loops inside loops or a macro that calls itself"
             )
 
@@ -73,7 +73,7 @@ class Budget:
         if size > limit:
             raise RenderBudgetExceeded(
                 f"{what} would make {size:,} characters or items, more than the {limit:,} a rendering may"
-                " have ([rendering] max_output_chars)"
+                " have (setting rendering.max_output_chars)"
             )
 
     def allow_bits(self, bits: int, what: str) -> None:

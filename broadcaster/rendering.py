@@ -113,7 +113,7 @@ class RenderError(UserError):
         self.line = line
         self.message = shorten(message, 2 * QUOTE_CHARS)
         where = f"{template}:{line}" if line is not None else template
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {self.message}")
 
 
 def template_files(template: str, channel: str) -> dict[str, str]:
