@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from yaml.events import NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 
 from broadcaster.campaigns.schema import CAMPAIGN_CONTEXT_FIELDS, CampaignDefinition, Purpose
 from broadcaster.rendering import (
@@ -168,12 +169,20 @@ _Loader.add_implicit_resolver(
 
 
 def _parse_yaml(text: str, path: Path) -> tuple[Node | None, Any, list[Problem]]:
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # checks every character first
+    except ReaderError as exc:
+        where = text.count("\n", 0, exc.position) + 1
+        message = f"malformed YAML: control character U+{exc.character:04X} is not allowed; remove it"
+        return None, None, [Problem(path, where, None, message)]
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except _AnchorRefused as exc:
-        message = "YAML anchors and aliases (&name, *name) are not allowed in campaign files: write each value out in full"
+        message = (
+            "YAML anchors and aliases (&name, *name) are not allowed in campaign files:"
+            " write each value out in full"
+        )
         return None, None, [Problem(path, exc.line, None, message)]
     except RecursionError:
         return None, None, [Problem(path, None, None, "malformed YAML: nested too deeply")]

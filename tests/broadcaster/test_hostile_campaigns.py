@@ -119,3 +119,15 @@ def test_preview_renders_within_the_settings(
     assert "more than the 1,000 a rendering may have (setting rendering.max_output_chars)" in message
     assert "Traceback" not in result.stderr + result.stdout
     assert database_dump(context.engine) == before
+
+
+def test_a_control_character_is_refused_with_its_line(cli: Cli, workdir: Path) -> None:
+    # Found by the property test: PyYAML's reader raised before parsing began, out of the command.
+    path = write_campaign(workdir)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] += "\x1f"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = cli("campaigns", "validate", CAMPAIGN_FILE, expect=1)
+    assert f"{CAMPAIGN_FILE}:3: malformed YAML: control character U+001F is not allowed" in one_line(
+        result.stderr
+    )
