@@ -40,6 +40,7 @@ __all__ = [
     "CONTACT_FIELDS",
     "CONTEXT_ROOTS",
     "ORG_FIELDS",
+    "TOO_DEEP",
     "RenderError",
     "Rendered",
     "Renderer",
@@ -83,6 +84,8 @@ ORG_FIELDS: frozenset[str] = frozenset(
 )
 
 _WHITESPACE = re.compile(r"\s+")
+
+TOO_DEEP = "nested too deeply (blocks, brackets or filters inside one another); split it into simpler parts"
 
 # How much of a value an error message quotes: enough to recognise it, never a whole rendering.
 QUOTE_CHARS = 200
@@ -251,6 +254,8 @@ class Renderer:
             except TemplateError as exc:
                 where, line = _error_location(exc, self._sources, name)
                 raise RenderError(template=where, line=line, message=str(exc)) from exc
+            except (RecursionError, SyntaxError) as exc:  # Python's own limits on the compiled template
+                raise RenderError(template=name, line=None, message=TOO_DEEP) from exc
 
     @property
     def environment(self) -> BudgetedEnvironment:

@@ -36,6 +36,7 @@ from broadcaster.rendering import (
     CONTEXT_ROOTS,
     OPTIONAL_PARTS,
     ORG_FIELDS,
+    TOO_DEEP,
     Renderer,
     RenderError,
     build_context,
@@ -360,6 +361,22 @@ def _references(ast: nodes.Template) -> Iterator[tuple[nodes.Node, Any]]:
             yield node, None
 
 
+# Levels of a template's syntax tree. Every later step (checks, compiling, rendering) walks the tree
+# recursively, and a deeper one would exhaust Python's stack; the shipped templates have 6.
+MAX_TEMPLATE_DEPTH = 100
+
+
+def _deeper_than(ast: nodes.Node, limit: int) -> bool:
+    """Whether the tree has more than ``limit`` levels (measured without recursion)."""
+    stack = [(ast, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return False
+
+
 def _collect_templates(
     roots: Sequence[str], *, templates_dir: Path, field_name: str, scan: _TemplateScan
 ) -> None:
@@ -382,6 +399,11 @@ def _collect_templates(
             scan.problems.append(
                 Problem(file, exc.lineno, field_name, f"template syntax error: {exc.message}")
             )
+            continue
+        except RecursionError:
+            ast = None
+        if ast is None or _deeper_than(ast, MAX_TEMPLATE_DEPTH):
+            scan.problems.append(Problem(file, None, field_name, f"template syntax error: {TOO_DEEP}"))
             continue
         scan.asts[name] = ast
         for node, target in _references(ast):

@@ -81,7 +81,13 @@ TEMPLATE_SNIPPETS = [
     "{%",
     "[/red]",
     "\x00",
+    "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}",
+    "{{ contact" + ".x" * 3000 + " }}",
+    "{% if 1 %}" * 30 + "{% endif %}" * 30,
 ]
+
+
+VALID_CAMPAIGN = yaml.safe_dump(campaign_definition(), allow_unicode=True, sort_keys=False)
 
 
 def _replaced_field() -> st.SearchStrategy[str]:
@@ -101,7 +107,7 @@ def _replaced_field() -> st.SearchStrategy[str]:
 
 def _spliced_snippet() -> st.SearchStrategy[str]:
     """The valid test campaign with a hostile snippet as one of its lines (often malformed, sometimes not)."""
-    lines = yaml.safe_dump(campaign_definition(), allow_unicode=True, sort_keys=False).splitlines()
+    lines = VALID_CAMPAIGN.splitlines()
 
     def splice(at: int, snippet: str) -> str:
         return "\n".join([*lines[:at], snippet, *lines[at:]]) + "\n"
@@ -109,7 +115,10 @@ def _spliced_snippet() -> st.SearchStrategy[str]:
     return st.builds(splice, st.integers(0, len(lines)), st.sampled_from(YAML_SNIPPETS))
 
 
-CAMPAIGN_TEXT = st.one_of(_replaced_field(), _spliced_snippet(), st.text(max_size=300))
+# The valid campaign too, so that the templates are rendered (a broken file stops before its templates).
+CAMPAIGN_TEXT = st.one_of(
+    st.just(VALID_CAMPAIGN), _replaced_field(), _spliced_snippet(), st.text(max_size=300)
+)
 TEMPLATE_TEXT = st.lists(
     st.one_of(st.sampled_from(TEMPLATE_SNIPPETS), st.text(max_size=15)), min_size=1, max_size=5
 ).map("".join)

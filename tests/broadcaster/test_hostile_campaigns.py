@@ -131,3 +131,21 @@ def test_a_control_character_is_refused_with_its_line(cli: Cli, workdir: Path) -
     assert f"{CAMPAIGN_FILE}:3: malformed YAML: control character U+001F is not allowed" in one_line(
         result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "sms_text",
+    [
+        "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}",  # the parser's stack
+        "{{ contact" + ".x" * 5000 + " }}",  # parsed, but every later walk of the tree is recursive
+        "{% for i in range(2) %}" * 30 + "{% endfor %}" * 30,  # Python's limit of 20 nested blocks
+    ],
+    ids=["brackets", "attributes", "loops"],
+)
+def test_a_template_nested_too_deeply_is_a_problem_not_a_crash(
+    cli: Cli, workdir: Path, sms_text: str
+) -> None:
+    write_campaign(workdir, sms_text=sms_text)
+    result = cli("campaigns", "validate", CAMPAIGN_FILE, expect=1)
+    assert f"{SMS_TEMPLATE}: " in one_line(result.stderr)
+    assert "nested too deeply (blocks, brackets or filters inside one another)" in one_line(result.stderr)
