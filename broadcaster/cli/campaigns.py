@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from broadcaster.campaigns import workflow
 from broadcaster.campaigns.files import ProviderInfo, validate_paths
@@ -80,7 +81,7 @@ def validate(
         for bundle in bundles:
             console.print(f"[green]ok[/]  {bundle.source}  ({bundle.definition.id})")
         for problem in problems:
-            err_console.print(f"[red]{problem}[/]", highlight=False)
+            err_console.print(f"[red]{escape(str(problem))}[/]", highlight=False)
         console.print(f"{len(bundles)} valid, {len(problems)} problem(s).")
     if problems:
         raise typer.Exit(1)
@@ -102,7 +103,7 @@ def load(
         )
         if problems:
             for problem in problems:
-                err_console.print(f"[red]{problem}[/]", highlight=False)
+                err_console.print(f"[red]{escape(str(problem))}[/]", highlight=False)
             err_console.print(
                 f"[bold red]error:[/] {len(problems)} problem(s); nothing was loaded. Fix them and run again."
             )

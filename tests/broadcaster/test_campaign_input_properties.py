@@ -52,6 +52,7 @@ YAML_SNIPPETS = [
     "'unterminated",
     "channels: {sms: {template: '[/red]', provider: '[bold]'}}",
     "variables: {'[/x]': 1}",
+    "'[/x]': unknown field",
     "\x00\x07",
 ]
 

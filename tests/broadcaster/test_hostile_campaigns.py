@@ -149,3 +149,12 @@ def test_a_template_nested_too_deeply_is_a_problem_not_a_crash(
     result = cli("campaigns", "validate", CAMPAIGN_FILE, expect=1)
     assert f"{SMS_TEMPLATE}: " in one_line(result.stderr)
     assert "nested too deeply (blocks, brackets or filters inside one another)" in one_line(result.stderr)
+
+
+def test_problems_are_printed_as_they_are_not_as_console_markup(cli: Cli, workdir: Path) -> None:
+    # A field named like a closing console tag made the printer raise instead of printing the problem.
+    path = write_campaign(workdir)
+    path.write_text(path.read_text(encoding="utf-8") + "'[/x]': 1\n", encoding="utf-8")
+    for command in ("validate", "load"):
+        result = cli("campaigns", command, CAMPAIGN_FILE, expect=1)
+        assert "unknown field '[/x]'" in one_line(result.stderr)
