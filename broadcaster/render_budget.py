@@ -238,6 +238,30 @@ def _replace(active: Budget, value: Any, old: Any = "", new: Any = "", *_: Any, 
         active.allow(len(value) + count * len(new), "'replace'")
 
 
+def _tojson(active: Budget, value: Any, indent: Any = None, *_: Any, **__: Any) -> None:
+    per_item = indent + 1 if _is_int(indent) and indent > 0 else 1
+    active.allow(size_of(value, active.limits.max_output_chars) * per_item, "'tojson'")
+
+
+def _count(name: str) -> Callable[..., None]:
+    """``batch(n)`` and ``slice(n)`` make n-item lists whatever the input."""
+
+    def check(active: Budget, value: Any, count: Any = 0, *_: Any, **__: Any) -> None:
+        if _is_int(count):
+            active.allow(count, f"'{name}'")
+
+    return check
+
+
+def _whole(name: str) -> Callable[..., None]:
+    """Filters that turn the whole value into text: measured before (a list of lists repeated prints big)."""
+
+    def check(active: Budget, value: Any, *_: Any, **__: Any) -> None:
+        active.allow(size_of(value, active.limits.max_output_chars), f"'{name}'")
+
+    return check
+
+
 _FILTER_CHECKS: dict[str, Callable[..., None]] = {
     "center": _center,
     "indent": _indent,
@@ -245,6 +269,11 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
     "format": _format,
     "join": _join,
     "replace": _replace,
+    "tojson": _tojson,
+    "batch": _count("batch"),
+    "slice": _count("slice"),
+    "string": _whole("string"),
+    "pprint": _whole("pprint"),
 }
 
 
@@ -261,7 +290,8 @@ class BudgetedNamespace(Namespace):
 
 
 class _BudgetedCodeGenerator(CodeGenerator):
-    """Compiles every loop to step through ``environment.budgeted_loop`` and every ``~`` to be measured."""
+    """Compiles every loop to step through ``environment.budgeted_loop``, and every ``~`` to measure its
+    parts before they are turned into text and the result after."""
 
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
         node = copy.copy(node)
@@ -271,6 +301,13 @@ class _BudgetedCodeGenerator(CodeGenerator):
         super().visit_For(node, frame)
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        node = copy.copy(node)
+        node.nodes = [
+            nodes.Call(
+                nodes.EnvironmentAttribute("checked_output"), [part], [], None, None, lineno=part.lineno
+            )
+            for part in node.nodes
+        ]
         self.write("environment.checked_concat(")
         super().visit_Concat(node, frame)
         self.write(")")
@@ -346,7 +383,8 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         return value
 
     def checked_output(self, value: Any) -> Any:
-        """Every ``{{ value }}`` that is not text yet is measured before it is turned into text."""
+        """Every ``{{ value }}`` and ``~`` part that is not text yet is measured before it is turned into
+        text."""
         if not isinstance(value, str):
             self.budget().allow(size_of(value, self.limits.max_output_chars), "an output value")
         return value
