@@ -182,9 +182,9 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    rendering: RenderingSettings = Field(default_factory=RenderingSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
-    rendering: RenderingSettings = Field(default_factory=RenderingSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"

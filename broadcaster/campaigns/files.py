@@ -361,22 +361,6 @@ def _references(ast: nodes.Template) -> Iterator[tuple[nodes.Node, Any]]:
             yield node, None
 
 
-# Levels of a template's syntax tree. Every later step (checks, compiling, rendering) walks the tree
-# recursively, and a deeper one would exhaust Python's stack; the shipped templates have 6.
-MAX_TEMPLATE_DEPTH = 100
-
-
-def _deeper_than(ast: nodes.Node, limit: int) -> bool:
-    """Whether the tree has more than ``limit`` levels (measured without recursion)."""
-    stack = [(ast, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
-    return False
-
-
 def _collect_templates(
     roots: Sequence[str], *, templates_dir: Path, field_name: str, scan: _TemplateScan
 ) -> None:
@@ -442,6 +426,22 @@ def _collect_templates(
                         f"template '{targets[0]}' not found (expected at {templates_dir / str(targets[0])})",
                     )
                 )
+
+
+# Levels of a template's syntax tree. Every later step (checks, compiling, rendering) walks the tree
+# recursively, and a deeper one would exhaust Python's stack; the shipped templates have 6.
+MAX_TEMPLATE_DEPTH = 100
+
+
+def _deeper_than(ast: nodes.Node, limit: int) -> bool:
+    """Whether the tree has more than ``limit`` levels (measured without recursion)."""
+    stack = [(ast, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return False
 
 
 def _attribute_uses(ast: nodes.Template) -> Iterator[tuple[str, str, int]]:
