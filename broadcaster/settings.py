@@ -131,8 +131,8 @@ class RenderingSettings(BaseModel):
     # Characters (or list items) in the rendering and in any value made on the way. An SMS of 255 parts is
     # ~40,000 characters; mail clients cut HTML mails at ~100 KB.
     max_output_chars: int = Field(default=200_000, ge=1_000)
-    # Checked at every loop step, call and output chunk of the template (no signal: workers run renders in
-    # threads). Real templates render in milliseconds.
+    # Checked at every loop step and call of the template (no signal: workers render in threads). Real
+    # templates render in milliseconds.
     max_seconds: float = Field(default=2.0, gt=0)
 
 
