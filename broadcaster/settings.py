@@ -140,6 +140,21 @@ class ContactsSettings(BaseModel):
         return self.max_file_mb * 1024 * 1024
 
 
+class RenderingSettings(BaseModel):
+    """What one rendering of one message part (SMS text; e-mail subject, text or HTML) may cost, wherever it
+    runs: validate, load, preview, test sends and the workers. A template past a limit fails with an error
+    naming the template and the setting, instead of hanging the engine or filling its memory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Characters (or list items) in the rendering and in any value made on the way. An SMS of 255 parts is
+    # ~40,000 characters; mail clients cut HTML mails at ~100 KB.
+    max_output_chars: int = Field(default=200_000, ge=1_000)
+    # Checked at every loop step and call of the template (no signal: workers render in threads). Real
+    # templates render in milliseconds.
+    max_seconds: float = Field(default=2.0, gt=0)
+
+
 class ProviderSettings(BaseModel):
     """A named provider: ``channel`` and ``type`` pick the adapter; the other keys are the adapter's."""
 
@@ -186,6 +201,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    rendering: RenderingSettings = Field(default_factory=RenderingSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)

@@ -60,6 +60,11 @@ unsubscribe_secret = "{unsubscribe_secret}"
 [delivery]
 chunk_size = 500
 
+[rendering]
+# What rendering one message part may take; a template past it fails, naming its file and line.
+max_output_chars = 200000
+max_seconds = 2.0
+
 [sms.prices.default]
 gsm7 = 800
 ucs2 = 1600

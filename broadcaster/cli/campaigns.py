@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from broadcaster.campaigns import workflow
 from broadcaster.campaigns.files import ProviderInfo, validate_paths
@@ -62,6 +63,7 @@ def validate(
             templates_dir=context.templates_dir,
             providers=_providers(context),
             org=context.settings.org.model_dump(),
+            limits=context.settings.rendering,
         )
     finally:
         context.close()
@@ -82,7 +84,7 @@ def validate(
         for bundle in bundles:
             console.print(f"[green]ok[/]  {bundle.source}  ({bundle.definition.id})")
         for problem in problems:
-            err_console.print(f"[red]{problem}[/]", highlight=False)
+            err_console.print(f"[red]{escape(str(problem))}[/]", highlight=False)
         console.print(f"{len(bundles)} valid, {len(problems)} problem(s).")
     if problems:
         raise typer.Exit(1)
@@ -100,10 +102,11 @@ def load(
             templates_dir=context.templates_dir,
             providers=_providers(context),
             org=context.settings.org.model_dump(),
+            limits=context.settings.rendering,
         )
         if problems:
             for problem in problems:
-                err_console.print(f"[red]{problem}[/]", highlight=False)
+                err_console.print(f"[red]{escape(str(problem))}[/]", highlight=False)
             err_console.print(
                 f"[bold red]error:[/] {len(problems)} problem(s); nothing was loaded. Fix them and run again."
             )
