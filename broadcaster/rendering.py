@@ -7,12 +7,14 @@ layout convention and the context roots are documented in templates/README.md:
 - ``sms/NAME``   -> ``sms/NAME.txt.j2`` (whitespace collapsed into one line)
 - ``email/NAME`` -> ``email/NAME.subject.j2`` (one line), ``email/NAME.txt.j2``, optional ``email/NAME.html.j2``
 
-Templates are authored with diacritics; ``unaccented`` (an SMS option) strips them after rendering.
+Templates are authored with diacritics; ``unaccented`` (an SMS option) strips them after rendering. Every
+rendering runs within the time and size of ``[rendering]`` (broadcaster/render_budget.py).
 """
 
 from __future__ import annotations
 
 import re
+import time
 import traceback
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -28,14 +30,17 @@ from jinja2 import (
     TemplateNotFound,
     select_autoescape,
 )
-from jinja2.sandbox import SandboxedEnvironment
 
+from broadcaster.errors import UserError
+from broadcaster.render_budget import Budget, BudgetedEnvironment, RenderBudgetExceeded, budget
+from broadcaster.settings import RenderingSettings
 from channels.sms.encoding import unaccent
 
 __all__ = [
     "CONTACT_FIELDS",
     "CONTEXT_ROOTS",
     "ORG_FIELDS",
+    "TOO_DEEP",
     "RenderError",
     "Rendered",
     "Renderer",
@@ -43,6 +48,7 @@ __all__ = [
     "make_environment",
     "sample_contact",
     "sample_org",
+    "shorten",
     "template_files",
 ]
 
@@ -79,6 +85,18 @@ ORG_FIELDS: frozenset[str] = frozenset(
 
 _WHITESPACE = re.compile(r"\s+")
 
+TOO_DEEP = "nested too deeply (blocks, brackets or filters inside one another); split it into simpler parts"
+
+# How much of a value an error message quotes: enough to recognise it, never a whole rendering.
+QUOTE_CHARS = 200
+
+
+def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
+    """``text``, or its beginning and how long it was when it is longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters in all)"
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -89,15 +107,16 @@ class Rendered:
     html: str | None
 
 
-class RenderError(Exception):
-    """A template failed to render (undefined name, sandbox violation, syntax error, runtime error)."""
+class RenderError(UserError):
+    """A template failed to render (undefined name, sandbox violation, syntax error, runtime error, past the
+    render budget). The message quotes at most a few hundred characters of any value."""
 
     def __init__(self, *, template: str, line: int | None, message: str) -> None:
         self.template = template
         self.line = line
-        self.message = message
+        self.message = shorten(message, 2 * QUOTE_CHARS)
         where = f"{template}:{line}" if line is not None else template
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {self.message}")
 
 
 def template_files(template: str, channel: str) -> dict[str, str]:
@@ -134,9 +153,12 @@ class _SnapshotLoader(BaseLoader):
         return sorted(self._templates)
 
 
-def make_environment(templates: Mapping[str, str]) -> SandboxedEnvironment:
-    """The one environment all rendering and validation uses: sandboxed, strict, HTML autoescaped."""
-    return SandboxedEnvironment(
+def make_environment(
+    templates: Mapping[str, str], *, limits: RenderingSettings | None = None
+) -> BudgetedEnvironment:
+    """The one environment all rendering and validation uses: sandboxed, budgeted, strict, HTML autoescaped."""
+    return BudgetedEnvironment(
+        limits=limits or RenderingSettings(),
         loader=_SnapshotLoader(templates),
         undefined=StrictUndefined,
         # Autoescape only .html.j2 (and .htm/.html); text and SMS must not get &amp; entities.
@@ -182,8 +204,10 @@ def _text_body(text: str) -> str:
 
 # Errors a template can raise while rendering: Jinja's own (undefined, sandbox, syntax) and what Python
 # operations inside expressions raise (1/0, int("x"), a missing key through a filter...).
+# RecursionError: a macro that calls itself without end.
 _RENDER_ERRORS: tuple[type[BaseException], ...] = (
     TemplateError,
+    RecursionError,
     TypeError,
     ValueError,
     ArithmeticError,
@@ -192,12 +216,37 @@ _RENDER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _stream(template: Template, context: Mapping[str, Any], active: Budget) -> str:
+    """Render chunk by chunk and stop as soon as the text passes the budget (never hold it all first).
+
+    Jinja's low-level API, as ``Template.render`` uses it: ``generate`` would add a generator per chunk."""
+    chunks: list[str] = []
+    size = 0
+    stream = template.root_render_func(template.new_context(dict(context)))
+    try:
+        for chunk in stream:
+            size += len(chunk)
+            active.allow(size, "the rendering")
+            chunks.append(chunk)
+    except Exception:
+        template.environment.handle_exception()  # re-raises with the template's names and lines
+    return "".join(chunks)
+
+
 class Renderer:
     """Renders one campaign version; built once from its template snapshot, every template compiled once."""
 
-    def __init__(self, templates: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        templates: Mapping[str, str],
+        *,
+        limits: RenderingSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._sources = {name: _nfc(text) for name, text in templates.items()}
-        self._env = make_environment(self._sources)
+        self._limits = limits or RenderingSettings()
+        self._clock = clock
+        self._env = make_environment(self._sources, limits=self._limits)
         self._compiled: dict[str, Template] = {}
         for name in sorted(self._sources):
             try:
@@ -205,9 +254,11 @@ class Renderer:
             except TemplateError as exc:
                 where, line = _error_location(exc, self._sources, name)
                 raise RenderError(template=where, line=line, message=str(exc)) from exc
+            except (RecursionError, SyntaxError) as exc:  # Python's own limits on the compiled template
+                raise RenderError(template=name, line=None, message=TOO_DEEP) from exc
 
     @property
-    def environment(self) -> SandboxedEnvironment:
+    def environment(self) -> BudgetedEnvironment:
         return self._env
 
     def has(self, name: str) -> bool:
@@ -218,10 +269,12 @@ class Renderer:
         if template is None:
             raise RenderError(template=name, line=None, message="template is not in the approved snapshot")
         try:
-            return _nfc(template.render(dict(context)))
+            with budget(self._limits, self._clock) as active:
+                return _nfc(_stream(template, context, active))
         except _RENDER_ERRORS as exc:
             where, line = _error_location(exc, self._sources, name)
-            raise RenderError(template=where, line=line, message=f"{type(exc).__name__}: {exc}") from exc
+            message = str(exc) if isinstance(exc, RenderBudgetExceeded) else f"{type(exc).__name__}: {exc}"
+            raise RenderError(template=where, line=line, message=message) from exc
 
     def render(
         self,

@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 
 from broadcaster.context import AppContext
 from broadcaster.errors import UserError
+from broadcaster.lifeline import PARENT_PID_ENV
 from broadcaster.outbox.handback import (
     HandBack,
     claimers_on_this_host,
@@ -94,9 +95,13 @@ def worker_command(spec: WorkerSpec, *, loglevel: str = "WARNING") -> list[str]:
     ]
 
 
-def worker_env(spec: WorkerSpec, config: Path) -> dict[str, str]:
+def worker_env(spec: WorkerSpec, config: Path, *, embedded: bool = True) -> dict[str, str]:
+    """The environment of a worker; an ``embedded`` one follows this process and stops when it dies."""
     env = dict(os.environ)
     env["BROADCASTER_CONFIG"] = str(config)
+    env.pop(PARENT_PID_ENV, None)
+    if embedded:
+        env[PARENT_PID_ENV] = str(os.getpid())
     if spec.gateways:
         env["BROADCASTER_GATEWAYS"] = ",".join(spec.gateways)
     return env

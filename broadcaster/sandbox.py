@@ -6,31 +6,76 @@ in ``sms/sms.jsonl``, and the SMSC sends delivery receipts back like a carrier w
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from broadcaster.errors import UserError
 from broadcaster.settings import Settings
+
+HOST = "127.0.0.1"
 
 
 class SandboxUnavailable(RuntimeError):
     pass
 
 
+class SandboxPortInUse(UserError):
+    """Another program listens on a port the sandbox needs."""
+
+
 @dataclass(frozen=True)
 class SandboxPorts:
     smtp: int
     smpp: int
+    # The providers whose ``port`` setting points at each server (None: no such provider is configured).
+    smtp_provider: str | None = None
+    smpp_provider: str | None = None
 
 
 def ports_from_settings(settings: Settings) -> SandboxPorts:
     """The sandbox listens where the configured providers point (the first SMTP and SMPP provider)."""
-    smtp = next((p for p in settings.providers.values() if p.type == "smtp"), None)
-    smpp = next((p for p in settings.providers.values() if p.type == "smpp"), None)
+    smtp = next((name for name, p in settings.providers.items() if p.type == "smtp"), None)
+    smpp = next((name for name, p in settings.providers.items() if p.type == "smpp"), None)
     return SandboxPorts(
-        smtp=int(smtp.options().get("port", 2525)) if smtp else 2525,
-        smpp=int(smpp.options().get("port", 2775)) if smpp else 2775,
+        smtp=int(settings.providers[smtp].options().get("port", 2525)) if smtp else 2525,
+        smpp=int(settings.providers[smpp].options().get("port", 2775)) if smpp else 2775,
+        smtp_provider=smtp,
+        smpp_provider=smpp,
     )
+
+
+def _address_in_use(exc: BaseException) -> bool:
+    """The servers report a taken port as an OSError, directly or as the cause of their own error."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.EADDRINUSE:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _port_needed(port: int, server: str, option: str, provider: str | None) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if not _address_in_use(exc):
+            raise
+        setting = (
+            f"set port = PORT under [providers.{provider}] in broadcaster.toml "
+            f"(or BROADCASTER_PROVIDERS__{provider.upper()}__PORT) so that the engine sends there"
+            if provider
+            else "point the provider's port setting there"
+        )
+        raise SandboxPortInUse(
+            f"port {port} on {HOST} is already in use, so the sandbox {server} cannot listen on it "
+            f"(another sandbox, or a real server, may be running). Stop that program, or use a free port: "
+            f"`broadcaster sandbox {option} PORT`, and {setting}"
+        ) from None
 
 
 class Sandbox:
@@ -45,20 +90,25 @@ class Sandbox:
                 f"the sandbox needs the optional extra: pip install 'broadcaster-engine[sandbox]' ({exc})"
             ) from None
         self.folder = folder
+        self.ports = ports
         self.mail_folder = folder / "mail"
         self.sms_folder = folder / "sms"
-        self.smtp = SandboxSmtpServer(self.mail_folder, "127.0.0.1", ports.smtp)
+        self.smtp = SandboxSmtpServer(self.mail_folder, HOST, ports.smtp)
         self.smsc = SandboxSmsc(
-            host="127.0.0.1",
+            host=HOST,
             port=ports.smpp,
             folder=self.sms_folder,
             behaviour=SmscBehaviour(receipt_delay=receipt_delay),
         )
 
     def start(self) -> Sandbox:
-        self.smtp.start()
+        """Start both servers; a port in use is a ``SandboxPortInUse`` naming the port and the setting."""
+        ports = self.ports
+        with _port_needed(ports.smtp, "SMTP server", "--smtp-port", ports.smtp_provider):
+            self.smtp.start()
         try:
-            self.smsc.start()
+            with _port_needed(ports.smpp, "SMSC", "--smpp-port", ports.smpp_provider):
+                self.smsc.start()
         except BaseException:
             self.smtp.stop()
             raise

@@ -119,6 +119,40 @@ class DeliverySettings(BaseModel):
     missed_occurrence_grace_seconds: float = Field(default=6 * 3600.0, gt=0)
     # How long the broker's message table keeps acknowledged rows (kombu's SQL transport never deletes).
     broker_cleanup_seconds: float = Field(default=3600.0, gt=0)
+    # An embedded worker whose parent (send --wait, run) died stops like on SIGTERM; past this, at once.
+    orphan_grace_seconds: float = Field(default=15.0, gt=0)
+    # One gateway per SMPP account: the lease it renews lapses this long after a gateway that vanished on
+    # another host (on the same host, a dead gateway's lease is taken over at once).
+    gateway_lease_seconds: float = Field(default=30.0, ge=3)
+
+
+class ContactsSettings(BaseModel):
+    """Bounds on one contacts file: a hostile or mistaken file is refused at once, not read for minutes (an
+    XLSX is a zip: 2.6 MB on disk can unpack to 700 MB of XML and 3 million rows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rows: int = Field(default=200_000, ge=1)  # rows of contacts, the header not counted
+    max_file_mb: int = Field(default=100, ge=1)  # a CSV's size; an XLSX's content once unpacked
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 1024 * 1024
+
+
+class RenderingSettings(BaseModel):
+    """What one rendering of one message part (SMS text; e-mail subject, text or HTML) may cost, wherever it
+    runs: validate, load, preview, test sends and the workers. A template past a limit fails with an error
+    naming the template and the setting, instead of hanging the engine or filling its memory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Characters (or list items) in the rendering and in any value made on the way. An SMS of 255 parts is
+    # ~40,000 characters; mail clients cut HTML mails at ~100 KB.
+    max_output_chars: int = Field(default=200_000, ge=1_000)
+    # Checked at every loop step and call of the template (no signal: workers render in threads). Real
+    # templates render in milliseconds.
+    max_seconds: float = Field(default=2.0, gt=0)
 
 
 class ProviderSettings(BaseModel):
@@ -167,8 +201,10 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    rendering: RenderingSettings = Field(default_factory=RenderingSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    contacts: ContactsSettings = Field(default_factory=ContactsSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"

@@ -7,16 +7,23 @@ uses them, never before fork. Settings come from ``BROADCASTER_CONFIG`` (set by 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import signal
 import threading
+import time
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.exceptions import Reject
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.worker import state as worker_state
 
 from broadcaster.context import AppContext
-from broadcaster.lease import run_exclusively
+from broadcaster.lease import HeldLease, run_exclusively
+from broadcaster.lifeline import expected_parent, follow_parent
 from broadcaster.outbox.dispatch import dispatcher_for
 from broadcaster.outbox.inbound import apply_pending
 from broadcaster.outbox.planner import plan_run
@@ -32,6 +39,9 @@ app = Celery("broadcaster", set_as_current=False)
 # moment later, a few times, before it is left to the tick (a short countdown, not a long Celery wait).
 INBOUND_RETRY_SECONDS = 1.0
 INBOUND_RETRIES = 3
+# A second gateway of one SMPP account looks for the lease this often, and says it waits this often.
+GATEWAY_POLL_SECONDS = 0.5
+GATEWAY_WAIT_NOTICE_SECONDS = 60.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -82,6 +92,50 @@ class WorkerState:
         # Receipts are stored by the gateway and applied by a task in another worker process.
         self.dispatcher = dispatcher_for(self.context, hand_off=CeleryEnqueuer().apply_inbound, gateway=True)
         self.adapters = self.dispatcher.adapters
+        ttl = timedelta(seconds=self.context.settings.delivery.gateway_lease_seconds)
+        self.gateway_leases = {
+            provider: HeldLease(
+                self.context.sessions,
+                f"gateway:{provider}",
+                clock=self.context.clock,
+                ttl=ttl,
+                on_lost=functools.partial(self._lost_gateway, provider),
+            )
+            for provider in gateway_providers()
+        }
+
+    def hold_gateways(self) -> bool:
+        """Wait until this process holds the lease of each SMPP account it is the gateway of, so that a
+        second gateway of an account (an orphan of a killed ``run``, a second ``broadcaster worker``) never
+        binds: it waits, saying so. False when the worker is told to stop first."""
+        for provider, lease in self.gateway_leases.items():
+            if lease.held:
+                continue  # renewed by its own thread
+            noticed = 0.0
+            while (holder := lease.try_take()) is not None:
+                if worker_state.should_stop is not None or worker_state.should_terminate is not None:
+                    return False
+                if time.monotonic() - noticed > GATEWAY_WAIT_NOTICE_SECONDS:
+                    log.warning(
+                        "gateway %s: another gateway of this SMPP account is running (%s); "
+                        "waiting for it to stop before binding",
+                        provider,
+                        holder,
+                    )
+                    noticed = time.monotonic()
+                time.sleep(GATEWAY_POLL_SECONDS)
+            if noticed:
+                log.warning("gateway %s: the other gateway stopped; binding now", provider)
+        return True
+
+    def _lost_gateway(self, provider: str, holder: str) -> None:
+        log.error(
+            "gateway %s: its lease was taken over by %s (database out of reach too long); unbinding and stopping",
+            provider,
+            holder,
+        )
+        self.adapters.discard(provider)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     @classmethod
     def get(cls) -> WorkerState:
@@ -95,8 +149,15 @@ class WorkerState:
         with cls._lock:
             if cls._instance is not None:
                 cls._instance.dispatcher.close()
+                for lease in cls._instance.gateway_leases.values():  # after the unbind
+                    lease.release()
                 cls._instance.context.close()
                 cls._instance = None
+
+
+def gateway_providers() -> list[str]:
+    """The SMPP accounts this worker process is the gateway of (``BROADCASTER_GATEWAYS``)."""
+    return [p for p in os.environ.get("BROADCASTER_GATEWAYS", "").split(",") if p]
 
 
 class CeleryEnqueuer:
@@ -124,7 +185,10 @@ def plan_run_task(run_id: int) -> int:
 
 @app.task(name="broadcaster.dispatch_chunk")  # type: ignore[untyped-decorator]
 def dispatch_chunk_task(chunk_id: int) -> dict[str, Any]:
-    summary = WorkerState.get().dispatcher.run_chunk(chunk_id)
+    state = WorkerState.get()
+    if not state.hold_gateways():
+        raise Reject("the gateway is stopping before it could bind", requeue=True)
+    summary = state.dispatcher.run_chunk(chunk_id)
     return summary.__dict__
 
 
@@ -164,12 +228,32 @@ def tick_task() -> None:
     )
 
 
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _follow_the_engine(**_kwargs: Any) -> None:
+    """An embedded worker stops when the ``send --wait`` or ``run`` that started it is gone."""
+    parent = expected_parent()
+    if parent is not None:
+        grace = load_settings().delivery.orphan_grace_seconds
+        follow_parent(parent, grace=grace, what=f"worker {os.getpid()}")
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _follow_the_worker(**_kwargs: Any) -> None:
+    """A pool child of an embedded worker stops with it (the parent-death signal does not survive fork)."""
+    if expected_parent() is not None:
+        grace = load_settings().delivery.orphan_grace_seconds
+        follow_parent(os.getppid(), grace=grace, what=f"pool process {os.getpid()}")
+
+
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _open_gateways(**_kwargs: Any) -> None:
-    """An SMS gateway worker binds at start, so receipts and MO flow even before anything is sent."""
-    gateways = [p for p in os.environ.get("BROADCASTER_GATEWAYS", "").split(",") if p]
-    for provider in gateways:
-        WorkerState.get().adapters.get(provider)
+    """An SMS gateway worker binds at start, so receipts and MO flow even before anything is sent; but only
+    once it holds its account's lease (one gateway per account)."""
+    state = WorkerState.get() if gateway_providers() else None
+    if state is None or not state.hold_gateways():
+        return
+    for provider in state.gateway_leases:
+        state.adapters.get(provider)
 
 
 @worker_shutdown.connect  # type: ignore[untyped-decorator]

@@ -26,6 +26,8 @@ LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
 PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "users.manage": frozenset({Role.ADMIN}),
     "policies.manage": frozenset({Role.ADMIN}),
+    # `init --force` in an existing working directory: restores the default settings and files.
+    "workdir.restore_defaults": frozenset({Role.ADMIN}),
     "contacts.import": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.load": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.submit": frozenset({Role.ADMIN, Role.EDITOR}),

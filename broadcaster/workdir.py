@@ -1,11 +1,24 @@
-"""``broadcaster init``: a working directory with settings, default templates and campaigns, a database."""
+"""``broadcaster init``: a working directory with settings, default templates and campaigns, a database.
+
+``init --force`` in an existing working directory restores the defaults (``restore_defaults``): only an admin of
+that installation's database may, after confirming; every edited file is backed up first, and the settings that
+bind the directory to what exists already (the unsubscribe secret signing links already sent, the database, the
+broker) are kept.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from broadcaster import audit
 from broadcaster.clock import Clock
 from broadcaster.context import AppContext
 from broadcaster.db.migrate import upgrade
@@ -13,7 +26,7 @@ from broadcaster.db.models import Role
 from broadcaster.errors import UserError
 from broadcaster.settings import CONFIG_FILENAME, load_settings
 from broadcaster.unsubscribe import new_secret
-from broadcaster.users import add_user, validate_login
+from broadcaster.users import add_user, require, resolve_actor, validate_login
 
 DEFAULT_CONFIG = """\
 # Broadcaster settings. Every key can be overridden by an environment variable:
@@ -46,6 +59,11 @@ unsubscribe_secret = "{unsubscribe_secret}"
 
 [delivery]
 chunk_size = 500
+
+[rendering]
+# What rendering one message part may take; a template past it fails, naming its file and line.
+max_output_chars = 200000
+max_seconds = 2.0
 
 [sms.prices.default]
 gsm7 = 800
@@ -110,23 +128,210 @@ def defaults_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def init_workdir(directory: Path, *, admin_login: str, clock: Clock, force: bool = False) -> AppContext:
+DEFAULT_DIRS = ("templates", "campaigns")
+# The settings a restore keeps from the file it replaces: a new secret would void every opt-out link already
+# sent, and another database or broker would be another installation.
+KEPT_SETTINGS = (
+    ("security", "unsubscribe_secret", "{unsubscribe_secret}"),
+    ("database", "url", "sqlite:///broadcaster.sqlite3"),
+    ("broker", "url", "sqla+sqlite:///broker.sqlite3"),
+)
+
+
+def init_workdir(directory: Path, *, admin_login: str, clock: Clock) -> AppContext:
+    """A new working directory; an existing one is refused (``restore_defaults`` is for those)."""
     directory = directory.resolve()
     config = directory / CONFIG_FILENAME
-    if config.exists() and not force:
-        raise WorkdirError(f"{config} already exists; use `broadcaster db upgrade` there, or --force")
+    if config.exists():
+        raise WorkdirError(
+            f"{config} already exists; use `broadcaster db upgrade` there, or `broadcaster init --force` "
+            "(an admin of that installation) to restore the default settings, templates and campaigns"
+        )
+    for name in DEFAULT_DIRS:
+        if (directory / name).exists():
+            raise WorkdirError(
+                f"{directory / name} already exists but {config} does not; move it away or initialise "
+                "another directory"
+            )
     validate_login(admin_login)
     directory.mkdir(parents=True, exist_ok=True)
     config.write_text(DEFAULT_CONFIG.replace("{unsubscribe_secret}", new_secret()), encoding="utf-8")
     root = defaults_root()
-    for name in ("templates", "campaigns"):
-        target = directory / name
-        if target.exists() and force:
-            shutil.rmtree(target)
-        shutil.copytree(root / name, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in DEFAULT_DIRS:
+        shutil.copytree(root / name, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
     settings = load_settings(config)
     upgrade(settings.database_url)
     context = AppContext.from_settings(settings, clock=clock)
     with context.sessions.begin() as session:
         add_user(session, actor=admin_login, login=admin_login, role=Role.ADMIN, clock=clock)
     return context
+
+
+# --- init --force in an existing working directory ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Restore:
+    """What restoring the defaults changes in an existing working directory; shown before it is confirmed."""
+
+    directory: Path
+    actor: str  # the admin who asked, as the installation's database knows them
+    replaced: tuple[str, ...]  # edited files (paths relative to the directory): backed up, then replaced
+    added: tuple[str, ...]  # default files the directory lacks
+    backup_dir: Path  # where the replaced files go (made only when something is replaced)
+
+    def describe(self) -> str:
+        lines = [f"Restore the default settings, templates and campaigns in {self.directory}."]
+        if self.replaced:
+            lines.append(
+                f"These {len(self.replaced)} edited file(s) are backed up to {self.backup_dir}, then replaced:"
+            )
+            lines.extend(f"  {name}" for name in self.replaced)
+        if self.added:
+            lines.append(f"{len(self.added)} missing default file(s) are added.")
+        lines.append(
+            "Kept as they are: the unsubscribe secret, the database and broker URLs, users, contacts, campaigns "
+            "in the database, and files of your own."
+        )
+        return "\n".join(lines)
+
+
+def restore_defaults(directory: Path, *, clock: Clock, confirm: Callable[[Restore], bool]) -> Restore:
+    """Restore the default files of an existing working directory, as an admin of its database and after
+    ``confirm`` (shown the plan) agrees; audited. Raises before anything changes otherwise."""
+    directory = directory.resolve()
+    config = directory / CONFIG_FILENAME
+    if not config.is_file():
+        raise WorkdirError(
+            f"{config} does not exist: there is nothing to restore; run `broadcaster init` there"
+        )
+    actor = _admin_of(config)
+    for name in DEFAULT_DIRS:
+        if (directory / name).exists() and not (directory / name).is_dir():
+            raise WorkdirError(f"{directory / name} is not a folder; move it away, then run this again")
+    kept = _kept_settings(config)
+    new_config = _config_text(kept)
+    replaced: list[str] = []
+    added: list[str] = []
+    if config.read_text(encoding="utf-8") != new_config:
+        replaced.append(CONFIG_FILENAME)
+    for name, source in _default_files():
+        target = directory / name
+        if not target.exists():
+            added.append(name)
+        elif not target.is_file() or target.read_bytes() != source.read_bytes():
+            replaced.append(name)
+    plan = Restore(
+        directory=directory,
+        actor=actor,
+        replaced=tuple(replaced),
+        added=tuple(added),
+        backup_dir=_free_backup_dir(directory, clock),
+    )
+    if not replaced and not added:
+        return plan
+    if not confirm(plan):
+        raise WorkdirError("not confirmed; nothing was changed")
+    _apply(plan, new_config)
+    settings = load_settings(config)
+    upgrade(settings.database_url)
+    context = AppContext.from_settings(settings, clock=clock)
+    try:
+        with context.sessions.begin() as session:
+            audit.record(
+                session,
+                actor=actor,
+                action="workdir.restore_defaults",
+                subject_type="workdir",
+                subject_id=str(directory),
+                at=clock.now(),
+                details={
+                    "replaced": list(plan.replaced),
+                    "added": len(plan.added),
+                    "backup": str(plan.backup_dir) if plan.replaced else None,
+                },
+            )
+    finally:
+        context.close()
+    return plan
+
+
+def _admin_of(config: Path) -> str:
+    """The caller's login, when they are an admin in the database of the installation ``config`` sets up."""
+    settings = load_settings(config)
+    context = AppContext.from_settings(settings)
+    try:
+        with context.readers() as session:
+            user = resolve_actor(session)
+            require(user, "workdir.restore_defaults")
+            return user.login
+    except SQLAlchemyError as exc:
+        raise WorkdirError(
+            f"cannot tell from the database of {config} whether you are its admin ({type(exc).__name__}); "
+            "nothing was changed. Check [database] url there, or run `broadcaster db upgrade`"
+        ) from None
+    finally:
+        context.close()
+
+
+def _kept_settings(config: Path) -> dict[tuple[str, str], str]:
+    data = tomllib.loads(config.read_text(encoding="utf-8"))  # valid: load_settings has read it
+    kept: dict[tuple[str, str], str] = {}
+    for section, key, _default in KEPT_SETTINGS:
+        value = data.get(section, {}).get(key)
+        if isinstance(value, str) and value:
+            kept[(section, key)] = value
+    return kept
+
+
+def _config_text(kept: dict[tuple[str, str], str]) -> str:
+    """The default settings file with the kept values (a new secret where the old file had none)."""
+    text = DEFAULT_CONFIG.replace(
+        "{unsubscribe_secret}", kept.get(("security", "unsubscribe_secret"), new_secret())
+    )
+    for section, key, default in KEPT_SETTINGS[1:]:
+        value = kept.get((section, key))
+        if value is not None:
+            # json.dumps writes a valid TOML basic string (quotes and backslashes escaped).
+            text = text.replace(f'{key} = "{default}"', f"{key} = {json.dumps(value)}", 1)
+    return text
+
+
+def _default_files() -> Iterator[tuple[str, Path]]:
+    """(path relative to a working directory, packaged default) for every default template and campaign."""
+    root = defaults_root()
+    for name in DEFAULT_DIRS:
+        for source in sorted((root / name).rglob("*")):
+            if source.is_file() and "__pycache__" not in source.parts:
+                yield source.relative_to(root).as_posix(), source
+
+
+def _free_backup_dir(directory: Path, clock: Clock) -> Path:
+    base = directory / "backups" / f"init-{clock.now():%Y%m%dT%H%M%SZ}"
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
+def _apply(plan: Restore, new_config: str) -> None:
+    """Back up every file about to be replaced, then write the defaults."""
+    defaults = dict(_default_files())
+    for name in plan.replaced:
+        target = plan.directory / name
+        backup = plan.backup_dir / name
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():
+            shutil.move(target, backup)  # a folder where a default file belongs
+        else:
+            shutil.copy2(target, backup)
+    for name in (*plan.replaced, *plan.added):
+        target = plan.directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink():
+            target.unlink()  # write the default here, not into whatever the link leads to
+        if name == CONFIG_FILENAME:
+            target.write_text(new_config, encoding="utf-8")
+        else:
+            shutil.copyfile(defaults[name], target)

@@ -53,6 +53,11 @@ class OutboundMessage:
     campaign_key: str | None = None  # groups messages that share a MIME skeleton (campaign version)
     allow_unsubscribe: bool = False  # List-Unsubscribe headers are added only when opting out is allowed
     options: Mapping[str, Any] = field(default_factory=dict)
+    # SMS sent again after the SMSC accepted some of its parts: the concatenation reference those parts
+    # carry and the parts accepted (number -> provider id). Only the other parts go out, under that reference,
+    # so the handset joins them to the parts it has (TS 23.040 §9.2.3.24.1).
+    sms_reference: int | None = None
+    accepted_parts: Mapping[int, str] = field(default_factory=dict)
 
 
 class SendOutcome(enum.StrEnum):
@@ -68,14 +73,31 @@ class SendResult:
     outcome: SendOutcome
     provider_ids: tuple[str, ...] = ()  # SMS: one id per part, in part order; e-mail: the Message-ID
     error: ChannelError | None = None
+    # SMS that failed part-way: the parts the SMSC accepted (number -> provider id) and their concatenation
+    # reference, so that a retry sends only the others under the same reference.
+    accepted_parts: Mapping[int, str] = field(default_factory=dict)
+    sms_reference: int | None = None
 
     @classmethod
     def sent(cls, message_id: int, *provider_ids: str) -> SendResult:
         return cls(message_id=message_id, outcome=SendOutcome.SENT, provider_ids=tuple(provider_ids))
 
     @classmethod
-    def failed(cls, message_id: int, error: ChannelError) -> SendResult:
-        return cls(message_id=message_id, outcome=SendOutcome.FAILED, error=error)
+    def failed(
+        cls,
+        message_id: int,
+        error: ChannelError,
+        *,
+        accepted_parts: Mapping[int, str] | None = None,
+        sms_reference: int | None = None,
+    ) -> SendResult:
+        return cls(
+            message_id=message_id,
+            outcome=SendOutcome.FAILED,
+            error=error,
+            accepted_parts=dict(accepted_parts or {}),
+            sms_reference=sms_reference,
+        )
 
 
 class EventType(enum.StrEnum):

@@ -26,7 +26,9 @@ import yaml
 from jinja2 import TemplateSyntaxError, meta, nodes
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+from yaml.events import NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 
 from broadcaster.campaigns.schema import CAMPAIGN_CONTEXT_FIELDS, CampaignDefinition, Purpose
 from broadcaster.rendering import (
@@ -34,14 +36,17 @@ from broadcaster.rendering import (
     CONTEXT_ROOTS,
     OPTIONAL_PARTS,
     ORG_FIELDS,
+    TOO_DEEP,
     Renderer,
     RenderError,
     build_context,
     make_environment,
     sample_contact,
     sample_org,
+    shorten,
     template_files,
 )
+from broadcaster.settings import RenderingSettings
 from channels.sms.encoding import analyse
 
 __all__ = [
@@ -69,6 +74,10 @@ class Problem:
     line: int | None
     field: str | None
     message: str
+
+    def __post_init__(self) -> None:
+        # A file's values are quoted in messages: a few hundred characters at most, never a whole file.
+        object.__setattr__(self, "message", shorten(self.message, 600))
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else str(self.file)
@@ -113,12 +122,30 @@ def compute_content_hash(
 # --- YAML ------------------------------------------------------------------------------------------------
 
 
+class _AnchorRefused(Exception):
+    """A campaign file used a YAML anchor (``&name``) or alias (``*name``) on ``line``."""
+
+    def __init__(self, line: int | None) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader without YAML 1.1's base-60 and octal numbers (as in YAML 1.2).
+    """SafeLoader without YAML 1.1's base-60 and octal numbers (as in YAML 1.2), and without anchors.
 
     YAML 1.1 reads ``end: 21:00`` as the integer 1260 and a hotline ``0236`` as octal 158; campaign files are
     written by people who mean a clock time and a phone number.
     """
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        # Refused rather than walked once: an alias shares one node between many places, so every walk of
+        # the data after composing (duplicate keys, pydantic, the content hash's JSON) would meet it again,
+        # and nine nested aliases of nine items each ("billion laughs") make 9**9 visits. A campaign file
+        # is short and written by hand; it has no need for them.
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, NodeEvent) and event.anchor is not None:  # an alias event names its anchor too
+            raise _AnchorRefused(event.start_mark.line + 1 if event.start_mark is not None else None)
+        return super().compose_node(parent, index)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -143,10 +170,23 @@ _Loader.add_implicit_resolver(
 
 
 def _parse_yaml(text: str, path: Path) -> tuple[Node | None, Any, list[Problem]]:
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # checks every character first
+    except ReaderError as exc:
+        where = text.count("\n", 0, exc.position) + 1
+        message = f"malformed YAML: control character U+{exc.character:04X} is not allowed; remove it"
+        return None, None, [Problem(path, where, None, message)]
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except _AnchorRefused as exc:
+        message = (
+            "YAML anchors and aliases (&name, *name) are not allowed in campaign files:"
+            " write each value out in full"
+        )
+        return None, None, [Problem(path, exc.line, None, message)]
+    except RecursionError:
+        return None, None, [Problem(path, None, None, "malformed YAML: nested too deeply")]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -289,7 +329,7 @@ def _error_problem(error: ErrorDetails, root: Node | None, path: Path) -> Proble
         message += " (quote the value in YAML)"
     elif kind == "string_pattern_mismatch":
         hint = next((h for name, h in _PATTERN_HINTS.items() if name in loc), None)
-        message = f"{hint}; got {error.get('input')!r}" if hint else message
+        message = f"{hint}; got {shorten(repr(error.get('input')))}" if hint else message
     elif kind.startswith("value_error"):
         message = message.removeprefix("Value error, ")
     return Problem(path, line, _dotted(loc) or None, message)
@@ -321,6 +361,21 @@ def _references(ast: nodes.Template) -> Iterator[tuple[nodes.Node, Any]]:
             yield node, None
 
 
+def _outside_templates(file: Path, *, templates_dir: Path, field_name: str) -> Problem | None:
+    """A problem when ``file`` really is elsewhere (a symbolic link, itself or a folder on its way, to a file
+    outside the templates directory): its text would be snapshotted and sent, e.g. /etc/hostname."""
+    real = file.resolve()
+    if real.is_relative_to(templates_dir.resolve()):
+        return None
+    return Problem(
+        file,
+        None,
+        field_name,
+        f"template is a link to {real}, outside the templates directory {templates_dir}; "
+        "copy the file into the templates directory instead of linking to it",
+    )
+
+
 def _collect_templates(
     roots: Sequence[str], *, templates_dir: Path, field_name: str, scan: _TemplateScan
 ) -> None:
@@ -331,6 +386,10 @@ def _collect_templates(
         if name in scan.templates:
             continue
         file = templates_dir / name
+        outside = _outside_templates(file, templates_dir=templates_dir, field_name=field_name)
+        if outside is not None:
+            scan.problems.append(outside)
+            continue
         try:
             text = file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
@@ -343,6 +402,11 @@ def _collect_templates(
             scan.problems.append(
                 Problem(file, exc.lineno, field_name, f"template syntax error: {exc.message}")
             )
+            continue
+        except RecursionError:
+            ast = None
+        if ast is None or _deeper_than(ast, MAX_TEMPLATE_DEPTH):
+            scan.problems.append(Problem(file, None, field_name, f"template syntax error: {TOO_DEEP}"))
             continue
         scan.asts[name] = ast
         for node, target in _references(ast):
@@ -381,6 +445,22 @@ def _collect_templates(
                         f"template '{targets[0]}' not found (expected at {templates_dir / str(targets[0])})",
                     )
                 )
+
+
+# Levels of a template's syntax tree. Every later step (checks, compiling, rendering) walks the tree
+# recursively, and a deeper one would exhaust Python's stack; the shipped templates have 6.
+MAX_TEMPLATE_DEPTH = 100
+
+
+def _deeper_than(ast: nodes.Node, limit: int) -> bool:
+    """Whether the tree has more than ``limit`` levels (measured without recursion)."""
+    stack = [(ast, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return False
 
 
 def _attribute_uses(ast: nodes.Template) -> Iterator[tuple[str, str, int]]:
@@ -452,6 +532,7 @@ def _semantic_checks(
     templates_dir: Path,
     providers: Mapping[str, ProviderInfo],
     org: Mapping[str, Any],
+    limits: RenderingSettings | None,
 ) -> tuple[dict[str, str], list[Problem]]:
     problems: list[Problem] = []
     scan = _TemplateScan()
@@ -510,7 +591,15 @@ def _semantic_checks(
     problems.extend(scan.problems)
     if not problems:
         problems.extend(
-            _sample_checks(definition, path=path, root=root, templates_dir=templates_dir, scan=scan, org=org)
+            _sample_checks(
+                definition,
+                path=path,
+                root=root,
+                templates_dir=templates_dir,
+                scan=scan,
+                org=org,
+                limits=limits,
+            )
         )
     return scan.templates, [_tell_campaign(problem, path=path, root=root) for problem in problems]
 
@@ -551,14 +640,16 @@ def _sample_checks(
     templates_dir: Path,
     scan: _TemplateScan,
     org: Mapping[str, Any],
+    limits: RenderingSettings | None,
 ) -> list[Problem]:
     """Render every channel for the sample contact and check what only a rendering can show.
 
     ``org`` is the configured sending organisation, as preview and sending use it: its names are part of
-    most SMS texts, so a sample organisation would count other SMS parts than those that are paid for."""
+    most SMS texts, so a sample organisation would count other SMS parts than those that are paid for.
+    ``limits`` is the settings' ``[rendering]``: a template that renders past it here would at every send."""
     problems: list[Problem] = []
     try:
-        renderer = Renderer(scan.templates)
+        renderer = Renderer(scan.templates, limits=limits)
     except RenderError as exc:
         return [Problem(templates_dir / exc.template, exc.line, None, exc.message)]
     for channel, spec in definition.channels.items():
@@ -594,7 +685,7 @@ def _sample_checks(
                     f"{prefix}.max_segments",
                     f"the sample SMS needs {analysis.segments} parts ({analysis.units} {analysis.encoding.value}"
                     f" units, {analysis.per_segment} per part), more than max_segments {spec.max_segments}"
-                    f" ({text_file}): {rendered.text!r}",
+                    f" ({text_file}): {shorten(repr(rendered.text))}",
                 )
             )
         if definition.purpose is Purpose.ADVERTISING and not rendered.text.startswith(ADVERTISING_SMS_LABELS):
@@ -616,11 +707,12 @@ def load_campaign_file(
     templates_dir: Path,
     providers: Mapping[str, ProviderInfo],
     org: Mapping[str, Any] | None = None,
+    limits: RenderingSettings | None = None,
 ) -> tuple[CampaignBundle | None, list[Problem]]:
     """Read, validate and snapshot one campaign file. The bundle is None whenever there is a problem.
 
     ``org`` is the settings' ``[org]`` (``Settings.org.model_dump()``); without it the sample renderings use
-    a built-in sample organisation."""
+    a built-in sample organisation. ``limits`` is the settings' ``[rendering]`` (default: its defaults)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -647,6 +739,7 @@ def load_campaign_file(
         templates_dir=templates_dir,
         providers=providers,
         org=sample_org() if org is None else org,
+        limits=limits,
     )
     if problems:
         return None, problems
@@ -675,13 +768,16 @@ def validate_paths(
     templates_dir: Path,
     providers: Mapping[str, ProviderInfo],
     org: Mapping[str, Any] | None = None,
+    limits: RenderingSettings | None = None,
 ) -> tuple[list[CampaignBundle], list[Problem]]:
     """Validate files and directories (walked for *.yaml / *.yml). A campaign id may appear only once."""
     bundles: list[CampaignBundle] = []
     problems: list[Problem] = []
     first_seen: dict[str, Path] = {}
     for file in _campaign_files(paths):
-        bundle, found = load_campaign_file(file, templates_dir=templates_dir, providers=providers, org=org)
+        bundle, found = load_campaign_file(
+            file, templates_dir=templates_dir, providers=providers, org=org, limits=limits
+        )
         problems.extend(found)
         if bundle is None:
             continue

@@ -62,7 +62,7 @@ class Composer:
         self, *, definition: CampaignDefinition, templates: dict[str, str], settings: Settings
     ) -> None:
         self.definition = definition
-        self.renderer = Renderer(templates)
+        self.renderer = Renderer(templates, limits=settings.rendering)
         self.settings = settings
         self._campaign = definition.template_context()
         self._org = settings.org.model_dump()

@@ -18,30 +18,43 @@ from broadcaster.cli.common import (
     JsonOption,
     acting,
     console,
-    err_console,
+    fail,
+    print_error,
     print_json,
     print_table,
+    report_unexpected,
     state,
 )
 from broadcaster.clock import SystemClock, local
 from broadcaster.db.migrate import current_revision, upgrade
 from broadcaster.db.models import Role, User
 from broadcaster.errors import UserError
-from broadcaster.settings import load_settings
+from broadcaster.settings import CONFIG_FILENAME, load_settings
 from broadcaster.users import add_user, set_role
-from broadcaster.workdir import init_workdir
+from broadcaster.workdir import Restore, init_workdir, restore_defaults
+
+try:  # typer ≥ 0.25 vendors click: its usage errors derive from TyperException
+    from typer import TyperException as _ClickError
+except ImportError:  # pragma: no cover - older typer raises click's own
+    from click import ClickException as _ClickError  # type: ignore[assignment]
 
 
 class _Group(TyperGroup):
-    """Every command's fixable errors become one red line and exit code 1, however the app is invoked
-    (the console script, or ``typer.testing.CliRunner`` in the tests), never a traceback."""
+    """Every command's errors become one red line and exit code 1, however the app is invoked (the console
+    script, or ``typer.testing.CliRunner`` in the tests), never a traceback: a fixable error says what to do,
+    an unexpected one where its traceback was written (``--debug`` prints it instead)."""
 
     # ``Any``: typer ≥ 0.25 vendors click (``typer._click``), older typer uses click itself.
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            print_error(str(exc))
+            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, _ClickError):
+            raise  # click's own exits and usage errors (exit code 2) are not crashes
+        except Exception as exc:
+            report_unexpected(exc)
             raise typer.Exit(1) from None
 
 
@@ -66,24 +79,61 @@ delivery_cli.register(app)
 
 
 @app.callback()
-def _global(config: Path | None = ConfigOption) -> None:
+def _global(
+    config: Path | None = ConfigOption,
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="Print the traceback of an unexpected error instead of writing it to a log file.",
+    ),
+) -> None:
     state.config = config
+    state.debug = debug
 
 
 @app.command()
 def init(
     directory: Path = typer.Argument(Path("."), help="Working directory to create or fill."),
-    admin: str | None = typer.Option(None, help="Login of the first admin (default: your OS login)."),
-    force: bool = typer.Option(False, help="Overwrite an existing broadcaster.toml and the default files."),
+    admin: str | None = typer.Option(
+        None, help="Login of the first admin of a new directory (default: your OS login)."
+    ),
+    force: bool = typer.Option(
+        False,
+        help="In an existing working directory, restore the default settings, templates and campaigns "
+        "(admins of its database only, after confirming): edited files are backed up first; the "
+        "unsubscribe secret, database and broker are kept.",
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --force without asking."),
 ) -> None:
     """Create a working directory: broadcaster.toml, default templates and campaigns, a migrated database."""
+    if force and (directory / CONFIG_FILENAME).exists():
+        if admin is not None:
+            fail("--admin names the first admin of a new directory; use `broadcaster users add` here")
+        _restore(directory, yes=yes)
+        return
     login = admin or getpass.getuser()
-    context = init_workdir(directory, admin_login=login, clock=SystemClock(), force=force)
+    context = init_workdir(directory, admin_login=login, clock=SystemClock())
     context.close()
     console.print(f"[green]Initialised[/] {directory.resolve()} — admin user [bold]{login}[/].")
     console.print(
         "Next: `broadcaster users add LOGIN --role editor|approver|auditor`, then `broadcaster contacts import FILE`."
     )
+
+
+def _restore(directory: Path, *, yes: bool) -> None:
+    def confirm(plan: Restore) -> bool:
+        console.print(plan.describe(), highlight=False)
+        return yes or typer.confirm("Restore the defaults?", default=False)
+
+    plan = restore_defaults(directory, clock=SystemClock(), confirm=confirm)
+    if not plan.replaced and not plan.added:
+        console.print(f"The default files in {plan.directory} are as shipped; nothing to restore.")
+        return
+    console.print(f"[green]Restored[/] the default files in {plan.directory}.", highlight=False)
+    if plan.replaced:
+        console.print(
+            f"Your edited files are in {plan.backup_dir}: copy back what you still need.", highlight=False
+        )
 
 
 @db_app.command("upgrade")
@@ -207,5 +257,5 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print_error(str(exc))
         raise SystemExit(1) from None

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from broadcaster.campaigns import workflow
 from broadcaster.campaigns.files import ProviderInfo, validate_paths
@@ -18,11 +19,14 @@ from broadcaster.cli.common import (
     console,
     err_console,
     load_context,
+    print_error,
     print_json,
     print_table,
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
+from broadcaster.outbox.sending import ProviderFailure
+from broadcaster.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Campaign definitions, versions and approval.")
 
@@ -59,6 +63,7 @@ def validate(
             templates_dir=context.templates_dir,
             providers=_providers(context),
             org=context.settings.org.model_dump(),
+            limits=context.settings.rendering,
         )
     finally:
         context.close()
@@ -79,7 +84,7 @@ def validate(
         for bundle in bundles:
             console.print(f"[green]ok[/]  {bundle.source}  ({bundle.definition.id})")
         for problem in problems:
-            err_console.print(f"[red]{problem}[/]", highlight=False)
+            err_console.print(f"[red]{escape(str(problem))}[/]", highlight=False)
         console.print(f"{len(bundles)} valid, {len(problems)} problem(s).")
     if problems:
         raise typer.Exit(1)
@@ -97,10 +102,11 @@ def load(
             templates_dir=context.templates_dir,
             providers=_providers(context),
             org=context.settings.org.model_dump(),
+            limits=context.settings.rendering,
         )
         if problems:
             for problem in problems:
-                err_console.print(f"[red]{problem}[/]", highlight=False)
+                err_console.print(f"[red]{escape(str(problem))}[/]", highlight=False)
             err_console.print(
                 f"[bold red]error:[/] {len(problems)} problem(s); nothing was loaded. Fix them and run again."
             )
@@ -384,12 +390,17 @@ def test_send(
     version: int | None = VersionOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Send the latest (or given) version to test addresses now, before approval, with sample contact data."""
-    from broadcaster.outbox.dispatch import dispatcher_for
-    from broadcaster.outbox.sending import create_test_messages
+    """Send the latest (or given) version to test addresses now, before approval, with sample contact data.
+
+    A provider that does not take the message now makes the command fail (exit code 1) with what to check;
+    the message is marked failed and is never sent later."""
+    from sqlalchemy import select as sa_select
+
+    from broadcaster.db.models import Message
+    from broadcaster.outbox.sending import create_test_messages, send_test_messages
 
     with acting("campaigns.test_send") as (context, session, user):
-        chunks = create_test_messages(
+        test = create_test_messages(
             session,
             campaign_id=campaign_id,
             to=to,
@@ -399,16 +410,12 @@ def test_send(
             version_number=version,
         )
     context = load_context()
-    dispatcher = dispatcher_for(context)
     try:
-        # Test sends go straight through the dispatcher in this process: an officer waits for the answer.
-        summaries = [dispatcher.run_chunk(chunk_id) for chunk_id, _queue in chunks]
-        ids = [s.chunk_id for s in summaries]
-        from sqlalchemy import select as sa_select
-
-        from broadcaster.db.models import Message
-
+        failures = send_test_messages(context, test)
         with context.readers() as session:
+            messages = session.scalars(
+                sa_select(Message).where(Message.id.in_(test.message_ids)).order_by(Message.id)
+            )
             rows = [
                 {
                     "id": m.id,
@@ -416,15 +423,45 @@ def test_send(
                     "to": m.address,
                     "status": m.status.value,
                     "reason": m.reason,
+                    "provider": m.provider,
                 }
-                for m in session.scalars(
-                    sa_select(Message).where(Message.chunk_id.in_(ids)).order_by(Message.id)
-                )
+                for m in messages
             ]
     finally:
-        dispatcher.close()
         context.close()
+    failed = {f.provider for f in failures}
     if as_json:
         print_json(rows)
-        return
-    print_table("Test send", ["id", "channel", "to", "status", "reason"], [list(r.values()) for r in rows])
+    else:
+        shown = [r for r in rows if r["provider"] not in failed]  # the others get one line each below
+        if shown:
+            print_table(
+                "Test send",
+                ["id", "channel", "to", "status", "reason"],
+                [[r["id"], r["channel"], r["to"], r["status"], r["reason"]] for r in shown],
+            )
+    for failure in failures:
+        print_error(_provider_failure(context.settings, failure))
+    if failures or any(r["status"] not in ("sent", "delivered") for r in rows):
+        raise typer.Exit(1)
+
+
+def _provider_failure(settings: Settings, failure: ProviderFailure) -> str:
+    """One line: which provider, where it is, what went wrong and what to check."""
+    config = settings.provider(failure.provider)
+    options = config.options()
+    address = f"{options.get('host', '?')}:{options.get('port', '?')}"
+    where = f"{config.type.upper()} {address}"
+    if failure.configuration:
+        check = f"Check the account settings under [providers.{failure.provider}] in broadcaster.toml"
+    else:
+        peer = "SMSC" if config.channel == "sms" else "mail relay"
+        check = (
+            f"Check that the {peer} at {address} is running and reachable from this machine "
+            f"(host and port under [providers.{failure.provider}] in broadcaster.toml; "
+            "`broadcaster sandbox` runs local ones for a rehearsal)"
+        )
+    return (
+        f"test send via provider {failure.provider} ({where}) failed: {failure.reason}. {check}. "
+        "The test message was marked failed and will not be sent later."
+    )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -14,11 +17,13 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from broadcaster.context import AppContext
 from broadcaster.db.models import User
+from broadcaster.settings import find_config
 from broadcaster.users import require, resolve_actor
 
 console = Console()
@@ -38,14 +43,65 @@ CampaignArgument = typer.Argument(
 
 class CliState:
     config: Path | None = None
+    debug: bool = False
 
 
 state = CliState()
 
 
+def print_error(message: str) -> None:
+    """``error: …`` on stderr as one line; the message is text, so ``[providers.x]`` in it stays visible."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str, *, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    print_error(message)
     raise typer.Exit(code)
+
+
+def report_unexpected(exc: Exception) -> None:
+    """An error nobody planned for: one line that says where the traceback went (``--debug`` prints it)."""
+    if state.debug:
+        sys.stderr.write("".join(traceback.format_exception(exc)))
+        return
+    log = _write_crash_log(exc)
+    where = f"the traceback is in {log}" if log else "the traceback could not be written to a file"
+    print_error(f"{_explain(exc)} ({where}; run again with --debug to print it here)")
+
+
+def _explain(exc: Exception) -> str:
+    # PEP 249 names what a driver raises when it cannot reach or open the database: a setting, not a bug.
+    # SQLAlchemy wraps it under the same name (with the driver's error as ``orig``); raw connections do not.
+    if type(exc).__name__ in ("OperationalError", "InterfaceError"):
+        reason = _first_line(getattr(exc, "orig", None) or exc)
+        return (
+            f"cannot use the database: {reason}. Check [database] url in broadcaster.toml "
+            "(or BROADCASTER_DATABASE__URL), that the database is reachable, and run `broadcaster db upgrade`"
+        )
+    return f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(value: object) -> str:
+    lines = str(value).strip().splitlines()
+    return lines[0] if lines else "(no message)"
+
+
+def _write_crash_log(exc: Exception) -> Path | None:
+    """Next to the engine's logs when there is a working directory, else in the temporary directory."""
+    config = find_config(state.config)
+    folders = [config.resolve().parent / "logs"] if config.is_file() else []
+    folders.append(Path(tempfile.gettempdir()) / "broadcaster")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = f"broadcaster {' '.join(sys.argv[1:])}\n" + "".join(traceback.format_exception(exc))
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"error-{stamp}-{os.getpid()}.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None
 
 
 def load_context() -> AppContext:

@@ -44,7 +44,9 @@ def import_(
     show: int = typer.Option(50, help="Problems to list in the table (all are in --json)."),
 ) -> None:
     with acting("contacts.import") as (context, session, user):
-        report = import_contacts(session, path=file, actor=user.login, clock=context.clock)
+        report = import_contacts(
+            session, path=file, actor=user.login, clock=context.clock, limits=context.settings.contacts
+        )
     if as_json:
         print_json(report.as_dict())
         return

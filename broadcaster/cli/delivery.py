@@ -46,7 +46,7 @@ from broadcaster.runtime import (
     worker_env,
     worker_specs,
 )
-from broadcaster.settings import find_config
+from broadcaster.settings import find_config, load_settings
 from broadcaster.status import campaign_status, message_counts
 from broadcaster.tasks import CeleryEnqueuer, configure
 
@@ -198,7 +198,10 @@ def send(
         if closed and not as_json:  # said at once, and kept on the progress line while waiting
             console.print(f"[yellow]Run {run_id}: {closed}.[/]")
         if not wait:
-            console.print(f"Run {run_id} queued; workers (`broadcaster run`) will send it.")
+            if as_json:
+                print_json({"run_id": run_id, "status": "queued", "outside_send_window": closed})
+            else:
+                console.print(f"Run {run_id} queued; workers (`broadcaster run`) will send it.")
             return
         if closed and no_wait_window:
             if as_json:
@@ -206,9 +209,14 @@ def send(
             else:
                 console.print(f"Run {run_id} stays queued; `broadcaster run` sends it when the window opens.")
             raise typer.Exit(EXIT_OUTSIDE_WINDOW)
-        with EmbeddedEngine(
-            context, config=find_config(state.config), log_dir=context.settings.path("logs")
-        ) as engine:
+        # With --json, stdout holds only the JSON: the progress goes to stderr.
+        progress_out = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+        with (
+            progress_out,
+            EmbeddedEngine(
+                context, config=find_config(state.config), log_dir=context.settings.path("logs")
+            ) as engine,
+        ):
             wait_for_run(engine, run_id, receipt_timeout=receipt_timeout)
         with context.sessions() as session:
             counts = message_counts(session, run_id=run_id)
@@ -489,8 +497,12 @@ def worker(
     from dataclasses import replace
 
     context = load_context()
-    specs = worker_specs(context.settings)
-    context.close()
+    try:
+        with context.engine.connect():  # a wrong [database] url fails here, not in every task later
+            pass
+        specs = worker_specs(context.settings)
+    finally:
+        context.close()
     if gateway is not None:
         chosen = next((s for s in specs if gateway in s.gateways), None)
         if chosen is None:
@@ -504,7 +516,7 @@ def worker(
         if concurrency is not None:
             chosen = replace(chosen, concurrency=concurrency)
     command = worker_command(chosen, loglevel="INFO")
-    os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve()))
+    os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve(), embedded=False))
 
 
 def beat() -> None:
@@ -531,20 +543,44 @@ def sandbox(
     folder: Path | None = typer.Option(
         None, help="Where received mail and SMS are kept (default: sandbox/)."
     ),
+    smtp_port: int | None = typer.Option(
+        None, "--smtp-port", help="Port of the SMTP server (default: the port of the first SMTP provider)."
+    ),
+    smpp_port: int | None = typer.Option(
+        None, "--smpp-port", help="Port of the SMSC (default: the port of the first SMPP provider)."
+    ),
 ) -> None:
-    """Run the local SMTP server and SMSC on the ports the providers point to, to rehearse a campaign."""
+    """Run the local SMTP server and SMSC on the ports the providers point to, to rehearse a campaign.
+
+    Ctrl-C (or SIGTERM) stops both servers cleanly."""
+    from dataclasses import replace
+
     from broadcaster.sandbox import Sandbox, ports_from_settings
 
-    context = load_context()
-    target = folder or context.settings.path(context.settings.sandbox_dir)
-    ports = ports_from_settings(context.settings)
-    context.close()
+    settings = load_settings(state.config)  # the sandbox needs no database
+    target = folder or settings.path(settings.sandbox_dir)
+    configured = ports_from_settings(settings)
+    ports = replace(configured, smtp=smtp_port or configured.smtp, smpp=smpp_port or configured.smpp)
     with Sandbox(target, ports=ports):
         console.print(
             f"Sandbox SMTP on 127.0.0.1:{ports.smtp}, SMSC on 127.0.0.1:{ports.smpp}; keeping what arrives in {target}. Ctrl-C stops."
         )
+        for name, port, wanted in (
+            (configured.smtp_provider, configured.smtp, ports.smtp),
+            (configured.smpp_provider, configured.smpp, ports.smpp),
+        ):
+            if name and port != wanted:
+                console.print(
+                    f"[yellow]Provider {name} points at port {port}: set port = {wanted} under "
+                    f"\\[providers.{name}] for the engine to send here.[/]"
+                )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop for kill and service managers too
         with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+            # Wake up now and then: a signal caught by another thread (smpp34's) runs its handler only when
+            # the main thread runs Python again.
+            while not stop.wait(0.5):
+                pass
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,7 @@ from broadcaster.clock import Clock
 from broadcaster.contacts.reader import ContactRow, ContactsFileError, RowProblem, read_contacts
 from broadcaster.db.models import Contact, ContactImport
 from broadcaster.errors import UserError
+from broadcaster.settings import ContactsSettings
 
 
 class ContactsImportError(UserError):
@@ -114,10 +115,13 @@ def _apply(contact: Contact, row: ContactRow) -> None:
         contact.attributes = {**(contact.attributes or {}), **row.attributes}
 
 
-def import_contacts(session: Session, *, path: Path, actor: str, clock: Clock) -> ImportReport:
-    """Read, validate and merge ``path`` inside the caller's transaction."""
+def import_contacts(
+    session: Session, *, path: Path, actor: str, clock: Clock, limits: ContactsSettings | None = None
+) -> ImportReport:
+    """Read, validate and merge ``path`` inside the caller's transaction, within ``limits`` (the ``[contacts]``
+    settings; their defaults when None)."""
     try:
-        result = read_contacts(path)
+        result = read_contacts(path, limits=limits)
     except ContactsFileError as exc:
         raise ContactsImportError(f"{exc} Nothing was imported.") from None
     except OSError as exc:

@@ -6,7 +6,8 @@ the Vietnamese names staff actually type ("Họ và tên", "Số điện thoại
 
 Problems with one row never stop the import: they are returned as ``RowProblem`` with the spreadsheet row
 number (the header is row 1), so the operator can fix the file. Only problems with the file itself (not
-readable, not UTF-8, no name column…) raise ``ContactsFileError``. Nothing here touches the database.
+readable, not UTF-8, no name column, no contacts, beyond the limits of ``[contacts]`` in the settings…) raise
+``ContactsFileError``. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import Phone, PhoneError, PhoneKind, parse_phone
+from broadcaster.settings import ContactsSettings
 
 __all__ = [
     "FIELDS",
@@ -71,6 +73,12 @@ _WHITESPACE: Final = re.compile(r"\s+")
 _TAG_SPLIT: Final = re.compile(r"[,;]")
 _SUPPORTED: Final = (".csv", ".xlsx")
 _SNIFF_BYTES: Final = 64 * 1024
+# Control characters (Unicode category Cc: NUL, ESC, DEL, C1…) are invisible in a spreadsheet and break
+# messages and exports; tab and line breaks are ordinary in a cell (Alt+Enter in Excel).
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Columns read from an XLSX sheet: far more than a contacts file has, and a bound on the work per row (a
+# single cell in column XFD would otherwise make every row 16,384 cells wide).
+_XLSX_MAX_COLUMNS: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,19 @@ def _strip_diacritics(text: str) -> str:
     return bare.replace("đ", "d").replace("Đ", "D")
 
 
+def _visible(value: str) -> str:
+    """``value`` with its control characters spelled out (``\\x00``), fit for a report or a JSON column."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", value)
+
+
+def _control_problem(value: str) -> str | None:
+    """Why ``value`` is refused, or None: it holds a control character."""
+    found = _CONTROL.search(value)
+    if found is None:
+        return None
+    return f"control character U+{ord(found.group()):04X} (invisible in a spreadsheet)"
+
+
 def _header_key(header: str) -> str:
     text = _WHITESPACE.sub(" ", unicodedata.normalize("NFC", header)).strip().casefold()
     return _strip_diacritics(text).replace("_", " ")
@@ -158,6 +179,13 @@ def _map_header(path: Path, header: Sequence[str]) -> _Columns:
         written = unicodedata.normalize("NFC", cell).strip()
         if not written:
             continue  # spreadsheets often carry blank trailing header cells
+        control = _control_problem(written)
+        if control is not None:
+            raise ContactsFileError(
+                path,
+                f'header column {index + 1} "{_visible(written)}" holds a {control}',
+                fix="Retype that column name in the first row and import again.",
+            )
         key = _header_key(written)
         target = _HEADER_FIELDS.get(key, key)
         if target in seen:
@@ -216,8 +244,21 @@ def _sniff_delimiter(text: str) -> str:
         return ";" if first_line.count(";") > first_line.count(",") else ","
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _too_big(path: Path, size: int, limits: ContactsSettings, *, what: str) -> ContactsFileError:
+    return ContactsFileError(
+        path,
+        f"{what} {size / 1024 / 1024:,.1f} MB, more than the {limits.max_file_mb:,} MB allowed "
+        "(setting contacts.max_file_mb)",
+        fix="Split it into smaller files and import each, or raise max_file_mb in [contacts] of "
+        "broadcaster.toml.",
+    )
+
+
+def _csv_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[str]]]:
     try:
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            raise _too_big(path, size, limits, what="is")
         data = path.read_bytes()
     except OSError as exc:
         raise ContactsFileError(
@@ -250,8 +291,18 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _check_unpacked_size(path: Path, limits: ContactsSettings) -> None:
+    """Refuse a workbook whose parts unpack to more than the limit, before any of it is unpacked (a "zip
+    bomb"). The sizes come from the zip's directory; Python's zipfile never unpacks more than they say."""
+    with zipfile.ZipFile(path) as archive:
+        size = sum(info.file_size for info in archive.infolist())
+    if size > limits.max_file_bytes:
+        raise _too_big(path, size, limits, what="unpacks to")
+
+
+def _xlsx_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[str]]]:
     try:
+        _check_unpacked_size(path, limits)
         workbook = load_workbook(path, read_only=True, data_only=True)
     except FileNotFoundError as exc:
         raise ContactsFileError(path, "does not exist", fix="Check the path.") from exc
@@ -265,8 +316,18 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         if not workbook.worksheets:
             return
         sheet = workbook.worksheets[0]
+        # The sheet's declared dimension may claim any size, and every row would be padded to it: forget it,
+        # so that each row is as wide as its last cell in the file (read streaming, row by row).
+        sheet.reset_dimensions()
         for number, values in enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1):
-            yield number, [_cell_text(v) for v in values]
+            beyond = values[_XLSX_MAX_COLUMNS:]
+            if beyond.count(None) != len(beyond):  # cells formatted but empty out there are harmless
+                raise ContactsFileError(
+                    path,
+                    f"row {number} has cells beyond column {_XLSX_MAX_COLUMNS}",
+                    fix="Delete the columns after the last one you use and import again.",
+                )
+            yield number, [_cell_text(v) for v in values[:_XLSX_MAX_COLUMNS]]
     finally:
         workbook.close()
 
@@ -312,8 +373,21 @@ class _RowBuilder:
         spill = [v for v in record[width:] if v.strip()]
         if spill:
             problem(
-                "", "; ".join(spill), "more cells than header columns; the extra cells are ignored", "warning"
+                "",
+                _visible("; ".join(spill)),
+                "more cells than header columns; the extra cells are ignored",
+                "warning",
             )
+
+        refused = False
+        for column, index in (*self._columns.fields.items(), *self._columns.extras.items()):
+            value = record[index] if index < len(record) else ""
+            control = _control_problem(value)
+            if control is not None:
+                problem(column, _visible(value), f"{control}; retype the cell")
+                refused = True
+        if refused:
+            return None, problems
 
         full_name = _name(cell("full_name"))
         if not full_name:
@@ -385,10 +459,17 @@ class _RowBuilder:
         return row, problems
 
 
-def _read(path: Path, records: Iterable[tuple[int, list[str]]]) -> ReadResult:
+def _read(path: Path, records: Iterable[tuple[int, list[str]]], limits: ContactsSettings) -> ReadResult:
     result = ReadResult(path=path, rows=[], problems=[], total_rows=0)
     builder: _RowBuilder | None = None
     for number, record in records:
+        if number > limits.max_rows + 1:  # counted before anything else, empty rows too: they cost time
+            raise ContactsFileError(
+                path,
+                f"has more than {limits.max_rows:,} rows of contacts (setting contacts.max_rows)",
+                fix="Split it into smaller files and import each, or raise max_rows in [contacts] of "
+                "broadcaster.toml.",
+            )
         if not any(v.strip() for v in record):
             continue  # completely empty rows (also before the header) are ignored silently
         if builder is None:
@@ -403,17 +484,25 @@ def _read(path: Path, records: Iterable[tuple[int, list[str]]]) -> ReadResult:
         raise ContactsFileError(
             path, "is empty", fix="Put the header row and the contacts in it, then import again."
         )
+    if result.total_rows == 0:
+        raise ContactsFileError(
+            path,
+            "has a header row but no contacts",
+            fix="Add the contacts under the header, then import again.",
+        )
     return result
 
 
-def read_contacts(path: Path) -> ReadResult:
-    """Read a ``.csv`` (UTF-8, with or without BOM, "," or ";") or ``.xlsx`` (first sheet) contacts file."""
+def read_contacts(path: Path, *, limits: ContactsSettings | None = None) -> ReadResult:
+    """Read a ``.csv`` (UTF-8, with or without BOM, "," or ";") or ``.xlsx`` (first sheet) contacts file,
+    within ``limits`` (the ``[contacts]`` settings; their defaults when None)."""
     path = Path(path)
+    limits = limits or ContactsSettings()
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _read(path, _csv_rows(path))
+        return _read(path, _csv_rows(path, limits), limits)
     if suffix == ".xlsx":
-        return _read(path, _xlsx_rows(path))
+        return _read(path, _xlsx_rows(path, limits), limits)
     hint = " (old Excel format)" if suffix == ".xls" else ""
     raise ContactsFileError(
         path,

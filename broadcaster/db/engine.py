@@ -13,7 +13,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+from broadcaster.errors import UserError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "broadcaster_read_only"
@@ -32,6 +35,16 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
+    try:
+        return _make_engine(url, echo=echo)
+    except ArgumentError as exc:  # includes NoSuchModuleError: an unknown scheme or a driver not installed
+        raise UserError(
+            f"the database URL is not usable ({exc}); set [database] url in broadcaster.toml "
+            "(or BROADCASTER_DATABASE__URL), e.g. sqlite:///broadcaster.sqlite3 or postgresql://user@host/db"
+        ) from None
+
+
+def _make_engine(url: str, *, echo: bool) -> Engine:
     url = normalise_url(url)
     if not is_sqlite(url):
         return create_engine(url, echo=echo, pool_pre_ping=True, future=True)

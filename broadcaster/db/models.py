@@ -280,7 +280,8 @@ class Message(Base):
     encoding: Mapped[str | None] = mapped_column(String(8))  # SMS: gsm7 | ucs2
     segments: Mapped[int | None] = mapped_column(Integer)
     cost: Mapped[float | None] = mapped_column(Numeric(12, 2))
-    provider_ref: Mapped[str | None] = mapped_column(String(200))  # e-mail Message-ID
+    # e-mail Message-ID; a long SMS accepted part-way: its concatenation reference ("concat-ref:N", results.py)
+    provider_ref: Mapped[str | None] = mapped_column(String(200))
     parts_total: Mapped[int] = mapped_column(Integer, default=0)
     parts_delivered: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

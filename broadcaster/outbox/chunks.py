@@ -23,6 +23,7 @@ from broadcaster.db.models import (
     CampaignVersion,
     Chunk,
     Message,
+    MessageKind,
     RunStatus,
 )
 from broadcaster.outbox.queues import send_queue
@@ -79,6 +80,8 @@ def cut_chunks(
         query = query.where(Message.run_id == run_id)
     if only_ids is not None:
         query = query.where(Message.id.in_(only_ids))
+    else:  # test messages are sent by the test send itself, at once; never by a later tick
+        query = query.where(Message.kind != MessageKind.TEST)
     pending: dict[tuple[str, str, bool, int | None], list[int]] = defaultdict(list)
     created: list[tuple[int, str]] = []
 

@@ -37,6 +37,7 @@ from broadcaster.db.models import (
     CampaignVersion,
     Chunk,
     Message,
+    MessagePart,
     RunStatus,
 )
 from broadcaster.outbox.adapters import AdapterPool
@@ -44,7 +45,7 @@ from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler, process_pending
 from broadcaster.outbox.ratelimit import SharedPacer
-from broadcaster.outbox.results import Claimed, apply_results
+from broadcaster.outbox.results import Claimed, apply_results, parse_sms_reference
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
 from broadcaster.unsubscribe import make_token, unsubscribe_link
@@ -447,6 +448,7 @@ class Dispatcher:
                     Message.body,
                     Message.context,
                     Message.encoding,
+                    Message.provider_ref,
                 )
             ).all()
         # Rendered after the commit: the write lock is not held while templates run (other processes claim
@@ -454,7 +456,9 @@ class Dispatcher:
         claimed: dict[int, Claimed] = {}
         outbound: list[OutboundMessage] = []
         try:
-            with self.readers() as session:  # used only for a campaign version seen for the first time
+            # Read for a campaign version seen for the first time, and for the parts accepted before a retry.
+            with self.readers() as session:
+                accepted = _accepted_parts(session, rows)
                 for row in sorted(rows, key=lambda r: r.id):
                     definition = self.versions.definition(session, row.version_id) if row.version_id else None
                     claimed[row.id] = Claimed(
@@ -466,13 +470,19 @@ class Dispatcher:
                         campaign_id=row.campaign_id,
                         on_uncertain=definition.on_uncertain if definition else OnUncertain.HOLD,
                     )
-                    outbound.append(self._outbound(session, row, definition))
+                    outbound.append(self._outbound(session, row, definition, accepted.get(row.id, {})))
         except BaseException:
             self._unclaim([row.id for row in rows])
             raise
         return claimed, outbound
 
-    def _outbound(self, session: Session, row: Any, definition: CampaignDefinition | None) -> OutboundMessage:
+    def _outbound(
+        self,
+        session: Session,
+        row: Any,
+        definition: CampaignDefinition | None,
+        accepted_parts: dict[int, str],
+    ) -> OutboundMessage:
         html = None
         body = row.body
         unsubscribe = False
@@ -499,6 +509,8 @@ class Dispatcher:
             campaign_key=f"v{row.version_id}" if row.version_id else None,
             allow_unsubscribe=unsubscribe,
             options=options,
+            sms_reference=parse_sms_reference(row.provider_ref) if row.channel == "sms" else None,
+            accepted_parts=accepted_parts,
         )
 
     def _release(self, chunk_id: int, *, not_before: datetime | None) -> None:
@@ -560,6 +572,23 @@ class Dispatcher:
                     system="engine",
                 )
                 log.warning("paused campaign %s: %s", campaign_id, reason)
+
+
+def _accepted_parts(session: Session, rows: Sequence[Any]) -> dict[int, dict[int, str]]:
+    """Per claimed SMS that an earlier attempt sent part of: the parts the SMSC accepted (number -> id)."""
+    resumed = [
+        row.id for row in rows if row.channel == "sms" and parse_sms_reference(row.provider_ref) is not None
+    ]
+    accepted: dict[int, dict[int, str]] = {}
+    if resumed:
+        parts = session.execute(
+            select(MessagePart.message_id, MessagePart.number, MessagePart.provider_id).where(
+                MessagePart.message_id.in_(resumed)
+            )
+        )
+        for message_id, number, provider_id in parts:
+            accepted.setdefault(message_id, {})[number] = provider_id
+    return accepted
 
 
 def _cancel_queued_of_cancelled_runs(session: Session, *where: Any, now: datetime) -> None:

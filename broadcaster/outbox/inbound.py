@@ -418,12 +418,15 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
                 MessagePart.message_id,
                 func.count(),
                 func.sum(case((MessagePart.state == "delivered", 1), else_=0)),
+                Message.segments,
             )
+            .join(Message, Message.id == MessagePart.message_id)
             .where(MessagePart.message_id.in_(sms_ids[start : start + 500]))
-            .group_by(MessagePart.message_id)
+            .group_by(MessagePart.message_id, Message.segments)
         )
-        for message_id, known, delivered in rows:
-            delivered_parts[message_id] = (int(delivered or 0), int(known))
+        for message_id, stored, delivered, segments in rows:
+            # Parts accepted before a retry are stored while the others still wait: count every planned part.
+            delivered_parts[message_id] = (int(delivered or 0), max(int(stored), segments or 0))
     if delivered_parts:
         table = _MESSAGES
         session.connection().execute(

@@ -94,6 +94,8 @@ def apply_results(
             continue
         error = result.error
         assert error is not None, "a failed SendResult carries its error"
+        if result.accepted_parts:
+            _keep_accepted_parts(session, message, result, now)
         code = error.code
         if isinstance(error, ConfigurationError):
             # Not this message's fault: hand it back untouched; the provider's campaigns pause.
@@ -247,4 +249,39 @@ def _mark_sent(session: Session, sent: Sequence[tuple[Claimed, SendResult]], now
                 for number, pid in enumerate(result.provider_ids, start=1)
             )
     session.connection().execute(statement, params)
+    insert_ignoring_conflicts(session, MessagePart.__table__, parts, conflict=["message_id", "number"])  # type: ignore[arg-type]
+
+
+SMS_REFERENCE_PREFIX = "concat-ref:"
+
+
+def sms_reference_ref(reference: int) -> str:
+    """How a long SMS's concatenation reference is kept in ``messages.provider_ref`` between attempts."""
+    return f"{SMS_REFERENCE_PREFIX}{reference}"
+
+
+def parse_sms_reference(provider_ref: str | None) -> int | None:
+    if provider_ref is None or not provider_ref.startswith(SMS_REFERENCE_PREFIX):
+        return None
+    value = provider_ref[len(SMS_REFERENCE_PREFIX) :]
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _keep_accepted_parts(session: Session, message: Claimed, result: SendResult, now: datetime) -> None:
+    """The SMSC accepted some parts of a message that failed: store them (receipts match them, and the next
+    attempt sends only the others) and the concatenation reference they carry (the others must carry it too,
+    or the handset shows an orphan part and a second message)."""
+    if result.sms_reference is not None:
+        _guarded(session, message.id, provider_ref=sms_reference_ref(result.sms_reference))
+    parts = [
+        {
+            "message_id": message.id,
+            "number": number,
+            "provider": message.provider,
+            "provider_id": normalize_id(pid) or pid,
+            "state": "sent",
+            "updated_at": now,
+        }
+        for number, pid in sorted(result.accepted_parts.items())
+    ]
     insert_ignoring_conflicts(session, MessagePart.__table__, parts, conflict=["message_id", "number"])  # type: ignore[arg-type]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
@@ -14,12 +16,14 @@ from broadcaster.campaigns.workflow import approved_version
 from broadcaster.clock import Clock
 from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, is_sms_capable, parse_phone
-from broadcaster.db.models import CampaignRun, CampaignState, Message, MessageKind, RunStatus, User
+from broadcaster.context import AppContext
+from broadcaster.db.models import CampaignRun, CampaignState, Chunk, Message, MessageKind, RunStatus, User
 from broadcaster.errors import StateError, UserError
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.rendering import sample_contact
 from broadcaster.settings import Settings
+from channels.errors import ChannelError, ConfigurationError
 
 
 def start_manual_run(
@@ -124,6 +128,23 @@ def channel_for(address: str) -> tuple[str, str]:
     return "sms", phone.e164
 
 
+@dataclass(frozen=True)
+class TestSend:
+    """Test messages written to the outbox, and the chunks that carry them."""
+
+    message_ids: list[int]
+    chunks: list[tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class ProviderFailure:
+    """Why a provider did not take a test send: its error, and whether the settings (not the network) are wrong."""
+
+    provider: str
+    reason: str
+    configuration: bool = False
+
+
 def create_test_messages(
     session: Session,
     *,
@@ -133,8 +154,8 @@ def create_test_messages(
     settings: Settings,
     clock: Clock,
     version_number: int | None = None,
-) -> list[tuple[int, str]]:
-    """Queue one test message per address (sample contact data, ``[TEST]`` subject) and return its chunks."""
+) -> TestSend:
+    """Queue one test message per address (sample contact data, ``[TEST]`` subject), cut into chunks."""
     version = get_version(session, campaign_id, version_number)
     verify_snapshot(version)
     definition = definition_of(version)
@@ -180,4 +201,73 @@ def create_test_messages(
         at=now,
         details={"version": version.number, "to": [a for _c, a in targets]},
     )
-    return cut_chunks(session, settings=settings, clock=clock, only_ids=[m.id for m in created])
+    ids = [m.id for m in created]
+    return TestSend(message_ids=ids, chunks=cut_chunks(session, settings=settings, clock=clock, only_ids=ids))
+
+
+def send_test_messages(context: AppContext, test: TestSend) -> list[ProviderFailure]:
+    """Attempt a test send now, in this process: an officer waits for the answer.
+
+    A test send is attempted now or fails now. What a provider did not take (unreachable, refused the
+    account, asked to retry later) ends as ``technical_failure`` with the reason, so no later run or tick
+    sends it unasked. Returns the providers that failed, one entry each.
+    """
+    from broadcaster.outbox.dispatch import dispatcher_for  # the dispatcher's imports are heavy
+
+    failures: dict[str, ProviderFailure] = {}
+    dispatcher = dispatcher_for(context)
+    try:
+        for chunk_id, _queue in test.chunks:
+            with context.readers() as session:
+                provider = session.scalars(select(Chunk.provider).where(Chunk.id == chunk_id)).one()
+            try:
+                stopped = dispatcher.run_chunk(chunk_id).stopped
+            except ChannelError as exc:  # the provider could not be reached at all (an SMPP bind failed)
+                failures[provider] = ProviderFailure(provider, str(exc), isinstance(exc, ConfigurationError))
+                continue
+            if stopped is not None:
+                failures[provider] = ProviderFailure(provider, stopped, stopped.startswith("configuration"))
+    finally:
+        dispatcher.close()
+        with context.sessions.begin() as session:
+            unsent = fail_unsent_test_messages(
+                session,
+                message_ids=test.message_ids,
+                reasons={name: f.reason for name, f in failures.items()},
+                clock=context.clock,
+            )
+    for provider, reason in unsent.items():
+        failures.setdefault(provider, ProviderFailure(provider, reason))
+    return list(failures.values())
+
+
+def fail_unsent_test_messages(
+    session: Session, *, message_ids: Sequence[int], reasons: dict[str, str], clock: Clock
+) -> dict[str, str]:
+    """Test messages still queued after their attempt fail now, with the provider's reason (``reasons``) or
+    their own (a deferral's). Returns provider -> reason for the providers that had such messages."""
+    now = clock.now()
+    rows = session.execute(
+        select(Message.id, Message.provider, Message.reason).where(
+            Message.id.in_(message_ids),
+            Message.kind == MessageKind.TEST,
+            Message.status == MessageStatus.QUEUED,
+        )
+    ).all()
+    failed: dict[str, str] = {}
+    for message_id, provider, own_reason in rows:
+        if own_reason and own_reason.startswith("retry "):  # a deferral's "retry N: <error>": no retry comes
+            own_reason = own_reason.split(": ", 1)[-1]
+        reason = reasons.get(provider) or own_reason or "not sent"
+        failed.setdefault(provider, reason)
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == MessageStatus.QUEUED)
+            .values(
+                status=MessageStatus.TECHNICAL_FAILURE,
+                reason=f"test send not completed: {reason}",
+                not_before=None,
+                final_at=now,
+            )
+        )
+    return failed

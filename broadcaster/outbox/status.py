@@ -35,7 +35,8 @@ FINAL = frozenset(
 
 S = MessageStatus
 _ALLOWED: dict[MessageStatus, frozenset[MessageStatus]] = {
-    S.QUEUED: frozenset({S.SENDING, S.SUPPRESSED, S.CANCELLED}),
+    # A test send that could not go out fails at once: it never waits in the queue for a later run.
+    S.QUEUED: frozenset({S.SENDING, S.SUPPRESSED, S.CANCELLED, S.TECHNICAL_FAILURE}),
     S.SENDING: frozenset(
         {S.SENT, S.QUEUED, S.PERMANENT_FAILURE, S.TECHNICAL_FAILURE, S.UNKNOWN, S.SUPPRESSED, S.CANCELLED}
     ),

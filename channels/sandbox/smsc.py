@@ -15,6 +15,12 @@ smpp34 directly (a little faster; ``stop()`` then unbinds the sessions instead o
 
 Everything runs in one asyncio loop on its own thread: ``start()`` returns ``(host, port)``, ``stop()``
 ends it; the received records are kept in memory for tests (``submits``, ``delivers``, ``reassembled()``).
+
+smpp34 settles each call's future from one of its tokio threads, under the GIL. A call cancelled from Python
+still takes the GIL later on that thread, and if the interpreter is exiting by then the process aborts
+(``Fatal Python error: PyGILState_Release``). So no smpp34 call is ever cancelled here: ``_call`` waits with
+a timeout that leaves the call running, the event pump ends on an event (a session of our own binds), and
+``stop()`` returns only when every call has settled.
 """
 
 from __future__ import annotations
@@ -30,12 +36,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import smpp34
 
@@ -70,6 +76,14 @@ _TLV_VENDOR_SANDBOX = 0x1400  # vendor-specific range 0x1400-0x3FFF (§5.3.2): e
 # SMPP v3.4 §5.2.12 esm_class.
 _ESM_RECEIPT = 0x04
 _ESM_UDHI = 0x40
+
+# The system_id of the session the SMSC binds to itself at shutdown, to end its event pump by an event.
+_WAKE_UP = "sandbox-stop"
+# How long shutdown waits for smpp34 calls to settle. With the relay every session is cut and they settle at
+# once; without it a client that neither answers the unbind nor disconnects keeps its unbind call open.
+_SETTLE_TIMEOUT = 5.0
+
+T = TypeVar("T")
 
 # Process-wide id counter: a restarted SMSC on the same port must not reissue ids a test still holds.
 _ID_COUNTER = itertools.count(0x10000000 + (int(time.time()) % 0x100000) * 0x100)
@@ -263,6 +277,9 @@ class SandboxSmsc:
         self._sessions: dict[str, smpp34.Esme] = {}
         self._relay_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # smpp34 calls not settled yet, and what each is (see the module docstring).
+        self._calls: dict[asyncio.Future[Any], str] = {}
+        self._stopping = False
         self._submit_count = 0
         self._accept_times: deque[float] = deque()
         self._mo_sent = False
@@ -401,9 +418,27 @@ class SandboxSmsc:
         loop.call_soon_threadsafe(func)
 
     def _spawn(self, coro: Any) -> None:
+        if self._stopping:  # no new receipts or MO once the stop began: they would start new smpp34 calls
+            coro.close()
+            return
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _call(self, what: str, call: Awaitable[T], timeout: float | None = None) -> T:
+        """Await an smpp34 call; on timeout raise TimeoutError but leave the call running (never cancel it)."""
+        future: asyncio.Future[T] = asyncio.ensure_future(call)
+        self._calls[future] = what
+        future.add_done_callback(self._settled)
+        done, _pending = await asyncio.wait({future}, timeout=timeout)
+        if not done:
+            raise TimeoutError(f"no answer within {timeout} s")
+        return future.result()
+
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        self._calls.pop(future, None)
+        if not future.cancelled():
+            future.exception()  # retrieved: a call that timed out and failed later is not an error to log
 
     def _run(self) -> None:
         try:
@@ -422,9 +457,10 @@ class SandboxSmsc:
         smsc_port = _free_port(self.host) if behaviour.relay else self.port
         server = smpp34.Server(self.host, smsc_port, system_id=behaviour.system_id)
         relay: asyncio.Server | None = None
+        pump: asyncio.Task[None] | None = None
         try:
             try:
-                await server.start()
+                await self._call("start", server.start())
                 if behaviour.relay:
                     relay = await asyncio.start_server(
                         lambda r, w: self._relay_client(r, w, smsc_port), self.host, self.port
@@ -436,26 +472,37 @@ class SandboxSmsc:
             self._ready.set()
             pump = asyncio.create_task(self._pump(server))
             await self._stop_event.wait()
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
         finally:
-            await self._shutdown(server, relay)
+            await self._shutdown(server, relay, pump, smsc_port)
 
-    async def _shutdown(self, server: smpp34.Server, relay: asyncio.Server | None) -> None:
+    async def _shutdown(
+        self,
+        server: smpp34.Server,
+        relay: asyncio.Server | None,
+        pump: asyncio.Task[None] | None,
+        smsc_port: int,
+    ) -> None:
+        self._stopping = True
         if relay is not None:
             relay.close()
             self._abort_relay_connections()
         else:
             for esme in list(self._sessions.values()):
-                with contextlib.suppress(asyncio.TimeoutError, smpp34.SmppError, OSError):
-                    await asyncio.wait_for(esme.unbind(), 1.0)
+                with contextlib.suppress(TimeoutError, smpp34.SmppError, OSError):
+                    await self._call("unbind", esme.unbind(), 1.0)
+        if pump is not None:
+            await self._end_pump(pump, smsc_port)
         for task in list(self._tasks):
-            task.cancel()
+            task.cancel()  # our own tasks: a call one of them waits for goes on and settles by itself
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(smpp34.SmppError, OSError):
-            await server.stop()
+            await self._call("stop", server.stop())
+        if self._calls:
+            _done, pending = await asyncio.wait(set(self._calls), timeout=_SETTLE_TIMEOUT)
+            if pending:
+                names = sorted(self._calls.get(f, "?") for f in pending)
+                log.warning("sandbox SMSC: smpp34 calls did not settle before the stop: %s", ", ".join(names))
         with self._cond:
             self._sessions.clear()
             self._cond.notify_all()
@@ -465,9 +512,11 @@ class SandboxSmsc:
 
     async def _pump(self, server: smpp34.Server) -> None:
         while True:
-            event = await server.next()
+            event = await self._call("next", server.next())
             if isinstance(event, smpp34.SubmitSmEvent):
                 self._on_submit(event)
+            elif isinstance(event, smpp34.Esme) and event.system_id == _WAKE_UP:
+                return  # stopping: no next() is left waiting (see the module docstring)
             elif isinstance(event, smpp34.Esme):
                 log.info("sandbox SMSC: %s bound (session %s)", event.system_id, event.session_id)
                 with self._cond:
@@ -482,6 +531,23 @@ class SandboxSmsc:
                 with self._cond:
                     self._sessions.pop(event.session_id, None)
                     self._cond.notify_all()
+
+    async def _end_pump(self, pump: asyncio.Task[None], port: int) -> None:
+        """End the event pump by an event: bind a session of our own, which the pump takes as the stop."""
+        if not pump.done():
+            client = smpp34.Client(self.host, port, _WAKE_UP, "", connect_timeout_ms=5000)
+            try:
+                session = await self._call("wake-up connect", client.connect(), 10.0)
+            except (TimeoutError, smpp34.SmppError, OSError) as exc:
+                log.warning("sandbox SMSC: could not end the event pump by a session of its own: %r", exc)
+            else:
+                await asyncio.wait({pump}, timeout=_SETTLE_TIMEOUT)
+                with contextlib.suppress(TimeoutError, smpp34.SmppError, OSError):
+                    await self._call("wake-up unbind", session.unbind(), 5.0)
+        if not pump.done():  # the last resort: the old way
+            pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, smpp34.SmppError, OSError):
+            await pump
 
     def _new_message_id(self) -> str:
         style = self.behaviour.message_id_style
@@ -665,14 +731,18 @@ class SandboxSmsc:
     ) -> None:
         behaviour = self.behaviour
         for attempt in range(1, behaviour.redeliver_attempts + 2):
+            if self._stopping:
+                return
             esme = self._pick_session(preferred_session, system_id)
             if esme is None:
                 log.warning("sandbox SMSC: no bound receiver for a %s; dropped", kind)
                 return
             status: int | None
             try:
-                resp = await asyncio.wait_for(
-                    esme.deliver_sm(destination_addr, short_message, **fields), behaviour.deliver_timeout
+                resp = await self._call(
+                    "deliver_sm",
+                    esme.deliver_sm(destination_addr, short_message, **fields),
+                    behaviour.deliver_timeout,
                 )
                 status = resp.command_status
             except (TimeoutError, smpp34.SmppError, OSError) as exc:

@@ -24,8 +24,11 @@ Outcome of one message (all its parts):
 * any part refused -> failed with ``classify(status)``, even when other parts were accepted (the detail
   says which: the handset may show a fragment);
 * otherwise, a part whose answer never came (timeout, or connection lost after its write) -> ``OutcomeUnknown``;
-  a part never written because the connection was down -> ``ConnectionLost`` when no other part of the message
-  was accepted, else ``OutcomeUnknown`` (part of the message is at the SMSC: never resend blindly).
+  a part never written because the connection was down -> ``ConnectionLost``.
+
+A failed message whose SMSC accepted some parts says which (``SendResult.accepted_parts``) and under which
+concatenation reference; the engine keeps both and hands them back with the retry (``OutboundMessage``), which
+then sends only the missing parts under that reference: a throttled part 2 never costs a second part 1.
 """
 
 from __future__ import annotations
@@ -834,23 +837,28 @@ class SmppAdapter(AdapterBase):
             try:
                 address = pdus.address(destination)
                 encoding = Encoding(message.encoding) if message.encoding else None
-                parts = split(message.body, reference=self._reference(destination), encoding=encoding)
+                reference = message.sms_reference
+                if reference is None:
+                    reference = self._reference(destination)
+                parts = split(message.body, reference=reference, encoding=encoding)
             except ValueError as exc:
                 results[index] = SendResult.failed(
                     message.message_id, PermanentError("message cannot be encoded as SMS", detail=str(exc))
                 )
                 continue
             count = len(parts.parts)
-            jobs.append(
-                _MessageJob(
-                    index=index,
-                    message=message,
-                    destination=address,
-                    split=parts,
-                    part_ids=[None] * count,
-                    part_state=["new"] * count,
-                )
+            job = _MessageJob(
+                index=index,
+                message=message,
+                destination=address,
+                split=parts,
+                part_ids=[None] * count,
+                part_state=["new"] * count,
             )
+            for number, provider_id in message.accepted_parts.items():
+                if 1 <= number <= count:  # accepted by an earlier attempt: never sent twice
+                    job.part_state[number - 1], job.part_ids[number - 1] = "ok", provider_id
+            jobs.append(job)
         if jobs and not self.wait_bound(self.pdu_timeout if self._opened else 0.0):
             log.warning("no SMPP bind available; %d message(s) not sent", len(jobs))
         self._run_jobs(jobs)
@@ -864,8 +872,9 @@ class SmppAdapter(AdapterBase):
         seq = itertools.count()
         for job in jobs:
             job.bind = self._pick_bind()
-            for part in range(len(job.part_state)):
-                heapq.heappush(waiting, _PartTask(0.0, next(seq), job, part))
+            for part, state in enumerate(job.part_state):
+                if state == "new":
+                    heapq.heappush(waiting, _PartTask(0.0, next(seq), job, part))
         # token -> what was written where; insertion order is write order, so also deadline order.
         inflight: dict[int, _Inflight] = {}
 
@@ -1116,8 +1125,17 @@ class SmppAdapter(AdapterBase):
         states = job.part_state
         if all(state == "ok" for state in states):
             return SendResult.sent(message_id, *(pid or "" for pid in job.part_ids))
-        accepted = [f"{n + 1}={pid}" for n, pid in enumerate(job.part_ids) if states[n] == "ok"]
+        accepted_parts = {n + 1: pid or "" for n, pid in enumerate(job.part_ids) if states[n] == "ok"}
+        accepted = [f"{n}={pid}" for n, pid in accepted_parts.items()]
         accepted_text = f"; parts accepted: {', '.join(accepted)}" if accepted else ""
+
+        def failed(error: ChannelError) -> SendResult:
+            # A retry sends only the parts not accepted, under this reference: no orphan, no duplicate part.
+            reference = job.split.reference if accepted_parts else None
+            return SendResult.failed(
+                message_id, error, accepted_parts=accepted_parts, sms_reference=reference
+            )
+
         if job.refusals:
             # Answers come back out of order (gotcha 3): report the first part in message order.
             number = min(job.refusals)
@@ -1129,18 +1147,20 @@ class SmppAdapter(AdapterBase):
             error = classify(status, detail=detail)
             if isinstance(error, Throttled):
                 error.retry_after = self.throttle_backoff_max
-            return SendResult.failed(message_id, error)
+            return failed(error)
         unknown = [n + 1 for n, state in enumerate(states) if state == "unknown"]
-        # A part never written while another is at the SMSC: a fragment may reach the handset.
-        if unknown or ("unwritten" in states and "ok" in states):
-            detail = f"part(s) {unknown or '-'} of {total} unanswered{accepted_text}"
-            return SendResult.failed(
-                message_id,
-                OutcomeUnknown("SMSC may have the message: no answer after the write", detail=detail),
+        if unknown:
+            detail = f"part(s) {unknown} of {total} unanswered{accepted_text}"
+            return failed(
+                OutcomeUnknown("SMSC may have the message: no answer after the write", detail=detail)
             )
-        return SendResult.failed(
-            message_id,
-            ConnectionLost(f"no SMPP bind to {self.host}:{self.port}: message not written", detail=None),
+        # Parts never written (the link was down): a retry sends them, and only them.
+        unwritten = [n + 1 for n, state in enumerate(states) if state == "unwritten"]
+        unwritten_detail = f"part(s) {unwritten} of {total} not written{accepted_text}" if accepted else None
+        return failed(
+            ConnectionLost(
+                f"no SMPP bind to {self.host}:{self.port}: message not written", detail=unwritten_detail
+            )
         )
 
     # ------------------------------------------------------------------ events

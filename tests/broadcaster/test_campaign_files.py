@@ -285,6 +285,50 @@ def test_content_hash_ignores_key_order_and_follows_templates(tmp_path: Path) ->
     assert compute_content_hash(definition=dumped, templates=original.templates) == original.content_hash
 
 
+def _link_out(templates: Path, linked: str, outside: Path) -> Path:
+    """Move ``templates/linked`` (a file or a folder) to ``outside`` and leave a symbolic link to it."""
+    shutil.move(templates / linked, outside)
+    (templates / linked).symlink_to(outside)
+    return outside
+
+
+@pytest.mark.parametrize(
+    "linked",
+    ["sms/ok.txt.j2", "layouts/email.html.j2", "layouts"],
+    ids=["template", "extended layout", "folder"],
+)
+def test_a_template_linked_to_a_file_outside_the_templates_is_refused(tmp_path: Path, linked: str) -> None:
+    """A symbolic link (the template itself, a layout it extends, or a folder on the way) that leads outside
+    the templates directory (e.g. to /etc/hostname) is refused, naming the file and where it leads."""
+    templates = tmp_path / "templates"
+    shutil.copytree(FIXTURE_TEMPLATES, templates)
+    target = _link_out(templates, linked, tmp_path / "elsewhere")
+
+    bundle, problems = load_campaign_file(
+        FIXTURES / "good.yaml", templates_dir=templates, providers=PROVIDERS
+    )
+
+    assert bundle is None
+    (problem,) = problems
+    assert problem.file == templates / ("layouts/email.html.j2" if linked == "layouts" else linked)
+    assert str(target.resolve()) in problem.message
+    assert "outside the templates directory" in problem.message
+
+
+def test_a_link_inside_the_templates_directory_is_followed(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(FIXTURE_TEMPLATES, templates)
+    shared = templates / "sms" / "chung.txt.j2"
+    shared.write_text("{{ org.name }}: {{ vars.loi_nhan }}", encoding="utf-8")
+    (templates / "sms" / "ok.txt.j2").unlink()
+    (templates / "sms" / "ok.txt.j2").symlink_to(shared)
+    bundle, problems = load_campaign_file(
+        FIXTURES / "good.yaml", templates_dir=templates, providers=PROVIDERS
+    )
+    assert problems == [] and bundle is not None
+    assert bundle.templates["sms/ok.txt.j2"] == shared.read_text(encoding="utf-8")
+
+
 def test_clock_times_and_phone_like_numbers_keep_their_meaning(tmp_path: Path) -> None:
     text = (FIXTURES / "good.yaml").read_text(encoding="utf-8")
     text = text.replace("variables:\n", "variables:\n  hotline: 02363822\n")

@@ -137,6 +137,30 @@ def test_a_waiting_receipt_settles_once_its_part_is_stored(context: AppContext, 
     assert unprocessed_ids(context) == []
 
 
+def test_a_receipt_for_the_parts_accepted_so_far_does_not_deliver_the_message(
+    context: AppContext, clock: FrozenClock
+) -> None:
+    """A 2-part SMS whose part 2 the SMSC refused: part 1 is stored (a retry sends only part 2) and the
+    message is held as unknown when the retry went unanswered. Part 1's DELIVRD delivers part 1 only."""
+    message_id = sent_sms(context, "a1")
+    with context.sessions.begin() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        message.status, message.segments, message.parts_total, message.hold = (
+            MessageStatus.UNKNOWN,
+            2,
+            0,
+            True,
+        )
+    store(context, [receipt("a1")])
+
+    assert apply_pending(context.sessions, provider=PROVIDER, clock=clock) == (1, 0)
+
+    assert status_of(context, message_id) is MessageStatus.UNKNOWN
+    with context.readers() as session:
+        assert session.scalar(select(Message.parts_delivered).where(Message.id == message_id)) == 1
+
+
 def test_unmatched_records_past_the_grace_are_closed_and_counted_settled(
     context: AppContext, clock: FrozenClock
 ) -> None:

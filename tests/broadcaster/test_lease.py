@@ -6,6 +6,10 @@ held turn into one more pass of the holder, an expired or abandoned lease can be
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -17,11 +21,12 @@ from broadcaster.clock import FrozenClock
 from broadcaster.db.engine import make_engine, session_factory
 from broadcaster.db.migrate import upgrade
 from broadcaster.db.models import Lease
-from broadcaster.lease import acquire, release, run_exclusively
+from broadcaster.lease import HeldLease, acquire, process_alive, release, run_exclusively, take
 from tests.broadcaster.conftest import START
 
 TTL = timedelta(minutes=2)
 NAME = "apply-inbound:sms_main"
+GATEWAY = "gateway:sms_main"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -113,3 +118,42 @@ def test_leases_of_different_names_do_not_block_each_other(
 ) -> None:
     assert acquire(sessions, NAME, "a", clock=clock, ttl=TTL)
     assert acquire(sessions, "apply-inbound:sms_backup", "b", clock=clock, ttl=TTL)
+
+
+def test_a_lease_held_for_a_process_life_refuses_others_until_it_lapses(
+    sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    mine = f"{socket.gethostname()}:{os.getpid()}:a"
+    other = "elsewhere:1234:b"  # another host: its process cannot be looked at, only its lease's expiry
+    assert take(sessions, GATEWAY, mine, clock=clock, ttl=TTL) is None
+    assert take(sessions, GATEWAY, other, clock=clock, ttl=TTL) == mine
+    assert take(sessions, GATEWAY, mine, clock=clock, ttl=TTL) is None  # renewed by its holder
+    clock.advance(TTL + timedelta(seconds=1))
+    assert take(sessions, GATEWAY, other, clock=clock, ttl=TTL) is None  # lapsed: taken over
+    assert take(sessions, GATEWAY, mine, clock=clock, ttl=TTL) == other
+
+
+def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(
+    sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert not process_alive(dead.pid) and process_alive(os.getpid())
+    gone = f"{socket.gethostname()}:{dead.pid}:a"
+    assert take(sessions, GATEWAY, gone, clock=clock, ttl=TTL) is None
+
+    assert take(sessions, GATEWAY, f"{socket.gethostname()}:{os.getpid()}:b", clock=clock, ttl=TTL) is None
+
+
+def test_a_held_lease_is_given_back_on_release(sessions: sessionmaker[Session], clock: FrozenClock) -> None:
+    lost: list[str] = []
+    first = HeldLease(sessions, GATEWAY, clock=clock, ttl=TTL, on_lost=lost.append)
+    second = HeldLease(sessions, GATEWAY, clock=clock, ttl=TTL, on_lost=lost.append)
+    assert first.try_take() is None and first.held
+    assert second.try_take() == first.holder and not second.held
+
+    first.release()
+
+    assert second.try_take() is None and second.held
+    second.release()
+    assert lost == []

@@ -28,6 +28,7 @@ S = MessageStatus
         (S.TEMPORARY_FAILURE, S.QUEUED),
         (S.QUEUED, S.CANCELLED),
         (S.QUEUED, S.SUPPRESSED),
+        (S.QUEUED, S.TECHNICAL_FAILURE),  # a test send that could not go out fails at once
     ],
 )
 def test_allowed_transitions(current: MessageStatus, new: MessageStatus) -> None:

@@ -221,6 +221,35 @@ def test_throttled_beyond_the_retries_is_reported_throttled() -> None:
         assert len(smsc.submits) == 3  # the first try and two retries
 
 
+def test_a_part_throttled_for_good_is_resent_alone_under_the_same_reference() -> None:
+    """One part of four refused (throttled) past the retries: the result names the parts accepted and their
+    reference; handed back, only the refused part goes out again, under that reference: the message is whole
+    and no part is billed twice."""
+    behaviour = SmscBehaviour(throttle_every=3, receipts=False)  # the 3rd submit_sm is refused
+    with running_smsc(behaviour) as smsc, adapter_for(smsc, throttle_retries=0) as adapter:
+        (first,) = adapter.send([message(1, VIETNAMESE, "+84905123456")])
+
+        assert isinstance(first.error, Throttled)
+        assert len(first.accepted_parts) == 3 and first.sms_reference is not None
+        (refused,) = {1, 2, 3, 4} - set(first.accepted_parts)
+        retry = OutboundMessage(
+            message_id=1,
+            address="+84905123456",
+            body=VIETNAMESE,
+            sms_reference=first.sms_reference,
+            accepted_parts=first.accepted_parts,
+        )
+        (second,) = adapter.send([retry])  # the 5th submit_sm: accepted
+
+        assert second.outcome is SendOutcome.SENT, second.error
+        assert sorted(r.udh_number or 0 for r in smsc.submits) == sorted([1, 2, 3, 4, refused])
+        assert {r.udh_reference for r in smsc.submits} == {first.sms_reference}
+        (whole,) = smsc.reassembled()
+        assert whole.complete and whole.text == unicodedata.normalize("NFC", VIETNAMESE)
+        assert len(smsc.accepted) == 4
+        assert {n: second.provider_ids[n - 1] for n in first.accepted_parts} == first.accepted_parts
+
+
 def test_rejected_destination_fails_only_that_message() -> None:
     behaviour = SmscBehaviour(reject={"84911111111": 0x0B}, receipts=False)
     with running_smsc(behaviour) as smsc, adapter_for(smsc) as adapter:

@@ -59,7 +59,7 @@ def test_a_test_send_goes_to_the_address_as_typed(pipeline: Pipeline) -> None:
     with pipeline.context.sessions.begin() as session:
         editor = session.scalar(select(User).where(User.login == pipeline.editor.login))
         assert editor is not None
-        chunks = create_test_messages(
+        test = create_test_messages(
             session,
             campaign_id=campaign_id,
             to=[MIXED],
@@ -67,7 +67,7 @@ def test_a_test_send_goes_to_the_address_as_typed(pipeline: Pipeline) -> None:
             settings=pipeline.context.settings,
             clock=pipeline.clock,
         )
-    for chunk_id, _queue in chunks:
+    for chunk_id, _queue in test.chunks:
         pipeline.run_chunk(chunk_id)
 
     assert pipeline.smtp.wait_for_count(1)
