@@ -40,6 +40,8 @@ from sqlalchemy import func, select
 
 from broadcaster.context import AppContext
 from broadcaster.db.models import CampaignRun, Message
+from broadcaster.outbox.planner import plan_run
+from broadcaster.outbox.queues import RecordingEnqueuer
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.runtime import run_progress, worker_specs
 from channels.email.smtp import SmtpAdapter
@@ -458,3 +460,28 @@ def test_kill_9_of_the_parent_five_times(
     engine.send_signal(signal.SIGTERM)
     engine.wait(timeout=60)
     campaign.settle(run_id)
+
+
+def test_an_engine_started_after_a_killed_one_sends_the_chunks_its_workers_had_fetched(
+    make_pipeline: PipelineFactory,
+) -> None:
+    """The workers of a killed engine may have fetched chunk tasks they never started, and the SQLite broker
+    forgets a task once fetched: the next engine hands those chunks back as it starts, not after
+    ``stuck_after_seconds`` (600 s here)."""
+    pipeline = make_pipeline()
+    pipeline.add_contacts(citizens(30))
+    run_id = pipeline.start_run(pipeline.approved_campaign(channels=EMAIL_ONLY))
+    engine = Engine(pipeline)  # the system clock: the chunk is seconds old, not swept as stuck
+    context = engine.context
+    lost = RecordingEnqueuer()  # the chunk's task: fetched by a worker that died with its engine
+    plan_run(context.sessions, run_id=run_id, settings=context.settings, clock=context.clock, enqueuer=lost)
+    assert len(lost.chunks) == 1
+    try:
+        engine.engine.start()
+        engine.wait(lambda: run_progress(context, run_id).finished, what="the run sent", timeout=45)
+    finally:
+        engine.engine.stop()
+        context.close()
+
+    assert pipeline.counts(run_id) == {("email", "sent"): 30}
+    assert "1 chunk(s) no worker started handed back to the queue" in engine.notices
