@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +24,16 @@ from types import TracebackType
 from sqlalchemy import create_engine, text
 
 from broadcaster.context import AppContext
+from broadcaster.errors import UserError
 from broadcaster.lifeline import PARENT_PID_ENV
+from broadcaster.outbox.handback import (
+    HandBack,
+    claimers_on_this_host,
+    hand_back_worker,
+    pid_of,
+    process_alive,
+    release_unstarted_chunks,
+)
 from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
 from broadcaster.outbox.scheduler import TickReport, tick
 from broadcaster.settings import Settings
@@ -31,6 +42,9 @@ from broadcaster.tasks import CeleryEnqueuer, configure
 log = logging.getLogger(__name__)
 
 BROKER_CLEANUP_EVERY = 60.0  # seconds between clean-ups of the broker's table
+# A worker that exits by itself (not killed by a signal) more often than this is broken, not unlucky: the
+# engine stops and says where its log is instead of restarting it forever.
+MAX_WORKER_EXITS = 3
 
 
 @dataclass(frozen=True)
@@ -103,28 +117,72 @@ class EmbeddedEngine:
         self.processes: list[tuple[WorkerSpec, subprocess.Popen[bytes]]] = []
         self.enqueuer = CeleryEnqueuer()
         self._cleaned_at = 0.0
+        self._exits: Counter[str] = Counter()
+        # One line per worker that died and what was handed back; shown by whoever drives the engine.
+        self.notices: list[str] = []
         configure(context.settings)
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in worker_specs(self.context.settings):
-            log_file = (self.log_dir / f"worker-{spec.name}.log").open("ab")
-            process = subprocess.Popen(
-                worker_command(spec),
-                env=worker_env(spec, self.config),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-            log_file.close()
-            self.processes.append((spec, process))
+            self.processes.append((spec, self._spawn(spec)))
+
+    def _spawn(self, spec: WorkerSpec) -> subprocess.Popen[bytes]:
+        log_file = self._log_path(spec).open("ab")
+        process = subprocess.Popen(
+            worker_command(spec),
+            env=worker_env(spec, self.config),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        log_file.close()
+        return process
+
+    def _log_path(self, spec: WorkerSpec) -> Path:
+        return self.log_dir / f"worker-{spec.name}.log"
 
     def check_workers(self) -> None:
-        for spec, process in self.processes:
+        """Restart a worker process that died and hand back at once what it held, and what any dead pool
+        child of this machine held (its rows and chunks, not after ``stuck_after_seconds``)."""
+        for index, (spec, process) in enumerate(self.processes):
             code = process.poll()
-            if code is not None:
-                raise RuntimeError(
-                    f"worker {spec.name} exited with code {code}; see {self.log_dir / f'worker-{spec.name}.log'}"
-                )
+            if code is None:
+                continue
+            handed = self._hand_back(f"{socket.gethostname()}:{process.pid}", queues=spec.queues)
+            if code >= 0:  # it exited by itself: a broken configuration would only exit again
+                self._exits[spec.name] += 1
+                if self._exits[spec.name] > MAX_WORKER_EXITS:
+                    raise UserError(
+                        f"worker {spec.name} keeps exiting (code {code}); see {self._log_path(spec)} "
+                        f"for why, fix it, then run the command again ({handed.describe()})"
+                    )
+            self.processes[index] = (spec, self._spawn(spec))
+            self._notice(f"worker {spec.name} {_how_it_ended(code)}; restarted it; {handed.describe()}")
+        with self.context.readers() as session:
+            claimers = claimers_on_this_host(session)
+        own = {process.pid for _spec, process in self.processes}  # restarted above, once reaped
+        for worker in sorted(claimers):
+            pid = pid_of(worker)
+            if pid is None or pid in own or process_alive(pid):
+                continue
+            handed = self._hand_back(worker)
+            self._notice(f"worker process {pid} died; {handed.describe()}")
+
+    def _hand_back(self, worker: str, *, queues: tuple[str, ...] = ()) -> HandBack:
+        with self.context.sessions.begin() as session:
+            now = self.context.clock.now()
+            handed = hand_back_worker(session, worker, now=now)
+            if queues:  # chunks it had fetched but not started died with it too
+                release_unstarted_chunks(session, queues, now=now)
+        return handed
+
+    def _notice(self, line: str) -> None:
+        log.warning("%s", line)
+        self.notices.append(line)
+
+    def take_notices(self) -> list[str]:
+        notices, self.notices = self.notices, []
+        return notices
 
     def tick(self) -> TickReport:
         self.check_workers()
@@ -160,6 +218,15 @@ class EmbeddedEngine:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _how_it_ended(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"was killed (signal {-code})"
+    return f"exited with code {code}"
 
 
 def clean_broker(settings: Settings) -> int:
@@ -215,9 +282,11 @@ def run_progress(context: AppContext, run_id: int) -> RunProgress:
         )
         planned = sum(counts.values())
         busy = counts.get(MessageStatus.QUEUED, 0) + counts.get(MessageStatus.SENDING, 0)
-        finished = run.status in (RunStatus.COMPLETED, RunStatus.CANCELLED) or (
-            run.status == RunStatus.SENDING and busy == 0
-        )
+        finished = run.status in (
+            RunStatus.COMPLETED,
+            RunStatus.COMPLETED_WITH_HELD,
+            RunStatus.CANCELLED,
+        ) or (run.status == RunStatus.SENDING and busy == 0)
         return RunProgress(
             planned=planned, done=planned - busy, pending_receipts=int(waiting or 0), finished=finished
         )

@@ -30,7 +30,7 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
-from broadcaster.db.models import Message
+from broadcaster.db.models import CampaignRun, Message, RunStatus
 from broadcaster.errors import UserError
 from broadcaster.outbox.operator import MessageFilter, Operation, operate
 from broadcaster.outbox.scheduler import TickReport
@@ -52,6 +52,8 @@ from broadcaster.tasks import CeleryEnqueuer, configure
 
 # `send --wait --no-wait-window` outside the campaign's send window: the run is queued, nothing was sent.
 EXIT_OUTSIDE_WINDOW = 3
+# `run`: how often the workers are looked at between ticks (a dead one is restarted, its rows handed back).
+SUPERVISE_SECONDS = 1.0
 
 
 def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> None:
@@ -142,6 +144,8 @@ def wait_for_run(
         receipts_since: float | None = None
         while True:
             engine.tick()
+            for line in engine.take_notices():  # a worker died: restarted, and what it held handed back
+                console.print(f"[yellow]{line}[/]", highlight=False)
             current = run_progress(context, run_id)
             paused = campaign_paused(context, run_id)
             note = f"{current.pending_receipts} awaiting receipts" if current.pending_receipts else ""
@@ -216,10 +220,20 @@ def send(
             wait_for_run(engine, run_id, receipt_timeout=receipt_timeout)
         with context.sessions() as session:
             counts = message_counts(session, run_id=run_id)
+            run_status = session.get(CampaignRun, run_id)
+            status_value = run_status.status.value if run_status is not None else None
         if as_json:
-            print_json({"run_id": run_id, "messages": counts})
+            print_json({"run_id": run_id, "status": status_value, "messages": counts})
         else:
             print_counts(f"Run {run_id}", counts)
+            held = sum(per.get(MessageStatus.UNKNOWN.value, 0) for per in counts.values())
+            if status_value == RunStatus.COMPLETED_WITH_HELD.value:
+                console.print(
+                    f"[yellow]Run {run_id} {status_value}: {held} message(s) held as unknown (the provider may "
+                    f"have them). Settle them with `broadcaster messages release --run {run_id}` (sent again, "
+                    f"perhaps twice) or `broadcaster messages drop --run {run_id}`.[/]",
+                    highlight=False,
+                )
     finally:
         context.close()
 
@@ -450,11 +464,17 @@ def run(
                 f"Engine running ({len(engine.processes)} workers); tick every {context.settings.delivery.tick_seconds:.0f} s. Ctrl-C stops."
             )
             try:
+                next_tick = 0.0
                 while not stop.is_set():
-                    line = describe_tick(engine.tick())
-                    if line is not None:
-                        console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False)
-                    stop.wait(context.settings.delivery.tick_seconds)
+                    line = None
+                    if time.monotonic() >= next_tick:
+                        line = describe_tick(engine.tick())
+                        next_tick = time.monotonic() + context.settings.delivery.tick_seconds
+                    else:  # between ticks, a dead worker is still restarted and handed back at once
+                        engine.check_workers()
+                    for notice in [*engine.take_notices(), *([line] if line else [])]:
+                        console.print(f"{time.strftime('%H:%M:%S')} {notice}", highlight=False)
+                    stop.wait(min(SUPERVISE_SECONDS, context.settings.delivery.tick_seconds))
             except KeyboardInterrupt:
                 pass
         console.print("Engine stopped.")

@@ -193,6 +193,9 @@ class RunStatus(enum.StrEnum):
     PLANNING = "planning"
     SENDING = "sending"
     COMPLETED = "completed"  # every message reached sent or a final status
+    # Nothing left to send, but some messages are held as ``unknown`` (a worker died after writing them):
+    # an operator settles them (``messages release|drop``), then the tick completes the run.
+    COMPLETED_WITH_HELD = "completed_with_held"
     CANCELLED = "cancelled"
 
 
@@ -207,7 +210,7 @@ class CampaignRun(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("campaign_versions.id"))
     occurrence_at: Mapped[datetime] = mapped_column(UTCDateTime())
     trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual
-    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, 16))
+    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, 24))
     planned_messages: Mapped[int] = mapped_column(Integer, default=0)
     plan_checkpoint: Mapped[int] = mapped_column(Integer, default=0)  # last contact id planned (keyset)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -238,6 +241,8 @@ class Chunk(Base):
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The worker process running it ("host:pid"): the supervisor hands a dead worker's chunks back at once.
+    worker: Mapped[str | None] = mapped_column(String(100))
 
 
 class Message(Base):
@@ -281,6 +286,11 @@ class Message(Base):
     parts_delivered: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Which worker process claimed it ("host:pid"), and when its bytes were about to be written (committed
+    # before the write): after a crash, a claimed row never handed over goes back to the queue, and only a
+    # handed one may be at the provider.
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     final_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

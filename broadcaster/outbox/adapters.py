@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from broadcaster.settings import Settings
@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 InboundFactory = Callable[[str], Callable[[list[dict[str, Any]]], None]]
 PacerFactory = Callable[[str, float], Callable[[int], int]]  # (provider, tps) -> pacer
 HealthFactory = Callable[[str], Callable[[LinkHealth], None]]
+# Records (committed) that messages are about to be written: called by the adapter just before their bytes go.
+HandingRecorder = Callable[[Sequence[int]], None]
+# Adapters that say, message by message, when its bytes are about to go (``on_handing``).
+STAMPING_TYPES = frozenset({"smpp", "smtp"})
 
 
 class AdapterPool:
@@ -32,6 +36,7 @@ class AdapterPool:
         inbound: InboundFactory | None = None,
         pacer: PacerFactory | None = None,
         health: HealthFactory | None = None,
+        handing: HandingRecorder | None = None,
         bind_in_background: bool = False,
     ) -> None:
         # ``health``: records what an SMPP adapter sees of its link. ``bind_in_background``: a gateway's
@@ -40,6 +45,7 @@ class AdapterPool:
         self.inbound = inbound
         self.pacer = pacer
         self.health = health
+        self.handing = handing
         self.bind_in_background = bind_in_background
         self._adapters: dict[str, Adapter] = {}
         self._lock = threading.Lock()
@@ -66,6 +72,8 @@ class AdapterPool:
         if self.paces(provider):
             assert self.pacer is not None and config.tps
             options["pacer"] = self.pacer(provider, config.tps)
+        if self.stamps(provider):
+            options["on_handing"] = self.handing
         if config.type in ("file", "console"):
             options.setdefault("channel", config.channel)
         adapter: Adapter = cls(**options)
@@ -75,6 +83,11 @@ class AdapterPool:
         """Whether the provider's adapter keeps its rate limit itself, per PDU (SMPP with a ``tps``)."""
         config = self.settings.provider(provider)
         return config.type == "smpp" and bool(config.tps) and self.pacer is not None
+
+    def stamps(self, provider: str) -> bool:
+        """Whether the provider's adapter records itself when each message is handed over (else the
+        dispatcher stamps a whole window before it sends it)."""
+        return self.settings.provider(provider).type in STAMPING_TYPES and self.handing is not None
 
     def discard(self, provider: str) -> None:
         """Drop a provider's adapter (after a configuration error) so the next use reconnects afresh."""

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster import audit
@@ -41,6 +41,7 @@ from broadcaster.db.models import (
     RunStatus,
 )
 from broadcaster.outbox.adapters import AdapterPool
+from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler, process_pending
 from broadcaster.outbox.ratelimit import SharedPacer
@@ -165,12 +166,13 @@ class Dispatcher:
         goes out, so a pause takes effect within a window or two.
         """
         summary = DispatchSummary(chunk_id=chunk_id)
-        with self.readers() as session:
+        with self.sessions.begin() as session:
             chunk = session.get(Chunk, chunk_id)
             if chunk is None:
                 summary.stopped = "no such chunk"
                 return summary
             provider, channel = chunk.provider, chunk.channel
+            chunk.worker = worker_id()  # if this process dies, the supervisor hands the chunk back
         adapter = self.adapters.get(provider)
         line = _Line(
             adapter=adapter,
@@ -237,16 +239,19 @@ class Dispatcher:
             stop = self._await_link(line)
         if stop is not None:
             return _Stop(stop)
-        claimed, outbound = self._claim(line.chunk_id, line.window)
-        if not claimed:
-            return _Stop(None)  # the chunk's due rows ran out
+        size = line.window
         if line.tps and not self.adapters.paces(line.provider):
-            # One token per message, all taken before the window goes. (An SMPP adapter paces itself, one
-            # token per submit_sm as it writes them: carriers meter PDUs, and a long SMS is several.)
+            # One token per message, all taken before the window is claimed, so no row waits in sending
+            # for the rate limit. (An SMPP adapter paces itself, one token per submit_sm as it writes them:
+            # carriers meter PDUs, and a long SMS is several.)
+            size = self._due_count(line.chunk_id, line.window)
             pacer = self._pacer(line.provider, line.tps)
-            wanted = len(claimed)
+            wanted = size
             while wanted > 0:
                 wanted -= pacer(wanted)
+        claimed, outbound = self._claim(line.chunk_id, size) if size else ({}, [])
+        if not claimed:
+            return _Stop(None)  # the chunk's due rows ran out
         return _Window(claimed=claimed, outbound=outbound)
 
     def _await_link(self, line: _Line) -> str | None:
@@ -280,6 +285,9 @@ class Dispatcher:
         return _Stop(stop)
 
     def _put_on_wire(self, line: _Line, window: _Window) -> _Window:
+        if not self.adapters.stamps(line.provider):
+            # The adapter cannot say when each message's bytes go: the whole window counts as handed over.
+            mark_handed(self.sessions, list(window.claimed), now=self.clock.now())
         window.started_at = self.clock.now()
         window.future = self._sender().submit(line.adapter.send, window.outbound)
         return window
@@ -329,7 +337,13 @@ class Dispatcher:
             session.execute(
                 update(Message)
                 .where(Message.id.in_(ids), Message.status == MessageStatus.SENDING)
-                .values(status=MessageStatus.QUEUED, attempts=Message.attempts - 1, claimed_at=None)
+                .values(
+                    status=MessageStatus.QUEUED,
+                    attempts=Message.attempts - 1,
+                    claimed_at=None,
+                    claimed_by=None,
+                    handed_at=None,
+                )
             )
             # A cancel that came while the window waited leaves nothing of it to send later.
             cancelled = select(Campaign.id).where(Campaign.state == CampaignState.CANCELLED)
@@ -389,25 +403,39 @@ class Dispatcher:
                 return f"outside the send window; deferred to {opens.isoformat()}"
         return None
 
+    def _due(self, chunk_id: int, window: int, now: datetime) -> Select[int]:
+        """The chunk's next ``window`` rows that may be sent now."""
+        return (
+            select(Message.id)
+            .where(
+                Message.chunk_id == chunk_id,
+                Message.status == MessageStatus.QUEUED,
+                Message.hold.is_(False),
+                or_(Message.not_before.is_(None), Message.not_before <= now),
+            )
+            .order_by(Message.id)
+            .limit(window)
+        )
+
+    def _due_count(self, chunk_id: int, window: int) -> int:
+        with self.readers() as session:
+            due = self._due(chunk_id, window, self.clock.now()).subquery()
+            return int(session.scalar(select(func.count()).select_from(due)) or 0)
+
     def _claim(self, chunk_id: int, window: int) -> tuple[dict[int, Claimed], list[OutboundMessage]]:
         now = self.clock.now()
         with self.sessions.begin() as session:
-            due = (
-                select(Message.id)
-                .where(
-                    Message.chunk_id == chunk_id,
-                    Message.status == MessageStatus.QUEUED,
-                    Message.hold.is_(False),
-                    or_(Message.not_before.is_(None), Message.not_before <= now),
-                )
-                .order_by(Message.id)
-                .limit(window)
-                .scalar_subquery()
-            )
+            due = self._due(chunk_id, window, now).scalar_subquery()
             rows = session.execute(
                 update(Message)
                 .where(Message.id.in_(due), Message.status == MessageStatus.QUEUED)
-                .values(status=MessageStatus.SENDING, claimed_at=now, attempts=Message.attempts + 1)
+                .values(
+                    status=MessageStatus.SENDING,
+                    claimed_at=now,
+                    claimed_by=worker_id(),
+                    handed_at=None,
+                    attempts=Message.attempts + 1,
+                )
                 .returning(
                     Message.id,
                     Message.address,
@@ -580,7 +608,8 @@ def _cancel_queued_of_cancelled_runs(session: Session, *where: Any, now: datetim
 
 
 def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
-    """A run is complete when none of its messages waits to be sent (receipts may still come later).
+    """A run is complete when none of its messages waits to be sent (receipts may still come later);
+    ``completed_with_held`` while some are held as ``unknown``, until an operator settles them.
 
     A campaign without a schedule section is sent once: it is completed with its run."""
     pending = session.scalar(
@@ -590,10 +619,20 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
     )
     if pending:
         return False
+    held = session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.run_id == run_id, Message.status == MessageStatus.UNKNOWN)
+    )
+    status = RunStatus.COMPLETED_WITH_HELD if held else RunStatus.COMPLETED
     result = session.execute(
         update(CampaignRun)
-        .where(CampaignRun.id == run_id, CampaignRun.status == RunStatus.SENDING)
-        .values(status=RunStatus.COMPLETED, finished_at=now)
+        .where(
+            CampaignRun.id == run_id,
+            CampaignRun.status.in_([RunStatus.SENDING, RunStatus.COMPLETED_WITH_HELD]),
+            CampaignRun.status != status,
+        )
+        .values(status=status, finished_at=now)
     )
     if not getattr(result, "rowcount", 0):
         return False
@@ -622,6 +661,16 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
                 details={"run_id": run_id, "version": version.number},
             )
     return True
+
+
+def mark_handed(sessions: sessionmaker[Session], message_ids: Sequence[int], *, now: datetime) -> None:
+    """Record (committed) that these claimed messages are about to be written to their provider."""
+    with sessions.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(message_ids), Message.status == MessageStatus.SENDING)
+            .values(handed_at=now)
+        )
 
 
 def dispatcher_for(
@@ -661,6 +710,7 @@ def dispatcher_for(
             inbound=inbound,
             pacer=lambda provider, tps: SharedPacer(context.sessions, name=f"provider:{provider}", rate=tps),
             health=lambda provider: health_recorder(context.sessions, provider, clock=context.clock),
+            handing=lambda ids: mark_handed(context.sessions, ids, now=context.clock.now()),
             bind_in_background=gateway,
         ),
         match_receipts=hand_off is None,

@@ -245,7 +245,10 @@ def _reopen_runs(session: Session, message_ids: Sequence[int]) -> None:
     if runs:
         session.execute(
             update(CampaignRun)
-            .where(CampaignRun.id.in_(runs), CampaignRun.status == RunStatus.COMPLETED)
+            .where(
+                CampaignRun.id.in_(runs),
+                CampaignRun.status.in_([RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_HELD]),
+            )
             .values(status=RunStatus.SENDING, finished_at=None)
         )
 

@@ -19,7 +19,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster import audit
-from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
@@ -36,6 +35,7 @@ from broadcaster.db.models import (
 )
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.dispatch import complete_run_if_done
+from broadcaster.outbox.handback import hand_back
 from broadcaster.outbox.inbound import apply_stored
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.status import MessageStatus
@@ -77,10 +77,29 @@ def tick(
     report.inbound_processed = _retry_inbound(sessions, readers, now)
     with readers() as session:
         sending = list(session.scalars(select(CampaignRun.id).where(CampaignRun.status == RunStatus.SENDING)))
+        # Runs whose held messages an operator has settled (dropped) since: completed now.
+        settled = list(
+            session.scalars(
+                select(CampaignRun.id).where(
+                    CampaignRun.status == RunStatus.COMPLETED_WITH_HELD,
+                    ~CampaignRun.id.in_(
+                        select(Message.run_id).where(
+                            Message.status.in_(
+                                [MessageStatus.UNKNOWN, MessageStatus.QUEUED, MessageStatus.SENDING]
+                            ),
+                            Message.run_id.is_not(None),
+                        )
+                    ),
+                )
+            )
+        )
     for run_id in sending:
         if not _run_busy(readers, run_id):
             with sessions.begin() as session:
                 report.runs_completed += complete_run_if_done(session, run_id, now)
+    for run_id in settled:
+        with sessions.begin() as session:
+            report.runs_completed += complete_run_if_done(session, run_id, now)
     for run_id in report.runs_created:
         enqueuer.plan_run(run_id)
     for chunk_id, queue in chunks:
@@ -250,39 +269,10 @@ def _sweep(sessions: sessionmaker[Session], *, settings: Settings, now: datetime
     if stuck_any is None and lost_any is None:
         return
     with sessions.begin() as session:
-        stuck = session.execute(
-            select(Message.id, Message.version_id).where(
-                Message.status == MessageStatus.SENDING, Message.claimed_at < cutoff
-            )
-        ).all()
-        resend_versions = {
-            v.id
-            for v in session.scalars(
-                select(CampaignVersion).where(CampaignVersion.id.in_({vid for _id, vid in stuck if vid}))
-            )
-            if definition_of(v).on_uncertain == OnUncertain.RESEND
-        }
-        for message_id, version_id in stuck:
-            # The worker died after claiming: the provider may or may not have the message.
-            values: dict[str, object]
-            if version_id in resend_versions:
-                values = {
-                    "status": MessageStatus.QUEUED,
-                    "chunk_id": None,
-                    "reason": "worker lost while sending; resent",
-                }
-            else:
-                values = {
-                    "status": MessageStatus.UNKNOWN,
-                    "hold": True,
-                    "reason": "worker lost while sending; held for an operator",
-                }
-            session.execute(
-                update(Message)
-                .where(Message.id == message_id, Message.status == MessageStatus.SENDING)
-                .values(**values)
-            )
-        report.swept_sending = len(stuck)
+        # A worker died after claiming: what it never handed over goes back to the queue; what it did
+        # may be at the provider (held, or resent when its campaign says so).
+        swept = hand_back(session, Message.claimed_at < cutoff)
+        report.swept_sending = swept.queued + swept.held + swept.resent
         lost = list(
             session.scalars(select(Chunk.id).where(Chunk.finished_at.is_(None), Chunk.created_at < cutoff))
         )

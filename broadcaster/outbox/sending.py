@@ -103,7 +103,9 @@ def _went_out(session: Session, campaign_id: str) -> bool:
         select(CampaignRun.id)
         .where(
             CampaignRun.campaign_id == campaign_id,
-            CampaignRun.status.in_([RunStatus.PLANNING, RunStatus.SENDING, RunStatus.COMPLETED]),
+            CampaignRun.status.in_(
+                [RunStatus.PLANNING, RunStatus.SENDING, RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_HELD]
+            ),
         )
         .limit(1)
     )

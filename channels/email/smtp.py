@@ -28,7 +28,7 @@ import re
 import ssl
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -138,6 +138,7 @@ class SmtpAdapter(AdapterBase):
         local_hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         auto_submitted: bool = True,
+        on_handing: Callable[[Sequence[int]], None] | None = None,
     ) -> None:
         if tls not in ("none", "starttls", "tls"):
             raise ConfigurationError(f"tls must be 'none', 'starttls' or 'tls', not {tls!r}")
@@ -169,6 +170,12 @@ class SmtpAdapter(AdapterBase):
             )
         except ValueError as exc:
             raise ConfigurationError(f"from_address is not usable: {exc}") from exc
+        # The engine records which messages may be at the relay before their body is written: after a
+        # crash, the others of a window go back to the queue instead of being held as unknown. Messages
+        # whose bodies are due together are recorded in one call (the queue is the loop thread's own).
+        self.on_handing = on_handing
+        self._handing_queue: list[tuple[int, asyncio.Future[None]]] = []
+        self._handing_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._conns: list[_Connection] = []
@@ -351,7 +358,14 @@ class SmtpAdapter(AdapterBase):
             protocol = smtp.protocol
             if protocol is None:
                 raise aiosmtplib.SMTPServerDisconnected("connection lost before the body")
-            payload = _LEADING_DOT.sub(b"..", data) + b".\r\n"
+            payload = _LEADING_DOT.sub(b"..", data) + b".\r\n"  # built first: the write follows the record
+            try:
+                await self._handing(message_id)
+            except Exception as exc:  # not recorded, so not written: safe to send later
+                log.warning("could not record message %d as handed over: %r", message_id, exc)
+                conn.discard()  # the relay drops the transaction without its body
+                error = ConnectionLost("could not record the message before its body", detail=repr(exc))
+                return SendResult.failed(message_id, error), False
             # write() raises before anything is handed to the transport when it is already closing.
             protocol.write(payload)
             body_written = True
@@ -388,6 +402,34 @@ class SmtpAdapter(AdapterBase):
         return SendResult.failed(
             message_id, error or OutcomeUnknown("unexpected reply after the body")
         ), False
+
+    async def _handing(self, message_id: int) -> None:
+        """Return once ``on_handing`` recorded the message (raise if it could not)."""
+        if self.on_handing is None:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._handing_queue.append((message_id, future))
+        if self._handing_task is None:
+            self._handing_task = asyncio.create_task(self._record_handing())
+        await future
+
+    async def _record_handing(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._handing_queue and self.on_handing is not None:
+                batch, self._handing_queue = self._handing_queue, []
+                try:
+                    await loop.run_in_executor(None, self.on_handing, [mid for mid, _future in batch])
+                except Exception as exc:
+                    for _mid, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _mid, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._handing_task = None
 
     async def _reset(self, conn: _Connection) -> None:
         """RSET after a refusal so the next transaction starts clean (RFC 5321 §4.1.1.5)."""

@@ -83,6 +83,8 @@ InboundBatchHandler = Callable[[list[dict[str, Any]]], None]
 # Waits until PDUs may be written and says how many (at most the number asked; one token per submit_sm).
 Pacer = Callable[[int], int]
 HealthHandler = Callable[[LinkHealth], None]
+# Told (and returns once it is recorded) which messages are about to have their first part written.
+HandingHandler = Callable[[Sequence[int]], None]
 SEND_WINDOWS_PER_CALL: Final = 4  # PDU windows' worth of messages per send() call
 INBOUND_BATCH_MAX: Final = 200  # deliver_sm records handed over (and committed) together
 
@@ -231,6 +233,7 @@ class _MessageJob:
     part_state: list[str]  # "new", "inflight", "ok", "refused", "unknown", "unwritten", "skipped"
     refusals: dict[int, int] = field(default_factory=dict)  # part number -> command_status
     bind: _Bind | None = None
+    handed: bool = False  # on_handing was told before its first part was written
 
     def done(self) -> bool:
         return all(state not in ("new", "inflight") for state in self.part_state)
@@ -287,6 +290,7 @@ class SmppAdapter(AdapterBase):
         pacer: Pacer | None = None,
         on_health: HealthHandler | None = None,
         bind_in_background: bool = False,
+        on_handing: HandingHandler | None = None,
     ) -> None:
         if binds < 1 or window < 1:
             raise ValueError("binds and window must be at least 1")
@@ -325,6 +329,9 @@ class SmppAdapter(AdapterBase):
         # A gateway opens in the background: when the SMSC is down at start, open() does not raise; the
         # readers keep trying, and the engine waits for a bind (wait_bound) before it claims anything.
         self.bind_in_background = bind_in_background
+        # The engine records which messages may be at the SMSC before their first PDU is written: after a
+        # crash, the others of a window go back to the queue instead of being held as unknown.
+        self.on_handing = on_handing
         self._inbound: queue.Queue[tuple[_Bind, Any, int, dict[str, Any]] | None] = queue.Queue()
         self._inbound_thread: threading.Thread | None = None
         # The engine hands us this many messages per send(), and two calls at once: the PDU window never
@@ -1001,6 +1008,21 @@ class SmppAdapter(AdapterBase):
                     inflight[written.token] = written
         return bool(blocked)
 
+    def _record_handing(self, tasks: Sequence[_PartTask]) -> bool:
+        """Tell ``on_handing`` which messages get their first part written now; False when it could not
+        record that (the parts are then not written: nothing unrecorded reaches the SMSC)."""
+        fresh = {id(task.job): task.job for task in tasks if not task.job.handed}
+        if self.on_handing is None or not fresh:
+            return True
+        try:
+            self.on_handing([job.message.message_id for job in fresh.values()])
+        except Exception:
+            log.exception("could not record %d message(s) as handed over; not writing them", len(fresh))
+            return False
+        for job in fresh.values():
+            job.handed = True
+        return True
+
     def _submit_sm(self, sequence: int, task: _PartTask) -> bytes:
         job = task.job
         return self._submit_sm_writer.submit_sm(
@@ -1022,6 +1044,8 @@ class SmppAdapter(AdapterBase):
             return [None] * len(tasks)
         sequences = [client.next_sequence() for _ in tasks]
         octets = [self._submit_sm(sequence, task) for sequence, task in zip(sequences, tasks, strict=True)]
+        if not self._record_handing(tasks):  # the last step before the write
+            return [None] * len(tasks)
         items = [_Pending(token=next(self._tokens), replies=replies) for _ in tasks]
         with bind.lock:
             if bind.generation != generation:

@@ -461,3 +461,36 @@ def test_open_against_nothing_raises_connection_lost() -> None:
         adapter.open()
     (result,) = adapter.send([message(1)])
     assert isinstance(result.error, ConnectionLost)
+
+
+def test_on_handing_is_told_of_each_message_before_its_first_part_is_written() -> None:
+    """The engine records which messages may be at the SMSC before their bytes go (issue 9, item 1)."""
+    told: list[int] = []
+    early: list[int] = []  # told after the SMSC already had a part of it
+    messages = [message(n, "Tin dài: " + "mưa lớn, " * 12 * (n % 2)) for n in range(150)]  # 1 or 2 parts
+    with running_smsc(SmscBehaviour(receipts=False)) as smsc:
+
+        def on_handing(ids: Any) -> None:
+            at_smsc = {record.destination for record in smsc.submits}
+            early.extend(n for n in ids if messages[n].address.lstrip("+") in at_smsc)
+            told.extend(ids)
+
+        with adapter_for(smsc, window=16, on_handing=on_handing) as adapter:
+            results = send_all(adapter, messages)
+
+    assert all(r.outcome is SendOutcome.SENT for r in results)
+    assert sorted(told) == list(range(150))  # each message once, however many parts
+    assert early == []
+
+
+def test_when_on_handing_fails_nothing_is_written() -> None:
+    def on_handing(ids: Any) -> None:
+        raise RuntimeError("database is locked")
+
+    with (
+        running_smsc(SmscBehaviour(receipts=False)) as smsc,
+        adapter_for(smsc, window=16, on_handing=on_handing) as adapter,
+    ):
+        results = adapter.send([message(n) for n in range(5)])
+        assert smsc.submits == []
+    assert all(isinstance(r.error, ConnectionLost) for r in results)  # safe to send again later

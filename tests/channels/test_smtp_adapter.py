@@ -365,3 +365,31 @@ def test_invalid_settings_are_configuration_errors(sandbox: SandboxSmtpServer) -
         make_adapter(sandbox, username="only-user")
     with pytest.raises(ConfigurationError):
         make_adapter(sandbox, from_address="not an address")
+
+
+def test_on_handing_is_told_of_each_message_before_its_body_is_written(sandbox: SandboxSmtpServer) -> None:
+    """The engine records which mails may be at the relay before their bodies go (issue 9, item 1)."""
+    told: list[int] = []
+    early: list[int] = []  # told after the relay already had it
+
+    def on_handing(ids: Any) -> None:
+        at_relay = {r for mail in sandbox.received for r in mail.rcpt_tos}
+        early.extend(i for i in ids if f"cong.dan{i - 10_000}@example.vn" in at_relay)
+        told.extend(ids)
+
+    messages = [make_message(i) for i in range(30)]
+    adapter = make_adapter(sandbox, on_handing=on_handing)
+    with adapter:
+        results = adapter.send(messages)
+    assert all(r.outcome is SendOutcome.SENT for r in results)
+    assert sorted(told) == [m.message_id for m in messages] and early == []
+
+
+def test_when_on_handing_fails_no_body_is_written(sandbox: SandboxSmtpServer) -> None:
+    def on_handing(ids: Any) -> None:
+        raise RuntimeError("database is locked")
+
+    with make_adapter(sandbox, on_handing=on_handing) as adapter:
+        results = adapter.send([make_message(i) for i in range(6)])
+    assert all(isinstance(r.error, ConnectionLost) for r in results)  # safe to send again later
+    assert sandbox.received == []

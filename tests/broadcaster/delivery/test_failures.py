@@ -222,12 +222,15 @@ def test_the_sweeper_holds_or_resends_rows_stuck_in_sending(
     pipeline.plan(run_id)
     pipeline.enqueuer.chunks.clear()  # the worker that took the chunk dies mid-window:
     claimed_at = pipeline.clock.now()
+    ids = [m.id for m in pipeline.messages(run_id)]
+    handed, never_handed = ids[:5], ids[5:]  # it had written five when it died
     with pipeline.context.sessions.begin() as session:
         session.execute(
             update(Message)
             .where(Message.run_id == run_id)
             .values(status=MessageStatus.SENDING, claimed_at=claimed_at, attempts=1)
         )
+        session.execute(update(Message).where(Message.id.in_(handed)).values(handed_at=claimed_at))
 
     pipeline.advance(seconds=599)
     assert pipeline.tick().swept_sending == 0  # not stuck yet (stuck_after_seconds = 600)
@@ -236,10 +239,14 @@ def test_the_sweeper_holds_or_resends_rows_stuck_in_sending(
     assert report.swept_sending == 8
     pipeline.drain()
 
+    rows = {m.id: m for m in pipeline.messages(run_id)}
+    # What it never handed over cannot be at the relay: sent now, once, whatever the policy.
+    assert {rows[i].status for i in never_handed} == {MessageStatus.SENT}
+    assert all(rows[i].attempts == 1 for i in never_handed)
     if policy == "hold":
-        assert pipeline.counts(run_id) == {("email", "unknown"): 8}
-        assert all(m.hold and "held for an operator" in (m.reason or "") for m in pipeline.messages(run_id))
-        assert pipeline.smtp.received == []
+        assert {rows[i].status for i in handed} == {MessageStatus.UNKNOWN}
+        assert all(rows[i].hold and "held for an operator" in (rows[i].reason or "") for i in handed)
+        assert pipeline.smtp.wait_for_count(3) and len(pipeline.smtp.received) == 3
     else:
         assert pipeline.counts(run_id) == {("email", "sent"): 8}
         assert pipeline.smtp.wait_for_count(8) and len(pipeline.smtp.received) == 8

@@ -1,0 +1,187 @@
+"""Handing back what a dead worker held: its claimed rows and the chunks it was running.
+
+A worker stamps ``claimed_by`` ("host:pid") on the rows it claims, and ``handed_at`` on a row (committed) just
+before its bytes go to the provider. So after a crash a claimed row never handed over goes back to the queue
+as it was, and only a handed one may be at the provider: held as ``unknown`` for an operator, or queued
+again when its campaign says ``on_uncertain: resend``. The stuck sweeper uses this after
+``stuck_after_seconds``; the embedded supervisor uses it at once for a worker it saw die.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from broadcaster.campaigns.schema import OnUncertain
+from broadcaster.campaigns.store import definition_of
+from broadcaster.db.models import CampaignVersion, Chunk, Message
+from broadcaster.outbox.status import MessageStatus
+
+
+def worker_id() -> str:
+    """This process as ``claimed_by`` records it (called at claim time: a forked child has its own pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class HandBack:
+    queued: int = 0  # never handed over: back in the queue, as before the claim
+    held: int = 0  # handed over: the provider may have them; held as unknown for an operator
+    resent: int = 0  # handed over, but their campaign says on_uncertain: resend
+
+    def __iadd__(self, other: HandBack) -> HandBack:
+        self.queued += other.queued
+        self.held += other.held
+        self.resent += other.resent
+        return self
+
+    def describe(self) -> str:
+        parts = [f"{self.queued} message(s) back in the queue"]
+        if self.held:
+            parts.append(f"{self.held} held as unknown (may have been sent)")
+        if self.resent:
+            parts.append(f"{self.resent} queued again (on_uncertain: resend)")
+        return ", ".join(parts)
+
+
+def hand_back(session: Session, *where: Any) -> HandBack:
+    """Hand back the ``sending`` rows matching ``where`` whose worker is gone."""
+    sending = Message.status == MessageStatus.SENDING
+    never_handed = session.execute(
+        update(Message)
+        .where(sending, Message.handed_at.is_(None), *where)
+        .values(
+            status=MessageStatus.QUEUED,
+            chunk_id=None,
+            attempts=Message.attempts - 1,
+            claimed_at=None,
+            claimed_by=None,
+        )
+    )
+    report = HandBack(queued=int(getattr(never_handed, "rowcount", 0) or 0))
+    handed = session.execute(
+        select(Message.id, Message.version_id).where(sending, Message.handed_at.is_not(None), *where)
+    ).all()
+    resend_versions = {
+        version.id
+        for version in session.scalars(
+            select(CampaignVersion).where(CampaignVersion.id.in_({vid for _id, vid in handed if vid}))
+        )
+        if definition_of(version).on_uncertain == OnUncertain.RESEND
+    }
+    for message_id, version_id in handed:
+        # The worker died after writing it: the provider may or may not have the message.
+        values: dict[str, object]
+        if version_id in resend_versions:
+            values = {
+                "status": MessageStatus.QUEUED,
+                "chunk_id": None,
+                "reason": "worker lost while sending; resent",
+            }
+            report.resent += 1
+        else:
+            values = {
+                "status": MessageStatus.UNKNOWN,
+                "hold": True,
+                "reason": "worker lost while sending; held for an operator",
+            }
+            report.held += 1
+        session.execute(update(Message).where(Message.id == message_id, sending).values(**values))
+    return report
+
+
+def hand_back_worker(session: Session, worker: str, *, now: datetime) -> HandBack:
+    """Everything a dead worker held: its claimed rows, and the unsent rows of the chunks it was running
+    (its task is lost with it; the tick cuts them into new chunks)."""
+    chunks = set(session.scalars(select(Chunk.id).where(Chunk.worker == worker, Chunk.finished_at.is_(None))))
+    chunks.update(
+        chunk_id
+        for chunk_id in session.scalars(
+            select(Message.chunk_id)
+            .where(Message.claimed_by == worker, Message.status == MessageStatus.SENDING)
+            .distinct()
+        )
+        if chunk_id is not None
+    )
+    report = hand_back(session, Message.claimed_by == worker)
+    if chunks:
+        session.execute(
+            update(Message)
+            .where(Message.chunk_id.in_(chunks), Message.status == MessageStatus.QUEUED)
+            .values(chunk_id=None)
+        )
+        session.execute(
+            update(Chunk).where(Chunk.id.in_(chunks), Chunk.finished_at.is_(None)).values(finished_at=now)
+        )
+    return report
+
+
+def claimers_on_this_host(session: Session) -> set[str]:
+    """Workers of this machine that hold rows in ``sending`` or run an unfinished chunk."""
+    prefix = f"{socket.gethostname()}:"
+    found = set(
+        session.scalars(
+            select(Message.claimed_by)
+            .where(
+                Message.status == MessageStatus.SENDING,
+                Message.claimed_by.startswith(prefix, autoescape=True),
+            )
+            .distinct()
+        )
+    )
+    found.update(
+        session.scalars(
+            select(Chunk.worker)
+            .where(Chunk.finished_at.is_(None), Chunk.worker.startswith(prefix, autoescape=True))
+            .distinct()
+        )
+    )
+    return {worker for worker in found if worker}
+
+
+def pid_of(worker: str) -> int | None:
+    _host, _, pid = worker.rpartition(":")
+    return int(pid) if pid.isdigit() else None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            state = handle.read().rpartition(")")[2].split()[:1]
+    except OSError:
+        return True  # no /proc: trust kill()
+    return state != ["Z"]
+
+
+def release_unstarted_chunks(session: Session, queues: Sequence[str], *, now: datetime) -> int:
+    """Chunks of these queues that no worker started: a dead worker may have fetched their tasks. Their rows
+    go back to the tick (a task that still comes finds its chunk finished and empty)."""
+    chunks = list(
+        session.scalars(
+            select(Chunk.id).where(
+                Chunk.queue.in_(queues), Chunk.finished_at.is_(None), Chunk.worker.is_(None)
+            )
+        )
+    )
+    if chunks:
+        session.execute(
+            update(Message)
+            .where(Message.chunk_id.in_(chunks), Message.status == MessageStatus.QUEUED)
+            .values(chunk_id=None)
+        )
+        session.execute(update(Chunk).where(Chunk.id.in_(chunks)).values(finished_at=now))
+    return len(chunks)
