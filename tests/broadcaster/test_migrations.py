@@ -119,3 +119,34 @@ def test_postgresql_upgrade_matches_models_and_downgrades(postgres_url: str) -> 
         assert stored == moment and stored.tzinfo is UTC
     finally:
         engine.dispose()
+
+
+def test_0004_counts_rows_in_flight_as_handed_over_and_allows_completed_with_held(sqlite_url: str) -> None:
+    """Rows in sending during the upgrade may be at the provider: a crash after it must hold them, not resend
+    them. The widened run status has its CHECK rebuilt on SQLite with the new value."""
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(sqlite_url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+            for number, status in ((1, "sending"), (2, "queued")):
+                connection.execute(
+                    text(
+                        "INSERT INTO messages (idempotency_key, kind, channel, provider, address, status, hold,"
+                        " body, context, attempts, parts_total, parts_delivered, created_at, claimed_at)"
+                        " VALUES (:key, 'test', 'sms', 'sms_main', '+84905000001', :status, 0, 'x', '{}', 1,"
+                        " 0, 0, '2025-06-02 01:00:00', '2025-06-02 01:00:05')"
+                    ),
+                    {"key": f"k{number}", "status": status},
+                )
+        upgrade(sqlite_url)
+        with engine.begin() as connection:
+            handed = dict(connection.execute(text("SELECT status, handed_at FROM messages")).all())
+            check = connection.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'campaign_runs'")
+            ).scalar_one()
+        assert handed["sending"] is not None and handed["queued"] is None
+        assert "'completed_with_held'" in check and "VARCHAR(24)" in check
+    finally:
+        engine.dispose()

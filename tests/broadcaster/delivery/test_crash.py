@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,10 +22,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from broadcaster.cli.common import console
+from broadcaster.cli.delivery import wait_for_run
 from broadcaster.context import AppContext
 from broadcaster.db.models import CampaignRun, Message, RunStatus
+from broadcaster.errors import UserError
 from broadcaster.outbox.status import MessageStatus
-from broadcaster.runtime import EmbeddedEngine, run_progress
+from broadcaster.runtime import MAX_WORKER_EXITS, EmbeddedEngine, WorkerSpec, run_progress
 from broadcaster.tasks import CeleryEnqueuer
 from channels.email.smtp import SmtpAdapter
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
@@ -118,26 +122,35 @@ def assert_settled(pipeline: Pipeline, run_id: int, people: int) -> list[Message
 def test_a_killed_gateway_is_restarted_and_holds_only_what_reached_the_smsc(
     make_pipeline: PipelineFactory, engine_for: Callable[[Pipeline], Engine]
 ) -> None:
+    """What ``send --wait`` does (``wait_for_run``) while the gateway is killed: one line on the progress
+    output, no traceback, and the run settles."""
     people = 400
     pipeline = make_pipeline(sms={"tps": 100.0})  # paced, so the gateway is killed with most still to send
     engine = engine_for(pipeline)
     run_id = start(pipeline, people, SMS_ONLY)
-    engine.wait(
-        lambda: len(pipeline.smsc.accepted) >= 40 and claimed_rows(pipeline, handed=False),
-        what="the gateway sending, with claimed rows it has not written yet",
-    )
     gateway = next(process for spec, process in engine.engine.processes if spec.gateways)
-    gateway.send_signal(signal.SIGKILL)
 
-    engine.finish(run_id)
+    def kill_while_sending() -> None:
+        wait_until(
+            lambda: len(pipeline.smsc.accepted) >= 40 and claimed_rows(pipeline, handed=False),
+            timeout=90.0,
+            what="the gateway sending, with claimed rows it has not written yet",
+        )
+        gateway.send_signal(signal.SIGKILL)
 
-    killed = [
-        n for n in engine.notices if n.startswith("worker gateway-sms_main was killed (SIGKILL); restarted")
-    ]
-    assert len(killed) == 1, engine.notices
-    assert not any(n.startswith(f"worker process {gateway.pid} ") for n in engine.notices)  # said once
-    back = re.search(r"; (\d+) message\(s\) back in the queue", killed[0])
-    assert back is not None and int(back.group(1)) > 0, killed[0]  # claimed, never written: not held
+    killer = threading.Thread(target=kill_while_sending)
+    killer.start()
+    with console.capture() as captured:
+        wait_for_run(engine.engine, run_id, receipt_timeout=1.0, interval=0.1)
+    killer.join()
+
+    output = " ".join(captured.get().split())  # as one line, however the console wrapped it
+    assert output.count("worker gateway-sms_main was killed") == 1, output  # said once
+    assert f"worker process {gateway.pid} " not in output
+    back = re.search(
+        r"gateway-sms_main was killed \(SIGKILL\); restarted it; (\d+) message\(s\) back", output
+    )
+    assert back is not None and int(back.group(1)) > 0, output  # claimed, never written: not held
     held = assert_settled(pipeline, run_id, people)
     received = Counter(record.destination for record in pipeline.smsc.accepted)
     assert max(received.values()) == 1, "an SMS reached the SMSC twice"
@@ -265,3 +278,25 @@ def test_rate_pacing_happens_before_the_claim(
     # Tokens for 50, 50 and the last 20, each taken while at most the window on the wire was claimed.
     window = SmtpAdapter.capabilities.window  # 50: the e-mail adapter takes one window at a time
     assert claimed_while_pacing == [0, window, window], claimed_while_pacing
+
+
+def test_a_worker_that_keeps_exiting_stops_the_engine_with_a_clear_error(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed workers are restarted whatever happens; one that exits by itself (a broken configuration) is
+    restarted a few times, then the engine stops and says where its log is."""
+
+    def exiting(self: EmbeddedEngine, spec: WorkerSpec) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+        process.wait()
+        return process
+
+    monkeypatch.setattr(EmbeddedEngine, "_spawn", exiting)
+    engine = EmbeddedEngine(pipeline.context, config=pipeline.config, log_dir=pipeline.directory / "logs")
+    engine.start()
+    for _ in range(MAX_WORKER_EXITS):
+        engine.check_workers()
+    assert engine.take_notices()[-1].startswith("worker gateway-sms_main exited with code 3; restarted it; ")
+
+    with pytest.raises(UserError, match=r"worker main keeps exiting \(code 3\); see .*worker-main\.log"):
+        engine.check_workers()
