@@ -175,6 +175,13 @@ class SmtpAdapter(AdapterBase):
         # whose bodies are due together are recorded in one call (the queue is the loop thread's own).
         self.on_handing = on_handing
         self._handing_queue: list[tuple[int, asyncio.Future[None]]] = []
+        # One commit per body would cost more than the body (every pool process contends for the database's
+        # write lock): each record also covers the next messages of the window, renewed in the background,
+        # so a crash holds at most ``record_ahead`` (plus one per connection) that were never written, and a
+        # window costs a few commits. 4 per connection keeps e-mail at ~0.7-0.8x raw (benchmarks/README.md).
+        self.record_ahead = 4 * self.connections
+        self._pending: deque[_Job] = deque()  # the current window's jobs not yet started
+        self._recorded: set[int] = set()  # the current window's messages already recorded as handed over
         self._handing_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -270,6 +277,7 @@ class SmtpAdapter(AdapterBase):
 
     async def _send_jobs(self, jobs: list[_Job]) -> None:
         queue = deque(jobs)  # the loop is single-threaded: workers share the deque without a lock
+        self._pending, self._recorded = queue, set()
         state = _WindowState()
         workers = [self._worker(conn, queue, state) for conn in self._conns[: len(jobs)]]
         await asyncio.gather(*workers)
@@ -404,22 +412,45 @@ class SmtpAdapter(AdapterBase):
         ), False
 
     async def _handing(self, message_id: int) -> None:
-        """Return once ``on_handing`` recorded the message (raise if it could not)."""
+        """Return once ``on_handing`` recorded the message (raise if it could not).
+
+        Records run ahead of the connections (the next ``record_ahead`` messages of the window, renewed in
+        the background when half are used), so a connection seldom waits for the database."""
         if self.on_handing is None:
+            return
+        if message_id in self._recorded:
+            if self._recorded_ahead() < self.record_ahead // 2:
+                self._start_recording()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._handing_queue.append((message_id, future))
+        self._start_recording()
+        await future
+
+    def _recorded_ahead(self) -> int:
+        return sum(1 for job in self._pending if job.message.message_id in self._recorded)
+
+    def _start_recording(self) -> None:
         if self._handing_task is None:
             self._handing_task = asyncio.create_task(self._record_handing())
-        await future
 
     async def _record_handing(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while self._handing_queue and self.on_handing is not None:
+            while self.on_handing is not None:
                 batch, self._handing_queue = self._handing_queue, []
+                room = self.record_ahead - self._recorded_ahead()
+                ahead = [
+                    job.message.message_id
+                    for job in self._pending
+                    if job.message.message_id not in self._recorded
+                ][: max(0, room)]
+                ids = [mid for mid, _future in batch] + ahead
+                if not ids:
+                    break
                 try:
-                    await loop.run_in_executor(None, self.on_handing, [mid for mid, _future in batch])
+                    await loop.run_in_executor(None, self.on_handing, ids)
+                    self._recorded.update(ids)
                 except Exception as exc:
                     for _mid, future in batch:
                         if not future.done():
@@ -428,6 +459,8 @@ class SmtpAdapter(AdapterBase):
                     for _mid, future in batch:
                         if not future.done():
                             future.set_result(None)
+                if not self._handing_queue:
+                    break
         finally:
             self._handing_task = None
 
