@@ -52,6 +52,7 @@ from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactor
 from tests.broadcaster.delivery.test_crash import (
     EMAIL_ONLY,
     MAIL_CONNECTIONS,
+    MAIL_RECORDED_AHEAD,
     SMS_ONLY,
     SMS_WRITE_AT_ONCE,
     Engine,
@@ -404,7 +405,7 @@ def test_kill_9_of_a_pool_child_five_times(
         "pool child",
         MAIL_WINDOW,
         bound=MAIL_WINDOW,
-        unwritten=MAIL_CONNECTIONS,
+        unwritten=MAIL_CONNECTIONS + MAIL_RECORDED_AHEAD,
         progress=Peers.mail_count,
         expected=PEOPLE,
     )
@@ -427,7 +428,7 @@ def test_kill_9_of_the_parent_five_times(
         "parent",
         SMS_WINDOW + MAIL_WINDOW * pool,
         bound=GATEWAY_BOUND + MAIL_WINDOW * pool,
-        unwritten=SMS_WRITE_AT_ONCE + MAIL_CONNECTIONS * pool,
+        unwritten=SMS_WRITE_AT_ONCE + (MAIL_CONNECTIONS + MAIL_RECORDED_AHEAD) * pool,
         progress=Peers.received,
         expected=2 * PEOPLE,
     )
