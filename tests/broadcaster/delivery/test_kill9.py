@@ -15,7 +15,10 @@ back by the stuck sweeper.
 
 After each kill the test waits for recovery: no row left claimed by a dead process, and the peers received
 more than the in-flight window since the kill (or nothing left to send). Figures per kill (held as
-``unknown``, recovery time) and per campaign (duplicates at the peers) are printed; run with ``-s``:
+``unknown``, recovery time) and per campaign (duplicates at the peers) are printed; run with ``-s``. Asserted:
+every message sent, delivered or held; no duplicate at the peers; every message not held reached its peer;
+per kill, no more held than the engine may have in flight (``GATEWAY_BOUND``, a pool child's window), and no
+more held that no peer got than one write's worth.
 
     .venv/bin/python -m pytest -q tests/broadcaster/delivery/test_kill9.py -s
 """
