@@ -124,8 +124,19 @@ class EmbeddedEngine:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for spec in worker_specs(self.context.settings):
+        specs = worker_specs(self.context.settings)
+        self._release_lost_tasks([queue for spec in specs for queue in spec.queues])
+        for spec in specs:
             self.processes.append((spec, self._spawn(spec)))
+
+    def _release_lost_tasks(self, queues: list[str]) -> None:
+        """The workers of an engine killed before this one may have fetched chunk tasks they never started
+        (the SQLite broker forgets a task once fetched): those chunks go back to the tick, which cuts their
+        rows into new ones. A task still in the broker then finds its chunk finished and does nothing."""
+        with self.context.sessions.begin() as session:
+            released = release_unstarted_chunks(session, queues, now=self.context.clock.now())
+        if released:
+            self._notice(f"{released} chunk(s) no worker started handed back to the queue")
 
     def _spawn(self, spec: WorkerSpec) -> subprocess.Popen[bytes]:
         log_file = self._log_path(spec).open("ab")
