@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ from broadcaster.workdir import init_workdir
 from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 from channels.sandbox.smtp import SandboxSmtpServer, SmtpBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN, START, write_campaign
+from tests.broadcaster.delivery.processes import Engine, Started, descendants, process_alive
 from tests.conftest import free_port
 from tests.peers.polling import wait_until
 
@@ -430,3 +433,35 @@ def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactor
 def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
     """A pipeline with well-behaved peers."""
     return make_pipeline()
+
+
+@pytest.fixture
+def processes() -> Iterator[Started]:
+    """Whatever the test started (and anything under it) that is still alive afterwards is killed."""
+    started = Started()
+    started.strays = set()
+    yield started
+    for process in started:
+        started.strays |= descendants(process.pid)
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    for pid in started.strays:
+        if process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def engine_for() -> Iterator[Callable[[Pipeline], Engine]]:
+    engines: list[Engine] = []
+
+    def make(pipeline: Pipeline) -> Engine:
+        engine = Engine(pipeline)
+        engines.append(engine)
+        engine.engine.start()
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.engine.stop()
+        engine.context.close()

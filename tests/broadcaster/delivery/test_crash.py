@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,14 +24,14 @@ from sqlalchemy import select, update
 
 from broadcaster.cli.common import console
 from broadcaster.cli.delivery import wait_for_run
-from broadcaster.context import AppContext
 from broadcaster.db.models import CampaignRun, Message, RunStatus
 from broadcaster.errors import UserError
 from broadcaster.outbox.status import MessageStatus
-from broadcaster.runtime import MAX_WORKER_EXITS, EmbeddedEngine, WorkerSpec, run_progress
+from broadcaster.runtime import MAX_WORKER_EXITS, EmbeddedEngine, WorkerSpec
 from broadcaster.tasks import CeleryEnqueuer
 from channels.email.smtp import SmtpAdapter
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.processes import Engine
 from tests.broadcaster.delivery.test_operator_commands import Cli
 from tests.peers.polling import wait_until
 
@@ -45,45 +45,6 @@ EMAIL_ONLY = {"email": {"template": "email/thu-nghiem", "provider": "mail"}}
 SMS_WRITE_AT_ONCE = 64
 MAIL_CONNECTIONS = 4
 MAIL_RECORDED_AHEAD = 4 * MAIL_CONNECTIONS  # SmtpAdapter.record_ahead
-
-
-class Engine:
-    """The embedded engine of a pipeline's working directory, ticked by the test while it waits."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.context = AppContext.load(pipeline.config)  # the system clock, like the workers
-        self.engine = EmbeddedEngine(
-            self.context, config=pipeline.config, log_dir=pipeline.directory / "logs"
-        )
-        self.notices: list[str] = []
-
-    def wait(self, condition: Callable[[], Any], *, what: str, timeout: float = 90.0) -> Any:
-        def ticked() -> Any:
-            self.engine.tick()
-            self.notices.extend(self.engine.take_notices())
-            return condition()
-
-        return wait_until(ticked, timeout=timeout, interval=0.1, what=what)
-
-    def finish(self, run_id: int) -> None:
-        self.wait(lambda: run_progress(self.context, run_id).finished, what=f"run {run_id} settled")
-
-
-@pytest.fixture
-def engine_for() -> Iterator[Callable[[Pipeline], Engine]]:
-    engines: list[Engine] = []
-
-    def make(pipeline: Pipeline) -> Engine:
-        engine = Engine(pipeline)
-        engines.append(engine)
-        engine.engine.start()
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.engine.stop()
-        engine.context.close()
 
 
 def start(pipeline: Pipeline, people: int, channels: dict[str, Any]) -> int:

@@ -52,16 +52,15 @@ from channels.email.smtp import SmtpAdapter
 from channels.sms.smpp import SEND_WINDOWS_PER_CALL
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.processes import Engine, Started, descendants, process_alive, start_cli
 from tests.broadcaster.delivery.test_crash import (
     EMAIL_ONLY,
     MAIL_CONNECTIONS,
     MAIL_RECORDED_AHEAD,
     SMS_ONLY,
     SMS_WRITE_AT_ONCE,
-    Engine,
     start,
 )
-from tests.broadcaster.delivery.test_orphans import Started, descendants, process_alive, start_cli
 from tests.conftest import free_port
 from tests.peers.polling import wait_until
 
@@ -169,22 +168,6 @@ def peers(tmp_path: Path) -> Iterator[Peers]:
     started = Peers(folder)
     yield started
     started.stop()
-
-
-@pytest.fixture
-def cli_processes() -> Iterator[Started]:
-    """CLI processes the test starts; whatever is left of them and their workers is killed afterwards."""
-    started = Started()
-    started.strays = set()
-    yield started
-    for process in started:
-        started.strays |= descendants(process.pid)
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-    for pid in started.strays:
-        if process_alive(pid):
-            os.kill(pid, signal.SIGKILL)
 
 
 def campaign_pipeline(make_pipeline: PipelineFactory, peers: Peers) -> Pipeline:
@@ -351,22 +334,6 @@ def kill_workers_in_process(
     return killed
 
 
-@pytest.fixture
-def engine_for() -> Iterator[Callable[[Pipeline], Engine]]:
-    engines: list[Engine] = []
-
-    def make(pipeline: Pipeline) -> Engine:
-        engine = Engine(pipeline)
-        engines.append(engine)
-        engine.engine.start()
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.engine.stop()
-        engine.context.close()
-
-
 def test_kill_9_of_the_gateway_five_times(
     make_pipeline: PipelineFactory, peers: Peers, engine_for: Callable[[Pipeline], Engine]
 ) -> None:
@@ -421,7 +388,7 @@ def test_kill_9_of_a_pool_child_five_times(
 
 
 def test_kill_9_of_the_parent_five_times(
-    make_pipeline: PipelineFactory, peers: Peers, cli_processes: Started
+    make_pipeline: PipelineFactory, peers: Peers, processes: Started
 ) -> None:
     """``send --wait`` killed, then four ``broadcaster run`` each killed in turn; a sixth finishes."""
     pipeline = campaign_pipeline(make_pipeline, peers)
@@ -436,9 +403,7 @@ def test_kill_9_of_the_parent_five_times(
         expected=2 * PEOPLE,
     )
     campaign = Campaign(pipeline, peers, figures)
-    engine = start_cli(
-        pipeline, cli_processes, "send", campaign_id, "--wait", login=EDITOR, log="engine-0.log"
-    )
+    engine = start_cli(pipeline, processes, "send", campaign_id, "--wait", login=EDITOR, log="engine-0.log")
 
     def the_run() -> int | None:
         with pipeline.context.readers() as session:
@@ -459,7 +424,7 @@ def test_kill_9_of_the_parent_five_times(
         )
         assert engine.poll() is None, log.read_text(errors="replace")
         workers = descendants(engine.pid)
-        cli_processes.strays |= workers
+        processes.strays |= workers
         held_before = campaign.held_ids(run_id)
         received, killed_at = figures.progress(peers), time.monotonic()
         os.kill(engine.pid, signal.SIGKILL)
@@ -469,7 +434,7 @@ def test_kill_9_of_the_parent_five_times(
             timeout=30,
             what=f"the end of the workers of the engine killed by kill {kill}",
         )
-        engine = start_cli(pipeline, cli_processes, "run", login=ADMIN_LOGIN, log=f"engine-{kill}.log")
+        engine = start_cli(pipeline, processes, "run", login=ADMIN_LOGIN, log=f"engine-{kill}.log")
         wait_until(
             partial(campaign.recovered, run_id, received),
             timeout=90,

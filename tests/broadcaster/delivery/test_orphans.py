@@ -12,87 +12,26 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from channels.sandbox.smsc import SmscBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.processes import (
+    WAITING,
+    Started,
+    descendants,
+    parent_of,
+    process_alive,
+    start_cli,
+)
 from tests.peers.polling import wait_until
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the process tree in /proc"
 )
-
-CLI = [sys.executable, "-c", "from broadcaster.cli import main; main()"]
-WAITING = "waiting for it to stop before binding"
-
-
-def parent_of(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return int(stat.rpartition(")")[2].split()[1])
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie is dead: nothing may reap an orphan here)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-
-
-def descendants(root: int) -> set[int]:
-    """Every living process under ``root`` (children, grandchildren…)."""
-    parents = {int(name): parent_of(int(name)) for name in os.listdir("/proc") if name.isdigit()}
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier and process_alive(pid)}
-        found |= frontier
-    return found
-
-
-class Started(list[subprocess.Popen[bytes]]):
-    """Processes a test starts, and ``strays``: pids under them that must not outlive the test."""
-
-    strays: set[int]
-
-
-@pytest.fixture
-def processes() -> Iterator[Started]:
-    """Whatever the test started (and anything under it) that is still alive afterwards is killed."""
-    started = Started()
-    started.strays = set()
-    yield started
-    for process in started:
-        started.strays |= descendants(process.pid)
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-    for pid in started.strays:
-        if process_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-def start_cli(
-    pipeline: Pipeline, processes: Started, *args: str, login: str, log: str
-) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BROADCASTER_")}
-    env.update(BROADCASTER_CONFIG=str(pipeline.config), LOGNAME=login, USER=login)
-    with (pipeline.directory / log).open("wb") as output:
-        process = subprocess.Popen(
-            [*CLI, *args], cwd=pipeline.directory, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    processes.append(process)
-    return process
 
 
 def engine_is_up(pipeline: Pipeline, pid: int) -> set[int] | None:
