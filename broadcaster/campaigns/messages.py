@@ -66,6 +66,9 @@ class Composer:
         self.settings = settings
         self._campaign = definition.template_context()
         self._org = settings.org.model_dump()
+        # Whether any template of the version may print the opt-out link itself; when none can, the text
+        # part rendered at planning is the one to send, with the standard line added (no render per mail).
+        self._templates_show_link = any("unsubscribe_url" in source for source in templates.values())
 
     def context(
         self, contact: dict[str, Any] | None, *, unsubscribe_url: str | None = None
@@ -99,14 +102,20 @@ class Composer:
             )
         return MessageText(subject=rendered.subject, body=rendered.text, html=rendered.html)
 
-    def email_text(self, contact: dict[str, Any] | None, *, unsubscribe_url: str) -> str:
+    def email_text(
+        self, contact: dict[str, Any] | None, *, unsubscribe_url: str, planned: str | None = None
+    ) -> str:
         """The text/plain part carrying the opt-out link, as the HTML part does: rendered with the link, and
-        the standard line added when the template does not show it."""
-        spec: ChannelSpec = self.definition.channels["email"]
-        context = self.context(contact, unsubscribe_url=unsubscribe_url)
-        text = self.renderer.render(
-            template=spec.template, channel="email", context=context, with_html=False
-        ).text
+        the standard line added when the template does not show it. ``planned``: the text rendered without
+        the link at planning, used as it is when no template of the version mentions the link."""
+        if planned is not None and not self._templates_show_link:
+            text = planned
+        else:
+            spec: ChannelSpec = self.definition.channels["email"]
+            context = self.context(contact, unsubscribe_url=unsubscribe_url)
+            text = self.renderer.render(
+                template=spec.template, channel="email", context=context, with_html=False
+            ).text
         if unsubscribe_url not in text:
             text += "\n" + OPT_OUT_LINE.format(url=unsubscribe_url) + "\n"
         return text

@@ -498,7 +498,7 @@ class Dispatcher:
             composer = self.versions.composer(session, row.version_id)
             html = composer.html(row.context or None, unsubscribe_url=link)
             if link is not None:  # the link is personal: both parts are rendered with it now
-                body = composer.email_text(row.context or None, unsubscribe_url=link)
+                body = composer.email_text(row.context or None, unsubscribe_url=link, planned=row.body)
         return OutboundMessage(
             message_id=row.id,
             address=row.address,
