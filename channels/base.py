@@ -36,6 +36,9 @@ class Capabilities:
     # send() calls the engine may run at once on one adapter. An adapter that keeps its own window across
     # calls (SMPP) says 2, so its window never drains between two calls; the others take one at a time.
     overlap: int = 1
+    # send() takes ``on_settled`` and reports each message's result through it as soon as it is known, before
+    # the call returns, so the engine records it at once: after a crash only what is really in flight is held.
+    settles: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,11 +45,12 @@ from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler, process_pending
 from broadcaster.outbox.ratelimit import SharedPacer
-from broadcaster.outbox.results import Claimed, apply_results, parse_sms_reference
+from broadcaster.outbox.results import Claimed, WindowOutcome, apply_results, parse_sms_reference
 from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
 from broadcaster.unsubscribe import make_token, unsubscribe_link
 from channels.base import Adapter, OutboundMessage, Reconnecting, SendResult
+from channels.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ class _Window:
     outbound: list[OutboundMessage]
     started_at: datetime | None = None
     future: Future[list[SendResult]] | None = None
+    # Results the adapter reported (and we recorded) before send() returned, and what recording them did.
+    recorded: set[int] = field(default_factory=set)
+    early: WindowOutcome = field(default_factory=WindowOutcome)
 
     def results(self) -> list[SendResult]:
         assert self.future is not None
@@ -289,8 +293,30 @@ class Dispatcher:
             # The adapter cannot say when each message's bytes go: the whole window counts as handed over.
             mark_handed(self.sessions, list(window.claimed), now=self.clock.now())
         window.started_at = self.clock.now()
-        window.future = self._sender().submit(line.adapter.send, window.outbound)
+        send: Callable[..., list[SendResult]] = line.adapter.send
+        if line.adapter.capabilities.settles:
+            send = functools.partial(send, on_settled=functools.partial(self._record_early, line, window))
+        window.future = self._sender().submit(send, window.outbound)
         return window
+
+    def _record_early(self, line: _Line, window: _Window, results: Sequence[SendResult]) -> None:
+        """Record results the adapter reports before its send() returns (on a sender thread), so a crash
+        holds only the messages really in flight. Permanent failures wait for the whole window: whether
+        they suppress anyone depends on how much of the window failed."""
+        now = self.clock.now()
+        results = [r for r in results if not isinstance(r.error, PermanentError)]
+        if not results:
+            return
+        with self.sessions.begin() as session:
+            outcome = apply_results(
+                session, claimed=window.claimed, results=results, settings=self.settings.delivery, now=now
+            )
+            if self.match_receipts and line.adapter.capabilities.receipts and outcome.sent:
+                process_pending(
+                    session, now=now, provider=line.provider, limit=500, received_after=window.started_at
+                )
+        window.recorded.update(r.message_id for r in results)
+        window.early.add(outcome)
 
     def _sender(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -303,10 +329,17 @@ class Dispatcher:
     ) -> str | None:
         """Apply one window's results; returns why the chunk must stop, if it must."""
         now = self.clock.now()
+        late = [r for r in results if r.message_id not in window.recorded]
         with self.sessions.begin() as session:
             outcome = apply_results(
-                session, claimed=window.claimed, results=results, settings=self.settings.delivery, now=now
+                session,
+                claimed=window.claimed,
+                results=late,
+                settings=self.settings.delivery,
+                now=now,
+                window_size=len(results),
             )
+            outcome.add(window.early)
             if self.match_receipts and line.adapter.capabilities.receipts and outcome.sent:
                 # Receipts that beat this commit (the SMSC answered before we stored the part) match now.
                 process_pending(

@@ -56,6 +56,16 @@ class WindowOutcome:
     auto_paused: str | None = None  # the reason, when the window tripped the failure threshold
     permanent: list[tuple[Claimed, ChannelError]] = field(default_factory=list)
 
+    def add(self, other: WindowOutcome) -> None:
+        """Fold in the outcome of results recorded earlier from the same window."""
+        self.sent += other.sent
+        self.deferred += other.deferred
+        self.failed += other.failed
+        self.unknown += other.unknown
+        self.configuration_error = self.configuration_error or other.configuration_error
+        self.throttled_for = max(self.throttled_for, other.throttled_for)
+        self.auto_paused = self.auto_paused or other.auto_paused
+
 
 def _guarded(session: Session, message_id: int, **values: object) -> bool:
     result = session.execute(
@@ -83,7 +93,10 @@ def apply_results(
     results: Sequence[SendResult],
     settings: DeliverySettings,
     now: datetime,
+    window_size: int | None = None,
 ) -> WindowOutcome:
+    """Record a window's results (or part of them: ``window_size`` is the whole window's, for the share of
+    permanent failures that pauses a campaign instead of suppressing)."""
     outcome = WindowOutcome()
     sent = [r for r in results if r.outcome == SendOutcome.SENT]
     _mark_sent(session, [(claimed[r.message_id], r) for r in sent], now)
@@ -151,7 +164,7 @@ def apply_results(
             )
             outcome.unknown += 1
 
-    _settle_permanent(session, outcome, window=len(results), settings=settings, now=now)
+    _settle_permanent(session, outcome, window=window_size or len(results), settings=settings, now=now)
     return outcome
 
 

@@ -42,7 +42,7 @@ import queue
 import socket
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +85,8 @@ Pacer = Callable[[int], int]
 HealthHandler = Callable[[LinkHealth], None]
 # Told (and returns once it is recorded) which messages are about to have their first part written.
 HandingHandler = Callable[[Sequence[int]], None]
+# Told (and returns once they are recorded) the results of messages whose every part is answered.
+SettledHandler = Callable[[Sequence[SendResult]], None]
 SEND_WINDOWS_PER_CALL: Final = 4  # PDU windows' worth of messages per send() call
 INBOUND_BATCH_MAX: Final = 200  # deliver_sm records handed over (and committed) together
 
@@ -187,6 +189,9 @@ class _Pending:
 
     token: int
     replies: queue.Queue[list[_Reply]]
+    # Set when the message's result is reported early (on_settled): its answered part keeps the window slot
+    # until that result is recorded, so a crash never holds more messages than a window.
+    job: _MessageJob | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +222,25 @@ class _Bind:
     enquire_links_answered: int = 0
     deliver_sm_received: int = 0
     peak_outstanding: int = 0  # the most submit_sm ever waiting for an answer at once (never above window)
+    # Answered parts of messages whose result the engine has not recorded yet (on_settled): they still hold
+    # window slots, so written-but-unrecorded messages never exceed the window.
+    settling: int = 0
 
     def outstanding(self) -> int:
         with self.lock:
             return len(self.pending)
+
+    def in_use(self) -> int:
+        """Window slots taken: PDUs waiting for an answer, and answered parts not yet recorded."""
+        with self.lock:
+            return len(self.pending) + self.settling
+
+    def hold(self, item: _Pending) -> None:
+        """An early-settled part was answered (or lost): its slot is kept until its result is recorded.
+        Called with ``lock`` held."""
+        if item.job is not None:
+            self.settling += 1
+            item.job.held_on.append(self)
 
 
 @dataclass(eq=False)
@@ -234,6 +254,9 @@ class _MessageJob:
     refusals: dict[int, int] = field(default_factory=dict)  # part number -> command_status
     bind: _Bind | None = None
     handed: bool = False  # on_handing was told before its first part was written
+    early: bool = False  # its result is reported through on_settled as soon as it is known
+    settled: bool = False  # ... and it was
+    held_on: list[_Bind] = field(default_factory=list)  # a window slot per answered part, until settled
 
     def done(self) -> bool:
         return all(state not in ("new", "inflight") for state in self.part_state)
@@ -246,6 +269,42 @@ class _PartTask:
     job: _MessageJob = field(compare=False)
     part: int = field(compare=False)  # 0-based
     attempt: int = field(compare=False, default=1)
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """Parts of one send() call waiting to be written: first attempts in message order, and throttled retries
+    by when they are due. Due retries go first: their message holds a window slot that they take over."""
+
+    fresh: list[_PartTask] = field(default_factory=list)  # heap by seq (due at once)
+    retries: list[_PartTask] = field(default_factory=list)  # heap by not_before
+
+    def __bool__(self) -> bool:
+        return bool(self.fresh or self.retries)
+
+    def push(self, task: _PartTask) -> None:
+        heapq.heappush(self.retries if task.attempt > 1 else self.fresh, task)
+
+    def next_due(self) -> float:
+        return min(queue[0].not_before for queue in (self.fresh, self.retries) if queue)
+
+    def due(self, now: float) -> int:
+        return len(self.fresh) + sum(1 for task in self.retries if task.not_before <= now)
+
+    def taking_over(self, now: float) -> int:
+        """Due parts that will take over a slot their message holds (need a token but no room). Of the first
+        attempts only the next one is looked at: a message is cut between two writes only at its front."""
+        tasks = [task for task in self.retries if task.not_before <= now and task.job.held_on]
+        if self.fresh and self.fresh[0].job.held_on:
+            tasks.append(self.fresh[0])
+        per_job = Counter(task.job for task in tasks)
+        return sum(min(count, len(job.held_on)) for job, count in per_job.items())
+
+    def pop_retry(self, now: float) -> _PartTask | None:
+        return heapq.heappop(self.retries) if self.retries and self.retries[0].not_before <= now else None
+
+    def pop_fresh(self) -> _PartTask | None:
+        return heapq.heappop(self.fresh) if self.fresh else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +398,11 @@ class SmppAdapter(AdapterBase):
         # of each call over more messages. The Protocol declares ``capabilities`` a ClassVar; an instance
         # entry shadows it for this adapter only.
         self.__dict__["capabilities"] = Capabilities(
-            window=window * binds * SEND_WINDOWS_PER_CALL, receipts=True, max_length=None, overlap=2
+            window=window * binds * SEND_WINDOWS_PER_CALL,
+            receipts=True,
+            max_length=None,
+            overlap=2,
+            settles=True,
         )
         self._submit_sm_writer = pdus.SubmitSmWriter(
             source_ton=source_ton,
@@ -561,6 +624,8 @@ class SmppAdapter(AdapterBase):
             client, bind.client = bind.client, None
             connecting = bind.connecting if generation is None else None
             pending, bind.pending = bind.pending, {}
+            for item in pending.values():
+                bind.hold(item)
             was_bound = bind.bound.is_set()
             bind.bound.clear()
             bind.generation += 1
@@ -662,6 +727,8 @@ class SmppAdapter(AdapterBase):
         """A submit_sm_resp or generic_nack: the outcome of one written part, for its sender."""
         with bind.lock:
             item = bind.pending.pop(sequence, None)
+            if item is not None:
+                bind.hold(item)
         if item is None:
             log.warning("bind %d: %s for unknown or expired sequence %d", bind.index, command, sequence)
             return
@@ -828,8 +895,13 @@ class SmppAdapter(AdapterBase):
                 return bind
         return None
 
-    def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
-        """Submit a window of messages; one SendResult per message, in order. Never raises per message."""
+    def send(
+        self, messages: Sequence[OutboundMessage], *, on_settled: SettledHandler | None = None
+    ) -> list[SendResult]:
+        """Submit a window of messages; one SendResult per message, in order. Never raises per message.
+
+        With ``on_settled``, each message's result is also reported as soon as every part is answered (the
+        call returns once it is recorded), and its window slots stay taken until then."""
         results: list[SendResult | None] = [None] * len(messages)
         jobs: list[_MessageJob] = []
         for index, message in enumerate(messages):
@@ -861,26 +933,40 @@ class SmppAdapter(AdapterBase):
             jobs.append(job)
         if jobs and not self.wait_bound(self.pdu_timeout if self._opened else 0.0):
             log.warning("no SMPP bind available; %d message(s) not sent", len(jobs))
-        self._run_jobs(jobs)
+        self._run_jobs(jobs, on_settled)
         for job in jobs:
             results[job.index] = self._result(job)
         return [r for r in results if r is not None]
 
-    def _run_jobs(self, jobs: list[_MessageJob]) -> None:
+    def _run_jobs(self, jobs: list[_MessageJob], on_settled: SettledHandler | None) -> None:
+        try:
+            self._run_jobs_until_answered(jobs, on_settled)
+        finally:
+            # Whatever happened, no slot stays taken and every result is reported (a message settled early
+            # is not reported twice).
+            if on_settled is not None:
+                self._settle([job for job in jobs if not job.settled], on_settled)
+            for job in jobs:
+                self._release(job)
+
+    def _run_jobs_until_answered(self, jobs: list[_MessageJob], on_settled: SettledHandler | None) -> None:
+        for job in jobs:
+            job.early = on_settled is not None
         replies: queue.Queue[list[_Reply]] = queue.Queue()
-        waiting: list[_PartTask] = []  # heap by not_before
+        waiting = _Waiting()
         seq = itertools.count()
         for job in jobs:
             job.bind = self._pick_bind()
             for part, state in enumerate(job.part_state):
                 if state == "new":
-                    heapq.heappush(waiting, _PartTask(0.0, next(seq), job, part))
+                    waiting.push(_PartTask(0.0, next(seq), job, part))
         # token -> what was written where; insertion order is write order, so also deadline order.
         inflight: dict[int, _Inflight] = {}
 
         while waiting or inflight:
+            done: list[_MessageJob] = []  # messages whose every part is now answered (or never will be)
             # 1. Write every due part whose bind has room in its window: one write per bind.
-            blocked = self._write_due(waiting, inflight, replies)
+            blocked = self._write_due(waiting, inflight, replies, done)
 
             # 2. Wait for the next answers, the next due retry, or the next PDU deadline.
             if not inflight and not waiting:
@@ -888,7 +974,7 @@ class SmppAdapter(AdapterBase):
             now = time.monotonic()
             wake = min(
                 next(iter(inflight.values())).deadline if inflight else now + 0.5,
-                waiting[0].not_before if waiting and not blocked else now + 0.05,
+                waiting.next_due() if waiting and not blocked else now + 0.05,
             )
             try:
                 batch = replies.get(timeout=max(0.0, min(wake - now, 0.5)))
@@ -896,7 +982,9 @@ class SmppAdapter(AdapterBase):
                 batch = []
             while True:
                 for reply in batch:
-                    self._apply(reply, inflight, waiting, seq)
+                    finished = self._apply(reply, inflight, waiting, seq)
+                    if finished is not None:
+                        done.append(finished)
                 try:
                     batch = replies.get_nowait()
                 except queue.Empty:
@@ -921,33 +1009,67 @@ class SmppAdapter(AdapterBase):
                     task.part + 1,
                     self.pdu_timeout,
                 )
+                if task.job.done():
+                    done.append(task.job)
+
+            # 4. Record the results that are complete, which frees their window slots.
+            if on_settled is not None and done:
+                self._settle(done, on_settled)
+
+    def _settle(self, jobs: Sequence[_MessageJob], on_settled: SettledHandler) -> None:
+        """Report finished messages' results (once each), then free the window slots they held."""
+        jobs = [job for job in dict.fromkeys(jobs) if not job.settled]
+        if not jobs:
+            return
+        try:
+            on_settled([self._result(job) for job in jobs])
+        except Exception:
+            # Not recorded now: the engine records them from send()'s return value instead.
+            log.exception("could not record the results of %d message(s) early", len(jobs))
+        for job in jobs:
+            job.settled = True
+            self._release(job)
+
+    def _release(self, job: _MessageJob) -> None:
+        """Free the window slots a message's answered parts held; wake senders waiting for room."""
+        if not job.held_on:
+            return
+        for bind in job.held_on:
+            with bind.lock:
+                bind.settling -= 1
+        job.held_on.clear()
+        if self._wanting_room:
+            self._wake_for_room({})
 
     def _write_due(
         self,
-        waiting: list[_PartTask],
+        waiting: _Waiting,
         inflight: dict[int, _Inflight],
         replies: queue.Queue[list[_Reply]],
+        done: list[_MessageJob],
     ) -> bool:
-        """Write the due parts that fit in their bind's window; True when some had to wait for room."""
+        """Write the due parts that fit in their bind's window; True when some had to wait for room.
+        Messages that this leaves with no part to wait for go to ``done``."""
         with self._filling:
             # Registered before the windows are measured, so an answer that frees room after that still
             # finds this sender to wake.
             with self._room_lock:
                 self._wanting_room.add(replies)
-            blocked = self._fill_windows(waiting, inflight, replies, budget=self._budget(waiting))
+            blocked = self._fill_windows(waiting, inflight, replies, done, budget=self._budget(waiting))
             if not blocked:
                 with self._room_lock:
                     self._wanting_room.discard(replies)
             return blocked
 
-    def _budget(self, waiting: list[_PartTask]) -> int | None:
+    def _budget(self, waiting: _Waiting) -> int | None:
         """How many PDUs the rate limit lets us write now (None: no limit). Asks the pacer only for what the
         windows have room for, so a reserved slot is not wasted on parts that could not go out."""
         if self.pacer is None:
             return None
         now = time.monotonic()
-        due = sum(1 for task in waiting if task.not_before <= now)
-        room = sum(self.window - bind.outstanding() for bind in self._binds if bind.bound.is_set())
+        due = waiting.due(now)
+        room = sum(self.window - bind.in_use() for bind in self._binds if bind.bound.is_set())
+        room += waiting.taking_over(now)
         wanted = min(due, room)
         return self.pacer(wanted) if wanted > 0 else 0
 
@@ -961,52 +1083,81 @@ class SmppAdapter(AdapterBase):
 
     def _fill_windows(
         self,
-        waiting: list[_PartTask],
+        waiting: _Waiting,
         inflight: dict[int, _Inflight],
         replies: queue.Queue[list[_Reply]],
+        done: list[_MessageJob],
         *,
         budget: int | None = None,
     ) -> bool:
-        """Hand the due parts to binds with room, at most ``budget`` of them; True when some must wait."""
+        """Hand the due parts to binds with room, at most ``budget`` of them; True when some must wait.
+
+        A part whose message already holds a slot of the bind (an answered part, a throttled one waiting for
+        its retry) takes that slot over: a message never waits for room it holds itself."""
         now = time.monotonic()
         room: dict[int, int] = {}
         batches: dict[int, tuple[_Bind, list[_PartTask]]] = {}
         blocked: list[_PartTask] = []
-        while waiting and waiting[0].not_before <= now:
-            task = heapq.heappop(waiting)
+
+        def place(task: _PartTask) -> bool:
+            """Put one part in its bind's batch, or in ``blocked``; False when nothing more fits anywhere."""
+            nonlocal budget
             job = task.job
             if job.refusals:
-                job.part_state[task.part] = "skipped"  # the message already failed: stop spending parts
-                continue
+                self._give_up(task, "skipped", done)  # the message already failed: stop spending parts
+                return True
             bind = job.bind if job.bind is not None and job.bind.bound.is_set() else self._pick_bind()
             if bind is None:
-                job.part_state[task.part] = "unwritten"
-                continue
+                self._give_up(task, "unwritten", done)
+                return True
             job.bind = bind
             if bind.index not in room:
-                room[bind.index] = self.window - bind.outstanding()
+                room[bind.index] = self.window - bind.in_use()
             if budget is not None and budget <= 0:
                 blocked.append(task)  # the rate limit's slot is used up: the next one is asked for
-                break
-            if room[bind.index] <= 0:
+                return False
+            if bind in job.held_on:
+                with bind.lock:
+                    job.held_on.remove(bind)
+                    bind.settling -= 1  # its pending PDU will hold the slot instead
+            elif room[bind.index] <= 0:
                 blocked.append(task)
-                if len(room) == len(self._binds) and all(r <= 0 for r in room.values()):
-                    break  # every window is full: the rest waits for answers
-                continue
-            room[bind.index] -= 1
+                # Every window full: the rest waits for answers.
+                return not (len(room) == len(self._binds) and all(r <= 0 for r in room.values()))
+            else:
+                room[bind.index] -= 1
             if budget is not None:
                 budget -= 1
             batches.setdefault(bind.index, (bind, []))[1].append(task)
+            return True
+
+        # Every due retry is looked at (they are few, and one may take over its message's slot), then the
+        # first attempts in order while there is room.
+        while (retry := waiting.pop_retry(now)) is not None:
+            if not place(retry) and budget is not None and budget <= 0:
+                break
+        while (budget is None or budget > 0) and (task := waiting.pop_fresh()) is not None:
+            if not place(task):
+                break
         for task in blocked:
-            heapq.heappush(waiting, task)
+            waiting.push(task)
+        # Parts left for want of rate-limit tokens wait like parts left for want of room.
+        starved = budget is not None and budget <= 0 and waiting.due(now) > 0
         for bind, tasks in batches.values():
             for task, written in zip(tasks, self._write(bind, tasks, replies), strict=True):
                 if written is None:
-                    task.job.part_state[task.part] = "unwritten"
+                    self._give_up(task, "unwritten", done)
                 else:
                     task.job.part_state[task.part] = "inflight"
                     inflight[written.token] = written
-        return bool(blocked)
+        return bool(blocked) or starved
+
+    @staticmethod
+    def _give_up(task: _PartTask, state: str, done: list[_MessageJob]) -> None:
+        """A part that will not be written ("skipped", "unwritten"); its message may be finished by that."""
+        task.job.part_state[task.part] = state
+        if task.job.done():
+            done.append(task.job)
 
     def _record_handing(self, tasks: Sequence[_PartTask]) -> bool:
         """Tell ``on_handing`` which messages get their first part written now; False when it could not
@@ -1046,7 +1197,10 @@ class SmppAdapter(AdapterBase):
         octets = [self._submit_sm(sequence, task) for sequence, task in zip(sequences, tasks, strict=True)]
         if not self._record_handing(tasks):  # the last step before the write
             return [None] * len(tasks)
-        items = [_Pending(token=next(self._tokens), replies=replies) for _ in tasks]
+        items = [
+            _Pending(token=next(self._tokens), replies=replies, job=task.job if task.job.early else None)
+            for task in tasks
+        ]
         with bind.lock:
             if bind.generation != generation:
                 return [None] * len(tasks)  # the link changed under us: nothing was written on it
@@ -1087,13 +1241,18 @@ class SmppAdapter(AdapterBase):
         self,
         reply: _Reply,
         inflight: dict[int, _Inflight],
-        waiting: list[_PartTask],
+        waiting: _Waiting,
         seq: Iterator[int],
-    ) -> None:
+    ) -> _MessageJob | None:
+        """Apply one answer; returns the message when every part of it is now answered."""
         entry = inflight.pop(reply.token, None)
         if entry is None:
-            return  # already expired or already answered
-        task = entry.task
+            return None  # already expired or already answered
+        job = entry.task.job
+        self._apply_answer(reply, entry.task, waiting, seq)
+        return job if job.done() else None
+
+    def _apply_answer(self, reply: _Reply, task: _PartTask, waiting: _Waiting, seq: Iterator[int]) -> None:
         job = task.job
         if reply.kind == "lost":
             job.part_state[task.part] = "unknown"
@@ -1105,9 +1264,7 @@ class SmppAdapter(AdapterBase):
         if reply.status in _THROTTLE_STATUSES and task.attempt <= self.throttle_retries and not job.refusals:
             delay = min(self.throttle_backoff * 2 ** (task.attempt - 1), self.throttle_backoff_max)
             job.part_state[task.part] = "new"
-            heapq.heappush(
-                waiting, _PartTask(time.monotonic() + delay, next(seq), job, task.part, task.attempt + 1)
-            )
+            waiting.push(_PartTask(time.monotonic() + delay, next(seq), job, task.part, task.attempt + 1))
             return
         job.part_state[task.part] = "refused"
         job.refusals[task.part + 1] = reply.status
