@@ -23,7 +23,7 @@ from broadcaster.clock import SystemClock
 from broadcaster.contacts.generate import generate_contacts
 from broadcaster.contacts.importer import import_contacts
 from broadcaster.context import AppContext
-from broadcaster.db.models import Role, User
+from broadcaster.db.models import User
 from broadcaster.errors import UserError
 from broadcaster.outbox.sending import start_manual_run
 from broadcaster.runtime import EmbeddedEngine
@@ -32,6 +32,7 @@ from broadcaster.settings import CONFIG_FILENAME
 from broadcaster.status import message_counts
 from broadcaster.tasks import CeleryEnqueuer
 from broadcaster.users import add_user
+from broadcaster.vocabulary import Role
 from broadcaster.workdir import init_workdir
 
 DEMO_CAMPAIGN = "thong-bao-dich-vu-cong"

@@ -275,8 +275,8 @@ class RunProgress:
 def run_progress(context: AppContext, run_id: int) -> RunProgress:
     from sqlalchemy import func, select
 
-    from broadcaster.db.models import CampaignRun, Message, RunStatus
-    from broadcaster.outbox.status import MessageStatus
+    from broadcaster.db.models import CampaignRun, Message
+    from broadcaster.vocabulary import MessageStatus, RunStatus
 
     with context.readers() as session:
         run = session.get(CampaignRun, run_id)
@@ -337,7 +337,7 @@ def provider_notes(context: AppContext, run_id: int) -> list[str]:
 
     from broadcaster.db.models import Message
     from broadcaster.outbox.health import unreachable_notes
-    from broadcaster.outbox.status import MessageStatus
+    from broadcaster.vocabulary import MessageStatus
 
     with context.readers() as session:
         names = session.scalars(
@@ -358,7 +358,8 @@ def provider_notes(context: AppContext, run_id: int) -> list[str]:
 
 def campaign_paused(context: AppContext, run_id: int) -> str | None:
     from broadcaster.campaigns.workflow import pause_reason
-    from broadcaster.db.models import Campaign, CampaignRun, CampaignState
+    from broadcaster.db.models import Campaign, CampaignRun
+    from broadcaster.vocabulary import CampaignState
 
     with context.sessions() as session:
         run = session.get(CampaignRun, run_id)

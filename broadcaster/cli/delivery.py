@@ -28,11 +28,10 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
-from broadcaster.db.models import CampaignRun, RunStatus
+from broadcaster.db.models import CampaignRun
 from broadcaster.errors import UserError
 from broadcaster.outbox.scheduler import TickReport
 from broadcaster.outbox.sending import start_manual_run
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.runtime import (
     EmbeddedEngine,
     campaign_paused,
@@ -46,6 +45,7 @@ from broadcaster.runtime import (
 from broadcaster.settings import find_config, load_settings
 from broadcaster.status import campaign_status, message_counts
 from broadcaster.tasks import CeleryEnqueuer, configure
+from broadcaster.vocabulary import MessageStatus, RunStatus
 
 # `send --wait --no-wait-window` outside the campaign's send window: the run is queued, nothing was sent.
 EXIT_OUTSIDE_WINDOW = 3

@@ -30,25 +30,16 @@ from broadcaster.clock import Clock
 from broadcaster.coalesce import Coalescer
 from broadcaster.context import AppContext
 from broadcaster.db.engine import readers_of
-from broadcaster.db.models import (
-    Campaign,
-    CampaignRun,
-    CampaignState,
-    CampaignVersion,
-    Chunk,
-    Message,
-    MessagePart,
-    RunStatus,
-)
+from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, Message, MessagePart
 from broadcaster.outbox.adapters import AdapterPool
 from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler, process_pending
 from broadcaster.outbox.ratelimit import SharedPacer
 from broadcaster.outbox.results import Claimed, WindowOutcome, apply_results, parse_sms_reference
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
 from broadcaster.unsubscribe import make_token, unsubscribe_link
+from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
 from channels.base import Adapter, OutboundMessage, Reconnecting, SendResult
 from channels.errors import PermanentError
 

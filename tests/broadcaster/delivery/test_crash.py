@@ -24,11 +24,11 @@ from sqlalchemy import select, update
 
 from broadcaster.cli.common import console
 from broadcaster.cli.delivery import wait_for_run
-from broadcaster.db.models import CampaignRun, Message, RunStatus
+from broadcaster.db.models import CampaignRun, Message
 from broadcaster.errors import UserError
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.runtime import MAX_WORKER_EXITS, EmbeddedEngine, WorkerSpec
 from broadcaster.tasks import CeleryEnqueuer
+from broadcaster.vocabulary import MessageStatus, RunStatus
 from channels.email.smtp import SmtpAdapter
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
 from tests.broadcaster.delivery.processes import Engine

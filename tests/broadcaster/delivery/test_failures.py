@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from broadcaster.db.models import Campaign, CampaignState, Message
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.db.models import Campaign, Message
+from broadcaster.vocabulary import CampaignState, MessageStatus
 from channels.sandbox.smtp import SmtpBehaviour
 from consent.models import Suppression
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
