@@ -420,7 +420,8 @@ def run_engine(
     from broadcaster.context import AppContext
     from broadcaster.db.models import Message, User
     from broadcaster.outbox.sending import start_manual_run
-    from broadcaster.runtime import EmbeddedEngine, campaign_paused, run_progress
+    from broadcaster.progress import campaign_paused, run_progress
+    from broadcaster.runtime import EmbeddedEngine
     from broadcaster.tasks import CeleryEnqueuer
     from broadcaster.vocabulary import MessageStatus
 
