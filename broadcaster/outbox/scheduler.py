@@ -25,7 +25,7 @@ from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, InboundRecord, Message
 from broadcaster.outbox.chunks import cut_chunks
-from broadcaster.outbox.dispatch import complete_run_if_done
+from broadcaster.outbox.completion import complete_run_if_done
 from broadcaster.outbox.handback import hand_back
 from broadcaster.outbox.inbound import apply_stored
 from broadcaster.outbox.queues import Enqueuer

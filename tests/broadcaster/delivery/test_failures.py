@@ -270,7 +270,7 @@ def test_a_window_that_cannot_be_rendered_goes_back_to_the_queue_untouched(
 
     chunk_id, _queue = pipeline.enqueuer.chunks.pop(0)
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline.dispatcher, "_outbound", broken)
+        patch.setattr("broadcaster.outbox.composition.outbound_message", broken)
         with pytest.raises(RuntimeError, match="template engine broke"):
             pipeline.run_chunk(chunk_id)
 
