@@ -3,6 +3,8 @@ single ``UPDATE … RETURNING``, take rate-limit tokens, hand it to the adapter,
 
 Windows overlap (one or more on the wire, as the adapter allows, while the next is claimed and the last
 recorded), and no transaction stays open across network I/O: claim (commit) → send → record (commit).
+This module is the loop; the steps are ``pauses`` (may the chunk go on), ``claims``, ``composition`` (rows
+→ what goes on the wire), ``recording`` and ``completion``.
 """
 
 from __future__ import annotations
