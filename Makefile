@@ -20,6 +20,7 @@ check: $(STAMP)
 	$(BIN)/ruff check broadcaster channels consent tests benchmarks
 	$(BIN)/ruff format --check broadcaster channels consent tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	$(BIN)/broadcaster demo --dir demo-workdir
@@ -28,4 +29,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) demo-workdir build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-workdir build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

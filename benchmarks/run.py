@@ -282,9 +282,10 @@ def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int 
     from broadcaster.clock import SystemClock
     from broadcaster.contacts.importer import import_contacts
     from broadcaster.context import AppContext
-    from broadcaster.db.models import Contact, Role, User
+    from broadcaster.db.models import Contact, User
     from broadcaster.settings import CONFIG_FILENAME
     from broadcaster.users import add_user
+    from broadcaster.vocabulary import Role
     from broadcaster.workdir import init_workdir
     from channels.base import OutboundMessage
     from channels.email.mime import MimeBuilder, verp_sender
@@ -419,9 +420,10 @@ def run_engine(
     from broadcaster.context import AppContext
     from broadcaster.db.models import Message, User
     from broadcaster.outbox.sending import start_manual_run
-    from broadcaster.outbox.status import MessageStatus
-    from broadcaster.runtime import EmbeddedEngine, campaign_paused, run_progress
+    from broadcaster.progress import campaign_paused, run_progress
+    from broadcaster.runtime import EmbeddedEngine
     from broadcaster.tasks import CeleryEnqueuer
+    from broadcaster.vocabulary import MessageStatus
 
     clock = SystemClock()
     context = AppContext.load(prepared.config, clock=clock)

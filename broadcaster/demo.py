@@ -23,15 +23,17 @@ from broadcaster.clock import SystemClock
 from broadcaster.contacts.generate import generate_contacts
 from broadcaster.contacts.importer import import_contacts
 from broadcaster.context import AppContext
-from broadcaster.db.models import Role, User
+from broadcaster.db.models import User
 from broadcaster.errors import UserError
 from broadcaster.outbox.sending import start_manual_run
+from broadcaster.progress import wait_for_run
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.sandbox import Sandbox, SandboxPorts
 from broadcaster.settings import CONFIG_FILENAME
 from broadcaster.status import message_counts
 from broadcaster.tasks import CeleryEnqueuer
 from broadcaster.users import add_user
+from broadcaster.vocabulary import Role
 from broadcaster.workdir import init_workdir
 
 DEMO_CAMPAIGN = "thong-bao-dich-vu-cong"
@@ -169,11 +171,9 @@ def run_demo(
         with Sandbox(sandbox_dir, ports=ports) as sandbox:
             with context.sessions.begin() as session:
                 run_id = start_manual_run(session, campaign_id=DEMO_CAMPAIGN, actor=editor, clock=clock)
-            from broadcaster.cli.delivery import wait_for_run
-
             with EmbeddedEngine(context, config=config, log_dir=directory / "logs") as engine:
                 CeleryEnqueuer().plan_run(run_id)
-                wait_for_run(engine, run_id, receipt_timeout=wait_receipts)
+                wait_for_run(engine, run_id, console=console, receipt_timeout=wait_receipts)
             mails = len(sandbox.smtp.received)
             parts = len(sandbox.smsc.submits)
         with context.readers() as session:

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.clock import Clock
-from broadcaster.db.models import Role, User
+from broadcaster.db.models import User
 from broadcaster.users import require
+from broadcaster.vocabulary import Role
 
 MASKED_BY_DEFAULT = frozenset({Role.AUDITOR, Role.ADMIN})
 UNMASK_ACTION = "personal_data.unmasked"

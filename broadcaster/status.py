@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.store import get_campaign
 from broadcaster.campaigns.workflow import pause_reason
 from broadcaster.clock import local
-from broadcaster.db.models import CampaignRun, Message, MessageKind
+from broadcaster.db.models import CampaignRun, Message
+from broadcaster.vocabulary import MessageKind
 
 
 def _iso(value: Any) -> str | None:

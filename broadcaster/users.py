@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit, policies
 from broadcaster.clock import Clock
-from broadcaster.db.models import Role, User
+from broadcaster.db.models import User
 from broadcaster.errors import NotFound, StateError, UserError
+from broadcaster.vocabulary import Role
 
 LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
 

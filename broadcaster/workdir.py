@@ -22,11 +22,11 @@ from broadcaster import audit
 from broadcaster.clock import Clock
 from broadcaster.context import AppContext
 from broadcaster.db.migrate import upgrade
-from broadcaster.db.models import Role
 from broadcaster.errors import UserError
 from broadcaster.settings import CONFIG_FILENAME, load_settings
 from broadcaster.unsubscribe import new_secret
 from broadcaster.users import add_user, require, resolve_actor, validate_login
+from broadcaster.vocabulary import Role
 
 DEFAULT_CONFIG = """\
 # Broadcaster settings. Every key can be overridden by an environment variable:

@@ -16,8 +16,9 @@ from broadcaster import audit
 from broadcaster.campaigns.files import CampaignBundle, compute_content_hash
 from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
 from broadcaster.clock import Clock
-from broadcaster.db.models import Campaign, CampaignState, CampaignVersion, VersionStatus
+from broadcaster.db.models import Campaign, CampaignVersion
 from broadcaster.errors import NotFound, StateError
+from broadcaster.vocabulary import CampaignState, VersionStatus
 
 
 @dataclass(frozen=True)

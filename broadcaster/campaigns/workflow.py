@@ -24,21 +24,10 @@ from broadcaster.campaigns.store import (
     verify_snapshot,
 )
 from broadcaster.clock import Clock
-from broadcaster.db.models import (
-    Approval,
-    Campaign,
-    CampaignRun,
-    CampaignState,
-    CampaignVersion,
-    Decision,
-    Message,
-    RunStatus,
-    User,
-    VersionStatus,
-)
+from broadcaster.db.models import Approval, Campaign, CampaignRun, CampaignVersion, Message, User
 from broadcaster.errors import StateError, UserError
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
+from broadcaster.vocabulary import CampaignState, Decision, MessageStatus, RunStatus, VersionStatus
 
 HASH_PREFIX_MIN = 8
 

@@ -27,10 +27,11 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import SystemClock, local
 from broadcaster.db.migrate import current_revision, upgrade
-from broadcaster.db.models import Role, User
+from broadcaster.db.models import User
 from broadcaster.errors import UserError
 from broadcaster.settings import CONFIG_FILENAME, load_settings
 from broadcaster.users import add_user, set_role
+from broadcaster.vocabulary import Role
 from broadcaster.workdir import Restore, init_workdir, restore_defaults
 
 try:  # typer ≥ 0.25 vendors click: its usage errors derive from TyperException

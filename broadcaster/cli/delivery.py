@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from broadcaster.cli import messages as messages_cli
 from broadcaster.cli.common import (
@@ -28,24 +27,16 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
-from broadcaster.db.models import CampaignRun, RunStatus
+from broadcaster.db.models import CampaignRun
 from broadcaster.errors import UserError
 from broadcaster.outbox.scheduler import TickReport
 from broadcaster.outbox.sending import start_manual_run
-from broadcaster.outbox.status import MessageStatus
-from broadcaster.runtime import (
-    EmbeddedEngine,
-    campaign_paused,
-    provider_notes,
-    run_progress,
-    send_window_note,
-    worker_command,
-    worker_env,
-    worker_specs,
-)
+from broadcaster.progress import send_window_note, wait_for_run
+from broadcaster.runtime import EmbeddedEngine, worker_command, worker_env, worker_specs
 from broadcaster.settings import find_config, load_settings
 from broadcaster.status import campaign_status, message_counts
 from broadcaster.tasks import CeleryEnqueuer, configure
+from broadcaster.vocabulary import MessageStatus, RunStatus
 
 # `send --wait --no-wait-window` outside the campaign's send window: the run is queued, nothing was sent.
 EXIT_OUTSIDE_WINDOW = 3
@@ -123,48 +114,6 @@ def print_counts(title: str, counts: dict[str, dict[str, int]]) -> None:
         )
 
 
-def wait_for_run(
-    engine: EmbeddedEngine, run_id: int, *, receipt_timeout: float, interval: float = 0.5
-) -> None:
-    """Tick and show progress until the run has nothing left to send and receipts are in (or time out)."""
-    context = engine.context
-    with Progress(
-        TextColumn("[bold]run {task.fields[run]}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("send", total=None, run=run_id, note="planning")
-        receipts_since: float | None = None
-        while True:
-            engine.tick()
-            for line in engine.take_notices():  # a worker died: restarted, and what it held handed back
-                console.print(f"[yellow]{line}[/]", highlight=False)
-            current = run_progress(context, run_id)
-            paused = campaign_paused(context, run_id)
-            note = f"{current.pending_receipts} awaiting receipts" if current.pending_receipts else ""
-            # A provider that is down says so (and when it is tried again), and so does a closed send window,
-            # instead of a bar that does not move.
-            note = "; ".join(provider_notes(context, run_id)) or send_window_note(context, run_id) or note
-            progress.update(task, total=current.planned or None, completed=current.done, note=paused or note)
-            if paused:
-                console.print(f"[yellow]{paused}[/]")
-                return
-            if current.finished and current.planned:
-                if not current.pending_receipts:
-                    return
-                receipts_since = receipts_since or time.monotonic()
-                if time.monotonic() - receipts_since > receipt_timeout:
-                    console.print(
-                        f"[yellow]{current.pending_receipts} SMS still without a receipt after {receipt_timeout:.0f} s.[/]"
-                    )
-                    return
-            time.sleep(interval)
-
-
 def send(
     campaign_id: str = CampaignArgument,
     wait: bool = typer.Option(False, "--wait", help="Start the embedded engine here and wait until sent."),
@@ -214,7 +163,7 @@ def send(
                 context, config=find_config(state.config), log_dir=context.settings.path("logs")
             ) as engine,
         ):
-            wait_for_run(engine, run_id, receipt_timeout=receipt_timeout)
+            wait_for_run(engine, run_id, console=console, receipt_timeout=receipt_timeout)
         with context.sessions() as session:
             counts = message_counts(session, run_id=run_id)
             run_status = session.get(CampaignRun, run_id)

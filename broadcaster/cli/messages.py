@@ -14,7 +14,7 @@ from broadcaster.clock import local
 from broadcaster.db.models import Message
 from broadcaster.errors import UserError
 from broadcaster.outbox.operator import MessageFilter, Operation, operate
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.vocabulary import MessageStatus
 
 LIST_LIMIT = 50
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -21,14 +20,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadcaster.db.base import Base, BigId, str_enum
 from broadcaster.db.types import UTCDateTime
-from broadcaster.outbox.status import MessageStatus
-
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"  # manages users and settings; may do everything an editor does
-    EDITOR = "editor"  # imports contacts, loads, submits, schedules and sends campaigns
-    APPROVER = "approver"  # approves or rejects submitted versions
-    AUDITOR = "auditor"  # reads everything, changes nothing
+from broadcaster.vocabulary import (
+    CampaignState,
+    Decision,
+    MessageKind,
+    MessageStatus,
+    Role,
+    RunStatus,
+    VersionStatus,
+)
 
 
 class User(Base):
@@ -89,23 +89,6 @@ class ContactImport(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-class CampaignState(enum.StrEnum):
-    DRAFT = "draft"  # no approved version yet (or the latest was rejected)
-    APPROVED = "approved"  # an approved version exists, not yet scheduled
-    SCHEDULED = "scheduled"  # the tick creates runs for due occurrences
-    PAUSED = "paused"  # nothing is sent until resumed
-    CANCELLED = "cancelled"  # terminal
-    COMPLETED = "completed"  # no occurrence left
-
-
-class VersionStatus(enum.StrEnum):
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    SUPERSEDED = "superseded"  # a newer version was loaded before this one was approved
-
-
 class Campaign(Base):
     __tablename__ = "campaigns"
 
@@ -153,11 +136,6 @@ class CampaignVersion(Base):
     approvals: Mapped[list[Approval]] = relationship(back_populates="version", order_by="Approval.id")
 
 
-class Decision(enum.StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-
-
 class Approval(Base):
     __tablename__ = "approvals"
     __table_args__ = (UniqueConstraint("version_id", "user_login"),)
@@ -189,16 +167,6 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class RunStatus(enum.StrEnum):
-    PLANNING = "planning"
-    SENDING = "sending"
-    COMPLETED = "completed"  # every message reached sent or a final status
-    # Nothing left to send, but some messages are held as ``unknown`` (a worker died after writing them):
-    # an operator settles them (``messages release|drop``), then the tick completes the run.
-    COMPLETED_WITH_HELD = "completed_with_held"
-    CANCELLED = "cancelled"
-
-
 class CampaignRun(Base):
     """One occurrence of a campaign; the unique key makes racing ticks create it once."""
 
@@ -218,14 +186,6 @@ class CampaignRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Why a run stopped before it ran out (superseded by a newer version, cancelled): shown by ``status``.
     ended_reason: Mapped[str | None] = mapped_column(Text)
-
-
-class MessageKind(enum.StrEnum):
-    CAMPAIGN = "campaign"
-    TEST = "test"
-    SYSTEM = "system"
-    FALLBACK = "fallback"
-    POST = "post"
 
 
 class Chunk(Base):

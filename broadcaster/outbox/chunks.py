@@ -16,19 +16,10 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.schema import Priority
 from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
-from broadcaster.db.models import (
-    Campaign,
-    CampaignRun,
-    CampaignState,
-    CampaignVersion,
-    Chunk,
-    Message,
-    MessageKind,
-    RunStatus,
-)
+from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, Message
 from broadcaster.outbox.queues import send_queue
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
+from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
 
 SCAN_PAGE = 5000
 STOPPED = (CampaignState.PAUSED, CampaignState.CANCELLED)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion, Chunk, Message
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.vocabulary import MessageStatus
 
 
 def worker_id() -> str:

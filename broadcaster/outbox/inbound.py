@@ -22,7 +22,8 @@ from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import DeliveryEventRow, InboundRecord, Message, MessagePart
-from broadcaster.outbox.status import MessageStatus, sources_for
+from broadcaster.outbox.status import sources_for
+from broadcaster.vocabulary import MessageStatus
 from channels.base import DeliveryEvent, EventType
 from channels.sms.receipts import id_variants, normalize_id, parse_deliver_sm
 

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.clock import Clock
-from broadcaster.db.models import Campaign, CampaignRun, CampaignState, Message, MessagePart, RunStatus, User
+from broadcaster.db.models import Campaign, CampaignRun, Message, MessagePart, User
 from broadcaster.errors import UserError
-from broadcaster.outbox.status import MessageStatus, sources_for
+from broadcaster.outbox.status import sources_for
+from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
 
 S = MessageStatus
 ID_BATCH = 500

@@ -21,20 +21,11 @@ from broadcaster.campaigns.store import definition_of, verify_snapshot
 from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.engine import readers_of
-from broadcaster.db.models import (
-    Campaign,
-    CampaignRun,
-    CampaignState,
-    CampaignVersion,
-    Contact,
-    Message,
-    MessageKind,
-    RunStatus,
-)
+from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contact, Message
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.queues import Enqueuer
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
+from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
 from consent.suppression import address_key
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import Message, MessagePart
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import DeliverySettings
+from broadcaster.vocabulary import MessageStatus
 from channels.base import SendOutcome, SendResult
 from channels.errors import (
     ChannelError,

@@ -23,23 +23,14 @@ from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.engine import readers_of
-from broadcaster.db.models import (
-    Campaign,
-    CampaignRun,
-    CampaignState,
-    CampaignVersion,
-    Chunk,
-    InboundRecord,
-    Message,
-    RunStatus,
-)
+from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, InboundRecord, Message
 from broadcaster.outbox.chunks import cut_chunks
-from broadcaster.outbox.dispatch import complete_run_if_done
+from broadcaster.outbox.completion import complete_run_if_done
 from broadcaster.outbox.handback import hand_back
 from broadcaster.outbox.inbound import apply_stored
 from broadcaster.outbox.queues import Enqueuer
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
+from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from broadcaster.clock import Clock
 from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, is_sms_capable, parse_phone
 from broadcaster.context import AppContext
-from broadcaster.db.models import CampaignRun, CampaignState, Chunk, Message, MessageKind, RunStatus, User
+from broadcaster.db.models import CampaignRun, Chunk, Message, User
 from broadcaster.errors import StateError, UserError
 from broadcaster.outbox.chunks import cut_chunks
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.rendering import sample_contact
 from broadcaster.settings import Settings
+from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
 from channels.errors import ChannelError, ConfigurationError
 
 

@@ -1,4 +1,5 @@
-"""Message statuses and the one function that decides which transitions are allowed (ARCHITECTURE §4).
+"""The one function that decides which message status may follow which (ARCHITECTURE §4); the statuses
+themselves are named in ``broadcaster.vocabulary``.
 
 Extra facts are columns, not statuses: ``not_before`` (a deferral), ``hold`` (an ``unknown`` waiting for an
 operator), ``reason``.
@@ -6,21 +7,7 @@ operator), ``reason``.
 
 from __future__ import annotations
 
-import enum
-
-
-class MessageStatus(enum.StrEnum):
-    QUEUED = "queued"  # planned, waiting for a worker (``not_before`` may defer it)
-    SENDING = "sending"  # claimed by a worker for one window
-    SENT = "sent"  # the provider accepted it (e-mail: relayed, not delivered)
-    DELIVERED = "delivered"  # receipt / DSN says the handset or mailbox got it
-    TEMPORARY_FAILURE = "temporary_failure"  # expired at the provider
-    PERMANENT_FAILURE = "permanent_failure"  # refused for good (bad address, undeliverable)
-    TECHNICAL_FAILURE = "technical_failure"  # our side or the provider's kept failing; retries exhausted
-    UNKNOWN = "unknown"  # the provider may have it; see ``hold``
-    SUPPRESSED = "suppressed"  # consent or policy said no; ``reason`` says which
-    CANCELLED = "cancelled"  # the campaign or run was cancelled before sending
-
+from broadcaster.vocabulary import MessageStatus
 
 FINAL = frozenset(
     {

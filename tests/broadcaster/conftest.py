@@ -22,8 +22,9 @@ from broadcaster.clock import FrozenClock
 from broadcaster.contacts.importer import ImportReport, import_contacts
 from broadcaster.context import AppContext
 from broadcaster.db.migrations_support import target_metadata
-from broadcaster.db.models import Role, User
+from broadcaster.db.models import User
 from broadcaster.users import add_user
+from broadcaster.vocabulary import Role
 from broadcaster.workdir import init_workdir
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "contacts"

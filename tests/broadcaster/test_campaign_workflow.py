@@ -19,25 +19,12 @@ from broadcaster.campaigns.store import LoadOutcome, definition_of, get_version,
 from broadcaster.clock import FrozenClock
 from broadcaster.contacts.importer import ImportReport
 from broadcaster.context import AppContext
-from broadcaster.db.models import (
-    Approval,
-    AuditEntry,
-    Campaign,
-    CampaignRun,
-    CampaignState,
-    CampaignVersion,
-    Message,
-    MessageKind,
-    Role,
-    RunStatus,
-    User,
-    VersionStatus,
-)
+from broadcaster.db.models import Approval, AuditEntry, Campaign, CampaignRun, CampaignVersion, Message, User
 from broadcaster.errors import NotFound, StateError, UserError
-from broadcaster.outbox.status import MessageStatus
 from broadcaster.settings import Settings
 from broadcaster.status import campaign_status
 from broadcaster.users import set_role
+from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, Role, RunStatus, VersionStatus
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, set_policy, write_campaign
 
 CAMPAIGN = "thong-bao-thu-nghiem"

@@ -18,7 +18,8 @@ from typer.testing import CliRunner, Result
 from broadcaster.cli import app
 from broadcaster.context import AppContext
 from broadcaster.db.migrate import head_revision
-from broadcaster.db.models import AuditEntry, Role, User
+from broadcaster.db.models import AuditEntry, User
+from broadcaster.vocabulary import Role
 from tests.broadcaster.conftest import ADMIN_LOGIN, FIXTURES, database_dump, write_campaign
 
 CAMPAIGN = "thong-bao-thu-nghiem"

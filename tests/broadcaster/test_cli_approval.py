@@ -13,7 +13,7 @@ from broadcaster.db.models import AuditEntry, CampaignRun, Message, User
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import RecordingEnqueuer
 from broadcaster.outbox.sending import create_test_messages
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.vocabulary import MessageStatus
 from tests.broadcaster.conftest import FIXTURES, write_campaign
 from tests.broadcaster.test_cli import CAMPAIGN, CAMPAIGN_FILE, Cli, cli, one_line, team
 

@@ -23,7 +23,8 @@ from typer.testing import CliRunner, Result
 
 from broadcaster.cli import app
 from broadcaster.context import AppContext
-from broadcaster.db.models import AuditEntry, Contact, ContactImport, Role, User
+from broadcaster.db.models import AuditEntry, Contact, ContactImport, User
+from broadcaster.vocabulary import Role
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, write_campaign
 from tests.broadcaster.test_cli import Cli, one_line
 

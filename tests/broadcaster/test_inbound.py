@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from broadcaster.clock import FrozenClock
 from broadcaster.context import AppContext
-from broadcaster.db.models import InboundRecord, Message, MessageKind, MessagePart
+from broadcaster.db.models import InboundRecord, Message, MessagePart
 from broadcaster.outbox.inbound import UNMATCHED_AFTER, apply_pending, inbound_batch_handler
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.vocabulary import MessageKind, MessageStatus
 from tests.broadcaster.conftest import START
 
 PROVIDER = "sms_main"

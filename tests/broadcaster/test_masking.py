@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from broadcaster.db.models import Role, User
+from broadcaster.db.models import User
 from broadcaster.masking import mask_address, mask_email, mask_name, mask_phone, mask_text, must_mask
 from broadcaster.users import PermissionDenied
+from broadcaster.vocabulary import Role
 
 
 @pytest.mark.parametrize(

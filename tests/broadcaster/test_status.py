@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from broadcaster.outbox.status import FINAL, MessageStatus, can_transition, sources_for
+from broadcaster.outbox.status import FINAL, can_transition, sources_for
+from broadcaster.vocabulary import MessageStatus
 
 S = MessageStatus
 

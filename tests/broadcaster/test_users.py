@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from broadcaster.clock import FrozenClock
 from broadcaster.context import AppContext
-from broadcaster.db.models import AuditEntry, Role, User
+from broadcaster.db.models import AuditEntry, User
 from broadcaster.errors import NotFound, StateError, UserError
 from broadcaster.users import (
     PERMISSIONS,
@@ -23,6 +23,7 @@ from broadcaster.users import (
     resolve_actor,
     set_role,
 )
+from broadcaster.vocabulary import Role
 from broadcaster.workdir import WorkdirError, init_workdir
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, set_policy
 

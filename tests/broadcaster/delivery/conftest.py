@@ -30,7 +30,7 @@ from broadcaster.contacts.importer import ImportReport, import_contacts
 from broadcaster.contacts.reader import FIELDS
 from broadcaster.context import AppContext
 from broadcaster.db.migrate import upgrade
-from broadcaster.db.models import DeliveryEventRow, Message, Role, User
+from broadcaster.db.models import DeliveryEventRow, Message, User
 from broadcaster.outbox.adapters import AdapterPool
 from broadcaster.outbox.dispatch import Dispatcher, DispatchSummary, dispatcher_for
 from broadcaster.outbox.planner import plan_run
@@ -39,6 +39,7 @@ from broadcaster.outbox.scheduler import TickReport, tick
 from broadcaster.outbox.sending import start_manual_run
 from broadcaster.settings import load_settings
 from broadcaster.users import add_user
+from broadcaster.vocabulary import Role
 from broadcaster.workdir import init_workdir
 from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 from channels.sandbox.smtp import SandboxSmtpServer, SmtpBehaviour

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcaster.context import AppContext
-from broadcaster.runtime import EmbeddedEngine, run_progress
+from broadcaster.progress import run_progress
+from broadcaster.runtime import EmbeddedEngine
 from tests.peers.polling import wait_until
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 import pytest
 from sqlalchemy import select
 
-from broadcaster.db.models import CampaignRun, RunStatus
+from broadcaster.db.models import CampaignRun
+from broadcaster.vocabulary import RunStatus
 from channels.base import OutboundMessage, SendResult
 from tests.broadcaster.delivery.conftest import Pipeline, citizens
 

@@ -23,12 +23,12 @@ import pytest
 from sqlalchemy import select, update
 
 from broadcaster.cli.common import console
-from broadcaster.cli.delivery import wait_for_run
-from broadcaster.db.models import CampaignRun, Message, RunStatus
+from broadcaster.db.models import CampaignRun, Message
 from broadcaster.errors import UserError
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.progress import wait_for_run
 from broadcaster.runtime import MAX_WORKER_EXITS, EmbeddedEngine, WorkerSpec
 from broadcaster.tasks import CeleryEnqueuer
+from broadcaster.vocabulary import MessageStatus, RunStatus
 from channels.email.smtp import SmtpAdapter
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
 from tests.broadcaster.delivery.processes import Engine
@@ -104,7 +104,7 @@ def test_a_killed_gateway_is_restarted_and_holds_only_what_reached_the_smsc(
     killer = threading.Thread(target=kill_while_sending)
     killer.start()
     with console.capture() as captured:
-        wait_for_run(engine.engine, run_id, receipt_timeout=1.0, interval=0.1)
+        wait_for_run(engine.engine, run_id, console=console, receipt_timeout=1.0, interval=0.1)
     killer.join()
 
     output = " ".join(captured.get().split())  # as one line, however the console wrapped it

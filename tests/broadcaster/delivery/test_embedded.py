@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from broadcaster.cli.delivery import wait_for_run
+from broadcaster.cli.common import console
 from broadcaster.context import AppContext
 from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
+from broadcaster.progress import wait_for_run
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.tasks import CeleryEnqueuer
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
@@ -37,7 +38,7 @@ def run_through_celery(pipeline: Pipeline) -> int:
     try:
         with EmbeddedEngine(context, config=pipeline.config, log_dir=pipeline.directory / "logs") as engine:
             CeleryEnqueuer().plan_run(run_id)
-            wait_for_run(engine, run_id, receipt_timeout=30.0, interval=0.2)
+            wait_for_run(engine, run_id, console=console, receipt_timeout=30.0, interval=0.2)
     finally:
         context.close()
     return run_id

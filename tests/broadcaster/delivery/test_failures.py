@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from broadcaster.db.models import Campaign, CampaignState, Message
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.db.models import Campaign, Message
+from broadcaster.vocabulary import CampaignState, MessageStatus
 from channels.sandbox.smtp import SmtpBehaviour
 from consent.models import Suppression
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
@@ -270,7 +270,7 @@ def test_a_window_that_cannot_be_rendered_goes_back_to_the_queue_untouched(
 
     chunk_id, _queue = pipeline.enqueuer.chunks.pop(0)
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline.dispatcher, "_outbound", broken)
+        patch.setattr("broadcaster.outbox.composition.outbound_message", broken)
         with pytest.raises(RuntimeError, match="template engine broke"):
             pipeline.run_chunk(chunk_id)
 

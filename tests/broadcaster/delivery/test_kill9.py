@@ -46,8 +46,9 @@ from broadcaster.context import AppContext
 from broadcaster.db.models import CampaignRun, Message
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import RecordingEnqueuer
-from broadcaster.outbox.status import MessageStatus
-from broadcaster.runtime import run_progress, worker_specs
+from broadcaster.progress import run_progress
+from broadcaster.runtime import worker_specs
+from broadcaster.vocabulary import MessageStatus
 from channels.email.smtp import SmtpAdapter
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from broadcaster.db.models import AuditEntry, Campaign, CampaignRun, CampaignState, RunStatus
+from broadcaster.db.models import AuditEntry, Campaign, CampaignRun
 from broadcaster.errors import StateError
+from broadcaster.vocabulary import CampaignState, RunStatus
 from tests.broadcaster.delivery.conftest import Pipeline, citizens
 
 PEOPLE = 5

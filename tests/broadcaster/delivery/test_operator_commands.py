@@ -17,10 +17,11 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from broadcaster.cli import app
-from broadcaster.db.models import AuditEntry, Message, MessagePart, Role
+from broadcaster.db.models import AuditEntry, Message, MessagePart
 from broadcaster.outbox.operator import MOVES
-from broadcaster.outbox.status import MessageStatus, can_transition
+from broadcaster.outbox.status import can_transition
 from broadcaster.users import add_user
+from broadcaster.vocabulary import MessageStatus, Role
 from channels.sandbox.smtp import SmtpBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens

@@ -10,8 +10,8 @@ from collections import Counter
 from sqlalchemy import update
 
 from broadcaster.campaigns.audience import Exclusion
-from broadcaster.db.models import CampaignRun, Contact, RunStatus
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.db.models import CampaignRun, Contact
+from broadcaster.vocabulary import MessageStatus, RunStatus
 from consent.suppression import suppress
 from tests.broadcaster.delivery.conftest import Pipeline, citizen, citizens
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster.db.models import AuditEntry, CampaignRun
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.vocabulary import MessageStatus
 from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

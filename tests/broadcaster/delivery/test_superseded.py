@@ -14,8 +14,8 @@ from sqlalchemy import select
 import broadcaster.outbox.planner as planner
 from broadcaster.campaigns import workflow
 from broadcaster.campaigns.store import latest_version
-from broadcaster.db.models import AuditEntry, CampaignRun, Contact, RunStatus
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.db.models import AuditEntry, CampaignRun, Contact
+from broadcaster.vocabulary import MessageStatus, RunStatus
 from channels.base import OutboundMessage, SendResult
 from tests.broadcaster.delivery.conftest import Pipeline, citizens
 

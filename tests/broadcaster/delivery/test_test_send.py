@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from broadcaster.db.models import CampaignVersion, Message, MessageKind
-from broadcaster.outbox.status import MessageStatus
+from broadcaster.db.models import CampaignVersion, Message
+from broadcaster.vocabulary import MessageKind, MessageStatus
 from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, citizens
 from tests.broadcaster.test_cli import Cli, one_line
 

@@ -1,0 +1,82 @@
+"""Recording a window's results (committed after the send, never across it): statuses, parts and
+provider ids through ``apply_results``, the receipts that beat the commit, and the pauses a window's
+outcome calls for. Results an adapter settles before its ``send()`` returns are recorded early."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from broadcaster.clock import Clock
+from broadcaster.outbox.inbound import process_pending
+from broadcaster.outbox.pauses import pause_campaigns, pause_provider
+from broadcaster.outbox.results import WindowOutcome, apply_results
+from broadcaster.outbox.windows import Window
+from broadcaster.settings import Settings
+from channels.base import SendResult
+from channels.errors import PermanentError
+
+
+class Recorder:
+    """Records windows for one dispatcher.
+
+    ``match_receipts``: after each window, apply the receipts that beat its commit. Off when another
+    process applies inbound records (the gateway then spends its CPU on the wire)."""
+
+    def __init__(
+        self, *, sessions: sessionmaker[Session], settings: Settings, clock: Clock, match_receipts: bool
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.match_receipts = match_receipts
+
+    def early(self, provider: str, receipts: bool, window: Window, results: Sequence[SendResult]) -> None:
+        """Record results the adapter reports before its send() returns (on a sender thread), so a crash
+        holds only the messages really in flight. Permanent failures wait for the whole window: whether
+        they suppress anyone depends on how much of the window failed."""
+        now = self.clock.now()
+        results = [r for r in results if not isinstance(r.error, PermanentError)]
+        if not results:
+            return
+        with self.sessions.begin() as session:
+            outcome = apply_results(
+                session, claimed=window.claimed, results=results, settings=self.settings.delivery, now=now
+            )
+            if self.match_receipts and receipts and outcome.sent:
+                process_pending(
+                    session, now=now, provider=provider, limit=500, received_after=window.started_at
+                )
+        window.recorded.update(r.message_id for r in results)
+        window.early.add(outcome)
+
+    def window(
+        self, provider: str, receipts: bool, window: Window, results: list[SendResult]
+    ) -> WindowOutcome:
+        """Apply one window's results (those not recorded early), and pause what its outcome calls for: the
+        provider's campaigns on a configuration error, the window's campaigns over the failure threshold."""
+        now = self.clock.now()
+        late = [r for r in results if r.message_id not in window.recorded]
+        with self.sessions.begin() as session:
+            outcome = apply_results(
+                session,
+                claimed=window.claimed,
+                results=late,
+                settings=self.settings.delivery,
+                now=now,
+                window_size=len(results),
+            )
+            outcome.add(window.early)
+            if self.match_receipts and receipts and outcome.sent:
+                # Receipts that beat this commit (the SMSC answered before we stored the part) match now.
+                process_pending(
+                    session, now=now, provider=provider, limit=500, received_after=window.started_at
+                )
+            if outcome.configuration_error is not None:
+                reason = f"provider {provider}: configuration error: {outcome.configuration_error}"
+                pause_provider(session, provider, reason, clock=self.clock)
+            if outcome.auto_paused is not None:
+                campaigns = {c.campaign_id for c in window.claimed.values()}
+                pause_campaigns(session, campaigns, outcome.auto_paused, clock=self.clock)
+        return outcome

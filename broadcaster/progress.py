@@ -1,0 +1,153 @@
+"""How far a run is, and watching it until it is done: the progress shown by ``send --wait`` and the demo
+(the bar, and the notes on a paused campaign, a closed send window or an unreachable provider)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import func, select
+
+from broadcaster.campaigns.store import definition_of
+from broadcaster.campaigns.workflow import pause_reason
+from broadcaster.context import AppContext
+from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Message
+from broadcaster.outbox.health import unreachable_notes
+from broadcaster.runtime import EmbeddedEngine
+from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
+from channels.base import Channel
+
+
+@dataclass
+class RunProgress:
+    planned: int
+    done: int  # sent or in a final state
+    pending_receipts: int  # SMS sent, waiting for the carrier's receipt
+    finished: bool  # the run has nothing left to send
+
+
+def run_progress(context: AppContext, run_id: int) -> RunProgress:
+    with context.readers() as session:
+        run = session.get(CampaignRun, run_id)
+        assert run is not None
+        counts = dict(
+            session.execute(
+                select(Message.status, func.count()).where(Message.run_id == run_id).group_by(Message.status)
+            ).all()
+        )
+        waiting = session.scalar(
+            select(func.count()).where(
+                Message.run_id == run_id, Message.channel == Channel.SMS, Message.status == MessageStatus.SENT
+            )
+        )
+        planned = sum(counts.values())
+        busy = counts.get(MessageStatus.QUEUED, 0) + counts.get(MessageStatus.SENDING, 0)
+        finished = run.status in (
+            RunStatus.COMPLETED,
+            RunStatus.COMPLETED_WITH_HELD,
+            RunStatus.CANCELLED,
+        ) or (run.status == RunStatus.SENDING and busy == 0)
+        return RunProgress(
+            planned=planned, done=planned - busy, pending_receipts=int(waiting or 0), finished=finished
+        )
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # not the locale's
+
+
+def send_window_note(context: AppContext, run_id: int) -> str | None:
+    """When the run's campaign is outside its send window now: "outside the send window; first messages at
+    07:30 Monday 30/11 (Asia/Ho_Chi_Minh)" (the window's own time zone). None inside it or without one."""
+    with context.readers() as session:
+        run = session.get(CampaignRun, run_id)
+        version = session.get(CampaignVersion, run.version_id) if run is not None else None
+        if version is None:
+            return None
+        schedule = definition_of(version).schedule
+    if schedule is None or schedule.window is None:
+        return None
+    tz, now = ZoneInfo(schedule.timezone), context.clock.now()
+    if schedule.window.contains(now, tz):
+        return None
+    opens = schedule.window.next_open(now, tz).astimezone(tz)
+    when = f"{opens:%H:%M} {WEEKDAYS[opens.weekday()]} {opens:%d/%m}"
+    return f"outside the send window; first messages at {when} ({schedule.timezone})"
+
+
+def provider_notes(context: AppContext, run_id: int) -> list[str]:
+    """Per unreachable provider that the run still waits for: "SMSC unreachable since 13:02, retrying in
+    20 s" (from ``provider_health``, kept by the process that talks to the provider)."""
+    with context.readers() as session:
+        names = session.scalars(
+            select(Message.provider)
+            .where(
+                Message.run_id == run_id,
+                Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING]),
+            )
+            .distinct()
+        ).all()
+        providers = {
+            name: context.settings.providers[name].type
+            for name in names
+            if name in context.settings.providers
+        }
+        return unreachable_notes(session, providers, now=context.clock.now()) if providers else []
+
+
+def campaign_paused(context: AppContext, run_id: int) -> str | None:
+    with context.sessions() as session:
+        run = session.get(CampaignRun, run_id)
+        campaign = session.get(Campaign, run.campaign_id) if run else None
+        if campaign is not None and campaign.state in (CampaignState.PAUSED, CampaignState.CANCELLED):
+            return f"campaign {campaign.id} is {campaign.state.value}: {pause_reason(campaign) or 'no reason given'}"
+    return None
+
+
+def wait_for_run(
+    engine: EmbeddedEngine,
+    run_id: int,
+    *,
+    console: Console,
+    receipt_timeout: float,
+    interval: float = 0.5,
+) -> None:
+    """Tick and show progress until the run has nothing left to send and receipts are in (or time out)."""
+    context = engine.context
+    with Progress(
+        TextColumn("[bold]run {task.fields[run]}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("send", total=None, run=run_id, note="planning")
+        receipts_since: float | None = None
+        while True:
+            engine.tick()
+            for line in engine.take_notices():  # a worker died: restarted, and what it held handed back
+                console.print(f"[yellow]{line}[/]", highlight=False)
+            current = run_progress(context, run_id)
+            paused = campaign_paused(context, run_id)
+            note = f"{current.pending_receipts} awaiting receipts" if current.pending_receipts else ""
+            # A provider that is down says so (and when it is tried again), and so does a closed send window,
+            # instead of a bar that does not move.
+            note = "; ".join(provider_notes(context, run_id)) or send_window_note(context, run_id) or note
+            progress.update(task, total=current.planned or None, completed=current.done, note=paused or note)
+            if paused:
+                console.print(f"[yellow]{paused}[/]")
+                return
+            if current.finished and current.planned:
+                if not current.pending_receipts:
+                    return
+                receipts_since = receipts_since or time.monotonic()
+                if time.monotonic() - receipts_since > receipt_timeout:
+                    console.print(
+                        f"[yellow]{current.pending_receipts} SMS still without a receipt after {receipt_timeout:.0f} s.[/]"
+                    )
+                    return
+            time.sleep(interval)
