@@ -10,7 +10,7 @@ from types import ModuleType
 import openpyxl
 import pytest
 
-from broadcaster.contacts import reader
+from broadcaster.contacts import sources
 from broadcaster.contacts.generate import generate_contacts
 from broadcaster.contacts.phones import PhoneKind
 from broadcaster.contacts.reader import ContactRow, ContactsFileError, ReadResult, read_contacts
@@ -415,7 +415,7 @@ def test_an_xlsx_zip_bomb_is_refused_before_it_is_unpacked(
     the workbook is never opened."""
     path = _xlsx(tmp_path, [["full_name", "phone"]] + [["Nguyễn Văn An", "0912345678"]] * 30_000)
     assert path.stat().st_size < 300_000
-    monkeypatch.setattr(reader, "load_workbook", _never_called)
+    monkeypatch.setattr(sources, "load_workbook", _never_called)
     with pytest.raises(ContactsFileError) as info:
         read_contacts(path, limits=ContactsSettings(max_file_mb=1))
     assert str(path) in str(info.value)
