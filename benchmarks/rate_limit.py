@@ -34,7 +34,7 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import free_port, wait_port
+from benchmarks.processes import free_port, wait_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rate_limit.json"
 SLICE = 0.1

@@ -1,4 +1,7 @@
-"""``broadcaster campaigns …``: validate and load files, preview, and move versions through approval."""
+"""``broadcaster campaigns …``: validate and load files, list, preview and diff versions.
+
+The approval commands live in ``campaign_review``, test sends in ``test_send``; both register on this app.
+"""
 
 from __future__ import annotations
 
@@ -8,36 +11,25 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from broadcaster.campaigns import workflow
 from broadcaster.campaigns.files import ProviderInfo, validate_paths
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import get_campaign, get_version, load_bundle
+from broadcaster.cli import campaign_review, test_send
 from broadcaster.cli.common import (
     CampaignArgument,
     JsonOption,
+    VersionOption,
     acting,
     console,
     err_console,
     load_context,
-    print_error,
     print_json,
     print_table,
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
-from broadcaster.outbox.sending import ProviderFailure
-from broadcaster.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Campaign definitions, versions and approval.")
-
-ReasonOption = typer.Option(None, "--reason", "-m", help="Why (kept in the audit log).")
-VersionOption = typer.Option(None, "--version", "-v", help="Version number (default: the latest).")
-HashOption = typer.Option(
-    None,
-    "--hash",
-    help="Required: the content hash (a prefix of at least 8 characters) of the version you reviewed, as shown "
-    "by 'campaigns preview' and 'status'; a version that changed since is refused.",
-)
 
 
 def _providers(context: AppContext) -> dict[str, ProviderInfo]:
@@ -234,234 +226,6 @@ def _diff_style(line: str) -> str:
     return "green" if line.startswith("+") else "red" if line.startswith("-") else ""
 
 
-@app.command()
-def submit(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
-    """Submit the latest draft version for approval."""
-    with acting("campaigns.submit") as (context, session, user):
-        version = workflow.submit(
-            session,
-            campaign_id=campaign_id,
-            actor=user,
-            settings=context.settings,
-            clock=context.clock,
-            reason=reason,
-        )
-        summary = (version.number, version.content_hash, version.audience_size, version.required_approvals)
-    console.print(
-        f"Submitted {campaign_id} version {summary[0]} (hash {summary[1][:12]}) for {summary[2]} recipients; "
-        f"needs {summary[3]} approval(s) by someone else."
-    )
-    if not summary[2]:
-        err_console.print(
-            f"[bold yellow]warning:[/] version {summary[0]} reaches 0 recipients: nobody would receive it. Check "
-            f"the audience section and the imported contacts (`broadcaster campaigns preview {campaign_id}` shows "
-            "who is excluded and why).",
-            highlight=False,
-        )
-
-
-@app.command()
-def approve(
-    campaign_id: str = CampaignArgument,
-    version: int | None = VersionOption,
-    content_hash: str | None = HashOption,
-    reason: str | None = ReasonOption,
-    keep_pending: bool = typer.Option(
-        False,
-        "--keep-pending",
-        help="Let the runs of older versions finish sending what they still have queued "
-        "(by default they stop: their queued messages are cancelled).",
-    ),
-) -> None:
-    """Approve a submitted version (not your own); binds to its content hash.
-
-    Once approved, runs of older versions that still have messages waiting stop, unless --keep-pending."""
-    with acting("campaigns.approve") as (context, session, user):
-        target = get_version(session, campaign_id, version)
-        older = workflow.older_runs(session, campaign_id=campaign_id, version_id=target.id)
-        approved = workflow.approve(
-            session,
-            campaign_id=campaign_id,
-            actor=user,
-            clock=context.clock,
-            version_number=version,
-            content_hash=content_hash,
-            reason=reason,
-            keep_pending=keep_pending,
-        )
-        status, number, needed, have = (
-            approved.status.value,
-            approved.number,
-            approved.required_approvals,
-            len(approved.approvals),
-        )
-    if status != "approved":
-        console.print(
-            f"Recorded your approval of {campaign_id} version {number} ({have}/{needed}); a second approver is needed."
-        )
-        if older.run_ids:
-            console.print(
-                f"Runs of older versions still have {older.pending} message(s) waiting; they stop when the "
-                "approval completes (unless the second approver gives --keep-pending)."
-            )
-        return
-    console.print(f"[green]Approved[/] {campaign_id} version {number}.")
-    if not older.run_ids:
-        return
-    runs = ", ".join(map(str, older.run_ids))
-    if keep_pending:
-        console.print(
-            f"Older versions' runs ({runs}) had {older.pending} message(s) waiting; kept (--keep-pending): "
-            "they will still be sent."
-        )
-    else:
-        console.print(
-            f"Older versions' runs ({runs}) had {older.pending} message(s) waiting; cancelled, they will not be "
-            "sent (--keep-pending lets them finish)."
-        )
-
-
-@app.command()
-def reject(
-    campaign_id: str = CampaignArgument,
-    reason: str = typer.Option(..., "--reason", "-m", help="What must change."),
-    version: int | None = VersionOption,
-    content_hash: str | None = HashOption,
-) -> None:
-    """Reject a submitted version, with the reason."""
-    with acting("campaigns.approve") as (context, session, user):
-        workflow.reject(
-            session,
-            campaign_id=campaign_id,
-            actor=user,
-            clock=context.clock,
-            reason=reason,
-            version_number=version,
-            content_hash=content_hash,
-        )
-    console.print(f"Rejected {campaign_id}.")
-
-
-@app.command()
-def schedule(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
-    """Schedule an approved campaign: the engine's tick sends each occurrence by itself."""
-    with acting("campaigns.schedule") as (context, session, user):
-        campaign = workflow.schedule(
-            session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason
-        )
-        when = campaign.next_occurrence_at
-    assert when is not None
-    console.print(
-        f"Scheduled {campaign_id}; next occurrence {local(when):%Y-%m-%d %H:%M} (Asia/Ho_Chi_Minh)."
-    )
-
-
-@app.command()
-def pause(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
-    """Pause: nothing more is sent from the next window on."""
-    with acting("campaigns.pause") as (context, session, user):
-        workflow.pause(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
-    console.print(f"Paused {campaign_id}.")
-
-
-@app.command()
-def resume(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
-    """Resume a paused campaign."""
-    with acting("campaigns.resume") as (context, session, user):
-        campaign = workflow.resume(
-            session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason
-        )
-        state_now = campaign.state.value
-    console.print(f"Resumed {campaign_id} ({state_now}).")
-
-
-@app.command()
-def cancel(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
-    """Cancel for good: queued messages are cancelled; nothing more is sent."""
-    with acting("campaigns.cancel") as (context, session, user):
-        workflow.cancel(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
-    console.print(f"Cancelled {campaign_id}.")
-
-
-@app.command("test-send")
-def test_send(
-    campaign_id: str = CampaignArgument,
-    to: list[str] = typer.Option(..., "--to", help="Phone number or e-mail address; repeat for several."),
-    version: int | None = VersionOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Send the latest (or given) version to test addresses now, before approval, with sample contact data.
-
-    A provider that does not take the message now makes the command fail (exit code 1) with what to check;
-    the message is marked failed and is never sent later."""
-    from sqlalchemy import select as sa_select
-
-    from broadcaster.db.models import Message
-    from broadcaster.outbox.sending import create_test_messages, send_test_messages
-
-    with acting("campaigns.test_send") as (context, session, user):
-        test = create_test_messages(
-            session,
-            campaign_id=campaign_id,
-            to=to,
-            actor=user,
-            settings=context.settings,
-            clock=context.clock,
-            version_number=version,
-        )
-    context = load_context()
-    try:
-        failures = send_test_messages(context, test)
-        with context.readers() as session:
-            messages = session.scalars(
-                sa_select(Message).where(Message.id.in_(test.message_ids)).order_by(Message.id)
-            )
-            rows = [
-                {
-                    "id": m.id,
-                    "channel": m.channel,
-                    "to": m.address,
-                    "status": m.status.value,
-                    "reason": m.reason,
-                    "provider": m.provider,
-                }
-                for m in messages
-            ]
-    finally:
-        context.close()
-    failed = {f.provider for f in failures}
-    if as_json:
-        print_json(rows)
-    else:
-        shown = [r for r in rows if r["provider"] not in failed]  # the others get one line each below
-        if shown:
-            print_table(
-                "Test send",
-                ["id", "channel", "to", "status", "reason"],
-                [[r["id"], r["channel"], r["to"], r["status"], r["reason"]] for r in shown],
-            )
-    for failure in failures:
-        print_error(_provider_failure(context.settings, failure))
-    if failures or any(r["status"] not in ("sent", "delivered") for r in rows):
-        raise typer.Exit(1)
-
-
-def _provider_failure(settings: Settings, failure: ProviderFailure) -> str:
-    """One line: which provider, where it is, what went wrong and what to check."""
-    config = settings.provider(failure.provider)
-    options = config.options()
-    address = f"{options.get('host', '?')}:{options.get('port', '?')}"
-    where = f"{config.type.upper()} {address}"
-    if failure.configuration:
-        check = f"Check the account settings under [providers.{failure.provider}] in broadcaster.toml"
-    else:
-        peer = "SMSC" if config.channel == "sms" else "mail relay"
-        check = (
-            f"Check that the {peer} at {address} is running and reachable from this machine "
-            f"(host and port under [providers.{failure.provider}] in broadcaster.toml; "
-            "`broadcaster sandbox` runs local ones for a rehearsal)"
-        )
-    return (
-        f"test send via provider {failure.provider} ({where}) failed: {failure.reason}. {check}. "
-        "The test message was marked failed and will not be sent later."
-    )
+# The review commands and test-send come after these in the help, as they are used.
+campaign_review.register(app)
+test_send.register(app)

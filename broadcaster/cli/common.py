@@ -31,6 +31,7 @@ err_console = Console(stderr=True)
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Settings file (default: ./broadcaster.toml).")
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+VersionOption = typer.Option(None, "--version", "-v", help="Version number (default: the latest).")
 UnmaskedOption = typer.Option(
     False,
     "--unmasked",

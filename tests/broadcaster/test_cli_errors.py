@@ -148,7 +148,7 @@ def test_an_unexpected_error_leaves_its_traceback_in_a_log_file(
     def broken_status(*_args: object, **_kwargs: object) -> None:
         raise KeyError("versions")
 
-    monkeypatch.setattr("broadcaster.cli.delivery.campaign_status", broken_status)
+    monkeypatch.setattr("broadcaster.cli.status.campaign_status", broken_status)
     line = assert_one_clean_line("status", run("status", "thong-bao-thu-nghiem"))
     assert "unexpected KeyError: 'versions'" in line
     assert "run again with --debug" in line

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.contacts.reader import _ALIASES, FIELDS
+from broadcaster.contacts.header import FIELDS, HEADER_ALIASES
 from tests.broadcaster.test_cli import Cli, one_line
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def names_and_aliases() -> list[str]:
-    return [name for field in FIELDS for name in (field, *_ALIASES.get(field, ()))]
+    return [name for field in FIELDS for name in (field, *HEADER_ALIASES.get(field, ()))]
 
 
 def test_import_help_lists_every_column_and_its_vietnamese_names(cli: Cli) -> None:

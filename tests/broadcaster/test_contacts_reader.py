@@ -1,4 +1,5 @@
-"""Tests for broadcaster.contacts.reader (real CSV/XLSX fixture files) and broadcaster.contacts.generate."""
+"""Tests for broadcaster.contacts.reader on real CSV/XLSX fixture files and edge cases (hostile files and the
+generator have test modules of their own)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from types import ModuleType
 import openpyxl
 import pytest
 
-from broadcaster.contacts import reader
-from broadcaster.contacts.generate import generate_contacts
 from broadcaster.contacts.phones import PhoneKind
 from broadcaster.contacts.reader import ContactRow, ContactsFileError, ReadResult, read_contacts
-from broadcaster.settings import ContactsSettings
+from tests.broadcaster.contact_files import write_text, write_xlsx
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "contacts"
 
@@ -33,12 +32,6 @@ def _by_row(result: ReadResult) -> dict[int, ContactRow]:
 
 def _problems(result: ReadResult) -> list[tuple[int, str, str]]:
     return [(p.row, p.column, p.severity) for p in result.problems]
-
-
-def _write(tmp_path: Path, name: str, text: str, *, encoding: str = "utf-8") -> Path:
-    path = tmp_path / name
-    path.write_bytes(text.encode(encoding))
-    return path
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -284,28 +277,28 @@ def test_missing_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text", ["Họ và tên,Điện thoại\n", "\nHọ và tên,Điện thoại\n\n,\n , \n"])
 def test_a_file_with_a_header_but_no_contacts_is_refused(tmp_path: Path, text: str) -> None:
-    path = _write(tmp_path, "h.csv", text)
+    path = write_text(tmp_path, "h.csv", text)
     with pytest.raises(ContactsFileError, match="has a header row but no contacts") as info:
         read_contacts(path)
     assert str(path) in str(info.value)
 
 
 def test_an_xlsx_with_a_header_but_no_contacts_is_refused(tmp_path: Path) -> None:
-    path = _xlsx(tmp_path, [["full_name", "phone"]])
+    path = write_xlsx(tmp_path, [["full_name", "phone"]])
     with pytest.raises(ContactsFileError, match="has a header row but no contacts"):
         read_contacts(path)
 
 
 def test_email_only_file_and_undiacritised_headers(tmp_path: Path) -> None:
     text = "Ho va ten;Thu dien tu;Doi tuong\nAn;An@DaNang.gov.vn;citizen\n"
-    result = read_contacts(_write(tmp_path, "e.csv", text))
+    result = read_contacts(write_text(tmp_path, "e.csv", text))
     assert [(r.full_name, r.email, r.phone, r.segment) for r in result.rows] == [
         ("An", "An@danang.gov.vn", None, "citizen")
     ]
 
 
 def test_row_without_phone_or_email_is_skipped(tmp_path: Path) -> None:
-    result = read_contacts(_write(tmp_path, "n.csv", "full_name,phone,email\nAn,,\nBình,0912345678,\n"))
+    result = read_contacts(write_text(tmp_path, "n.csv", "full_name,phone,email\nAn,,\nBình,0912345678,\n"))
     assert [r.full_name for r in result.rows] == ["Bình"]
     assert [(p.row, p.reason) for p in result.problems] == [
         (2, "neither a phone number nor an e-mail address")
@@ -313,189 +306,20 @@ def test_row_without_phone_or_email_is_skipped(tmp_path: Path) -> None:
 
 
 def test_extra_cells_beyond_header_warn(tmp_path: Path) -> None:
-    result = read_contacts(_write(tmp_path, "x.csv", "full_name,phone\nAn,0912345678,lost\n"))
+    result = read_contacts(write_text(tmp_path, "x.csv", "full_name,phone\nAn,0912345678,lost\n"))
     assert len(result.rows) == 1
     assert [(p.row, p.value, p.severity) for p in result.problems] == [(2, "lost", "warning")]
 
 
 def test_quoted_multiline_cell_keeps_spreadsheet_row_numbers(tmp_path: Path) -> None:
     text = 'full_name,phone,Ghi chú\nAn,0912345678,"dòng 1\ndòng 2"\nBình,0101234567,\n'
-    result = read_contacts(_write(tmp_path, "m.csv", text))
+    result = read_contacts(write_text(tmp_path, "m.csv", text))
     assert result.rows[0].attributes == {"Ghi chú": "dòng 1\ndòng 2"}
     assert [p.row for p in result.problems] == [3]
 
 
 def test_leading_empty_lines_and_foreign_number(tmp_path: Path) -> None:
-    result = read_contacts(_write(tmp_path, "f.csv", "\n\nfull_name,phone\nJohn Tan,+65 9123 4567\n"))
+    result = read_contacts(write_text(tmp_path, "f.csv", "\n\nfull_name,phone\nJohn Tan,+65 9123 4567\n"))
     assert result.rows[0].row == 4
     assert result.rows[0].phone is not None and result.rows[0].phone.e164 == "+6591234567"
     assert [p.reason for p in result.problems] == ["number outside Vietnam (+6591234567)"]
-
-
-# ------------------------------------------------------------------------------------------------ hostile input
-
-
-def _xlsx(tmp_path: Path, rows: list[list[object]], name: str = "danh-ba.xlsx") -> Path:
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet()
-    for row in rows:
-        sheet.append(row)
-    path = tmp_path / name
-    workbook.save(path)
-    return path
-
-
-@pytest.mark.parametrize(
-    ("cell", "code"),
-    [("Nguyễn\x00Văn An", "U+0000"), ("\x1b[31mAn", "U+001B"), ("An\x7f", "U+007F"), ("An\x85", "U+0085")],
-)
-def test_control_characters_refuse_the_row_naming_row_and_column(
-    tmp_path: Path, cell: str, code: str
-) -> None:
-    text = f"full_name,phone,district,Ghi chú\n{cell},0912345678,Hải Châu,\nBình,0912345670,Sơn\x00Trà,ok\n"
-    text += 'Chi,0912345671,Thanh Khê,gọi\x07 sau\nDũng,0912345672,Cẩm Lệ,"dòng 1\r\n\tdòng 2"\n'
-    result = read_contacts(_write(tmp_path, "c.csv", text))
-    assert [row.full_name for row in result.rows] == ["Dũng"]  # tab and line breaks are ordinary in a cell
-    assert [(p.row, p.column, p.severity) for p in result.errors] == [
-        (2, "full_name", "error"),
-        (3, "district", "error"),
-        (4, "Ghi chú", "error"),
-    ]
-    assert code in result.errors[0].reason and "control character" in result.errors[0].reason
-    # The report spells the character out: nothing invisible (or refused by PostgreSQL JSON) is kept.
-    assert result.errors[1].value == "Sơn\\x00Trà"
-    assert all(ch.isprintable() for p in result.problems for ch in p.value)
-
-
-def test_control_characters_in_xlsx_cells_and_in_the_spill_warning(tmp_path: Path) -> None:
-    # XML (and so XLSX) cannot hold NUL or ESC, but DEL and the C1 controls it can.
-    rows: list[list[object]] = [
-        ["full_name", "phone"],
-        ["An\x7f", "0912345678"],
-        ["Bình", "0912345670", "x\x9b"],
-    ]
-    result = read_contacts(_xlsx(tmp_path, rows))
-    assert [row.full_name for row in result.rows] == ["Bình"]
-    assert [(p.row, p.column, p.value) for p in result.problems] == [
-        (2, "full_name", "An\\x7f"),
-        (3, "", "x\\x9b"),
-    ]
-
-
-def test_a_control_character_in_the_header_refuses_the_file(tmp_path: Path) -> None:
-    path = _write(tmp_path, "h.csv", "full_name,phone,Ghi\x00chú\nAn,0912345678,x\n")
-    with pytest.raises(
-        ContactsFileError, match=r'header column 3 "Ghi\\x00chú" holds a control character U\+0000'
-    ):
-        read_contacts(path)
-
-
-def test_row_limit(tmp_path: Path) -> None:
-    rows = "".join(f"Người {n},09123456{n:02d}\n" for n in range(5))
-    path = _write(tmp_path, "r.csv", "full_name,phone\n" + rows)
-    assert len(read_contacts(path, limits=ContactsSettings(max_rows=5)).rows) == 5
-    with pytest.raises(ContactsFileError) as info:
-        read_contacts(path, limits=ContactsSettings(max_rows=4))
-    assert str(path) in str(info.value)
-    assert "more than 4 rows of contacts (setting contacts.max_rows)" in str(info.value)
-
-
-def test_csv_size_limit(tmp_path: Path) -> None:
-    path = _write(tmp_path, "big.csv", "full_name,phone\n" + "An,0912345678\n" * 80_000)  # 1.1 MB
-    with pytest.raises(ContactsFileError) as info:
-        read_contacts(path, limits=ContactsSettings(max_file_mb=1, max_rows=1_000_000))
-    assert str(path) in str(info.value)
-    assert "is 1.1 MB, more than the 1 MB allowed (setting contacts.max_file_mb)" in str(info.value)
-
-
-def test_an_xlsx_zip_bomb_is_refused_before_it_is_unpacked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A small file whose sheet unpacks to more than the limit is refused from the zip's directory alone:
-    the workbook is never opened."""
-    path = _xlsx(tmp_path, [["full_name", "phone"]] + [["Nguyễn Văn An", "0912345678"]] * 30_000)
-    assert path.stat().st_size < 300_000
-    monkeypatch.setattr(reader, "load_workbook", _never_called)
-    with pytest.raises(ContactsFileError) as info:
-        read_contacts(path, limits=ContactsSettings(max_file_mb=1))
-    assert str(path) in str(info.value)
-    assert "unpacks to" in str(info.value) and "the 1 MB allowed (setting contacts.max_file_mb)" in str(
-        info.value
-    )
-
-
-def _never_called(*args: object, **kwargs: object) -> None:
-    raise AssertionError("the workbook was opened")
-
-
-def test_xlsx_rows_are_counted_in_streaming_mode_whatever_the_sheet_claims(tmp_path: Path) -> None:
-    """A sheet with one row at the bottom of the sheet (1,048,576) and a dimension claiming every column is
-    refused by the row limit, not padded row by row to 16,384 columns."""
-    workbook = openpyxl.Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.append(["full_name", "phone"])
-    sheet.cell(row=1_048_576, column=1, value="An")
-    sheet.cell(row=1_048_576, column=2, value="0912345678")
-    path = tmp_path / "bottom.xlsx"
-    workbook.save(path)
-    with pytest.raises(ContactsFileError, match="more than 1,000 rows"):
-        read_contacts(path, limits=ContactsSettings(max_rows=1_000))
-
-
-def test_xlsx_cells_far_to_the_right_are_refused(tmp_path: Path) -> None:
-    workbook = openpyxl.Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.append(["full_name", "phone"])
-    sheet.append(["An", "0912345678"])
-    sheet.cell(row=2, column=16_384, value="x")
-    path = tmp_path / "wide.xlsx"
-    workbook.save(path)
-    with pytest.raises(ContactsFileError, match="row 2 has cells beyond column 256"):
-        read_contacts(path)
-
-
-# ------------------------------------------------------------------------------------------------ generator
-
-
-def test_generate_contacts_is_deterministic(tmp_path: Path) -> None:
-    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
-    generate_contacts(a, count=300, seed=7)
-    generate_contacts(b, count=300, seed=7)
-    generate_contacts(c, count=300, seed=8)
-    assert a.read_bytes() == b.read_bytes()
-    assert a.read_bytes() != c.read_bytes()
-
-
-def test_generated_contacts_read_back(tmp_path: Path) -> None:
-    path = tmp_path / "danang.csv"
-    count, share = 2000, 0.02
-    generate_contacts(path, count=count, seed=143, invalid_share=share)
-    result = read_contacts(path)
-    assert result.total_rows == count
-    broken = round(count * share)
-    assert abs(len(result.rows) - (count - broken)) <= count * 0.005
-    assert len(result.errors) >= broken * 0.9
-    reasons = {p.reason for p in result.problems}
-    assert "landline: cannot receive SMS" in reasons
-    assert any(r.startswith("old 11-digit number converted to 0") for r in reasons)
-    assert {"name is empty", "not a valid Vietnamese number"} <= reasons
-
-    rows = result.rows
-    assert all(r.external_id is not None and r.external_id.startswith("DN-") for r in rows)
-    assert len({r.external_id for r in rows}) == len(rows)
-    assert {r.segment for r in rows} == {"citizen", "civil_servant", "business"}
-    civil = [r for r in rows if r.segment == "civil_servant"]
-    assert all(r.email is not None and r.email.endswith("@danang.gov.vn") and r.agency for r in civil)
-    assert sum(1 for r in rows if r.phone is not None and r.email is not None) > count // 10
-    assert any(r.phone is not None and r.phone.converted_from for r in rows)
-    assert any("＋" in (r.raw_phone or "") or "０" in (r.raw_phone or "") for r in rows)  # full-width forms
-    assert any((r.raw_phone or "").startswith("0084") for r in rows)
-    assert any(any(ch in "ăâđêôơưĐ" for ch in r.full_name.lower()) for r in rows)
-    assert {r.district for r in rows} >= {"Hải Châu", "Thanh Khê", "Sơn Trà", "Ngũ Hành Sơn", "Liên Chiểu"}
-
-
-def test_generate_contacts_rejects_bad_arguments(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="invalid_share"):
-        generate_contacts(tmp_path / "x.csv", invalid_share=1.5)

@@ -1,0 +1,133 @@
+"""The results of a benchmark: one measurement per channel and size, printed as tables and written as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.engine_run import EngineResult
+from benchmarks.workdir import CHANNELS
+
+__all__ = ["TARGET_RATIO", "Measurement", "print_tables", "write_json"]
+
+TARGET_RATIO = 0.7
+
+
+@dataclass
+class Measurement:
+    channel: str
+    count: int
+    peer: str
+    engine: EngineResult
+    raw: list[dict[str, Any]]  # before and after the engine
+    setup_seconds: float
+
+    @property
+    def raw_rate(self) -> float:
+        rates = [float(r["rate"]) for r in self.raw]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.engine.rate / self.raw_rate if self.raw_rate else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        engine = self.engine
+        return {
+            "channel": self.channel,
+            "n": self.count,
+            "peer": self.peer,
+            "engine": {
+                "rate": round(engine.rate, 1),
+                "sent": engine.sent,
+                "planned": engine.planned,
+                "statuses": engine.statuses,
+                "send_seconds": round(engine.send_seconds, 3),
+                "wall_seconds": round(engine.wall_seconds, 3),
+                "receipts_seconds": None
+                if engine.receipts_seconds is None
+                else round(engine.receipts_seconds, 3),
+                "delivered": engine.delivered,
+                "peak_rss_kib": engine.peak_rss_kib,
+                "driver_peak_rss_kib": engine.driver_peak_rss_kib,
+                "timed_out": engine.timed_out,
+            },
+            "raw": self.raw,
+            "raw_rate": round(self.raw_rate, 1),
+            "ratio": round(self.ratio, 3),
+            "target_ratio": TARGET_RATIO,
+            "setup_seconds": round(self.setup_seconds, 2),
+        }
+
+
+def _mib(kib: int) -> str:
+    return f"{kib / 1024:.0f}"
+
+
+def print_tables(measurements: list[Measurement], console: Console) -> None:
+    for channel in CHANNELS:
+        rows = [m for m in measurements if m.channel == channel]
+        if not rows:
+            continue
+        raw_name = "raw aiosmtplib, 1 connection" if channel == "email" else "raw smpplib, 1 bind, window 64"
+        processes = sorted({name for m in rows for name in m.engine.peak_rss_kib})
+        table = Table(title=f"{channel}: engine vs {raw_name}\npeer: {rows[0].peer}")
+        for column in ("N", "engine/s", "raw/s", "ratio", "send s", "wall s"):
+            table.add_column(column, justify="right")
+        if channel == "sms":
+            table.add_column("receipts s\nengine|raw", justify="right")
+        table.add_column("peak RSS MiB\n" + " | ".join([*processes, "driver"]), justify="right")
+        for m in rows:
+            ratio_style = "green" if m.ratio >= TARGET_RATIO else "red"
+            cells = [
+                f"{m.count:,}",
+                f"{m.engine.rate:,.0f}",
+                f"{m.raw_rate:,.0f}",
+                f"[{ratio_style}]{m.ratio:.2f}[/]",
+                f"{m.engine.send_seconds:.1f}",
+                f"{m.engine.wall_seconds:.1f}",
+            ]
+            if channel == "sms":
+                raw_receipts = [r.get("receipts_seconds") for r in m.raw]
+                raw_text = "/".join("-" if r is None else f"{r:.1f}" for r in raw_receipts)
+                engine_text = "-" if m.engine.receipts_seconds is None else f"{m.engine.receipts_seconds:.1f}"
+                cells.append(f"{engine_text}|{raw_text}")
+            rss = [_mib(m.engine.peak_rss_kib.get(name, 0)) for name in processes]
+            cells.append(" | ".join([*rss, _mib(m.engine.driver_peak_rss_kib)]))
+            table.add_row(*cells)
+        console.print(table)
+        console.print(
+            "engine/s: sent / (last sent_at - first claimed_at); raw/s: mean of the raw runs before/after; "
+            "wall: plan enqueued to nothing left to send; RSS: VmHWM per process.",
+            style="dim",
+        )
+
+
+def write_json(path: Path, measurements: list[Measurement], argv: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "command": " ".join(["python -m benchmarks.run", *argv]),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "notes": [
+            "engine msgs/s = sent / (last sent_at - first claimed_at) of the run, from the database",
+            "raw msgs/s = mean of the raw client run just before and just after the engine, same peer",
+            "wall = from enqueuing plan_run to nothing left to send (includes planning)",
+            "peak RSS = VmHWM of each engine worker just before it stops, and of the driving process (tick, "
+            "progress polling; a fresh process per run)",
+        ],
+        "results": [m.to_json() for m in measurements],
+    }
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,200 @@
+"""The engine's long-running commands: ``run`` (workers and the tick here), ``worker``, ``beat``, ``sandbox``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import typer
+
+from broadcaster.cli.common import (
+    acting,
+    console,
+    load_context,
+    state,
+)
+from broadcaster.clock import local
+from broadcaster.context import AppContext
+from broadcaster.errors import UserError
+from broadcaster.outbox.scheduler import TickReport
+from broadcaster.runtime import (
+    EmbeddedEngine,
+    worker_command,
+    worker_env,
+    worker_specs,
+)
+from broadcaster.settings import find_config, load_settings
+from broadcaster.tasks import CeleryEnqueuer, configure
+
+# `run`: how often the workers are looked at between ticks (a dead one is restarted, its rows handed back).
+SUPERVISE_SECONDS = 1.0
+
+
+def describe_tick(report: TickReport) -> str | None:
+    """One readable line for a tick that did something (None when it had nothing to do)."""
+    parts: list[str] = []
+    if report.runs_created:
+        parts.append("started run(s) " + ", ".join(map(str, report.runs_created)))
+    parts.extend(
+        f"missed occurrence of {campaign} at {local(moment):%H:%M %d/%m/%Y}"
+        for campaign, moment in report.missed
+    )
+    for count, what in (
+        (report.chunks, "chunk(s) queued for sending"),
+        (report.runs_completed, "run(s) completed"),
+        (report.inbound_processed, "receipt(s) or bounce(s) applied"),
+        (report.swept_sending, "message(s) stuck in sending swept"),
+        (report.swept_chunks, "lost chunk(s) re-queued"),
+    ):
+        if count:
+            parts.append(f"{count} {what}")
+    return "; ".join(parts) or None
+
+
+def run(
+    once: bool = typer.Option(False, help="One tick, then stop (workers are not started)."),
+) -> None:
+    """Run the engine on this machine: workers and the tick, so scheduled campaigns go out by themselves."""
+    with acting("engine.run", write=False):
+        pass
+    context = load_context()
+    try:
+        if once:
+            configure(context.settings)
+            from broadcaster.outbox.scheduler import tick
+
+            report = tick(
+                context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
+            )
+            console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report) or 'nothing to do'}")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with EmbeddedEngine(
+            context, config=find_config(state.config), log_dir=context.settings.path("logs")
+        ) as engine:
+            console.print(
+                f"Engine running ({len(engine.processes)} workers); tick every {context.settings.delivery.tick_seconds:.0f} s. Ctrl-C stops."
+            )
+            try:
+                next_tick = 0.0
+                while not stop.is_set():
+                    line = None
+                    if time.monotonic() >= next_tick:
+                        line = describe_tick(engine.tick())
+                        next_tick = time.monotonic() + context.settings.delivery.tick_seconds
+                    else:  # between ticks, a dead worker is still restarted and handed back at once
+                        engine.check_workers()
+                    for notice in [*engine.take_notices(), *([line] if line else [])]:
+                        console.print(f"{time.strftime('%H:%M:%S')} {notice}", highlight=False)
+                    stop.wait(min(SUPERVISE_SECONDS, context.settings.delivery.tick_seconds))
+            except KeyboardInterrupt:
+                pass
+        console.print("Engine stopped.")
+    finally:
+        context.close()
+
+
+def worker(
+    queues: str | None = typer.Option(
+        None, "--queues", "-Q", help="Comma-separated queues (default: the main worker's)."
+    ),
+    gateway: str | None = typer.Option(
+        None, help="Run the gateway worker of this SMPP provider (it binds at start)."
+    ),
+    concurrency: int | None = typer.Option(
+        None, help="Processes for a non-gateway worker (default: cores, max 4)."
+    ),
+) -> None:
+    """Run one Celery worker in the foreground (distributed deployments): the main one, or an SMPP gateway."""
+    from dataclasses import replace
+
+    context = load_context()
+    try:
+        with context.engine.connect():  # a wrong [database] url fails here, not in every task later
+            pass
+        specs = worker_specs(context.settings)
+    finally:
+        context.close()
+    if gateway is not None:
+        chosen = next((s for s in specs if gateway in s.gateways), None)
+        if chosen is None:
+            raise UserError(f"{gateway!r} is not an SMPP provider in the settings")
+    else:
+        chosen = specs[0]
+        if queues is not None:
+            chosen = replace(
+                chosen, name="worker", queues=tuple(q.strip() for q in queues.split(",") if q.strip())
+            )
+        if concurrency is not None:
+            chosen = replace(chosen, concurrency=concurrency)
+    command = worker_command(chosen, loglevel="INFO")
+    os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve(), embedded=False))
+
+
+def beat() -> None:
+    """Run the tick every delivery.tick_seconds (exactly one per installation)."""
+    context: AppContext = load_context()
+    configure(context.settings)
+    from broadcaster.outbox.scheduler import tick
+
+    try:
+        while True:
+            report = tick(
+                context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
+            )
+            if report.runs_created or report.chunks or report.missed:
+                console.print(f"{time.strftime('%H:%M:%S')} {report}")
+            time.sleep(context.settings.delivery.tick_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        context.close()
+
+
+def sandbox(
+    folder: Path | None = typer.Option(
+        None, help="Where received mail and SMS are kept (default: sandbox/)."
+    ),
+    smtp_port: int | None = typer.Option(
+        None, "--smtp-port", help="Port of the SMTP server (default: the port of the first SMTP provider)."
+    ),
+    smpp_port: int | None = typer.Option(
+        None, "--smpp-port", help="Port of the SMSC (default: the port of the first SMPP provider)."
+    ),
+) -> None:
+    """Run the local SMTP server and SMSC on the ports the providers point to, to rehearse a campaign.
+
+    Ctrl-C (or SIGTERM) stops both servers cleanly."""
+    from dataclasses import replace
+
+    from broadcaster.sandbox import Sandbox, ports_from_settings
+
+    settings = load_settings(state.config)  # the sandbox needs no database
+    target = folder or settings.path(settings.sandbox_dir)
+    configured = ports_from_settings(settings)
+    ports = replace(configured, smtp=smtp_port or configured.smtp, smpp=smpp_port or configured.smpp)
+    with Sandbox(target, ports=ports):
+        console.print(
+            f"Sandbox SMTP on 127.0.0.1:{ports.smtp}, SMSC on 127.0.0.1:{ports.smpp}; keeping what arrives in {target}. Ctrl-C stops."
+        )
+        for name, port, wanted in (
+            (configured.smtp_provider, configured.smtp, ports.smtp),
+            (configured.smpp_provider, configured.smpp, ports.smpp),
+        ):
+            if name and port != wanted:
+                console.print(
+                    f"[yellow]Provider {name} points at port {port}: set port = {wanted} under "
+                    f"\\[providers.{name}] for the engine to send here.[/]"
+                )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop for kill and service managers too
+        with contextlib.suppress(KeyboardInterrupt):
+            # Wake up now and then: a signal caught by another thread (smpp34's) runs its handler only when
+            # the main thread runs Python again.
+            while not stop.wait(0.5):
+                pass

@@ -1,0 +1,105 @@
+"""``broadcaster campaigns test-send``: a version to test addresses now, with what to check when it fails."""
+
+from __future__ import annotations
+
+import typer
+
+from broadcaster.cli.common import (
+    CampaignArgument,
+    JsonOption,
+    VersionOption,
+    acting,
+    load_context,
+    print_error,
+    print_json,
+    print_table,
+)
+from broadcaster.outbox.sending import ProviderFailure
+from broadcaster.settings import Settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("test-send")(test_send)
+
+
+def test_send(
+    campaign_id: str = CampaignArgument,
+    to: list[str] = typer.Option(..., "--to", help="Phone number or e-mail address; repeat for several."),
+    version: int | None = VersionOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Send the latest (or given) version to test addresses now, before approval, with sample contact data.
+
+    A provider that does not take the message now makes the command fail (exit code 1) with what to check;
+    the message is marked failed and is never sent later."""
+    from sqlalchemy import select as sa_select
+
+    from broadcaster.db.models import Message
+    from broadcaster.outbox.sending import create_test_messages, send_test_messages
+
+    with acting("campaigns.test_send") as (context, session, user):
+        test = create_test_messages(
+            session,
+            campaign_id=campaign_id,
+            to=to,
+            actor=user,
+            settings=context.settings,
+            clock=context.clock,
+            version_number=version,
+        )
+    context = load_context()
+    try:
+        failures = send_test_messages(context, test)
+        with context.readers() as session:
+            messages = session.scalars(
+                sa_select(Message).where(Message.id.in_(test.message_ids)).order_by(Message.id)
+            )
+            rows = [
+                {
+                    "id": m.id,
+                    "channel": m.channel,
+                    "to": m.address,
+                    "status": m.status.value,
+                    "reason": m.reason,
+                    "provider": m.provider,
+                }
+                for m in messages
+            ]
+    finally:
+        context.close()
+    failed = {f.provider for f in failures}
+    if as_json:
+        print_json(rows)
+    else:
+        shown = [r for r in rows if r["provider"] not in failed]  # the others get one line each below
+        if shown:
+            print_table(
+                "Test send",
+                ["id", "channel", "to", "status", "reason"],
+                [[r["id"], r["channel"], r["to"], r["status"], r["reason"]] for r in shown],
+            )
+    for failure in failures:
+        print_error(_provider_failure(context.settings, failure))
+    if failures or any(r["status"] not in ("sent", "delivered") for r in rows):
+        raise typer.Exit(1)
+
+
+def _provider_failure(settings: Settings, failure: ProviderFailure) -> str:
+    """One line: which provider, where it is, what went wrong and what to check."""
+    config = settings.provider(failure.provider)
+    options = config.options()
+    address = f"{options.get('host', '?')}:{options.get('port', '?')}"
+    where = f"{config.type.upper()} {address}"
+    if failure.configuration:
+        check = f"Check the account settings under [providers.{failure.provider}] in broadcaster.toml"
+    else:
+        peer = "SMSC" if config.channel == "sms" else "mail relay"
+        check = (
+            f"Check that the {peer} at {address} is running and reachable from this machine "
+            f"(host and port under [providers.{failure.provider}] in broadcaster.toml; "
+            "`broadcaster sandbox` runs local ones for a rehearsal)"
+        )
+    return (
+        f"test send via provider {failure.provider} ({where}) failed: {failure.reason}. {check}. "
+        "The test message was marked failed and will not be sent later."
+    )

@@ -1,0 +1,141 @@
+"""Cell sources of a contacts file: each yields (row number, cells as text) for every row, the header included.
+
+CSV is read as UTF-8 (with or without BOM, "," or ";"); XLSX is the first sheet, read streaming. Both refuse
+a file beyond the ``[contacts]`` limits before reading it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterator
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Final
+
+from openpyxl import load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
+
+from broadcaster.contacts.records import ContactsFileError
+from broadcaster.settings import ContactsSettings
+
+__all__ = ["csv_rows", "xlsx_rows"]
+
+_SNIFF_BYTES: Final = 64 * 1024
+# Columns read from an XLSX sheet: far more than a contacts file has, and a bound on the work per row (a
+# single cell in column XFD would otherwise make every row 16,384 cells wide).
+_XLSX_MAX_COLUMNS: Final = 256
+
+
+def _decode_utf8(path: Path, data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ContactsFileError(
+            path,
+            f"not UTF-8 text: byte 0x{data[exc.start]:02X} at offset {exc.start} (line {line}) "
+            "cannot be decoded",
+            fix='Save the file as "CSV UTF-8" (Excel: File › Save As › CSV UTF-8) and import again.',
+        ) from exc
+
+
+def _sniff_delimiter(text: str) -> str:
+    sample = text[:_SNIFF_BYTES]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;").delimiter
+    except csv.Error:
+        # The sniffer gives up on short or irregular samples; the header line decides, "," by default.
+        first_line = sample.split("\n", 1)[0]
+        return ";" if first_line.count(";") > first_line.count(",") else ","
+
+
+def _too_big(path: Path, size: int, limits: ContactsSettings, *, what: str) -> ContactsFileError:
+    return ContactsFileError(
+        path,
+        f"{what} {size / 1024 / 1024:,.1f} MB, more than the {limits.max_file_mb:,} MB allowed "
+        "(setting contacts.max_file_mb)",
+        fix="Split it into smaller files and import each, or raise max_file_mb in [contacts] of "
+        "broadcaster.toml.",
+    )
+
+
+def csv_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[str]]]:
+    try:
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            raise _too_big(path, size, limits, what="is")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ContactsFileError(
+            path, f"cannot be read ({exc.strerror})", fix="Check the path and the permissions."
+        ) from exc
+    text = _decode_utf8(path, data)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+    try:
+        # Records are numbered like spreadsheet rows (header = 1) even when a quoted cell spans lines,
+        # because the operator fixes the file in a spreadsheet.
+        yield from enumerate(reader, start=1)
+    except csv.Error as exc:
+        raise ContactsFileError(
+            path,
+            f"broken CSV near line {reader.line_num} ({exc})",
+            fix="Check the quotes on that line and import again.",
+        ) from exc
+
+
+def _cell_text(value: object) -> str:
+    """Text of one XLSX cell; whole numbers lose their ".0" (Excel stores 0912345678 as 912345678.0)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def _check_unpacked_size(path: Path, limits: ContactsSettings) -> None:
+    """Refuse a workbook whose parts unpack to more than the limit, before any of it is unpacked (a "zip
+    bomb"). The sizes come from the zip's directory; Python's zipfile never unpacks more than they say."""
+    with zipfile.ZipFile(path) as archive:
+        size = sum(info.file_size for info in archive.infolist())
+    if size > limits.max_file_bytes:
+        raise _too_big(path, size, limits, what="unpacks to")
+
+
+def xlsx_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[str]]]:
+    try:
+        _check_unpacked_size(path, limits)
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except FileNotFoundError as exc:
+        raise ContactsFileError(path, "does not exist", fix="Check the path.") from exc
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise ContactsFileError(
+            path,
+            f"is not a readable XLSX workbook ({exc})",
+            fix="Open it in Excel or LibreOffice, save it as .xlsx (or CSV UTF-8) and import again.",
+        ) from exc
+    try:
+        if not workbook.worksheets:
+            return
+        sheet = workbook.worksheets[0]
+        # The sheet's declared dimension may claim any size, and every row would be padded to it: forget it,
+        # so that each row is as wide as its last cell in the file (read streaming, row by row).
+        sheet.reset_dimensions()
+        for number, values in enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1):
+            beyond = values[_XLSX_MAX_COLUMNS:]
+            if beyond.count(None) != len(beyond):  # cells formatted but empty out there are harmless
+                raise ContactsFileError(
+                    path,
+                    f"row {number} has cells beyond column {_XLSX_MAX_COLUMNS}",
+                    fix="Delete the columns after the last one you use and import again.",
+                )
+            yield number, [_cell_text(v) for v in values[:_XLSX_MAX_COLUMNS]]
+    finally:
+        workbook.close()
