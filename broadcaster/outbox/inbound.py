@@ -23,8 +23,8 @@ from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import DeliveryEventRow, InboundRecord, Message, MessagePart
 from broadcaster.outbox.status import MessageStatus, sources_for
-from channels.base import DeliveryEvent, EventType
-from channels.sms.receipts import id_variants, normalize_id, parse_deliver_sm
+from channels import registry
+from channels.base import DeliveryEvent, EventType, normalize_provider_id
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,8 @@ PART_STATE = {EventType.DELIVERED: "delivered", EventType.FAILED: "failed", Even
 
 
 def parse_record(record: _Stored) -> list[DeliveryEvent]:
-    if record.channel == "sms":
-        return [parse_deliver_sm(record.payload)]
-    if record.channel == "email":
-        from channels.email.dsn import parse_dsn
-
-        return parse_dsn(record.payload["dsn"], envelope_recipient=record.payload.get("envelope_recipient"))
-    raise ValueError(f"no parser for inbound records of channel {record.channel!r}")
+    """The events in a stored record, read by the adapter that owns its channel's records (the registry)."""
+    return registry.parse_events(registry.inbound_type(record.channel), record.payload)
 
 
 def inbound_batch_handler(
@@ -285,11 +280,11 @@ def _settle(session: Session, read: list[tuple[_Stored, list[DeliveryEvent]]], *
 
 
 def _match_parts(session: Session, resolved: list[_Resolved]) -> None:
-    """SMS receipts → the stored part, by any form of the id (hex or decimal); an exact match wins."""
+    """Receipts naming a provider id → the stored part, by any form of the id; an exact match wins."""
     wanted: dict[str, set[str]] = defaultdict(set)
     for item in resolved:
-        if item.record.channel == "sms" and item.event.type != EventType.INBOUND and item.event.provider_id:
-            wanted[item.record.provider].update(id_variants(item.event.provider_id))
+        if _names_a_part(item.event):
+            wanted[item.record.provider].update(_id_forms(item.event))
     found: dict[tuple[str, str], list[_Part]] = defaultdict(list)
     for provider, variants in wanted.items():
         ids = sorted(variants)
@@ -309,43 +304,45 @@ def _match_parts(session: Session, resolved: list[_Resolved]) -> None:
         if item.event.type == EventType.INBOUND:
             item.outcome = "inbound"
             continue
-        if item.record.channel != "sms":
+        if item.event.outbox_id is not None:
             continue
         if not item.event.provider_id:
             item.outcome = "ignored"
             continue
-        exact = normalize_id(item.event.provider_id)
-        candidates = [
-            p for v in id_variants(item.event.provider_id) for p in found.get((item.record.provider, v), [])
-        ]
+        exact = normalize_provider_id(item.event.provider_id)
+        candidates = [p for v in _id_forms(item.event) for p in found.get((item.record.provider, v), [])]
         if candidates:
             candidates.sort(key=lambda p: (p.provider_id != exact, -p.id))
             item.part = candidates[0]
             item.message_id = item.part.message_id
 
 
+def _names_a_part(event: DeliveryEvent) -> bool:
+    return event.type != EventType.INBOUND and event.outbox_id is None and bool(event.provider_id)
+
+
+def _id_forms(event: DeliveryEvent) -> frozenset[str]:
+    exact = normalize_provider_id(event.provider_id)
+    return event.provider_id_forms | ({exact} if exact else set())
+
+
 def _match_mails(session: Session, resolved: list[_Resolved]) -> None:
-    """DSNs carry our message id (VERP or Message-ID) in ``raw``."""
-    wanted = {
-        item.event.raw.get("message_id")
-        for item in resolved
-        if item.record.channel == "email"
-        and item.event.raw
-        and isinstance(item.event.raw.get("message_id"), int)
-    }
+    """Events that carry our own outbox id (a DSN's VERP address or Message-ID) → that message."""
+    wanted = {item.event.outbox_id for item in resolved if item.event.outbox_id is not None}
     if not wanted:
         return
     known = set(session.scalars(select(Message.id).where(Message.id.in_(wanted))))
     for item in resolved:
-        if item.record.channel == "email" and item.event.raw and item.event.raw.get("message_id") in known:
-            item.message_id = item.event.raw["message_id"]
+        if item.event.outbox_id in known:
+            item.message_id = item.event.outbox_id
 
 
 def _dedupe_key(item: _Resolved) -> str:
     if item.event.type == EventType.INBOUND:
         return f"{item.record.provider}:mo:{item.record.id}"
     number = item.part.number if item.part else 0
-    return f"{item.record.provider}:{normalize_id(item.event.provider_id)}:{number}:{item.event.type.value}"
+    provider_id = normalize_provider_id(item.event.provider_id)
+    return f"{item.record.provider}:{provider_id}:{number}:{item.event.type.value}"
 
 
 def _record_events(session: Session, resolved: list[_Resolved], *, now: datetime) -> list[_Resolved]:
@@ -377,7 +374,7 @@ def _record_events(session: Session, resolved: list[_Resolved], *, now: datetime
                 "message_id": item.message_id,
                 "inbound_id": item.record.id,
                 "provider": item.record.provider,
-                "provider_id": normalize_id(item.event.provider_id),
+                "provider_id": normalize_provider_id(item.event.provider_id),
                 "type": item.event.type.value,
                 "status_text": item.event.status_text,
                 "error_code": item.event.error_code,
