@@ -38,6 +38,7 @@ from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
 from broadcaster.outbox.scheduler import TickReport, tick
 from broadcaster.settings import Settings
 from broadcaster.tasks import CeleryEnqueuer, configure
+from channels.base import Channel
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ def run_progress(context: AppContext, run_id: int) -> RunProgress:
         )
         waiting = session.scalar(
             select(func.count()).where(
-                Message.run_id == run_id, Message.channel == "sms", Message.status == MessageStatus.SENT
+                Message.run_id == run_id, Message.channel == Channel.SMS, Message.status == MessageStatus.SENT
             )
         )
         planned = sum(counts.values())
