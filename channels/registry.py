@@ -76,12 +76,17 @@ def parse_events(type_name: str, raw: Mapping[str, Any]) -> list[DeliveryEvent]:
 
 @functools.cache
 def inbound_type(channel: str) -> str:
-    """The registered type whose adapter stores inbound records for ``channel``.
+    """The registered type whose adapter reads the inbound records stored for ``channel``.
 
     Stored records name their provider and channel, not the provider's type (a provider may since have left
-    the settings); each channel has one adapter that reads its inbound records (SMPP receipts and replies,
-    DSNs for e-mail: ``capabilities.parses_inbound``), so the channel finds it. ValueError when none does."""
-    for type_name, (_target, registered) in ADAPTERS.items():
-        if registered == channel and load_adapter_class(type_name).capabilities.parses_inbound:
-            return type_name
-    raise ValueError(f"no parser for inbound records of channel {channel!r}")
+    the settings), so the channel finds the one adapter that reads its records (``capabilities.parses_inbound``:
+    SMPP receipts and replies, e-mail DSNs). ValueError when none does, or when two would."""
+    readers = [
+        type_name
+        for type_name, (_target, registered) in ADAPTERS.items()
+        if registered == channel and load_adapter_class(type_name).capabilities.parses_inbound
+    ]
+    if len(readers) != 1:
+        found = ", ".join(readers) or "none"
+        raise ValueError(f"no single parser for inbound records of channel {channel!r} (found: {found})")
+    return readers[0]
