@@ -86,7 +86,8 @@ def inbound_type(channel: str) -> str:
         for type_name, (_target, registered) in ADAPTERS.items()
         if registered == channel and load_adapter_class(type_name).capabilities.parses_inbound
     ]
-    if len(readers) != 1:
-        found = ", ".join(readers) or "none"
-        raise ValueError(f"no single parser for inbound records of channel {channel!r} (found: {found})")
+    if not readers:
+        raise ValueError(f"no parser for inbound records of channel {channel!r}")
+    if len(readers) > 1:
+        raise ValueError(f"inbound records of channel {channel!r} have two parsers: {', '.join(readers)}")
     return readers[0]
