@@ -58,6 +58,11 @@ class Capabilities:
     connects_in_background: bool = False
     # Serves whichever channel its provider settings name (takes ``channel``): the local file and console.
     any_channel: bool = False
+    # Owns long-lived sessions to its provider (SMPP binds): each provider account gets one gateway worker
+    # process of its own, which keeps them up for the life of the process.
+    gateway: bool = False
+    # What an officer calls the provider's server, in notes such as "SMSC unreachable since 13:02".
+    peer: str = "provider"
 
 
 def normalize_provider_id(value: str | bytes | None) -> str | None:

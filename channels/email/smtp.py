@@ -116,7 +116,7 @@ class SmtpAdapter(AdapterBase):
     # 50 per window keeps every connection busy (4 connections x ~12 transactions) while one window stays
     # short enough to be re-planned quickly after a pause; more connections than the window are useless.
     capabilities: ClassVar[Capabilities] = Capabilities(
-        window=50, receipts=False, stamps=True, parses_inbound=True
+        window=50, receipts=False, stamps=True, parses_inbound=True, peer="mail relay"
     )
 
     def __init__(

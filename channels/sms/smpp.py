@@ -332,6 +332,8 @@ class SmppAdapter(AdapterBase):
         reports_health=True,
         stamps=True,
         connects_in_background=True,
+        gateway=True,
+        peer="SMSC",
     )
 
     def __init__(
