@@ -43,7 +43,6 @@ from channels.errors import ChannelError, ConfigurationError, OutcomeUnknown, Re
 from channels.file import ConsoleAdapter, FileAdapter
 from channels.sandbox.smtp import SmtpBehaviour
 from channels.sms.receipts import ids_match
-from channels.sms.smpp import SmppAdapter
 from tests.channels.test_dsn import POSTFIX_FAILED
 from tests.channels.test_smpp_adapter import MuteSmsc
 from tests.peers.polling import wait_until
@@ -253,15 +252,7 @@ def smpp_misconfigured(tmp_path: Path) -> Iterator[Trial]:
 def smpp_silent(tmp_path: Path) -> Iterator[Trial]:
     server = MuteSmsc(on_submit="ignore")  # binds, then never answers a submit_sm
     try:
-        adapter = SmppAdapter(
-            host="127.0.0.1",
-            port=server.port,
-            system_id="x",
-            password="y",
-            source_addr="DANANG",
-            pdu_timeout=0.5,
-        )
-        yield Trial(adapter, "84912340001")
+        yield Trial(adapter_for(server, pdu_timeout=0.5), "84912340001")
     finally:
         server.close()
 

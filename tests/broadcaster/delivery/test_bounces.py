@@ -15,60 +15,22 @@ from broadcaster.db.models import DeliveryEventRow, InboundRecord
 from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.outbox.status import MessageStatus
 from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.channels.test_dsn import POSTFIX_FAILED
 
-BOUNCE_TEMPLATE = """\
-Return-Path: <>
-Delivered-To: {to}
-From: MAILER-DAEMON@mx.danang.gov.vn (Mail Delivery System)
-Subject: Undelivered Mail Returned to Sender
-To: {to}
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-\tboundary="5D1E2C3B4.1774851200/mx.danang.gov.vn"
-Message-Id: <20260330061320.5D1E2C3B4@mx.danang.gov.vn>
-
-This is a MIME-encapsulated message.
-
---5D1E2C3B4.1774851200/mx.danang.gov.vn
-Content-Description: Notification
-Content-Type: text/plain; charset=us-ascii
-
-I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients.
-
-<{recipient}>: host mx.example.vn[203.0.113.5] said: 550 5.1.1
-    <{recipient}>: Recipient address rejected: User unknown in
-    virtual mailbox table (in reply to RCPT TO command)
-
---5D1E2C3B4.1774851200/mx.danang.gov.vn
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.danang.gov.vn
-X-Postfix-Queue-ID: 5D1E2C3B4
-Arrival-Date: Mon, 30 Mar 2026 13:13:18 +0700 (ICT)
-
-Final-Recipient: rfc822; {recipient}
-Original-Recipient: rfc822;{recipient}
-Action: {action}
-Status: {status}
-Remote-MTA: dns; mx.example.vn
-Diagnostic-Code: smtp; {diagnostic}
-
---5D1E2C3B4.1774851200/mx.danang.gov.vn
-Content-Description: Undelivered Message Headers
-Content-Type: text/rfc822-headers
-
-{returned_headers}
---5D1E2C3B4.1774851200/mx.danang.gov.vn--
-"""
-
-FAILED = {"action": "failed", "status": "5.1.1", "diagnostic": "550 5.1.1 Recipient address rejected"}
-DELIVERED = {"action": "delivered", "status": "2.0.0", "diagnostic": "250 2.0.0 Ok: queued as 9F8E7D"}
+# The Postfix bounce of tests/channels/test_dsn.py, turned into one about a mail the engine sent.
+SAMPLE_VERP = "bounce+m4242@bounce.danang.gov.vn"
+SAMPLE_RECIPIENT = "khongtontai@example.vn"
+SAMPLE_OUTCOME = (
+    "Action: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.example.vn\r\n"
+    "Diagnostic-Code: smtp; 550 5.1.1 <khongtontai@example.vn>: Recipient address\r\n"
+    "    rejected: User unknown in virtual mailbox table\r\n"
+)
+RETURNED_HEADERS = "Content-Type: text/rfc822-headers\r\n\r\n"
+FAILED = "Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 Recipient address rejected\r\n"
+DELIVERED = "Action: delivered\r\nStatus: 2.0.0\r\nDiagnostic-Code: smtp; 250 2.0.0 Ok: queued as 9F8E7D\r\n"
 
 
-def bounce(pipeline: Pipeline, address: str, *, evidence: str, outcome: dict[str, str]) -> dict[str, str]:
+def bounce(pipeline: Pipeline, address: str, *, evidence: str, outcome: str) -> dict[str, str]:
     """The inbound record a bounce listener stores for a DSN about the mail sent to ``address``.
 
     ``evidence`` says what names the mail: "headers" (as Postfix writes it: the DSN is addressed to our VERP
@@ -77,11 +39,16 @@ def bounce(pipeline: Pipeline, address: str, *, evidence: str, outcome: dict[str
     [mail] = [m for m in pipeline.smtp.received if m.rcpt_tos == (address,)]
     original = mail.message()
     to = mail.mail_from if evidence == "headers" else "postmaster@skhcn.danang.gov.vn"
-    returned = f"To: <{address}>\nSubject: {original['Subject']}\n"
+    report, _, sample_returned = POSTFIX_FAILED.decode().partition(RETURNED_HEADERS)
+    assert SAMPLE_OUTCOME in report
+    report = (
+        report.replace(SAMPLE_OUTCOME, outcome).replace(SAMPLE_VERP, to).replace(SAMPLE_RECIPIENT, address)
+    )
+    returned = f"To: <{address}>\r\nSubject: {original['Subject']}\r\n"
     if evidence == "message-id":
-        returned = f"Message-ID: {original['Message-ID']}\n" + returned
-    dsn = BOUNCE_TEMPLATE.format(to=to, recipient=address, returned_headers=returned, **outcome)
-    record = {"dsn": dsn.replace("\n", "\r\n")}
+        returned = f"Message-ID: {original['Message-ID']}\r\n" + returned
+    closing = sample_returned[sample_returned.index("\r\n--") :]
+    record = {"dsn": report + RETURNED_HEADERS + returned + closing}
     if evidence == "envelope":
         record["envelope_to"] = mail.mail_from
     return record
@@ -94,7 +61,7 @@ def bounce(pipeline: Pipeline, address: str, *, evidence: str, outcome: dict[str
     ids=["failed", "delivered"],
 )
 def test_a_dsn_moves_the_mail_it_is_about(
-    pipeline: Pipeline, evidence: str, outcome: dict[str, str], status: MessageStatus, event: str
+    pipeline: Pipeline, evidence: str, outcome: str, status: MessageStatus, event: str
 ) -> None:
     pipeline.add_contacts(citizens(3))
     campaign_id = pipeline.approved_campaign(
