@@ -251,9 +251,11 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
     """A long SMS is delivered when all its parts are; any failed part fails the message."""
     if not fresh:
         return
-    sms_ids = sorted({i.message_id for i in fresh if i.part is not None and i.message_id is not None})
+    part_message_ids = sorted(
+        {i.message_id for i in fresh if i.part is not None and i.message_id is not None}
+    )
     delivered_parts: dict[int, tuple[int, int]] = {}  # message id → (delivered parts, known parts)
-    for start in range(0, len(sms_ids), 500):
+    for start in range(0, len(part_message_ids), 500):
         rows = session.execute(
             select(
                 MessagePart.message_id,
@@ -262,7 +264,7 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
                 Message.segments,
             )
             .join(Message, Message.id == MessagePart.message_id)
-            .where(MessagePart.message_id.in_(sms_ids[start : start + 500]))
+            .where(MessagePart.message_id.in_(part_message_ids[start : start + 500]))
             .group_by(MessagePart.message_id, Message.segments)
         )
         for message_id, stored, delivered, segments in rows:
