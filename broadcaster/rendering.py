@@ -34,6 +34,7 @@ from jinja2 import (
 from broadcaster.errors import UserError
 from broadcaster.render_budget import Budget, BudgetedEnvironment, RenderBudgetExceeded, budget
 from broadcaster.settings import RenderingSettings
+from channels.base import Channel
 from channels.sms.encoding import unaccent
 
 __all__ = [
@@ -124,9 +125,9 @@ def template_files(template: str, channel: str) -> dict[str, str]:
 
     The html part of an e-mail is optional; every other part is required.
     """
-    if channel == "sms":
+    if channel == Channel.SMS:
         return {"text": f"{template}.txt{TEMPLATE_SUFFIX}"}
-    if channel == "email":
+    if channel == Channel.EMAIL:
         return {
             "subject": f"{template}.subject{TEMPLATE_SUFFIX}",
             "text": f"{template}.txt{TEMPLATE_SUFFIX}",
@@ -135,7 +136,7 @@ def template_files(template: str, channel: str) -> dict[str, str]:
     raise ValueError(f"no template layout for channel {channel!r} (known: sms, email)")
 
 
-OPTIONAL_PARTS: frozenset[tuple[str, str]] = frozenset((("email", "html"),))
+OPTIONAL_PARTS: frozenset[tuple[str, str]] = frozenset(((Channel.EMAIL, "html"),))
 
 
 class _SnapshotLoader(BaseLoader):
@@ -291,7 +292,7 @@ class Renderer:
         text with line breaks, HTML when the template has an html part.
         """
         files = template_files(template, channel)
-        if channel == "sms":
+        if channel == Channel.SMS:
             text = _one_line(self._render_file(files["text"], context))
             return Rendered(subject=None, text=unaccent(text) if unaccented else text, html=None)
         # A subject is a header: collapse it to one line so no template can inject header lines.
@@ -302,7 +303,7 @@ class Renderer:
 
     def render_html(self, *, template: str, context: Mapping[str, Any]) -> str | None:
         """Only the HTML part of an e-mail template (the sender re-renders it from the stored context)."""
-        name = template_files(template, "email")["html"]
+        name = template_files(template, Channel.EMAIL)["html"]
         return self._render_file(name, context) if self.has(name) else None
 
 

@@ -38,6 +38,7 @@ from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
 from broadcaster.outbox.scheduler import TickReport, tick
 from broadcaster.settings import Settings
 from broadcaster.tasks import CeleryEnqueuer, configure
+from channels.registry import load_adapter_class
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,13 @@ class WorkerSpec:
 
 
 def worker_specs(settings: Settings) -> list[WorkerSpec]:
-    """One worker for planning and non-SMPP providers, and one gateway worker per SMPP account."""
+    """One worker for planning and most providers, and one gateway worker per account of an adapter that owns
+    long-lived sessions (``capabilities.gateway``: SMPP)."""
     main: list[str] = [PLAN_QUEUE]
     specs: list[WorkerSpec] = []
     for name, provider in sorted(settings.providers.items()):
         queues = (send_queue(provider.channel, name), send_queue(provider.channel, name, urgent=True))
-        if provider.type == "smpp":
+        if load_adapter_class(provider.type).capabilities.gateway:
             specs.append(WorkerSpec(name=f"gateway-{name}", queues=queues, gateways=(name,)))
         else:
             main.extend(queues)

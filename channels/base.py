@@ -39,6 +39,42 @@ class Capabilities:
     # send() takes ``on_settled`` and reports each message's result through it as soon as it is known, before
     # the call returns, so the engine records it at once: after a crash only what is really in flight is held.
     settles: bool = False
+    # The engine wires its callbacks from these flags alone; it never asks which protocol an adapter speaks.
+    # Takes ``on_inbound_batch`` and hands it what the provider sends back (receipts, replies) as raw
+    # JSON-able records, which the engine stores before the adapter answers and later gives to parse_events.
+    inbound: bool = False
+    # Its parse_events reads the records its channel's provider sends back (receipts, replies, bounces),
+    # whether they came through ``on_inbound_batch`` or another listener (e-mail bounces).
+    parses_inbound: bool = False
+    # Takes a ``pacer`` and asks it for rate-limit tokens per unit it writes (SMPP: per submit_sm); else the
+    # engine takes a window's tokens before it calls send().
+    paces: bool = False
+    # Takes ``on_health`` and reports its link to the provider as it changes.
+    reports_health: bool = False
+    # Takes ``on_handing`` and says, message by message, when its bytes are about to go; else the engine
+    # records a whole window as handed over before it calls send().
+    stamps: bool = False
+    # Takes ``bind_in_background``: opens even while the provider is down and keeps connecting (``Reconnecting``).
+    connects_in_background: bool = False
+    # Serves whichever channel its provider settings name (takes ``channel``): the local file and console.
+    any_channel: bool = False
+    # Owns long-lived sessions to its provider (SMPP binds): each provider account gets one gateway worker
+    # process of its own, which keeps them up for the life of the process.
+    gateway: bool = False
+    # What an officer calls the provider's server, in notes such as "SMSC unreachable since 13:02".
+    peer: str = "provider"
+
+
+def normalize_provider_id(value: str | bytes | None) -> str | None:
+    """The stored and compared form of a provider id: as given, NULs and blanks stripped, lower-cased.
+
+    Adapters report ids in this form (``SendResult.provider_ids``, ``DeliveryEvent.provider_id``)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    text = value.replace("\x00", "").strip().lower()
+    return text or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +110,8 @@ class SendResult:
 
     message_id: int
     outcome: SendOutcome
-    provider_ids: tuple[str, ...] = ()  # SMS: one id per part, in part order; e-mail: the Message-ID
+    # SMS: one id per part, in part order, normalised (``normalize_provider_id``); e-mail: the Message-ID.
+    provider_ids: tuple[str, ...] = ()
     error: ChannelError | None = None
     # SMS that failed part-way: the parts the SMSC accepted (number -> provider id) and their concatenation
     # reference, so that a retry sends only the others under the same reference.
@@ -127,6 +164,11 @@ class DeliveryEvent:
     recipient: str | None = None  # inbound: to which number / address
     text: str | None = None  # inbound: what they wrote
     raw: Mapping[str, Any] = field(default_factory=dict)
+    # The outbox id, when the provider echoed it back (e-mail: the VERP return path): matched to the message
+    # itself. Otherwise ``provider_id`` is matched to a stored part under any of ``provider_id_forms`` (other
+    # spellings of the same id, e.g. hex and decimal; the exact one wins).
+    outbox_id: int | None = None
+    provider_id_forms: frozenset[str] = frozenset()
 
 
 @runtime_checkable
@@ -142,6 +184,7 @@ class Adapter(Protocol):
 
     def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]: ...
 
+    # A classmethod or staticmethod in every adapter: the engine parses stored records without a connection.
     def parse_events(self, raw: Mapping[str, Any]) -> list[DeliveryEvent]: ...
 
     def __enter__(self) -> Self: ...

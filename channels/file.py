@@ -23,7 +23,7 @@ class FileAdapter(AdapterBase):
     """Appends one JSON line per message to ``path``; the provider id is ``file-<message id>``."""
 
     channel: ClassVar[Channel] = Channel.SMS
-    capabilities: ClassVar[Capabilities] = Capabilities(window=100, receipts=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(window=100, receipts=False, any_channel=True)
 
     def __init__(self, *, path: str | Path, channel: str = "sms", reject: Iterable[str] = ()) -> None:
         self.path = Path(path)
@@ -78,7 +78,8 @@ class FileAdapter(AdapterBase):
                 self._stream.flush()
         return results
 
-    def parse_events(self, raw: Mapping[str, Any]) -> list[DeliveryEvent]:
+    @staticmethod
+    def parse_events(raw: Mapping[str, Any]) -> list[DeliveryEvent]:
         return []  # a file never reports delivery
 
 

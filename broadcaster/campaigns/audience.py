@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
 from broadcaster.db.models import Contact
+from channels.base import Channel
 from consent.suppression import address_key, suppressed_among
 
 
@@ -66,7 +67,7 @@ def iter_audience(
 
 def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | None]:
     """(normalised address, None) when the contact can get this channel, else (address or None, reason)."""
-    if channel == "sms":
+    if channel == Channel.SMS:
         if not contact.phone:
             return None, Exclusion.NO_PHONE
         if contact.phone_kind != "mobile":
@@ -74,7 +75,7 @@ def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | N
         if contact.sms_opt_out:
             return contact.phone, Exclusion.OPTED_OUT
         return contact.phone, None
-    if channel == "email":
+    if channel == Channel.EMAIL:
         if not contact.email:
             return None, Exclusion.NO_EMAIL
         if contact.email_opt_out:

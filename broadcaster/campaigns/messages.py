@@ -12,6 +12,7 @@ from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec, Purpos
 from broadcaster.db.models import Contact
 from broadcaster.rendering import Renderer, build_context, first_name
 from broadcaster.settings import Settings
+from channels.base import Channel
 from channels.sms.encoding import analyse, normalize, unaccent
 
 # Added to the text/plain part when its template does not show the opt-out link itself.
@@ -86,7 +87,7 @@ class Composer:
         rendered = self.renderer.render(
             template=spec.template, channel=channel, context=self.context(contact), with_html=with_html
         )
-        if channel == "sms":
+        if channel == Channel.SMS:
             text = normalize(rendered.text)
             if spec.unaccented:
                 text = unaccent(text)
@@ -114,7 +115,7 @@ class Composer:
             spec: ChannelSpec = self.definition.channels["email"]
             context = self.context(contact, unsubscribe_url=unsubscribe_url)
             text = self.renderer.render(
-                template=spec.template, channel="email", context=context, with_html=False
+                template=spec.template, channel=Channel.EMAIL, context=context, with_html=False
             ).text
         if unsubscribe_url not in text:
             text += "\n" + OPT_OUT_LINE.format(url=unsubscribe_url) + "\n"

@@ -15,6 +15,7 @@ from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion
 from broadcaster.settings import Settings
 from broadcaster.unsubscribe import unsubscribe_link
+from channels.base import Channel
 
 # Every mail gets its own opt-out token at send time; the samples show where it goes.
 PREVIEW_TOKEN = "<token>"
@@ -52,7 +53,11 @@ class Preview:
 def opt_out_link(definition: CampaignDefinition, settings: Settings) -> str | None:
     """The opt-out link an e-mail sample shows (with ``PREVIEW_TOKEN``), or None when none is offered."""
     spec = definition.channels.get("email")
-    if spec is None or not allow_unsubscribe(definition, "email") or not settings.security.unsubscribe_secret:
+    if (
+        spec is None
+        or not allow_unsubscribe(definition, Channel.EMAIL)
+        or not settings.security.unsubscribe_secret
+    ):
         return None
     return unsubscribe_link(settings.provider(spec.provider).options(), PREVIEW_TOKEN)
 
@@ -91,7 +96,7 @@ def preview_version(
                 continue
             reached_ids.add(decision.contact.id)
             item.recipients += 1
-            if decision.channel == "sms":
+            if decision.channel == Channel.SMS:
                 assert text.encoding is not None and text.segments is not None
                 item.encodings[text.encoding] = item.encodings.get(text.encoding, 0) + 1
                 item.segments += text.segments
@@ -100,7 +105,7 @@ def preview_version(
                 item.estimated_cost += price * text.segments
             if len(item.samples) < samples:
                 body = text.body
-                if decision.channel == "email" and link is not None:
+                if decision.channel == Channel.EMAIL and link is not None:
                     body = composer.email_text(view, unsubscribe_url=link)
                 item.samples.append(
                     {

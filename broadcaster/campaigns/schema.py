@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from broadcaster.campaigns.schedule import Schedule, SendWindow
 from broadcaster.campaigns.schema_base import CAMPAIGN_MODEL_CONFIG, located
+from channels.base import Channel
 
 __all__ = [
     "SUPPORTED_CHANNELS",
@@ -34,8 +35,8 @@ __all__ = [
 ]
 
 # Channels a campaign file may use today; push and social adapters come later (ARCHITECTURE.md §1).
-SUPPORTED_CHANNELS: tuple[str, ...] = ("sms", "email")
-_LATER_CHANNELS: tuple[str, ...] = ("push", "social")
+SUPPORTED_CHANNELS: tuple[str, ...] = (Channel.SMS, Channel.EMAIL)
+_LATER_CHANNELS: tuple[str, ...] = (Channel.PUSH, Channel.SOCIAL)
 
 _SLUG = r"^[a-z0-9][a-z0-9-]{2,63}$"
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"

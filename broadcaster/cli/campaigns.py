@@ -28,6 +28,7 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
+from channels.base import Channel
 
 app = typer.Typer(no_args_is_help=True, help="Campaign definitions, versions and approval.")
 
@@ -176,7 +177,7 @@ def preview(
         console.print(f"Recipients: [bold]{item.recipients}[/]")
         for reason, count in item.exclusions.items():
             console.print(f"  excluded: {count} — {reason}")
-        if item.channel == "sms":
+        if item.channel == Channel.SMS:
             encodings = ", ".join(f"{k}: {v}" for k, v in item.encodings.items()) or "-"
             console.print(
                 f"Encoding: {encodings}; parts in total: {item.segments} (max {item.max_segments} per message); "

@@ -16,6 +16,7 @@ from broadcaster.cli.common import (
 )
 from broadcaster.outbox.sending import ProviderFailure
 from broadcaster.settings import Settings
+from channels.base import Channel
 
 
 def register(app: typer.Typer) -> None:
@@ -93,7 +94,7 @@ def _provider_failure(settings: Settings, failure: ProviderFailure) -> str:
     if failure.configuration:
         check = f"Check the account settings under [providers.{failure.provider}] in broadcaster.toml"
     else:
-        peer = "SMSC" if config.channel == "sms" else "mail relay"
+        peer = "SMSC" if Channel(config.channel) is Channel.SMS else "mail relay"
         check = (
             f"Check that the {peer} at {address} is running and reachable from this machine "
             f"(host and port under [providers.{failure.provider}] in broadcaster.toml; "

@@ -1,9 +1,12 @@
 """Adapters of one worker process, built lazily from the provider settings and reused across chunks.
 
 Created after fork (never at import), so sockets, threads and event loops belong to the process that uses
-them. An SMPP adapter gets an ``on_inbound_batch`` callback that commits raw records before they are answered,
-an ``on_health`` that records its link in ``provider_health``, and, when its provider has a ``tps``, a
-``pacer`` that takes one token of the shared bucket per submit_sm.
+them. What an adapter is given follows from its ``capabilities`` alone, never from its type name: an
+``inbound`` adapter gets an ``on_inbound_batch`` callback that commits raw records before they are answered,
+one that ``reports_health`` an ``on_health`` that records its link in ``provider_health``, one that ``paces``
+(when its provider has a ``tps``) a ``pacer`` that takes tokens of the shared bucket per unit it writes, one
+that ``stamps`` an ``on_handing``, and one that ``connects_in_background`` the gateway's
+``bind_in_background``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from broadcaster.settings import Settings
-from channels.base import Adapter, LinkHealth
+from channels.base import Adapter, Capabilities, LinkHealth
 from channels.registry import load_adapter_class
 
 log = logging.getLogger(__name__)
@@ -24,8 +27,6 @@ PacerFactory = Callable[[str, float], Callable[[int], int]]  # (provider, tps) -
 HealthFactory = Callable[[str], Callable[[LinkHealth], None]]
 # Records (committed) that messages are about to be written: called by the adapter just before their bytes go.
 HandingRecorder = Callable[[Sequence[int]], None]
-# Adapters that say, message by message, when its bytes are about to go (``on_handing``).
-STAMPING_TYPES = frozenset({"smpp", "smtp"})
 
 
 class AdapterPool:
@@ -39,8 +40,8 @@ class AdapterPool:
         handing: HandingRecorder | None = None,
         bind_in_background: bool = False,
     ) -> None:
-        # ``health``: records what an SMPP adapter sees of its link. ``bind_in_background``: a gateway's
-        # adapter opens even while its SMSC is down and keeps trying (the dispatcher waits for the bind).
+        # ``health``: records what an adapter sees of its link. ``bind_in_background``: a gateway's adapter
+        # opens even while its provider is down and keeps trying (the dispatcher waits for the bind).
         self.settings = settings
         self.inbound = inbound
         self.pacer = pacer
@@ -62,32 +63,37 @@ class AdapterPool:
     def _build(self, provider: str) -> Adapter:
         config = self.settings.provider(provider)
         cls = load_adapter_class(config.type)
+        can: Capabilities = cls.capabilities
         options = config.options()
-        if config.type == "smpp" and self.inbound is not None:
+        if can.inbound and self.inbound is not None:
             options["on_inbound_batch"] = self.inbound(provider)
-        if config.type == "smpp" and self.health is not None:
+        if can.reports_health and self.health is not None:
             options["on_health"] = self.health(provider)
-        if config.type == "smpp" and self.bind_in_background:
+        if can.connects_in_background and self.bind_in_background:
             options["bind_in_background"] = True
         if self.paces(provider):
             assert self.pacer is not None and config.tps
             options["pacer"] = self.pacer(provider, config.tps)
         if self.stamps(provider):
             options["on_handing"] = self.handing
-        if config.type in ("file", "console"):
+        if can.any_channel:
             options.setdefault("channel", config.channel)
         adapter: Adapter = cls(**options)
         return adapter
 
+    def _capabilities(self, provider: str) -> Capabilities:
+        capabilities: Capabilities = load_adapter_class(self.settings.provider(provider).type).capabilities
+        return capabilities
+
     def paces(self, provider: str) -> bool:
-        """Whether the provider's adapter keeps its rate limit itself, per PDU (SMPP with a ``tps``)."""
+        """Whether the provider's adapter keeps its rate limit itself, per unit it writes (SMPP: per PDU)."""
         config = self.settings.provider(provider)
-        return config.type == "smpp" and bool(config.tps) and self.pacer is not None
+        return self._capabilities(provider).paces and bool(config.tps) and self.pacer is not None
 
     def stamps(self, provider: str) -> bool:
         """Whether the provider's adapter records itself when each message is handed over (else the
         dispatcher stamps a whole window before it sends it)."""
-        return self.settings.provider(provider).type in STAMPING_TYPES and self.handing is not None
+        return self._capabilities(provider).stamps and self.handing is not None
 
     def discard(self, provider: str) -> None:
         """Drop a provider's adapter (after a configuration error) so the next use reconnects afresh."""

@@ -16,13 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from broadcaster.clock import Clock, local
 from broadcaster.db.models import ProviderHealth
 from channels.base import LinkHealth
+from channels.registry import load_adapter_class
 
 log = logging.getLogger(__name__)
 
 UP = "up"
 UNREACHABLE = "unreachable"
-# What an officer calls the peer of each provider type.
-PEER_NAMES: Mapping[str, str] = {"smpp": "SMSC", "smtp": "mail relay"}
 
 
 def health_recorder(
@@ -62,7 +61,7 @@ def unreachable_notes(session: Session, providers: Mapping[str, str], *, now: da
     ).all()
     notes = []
     for row in rows:
-        peer = PEER_NAMES.get(providers[row.provider], "provider")
+        peer = _peer_name(providers[row.provider])
         if len(rows) > 1:
             peer = f"{peer} {row.provider}"
         retry = ""
@@ -71,3 +70,12 @@ def unreachable_notes(session: Session, providers: Mapping[str, str], *, now: da
             retry = f", retrying in {seconds} s" if seconds > 0 else ", retrying now"
         notes.append(f"{peer} unreachable since {local(row.since):%H:%M}{retry}")
     return notes
+
+
+def _peer_name(provider_type: str) -> str:
+    """What an officer calls a provider's server ("SMSC", "mail relay"), as its adapter says."""
+    try:
+        peer: str = load_adapter_class(provider_type).capabilities.peer
+    except (KeyError, ImportError, AttributeError):  # a type no longer registered: say nothing wrong
+        return "provider"
+    return peer

@@ -26,6 +26,7 @@ from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
+from channels.base import Channel
 from consent.suppression import address_key
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def _rows_for_page(
         text = composer.compose(decision.channel, view, with_html=False)
         exclusion = decision.exclusion or (Exclusion.TOO_LONG if text.too_long else None)
         cost = None
-        if decision.channel == "sms" and text.encoding and text.segments:
+        if decision.channel == Channel.SMS and text.encoding and text.segments:
             cost = (
                 settings.sms.price(carrier=decision.contact.carrier, encoding=text.encoding) * text.segments
             )
@@ -171,7 +172,7 @@ def _rows_for_page(
                 "subject": text.subject,
                 "body": text.body,
                 # E-mail HTML is re-rendered at send time from the snapshot and this context.
-                "context": view if decision.channel == "email" else {},
+                "context": view if decision.channel == Channel.EMAIL else {},
                 "encoding": text.encoding,
                 "segments": text.segments,
                 "cost": cost,

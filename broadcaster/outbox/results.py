@@ -18,7 +18,7 @@ from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import Message, MessagePart
 from broadcaster.settings import DeliverySettings
 from broadcaster.vocabulary import MessageStatus
-from channels.base import SendOutcome, SendResult
+from channels.base import Channel, SendOutcome, SendResult
 from channels.errors import (
     ChannelError,
     ConfigurationError,
@@ -28,7 +28,6 @@ from channels.errors import (
     Throttled,
     TransientError,
 )
-from channels.sms.receipts import normalize_id
 from consent.suppression import suppress
 
 
@@ -241,7 +240,7 @@ def _mark_sent(session: Session, sent: Sequence[tuple[Claimed, SendResult]], now
     params = []
     parts: list[dict[str, object]] = []
     for message, result in sent:
-        is_sms = message.channel == "sms"
+        is_sms = message.channel == Channel.SMS
         params.append(
             {
                 "b_id": message.id,
@@ -255,7 +254,7 @@ def _mark_sent(session: Session, sent: Sequence[tuple[Claimed, SendResult]], now
                     "message_id": message.id,
                     "number": number,
                     "provider": message.provider,
-                    "provider_id": normalize_id(pid) or pid,
+                    "provider_id": pid,  # normalised by the adapter
                     "state": "sent",
                     "updated_at": now,
                 }
@@ -291,7 +290,7 @@ def _keep_accepted_parts(session: Session, message: Claimed, result: SendResult,
             "message_id": message.id,
             "number": number,
             "provider": message.provider,
-            "provider_id": normalize_id(pid) or pid,
+            "provider_id": pid,  # normalised by the adapter
             "state": "sent",
             "updated_at": now,
         }

@@ -23,6 +23,7 @@ from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.rendering import sample_contact
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
+from channels.base import Channel
 from channels.errors import ChannelError, ConfigurationError
 
 
@@ -116,7 +117,7 @@ def channel_for(address: str) -> tuple[str, str]:
     """(channel, normalised address) for a test recipient typed by an officer."""
     if "@" in address:
         try:
-            return "email", normalize_email(address)
+            return Channel.EMAIL, normalize_email(address)
         except EmailError as exc:
             raise UserError(f"--to {address!r}: {exc}") from None
     try:
@@ -125,7 +126,7 @@ def channel_for(address: str) -> tuple[str, str]:
         raise UserError(f"--to {address!r}: {exc}") from None
     if not is_sms_capable(phone):
         raise UserError(f"--to {address!r}: not a mobile number, cannot receive SMS")
-    return "sms", phone.e164
+    return Channel.SMS, phone.e164
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def create_test_messages(
     created: list[Message] = []
     for channel, address in targets:
         spec = definition.channels[channel]  # type: ignore[index]
-        contact = {**sample, ("phone" if channel == "sms" else "email"): address}
+        contact = {**sample, ("phone" if channel == Channel.SMS else "email"): address}
         text = composer.compose(channel, contact, with_html=False)
         message = Message(
             idempotency_key=f"test:{uuid.uuid4().hex}",
@@ -184,7 +185,7 @@ def create_test_messages(
             status=MessageStatus.QUEUED,
             subject=f"[TEST] {text.subject}" if text.subject else None,
             body=text.body,
-            context=contact if channel == "email" else {},
+            context=contact if channel == Channel.EMAIL else {},
             encoding=text.encoding,
             segments=text.segments,
             created_at=now,

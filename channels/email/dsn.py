@@ -9,8 +9,8 @@ message or its headers (``message/rfc822`` or ``text/rfc822-headers``).
 Which message a DSN is about, best evidence first: the VERP envelope recipient of the DSN itself (the bounce
 went to ``bounce+m{id}@…``, see :mod:`channels.email.mime`), then the returned ``Message-ID``, then the
 ``Original-Envelope-Id``. ``DeliveryEvent.provider_id`` is the returned ``Message-ID`` (what ``send`` reported);
-``raw["message_id"]`` always carries the outbox id when any of the three gave it, so the engine can match a DSN
-that quotes nothing of the original.
+``DeliveryEvent.outbox_id`` (and ``raw["message_id"]``) carries the outbox id when any of the three gave it, so
+the engine can match a DSN that quotes nothing of the original.
 """
 
 from __future__ import annotations
@@ -165,6 +165,7 @@ def parse_dsn(data: bytes | str, *, envelope_recipient: str | None = None) -> li
                 status_text=status_code or (status or None),
                 error_code=reply.group(1) if reply else None,
                 recipient=final_recipient,
+                outbox_id=outbox_id,
                 raw={
                     "message_id": outbox_id,
                     "action": action,

@@ -115,7 +115,9 @@ class SmtpAdapter(AdapterBase):
     channel: ClassVar[Channel] = Channel.EMAIL
     # 50 per window keeps every connection busy (4 connections x ~12 transactions) while one window stays
     # short enough to be re-planned quickly after a pause; more connections than the window are useless.
-    capabilities: ClassVar[Capabilities] = Capabilities(window=50, receipts=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        window=50, receipts=False, stamps=True, parses_inbound=True, peer="mail relay"
+    )
 
     def __init__(
         self,
@@ -485,7 +487,8 @@ class SmtpAdapter(AdapterBase):
 
     # -- events ----------------------------------------------------------------------------------------
 
-    def parse_events(self, raw: Mapping[str, Any]) -> list[DeliveryEvent]:
+    @staticmethod
+    def parse_events(raw: Mapping[str, Any]) -> list[DeliveryEvent]:
         """``raw = {"dsn": bytes | str, "envelope_to": optional RCPT TO of the bounce}`` -> DSN events."""
         data = raw.get("dsn")
         if not isinstance(data, bytes | str):

@@ -37,7 +37,7 @@ from typing import Any, Final
 import smpplib.command_codes
 import smpplib.exceptions
 
-from channels.base import DeliveryEvent, EventType
+from channels.base import DeliveryEvent, EventType, normalize_provider_id
 from channels.sms.encoding import decode_gsm7
 
 __all__ = [
@@ -102,14 +102,7 @@ _APPENDIX_B_RE: Final = re.compile(
 ReceiptFields = dict[str, str]
 
 
-def normalize_id(value: str | bytes | None) -> str | None:
-    """The stored form of a provider message id: as given, NULs and blanks stripped, lower-cased."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("ascii", errors="replace")
-    text = value.replace("\x00", "").strip().lower()
-    return text or None
+normalize_id = normalize_provider_id  # the stored form of a provider message id
 
 
 def id_variants(value: str | bytes | None) -> frozenset[str]:
@@ -482,4 +475,5 @@ def parse_deliver_sm(fields: Mapping[str, Any], *, receipt_tz: tzinfo = UTC) -> 
         status_text=stat_word,
         error_code=error_code,
         raw=raw,
+        provider_id_forms=id_variants(provider_id),
     )

@@ -44,7 +44,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
@@ -320,7 +320,21 @@ class SmppAdapter(AdapterBase):
     """SMS over SMPP v3.4 (transceiver binds). See the module docstring for the outcome rules."""
 
     channel: ClassVar[Channel] = Channel.SMS
-    capabilities: ClassVar[Capabilities] = Capabilities(window=64, receipts=True, max_length=None)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        window=64,
+        receipts=True,
+        max_length=None,
+        overlap=2,
+        settles=True,
+        inbound=True,
+        parses_inbound=True,
+        paces=True,
+        reports_health=True,
+        stamps=True,
+        connects_in_background=True,
+        gateway=True,
+        peer="SMSC",
+    )
 
     def __init__(
         self,
@@ -397,12 +411,8 @@ class SmppAdapter(AdapterBase):
         # drains between calls, and several PDU windows' worth per call spreads the engine's claim and record
         # of each call over more messages. The Protocol declares ``capabilities`` a ClassVar; an instance
         # entry shadows it for this adapter only.
-        self.__dict__["capabilities"] = Capabilities(
-            window=window * binds * SEND_WINDOWS_PER_CALL,
-            receipts=True,
-            max_length=None,
-            overlap=2,
-            settles=True,
+        self.__dict__["capabilities"] = replace(
+            SmppAdapter.capabilities, window=window * binds * SEND_WINDOWS_PER_CALL
         )
         self._submit_sm_writer = pdus.SubmitSmWriter(
             source_ton=source_ton,
@@ -1321,6 +1331,7 @@ class SmppAdapter(AdapterBase):
         )
 
     # ------------------------------------------------------------------ events
-    def parse_events(self, raw: Mapping[str, Any]) -> list[DeliveryEvent]:
+    @staticmethod
+    def parse_events(raw: Mapping[str, Any]) -> list[DeliveryEvent]:
         """A stored deliver_sm record -> its one normalised event (receipt or inbound message)."""
         return [receipts.parse_deliver_sm(raw)]

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from broadcaster.clock import FrozenClock
 from broadcaster.context import AppContext
 from broadcaster.db.models import InboundRecord, Message, MessagePart
-from broadcaster.outbox.inbound import UNMATCHED_AFTER, apply_pending, inbound_batch_handler
+from broadcaster.outbox.delivery_events import UNMATCHED_AFTER
+from broadcaster.outbox.inbound import apply_pending, inbound_batch_handler
 from broadcaster.vocabulary import MessageKind, MessageStatus
 from tests.broadcaster.conftest import START
 

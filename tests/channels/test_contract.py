@@ -2,16 +2,24 @@
 
 Each case builds an adapter against its real peer (aiosmtpd, the smpp34 SMSC) or its local target, with one
 address that the peer refuses at address level. The contract: one result per message in input order, the
-provider ids name the message, an address-level refusal is ``RecipientRejected`` without harming the rest of
-the window, receipts (where the adapter has them) parse into events for the ids it returned, and an adapter can
-be closed and opened again.
+provider ids name the message (in their normalised form), an address-level refusal is ``RecipientRejected``
+without harming the rest of the window, as many ``send()`` calls at once as ``capabilities.overlap`` says,
+receipts (where the adapter has them) parse into events for the ids it returned, and an adapter can be closed
+and opened again.
+
+What the dispatcher does with a failure depends on its class, so every registered adapter shows how it reports
+a provider asking to slow down (``Throttled``), a settings problem (``ConfigurationError``) and a message that
+may or may not have reached the provider (``OutcomeUnknown``), or says why it never does. Every registered
+adapter also reads its own stored inbound records from the class alone, through the registry (no connection).
 """
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +27,24 @@ from typing import Any
 
 import pytest
 
-from channels.base import Adapter, Channel, DeliveryEvent, EventType, OutboundMessage, SendOutcome
+from channels import registry
+from channels.base import (
+    Adapter,
+    Channel,
+    DeliveryEvent,
+    EventType,
+    OutboundMessage,
+    SendOutcome,
+    SendResult,
+    normalize_provider_id,
+)
 from channels.email.smtp import SmtpAdapter
-from channels.errors import RecipientRejected
+from channels.errors import ChannelError, ConfigurationError, OutcomeUnknown, RecipientRejected, Throttled
 from channels.file import ConsoleAdapter, FileAdapter
 from channels.sandbox.smtp import SmtpBehaviour
 from channels.sms.receipts import ids_match
+from tests.channels.test_dsn import POSTFIX_FAILED
+from tests.channels.test_smpp_adapter import MuteSmsc
 from tests.peers.polling import wait_until
 from tests.peers.smsc import SmscBehaviour, adapter_for, running_smsc
 from tests.peers.smtp import running_smtp_sandbox
@@ -36,6 +56,9 @@ class Case:
     good: list[str]  # addresses the peer accepts
     rejected: str  # an address the peer refuses at address level
     inbound: list[dict[str, Any]] = field(default_factory=list)  # raw records the adapter reported
+    # Records its provider sends back by another way than the adapter (e-mail bounces), as they are stored.
+    stored: list[dict[str, Any]] = field(default_factory=list)
+    type_name: str = ""  # the registry's name for the adapter
 
 
 def _messages(channel: Channel, addresses: list[str], *, start: int = 1) -> list[OutboundMessage]:
@@ -78,6 +101,7 @@ def smtp_case(tmp_path: Path) -> Iterator[Case]:
             adapter=adapter,
             good=[f"canbo{i}@danang.gov.vn" for i in range(12)],
             rejected="khongton@example.vn",
+            stored=[{"dsn": POSTFIX_FAILED.decode(), "envelope_to": "bounce+m4242@bounce.danang.gov.vn"}],
         )
 
 
@@ -101,7 +125,32 @@ CASES: dict[str, Callable[[Path], AbstractContextManager[Case]]] = {
 @pytest.fixture(params=sorted(CASES))
 def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Case]:
     with CASES[request.param](tmp_path) as built:
+        built.type_name = request.param
         yield built
+
+
+def test_every_registered_adapter_has_a_case() -> None:
+    assert set(CASES) == set(registry.known_types())
+
+
+# The keyword the engine passes for each capability it wires (broadcaster/outbox/adapters.py).
+WIRED = {
+    "inbound": "on_inbound_batch",
+    "paces": "pacer",
+    "reports_health": "on_health",
+    "stamps": "on_handing",
+    "connects_in_background": "bind_in_background",
+    "any_channel": "channel",
+}
+
+
+@pytest.mark.parametrize("type_name", registry.known_types())
+def test_declared_capabilities_match_the_keywords_the_adapter_takes(type_name: str) -> None:
+    cls = registry.load_adapter_class(type_name)
+    parameters = inspect.signature(cls).parameters
+    for flag, keyword in WIRED.items():
+        assert getattr(cls.capabilities, flag) == (keyword in parameters), (flag, keyword)
+    assert isinstance(inspect.getattr_static(cls, "parse_events"), staticmethod | classmethod)
 
 
 def test_one_result_per_message_in_order(case: Case) -> None:
@@ -112,6 +161,8 @@ def test_one_result_per_message_in_order(case: Case) -> None:
     assert all(r.outcome == SendOutcome.SENT and r.error is None for r in results)
     ids = [pid for r in results for pid in r.provider_ids]
     assert len(ids) == len(set(ids)) >= len(messages), "every message gets its own provider id(s)"
+    if case.adapter.channel == Channel.SMS:  # SMS part ids are stored and matched in their normalised form
+        assert all(normalize_provider_id(pid) == pid for pid in ids), ids
 
 
 def test_window_fits_capabilities(case: Case) -> None:
@@ -157,3 +208,142 @@ def test_receipts_parse_into_events_for_the_returned_ids(case: Case) -> None:
     for provider_id in sent_ids:
         assert any(ids_match(provider_id, e.provider_id) for e in events), provider_id
     json.dumps(case.inbound)  # raw records are storable as they are (JSON)
+
+
+def test_overlapping_sends_up_to_the_declared_overlap(case: Case) -> None:
+    overlap = case.adapter.capabilities.overlap
+    if overlap < 2:
+        pytest.skip(f"{type(case.adapter).__name__} takes one send() at a time (capabilities.overlap is 1)")
+    batches = [_messages(case.adapter.channel, case.good, start=1 + 100 * call) for call in range(overlap)]
+    with case.adapter as adapter, ThreadPoolExecutor(max_workers=overlap) as pool:
+        answers = list(pool.map(adapter.send, batches))
+    for batch, results in zip(batches, answers, strict=True):
+        assert [r.message_id for r in results] == [m.message_id for m in batch]
+        assert {r.outcome for r in results} == {SendOutcome.SENT}, [str(r.error) for r in results]
+    ids = [pid for results in answers for r in results for pid in r.provider_ids]
+    assert len(ids) == len(set(ids)), "no provider id is given twice across overlapping calls"
+
+
+# -- failure classes --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    """An adapter whose peer misbehaves in one way, and an address to send to."""
+
+    adapter: Adapter
+    address: str
+
+
+@contextmanager
+def smpp_throttled(tmp_path: Path) -> Iterator[Trial]:
+    with running_smsc(SmscBehaviour(throttle_every=1, receipts=False)) as smsc:
+        yield Trial(adapter_for(smsc, throttle_retries=1, throttle_backoff=0.01), "84912340001")
+
+
+@contextmanager
+def smpp_misconfigured(tmp_path: Path) -> Iterator[Trial]:
+    # ESME_RINVSRCADR: the brandname is not registered for this account (a person must fix the settings).
+    with running_smsc(SmscBehaviour(reject={"84912340001": 0x0A}, receipts=False)) as smsc:
+        yield Trial(adapter_for(smsc), "84912340001")
+
+
+@contextmanager
+def smpp_silent(tmp_path: Path) -> Iterator[Trial]:
+    server = MuteSmsc(on_submit="ignore")  # binds, then never answers a submit_sm
+    try:
+        yield Trial(adapter_for(server, pdu_timeout=0.5), "84912340001")
+    finally:
+        server.close()
+
+
+@contextmanager
+def smtp_with(tmp_path: Path, behaviour: SmtpBehaviour) -> Iterator[Trial]:
+    with running_smtp_sandbox(tmp_path / "mail", behaviour) as server:
+        adapter = SmtpAdapter(
+            host="127.0.0.1", port=server.port, from_address="thongbao@danang.gov.vn", tls="none", timeout=5.0
+        )
+        yield Trial(adapter, "canbo1@danang.gov.vn")
+
+
+@contextmanager
+def file_unwritable(tmp_path: Path) -> Iterator[Trial]:
+    (tmp_path / "taken").write_text("a file where the adapter wants a directory", encoding="utf-8")
+    yield Trial(FileAdapter(path=tmp_path / "taken" / "out.jsonl"), "+84912340001")
+
+
+FAILURES: dict[tuple[str, type[ChannelError]], Callable[[Path], AbstractContextManager[Trial]]] = {
+    ("smpp", Throttled): smpp_throttled,
+    ("smpp", ConfigurationError): smpp_misconfigured,
+    ("smpp", OutcomeUnknown): smpp_silent,
+    ("smtp", Throttled): lambda p: smtp_with(
+        p, SmtpBehaviour(temporary_every=1, temporary_reply="421 4.7.0 Too many messages")
+    ),
+    ("smtp", ConfigurationError): lambda p: smtp_with(p, SmtpBehaviour(reject_senders={"*"})),
+    ("smtp", OutcomeUnknown): lambda p: smtp_with(p, SmtpBehaviour(drop_after_data_every=1)),
+    ("file", ConfigurationError): file_unwritable,
+}
+# Why an adapter never reports a class: it writes locally, so nothing asks it to slow down or leaves it in doubt.
+NEVER: dict[tuple[str, type[ChannelError]], str] = {
+    ("file", Throttled): "a local file never asks to slow down",
+    ("file", OutcomeUnknown): "a local write either happened or raised",
+    ("console", Throttled): "the console never asks to slow down",
+    ("console", ConfigurationError): "the console has no settings to get wrong",
+    ("console", OutcomeUnknown): "a console write either happened or raised",
+}
+
+
+def test_every_registered_adapter_shows_each_failure_class() -> None:
+    wanted = {(t, e) for t in registry.known_types() for e in (Throttled, ConfigurationError, OutcomeUnknown)}
+    assert wanted == set(FAILURES) | set(NEVER)
+    assert not set(FAILURES) & set(NEVER)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "error"),
+    sorted(FAILURES, key=str),
+    ids=[f"{t}-{e.__name__}" for t, e in sorted(FAILURES, key=str)],
+)
+def test_failures_are_reported_in_their_class(
+    tmp_path: Path, type_name: str, error: type[ChannelError]
+) -> None:
+    """In the result of the message it hit, or (a settings problem found before any message) from open()."""
+    with FAILURES[(type_name, error)](tmp_path) as trial:
+        assert isinstance(trial.adapter, registry.load_adapter_class(type_name))
+        try:
+            with trial.adapter as adapter:
+                results: list[SendResult] = adapter.send(_messages(adapter.channel, [trial.address]))
+        except ConfigurationError as raised:
+            assert error is ConfigurationError, f"open() raised {raised!r}"
+            return
+    [result] = results
+    assert result.outcome == SendOutcome.FAILED and isinstance(result.error, error), repr(result.error)
+    assert type(result.error) is not ChannelError and str(result.error)
+
+
+# -- inbound records ----------------------------------------------------------------------------------------
+
+
+def test_own_inbound_records_parse_from_the_class_through_the_registry(case: Case) -> None:
+    """The engine reads stored records long after (and in another process than) the adapter that took them:
+    parsing needs the class alone, found by the provider's type."""
+    capabilities = case.adapter.capabilities
+    if capabilities.inbound:
+        with case.adapter as adapter:
+            results = adapter.send(_messages(adapter.channel, case.good[:2]))
+            sent_ids = {pid for r in results for pid in r.provider_ids}
+            wait_until(lambda: len(case.inbound) >= len(sent_ids), timeout=10, what="a record per part")
+    records = case.inbound + case.stored
+    if not capabilities.parses_inbound:
+        assert records == [] and registry.parse_events(case.type_name, {}) == []
+        return
+    assert records, "an adapter that reads inbound records has some of its own to show"
+    assert registry.inbound_type(case.adapter.channel) == case.type_name
+    events = [
+        e for record in records for e in registry.parse_events(case.type_name, json.loads(json.dumps(record)))
+    ]
+    assert events and all(isinstance(e, DeliveryEvent) for e in events)
+    for event in events:  # each names what it is about: a provider id the adapter returned, or our own id
+        assert event.outbox_id is not None or normalize_provider_id(event.provider_id) == event.provider_id
+    if case.stored:
+        assert [(e.type, e.outbox_id) for e in events] == [(EventType.FAILED, 4242)]

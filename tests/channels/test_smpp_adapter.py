@@ -394,7 +394,8 @@ class MuteSmsc:
 
     def __init__(self, *, on_submit: str) -> None:
         self.on_submit = on_submit  # "ignore" or "hang up"
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host = "127.0.0.1"
+        self.listener = socket.create_server((self.host, 0))
         self.port = self.listener.getsockname()[1]
         self.submits = 0
         self.thread = threading.Thread(target=self._serve, daemon=True)

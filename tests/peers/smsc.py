@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -31,7 +31,14 @@ def running_smsc(
         smsc.stop()
 
 
-def adapter_for(smsc: SandboxSmsc, **overrides: Any) -> SmppAdapter:
+class Listening(Protocol):
+    """Where an SMSC (the sandbox, or a hand-written peer) listens."""
+
+    host: str
+    port: int
+
+
+def adapter_for(smsc: Listening, **overrides: Any) -> SmppAdapter:
     """An SmppAdapter pointed at ``smsc`` with test-friendly timings (not opened yet)."""
     settings: dict[str, Any] = {
         "host": smsc.host,

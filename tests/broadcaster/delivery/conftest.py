@@ -363,7 +363,8 @@ PipelineFactory = Callable[..., Pipeline]
 
 @pytest.fixture
 def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactory]:
-    """``make_pipeline(smtp=SmtpBehaviour(...), smsc=SmscBehaviour(...), delivery={...}, sms={...})``.
+    """``make_pipeline(smtp=SmtpBehaviour(...), smsc=SmscBehaviour(...), delivery={...}, sms={...})``;
+    ``providers={name: section}`` adds provider sections.
 
     Starts the sandbox SMTP server and SMSC on free 127.0.0.1 ports, makes a working directory with
     ``init_workdir`` whose broadcaster.toml points the providers at them, and adds an editor and an approver.
@@ -382,6 +383,7 @@ def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactor
         database_url: str | None = None,
         broker_url: str | None = None,
         name: str = "wd",
+        providers: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Pipeline:
         clock = FrozenClock(START)
         directory = tmp_path / name
@@ -394,6 +396,7 @@ def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactor
             "delivery": {**DELIVERY, **(delivery or {})},
             "security": {"unsubscribe_secret": UNSUBSCRIBE_SECRET},
             **provider_sections(smtp_port=smtp_server.port, smpp_port=smsc_server.port, sms=sms, mail=mail),
+            **{f"providers.{name}": section for name, section in (providers or {}).items()},
         }
         config = directory / "broadcaster.toml"
         config.write_text(render_config(sections), encoding="utf-8")

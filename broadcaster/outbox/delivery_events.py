@@ -1,0 +1,308 @@
+"""Stored inbound records → normalised delivery events → message statuses.
+
+Each record is read by the adapter that owns its channel's records (through ``channels.registry``); its events
+are matched to a stored SMS part (by any form of the provider id) or to a message (by the outbox id the
+provider echoed back), stored once each (a repeated receipt is a no-op), and move parts and messages with
+guarded updates. A record whose events match nothing stays open for a retry until ``UNMATCHED_AFTER``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
+
+from sqlalchemy import ColumnElement, Table, bindparam, case, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from broadcaster.db.bulk import insert_ignoring_conflicts
+from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
+from broadcaster.outbox.status import sources_for
+from broadcaster.vocabulary import MessageStatus
+from channels import registry
+from channels.base import DeliveryEvent, EventType, normalize_provider_id
+
+log = logging.getLogger(__name__)
+
+UNMATCHED_AFTER = timedelta(minutes=10)
+
+# Core tables for executemany updates (the ORM would evaluate every object in the session).
+_MESSAGES = cast(Table, Message.__table__)
+_PARTS = cast(Table, MessagePart.__table__)
+
+PART_STATE = {EventType.DELIVERED: "delivered", EventType.FAILED: "failed", EventType.EXPIRED: "expired"}
+
+
+def parse_record(record: StoredRecord) -> list[DeliveryEvent]:
+    """The events in a stored record, read by the adapter that owns its channel's records (the registry)."""
+    return registry.parse_events(registry.inbound_type(record.channel), record.payload)
+
+
+@dataclass
+class _Resolved:
+    record: StoredRecord
+    event: DeliveryEvent
+    message_id: int | None = None
+    part: _Part | None = None
+    outcome: str = "unmatched"
+
+
+@dataclass(frozen=True)
+class _Part:
+    id: int
+    message_id: int
+    number: int
+    provider_id: str
+
+
+class StoredRecord(Protocol):
+    """What applying needs of a stored record: an ``InboundRecord`` or a plain copy of one (``RecordCopy``)."""
+
+    id: int
+    provider: str
+    channel: str
+    received_at: datetime
+    payload: dict[str, Any]
+    processed_at: datetime | None
+    outcome: str | None
+
+
+@dataclass
+class RecordCopy:
+    """A stored record read outside the write transaction (its outcome is written back by id)."""
+
+    id: int
+    provider: str
+    channel: str
+    received_at: datetime
+    payload: dict[str, Any]
+    processed_at: datetime | None = None
+    outcome: str | None = None
+
+
+def apply_records(session: Session, records: Sequence[StoredRecord], *, now: datetime) -> None:
+    """Apply many records with a handful of set-based statements (one receipt per part can come in at
+    the rate of the send itself). Settled records get ``processed_at``; unmatched ones wait for a retry."""
+    settle_records(session, read_records(records, now=now), now=now)
+
+
+def read_records(
+    records: Sequence[StoredRecord], *, now: datetime
+) -> list[tuple[StoredRecord, list[DeliveryEvent]]]:
+    """Each record with its events; an unreadable one is closed at once (kept raw for the audit, so it
+    never blocks the records behind it). No database work: callers may do it outside a transaction."""
+    read: list[tuple[StoredRecord, list[DeliveryEvent]]] = []
+    for record in records:
+        try:
+            read.append((record, parse_record(record)))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("inbound record %s from %s is unreadable: %r", record.id, record.provider, exc)
+            record.processed_at = now
+            record.outcome = f"unreadable: {exc!r}"[:200]
+    return read
+
+
+def settle_records(
+    session: Session, read: list[tuple[StoredRecord, list[DeliveryEvent]]], *, now: datetime
+) -> None:
+    resolved = [_Resolved(record, event) for record, events in read for event in events]
+    _match_parts(session, resolved)
+    _match_mails(session, resolved)
+    fresh = _record_events(session, resolved, now=now)
+    _move_parts(session, fresh, now=now)
+    _settle_messages(session, fresh, now=now)
+    by_record: dict[int, list[str]] = defaultdict(list)
+    for item in resolved:
+        by_record[id(item.record)].append(item.outcome)
+    for record, _events in read:
+        outcomes = by_record.get(id(record), ["empty"])
+        if "unmatched" not in outcomes or now - record.received_at > UNMATCHED_AFTER:
+            record.processed_at = now
+            record.outcome = ",".join(outcomes)[:200]
+
+
+def _match_parts(session: Session, resolved: list[_Resolved]) -> None:
+    """Receipts naming a provider id → the stored part, by any form of the id; an exact match wins."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for item in resolved:
+        if _names_a_part(item.event):
+            wanted[item.record.provider].update(_id_forms(item.event))
+    found: dict[tuple[str, str], list[_Part]] = defaultdict(list)
+    for provider, variants in wanted.items():
+        ids = sorted(variants)
+        for start in range(0, len(ids), 500):
+            rows = session.execute(
+                select(
+                    MessagePart.id, MessagePart.message_id, MessagePart.number, MessagePart.provider_id
+                ).where(
+                    MessagePart.provider == provider, MessagePart.provider_id.in_(ids[start : start + 500])
+                )
+            )
+            for row in rows:
+                found[(provider, row.provider_id)].append(
+                    _Part(row.id, row.message_id, row.number, row.provider_id)
+                )
+    for item in resolved:
+        if item.event.type == EventType.INBOUND:
+            item.outcome = "inbound"
+            continue
+        if item.event.outbox_id is not None:
+            continue
+        if not item.event.provider_id:
+            item.outcome = "ignored"
+            continue
+        exact = normalize_provider_id(item.event.provider_id)
+        candidates = [p for v in _id_forms(item.event) for p in found.get((item.record.provider, v), [])]
+        if candidates:
+            candidates.sort(key=lambda p: (p.provider_id != exact, -p.id))
+            item.part = candidates[0]
+            item.message_id = item.part.message_id
+
+
+def _names_a_part(event: DeliveryEvent) -> bool:
+    return event.type != EventType.INBOUND and event.outbox_id is None and bool(event.provider_id)
+
+
+def _id_forms(event: DeliveryEvent) -> frozenset[str]:
+    exact = normalize_provider_id(event.provider_id)
+    return event.provider_id_forms | ({exact} if exact else set())
+
+
+def _match_mails(session: Session, resolved: list[_Resolved]) -> None:
+    """Events that carry our own outbox id (a DSN's VERP address or Message-ID) → that message."""
+    wanted = {item.event.outbox_id for item in resolved if item.event.outbox_id is not None}
+    if not wanted:
+        return
+    known = set(session.scalars(select(Message.id).where(Message.id.in_(wanted))))
+    for item in resolved:
+        if item.event.outbox_id in known:
+            item.message_id = item.event.outbox_id
+
+
+def _dedupe_key(item: _Resolved) -> str:
+    if item.event.type == EventType.INBOUND:
+        return f"{item.record.provider}:mo:{item.record.id}"
+    number = item.part.number if item.part else 0
+    provider_id = normalize_provider_id(item.event.provider_id)
+    return f"{item.record.provider}:{provider_id}:{number}:{item.event.type.value}"
+
+
+def _record_events(session: Session, resolved: list[_Resolved], *, now: datetime) -> list[_Resolved]:
+    """Store each new fact once (a repeated receipt is a no-op); returns the items seen for the first time."""
+    candidates = [i for i in resolved if i.outcome == "inbound" or i.message_id is not None]
+    keys = [_dedupe_key(i) for i in candidates]
+    seen: set[str] = set()
+    for start in range(0, len(keys), 500):
+        seen.update(
+            session.scalars(
+                select(DeliveryEventRow.dedupe_key).where(
+                    DeliveryEventRow.dedupe_key.in_(keys[start : start + 500])
+                )
+            )
+        )
+    fresh: list[_Resolved] = []
+    rows: list[dict[str, Any]] = []
+    for item, key in zip(candidates, keys, strict=True):
+        if key in seen:
+            item.outcome = "duplicate"
+            continue
+        seen.add(key)
+        if item.outcome != "inbound":
+            item.outcome = item.event.type.value
+        fresh.append(item)
+        rows.append(
+            {
+                "dedupe_key": key,
+                "message_id": item.message_id,
+                "inbound_id": item.record.id,
+                "provider": item.record.provider,
+                "provider_id": normalize_provider_id(item.event.provider_id),
+                "type": item.event.type.value,
+                "status_text": item.event.status_text,
+                "error_code": item.event.error_code,
+                "occurred_at": item.event.occurred_at,
+                "recorded_at": now,
+            }
+        )
+    insert_ignoring_conflicts(session, DeliveryEventRow.__table__, rows, conflict=["dedupe_key"])  # type: ignore[arg-type]
+    return [i for i in fresh if i.event.type in PART_STATE]
+
+
+def _move_parts(session: Session, fresh: list[_Resolved], *, now: datetime) -> None:
+    params = [{"b_id": i.part.id, "b_state": PART_STATE[i.event.type]} for i in fresh if i.part is not None]
+    if params:
+        table = _PARTS
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(state=bindparam("b_state"), updated_at=now),
+            params,
+        )
+
+
+def _status_in(table: Table, statuses: Iterable[MessageStatus]) -> ColumnElement[bool]:
+    # ``IN`` cannot be expanded inside an executemany; fixed-value parameters can.
+    return or_(*(table.c.status == bindparam(f"src_{s.value}", s.value) for s in sorted(statuses)))
+
+
+def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime) -> None:
+    """A long SMS is delivered when all its parts are; any failed part fails the message."""
+    if not fresh:
+        return
+    part_message_ids = sorted(
+        {i.message_id for i in fresh if i.part is not None and i.message_id is not None}
+    )
+    delivered_parts: dict[int, tuple[int, int]] = {}  # message id → (delivered parts, known parts)
+    for start in range(0, len(part_message_ids), 500):
+        rows = session.execute(
+            select(
+                MessagePart.message_id,
+                func.count(),
+                func.sum(case((MessagePart.state == "delivered", 1), else_=0)),
+                Message.segments,
+            )
+            .join(Message, Message.id == MessagePart.message_id)
+            .where(MessagePart.message_id.in_(part_message_ids[start : start + 500]))
+            .group_by(MessagePart.message_id, Message.segments)
+        )
+        for message_id, stored, delivered, segments in rows:
+            # Parts accepted before a retry are stored while the others still wait: count every planned part.
+            delivered_parts[message_id] = (int(delivered or 0), max(int(stored), segments or 0))
+    if delivered_parts:
+        table = _MESSAGES
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(parts_delivered=bindparam("b_n")),
+            [{"b_id": mid, "b_n": n} for mid, (n, _known) in delivered_parts.items()],
+        )
+    targets: dict[MessageStatus, list[dict[str, Any]]] = defaultdict(list)
+    for item in fresh:
+        assert item.message_id is not None
+        event = item.event
+        if event.type == EventType.DELIVERED:
+            if item.part is not None:
+                delivered, known = delivered_parts.get(item.message_id, (0, 0))
+                if delivered < known:
+                    continue
+            targets[MessageStatus.DELIVERED].append({"b_id": item.message_id, "b_reason": None})
+            continue
+        reason = f"{event.status_text or event.type.value}" + (
+            f" err:{event.error_code}" if event.error_code else ""
+        )
+        target = (
+            MessageStatus.PERMANENT_FAILURE
+            if event.type == EventType.FAILED
+            else MessageStatus.TEMPORARY_FAILURE
+        )
+        targets[target].append({"b_id": item.message_id, "b_reason": reason})
+    table = _MESSAGES
+    for target, params in targets.items():
+        # Guarded: only from the statuses this one may follow (a late DELIVRD does not undo a failure).
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), _status_in(table, sources_for(target)))
+            .values(status=target.value, final_at=now, reason=bindparam("b_reason")),
+            params,
+        )
