@@ -6,10 +6,11 @@ Shape (ARCHITECTURE.md §4, PEERS.md "aiosmtplib"):
   (the engine creates adapters after forking its workers). ``send`` is synchronous at the boundary: it builds
   the MIME bytes in the caller's thread from cached per-campaign skeletons (:mod:`channels.email.mime`), hands
   the window to the loop and waits for one :class:`SendResult` per message, in order.
-* ``connections`` aiosmtplib ``SMTP`` objects, each used by one worker coroutine at a time: one ``SMTP`` object
-  serialises its transactions behind a lock, so concurrency needs N objects. They are reused across windows
-  (a new connection per mail halves the rate, far worse over TLS), replaced after
-  ``max_messages_per_connection`` mails (real relays cap it) and reopened after the relay hung up.
+* ``connections`` aiosmtplib ``SMTP`` objects (:mod:`channels.email.smtp_connection`), each used by one worker
+  coroutine at a time: one ``SMTP`` object serialises its transactions behind a lock, so concurrency needs N
+  objects. They are reused across windows (a new connection per mail halves the rate, far worse over TLS),
+  replaced after ``max_messages_per_connection`` mails (real relays cap it) and reopened after the relay hung
+  up.
 * One recipient per transaction: ``MAIL FROM:<bounce+m{id}@…>`` (VERP), ``RCPT TO``, ``DATA``. We drive the
   three stages ourselves instead of ``sendmail`` so that a failure is classified by stage, and a lost
   connection is ``ConnectionLost`` (safe to resend) until the body was written and ``OutcomeUnknown`` (the
@@ -21,7 +22,6 @@ Shape (ARCHITECTURE.md §4, PEERS.md "aiosmtplib"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
@@ -30,8 +30,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import aiosmtplib
 
@@ -45,6 +45,7 @@ from channels.base import (
 )
 from channels.email.dsn import parse_dsn
 from channels.email.mime import BuiltMessage, MimeBuilder, verp_sender
+from channels.email.smtp_connection import NETWORK_ERRORS, Connection, RelaySettings, TlsMode
 from channels.email.smtp_errors import Stage, classify_exception, classify_reply
 from channels.errors import (
     ChannelError,
@@ -58,12 +59,8 @@ __all__ = ["SmtpAdapter", "TlsMode"]
 
 log = logging.getLogger(__name__)
 
-TlsMode = Literal["none", "starttls", "tls"]
-
 # RFC 5321 §4.5.2: a line starting with "." gets another "." (transparency); the wire form ends with CRLF.CRLF.
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-# What a connection attempt or a transaction may raise; anything else is a bug and reaches the engine.
-_NETWORK_ERRORS: tuple[type[BaseException], ...] = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 
 def _mask(address: str) -> str:
@@ -86,27 +83,6 @@ class _WindowState:
     # Set when opening a connection failed: the rest of the window fails fast with the same class
     # instead of every message waiting for its own connect timeout.
     down: ChannelError | None = None
-
-
-@dataclass(slots=True)
-class _Connection:
-    """One reusable SMTP session, used by exactly one worker coroutine at a time."""
-
-    number: int
-    smtp: aiosmtplib.SMTP | None = None
-    sent: int = 0  # transactions on the current connection
-    opened: int = 0  # connections opened over the adapter's life (for tests and logs)
-    extensions: set[str] = field(default_factory=set)
-
-    @property
-    def connected(self) -> bool:
-        return self.smtp is not None and self.smtp.is_connected
-
-    def discard(self) -> None:
-        if self.smtp is not None:
-            self.smtp.close()
-        self.smtp = None
-        self.sent = 0
 
 
 class SmtpAdapter(AdapterBase):
@@ -187,7 +163,7 @@ class SmtpAdapter(AdapterBase):
         self._handing_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._conns: list[_Connection] = []
+        self._conns: list[Connection] = []
 
     def __repr__(self) -> str:
         return f"SmtpAdapter(host={self.host!r}, port={self.port}, tls={self.tls!r}, user={self.username!r})"
@@ -210,7 +186,7 @@ class SmtpAdapter(AdapterBase):
         if not ready.wait(10):
             raise RuntimeError("the SMTP adapter's event loop did not start")
         self._loop, self._thread = loop, thread
-        self._conns = [_Connection(number=i) for i in range(self.connections)]
+        self._conns = [Connection(number=i) for i in range(self.connections)]
 
     def close(self) -> None:
         loop, thread = self._loop, self._thread
@@ -284,7 +260,7 @@ class SmtpAdapter(AdapterBase):
         workers = [self._worker(conn, queue, state) for conn in self._conns[: len(jobs)]]
         await asyncio.gather(*workers)
 
-    async def _worker(self, conn: _Connection, queue: deque[_Job], state: _WindowState) -> None:
+    async def _worker(self, conn: Connection, queue: deque[_Job], state: _WindowState) -> None:
         while queue:
             job = queue.popleft()
             if state.down is not None:
@@ -293,14 +269,14 @@ class SmtpAdapter(AdapterBase):
             job.started = True
             job.result = await self._deliver(conn, job, state)
             if conn.connected and conn.sent >= self.max_messages_per_connection:
-                await self._quit(conn)
+                await conn.quit()
 
-    async def _deliver(self, conn: _Connection, job: _Job, state: _WindowState) -> SendResult:
+    async def _deliver(self, conn: Connection, job: _Job, state: _WindowState) -> SendResult:
         message_id = job.message.message_id
         for attempt in (1, 2):
             fresh = False
             if not conn.connected:
-                error = await self._connect(conn)
+                error = await conn.connect(self._relay_settings())
                 if error is not None:
                     state.down = error
                     return SendResult.failed(message_id, error)
@@ -312,35 +288,19 @@ class SmtpAdapter(AdapterBase):
                 return result
         raise AssertionError("unreachable: the second attempt always returns")  # pragma: no cover
 
-    async def _connect(self, conn: _Connection) -> ChannelError | None:
-        conn.discard()
-        smtp = aiosmtplib.SMTP(
-            hostname=self.host,
+    def _relay_settings(self) -> RelaySettings:
+        return RelaySettings(
+            host=self.host,
             port=self.port,
             username=self.username,
             password=self._password,
             local_hostname=self.local_hostname,
             timeout=self.timeout,
-            use_tls=self.tls == "tls",
-            # start_tls=None would upgrade whenever offered (PEERS.md gotcha 4): make it explicit.
-            start_tls=self.tls == "starttls",
+            tls=self.tls,
             tls_context=self.tls_context,
         )
-        try:
-            await smtp.connect()
-            if smtp.is_ehlo_or_helo_needed:
-                await smtp.ehlo()
-        except _NETWORK_ERRORS as exc:
-            smtp.close()
-            error = classify_exception(exc, stage=Stage.CONNECT)
-            log.warning("smtp connect failed", extra={"provider": self.host, "error": str(error)})
-            return error
-        conn.smtp = smtp
-        conn.opened += 1
-        conn.extensions = {name.lower() for name in smtp.esmtp_extensions}
-        return None
 
-    async def _transaction(self, conn: _Connection, job: _Job) -> tuple[SendResult, bool]:
+    async def _transaction(self, conn: Connection, job: _Job) -> tuple[SendResult, bool]:
         """One MAIL/RCPT/DATA transaction. Returns the result and whether the connection was found stale."""
         smtp = conn.smtp
         message_id = job.message.message_id
@@ -363,7 +323,7 @@ class SmtpAdapter(AdapterBase):
             reply = await smtp.execute_command(b"DATA")
             if reply.code != 354:  # RFC 5321 §4.1.1.4: 354 invites the body
                 error = classify_reply(stage=Stage.DATA, code=reply.code, text=reply.message)
-                await self._reset(conn)
+                await conn.reset()
                 return SendResult.failed(message_id, error or ConnectionLost("unexpected DATA reply")), False
             protocol = smtp.protocol
             if protocol is None:
@@ -385,9 +345,9 @@ class SmtpAdapter(AdapterBase):
             if exc.code == 421:
                 conn.discard()  # RFC 5321 §3.8: the server is closing the channel
             else:
-                await self._reset(conn)
+                await conn.reset()
             return SendResult.failed(message_id, error), False
-        except _NETWORK_ERRORS as exc:
+        except NETWORK_ERRORS as exc:
             conn.discard()  # a timeout leaves the protocol out of step: never reuse it
             error = classify_exception(exc, stage=stage, body_written=body_written)
             stale = stage is Stage.MAIL and isinstance(
@@ -466,24 +426,8 @@ class SmtpAdapter(AdapterBase):
         finally:
             self._handing_task = None
 
-    async def _reset(self, conn: _Connection) -> None:
-        """RSET after a refusal so the next transaction starts clean (RFC 5321 §4.1.1.5)."""
-        if conn.smtp is None or not conn.smtp.is_connected:
-            conn.discard()
-            return
-        try:
-            await conn.smtp.rset()
-        except _NETWORK_ERRORS:
-            conn.discard()
-
-    async def _quit(self, conn: _Connection) -> None:
-        if conn.smtp is not None and conn.smtp.is_connected:
-            with contextlib.suppress(*_NETWORK_ERRORS):  # we are closing it anyway
-                await conn.smtp.quit()
-        conn.discard()
-
     async def _quit_all(self) -> None:
-        await asyncio.gather(*(self._quit(conn) for conn in self._conns))
+        await asyncio.gather(*(conn.quit() for conn in self._conns))
 
     # -- events ----------------------------------------------------------------------------------------
 

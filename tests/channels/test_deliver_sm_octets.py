@@ -14,7 +14,8 @@ import pytest
 import smpplib.smpp
 
 from channels.base import EventType
-from channels.sms.receipts import deliver_sm_from_octets, parse_deliver_sm, read_pdu, text_of
+from channels.sms.deliver_sm import deliver_sm_from_octets
+from channels.sms.receipts import parse_deliver_sm, read_pdu, text_of
 
 
 class _NoSequence:

@@ -20,9 +20,11 @@ import smpplib.smpp
 
 from channels.sms import pdus
 from channels.sms.encoding import split
-from channels.sms.smpp import SmppAdapter, _Bind, _LockedClient, _WriteFailed
+from channels.sms.smpp.bind import Bind
+from channels.sms.smpp.client import LockedClient, WriteFailed
+from channels.sms.smpp.session import read_pdus
 
-READ_TIMEOUT = 0.2  # how long _read_pdus waits on a quiet socket before it reports "nothing" (None)
+READ_TIMEOUT = 0.2  # how long read_pdus waits on a quiet socket before it reports "nothing" (None)
 
 
 def library_client() -> Any:
@@ -176,7 +178,7 @@ def test_deliver_sm_resp_octets_are_what_smpplib_writes(sequence: int, status: i
     assert pdus.deliver_sm_resp(sequence, status) == bytes(expected)
 
 
-# -- _read_pdus ---------------------------------------------------------------------------------------------
+# -- read_pdus ---------------------------------------------------------------------------------------------
 
 
 class Wire:
@@ -186,11 +188,10 @@ class Wire:
         self.ours, self.theirs = socket.socketpair()
         self.ours.settimeout(READ_TIMEOUT)
         self.client: Any = SimpleNamespace(sock=self.ours)
-        self.bind = _Bind(index=0)
-        self.adapter = SmppAdapter(host="127.0.0.1", port=1, system_id="x", password="y", source_addr="Z")
+        self.bind = Bind(index=0)
 
     def read(self) -> list[bytes] | None:
-        return self.adapter._read_pdus(self.bind, self.client)
+        return read_pdus(self.bind, self.client)
 
     def close(self) -> None:
         self.ours.close()
@@ -274,10 +275,10 @@ def test_a_client_without_a_socket_fails(wire: Wire) -> None:
     """A client whose socket is gone raises ConnectionError instead of reading."""
     closed: Any = SimpleNamespace(sock=None)
     with pytest.raises(smpplib.exceptions.ConnectionError):
-        wire.adapter._read_pdus(wire.bind, closed)
+        read_pdus(wire.bind, closed)
 
 
-# -- _LockedClient.send_octets------------------------------------------------------------------------------
+# -- LockedClient.send_octets------------------------------------------------------------------------------
 
 
 class BreakingSocket:
@@ -297,14 +298,14 @@ class BreakingSocket:
 
 
 @pytest.fixture
-def client() -> Iterator[_LockedClient]:
-    bound = _LockedClient("127.0.0.1", 1, timeout=1.0)
+def client() -> Iterator[LockedClient]:
+    bound = LockedClient("127.0.0.1", 1, timeout=1.0)
     bound.state = smpplib.consts.SMPP_CLIENT_STATE_BOUND_TRX
     yield bound
     bound._socket = None  # never a real socket: nothing to close (and no "was not closed" warning)
 
 
-def window(client: _LockedClient, count: int) -> list[bytes]:
+def window(client: LockedClient, count: int) -> list[bytes]:
     return [submit_sm(n + 1, b"y" * (n * 11 % 50)) for n in range(count)]
 
 
@@ -323,7 +324,7 @@ def whole_pdus_within(lengths: list[int], octets: int) -> int:
         pytest.param(lambda ends: ends[-1] - 1, id="one-octet-short-of-all"),
     ],
 )
-def test_a_broken_write_reports_how_many_pdus_went_out_whole(client: _LockedClient, cut: Any) -> None:
+def test_a_broken_write_reports_how_many_pdus_went_out_whole(client: LockedClient, cut: Any) -> None:
     """When the socket breaks after N octets, complete counts exactly the PDUs that lie wholly inside them."""
     chunks = window(client, 6)
     ends = list(itertools.accumulate(len(c) for c in chunks))
@@ -331,7 +332,7 @@ def test_a_broken_write_reports_how_many_pdus_went_out_whole(client: _LockedClie
     sock = BreakingSocket(budget=octets)
     client._socket = sock
 
-    with pytest.raises(_WriteFailed) as failure:
+    with pytest.raises(WriteFailed) as failure:
         client.send_octets("submit_sm", chunks)
 
     assert failure.value.complete == whole_pdus_within([len(c) for c in chunks], octets)
@@ -339,7 +340,7 @@ def test_a_broken_write_reports_how_many_pdus_went_out_whole(client: _LockedClie
     assert isinstance(failure.value, smpplib.exceptions.ConnectionError)  # callers catch it as a lost link
 
 
-def test_a_write_the_socket_accepts_in_pieces_sends_every_octet(client: _LockedClient) -> None:
+def test_a_write_the_socket_accepts_in_pieces_sends_every_octet(client: LockedClient) -> None:
     """Short sends are continued until the whole window is out; no error."""
     chunks = window(client, 6)
     expected = b"".join(chunks)
@@ -351,22 +352,22 @@ def test_a_write_the_socket_accepts_in_pieces_sends_every_octet(client: _LockedC
     assert bytes(sock.received) == expected
 
 
-def test_a_state_that_forbids_the_command_writes_nothing(client: _LockedClient) -> None:
+def test_a_state_that_forbids_the_command_writes_nothing(client: LockedClient) -> None:
     """An unbound session refuses the window before touching the socket: nothing complete, nothing sent."""
     sock = BreakingSocket(budget=10_000)
     client._socket = sock
     client.state = smpplib.consts.SMPP_CLIENT_STATE_OPEN
 
-    with pytest.raises(_WriteFailed) as failure:
+    with pytest.raises(WriteFailed) as failure:
         client.send_octets("submit_sm", window(client, 3))
 
     assert failure.value.complete == 0
     assert sock.received == bytearray()
 
 
-def test_a_closed_socket_writes_nothing(client: _LockedClient) -> None:
+def test_a_closed_socket_writes_nothing(client: LockedClient) -> None:
     """With no socket the write fails with nothing complete."""
-    with pytest.raises(_WriteFailed) as failure:
+    with pytest.raises(WriteFailed) as failure:
         client.send_octets("submit_sm", window(client, 2))
 
     assert failure.value.complete == 0
