@@ -106,6 +106,7 @@ def rabbitmq_url() -> Iterator[str]:
             _rabbitmqctl("delete_vhost", vhost)
 
 
+@pytest.mark.services
 def test_the_same_campaign_on_postgresql_and_rabbitmq(
     make_pipeline: PipelineFactory, postgres_url: str, rabbitmq_url: str
 ) -> None:
