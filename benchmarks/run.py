@@ -8,7 +8,7 @@ engine messages/s (N over first claim to last ``sent_at``), raw messages/s, thei
 time from enqueuing the plan, and the peak RSS (VmHWM) of every engine process. Targets (the issue): e-mail
 ≥ 0.7× raw aiosmtplib on one connection, SMS ≥ 0.7× raw windowed smpplib on one bind, peak RSS flat in N.
 
-Peers (PEERS.md): postfix's ``smtp-sink`` for e-mail (the sandbox aiosmtpd server if it is missing, with a
+Peers (docs/peers.md): postfix's ``smtp-sink`` for e-mail (the sandbox aiosmtpd server if it is missing, with a
 note: it is 2-3× slower as a sink), the sandbox SMSC on smpp34 for SMS, each in its own process so it gets a
 core of its own. Everything listens on 127.0.0.1; every child process is stopped on the way out.
 """
@@ -166,13 +166,13 @@ def email_peer(scratch: Path, console: Console) -> Iterator[Peer]:
     if sink is None:
         note = (
             "smtp-sink not found (install it with `apt-get install postfix`; only the binary is used): "
-            "falling back to the sandbox aiosmtpd server, 2.3-2.9x slower as a sink (PEERS.md)"
+            "falling back to the sandbox aiosmtpd server, 2.3-2.9x slower as a sink (docs/peers.md)"
         )
         console.print(f"[yellow]{note}[/]")
         with child_server(_serve_aiosmtpd, str(scratch / "mail"), port=port):
             yield Peer(kind="aiosmtpd", port=port, note=note)
         return
-    # As root, smtp-sink must drop privileges (PEERS.md "Environment"); 1000 = listen backlog.
+    # As root, smtp-sink must drop privileges (docs/peers.md "Environment"); 1000 = listen backlog.
     command = [sink, *(["-u", "nobody"] if os.geteuid() == 0 else []), f"127.0.0.1:{port}", "1000"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -1,7 +1,7 @@
 """Load and validate campaign files: YAML -> ``CampaignDefinition`` + template snapshot, or line-accurate problems.
 
 Every problem names the file and the line of the offending field (``campaigns/x.yaml:12: channels.sms.provider:
-unknown provider ...``) so that an editor can fix it without reading a traceback (STYLE.md, house habits).
+unknown provider ...``) so that an editor can fix it without reading a traceback (docs/style.md, house habits).
 Lines come from PyYAML's node tree (``compose``); pydantic error locations are walked down that tree.
 
 Beyond the schema, a campaign is checked against its surroundings: providers from the settings, the template
@@ -60,7 +60,7 @@ __all__ = [
 
 CAMPAIGN_SUFFIXES = (".yaml", ".yml")
 
-# Decree 91/2020/NĐ-CP art. 15: every advertising SMS starts with the label [QC] or [AD] (DOMAIN.md §1.1).
+# Decree 91/2020/NĐ-CP art. 15: every advertising SMS starts with the label [QC] or [AD] (docs/domain.md §1.1).
 ADVERTISING_SMS_LABELS: tuple[str, ...] = ("[QC]", "[AD]")
 
 SAMPLE_UNSUBSCRIBE_URL = "https://example.invalid/huy-dang-ky/MAU-0001"

@@ -1,6 +1,6 @@
 """The e-mail adapter: send windows of bulletins over SMTP with several reused aiosmtplib connections.
 
-Shape (ARCHITECTURE.md §4, PEERS.md "aiosmtplib"):
+Shape (docs/architecture.md §4, docs/peers.md "aiosmtplib"):
 
 * One asyncio event loop per adapter instance, in a thread of its own, started by :meth:`SmtpAdapter.open`
   (the engine creates adapters after forking its workers). ``send`` is synchronous at the boundary: it builds
@@ -320,7 +320,7 @@ class SmtpAdapter(AdapterBase):
             local_hostname=self.local_hostname,
             timeout=self.timeout,
             use_tls=self.tls == "tls",
-            # start_tls=None would upgrade whenever offered (PEERS.md gotcha 4): make it explicit.
+            # start_tls=None would upgrade whenever offered (docs/peers.md gotcha 4): make it explicit.
             start_tls=self.tls == "starttls",
             tls_context=self.tls_context,
         )

@@ -1,6 +1,6 @@
 """The SMS adapter: submit messages to an SMSC over SMPP v3.4 with smpplib, and pass every deliver_sm on.
 
-Shape (ARCHITECTURE.md §4, SMPP paragraph; PEERS.md smpplib gotchas 1-8):
+Shape (docs/architecture.md §4, SMPP paragraph; docs/peers.md smpplib gotchas 1-8):
 
 * ``binds`` transceiver sessions, each with one reader thread that lives as long as the adapter: it answers
   enquire_link, sends one when the link is idle, reads submit_sm_resp / generic_nack and hands them to the
@@ -106,7 +106,7 @@ _REFERENCE_MEMORY: Final = 65536  # destinations whose concatenation counter we 
 
 
 def mask_address(address: str | None) -> str:
-    """A phone number for logs: everything but the last 3 digits hidden (STYLE.md, personal data)."""
+    """A phone number for logs: everything but the last 3 digits hidden (docs/style.md, personal data)."""
     if not address:
         return "-"
     return "*" * max(len(address) - 3, 0) + address[-3:]
@@ -330,7 +330,7 @@ class SmppAdapter(AdapterBase):
         system_id: str,
         password: str,
         source_addr: str,
-        source_ton: int = 5,  # alphanumeric brandname (DOMAIN.md §4)
+        source_ton: int = 5,  # alphanumeric brandname (docs/domain.md §4)
         source_npi: int = 0,
         system_type: str = "",
         binds: int = 1,
