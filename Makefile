@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test check demo bench clean
+.PHONY: test test-fast check demo bench lock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -13,8 +13,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The whole suite, as CI runs it (service tests skip without PostgreSQL/RabbitMQ unless
+# BROADCASTER_REQUIRE_SERVICES=1).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit loop: leaves out the tests that need PostgreSQL/RabbitMQ/Redis and the slow ones.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not services" $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check broadcaster channels consent tests benchmarks
@@ -28,5 +34,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
+# Pins the full dependency set (with the dev extras) in requirements.lock. pip-tools lives in a venv of its
+# own so that it never becomes one of the pinned packages; pyproject.toml keeps only lower bounds.
+LOCK_VENV := .venv-lock
+lock:
+	@test -x $(LOCK_VENV)/bin/pip-compile || ($(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/python -m pip install --quiet pip-tools)
+	$(LOCK_VENV)/bin/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock pyproject.toml
+
 clean:
-	rm -rf $(VENV) demo-workdir build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) $(LOCK_VENV) demo-workdir build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -83,13 +83,13 @@ def email_peer(scratch: Path, console: Console) -> Iterator[Peer]:
     if sink is None:
         note = (
             "smtp-sink not found (install it with `apt-get install postfix`; only the binary is used): "
-            "falling back to the sandbox aiosmtpd server, 2.3-2.9x slower as a sink (PEERS.md)"
+            "falling back to the sandbox aiosmtpd server, 2.3-2.9x slower as a sink (docs/peers.md)"
         )
         console.print(f"[yellow]{note}[/]")
         with child_server(_serve_aiosmtpd, str(scratch / "mail"), port=port):
             yield Peer(kind="aiosmtpd", port=port, note=note)
         return
-    # As root, smtp-sink must drop privileges (PEERS.md "Environment"); 1000 = listen backlog.
+    # As root, smtp-sink must drop privileges (docs/peers.md "Environment"); 1000 = listen backlog.
     command = [sink, *(["-u", "nobody"] if os.geteuid() == 0 else []), f"127.0.0.1:{port}", "1000"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -1,8 +1,8 @@
 """The raw SMS baseline: smpplib on one transceiver bind, 64 submit_sm outstanding, every receipt answered.
 
-This is PEERS.md's "smpplib 1 bind, window 64, every receipt read and answered" row (~1,584 msgs/s against
+This is docs/peers.md's "smpplib 1 bind, window 64, every receipt read and answered" row (~1,584 msgs/s against
 the smpp34 SMSC here): no outbox, no database, no per-message splitting (the text is encoded once). One
-thread owns the socket, so smpplib's missing locks (PEERS.md smpplib gotcha 1) do not matter: it writes
+thread owns the socket, so smpplib's missing locks (docs/peers.md smpplib gotcha 1) do not matter: it writes
 submit_sm while the window has room, otherwise reads one PDU; reading a deliver_sm answers it from the
 same thread.
 

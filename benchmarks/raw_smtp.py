@@ -1,8 +1,8 @@
 """The raw e-mail baseline: aiosmtplib on one reused connection sending the same rendered bytes N times.
 
 This is the ceiling one event loop reaches without an outbox, a database or MIME building per recipient
-(PEERS.md "Ceilings": ~785 msgs/s for an 11.6 KB Vietnamese HTML mail to smtp-sink on this class of machine).
-One ``SMTP`` object serialises its transactions (PEERS.md aiosmtplib gotcha 1), so this is strictly one
+(docs/peers.md "Ceilings": ~785 msgs/s for an 11.6 KB Vietnamese HTML mail to smtp-sink on this class of machine).
+One ``SMTP`` object serialises its transactions (docs/peers.md aiosmtplib gotcha 1), so this is strictly one
 MAIL/RCPT/DATA after another, which is exactly what "one connection" means.
 """
 

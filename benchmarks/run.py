@@ -8,7 +8,7 @@ engine messages/s (N over first claim to last ``sent_at``), raw messages/s, thei
 time from enqueuing the plan, and the peak RSS (VmHWM) of every engine process. Targets (the issue): e-mail
 ≥ 0.7× raw aiosmtplib on one connection, SMS ≥ 0.7× raw windowed smpplib on one bind, peak RSS flat in N.
 
-Peers (PEERS.md): postfix's ``smtp-sink`` for e-mail (the sandbox aiosmtpd server if it is missing, with a
+Peers (docs/peers.md): postfix's ``smtp-sink`` for e-mail (the sandbox aiosmtpd server if it is missing, with a
 note: it is 2-3× slower as a sink), the sandbox SMSC on smpp34 for SMS, each in its own process so it gets a
 core of its own. Everything listens on 127.0.0.1; every child process is stopped on the way out.
 

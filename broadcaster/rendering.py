@@ -1,7 +1,7 @@
 """Render a campaign's message texts from its approved template snapshot, in a Jinja2 sandbox.
 
 Templates come from an in-memory mapping (``CampaignBundle.templates``), never from the disk, so what is sent
-is exactly what was approved (ARCHITECTURE.md §2: the content hash covers definition + templates). The file
+is exactly what was approved (docs/architecture.md §2: the content hash covers definition + templates). The file
 layout convention and the context roots are documented in templates/README.md:
 
 - ``sms/NAME``   -> ``sms/NAME.txt.j2`` (whitespace collapsed into one line)
@@ -60,7 +60,7 @@ CONTEXT_ROOTS: frozenset[str] = frozenset(
     ("contact", "campaign", "org", "vars", "message", "unsubscribe_url")
 )
 
-# Columns of the contacts file (ARCHITECTURE.md §5) plus the derived first_name; extra columns are in
+# Columns of the contacts file (docs/architecture.md §5) plus the derived first_name; extra columns are in
 # ``contact.attributes``.
 CONTACT_FIELDS: frozenset[str] = frozenset(
     (
@@ -79,7 +79,7 @@ CONTACT_FIELDS: frozenset[str] = frozenset(
     )
 )
 
-# The sending organisation, from the settings (DOMAIN.md §0: agency names are configuration, not constants).
+# The sending organisation, from the settings (docs/domain.md §0: agency names are configuration, not constants).
 ORG_FIELDS: frozenset[str] = frozenset(
     ("name", "short_name", "parent", "address", "phone", "hotline", "email", "website")
 )

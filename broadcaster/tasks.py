@@ -1,7 +1,7 @@
 """The Celery application and its three tasks: plan a run, dispatch a chunk, tick.
 
 The engine always runs its work as these tasks; embedded and distributed deployments differ only in URLs
-(ARCHITECTURE §3). Workers build their database engine, adapters and event loops lazily in the process that
+(docs/architecture.md §3). Workers build their database engine, adapters and event loops lazily in the process that
 uses them, never before fork. Settings come from ``BROADCASTER_CONFIG`` (set by the CLI for its workers).
 """
 

@@ -1,6 +1,6 @@
 """Suppression list: addresses that must receive nothing more on a channel.
 
-Receives its clock value from the caller and never imports the engine (ARCHITECTURE §1).
+Receives its clock value from the caller and never imports the engine (docs/architecture.md §1).
 """
 
 from __future__ import annotations

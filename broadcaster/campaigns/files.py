@@ -1,7 +1,7 @@
 """Load and validate campaign files: YAML -> ``CampaignDefinition`` + template snapshot, or line-accurate problems.
 
 Every problem names the file and the line of the offending field (``campaigns/x.yaml:12: channels.sms.provider:
-unknown provider ...``) so that an editor can fix it without reading a traceback (STYLE.md, house habits).
+unknown provider ...``) so that an editor can fix it without reading a traceback (docs/style.md, house habits).
 This module runs the steps in order; each lives in its own module: line-aware YAML (``yaml_source``), schema
 errors mapped to lines (``schema_errors``), the templates and the names they use (``template_scan``), and one
 sample rendering (``sample_checks``: SMS length, the [QC]/[AD] label of advertising). Providers are checked here.

@@ -30,7 +30,7 @@ from channels.sms.encoding import analyse
 
 __all__ = ["ADVERTISING_SMS_LABELS", "SAMPLE_UNSUBSCRIBE_URL", "sample_checks"]
 
-# Decree 91/2020/NĐ-CP art. 15: every advertising SMS starts with the label [QC] or [AD] (DOMAIN.md §1.1).
+# Decree 91/2020/NĐ-CP art. 15: every advertising SMS starts with the label [QC] or [AD] (docs/domain.md §1.1).
 ADVERTISING_SMS_LABELS: tuple[str, ...] = ("[QC]", "[AD]")
 
 SAMPLE_UNSUBSCRIBE_URL = "https://example.invalid/huy-dang-ky/MAU-0001"

@@ -1,6 +1,6 @@
 """The campaign definition file, as pydantic models: what a campaign YAML may say and what it means.
 
-ARCHITECTURE.md §5 lists the fields. Every model forbids unknown keys so that a typo (``provder:``) is an error
+docs/architecture.md §5 lists the fields. Every model forbids unknown keys so that a typo (``provder:``) is an error
 with its line (``schema_errors`` maps error locations back to YAML lines), never a silently ignored setting.
 The schedule and send window live in ``schedule``; the shared model base in ``schema_base``.
 """
@@ -34,7 +34,7 @@ __all__ = [
     "Topic",
 ]
 
-# Channels a campaign file may use today; push and social adapters come later (ARCHITECTURE.md §1).
+# Channels a campaign file may use today; push and social adapters come later (docs/architecture.md §1).
 SUPPORTED_CHANNELS: tuple[str, ...] = (Channel.SMS, Channel.EMAIL)
 _LATER_CHANNELS: tuple[str, ...] = (Channel.PUSH, Channel.SOCIAL)
 
@@ -64,7 +64,7 @@ StrList = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_
 
 
 class Purpose(StrEnum):
-    """Why a campaign is sent; decides which consent rules apply (DOMAIN.md §1.1, Decree 91/2020 art. 3.1)."""
+    """Why a campaign is sent; decides which consent rules apply (docs/domain.md §1.1, Decree 91/2020 art. 3.1)."""
 
     OFFICIAL_DUTY = "official_duty"
     """Instructions to the state's own staff ("tin nhắn điều hành"); not advertising."""
@@ -124,7 +124,7 @@ class _Model(BaseModel):
 class AudienceFilter(_Model):
     """Narrows the segments: a contact must match every filter that is given (any value within one filter).
 
-    Values are compared with the contact's columns of the same name (contacts file, ARCHITECTURE.md §5).
+    Values are compared with the contact's columns of the same name (contacts file, docs/architecture.md §5).
     """
 
     agency: StrList | None = None
@@ -188,7 +188,7 @@ def _unique(values: list[Any]) -> list[Any]:
 
 
 class CampaignDefinition(_Model):
-    """One campaign file: what is said, to whom, through which channels and when (ARCHITECTURE.md §5)."""
+    """One campaign file: what is said, to whom, through which channels and when (docs/architecture.md §5)."""
 
     id: Annotated[str, Field(pattern=_SLUG)]
     """Stable slug, 3-64 characters: lowercase letters, digits and hyphens."""

@@ -15,7 +15,7 @@ _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def strip_diacritics(text: str) -> str:
-    # NFD splits "ễ" into "e" + combining marks; "đ" does not decompose and is mapped by hand (DOMAIN.md §2).
+    # NFD splits "ễ" into "e" + combining marks; "đ" does not decompose and is mapped by hand (docs/domain.md §2).
     decomposed = unicodedata.normalize("NFD", text)
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return bare.replace("đ", "d").replace("Đ", "D")

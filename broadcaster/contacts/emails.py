@@ -25,7 +25,7 @@ def normalize_email(raw: str) -> str:
     """Return the normalised address (domain lower-cased) or raise ``EmailError``.
 
     Deliverability (MX lookup) is not checked: imports must work offline and a DNS hiccup must not reject a
-    contacts file; bounces are handled by the e-mail channel (DOMAIN.md §5). Non-ASCII *local parts* are
+    contacts file; bounces are handled by the e-mail channel (docs/domain.md §5). Non-ASCII *local parts* are
     refused (``allow_smtputf8=False``): they need SMTPUTF8 (RFC 6531) end to end, which common mailbox
     providers do not offer, and in a Vietnamese list "an.nguyễn@…" is a typing slip, not a real mailbox.
     Internationalised domains stay allowed and are returned in their Unicode form.

@@ -54,7 +54,7 @@ _TEN_NU: Final = (
 )  # fmt: skip
 
 # Districts and wards of Da Nang as they were before the 2025 reorganisation of local government (which
-# abolished the district level; the new ward list is not in DOMAIN.md — [U]). Plausible data is all we need.
+# abolished the district level; the new ward list is not in docs/domain.md — [U]). Plausible data is all we need.
 _WARDS: Final[dict[str, tuple[str, ...]]] = {
     "Hải Châu": (
         "Hải Châu I", "Hải Châu II", "Thạch Thang", "Thanh Bình", "Thuận Phước", "Hòa Thuận Đông",
@@ -74,7 +74,7 @@ _WARDS: Final[dict[str, tuple[str, ...]]] = {
     ),
 }  # fmt: skip
 
-# City departments after the 2025 mergers (DOMAIN.md §0: Sở TT&TT merged into Sở Khoa học và Công nghệ).
+# City departments after the 2025 mergers (docs/domain.md §0: Sở TT&TT merged into Sở Khoa học và Công nghệ).
 _AGENCIES: Final = (
     "Văn phòng UBND thành phố",
     "Sở Khoa học và Công nghệ",
@@ -103,7 +103,7 @@ _COMPANY_DOMAINS: Final = (
 _WEBMAIL: Final = ("gmail.com", "gmail.com", "gmail.com", "yahoo.com", "outlook.com")
 _TAGS: Final = ("cchc", "chuyen-doi-so", "ban-tin", "dich-vu-cong", "thue", "y-te")
 
-# Current 10-digit mobile prefixes per carrier (DOMAIN.md §2 table). 055x is left out: phonenumbers rejects
+# Current 10-digit mobile prefixes per carrier (docs/domain.md §2 table). 055x is left out: phonenumbers rejects
 # most of it, and 087/099x are small ranges. Of 089 the metadata of phonenumbers 9.0.43 validates only
 # 0896–0899 (checked by running it), so only those are generated.
 _MOBILE_PREFIXES: Final = (

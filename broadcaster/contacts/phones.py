@@ -2,7 +2,7 @@
 
 The cleaning steps (full-width digits, separators, ``+84 (0)``, ``0084``, bare ``84``) and the 2018
 11→10-digit conversion run first because libphonenumber rejects the old numbers outright
-(DOMAIN.md §2: "Old 11-digit numbers (0169…, 0120…) are invalid → apply the conversion table before
+(docs/domain.md §2: "Old 11-digit numbers (0169…, 0120…) are invalid → apply the conversion table before
 parsing"). Validation, the number type and the allocated carrier then come from ``phonenumbers``.
 """
 
@@ -39,7 +39,7 @@ class Phone:
     national: str  # "0912345678" (national digits with the trunk 0, no spaces)
     kind: PhoneKind
     # The carrier the number range was *allocated* to; with mobile number portability (since 16/11/2018,
-    # Circular 35/2017/TT-BTTTT, DOMAIN.md §2) the subscriber may have moved since.
+    # Circular 35/2017/TT-BTTTT, docs/domain.md §2) the subscriber may have moved since.
     carrier: str | None
     converted_from: str | None = None  # the old 11-digit national number ("01689123456") when converted
 
@@ -58,7 +58,7 @@ class PhoneError(ValueError):
 
 # 2018 conversion of 11-digit mobile numbers to 10 digits (15/09/2018 – 30/06/2019, the last 7 digits kept).
 # Keys and values are prefixes of national significant numbers (no trunk 0): "1689123456" → "389123456".
-# Source: DOMAIN.md §2 "2018 conversion 11 → 10 digits", citing
+# Source: docs/domain.md §2 "2018 conversion 11 → 10 digits", citing
 # https://lawnet.vn/en/laws/what-is-the-current-list-of-prefixes-of-vietnamese-phone-numbers-of-mobile-network-operators-what-i-134777.html
 # and http://kynguyenso.plo.vn/ky-nguyen-so/tuyet-chieu/2-cach-chuyen-so-dien-thoai-11-so-ve-10-so-773007.html
 OLD_MOBILE_PREFIXES: Final[dict[str, str]] = {

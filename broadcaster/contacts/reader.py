@@ -1,6 +1,6 @@
 """Read a contacts file (CSV in UTF-8, or XLSX) into checked ``ContactRow`` values and a list of row problems.
 
-The file layout is ARCHITECTURE.md §5 "Contacts file": columns ``external_id, full_name, phone, email,
+The file layout is docs/architecture.md §5 "Contacts file": columns ``external_id, full_name, phone, email,
 segment, agency, district, ward, language, tags``; any other column becomes an attribute. Headers may also be
 the Vietnamese names staff actually type ("Họ và tên", "Số điện thoại", "SĐT"…), with or without diacritics.
 

@@ -1,4 +1,4 @@
-"""Engines and sessions, with the SQLite rules of ARCHITECTURE §3.
+"""Engines and sessions, with the SQLite rules of docs/architecture.md §3.
 
 Every SQLite connection sets ``busy_timeout`` ≥ 30 s and ``synchronous=NORMAL``; write transactions begin
 with ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe: turn off the driver's own transaction

@@ -1,4 +1,4 @@
-"""Apply one window's ``SendResult``s to the outbox: adapters classify, this module decides (ARCHITECTURE §4).
+"""Apply one window's ``SendResult``s to the outbox: adapters classify, this module decides (docs/architecture.md §4).
 
 Every change is a guarded ``UPDATE … WHERE status = 'sending'`` so that a redelivered task or a sweeper
 never overwrites a newer state.

@@ -6,7 +6,7 @@
 3. cuts chunks for rows that became due (back-offs, deferrals, resumed campaigns) and enqueues them;
 4. retries inbound records that could not be matched yet, and closes runs that have nothing left to send.
 
-Long waits are ``not_before`` on rows, never Celery eta/countdown (ARCHITECTURE §3).
+Long waits are ``not_before`` on rows, never Celery eta/countdown (docs/architecture.md §3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one function that decides which message status may follow which (ARCHITECTURE §4); the statuses
+"""The one function that decides which message status may follow which (docs/architecture.md §4); the statuses
 themselves are named in ``broadcaster.vocabulary``.
 
 Extra facts are columns, not statuses: ``not_before`` (a deferral), ``hold`` (an ``unknown`` waiting for an

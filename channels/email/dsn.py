@@ -30,7 +30,7 @@ from channels.email.mime import message_id_from_header, message_id_from_verp
 __all__ = ["ACTION_EVENTS", "is_dsn", "parse_dsn"]
 
 # RFC 3464 §2.3.3 action-value -> our event. Only "failed" is final failure; "delayed" means the MTA is still
-# trying (ARCHITECTURE.md §4: an accepted, intermediate state). "relayed" went on to a system that gives no
+# trying (docs/architecture.md §4: an accepted, intermediate state). "relayed" went on to a system that gives no
 # DSNs; "expanded" was delivered to a list or alias that forwarded it.
 ACTION_EVENTS: Mapping[str, EventType] = {
     "failed": EventType.FAILED,

@@ -1,7 +1,7 @@
 """Build the wire bytes of one bulletin e-mail from a cached per-campaign skeleton plus its personal parts.
 
 Why not ``email.message.EmailMessage`` per recipient: it costs 3.5–7 ms per mail and caps a process near
-120 mails/s (PEERS.md). Everything that is the same for every recipient of a campaign version (``From``,
+120 mails/s (docs/peers.md). Everything that is the same for every recipient of a campaign version (``From``,
 ``MIME-Version``, ``Auto-Submitted``, ``X-Broadcaster-Campaign``, the multipart boundary and the part
 headers) is rendered once into bytes (:class:`MimeTemplate`, cached by ``campaign_key``); per recipient we only
 encode ``To``, ``Subject``, ``Date``, ``Message-ID``, ``List-Unsubscribe`` and the two bodies, with the C

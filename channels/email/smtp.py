@@ -1,6 +1,6 @@
 """The e-mail adapter: send windows of bulletins over SMTP with several reused aiosmtplib connections.
 
-Shape (ARCHITECTURE.md §4, PEERS.md "aiosmtplib"):
+Shape (docs/architecture.md §4, docs/peers.md "aiosmtplib"):
 
 * One asyncio event loop per adapter instance, in a thread of its own, started by :meth:`SmtpAdapter.open`
   (the engine creates adapters after forking its workers). ``send`` is synchronous at the boundary: it builds

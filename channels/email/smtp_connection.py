@@ -67,7 +67,7 @@ class Connection:
             local_hostname=relay.local_hostname,
             timeout=relay.timeout,
             use_tls=relay.tls == "tls",
-            # start_tls=None would upgrade whenever offered (PEERS.md gotcha 4): make it explicit.
+            # start_tls=None would upgrade whenever offered (docs/peers.md gotcha 4): make it explicit.
             start_tls=relay.tls == "starttls",
             tls_context=relay.tls_context,
         )

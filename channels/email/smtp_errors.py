@@ -77,7 +77,7 @@ class Stage(enum.StrEnum):
 # Each of subject and detail is 1-3 digits (RFC 3463 §2).
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})(?!\d)")
 
-# RFC 3463 address-level codes that prove the address itself is bad (ARCHITECTURE.md §4).
+# RFC 3463 address-level codes that prove the address itself is bad (docs/architecture.md §4).
 _ADDRESS_CODES = frozenset({"5.1.1", "5.1.10", "5.2.1"})
 _ADDRESS_REPLIES = frozenset({550, 551, 553})
 

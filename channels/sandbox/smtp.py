@@ -8,7 +8,7 @@ like a real relay that refuses: ``550 5.1.1`` for given recipients, ``550 5.7.1`
 connection at RCPT (before the body: the client may resend) or after the body (the mail is kept but no reply
 comes: the client cannot know).
 
-aiosmtpd's ``Controller`` binds ``::1`` by default and its readiness check fails with port 0 (PEERS.md), so the
+aiosmtpd's ``Controller`` binds ``::1`` by default and its readiness check fails with port 0 (docs/peers.md), so the
 host defaults to ``127.0.0.1`` and the port must be a real free port.
 """
 

@@ -2,7 +2,7 @@
 
 Pure functions, no I/O. We deliberately do not use ``smpplib.gsm.make_parts``: it splits UTF-16 surrogate
 pairs and GSM-7 escape pairs across parts, does not normalise to NFC and picks a random 8-bit reference
-(see PEERS.md, smpplib gotcha 7). Vietnamese specifics are in DOMAIN.md §2.
+(see docs/peers.md, smpplib gotcha 7). Vietnamese specifics are in docs/domain.md §2.
 
 Sizes (3GPP TS 23.040 §9.2.3.24, TS 23.038 §6.1.2.1): a TP-UD holds 140 octets = 160 GSM-7 septets or
 70 UCS-2 units. A concatenation UDH takes 6 octets with an 8-bit reference (IEI 0x00, §9.2.3.24.1) or
@@ -97,7 +97,7 @@ _MAX_PARTS = 255  # the "total" field of the concatenation IE is one octet (TS 2
 # SMPP v3.4 §5.2.12 esm_class bit 6 (0x40): UDHI, the short_message starts with a user data header.
 _ESM_CLASS_UDHI = 0x40
 
-# Typographic characters that word processors put into announcements and that GSM-7 lacks (DOMAIN.md §2:
+# Typographic characters that word processors put into announcements and that GSM-7 lacks (docs/domain.md §2:
 # "–" pushed a whole message to UCS-2). đ/Đ have no canonical decomposition, so NFD cannot strip them.
 _UNACCENT_MAP: dict[int, str] = {
     ord("đ"): "d",

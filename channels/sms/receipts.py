@@ -14,7 +14,7 @@ the fields works as well. Keys (all optional except where said; unknown keys are
     network_error_code_hex   str                 TLV 0x0423 (3 octets: network type + 2-octet code)
     received_at              ISO-8601 str        when the adapter read the PDU (aware, UTC)
 
-Receipts are not standardised in practice (DOMAIN.md §4): the text of SMPP v3.4 Appendix B is parsed
+Receipts are not standardised in practice (docs/domain.md §4): the text of SMPP v3.4 Appendix B is parsed
 case-insensitively, in any order, with missing fields tolerated, and the TLVs win when both are present.
 
 **Message ids.** Carriers report the id of a receipt in a different form from the submit_sm_resp: hex in one,
@@ -69,7 +69,7 @@ MESSAGE_STATES: Final[dict[int, tuple[str, EventType]]] = {
 }
 
 # SMPP v3.4 Appendix B "stat" words (7 letters), plus the long spellings and ENROUTE that some SMSCs send
-# (DOMAIN.md §4). Looked up upper-cased.
+# (docs/domain.md §4). Looked up upper-cased.
 STAT_EVENTS: Final[dict[str, EventType]] = {
     "DELIVRD": EventType.DELIVERED,
     "DELIVERED": EventType.DELIVERED,
@@ -237,7 +237,7 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-# smpplib logs a WARNING for every vendor TLV it skips (PEERS.md gotcha 5), and real receipts carry them on
+# smpplib logs a WARNING for every vendor TLV it skips (docs/peers.md gotcha 5), and real receipts carry them on
 # every PDU; that warning is the only thing its command module logs.
 logging.getLogger("smpplib.command").setLevel(logging.ERROR)
 

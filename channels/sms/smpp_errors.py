@@ -1,7 +1,7 @@
 """Map an SMPP ``command_status`` to the error class the engine acts on (``channels.errors``).
 
 The table is engineering judgement on the descriptions in SMPP v3.4 Issue 1.2 §5.1.3 ("command_status")
-and follows ARCHITECTURE.md §4 and DOMAIN.md §4: throttling slows the bucket, address-level answers suppress
+and follows docs/architecture.md §4 and docs/domain.md §4: throttling slows the bucket, address-level answers suppress
 the address, bind and sender answers stop the provider, and anything we do not know is retried (with its
 code kept) rather than guessed permanent: a wrong "permanent" would fail a message for good.
 """
@@ -23,7 +23,7 @@ __all__ = ["STATUS_TABLE", "classify", "status_name"]
 
 # command_status -> (error class, SMPP name, why). SMPP v3.4 §5.1.3, Table 5-2.
 STATUS_TABLE: Final[dict[int, tuple[type[ChannelError], str, str]]] = {
-    # --- Throttled: the SMSC asks us to slow down (DOMAIN.md §4 "transient").
+    # --- Throttled: the SMSC asks us to slow down (docs/domain.md §4 "transient").
     0x58: (Throttled, "ESME_RTHROTTLED", "throttling error: ESME exceeded allowed message limits"),
     0x14: (Throttled, "ESME_RMSGQFUL", "message queue full"),
     # --- Transient: a fault on the SMSC side or in the receiving application; retry later.

@@ -98,7 +98,7 @@ def _pragma(engine: Engine, name: str) -> Any:
 def test_sqlite_pragmas_on_a_live_connection(context: AppContext) -> None:
     busy_timeout = _pragma(context.engine, "busy_timeout")
     assert busy_timeout == SQLITE_BUSY_TIMEOUT_MS
-    assert busy_timeout >= 30_000  # ARCHITECTURE §3: at least 30 s
+    assert busy_timeout >= 30_000  # docs/architecture.md §3: at least 30 s
     assert _pragma(context.engine, "synchronous") == 1  # NORMAL
     assert _pragma(context.engine, "foreign_keys") == 1
 

@@ -29,7 +29,7 @@ NAME = "apply-inbound:sms_main"
 GATEWAY = "gateway:sms_main"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def sessions(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[sessionmaker[Session]]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/lease.db"

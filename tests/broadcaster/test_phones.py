@@ -15,8 +15,8 @@ from broadcaster.contacts.phones import (
     parse_phone,
 )
 
-# DOMAIN.md §2 "2018 conversion 11 → 10 digits", written out again here (not derived from the code) with the
-# carrier name phonenumbers gives the new prefix (DOMAIN.md §2, python phonenumbers notes).
+# docs/domain.md §2 "2018 conversion 11 → 10 digits", written out again here (not derived from the code) with the
+# carrier name phonenumbers gives the new prefix (docs/domain.md §2, python phonenumbers notes).
 OLD_TO_NEW = [
     ("0120", "070", "MobiFone"),
     ("0121", "079", "MobiFone"),
@@ -149,7 +149,7 @@ def test_da_nang_landline_is_fixed_without_carrier(raw: str) -> None:
         (
             "0551234567",
             "not a valid Vietnamese number",
-        ),  # Reddi range rejected by phonenumbers (DOMAIN.md §2)
+        ),  # Reddi range rejected by phonenumbers (docs/domain.md §2)
         ("+1 555", "not a valid phone number"),
     ],
 )

@@ -1,4 +1,4 @@
-"""The status table of ARCHITECTURE §4: which transitions exist, and the guards derived from them."""
+"""The status table of docs/architecture.md §4: which transitions exist, and the guards derived from them."""
 
 from __future__ import annotations
 

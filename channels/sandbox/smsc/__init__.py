@@ -9,7 +9,7 @@ line per submit_sm to ``<folder>/sms.jsonl``, and sends delivery receipts and mo
 as deliver_sm. Its switches (``SmscBehaviour``) reproduce what real Vietnamese SMSCs do to an ESME: receipts
 before the submit_sm_resp is stored, hex or decimal ids (and a different form in the receipt), receipts only in
 the text or only in TLVs, duplicate and unknown-id receipts, ESME_RTHROTTLED, rejected and undeliverable
-numbers (PEERS.md "SMPP server peer").
+numbers (docs/peers.md "SMPP server peer").
 
 smpp34 1.5.0 cannot close a session from the server side (``Server.stop()`` leaves bound sessions open), and
 hides enquire_link. So by default clients talk to a thin TCP relay in front of smpp34: it counts the PDUs each

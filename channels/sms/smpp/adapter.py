@@ -1,7 +1,7 @@
 """The SMS adapter's façade: ``SmppAdapter`` submits messages to an SMSC over SMPP v3.4 with smpplib, and passes
 every deliver_sm on.
 
-Shape (ARCHITECTURE.md §4, SMPP paragraph; PEERS.md smpplib gotchas 1-8):
+Shape (docs/architecture.md §4, SMPP paragraph; docs/peers.md smpplib gotchas 1-8):
 
 * ``binds`` transceiver sessions (``session``), each with one reader thread that lives as long as the adapter:
   it answers enquire_link, sends one when the link is idle, reads submit_sm_resp / generic_nack and hands them
@@ -99,7 +99,7 @@ class SmppAdapter(AdapterBase):
         system_id: str,
         password: str,
         source_addr: str,
-        source_ton: int = 5,  # alphanumeric brandname (DOMAIN.md §4)
+        source_ton: int = 5,  # alphanumeric brandname (docs/domain.md §4)
         source_npi: int = 0,
         system_type: str = "",
         binds: int = 1,

@@ -1,5 +1,5 @@
 """The smpplib client the adapter talks through: socket writes and sequence numbers under locks, and a window's
-PDUs written as octets in as few system calls as the socket allows (PEERS.md smpplib gotchas 1, 2 and 5)."""
+PDUs written as octets in as few system calls as the socket allows (docs/peers.md smpplib gotchas 1, 2 and 5)."""
 
 from __future__ import annotations
 

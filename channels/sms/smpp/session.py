@@ -1,5 +1,5 @@
 """One bind's session: connect and bind_transceiver, the reader loop that dispatches what the SMSC sends,
-enquire_link on an idle link, reconnect with back-off, and dropping a dead link (PEERS.md smpplib gotchas)."""
+enquire_link on an idle link, reconnect with back-off, and dropping a dead link (docs/peers.md smpplib gotchas)."""
 
 from __future__ import annotations
 

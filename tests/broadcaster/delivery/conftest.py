@@ -91,7 +91,7 @@ def citizens(count: int, *, first: int = 1) -> list[dict[str, str]]:
 
 
 def write_contacts_csv(path: Path, rows: Iterable[Mapping[str, str]]) -> Path:
-    """A contacts file as an officer exports it from Excel: UTF-8 with BOM, the ARCHITECTURE §5 columns."""
+    """A contacts file as an officer exports it from Excel: UTF-8 with BOM, the docs/architecture.md §5 columns."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CONTACT_COLUMNS)

@@ -82,6 +82,7 @@ def assert_settled(pipeline: Pipeline, run_id: int, people: int) -> list[Message
     return held
 
 
+@pytest.mark.slow
 def test_a_killed_gateway_is_restarted_and_holds_only_what_reached_the_smsc(
     make_pipeline: PipelineFactory, engine_for: Callable[[Pipeline], Engine]
 ) -> None:
@@ -124,6 +125,7 @@ def test_a_killed_gateway_is_restarted_and_holds_only_what_reached_the_smsc(
     assert sent <= set(received)  # and all the others were sent, once
 
 
+@pytest.mark.slow
 def test_a_killed_pool_child_hands_back_its_rows_at_once(
     make_pipeline: PipelineFactory, engine_for: Callable[[Pipeline], Engine]
 ) -> None:

@@ -56,6 +56,7 @@ def assert_delivered_once(pipeline: Pipeline, run_id: int) -> None:
     assert pipeline.event_count(type="delivered") == PEOPLE
 
 
+@pytest.mark.slow
 def test_a_campaign_through_celery_on_the_embedded_sqlite_broker(pipeline: Pipeline) -> None:
     run_id = run_through_celery(pipeline)
     assert_delivered_once(pipeline, run_id)
@@ -106,6 +107,8 @@ def rabbitmq_url() -> Iterator[str]:
             _rabbitmqctl("delete_vhost", vhost)
 
 
+@pytest.mark.slow
+@pytest.mark.services
 def test_the_same_campaign_on_postgresql_and_rabbitmq(
     make_pipeline: PipelineFactory, postgres_url: str, rabbitmq_url: str
 ) -> None:

@@ -1,4 +1,4 @@
-"""Failures against real peers: adapters classify, the engine decides (ARCHITECTURE §4).
+"""Failures against real peers: adapters classify, the engine decides (docs/architecture.md §4).
 
 * 550 5.1.1 at RCPT: that recipient fails for good, is suppressed, and is never tried again;
 * 550 5.7.1 at MAIL FROM: a configuration error, so the campaign pauses, the window goes back to ``queued`` and

@@ -41,6 +41,7 @@ def engine_is_up(pipeline: Pipeline, pid: int) -> set[int] | None:
     return workers if pipeline.smsc.bound_sessions >= 1 and grandchildren else None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["run", "send --wait"])
 def test_the_workers_of_a_killed_engine_stop_with_it(
     make_pipeline: PipelineFactory, processes: Started, command: str
@@ -70,6 +71,7 @@ def test_the_workers_of_a_killed_engine_stop_with_it(
     wait_until(lambda: pipeline.smsc.bound_sessions == 0, timeout=15, what="the gateway's unbind")
 
 
+@pytest.mark.slow
 def test_a_second_gateway_of_one_account_waits_and_never_binds(
     make_pipeline: PipelineFactory, processes: Started
 ) -> None:

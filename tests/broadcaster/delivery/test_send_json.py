@@ -21,6 +21,7 @@ def cli(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
     yield Cli(monkeypatch)
 
 
+@pytest.mark.slow
 def test_send_wait_json_writes_only_json_to_stdout(pipeline: Pipeline, cli: Cli) -> None:
     pipeline.add_contacts(citizens(PEOPLE))
     campaign = pipeline.approved_campaign()
