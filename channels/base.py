@@ -54,6 +54,9 @@ class Capabilities:
     # Takes ``on_handing`` and says, message by message, when its bytes are about to go; else the engine
     # records a whole window as handed over before it calls send().
     stamps: bool = False
+    # Takes ``clock`` (``channels.clock.Clock``) and reads its deadlines and back-offs from it, so the engine's
+    # clock (and a test's) is the adapter's too.
+    timed: bool = False
     # Takes ``bind_in_background``: opens even while the provider is down and keeps connecting (``Reconnecting``).
     connects_in_background: bool = False
     # Serves whichever channel its provider settings name (takes ``channel``): the local file and console.

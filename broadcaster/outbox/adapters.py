@@ -5,8 +5,8 @@ them. What an adapter is given follows from its ``capabilities`` alone, never fr
 ``inbound`` adapter gets an ``on_inbound_batch`` callback that commits raw records before they are answered,
 one that ``reports_health`` an ``on_health`` that records its link in ``provider_health``, one that ``paces``
 (when its provider has a ``tps``) a ``pacer`` that takes tokens of the shared bucket per unit it writes, one
-that ``stamps`` an ``on_handing``, and one that ``connects_in_background`` the gateway's
-``bind_in_background``.
+that ``stamps`` an ``on_handing``, one that ``connects_in_background`` the gateway's ``bind_in_background``,
+and one that is ``timed`` the engine's ``clock``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from broadcaster.settings import Settings
 from channels.base import Adapter, Capabilities, LinkHealth
+from channels.clock import SYSTEM_CLOCK, Clock
 from channels.registry import load_adapter_class
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class AdapterPool:
         health: HealthFactory | None = None,
         handing: HandingRecorder | None = None,
         bind_in_background: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         # ``health``: records what an adapter sees of its link. ``bind_in_background``: a gateway's adapter
         # opens even while its provider is down and keeps trying (the dispatcher waits for the bind).
@@ -48,6 +50,7 @@ class AdapterPool:
         self.health = health
         self.handing = handing
         self.bind_in_background = bind_in_background
+        self.clock = clock
         self._adapters: dict[str, Adapter] = {}
         self._lock = threading.Lock()
 
@@ -76,6 +79,8 @@ class AdapterPool:
             options["pacer"] = self.pacer(provider, config.tps)
         if self.stamps(provider):
             options["on_handing"] = self.handing
+        if can.timed:
+            options["clock"] = self.clock
         if can.any_channel:
             options.setdefault("channel", config.channel)
         adapter: Adapter = cls(**options)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -133,7 +132,7 @@ class Dispatcher:
             window=max(1, adapter.capabilities.window),
             overlap=min(max(1, adapter.capabilities.overlap), MAX_OVERLAP),
             tps=self.settings.provider(provider).tps,
-            deadline=time.monotonic() + self.settings.delivery.chunk_max_seconds,
+            deadline=self.clock.monotonic() + self.settings.delivery.chunk_max_seconds,
         )
         ahead: Window | _Stop | None = None  # None: the next window is not prepared yet
         on_wire: deque[Window] = deque()  # oldest first
@@ -183,7 +182,7 @@ class Dispatcher:
 
     def _prepare(self, line: _Line) -> Window | _Stop:
         """The next window, claimed and paced; or why there is none."""
-        if time.monotonic() > line.deadline:
+        if self.clock.monotonic() > line.deadline:
             self._release(line.chunk_id, not_before=None)
             return _Stop("chunk_max_seconds reached; the rest goes back to the queue")
         stop = self._check_state(line.chunk_id)
@@ -216,7 +215,7 @@ class Dispatcher:
             return None
         log.warning("chunk %s: provider %s unreachable; waiting for it", line.chunk_id, line.provider)
         while not adapter.wait_bound(LINK_POLL_SECONDS):
-            if time.monotonic() > line.deadline:
+            if self.clock.monotonic() > line.deadline:
                 self._release(line.chunk_id, not_before=None)
                 return f"provider {line.provider} unreachable; the rest goes back to the queue"
             stop = self._check_state(line.chunk_id)
@@ -227,7 +226,7 @@ class Dispatcher:
 
     def _pacer(self, provider: str, tps: float) -> SharedPacer:
         """The pacer of a provider's bucket, shared by every process sending through it."""
-        return SharedPacer(self.sessions, name=f"provider:{provider}", rate=tps)
+        return SharedPacer(self.sessions, name=f"provider:{provider}", rate=tps, clock=self.clock)
 
     def _still_cleared(self, line: _Line, window: Window) -> Window | _Stop:
         stop = self._check_state(line.chunk_id)
@@ -274,7 +273,7 @@ class Dispatcher:
         if outcome.auto_paused is not None:
             return outcome.auto_paused
         if outcome.throttled_for:
-            time.sleep(min(outcome.throttled_for, 5.0))  # the provider asked us to slow down
+            self.clock.sleep(min(outcome.throttled_for, 5.0))  # the provider asked us to slow down
         return None
 
     def _claim(self, chunk_id: int, window: int) -> tuple[dict[int, Claimed], list[OutboundMessage]]:
@@ -345,10 +344,13 @@ def dispatcher_for(
         adapters=AdapterPool(
             context.settings,
             inbound=inbound,
-            pacer=lambda provider, tps: SharedPacer(context.sessions, name=f"provider:{provider}", rate=tps),
+            pacer=lambda provider, tps: SharedPacer(
+                context.sessions, name=f"provider:{provider}", rate=tps, clock=context.clock
+            ),
             health=lambda provider: health_recorder(context.sessions, provider, clock=context.clock),
             handing=lambda ids: mark_handed(context.sessions, ids, now=context.clock.now()),
             bind_in_background=gateway,
+            clock=context.clock,
         ),
         match_receipts=hand_off is None,
         wait_for_links=gateway,

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from broadcaster.clock import Clock, SystemClock
 from broadcaster.db.models import RateBucket
 
 log = logging.getLogger(__name__)
@@ -112,21 +111,23 @@ class SharedPacer:
         *,
         name: str,
         rate: float,
-        now: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
     ) -> None:
         self.sessions = sessions
         self.name = name
         self.rate = rate
-        self._now = now
-        self._sleep = sleep
+        # Slots are aligned on the epoch (shared by every process), so the pacer reads the calendar.
+        self.clock: Clock = clock or SystemClock()
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
 
     def acquire(self, wanted: int) -> int:
         while True:
             slot = reserve(self.sessions, name=self.name, tokens=wanted, rate=self.rate, now=self._now())
             wait = slot.start - self._now()
             if wait > 0:
-                self._sleep(wait)
+                self.clock.sleep(wait)
             if self._now() <= slot.write_by:
                 return slot.tokens
             # Woken too late (a busy machine): writing now could land in the next slot on top of its share.

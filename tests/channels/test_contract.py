@@ -140,6 +140,7 @@ WIRED = {
     "reports_health": "on_health",
     "stamps": "on_handing",
     "connects_in_background": "bind_in_background",
+    "timed": "clock",
     "any_channel": "channel",
 }
 

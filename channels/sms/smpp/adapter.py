@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -47,6 +46,7 @@ from channels.base import (
     OutboundMessage,
     SendResult,
 )
+from channels.clock import SYSTEM_CLOCK, Clock
 from channels.errors import ChannelError, ConfigurationError, ConnectionLost, PermanentError
 from channels.sms import pdus, receipts
 from channels.sms.encoding import Encoding, split
@@ -87,6 +87,7 @@ class SmppAdapter(AdapterBase):
         reports_health=True,
         stamps=True,
         connects_in_background=True,
+        timed=True,
         gateway=True,
         peer="SMSC",
     )
@@ -119,6 +120,7 @@ class SmppAdapter(AdapterBase):
         on_health: HealthHandler | None = None,
         bind_in_background: bool = False,
         on_handing: HandingHandler | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if binds < 1 or window < 1:
             raise ValueError("binds and window must be at least 1")
@@ -149,6 +151,7 @@ class SmppAdapter(AdapterBase):
         self.__dict__["capabilities"] = replace(
             SmppAdapter.capabilities, window=window * binds * SEND_WINDOWS_PER_CALL
         )
+        self._clock = clock  # PDU deadlines, throttle back-off, enquire_link timing
         self._binds = [Bind(index=i) for i in range(binds)]
         self._closing = threading.Event()
         self._opened = False
@@ -185,6 +188,7 @@ class SmppAdapter(AdapterBase):
                 reason=reason, generation=generation
             ),
             result=self._result,
+            clock=clock,
         )
         settings = SessionSettings(
             host=host,
@@ -205,6 +209,7 @@ class SmppAdapter(AdapterBase):
                 health=self._health,
                 hand_answers=self._submitter.hand_answers,
                 on_deliver_sm=self._inbound.on_deliver_sm,
+                clock=clock,
             )
             for bind in self._binds
         ]
@@ -323,9 +328,9 @@ class SmppAdapter(AdapterBase):
 
     def wait_bound(self, timeout: float, *, count: int = 1) -> bool:
         """Block until at least ``count`` sessions are bound (after a reconnect, say) or the timeout passes."""
-        deadline = time.monotonic() + timeout
+        deadline = self._clock.monotonic() + timeout
         while self.bound_count < count:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 return False
             unbound = next(b for b in self._binds if not b.bound.is_set())

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -16,6 +15,7 @@ import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
 
+from channels.clock import SYSTEM_CLOCK, Clock
 from channels.errors import ChannelError, ConfigurationError, ConnectionLost
 from channels.sms import pdus, receipts
 from channels.sms.smpp.bind import Answers, Bind, Reply
@@ -93,6 +93,7 @@ class Session:
         health: HealthReporter,
         hand_answers: Callable[[Answers], None],
         on_deliver_sm: DeliverSmHandler,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.bind = bind
         self.settings = settings
@@ -100,6 +101,7 @@ class Session:
         self._health = health
         self._hand_answers = hand_answers
         self._on_deliver_sm = on_deliver_sm
+        self._clock = clock  # when the unanswered enquire_link gives up on the link
 
     def connect(self) -> None:
         """Connect and bind_transceiver; raises ConfigurationError (refused) or ConnectionLost (network)."""
@@ -271,7 +273,7 @@ class Session:
     def _idle(self, client: LockedClient) -> None:
         """Nothing read for an interval: probe with enquire_link, or give up when the last probe went unanswered."""
         bind = self.bind
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if (
             bind.enquire_sent_at is not None
             and now - bind.enquire_sent_at >= self.settings.enquire_link_interval

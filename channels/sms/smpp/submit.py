@@ -8,13 +8,13 @@ import itertools
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import smpplib.exceptions
 
 from channels.base import SendResult
+from channels.clock import SYSTEM_CLOCK, Clock
 from channels.sms import pdus
 from channels.sms.smpp import window as plan
 from channels.sms.smpp.bind import Answers, Bind, Pending, Reply
@@ -49,6 +49,7 @@ class Submitter:
         submit_sm_writer: pdus.SubmitSmWriter,
         drop: DropHandler,
         result: Callable[[MessageJob], SendResult],
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._binds = binds
         self.window = window
@@ -63,6 +64,7 @@ class Submitter:
         self._submit_sm_writer = submit_sm_writer
         self._drop = drop
         self._result = result
+        self._clock = clock  # PDU deadlines and throttled parts' retry times
         # Two send() calls at once share the binds' windows: the second one's parts fill each window as the
         # first one's drain. Checking a window for room and filling it is one step under this lock.
         self._filling = threading.Lock()
@@ -116,7 +118,7 @@ class Submitter:
             # 2. Wait for the next answers, the next due retry, or the next PDU deadline.
             if not inflight and not waiting:
                 break
-            now = time.monotonic()
+            now = self._clock.monotonic()
             wake = plan.next_wake(inflight, waiting, blocked=blocked, now=now)
             try:
                 batch = replies.get(timeout=max(0.0, min(wake - now, 0.5)))
@@ -125,7 +127,7 @@ class Submitter:
             while True:
                 for reply in batch:
                     finished = plan.apply_reply(
-                        reply, inflight, waiting, seq, now=time.monotonic(), throttle=self.throttle
+                        reply, inflight, waiting, seq, now=self._clock.monotonic(), throttle=self.throttle
                     )
                     if finished is not None:
                         done.append(finished)
@@ -135,7 +137,7 @@ class Submitter:
                     break
 
             # 3. Expire PDUs whose answer is overdue: the SMSC may have them (OutcomeUnknown).
-            for item in plan.overdue(inflight, time.monotonic()):
+            for item in plan.overdue(inflight, self._clock.monotonic()):
                 task = item.task
                 with item.bind.lock:
                     pending = item.bind.pending.get(item.sequence)
@@ -205,7 +207,7 @@ class Submitter:
         windows have room for, so a reserved slot is not wasted on parts that could not go out."""
         if self.pacer is None:
             return None
-        wanted = plan.wanted(waiting, time.monotonic(), binds=self._binds, window=self.window)
+        wanted = plan.wanted(waiting, self._clock.monotonic(), binds=self._binds, window=self.window)
         return self.pacer(wanted) if wanted > 0 else 0
 
     def _wake_for_room(self, answered: Mapping[int, Any]) -> None:
@@ -228,7 +230,7 @@ class Submitter:
         """Write the parts the window plan hands to binds with room; True when some must wait."""
         fill = plan.plan_fill(
             waiting,
-            time.monotonic(),
+            self._clock.monotonic(),
             binds=self._binds,
             window=self.window,
             pick_bind=self.pick_bind,
@@ -303,7 +305,7 @@ class Submitter:
                 for sequence in sequences[written:]:
                     bind.pending.pop(sequence, None)
             self._drop(bind, f"write failed: {exc!r}", generation)
-        deadline = time.monotonic() + self.pdu_timeout
+        deadline = self._clock.monotonic() + self.pdu_timeout
         if log.isEnabledFor(logging.DEBUG):
             for task, sequence in zip(tasks[:written], sequences, strict=False):
                 log.debug(

@@ -12,8 +12,10 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from broadcaster.clock import FrozenClock
 from broadcaster.context import AppContext
 from broadcaster.outbox.ratelimit import SLICE_SECONDS, SharedPacer, reserve
 from tests.broadcaster.delivery.conftest import PipelineFactory, citizens
@@ -61,16 +63,20 @@ def test_each_sms_part_takes_one_token(make_pipeline: PipelineFactory) -> None:
 
 
 class SimulatedTime:
-    """Epoch seconds that move only when someone sleeps (or the test says so)."""
+    """A clock whose epoch seconds move only when someone sleeps (or the test says so); the test counts
+    slices on the float seconds."""
 
     def __init__(self) -> None:
-        self.now = EPOCH
+        self.seconds = EPOCH
 
-    def time(self) -> float:
-        return self.now
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.seconds, UTC)
+
+    def monotonic(self) -> float:
+        return self.seconds
 
     def sleep(self, seconds: float) -> None:
-        self.now += seconds
+        self.seconds += seconds
 
 
 def test_two_senders_sharing_a_bucket_keep_every_100_ms_slice_to_its_share(context: AppContext) -> None:
@@ -80,15 +86,13 @@ def test_two_senders_sharing_a_bucket_keep_every_100_ms_slice_to_its_share(conte
     rate, wanted = 200.0, 64
     sessions: sessionmaker[Session] = context.sessions
     clocks = [SimulatedTime(), SimulatedTime()]
-    pacers = [
-        SharedPacer(sessions, name="provider:sms_main", rate=rate, now=c.time, sleep=c.sleep) for c in clocks
-    ]
+    pacers = [SharedPacer(sessions, name="provider:sms_main", rate=rate, clock=c) for c in clocks]
     written: list[float] = []
     writers: Counter[int] = Counter()
-    while min(c.now for c in clocks) < EPOCH + 2.0:
-        turn = min(range(2), key=lambda i: clocks[i].now)  # whoever is free first writes next
+    while min(c.seconds for c in clocks) < EPOCH + 2.0:
+        turn = min(range(2), key=lambda i: clocks[i].seconds)  # whoever is free first writes next
         granted = pacers[turn].acquire(wanted)
-        written.extend([clocks[turn].now] * granted)
+        written.extend([clocks[turn].seconds] * granted)
         writers[turn] += granted
         clocks[turn].sleep(0.001)  # the write itself, and the answers
     written = [t for t in written if t < EPOCH + 2.0]
@@ -119,3 +123,17 @@ def test_a_slot_never_holds_more_than_its_share(context: AppContext) -> None:
     slow = [reserve(context.sessions, name="slow", tokens=5, rate=10.0, now=EPOCH) for _ in range(3)]
     assert [s.tokens for s in slow] == [1, 1, 1]
     assert [round(b.start - a.start, 3) for a, b in itertools.pairwise(slow)] == [0.1, 0.1]
+
+
+def test_a_pacer_waits_for_its_slot_on_the_clock_it_is_given(context: AppContext) -> None:
+    """At 10/s each 100 ms slice holds one token: the second acquire sleeps a slice on the given clock, which
+    moves at once (no real wait)."""
+    clock = FrozenClock(datetime.fromtimestamp(EPOCH, UTC))
+    pacer = SharedPacer(context.sessions, name="provider:slow", rate=10.0, clock=clock)
+
+    assert pacer.acquire(5) == 1
+    assert pacer.acquire(5) == 1
+
+    assert len(clock.slept) == 2
+    assert clock.slept[1] == pytest.approx(SLICE_SECONDS, abs=1e-5)
+    assert (clock.now().timestamp() - EPOCH) == pytest.approx(sum(clock.slept), abs=1e-5)

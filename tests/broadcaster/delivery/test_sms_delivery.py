@@ -122,6 +122,27 @@ def test_a_throttling_smsc_slows_sending_and_loses_nothing(make_pipeline: Pipeli
     assert set(accepted_per_destination.values()) == {3}
 
 
+def test_a_throttled_window_pauses_the_dispatcher_on_the_engines_clock(
+    make_pipeline: PipelineFactory,
+) -> None:
+    """The SMSC asks for 30 s (every PDU throttled, no retries in the adapter): the dispatcher pauses for at
+    most 5 s, on the engine's clock, so the test's clock moves instead of the test waiting."""
+    pipeline = make_pipeline(
+        smsc=SmscBehaviour(throttle_every=1),
+        sms={"throttle_retries": 0, "throttle_backoff_max": 30.0},
+        delivery={"retry_backoff": [600.0] * 8},
+    )
+    pipeline.add_contacts(citizens(3))
+    campaign_id = sms_only(pipeline, text="Thông báo", unaccented=False)
+    before = pipeline.clock.now()
+
+    run_id = pipeline.send(campaign_id)
+
+    assert pipeline.clock.slept == [5.0]
+    assert (pipeline.clock.now() - before).total_seconds() >= 5.0
+    assert pipeline.counts(run_id) == {("sms", "queued"): 3}  # deferred, waiting out the back-off
+
+
 def test_a_part_throttled_past_the_retries_is_resent_alone_under_its_reference(
     make_pipeline: PipelineFactory,
 ) -> None:
