@@ -15,11 +15,11 @@ from typing import Any
 import smpplib.exceptions
 
 from channels.base import SendResult
+from channels.masking import mask_address
 from channels.sms import pdus
 from channels.sms.smpp import window as plan
 from channels.sms.smpp.bind import Answers, Bind, Pending, Reply
 from channels.sms.smpp.client import WriteFailed
-from channels.sms.smpp.masking import mask_address
 from channels.sms.smpp.window import Inflight, MessageJob, PartState, PartTask, ThrottlePolicy, Waiting
 
 log = logging.getLogger(__name__)
