@@ -9,6 +9,7 @@ This module is the loop; the steps are ``pauses`` (may the chunk go on), ``claim
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import time
@@ -19,13 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
 from broadcaster.coalesce import Coalescer
 from broadcaster.context import AppContext
 from broadcaster.db.engine import readers_of
-from broadcaster.db.models import Chunk
+from broadcaster.db.models import CampaignRun, Chunk
+from broadcaster.logs import log_fields
 from broadcaster.outbox.adapters import AdapterPool
 from broadcaster.outbox.claims import claim, due_count, mark_handed, release, unclaim
 from broadcaster.outbox.completion import finish_chunk
@@ -125,6 +128,18 @@ class Dispatcher:
                 return summary
             provider, channel = chunk.provider, chunk.channel
             chunk.worker = worker_id()  # if this process dies, the supervisor hands the chunk back
+            run_id = chunk.run_id  # None for a test send
+            campaign_id = (
+                session.scalar(select(CampaignRun.campaign_id).where(CampaignRun.id == run_id))
+                if run_id is not None
+                else None
+            )
+        with log_fields(campaign_id=campaign_id, run_id=run_id, chunk_id=chunk_id, provider=provider):
+            self._send_chunk(chunk_id, provider, summary)
+            log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, summary)
+        return summary
+
+    def _send_chunk(self, chunk_id: int, provider: str, summary: DispatchSummary) -> None:
         adapter = self.adapters.get(provider)
         line = _Line(
             adapter=adapter,
@@ -160,8 +175,6 @@ class Dispatcher:
             if isinstance(ahead, Window):  # claimed but never sent: back to the queue untouched
                 self._unclaim(list(ahead.claimed))
         finish_chunk(self.sessions, chunk_id, self.clock.now())
-        log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, summary)
-        return summary
 
     def _fill_wire(
         self, line: _Line, on_wire: deque[Window], ahead: Window | _Stop | None, *, prepare: bool = True
@@ -249,7 +262,8 @@ class Dispatcher:
                     self.recorder.early, line.provider, line.adapter.capabilities.receipts, window
                 ),
             )
-        window.future = self._sender().submit(send, window.outbound)
+        # The sender thread writes its log lines with this chunk's fields (threads do not inherit them).
+        window.future = self._sender().submit(contextvars.copy_context().run, send, window.outbound)
         return window
 
     def _sender(self) -> ThreadPoolExecutor:

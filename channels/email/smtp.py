@@ -328,7 +328,12 @@ class SmtpAdapter(AdapterBase):
             try:
                 await self._handing(message_id)
             except Exception as exc:  # not recorded, so not written: safe to send later
-                log.warning("could not record message %d as handed over: %r", message_id, exc)
+                log.warning(
+                    "could not record message %d as handed over: %r",
+                    message_id,
+                    exc,
+                    extra={"message_id": message_id},
+                )
                 conn.discard()  # the relay drops the transaction without its body
                 error = ConnectionLost("could not record the message before its body", detail=repr(exc))
                 return SendResult.failed(message_id, error), False

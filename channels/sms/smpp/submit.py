@@ -147,6 +147,7 @@ class Submitter:
                     task.job.message.message_id,
                     task.part + 1,
                     self.pdu_timeout,
+                    extra={"message_id": task.job.message.message_id},
                 )
                 if finished_now:
                     done.append(task.job)
@@ -314,6 +315,7 @@ class Submitter:
                     mask_address(task.job.message.address),
                     bind.index,
                     sequence,
+                    extra={"message_id": task.job.message.message_id},
                 )
         return [
             Inflight(token=item.token, task=task, bind=bind, sequence=sequence, deadline=deadline)

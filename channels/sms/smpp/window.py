@@ -284,6 +284,7 @@ def apply_answer(
         task.part + 1,
         mask_address(job.message.address),
         status_name(reply.status),
+        extra={"message_id": job.message.message_id},
     )
 
 
