@@ -81,14 +81,15 @@ def test_log_format_json_on_a_command_writes_json_lines_and_reaches_the_settings
 
 
 def test_the_json_setting_reaches_celery_workers_handlers(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     from broadcaster.tasks import _log_format
 
     monkeypatch.chdir(pipeline.directory)
-    logger = logging.Logger("worker-root")
+    logger = logging.getLogger("tests.worker_root")  # stands for the root logger Celery set up
     handler = logging.StreamHandler(io.StringIO())
     logger.addHandler(handler)
+    request.addfinalizer(lambda: logger.removeHandler(handler))
     monkeypatch.setenv(LOG_FORMAT_ENV, "text")
     _log_format(logger=logger)
     assert not isinstance(handler.formatter, JsonFormatter)
