@@ -43,6 +43,7 @@ from broadcaster.outbox.results import Claimed
 from broadcaster.outbox.windows import Window
 from broadcaster.settings import Settings
 from channels.base import Adapter, OutboundMessage, Reconnecting, SendResult
+from channels.masking import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,8 @@ class Dispatcher:
             )
         with log_fields(campaign_id=campaign_id, run_id=run_id, chunk_id=chunk_id, provider=provider):
             self._send_chunk(chunk_id, provider, summary)
-            log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, summary)
+            # Why it stopped may quote a provider's answer, and with it a recipient's address.
+            log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, mask_text(str(summary)))
         return summary
 
     def _send_chunk(self, chunk_id: int, provider: str, summary: DispatchSummary) -> None:

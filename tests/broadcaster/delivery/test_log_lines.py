@@ -13,7 +13,9 @@ import pytest
 from broadcaster.logs import JsonFormatter, configure_logging, write_json
 from broadcaster.runtime import WorkerSpec, worker_env
 from broadcaster.settings import LOG_FORMAT_ENV, load_settings
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, citizens
+from channels.sandbox.smtp import SmtpBehaviour
+from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.test_failures import email_campaign
 from tests.broadcaster.test_cli import Cli
 
 PHONE = "0912345678"
@@ -113,3 +115,22 @@ def test_no_log_line_of_an_sms_test_send_shows_the_phone_number(
     for record in caplog.records:
         shown = record.getMessage() + repr(vars(record))
         assert PHONE[1:] not in shown, (record.name, record.getMessage())
+
+
+def test_log_lines_of_a_campaign_paused_by_rejected_recipients_mask_their_addresses(
+    make_pipeline: PipelineFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    people = citizens(40)
+    bad = [p["email"] for p in people[:30]]  # enough of one window to pause the campaign
+    pipeline = make_pipeline(smtp=SmtpBehaviour(reject_recipients=bad))
+    pipeline.add_contacts(people)
+    caplog.set_level(logging.DEBUG)
+
+    pipeline.send(email_campaign(pipeline))
+
+    paused = [r for r in caplog.records if r.getMessage().startswith("paused campaign")]
+    assert paused and "***@" in paused[0].getMessage()  # the provider's answer it quotes, masked
+    # The engine's lines; the sandbox relay (aiosmtpd's ``mail.log``) is the peer, and logs what it received.
+    for record in [r for r in caplog.records if r.name.split(".")[0] in ("broadcaster", "channels")]:
+        shown = record.getMessage() + repr(vars(record))
+        assert not [address for address in bad if address.split("@")[0] in shown], record.getMessage()
