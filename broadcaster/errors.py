@@ -11,3 +11,9 @@ class NotFound(UserError):
 
 class StateError(UserError):
     """The object is not in a state that allows the action (e.g. approving a superseded version)."""
+
+
+class MissingRow(Exception):
+    """A row the database promises (through a foreign key, or one this transaction just wrote) is not
+    there: a damaged or hand-edited database, not bad input. An explicit error, not an ``assert``, so that
+    the check survives ``python -O``."""

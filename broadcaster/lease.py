@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import Lease
+from broadcaster.errors import MissingRow
 
 T = TypeVar("T")
 
@@ -53,7 +54,8 @@ def _row(session: Session, name: str) -> Lease:
     table = Lease.__table__
     insert_ignoring_conflicts(session, table, [{"name": name, "again": False}], conflict=["name"])  # type: ignore[arg-type]
     lease = session.scalar(select(Lease).where(Lease.name == name).with_for_update())
-    assert lease is not None
+    if lease is None:  # inserted just above unless it was there: only a damaged database lacks it
+        raise MissingRow(f"leases row {name!r} is missing right after it was written")
     return lease
 
 

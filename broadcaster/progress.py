@@ -15,6 +15,7 @@ from broadcaster.campaigns.store import definition_of
 from broadcaster.campaigns.workflow import pause_reason
 from broadcaster.context import AppContext
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Message
+from broadcaster.errors import NotFound
 from broadcaster.outbox.health import unreachable_notes
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
@@ -32,7 +33,8 @@ class RunProgress:
 def run_progress(context: AppContext, run_id: int) -> RunProgress:
     with context.readers() as session:
         run = session.get(CampaignRun, run_id)
-        assert run is not None
+        if run is None:
+            raise NotFound(f"campaign run {run_id} does not exist")
         counts = dict(
             session.execute(
                 select(Message.status, func.count()).where(Message.run_id == run_id).group_by(Message.status)

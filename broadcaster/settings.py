@@ -22,12 +22,15 @@ from pydantic_settings import (
 )
 
 from broadcaster.errors import UserError
+from broadcaster.logs import LogFormat
 
 CONFIG_FILENAME = "broadcaster.toml"
 # Sections that held rules guarding four-eyes; those rules now live in the database (broadcaster.policies),
 # where a caller cannot switch them off with a file or a variable of their own.
 RETIRED_SECTIONS = ("identity", "approval")
 SECRET_MARKERS = ("password", "secret", "token", "key")
+# ``[logging] format`` in the environment: how ``--log-format`` reaches the settings and the workers.
+LOG_FORMAT_ENV = "BROADCASTER_LOGGING__FORMAT"
 
 
 class SettingsError(UserError):
@@ -155,6 +158,15 @@ class RenderingSettings(BaseModel):
     max_seconds: float = Field(default=2.0, gt=0)
 
 
+class LoggingSettings(BaseModel):
+    """How the engine's processes write their log lines (the CLI's ``--log-format`` overrides it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # "json": one object per line with campaign_id, run_id, message_id, provider when known (broadcaster.logs).
+    format: LogFormat = "text"
+
+
 class ProviderSettings(BaseModel):
     """A named provider: ``channel`` and ``type`` pick the adapter; the other keys are the adapter's."""
 
@@ -205,6 +217,7 @@ class Settings(BaseSettings):
     sms: SmsSettings = Field(default_factory=SmsSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"
@@ -326,6 +339,15 @@ def load_settings(config: Path | None = None, *, require_file: bool = True) -> S
     except ValueError as exc:  # TOML syntax
         raise SettingsError(f"{path}: {exc}") from None
     return Settings.model_validate(loaded.model_dump() | {"base_dir": path.parent})
+
+
+def configured_log_format(config: Path | None = None) -> LogFormat:
+    """``[logging] format``, or its environment override; text when the settings cannot be read (whatever
+    reads them next reports why)."""
+    try:
+        return load_settings(config, require_file=False).logging.format
+    except UserError:
+        return "text"
 
 
 def _retired_message(where: str, key: str, fix: str) -> str:

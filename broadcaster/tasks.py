@@ -18,18 +18,26 @@ from typing import Any
 
 from celery import Celery
 from celery.exceptions import Reject
-from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 from celery.worker import state as worker_state
 
 from broadcaster.context import AppContext
 from broadcaster.lease import HeldLease, run_exclusively
 from broadcaster.lifeline import expected_parent, follow_parent
+from broadcaster.logs import log_fields, write_json
 from broadcaster.outbox.dispatch import dispatcher_for
 from broadcaster.outbox.inbound import apply_pending
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import PLAN_QUEUE
 from broadcaster.outbox.scheduler import tick
-from broadcaster.settings import Settings, load_settings
+from broadcaster.settings import Settings, configured_log_format, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -174,13 +182,14 @@ class CeleryEnqueuer:
 @app.task(name="broadcaster.plan_run")  # type: ignore[untyped-decorator]
 def plan_run_task(run_id: int) -> int:
     state = WorkerState.get()
-    return plan_run(
-        state.context.sessions,
-        run_id=run_id,
-        settings=state.context.settings,
-        clock=state.context.clock,
-        enqueuer=CeleryEnqueuer(),
-    )
+    with log_fields(run_id=run_id):
+        return plan_run(
+            state.context.sessions,
+            run_id=run_id,
+            settings=state.context.settings,
+            clock=state.context.clock,
+            enqueuer=CeleryEnqueuer(),
+        )
 
 
 @app.task(name="broadcaster.dispatch_chunk")  # type: ignore[untyped-decorator]
@@ -197,12 +206,13 @@ def apply_inbound_task(provider: str, attempt: int = 1) -> int:
     state = WorkerState.get()
     sessions, clock = state.context.sessions, state.context.clock
     # One applier per provider at a time: a second one would parse the same records for nothing.
-    passes = run_exclusively(
-        sessions,
-        f"apply-inbound:{provider}",
-        lambda: apply_pending(sessions, provider=provider, clock=clock),
-        clock=clock,
-    )
+    with log_fields(provider=provider):
+        passes = run_exclusively(
+            sessions,
+            f"apply-inbound:{provider}",
+            lambda: apply_pending(sessions, provider=provider, clock=clock),
+            clock=clock,
+        )
     if passes is None:
         return 0  # the applier at work was asked for one more pass
     settled = sum(done for done, _waiting in passes)
@@ -226,6 +236,16 @@ def tick_task() -> None:
         clock=state.context.clock,
         enqueuer=CeleryEnqueuer(),
     )
+
+
+@after_setup_logger.connect  # type: ignore[untyped-decorator]
+@after_setup_task_logger.connect  # type: ignore[untyped-decorator]
+def _log_format(logger: logging.Logger, **_kwargs: Any) -> None:
+    """Celery has set up its log handlers: in JSON format they write one object per line, with the fields of
+    the work at hand (``[logging] format``, which ``--log-format`` sets for the workers it starts)."""
+    if configured_log_format() == "json":
+        for handler in logger.handlers:
+            write_json(handler)
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

@@ -16,6 +16,7 @@ from broadcaster.campaigns.store import definition_of, get_campaign, verify_snap
 from broadcaster.campaigns.transition_log import log_transition
 from broadcaster.clock import Clock
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Message, User
+from broadcaster.db.rows import required
 from broadcaster.errors import StateError
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
 
@@ -41,8 +42,9 @@ def approved_version(session: Session, campaign: Campaign) -> CampaignVersion:
         raise StateError(
             f"campaign {campaign.id!r} has no approved version; submit it and have it approved first"
         )
-    version = session.get(CampaignVersion, campaign.approved_version_id)
-    assert version is not None
+    version = required(
+        session, CampaignVersion, campaign.approved_version_id, referenced_by=f"campaign {campaign.id!r}"
+    )
     verify_snapshot(version)
     return version
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,8 @@ from broadcaster.clock import SystemClock, local
 from broadcaster.db.migrate import current_revision, upgrade
 from broadcaster.db.models import User
 from broadcaster.errors import UserError
-from broadcaster.settings import CONFIG_FILENAME, load_settings
+from broadcaster.logs import configure_logging
+from broadcaster.settings import CONFIG_FILENAME, LOG_FORMAT_ENV, configured_log_format, load_settings
 from broadcaster.users import add_user, set_role
 from broadcaster.vocabulary import Role
 from broadcaster.workdir import Restore, init_workdir, restore_defaults
@@ -38,6 +41,11 @@ try:  # typer ≥ 0.25 vendors click: its usage errors derive from TyperExceptio
     from typer import TyperException as _ClickError
 except ImportError:  # pragma: no cover - older typer raises click's own
     from click import ClickException as _ClickError  # type: ignore[assignment]
+
+
+class LogFormatChoice(StrEnum):
+    text = "text"
+    json = "json"
 
 
 class _Group(TyperGroup):
@@ -87,9 +95,19 @@ def _global(
         "--debug",
         help="Print the traceback of an unexpected error instead of writing it to a log file.",
     ),
+    log_format: LogFormatChoice | None = typer.Option(
+        None,
+        "--log-format",
+        help="How log lines are written, here and by the workers this command starts: text, or json "
+        "(one object per line). Default: [logging] format in the settings.",
+    ),
 ) -> None:
     state.config = config
     state.debug = debug
+    if log_format is not None:
+        # An override like any other: settings loaded from now on, and the workers started, inherit it.
+        os.environ[LOG_FORMAT_ENV] = log_format.value
+    configure_logging(log_format.value if log_format is not None else configured_log_format(state.config))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from broadcaster import audit
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, Message
+from broadcaster.db.rows import required
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
 
 
@@ -60,10 +61,8 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
     )
     if not getattr(result, "rowcount", 0):
         return False
-    run = session.get(CampaignRun, run_id)
-    assert run is not None
-    version = session.get(CampaignVersion, run.version_id)
-    assert version is not None
+    run = required(session, CampaignRun, run_id, referenced_by="the update just made")
+    version = required(session, CampaignVersion, run.version_id, referenced_by=f"run {run_id}")
     if definition_of(version).schedule is None:
         completed = session.execute(
             update(Campaign)

@@ -14,6 +14,7 @@ from broadcaster.campaigns.messages import Composer, allow_unsubscribe
 from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion, MessagePart
+from broadcaster.db.rows import required
 from broadcaster.outbox.results import Claimed, parse_sms_reference
 from broadcaster.settings import Settings
 from broadcaster.unsubscribe import make_token, unsubscribe_link
@@ -30,8 +31,7 @@ class VersionCache:
 
     def definition(self, session: Session, version_id: int) -> CampaignDefinition:
         if version_id not in self._definitions:
-            version = session.get(CampaignVersion, version_id)
-            assert version is not None
+            version = required(session, CampaignVersion, version_id, referenced_by="a claimed message")
             self._definitions[version_id] = definition_of(version)
             self._composers[version_id] = Composer(
                 definition=self._definitions[version_id],

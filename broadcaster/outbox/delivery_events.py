@@ -24,6 +24,7 @@ from broadcaster.outbox.status import sources_for
 from broadcaster.vocabulary import MessageStatus
 from channels import registry
 from channels.base import DeliveryEvent, EventType, normalize_provider_id
+from channels.masking import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,13 @@ def read_records(
         try:
             read.append((record, parse_record(record)))
         except (ValueError, TypeError, KeyError) as exc:
-            log.warning("inbound record %s from %s is unreadable: %r", record.id, record.provider, exc)
+            log.warning(
+                "inbound record %s from %s is unreadable: %s",
+                record.id,
+                record.provider,
+                mask_text(repr(exc)),  # a parser's complaint may quote the record, addresses and all
+                extra={"provider": record.provider},
+            )
             record.processed_at = now
             record.outcome = f"unreadable: {exc!r}"[:200]
     return read

@@ -9,6 +9,7 @@ This module is the loop; the steps are ``pauses`` (may the chunk go on), ``claim
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 from collections import deque
@@ -18,13 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
 from broadcaster.coalesce import Coalescer
 from broadcaster.context import AppContext
 from broadcaster.db.engine import readers_of
-from broadcaster.db.models import Chunk
+from broadcaster.db.models import CampaignRun, Chunk
+from broadcaster.logs import log_fields
 from broadcaster.outbox.adapters import AdapterPool
 from broadcaster.outbox.claims import claim, due_count, mark_handed, release, unclaim
 from broadcaster.outbox.completion import finish_chunk
@@ -39,6 +42,7 @@ from broadcaster.outbox.results import Claimed
 from broadcaster.outbox.windows import Window
 from broadcaster.settings import Settings
 from channels.base import Adapter, OutboundMessage, Reconnecting, SendResult
+from channels.masking import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,19 @@ class Dispatcher:
                 return summary
             provider, channel = chunk.provider, chunk.channel
             chunk.worker = worker_id()  # if this process dies, the supervisor hands the chunk back
+            run_id = chunk.run_id  # None for a test send
+            campaign_id = (
+                session.scalar(select(CampaignRun.campaign_id).where(CampaignRun.id == run_id))
+                if run_id is not None
+                else None
+            )
+        with log_fields(campaign_id=campaign_id, run_id=run_id, chunk_id=chunk_id, provider=provider):
+            self._send_chunk(chunk_id, provider, summary)
+            # Why it stopped may quote a provider's answer, and with it a recipient's address.
+            log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, mask_text(str(summary)))
+        return summary
+
+    def _send_chunk(self, chunk_id: int, provider: str, summary: DispatchSummary) -> None:
         adapter = self.adapters.get(provider)
         line = _Line(
             adapter=adapter,
@@ -159,8 +176,6 @@ class Dispatcher:
             if isinstance(ahead, Window):  # claimed but never sent: back to the queue untouched
                 self._unclaim(list(ahead.claimed))
         finish_chunk(self.sessions, chunk_id, self.clock.now())
-        log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, summary)
-        return summary
 
     def _fill_wire(
         self, line: _Line, on_wire: deque[Window], ahead: Window | _Stop | None, *, prepare: bool = True
@@ -248,7 +263,8 @@ class Dispatcher:
                     self.recorder.early, line.provider, line.adapter.capabilities.receipts, window
                 ),
             )
-        window.future = self._sender().submit(send, window.outbound)
+        # The sender thread writes its log lines with this chunk's fields (threads do not inherit them).
+        window.future = self._sender().submit(contextvars.copy_context().run, send, window.outbound)
         return window
 
     def _sender(self) -> ThreadPoolExecutor:

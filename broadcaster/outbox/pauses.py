@@ -16,6 +16,7 @@ from broadcaster.db.models import Campaign, CampaignRun, Chunk, Message
 from broadcaster.outbox.claims import cancel_queued_of_cancelled_runs, release
 from broadcaster.outbox.composition import VersionCache
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
+from channels.masking import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -90,4 +91,7 @@ def pause_campaigns(session: Session, campaign_ids: set[str | None], reason: str
                 reason=reason,
                 system="engine",
             )
-            log.warning("paused campaign %s: %s", campaign_id, reason)
+            # The reason may quote a provider's answer, and with it a recipient's address.
+            log.warning(
+                "paused campaign %s: %s", campaign_id, mask_text(reason), extra={"campaign_id": campaign_id}
+            )

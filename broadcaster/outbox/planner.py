@@ -22,6 +22,7 @@ from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contact, Message
+from broadcaster.db.rows import required
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.settings import Settings
@@ -51,9 +52,8 @@ def plan_run(
         run = session.get(CampaignRun, run_id)
         if run is None or run.status != RunStatus.PLANNING:
             return 0
-        version = session.get(CampaignVersion, run.version_id)
-        campaign = session.get(Campaign, run.campaign_id)
-        assert version is not None and campaign is not None
+        version = required(session, CampaignVersion, run.version_id, referenced_by=f"run {run_id}")
+        campaign = required(session, Campaign, run.campaign_id, referenced_by=f"run {run_id}")
         if campaign.state == CampaignState.CANCELLED:
             return 0
         verify_snapshot(version)

@@ -24,6 +24,8 @@ from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, InboundRecord, Message
+from broadcaster.db.rows import required
+from broadcaster.errors import MissingRow
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.completion import complete_run_if_done
 from broadcaster.outbox.handback import hand_back
@@ -177,8 +179,9 @@ def _advance_one(
     occurrence = campaign.next_occurrence_at
     if occurrence is None or occurrence > now:
         return False
-    version = session.get(CampaignVersion, campaign.approved_version_id)
-    assert version is not None
+    version = required(
+        session, CampaignVersion, campaign.approved_version_id, referenced_by=f"campaign {campaign_id!r}"
+    )
     schedule = definition_of(version).schedule
     following = schedule.next_occurrence(occurrence + timedelta(seconds=1)) if schedule else None
     # Only the tick that moves next_occurrence_at from this exact value may fire it.
@@ -232,7 +235,8 @@ def _advance_one(
             CampaignRun.campaign_id == campaign_id, CampaignRun.occurrence_at == occurrence
         )
     )
-    assert run_id is not None
+    if run_id is None:  # inserted just above, or already there: only a damaged database lacks it
+        raise MissingRow(f"campaign_runs row of {campaign_id!r} at {occurrence.isoformat()} is missing")
     audit.record(
         session,
         actor="engine",

@@ -54,6 +54,7 @@ from channels.errors import (
     OutcomeUnknown,
     PermanentError,
 )
+from channels.masking import mask_email, mask_text
 
 __all__ = ["SmtpAdapter", "TlsMode"]
 
@@ -61,11 +62,6 @@ log = logging.getLogger(__name__)
 
 # RFC 5321 §4.5.2: a line starting with "." gets another "." (transparency); the wire form ends with CRLF.CRLF.
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-
-
-def _mask(address: str) -> str:
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
 
 
 @dataclass(slots=True)
@@ -332,7 +328,12 @@ class SmtpAdapter(AdapterBase):
             try:
                 await self._handing(message_id)
             except Exception as exc:  # not recorded, so not written: safe to send later
-                log.warning("could not record message %d as handed over: %r", message_id, exc)
+                log.warning(
+                    "could not record message %d as handed over: %r",
+                    message_id,
+                    exc,
+                    extra={"message_id": message_id},
+                )
                 conn.discard()  # the relay drops the transaction without its body
                 error = ConnectionLost("could not record the message before its body", detail=repr(exc))
                 return SendResult.failed(message_id, error), False
@@ -356,7 +357,7 @@ class SmtpAdapter(AdapterBase):
             if not stale:
                 log.warning(
                     "smtp transaction failed",
-                    extra={"message_id": message_id, "provider": self.host, "error": str(error)},
+                    extra={"message_id": message_id, "relay": self.host, "error": mask_text(str(error))},
                 )
             return SendResult.failed(message_id, error), stale
         conn.sent += 1
@@ -367,7 +368,11 @@ class SmtpAdapter(AdapterBase):
         error = classify_reply(stage=Stage.DATA, code=reply.code, text=reply.message, after_body=True)
         log.warning(
             "smtp body refused",
-            extra={"message_id": message_id, "recipient": _mask(job.message.address), "code": reply.code},
+            extra={
+                "message_id": message_id,
+                "recipient": mask_email(job.message.address),
+                "code": reply.code,
+            },
         )
         return SendResult.failed(
             message_id, error or OutcomeUnknown("unexpected reply after the body")

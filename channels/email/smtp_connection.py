@@ -78,7 +78,7 @@ class Connection:
         except NETWORK_ERRORS as exc:
             smtp.close()
             error = classify_exception(exc, stage=Stage.CONNECT)
-            log.warning("smtp connect failed", extra={"provider": relay.host, "error": str(error)})
+            log.warning("smtp connect failed", extra={"relay": relay.host, "error": str(error)})
             return error
         self.smtp = smtp
         self.opened += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import channels.masking
 from broadcaster.db.models import User
 from broadcaster.masking import mask_address, mask_email, mask_name, mask_phone, mask_text, must_mask
 from broadcaster.users import PermissionDenied
@@ -40,6 +41,15 @@ def test_emails_keep_the_first_letter_and_the_domain(email: str, masked: str) ->
 def test_names_become_initials() -> None:
     assert mask_name("  Trần   Thị  Bích ") == "T. T. B."
     assert mask_name("Nguyễn Văn An") == "N. V. A."
+
+
+def test_the_engine_re_uses_the_channels_masker() -> None:
+    assert (mask_address, mask_phone, mask_email, mask_text) == (
+        channels.masking.mask_address,
+        channels.masking.mask_phone,
+        channels.masking.mask_email,
+        channels.masking.mask_text,
+    )
 
 
 def test_addresses_and_free_text() -> None:

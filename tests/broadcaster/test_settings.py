@@ -8,7 +8,9 @@ import pytest
 
 from broadcaster.settings import (
     CONFIG_FILENAME,
+    LOG_FORMAT_ENV,
     SettingsError,
+    configured_log_format,
     find_config,
     load_settings,
 )
@@ -174,3 +176,18 @@ def test_unknown_provider_lists_the_configured_ones(config: Path) -> None:
     with pytest.raises(SettingsError, match=r"unknown provider 'sms_backup' \(configured: mail, sms_main\)"):
         settings.provider("sms_backup")
     assert settings.provider("mail").type == "smtp"
+
+
+def test_the_log_format_comes_from_the_file_or_the_environment(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings(config).logging.format == "text"
+    assert configured_log_format(config) == "text"
+    config.write_text(config.read_text(encoding="utf-8") + '\n[logging]\nformat = "json"\n', encoding="utf-8")
+    assert load_settings(config).logging.format == "json"
+    monkeypatch.setenv(LOG_FORMAT_ENV, "text")
+    assert configured_log_format(config) == "text"
+    monkeypatch.setenv(LOG_FORMAT_ENV, "xml")
+    with pytest.raises(SettingsError, match=r"logging\.format"):
+        load_settings(config)
+    assert configured_log_format(config) == "text"  # the command that loads them says what is wrong

@@ -7,7 +7,6 @@ SendResult) and ``adapter`` (the façade)."""
 from channels.sms.smpp.adapter import SEND_WINDOWS_PER_CALL, SmppAdapter
 from channels.sms.smpp.health import HealthHandler
 from channels.sms.smpp.inbound import INBOUND_BATCH_MAX, InboundBatchHandler, InboundHandler
-from channels.sms.smpp.masking import mask_address
 from channels.sms.smpp.statuses import ESME_RMSGQFUL, ESME_ROK, ESME_RTHROTTLED, ESME_RX_T_APPN
 from channels.sms.smpp.submit import HandingHandler, Pacer, SettledHandler
 
@@ -25,5 +24,4 @@ __all__ = [
     "Pacer",
     "SettledHandler",
     "SmppAdapter",
-    "mask_address",
 ]

@@ -15,11 +15,11 @@ import smpplib.exceptions
 
 from channels.base import SendResult
 from channels.clock import SYSTEM_CLOCK, Clock
+from channels.masking import mask_address
 from channels.sms import pdus
 from channels.sms.smpp import window as plan
 from channels.sms.smpp.bind import Answers, Bind, Pending, Reply
 from channels.sms.smpp.client import WriteFailed
-from channels.sms.smpp.masking import mask_address
 from channels.sms.smpp.window import Inflight, MessageJob, PartState, PartTask, ThrottlePolicy, Waiting
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ class Submitter:
                     task.job.message.message_id,
                     task.part + 1,
                     self.pdu_timeout,
+                    extra={"message_id": task.job.message.message_id},
                 )
                 if finished_now:
                     done.append(task.job)
@@ -316,6 +317,7 @@ class Submitter:
                     mask_address(task.job.message.address),
                     bind.index,
                     sequence,
+                    extra={"message_id": task.job.message.message_id},
                 )
         return [
             Inflight(token=item.token, task=task, bind=bind, sequence=sequence, deadline=deadline)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from channels.base import OutboundMessage
+from channels.masking import mask_address
 from channels.sms import receipts
 from channels.sms.encoding import SplitMessage
 from channels.sms.smpp.bind import Bind, Reply
-from channels.sms.smpp.masking import mask_address
 from channels.sms.smpp.statuses import ESME_ROK, THROTTLE_STATUSES
 from channels.sms.smpp_errors import status_name
 
@@ -284,6 +284,7 @@ def apply_answer(
         task.part + 1,
         mask_address(job.message.address),
         status_name(reply.status),
+        extra={"message_id": job.message.message_id},
     )
 
 
