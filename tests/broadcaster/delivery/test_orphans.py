@@ -86,15 +86,21 @@ def test_a_second_gateway_of_one_account_waits_and_never_binds(
     def log_of(index: int) -> str:
         return (pipeline.directory / logs[index]).read_text(encoding="utf-8", errors="replace")
 
-    waiting = wait_until(
-        lambda: (
-            next((i for i in (0, 1) if WAITING in log_of(i)), None) is not None
-            and pipeline.smsc.bound_sessions == 1
-        ),
-        timeout=60,
-        what="one gateway bound and the other waiting",
-    )
-    assert waiting
+    try:
+        wait_until(
+            lambda: (
+                next((i for i in (0, 1) if WAITING in log_of(i)), None) is not None
+                and pipeline.smsc.bound_sessions == 1
+            ),
+            timeout=60,
+            what="one gateway bound and the other waiting",
+        )
+    except TimeoutError as exc:  # say what each gateway was doing
+        tails = "\n".join(f"--- {logs[i]}:\n{log_of(i)[-3000:]}" for i in (0, 1))
+        exits = [gateway.poll() for gateway in gateways]
+        raise AssertionError(
+            f"{exc}; bound sessions {pipeline.smsc.bound_sessions}; exit codes {exits}\n{tails}"
+        ) from exc
     second = next(i for i in (0, 1) if WAITING in log_of(i))
     first = 1 - second
     assert "sms_main" in log_of(second) and "another gateway of this SMPP account" in log_of(second)
