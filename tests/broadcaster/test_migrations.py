@@ -142,7 +142,9 @@ def test_0004_counts_rows_in_flight_as_handed_over_and_allows_completed_with_hel
                 )
         upgrade(sqlite_url)
         with engine.begin() as connection:
-            handed = dict(connection.execute(text("SELECT status, handed_at FROM messages")).all())
+            handed: dict[str, object] = dict(
+                connection.execute(text("SELECT status, handed_at FROM messages")).all()
+            )
             check = connection.execute(
                 text("SELECT sql FROM sqlite_master WHERE name = 'campaign_runs'")
             ).scalar_one()

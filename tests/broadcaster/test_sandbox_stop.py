@@ -100,7 +100,7 @@ def _sandbox_run(
         client = wait_until(lambda: _connect(smpp_port), timeout=60, what="the sandbox SMSC to accept a bind")
         for number in range(MESSAGES):
             client.submit(f"8491234{number:04d}", b"Thong bao thu nghiem")
-        assert client.read_until(lambda: len(client.delivered) >= MESSAGES)  # type: ignore[union-attr]
+        assert client.read_until(lambda: len(client.delivered) >= MESSAGES)
         process.send_signal(stop)  # the session is still bound
         stdout, stderr = process.communicate(timeout=60)
     finally:

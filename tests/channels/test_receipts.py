@@ -295,6 +295,7 @@ def test_receipt_dates_read_as_strptime_reads_them() -> None:
     values = ["", "12345", "25011512", "2501151230x", "٢٥٠١١٥١٢٣٠", "2502301230", "2513011230", "2501152460"]
     values += ["".join(rng.choice("0123456789") for _ in range(rng.choice((10, 12)))) for _ in range(500)]
     for value in values:
+        expected: datetime | None
         try:
             fmt = "%y%m%d%H%M%S" if len(value) == 12 else "%y%m%d%H%M"
             expected = datetime.strptime(value, fmt).replace(tzinfo=zone).astimezone(UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +235,8 @@ def test_a_decision_without_the_hash_is_refused_and_says_where_to_find_it(
             context,
             UserError,
             "--hash needs at least 8",
-            lambda s, missing=missing: workflow.reject(
-                s,
+            partial(
+                workflow.reject,
                 campaign_id=CAMPAIGN,
                 actor=people["approver"],
                 clock=clock,

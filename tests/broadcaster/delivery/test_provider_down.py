@@ -46,7 +46,9 @@ def test_a_gateway_waits_for_a_stopped_smsc_and_sends_as_soon_as_it_is_back(
         sender.start()
         down = wait_until(
             lambda: (
-                (h := health_of(pipeline.context, "sms_main")) is not None and h.state == "unreachable" and h
+                h
+                if (h := health_of(pipeline.context, "sms_main")) is not None and h.state == "unreachable"
+                else None
             ),
             what="the gateway recording the SMSC as unreachable",
         )

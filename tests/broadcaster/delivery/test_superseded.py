@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 import broadcaster.outbox.planner as planner
-from broadcaster.campaigns import workflow
+from broadcaster.campaigns import audience, workflow
 from broadcaster.campaigns.store import latest_version
 from broadcaster.db.models import AuditEntry, CampaignRun, Contact
 from broadcaster.vocabulary import MessageStatus, RunStatus
@@ -181,7 +181,7 @@ def test_the_planner_stops_a_run_cancelled_while_it_is_planned(
     email_only = {"channels": {"email": {"template": "email/thu-nghiem", "provider": "mail"}}}
     campaign_id = pipeline.approved_campaign(**version_with(WRONG, **email_only))
     reviewed = submit_new_version(pipeline, **version_with(CORRECTED, **email_only))
-    original = planner.iter_audience
+    original = audience.iter_audience  # the function the planner imported
 
     def approved_after_the_first_page(*args: Any, **kwargs: Any) -> Iterator[list[Contact]]:
         for number, page in enumerate(original(*args, **kwargs)):
