@@ -85,7 +85,7 @@ def _sandbox_run(
     """``broadcaster sandbox`` with a client session that sent messages and got receipts, then ``stop``."""
     smtp_port, smpp_port = free_port(), free_port()
     command = [str(Path(sys.executable).parent / "broadcaster"), "sandbox", "--smtp-port", str(smtp_port)]
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603  the installed broadcaster script
         [*command, "--smpp-port", str(smpp_port)],
         cwd=workdir,
         env=env,

@@ -67,7 +67,8 @@ def test_adapter_satisfies_the_protocol() -> None:
     )
     assert isinstance(adapter, Adapter)
     assert adapter.channel is Channel.SMS
-    assert adapter.capabilities.window == 8 * 2 * SEND_WINDOWS_PER_CALL and adapter.capabilities.receipts
+    assert adapter.capabilities.window == 8 * 2 * SEND_WINDOWS_PER_CALL
+    assert adapter.capabilities.receipts
     assert SmppAdapter.capabilities.window == 64  # the class default is untouched
 
 
@@ -84,7 +85,8 @@ def test_300_messages_in_windows_all_arrive(inbox: Inbox, binds: int) -> None:
         assert [r.message_id for r in results] == list(range(300))
         assert all(r.outcome is SendOutcome.SENT for r in results), [str(r.error) for r in results if r.error]
         reassembled = smsc.reassembled()
-        assert len(reassembled) == 300 and all(m.complete for m in reassembled)
+        assert len(reassembled) == 300
+        assert all(m.complete for m in reassembled)
         by_destination = {m.destination: m for m in reassembled}
         for msg, result in zip(messages, results, strict=True):
             got = by_destination[msg.address.lstrip("+")]
@@ -129,7 +131,8 @@ def test_overlapping_send_calls_share_the_window_and_keep_their_results(inbox: I
         for c in range(2):
             for msg, result in zip(calls[c], results[c], strict=True):
                 got = by_destination[msg.address.lstrip("+")]
-                assert got.complete and got.text == unicodedata.normalize("NFC", msg.body)
+                assert got.complete
+                assert got.text == unicodedata.normalize("NFC", msg.body)
                 assert result.provider_ids == tuple(i.lower() for i in got.message_ids)
         stats = adapter.stats()
         assert stats["outstanding"] == 0
@@ -142,7 +145,8 @@ def test_long_vietnamese_ucs2_arrives_as_numbered_parts() -> None:
             [message(1, VIETNAMESE, "+84905123456"), message(2, VIETNAMESE, "+84905123456")]
         )
 
-        assert first.outcome is SendOutcome.SENT and second.outcome is SendOutcome.SENT
+        assert first.outcome is SendOutcome.SENT
+        assert second.outcome is SendOutcome.SENT
         assert len(first.provider_ids) == 4
         messages = smsc.reassembled()
         assert len(messages) == 2
@@ -150,7 +154,8 @@ def test_long_vietnamese_ucs2_arrives_as_numbered_parts() -> None:
         by_ids = {tuple(i.lower() for i in got.message_ids): got for got in messages}
         assert set(by_ids) == {first.provider_ids, second.provider_ids}
         for got in messages:
-            assert got.complete and got.text == unicodedata.normalize("NFC", VIETNAMESE)
+            assert got.complete
+            assert got.text == unicodedata.normalize("NFC", VIETNAMESE)
             assert [p.udh_number for p in got.parts] == [1, 2, 3, 4]
             assert {(p.data_coding, p.esm_class, p.udh_total) for p in got.parts} == {(8, 0x40, 4)}
             assert all(p.registered_delivery == 1 for p in got.parts)
@@ -189,7 +194,8 @@ def test_duplicate_and_unknown_id_receipts_do_not_break_the_reader(inbox: Inbox)
         assert second.outcome is SendOutcome.SENT
         assert inbox.wait_for(6)
         ids = [adapter.parse_events(r)[0].provider_id for r in inbox.records]
-        assert ids.count(first.provider_ids[0]) == 2 and ids.count(second.provider_ids[0]) == 2
+        assert ids.count(first.provider_ids[0]) == 2
+        assert ids.count(second.provider_ids[0]) == 2
         assert smsc.wait_until(
             lambda s: len(s.delivers) == 6 and all(d.command_status == 0 for d in s.delivers)
         )
@@ -204,7 +210,8 @@ def test_throttling_every_fifth_pdu_loses_nothing() -> None:
         throttled = [r for r in smsc.submits if r.status == 0x58]
         assert throttled, "the SMSC should have throttled some PDUs"
         reassembled = smsc.reassembled()
-        assert len(reassembled) == 120 and all(m.complete for m in reassembled)
+        assert len(reassembled) == 120
+        assert all(m.complete for m in reassembled)
         assert len(smsc.accepted) == sum(len(r.provider_ids) for r in results)
 
 
@@ -216,7 +223,8 @@ def test_throttled_beyond_the_retries_is_reported_throttled() -> None:
     ):
         (result,) = adapter.send([message(1)])
         assert isinstance(result.error, Throttled)
-        assert result.error.code == "0x00000014" and result.error.retry_after
+        assert result.error.code == "0x00000014"
+        assert result.error.retry_after
         assert len(smsc.submits) == 3  # the first try and two retries
 
 
@@ -229,7 +237,8 @@ def test_a_part_throttled_for_good_is_resent_alone_under_the_same_reference() ->
         (first,) = adapter.send([message(1, VIETNAMESE, "+84905123456")])
 
         assert isinstance(first.error, Throttled)
-        assert len(first.accepted_parts) == 3 and first.sms_reference is not None
+        assert len(first.accepted_parts) == 3
+        assert first.sms_reference is not None
         (refused,) = {1, 2, 3, 4} - set(first.accepted_parts)
         retry = OutboundMessage(
             message_id=1,
@@ -244,7 +253,8 @@ def test_a_part_throttled_for_good_is_resent_alone_under_the_same_reference() ->
         assert sorted(r.udh_number or 0 for r in smsc.submits) == sorted([1, 2, 3, 4, refused])
         assert {r.udh_reference for r in smsc.submits} == {first.sms_reference}
         (whole,) = smsc.reassembled()
-        assert whole.complete and whole.text == unicodedata.normalize("NFC", VIETNAMESE)
+        assert whole.complete
+        assert whole.text == unicodedata.normalize("NFC", VIETNAMESE)
         assert len(smsc.accepted) == 4
         assert {n: second.provider_ids[n - 1] for n in first.accepted_parts} == first.accepted_parts
 
@@ -369,7 +379,8 @@ def test_enquire_link_keeps_an_idle_bind_alive() -> None:
         (connection,) = smsc.connections
         assert connection.closed_reason is None
         stats = adapter.stats()
-        assert stats["connects"] == 1 and stats["enquire_links_answered"] >= 7
+        assert stats["connects"] == 1
+        assert stats["enquire_links_answered"] >= 7
         assert adapter.send([message(1)])[0].outcome is SendOutcome.SENT
 
 
@@ -570,10 +581,12 @@ def test_with_early_results_a_tiny_window_under_throttling_never_stalls(window: 
         ) as adapter,
     ):
         results = adapter.send(messages, on_settled=lambda rs: settled.extend(r.message_id for r in rs))
-        assert adapter.stats()["outstanding"] == 0 and adapter.stats()["peak_outstanding"] <= window
+        assert adapter.stats()["outstanding"] == 0
+        assert adapter.stats()["peak_outstanding"] <= window
         reassembled = smsc.reassembled()
 
     assert all(r.outcome is SendOutcome.SENT for r in results), [str(r.error) for r in results if r.error]
     assert sorted(settled) == list(range(30))
     assert sum(asked) == (len(smsc.submits) if paced else 0)  # one token per submit_sm written
-    assert len(reassembled) == 30 and all(m.complete for m in reassembled)
+    assert len(reassembled) == 30
+    assert all(m.complete for m in reassembled)

@@ -84,5 +84,6 @@ def test_a_dsn_moves_the_mail_it_is_about(
     with pipeline.context.readers() as session:
         [record] = session.scalars(select(InboundRecord))
         [row] = session.scalars(select(DeliveryEventRow))
-    assert record.processed_at is not None and record.outcome == event
+    assert record.processed_at is not None
+    assert record.outcome == event
     assert (row.message_id, row.inbound_id, row.provider, row.type) == (bounced.id, record.id, "mail", event)

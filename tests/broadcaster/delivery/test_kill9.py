@@ -109,7 +109,7 @@ class Peers:
 
     def _start(self, kind: str, port: int, folder: Path) -> subprocess.Popen[bytes]:
         with (self.folder / f"{kind}.log").open("wb") as log:
-            return subprocess.Popen(
+            return subprocess.Popen(  # noqa: S603  our interpreter running the sandbox script
                 [sys.executable, "-c", SANDBOX, kind, str(port), str(folder)], stdout=log, stderr=log
             )
 

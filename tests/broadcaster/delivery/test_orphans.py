@@ -103,7 +103,8 @@ def test_a_second_gateway_of_one_account_waits_and_never_binds(
         ) from exc
     second = next(i for i in (0, 1) if WAITING in log_of(i))
     first = 1 - second
-    assert "sms_main" in log_of(second) and "another gateway of this SMPP account" in log_of(second)
+    assert "sms_main" in log_of(second)
+    assert "another gateway of this SMPP account" in log_of(second)
     assert pipeline.smsc.bound_sessions == 1
     assert len(pipeline.smsc.connections) == 1  # the waiting gateway never even connected
     assert gateways[second].poll() is None

@@ -53,7 +53,8 @@ def test_a_gateway_waits_for_a_stopped_smsc_and_sends_as_soon_as_it_is_back(
             what="the gateway recording the SMSC as unreachable",
         )
         assert down.detail == f"127.0.0.1:{port}: ConnectionRefusedError: [Errno 111] Connection refused"
-        assert down.retry_at is not None and down.retry_at >= down.since
+        assert down.retry_at is not None
+        assert down.retry_at >= down.since
         # Nothing was claimed while the SMSC was away: no attempt spent, nothing in `sending`.
         assert {(m.status.value, m.attempts) for m in pipeline.messages(run_id)} == {("queued", 0)}
 
@@ -70,7 +71,9 @@ def test_a_gateway_waits_for_a_stopped_smsc_and_sends_as_soon_as_it_is_back(
         }
         assert len(returned.accepted) == 5
         up = health_of(pipeline.context, "sms_main")
-        assert up is not None and up.state == "up" and up.retry_at is None
+        assert up is not None
+        assert up.state == "up"
+        assert up.retry_at is None
         assert up.detail == f"bound to 127.0.0.1:{port} as skhcn"
     finally:
         if returned is None:  # let the waiting chunk end before the fixture closes the database
@@ -105,4 +108,6 @@ def test_the_progress_line_says_which_provider_is_down_and_when_it_is_tried_agai
     with context.readers() as session:
         assert unreachable_notes(session, types, now=clock.now()) == []
         row = session.scalar(select(ProviderHealth))
-        assert row is not None and row.state == "up" and row.retry_at is None
+        assert row is not None
+        assert row.state == "up"
+        assert row.retry_at is None

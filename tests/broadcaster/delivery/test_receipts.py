@@ -131,4 +131,5 @@ def test_undeliverable_receipt_is_a_permanent_failure(make_pipeline: PipelineFac
     assert counts == {("sms", "delivered"): 11, ("sms", "permanent_failure"): 1}
     failed = next(m for m in pipeline.messages(run_id) if m.status.value == "permanent_failure")
     assert failed.address == "+" + dead
-    assert failed.reason is not None and "UNDELIV" in failed.reason
+    assert failed.reason is not None
+    assert "UNDELIV" in failed.reason

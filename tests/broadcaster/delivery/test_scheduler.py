@@ -187,7 +187,8 @@ def test_a_send_window_defers_messages_to_its_next_opening(pipeline: Pipeline) -
     opening = local(2025, 6, 3, 8)
     rows = pipeline.messages(run_ids[0])
     assert {(m.status, m.not_before) for m in rows} == {(MessageStatus.QUEUED, opening)}
-    assert pipeline.smtp.received == [] and pipeline.smsc.submits == []
+    assert pipeline.smtp.received == []
+    assert pipeline.smsc.submits == []
 
     pipeline.clock.set(opening - timedelta(minutes=1))
     pipeline.tick()
