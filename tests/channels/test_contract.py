@@ -44,7 +44,7 @@ from channels.file import ConsoleAdapter, FileAdapter
 from channels.sandbox.smtp import SmtpBehaviour
 from channels.sms.receipts import ids_match
 from tests.channels.test_dsn import POSTFIX_FAILED
-from tests.channels.test_smpp_adapter import MuteSmsc
+from tests.peers.mute_smsc import MuteSmsc
 from tests.peers.polling import wait_until
 from tests.peers.smsc import SmscBehaviour, adapter_for, running_smsc
 from tests.peers.smtp import running_smtp_sandbox
