@@ -17,7 +17,7 @@ from broadcaster.runtime import EmbeddedEngine
 from tests.peers.polling import wait_until
 
 if TYPE_CHECKING:
-    from tests.broadcaster.delivery.conftest import Pipeline
+    from tests.broadcaster.delivery.pipeline import Pipeline
 
 CLI = [sys.executable, "-c", "from broadcaster.cli import main; main()"]
 WAITING = "waiting for it to stop before binding"

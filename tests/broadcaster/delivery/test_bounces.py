@@ -14,7 +14,8 @@ from sqlalchemy import select
 from broadcaster.db.models import DeliveryEventRow, InboundRecord
 from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.vocabulary import MessageStatus
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 from tests.channels.test_dsn import POSTFIX_FAILED
 
 # The Postfix bounce of tests/channels/test_dsn.py, turned into one about a mail the engine sent.

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from broadcaster.db.models import CampaignRun
 from broadcaster.vocabulary import RunStatus
 from channels.base import OutboundMessage, SendResult
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 
 PEOPLE = 120  # e-mail windows are 50: three windows in one chunk of 200
 

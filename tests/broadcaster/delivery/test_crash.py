@@ -30,9 +30,10 @@ from broadcaster.runtime import MAX_WORKER_EXITS, EmbeddedEngine, WorkerSpec
 from broadcaster.tasks import CeleryEnqueuer
 from broadcaster.vocabulary import MessageStatus, RunStatus
 from channels.email.smtp import SmtpAdapter
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.processes import Engine
 from tests.broadcaster.delivery.test_operator_commands import Cli
+from tests.broadcaster.delivery.workdir_files import citizens
 from tests.peers.polling import wait_until
 
 S = MessageStatus

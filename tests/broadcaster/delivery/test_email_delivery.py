@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from broadcaster.db.models import Chunk
 from broadcaster.unsubscribe import verify_token
-from tests.broadcaster.delivery.conftest import UNSUBSCRIBE_SECRET, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import UNSUBSCRIBE_SECRET, citizens
 
 RECIPIENTS = 500
 SUBJECT = "Thông báo cho {{ contact.full_name }}: {{ vars.thu_tuc }}"

@@ -7,7 +7,8 @@ from email.message import EmailMessage
 
 from broadcaster.campaigns.preview import PREVIEW_TOKEN, preview_version
 from broadcaster.campaigns.store import get_version
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 
 HTML = '<p>Kính gửi {{ contact.full_name }}</p>{% if unsubscribe_url %}<a href="{{ unsubscribe_url }}">Hủy</a>{% endif %}'
 BASE = "https://skhcn.danang.gov.vn/huy-dang-ky"  # the pipeline's unsubscribe_base_url

@@ -21,7 +21,8 @@ from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
 from broadcaster.progress import wait_for_run
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.tasks import CeleryEnqueuer
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
 from tests.conftest import service_unavailable
 
 PEOPLE = 200

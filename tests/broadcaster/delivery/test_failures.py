@@ -21,7 +21,8 @@ from broadcaster.db.models import Campaign, Message
 from broadcaster.vocabulary import CampaignState, MessageStatus
 from channels.sandbox.smtp import SmtpBehaviour
 from consent.models import Suppression
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
 
 
 def email_campaign(pipeline: Pipeline, **overrides: object) -> str:

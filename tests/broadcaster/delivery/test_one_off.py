@@ -9,7 +9,8 @@ from sqlalchemy import select
 from broadcaster.db.models import AuditEntry, Campaign, CampaignRun
 from broadcaster.errors import StateError
 from broadcaster.vocabulary import CampaignState, RunStatus
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 
 PEOPLE = 5
 EMAIL_ONLY = {"channels": {"email": {"template": "email/thu-nghiem", "provider": "mail"}}}

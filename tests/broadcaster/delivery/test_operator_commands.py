@@ -23,7 +23,8 @@ from broadcaster.users import add_user
 from broadcaster.vocabulary import MessageStatus, Role
 from channels.sandbox.smtp import SmtpBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 
 S = MessageStatus
 

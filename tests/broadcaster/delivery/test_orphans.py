@@ -18,7 +18,7 @@ import pytest
 
 from channels.sandbox.smsc import SmscBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.processes import (
     WAITING,
     Started,
@@ -27,6 +27,7 @@ from tests.broadcaster.delivery.processes import (
     process_alive,
     start_cli,
 )
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 from tests.peers.polling import wait_until
 
 pytestmark = pytest.mark.skipif(

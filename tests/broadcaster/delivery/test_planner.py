@@ -13,7 +13,8 @@ from broadcaster.campaigns.audience import Exclusion
 from broadcaster.db.models import CampaignRun, Contact
 from broadcaster.vocabulary import MessageStatus, RunStatus
 from consent.suppression import suppress
-from tests.broadcaster.delivery.conftest import Pipeline, citizen, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizen, citizens
 
 
 def test_two_contacts_with_the_same_phone_get_one_sms(pipeline: Pipeline) -> None:

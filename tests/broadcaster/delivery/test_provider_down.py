@@ -16,8 +16,9 @@ from broadcaster.outbox.dispatch import DispatchSummary, dispatcher_for
 from broadcaster.outbox.health import health_recorder, unreachable_notes
 from channels.base import LinkHealth
 from channels.sandbox.smsc import SandboxSmsc
-from tests.broadcaster.delivery.conftest import PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import PipelineFactory
 from tests.broadcaster.delivery.test_sms_delivery import SHORT_SMS, sms_only
+from tests.broadcaster.delivery.workdir_files import citizens
 from tests.peers.polling import wait_until
 
 

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from broadcaster.db.models import InboundRecord, MessagePart
 from channels.sandbox.smsc import SmscBehaviour
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_sms_delivery import LONG_SMS, sms_only
+from tests.broadcaster.delivery.workdir_files import citizens
 
 PEOPLE = 40
 

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from broadcaster.db.models import AuditEntry, CampaignRun
 from broadcaster.vocabulary import MessageStatus
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 TWO_YEARS = timedelta(days=730)

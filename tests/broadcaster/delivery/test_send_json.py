@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 from tests.broadcaster.test_cli import Cli
 
 PEOPLE = 3

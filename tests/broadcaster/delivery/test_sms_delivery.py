@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from broadcaster.db.models import Chunk
 from channels.sandbox.smsc import SmscBehaviour
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
 
 RECIPIENTS = 500
 # ~170 Vietnamese characters with diacritics: UCS-2, 3 parts of at most 67 characters.

@@ -17,7 +17,8 @@ from broadcaster.campaigns.store import latest_version
 from broadcaster.db.models import AuditEntry, CampaignRun, Contact
 from broadcaster.vocabulary import MessageStatus, RunStatus
 from channels.base import OutboundMessage, SendResult
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 
 PEOPLE = 6
 WRONG, CORRECTED = "01/07/2025", "15/07/2025"

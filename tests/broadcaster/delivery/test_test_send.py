@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from broadcaster.db.models import CampaignVersion, Message
 from broadcaster.vocabulary import MessageKind, MessageStatus
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 from tests.broadcaster.test_cli import Cli, one_line
 
 PHONE = "0912345678"
