@@ -91,7 +91,8 @@ def email_peer(scratch: Path, console: Console) -> Iterator[Peer]:
         return
     # As root, smtp-sink must drop privileges (docs/peers.md "Environment"); 1000 = listen backlog.
     command = [sink, *(["-u", "nobody"] if os.geteuid() == 0 else []), f"127.0.0.1:{port}", "1000"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The sink found on PATH by shutil.which, with our own arguments.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
     try:
         wait_port(port)
         yield Peer(kind="smtp-sink", port=port)

@@ -142,7 +142,7 @@ class EmbeddedEngine:
 
     def _spawn(self, spec: WorkerSpec) -> subprocess.Popen[bytes]:
         log_file = self._log_path(spec).open("ab")
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603  our interpreter running celery, argv built by us
             worker_command(spec),
             env=worker_env(spec, self.config),
             stdout=log_file,
@@ -249,7 +249,7 @@ def clean_broker(settings: Settings) -> int:
         return 0
     engine = create_engine(url[len("sqla+") :], connect_args={"timeout": 30})
     # kombu stamps rows with naive local time (datetime.now()), so the cutoff is naive local time too.
-    cutoff = datetime.now() - timedelta(seconds=settings.delivery.broker_cleanup_seconds)
+    cutoff = datetime.now() - timedelta(seconds=settings.delivery.broker_cleanup_seconds)  # noqa: DTZ005
     try:
         with engine.begin() as connection:
             exists = connection.execute(

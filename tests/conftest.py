@@ -12,6 +12,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+# Helper modules that assert on the tests' behalf: pytest explains their failed asserts as in test modules.
+pytest.register_assert_rewrite(
+    "tests.broadcaster.delivery.pipeline", "tests.broadcaster.delivery.kill9_campaign"
+)
+
 POSTGRES_URL = os.environ.get("BROADCASTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

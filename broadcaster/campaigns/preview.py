@@ -18,7 +18,7 @@ from broadcaster.unsubscribe import unsubscribe_link
 from channels.base import Channel
 
 # Every mail gets its own opt-out token at send time; the samples show where it goes.
-PREVIEW_TOKEN = "<token>"
+PREVIEW_TOKEN = "<token>"  # noqa: S105  a placeholder shown in samples, not a secret
 
 
 @dataclass

@@ -92,7 +92,7 @@ def _write_crash_log(exc: Exception) -> Path | None:
     config = find_config(state.config)
     folders = [config.resolve().parent / "logs"] if config.is_file() else []
     folders.append(Path(tempfile.gettempdir()) / "broadcaster")
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now().astimezone().strftime("%Y%m%d-%H%M%S")
     text = f"broadcaster {' '.join(sys.argv[1:])}\n" + "".join(traceback.format_exception(exc))
     for folder in folders:
         try:

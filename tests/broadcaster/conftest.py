@@ -129,12 +129,12 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, clock: FrozenClock, isolated_env: None) -> Iterator[Path]:
+def workdir(tmp_path: Path, clock: FrozenClock, isolated_env: None) -> Path:
     """A working directory made by ``init_workdir`` (settings, default files, migrated database, admin)."""
     directory = tmp_path / "wd"
     context = init_workdir(directory, admin_login=ADMIN_LOGIN, clock=clock)
     context.close()
-    yield directory
+    return directory
 
 
 @pytest.fixture

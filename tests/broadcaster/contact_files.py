@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import openpyxl
@@ -13,7 +14,7 @@ def write_text(tmp_path: Path, name: str, text: str, *, encoding: str = "utf-8")
     return path
 
 
-def write_xlsx(tmp_path: Path, rows: list[list[object]], name: str = "danh-ba.xlsx") -> Path:
+def write_xlsx(tmp_path: Path, rows: Sequence[Sequence[object]], name: str = "danh-ba.xlsx") -> Path:
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet()
     for row in rows:

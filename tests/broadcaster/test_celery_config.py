@@ -17,7 +17,8 @@ def test_the_embedded_broker_waits_for_its_file_lock(workdir: Path) -> None:
     assert config["broker_transport_options"] == {"connect_args": {"timeout": 30}}
     # Late acks with a task in reserve: kombu's SQL transport sleeps a second whenever a worker may take
     # nothing more, so without the reserve every finished chunk would wait for that second.
-    assert config["task_acks_late"] and config["worker_prefetch_multiplier"] == 2
+    assert config["task_acks_late"]
+    assert config["worker_prefetch_multiplier"] == 2
 
 
 def test_rabbitmq_publishes_with_confirms(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

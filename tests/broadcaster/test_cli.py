@@ -7,7 +7,7 @@ identity errors, and bad input that must fail with one clear line and change not
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,10 @@ def one_line(text: str) -> str:
 
 
 @pytest.fixture
-def cli(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+def cli(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("COLUMNS", "200")
-    yield Cli(monkeypatch)
+    return Cli(monkeypatch)
 
 
 @pytest.fixture
@@ -104,7 +104,8 @@ def test_users_commands(cli: Cli) -> None:
     }
     assert users["bien_tap"]["created_at"].endswith("+07:00")  # shown in Da Nang time
     table = cli("users", "list").stdout
-    assert "Trần Thị Bích" in table and "approver" in table
+    assert "Trần Thị Bích" in table
+    assert "approver" in table
     assert "already exists" in one_line(cli("users", "add", "bien_tap", "--role", "editor", expect=1).stderr)
     assert "not valid" in cli("users", "add", "Bien Tap", "--role", "editor", expect=1).stderr
     assert "no user 'khong_co'" in cli("users", "set-role", "khong_co", "editor", expect=1).stderr
@@ -150,8 +151,11 @@ def test_auditors_and_admins_see_contacts_masked_unless_an_admin_asks(
             "a***@gmail.com",
         )
     table = cli("contacts", "list", user="kiem_toan").stdout
-    assert "091****678" in table and "a***@gmail.com" in table
-    assert "Nguyễn Văn An" not in table and "+84912345678" not in table and "an.nguyen" not in table
+    assert "091****678" in table
+    assert "a***@gmail.com" in table
+    assert "Nguyễn Văn An" not in table
+    assert "+84912345678" not in table
+    assert "an.nguyen" not in table
     # Editors work with the contacts themselves.
     assert _contact_an(cli.json("contacts", "list", user="bien_tap"))["phone"] == "+84912345678"
 
@@ -170,7 +174,8 @@ def test_auditors_and_admins_see_contacts_masked_unless_an_admin_asks(
         "personal_data.unmasked",
         "contacts",
     )
-    assert entry.details["filters"] == {"segment": "citizen", "limit": 20} and entry.details["shown"] > 0
+    assert entry.details["filters"] == {"segment": "citizen", "limit": 20}
+    assert entry.details["shown"] > 0
 
 
 @pytest.mark.parametrize(
@@ -289,7 +294,8 @@ def test_an_environment_variable_cannot_switch_off_four_eyes(
     monkeypatch.setenv("BROADCASTER_USER", "phe_duyet")
     result = cli("campaigns", "approve", CAMPAIGN, "--hash", content_hash[:12], user="bien_tap", expect=1)
     message = one_line(result.stderr)
-    assert "BROADCASTER_IDENTITY__ALLOW_ENV_USER" in message and "no longer a setting" in message
+    assert "BROADCASTER_IDENTITY__ALLOW_ENV_USER" in message
+    assert "no longer a setting" in message
     monkeypatch.delenv("BROADCASTER_IDENTITY__ALLOW_ENV_USER")
     result = cli("campaigns", "approve", CAMPAIGN, "--hash", content_hash[:12], user="bien_tap", expect=1)
     assert "policy allow_env_user is false" in one_line(result.stderr)
@@ -340,7 +346,8 @@ def test_policy_commands(cli: Cli, context: AppContext, team: None) -> None:
     )
     assert policies["second_approver_threshold"]["updated_at"].endswith("+07:00")
     table = one_line(cli("policy", "list").stdout)
-    assert "second_approver_threshold │ 200 │ 5000" in table and "allow_env_user │ false │ false" in table
+    assert "second_approver_threshold │ 200 │ 5000" in table
+    assert "allow_env_user │ false │ false" in table
     with context.sessions() as session:
         entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
     assert entry is not None

@@ -20,7 +20,8 @@ def test_campaign_lifecycle(cli: Cli, context: AppContext, team: None, workdir: 
     write_campaign(workdir, schedule={"start": "2030-06-03 08:00", "rrule": "FREQ=WEEKLY;BYDAY=MO"})
 
     validated = cli.json("campaigns", "validate", CAMPAIGN_FILE)
-    assert [v["id"] for v in validated["valid"]] == [CAMPAIGN] and validated["problems"] == []
+    assert [v["id"] for v in validated["valid"]] == [CAMPAIGN]
+    assert validated["problems"] == []
     assert "1 valid, 0 problem(s)" in cli("campaigns", "validate", CAMPAIGN_FILE).stdout
 
     loaded = cli.json("campaigns", "load", CAMPAIGN_FILE, user="bien_tap")
@@ -43,9 +44,11 @@ def test_campaign_lifecycle(cli: Cli, context: AppContext, team: None, workdir: 
     preview = cli.json("campaigns", "preview", CAMPAIGN, "--samples", "1", user="phe_duyet")
     assert preview["content_hash"] == content_hash
     channels = {c["channel"]: c for c in preview["channels"]}
-    assert channels["sms"]["recipients"] == 9 and len(channels["sms"]["samples"]) == 1
+    assert channels["sms"]["recipients"] == 9
+    assert len(channels["sms"]["samples"]) == 1
     shown = one_line(cli("campaigns", "preview", CAMPAIGN, user="phe_duyet").stdout)
-    assert "Recipients: 9" in shown and "excluded: 1 — landline: cannot receive SMS" in shown
+    assert "Recipients: 9" in shown
+    assert "excluded: 1 — landline: cannot receive SMS" in shown
     assert "estimated cost" in shown
 
     submitted = one_line(cli("campaigns", "submit", CAMPAIGN, "-m", "xin duyệt", user="bien_tap").stdout)

@@ -98,7 +98,8 @@ def assert_one_clean_line(words: str, result: Any) -> str:
     assert result.exit_code != 0, (words, output)
     assert "Traceback" not in output, (words, output)
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), (words, result.stderr)
+    assert len(lines) == 1, (words, result.stderr)
+    assert lines[0].startswith("error: "), (words, result.stderr)
     return str(lines[0])
 
 
@@ -137,7 +138,8 @@ def test_every_command_fails_with_one_clean_line(broken: str, no_exec: None, tem
         line = assert_one_clean_line(words, run(*invocation(words, command)))
         assert expected in line, (words, line)
         if broken == "database cannot be opened":
-            assert "[database] url" in line and "the traceback is in " in line, (words, line)
+            assert "[database] url" in line, (words, line)
+            assert "the traceback is in " in line, (words, line)
 
 
 def test_an_unexpected_error_leaves_its_traceback_in_a_log_file(
@@ -155,11 +157,13 @@ def test_an_unexpected_error_leaves_its_traceback_in_a_log_file(
     log = Path(line.split("the traceback is in ", 1)[1].split(";", 1)[0])
     assert log.parent == workdir / "logs"  # next to the engine's logs
     text = log.read_text(encoding="utf-8")
-    assert "Traceback (most recent call last)" in text and "KeyError: 'versions'" in text
+    assert "Traceback (most recent call last)" in text
+    assert "KeyError: 'versions'" in text
 
     debug = run("--debug", "status", "thong-bao-thu-nghiem")
     assert debug.exit_code == 1
-    assert "Traceback (most recent call last)" in debug.stderr and "broken_status" in debug.stderr
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "broken_status" in debug.stderr
 
 
 def test_an_unexpected_error_outside_a_working_directory_logs_to_the_temp_folder(
@@ -191,7 +195,8 @@ def test_sandbox_on_a_port_in_use_names_the_port_and_the_setting(
     provider, option = ("mail", "--smtp-port") if server == "smtp" else ("sms_main", "--smpp-port")
     assert f"port {taken_port} on 127.0.0.1 is already in use" in line
     assert f"broadcaster sandbox {option} PORT" in line
-    assert f"[providers.{provider}]" in line and f"BROADCASTER_PROVIDERS__{provider.upper()}__PORT" in line
+    assert f"[providers.{provider}]" in line
+    assert f"BROADCASTER_PROVIDERS__{provider.upper()}__PORT" in line
 
 
 def test_the_sandbox_reads_only_the_settings(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -172,7 +172,8 @@ def test_a_failing_action_is_logged_and_the_thread_serves_later_requests(
         timeout=WAIT,
         what="the logged failure",
     )
-    assert failure.exc_info is not None and isinstance(failure.exc_info[1], RuntimeError)
+    assert failure.exc_info is not None
+    assert isinstance(failure.exc_info[1], RuntimeError)
     assert "test-coalescer-0" in failure.getMessage()
     assert coalescer.calls == 0  # a failed call is not counted as served
 

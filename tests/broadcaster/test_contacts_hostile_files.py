@@ -29,7 +29,8 @@ def test_control_characters_refuse_the_row_naming_row_and_column(
         (3, "district", "error"),
         (4, "Ghi chú", "error"),
     ]
-    assert code in result.errors[0].reason and "control character" in result.errors[0].reason
+    assert code in result.errors[0].reason
+    assert "control character" in result.errors[0].reason
     # The report spells the character out: nothing invisible (or refused by PostgreSQL JSON) is kept.
     assert result.errors[1].value == "Sơn\\x00Trà"
     assert all(ch.isprintable() for p in result.problems for ch in p.value)
@@ -87,9 +88,8 @@ def test_an_xlsx_zip_bomb_is_refused_before_it_is_unpacked(
     with pytest.raises(ContactsFileError) as info:
         read_contacts(path, limits=ContactsSettings(max_file_mb=1))
     assert str(path) in str(info.value)
-    assert "unpacks to" in str(info.value) and "the 1 MB allowed (setting contacts.max_file_mb)" in str(
-        info.value
-    )
+    assert "unpacks to" in str(info.value)
+    assert "the 1 MB allowed (setting contacts.max_file_mb)" in str(info.value)
 
 
 def _never_called(*args: object, **kwargs: object) -> None:

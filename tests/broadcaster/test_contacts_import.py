@@ -56,7 +56,8 @@ def test_csv_with_awkward_vietnamese_numbers_is_stored_normalised(
     assert phones["DN-000009"][0] is None  # invalid number, kept for the e-mail
     # An NFD name is stored NFC, whitespace tidied; e-mail domain lower-cased; tags and extra columns kept.
     first = stored["DN-000001"]
-    assert first.full_name == "Nguyễn Văn An" and unicodedata.is_normalized("NFC", first.full_name)
+    assert first.full_name == "Nguyễn Văn An"
+    assert unicodedata.is_normalized("NFC", first.full_name)
     assert stored["DN-000002"].full_name == "Trần Thị Bích"
     assert first.email == "an.nguyen@gmail.com"
     assert first.tags == ["ban-tin", "cchc"]
@@ -191,7 +192,8 @@ def test_import_is_audited_and_recorded(
         clock.now(),
     )
     assert (batch.rows_total, batch.created, batch.updated, batch.skipped) == (15, 11, 0, 4)
-    assert batch.report["created"] == 11 and len(batch.report["problems"]) == len(contacts.problems)
+    assert batch.report["created"] == 11
+    assert len(batch.report["problems"]) == len(contacts.problems)
     assert (entry.actor, entry.subject_type, entry.subject_id, entry.at) == (
         ADMIN_LOGIN,
         "contact_import",

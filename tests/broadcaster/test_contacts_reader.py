@@ -20,7 +20,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "contacts"
 
 def _load_make_fixtures() -> ModuleType:
     spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -94,7 +95,8 @@ def test_csv_nfd_name_becomes_nfc(danh_ba: ReadResult) -> None:
 def test_csv_first_row_fields(danh_ba: ReadResult) -> None:
     row = _by_row(danh_ba)[2]
     assert row.external_id == "DN-000001"
-    assert row.phone is not None and row.phone.e164 == "+84912345678"
+    assert row.phone is not None
+    assert row.phone.e164 == "+84912345678"
     assert row.raw_phone == "0912 345 678"
     assert row.email == "an.nguyen@gmail.com"
     assert (row.segment, row.agency, row.district, row.ward) == ("citizen", None, "Hải Châu", "Thạch Thang")
@@ -167,7 +169,8 @@ def test_csv_invalid_email_kept_when_phone_valid(danh_ba: ReadResult) -> None:
 
 def test_csv_skipped_rows_reasons(danh_ba: ReadResult) -> None:
     by_row = {p.row: p for p in danh_ba.problems if p.severity == "error"}
-    assert by_row[9].reason == "not a valid Vietnamese number" and by_row[9].value == "0101234567"
+    assert by_row[9].reason == "not a valid Vietnamese number"
+    assert by_row[9].value == "0101234567"
     assert by_row[12].value == "tam@"
     assert by_row[14].reason == "name is empty"
     assert by_row[15].reason == "duplicate external_id (first used on row 4)"
@@ -202,8 +205,10 @@ def test_semicolon_csv_without_bom_and_vietnamese_headers() -> None:
     assert first.tags == ("cchc", "ban-tin")
     assert first.attributes == {}
     assert rows[3].attributes == {"Ghi chú": "Khách mời"}
-    assert rows[3].phone is not None and rows[3].phone.national == "0323456789"  # "+84 162 3456 789"
-    assert rows[4].phone is not None and rows[4].phone.kind is PhoneKind.FIXED
+    assert rows[3].phone is not None
+    assert rows[3].phone.national == "0323456789"
+    assert rows[4].phone is not None
+    assert rows[4].phone.kind is PhoneKind.FIXED
     assert _problems(result) == [(3, "phone", "warning"), (4, "phone", "warning")]
 
 
@@ -213,15 +218,22 @@ def test_xlsx_numeric_cells_and_aliases() -> None:
     assert sorted(rows) == [2, 3, 4, 6, 7]  # row 5 is empty, row 8 has an invalid number
     assert result.total_rows == 6
     assert rows[2].external_id == "1001"  # numeric id cell, no ".0"
-    assert rows[2].full_name == "Nguyễn Văn Bình" and unicodedata.is_normalized("NFC", rows[2].full_name)
+    assert rows[2].full_name == "Nguyễn Văn Bình"
+    assert unicodedata.is_normalized("NFC", rows[2].full_name)
     assert rows[2].raw_phone == "912345678"
-    assert rows[2].phone is not None and rows[2].phone.national == "0912345678"  # leading 0 restored
-    assert rows[3].phone is not None and rows[3].phone.national == "0912345670"  # float cell
-    assert rows[3].agency == "Sở Y tế" and rows[3].tags == ("cchc",)
+    assert rows[2].phone is not None
+    assert rows[2].phone.national == "0912345678"
+    assert rows[3].phone is not None
+    assert rows[3].phone.national == "0912345670"
+    assert rows[3].agency == "Sở Y tế"
+    assert rows[3].tags == ("cchc",)
     assert rows[3].attributes == {"Chức vụ": "Chuyên viên"}
-    assert rows[4].phone is not None and rows[4].phone.national == "0983456780"  # 84983456780 as a number
-    assert rows[6].phone is not None and rows[6].phone.converted_from == "01689123457"
-    assert rows[7].phone is not None and rows[7].phone.kind is PhoneKind.FIXED  # 2363733456 as a number
+    assert rows[4].phone is not None
+    assert rows[4].phone.national == "0983456780"
+    assert rows[6].phone is not None
+    assert rows[6].phone.converted_from == "01689123457"
+    assert rows[7].phone is not None
+    assert rows[7].phone.kind is PhoneKind.FIXED
     assert (rows[7].district, rows[7].ward) == ("Liên Chiểu", "Hòa Minh")
     assert _problems(result) == [(6, "phone", "warning"), (7, "phone", "warning"), (8, "phone", "error")]
 
@@ -233,7 +245,8 @@ def test_not_utf8_names_byte_and_line() -> None:
     assert "not-utf8.csv" in message
     assert "not UTF-8" in message
     assert "line 3" in message
-    assert "offset 64" in message and "0xEA" in message
+    assert "offset 64" in message
+    assert "0xEA" in message
     assert "CSV UTF-8" in message  # says what to do
 
 
@@ -321,5 +334,6 @@ def test_quoted_multiline_cell_keeps_spreadsheet_row_numbers(tmp_path: Path) -> 
 def test_leading_empty_lines_and_foreign_number(tmp_path: Path) -> None:
     result = read_contacts(write_text(tmp_path, "f.csv", "\n\nfull_name,phone\nJohn Tan,+65 9123 4567\n"))
     assert result.rows[0].row == 4
-    assert result.rows[0].phone is not None and result.rows[0].phone.e164 == "+6591234567"
+    assert result.rows[0].phone is not None
+    assert result.rows[0].phone.e164 == "+6591234567"
     assert [p.reason for p in result.problems] == ["number outside Vietnam (+6591234567)"]

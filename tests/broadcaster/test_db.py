@@ -57,7 +57,7 @@ def test_aware_datetime_round_trips_as_utc(engine: Engine) -> None:
 
 def test_naive_datetime_is_refused_and_nothing_is_written(engine: Engine) -> None:
     with pytest.raises(StatementError, match="naive datetime") as caught, engine.begin() as connection:
-        connection.execute(insert(moments).values(label="naive", at=datetime(2025, 6, 2, 8, 30)))
+        connection.execute(insert(moments).values(label="naive", at=datetime(2025, 6, 2, 8, 30)))  # noqa: DTZ001  the naive value refused
     assert isinstance(caught.value.orig, ValueError)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(moments)).scalar_one() == 0
@@ -78,7 +78,8 @@ def test_raw_sql_text_result_becomes_aware_utc(engine: Engine) -> None:
         raw = connection.execute(text("SELECT at FROM moments")).scalar_one()
         typed = connection.execute(text("SELECT at FROM moments").columns(at=UTCDateTime())).scalar_one()
     assert isinstance(raw, str)  # SQLite stores text; the column type is what makes it a datetime
-    assert typed == moment and typed.tzinfo is UTC
+    assert typed == moment
+    assert typed.tzinfo is UTC
 
 
 def test_model_columns_are_aware_after_a_round_trip(context: AppContext) -> None:
@@ -191,9 +192,13 @@ def test_many_concurrent_read_then_write_transactions_all_commit(engine: Engine)
 
 
 def test_transaction_rolls_back_on_error(engine: Engine) -> None:
-    with pytest.raises(RuntimeError), session_factory(engine).begin() as session:
-        session.execute(insert(moments).values(label="lost", at=datetime.now(UTC)))
-        raise RuntimeError("boom")
+    def insert_then_fail() -> None:
+        with session_factory(engine).begin() as session:
+            session.execute(insert(moments).values(label="lost", at=datetime.now(UTC)))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        insert_then_fail()
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(moments)).scalar_one() == 0
 

@@ -46,7 +46,7 @@ def test_the_demo_closing_hint_works_pasted_as_printed(tmp_path: Path) -> None:
     fresh shell somewhere else, as the person at the keyboard (whose login is none of the demo's users)."""
     program = Path(sys.executable).with_name("broadcaster")
     clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8", "COLUMNS": "80"}
-    demo = subprocess.run(
+    demo = subprocess.run(  # noqa: S603  the installed broadcaster script
         [str(program), "demo", "--dir", "demo-workdir", "--contacts", "20"],
         cwd=tmp_path,
         env=clean,
@@ -59,8 +59,13 @@ def test_the_demo_closing_hint_works_pasted_as_printed(tmp_path: Path) -> None:
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    pasted = subprocess.run(
-        ["bash", "-c", hint], cwd=elsewhere, env=clean, capture_output=True, text=True, timeout=60
+    pasted = subprocess.run(  # noqa: S603  the hint the engine printed, run as a user would
+        ["bash", "-c", hint],  # noqa: S607  bash from the clean PATH above
+        cwd=elsewhere,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert pasted.returncode == 0, (hint, pasted.stdout, pasted.stderr)
     assert "thong-bao-dich-vu-cong" in pasted.stdout

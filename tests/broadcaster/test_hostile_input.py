@@ -12,7 +12,7 @@ import io
 import itertools
 import json
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,10 +30,10 @@ from tests.broadcaster.test_cli import Cli, one_line
 
 
 @pytest.fixture
-def cli(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+def cli(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("COLUMNS", "200")
-    yield Cli(monkeypatch)
+    return Cli(monkeypatch)
 
 
 def _count(context: AppContext, model: type[Contact] | type[ContactImport]) -> int:
@@ -55,7 +55,9 @@ def test_the_row_limit_from_the_settings_refuses_the_file(
 
     refused = one_line(cli("contacts", "import", str(path), expect=1).stderr)
 
-    assert str(path) in refused and "more than 3 rows" in refused and "contacts.max_rows" in refused
+    assert str(path) in refused
+    assert "more than 3 rows" in refused
+    assert "contacts.max_rows" in refused
     assert "Nothing was imported" in refused
     assert database_dump(context.engine) == before
 
@@ -65,7 +67,8 @@ def test_a_header_only_file_imports_nothing_and_fails(cli: Cli, context: AppCont
     path.write_text("Họ và tên,Số điện thoại\n", encoding="utf-8")
     before = database_dump(context.engine)
     refused = one_line(cli("contacts", "import", str(path), expect=1).stderr)
-    assert str(path) in refused and "no contacts" in refused
+    assert str(path) in refused
+    assert "no contacts" in refused
     assert database_dump(context.engine) == before
     assert _count(context, ContactImport) == 0
 
@@ -98,7 +101,8 @@ def test_a_template_linked_outside_the_templates_is_not_loaded(
 
     refused = one_line(cli("campaigns", "load", str(campaign), expect=1).stderr)
 
-    assert str(linked) in refused and "outside the templates directory" in refused
+    assert str(linked) in refused
+    assert "outside the templates directory" in refused
     assert database_dump(context.engine) == before
 
 
@@ -177,7 +181,8 @@ def test_init_force_by_an_admin_backs_up_edited_files_and_keeps_the_secret(
 
     assert result.exit_code == 0, (result.stdout, result.stderr)
     backups = list((edited / "backups").iterdir())
-    assert len(backups) == 1 and one_line(str(backups[0])) in one_line(result.stdout)
+    assert len(backups) == 1
+    assert one_line(str(backups[0])) in one_line(result.stdout)
     # Edited files are in the backup as they were, and the defaults are back.
     assert (backups[0] / "broadcaster.toml").read_text(encoding="utf-8") == edited_config
     assert (backups[0] / "templates" / "README.md").read_text(encoding="utf-8") == edited_readme
@@ -203,7 +208,8 @@ def test_init_force_by_an_admin_backs_up_edited_files_and_keeps_the_secret(
 
     # Run again: the files are the defaults now, nothing to restore, no question asked.
     again = _init_force(cli)
-    assert again.exit_code == 0 and "nothing to restore" in one_line(again.stdout)
+    assert again.exit_code == 0
+    assert "nothing to restore" in one_line(again.stdout)
 
 
 def test_init_force_on_a_new_directory_is_a_plain_init(
@@ -279,7 +285,8 @@ def test_random_csv_files_end_in_a_report_or_a_refusal_that_changes_nothing(
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code in (0, 1), (result.exit_code, result.stderr)
     if result.exit_code == 1:
-        assert result.stderr.startswith("error:") and "Nothing was imported" in one_line(result.stderr)
+        assert result.stderr.startswith("error:")
+        assert "Nothing was imported" in one_line(result.stderr)
         assert database_dump(context.engine) == before
     else:
         report = json.loads(result.stdout)

@@ -252,5 +252,7 @@ def test_an_unreadable_record_is_closed_and_does_not_block_the_ones_behind_it(
     assert status_of(context, message_id) is MessageStatus.DELIVERED
     with context.readers() as session:
         record = session.get(InboundRecord, broken)
-        assert record is not None and record.processed_at is not None
-        assert record.outcome is not None and record.outcome.startswith("unreadable")
+        assert record is not None
+        assert record.processed_at is not None
+        assert record.outcome is not None
+        assert record.outcome.startswith("unreadable")

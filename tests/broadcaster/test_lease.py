@@ -61,7 +61,8 @@ def test_one_holder_at_a_time_and_a_request_meanwhile_keeps_the_holder_going(
     assert lease_row(sessions).again
 
     assert not release(sessions, NAME, "a", clock=clock, ttl=TTL)  # the note: a goes on, still holding
-    assert lease_row(sessions).holder == "a" and not lease_row(sessions).again
+    assert lease_row(sessions).holder == "a"
+    assert not lease_row(sessions).again
     assert not acquire(sessions, NAME, "b", clock=clock, ttl=TTL)
 
     assert not release(sessions, NAME, "a", clock=clock, ttl=TTL)  # b asked again
@@ -138,7 +139,8 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(
 ) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    assert not process_alive(dead.pid) and process_alive(os.getpid())
+    assert not process_alive(dead.pid)
+    assert process_alive(os.getpid())
     gone = f"{socket.gethostname()}:{dead.pid}:a"
     assert take(sessions, GATEWAY, gone, clock=clock, ttl=TTL) is None
 
@@ -149,11 +151,14 @@ def test_a_held_lease_is_given_back_on_release(sessions: sessionmaker[Session], 
     lost: list[str] = []
     first = HeldLease(sessions, GATEWAY, clock=clock, ttl=TTL, on_lost=lost.append)
     second = HeldLease(sessions, GATEWAY, clock=clock, ttl=TTL, on_lost=lost.append)
-    assert first.try_take() is None and first.held
-    assert second.try_take() == first.holder and not second.held
+    assert first.try_take() is None
+    assert first.held
+    assert second.try_take() == first.holder
+    assert not second.held
 
     first.release()
 
-    assert second.try_take() is None and second.held
+    assert second.try_take() is None
+    assert second.held
     second.release()
     assert lost == []

@@ -116,7 +116,8 @@ def test_postgresql_upgrade_matches_models_and_downgrades(postgres_url: str) -> 
         with session_factory(engine)() as session:
             session.execute(text("SET TIME ZONE 'America/New_York'"))
             stored = session.scalars(select(AuditEntry.at)).one()
-        assert stored == moment and stored.tzinfo is UTC
+        assert stored == moment
+        assert stored.tzinfo is UTC
     finally:
         engine.dispose()
 
@@ -142,11 +143,15 @@ def test_0004_counts_rows_in_flight_as_handed_over_and_allows_completed_with_hel
                 )
         upgrade(sqlite_url)
         with engine.begin() as connection:
-            handed = dict(connection.execute(text("SELECT status, handed_at FROM messages")).all())
+            handed: dict[str, object] = dict(
+                connection.execute(text("SELECT status, handed_at FROM messages")).all()
+            )
             check = connection.execute(
                 text("SELECT sql FROM sqlite_master WHERE name = 'campaign_runs'")
             ).scalar_one()
-        assert handed["sending"] is not None and handed["queued"] is None
-        assert "'completed_with_held'" in check and "VARCHAR(24)" in check
+        assert handed["sending"] is not None
+        assert handed["queued"] is None
+        assert "'completed_with_held'" in check
+        assert "VARCHAR(24)" in check
     finally:
         engine.dispose()

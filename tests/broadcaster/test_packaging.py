@@ -32,7 +32,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _run(args: list[str | Path], *, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603  build and install commands built by the tests
         [str(a) for a in args],
         cwd=cwd,
         env=_clean_env(),
@@ -83,7 +83,8 @@ def test_wheel_holds_the_three_packages_and_the_defaults(wheel: Path) -> None:
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
     assert "broadcaster/db/migrations/env.py" in names
     versions = sorted(path.name for path in MIGRATION_VERSIONS.glob("0*.py"))
-    assert versions and all(f"broadcaster/db/migrations/versions/{v}" in names for v in versions)
+    assert versions
+    assert all(f"broadcaster/db/migrations/versions/{v}" in names for v in versions)
     for folder in ("templates", "campaigns"):
         prefix = f"broadcaster/_defaults/{folder}/"
         shipped = {name[len(prefix) :] for name in names if name.startswith(prefix)}

@@ -73,7 +73,9 @@ def test_counts_and_exclusions_per_channel(
     assert sms.exclusions == {Exclusion.LANDLINE: 1, Exclusion.NO_PHONE: 1}
     assert email.recipients == 3  # DN-000001, DN-000007, DN-000009 (DN-000010's address was invalid)
     assert email.exclusions == {Exclusion.NO_EMAIL: 8}
-    assert email.encodings == {} and email.segments == 0 and email.estimated_cost == 0
+    assert email.encodings == {}
+    assert email.segments == 0
+    assert email.estimated_cost == 0
 
 
 def test_opted_out_suppressed_and_duplicate_addresses_are_excluded(
@@ -132,10 +134,12 @@ def test_unaccented_sms_is_gsm7_and_priced_by_carrier(
     preview = _preview(context, write_campaign(workdir))
     sms = _channel(preview, "sms")
     text = sms.samples[0]["text"]
-    assert text.isascii() and text.startswith("SKHCN thong bao: tu 01/07/2025")
+    assert text.isascii()
+    assert text.startswith("SKHCN thong bao: tu 01/07/2025")
     parts = analyse(text).segments
     assert sms.encodings == {"gsm7": 9}
-    assert sms.segments == 9 * parts and sms.max_segments == parts
+    assert sms.segments == 9 * parts
+    assert sms.max_segments == parts
     assert sms.currency == "VND"
     assert sms.estimated_cost == pytest.approx(
         parts * (750 * len(VIETTEL) + 770 * len(VINAPHONE_MOBIFONE) + 800 * len(DEFAULT_PRICED))
@@ -183,7 +187,8 @@ def test_samples_show_the_rendered_messages(
 ) -> None:
     preview = _preview(context, write_campaign(workdir), samples=2)
     sms, email = _channel(preview, "sms"), _channel(preview, "email")
-    assert len(sms.samples) == 2 and len(email.samples) == 2
+    assert len(sms.samples) == 2
+    assert len(email.samples) == 2
     first = sms.samples[0]
     assert (first["to"], first["name"], first["subject"], first["encoding"]) == (
         "+84912345678",

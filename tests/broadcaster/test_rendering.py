@@ -52,7 +52,8 @@ def renderer() -> Renderer:
 def test_sms_is_one_trimmed_line(renderer: Renderer) -> None:
     out = renderer.render(template="sms/tb", channel="sms", context=context())
     assert out.text == "Sở KHCN Đà Nẵng: Chào Anh, dịch vụ công trực tuyến."
-    assert out.subject is None and out.html is None
+    assert out.subject is None
+    assert out.html is None
     plain = renderer.render(template="sms/tb", channel="sms", context=context(), unaccented=True)
     assert plain.text == "So KHCN Da Nang: Chao Anh, dich vu cong truc tuyen."
 
@@ -62,7 +63,8 @@ def test_strict_undefined_names_template_and_line(renderer: Renderer) -> None:
         renderer.render(template="sms/sai-ten", channel="sms", context=context())
     assert caught.value.template == "sms/sai-ten.txt.j2"
     assert caught.value.line == 2
-    assert "nmae" in str(caught.value) and str(caught.value).startswith("sms/sai-ten.txt.j2:2:")
+    assert "nmae" in str(caught.value)
+    assert str(caught.value).startswith("sms/sai-ten.txt.j2:2:")
 
 
 def test_sandbox_blocks_dunder_access(renderer: Renderer) -> None:
@@ -92,7 +94,8 @@ def test_unsubscribe_link_only_when_given(renderer: Renderer) -> None:
     ctx = context()
     ctx["unsubscribe_url"] = None
     out = renderer.render(template="email/tb", channel="email", context=ctx)
-    assert out.html is not None and "Hủy" not in out.html
+    assert out.html is not None
+    assert "Hủy" not in out.html
 
 
 def test_email_without_html_part(renderer: Renderer) -> None:
@@ -124,8 +127,11 @@ def test_build_context_fills_every_field() -> None:
     ctx = build_context(contact=None, campaign={}, org={"name": "Sở Nội vụ"}, variables={})
     contact = ctx["contact"]
     assert set(contact) == CONTACT_FIELDS
-    assert contact["full_name"] is None and contact["tags"] == [] and contact["attributes"] == {}
-    assert ctx["org"]["hotline"] is None and ctx["unsubscribe_url"] is None
+    assert contact["full_name"] is None
+    assert contact["tags"] == []
+    assert contact["attributes"] == {}
+    assert ctx["org"]["hotline"] is None
+    assert ctx["unsubscribe_url"] is None
     derived = build_context(contact={"full_name": "Trần Thị Thu Hà"}, campaign={}, org={}, variables={})
     assert derived["contact"]["first_name"] == "Hà"
 

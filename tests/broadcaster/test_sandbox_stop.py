@@ -85,7 +85,7 @@ def _sandbox_run(
     """``broadcaster sandbox`` with a client session that sent messages and got receipts, then ``stop``."""
     smtp_port, smpp_port = free_port(), free_port()
     command = [str(Path(sys.executable).parent / "broadcaster"), "sandbox", "--smtp-port", str(smtp_port)]
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603  the installed broadcaster script
         [*command, "--smpp-port", str(smpp_port)],
         cwd=workdir,
         env=env,
@@ -100,7 +100,7 @@ def _sandbox_run(
         client = wait_until(lambda: _connect(smpp_port), timeout=60, what="the sandbox SMSC to accept a bind")
         for number in range(MESSAGES):
             client.submit(f"8491234{number:04d}", b"Thong bao thu nghiem")
-        assert client.read_until(lambda: len(client.delivered) >= MESSAGES)  # type: ignore[union-attr]
+        assert client.read_until(lambda: len(client.delivered) >= MESSAGES)
         process.send_signal(stop)  # the session is still bound
         stdout, stderr = process.communicate(timeout=60)
     finally:

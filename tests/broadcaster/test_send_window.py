@@ -59,11 +59,14 @@ def test_send_wait_outside_the_window_says_when_and_can_exit_with_its_own_code(
     )
     rows = cli.json("messages", "--run", str(run.id), user="kiem_toan")
     queued = [r for r in rows if r["status"] == "queued"]
-    assert queued and {r["not_before"] for r in queued} == {"2026-11-30T07:30:00+07:00"}
+    assert queued
+    assert {r["not_before"] for r in queued} == {"2026-11-30T07:30:00+07:00"}
     table = one_line(cli("messages", "--run", str(run.id), user="kiem_toan").stdout)
-    assert "not before" in table and "2026-11-30T07:30:00+07:00" in table
+    assert "not before" in table
+    assert "2026-11-30T07:30:00+07:00" in table
 
 
 def test_send_help_documents_the_exit_code(cli: Cli) -> None:
     shown = one_line(cli("send", "--help").stdout.replace("│", " "))  # rich draws the options in a box
-    assert "--no-wait-window" in shown and "exits with code 3" in shown
+    assert "--no-wait-window" in shown
+    assert "exits with code 3" in shown

@@ -98,7 +98,8 @@ def test_invalid_environment_value_is_reported(config: Path, monkeypatch: pytest
 
 def test_init_writes_no_rule_that_guards_four_eyes(config: Path) -> None:
     text = config.read_text(encoding="utf-8")
-    assert "[identity]" not in text and "[approval]" not in text
+    assert "[identity]" not in text
+    assert "[approval]" not in text
     assert "broadcaster policy" in text  # the file says where those rules went
 
 
@@ -114,7 +115,8 @@ def test_a_file_that_still_sets_a_four_eyes_rule_is_refused(config: Path, sectio
     with pytest.raises(SettingsError) as caught:
         load_settings(config)
     message = str(caught.value)
-    assert str(config) in message and "no longer a setting" in message
+    assert str(config) in message
+    assert "no longer a setting" in message
     assert f"broadcaster policy set {key} VALUE --reason" in message
 
 
@@ -132,7 +134,8 @@ def test_an_environment_variable_that_sets_a_four_eyes_rule_is_refused(
     with pytest.raises(SettingsError) as caught:
         load_settings(config)
     message = str(caught.value)
-    assert f"the environment variable {variable} sets" in message and "Unset it" in message
+    assert f"the environment variable {variable} sets" in message
+    assert "Unset it" in message
     assert f"broadcaster policy set {key} VALUE --reason" in message
 
 

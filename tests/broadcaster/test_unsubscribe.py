@@ -26,7 +26,9 @@ def test_token_is_refused_with_another_secret_or_another_message() -> None:
 
 def test_token_holds_no_address() -> None:
     token = make_token(new_secret(), 99)
-    assert "@" not in token and "+84" not in token and token.startswith("99.")
+    assert "@" not in token
+    assert "+84" not in token
+    assert token.startswith("99.")
 
 
 @pytest.mark.parametrize(

@@ -173,7 +173,8 @@ def test_set_role_is_audited_with_old_and_new_role(
     with context.sessions() as session:
         user = session.scalar(select(User).where(User.login == "bien_tap"))
         entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
-    assert user is not None and user.role == Role.APPROVER
+    assert user is not None
+    assert user.role == Role.APPROVER
     assert entry is not None
     assert (entry.action, entry.details) == ("user.set_role", {"from": "editor", "to": "approver"})
 

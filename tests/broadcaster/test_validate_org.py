@@ -3,7 +3,6 @@ the parts it counts are the parts that are paid for."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ SMS = "{{ org.name }} thong bao: tu {{ vars.ngay }}, thu tuc {{ vars.thu_tuc }} 
 
 
 @pytest.fixture
-def cli(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+def cli(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("COLUMNS", "200")
     write_campaign(
@@ -33,7 +32,7 @@ def cli(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
             }
         },
     )
-    yield Cli(monkeypatch)
+    return Cli(monkeypatch)
 
 
 def rename_org(workdir: Path, name: str) -> None:

@@ -20,6 +20,7 @@ def test_an_smtp_log_line_shows_the_first_letter_and_the_domain() -> None:
 
 
 def test_the_adapters_use_the_one_masker() -> None:
-    assert channels.sms.smpp.window.mask_address is mask_address
-    assert channels.sms.smpp.submit.mask_address is mask_address
-    assert channels.email.smtp.mask_email is mask_email
+    # vars(): the names the adapters' modules bind, which they do not export.
+    assert vars(channels.sms.smpp.window)["mask_address"] is mask_address
+    assert vars(channels.sms.smpp.submit)["mask_address"] is mask_address
+    assert vars(channels.email.smtp)["mask_email"] is mask_email

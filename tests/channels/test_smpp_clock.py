@@ -10,7 +10,8 @@ from channels.base import SendOutcome, SendResult
 from channels.clock import SYSTEM_CLOCK, Clock
 from channels.errors import OutcomeUnknown
 from channels.sms.smpp import SmppAdapter
-from tests.channels.test_smpp_adapter import MuteSmsc, message
+from tests.channels.smpp_sending import message
+from tests.peers.mute_smsc import MuteSmsc
 from tests.peers.smsc import SmscBehaviour, adapter_for, running_smsc
 
 FAR = 3600.0  # longer than any test runs: only a moved clock can get there
@@ -101,7 +102,8 @@ def test_a_throttled_part_is_retried_when_the_clock_reaches_its_back_off() -> No
         thread, results = send_in_background(adapter)
         assert smsc.wait_until(lambda s: any(r.status == 0x58 for r in s.submits))
         thread.join(0.3)
-        assert thread.is_alive() and len(smsc.submits) == 2, "the retry did not wait for the back-off"
+        assert thread.is_alive(), "the retry did not wait for the back-off"
+        assert len(smsc.submits) == 2, "the retry did not wait for the back-off"
 
         clock.advance(FAR + 1)
         thread.join(10)

@@ -72,7 +72,8 @@ def test_submit_sm_resp_reads_what_smpplib_reads(sequence: int, status: int, mes
     parsed_id = parsed.message_id.decode("latin-1") if parsed.message_id else None
 
     assert pdus.read_submit_sm_resp(raw) == (parsed.sequence, parsed.status, parsed_id)
-    assert parsed.sequence == sequence and parsed.status == status  # the comparison above is not vacuous
+    assert parsed.sequence == sequence
+    assert parsed.status == status
     assert parsed_id == (message_id or None)
 
 

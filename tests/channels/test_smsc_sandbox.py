@@ -79,7 +79,8 @@ def test_submit_is_recorded_in_jsonl_and_receipted_with_its_id(folder: Path, bar
         assert client.read_until(lambda: client.responses and client.delivered)
 
         _seq, status, message_id = client.responses[0]
-        assert status == 0 and message_id
+        assert status == 0
+        assert message_id
         (record,) = smsc.submits
         assert record.message_id == message_id.decode()
         assert (record.destination, record.source, record.text) == ("84905123456", "DANANG", "Hello Da Nang")
@@ -88,7 +89,9 @@ def test_submit_is_recorded_in_jsonl_and_receipted_with_its_id(folder: Path, bar
         line = json.loads((folder / "sms.jsonl").read_text(encoding="utf-8").splitlines()[0])
         assert line["message_id"] == record.message_id
         assert line["text"] == "Hello Da Nang"
-        assert line["status"] == 0 and line["data_coding"] == 0 and line["udh_total"] is None
+        assert line["status"] == 0
+        assert line["data_coding"] == 0
+        assert line["udh_total"] is None
 
         receipt = client.delivered[0]
         assert receipt.esm_class & 0x04
@@ -120,7 +123,8 @@ def test_rejects_and_undeliverable_receipts(bare: Any) -> None:
         assert client.read_until(lambda: len(client.responses) == 2 and client.delivered)
         assert sorted(status for _s, status, _i in client.responses) == [0, 0x0B]
         (receipt,) = client.delivered
-        assert b"stat:UNDELIV" in receipt.short_message and receipt.message_state == 5
+        assert b"stat:UNDELIV" in receipt.short_message
+        assert receipt.message_state == 5
 
 
 def test_concatenated_parts_are_reassembled(bare: Any) -> None:
@@ -132,7 +136,8 @@ def test_concatenated_parts_are_reassembled(bare: Any) -> None:
             client.submit("84905123456", udh + text.encode("utf-16-be"), esm_class=0x40, data_coding=8)
         assert smsc.wait_until(lambda s: len(s.accepted) == 3, timeout=5)
         (message,) = smsc.reassembled()
-        assert message.complete and message.reference == 0x2A
+        assert message.complete
+        assert message.reference == 0x2A
         assert message.text == "Chào Đà Nẵng"
 
 

@@ -88,7 +88,9 @@ def test_reply_classification(
         assert error is None
     else:
         assert type(error) is expected
-        assert error is not None and error.code is not None and error.code.startswith(str(code))
+        assert error is not None
+        assert error.code is not None
+        assert error.code.startswith(str(code))
         assert error.detail == text
 
 
@@ -253,7 +255,8 @@ def test_500_messages_arrive_personalised_over_reused_connections(sandbox: Sandb
             assert parsed["List-Unsubscribe"].startswith(f"<https://bantin.danang.gov.vn/u/tok{i}>")
             assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         else:
-            assert parsed["List-Unsubscribe"] is None and parsed["List-Unsubscribe-Post"] is None
+            assert parsed["List-Unsubscribe"] is None
+            assert parsed["List-Unsubscribe-Post"] is None
     assert sandbox.connections_peak <= 4
     assert sandbox.connections_total == opened <= 4  # reused across all ten windows
 
@@ -267,7 +270,8 @@ def test_connections_are_renewed_after_max_messages(sandbox: SandboxSmtpServer) 
     # Which of the two connections takes the next mail is up to the scheduler, so the count of renewals
     # varies; the cap never does.
     per_connection = Counter(mail.peer for mail in sandbox.received)
-    assert sum(per_connection.values()) == 60 and "" not in per_connection
+    assert sum(per_connection.values()) == 60
+    assert "" not in per_connection
     assert max(per_connection.values()) <= 10
     assert len(per_connection) == opened >= 6
 
@@ -278,7 +282,8 @@ def test_a_rejected_recipient_does_not_disturb_the_window(sandbox: SandboxSmtpSe
         results = adapter.send([make_message(i) for i in range(10)])
     assert errors_of(results) == {10_003: RecipientRejected}
     rejected = results[3].error
-    assert rejected is not None and rejected.code == "550 5.1.1"
+    assert rejected is not None
+    assert rejected.code == "550 5.1.1"
     assert sandbox.wait_for_count(9)
     assert "cong.dan3@example.vn" not in {r for mail in sandbox.received for r in mail.rcpt_tos}
 
@@ -348,7 +353,8 @@ def test_unwritable_address_fails_without_reaching_the_server(sandbox: SandboxSm
 def test_parse_events_reads_dsns(sandbox: SandboxSmtpServer) -> None:
     adapter = make_adapter(sandbox)
     [event] = adapter.parse_events({"dsn": POSTFIX_FAILED})
-    assert event.type is EventType.FAILED and event.raw["message_id"] == 4242
+    assert event.type is EventType.FAILED
+    assert event.raw["message_id"] == 4242
     assert (
         adapter.parse_events({"dsn": POSTFIX_FAILED.decode(), "envelope_to": "bounce+m5@x.vn"})[0].raw[
             "message_id"
@@ -385,7 +391,8 @@ def test_on_handing_is_told_of_each_message_before_its_body_is_written(sandbox: 
     with adapter:
         results = adapter.send(messages)
     assert all(r.outcome is SendOutcome.SENT for r in results)
-    assert sorted(set(told)) == [m.message_id for m in messages] and early == []
+    assert sorted(set(told)) == [m.message_id for m in messages]
+    assert early == []
     # Records run ahead of the connections: a few commits per window, not one per mail.
     assert calls <= len(messages) // adapter.record_ahead + adapter.connections + 1, calls
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,8 @@ def test_approval_by_another_user_binds_to_the_hash(
     )
     assert version.status == VersionStatus.APPROVED
     state = campaign(context)
-    assert state.state == CampaignState.APPROVED and state.approved_version_id == version.id
+    assert state.state == CampaignState.APPROVED
+    assert state.approved_version_id == version.id
     with context.sessions() as session:
         approval = session.scalars(select(Approval)).one()
     assert (
@@ -226,16 +228,14 @@ def test_a_decision_without_the_hash_is_refused_and_says_where_to_find_it(
             "--hash needs at least 8",
             approve(context, people["approver"], content_hash=missing),
         )
-        assert (
-            f"broadcaster campaigns preview {CAMPAIGN}" in message
-            and f"broadcaster status {CAMPAIGN}" in message
-        )
+        assert f"broadcaster campaigns preview {CAMPAIGN}" in message
+        assert f"broadcaster status {CAMPAIGN}" in message
         refused(
             context,
             UserError,
             "--hash needs at least 8",
-            lambda s, missing=missing: workflow.reject(
-                s,
+            partial(
+                workflow.reject,
                 campaign_id=CAMPAIGN,
                 actor=people["approver"],
                 clock=clock,

@@ -36,7 +36,8 @@ def test_load_creates_a_draft_with_a_snapshot_under_its_hash(
     with context.sessions() as session:
         stored = get_version(session, CAMPAIGN, 1)
         state = session.get(Campaign, CAMPAIGN)
-    assert state is not None and state.state == CampaignState.DRAFT
+    assert state is not None
+    assert state.state == CampaignState.DRAFT
     assert state.title == "Thông báo thử nghiệm tiếp nhận hồ sơ trực tuyến"
     assert stored.status == VersionStatus.DRAFT
     assert (stored.created_by, stored.created_at) == ("bien_tap", clock.now())
@@ -53,10 +54,12 @@ def test_load_creates_a_draft_with_a_snapshot_under_its_hash(
     )
     # The snapshot reads back as the same definition (and e-mail gets no SMS-only options by accident).
     definition = definition_of(stored)
-    assert definition.id == CAMPAIGN and definition.channels["sms"].unaccented is True
+    assert definition.id == CAMPAIGN
+    assert definition.channels["sms"].unaccented is True
     entry = audit_trail(context)[-1]
     assert (entry.actor, entry.action, entry.at) == ("bien_tap", "campaign.load", clock.now())
-    assert entry.details["version"] == 1 and entry.details["content_hash"] == outcome.content_hash
+    assert entry.details["version"] == 1
+    assert entry.details["content_hash"] == outcome.content_hash
 
 
 def test_loading_an_unchanged_file_changes_nothing(

@@ -17,7 +17,7 @@ from broadcaster.runtime import EmbeddedEngine
 from tests.peers.polling import wait_until
 
 if TYPE_CHECKING:
-    from tests.broadcaster.delivery.conftest import Pipeline
+    from tests.broadcaster.delivery.pipeline import Pipeline
 
 CLI = [sys.executable, "-c", "from broadcaster.cli import main; main()"]
 WAITING = "waiting for it to stop before binding"
@@ -63,7 +63,7 @@ def start_cli(
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROADCASTER_")}
     env.update(BROADCASTER_CONFIG=str(pipeline.config), LOGNAME=login, USER=login)
     with (pipeline.directory / log).open("wb") as output:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603  the project's own CLI
             [*CLI, *args], cwd=pipeline.directory, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     processes.append(process)

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from broadcaster.db.models import DeliveryEventRow, InboundRecord
 from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.vocabulary import MessageStatus
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 from tests.channels.test_dsn import POSTFIX_FAILED
 
 # The Postfix bounce of tests/channels/test_dsn.py, turned into one about a mail the engine sent.
@@ -84,5 +85,6 @@ def test_a_dsn_moves_the_mail_it_is_about(
     with pipeline.context.readers() as session:
         [record] = session.scalars(select(InboundRecord))
         [row] = session.scalars(select(DeliveryEventRow))
-    assert record.processed_at is not None and record.outcome == event
+    assert record.processed_at is not None
+    assert record.outcome == event
     assert (row.message_id, row.inbound_id, row.provider, row.type) == (bounced.id, record.id, "mail", event)

@@ -10,7 +10,8 @@ from broadcaster.outbox.claims import claim, due_count, release, unclaim
 from broadcaster.outbox.composition import VersionCache, compose
 from broadcaster.vocabulary import MessageStatus
 from channels.base import Channel
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
 
 
 def planned_chunk(pipeline: Pipeline, people: int) -> tuple[int, int]:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from broadcaster.db.models import CampaignRun
 from broadcaster.vocabulary import RunStatus
 from channels.base import OutboundMessage, SendResult
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 
 PEOPLE = 120  # e-mail windows are 50: three windows in one chunk of 200
 
@@ -64,7 +65,8 @@ def test_a_paused_campaign_stops_after_the_window_and_resumes_later(
     summaries = pipeline.drain()
 
     assert len(summaries) == 1
-    assert summaries[0].windows == 1 and summaries[0].sent == 50
+    assert summaries[0].windows == 1
+    assert summaries[0].sent == 50
     assert summaries[0].stopped == f"campaign {campaign_id} is paused"
     assert pipeline.counts(run_id) == {("email", "sent"): 50, ("email", "queued"): 70}
     assert run_status(pipeline, run_id) == RunStatus.SENDING
@@ -94,13 +96,15 @@ def test_cancel_between_windows_cancels_what_is_still_queued(
 
     summaries = pipeline.drain()
 
-    assert summaries[0].windows == 1 and summaries[0].stopped == f"campaign {campaign_id} is cancelled"
+    assert summaries[0].windows == 1
+    assert summaries[0].stopped == f"campaign {campaign_id} is cancelled"
     assert pipeline.counts(run_id) == {("email", "sent"): 50, ("email", "cancelled"): 70}
     assert run_status(pipeline, run_id) == RunStatus.CANCELLED
     pipeline.advance(hours=2)
     assert pipeline.tick().chunks == 0
     pipeline.drain()
-    assert pipeline.smtp.wait_for_count(50) and len(pipeline.smtp.received) == 50
+    assert pipeline.smtp.wait_for_count(50)
+    assert len(pipeline.smtp.received) == 50
 
 
 def test_a_campaign_paused_before_its_chunk_runs_sends_nothing(pipeline: Pipeline) -> None:

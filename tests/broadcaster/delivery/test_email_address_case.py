@@ -10,7 +10,8 @@ from broadcaster.outbox.planner import idempotency_key
 from broadcaster.outbox.sending import create_test_messages
 from consent.suppression import suppress
 from tests.broadcaster.conftest import START
-from tests.broadcaster.delivery.conftest import Pipeline, citizen
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizen
 
 MIXED = "An.Nguyen@DaNang.gov.vn"
 STORED = "An.Nguyen@danang.gov.vn"  # the domain is normalised at import, the local part is kept

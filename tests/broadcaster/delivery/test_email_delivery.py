@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from broadcaster.db.models import Chunk
 from broadcaster.unsubscribe import verify_token
-from tests.broadcaster.delivery.conftest import UNSUBSCRIBE_SECRET, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import UNSUBSCRIBE_SECRET, citizens
 
 RECIPIENTS = 500
 SUBJECT = "Thông báo cho {{ contact.full_name }}: {{ vars.thu_tuc }}"
@@ -75,7 +76,8 @@ def test_every_mail_of_a_500_recipient_campaign_arrives_personalised(pipeline: P
         # keeps the folding space inside a display name, so decode the raw header as a mail reader does.
         assert decoded_header(mail.content, "From").startswith("Sở Khoa học và Công nghệ thành phố Đà Nẵng <")
         match = MESSAGE_ID.match(message["Message-ID"])
-        assert match is not None and int(match.group(1)) == row.id
+        assert match is not None
+        assert int(match.group(1)) == row.id
         assert row.provider_ref == message["Message-ID"]
         assert mail.mail_from == f"bounce+m{row.id}@skhcn.danang.gov.vn"  # VERP: a bounce names its message
         assert message["Auto-Submitted"] == "auto-generated"  # RFC 3834: no auto-replies to a bulletin
@@ -120,4 +122,5 @@ def test_public_information_mail_offers_one_click_unsubscribe(make_pipeline: Pip
         assert link.startswith("https://thongbao.example.vn/u/")
         assert "mailto:huy@example.vn" in header
         message_id = verify_token(UNSUBSCRIBE_SECRET, link.rsplit("/", 1)[1])
-        assert message_id in by_id and by_id[message_id].address in mail.rcpt_tos
+        assert message_id in by_id
+        assert by_id[message_id].address in mail.rcpt_tos

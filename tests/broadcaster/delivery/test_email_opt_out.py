@@ -7,7 +7,8 @@ from email.message import EmailMessage
 
 from broadcaster.campaigns.preview import PREVIEW_TOKEN, preview_version
 from broadcaster.campaigns.store import get_version
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 
 HTML = '<p>Kính gửi {{ contact.full_name }}</p>{% if unsubscribe_url %}<a href="{{ unsubscribe_url }}">Hủy</a>{% endif %}'
 BASE = "https://skhcn.danang.gov.vn/huy-dang-ky"  # the pipeline's unsubscribe_base_url
@@ -26,7 +27,8 @@ def email_campaign(pipeline: Pipeline, *, purpose: str, email_text: str | None =
 def parts(mail: EmailMessage) -> tuple[str, str]:
     text = mail.get_body(preferencelist=("plain",))
     html = mail.get_body(preferencelist=("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     return text.get_content(), html.get_content()
 
 
@@ -71,7 +73,8 @@ def test_official_duty_mail_has_no_opt_out_line(pipeline: Pipeline) -> None:
 
     assert pipeline.smtp.wait_for_count(1)
     text, html = parts(pipeline.smtp.received[0].message())
-    assert "Hủy" not in text and "/u/" not in html
+    assert "Hủy" not in text
+    assert "/u/" not in html
 
 
 def test_preview_shows_the_opt_out_line(pipeline: Pipeline) -> None:

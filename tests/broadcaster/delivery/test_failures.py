@@ -21,7 +21,8 @@ from broadcaster.db.models import Campaign, Message
 from broadcaster.vocabulary import CampaignState, MessageStatus
 from channels.sandbox.smtp import SmtpBehaviour
 from consent.models import Suppression
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
 
 
 def email_campaign(pipeline: Pipeline, **overrides: object) -> str:
@@ -63,7 +64,9 @@ def test_a_5_1_1_recipient_fails_permanently_is_suppressed_and_never_retried(
 
     assert pipeline.counts(run_id) == {("email", "sent"): 11, ("email", "permanent_failure"): 1}
     failed = next(m for m in pipeline.messages(run_id) if m.address == unknown)
-    assert failed.attempts == 1 and failed.error_code is not None and "5.1.1" in (failed.reason or "")
+    assert failed.attempts == 1
+    assert failed.error_code is not None
+    assert "5.1.1" in (failed.reason or "")
     assert suppressed(pipeline) == {unknown}
     # One bad address pauses nothing: the one-off campaign went out and is completed.
     assert campaign_state(pipeline, campaign_id)[0] == CampaignState.COMPLETED
@@ -75,7 +78,8 @@ def test_a_5_1_1_recipient_fails_permanently_is_suppressed_and_never_retried(
     # The next run of the campaign does not even plan a message to that address.
     second = pipeline.send(campaign_id, again=True)
     row = next(m for m in pipeline.messages(second) if m.address == unknown)
-    assert row.status == MessageStatus.SUPPRESSED and row.attempts == 0
+    assert row.status == MessageStatus.SUPPRESSED
+    assert row.attempts == 0
 
 
 def test_a_5_7_x_reply_to_mail_from_pauses_the_campaign_as_a_configuration_error(
@@ -89,7 +93,9 @@ def test_a_5_7_x_reply_to_mail_from_pauses_the_campaign_as_a_configuration_error
 
     state, reason = campaign_state(pipeline, campaign_id)
     assert state == CampaignState.PAUSED
-    assert reason is not None and "configuration error" in reason and "5.7.1" in reason
+    assert reason is not None
+    assert "configuration error" in reason
+    assert "5.7.1" in reason
     rows = pipeline.messages(run_id)
     assert {m.status for m in rows} == {MessageStatus.QUEUED}  # handed back untouched
     assert all(m.attempts == 0 and m.chunk_id is None for m in rows)
@@ -105,7 +111,8 @@ def test_a_5_7_x_reply_to_mail_from_pauses_the_campaign_as_a_configuration_error
     pipeline.resume(campaign_id)
     assert retry_round(pipeline, seconds=1) >= 1
     assert pipeline.counts(run_id) == {("email", "sent"): 30}
-    assert pipeline.smtp.wait_for_count(30) and len(pipeline.smtp.received) == 30
+    assert pipeline.smtp.wait_for_count(30)
+    assert len(pipeline.smtp.received) == 30
 
 
 def test_a_transient_451_is_retried_with_back_off_then_gives_up(make_pipeline: PipelineFactory) -> None:
@@ -165,7 +172,9 @@ def test_a_window_failing_beyond_the_share_pauses_before_suppressing(make_pipeli
 
     state, reason = campaign_state(pipeline, campaign_id)
     assert state == CampaignState.PAUSED
-    assert reason is not None and "30 of 40" in reason and "nobody was suppressed" in reason
+    assert reason is not None
+    assert "30 of 40" in reason
+    assert "nobody was suppressed" in reason
     assert pipeline.counts(run_id) == {("email", "sent"): 10, ("email", "queued"): 30}
     assert suppressed(pipeline) == set()
     assert all(m.attempts == 0 for m in pipeline.messages(run_id) if m.status == MessageStatus.QUEUED)
@@ -246,10 +255,12 @@ def test_the_sweeper_holds_or_resends_rows_stuck_in_sending(
     if policy == "hold":
         assert {rows[i].status for i in handed} == {MessageStatus.UNKNOWN}
         assert all(rows[i].hold and "held for an operator" in (rows[i].reason or "") for i in handed)
-        assert pipeline.smtp.wait_for_count(3) and len(pipeline.smtp.received) == 3
+        assert pipeline.smtp.wait_for_count(3)
+        assert len(pipeline.smtp.received) == 3
     else:
         assert pipeline.counts(run_id) == {("email", "sent"): 8}
-        assert pipeline.smtp.wait_for_count(8) and len(pipeline.smtp.received) == 8
+        assert pipeline.smtp.wait_for_count(8)
+        assert len(pipeline.smtp.received) == 8
 
 
 def test_a_window_that_cannot_be_rendered_goes_back_to_the_queue_untouched(

@@ -14,8 +14,9 @@ from broadcaster.logs import JsonFormatter, configure_logging, write_json
 from broadcaster.runtime import WorkerSpec, worker_env
 from broadcaster.settings import LOG_FORMAT_ENV, load_settings
 from channels.sandbox.smtp import SmtpBehaviour
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_failures import email_campaign
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 from tests.broadcaster.test_cli import Cli
 
 PHONE = "0912345678"
@@ -55,8 +56,10 @@ def test_a_dispatch_writes_json_lines_with_its_run_campaign_and_provider(
     chunks = [line for line in lines if str(line["message"]).startswith("chunk ")]
     assert {line["provider"] for line in chunks} == {"sms_main", "mail"}
     for line in chunks:
-        assert line["run_id"] == run_id and line["campaign_id"] == campaign_id
-        assert isinstance(line["chunk_id"], int) and line["level"] == "INFO"
+        assert line["run_id"] == run_id
+        assert line["campaign_id"] == campaign_id
+        assert isinstance(line["chunk_id"], int)
+        assert line["level"] == "INFO"
 
 
 def test_log_format_json_on_a_command_writes_json_lines_and_reaches_the_settings(
@@ -129,7 +132,8 @@ def test_log_lines_of_a_campaign_paused_by_rejected_recipients_mask_their_addres
     pipeline.send(email_campaign(pipeline))
 
     paused = [r for r in caplog.records if r.getMessage().startswith("paused campaign")]
-    assert paused and "***@" in paused[0].getMessage()  # the provider's answer it quotes, masked
+    assert paused
+    assert "***@" in paused[0].getMessage()
     # The engine's lines; the sandbox relay (aiosmtpd's ``mail.log``) is the peer, and logs what it received.
     for record in [r for r in caplog.records if r.name.split(".")[0] in ("broadcaster", "channels")]:
         shown = record.getMessage() + repr(vars(record))

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from broadcaster.db.models import AuditEntry, Campaign, CampaignRun
 from broadcaster.errors import StateError
 from broadcaster.vocabulary import CampaignState, RunStatus
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 
 PEOPLE = 5
 EMAIL_ONLY = {"channels": {"email": {"template": "email/thu-nghiem", "provider": "mail"}}}
@@ -61,7 +62,8 @@ def test_a_one_off_campaign_completes_and_is_sent_again_only_when_asked(pipeline
     pipeline.tick()
     assert pipeline.counts(again) == {("email", "sent"): PEOPLE}
     assert campaign_state(pipeline, campaign_id) == CampaignState.COMPLETED
-    assert pipeline.smtp.wait_for_count(2 * PEOPLE) and len(pipeline.smtp.received) == 2 * PEOPLE
+    assert pipeline.smtp.wait_for_count(2 * PEOPLE)
+    assert len(pipeline.smtp.received) == 2 * PEOPLE
 
 
 def test_a_one_off_campaign_whose_run_is_going_out_is_not_sent_twice(pipeline: Pipeline) -> None:
@@ -84,7 +86,8 @@ def test_a_scheduled_campaign_is_not_completed_by_a_manual_run(pipeline: Pipelin
 
     with pipeline.context.readers() as session:
         run = session.get(CampaignRun, run_id)
-        assert run is not None and run.status == RunStatus.COMPLETED
+        assert run is not None
+        assert run.status == RunStatus.COMPLETED
     assert campaign_state(pipeline, campaign_id) == CampaignState.APPROVED
     pipeline.advance(minutes=1)
     assert pipeline.start_run(campaign_id) > run_id  # recurring campaigns are sent as often as asked

@@ -9,7 +9,6 @@ table in ``broadcaster.outbox.status`` is the guard, so messages in any other st
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +23,8 @@ from broadcaster.users import add_user
 from broadcaster.vocabulary import MessageStatus, Role
 from channels.sandbox.smtp import SmtpBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 
 S = MessageStatus
 
@@ -51,8 +51,8 @@ class Cli:
 
 
 @pytest.fixture
-def cli_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    yield lambda pipeline: Cli(pipeline, monkeypatch)
+def cli_for(monkeypatch: pytest.MonkeyPatch) -> Any:
+    return lambda pipeline: Cli(pipeline, monkeypatch)
 
 
 def email_campaign(pipeline: Pipeline, **overrides: object) -> str:
@@ -93,7 +93,8 @@ def test_release_sends_held_messages_again_after_a_dry_run(
     run_id = pipeline.send(campaign_id)
     pipeline.smtp.behaviour = SmtpBehaviour()
     held = [m for m in pipeline.messages(run_id) if m.status == S.UNKNOWN]
-    assert held and all(m.hold for m in held)
+    assert held
+    assert all(m.hold for m in held)
     cli = cli_for(pipeline)
 
     dry = cli.json("messages", "release", "--campaign", campaign_id, "--dry-run")
@@ -177,7 +178,8 @@ def test_retry_of_an_expired_sms_records_the_new_parts_and_their_receipts(
     pipeline.wait_for_statuses(run_id, {("sms", "delivered"): 3})
     with pipeline.context.readers() as session:
         parts = list(session.scalars(select(MessagePart)))
-    assert {p.state for p in parts} == {"delivered"} and len(parts) == 3
+    assert {p.state for p in parts} == {"delivered"}
+    assert len(parts) == 3
     assert not old_ids & {p.provider_id for p in parts}  # the new attempt's ids, not the old ones
     assert len(pipeline.smsc.reassembled()) == 6
 
@@ -226,9 +228,11 @@ def test_messages_still_lists_and_masks_addresses_for_auditors(
     )
     assert [row["id"] for row in failed] == [m.id for m in stored.values() if m.status == S.PERMANENT_FAILURE]
     assert failed[0]["address"] == "c***@example.vn"
-    assert "cong.dan2" not in failed[0]["reason"] and "c***@example.vn" in failed[0]["reason"]
+    assert "cong.dan2" not in failed[0]["reason"]
+    assert "c***@example.vn" in failed[0]["reason"]
     table = cli("messages", "--campaign", campaign_id, user="kiem_toan")
-    assert "c***@example.vn" in table and "cong.dan" not in table
+    assert "c***@example.vn" in table
+    assert "cong.dan" not in table
     # The editor who runs the campaign sees the addresses as stored; an admin asks, and it is audited.
     assert {row["address"] for row in cli.json("messages")} == {m.address for m in stored.values()}
     assert {row["address"] for row in cli.json("messages", "--unmasked", user=ADMIN_LOGIN)} == {

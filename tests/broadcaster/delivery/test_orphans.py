@@ -18,7 +18,7 @@ import pytest
 
 from channels.sandbox.smsc import SmscBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.processes import (
     WAITING,
     Started,
@@ -27,6 +27,7 @@ from tests.broadcaster.delivery.processes import (
     process_alive,
     start_cli,
 )
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 from tests.peers.polling import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -103,7 +104,8 @@ def test_a_second_gateway_of_one_account_waits_and_never_binds(
         ) from exc
     second = next(i for i in (0, 1) if WAITING in log_of(i))
     first = 1 - second
-    assert "sms_main" in log_of(second) and "another gateway of this SMPP account" in log_of(second)
+    assert "sms_main" in log_of(second)
+    assert "another gateway of this SMPP account" in log_of(second)
     assert pipeline.smsc.bound_sessions == 1
     assert len(pipeline.smsc.connections) == 1  # the waiting gateway never even connected
     assert gateways[second].poll() is None

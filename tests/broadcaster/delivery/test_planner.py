@@ -13,7 +13,8 @@ from broadcaster.campaigns.audience import Exclusion
 from broadcaster.db.models import CampaignRun, Contact
 from broadcaster.vocabulary import MessageStatus, RunStatus
 from consent.suppression import suppress
-from tests.broadcaster.delivery.conftest import Pipeline, citizen, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizen, citizens
 
 
 def test_two_contacts_with_the_same_phone_get_one_sms(pipeline: Pipeline) -> None:
@@ -69,18 +70,22 @@ def test_opt_outs_landlines_and_the_suppression_list_become_suppressed_rows_with
     for key, reason in expected.items():
         assert rows[key].status == MessageStatus.SUPPRESSED, key
         assert rows[key].reason == reason
-        assert rows[key].chunk_id is None and rows[key].final_at is not None
+        assert rows[key].chunk_id is None
+        assert rows[key].final_at is not None
     queued = [m for m in rows.values() if m.status == MessageStatus.QUEUED]
     assert len(queued) == 12 - len(expected)
 
     pipeline.drain()
     counts = pipeline.counts(run_id)
-    assert counts[("sms", "suppressed")] == 2 and counts[("email", "suppressed")] == 2
+    assert counts[("sms", "suppressed")] == 2
+    assert counts[("email", "suppressed")] == 2
     # SMS receipts may already have arrived: sent and delivered both mean the SMSC accepted it.
-    assert counts[("sms", "sent")] + counts[("sms", "delivered")] == 4 and counts[("email", "sent")] == 4
+    assert counts[("sms", "sent")] + counts[("sms", "delivered")] == 4
+    assert counts[("email", "sent")] == 4
     assert pipeline.smtp.wait_for_count(4)
     got = {r for mail in pipeline.smtp.received for r in mail.rcpt_tos}
-    assert "cong.dan2@example.vn" not in got and "cong.dan3@example.vn" not in got
+    assert "cong.dan2@example.vn" not in got
+    assert "cong.dan3@example.vn" not in got
     assert "84912000001" not in {s.destination for s in pipeline.smsc.submits}
 
 

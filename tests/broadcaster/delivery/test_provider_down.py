@@ -16,8 +16,9 @@ from broadcaster.outbox.dispatch import DispatchSummary, dispatcher_for
 from broadcaster.outbox.health import health_recorder, unreachable_notes
 from channels.base import LinkHealth
 from channels.sandbox.smsc import SandboxSmsc
-from tests.broadcaster.delivery.conftest import PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import PipelineFactory
 from tests.broadcaster.delivery.test_sms_delivery import SHORT_SMS, sms_only
+from tests.broadcaster.delivery.workdir_files import citizens
 from tests.peers.polling import wait_until
 
 
@@ -46,12 +47,15 @@ def test_a_gateway_waits_for_a_stopped_smsc_and_sends_as_soon_as_it_is_back(
         sender.start()
         down = wait_until(
             lambda: (
-                (h := health_of(pipeline.context, "sms_main")) is not None and h.state == "unreachable" and h
+                h
+                if (h := health_of(pipeline.context, "sms_main")) is not None and h.state == "unreachable"
+                else None
             ),
             what="the gateway recording the SMSC as unreachable",
         )
         assert down.detail == f"127.0.0.1:{port}: ConnectionRefusedError: [Errno 111] Connection refused"
-        assert down.retry_at is not None and down.retry_at >= down.since
+        assert down.retry_at is not None
+        assert down.retry_at >= down.since
         # Nothing was claimed while the SMSC was away: no attempt spent, nothing in `sending`.
         assert {(m.status.value, m.attempts) for m in pipeline.messages(run_id)} == {("queued", 0)}
 
@@ -68,7 +72,9 @@ def test_a_gateway_waits_for_a_stopped_smsc_and_sends_as_soon_as_it_is_back(
         }
         assert len(returned.accepted) == 5
         up = health_of(pipeline.context, "sms_main")
-        assert up is not None and up.state == "up" and up.retry_at is None
+        assert up is not None
+        assert up.state == "up"
+        assert up.retry_at is None
         assert up.detail == f"bound to 127.0.0.1:{port} as skhcn"
     finally:
         if returned is None:  # let the waiting chunk end before the fixture closes the database
@@ -103,4 +109,6 @@ def test_the_progress_line_says_which_provider_is_down_and_when_it_is_tried_agai
     with context.readers() as session:
         assert unreachable_notes(session, types, now=clock.now()) == []
         row = session.scalar(select(ProviderHealth))
-        assert row is not None and row.state == "up" and row.retry_at is None
+        assert row is not None
+        assert row.state == "up"
+        assert row.retry_at is None

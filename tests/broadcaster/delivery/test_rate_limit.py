@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from broadcaster.clock import FrozenClock
 from broadcaster.context import AppContext
 from broadcaster.outbox.ratelimit import SLICE_SECONDS, SharedPacer, reserve
-from tests.broadcaster.delivery.conftest import PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import PipelineFactory
 from tests.broadcaster.delivery.test_sms_delivery import LONG_SMS, sms_only
+from tests.broadcaster.delivery.workdir_files import citizens
 
 EPOCH = datetime(2026, 11, 30, 1, 0, tzinfo=UTC).timestamp()
 

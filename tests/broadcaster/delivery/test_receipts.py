@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from broadcaster.db.models import InboundRecord, MessagePart
 from channels.sandbox.smsc import SmscBehaviour
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_sms_delivery import LONG_SMS, sms_only
+from tests.broadcaster.delivery.workdir_files import citizens
 
 PEOPLE = 40
 
@@ -131,4 +132,5 @@ def test_undeliverable_receipt_is_a_permanent_failure(make_pipeline: PipelineFac
     assert counts == {("sms", "delivered"): 11, ("sms", "permanent_failure"): 1}
     failed = next(m for m in pipeline.messages(run_id) if m.status.value == "permanent_failure")
     assert failed.address == "+" + dead
-    assert failed.reason is not None and "UNDELIV" in failed.reason
+    assert failed.reason is not None
+    assert "UNDELIV" in failed.reason

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from broadcaster.db.models import AuditEntry, CampaignRun
 from broadcaster.vocabulary import MessageStatus
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 TWO_YEARS = timedelta(days=730)
@@ -187,7 +188,8 @@ def test_a_send_window_defers_messages_to_its_next_opening(pipeline: Pipeline) -
     opening = local(2025, 6, 3, 8)
     rows = pipeline.messages(run_ids[0])
     assert {(m.status, m.not_before) for m in rows} == {(MessageStatus.QUEUED, opening)}
-    assert pipeline.smtp.received == [] and pipeline.smsc.submits == []
+    assert pipeline.smtp.received == []
+    assert pipeline.smsc.submits == []
 
     pipeline.clock.set(opening - timedelta(minutes=1))
     pipeline.tick()

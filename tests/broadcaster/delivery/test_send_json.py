@@ -4,21 +4,21 @@ stderr). The waiting run goes through the real embedded engine (Celery workers) 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 from tests.broadcaster.test_cli import Cli
 
 PEOPLE = 3
 
 
 @pytest.fixture
-def cli(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+def cli(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.chdir(pipeline.directory)
     monkeypatch.setenv("COLUMNS", "200")
-    yield Cli(monkeypatch)
+    return Cli(monkeypatch)
 
 
 @pytest.mark.slow
@@ -36,4 +36,5 @@ def test_send_json_without_wait_says_which_run_was_queued(pipeline: Pipeline, cl
     pipeline.add_contacts(citizens(PEOPLE))
     campaign = pipeline.approved_campaign()
     report = json.loads(cli("send", campaign, "--json", user=EDITOR).stdout)
-    assert report["status"] == "queued" and isinstance(report["run_id"], int)
+    assert report["status"] == "queued"
+    assert isinstance(report["run_id"], int)

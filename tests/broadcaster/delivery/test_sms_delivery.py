@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from broadcaster.db.models import Chunk
 from channels.sandbox.smsc import SmscBehaviour
-from tests.broadcaster.delivery.conftest import Pipeline, PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
 
 RECIPIENTS = 500
 # ~170 Vietnamese characters with diacritics: UCS-2, 3 parts of at most 67 characters.
@@ -75,7 +76,8 @@ def test_long_vietnamese_sms_to_500_recipients_arrive_as_numbered_ucs2_parts(
         assert message.text == row.body
         assert message.parts[0].source == "SKHCN"
         assert row.body.startswith("Kính gửi ")
-        assert row.parts_total == 3 and row.parts_delivered == 3
+        assert row.parts_total == 3
+        assert row.parts_delivered == 3
     assert "Kính gửi Nguyễn Minh Hoàng 10: từ ngày" in by_destination["84912000010"].text
 
 
@@ -177,7 +179,8 @@ def test_a_part_throttled_past_the_retries_is_resent_alone_under_its_reference(
         assert len({reference for reference, _ in got}) == 1, f"{destination}: parts under two references"
         assert sorted(number or 0 for _, number in got) == [1, 2, 3]
     whole = pipeline.smsc.reassembled()
-    assert len(whole) == people and all(m.complete for m in whole)
+    assert len(whole) == people
+    assert all(m.complete for m in whole)
     assert {m.destination: m.text for m in whole} == {row.address.lstrip("+"): row.body for row in rows}
     counts = pipeline.wait_for_statuses(run_id, {("sms", "delivered"): people}, timeout=60)
     assert counts == {("sms", "delivered"): people}

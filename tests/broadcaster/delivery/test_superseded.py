@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import select
 
 import broadcaster.outbox.planner as planner
-from broadcaster.campaigns import workflow
+from broadcaster.campaigns import audience, workflow
 from broadcaster.campaigns.store import latest_version
 from broadcaster.db.models import AuditEntry, CampaignRun, Contact
 from broadcaster.vocabulary import MessageStatus, RunStatus
 from channels.base import OutboundMessage, SendResult
-from tests.broadcaster.delivery.conftest import Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
 
 PEOPLE = 6
 WRONG, CORRECTED = "01/07/2025", "15/07/2025"
@@ -108,7 +109,8 @@ def test_the_corrected_version_stops_the_wrong_one_waiting_for_its_window(pipeli
     assert pipeline.smtp.wait_for_count(PEOPLE)
     assert pipeline.smsc.wait_until(lambda smsc: len(smsc.accepted) >= PEOPLE)
     pipeline.wait_for_statuses(corrected_run, {("sms", "delivered"): PEOPLE})
-    assert len(pipeline.smtp.received) == PEOPLE and len(pipeline.smsc.accepted) == PEOPLE
+    assert len(pipeline.smtp.received) == PEOPLE
+    assert len(pipeline.smsc.accepted) == PEOPLE
     assert all(CORRECTED in subject for subject in subjects(pipeline))
     assert all(CORRECTED in sms.text and WRONG not in sms.text for sms in pipeline.smsc.reassembled())
     assert pipeline.counts(wrong_run) == {("sms", "cancelled"): PEOPLE, ("email", "cancelled"): PEOPLE}
@@ -134,7 +136,8 @@ def test_keep_pending_lets_the_older_run_finish(pipeline: Pipeline) -> None:
     assert pipeline.counts(second_run) == {("email", "sent"): PEOPLE}
     assert pipeline.smtp.wait_for_count(2 * PEOPLE)
     sent = subjects(pipeline)
-    assert sum(WRONG in s for s in sent) == PEOPLE and sum(CORRECTED in s for s in sent) == PEOPLE
+    assert sum(WRONG in s for s in sent) == PEOPLE
+    assert sum(CORRECTED in s for s in sent) == PEOPLE
 
 
 def test_the_dispatcher_stops_a_run_cancelled_while_its_chunk_is_sending(
@@ -170,7 +173,8 @@ def test_the_dispatcher_stops_a_run_cancelled_while_its_chunk_is_sending(
     assert run_of(pipeline, wrong_run).status == RunStatus.CANCELLED
     pipeline.advance(hours=1)
     assert pipeline.tick().chunks == 0
-    assert pipeline.smtp.wait_for_count(50) and len(pipeline.smtp.received) == 50
+    assert pipeline.smtp.wait_for_count(50)
+    assert len(pipeline.smtp.received) == 50
 
 
 def test_the_planner_stops_a_run_cancelled_while_it_is_planned(
@@ -181,7 +185,7 @@ def test_the_planner_stops_a_run_cancelled_while_it_is_planned(
     email_only = {"channels": {"email": {"template": "email/thu-nghiem", "provider": "mail"}}}
     campaign_id = pipeline.approved_campaign(**version_with(WRONG, **email_only))
     reviewed = submit_new_version(pipeline, **version_with(CORRECTED, **email_only))
-    original = planner.iter_audience
+    original = audience.iter_audience  # the function the planner imported
 
     def approved_after_the_first_page(*args: Any, **kwargs: Any) -> Iterator[list[Contact]]:
         for number, page in enumerate(original(*args, **kwargs)):

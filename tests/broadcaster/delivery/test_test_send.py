@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
 
 from broadcaster.db.models import CampaignVersion, Message
 from broadcaster.vocabulary import MessageKind, MessageStatus
-from tests.broadcaster.delivery.conftest import EDITOR, Pipeline, citizens
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 from tests.broadcaster.test_cli import Cli, one_line
 
 PHONE = "0912345678"
@@ -24,10 +24,10 @@ EMAIL = "Nguyen.Van.An@danang.gov.vn"
 
 
 @pytest.fixture
-def cli(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+def cli(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.chdir(pipeline.directory)
     monkeypatch.setenv("COLUMNS", "200")
-    yield Cli(monkeypatch)
+    return Cli(monkeypatch)
 
 
 @pytest.fixture
@@ -50,7 +50,8 @@ def assert_never_sent_later(pipeline: Pipeline) -> None:
     report = pipeline.tick()
     pipeline.drain()
     assert report.chunks == 0
-    assert pipeline.smsc.submits == [] and pipeline.smtp.received == []
+    assert pipeline.smsc.submits == []
+    assert pipeline.smtp.received == []
 
 
 def test_a_test_send_goes_out_at_once(pipeline: Pipeline, campaign: str, cli: Cli) -> None:
@@ -60,7 +61,8 @@ def test_a_test_send_goes_out_at_once(pipeline: Pipeline, campaign: str, cli: Cl
     assert email.status == MessageStatus.SENT
     assert pipeline.smsc.wait_until(lambda s: len(s.accepted) == 1)
     assert pipeline.smtp.wait_for_count(1)
-    assert "sent" in result.stdout and result.stderr == ""
+    assert "sent" in result.stdout
+    assert result.stderr == ""
 
 
 def test_with_the_smsc_down_the_sms_fails_now_and_never_goes_later(
@@ -75,12 +77,16 @@ def test_with_the_smsc_down_the_sms_fails_now_and_never_goes_later(
     line = lines[0]
     assert f"provider sms_main (SMPP 127.0.0.1:{pipeline.smsc.port})" in line
     assert f"Check that the SMSC at 127.0.0.1:{pipeline.smsc.port} is running" in line
-    assert "[providers.sms_main]" in line and "will not be sent later" in line
+    assert "[providers.sms_main]" in line
+    assert "will not be sent later" in line
     # The e-mail went; the table shows it, not the SMS that has its own line.
-    assert "email" in result.stdout and "sent" in result.stdout and PHONE not in result.stdout
+    assert "email" in result.stdout
+    assert "sent" in result.stdout
+    assert PHONE not in result.stdout
     sms, email = rows_of(pipeline)
     assert (sms.status, email.status) == (MessageStatus.TECHNICAL_FAILURE, MessageStatus.SENT)
-    assert sms.reason is not None and "test send not completed" in sms.reason
+    assert sms.reason is not None
+    assert "test send not completed" in sms.reason
     assert sms.final_at is not None
 
     pipeline.smsc.start()
@@ -102,10 +108,10 @@ def test_with_the_mail_relay_down_the_command_fails_with_one_line(
     assert f"provider mail (SMTP 127.0.0.1:{pipeline.smtp.port})" in lines[0]
     assert f"Check that the mail relay at 127.0.0.1:{pipeline.smtp.port} is running" in lines[0]
     (email,) = rows_of(pipeline)
-    assert email.status == MessageStatus.TECHNICAL_FAILURE and email.not_before is None
-    assert email.reason is not None and email.reason.startswith(
-        "test send not completed: SMTP connection lost"
-    )
+    assert email.status == MessageStatus.TECHNICAL_FAILURE
+    assert email.not_before is None
+    assert email.reason is not None
+    assert email.reason.startswith("test send not completed: SMTP connection lost")
 
     pipeline.smtp.start()
     assert_never_sent_later(pipeline)

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from broadcaster.db.models import MessagePart
 from broadcaster.vocabulary import MessageStatus
 from channels.registry import ADAPTERS
-from tests.broadcaster.delivery.conftest import PipelineFactory, citizens
+from tests.broadcaster.delivery.pipeline import PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
 from tests.toy import ToyAdapter
 
 TOY = "tests.toy:ToyAdapter"
