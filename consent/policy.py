@@ -7,7 +7,7 @@ settings; nothing here reads a clock or a database (docs/domain.md §1.1, Decree
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
@@ -44,11 +44,14 @@ CAP_WINDOW = timedelta(hours=24)
 
 
 class Purpose(StrEnum):
-    """Why a campaign is sent (docs/domain.md §1.1); the same values as a campaign file's ``purpose``."""
+    """Why a campaign is sent; decides which consent rules apply (docs/domain.md §1.1, Decree 91/2020 art. 3.1)."""
 
     OFFICIAL_DUTY = "official_duty"
+    """Instructions to the state's own staff ("tin nhắn điều hành"); not advertising."""
     PUBLIC_INFORMATION = "public_information"
+    """News and social policy for the public: outside Decree 91's "advertising" (art. 3.1 carve-out)."""
     ADVERTISING = "advertising"
+    """Introduces products or services: prior consent, [QC]/[AD] label (art. 15), 07-22h, 3 per 24 h."""
 
 
 class ConsentNeeded(StrEnum):
@@ -213,13 +216,8 @@ def rules_for(purpose: str, settings: PolicySettings | None = None) -> PurposeRu
     limits = (settings or _DEFAULT_SETTINGS).purposes.get(rules.purpose)
     if limits is None:
         return rules
-    return PurposeRules(
-        purpose=rules.purpose,
-        consent=rules.consent,
-        unsubscribe_offered=rules.unsubscribe_offered,
-        dnc_channels=rules.dnc_channels,
-        sms_label_required=rules.sms_label_required,
-        opt_out_last=rules.opt_out_last,
+    return replace(
+        rules,
         send_hours=rules.send_hours if limits.send_hours is None else dict(limits.send_hours),
         caps_per_24h=rules.caps_per_24h if limits.caps_per_24h is None else dict(limits.caps_per_24h),
     )
