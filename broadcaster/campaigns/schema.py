@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from broadcaster.campaigns.schedule import Schedule, SendWindow
 from broadcaster.campaigns.schema_base import CAMPAIGN_MODEL_CONFIG, located
 from channels.base import Channel
+from consent.policy import Purpose
 
 __all__ = [
     "SUPPORTED_CHANNELS",
@@ -61,17 +62,6 @@ def _as_list(value: Any) -> Any:
 
 
 StrList = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_as_list)]
-
-
-class Purpose(StrEnum):
-    """Why a campaign is sent; decides which consent rules apply (docs/domain.md §1.1, Decree 91/2020 art. 3.1)."""
-
-    OFFICIAL_DUTY = "official_duty"
-    """Instructions to the state's own staff ("tin nhắn điều hành"); not advertising."""
-    PUBLIC_INFORMATION = "public_information"
-    """News and social policy for the public: outside Decree 91's "advertising" (art. 3.1 carve-out)."""
-    ADVERTISING = "advertising"
-    """Introduces products or services: prior consent, [QC]/[AD] label (art. 15), 07-22h, 3 per 24 h."""
 
 
 class OnUncertain(StrEnum):
