@@ -44,5 +44,10 @@ class AppContext:
     def campaigns_dir(self) -> Path:
         return self.settings.path(self.settings.campaigns_dir)
 
+    @property
+    def notices_dir(self) -> Path:
+        """Versioned consent notices: ``<purpose>/<version>.md``."""
+        return self.settings.path(self.settings.notices_dir)
+
     def close(self) -> None:
         self.engine.dispose()

@@ -221,6 +221,7 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"
+    notices_dir: str = "notices"
     sandbox_dir: str = "sandbox"
     timezone: str = "Asia/Ho_Chi_Minh"
 

@@ -1,7 +1,7 @@
 """Opaque opt-out tokens for List-Unsubscribe (RFC 8058): a message id and its HMAC, nothing personal.
 
-The endpoint that receives the one-click POST (web UI / consent issue) verifies the token, finds the message,
-and from it the address and campaign to opt out.
+``broadcaster.unsubscribe_withdrawal`` turns a verified token into a withdrawal in the consent ledger; the
+endpoint that receives the one-click POST calls it.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     # `init --force` in an existing working directory: restores the default settings and files.
     "workdir.restore_defaults": frozenset({Role.ADMIN}),
     "contacts.import": frozenset({Role.ADMIN, Role.EDITOR}),
+    # Staff record a person's consent or its withdrawal (with a reason), e.g. at a service desk.
+    "consent.manage": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.load": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.submit": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.approve": frozenset({Role.APPROVER}),

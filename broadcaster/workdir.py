@@ -128,7 +128,7 @@ def defaults_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-DEFAULT_DIRS = ("templates", "campaigns")
+DEFAULT_DIRS = ("templates", "campaigns", "notices")
 # The settings a restore keeps from the file it replaces: a new secret would void every opt-out link already
 # sent, and another database or broker would be another installation.
 KEPT_SETTINGS = (

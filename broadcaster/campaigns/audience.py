@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.schema import Audience
 from broadcaster.db.models import Contact
 from channels.base import Channel
+from consent.ledger import withdrawn_among
 from consent.suppression import address_key, suppressed_among
 
 
@@ -23,7 +24,7 @@ class Exclusion:
     NO_PHONE = "no phone number"
     LANDLINE = "landline: cannot receive SMS"
     NO_EMAIL = "no e-mail address"
-    OPTED_OUT = "opted out of this channel"
+    OPTED_OUT = "opted out of this channel"  # for the campaign's purpose, as the consent ledger says
     SUPPRESSED = "address suppressed (earlier hard failure or refusal)"
     DUPLICATE = "same address as another recipient of this run"
     TOO_LONG = "SMS longer than the allowed number of parts"
@@ -66,20 +67,17 @@ def iter_audience(
 
 
 def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | None]:
-    """(normalised address, None) when the contact can get this channel, else (address or None, reason)."""
+    """(normalised address, None) when the contact has an address fit for this channel, else (address or None,
+    reason). Consent and suppression are the ``Screen``'s business: they need the database."""
     if channel == Channel.SMS:
         if not contact.phone:
             return None, Exclusion.NO_PHONE
         if contact.phone_kind != "mobile":
             return contact.phone, Exclusion.LANDLINE
-        if contact.sms_opt_out:
-            return contact.phone, Exclusion.OPTED_OUT
         return contact.phone, None
     if channel == Channel.EMAIL:
         if not contact.email:
             return None, Exclusion.NO_EMAIL
-        if contact.email_opt_out:
-            return contact.email, Exclusion.OPTED_OUT
         return contact.email, None  # as stored: the local part may be case-sensitive (RFC 5321 §2.4)
     raise ValueError(f"unsupported channel {channel!r}")
 
@@ -93,23 +91,27 @@ class Decision:
 
 
 class Screen:
-    """Decides, page by page, which contacts get which channel; de-duplicates per (run, channel, address),
-    e-mail addresses case-insensitively (``address_key``)."""
+    """Decides, page by page, which contacts get which channel: withdrawals of consent for the campaign's
+    purpose, then suppressions, then duplicates per (run, channel, address), e-mail addresses
+    case-insensitively (``address_key``)."""
 
-    def __init__(self, channels: Sequence[str]) -> None:
+    def __init__(self, channels: Sequence[str], *, purpose: str) -> None:
         self.channels = list(channels)
+        self.purpose = purpose
         self._seen: dict[str, set[str]] = {channel: set() for channel in channels}
 
     def page(self, session: Session, contacts: list[Contact]) -> list[Decision]:
         decisions: list[Decision] = []
         for channel in self.channels:
             candidates = [(c, *channel_address(c, channel)) for c in contacts]
-            suppressed = suppressed_among(
-                session, channel=channel, addresses=[a for _c, a, why in candidates if a and why is None]
-            )
+            reachable = [a for _c, a, why in candidates if a and why is None]
+            withdrawn = withdrawn_among(session, channel, self.purpose, reachable)
+            suppressed = suppressed_among(session, channel=channel, addresses=reachable)
             seen = self._seen[channel]
             for contact, address, why in candidates:
-                if why is None and address in suppressed:
+                if why is None and address in withdrawn:
+                    why = Exclusion.OPTED_OUT
+                elif why is None and address in suppressed:
                     why = Exclusion.SUPPRESSED
                 elif why is None and address is not None and address_key(channel, address) in seen:
                     why = Exclusion.DUPLICATE

@@ -68,7 +68,7 @@ def preview_version(
     definition = definition_of(version)
     composer = Composer(definition=definition, templates=version.templates, settings=settings)
     channels: list[str] = list(definition.channels)
-    screen = Screen(channels)
+    screen = Screen(channels, purpose=definition.purpose.value)
     by_channel: dict[str, ChannelPreview] = {
         name: ChannelPreview(
             channel=name,

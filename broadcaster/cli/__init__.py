@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from broadcaster import policies
 from broadcaster.cli import campaigns as campaigns_cli
+from broadcaster.cli import consent as consent_cli
 from broadcaster.cli import contacts as contacts_cli
 from broadcaster.cli import delivery as delivery_cli
 from broadcaster.cli.common import (
@@ -84,6 +85,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(policy_app, name="policy")
 app.add_typer(contacts_cli.app, name="contacts")
 app.add_typer(campaigns_cli.app, name="campaigns")
+app.add_typer(consent_cli.app, name="consent")
 delivery_cli.register(app)
 
 

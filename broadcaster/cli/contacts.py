@@ -11,6 +11,7 @@ from broadcaster import masking
 from broadcaster.cli.common import JsonOption, UnmaskedOption, acting, console, print_json, print_table
 from broadcaster.contacts.importer import import_contacts
 from broadcaster.db.models import Contact
+from consent.ledger import PUBLIC_INFORMATION, withdrawn_among
 
 app = typer.Typer(no_args_is_help=True, help="Contacts: import CSV/XLSX files, list what is stored.")
 
@@ -94,6 +95,12 @@ def list_(
             query = query.where(Contact.segment == segment)
             count_query = count_query.where(Contact.segment == segment)
         total = session.scalar(count_query) or 0
+        contacts = list(session.scalars(query))
+        # The opt-out columns say what the ledger says for public information, the purpose most campaigns have.
+        sms_out = withdrawn_among(session, "sms", PUBLIC_INFORMATION, [c.phone for c in contacts if c.phone])
+        email_out = withdrawn_among(
+            session, "email", PUBLIC_INFORMATION, [c.email for c in contacts if c.email]
+        )
         rows = [
             {
                 "id": c.id,
@@ -104,10 +111,10 @@ def list_(
                 "email": masking.mask_email(c.email) if mask else c.email,
                 "segment": c.segment,
                 "district": c.district,
-                "sms_opt_out": c.sms_opt_out,
-                "email_opt_out": c.email_opt_out,
+                "sms_opt_out": c.phone in sms_out,
+                "email_opt_out": c.email in email_out,
             }
-            for c in session.scalars(query)
+            for c in contacts
         ]
         if unmasked:
             masking.record_unmasked(

@@ -156,8 +156,6 @@ def import_contacts(
                 tags=[],
                 attributes={},
                 language=row.language,
-                sms_opt_out=False,
-                email_opt_out=False,
                 created_at=now,
                 updated_at=now,
                 import_id=batch.id,

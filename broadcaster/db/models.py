@@ -66,9 +66,6 @@ class Contact(Base):
     language: Mapped[str] = mapped_column(String(10), default="vi")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Opt-out flags until the consent ledger takes over: honoured by the planner.
-    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
-    email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     import_id: Mapped[int | None] = mapped_column(ForeignKey("contact_imports.id"))

@@ -63,7 +63,7 @@ def plan_run(
         version_id = version.id
 
     composer = Composer(definition=definition, templates=templates, settings=settings)
-    screen = Screen(list(definition.channels))
+    screen = Screen(list(definition.channels), purpose=definition.purpose.value)
     window = definition.schedule.window if definition.schedule else None
     tz = ZoneInfo(definition.schedule.timezone if definition.schedule else settings.timezone)
 

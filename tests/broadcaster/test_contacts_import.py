@@ -8,13 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from broadcaster.clock import FrozenClock
 from broadcaster.contacts.importer import ContactsImportError, ImportReport, import_contacts
 from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, Contact, ContactImport
+from consent import ledger
+from consent.models import ConsentEvent
 from tests.broadcaster.conftest import ADMIN_LOGIN, FIXTURES, database_dump
+from tests.broadcaster.opt_outs import opt_out
 
 HEADER = "external_id,full_name,phone,email,segment,district,tags\n"
 
@@ -68,7 +71,8 @@ def test_csv_with_awkward_vietnamese_numbers_is_stored_normalised(
         "citizen",
         "vi",
     )
-    assert all(c.sms_opt_out is False and c.email_opt_out is False for c in stored.values())
+    with context.readers() as session:  # an import grants and withdraws nothing
+        assert session.scalar(select(func.count()).select_from(ConsentEvent)) == 0
     # Every row problem is in the report with its spreadsheet row.
     assert {(p.row, p.column, p.severity) for p in contacts.problems} >= {
         (9, "phone", "error"),
@@ -159,21 +163,17 @@ def test_duplicate_rows_within_a_file_make_one_contact(context: AppContext, tmp_
     assert _contacts(context)["Phan Văn Hùng"].tags == ["a", "b"]
 
 
-def test_opt_out_flags_survive_a_reimport(
+def test_opt_outs_survive_a_reimport(
     context: AppContext, contacts: ImportReport, import_fixture: Callable[..., ImportReport]
 ) -> None:
     with context.sessions.begin() as session:
-        for contact in session.scalars(
-            select(Contact).where(Contact.external_id.in_(["DN-000001", "DN-000002"]))
-        ):
-            if contact.external_id == "DN-000001":
-                contact.sms_opt_out = True
-            else:
-                contact.email_opt_out = True
+        phone = opt_out(session, "DN-000001", "sms", at=context.clock.now())
+        email = opt_out(session, "DN-000001", "email", at=context.clock.now(), purpose="advertising")
     import_fixture("danh-ba.csv")
-    stored = _contacts(context)
-    assert (stored["DN-000001"].sms_opt_out, stored["DN-000001"].email_opt_out) == (True, False)
-    assert (stored["DN-000002"].sms_opt_out, stored["DN-000002"].email_opt_out) == (False, True)
+    with context.readers() as session:
+        assert ledger.current(session, "sms", phone, "public_information") is False
+        assert ledger.current(session, "email", email, "public_information") is None
+        assert ledger.current(session, "email", email, "advertising") is False
 
 
 def test_import_is_audited_and_recorded(

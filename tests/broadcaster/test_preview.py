@@ -21,6 +21,7 @@ from broadcaster.settings import PriceTable, Settings
 from channels.sms.encoding import analyse
 from consent.suppression import suppress
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, write_campaign
+from tests.broadcaster.opt_outs import opt_out
 
 CAMPAIGN = "thong-bao-thu-nghiem"
 # The contacts of danh-ba.csv that get an SMS, by allocated carrier (DN-000007 is a landline, DN-000009 has
@@ -44,13 +45,6 @@ def _preview(
 
 def _channel(preview: Preview, name: str) -> ChannelPreview:
     return next(item for item in preview.channels if item.channel == name)
-
-
-def _set(context: AppContext, external_id: str, **values: Any) -> None:
-    with context.sessions.begin() as session:
-        contact = session.scalars(select(Contact).where(Contact.external_id == external_id)).one()
-        for key, value in values.items():
-            setattr(contact, key, value)
 
 
 def _import_text(context: AppContext, tmp_path: Path, text: str) -> ImportReport:
@@ -81,9 +75,9 @@ def test_counts_and_exclusions_per_channel(
 def test_opted_out_suppressed_and_duplicate_addresses_are_excluded(
     context: AppContext, contacts: ImportReport, workdir: Path, tmp_path: Path
 ) -> None:
-    _set(context, "DN-000001", sms_opt_out=True)
-    _set(context, "DN-000007", email_opt_out=True)
     with context.sessions.begin() as session:
+        opt_out(session, "DN-000001", "sms", at=context.clock.now())
+        opt_out(session, "DN-000007", "email", at=context.clock.now())
         suppress(
             session,
             channel="sms",

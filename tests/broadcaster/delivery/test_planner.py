@@ -10,11 +10,12 @@ from collections import Counter
 from sqlalchemy import update
 
 from broadcaster.campaigns.audience import Exclusion
-from broadcaster.db.models import CampaignRun, Contact
+from broadcaster.db.models import CampaignRun
 from broadcaster.vocabulary import MessageStatus, RunStatus
 from consent.suppression import suppress
 from tests.broadcaster.delivery.pipeline import Pipeline
 from tests.broadcaster.delivery.workdir_files import citizen, citizens
+from tests.broadcaster.opt_outs import opt_out
 
 
 def test_two_contacts_with_the_same_phone_get_one_sms(pipeline: Pipeline) -> None:
@@ -46,8 +47,8 @@ def test_opt_outs_landlines_and_the_suppression_list_become_suppressed_rows_with
     people[5]["phone"] = "0236 3822 123"  # a Da Nang landline cannot receive SMS
     pipeline.add_contacts(people)
     with pipeline.context.sessions.begin() as session:
-        session.execute(update(Contact).where(Contact.external_id == "DN-000001").values(sms_opt_out=True))
-        session.execute(update(Contact).where(Contact.external_id == "DN-000002").values(email_opt_out=True))
+        opt_out(session, "DN-000001", "sms", at=pipeline.clock.now())
+        opt_out(session, "DN-000002", "email", at=pipeline.clock.now())
         suppress(
             session,
             channel="email",

@@ -1,0 +1,61 @@
+"""One-click e-mail unsubscribe: from a List-Unsubscribe token to a withdrawal in the consent ledger.
+
+The web endpoint (RFC 8058 POST) and the mailto reader call this; it verifies the token, finds the message,
+and records a ``withdraw`` event (source ``email_link``) for the message's address and campaign purpose.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from broadcaster import audit
+from broadcaster.campaigns.store import definition_of
+from broadcaster.db.models import CampaignVersion, Message
+from broadcaster.unsubscribe import verify_token
+from consent import ledger
+from consent.models import ConsentEvent
+
+RECORDED_BY = "unsubscribe link"
+
+
+def withdraw_by_token(session: Session, *, secret: str, token: str, at: datetime) -> ConsentEvent | None:
+    """Record the opt-out the token stands for; None (nothing written) for a forged token or an unknown message."""
+    message_id = verify_token(secret, token)
+    if message_id is None:
+        return None
+    message = session.get(Message, message_id)
+    if message is None or message.channel != "email":
+        return None
+    event = ledger.withdraw(
+        session,
+        channel="email",
+        address=message.address,
+        purpose=_purpose_of(session, message),
+        source="email_link",
+        evidence=f"message {message.id}",
+        recorded_by=RECORDED_BY,
+        at=at,
+    )
+    audit.record(
+        session,
+        actor=RECORDED_BY,
+        action="consent.withdraw",
+        subject_type="consent_event",
+        subject_id=event.id,
+        at=at,
+        details={
+            "channel": event.channel,
+            "purpose": event.purpose,
+            "source": event.source,
+            "message": message.id,
+        },
+    )
+    return event
+
+
+def _purpose_of(session: Session, message: Message) -> str:
+    # Messages outside a campaign (test sends) carry the default purpose of campaigns.
+    version = session.get(CampaignVersion, message.version_id) if message.version_id is not None else None
+    return definition_of(version).purpose.value if version is not None else ledger.PUBLIC_INFORMATION

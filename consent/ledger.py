@@ -1,0 +1,183 @@
+"""The consent ledger: append-only grants and withdrawals per address × channel × purpose.
+
+No function here updates or deletes a row: the latest event is the current state, and the whole history is the
+proof of consent. Times come from the caller (consent never reads the clock) and the engine is never imported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consent.models import ConsentEvent
+from consent.suppression import address_key
+
+CHANNELS = ("sms", "email")
+OFFICIAL_DUTY = "official_duty"
+PUBLIC_INFORMATION = "public_information"
+ADVERTISING = "advertising"
+PURPOSES = (OFFICIAL_DUTY, PUBLIC_INFORMATION, ADVERTISING)
+SOURCES = ("web_form", "sms_keyword", "email_link", "import", "staff", "city_app", "migration")
+GRANT = "grant"
+WITHDRAW = "withdraw"
+
+# A notice version names a file (notices/<purpose>/<version>.md): no path separators, no "..".
+_NOTICE_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_PAGE = 500
+
+
+class ConsentError(ValueError):
+    """A consent event that cannot be recorded as asked; nothing was written."""
+
+
+def notice_path(notices_dir: Path, purpose: str, version: str) -> Path:
+    """The file holding the text of a notice version, e.g. ``notices/advertising/v1.md``."""
+    return notices_dir / purpose / f"{version}.md"
+
+
+def grant(
+    session: Session,
+    *,
+    channel: str,
+    address: str,
+    purpose: str,
+    source: str,
+    notice_version: str,
+    notices_dir: Path,
+    recorded_by: str,
+    at: datetime,
+    evidence: str | None = None,
+    reason: str | None = None,
+) -> ConsentEvent:
+    """Record consent given after the person was shown ``notice_version`` (which must exist as a file)."""
+    _check(channel=channel, purpose=purpose, source=source, reason=reason, recorded_by=recorded_by)
+    if not _NOTICE_VERSION.fullmatch(notice_version) or ".." in notice_version:
+        raise ConsentError(
+            f"notice version {notice_version!r} is not valid: use letters, digits, '.', '_', '-'"
+        )
+    path = notice_path(notices_dir, purpose, notice_version)
+    if not path.is_file():
+        raise ConsentError(f"notice version {notice_version!r} does not exist: {path} is missing")
+    return _append(
+        session,
+        channel=channel,
+        address=address,
+        purpose=purpose,
+        action=GRANT,
+        source=source,
+        notice_version=notice_version,
+        evidence=evidence,
+        reason=reason,
+        recorded_by=recorded_by,
+        at=at,
+    )
+
+
+def withdraw(
+    session: Session,
+    *,
+    channel: str,
+    address: str,
+    purpose: str,
+    source: str,
+    recorded_by: str,
+    at: datetime,
+    evidence: str | None = None,
+    reason: str | None = None,
+    notice_version: str | None = None,
+) -> ConsentEvent:
+    """Record that the person no longer agrees; effective for every message not yet handed to a provider."""
+    _check(channel=channel, purpose=purpose, source=source, reason=reason, recorded_by=recorded_by)
+    return _append(
+        session,
+        channel=channel,
+        address=address,
+        purpose=purpose,
+        action=WITHDRAW,
+        source=source,
+        notice_version=notice_version,
+        evidence=evidence,
+        reason=reason,
+        recorded_by=recorded_by,
+        at=at,
+    )
+
+
+def history(session: Session, channel: str, address: str) -> list[ConsentEvent]:
+    """Every event for the address on the channel, all purposes, oldest first."""
+    query = (
+        select(ConsentEvent)
+        .where(ConsentEvent.channel == channel, ConsentEvent.address == address_key(channel, address))
+        .order_by(ConsentEvent.recorded_at, ConsentEvent.id)
+    )
+    return list(session.scalars(query))
+
+
+def current(session: Session, channel: str, address: str, purpose: str) -> bool | None:
+    """True when the latest event is a grant, False when a withdrawal, None when nothing was ever recorded."""
+    query = (
+        select(ConsentEvent.action)
+        .where(
+            ConsentEvent.channel == channel,
+            ConsentEvent.address == address_key(channel, address),
+            ConsentEvent.purpose == purpose,
+        )
+        .order_by(ConsentEvent.recorded_at.desc(), ConsentEvent.id.desc())
+        .limit(1)
+    )
+    action = session.scalar(query)
+    return None if action is None else action == GRANT
+
+
+def withdrawn_among(session: Session, channel: str, purpose: str, addresses: Iterable[str]) -> set[str]:
+    """The subset of ``addresses`` (as given) whose latest event for ``purpose`` is a withdrawal."""
+    by_key: dict[str, set[str]] = {}
+    for address in addresses:
+        by_key.setdefault(address_key(channel, address), set()).add(address)
+    wanted = list(by_key)
+    found: set[str] = set()
+    for start in range(0, len(wanted), _PAGE):
+        page = wanted[start : start + _PAGE]
+        latest: dict[str, str] = {}
+        rows = session.execute(
+            select(ConsentEvent.address, ConsentEvent.action)
+            .where(
+                ConsentEvent.channel == channel,
+                ConsentEvent.purpose == purpose,
+                ConsentEvent.address.in_(page),
+            )
+            .order_by(ConsentEvent.recorded_at, ConsentEvent.id)
+        )
+        for key, action in rows:
+            latest[key] = action  # ordered oldest first: the last one seen wins
+        for key, action in latest.items():
+            if action == WITHDRAW:
+                found.update(by_key[key])
+    return found
+
+
+def _check(*, channel: str, purpose: str, source: str, reason: str | None, recorded_by: str) -> None:
+    if channel not in CHANNELS:
+        raise ConsentError(f"unknown channel {channel!r}; use one of: {', '.join(CHANNELS)}")
+    if purpose not in PURPOSES:
+        raise ConsentError(f"unknown purpose {purpose!r}; use one of: {', '.join(PURPOSES)}")
+    if source not in SOURCES:
+        raise ConsentError(f"unknown source {source!r}; use one of: {', '.join(SOURCES)}")
+    if source == "staff" and not (reason and reason.strip()):
+        raise ConsentError("a change made by staff needs a reason")
+    if not recorded_by.strip():
+        raise ConsentError("recorded_by must name the user or component that records the event")
+
+
+def _append(
+    session: Session, *, channel: str, address: str, at: datetime, **fields: str | None
+) -> ConsentEvent:
+    event = ConsentEvent(channel=channel, address=address_key(channel, address), recorded_at=at, **fields)
+    session.add(event)
+    session.flush()
+    return event
