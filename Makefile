@@ -41,6 +41,8 @@ lock:
 	@test -x $(LOCK_VENV)/bin/pip-compile || ($(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/python -m pip install --quiet pip-tools)
 	$(LOCK_VENV)/bin/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
 		--output-file requirements.lock pyproject.toml
+	@# The project itself (pulled in by its own extras) is not a dependency to pin, and its path is this checkout's.
+	sed -i '/^broadcaster-engine @ /d' requirements.lock
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) demo-workdir build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
