@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from broadcaster import audit
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import InboxReply, Message
 from broadcaster.settings import Settings
@@ -89,7 +90,7 @@ def _opt_out(session: Session, reply: Reply, *, rules: ReplyRules, now: datetime
         return  # already refused (a redelivered MO): no new event, no second confirmation
     evidence = f"inbound record {reply.inbound_id}: {reply.text!r}"
     for purpose in still_open:
-        withdraw(
+        event = withdraw(
             session,
             channel="sms",
             address=address,
@@ -99,6 +100,7 @@ def _opt_out(session: Session, reply: Reply, *, rules: ReplyRules, now: datetime
             at=now,
             evidence=evidence,
         )
+        audit.record_consent_event(session, event, inbound_id=reply.inbound_id)
     body = confirmation_sms(rules.sender)
     analysis = analyse(body)
     row = {

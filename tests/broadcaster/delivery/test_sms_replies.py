@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from broadcaster.db.models import InboundRecord, InboxReply, Message
+from broadcaster.db.models import AuditEntry, InboundRecord, InboxReply, Message
 from broadcaster.outbox.inbound import apply_stored
 from broadcaster.vocabulary import MessageKind, MessageStatus
 from consent import ledger
@@ -68,6 +68,8 @@ def test_an_opt_out_keyword_withdraws_and_is_confirmed_once(pipeline: Pipeline) 
         record_id = session.scalars(select(InboundRecord.id)).one()
         assert all(e.evidence == f"inbound record {record_id}: 'Hủy'" for e in events)
         assert ledger.current(session, "sms", NUMBER, "official_duty") is None
+        audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "consent.withdraw")).all()
+        assert [(a.actor, a.subject_id) for a in audited] == [("sms keyword", str(e.id)) for e in events]
         assert session.scalar(select(func.count()).select_from(InboxReply)) == 0
     (confirmation,) = confirmations(pipeline)
     assert (confirmation.address, confirmation.provider, confirmation.status) == (
