@@ -1,4 +1,5 @@
-"""The audit trail's one entry point. The audit issue chains these rows; callers only ever call ``record``."""
+"""The audit trail's one entry point. The audit issue chains these rows; callers only ever call ``record``
+(``record_consent_event`` is its form for a consent ledger event)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.db.models import AuditEntry
 from broadcaster.settings import mask_secrets
+from consent.models import ConsentEvent
 
 
 def record(
@@ -35,3 +37,17 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def record_consent_event(session: Session, event: ConsentEvent, **details: Any) -> AuditEntry:
+    """The entry of a grant or withdrawal: by whoever recorded it, with its channel, purpose and source."""
+    return record(
+        session,
+        actor=event.recorded_by,
+        action=f"consent.{event.action}",
+        subject_type="consent_event",
+        subject_id=event.id,
+        at=event.recorded_at,
+        reason=event.reason,
+        details={"channel": event.channel, "purpose": event.purpose, "source": event.source, **details},
+    )

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from broadcaster.errors import UserError
 from broadcaster.logs import LogFormat
+from consent.keywords import DEFAULT_OPT_OUT_KEYWORDS, Keywords, keywords_from
 
 CONFIG_FILENAME = "broadcaster.toml"
 # Sections that held rules guarding four-eyes; those rules now live in the database (broadcaster.policies),
@@ -79,6 +80,22 @@ class PriceTable(BaseModel):
 
     gsm7: float = Field(ge=0)
     ucs2: float = Field(ge=0)
+
+
+class ConsentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # A reply that is, normalised, exactly one of these opts the number out (consent.keywords).
+    opt_out_keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_OPT_OUT_KEYWORDS))
+
+    @field_validator("opt_out_keywords")
+    @classmethod
+    def _usable_keywords(cls, value: list[str]) -> list[str]:
+        keywords_from({"[consent] opt_out_keywords": value})  # an empty or duplicated keyword is refused here
+        return value
+
+    def keywords(self) -> Keywords:
+        return keywords_from({"[consent] opt_out_keywords": self.opt_out_keywords})
 
 
 class SmsSettings(BaseModel):
@@ -215,6 +232,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     rendering: RenderingSettings = Field(default_factory=RenderingSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
+    consent: ConsentSettings = Field(default_factory=ConsentSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -36,6 +36,7 @@ from broadcaster.outbox.dispatch import dispatcher_for
 from broadcaster.outbox.inbound import apply_pending
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import PLAN_QUEUE
+from broadcaster.outbox.replies import ReplyRules
 from broadcaster.outbox.scheduler import tick
 from broadcaster.settings import Settings, configured_log_format, load_settings
 
@@ -205,12 +206,13 @@ def dispatch_chunk_task(chunk_id: int) -> dict[str, Any]:
 def apply_inbound_task(provider: str, attempt: int = 1) -> int:
     state = WorkerState.get()
     sessions, clock = state.context.sessions, state.context.clock
+    replies = ReplyRules.from_settings(state.context.settings)
     # One applier per provider at a time: a second one would parse the same records for nothing.
     with log_fields(provider=provider):
         passes = run_exclusively(
             sessions,
             f"apply-inbound:{provider}",
-            lambda: apply_pending(sessions, provider=provider, clock=clock),
+            lambda: apply_pending(sessions, provider=provider, clock=clock, replies=replies),
             clock=clock,
         )
     if passes is None:

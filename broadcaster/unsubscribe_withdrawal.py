@@ -38,20 +38,7 @@ def withdraw_by_token(session: Session, *, secret: str, token: str, at: datetime
         recorded_by=RECORDED_BY,
         at=at,
     )
-    audit.record(
-        session,
-        actor=RECORDED_BY,
-        action="consent.withdraw",
-        subject_type="consent_event",
-        subject_id=event.id,
-        at=at,
-        details={
-            "channel": event.channel,
-            "purpose": event.purpose,
-            "source": event.source,
-            "message": message.id,
-        },
-    )
+    audit.record_consent_event(session, event, message=message.id)
     return event
 
 

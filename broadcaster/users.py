@@ -32,6 +32,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "contacts.import": frozenset({Role.ADMIN, Role.EDITOR}),
     # Staff record a person's consent or its withdrawal (with a reason), e.g. at a service desk.
     "consent.manage": frozenset({Role.ADMIN, Role.EDITOR}),
+    # Mark an SMS reply in the staff inbox as handled (with a reason).
+    "inbox.handle": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.load": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.submit": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.approve": frozenset({Role.APPROVER}),

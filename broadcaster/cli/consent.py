@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
-from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.cli.common import JsonOption, acting, console, guarded, print_json, print_table
@@ -124,7 +123,7 @@ def grant(
             recorded_by=user.login,
             at=context.clock.now(),
         )
-        _audit(session, event)
+        audit.record_consent_event(session, event)
     console.print(f"Recorded: {key} agrees to {purpose} on {channel} (notice {notice}).", highlight=False)
 
 
@@ -153,21 +152,8 @@ def withdraw(
             recorded_by=user.login,
             at=context.clock.now(),
         )
-        _audit(session, event)
+        audit.record_consent_event(session, event)
     console.print(f"Recorded: {key} withdrew consent to {purpose} on {channel}.", highlight=False)
-
-
-def _audit(session: Session, event: ConsentEvent) -> None:
-    audit.record(
-        session,
-        actor=event.recorded_by,
-        action=f"consent.{event.action}",
-        subject_type="consent_event",
-        subject_id=event.id,
-        at=event.recorded_at,
-        reason=event.reason,
-        details={"channel": event.channel, "purpose": event.purpose, "source": event.source},
-    )
 
 
 def _utc(moment: datetime) -> datetime:

@@ -285,6 +285,22 @@ class InboundRecord(Base):
     outcome: Mapped[str | None] = mapped_column(String(200))
 
 
+class InboxReply(Base):
+    """An SMS reply that is not an opt-out keyword: a member of staff reads it and marks it handled."""
+
+    __tablename__ = "inbox_replies"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(BigId, unique=True)  # one row per stored record
+    provider: Mapped[str] = mapped_column(String(64))
+    from_number: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    handled: Mapped[bool] = mapped_column(Boolean, default=False)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    handled_by: Mapped[str | None] = mapped_column(String(100))
+
+
 class DeliveryEventRow(Base):
     """A normalised delivery fact; the unique key makes a repeated receipt a no-op."""
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
+from broadcaster.outbox.replies import Reply, ReplyRules, handle_replies
 from broadcaster.outbox.status import sources_for
 from broadcaster.vocabulary import MessageStatus
 from channels import registry
@@ -84,10 +85,15 @@ class RecordCopy:
     outcome: str | None = None
 
 
-def apply_records(session: Session, records: Sequence[StoredRecord], *, now: datetime) -> None:
+def apply_records(
+    session: Session, records: Sequence[StoredRecord], *, now: datetime, replies: ReplyRules | None = None
+) -> None:
     """Apply many records with a handful of set-based statements (one receipt per part can come in at
-    the rate of the send itself). Settled records get ``processed_at``; unmatched ones wait for a retry."""
-    settle_records(session, read_records(records, now=now), now=now)
+    the rate of the send itself). Settled records get ``processed_at``; unmatched ones wait for a retry.
+
+    With ``replies``, a mobile-originated message seen for the first time is handled as a reply
+    (``broadcaster.outbox.replies``); without, it is only recorded as an event."""
+    settle_records(session, read_records(records, now=now), now=now, replies=replies)
 
 
 def read_records(
@@ -113,12 +119,19 @@ def read_records(
 
 
 def settle_records(
-    session: Session, read: list[tuple[StoredRecord, list[DeliveryEvent]]], *, now: datetime
+    session: Session,
+    read: list[tuple[StoredRecord, list[DeliveryEvent]]],
+    *,
+    now: datetime,
+    replies: ReplyRules | None = None,
 ) -> None:
     resolved = [_Resolved(record, event) for record, events in read for event in events]
     _match_parts(session, resolved)
     _match_mails(session, resolved)
-    fresh = _record_events(session, resolved, now=now)
+    recorded = _record_events(session, resolved, now=now)
+    if replies is not None:
+        handle_replies(session, _replies_among(recorded), rules=replies, now=now)
+    fresh = [i for i in recorded if i.event.type in PART_STATE]
     _move_parts(session, fresh, now=now)
     _settle_messages(session, fresh, now=now)
     by_record: dict[int, list[str]] = defaultdict(list)
@@ -235,7 +248,21 @@ def _record_events(session: Session, resolved: list[_Resolved], *, now: datetime
             }
         )
     insert_ignoring_conflicts(session, DeliveryEventRow.__table__, rows, conflict=["dedupe_key"])  # type: ignore[arg-type]
-    return [i for i in fresh if i.event.type in PART_STATE]
+    return fresh
+
+
+def _replies_among(recorded: list[_Resolved]) -> list[Reply]:
+    return [
+        Reply(
+            inbound_id=i.record.id,
+            provider=i.record.provider,
+            sender=i.event.sender or "",
+            text=i.event.text or "",
+            received_at=i.record.received_at,
+        )
+        for i in recorded
+        if i.event.type == EventType.INBOUND and i.record.channel == "sms" and i.event.sender
+    ]
 
 
 def _move_parts(session: Session, fresh: list[_Resolved], *, now: datetime) -> None:

@@ -38,6 +38,7 @@ from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.outbox.pauses import check_state
 from broadcaster.outbox.ratelimit import SharedPacer
 from broadcaster.outbox.recording import Recorder
+from broadcaster.outbox.replies import ReplyRules
 from broadcaster.outbox.results import Claimed
 from broadcaster.outbox.windows import Window
 from broadcaster.settings import Settings
@@ -351,6 +352,7 @@ def dispatcher_for(
             channel=context.settings.provider(provider).channel,
             clock=context.clock,
             hand_off=request,
+            replies=ReplyRules.from_settings(context.settings),
         )
 
     dispatcher = Dispatcher(

@@ -20,6 +20,7 @@ from broadcaster.clock import Clock
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import InboundRecord
 from broadcaster.outbox.delivery_events import RecordCopy, apply_records, read_records, settle_records
+from broadcaster.outbox.replies import ReplyRules
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def inbound_batch_handler(
     channel: str,
     clock: Clock,
     hand_off: Callable[[], None] | None = None,
+    replies: ReplyRules | None = None,
 ) -> Callable[[list[dict[str, Any]]], None]:
     """The callback an adapter calls with what it received: store the raw records, in one commit.
 
@@ -41,7 +43,8 @@ def inbound_batch_handler(
     the previous commit ran goes into the next one (a group commit). With ``hand_off`` the records are
     applied elsewhere: ``hand_off()`` asks another process to apply what is pending (so the SMPP gateway
     keeps its CPU for the wire). Without it they are applied here, in a savepoint: if that fails, the raw
-    records still commit and the tick retries them (e.g. their part is not stored yet).
+    records still commit and the tick retries them (e.g. their part is not stored yet). ``replies``: see
+    ``apply_records``.
     """
 
     def store_and_apply(payloads: list[dict[str, Any]]) -> None:
@@ -55,7 +58,7 @@ def inbound_batch_handler(
             session.flush()
             try:
                 with session.begin_nested():
-                    apply_records(session, records, now=now)
+                    apply_records(session, records, now=now, replies=replies)
             except Exception:  # the raw records still commit; the tick retries them, the reader lives on
                 log.exception("%d inbound records from %s could not be applied yet", len(records), provider)
 
@@ -75,7 +78,9 @@ def inbound_batch_handler(
     return store_and_apply if hand_off is None else store_and_hand_off
 
 
-def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) -> tuple[int, list[int]]:
+def apply_stored(
+    session: Session, record_ids: Sequence[int], *, now: datetime, replies: ReplyRules | None = None
+) -> tuple[int, list[int]]:
     """Apply records handed off by a gateway (those not settled meanwhile).
 
     Returns how many settled, and the ids still waiting for their message part to be stored."""
@@ -86,13 +91,18 @@ def apply_stored(session: Session, record_ids: Sequence[int], *, now: datetime) 
             .order_by(InboundRecord.id)
         )
     )
-    apply_records(session, records, now=now)
+    apply_records(session, records, now=now, replies=replies)
     waiting = [record.id for record in records if record.processed_at is None]
     return len(records) - len(waiting), waiting
 
 
 def apply_pending(
-    sessions: sessionmaker[Session], *, provider: str, clock: Clock, page: int = 200
+    sessions: sessionmaker[Session],
+    *,
+    provider: str,
+    clock: Clock,
+    page: int = 200,
+    replies: ReplyRules | None = None,
 ) -> tuple[int, int]:
     """Apply a provider's unprocessed records, oldest first, page by page (keyset: records that still wait
     for their part never hide newer ones). Returns (settled, still waiting).
@@ -136,7 +146,10 @@ def apply_pending(
                 )
             )
             settle_records(
-                session, [(record, events) for record, events in read if record.id in still_open], now=now
+                session,
+                [(record, events) for record, events in read if record.id in still_open],
+                now=now,
+                replies=replies,
             )
             closed = [
                 {"b_id": c.id, "b_at": c.processed_at, "b_outcome": c.outcome}
@@ -165,6 +178,7 @@ def process_pending(
     limit: int = 1000,
     received_after: datetime | None = None,
     received_before: datetime | None = None,
+    replies: ReplyRules | None = None,
 ) -> int:
     """Retry unprocessed records (oldest first); returns how many got settled."""
     query = (
@@ -180,5 +194,5 @@ def process_pending(
     if received_before is not None:
         query = query.where(InboundRecord.received_at <= received_before)
     records = list(session.scalars(query))
-    apply_records(session, records, now=now)
+    apply_records(session, records, now=now, replies=replies)
     return sum(1 for record in records if record.processed_at is not None)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from broadcaster.clock import Clock
 from broadcaster.outbox.inbound import process_pending
 from broadcaster.outbox.pauses import pause_campaigns, pause_provider
+from broadcaster.outbox.replies import ReplyRules
 from broadcaster.outbox.results import WindowOutcome, apply_results
 from broadcaster.outbox.windows import Window
 from broadcaster.settings import Settings
@@ -46,7 +47,12 @@ class Recorder:
             )
             if self.match_receipts and receipts and outcome.sent:
                 process_pending(
-                    session, now=now, provider=provider, limit=500, received_after=window.started_at
+                    session,
+                    now=now,
+                    provider=provider,
+                    limit=500,
+                    received_after=window.started_at,
+                    replies=ReplyRules.from_settings(self.settings),
                 )
         window.recorded.update(r.message_id for r in results)
         window.early.add(outcome)
@@ -71,7 +77,12 @@ class Recorder:
             if self.match_receipts and receipts and outcome.sent:
                 # Receipts that beat this commit (the SMSC answered before we stored the part) match now.
                 process_pending(
-                    session, now=now, provider=provider, limit=500, received_after=window.started_at
+                    session,
+                    now=now,
+                    provider=provider,
+                    limit=500,
+                    received_after=window.started_at,
+                    replies=ReplyRules.from_settings(self.settings),
                 )
             if outcome.configuration_error is not None:
                 reason = f"provider {provider}: configuration error: {outcome.configuration_error}"

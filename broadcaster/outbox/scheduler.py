@@ -31,6 +31,7 @@ from broadcaster.outbox.completion import complete_run_if_done
 from broadcaster.outbox.handback import hand_back
 from broadcaster.outbox.inbound import apply_stored
 from broadcaster.outbox.queues import Enqueuer
+from broadcaster.outbox.replies import ReplyRules
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
 
@@ -67,7 +68,7 @@ def tick(
     if _has_rows_to_chunk(readers, now):
         with sessions.begin() as session:
             chunks = cut_chunks(session, settings=settings, clock=clock)
-    report.inbound_processed = _retry_inbound(sessions, readers, now)
+    report.inbound_processed = _retry_inbound(sessions, readers, now, ReplyRules.from_settings(settings))
     with readers() as session:
         sending = list(session.scalars(select(CampaignRun.id).where(CampaignRun.status == RunStatus.SENDING)))
         # Runs whose held messages an operator has settled (dropped) since: completed now.
@@ -116,7 +117,9 @@ def _has_rows_to_chunk(readers: sessionmaker[Session], now: datetime) -> bool:
     return found is not None
 
 
-def _retry_inbound(sessions: sessionmaker[Session], readers: sessionmaker[Session], now: datetime) -> int:
+def _retry_inbound(
+    sessions: sessionmaker[Session], readers: sessionmaker[Session], now: datetime, replies: ReplyRules
+) -> int:
     """Inbound records that could not be applied when they came (fresh ones are the senders' business)."""
     with readers() as session:
         ids = list(
@@ -133,7 +136,9 @@ def _retry_inbound(sessions: sessionmaker[Session], readers: sessionmaker[Sessio
     settled = 0
     for start in range(0, len(ids), INBOUND_RETRY_BATCH):
         with sessions.begin() as session:
-            done, _waiting = apply_stored(session, ids[start : start + INBOUND_RETRY_BATCH], now=now)
+            done, _waiting = apply_stored(
+                session, ids[start : start + INBOUND_RETRY_BATCH], now=now, replies=replies
+            )
         settled += done
     return settled
 

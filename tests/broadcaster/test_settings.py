@@ -14,6 +14,7 @@ from broadcaster.settings import (
     find_config,
     load_settings,
 )
+from consent.keywords import DEFAULT_OPT_OUT_KEYWORDS
 
 
 @pytest.fixture
@@ -194,3 +195,31 @@ def test_the_log_format_comes_from_the_file_or_the_environment(
     with pytest.raises(SettingsError, match=r"logging\.format"):
         load_settings(config)
     assert configured_log_format(config) == "text"  # the command that loads them says what is wrong
+
+
+def test_opt_out_keywords_default_to_the_consent_list(config: Path) -> None:
+    settings = load_settings(config)
+    assert settings.consent.opt_out_keywords == list(DEFAULT_OPT_OUT_KEYWORDS)
+    assert set(settings.consent.keywords().by_form) == {"tc", "huy", "tu choi", "stop"}
+
+
+def test_opt_out_keywords_are_configurable(config: Path) -> None:
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write('\n[consent]\nopt_out_keywords = ["HUY", "KHONG NHAN"]\n')
+    settings = load_settings(config)
+    assert set(settings.consent.keywords().by_form) == {"huy", "khong nhan"}
+
+
+@pytest.mark.parametrize(
+    ("keywords", "expected"),
+    [
+        ('["HUY", "Hủy"]', r"consent\.opt_out_keywords.*'Hủy'.*duplicates 'HUY'.*'huy'"),
+        ('["TC", " "]', r"consent\.opt_out_keywords.*empty once normalised"),
+    ],
+)
+def test_unusable_opt_out_keywords_are_refused_at_load(config: Path, keywords: str, expected: str) -> None:
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write(f"\n[consent]\nopt_out_keywords = {keywords}\n")
+    with pytest.raises(SettingsError, match=expected) as caught:
+        load_settings(config)
+    assert str(config) in str(caught.value)
