@@ -16,6 +16,7 @@ from broadcaster.cli import campaigns as campaigns_cli
 from broadcaster.cli import consent as consent_cli
 from broadcaster.cli import contacts as contacts_cli
 from broadcaster.cli import delivery as delivery_cli
+from broadcaster.cli import serve as serve_cli
 from broadcaster.cli.common import (
     ConfigOption,
     JsonOption,
@@ -87,6 +88,7 @@ app.add_typer(contacts_cli.app, name="contacts")
 app.add_typer(campaigns_cli.app, name="campaigns")
 app.add_typer(consent_cli.app, name="consent")
 delivery_cli.register(app)
+app.command()(serve_cli.serve)
 
 
 @app.callback()
