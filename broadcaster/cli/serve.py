@@ -18,6 +18,8 @@ def serve(
 
     context = load_context()
     try:
+        with context.engine.connect():  # a wrong [database] url fails here, not at the first click
+            pass
         web = context.settings.web
         chosen_host, chosen_port = host or web.host, port or web.port
         console.print(f"Serving on http://{chosen_host}:{chosen_port}; Ctrl-C stops.", highlight=False)
