@@ -184,6 +184,15 @@ class LoggingSettings(BaseModel):
     format: LogFormat = "text"
 
 
+class WebSettings(BaseModel):
+    """Where ``broadcaster serve`` listens; the public base URL of the opt-out links must reach it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
 class ProviderSettings(BaseModel):
     """A named provider: ``channel`` and ``type`` pick the adapter; the other keys are the adapter's."""
 
@@ -236,6 +245,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"

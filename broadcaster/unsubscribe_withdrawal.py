@@ -20,19 +20,34 @@ from consent.models import ConsentEvent
 RECORDED_BY = "unsubscribe link"
 
 
-def withdraw_by_token(session: Session, *, secret: str, token: str, at: datetime) -> ConsentEvent | None:
-    """Record the opt-out the token stands for; None (nothing written) for a forged token or an unknown message."""
+def message_for_token(session: Session, *, secret: str, token: str) -> Message | None:
+    """The e-mail the token was made for, or None for a forged token or an unknown message (reads only)."""
+    if not secret:  # without a secret no link was offered, and any tag would verify
+        return None
     message_id = verify_token(secret, token)
     if message_id is None:
         return None
     message = session.get(Message, message_id)
-    if message is None or message.channel != "email":
+    return message if message is not None and message.channel == "email" else None
+
+
+def withdraw_by_token(session: Session, *, secret: str, token: str, at: datetime) -> ConsentEvent | None:
+    """Record the opt-out the token stands for; None (nothing written) for a forged token or an unknown message.
+
+    Idempotent: when the address has already withdrawn for the purpose, that withdrawal is returned and
+    nothing is written (mail clients may send the one-click POST more than once)."""
+    message = message_for_token(session, secret=secret, token=token)
+    if message is None:
         return None
+    purpose = _purpose_of(session, message)
+    already = ledger.latest(session, "email", message.address, purpose)
+    if already is not None and already.action == ledger.WITHDRAW:
+        return already
     event = ledger.withdraw(
         session,
         channel="email",
         address=message.address,
-        purpose=_purpose_of(session, message),
+        purpose=purpose,
         source="email_link",
         evidence=f"message {message.id}",
         recorded_by=RECORDED_BY,

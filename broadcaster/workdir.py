@@ -57,6 +57,11 @@ url = "sqla+sqlite:///broker.sqlite3"
 # Signs the opt-out links of e-mails (List-Unsubscribe). Keep it secret; changing it voids sent links.
 unsubscribe_secret = "{unsubscribe_secret}"
 
+[web]
+# Where `broadcaster serve` listens; the unsubscribe_base_url of the mail providers must reach it.
+host = "127.0.0.1"
+port = 8080
+
 [delivery]
 chunk_size = 500
 

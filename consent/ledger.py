@@ -120,8 +120,14 @@ def history(session: Session, channel: str, address: str) -> list[ConsentEvent]:
 
 def current(session: Session, channel: str, address: str, purpose: str) -> bool | None:
     """True when the latest event is a grant, False when a withdrawal, None when nothing was ever recorded."""
+    event = latest(session, channel, address, purpose)
+    return None if event is None else event.action == GRANT
+
+
+def latest(session: Session, channel: str, address: str, purpose: str) -> ConsentEvent | None:
+    """The event that says the current state for the address, channel and purpose (None: never recorded)."""
     query = (
-        select(ConsentEvent.action)
+        select(ConsentEvent)
         .where(
             ConsentEvent.channel == channel,
             ConsentEvent.address == address_key(channel, address),
@@ -130,8 +136,7 @@ def current(session: Session, channel: str, address: str, purpose: str) -> bool 
         .order_by(ConsentEvent.recorded_at.desc(), ConsentEvent.id.desc())
         .limit(1)
     )
-    action = session.scalar(query)
-    return None if action is None else action == GRANT
+    return session.scalar(query)
 
 
 def withdrawn_among(session: Session, channel: str, purpose: str, addresses: Iterable[str]) -> set[str]:

@@ -79,6 +79,10 @@ def test_the_latest_event_wins(session: Session, notices: Path) -> None:
     assert ledger.current(session, "sms", PHONE, "advertising") is False
     _grant(session, notices, at=T0 + timedelta(minutes=2))
     assert ledger.current(session, "sms", PHONE, "advertising") is True
+    latest = ledger.latest(session, "sms", PHONE, "advertising")
+    assert latest is not None
+    assert latest.action == "grant"
+    assert latest.id == max(event.id for event in ledger.history(session, "sms", PHONE))
 
 
 def test_order_is_by_recorded_time_not_by_insertion(session: Session, notices: Path) -> None:
@@ -195,6 +199,7 @@ def test_no_public_function_changes_an_earlier_row(session: Session, notices: Pa
     )
     ledger.history(session, "sms", PHONE)
     ledger.current(session, "sms", PHONE, "advertising")
+    ledger.latest(session, "sms", PHONE, "advertising")
     ledger.withdrawn_among(session, "sms", "advertising", [PHONE])
     ledger.notice_path(notices, "advertising", "v1")
     session.commit()
@@ -215,4 +220,12 @@ def test_every_public_function_is_covered_by_the_append_only_test() -> None:
         "ConsentEvent",
         "ConsentError",
     }
-    assert public - imported == {"grant", "withdraw", "history", "current", "withdrawn_among", "notice_path"}
+    assert public - imported == {
+        "grant",
+        "withdraw",
+        "history",
+        "current",
+        "latest",
+        "withdrawn_among",
+        "notice_path",
+    }

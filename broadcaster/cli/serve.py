@@ -1,0 +1,29 @@
+"""``broadcaster serve``: runs the web application (one-click unsubscribe) on uvicorn in the foreground."""
+
+from __future__ import annotations
+
+import typer
+
+from broadcaster.cli.common import console, load_context
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on (default: [web] host, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port to listen on (default: [web] port, 8080)."),
+) -> None:
+    """Run the web application: the RFC 8058 one-click unsubscribe links of the mails sent. Ctrl-C stops."""
+    import uvicorn
+
+    from broadcaster.web.app import create_app
+
+    context = load_context()
+    try:
+        with context.engine.connect():  # a wrong [database] url fails here, not at the first click
+            pass
+        web = context.settings.web
+        chosen_host, chosen_port = host or web.host, port or web.port
+        console.print(f"Serving on http://{chosen_host}:{chosen_port}; Ctrl-C stops.", highlight=False)
+        # uvicorn handles Ctrl-C and SIGTERM itself and returns after a graceful shutdown.
+        uvicorn.run(create_app(context), host=chosen_host, port=chosen_port, log_level="warning")
+    finally:
+        context.close()
