@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -285,3 +286,28 @@ def _close(**_kwargs: Any) -> None:
 
 if os.environ.get("BROADCASTER_CONFIG"):
     configure(load_settings())
+
+
+def declare_queues(settings: Settings, names: Sequence[str], *, attempts: int = 5) -> None:
+    """Create a worker's queues on an SQL broker before Celery starts.
+
+    kombu's SQL transport creates its tables, then a queue's row, by "look, then create": two workers starting
+    at one instant on a new broker both create them, and one dies at start ("table already exists", or the
+    UNIQUE constraint of the queue's name). Declared here first, with a fresh connection per try, the loser of
+    that race finds them on its next try."""
+    from kombu.connection import Connection
+    from kombu.entity import Queue
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    url = celery_config(settings)["broker_url"]
+    if not str(url).startswith("sqla+"):
+        return  # RabbitMQ and Redis declare queues atomically
+    for name in names:
+        for attempt in range(1, attempts + 1):
+            try:
+                with Connection(url) as connection:  # type: ignore[no-untyped-call]  # kombu is untyped
+                    Queue(name, channel=connection.default_channel).declare()  # type: ignore[no-untyped-call]
+                break
+            except (IntegrityError, OperationalError):
+                if attempt == attempts:
+                    raise

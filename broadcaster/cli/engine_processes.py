@@ -28,7 +28,7 @@ from broadcaster.runtime import (
     worker_specs,
 )
 from broadcaster.settings import find_config, load_settings
-from broadcaster.tasks import CeleryEnqueuer, configure
+from broadcaster.tasks import CeleryEnqueuer, configure, declare_queues
 
 # `run`: how often the workers are looked at between ticks (a dead one is restarted, its rows handed back).
 SUPERVISE_SECONDS = 1.0
@@ -132,6 +132,7 @@ def worker(
             )
         if concurrency is not None:
             chosen = replace(chosen, concurrency=concurrency)
+    declare_queues(context.settings, chosen.queues)  # two workers may start at one instant on SQLite
     command = worker_command(chosen, loglevel="INFO")
     # Our own interpreter running celery, with arguments built by worker_command: no shell, nothing untrusted.
     os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve(), embedded=False))  # noqa: S606
