@@ -55,3 +55,64 @@ class ConsentEvent(ConsentBase):
     recorded_by: Mapped[str] = mapped_column(String(100))
     # UTC, given by the caller: consent never reads the clock.
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DoNotCallImport(ConsentBase):
+    """One import of the do-not-call register; the latest import's numbers are the register (a refresh
+    replaces them), earlier imports stay as history of what was applied when."""
+
+    __tablename__ = "do_not_call_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_name: Mapped[str] = mapped_column(String(255))  # the file's name as given
+    sha256: Mapped[str] = mapped_column(String(64))
+    numbers: Mapped[int] = mapped_column()
+    imported_by: Mapped[str] = mapped_column(String(100))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DoNotCallEntry(ConsentBase):
+    """A number on the do-not-call register (applied to advertising SMS: docs/domain.md §1.1)."""
+
+    __tablename__ = "do_not_call"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)  # E.164
+    import_id: Mapped[int] = mapped_column()
+
+
+class CampaignExclusion(ConsentBase):
+    """An address one campaign must never reach (a per-campaign exclusion list), whatever its consent."""
+
+    __tablename__ = "campaign_exclusions"
+    __table_args__ = (UniqueConstraint("campaign_id", "channel", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(320))  # address_key
+    list_name: Mapped[str] = mapped_column(String(255))
+    added_by: Mapped[str] = mapped_column(String(100))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AppRequestNonce(ConsentBase):
+    """A signed city-app request already accepted: the same nonce again is a replay and is refused."""
+
+    __tablename__ = "app_request_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SubjectErasure(ConsentBase):
+    """The tombstone a data-subject erasure leaves: which request, when, by whom and how many rows it touched;
+    the person is named only by a keyed hash, so a later import of the same address can be recognised."""
+
+    __tablename__ = "subject_erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(100))  # the request's reference, e.g. a dossier number
+    subject_hash: Mapped[str] = mapped_column(String(64), index=True)
+    summary: Mapped[str] = mapped_column(Text)  # JSON: rows removed or anonymised per table
+    erased_by: Mapped[str] = mapped_column(String(100))
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
