@@ -210,6 +210,8 @@ class Message(Base):
         Index("ix_messages_run_status", "run_id", "status"),
         Index("ix_messages_campaign_status", "campaign_id", "status"),
         Index("ix_messages_provider_ref", "provider", "provider_ref"),
+        # Opt-outs stop an address's pending messages, caps count its recent ones, subject requests find them.
+        Index("ix_messages_channel_address_key", "channel", "address_key"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -223,6 +225,11 @@ class Message(Base):
     channel: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str] = mapped_column(String(64))
     address: Mapped[str] = mapped_column(String(320))  # E.164, or e-mail as stored (case kept)
+    # consent.suppression.address_key(channel, address): e-mail lower-cased, the form consent lists use.
+    address_key: Mapped[str | None] = mapped_column(String(320))
+    # The campaign's purpose (consent.policy.Purpose); None for test sends to staff and for system messages
+    # (an opt-out's confirmation), which no consent rule stops.
+    purpose: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus, 24))
     hold: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text)

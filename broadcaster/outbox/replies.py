@@ -22,6 +22,7 @@ from broadcaster.vocabulary import MessageKind, MessageStatus
 from channels.sms.encoding import analyse
 from consent.keywords import Keywords, OptOut, classify_reply, confirmation_sms
 from consent.ledger import ADVERTISING, PUBLIC_INFORMATION, current, withdraw
+from consent.suppression import address_key
 
 # The purposes that offer an opt-out (official_duty offers none: consent.policy).
 OPT_OUT_PURPOSES = (PUBLIC_INFORMATION, ADVERTISING)
@@ -110,6 +111,7 @@ def _opt_out(session: Session, reply: Reply, *, rules: ReplyRules, now: datetime
         "channel": "sms",
         "provider": reply.provider,
         "address": address,
+        "address_key": address_key("sms", address),
         "status": MessageStatus.QUEUED,
         "hold": False,
         "attempts": 0,

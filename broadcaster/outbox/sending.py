@@ -25,6 +25,7 @@ from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
 from channels.base import Channel
 from channels.errors import ChannelError, ConfigurationError
+from consent.suppression import address_key
 
 
 def start_manual_run(
@@ -182,6 +183,7 @@ def create_test_messages(
             channel=channel,
             provider=spec.provider,
             address=address,
+            address_key=address_key(channel, address),
             status=MessageStatus.QUEUED,
             subject=f"[TEST] {text.subject}" if text.subject else None,
             body=text.body,

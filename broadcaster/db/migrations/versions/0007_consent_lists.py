@@ -1,4 +1,4 @@
-"""consent lists: the do-not-call register and its imports, per-campaign exclusion lists, the city app's
+"""consent lists: messages carry their address key and purpose; the do-not-call register and its imports, per-campaign exclusion lists, the city app's
 request nonces (replay protection) and the tombstones of data-subject erasures
 
 Revision ID: 0007
@@ -17,7 +17,40 @@ branch_labels = None
 depends_on = None
 
 
+messages = sa.table(
+    "messages",
+    sa.column("id", sa.Integer),
+    sa.column("channel", sa.String),
+    sa.column("address", sa.String),
+    sa.column("address_key", sa.String),
+    sa.column("purpose", sa.String),
+    sa.column("version_id", sa.Integer),
+)
+versions = sa.table("campaign_versions", sa.column("id", sa.Integer), sa.column("definition", sa.JSON))
+
+
+def _messages_columns() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("address_key", sa.String(length=320), nullable=True))
+        batch.add_column(sa.Column("purpose", sa.String(length=32), nullable=True))
+        batch.create_index("ix_messages_channel_address_key", ["channel", "address_key"])
+    # As consent.suppression.address_key (frozen here: a migration does not follow later code).
+    op.execute(
+        messages.update().values(
+            address_key=sa.case(
+                (messages.c.channel == "email", sa.func.lower(messages.c.address)), else_=messages.c.address
+            )
+        )
+    )
+    bind = op.get_bind()
+    for version_id, definition in bind.execute(sa.select(versions.c.id, versions.c.definition)).all():
+        purpose = (definition or {}).get("purpose") if isinstance(definition, dict) else None
+        if purpose:
+            bind.execute(messages.update().where(messages.c.version_id == version_id).values(purpose=purpose))
+
+
 def upgrade() -> None:
+    _messages_columns()
     op.create_table(
         "do_not_call_imports",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -45,7 +78,10 @@ def upgrade() -> None:
         sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign_exclusions")),
         sa.UniqueConstraint(
-            "campaign_id", "channel", "address", name=op.f("uq_campaign_exclusions_campaign_id_channel_address")
+            "campaign_id",
+            "channel",
+            "address",
+            name=op.f("uq_campaign_exclusions_campaign_id_channel_address"),
         ),
     )
     op.create_table(
@@ -68,6 +104,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_index("ix_messages_channel_address_key")
+        batch.drop_column("purpose")
+        batch.drop_column("address_key")
     op.drop_index(op.f("ix_subject_erasures_subject_hash"), table_name="subject_erasures")
     op.drop_table("subject_erasures")
     op.drop_table("app_request_nonces")

@@ -1,0 +1,49 @@
+"""An opt-out or a suppression takes effect at once: the address's messages not yet written to a provider
+stop, in the same transaction that stores the refusal.
+
+"Not yet written" is ``handed_at IS NULL``: the handing mark is committed right before a message's bytes go
+(``claims.mark_handed``), guarded on the same columns, so a row is either stopped here or handed there, never
+both (docs/architecture.md, "Opt-outs at send time").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from broadcaster.db.models import Message
+from broadcaster.vocabulary import MessageStatus
+from consent.suppression import address_key
+
+
+def stop_pending(
+    session: Session,
+    *,
+    channel: str,
+    address: str,
+    purposes: Iterable[str] | None,
+    reason: str,
+    now: datetime,
+) -> int:
+    """Suppress ``address``'s queued or claimed-but-unwritten messages on ``channel`` (of ``purposes``; None:
+    of every purpose); returns how many. System and test messages (no purpose) are never stopped: an opt-out's
+    own confirmation must still go."""
+    statement = (
+        update(Message)
+        .where(
+            Message.channel == channel,
+            Message.address_key == address_key(channel, address),
+            Message.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)),
+            Message.handed_at.is_(None),
+            Message.purpose.is_not(None),
+        )
+        .values(status=MessageStatus.SUPPRESSED, reason=reason, final_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if purposes is not None:
+        statement = statement.where(Message.purpose.in_(list(purposes)))
+    result = session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
