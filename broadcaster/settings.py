@@ -24,6 +24,7 @@ from pydantic_settings import (
 from broadcaster.errors import UserError
 from broadcaster.logs import LogFormat
 from consent.keywords import DEFAULT_OPT_OUT_KEYWORDS, Keywords, keywords_from
+from consent.policy import PolicySettings, PurposeLimits
 
 CONFIG_FILENAME = "broadcaster.toml"
 # Sections that held rules guarding four-eyes; those rules now live in the database (broadcaster.policies),
@@ -71,6 +72,11 @@ class SecuritySettings(BaseModel):
 
     # Signs List-Unsubscribe tokens; `init` writes a random one. Empty: no opt-out links are offered.
     unsubscribe_secret: str = ""
+    # Shared with the city app's backend, which signs its consent requests with it (HMAC-SHA256). Empty: the
+    # city-app endpoint refuses every request.
+    city_app_key: str = ""
+    # How far a signed request's timestamp may be from this server's clock; nonces are kept this long.
+    city_app_replay_window_seconds: int = Field(default=300, ge=30, le=3600)
 
 
 class PriceTable(BaseModel):
@@ -94,8 +100,20 @@ class ConsentSettings(BaseModel):
         keywords_from({"[consent] opt_out_keywords": value})  # an empty or duplicated keyword is refused here
         return value
 
+    # Send hours and per-recipient caps per purpose, over the table's defaults ([consent.purposes.advertising]).
+    purposes: dict[str, PurposeLimits] = Field(default_factory=dict)
+
+    @field_validator("purposes")
+    @classmethod
+    def _known_purposes(cls, value: dict[str, PurposeLimits]) -> dict[str, PurposeLimits]:
+        PolicySettings(purposes=value)  # type: ignore[arg-type]  # UnknownPurpose names a stranger
+        return value
+
     def keywords(self) -> Keywords:
         return keywords_from({"[consent] opt_out_keywords": self.opt_out_keywords})
+
+    def policy(self) -> PolicySettings:
+        return PolicySettings(purposes=self.purposes)  # type: ignore[arg-type]
 
 
 class SmsSettings(BaseModel):
