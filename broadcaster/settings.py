@@ -106,14 +106,14 @@ class ConsentSettings(BaseModel):
     @field_validator("purposes")
     @classmethod
     def _known_purposes(cls, value: dict[str, PurposeLimits]) -> dict[str, PurposeLimits]:
-        PolicySettings(purposes=value)  # type: ignore[arg-type]  # UnknownPurpose names a stranger
+        PolicySettings(purposes=value)  # UnknownPurpose names a stranger
         return value
 
     def keywords(self) -> Keywords:
         return keywords_from({"[consent] opt_out_keywords": self.opt_out_keywords})
 
     def policy(self) -> PolicySettings:
-        return PolicySettings(purposes=self.purposes)  # type: ignore[arg-type]
+        return PolicySettings(purposes=self.purposes)
 
 
 class SmsSettings(BaseModel):
