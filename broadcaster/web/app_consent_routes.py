@@ -6,6 +6,8 @@ is a problem detail and changes nothing. There is no route that grants (docs/arc
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +17,8 @@ from broadcaster.web.city_app_request import AppWithdrawal, parse_withdrawal
 from broadcaster.web.city_app_withdrawal import Outcome, record_app_withdrawal
 from broadcaster.web.problems import Problem, problem_response
 from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+log = logging.getLogger(__name__)
 
 WITHDRAW_PATH = "/city-app/consent/withdraw"
 # A withdrawal is a few hundred bytes; anything far bigger is not the app's backend.
@@ -46,6 +50,8 @@ def app_consent_router(context: AppContext) -> APIRouter:
             )
             outcome = await run_in_threadpool(record, parse_withdrawal(body))
         except Problem as problem:
+            # The code only: a forged request's address is nobody's business, and a wrong key shows up here.
+            log.warning("city-app request refused: %s (HTTP %d)", problem.code, problem.status)
             return problem_response(problem)
         return JSONResponse(
             {

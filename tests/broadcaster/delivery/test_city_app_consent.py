@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +28,10 @@ from consent import ledger
 from consent.models import AppRequestNonce, ConsentEvent
 from tests.broadcaster.conftest import database_dump
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
-from tests.broadcaster.delivery.workdir_files import citizens
+from tests.broadcaster.delivery.processes import Started, start_cli
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
+from tests.conftest import free_port
+from tests.peers.polling import wait_until
 
 KEY = "khoa-chung-ung-dung-thanh-pho-thu-nghiem"
 WINDOW = 300
@@ -56,11 +61,13 @@ def body(nonce: str = "nonce-0000000000000001", **fields: Any) -> dict[str, Any]
 
 
 def signed(
-    pipeline: Pipeline, payload: dict[str, Any] | bytes, *, key: str = KEY, skew: int = 0
+    pipeline: Pipeline | None, payload: dict[str, Any] | bytes, *, key: str = KEY, skew: int = 0
 ) -> tuple[bytes, dict[str, str]]:
-    """The raw body and headers the app's backend sends, signed ``skew`` seconds off the server's clock."""
+    """The raw body and headers the app's backend sends, signed ``skew`` seconds off the pipeline's clock
+    (None: the real time, for a real server)."""
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
-    timestamp = str(int(pipeline.clock.now().timestamp()) + skew)
+    now = pipeline.clock.now() if pipeline is not None else datetime.now(UTC)
+    timestamp = str(int(now.timestamp()) + skew)
     headers = {
         "Content-Type": "application/json",
         TIMESTAMP_HEADER: timestamp,
@@ -315,7 +322,9 @@ def test_with_no_key_configured_every_request_is_refused(app_pipeline: Pipeline)
     assert database_dump(app_pipeline.context.engine) == before
 
 
-def test_a_replayed_request_gets_409_and_changes_nothing(app_pipeline: Pipeline, client: TestClient) -> None:
+def test_a_replayed_request_gets_409_and_changes_nothing(
+    app_pipeline: Pipeline, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     queued_sms(app_pipeline)
     raw, headers = signed(app_pipeline, body(purposes=["public_information"]))
     assert post(client, raw, headers).status_code == 200
@@ -328,6 +337,9 @@ def test_a_replayed_request_gets_409_and_changes_nothing(app_pipeline: Pipeline,
     assert_problem(replay, 409, "replayed", "nonce")
     assert_problem(resigned, 409, "replayed", "nonce")
     assert database_dump(app_pipeline.context.engine) == before
+    refusals = [r.getMessage() for r in caplog.records if r.name == "broadcaster.web.app_consent_routes"]
+    assert refusals == ["city-app request refused: replayed (HTTP 409)"] * 2
+    assert not any(E164 in line or PHONE in line for line in refusals)
 
 
 def test_a_captured_request_is_refused_after_the_window(app_pipeline: Pipeline, client: TestClient) -> None:
@@ -407,3 +419,45 @@ def test_the_documented_example_signs_a_request_the_server_accepts(
     assert post(client, raw, headers).status_code == 200
     with app_pipeline.context.readers() as session:
         assert ledger.current(session, "sms", E164, "advertising") is False
+
+
+def _post_over_http(url: str, raw: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    """The status and content type ``broadcaster serve`` answered with."""
+    request = urllib.request.Request(url, data=raw, method="POST", headers=headers)  # noqa: S310  127.0.0.1
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status), str(response.headers["Content-Type"])
+    except urllib.error.HTTPError as error:
+        return int(error.code), str(error.headers["Content-Type"])
+
+
+def test_broadcaster_serve_takes_a_signed_withdrawal_once(app_pipeline: Pipeline, processes: Started) -> None:
+    config = app_pipeline.config.read_text(encoding="utf-8")
+    assert "[security]\n" in config
+    config = config.replace("[security]\n", f'[security]\ncity_app_key = "{KEY}"\n', 1)
+    port = free_port()
+    app_pipeline.config.write_text(config + f'\n[web]\nhost = "127.0.0.1"\nport = {port}\n', encoding="utf-8")
+    server = start_cli(app_pipeline, processes, "serve", login=EDITOR, log="serve.log")
+    url = f"http://127.0.0.1:{port}{WITHDRAW_PATH}"
+    raw, headers = signed(None, body())  # `serve` runs on the real clock
+    unsigned = {"Content-Type": "application/json"}
+    wait_until(
+        lambda: server.poll() is not None or _answers(url),
+        what="broadcaster serve answering",
+    )
+    assert server.poll() is None, (app_pipeline.directory / "serve.log").read_text(encoding="utf-8")
+
+    assert _post_over_http(url, raw, unsigned) == (401, "application/problem+json")
+    assert counts(app_pipeline) == (0, 0, 0)
+    assert _post_over_http(url, raw, headers) == (200, "application/json")
+    assert _post_over_http(url, raw, headers) == (409, "application/problem+json")
+    assert counts(app_pipeline) == (2, 2, 1)
+    with app_pipeline.context.readers() as session:
+        assert ledger.current(session, "sms", E164, "public_information") is False
+
+
+def _answers(url: str) -> bool:
+    try:
+        return _post_over_http(url, b"", {})[0] > 0
+    except OSError:
+        return False
