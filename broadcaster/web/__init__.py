@@ -1,1 +1,2 @@
-"""The project's web application (FastAPI): today the RFC 8058 one-click unsubscribe; ``broadcaster serve`` runs it."""
+"""The project's web application (FastAPI): today the RFC 8058 one-click unsubscribe and the city app's signed
+withdrawals; ``broadcaster serve`` runs it."""

@@ -1,0 +1,42 @@
+"""Errors of the machine-facing routes as RFC 9457 problem details (``application/problem+json``).
+
+A route raises ``Problem``; ``problem_response`` turns it into the JSON body: a stable ``type`` the caller
+can branch on, the HTTP ``status``, a short English ``title`` and a Vietnamese ``detail`` for the person
+reading the caller's logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# A URN rather than a URL: RFC 9457 §3.1.1 allows any URI, and there is no public page to point at.
+TYPE_PREFIX = "urn:broadcaster:problem:"
+
+
+class Problem(Exception):
+    """A request refused; nothing was written. ``code`` becomes the problem type, ``field`` names the input."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.field = field
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + problem.code,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    if problem.field is not None:
+        body["field"] = problem.field  # an extension member (RFC 9457 §3.2)
+    return JSONResponse(
+        body, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers={"Cache-Control": "no-store"}
+    )
