@@ -11,6 +11,7 @@ import re
 import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -240,6 +241,11 @@ class CampaignDefinition(_Model):
                     "advertising must offer refusal (Decree 91/2020 art. 16); remove allow_unsubscribe: false",
                 )
         return self
+
+    def zone(self, default: str) -> ZoneInfo:
+        """Where its send window and its purpose's send hours are read: the schedule's zone, else ``default``
+        (the settings' ``timezone``)."""
+        return self.schedule.zone if self.schedule else ZoneInfo(default)
 
     def template_context(self) -> dict[str, Any]:
         """The ``campaign`` root of the template context (see templates/README.md)."""
