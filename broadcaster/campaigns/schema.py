@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from broadcaster.campaigns.schedule import Schedule, SendWindow
 from broadcaster.campaigns.schema_base import CAMPAIGN_MODEL_CONFIG, located
 from channels.base import Channel
-from consent.policy import Purpose
+from consent.policy import Purpose, UnknownPurpose
 
 __all__ = [
     "SUPPORTED_CHANNELS",
@@ -152,6 +152,13 @@ def _check_channel_name(value: Any) -> Any:
     return value
 
 
+def _check_purpose(value: Any) -> Any:
+    # pydantic's enum message lists the choices but not what was written; name it, as the settings do.
+    if isinstance(value, str) and value not in {p.value for p in Purpose}:
+        raise PydanticCustomError("unknown_purpose", str(UnknownPurpose(value)))
+    return value
+
+
 ChannelName = Annotated[Literal["sms", "email"], BeforeValidator(_check_channel_name)]
 
 
@@ -191,7 +198,7 @@ class CampaignDefinition(_Model):
     co_agencies: StrList = []
     """Cơ quan phối hợp."""
     topics: Annotated[list[Topic], Field(min_length=1)]
-    purpose: Purpose
+    purpose: Annotated[Purpose, BeforeValidator(_check_purpose)]
     audience: Audience
     channels: Annotated[dict[ChannelName, ChannelSpec], Field(min_length=1)]
     schedule: Schedule | None = None
