@@ -113,8 +113,9 @@ def _verdict(decision: Decision, scope: PolicyScope, at: datetime) -> Verdict:
     if isinstance(decision, Excluded):
         return Verdict(exclusion=REASON_TEXTS[decision.reason])
     if isinstance(decision, Deferred):
+        # What it waits for last: the send hours' opening, or a cap that frees only later.
         opens = next_allowed(at, scope.purpose, scope.channel, scope.tz, scope.settings)
-        why = DEFERRED_BY_HOURS if opens != at else DEFERRED_BY_CAP
+        why = DEFERRED_BY_HOURS if decision.until == opens else DEFERRED_BY_CAP
         return Verdict(not_before=decision.until, deferral=why)
     return Verdict()
 

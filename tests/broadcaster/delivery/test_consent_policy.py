@@ -64,8 +64,10 @@ def grant(pipeline: Pipeline, numbers: Iterable[int], *, purpose: str = "adverti
             )
 
 
-def sent_earlier(pipeline: Pipeline, number: int, moments: Iterable[datetime]) -> None:
-    """Advertising SMS the number got before (from another campaign), as the outbox keeps them."""
+def sent_earlier(
+    pipeline: Pipeline, number: int, moments: Iterable[datetime], *, purpose: str = "advertising"
+) -> None:
+    """SMS of ``purpose`` the number got before (from another campaign), as the outbox keeps them."""
     with pipeline.context.sessions.begin() as session:
         for i, moment in enumerate(moments):
             session.add(
@@ -76,7 +78,7 @@ def sent_earlier(pipeline: Pipeline, number: int, moments: Iterable[datetime]) -
                     provider="sms_main",
                     address=phone(number),
                     address_key=phone(number),
-                    purpose="advertising",
+                    purpose=purpose,
                     status=MessageStatus.SENT,
                     body="[QC] truoc do",
                     attempts=1,
@@ -341,4 +343,28 @@ def test_preview_counts_each_policy_reason_and_the_deferred_by_hours_and_by_caps
     assert (morning.recipients, morning.deferred) == (2, {DEFERRED_BY_CAP: 1})
 
     night = preview_at(local(2, 22, 30))
-    assert (night.recipients, night.deferred) == (2, {DEFERRED_BY_HOURS: 2})
+    # At 07:00 the capped one still has its three sends of 09:00-09:20 in the window: it waits for the cap.
+    assert (night.recipients, night.deferred) == (2, {DEFERRED_BY_HOURS: 1, DEFERRED_BY_CAP: 1})
+
+
+def test_send_hours_and_caps_from_the_settings_replace_the_defaults(make_pipeline: PipelineFactory) -> None:
+    pipeline = make_pipeline(
+        settings_sections={
+            "consent.purposes.public_information.send_hours.sms": {"opens": "08:30", "closes": "17:00"},
+            "consent.purposes.public_information.caps_per_24h": {"sms": 1},
+        }
+    )
+    pipeline.add_contacts(citizens(2))
+    sent_earlier(pipeline, 2, [local(1, 12, 0)], purpose="public_information")
+    pipeline.clock.set(local(2, 8, 0))
+
+    run_id = pipeline.send(sms_campaign(pipeline, purpose="public_information", campaign_id="thong-bao"))
+
+    rows = by_address(pipeline, run_id)
+    assert (rows[phone(1)].not_before, rows[phone(1)].reason) == (local(2, 8, 30), DEFERRED_BY_HOURS)
+    # Its cap frees at 12:00, after the hours open: it waits for the cap.
+    assert (rows[phone(2)].not_before, rows[phone(2)].reason) == (local(2, 12, 0), DEFERRED_BY_CAP)
+    assert submitted(pipeline) == set()
+    when_the_clock_reaches(pipeline, local(2, 8, 30))
+    assert pipeline.smsc.wait_until(lambda s: len(s.accepted) == 1)
+    assert submitted(pipeline) == {phone(1)}
