@@ -36,6 +36,7 @@ from consent.policy import (
     decide,
     next_allowed,
     rules_for,
+    within_cap,
 )
 from consent.suppression import address_key, suppressed_among
 
@@ -103,19 +104,20 @@ def verdicts(
             tz=scope.tz,
             settings=scope.settings,
         )
-        found.append(_verdict(decision, scope, at))
+        found.append(_verdict(decision, scope, state, at))
         if isinstance(decision, Allowed):
             allowed_here.setdefault(key, []).append(at)
     return found
 
 
-def _verdict(decision: Decision, scope: PolicyScope, at: datetime) -> Verdict:
+def _verdict(decision: Decision, scope: PolicyScope, state: RecipientState, at: datetime) -> Verdict:
     if isinstance(decision, Excluded):
         return Verdict(exclusion=REASON_TEXTS[decision.reason])
     if isinstance(decision, Deferred):
-        # What it waits for last: the send hours' opening, or a cap that frees only later.
+        # By the cap when it is still full once the send hours open; else only the hours held it back.
         opens = next_allowed(at, scope.purpose, scope.channel, scope.tz, scope.settings)
-        why = DEFERRED_BY_HOURS if decision.until == opens else DEFERRED_BY_CAP
+        free = within_cap(state.recent_sends, opens, scope.purpose, scope.channel, scope.settings)
+        why = DEFERRED_BY_HOURS if free else DEFERRED_BY_CAP
         return Verdict(not_before=decision.until, deferral=why)
     return Verdict()
 
