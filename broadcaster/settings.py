@@ -24,7 +24,7 @@ from pydantic_settings import (
 from broadcaster.errors import UserError
 from broadcaster.logs import LogFormat
 from consent.keywords import DEFAULT_OPT_OUT_KEYWORDS, Keywords, keywords_from
-from consent.policy import PolicySettings, PurposeLimits
+from consent.policy import PolicySettings, PurposeLimits, UnknownPurpose, rules_for
 
 CONFIG_FILENAME = "broadcaster.toml"
 # Sections that held rules guarding four-eyes; those rules now live in the database (broadcaster.policies),
@@ -106,7 +106,11 @@ class ConsentSettings(BaseModel):
     @field_validator("purposes")
     @classmethod
     def _known_purposes(cls, value: dict[str, PurposeLimits]) -> dict[str, PurposeLimits]:
-        PolicySettings(purposes=value)  # UnknownPurpose names a stranger
+        for name in value:
+            try:
+                rules_for(name)
+            except UnknownPurpose as stranger:  # named with its section, not pydantic's nested location
+                raise ValueError(f"[consent.purposes.{name}]: {stranger}") from None
         return value
 
     def keywords(self) -> Keywords:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent.models import ConsentEvent
+from consent.policy import ConsentState
 from consent.suppression import address_key
 
 CHANNELS = ("sms", "email")
@@ -139,13 +140,16 @@ def latest(session: Session, channel: str, address: str, purpose: str) -> Consen
     return session.scalar(query)
 
 
-def withdrawn_among(session: Session, channel: str, purpose: str, addresses: Iterable[str]) -> set[str]:
-    """The subset of ``addresses`` (as given) whose latest event for ``purpose`` is a withdrawal."""
+def states_among(
+    session: Session, channel: str, purpose: str, addresses: Iterable[str]
+) -> dict[str, ConsentState]:
+    """The ledger's latest word for each of ``addresses`` (as given) on ``purpose``, one query per page;
+    an address never recorded is left out (its state is ``ConsentState.UNKNOWN``)."""
     by_key: dict[str, set[str]] = {}
     for address in addresses:
         by_key.setdefault(address_key(channel, address), set()).add(address)
     wanted = list(by_key)
-    found: set[str] = set()
+    states: dict[str, ConsentState] = {}
     for start in range(0, len(wanted), _PAGE):
         page = wanted[start : start + _PAGE]
         latest: dict[str, str] = {}
@@ -161,9 +165,15 @@ def withdrawn_among(session: Session, channel: str, purpose: str, addresses: Ite
         for key, action in rows:
             latest[key] = action  # ordered oldest first: the last one seen wins
         for key, action in latest.items():
-            if action == WITHDRAW:
-                found.update(by_key[key])
-    return found
+            state = ConsentState.GRANTED if action == GRANT else ConsentState.WITHDRAWN
+            states.update(dict.fromkeys(by_key[key], state))
+    return states
+
+
+def withdrawn_among(session: Session, channel: str, purpose: str, addresses: Iterable[str]) -> set[str]:
+    """The subset of ``addresses`` (as given) whose latest event for ``purpose`` is a withdrawal."""
+    states = states_among(session, channel, purpose, addresses)
+    return {address for address, state in states.items() if state is ConsentState.WITHDRAWN}
 
 
 def _check(*, channel: str, purpose: str, source: str, reason: str | None, recorded_by: str) -> None:

@@ -80,6 +80,7 @@ class ExclusionReason(StrEnum):
     WITHDRAWN = "consent_withdrawn"
     NO_PRIOR_CONSENT = "no_prior_consent"
     DO_NOT_CALL = "do_not_call"
+    CAMPAIGN_LIST = "campaign_exclusion_list"
 
 
 class UnknownPurpose(ValueError):
@@ -293,6 +294,8 @@ class RecipientState:
     consent: ConsentState = ConsentState.UNKNOWN
     suppressed: bool = False
     on_do_not_call: bool = False
+    on_campaign_list: bool = False
+    """On the campaign's own exclusion list: nothing goes, whatever the purpose or consent."""
     recent_sends: tuple[datetime, ...] = ()
     """When this address got messages of this purpose and channel, at least over the last 24 hours."""
 
@@ -322,6 +325,8 @@ Decision = Allowed | Excluded | Deferred
 def _exclusion(rules: PurposeRules, channel: str, state: RecipientState) -> ExclusionReason | None:
     if state.suppressed:
         return ExclusionReason.SUPPRESSED
+    if state.on_campaign_list:
+        return ExclusionReason.CAMPAIGN_LIST
     if rules.consent is not ConsentNeeded.NONE and state.consent is ConsentState.WITHDRAWN:
         return ExclusionReason.WITHDRAWN
     if rules.consent is ConsentNeeded.PRIOR_GRANT and state.consent is not ConsentState.GRANTED:

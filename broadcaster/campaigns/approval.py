@@ -51,7 +51,7 @@ def submit(
             "submitted (load a changed file to make a new draft)"
         )
     verify_snapshot(version)
-    size = preview_version(session, version, settings, samples=0).reached_contacts
+    size = preview_version(session, version, settings, now=clock.now(), samples=0).reached_contacts
     version.audience_size = size
     version.required_approvals = 2 if size > policies.second_approver_threshold(session) else 1
     version.status = VersionStatus.SUBMITTED

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
 from broadcaster.db.models import Contact
+from broadcaster.eligibility import REASON_TEXTS, PolicyScope, verdicts
 from channels.base import Channel
-from consent.ledger import withdrawn_among
-from consent.suppression import address_key, suppressed_among
+from consent.policy import ExclusionReason, PolicySettings
+from consent.suppression import address_key
 
 
 class Exclusion:
@@ -24,8 +27,12 @@ class Exclusion:
     NO_PHONE = "no phone number"
     LANDLINE = "landline: cannot receive SMS"
     NO_EMAIL = "no e-mail address"
-    OPTED_OUT = "opted out of this channel"  # for the campaign's purpose, as the consent ledger says
-    SUPPRESSED = "address suppressed (earlier hard failure or refusal)"
+    # What the consent policy says (broadcaster.eligibility), for the campaign's purpose:
+    OPTED_OUT = REASON_TEXTS[ExclusionReason.WITHDRAWN]
+    SUPPRESSED = REASON_TEXTS[ExclusionReason.SUPPRESSED]
+    NO_PRIOR_CONSENT = REASON_TEXTS[ExclusionReason.NO_PRIOR_CONSENT]
+    DO_NOT_CALL = REASON_TEXTS[ExclusionReason.DO_NOT_CALL]
+    CAMPAIGN_LIST = REASON_TEXTS[ExclusionReason.CAMPAIGN_LIST]
     DUPLICATE = "same address as another recipient of this run"
     TOO_LONG = "SMS longer than the allowed number of parts"
 
@@ -88,34 +95,62 @@ class Decision:
     channel: str
     address: str | None
     exclusion: str | None
+    not_before: datetime | None = None
+    """The consent policy's moment (send hours, caps) when it is later than the one asked about."""
+    deferral: str | None = None
+    """Why the policy deferred it (``eligibility.DEFERRED_BY_HOURS`` or ``DEFERRED_BY_CAP``)."""
 
 
 class Screen:
-    """Decides, page by page, which contacts get which channel: withdrawals of consent for the campaign's
-    purpose, then suppressions, then duplicates per (run, channel, address), e-mail addresses
-    case-insensitively (``address_key``)."""
+    """Decides, page by page, which contacts get which channel and from when: the consent policy for the
+    campaign's purpose (``broadcaster.eligibility``: suppressions, the campaign's list, the ledger, the
+    do-not-call register, send hours and caps), then duplicates per (run, channel, address), e-mail
+    addresses case-insensitively (``address_key``)."""
 
-    def __init__(self, channels: Sequence[str], *, purpose: str) -> None:
+    def __init__(
+        self,
+        channels: Sequence[str],
+        *,
+        purpose: str,
+        campaign_id: str,
+        tz: ZoneInfo,
+        policy: PolicySettings,
+    ) -> None:
         self.channels = list(channels)
-        self.purpose = purpose
+        self.scopes = {
+            channel: PolicyScope(
+                purpose=purpose, channel=channel, campaign_id=campaign_id, tz=tz, settings=policy
+            )
+            for channel in channels
+        }
         self._seen: dict[str, set[str]] = {channel: set() for channel in channels}
 
-    def page(self, session: Session, contacts: list[Contact]) -> list[Decision]:
+    def page(self, session: Session, contacts: list[Contact], *, at: datetime) -> list[Decision]:
+        """The page's decisions for messages meant to go at ``at`` (now, or when the send window opens)."""
         decisions: list[Decision] = []
         for channel in self.channels:
             candidates = [(c, *channel_address(c, channel)) for c in contacts]
-            reachable = [a for _c, a, why in candidates if a and why is None]
-            withdrawn = withdrawn_among(session, channel, self.purpose, reachable)
-            suppressed = suppressed_among(session, channel=channel, addresses=reachable)
+            # Once per address: a second contact with it is a duplicate, not a second send against its cap.
+            reachable = list(dict.fromkeys(a for _c, a, why in candidates if a and why is None))
+            found = verdicts(session, self.scopes[channel], reachable, at=at)
+            judged = dict(zip(reachable, found, strict=True))
             seen = self._seen[channel]
             for contact, address, why in candidates:
-                if why is None and address in withdrawn:
-                    why = Exclusion.OPTED_OUT
-                elif why is None and address in suppressed:
-                    why = Exclusion.SUPPRESSED
+                verdict = judged.get(address) if why is None and address is not None else None
+                if verdict is not None and verdict.exclusion is not None:
+                    why = verdict.exclusion
                 elif why is None and address is not None and address_key(channel, address) in seen:
                     why = Exclusion.DUPLICATE
                 if why is None and address is not None:
                     seen.add(address_key(channel, address))
-                decisions.append(Decision(contact=contact, channel=channel, address=address, exclusion=why))
+                decisions.append(
+                    Decision(
+                        contact=contact,
+                        channel=channel,
+                        address=address,
+                        exclusion=why,
+                        not_before=verdict.not_before if verdict and why is None else None,
+                        deferral=verdict.deferral if verdict and why is None else None,
+                    )
+                )
         return decisions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ class ChannelPreview:
     template: str
     recipients: int = 0
     exclusions: dict[str, int] = field(default_factory=dict)
+    deferred: dict[str, int] = field(default_factory=dict)  # counted in recipients: sent, but later, and why
     encodings: dict[str, int] = field(default_factory=dict)  # SMS: messages per encoding
     segments: int = 0  # SMS: parts in total
     max_segments: int = 0
@@ -63,12 +65,23 @@ def opt_out_link(definition: CampaignDefinition, settings: Settings) -> str | No
 
 
 def preview_version(
-    session: Session, version: CampaignVersion, settings: Settings, *, samples: int = 3
+    session: Session, version: CampaignVersion, settings: Settings, *, now: datetime, samples: int = 3
 ) -> Preview:
+    """What planning the version at ``now`` would give (the consent policy's hours and caps are judged at
+    ``now``, or when the campaign's send window next opens)."""
     definition = definition_of(version)
     composer = Composer(definition=definition, templates=version.templates, settings=settings)
     channels: list[str] = list(definition.channels)
-    screen = Screen(channels, purpose=definition.purpose.value)
+    tz = definition.zone(settings.timezone)
+    screen = Screen(
+        channels,
+        purpose=definition.purpose.value,
+        campaign_id=definition.id,
+        tz=tz,
+        policy=settings.consent.policy(),
+    )
+    window = definition.schedule.window if definition.schedule else None
+    at = window.next_open(now, tz) if window is not None and not window.contains(now, tz) else now
     by_channel: dict[str, ChannelPreview] = {
         name: ChannelPreview(
             channel=name,
@@ -79,12 +92,13 @@ def preview_version(
         for name, spec in definition.channels.items()
     }
     exclusions: dict[str, Counter[str]] = {name: Counter[str]() for name in channels}
+    deferred: dict[str, Counter[str]] = {name: Counter[str]() for name in channels}
     link = opt_out_link(definition, settings)
     audience = reached = 0
     for page in iter_audience(session, definition.audience, page_size=settings.delivery.plan_page_size):
         audience += len(page)
         reached_ids: set[int] = set()
-        for decision in screen.page(session, page):
+        for decision in screen.page(session, page, at=at):
             item = by_channel[decision.channel]
             if decision.exclusion is not None:
                 exclusions[decision.channel][decision.exclusion] += 1
@@ -96,6 +110,8 @@ def preview_version(
                 continue
             reached_ids.add(decision.contact.id)
             item.recipients += 1
+            if decision.deferral is not None:
+                deferred[decision.channel][decision.deferral] += 1
             if decision.channel == Channel.SMS:
                 assert text.encoding is not None and text.segments is not None
                 item.encodings[text.encoding] = item.encodings.get(text.encoding, 0) + 1
@@ -120,6 +136,7 @@ def preview_version(
         reached += len(reached_ids)
     for name, counter in exclusions.items():
         by_channel[name].exclusions = dict(counter.most_common())
+        by_channel[name].deferred = dict(deferred[name].most_common())
     return Preview(
         campaign_id=version.campaign_id,
         version=version.number,

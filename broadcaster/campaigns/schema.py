@@ -11,6 +11,7 @@ import re
 import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -18,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from broadcaster.campaigns.schedule import Schedule, SendWindow
 from broadcaster.campaigns.schema_base import CAMPAIGN_MODEL_CONFIG, located
 from channels.base import Channel
-from consent.policy import Purpose
+from consent.policy import Purpose, UnknownPurpose
 
 __all__ = [
     "SUPPORTED_CHANNELS",
@@ -151,6 +152,13 @@ def _check_channel_name(value: Any) -> Any:
     return value
 
 
+def _check_purpose(value: Any) -> Any:
+    # pydantic's enum message lists the choices but not what was written; name it, as the settings do.
+    if isinstance(value, str) and value not in {p.value for p in Purpose}:
+        raise PydanticCustomError("unknown_purpose", str(UnknownPurpose(value)))
+    return value
+
+
 ChannelName = Annotated[Literal["sms", "email"], BeforeValidator(_check_channel_name)]
 
 
@@ -190,7 +198,7 @@ class CampaignDefinition(_Model):
     co_agencies: StrList = []
     """Cơ quan phối hợp."""
     topics: Annotated[list[Topic], Field(min_length=1)]
-    purpose: Purpose
+    purpose: Annotated[Purpose, BeforeValidator(_check_purpose)]
     audience: Audience
     channels: Annotated[dict[ChannelName, ChannelSpec], Field(min_length=1)]
     schedule: Schedule | None = None
@@ -240,6 +248,11 @@ class CampaignDefinition(_Model):
                     "advertising must offer refusal (Decree 91/2020 art. 16); remove allow_unsubscribe: false",
                 )
         return self
+
+    def zone(self, default: str) -> ZoneInfo:
+        """Where its send window and its purpose's send hours are read: the schedule's zone, else ``default``
+        (the settings' ``timezone``)."""
+        return self.schedule.zone if self.schedule else ZoneInfo(default)
 
     def template_context(self) -> dict[str, Any]:
         """The ``campaign`` root of the template context (see templates/README.md)."""

@@ -162,7 +162,11 @@ def preview(
     with acting("read", write=False) as (context, session, _user):
         get_campaign(session, campaign_id)
         result = preview_version(
-            session, get_version(session, campaign_id, version), context.settings, samples=samples
+            session,
+            get_version(session, campaign_id, version),
+            context.settings,
+            now=context.clock.now(),
+            samples=samples,
         )
     if as_json:
         print_json(result.as_dict())
@@ -177,6 +181,8 @@ def preview(
         console.print(f"Recipients: [bold]{item.recipients}[/]")
         for reason, count in item.exclusions.items():
             console.print(f"  excluded: {count} — {reason}")
+        for reason, count in item.deferred.items():
+            console.print(f"  {reason}: {count} (sent later, counted in the recipients)")
         if item.channel == Channel.SMS:
             encodings = ", ".join(f"{k}: {v}" for k, v in item.encodings.items()) or "-"
             console.print(

@@ -60,6 +60,7 @@ def claim(sessions: sessionmaker[Session], chunk_id: int, window: int, now: date
                 Message.attempts,
                 Message.campaign_id,
                 Message.version_id,
+                Message.purpose,
                 Message.subject,
                 Message.body,
                 Message.context,

@@ -40,6 +40,7 @@ from broadcaster.outbox.ratelimit import SharedPacer
 from broadcaster.outbox.recording import Recorder
 from broadcaster.outbox.replies import ReplyRules
 from broadcaster.outbox.results import Claimed
+from broadcaster.outbox.screening import screen_claimed
 from broadcaster.outbox.windows import Window
 from broadcaster.settings import Settings
 from channels.base import Adapter, OutboundMessage, Reconnecting, SendResult
@@ -294,16 +295,30 @@ class Dispatcher:
         return None
 
     def _claim(self, chunk_id: int, window: int) -> tuple[dict[int, Claimed], list[OutboundMessage]]:
-        rows = claim(self.sessions, chunk_id, window, self.clock.now())
-        # Rendered after the commit: the write lock is not held while templates run (other processes claim
-        # and record meanwhile). Rows that cannot be rendered go back to the queue as they were.
-        try:
-            # Read for a campaign version seen for the first time, and for the parts accepted before a retry.
-            with self.readers() as session:
-                return compose(session, rows, versions=self.versions, settings=self.settings)
-        except BaseException:
-            self._unclaim([row.id for row in rows])
-            raise
+        while True:
+            rows = claim(self.sessions, chunk_id, window, self.clock.now())
+            if not rows:
+                return {}, []
+            # Screened and rendered after the commit: the write lock is not held while the lists are read
+            # and templates run (other processes claim and record meanwhile). Rows that cannot be rendered go
+            # back to the queue as they were.
+            try:
+                sendable = screen_claimed(
+                    self.sessions,
+                    self.readers,
+                    rows,
+                    versions=self.versions,
+                    settings=self.settings,
+                    now=self.clock.now(),
+                )
+                if not sendable:
+                    continue  # the consent policy stopped the whole window: the chunk goes on with the next
+                # Read for a campaign version seen for the first time, and for the parts accepted before a retry.
+                with self.readers() as session:
+                    return compose(session, sendable, versions=self.versions, settings=self.settings)
+            except BaseException:
+                self._unclaim([row.id for row in rows])
+                raise
 
     def _unclaim(self, ids: list[int]) -> None:
         unclaim(self.sessions, ids, clock=self.clock)

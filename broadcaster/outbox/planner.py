@@ -1,4 +1,4 @@
-"""Plan a run: audience in keyset pages → screen (de-duplicate, opt-outs, suppressions) → render from the
+"""Plan a run: audience in keyset pages → screen (the consent policy, de-duplicate) → render from the
 approved snapshot → bulk-insert messages → cut chunks and enqueue one dispatch task per chunk.
 
 Planning is resumable: each page commits with the run's checkpoint (last contact id), and the unique
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,7 +34,15 @@ log = logging.getLogger(__name__)
 # Exclusions worth a row (kept as ``suppressed`` + reason, so reports can count them); a contact without an
 # address on a channel is simply not part of that channel's audience.
 RECORDED_EXCLUSIONS = frozenset(
-    {Exclusion.LANDLINE, Exclusion.OPTED_OUT, Exclusion.SUPPRESSED, Exclusion.TOO_LONG}
+    {
+        Exclusion.LANDLINE,
+        Exclusion.OPTED_OUT,
+        Exclusion.SUPPRESSED,
+        Exclusion.NO_PRIOR_CONSENT,
+        Exclusion.DO_NOT_CALL,
+        Exclusion.CAMPAIGN_LIST,
+        Exclusion.TOO_LONG,
+    }
 )
 
 
@@ -63,9 +70,15 @@ def plan_run(
         version_id = version.id
 
     composer = Composer(definition=definition, templates=templates, settings=settings)
-    screen = Screen(list(definition.channels), purpose=definition.purpose.value)
+    tz = definition.zone(settings.timezone)
+    screen = Screen(
+        list(definition.channels),
+        purpose=definition.purpose.value,
+        campaign_id=definition.id,
+        tz=tz,
+        policy=settings.consent.policy(),
+    )
     window = definition.schedule.window if definition.schedule else None
-    tz = ZoneInfo(definition.schedule.timezone if definition.schedule else settings.timezone)
 
     with readers_of(sessions)() as reader:
         for page in iter_audience(
@@ -140,7 +153,8 @@ def _rows_for_page(
     not_before: datetime | None,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for decision in screen.page(session, page):
+    # The policy judges each message at the moment it may first go: now, or when the send window opens.
+    for decision in screen.page(session, page, at=not_before or now):
         if decision.exclusion is not None and decision.exclusion not in RECORDED_EXCLUSIONS:
             continue
         assert decision.address is not None
@@ -169,9 +183,10 @@ def _rows_for_page(
                 "purpose": purpose,
                 "status": MessageStatus.SUPPRESSED if suppressed else MessageStatus.QUEUED,
                 "hold": False,
-                "reason": exclusion,
+                "reason": exclusion or decision.deferral,
                 "error_code": None,
-                "not_before": None if suppressed else not_before,
+                # The later of the window's opening and the policy's moment (send hours, caps).
+                "not_before": None if suppressed else (decision.not_before or not_before),
                 "attempts": 0,
                 "subject": text.subject,
                 "body": text.body,

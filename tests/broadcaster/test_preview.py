@@ -40,7 +40,9 @@ def _preview(
     with context.sessions.begin() as session:
         outcome = load_bundle(session, bundle, actor=ADMIN_LOGIN, clock=context.clock)
         version = get_version(session, CAMPAIGN, outcome.version)
-        return preview_version(session, version, settings or context.settings, samples=samples)
+        return preview_version(
+            session, version, settings or context.settings, now=context.clock.now(), samples=samples
+        )
 
 
 def _channel(preview: Preview, name: str) -> ChannelPreview:
@@ -204,7 +206,7 @@ def test_preview_changes_nothing(context: AppContext, contacts: ImportReport, wo
     _preview(context, write_campaign(workdir))
     before = database_dump(context.engine)
     with context.sessions() as session:
-        preview_version(session, get_version(session, CAMPAIGN, 1), context.settings)
+        preview_version(session, get_version(session, CAMPAIGN, 1), context.settings, now=context.clock.now())
     assert database_dump(context.engine) == before
 
 

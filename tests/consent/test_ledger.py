@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from consent import ledger
 from consent.ledger import ConsentError
 from consent.models import ConsentEvent, consent_metadata
+from consent.policy import ConsentState
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 PHONE = "+84905123456"
@@ -128,6 +129,28 @@ def test_withdrawn_among_keeps_the_spelling_given(session: Session, notices: Pat
     assert ledger.withdrawn_among(session, "sms", "public_information", [PHONE]) == set()
 
 
+def test_states_among_says_granted_withdrawn_or_leaves_the_address_out(
+    session: Session, notices: Path
+) -> None:
+    granted, regranted, never = "+84905000001", "+84905000002", "+84905000003"
+    _grant(session, notices, address=granted)
+    _withdraw(session, address=regranted)
+    _grant(session, notices, address=regranted, at=T0 + timedelta(seconds=1))
+    _withdraw(session, address=PHONE)
+    _grant(session, notices, channel="email", address=EMAIL, purpose="advertising")
+
+    states = ledger.states_among(session, "sms", "advertising", [PHONE, granted, regranted, never])
+    assert states == {
+        PHONE: ConsentState.WITHDRAWN,
+        granted: ConsentState.GRANTED,
+        regranted: ConsentState.GRANTED,
+    }
+    assert ledger.states_among(session, "email", "advertising", [EMAIL.upper()]) == {
+        EMAIL.upper(): ConsentState.GRANTED
+    }
+    assert ledger.states_among(session, "sms", "public_information", [PHONE, granted]) == {}
+
+
 def test_withdrawn_among_pages_long_lists(session: Session) -> None:
     phones = [f"+8490500{n:04d}" for n in range(1200)]
     for phone in phones[::100]:
@@ -201,6 +224,7 @@ def test_no_public_function_changes_an_earlier_row(session: Session, notices: Pa
     ledger.current(session, "sms", PHONE, "advertising")
     ledger.latest(session, "sms", PHONE, "advertising")
     ledger.withdrawn_among(session, "sms", "advertising", [PHONE])
+    ledger.states_among(session, "sms", "advertising", [PHONE])
     ledger.notice_path(notices, "advertising", "v1")
     session.commit()
     session.expire_all()
@@ -219,6 +243,7 @@ def test_every_public_function_is_covered_by_the_append_only_test() -> None:
         "address_key",
         "ConsentEvent",
         "ConsentError",
+        "ConsentState",
     }
     assert public - imported == {
         "grant",
@@ -227,5 +252,6 @@ def test_every_public_function_is_covered_by_the_append_only_test() -> None:
         "current",
         "latest",
         "withdrawn_among",
+        "states_among",
         "notice_path",
     }

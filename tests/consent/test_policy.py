@@ -235,6 +235,13 @@ GRANTED = RecipientState(consent=ConsentState.GRANTED)
         ("public_information", RecipientState(consent=ConsentState.WITHDRAWN), ExclusionReason.WITHDRAWN),
         ("public_information", RecipientState(suppressed=True), ExclusionReason.SUPPRESSED),
         ("official_duty", RecipientState(suppressed=True), ExclusionReason.SUPPRESSED),
+        # A campaign's own list binds every purpose, whatever the ledger says.
+        ("official_duty", RecipientState(on_campaign_list=True), ExclusionReason.CAMPAIGN_LIST),
+        (
+            "advertising",
+            RecipientState(consent=ConsentState.GRANTED, on_campaign_list=True),
+            ExclusionReason.CAMPAIGN_LIST,
+        ),
     ],
 )
 def test_who_is_excluded_and_why(purpose: str, state: RecipientState, reason: ExclusionReason) -> None:

@@ -42,7 +42,7 @@ from tests.conftest import free_port
 @pytest.fixture
 def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactory]:
     """``make_pipeline(smtp=SmtpBehaviour(...), smsc=SmscBehaviour(...), delivery={...}, sms={...})``;
-    ``providers={name: section}`` adds provider sections.
+    ``providers={name: section}`` adds provider sections, ``settings_sections={"a.b": {...}}`` any other.
 
     Starts the sandbox SMTP server and SMSC on free 127.0.0.1 ports, makes a working directory with
     ``init_workdir`` whose broadcaster.toml points the providers at them, and adds an editor and an approver.
@@ -62,6 +62,7 @@ def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactor
         broker_url: str | None = None,
         name: str = "wd",
         providers: Mapping[str, Mapping[str, Any]] | None = None,
+        settings_sections: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Pipeline:
         clock = FrozenClock(START)
         directory = tmp_path / name
@@ -75,6 +76,7 @@ def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactor
             "security": {"unsubscribe_secret": UNSUBSCRIBE_SECRET},
             **provider_sections(smtp_port=smtp_server.port, smpp_port=smsc_server.port, sms=sms, mail=mail),
             **{f"providers.{name}": section for name, section in (providers or {}).items()},
+            **(settings_sections or {}),
         }
         config = directory / "broadcaster.toml"
         config.write_text(render_config(sections), encoding="utf-8")

@@ -81,6 +81,11 @@ def test_preview_shows_the_opt_out_line(pipeline: Pipeline) -> None:
     pipeline.add_contacts(citizens(1))
     campaign_id = email_campaign(pipeline, purpose="public_information")
     with pipeline.context.readers() as session:
-        preview = preview_version(session, get_version(session, campaign_id, None), pipeline.context.settings)
+        preview = preview_version(
+            session,
+            get_version(session, campaign_id, None),
+            pipeline.context.settings,
+            now=pipeline.clock.now(),
+        )
     (sample,) = preview.channels[0].samples
     assert f"Hủy đăng ký nhận tin: {BASE}/u/{PREVIEW_TOKEN}" in sample["text"]

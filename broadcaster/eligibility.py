@@ -1,0 +1,192 @@
+"""Who may get a message of a purpose on a channel now, later or never: the consent policy (``consent.policy``)
+fed from the ledger, the suppression list, the do-not-call register, the campaign's exclusion list and the
+address's recent sends, in a few queries per page of addresses.
+
+The planner (through ``campaigns.audience.Screen``) and the check right before each window
+(``outbox.screening``) both decide here, so what was planned and what is sent follow one rule
+(docs/architecture.md §2, "Consent at planning and at sending").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from broadcaster.db.models import Message
+from broadcaster.vocabulary import MessageStatus
+from consent.dnc import on_register_among
+from consent.exclusions import excluded_among
+from consent.ledger import states_among
+from consent.policy import (
+    CAP_WINDOW,
+    Allowed,
+    ConsentNeeded,
+    ConsentState,
+    Decision,
+    Deferred,
+    Excluded,
+    ExclusionReason,
+    PolicySettings,
+    RecipientState,
+    decide,
+    next_allowed,
+    rules_for,
+    within_cap,
+)
+from consent.suppression import address_key, suppressed_among
+
+# One text per reason, stored with the ``suppressed`` row and counted by preview; the first two keep the
+# wording rows had before the policy was wired in.
+REASON_TEXTS: dict[ExclusionReason, str] = {
+    ExclusionReason.SUPPRESSED: "address suppressed (earlier hard failure or refusal)",
+    ExclusionReason.WITHDRAWN: "opted out of this channel",
+    ExclusionReason.NO_PRIOR_CONSENT: "no prior consent",
+    ExclusionReason.DO_NOT_CALL: "on the do-not-call register",
+    ExclusionReason.CAMPAIGN_LIST: "excluded by the campaign's list",
+}
+DEFERRED_BY_HOURS = "deferred: outside the purpose's send hours"
+DEFERRED_BY_CAP = "deferred: per-recipient cap for 24 hours reached"
+
+_PAGE = 500
+
+
+@dataclass(frozen=True)
+class PolicyScope:
+    """Whose messages are being judged: one purpose on one channel, for one campaign (None: no list)."""
+
+    purpose: str
+    channel: str
+    campaign_id: str | None
+    tz: ZoneInfo
+    settings: PolicySettings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the policy says of one message: excluded (``exclusion`` is the stored reason), or sent no
+    earlier than ``not_before`` (None: now), ``deferral`` saying why when the policy moved it."""
+
+    exclusion: str | None = None
+    not_before: datetime | None = None
+    deferral: str | None = None
+
+
+def verdicts(
+    session: Session,
+    scope: PolicyScope,
+    addresses: Sequence[str],
+    *,
+    at: datetime,
+    skip_ids: Collection[int] = (),
+) -> list[Verdict]:
+    """One verdict per address, in order, for messages meant to go at ``at`` (aware).
+
+    An address that comes twice has the first counted against its cap. ``skip_ids``: messages not to count
+    as recent sends (the window being judged, already claimed)."""
+    states = recipient_states(session, scope, addresses, at=at, skip_ids=skip_ids)
+    allowed_here: dict[str, list[datetime]] = {}  # by address_key: what this call lets go at ``at``
+    found: list[Verdict] = []
+    for address in addresses:
+        key = address_key(scope.channel, address)
+        state = states[address]
+        if key in allowed_here:
+            state = replace(state, recent_sends=(*state.recent_sends, *allowed_here[key]))
+        decision = decide(
+            state,
+            now=at,
+            purpose=scope.purpose,
+            channel=scope.channel,
+            tz=scope.tz,
+            settings=scope.settings,
+        )
+        found.append(_verdict(decision, scope, state, at))
+        if isinstance(decision, Allowed):
+            allowed_here.setdefault(key, []).append(at)
+    return found
+
+
+def _verdict(decision: Decision, scope: PolicyScope, state: RecipientState, at: datetime) -> Verdict:
+    if isinstance(decision, Excluded):
+        return Verdict(exclusion=REASON_TEXTS[decision.reason])
+    if isinstance(decision, Deferred):
+        # By the cap when it is still full once the send hours open; else only the hours held it back.
+        opens = next_allowed(at, scope.purpose, scope.channel, scope.tz, scope.settings)
+        free = within_cap(state.recent_sends, opens, scope.purpose, scope.channel, scope.settings)
+        why = DEFERRED_BY_HOURS if free else DEFERRED_BY_CAP
+        return Verdict(not_before=decision.until, deferral=why)
+    return Verdict()
+
+
+def recipient_states(
+    session: Session,
+    scope: PolicyScope,
+    addresses: Sequence[str],
+    *,
+    at: datetime,
+    skip_ids: Collection[int] = (),
+) -> dict[str, RecipientState]:
+    """Each address's ``RecipientState``: only the lookups the purpose's rules need on this channel."""
+    rules = rules_for(scope.purpose, scope.settings)
+    channel = scope.channel
+    wanted = list(dict.fromkeys(addresses))
+    consent: dict[str, ConsentState] = {}
+    if rules.consent is not ConsentNeeded.NONE:
+        consent = states_among(session, channel, scope.purpose, wanted)
+    suppressed = suppressed_among(session, channel=channel, addresses=wanted)
+    on_list: set[str] = set()
+    if scope.campaign_id is not None:
+        on_list = excluded_among(session, campaign_id=scope.campaign_id, channel=channel, addresses=wanted)
+    do_not_call: set[str] = set()
+    if channel in rules.dnc_channels:
+        do_not_call = on_register_among(session, wanted)
+    sends: dict[str, list[datetime]] = {}
+    if channel in rules.caps_per_24h:
+        sends = recent_sends(session, scope, wanted, since=at - CAP_WINDOW, skip_ids=skip_ids)
+    return {
+        address: RecipientState(
+            consent=consent.get(address, ConsentState.UNKNOWN),
+            suppressed=address in suppressed,
+            on_do_not_call=address in do_not_call,
+            on_campaign_list=address in on_list,
+            recent_sends=tuple(sends.get(address_key(channel, address), ())),
+        )
+        for address in wanted
+    }
+
+
+def recent_sends(
+    session: Session,
+    scope: PolicyScope,
+    addresses: Sequence[str],
+    *,
+    since: datetime,
+    skip_ids: Collection[int] = (),
+) -> dict[str, list[datetime]]:
+    """When each address (by ``address_key``) got messages of the purpose on the channel after ``since``.
+
+    A message another worker has claimed but not finished counts from its claim: it may be on the wire now,
+    and a cap must not be passed by two windows at once."""
+    keys = list(dict.fromkeys(address_key(scope.channel, a) for a in addresses))
+    found: dict[str, list[datetime]] = {}
+    for start in range(0, len(keys), _PAGE):
+        query = select(Message.address_key, Message.sent_at, Message.claimed_at).where(
+            Message.channel == scope.channel,
+            Message.address_key.in_(keys[start : start + _PAGE]),
+            Message.purpose == scope.purpose,
+            or_(
+                Message.sent_at > since,
+                and_(Message.status == MessageStatus.SENDING, Message.claimed_at > since),
+            ),
+        )
+        if skip_ids:
+            query = query.where(Message.id.not_in(list(skip_ids)))
+        for key, sent_at, claimed_at in session.execute(query):
+            moment = sent_at or claimed_at
+            if key is not None and moment is not None:
+                found.setdefault(key, []).append(moment)
+    return found
