@@ -28,6 +28,7 @@ TABLES_VI = {
     "campaign_exclusions": "Danh sách loại trừ theo chiến dịch",
     "inbox_replies": "Tin nhắn trả lời trong hộp thư",
     "inbound_records": "Bản ghi nhận từ nhà mạng (xóa nội dung)",
+    "contact_import_problems": "Cảnh báo trong báo cáo nhập danh bạ (xóa giá trị)",
 }
 
 

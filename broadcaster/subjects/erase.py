@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
-from broadcaster.db.models import Contact, InboundRecord, InboxReply, Message
+from broadcaster.db.models import Contact, ContactImport, InboundRecord, InboxReply, Message
 from broadcaster.errors import StateError, UserError
 from broadcaster.subjects import held
 from broadcaster.subjects.held import Subject
@@ -43,6 +43,7 @@ class Held:
     exclusions: list[CampaignExclusion]
     inbox_replies: list[InboxReply]
     inbound_ids: list[int]
+    import_problems: list[tuple[ContactImport, int]]
 
     def counts(self) -> dict[str, int]:
         return {
@@ -54,6 +55,7 @@ class Held:
             "campaign_exclusions": len(self.exclusions),
             "inbox_replies": len(self.inbox_replies),
             "inbound_records": len(self.inbound_ids),
+            "contact_import_problems": len(self.import_problems),
         }
 
 
@@ -87,6 +89,7 @@ def held_about(session: Session, subject: Subject) -> Held:
         exclusions=held.exclusions(session, subject),
         inbox_replies=held.inbox_replies(session, subject),
         inbound_ids=[r.id for r in held.inbound_records(session, subject)],
+        import_problems=held.import_problems(session, subject),
     )
 
 
@@ -123,6 +126,7 @@ def erase(
         for instance in rows:
             session.delete(instance)
     _blank_inbound(session, found.inbound_ids, marker=marker, now=now)
+    _blank_import_problems(found.import_problems, marker=marker)
     tombstone.summary = json.dumps(counts, sort_keys=True)
     audit.record(
         session,
@@ -177,6 +181,17 @@ def _blank_inbound(session: Session, inbound_ids: Sequence[int], *, marker: str,
         record.payload = {"erased": marker}
         if record.processed_at is None:
             record.processed_at, record.outcome = now, "erased"
+
+
+def _blank_import_problems(problems: Sequence[tuple[ContactImport, int]], *, marker: str) -> None:
+    """The import's report keeps its counts and its problem rows; the value quoting the address goes, and the
+    reason is masked (a conversion warning names the new number)."""
+    for batch, index in problems:
+        report = dict(batch.report)  # a new object: the JSON column notices a replaced value, not a mutation
+        report["problems"] = [dict(p) for p in report["problems"]]
+        problem = report["problems"][index]
+        problem["value"], problem["reason"] = marker, mask_text(problem.get("reason"))
+        batch.report = report
 
 
 def _what(subject: Subject) -> str:

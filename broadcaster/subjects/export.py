@@ -55,6 +55,10 @@ def export(
             )
         ],
         "erasures": [row(t) for t in erasures_of(session, subject_hash)],
+        "contact_import_problems": [
+            {"import_id": batch.id, "file": batch.filename, **batch.report["problems"][index]}
+            for batch, index in held.import_problems(session, subject)
+        ],
     }
     counts = {name: len(rows) for name, rows in sections.items()}
     audit.record(

@@ -21,6 +21,7 @@ from broadcaster.contacts.phones import PhoneError, parse_phone
 from broadcaster.db.models import (
     AuditEntry,
     Contact,
+    ContactImport,
     DeliveryEventRow,
     InboundRecord,
     InboxReply,
@@ -81,14 +82,20 @@ def contacts(session: Session, subject: Subject) -> list[Contact]:
 
 
 def messages(session: Session, subject: Subject) -> list[Message]:
-    # Rows written before address_key existed are found by their address too.
-    unkeyed = and_(Message.address_key.is_(None), func.lower(Message.address) == subject.key.lower())
-    query = (
-        select(Message)
-        .where(Message.channel == subject.channel, or_(Message.address_key == subject.key, unkeyed))
-        .order_by(Message.id)
-    )
-    return list(session.scalars(query))
+    # Every writer fills address_key (migration 0007 back-filled older rows): the index answers.
+    query = select(Message).where(Message.channel == subject.channel, Message.address_key == subject.key)
+    return list(session.scalars(query.order_by(Message.id)))
+
+
+def import_problems(session: Session, subject: Subject) -> list[tuple[ContactImport, int]]:
+    """(import, index in its report's problems) for every problem row that quotes the address, in any spelling
+    (a warning on a number as the file wrote it). Imports are one row per file: they are read in Python."""
+    found: list[tuple[ContactImport, int]] = []
+    for batch in session.scalars(select(ContactImport).order_by(ContactImport.id)):
+        for index, problem in enumerate(batch.report.get("problems") or []):
+            if isinstance(problem, dict) and _spells(problem.get("value"), subject):
+                found.append((batch, index))
+    return found
 
 
 def delivery_events(
@@ -185,6 +192,17 @@ def audit_entries(
                 )
             )
     return list(session.scalars(select(AuditEntry).where(or_(*wanted)).order_by(AuditEntry.id)))
+
+
+def _spells(value: object, subject: Subject) -> bool:
+    if not isinstance(value, str) or not value.strip():
+        return False
+    if subject.channel == "email":
+        return value.strip().lower() == subject.key
+    try:
+        return parse_phone(value).e164 == subject.key
+    except PhoneError:
+        return False
 
 
 def _names(payload: dict[str, Any], subject: Subject) -> bool:

@@ -25,15 +25,15 @@ from consent.models import CampaignExclusion, DoNotCallEntry, DoNotCallImport, S
 from consent.suppression import suppress
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump
 from tests.broadcaster.delivery.pipeline import Pipeline
-from tests.broadcaster.delivery.workdir_files import EDITOR, UNSUBSCRIBE_SECRET, citizens
+from tests.broadcaster.delivery.workdir_files import EDITOR, UNSUBSCRIBE_SECRET, citizen, citizens
 from tests.broadcaster.test_cli import Cli, one_line
 from tests.peers.polling import wait_until
 
-PHONE = "+84912000001"  # citizen 1
+PHONE = "+84389123456"  # citizen 1, imported as the old 11-digit 01689123456 (a warning quotes it)
 EMAIL = "cong.dan1@example.vn"
 MO_NUMBER = "8088"
 # Substrings that betray the number in any spelling (E.164, 84…, 0…, the PDU's hex digits) and the e-mail.
-PHONE_TRACES = ("912000001", b"912000001".hex())
+PHONE_TRACES = ("389123456", "1689123456", b"389123456".hex())
 
 
 def mo(pipeline: Pipeline, text: str) -> None:
@@ -58,14 +58,14 @@ def mo(pipeline: Pipeline, text: str) -> None:
 @pytest.fixture
 def citizen_data(pipeline: Pipeline, cli: Cli) -> int:
     """Everything the engine can hold about citizen 1; returns the campaign run's id."""
-    pipeline.add_contacts(citizens(3))
+    pipeline.add_contacts([citizen(1, phone="01689123456"), *citizens(2, first=2)])
     run_id = pipeline.send(pipeline.approved_campaign())
     pipeline.wait_for_statuses(run_id, {("sms", "delivered"): 3})
     mo(pipeline, "Hủy")  # an opt-out keyword: two withdrawals and one confirmation, queued
     mo(pipeline, "Cho tôi hỏi lịch tiếp dân")  # anything else: the staff inbox
-    cli("consent", "grant", "0912 000 001", "--purpose", "advertising", "--notice", "v1",
-        "--reason", "ký phiếu, gọi lại 0912000001", user=EDITOR)  # fmt: skip
-    cli("campaigns", "test-send", pipeline_campaign(pipeline), "--to", "0912000001", user=EDITOR)
+    cli("consent", "grant", "0389 123 456", "--purpose", "advertising", "--notice", "v1",
+        "--reason", "ký phiếu, gọi lại 0389123456", user=EDITOR)  # fmt: skip
+    cli("campaigns", "test-send", pipeline_campaign(pipeline), "--to", "0389123456", user=EDITOR)
     await_test_delivery(pipeline)  # no receipt may arrive after the erasure
     now = pipeline.clock.now()
     with pipeline.context.sessions.begin() as session:
@@ -86,7 +86,7 @@ def citizen_data(pipeline: Pipeline, cli: Cli) -> int:
         session.add(InboundRecord(provider="mail", channel="email", received_at=now,
                                   payload={"dsn": bounce, "envelope_to": "bounce@example.vn"},
                                   processed_at=now, outcome="bounced"))  # fmt: skip
-    cli("inbox", "done", str(reply_id), "--reason", "đã gọi lại số 0912000001", user=EDITOR)
+    cli("inbox", "done", str(reply_id), "--reason", "đã gọi lại số 0389123456", user=EDITOR)
     return run_id
 
 
@@ -137,7 +137,7 @@ def run_counts(pipeline: Pipeline, run_id: int) -> Counter[tuple[str, str]]:
 
 
 def test_export_holds_every_kind_of_record(pipeline: Pipeline, cli: Cli, citizen_data: int) -> None:
-    document = json.loads(cli("subject", "export", "0912.000.001", user=EDITOR).stdout)
+    document = json.loads(cli("subject", "export", "0389.123.456", user=EDITOR).stdout)
 
     header = document["header"]
     assert (header["generated_by"], header["subject"]) == (EDITOR, {"channel": "sms", "address": PHONE})
@@ -164,6 +164,8 @@ def test_export_holds_every_kind_of_record(pipeline: Pipeline, cli: Cli, citizen
     actions = Counter(a["action"] for a in document["audit_entries"])
     assert actions == {"consent.withdraw": 2, "consent.grant": 1, "inbox.done": 1}
     assert document["erasures"] == []
+    (warning,) = document["contact_import_problems"]
+    assert (warning["column"], warning["value"]) == ("phone", "01689123456")
     assert list(document) == sorted(document)  # a stable key order
 
     # The export is audited, naming the person by the keyed hash; no audit entry carries the number.
@@ -199,10 +201,27 @@ def test_erase_leaves_no_trace_keeps_counts_and_leaves_a_tombstone(
 ) -> None:
     counts_before = run_counts(pipeline, citizen_data)
     with pipeline.context.readers() as session:
-        assert traces(session, PHONE_TRACES)  # the search finds what is there
+        # The search finds what is there: the number is held in all these tables (and not in the audit log).
+        assert {table for table, _column, _value in traces(session, PHONE_TRACES)} == {
+            "contacts",
+            "contact_imports",
+            "messages",
+            "inbound_records",
+            "inbox_replies",
+            "consent_events",
+            "suppressions",
+            "do_not_call",
+            "campaign_exclusions",
+        }
+        assert {table for table, _column, _value in traces(session, (EMAIL,))} == {
+            "contacts",
+            "messages",
+            "inbound_records",
+            "suppressions",
+        }
         total_messages = session.scalar(select(func.count()).select_from(Message))
 
-    result = cli("subject", "erase", "0912000001", "--reference", "HS-2026-017", "--yes")
+    result = cli("subject", "erase", "0389123456", "--reference", "HS-2026-017", "--yes")
     assert "dấu vết xóa số" in one_line(result.stdout)
     cli("subject", "erase", "CONG.DAN1@example.VN", "--reference", "HS-2026-017", "--yes")
 
@@ -220,6 +239,7 @@ def test_erase_leaves_no_trace_keeps_counts_and_leaves_a_tombstone(
         assert summary["contacts"] == 1
         assert summary["consent_events"] == 3
         assert summary["messages"] == 3
+        assert summary["contact_import_problems"] == 1
         assert summary["messages_stopped"] == 1  # the opt-out's confirmation, still queued
         erased = session.scalars(select(AuditEntry).where(AuditEntry.action == "subject.erase")).all()
         assert [(a.subject_id, a.reason) for a in erased] == [
@@ -227,7 +247,7 @@ def test_erase_leaves_no_trace_keeps_counts_and_leaves_a_tombstone(
         ]
         # The refusal outlives the erasure: planning can recognise the number again.
         assert erased_among(session, secret=UNSUBSCRIBE_SECRET, channel="sms",
-                            addresses=["+84912000001", "+84912000002"]) == {"+84912000001"}  # fmt: skip
+                            addresses=[PHONE, "+84912000002"]) == {PHONE}  # fmt: skip
         assert erased_among(session, secret=UNSUBSCRIBE_SECRET, channel="email",
                             addresses=["Cong.Dan1@Example.vn"]) == {"Cong.Dan1@Example.vn"}  # fmt: skip
 
@@ -245,11 +265,11 @@ def test_erase_leaves_no_trace_keeps_counts_and_leaves_a_tombstone(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["0912000001", "--yes"], "--reference is required"),
-        (["0912000001", "--reference", "  ", "--yes"], "--reference is required"),
+        (["0389123456", "--yes"], "--reference is required"),
+        (["0389123456", "--reference", "  ", "--yes"], "--reference is required"),
         (["12345", "--reference", "HS-1", "--yes"], "12345"),
         (["an@", "--reference", "HS-1", "--yes"], "an@"),
-        (["0912000001", "--reference", "đơn của số 0912000001", "--yes"], "must not contain"),
+        (["0389123456", "--reference", "đơn của số 0389123456", "--yes"], "must not contain"),
     ],
 )
 def test_bad_input_changes_nothing(
