@@ -1,6 +1,6 @@
 """``subject erase``: remove or anonymise everything held about one address, leaving a tombstone.
 
-What goes and what stays (docs/domain.md §1.4): contact rows, consent events, suppressions, do-not-call and
+What goes and what stays (docs/domain.md §1.2, data-subject requests): contact rows, consent events, suppressions, do-not-call and
 exclusion entries, inbox replies are deleted; messages stay (run counts and reports stay right) with the
 address, body, subject and context gone; inbound records keep their row but lose their payload. The
 tombstone keeps the request's reference and a keyed hash of the address, so the refusal outlives the
@@ -62,7 +62,8 @@ class Held:
 @dataclass(frozen=True)
 class Erasure:
     tombstone_id: int
-    counts: dict[str, int]
+    counts: dict[str, int]  # rows removed or anonymised, per table
+    stopped: int  # of the messages, those not yet written to a provider, now suppressed
 
 
 def checked_reference(reference: str | None, subject: Subject) -> str:
@@ -113,7 +114,8 @@ def erase(
         session, reference=reference, subject_hash=subject_hash, summary=counts, erased_by=actor, at=now
     )
     marker = f"erased:{tombstone.id}"
-    counts["messages_stopped"] = _anonymise_messages(session, found.messages, marker=marker, now=now)
+    stopped = _anonymise_messages(session, found.messages, marker=marker, now=now)
+    summary = {**counts, "messages_stopped": stopped}
     _unlink_contacts(session, [c.id for c in found.contacts])
     for rows in (
         found.contacts,
@@ -127,7 +129,7 @@ def erase(
             session.delete(instance)
     _blank_inbound(session, found.inbound_ids, marker=marker, now=now)
     _blank_import_problems(found.import_problems, marker=marker)
-    tombstone.summary = json.dumps(counts, sort_keys=True)
+    tombstone.summary = json.dumps(summary, sort_keys=True)
     audit.record(
         session,
         actor=actor,
@@ -136,10 +138,10 @@ def erase(
         subject_id=subject_hash,
         at=now,
         reason=reference,
-        details={"channel": subject.channel, "tombstone": tombstone.id, "counts": counts},
+        details={"channel": subject.channel, "tombstone": tombstone.id, "counts": summary},
     )
     session.flush()
-    return Erasure(tombstone_id=tombstone.id, counts=counts)
+    return Erasure(tombstone_id=tombstone.id, counts=counts, stopped=stopped)
 
 
 def _anonymise_messages(session: Session, messages: Sequence[Message], *, marker: str, now: datetime) -> int:

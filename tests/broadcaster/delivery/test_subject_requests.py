@@ -281,6 +281,17 @@ def test_bad_input_changes_nothing(
     assert database_dump(pipeline.context.engine) == before
 
 
+def test_without_a_secret_no_request_is_served(
+    pipeline: Pipeline, cli: Cli, citizen_data: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROADCASTER_SECURITY__UNSUBSCRIBE_SECRET", "")
+    before = database_dump(pipeline.context.engine)
+    for args in (["export", PHONE], ["erase", PHONE, "--reference", "HS-1", "--yes"]):
+        result = cli("subject", *args, expect=1)
+        assert "unsubscribe_secret is empty" in one_line(result.stderr)
+    assert database_dump(pipeline.context.engine) == before
+
+
 def test_an_editor_may_not_erase_and_a_refused_confirmation_changes_nothing(
     pipeline: Pipeline, cli: Cli, citizen_data: int
 ) -> None:
