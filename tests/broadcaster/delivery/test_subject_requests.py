@@ -24,7 +24,7 @@ from consent.erasure import erased_among, subject_hash
 from consent.models import CampaignExclusion, DoNotCallEntry, DoNotCallImport, SubjectErasure
 from consent.suppression import suppress
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump
-from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.workdir_files import EDITOR, UNSUBSCRIBE_SECRET, citizen, citizens
 from tests.broadcaster.test_cli import Cli, one_line
 from tests.peers.polling import wait_until
@@ -109,6 +109,19 @@ def pipeline_campaign(pipeline: Pipeline) -> str:
 
 
 @pytest.fixture
+def pipeline(make_pipeline: PipelineFactory, request: pytest.FixtureRequest) -> Pipeline:
+    """SQLite unless a test asks for PostgreSQL (the JSON payloads are searched as text in both)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return make_pipeline(database_url=request.getfixturevalue("postgres_url"))
+    return make_pipeline()
+
+
+BOTH_DATABASES = pytest.mark.parametrize(
+    "pipeline", ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)], indirect=True
+)
+
+
+@pytest.fixture
 def cli(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.chdir(pipeline.directory)
     monkeypatch.setenv("COLUMNS", "200")
@@ -136,6 +149,7 @@ def run_counts(pipeline: Pipeline, run_id: int) -> Counter[tuple[str, str]]:
     return pipeline.counts(run_id)
 
 
+@BOTH_DATABASES
 def test_export_holds_every_kind_of_record(pipeline: Pipeline, cli: Cli, citizen_data: int) -> None:
     document = json.loads(cli("subject", "export", "0389.123.456", user=EDITOR).stdout)
 
@@ -196,6 +210,7 @@ def test_an_auditor_may_not_export(cli: Cli, citizen_data: int, pipeline: Pipeli
     assert database_dump(pipeline.context.engine) == before
 
 
+@BOTH_DATABASES
 def test_erase_leaves_no_trace_keeps_counts_and_leaves_a_tombstone(
     pipeline: Pipeline, cli: Cli, citizen_data: int
 ) -> None:
