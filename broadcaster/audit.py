@@ -1,8 +1,15 @@
 """The audit trail's one entry point. The audit issue chains these rows; callers only ever call ``record``
-(``record_consent_event`` is its form for a consent ledger event)."""
+(``record_consent_event`` is its form for a consent ledger event).
+
+No entry carries a plaintext phone number or e-mail address: a chained row can never be rewritten, so an
+address in it would survive the person's erasure (docs/domain.md §1.2). Entries name a person's records by id
+(a consent event, an inbox reply) or by the keyed subject hash; ``record`` masks what slips through anyway, in
+the reason and in any detail whose value is an address.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -11,7 +18,12 @@ from sqlalchemy.orm import Session
 
 from broadcaster.db.models import AuditEntry
 from broadcaster.settings import mask_secrets
+from channels.masking import mask_address, mask_text
 from consent.models import ConsentEvent
+
+# A detail that is, as a whole, a phone number or an e-mail address (values such as hashes or file names are
+# left alone; free text is the reason's, masked whole).
+_ADDRESS = re.compile(r"\+?\d{9,15}|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def record(
@@ -32,11 +44,21 @@ def record(
         action=action,
         subject_type=subject_type,
         subject_id=str(subject_id),
-        reason=reason,
-        details=mask_secrets(dict(details or {})),
+        reason=mask_text(reason),
+        details=_mask_addresses(mask_secrets(dict(details or {}))),
     )
     session.add(entry)
     return entry
+
+
+def _mask_addresses(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_address(value) if _ADDRESS.fullmatch(value.strip()) else value
+    if isinstance(value, Mapping):
+        return {key: _mask_addresses(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_addresses(item) for item in value]
+    return value
 
 
 def record_consent_event(session: Session, event: ConsentEvent, **details: Any) -> AuditEntry:

@@ -49,6 +49,10 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "messages.operate": frozenset({Role.ADMIN, Role.EDITOR}),
     # Names, phones and e-mails in full where they are masked by default (broadcaster.masking); audited.
     "personal_data.unmasked": frozenset({Role.ADMIN}),
+    # Data-subject requests (PDP Law): the export shows everything in full, so only the roles that may see
+    # personal data; erasing cannot be undone, so only an admin.
+    "subjects.export": frozenset({Role.ADMIN, Role.EDITOR}),
+    "subjects.erase": frozenset({Role.ADMIN}),
     "read": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER, Role.AUDITOR}),
 }
 

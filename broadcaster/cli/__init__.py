@@ -18,6 +18,7 @@ from broadcaster.cli import contacts as contacts_cli
 from broadcaster.cli import delivery as delivery_cli
 from broadcaster.cli import inbox as inbox_cli
 from broadcaster.cli import serve as serve_cli
+from broadcaster.cli import subject as subject_cli
 from broadcaster.cli.common import (
     ConfigOption,
     JsonOption,
@@ -89,6 +90,7 @@ app.add_typer(contacts_cli.app, name="contacts")
 app.add_typer(campaigns_cli.app, name="campaigns")
 app.add_typer(consent_cli.app, name="consent")
 app.add_typer(inbox_cli.app, name="inbox")
+app.add_typer(subject_cli.app, name="subject")
 delivery_cli.register(app)
 app.command()(serve_cli.serve)
 
