@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from broadcaster.db.models import Message
 from broadcaster.vocabulary import MessageStatus
 from consent.dnc import on_register_among
+from consent.erasure import erased_among
 from consent.exclusions import excluded_among
 from consent.ledger import states_among
 from consent.policy import (
@@ -64,6 +65,8 @@ class PolicyScope:
     campaign_id: str | None
     tz: ZoneInfo
     settings: PolicySettings
+    erasure_key: str = ""
+    """Keys the hashes of people erased on request, who count as having withdrawn ("": none are looked up)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,10 @@ def recipient_states(
     consent: dict[str, ConsentState] = {}
     if rules.consent is not ConsentNeeded.NONE:
         consent = states_among(session, channel, scope.purpose, wanted)
+        if scope.erasure_key:
+            # Their ledger went with the erasure; the tombstone keeps the refusal (docs/domain.md §1.2).
+            erased = erased_among(session, secret=scope.erasure_key, channel=channel, addresses=wanted)
+            consent.update(dict.fromkeys(erased, ConsentState.WITHDRAWN))
     suppressed = suppressed_among(session, channel=channel, addresses=wanted)
     on_list: set[str] = set()
     if scope.campaign_id is not None:

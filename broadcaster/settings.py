@@ -72,11 +72,18 @@ class SecuritySettings(BaseModel):
 
     # Signs List-Unsubscribe tokens; `init` writes a random one. Empty: no opt-out links are offered.
     unsubscribe_secret: str = ""
+    # Keys the hash by which people erased on request are still recognised (a refusal outlives erasure).
+    # Never change it: a new key forgets every erasure. Empty: the unsubscribe secret is used.
+    subject_key: str = ""
     # Shared with the city app's backend, which signs its consent requests with it (HMAC-SHA256). Empty: the
     # city-app endpoint refuses every request.
     city_app_key: str = ""
     # How far a signed request's timestamp may be from this server's clock; nonces are kept this long.
     city_app_replay_window_seconds: int = Field(default=300, ge=30, le=3600)
+
+    def erasure_key(self) -> str:
+        """The key of erasure tombstones' hashes (``consent.erasure.subject_hash``)."""
+        return self.subject_key or self.unsubscribe_secret
 
 
 class PriceTable(BaseModel):

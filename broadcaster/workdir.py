@@ -56,6 +56,9 @@ url = "sqla+sqlite:///broker.sqlite3"
 [security]
 # Signs the opt-out links of e-mails (List-Unsubscribe). Keep it secret; changing it voids sent links.
 unsubscribe_secret = "{unsubscribe_secret}"
+# Keys the hash by which people erased on request (`broadcaster subject erase`) are still recognised, so
+# their refusal outlives the erasure. Never change it: a new key forgets every erasure.
+subject_key = "{subject_key}"
 
 [web]
 # Where `broadcaster serve` listens; the unsubscribe_base_url of the mail providers must reach it.
@@ -138,6 +141,7 @@ DEFAULT_DIRS = ("templates", "campaigns", "notices")
 # sent, and another database or broker would be another installation.
 KEPT_SETTINGS = (
     ("security", "unsubscribe_secret", "{unsubscribe_secret}"),
+    ("security", "subject_key", "{subject_key}"),
     ("database", "url", "sqlite:///broadcaster.sqlite3"),
     ("broker", "url", "sqla+sqlite:///broker.sqlite3"),
 )
@@ -160,7 +164,7 @@ def init_workdir(directory: Path, *, admin_login: str, clock: Clock) -> AppConte
             )
     validate_login(admin_login)
     directory.mkdir(parents=True, exist_ok=True)
-    config.write_text(DEFAULT_CONFIG.replace("{unsubscribe_secret}", new_secret()), encoding="utf-8")
+    config.write_text(_config_text({}, fresh=True), encoding="utf-8")
     root = defaults_root()
     for name in DEFAULT_DIRS:
         shutil.copytree(root / name, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -289,12 +293,14 @@ def _kept_settings(config: Path) -> dict[tuple[str, str], str]:
     return kept
 
 
-def _config_text(kept: dict[tuple[str, str], str]) -> str:
-    """The default settings file with the kept values (a new secret where the old file had none)."""
+def _config_text(kept: dict[tuple[str, str], str], *, fresh: bool = False) -> str:
+    """The default settings file with the kept values: a new unsubscribe secret where the old file had none; a
+    new subject key only for a new installation (an older one keys its erasures with the unsubscribe secret,
+    and a new key would forget them)."""
     text = DEFAULT_CONFIG.replace(
         "{unsubscribe_secret}", kept.get(("security", "unsubscribe_secret"), new_secret())
-    )
-    for section, key, default in KEPT_SETTINGS[1:]:
+    ).replace("{subject_key}", kept.get(("security", "subject_key"), new_secret() if fresh else ""))
+    for section, key, default in KEPT_SETTINGS[2:]:
         value = kept.get((section, key))
         if value is not None:
             # json.dumps writes a valid TOML basic string (quotes and backslashes escaped).

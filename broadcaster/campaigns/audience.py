@@ -115,11 +115,17 @@ class Screen:
         campaign_id: str,
         tz: ZoneInfo,
         policy: PolicySettings,
+        erasure_key: str = "",
     ) -> None:
         self.channels = list(channels)
         self.scopes = {
             channel: PolicyScope(
-                purpose=purpose, channel=channel, campaign_id=campaign_id, tz=tz, settings=policy
+                purpose=purpose,
+                channel=channel,
+                campaign_id=campaign_id,
+                tz=tz,
+                settings=policy,
+                erasure_key=erasure_key,
             )
             for channel in channels
         }

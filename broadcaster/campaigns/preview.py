@@ -79,6 +79,7 @@ def preview_version(
         campaign_id=definition.id,
         tz=tz,
         policy=settings.consent.policy(),
+        erasure_key=settings.security.erasure_key(),
     )
     window = definition.schedule.window if definition.schedule else None
     at = window.next_open(now, tz) if window is not None and not window.contains(now, tz) else now

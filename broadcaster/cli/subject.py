@@ -42,7 +42,7 @@ def export(
     """Everything held about the person, as JSON (UTF-8); the export is recorded in the audit trail."""
     with acting("subjects.export") as (context, session, user):
         subject = parse_subject(address)
-        digest = keyed_hash(context.settings.security.unsubscribe_secret, subject)
+        digest = keyed_hash(context.settings.security.erasure_key(), subject)
         document = exporting.export(
             session, subject, subject_hash=digest, actor=user.login, now=context.clock.now()
         )
@@ -71,7 +71,7 @@ def erase_subject(
     with acting("subjects.erase", write=False) as (context, session, _user):
         subject = parse_subject(address)
         reference = checked_reference(reference, subject)
-        digest = keyed_hash(context.settings.security.unsubscribe_secret, subject)
+        digest = keyed_hash(context.settings.security.erasure_key(), subject)
         counts = held_about(session, subject).counts()
         if not any(counts.values()):
             raise nothing_held(session, subject, subject_hash=digest)

@@ -77,6 +77,7 @@ def plan_run(
         campaign_id=definition.id,
         tz=tz,
         policy=settings.consent.policy(),
+        erasure_key=settings.security.erasure_key(),
     )
     window = definition.schedule.window if definition.schedule else None
 

@@ -54,6 +54,7 @@ def screen_claimed(
                 campaign_id=campaign_id,
                 tz=definition.zone(settings.timezone) if definition else ZoneInfo(settings.timezone),
                 settings=policy,
+                erasure_key=settings.security.erasure_key(),
             )
             found = verdicts(session, scope, [row.address for row in group], at=now, skip_ids=claimed_ids)
             judged.update((row.id, verdict) for row, verdict in zip(group, found, strict=True))

@@ -63,12 +63,13 @@ def parse_subject(raw: str) -> Subject:
 
 
 def keyed_hash(secret: str, subject: Subject) -> str:
-    """The subject's hash under the server secret ([security] unsubscribe_secret), as tombstones keep it."""
+    """The subject's hash under the erasure key ([security] subject_key, else unsubscribe_secret), as
+    tombstones keep it."""
     if not secret:
         raise UserError(
-            "[security] unsubscribe_secret is empty: data-subject requests name the person by a hash keyed with "
-            "it. Set it in broadcaster.toml (broadcaster init writes one) and keep it: a new secret no longer "
-            "recognises earlier erasures"
+            "[security] subject_key and unsubscribe_secret are empty: data-subject requests name the person by "
+            "a hash keyed with one of them. Set subject_key in broadcaster.toml (broadcaster init writes one) "
+            "and keep it: a new key no longer recognises earlier erasures"
         )
     return subject_hash(secret, subject.channel, subject.key)
 

@@ -3,6 +3,7 @@ size, caps counted across the page itself, and the claimed window left out of th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from broadcaster.db.models import Message
 from broadcaster.eligibility import DEFERRED_BY_CAP, DEFERRED_BY_HOURS, PolicyScope, Verdict, verdicts
 from broadcaster.vocabulary import MessageKind, MessageStatus
 from consent import ledger
+from consent.erasure import record_erasure, subject_hash
 from consent.policy import PolicySettings
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -125,3 +127,28 @@ def test_a_full_cap_that_frees_before_the_hours_open_is_a_wait_for_the_hours(
     with context.readers() as session:
         (found,) = verdicts(session, scope("advertising"), [A], at=evening)
     assert found == Verdict(not_before=context.clock.now() + timedelta(hours=23), deferral=DEFERRED_BY_HOURS)
+
+
+def test_a_person_erased_on_request_counts_as_withdrawn_while_the_key_is_kept(context: AppContext) -> None:
+    key = "khoa-bi-mat-cua-thanh-pho"
+    with context.sessions.begin() as session:
+        record_erasure(
+            session,
+            reference="HS-2026-017",
+            subject_hash=subject_hash(key, "sms", A),
+            summary={"contacts": 1},
+            erased_by="admin",
+            at=context.clock.now(),
+        )
+    informing = replace(scope("public_information"), erasure_key=key)
+    with context.readers() as session:
+        found = verdicts(session, informing, [A, B], at=context.clock.now())
+        rotated = verdicts(
+            session, replace(informing, erasure_key="another-key"), [A], at=context.clock.now()
+        )
+        official = verdicts(
+            session, replace(scope("official_duty"), erasure_key=key), [A], at=context.clock.now()
+        )
+    assert found == [Verdict(exclusion="opted out of this channel"), Verdict()]
+    assert rotated == [Verdict()]  # why the key must never change (docs/domain.md §1.2)
+    assert official == [Verdict()]  # official duty asks no consent; the erased contact row is gone anyway

@@ -171,6 +171,7 @@ def test_init_force_by_an_admin_backs_up_edited_files_and_keeps_the_secret(
     cli: Cli, context: AppContext, edited: Path
 ) -> None:
     secret = context.settings.security.unsubscribe_secret
+    subject_key = context.settings.security.subject_key
     edited_config = (edited / "broadcaster.toml").read_text(encoding="utf-8")
     edited_readme = (edited / "templates" / "README.md").read_text(encoding="utf-8")
     removed = next(edited.glob("campaigns/*/*.yaml"))
@@ -193,6 +194,7 @@ def test_init_force_by_an_admin_backs_up_edited_files_and_keeps_the_secret(
     restored = AppContext.load(edited / "broadcaster.toml")
     try:
         assert restored.settings.security.unsubscribe_secret == secret
+        assert restored.settings.security.subject_key == subject_key != ""  # erasures stay recognised
         assert restored.settings.broker.url == "sqla+sqlite:///hang-doi.sqlite3"
         assert restored.settings.providers["sms_main"].options()["port"] == 2775
     finally:
@@ -309,3 +311,28 @@ def _has_control(contact: Contact) -> bool:
     texts = [contact.full_name, contact.external_id, contact.segment, contact.agency, contact.district]
     texts += [*(contact.tags or []), *(contact.attributes or {}).keys(), *(contact.attributes or {}).values()]
     return any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for text in texts for ch in text or "")
+
+
+def test_init_force_leaves_an_older_installation_without_a_subject_key_keying_erasures_as_before(
+    cli: Cli, context: AppContext, workdir: Path
+) -> None:
+    config = workdir / "broadcaster.toml"
+    text = config.read_text(encoding="utf-8")
+    older = "\n".join(line for line in text.splitlines() if not line.startswith("subject_key")) + "\n"
+    config.write_text(older, encoding="utf-8")
+    key_before = AppContext.load(config)
+    try:
+        erasure_key = key_before.settings.security.erasure_key()
+    finally:
+        key_before.close()
+
+    result = _init_force(cli, answer="y\n")
+
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    restored = AppContext.load(config)
+    try:
+        # A new key would forget the erasures made under the unsubscribe secret.
+        assert restored.settings.security.subject_key == ""
+        assert restored.settings.security.erasure_key() == erasure_key
+    finally:
+        restored.close()

@@ -300,10 +300,11 @@ def test_without_a_secret_no_request_is_served(
     pipeline: Pipeline, cli: Cli, citizen_data: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BROADCASTER_SECURITY__UNSUBSCRIBE_SECRET", "")
+    monkeypatch.setenv("BROADCASTER_SECURITY__SUBJECT_KEY", "")
     before = database_dump(pipeline.context.engine)
     for args in (["export", PHONE], ["erase", PHONE, "--reference", "HS-1", "--yes"]):
         result = cli("subject", *args, expect=1)
-        assert "unsubscribe_secret is empty" in one_line(result.stderr)
+        assert "subject_key and unsubscribe_secret are empty" in one_line(result.stderr)
     assert database_dump(pipeline.context.engine) == before
 
 
