@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from broadcaster import audit
 from broadcaster.pending import stop_pending
 from channels.masking import mask_address, mask_text
+from consent.policy import ExclusionReason
 from consent.suppression import address_key, suppress
 
 SUPPRESS_ACTION = "suppression.added"
@@ -36,7 +37,7 @@ def suppress_address(
     audit entry: one per suppressed address). Its unwritten messages stop either way."""
     added = suppress(session, channel=channel, address=address, reason=reason, source=source, at=now)
     stopped = stop_pending(
-        session, channel=channel, address=address, purposes=None, reason=f"suppressed: {reason}", now=now
+        session, channel=channel, address=address, purposes=None, reason=ExclusionReason.SUPPRESSED, now=now
     )
     if added:
         audit.record(

@@ -15,8 +15,9 @@ from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, Message
 from broadcaster.outbox.inbound import apply_pending
 from broadcaster.suppressing import SUPPRESS_ACTION, suppress_address
-from broadcaster.vocabulary import MessageKind, MessageStatus
+from broadcaster.vocabulary import MessageStatus
 from consent.models import Suppression
+from tests.broadcaster.pending_messages import pending
 from tests.broadcaster.test_inbound import PROVIDER, sent_sms, store
 
 PHONE = "+84912000001"  # sent_sms's address
@@ -31,25 +32,6 @@ def failed_receipt(provider_id: str, err: str) -> dict[str, Any]:
         "short_message_hex": text.encode().hex(),
         "message_state": UNDELIV,
     }
-
-
-def queued(context: AppContext, address: str, *, key: str, purpose: str | None = "public_information") -> int:
-    with context.sessions.begin() as session:
-        message = Message(
-            idempotency_key=key,
-            kind=MessageKind.CAMPAIGN,
-            channel="sms",
-            provider=PROVIDER,
-            address=address,
-            address_key=address,
-            purpose=purpose,
-            status=MessageStatus.QUEUED,
-            body="SKHCN thong bao",
-            created_at=context.clock.now(),
-        )
-        session.add(message)
-        session.flush()
-        return message.id
 
 
 def statuses(context: AppContext) -> dict[int, MessageStatus]:
@@ -72,9 +54,9 @@ def test_an_unknown_subscriber_receipt_suppresses_the_number_and_stops_its_queue
     context: AppContext,
 ) -> None:
     sent = sent_sms(context, "a1")
-    same = queued(context, PHONE, key="same")
-    system = queued(context, PHONE, key="system", purpose=None)  # a confirmation: never stopped
-    other = queued(context, "+84912000002", key="other")
+    same = pending(context, PHONE, key="same")
+    system = pending(context, PHONE, key="system", purpose=None)  # a confirmation: never stopped
+    other = pending(context, "+84912000002", key="other")
     store(context, [failed_receipt("a1", "001")])
 
     apply_pending(context.sessions, provider=PROVIDER, clock=context.clock)
@@ -106,7 +88,7 @@ def test_a_repeated_receipt_and_a_second_message_add_no_second_entry(context: Ap
 
 def test_a_receipt_that_blames_something_else_suppresses_nobody(context: AppContext) -> None:
     sent = sent_sms(context, "a1")
-    same = queued(context, PHONE, key="same")
+    same = pending(context, PHONE, key="same")
     store(context, [failed_receipt("a1", "027")])  # absent subscriber: the phone is off
 
     apply_pending(context.sessions, provider=PROVIDER, clock=context.clock)
