@@ -1,10 +1,11 @@
 """Read a list of addresses (the do-not-call register, a campaign's exclusion list) and check all of it.
 
 The file is plain text with one phone number or e-mail per line, or a CSV whose header has a ``phone`` and/or
-an ``email`` column (other columns are ignored); blank lines and lines starting with ``#`` are skipped. It is
-read as a contacts CSV is (UTF-8 with or without BOM, "," or ";", the ``[contacts]`` size limit) and every
-value is normalised as contacts import normalises it. The whole file is checked before anything is stored:
-one bad value refuses the file, with its line and value (docs/architecture.md §4, "Suppression").
+an ``email`` column, named as in a contacts file ("SĐT", "Thư điện tử"…; other columns are ignored). Blank
+lines and lines starting with ``#`` are skipped. It is read as a contacts CSV is (UTF-8 with or without BOM,
+"," or ";", the ``[contacts]`` size limit) and every value is normalised as contacts import normalises it. The
+whole file is checked before anything is stored: one bad value refuses the file, with its line and value
+(docs/architecture.md §4, "Suppression").
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Final, Literal
 
 from broadcaster.contacts.cell_text import control_problem, visible
 from broadcaster.contacts.emails import EmailError, normalize_email
+from broadcaster.contacts.header import field_of
 from broadcaster.contacts.phones import PhoneError, parse_phone
 from broadcaster.contacts.records import ContactsFileError
 from broadcaster.contacts.sources import csv_rows
@@ -26,7 +28,7 @@ __all__ = ["AddressList", "AddressListError", "read_address_list"]
 
 Kind = Literal["phone", "email"]
 CHANNEL_OF: Final[dict[Kind, str]] = {"phone": "sms", "email": "email"}
-_COLUMNS: Final[dict[str, Kind]] = {"phone": "phone", "email": "email"}
+_KINDS: Final[dict[str | None, Kind]] = {"phone": "phone", "email": "email"}  # contacts fields → kinds
 _SHOWN_PROBLEMS: Final = 20  # lines named in the error; the count says how many more
 
 
@@ -92,7 +94,7 @@ def _skipped(cells: list[str]) -> bool:
 
 def _header(cells: list[str]) -> dict[int, Kind] | None:
     """Column index → kind when the first line names a phone or email column; None for a plain list."""
-    named = {i: _COLUMNS[c.strip().lower()] for i, c in enumerate(cells) if c.strip().lower() in _COLUMNS}
+    named = {i: _KINDS[name] for i, name in enumerate(map(field_of, cells)) if name in _KINDS}
     return named or None
 
 

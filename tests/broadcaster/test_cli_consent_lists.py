@@ -79,7 +79,7 @@ def test_a_new_import_replaces_the_register(
 ) -> None:
     first, second = tmp_path / "dnc-06.txt", tmp_path / "dnc-07.csv"
     first.write_text(REGISTER, encoding="utf-8")
-    second.write_text("ho_ten;phone\nAn;0905 123 456\nBình;0977 000 111\n", encoding="utf-8")
+    second.write_text("Họ tên;SĐT\nAn;0905 123 456\nBình;0977 000 111\n", encoding="utf-8")
     cli("consent", "dnc", "import", str(first))
 
     cli("consent", "dnc", "import", str(second))
