@@ -8,10 +8,11 @@ both (docs/architecture.md, "Opt-outs at send time").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Select, update
 from sqlalchemy.orm import Session
 
 from broadcaster.db.models import Message
@@ -27,15 +28,40 @@ def stop_pending(
     purposes: Iterable[str] | None,
     reason: str,
     now: datetime,
+    campaign_id: str | None = None,
 ) -> int:
     """Suppress ``address``'s queued or claimed-but-unwritten messages on ``channel`` (of ``purposes``; None:
-    of every purpose); returns how many. System and test messages (no purpose) are never stopped: an opt-out's
-    own confirmation must still go."""
+    of every purpose; of ``campaign_id`` only when given); returns how many. System and test messages (no
+    purpose) are never stopped: an opt-out's own confirmation must still go."""
+    return stop_pending_listed(
+        session,
+        channel=channel,
+        listed=[address_key(channel, address)],
+        purposes=purposes,
+        reason=reason,
+        now=now,
+        campaign_id=campaign_id,
+    )
+
+
+def stop_pending_listed(
+    session: Session,
+    *,
+    channel: str,
+    listed: Select[Any] | Sequence[str],
+    purposes: Iterable[str] | None,
+    reason: str,
+    now: datetime,
+    campaign_id: str | None = None,
+) -> int:
+    """``stop_pending`` for every address key in ``listed``: keys, or a query that selects them (a whole register
+    or exclusion list), in one statement."""
+    keys = listed.scalar_subquery() if isinstance(listed, Select) else list(listed)
     statement = (
         update(Message)
         .where(
             Message.channel == channel,
-            Message.address_key == address_key(channel, address),
+            Message.address_key.in_(keys),
             Message.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)),
             Message.handed_at.is_(None),
             Message.purpose.is_not(None),
@@ -45,5 +71,7 @@ def stop_pending(
     )
     if purposes is not None:
         statement = statement.where(Message.purpose.in_(list(purposes)))
+    if campaign_id is not None:
+        statement = statement.where(Message.campaign_id == campaign_id)
     result = session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)

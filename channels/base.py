@@ -172,6 +172,9 @@ class DeliveryEvent:
     # spellings of the same id, e.g. hex and decimal; the exact one wins).
     outbox_id: int | None = None
     provider_id_forms: frozenset[str] = frozenset()
+    # The failure is the address's: the number does not exist (an SMPP receipt's error code), the mailbox is
+    # unknown or disabled (a DSN's 5.1.1). Decided by the adapter's parser; the engine suppresses the address.
+    address_invalid: bool = False
 
 
 @runtime_checkable

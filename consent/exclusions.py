@@ -5,9 +5,10 @@ The engine is never imported; times come from the caller.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from consent.models import CampaignExclusion
@@ -34,3 +35,53 @@ def excluded_among(session: Session, *, campaign_id: str, channel: str, addresse
         ):
             found.update(by_key[key])
     return found
+
+
+def add_exclusions(
+    session: Session,
+    *,
+    campaign_id: str,
+    addresses: Sequence[tuple[str, str]],
+    list_name: str,
+    added_by: str,
+    at: datetime,
+) -> int:
+    """Add (channel, address) pairs to ``campaign_id``'s exclusions in the caller's transaction; an address
+    already on it keeps its first list. Returns how many were new."""
+    keys = list(dict.fromkeys((channel, address_key(channel, address)) for channel, address in addresses))
+    known = {
+        (row.channel, row.address)
+        for row in session.execute(
+            select(CampaignExclusion.channel, CampaignExclusion.address).where(
+                CampaignExclusion.campaign_id == campaign_id
+            )
+        )
+    }
+    new = [key for key in keys if key not in known]
+    for start in range(0, len(new), _PAGE):
+        session.execute(
+            insert(CampaignExclusion),
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "channel": channel,
+                    "address": address,
+                    "list_name": list_name[:255],
+                    "added_by": added_by,
+                    "added_at": at,
+                }
+                for channel, address in new[start : start + _PAGE]
+            ],
+        )
+    return len(new)
+
+
+def exclusions_of(session: Session, campaign_id: str) -> list[CampaignExclusion]:
+    """``campaign_id``'s exclusion list, oldest first."""
+    return list(
+        session.scalars(
+            select(CampaignExclusion)
+            .where(CampaignExclusion.campaign_id == campaign_id)
+            .order_by(CampaignExclusion.id)
+        )
+    )

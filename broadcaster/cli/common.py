@@ -9,7 +9,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -163,3 +163,8 @@ def guarded(known: tuple[type[BaseException], ...]) -> Callable[[Callable[..., A
         return wrapper
 
     return decorate
+
+
+def stored_utc(moment: datetime) -> datetime:
+    """A stored UTC moment with its zone: SQLite hands ``DateTime(timezone=True)`` columns back naive."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

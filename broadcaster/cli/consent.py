@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from broadcaster import audit
+from broadcaster.cli import consent_dnc
 from broadcaster.cli.common import JsonOption, acting, console, guarded, print_json, print_table
 from broadcaster.clock import local
 from broadcaster.contacts.emails import EmailError, normalize_email
@@ -18,6 +19,7 @@ from consent.ledger import ConsentError
 from consent.models import ConsentEvent
 
 app = typer.Typer(no_args_is_help=True, help="Consent: the ledger of grants and withdrawals per person.")
+app.add_typer(consent_dnc.app, name="dnc")
 
 # What the person reads: the ledger's codes in Vietnamese.
 CHANNELS_VI = {"sms": "SMS", "email": "Thư điện tử"}

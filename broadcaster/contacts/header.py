@@ -15,7 +15,7 @@ from typing import Final
 from broadcaster.contacts.cell_text import WHITESPACE, control_problem, strip_diacritics, visible
 from broadcaster.contacts.records import ContactsFileError
 
-__all__ = ["FIELDS", "HEADER_ALIASES", "Columns", "map_header"]
+__all__ = ["FIELDS", "HEADER_ALIASES", "Columns", "field_of", "map_header"]
 
 FIELDS: Final = (
     "external_id",
@@ -56,6 +56,11 @@ _HEADER_FIELDS: Final[dict[str, str]] = {
     for field_name, aliases in HEADER_ALIASES.items()
     for name in (field_name, *aliases)
 }
+
+
+def field_of(header: str) -> str | None:
+    """The field a column header names, by any of its names (case, spaces and diacritics ignored), or None."""
+    return _HEADER_FIELDS.get(_header_key(header))
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
 from broadcaster.outbox.replies import Reply, ReplyRules, handle_replies
 from broadcaster.outbox.status import sources_for
+from broadcaster.suppressing import suppress_address
 from broadcaster.vocabulary import MessageStatus
 from channels import registry
 from channels.base import DeliveryEvent, EventType, normalize_provider_id
@@ -134,6 +135,7 @@ def settle_records(
     fresh = [i for i in recorded if i.event.type in PART_STATE]
     _move_parts(session, fresh, now=now)
     _settle_messages(session, fresh, now=now)
+    _suppress_invalid_addresses(session, fresh, now=now)
     by_record: dict[int, list[str]] = defaultdict(list)
     for item in resolved:
         by_record[id(item.record)].append(item.outcome)
@@ -339,4 +341,33 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
             .where(table.c.id == bindparam("b_id"), _status_in(table, sources_for(target)))
             .values(status=target.value, final_at=now, reason=bindparam("b_reason")),
             params,
+        )
+
+
+def _suppress_invalid_addresses(session: Session, fresh: list[_Resolved], *, now: datetime) -> None:
+    """A failure the adapter's parser blamed on the address (a number that does not exist, a hard bounce)
+    suppresses that address (docs/architecture.md §4, "Suppression"); a repeated receipt was never fresh."""
+    blamed = [i for i in fresh if i.event.address_invalid and i.message_id is not None]
+    if not blamed:
+        return
+    ids = sorted({i.message_id for i in blamed if i.message_id is not None})
+    addresses = {
+        row.id: (row.channel, row.address)
+        for row in session.execute(
+            select(Message.id, Message.channel, Message.address).where(Message.id.in_(ids))
+        )
+    }
+    for item in blamed:
+        assert item.message_id is not None
+        channel, address = addresses[item.message_id]
+        said = " ".join(
+            p for p in (item.event.status_text, item.event.error_code and f"err:{item.event.error_code}") if p
+        )
+        suppress_address(
+            session,
+            channel=channel,
+            address=address,
+            reason=f"the provider reports the address does not exist ({said or item.event.type.value})",
+            source=f"{item.record.provider}:{said or item.event.type.value}"[:100],
+            now=now,
         )

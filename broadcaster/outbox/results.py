@@ -17,6 +17,7 @@ from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import Message, MessagePart
 from broadcaster.settings import DeliverySettings
+from broadcaster.suppressing import suppress_address
 from broadcaster.vocabulary import MessageStatus
 from channels.base import Channel, SendOutcome, SendResult
 from channels.errors import (
@@ -28,7 +29,6 @@ from channels.errors import (
     Throttled,
     TransientError,
 )
-from consent.suppression import suppress
 
 
 @dataclass(frozen=True)
@@ -197,13 +197,13 @@ def _settle_permanent(
         )
         outcome.failed += 1
         if isinstance(error, RecipientRejected):
-            suppress(
+            suppress_address(
                 session,
                 channel=message.channel,
                 address=message.address,
                 reason=str(error),
                 source=f"{message.provider}:{error.code or 'rejected'}",
-                at=now,
+                now=now,
             )
 
 

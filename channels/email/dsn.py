@@ -26,6 +26,7 @@ from typing import Any
 
 from channels.base import DeliveryEvent, EventType
 from channels.email.mime import message_id_from_header, message_id_from_verp
+from channels.email.smtp_errors import ADDRESS_CODES
 
 __all__ = ["ACTION_EVENTS", "is_dsn", "parse_dsn"]
 
@@ -166,6 +167,9 @@ def parse_dsn(data: bytes | str, *, envelope_recipient: str | None = None) -> li
                 error_code=reply.group(1) if reply else None,
                 recipient=final_recipient,
                 outbox_id=outbox_id,
+                # A hard bounce: the mailbox does not exist or is disabled (docs/domain.md §5). A full mailbox
+                # (5.2.2) or a policy refusal (5.7.x) says nothing about the address.
+                address_invalid=event_type is EventType.FAILED and _plain(status_match) in ADDRESS_CODES,
                 raw={
                     "message_id": outbox_id,
                     "action": action,
@@ -179,6 +183,11 @@ def parse_dsn(data: bytes | str, *, envelope_recipient: str | None = None) -> li
             )
         )
     return events
+
+
+def _plain(status: re.Match[str] | None) -> str | None:
+    """``5.01.001`` -> ``5.1.1``: RFC 3463 §2 numbers compare by value."""
+    return ".".join(str(int(part)) for part in status.groups()) if status else None
 
 
 def _envelope_id(value: Any) -> int | None:

@@ -77,8 +77,9 @@ class Stage(enum.StrEnum):
 # Each of subject and detail is 1-3 digits (RFC 3463 §2).
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})(?!\d)")
 
-# RFC 3463 address-level codes that prove the address itself is bad (docs/architecture.md §4).
-_ADDRESS_CODES = frozenset({"5.1.1", "5.1.10", "5.2.1"})
+# RFC 3463 address-level codes that prove the address itself is bad (docs/architecture.md §4); a DSN with
+# one of them is a hard bounce (channels/email/dsn.py).
+ADDRESS_CODES = frozenset({"5.1.1", "5.1.10", "5.2.1"})
 _ADDRESS_REPLIES = frozenset({550, 551, 553})
 
 
@@ -119,7 +120,7 @@ def classify_reply(*, stage: Stage, code: int, text: str, after_body: bool = Fal
             return ConfigurationError(f"{label}: session or sender refused", code=str_code, detail=detail)
         if stage is Stage.DATA:
             return ConfigurationError(f"{label}: the content is refused", code=str_code, detail=detail)
-        if code in _ADDRESS_REPLIES and (enhanced is None or enhanced in _ADDRESS_CODES):
+        if code in _ADDRESS_REPLIES and (enhanced is None or enhanced in ADDRESS_CODES):
             return RecipientRejected(f"{label}: the address is rejected", code=str_code, detail=detail)
         return PermanentError(f"{label}: permanent failure", code=str_code, detail=detail)
     if after_body:

@@ -36,6 +36,7 @@ from typing import Any, Final
 from channels.base import DeliveryEvent, EventType, normalize_provider_id
 from channels.sms.deliver_sm import deliver_sm_from_octets
 from channels.sms.encoding import decode_gsm7
+from channels.sms.unknown_subscriber import says_no_such_number
 
 __all__ = [
     "MESSAGE_STATES",
@@ -302,9 +303,9 @@ def parse_deliver_sm(fields: Mapping[str, Any], *, receipt_tz: tzinfo = UTC) -> 
     else:
         event_type = EventType.UNKNOWN
 
-    error_code = parsed.get("err") or None
-    if error_code is None and fields.get("network_error_code_hex"):
-        error_code = str(fields["network_error_code_hex"])
+    err = parsed.get("err") or None
+    network_error = str(fields["network_error_code_hex"]) if fields.get("network_error_code_hex") else None
+    error_code = err or network_error
 
     return DeliveryEvent(
         type=event_type,
@@ -314,4 +315,6 @@ def parse_deliver_sm(fields: Mapping[str, Any], *, receipt_tz: tzinfo = UTC) -> 
         error_code=error_code,
         raw=raw,
         provider_id_forms=id_variants(provider_id),
+        address_invalid=event_type == EventType.FAILED
+        and says_no_such_number(fields, stat_word=stat_word, err=err, network_error_hex=network_error),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from channels.base import EventType
 from channels.email.dsn import parse_dsn
 
@@ -179,3 +181,26 @@ def test_the_envelope_recipient_wins_over_headers() -> None:
 def test_not_a_dsn_gives_no_events() -> None:
     assert parse_dsn(NOT_A_DSN) == []
     assert parse_dsn(b"") == []
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "invalid"),
+    [
+        ("failed", "5.1.1", True),  # bad mailbox
+        ("failed", "5.1.10", True),  # null MX
+        ("failed", "5.2.1", True),  # mailbox disabled
+        ("failed", "5.01.001", True),  # the same code with leading zeros (RFC 3463 §2)
+        ("failed", "5.2.2", False),  # mailbox full: the address is good
+        ("failed", "5.7.1", False),  # policy: refused for what we sent, not for who
+        ("failed", "5.0.0", False),
+        ("failed", "4.4.7", False),  # expired
+        ("delayed", "5.1.1", False),  # not final
+    ],
+)
+def test_only_a_final_address_level_failure_is_a_hard_bounce(action: str, status: str, invalid: bool) -> None:
+    dsn = POSTFIX_FAILED.replace(b"Status: 5.1.1", f"Status: {status}".encode()).replace(
+        b"Action: failed", f"Action: {action}".encode()
+    )
+    [event] = parse_dsn(dsn)
+    assert event.status_text == status
+    assert event.address_invalid is invalid

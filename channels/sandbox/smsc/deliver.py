@@ -61,7 +61,8 @@ class Deliverer:
         now = datetime.now(UTC)
         undeliverable = record.destination in behaviour.undeliverable
         # SMPP v3.4 Appendix B stat words and §5.2.28 message_state: DELIVRD = 2, UNDELIV = 5.
-        stat, state, err = ("UNDELIV", 5, "001") if undeliverable else ("DELIVRD", 2, "000")
+        code = behaviour.undeliverable_error
+        stat, state, err = ("UNDELIV", 5, f"{code:03d}") if undeliverable else ("DELIVRD", 2, "000")
         short_message = b""
         if behaviour.receipt_style in ("text", "both"):
             excerpt = unaccent(record.text)[:20].encode("ascii", errors="replace").decode("ascii")
@@ -77,7 +78,7 @@ class Deliverer:
             tlvs.append(smpp34.Tlv(pdu_fields.TLV_MESSAGE_STATE, bytes((state,))))
             if undeliverable:
                 # §5.3.2.31 network_error_code: network type 3 (GSM) + 2-octet error code.
-                tlvs.append(smpp34.Tlv(pdu_fields.TLV_NETWORK_ERROR_CODE, b"\x03\x00\x01"))
+                tlvs.append(smpp34.Tlv(pdu_fields.TLV_NETWORK_ERROR_CODE, b"\x03" + code.to_bytes(2, "big")))
         if behaviour.vendor_tlv:
             tlvs.append(smpp34.Tlv(pdu_fields.TLV_VENDOR_SANDBOX, b"sandbox"))
         await self._deliver(

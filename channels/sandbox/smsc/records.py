@@ -37,6 +37,7 @@ class SmscBehaviour:
     throttle_status: int = 0x58  # ESME_RTHROTTLED (or 0x14 ESME_RMSGQFUL)
     reject: Mapping[str, int] = field(default_factory=dict)  # destination -> command_status
     undeliverable: frozenset[str] = frozenset()  # destinations whose receipt says stat:UNDELIV
+    undeliverable_error: int = 1  # their err: and GSM network error code (MAP 1: unknown subscriber)
     mo_messages: tuple[MoMessage, ...] = ()  # sent once to the first session that binds as a receiver
     redeliver_attempts: int = 2  # resend a deliver_sm answered with an error (e.g. 0x64) this many times
     redeliver_delay: float = 0.05

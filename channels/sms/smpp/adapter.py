@@ -48,7 +48,7 @@ from channels.base import (
 )
 from channels.clock import SYSTEM_CLOCK, Clock
 from channels.errors import ChannelError, ConfigurationError, ConnectionLost, PermanentError
-from channels.sms import pdus, receipts
+from channels.sms import pdus, receipts, unknown_subscriber
 from channels.sms.encoding import Encoding, split
 from channels.sms.smpp.bind import Bind
 from channels.sms.smpp.health import HealthHandler, HealthReporter
@@ -121,6 +121,7 @@ class SmppAdapter(AdapterBase):
         bind_in_background: bool = False,
         on_handing: HandingHandler | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        unknown_subscriber_errors: Sequence[str] | None = None,
     ) -> None:
         if binds < 1 or window < 1:
             raise ValueError("binds and window must be at least 1")
@@ -166,8 +167,22 @@ class SmppAdapter(AdapterBase):
             bound_count=lambda: self.bound_count,
             closing=self._closing,
         )
+        # The provider's own "no such number" codes travel in each record, so a stored receipt reads the same
+        # wherever and whenever it is parsed (docs/domain.md §4, "Receipts that suppress").
+        stamped = (
+            {}
+            if unknown_subscriber_errors is None
+            else {
+                unknown_subscriber.RECORD_KEY: list(
+                    unknown_subscriber.checked_errors(unknown_subscriber_errors)
+                )
+            }
+        )
         self._inbound = InboundHandOver(
-            system_id=system_id, on_inbound=on_inbound, on_inbound_batch=on_inbound_batch
+            system_id=system_id,
+            on_inbound=on_inbound,
+            on_inbound_batch=on_inbound_batch,
+            record_extras=stamped,
         )
         self._submitter = Submitter(
             binds=self._binds,

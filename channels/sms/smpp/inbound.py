@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -39,8 +39,10 @@ class InboundHandOver:
         system_id: str,
         on_inbound: InboundHandler | None,
         on_inbound_batch: InboundBatchHandler | None,
+        record_extras: Mapping[str, Any] | None = None,
     ) -> None:
         self.system_id = system_id
+        self.record_extras = dict(record_extras or {})  # provider settings the record's parser needs
         self.on_inbound = on_inbound
         self.on_inbound_batch = on_inbound_batch
         self._inbound: queue.Queue[_Queued | None] = queue.Queue()
@@ -71,6 +73,7 @@ class InboundHandOver:
             "system_id": self.system_id,
             "received_at": datetime.now(UTC).isoformat(),
             "pdu_hex": raw.hex(),
+            **self.record_extras,
         }
         self._inbound.put((bind, client, sequence, record))
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from broadcaster.db.models import DeliveryEventRow, InboundRecord
+from broadcaster.db.models import AuditEntry, DeliveryEventRow, InboundRecord
 from broadcaster.outbox.inbound import inbound_batch_handler
+from broadcaster.suppressing import SUPPRESS_ACTION
 from broadcaster.vocabulary import MessageStatus
+from channels.masking import mask_email
+from consent.models import Suppression
 from tests.broadcaster.delivery.pipeline import Pipeline
 from tests.broadcaster.delivery.workdir_files import citizens
 from tests.channels.test_dsn import POSTFIX_FAILED
@@ -55,6 +58,25 @@ def bounce(pipeline: Pipeline, address: str, *, evidence: str, outcome: str) -> 
     return record
 
 
+def mail_three(pipeline: Pipeline) -> tuple[str, int]:
+    """A campaign mailed to three citizens through the sandbox relay: (campaign id, run id)."""
+    pipeline.add_contacts(citizens(3))
+    campaign_id = pipeline.approved_campaign(
+        channels={"email": {"template": "email/thu-nghiem", "provider": "mail"}}
+    )
+    run_id = pipeline.send(campaign_id)
+    assert pipeline.smtp.wait_for_count(3)
+    return campaign_id, run_id
+
+
+def store_bounce(pipeline: Pipeline, record: dict[str, str]) -> None:
+    """Store (and so apply) the record as a bounce listener would."""
+    store = inbound_batch_handler(
+        pipeline.context.sessions, provider="mail", channel="email", clock=pipeline.clock
+    )
+    store([record])
+
+
 @pytest.mark.parametrize("evidence", ["headers", "envelope", "message-id"])
 @pytest.mark.parametrize(
     ("outcome", "status", "event"),
@@ -64,18 +86,10 @@ def bounce(pipeline: Pipeline, address: str, *, evidence: str, outcome: str) -> 
 def test_a_dsn_moves_the_mail_it_is_about(
     pipeline: Pipeline, evidence: str, outcome: str, status: MessageStatus, event: str
 ) -> None:
-    pipeline.add_contacts(citizens(3))
-    campaign_id = pipeline.approved_campaign(
-        channels={"email": {"template": "email/thu-nghiem", "provider": "mail"}}
-    )
-    run_id = pipeline.send(campaign_id)
-    assert pipeline.smtp.wait_for_count(3)
+    _campaign_id, run_id = mail_three(pipeline)
     bounced, *others = pipeline.messages(run_id)
 
-    store = inbound_batch_handler(
-        pipeline.context.sessions, provider="mail", channel="email", clock=pipeline.clock
-    )
-    store([bounce(pipeline, bounced.address, evidence=evidence, outcome=outcome)])
+    store_bounce(pipeline, bounce(pipeline, bounced.address, evidence=evidence, outcome=outcome))
 
     by_id = {m.id: m for m in pipeline.messages(run_id)}
     assert by_id[bounced.id].status == status
@@ -88,3 +102,35 @@ def test_a_dsn_moves_the_mail_it_is_about(
     assert record.processed_at is not None
     assert record.outcome == event
     assert (row.message_id, row.inbound_id, row.provider, row.type) == (bounced.id, record.id, "mail", event)
+
+
+MAILBOX_FULL = "Action: failed\r\nStatus: 5.2.2\r\nDiagnostic-Code: smtp; 552 5.2.2 Mailbox full\r\n"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "suppresses"), [(FAILED, True), (MAILBOX_FULL, False)], ids=["5.1.1", "5.2.2"]
+)
+def test_a_hard_bounce_suppresses_the_address_and_a_full_mailbox_does_not(
+    pipeline: Pipeline, outcome: str, suppresses: bool
+) -> None:
+    campaign_id, run_id = mail_three(pipeline)
+    bounced, *_others = pipeline.messages(run_id)
+
+    store_bounce(pipeline, bounce(pipeline, bounced.address, evidence="headers", outcome=outcome))
+
+    assert {m.id: m.status for m in pipeline.messages(run_id)}[bounced.id] == MessageStatus.PERMANENT_FAILURE
+    with pipeline.context.readers() as session:
+        rows = session.execute(select(Suppression.address, Suppression.source)).all()
+        entries = list(session.scalars(select(AuditEntry).where(AuditEntry.action == SUPPRESS_ACTION)))
+    if not suppresses:
+        assert (rows, entries) == ([], [])
+        return
+    assert [(row.address, row.source) for row in rows] == [(bounced.address.lower(), "mail:5.1.1 err:550")]
+    [entry] = entries
+    assert entry.subject_id == mask_email(bounced.address.lower())
+    # The next run does not even plan a message to that address.
+    pipeline.advance(minutes=1)
+    second = pipeline.send(campaign_id, again=True)
+    assert {m.address: m.status for m in pipeline.messages(second)}[
+        bounced.address
+    ] == MessageStatus.SUPPRESSED

@@ -17,11 +17,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from broadcaster.db.models import Campaign, Message
+from broadcaster.db.models import AuditEntry, Campaign, Message
+from broadcaster.suppressing import SUPPRESS_ACTION
 from broadcaster.vocabulary import CampaignState, MessageStatus
+from channels.masking import mask_email, mask_phone
+from channels.sandbox.smsc import SmscBehaviour
 from channels.sandbox.smtp import SmtpBehaviour
 from consent.models import Suppression
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.test_sms_delivery import sms_only
 from tests.broadcaster.delivery.workdir_files import citizens
 
 
@@ -41,6 +45,11 @@ def campaign_state(pipeline: Pipeline, campaign_id: str) -> tuple[CampaignState,
 def suppressed(pipeline: Pipeline) -> set[str]:
     with pipeline.context.readers() as session:
         return set(session.scalars(select(Suppression.address)))
+
+
+def suppression_audit(pipeline: Pipeline) -> list[AuditEntry]:
+    with pipeline.context.readers() as session:
+        return list(session.scalars(select(AuditEntry).where(AuditEntry.action == SUPPRESS_ACTION)))
 
 
 def retry_round(pipeline: Pipeline, *, seconds: float) -> int:
@@ -80,6 +89,28 @@ def test_a_5_1_1_recipient_fails_permanently_is_suppressed_and_never_retried(
     row = next(m for m in pipeline.messages(second) if m.address == unknown)
     assert row.status == MessageStatus.SUPPRESSED
     assert row.attempts == 0
+    [entry] = suppression_audit(pipeline)  # one entry for one address, however many times it is met
+    assert (entry.actor, entry.subject_type, entry.subject_id) == ("engine", "address", mask_email(unknown))
+    assert entry.details["source"] == "mail:550 5.1.1"
+    assert unknown not in (entry.reason or "")
+
+
+def test_an_smpp_invalid_destination_suppresses_the_number_with_an_audit_entry(
+    make_pipeline: PipelineFactory,
+) -> None:
+    people = citizens(8)
+    bad = "+" + people[5]["phone"].replace("0", "84", 1)
+    pipeline = make_pipeline(smsc=SmscBehaviour(reject={bad[1:]: 0x0B}))  # ESME_RINVDSTADR
+    pipeline.add_contacts(people)
+
+    run_id = pipeline.send(sms_only(pipeline, text="Thong bao thu nghiem", unaccented=True))
+
+    assert pipeline.counts(run_id)[("sms", "permanent_failure")] == 1
+    assert suppressed(pipeline) == {bad}
+    [entry] = suppression_audit(pipeline)
+    assert entry.subject_id == mask_phone(bad)
+    assert entry.details["channel"] == "sms"
+    assert entry.details["source"].startswith("sms_main:")
 
 
 def test_a_5_7_x_reply_to_mail_from_pauses_the_campaign_as_a_configuration_error(

@@ -9,8 +9,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from broadcaster.db.models import InboundRecord, MessagePart
+from broadcaster.db.models import AuditEntry, InboundRecord, MessagePart
+from broadcaster.suppressing import SUPPRESS_ACTION
+from channels.masking import mask_phone
 from channels.sandbox.smsc import SmscBehaviour
+from consent.models import Suppression
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_sms_delivery import LONG_SMS, sms_only
 from tests.broadcaster.delivery.workdir_files import citizens
@@ -134,3 +137,49 @@ def test_undeliverable_receipt_is_a_permanent_failure(make_pipeline: PipelineFac
     assert failed.address == "+" + dead
     assert failed.reason is not None
     assert "UNDELIV" in failed.reason
+
+
+def suppressed_sms(pipeline: Pipeline) -> dict[str, str]:
+    with pipeline.context.readers() as session:
+        return {
+            row.address: row.source
+            for row in session.execute(select(Suppression.address, Suppression.source))
+        }
+
+
+def suppression_audit(pipeline: Pipeline) -> list[AuditEntry]:
+    with pipeline.context.readers() as session:
+        return list(session.scalars(select(AuditEntry).where(AuditEntry.action == SUPPRESS_ACTION)))
+
+
+@pytest.mark.parametrize(
+    ("error", "sms_settings", "suppresses"),
+    [
+        pytest.param(1, None, True, id="unknown-subscriber-by-default"),
+        pytest.param(27, None, False, id="absent-subscriber"),
+        pytest.param(27, {"unknown_subscriber_errors": ["027"]}, True, id="provider-setting"),
+    ],
+)
+def test_a_receipt_saying_the_number_does_not_exist_suppresses_it(
+    make_pipeline: PipelineFactory, error: int, sms_settings: dict[str, object] | None, suppresses: bool
+) -> None:
+    people = citizens(6)
+    dead = people[2]["phone"].replace("0", "84", 1)
+    pipeline = make_pipeline(
+        smsc=SmscBehaviour(undeliverable=frozenset({dead}), undeliverable_error=error, receipt_delay=0.05),
+        sms=sms_settings,
+    )
+    pipeline.add_contacts(people)
+    run_id = pipeline.send(sms_only(pipeline, text=LONG_SMS, unaccented=False))
+
+    pipeline.wait_for_statuses(run_id, {("sms", "delivered"): 5, ("sms", "permanent_failure"): 1})
+
+    if not suppresses:
+        assert suppressed_sms(pipeline) == {}
+        assert suppression_audit(pipeline) == []
+        return
+    # three parts, three failed receipts: one suppression, one audit entry
+    assert suppressed_sms(pipeline) == {"+" + dead: f"sms_main:UNDELIV err:{error:03d}"}
+    [entry] = suppression_audit(pipeline)
+    assert entry.subject_id == mask_phone("+" + dead)
+    assert entry.details["channel"] == "sms"
