@@ -25,7 +25,6 @@ from consent.policy import ExclusionReason, Purpose
 
 DNC_IMPORT_ACTION: Final = "consent.dnc_import"
 EXCLUSION_ACTION: Final = "campaign.exclusions_added"
-CAMPAIGN_EXCLUSION: Final = "campaign_exclusion"  # the reason stored on the messages an exclusion list stops
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def exclude_from_campaign(
             ),
             purposes=None,
             campaign_id=campaign_id,
-            reason=CAMPAIGN_EXCLUSION,
+            reason=ExclusionReason.CAMPAIGN_LIST,
             now=now,
         )
         for channel in sorted({channel for channel, _address in listed.addresses})

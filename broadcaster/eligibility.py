@@ -25,13 +25,13 @@ from consent.exclusions import excluded_among
 from consent.ledger import states_among
 from consent.policy import (
     CAP_WINDOW,
+    REASON_TEXTS,
     Allowed,
     ConsentNeeded,
     ConsentState,
     Decision,
     Deferred,
     Excluded,
-    ExclusionReason,
     PolicySettings,
     RecipientState,
     decide,
@@ -41,15 +41,6 @@ from consent.policy import (
 )
 from consent.suppression import address_key, suppressed_among
 
-# One text per reason, stored with the ``suppressed`` row and counted by preview; the first two keep the
-# wording rows had before the policy was wired in.
-REASON_TEXTS: dict[ExclusionReason, str] = {
-    ExclusionReason.SUPPRESSED: "address suppressed (earlier hard failure or refusal)",
-    ExclusionReason.WITHDRAWN: "opted out of this channel",
-    ExclusionReason.NO_PRIOR_CONSENT: "no prior consent",
-    ExclusionReason.DO_NOT_CALL: "on the do-not-call register",
-    ExclusionReason.CAMPAIGN_LIST: "excluded by the campaign's list",
-}
 DEFERRED_BY_HOURS = "deferred: outside the purpose's send hours"
 DEFERRED_BY_CAP = "deferred: per-recipient cap for 24 hours reached"
 

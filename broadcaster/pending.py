@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.db.models import Message
 from broadcaster.vocabulary import MessageStatus
+from consent.policy import REASON_TEXTS, ExclusionReason
 from consent.suppression import address_key
 
 
@@ -26,7 +27,7 @@ def stop_pending(
     channel: str,
     address: str,
     purposes: Iterable[str] | None,
-    reason: str,
+    reason: ExclusionReason,
     now: datetime,
     campaign_id: str | None = None,
 ) -> int:
@@ -50,7 +51,7 @@ def stop_pending_listed(
     channel: str,
     listed: Select[Any] | Sequence[str],
     purposes: Iterable[str] | None,
-    reason: str,
+    reason: ExclusionReason,
     now: datetime,
     campaign_id: str | None = None,
 ) -> int:
@@ -66,7 +67,7 @@ def stop_pending_listed(
             Message.handed_at.is_(None),
             Message.purpose.is_not(None),
         )
-        .values(status=MessageStatus.SUPPRESSED, reason=reason, final_at=now)
+        .values(status=MessageStatus.SUPPRESSED, reason=REASON_TEXTS[reason], final_at=now)
         .execution_options(synchronize_session=False)
     )
     if purposes is not None:

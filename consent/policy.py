@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "CAP_WINDOW",
+    "REASON_TEXTS",
     "Allowed",
     "ConsentNeeded",
     "ConsentState",
@@ -81,6 +82,17 @@ class ExclusionReason(StrEnum):
     NO_PRIOR_CONSENT = "no_prior_consent"
     DO_NOT_CALL = "do_not_call"
     CAMPAIGN_LIST = "campaign_exclusion_list"
+
+
+# One text per reason, stored with the ``suppressed`` row, whether planning, the check before a window or a
+# refusal arriving later (an opt-out, a list import) stopped it, so preview and reports count one cause once.
+REASON_TEXTS: Mapping[ExclusionReason, str] = {
+    ExclusionReason.SUPPRESSED: "address suppressed (earlier hard failure or refusal)",
+    ExclusionReason.WITHDRAWN: "opted out of this channel",
+    ExclusionReason.NO_PRIOR_CONSENT: "no prior consent",
+    ExclusionReason.DO_NOT_CALL: "on the do-not-call register",
+    ExclusionReason.CAMPAIGN_LIST: "excluded by the campaign's list",
+}
 
 
 class UnknownPurpose(ValueError):

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
 from broadcaster.db.models import Contact
-from broadcaster.eligibility import REASON_TEXTS, PolicyScope, verdicts
+from broadcaster.eligibility import PolicyScope, verdicts
 from channels.base import Channel
-from consent.policy import ExclusionReason, PolicySettings
+from consent.policy import REASON_TEXTS, ExclusionReason, PolicySettings
 from consent.suppression import address_key
 
 

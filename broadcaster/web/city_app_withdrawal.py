@@ -55,7 +55,7 @@ def record_app_withdrawal(
         channel=request.channel,
         address=request.address,
         purposes=request.purposes,
-        reason=ExclusionReason.WITHDRAWN.value,
+        reason=ExclusionReason.WITHDRAWN,
         now=at,
     )
     return Outcome(purposes=outcome, stopped_messages=stopped)

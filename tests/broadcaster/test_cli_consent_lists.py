@@ -12,6 +12,7 @@ from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, Message
 from broadcaster.vocabulary import MessageStatus
 from consent.models import CampaignExclusion, DoNotCallEntry, DoNotCallImport
+from consent.policy import REASON_TEXTS, ExclusionReason
 from tests.broadcaster.conftest import database_dump, write_campaign
 from tests.broadcaster.pending_messages import pending
 from tests.broadcaster.test_cli import CAMPAIGN, CAMPAIGN_FILE, Cli, cli, one_line, team
@@ -58,7 +59,7 @@ def test_the_register_is_imported_and_stops_pending_advertising_sms(
     assert "1 tin quảng cáo" in done
     assert register_numbers(context) == REGISTER_NUMBERS
     assert statuses(context) == {
-        advert: (MessageStatus.SUPPRESSED, "do_not_call"),
+        advert: (MessageStatus.SUPPRESSED, REASON_TEXTS[ExclusionReason.DO_NOT_CALL]),
         notice: (MessageStatus.QUEUED, None),  # the register concerns advertising only
         unlisted: (MessageStatus.QUEUED, None),
     }
@@ -173,8 +174,8 @@ def test_an_exclusion_list_stops_that_campaigns_messages_only(
     assert "3 địa chỉ mới" in done
     assert "2 tin" in done
     assert statuses(context) == {
-        ours_sms: (MessageStatus.SUPPRESSED, "campaign_exclusion"),
-        ours_mail: (MessageStatus.SUPPRESSED, "campaign_exclusion"),
+        ours_sms: (MessageStatus.SUPPRESSED, REASON_TEXTS[ExclusionReason.CAMPAIGN_LIST]),
+        ours_mail: (MessageStatus.SUPPRESSED, REASON_TEXTS[ExclusionReason.CAMPAIGN_LIST]),
         elsewhere: (MessageStatus.QUEUED, None),  # another campaign's list is not this one's business
     }
     with context.readers() as session:
