@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.db.models import Message
 from broadcaster.vocabulary import MessageStatus
+from consent.models import ConsentEvent
 from consent.suppression import address_key
 
 
@@ -47,3 +48,17 @@ def stop_pending(
         statement = statement.where(Message.purpose.in_(list(purposes)))
     result = session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def stop_withdrawn(session: Session, event: ConsentEvent) -> int:
+    """Stop what a withdrawal covers: the address's unwritten messages of the event's channel and purpose.
+    Every path that records a withdrawal calls this in the same transaction (docs/architecture.md,
+    "Opt-outs at send time")."""
+    return stop_pending(
+        session,
+        channel=event.channel,
+        address=event.address,
+        purposes=[event.purpose],
+        reason=f"consent withdrawn ({event.source})",
+        now=event.recorded_at,
+    )
