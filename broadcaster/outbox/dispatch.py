@@ -14,7 +14,7 @@ import functools
 import logging
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -253,8 +253,9 @@ class Dispatcher:
 
     def _put_on_wire(self, line: _Line, window: Window) -> Window:
         if not self.adapters.stamps(line.provider):
-            # The adapter cannot say when each message's bytes go: the whole window counts as handed over.
-            mark_handed(self.sessions, list(window.claimed), now=self.clock.now())
+            # The adapter cannot say when each message's bytes go: the whole window counts as handed over,
+            # except what was stopped since the claim (an opt-out): that is left out, unwritten.
+            window.keep_only(mark_handed(self.sessions, list(window.claimed), now=self.clock.now()))
         window.started_at = self.clock.now()
         send: Callable[..., list[SendResult]] = line.adapter.send
         if line.adapter.capabilities.settles:
@@ -264,6 +265,10 @@ class Dispatcher:
                     self.recorder.early, line.provider, line.adapter.capabilities.receipts, window
                 ),
             )
+        if not window.outbound:  # everything was stopped: nothing to hand to the adapter
+            window.future = Future()
+            window.future.set_result([])
+            return window
         # The sender thread writes its log lines with this chunk's fields (threads do not inherit them).
         window.future = self._sender().submit(contextvars.copy_context().run, send, window.outbound)
         return window

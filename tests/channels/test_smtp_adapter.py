@@ -379,12 +379,13 @@ def test_on_handing_is_told_of_each_message_before_its_body_is_written(sandbox: 
     early: list[int] = []  # told after the relay already had it
     calls = 0
 
-    def on_handing(ids: Any) -> None:
+    def on_handing(ids: Any) -> Any:
         nonlocal calls
         calls += 1
         at_relay = {r for mail in sandbox.received for r in mail.rcpt_tos}
         early.extend(i for i in ids if f"cong.dan{i - 10_000}@example.vn" in at_relay)
         told.extend(ids)
+        return ids
 
     messages = [make_message(i) for i in range(30)]
     adapter = make_adapter(sandbox, on_handing=on_handing)
