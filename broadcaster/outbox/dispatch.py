@@ -255,7 +255,7 @@ class Dispatcher:
         if not self.adapters.stamps(line.provider):
             # The adapter cannot say when each message's bytes go: the whole window counts as handed over,
             # except what was stopped since the claim (an opt-out): that is left out, unwritten.
-            window.keep_only(mark_handed(self.sessions, list(window.claimed), now=self.clock.now()))
+            window.keep_only(mark_handed(self.sessions, list(window.claimed), clock=self.clock))
         window.started_at = self.clock.now()
         send: Callable[..., list[SendResult]] = line.adapter.send
         if line.adapter.capabilities.settles:
@@ -371,7 +371,7 @@ def dispatcher_for(
                 context.sessions, name=f"provider:{provider}", rate=tps, clock=context.clock
             ),
             health=lambda provider: health_recorder(context.sessions, provider, clock=context.clock),
-            handing=lambda ids: mark_handed(context.sessions, ids, now=context.clock.now()),
+            handing=lambda ids: mark_handed(context.sessions, ids, clock=context.clock),
             bind_in_background=gateway,
             clock=context.clock,
         ),

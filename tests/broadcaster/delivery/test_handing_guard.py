@@ -35,8 +35,8 @@ def test_mark_handed_returns_the_rows_it_marked_and_skips_stopped_ones(
         )
     assert stopped == 1
 
-    assert sorted(mark_handed(sessions, ids, now=now)) == [ids[0], ids[2]]
-    assert mark_handed(sessions, ids, now=now) == []  # already handed: not twice
+    assert sorted(mark_handed(sessions, ids, clock=pipeline.clock)) == [ids[0], ids[2]]
+    assert mark_handed(sessions, ids, clock=pipeline.clock) == []  # already handed: not twice
     by_id = {m.id: m for m in pipeline.messages(run_id)}
     assert (by_id[ids[1]].status, by_id[ids[1]].handed_at) == (MessageStatus.SUPPRESSED, None)
     assert all(by_id[i].handed_at is not None for i in (ids[0], ids[2]))
