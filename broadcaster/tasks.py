@@ -48,9 +48,9 @@ app = Celery("broadcaster", set_as_current=False)
 # A receipt often arrives before the gateway has recorded its window's answers; its record is tried again a
 # moment later, a few times, before it is left to the tick (a short countdown, not a long Celery wait).
 INBOUND_RETRY_SECONDS = 1.0
+INBOUND_RETRIES = 3
 # How long an idle worker waits between two looks at an SQL broker's queues (kombu's default is 1 s).
 SQL_BROKER_POLL_SECONDS = 0.1
-INBOUND_RETRIES = 3
 # A second gateway of one SMPP account looks for the lease this often, and says it waits this often.
 GATEWAY_POLL_SECONDS = 0.5
 GATEWAY_WAIT_NOTICE_SECONDS = 60.0
@@ -62,8 +62,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": url,
         "task_acks_late": True,  # a task lost with its worker is redelivered
         "task_reject_on_worker_lost": True,
-        # The next task waits in the worker when one ends: kombu's SQL transport would otherwise sleep up to
-        # a second before it looked again (a pair of e-mail chunks sat idle ~40 % of the time). A task held
+        # The next task waits in the worker when one ends: kombu's SQL transport would otherwise sleep a poll
+        # interval before it looked again (at its default 1 s a pair of e-mail chunks sat idle ~40 % of the
+        # time; SQL_BROKER_POLL_SECONDS shortens it). A task held
         # by a worker that dies is no loss: the outbox rows, not the message, are the truth (the sweeper).
         "worker_prefetch_multiplier": 2,
         "task_ignore_result": True,  # the outbox is the result; no result backend
