@@ -420,13 +420,17 @@ class SmtpAdapter(AdapterBase):
         try:
             while self.on_handing is not None:
                 batch, self._handing_queue = self._handing_queue, []
+                # A message asked for while the call before recorded it ahead is decided already: asking
+                # again would find it handed, and so not free to go.
+                self._settle_handing([(mid, f) for mid, f in batch if self._decided(mid)])
+                batch = [(mid, f) for mid, f in batch if not self._decided(mid)]
                 room = self.record_ahead - self._recorded_ahead()
                 ahead = [
                     job.message.message_id
                     for job in self._pending
                     if not self._decided(job.message.message_id)
                 ][: max(0, room)]
-                ids = [mid for mid, _future in batch] + ahead
+                ids = list(dict.fromkeys([mid for mid, _future in batch] + ahead))
                 if not ids:
                     break
                 try:
@@ -438,17 +442,21 @@ class SmtpAdapter(AdapterBase):
                 else:
                     self._recorded.update(mid for mid in ids if mid in may_go)
                     self._withheld.update(mid for mid in ids if mid not in may_go)
-                    for mid, future in batch:
-                        if future.done():
-                            continue
-                        if mid in may_go:
-                            future.set_result(None)
-                        else:
-                            future.set_exception(_withheld_error())
+                    self._settle_handing(batch)
                 if not self._handing_queue:
                     break
         finally:
             self._handing_task = None
+
+    def _settle_handing(self, batch: list[tuple[int, asyncio.Future[None]]]) -> None:
+        """Let the connections waiting for these decided messages go on: write, or give the message up."""
+        for mid, future in batch:
+            if future.done():
+                continue
+            if mid in self._recorded:
+                future.set_result(None)
+            else:
+                future.set_exception(_withheld_error())
 
     async def _quit_all(self) -> None:
         await asyncio.gather(*(conn.quit() for conn in self._conns))
