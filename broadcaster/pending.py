@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.db.models import Message
 from broadcaster.vocabulary import MessageStatus
+from consent.models import ConsentEvent
 from consent.policy import REASON_TEXTS, ExclusionReason
 from consent.suppression import address_key
 
@@ -76,3 +77,17 @@ def stop_pending_listed(
         statement = statement.where(Message.campaign_id == campaign_id)
     result = session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def stop_withdrawn(session: Session, event: ConsentEvent) -> int:
+    """Stop what a withdrawal covers: the address's unwritten messages of the event's channel and purpose.
+    Every path that records a withdrawal calls this in the same transaction (docs/architecture.md,
+    "Opt-outs at send time")."""
+    return stop_pending(
+        session,
+        channel=event.channel,
+        address=event.address,
+        purposes=[event.purpose],
+        reason=ExclusionReason.WITHDRAWN,
+        now=event.recorded_at,
+    )

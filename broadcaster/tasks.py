@@ -49,6 +49,8 @@ app = Celery("broadcaster", set_as_current=False)
 # moment later, a few times, before it is left to the tick (a short countdown, not a long Celery wait).
 INBOUND_RETRY_SECONDS = 1.0
 INBOUND_RETRIES = 3
+# How long an idle worker waits between two looks at an SQL broker's queues (kombu's default is 1 s).
+SQL_BROKER_POLL_SECONDS = 0.1
 # A second gateway of one SMPP account looks for the lease this often, and says it waits this often.
 GATEWAY_POLL_SECONDS = 0.5
 GATEWAY_WAIT_NOTICE_SECONDS = 60.0
@@ -60,8 +62,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": url,
         "task_acks_late": True,  # a task lost with its worker is redelivered
         "task_reject_on_worker_lost": True,
-        # The next task waits in the worker when one ends: kombu's SQL transport would otherwise sleep up to
-        # a second before it looked again (a pair of e-mail chunks sat idle ~40 % of the time). A task held
+        # The next task waits in the worker when one ends: kombu's SQL transport would otherwise sleep a poll
+        # interval before it looked again (at its default 1 s a pair of e-mail chunks sat idle ~40 % of the
+        # time; SQL_BROKER_POLL_SECONDS shortens it). A task held
         # by a worker that dies is no loss: the outbox rows, not the message, are the truth (the sweeper).
         "worker_prefetch_multiplier": 2,
         "task_ignore_result": True,  # the outbox is the result; no result backend
@@ -82,6 +85,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def configure(settings: Settings) -> Celery:
     config = celery_config(settings)
+    if config["broker_url"].startswith("sqla+"):
+        _poll_sql_broker_often()
     if app.conf.broker_url != config["broker_url"]:
         # The connection and producer pools are made on first use for the broker of that moment; a process
         # that configures another broker (a second engine in one process) would keep publishing to the old one.
@@ -89,6 +94,15 @@ def configure(settings: Settings) -> Celery:
         app.amqp._producer_pool = None
     app.conf.update(config)
     return app
+
+
+def _poll_sql_broker_often() -> None:
+    """kombu's SQL transport sleeps ``polling_interval`` (1 s) between empty polls and takes no transport option
+    for it (they all go to ``create_engine``): an idle worker would leave a handed-off MO opt-out waiting up to
+    that long before it is applied (docs/architecture.md, "Opt-outs at send time")."""
+    from kombu.transport import sqlalchemy as kombu_sql
+
+    kombu_sql.Transport.polling_interval = SQL_BROKER_POLL_SECONDS
 
 
 class WorkerState:

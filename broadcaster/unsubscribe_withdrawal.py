@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from broadcaster import audit
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion, Message
+from broadcaster.pending import stop_withdrawn
 from broadcaster.unsubscribe import verify_token
 from consent import ledger
 from consent.models import ConsentEvent
@@ -54,6 +55,7 @@ def withdraw_by_token(session: Session, *, secret: str, token: str, at: datetime
         at=at,
     )
     audit.record_consent_event(session, event, message=message.id)
+    stop_withdrawn(session, event)
     return event
 
 

@@ -9,7 +9,8 @@
     │   └── ConnectionLost      the provider provably did not get the message (failed before the write)
     ├── PermanentError          this message will never go through as it is
     │   └── RecipientRejected   the address itself is bad: also suppress it
-    └── OutcomeUnknown          the provider may have the message: never resend blindly
+    ├── OutcomeUnknown          the provider may have the message: never resend blindly
+    └── Withheld                the engine refused the hand-over (on_handing): never written, nothing to record
 
 Each error carries the provider's own answer (code and text) so that logs and the audit trail can show it.
 """
@@ -71,3 +72,8 @@ class RecipientRejected(PermanentError):
 
 class OutcomeUnknown(ChannelError):
     """The write happened but no answer came back: the provider may or may not have the message."""
+
+
+class Withheld(ChannelError):
+    """The engine's ``on_handing`` did not let the message go (it was stopped meanwhile, e.g. an opt-out):
+    nothing of it was written, and the engine records nothing for it (its row already says why)."""

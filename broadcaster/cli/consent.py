@@ -14,6 +14,7 @@ from broadcaster.clock import local
 from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, parse_phone
 from broadcaster.errors import UserError
+from broadcaster.pending import stop_withdrawn
 from consent import ledger
 from consent.ledger import ConsentError
 from consent.models import ConsentEvent
@@ -155,7 +156,10 @@ def withdraw(
             at=context.clock.now(),
         )
         audit.record_consent_event(session, event)
+        stopped = stop_withdrawn(session, event)
     console.print(f"Recorded: {key} withdrew consent to {purpose} on {channel}.", highlight=False)
+    if stopped:
+        console.print(f"{stopped} message(s) not yet sent to {key} were stopped.", highlight=False)
 
 
 def _utc(moment: datetime) -> datetime:

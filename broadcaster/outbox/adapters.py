@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from broadcaster.settings import Settings
@@ -27,7 +27,8 @@ InboundFactory = Callable[[str], Callable[[list[dict[str, Any]]], None]]
 PacerFactory = Callable[[str, float], Callable[[int], int]]  # (provider, tps) -> pacer
 HealthFactory = Callable[[str], Callable[[LinkHealth], None]]
 # Records (committed) that messages are about to be written: called by the adapter just before their bytes go.
-HandingRecorder = Callable[[Sequence[int]], None]
+# Returns the ids recorded: only those may be written (the others were stopped since their claim).
+HandingRecorder = Callable[[Sequence[int]], Collection[int]]
 
 
 class AdapterPool:

@@ -112,13 +112,28 @@ def release(sessions: sessionmaker[Session], chunk_id: int, *, not_before: datet
         )
 
 
-def mark_handed(sessions: sessionmaker[Session], message_ids: Sequence[int], *, now: datetime) -> None:
-    """Record (committed) that these claimed messages are about to be written to their provider."""
+def mark_handed(sessions: sessionmaker[Session], message_ids: Sequence[int], *, clock: Clock) -> list[int]:
+    """Record (committed) that these claimed messages are about to be written to their provider; returns
+    those marked, the only ones that may be written. A message stopped since its claim (an opt-out suppressed
+    it: ``pending.stop_pending``) is not marked, so either the stop or the hand-over wins, never both."""
+    if not message_ids:
+        return []
     with sessions.begin() as session:
-        session.execute(
-            update(Message)
-            .where(Message.id.in_(message_ids), Message.status == MessageStatus.SENDING)
-            .values(handed_at=now)
+        session.connection()  # SQLite: BEGIN IMMEDIATE, so the write lock is held from here
+        # Stamped under the lock, like a withdrawal's recorded_at (inbound.apply_pending): the two times
+        # then order as the commits did.
+        now = clock.now()
+        return list(
+            session.scalars(
+                update(Message)
+                .where(
+                    Message.id.in_(list(message_ids)),
+                    Message.status == MessageStatus.SENDING,
+                    Message.handed_at.is_(None),
+                )
+                .values(handed_at=now)
+                .returning(Message.id)
+            )
         )
 
 

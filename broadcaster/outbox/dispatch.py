@@ -14,7 +14,7 @@ import functools
 import logging
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -254,8 +254,9 @@ class Dispatcher:
 
     def _put_on_wire(self, line: _Line, window: Window) -> Window:
         if not self.adapters.stamps(line.provider):
-            # The adapter cannot say when each message's bytes go: the whole window counts as handed over.
-            mark_handed(self.sessions, list(window.claimed), now=self.clock.now())
+            # The adapter cannot say when each message's bytes go: the whole window counts as handed over,
+            # except what was stopped since the claim (an opt-out): that is left out, unwritten.
+            window.keep_only(mark_handed(self.sessions, list(window.claimed), clock=self.clock))
         window.started_at = self.clock.now()
         send: Callable[..., list[SendResult]] = line.adapter.send
         if line.adapter.capabilities.settles:
@@ -265,6 +266,10 @@ class Dispatcher:
                     self.recorder.early, line.provider, line.adapter.capabilities.receipts, window
                 ),
             )
+        if not window.outbound:  # everything was stopped: nothing to hand to the adapter
+            window.future = Future()
+            window.future.set_result([])
+            return window
         # The sender thread writes its log lines with this chunk's fields (threads do not inherit them).
         window.future = self._sender().submit(contextvars.copy_context().run, send, window.outbound)
         return window
@@ -381,7 +386,7 @@ def dispatcher_for(
                 context.sessions, name=f"provider:{provider}", rate=tps, clock=context.clock
             ),
             health=lambda provider: health_recorder(context.sessions, provider, clock=context.clock),
-            handing=lambda ids: mark_handed(context.sessions, ids, now=context.clock.now()),
+            handing=lambda ids: mark_handed(context.sessions, ids, clock=context.clock),
             bind_in_background=gateway,
             clock=context.clock,
         ),

@@ -145,6 +145,9 @@ def apply_pending(
                     .with_for_update(skip_locked=True)  # PostgreSQL: two appliers split the work
                 )
             )
+            # SQLite holds the write lock from that first statement (BEGIN IMMEDIATE): what this records (a
+            # withdrawal's recorded_at) is stamped in commit order with the hand-over marks (claims.mark_handed).
+            now = clock.now()
             settle_records(
                 session,
                 [(record, events) for record, events in read if record.id in still_open],

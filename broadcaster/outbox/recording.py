@@ -16,7 +16,7 @@ from broadcaster.outbox.results import WindowOutcome, apply_results
 from broadcaster.outbox.windows import Window
 from broadcaster.settings import Settings
 from channels.base import SendResult
-from channels.errors import PermanentError
+from channels.errors import PermanentError, Withheld
 
 
 class Recorder:
@@ -38,7 +38,7 @@ class Recorder:
         holds only the messages really in flight. Permanent failures wait for the whole window: whether
         they suppress anyone depends on how much of the window failed."""
         now = self.clock.now()
-        results = [r for r in results if not isinstance(r.error, PermanentError)]
+        results = [r for r in _to_record(results) if not isinstance(r.error, PermanentError)]
         if not results:
             return
         with self.sessions.begin() as session:
@@ -63,7 +63,7 @@ class Recorder:
         """Apply one window's results (those not recorded early), and pause what its outcome calls for: the
         provider's campaigns on a configuration error, the window's campaigns over the failure threshold."""
         now = self.clock.now()
-        late = [r for r in results if r.message_id not in window.recorded]
+        late = [r for r in _to_record(results) if r.message_id not in window.recorded]
         with self.sessions.begin() as session:
             outcome = apply_results(
                 session,
@@ -91,3 +91,9 @@ class Recorder:
                 campaigns = {c.campaign_id for c in window.claimed.values()}
                 pause_campaigns(session, campaigns, outcome.auto_paused, clock=self.clock)
         return outcome
+
+
+def _to_record(results: Sequence[SendResult]) -> list[SendResult]:
+    """The results that say something: a message the handing guard withheld was stopped since its claim, and
+    its row already says why (suppressed by an opt-out), so nothing is recorded for it."""
+    return [r for r in results if not isinstance(r.error, Withheld)]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from broadcaster import audit
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import InboxReply, Message
+from broadcaster.pending import stop_withdrawn
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import MessageKind, MessageStatus
 from channels.sms.encoding import analyse
@@ -102,6 +103,7 @@ def _opt_out(session: Session, reply: Reply, *, rules: ReplyRules, now: datetime
             evidence=evidence,
         )
         audit.record_consent_event(session, event, inbound_id=reply.inbound_id)
+        stop_withdrawn(session, event)
     body = confirmation_sms(rules.sender)
     analysis = analyse(body)
     row = {

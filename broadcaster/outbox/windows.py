@@ -3,6 +3,7 @@ progress, and what was recorded before the send returned."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,12 @@ class Window:
     # Results the adapter reported (and we recorded) before send() returned, and what recording them did.
     recorded: set[int] = field(default_factory=set)
     early: WindowOutcome = field(default_factory=WindowOutcome)
+
+    def keep_only(self, ids: Collection[int]) -> None:
+        """Drop the rows not in ``ids`` (stopped since the claim): they are neither written nor recorded."""
+        keep = set(ids)
+        self.claimed = {i: c for i, c in self.claimed.items() if i in keep}
+        self.outbound = [m for m in self.outbound if m.message_id in keep]
 
     def results(self) -> list[SendResult]:
         assert self.future is not None

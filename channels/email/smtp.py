@@ -28,7 +28,7 @@ import re
 import ssl
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -53,6 +53,7 @@ from channels.errors import (
     ConnectionLost,
     OutcomeUnknown,
     PermanentError,
+    Withheld,
 )
 from channels.masking import mask_email, mask_text
 
@@ -112,7 +113,7 @@ class SmtpAdapter(AdapterBase):
         local_hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         auto_submitted: bool = True,
-        on_handing: Callable[[Sequence[int]], None] | None = None,
+        on_handing: Callable[[Sequence[int]], Collection[int]] | None = None,
     ) -> None:
         if tls not in ("none", "starttls", "tls"):
             raise ConfigurationError(f"tls must be 'none', 'starttls' or 'tls', not {tls!r}")
@@ -146,7 +147,8 @@ class SmtpAdapter(AdapterBase):
             raise ConfigurationError(f"from_address is not usable: {exc}") from exc
         # The engine records which messages may be at the relay before their body is written: after a
         # crash, the others of a window go back to the queue instead of being held as unknown. Messages
-        # whose bodies are due together are recorded in one call (the queue is the loop thread's own).
+        # whose bodies are due together are recorded in one call (the queue is the loop thread's own). It
+        # returns the messages that may go; the others were stopped meanwhile and are never written.
         self.on_handing = on_handing
         self._handing_queue: list[tuple[int, asyncio.Future[None]]] = []
         # One commit per body would cost more than the body (every pool process contends for the database's
@@ -156,6 +158,7 @@ class SmtpAdapter(AdapterBase):
         self.record_ahead = 4 * self.connections
         self._pending: deque[_Job] = deque()  # the current window's jobs not yet started
         self._recorded: set[int] = set()  # the current window's messages already recorded as handed over
+        self._withheld: set[int] = set()  # ... and those on_handing did not let go
         self._handing_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -251,7 +254,7 @@ class SmtpAdapter(AdapterBase):
 
     async def _send_jobs(self, jobs: list[_Job]) -> None:
         queue = deque(jobs)  # the loop is single-threaded: workers share the deque without a lock
-        self._pending, self._recorded = queue, set()
+        self._pending, self._recorded, self._withheld = queue, set(), set()
         state = _WindowState()
         workers = [self._worker(conn, queue, state) for conn in self._conns[: len(jobs)]]
         await asyncio.gather(*workers)
@@ -261,6 +264,9 @@ class SmtpAdapter(AdapterBase):
             job = queue.popleft()
             if state.down is not None:
                 job.result = SendResult.failed(job.message.message_id, _same_class(state.down))
+                continue
+            if job.message.message_id in self._withheld:  # known before its transaction: no command at all
+                job.result = SendResult.failed(job.message.message_id, _withheld_error())
                 continue
             job.started = True
             job.result = await self._deliver(conn, job, state)
@@ -327,6 +333,9 @@ class SmtpAdapter(AdapterBase):
             payload = _LEADING_DOT.sub(b"..", data) + b".\r\n"  # built first: the write follows the record
             try:
                 await self._handing(message_id)
+            except Withheld as exc:  # stopped meanwhile: the relay drops the transaction without its body
+                conn.discard()
+                return SendResult.failed(message_id, exc), False
             except Exception as exc:  # not recorded, so not written: safe to send later
                 log.warning(
                     "could not record message %d as handed over: %r",
@@ -385,6 +394,8 @@ class SmtpAdapter(AdapterBase):
         the background when half are used), so a connection seldom waits for the database."""
         if self.on_handing is None:
             return
+        if message_id in self._withheld:
+            raise _withheld_error()
         if message_id in self._recorded:
             if self._recorded_ahead() < self.record_ahead // 2:
                 self._start_recording()
@@ -397,6 +408,9 @@ class SmtpAdapter(AdapterBase):
     def _recorded_ahead(self) -> int:
         return sum(1 for job in self._pending if job.message.message_id in self._recorded)
 
+    def _decided(self, message_id: int) -> bool:
+        return message_id in self._recorded or message_id in self._withheld
+
     def _start_recording(self) -> None:
         if self._handing_task is None:
             self._handing_task = asyncio.create_task(self._record_handing())
@@ -406,30 +420,43 @@ class SmtpAdapter(AdapterBase):
         try:
             while self.on_handing is not None:
                 batch, self._handing_queue = self._handing_queue, []
+                # A message asked for while the call before recorded it ahead is decided already: asking
+                # again would find it handed, and so not free to go.
+                self._settle_handing([(mid, f) for mid, f in batch if self._decided(mid)])
+                batch = [(mid, f) for mid, f in batch if not self._decided(mid)]
                 room = self.record_ahead - self._recorded_ahead()
                 ahead = [
                     job.message.message_id
                     for job in self._pending
-                    if job.message.message_id not in self._recorded
+                    if not self._decided(job.message.message_id)
                 ][: max(0, room)]
-                ids = [mid for mid, _future in batch] + ahead
+                ids = list(dict.fromkeys([mid for mid, _future in batch] + ahead))
                 if not ids:
                     break
                 try:
-                    await loop.run_in_executor(None, self.on_handing, ids)
-                    self._recorded.update(ids)
+                    may_go = set(await loop.run_in_executor(None, self.on_handing, ids))
                 except Exception as exc:
                     for _mid, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                 else:
-                    for _mid, future in batch:
-                        if not future.done():
-                            future.set_result(None)
+                    self._recorded.update(mid for mid in ids if mid in may_go)
+                    self._withheld.update(mid for mid in ids if mid not in may_go)
+                    self._settle_handing(batch)
                 if not self._handing_queue:
                     break
         finally:
             self._handing_task = None
+
+    def _settle_handing(self, batch: list[tuple[int, asyncio.Future[None]]]) -> None:
+        """Let the connections waiting for these decided messages go on: write, or give the message up."""
+        for mid, future in batch:
+            if future.done():
+                continue
+            if mid in self._recorded:
+                future.set_result(None)
+            else:
+                future.set_exception(_withheld_error())
 
     async def _quit_all(self) -> None:
         await asyncio.gather(*(conn.quit() for conn in self._conns))
@@ -449,3 +476,7 @@ class SmtpAdapter(AdapterBase):
 def _same_class(error: ChannelError) -> ChannelError:
     """A fresh error of the same class for a message that was not attempted because the relay is down."""
     return type(error)(f"not attempted: {error}", code=error.code, detail=error.detail)
+
+
+def _withheld_error() -> Withheld:
+    return Withheld("the engine withheld the message: not written")

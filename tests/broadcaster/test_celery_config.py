@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from broadcaster.settings import CONFIG_FILENAME, load_settings
-from broadcaster.tasks import celery_config
+from broadcaster.tasks import SQL_BROKER_POLL_SECONDS, celery_config, configure
 
 
 def test_the_embedded_broker_waits_for_its_file_lock(workdir: Path) -> None:
@@ -19,6 +19,17 @@ def test_the_embedded_broker_waits_for_its_file_lock(workdir: Path) -> None:
     # nothing more, so without the reserve every finished chunk would wait for that second.
     assert config["task_acks_late"]
     assert config["worker_prefetch_multiplier"] == 2
+
+
+def test_an_idle_worker_looks_at_the_embedded_broker_often(workdir: Path) -> None:
+    """A handed-off MO opt-out must not wait kombu's default second in the queue (the opt-out race test)."""
+    from kombu.connection import Connection
+    from kombu.transport import sqlalchemy as kombu_sql
+
+    configure(load_settings(workdir / CONFIG_FILENAME))
+    assert kombu_sql.Transport.polling_interval == SQL_BROKER_POLL_SECONDS < 0.5
+    with Connection("sqla+sqlite:///" + str(workdir / "broker-probe.sqlite3")) as connection:  # type: ignore[no-untyped-call]
+        assert connection.transport.polling_interval == SQL_BROKER_POLL_SECONDS
 
 
 def test_rabbitmq_publishes_with_confirms(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry
+from broadcaster.settings import CONFIG_FILENAME
 from tests.broadcaster.conftest import database_dump
 from tests.broadcaster.test_cli import Cli, cli, one_line, team
 
@@ -94,3 +95,22 @@ def test_only_admins_and_editors_record_consent(
 def test_init_writes_the_default_notices(workdir: Path) -> None:
     for purpose in ("official_duty", "public_information", "advertising"):
         assert (workdir / "notices" / purpose / "v1.md").is_file()
+
+
+def test_duplicate_opt_out_keywords_stop_a_command_at_start_and_change_nothing(
+    cli: Cli, context: AppContext, workdir: Path, team: None
+) -> None:
+    """Two entries that normalise alike ("HUY" and "Hủy") are refused when the settings load, naming the
+    setting, before anything is written."""
+    config = workdir / CONFIG_FILENAME
+    config.write_text(
+        config.read_text(encoding="utf-8") + '\n[consent]\nopt_out_keywords = ["HUY", "TC", "Hủy"]\n',
+        encoding="utf-8",
+    )
+    before = database_dump(context.engine)
+    result = cli("consent", "withdraw", "0905123456", "--purpose", "advertising", "--reason", "x", expect=1)
+    error = one_line(result.stderr)
+    assert "consent.opt_out_keywords" in error
+    assert "'Hủy'" in error
+    assert "duplicates 'HUY'" in error
+    assert database_dump(context.engine) == before

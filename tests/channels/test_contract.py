@@ -39,7 +39,14 @@ from channels.base import (
     normalize_provider_id,
 )
 from channels.email.smtp import SmtpAdapter
-from channels.errors import ChannelError, ConfigurationError, OutcomeUnknown, RecipientRejected, Throttled
+from channels.errors import (
+    ChannelError,
+    ConfigurationError,
+    OutcomeUnknown,
+    RecipientRejected,
+    Throttled,
+    Withheld,
+)
 from channels.file import ConsoleAdapter, FileAdapter
 from channels.sandbox.smtp import SmtpBehaviour
 from channels.sms.receipts import ids_match
@@ -59,6 +66,8 @@ class Case:
     # Records its provider sends back by another way than the adapter (e-mail bounces), as they are stored.
     stored: list[dict[str, Any]] = field(default_factory=list)
     type_name: str = ""  # the registry's name for the adapter
+    # The addresses its peer received messages for so far (adapters that ``stamps``).
+    received: Callable[[], list[str]] | None = None
 
 
 def _messages(channel: Channel, addresses: list[str], *, start: int = 1) -> list[OutboundMessage]:
@@ -102,6 +111,7 @@ def smtp_case(tmp_path: Path) -> Iterator[Case]:
             good=[f"canbo{i}@danang.gov.vn" for i in range(12)],
             rejected="khongton@example.vn",
             stored=[{"dsn": POSTFIX_FAILED.decode(), "envelope_to": "bounce+m4242@bounce.danang.gov.vn"}],
+            received=lambda: [r for mail in server.received for r in mail.rcpt_tos],
         )
 
 
@@ -111,6 +121,7 @@ def smpp_case(tmp_path: Path) -> Iterator[Case]:
     with running_smsc(behaviour) as smsc:
         case = Case(adapter=None, good=[f"8491234{i:04d}" for i in range(12)], rejected="84900000000")  # type: ignore[arg-type]
         case.adapter = adapter_for(smsc, on_inbound=case.inbound.append)
+        case.received = lambda: [record.destination for record in smsc.submits]
         yield case
 
 
@@ -164,6 +175,38 @@ def test_one_result_per_message_in_order(case: Case) -> None:
     assert len(ids) == len(set(ids)) >= len(messages), "every message gets its own provider id(s)"
     if case.adapter.channel == Channel.SMS:  # SMS part ids are stored and matched in their normalised form
         assert all(normalize_provider_id(pid) == pid for pid in ids), ids
+
+
+def test_a_message_the_engine_withholds_is_never_written(case: Case) -> None:
+    """``on_handing`` returns the messages that may go; the others (stopped since their claim, e.g. by an
+    opt-out) are not written at all and come back as ``Withheld``, while the rest of the window goes."""
+    if not case.adapter.capabilities.stamps:
+        pytest.skip("no on_handing: the engine marks the window itself and leaves stopped rows out")
+    messages = _messages(case.adapter.channel, case.good)
+    withheld = {m.message_id for m in messages[::3]}  # the first one too: refused before its body
+    told: list[int] = []
+
+    def on_handing(ids: Any) -> list[int]:
+        told.extend(ids)
+        return [i for i in ids if i not in withheld]
+
+    setattr(case.adapter, "on_handing", on_handing)  # noqa: B010  not part of the Adapter protocol
+    with case.adapter as adapter:
+        results = adapter.send(messages)
+
+    assert sorted(set(told)) == [m.message_id for m in messages]
+    assert [r.message_id for r in results] == [m.message_id for m in messages]
+    for r in results:
+        if r.message_id in withheld:
+            assert isinstance(r.error, Withheld), r  # failed, and why
+        else:
+            assert r.outcome == SendOutcome.SENT, r
+    received = case.received
+    assert received is not None
+    stopped = {m.address.lstrip("+") for m in messages if m.message_id in withheld}
+    going = {m.address.lstrip("+") for m in messages} - stopped
+    assert wait_until(lambda: going <= set(received()) or None, timeout=5.0, what="the others received")
+    assert stopped.isdisjoint(received())
 
 
 def test_window_fits_capabilities(case: Case) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from channels.base import SendOutcome
-from channels.errors import ConnectionLost
+from channels.errors import ConnectionLost, Withheld
 from tests.channels.smpp_sending import VIETNAMESE, message, send_all
 from tests.peers.smsc import SmscBehaviour, adapter_for, running_smsc
 
@@ -20,10 +20,11 @@ def test_on_handing_is_told_of_each_message_before_its_first_part_is_written() -
     messages = [message(n, "Tin dài: " + "mưa lớn, " * 12 * (n % 2)) for n in range(150)]  # 1 or 2 parts
     with running_smsc(SmscBehaviour(receipts=False)) as smsc:
 
-        def on_handing(ids: Any) -> None:
+        def on_handing(ids: Any) -> Any:
             at_smsc = {record.destination for record in smsc.submits}
             early.extend(n for n in ids if messages[n].address.lstrip("+") in at_smsc)
             told.extend(ids)
+            return ids
 
         with adapter_for(smsc, window=16, on_handing=on_handing) as adapter:
             results = send_all(adapter, messages)
@@ -46,6 +47,23 @@ def test_when_on_handing_fails_nothing_is_written() -> None:
     assert all(isinstance(r.error, ConnectionLost) for r in results)  # safe to send again later
 
 
+def test_a_withheld_long_message_has_none_of_its_parts_written() -> None:
+    long_text = "Tin dài: " + "mưa lớn, " * 12  # 2 parts
+    messages = [message(n, long_text) for n in range(6)]
+
+    def on_handing(ids: Any) -> list[int]:
+        return [n for n in ids if n % 2]  # the even ones were stopped since their claim
+
+    with (
+        running_smsc(SmscBehaviour(receipts=False)) as smsc,
+        adapter_for(smsc, window=3, on_handing=on_handing) as adapter,
+    ):
+        results = adapter.send(messages)
+        destinations = [record.destination for record in smsc.submits]
+    assert [isinstance(r.error, Withheld) for r in results] == [True, False] * 3
+    assert sorted(destinations) == sorted(2 * [m.address.lstrip("+") for m in messages[1::2]])
+
+
 def test_results_are_reported_as_they_come_and_unrecorded_messages_never_exceed_the_window() -> None:
     """With ``on_settled`` each message's result is reported once, as soon as its last part is answered, and
     the window slots of answered parts stay taken until it is recorded: however slow the recording, the
@@ -62,11 +80,12 @@ def test_results_are_reported_as_they_come_and_unrecorded_messages_never_exceed_
     reported_before_return = 0
     returned: dict[int, list[Any]] = {}
 
-    def on_handing(ids: Any) -> None:
+    def on_handing(ids: Any) -> Any:
         nonlocal most_unrecorded
         with lock:
             handed.update(ids)
             most_unrecorded = max(most_unrecorded, len(handed - set(recorded)))
+        return ids
 
     def on_settled(results: Any) -> None:
         nonlocal reported_before_return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -379,12 +380,13 @@ def test_on_handing_is_told_of_each_message_before_its_body_is_written(sandbox: 
     early: list[int] = []  # told after the relay already had it
     calls = 0
 
-    def on_handing(ids: Any) -> None:
+    def on_handing(ids: Any) -> Any:
         nonlocal calls
         calls += 1
         at_relay = {r for mail in sandbox.received for r in mail.rcpt_tos}
         early.extend(i for i in ids if f"cong.dan{i - 10_000}@example.vn" in at_relay)
         told.extend(ids)
+        return ids
 
     messages = [make_message(i) for i in range(30)]
     adapter = make_adapter(sandbox, on_handing=on_handing)
@@ -395,6 +397,27 @@ def test_on_handing_is_told_of_each_message_before_its_body_is_written(sandbox: 
     assert early == []
     # Records run ahead of the connections: a few commits per window, not one per mail.
     assert calls <= len(messages) // adapter.record_ahead + adapter.connections + 1, calls
+
+
+def test_each_message_is_recorded_once_though_records_run_ahead(sandbox: SandboxSmtpServer) -> None:
+    """A connection that asks for a message while a record ahead of it is being committed waits for that
+    record: the engine marks a message handed once, and would refuse to let it go a second time."""
+    handed: set[int] = set()
+    twice: list[int] = []
+
+    def on_handing(ids: Any) -> list[int]:
+        threading.Event().wait(0.03)  # a slow commit: connections run out of records meanwhile
+        twice.extend(i for i in ids if i in handed)
+        fresh = [i for i in ids if i not in handed]
+        handed.update(ids)
+        return fresh  # as claims.mark_handed: only what it marked now
+
+    messages = [make_message(i) for i in range(60)]
+    with make_adapter(sandbox, on_handing=on_handing) as adapter:
+        results = adapter.send(messages)
+    assert twice == []
+    assert all(r.outcome is SendOutcome.SENT for r in results)
+    assert sandbox.wait_for_count(len(messages))
 
 
 def test_when_on_handing_fails_no_body_is_written(sandbox: SandboxSmtpServer) -> None:

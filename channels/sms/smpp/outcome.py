@@ -12,7 +12,7 @@ concatenation reference, so that a retry sends only the missing parts under that
 from __future__ import annotations
 
 from channels.base import SendResult
-from channels.errors import ChannelError, ConnectionLost, OutcomeUnknown, Throttled
+from channels.errors import ChannelError, ConnectionLost, OutcomeUnknown, Throttled, Withheld
 from channels.sms.smpp.window import MessageJob, PartState
 from channels.sms.smpp_errors import classify, status_name
 
@@ -24,6 +24,8 @@ def result(job: MessageJob, *, host: str, port: int, throttle_backoff_max: float
     states = job.part_state
     if all(state == PartState.OK for state in states):
         return SendResult.sent(message_id, *(pid or "" for pid in job.part_ids))
+    if job.withheld:
+        return SendResult.failed(message_id, Withheld("the engine withheld the message: not written"))
     accepted_parts = {n + 1: pid or "" for n, pid in enumerate(job.part_ids) if states[n] == PartState.OK}
     accepted = [f"{n}={pid}" for n, pid in accepted_parts.items()]
     accepted_text = f"; parts accepted: {', '.join(accepted)}" if accepted else ""

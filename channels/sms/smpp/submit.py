@@ -8,7 +8,7 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import smpplib.exceptions
@@ -19,15 +19,16 @@ from channels.masking import mask_address
 from channels.sms import pdus
 from channels.sms.smpp import window as plan
 from channels.sms.smpp.bind import Answers, Bind, Pending, Reply
-from channels.sms.smpp.client import WriteFailed
+from channels.sms.smpp.client import LockedClient, WriteFailed
 from channels.sms.smpp.window import Inflight, MessageJob, PartState, PartTask, ThrottlePolicy, Waiting
 
 log = logging.getLogger(__name__)
 
 # Waits until PDUs may be written and says how many (at most the number asked; one token per submit_sm).
 Pacer = Callable[[int], int]
-# Told (and returns once it is recorded) which messages are about to have their first part written.
-HandingHandler = Callable[[Sequence[int]], None]
+# Told (and returns once it is recorded) which messages are about to have their first part written; returns
+# those that may go (the others were stopped meanwhile: none of their parts is written).
+HandingHandler = Callable[[Sequence[int]], Collection[int]]
 # Told (and returns once they are recorded) the results of messages whose every part is answered.
 SettledHandler = Callable[[Sequence[SendResult]], None]
 # Forgets a bind's dead link (reason, the link generation that failed).
@@ -247,20 +248,21 @@ class Submitter:
                     inflight[written.token] = written
         return fill.blocked
 
-    def _record_handing(self, tasks: Sequence[PartTask]) -> bool:
-        """Tell ``on_handing`` which messages get their first part written now; False when it could not
-        record that (the parts are then not written: nothing unrecorded reaches the SMSC)."""
-        fresh = {id(task.job): task.job for task in tasks if not task.job.handed}
-        if self.on_handing is None or not fresh:
-            return True
-        try:
-            self.on_handing([job.message.message_id for job in fresh.values()])
-        except Exception:
-            log.exception("could not record %d message(s) as handed over; not writing them", len(fresh))
-            return False
-        for job in fresh.values():
-            job.handed = True
-        return True
+    def _record_handing(self, tasks: Sequence[PartTask]) -> list[bool] | None:
+        """Tell ``on_handing`` which messages get their first part written now; per task, whether it may be
+        written (a message ``on_handing`` did not let go is withheld, with all its parts). None when it could
+        not record that: then nothing is written, as nothing unrecorded may reach the SMSC."""
+        fresh = {id(task.job): task.job for task in tasks if not task.job.handed and not task.job.withheld}
+        if self.on_handing is not None and fresh:
+            try:
+                may_go = set(self.on_handing([job.message.message_id for job in fresh.values()]))
+            except Exception:
+                log.exception("could not record %d message(s) as handed over; not writing them", len(fresh))
+                return None
+            for job in fresh.values():
+                job.handed = job.message.message_id in may_go
+                job.withheld = not job.handed
+        return [not task.job.withheld for task in tasks]
 
     def _submit_sm(self, sequence: int, task: PartTask) -> bytes:
         job = task.job
@@ -276,15 +278,44 @@ class Submitter:
         self, bind: Bind, tasks: list[PartTask], replies: queue.Queue[list[Reply]]
     ) -> list[Inflight | None]:
         """Build the parts' submit_sm and write them together; per part, what to wait for (None: not
-        written, so it cannot have reached the SMSC)."""
+        written, so it cannot have reached the SMSC: the link is down, or the message was withheld)."""
         with bind.lock:
             client, generation = bind.client, bind.generation
         if client is None:
             return [None] * len(tasks)
         sequences = [client.next_sequence() for _ in tasks]
         octets = [self._submit_sm(sequence, task) for sequence, task in zip(sequences, tasks, strict=True)]
-        if not self._record_handing(tasks):  # the last step before the write
+        may_go = self._record_handing(tasks)  # the last step before the write
+        if may_go is None:
             return [None] * len(tasks)
+        # A withheld message's parts are not written (their sequence numbers stay unused).
+        going = [index for index, go in enumerate(may_go) if go]
+        written = self._write_octets(
+            bind,
+            client,
+            generation,
+            [tasks[i] for i in going],
+            [sequences[i] for i in going],
+            [octets[i] for i in going],
+            replies,
+        )
+        result: list[Inflight | None] = [None] * len(tasks)
+        for index, inflight in zip(going, written, strict=True):
+            result[index] = inflight
+        return result
+
+    def _write_octets(
+        self,
+        bind: Bind,
+        client: LockedClient,
+        generation: int,
+        tasks: list[PartTask],
+        sequences: list[int],
+        octets: list[bytes],
+        replies: queue.Queue[list[Reply]],
+    ) -> list[Inflight | None]:
+        if not tasks:
+            return []
         items = [
             Pending(token=next(self._tokens), replies=replies, job=task.job if task.job.early else None)
             for task in tasks

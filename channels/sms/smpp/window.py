@@ -65,6 +65,7 @@ class MessageJob:
     refusals: dict[int, int] = field(default_factory=dict)  # part number -> command_status
     bind: Bind | None = None
     handed: bool = False  # on_handing was told before its first part was written
+    withheld: bool = False  # ... and did not let it go: none of its parts is written
     early: bool = False  # its result is reported through on_settled as soon as it is known
     settled: bool = False  # ... and it was
     held_on: list[Bind] = field(default_factory=list)  # a window slot per answered part, until settled
