@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -375,3 +376,23 @@ class ProviderHealth(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Activity(Base):
+    """A communication activity of the plan that is not a broadcast (a press briefing, a dialogue, the
+    fortnightly TV segment, printed materials), recorded by staff with its evidence; reports count it under
+    its plan item beside the broadcast runs."""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_plan_item_occurred_on", "plan_item", "occurred_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_on: Mapped[date] = mapped_column(Date)
+    plan_item: Mapped[str] = mapped_column(String(16))  # e.g. "III.3" (campaigns/plan-143/plan.yaml)
+    agency: Mapped[str] = mapped_column(String(64))  # an agency key from the settings, never a name
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str | None] = mapped_column(Text)  # a link, or the stored file's name
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
