@@ -218,9 +218,7 @@ def test_load_follows_the_provider_setting_and_a_refused_load_changes_nothing(
 
     config = workdir / "broadcaster.toml"
     config.write_text(
-        config.read_text(encoding="utf-8").replace(
-            "[providers.sms_main]\n", "[providers.sms_main]\nlabel_brackets = false\n"
-        ),
+        config.read_text(encoding="utf-8").replace("label_brackets = true", "label_brackets = false"),
         encoding="utf-8",
     )
     before = database_dump(context.engine)
