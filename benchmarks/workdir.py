@@ -101,7 +101,7 @@ def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int 
     """A working directory with ``count`` contacts and an approved one-channel campaign."""
     from broadcaster import policies
     from broadcaster.campaigns import workflow
-    from broadcaster.campaigns.files import ProviderInfo, validate_paths
+    from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
     from broadcaster.campaigns.messages import Composer, allow_unsubscribe, contact_view
     from broadcaster.campaigns.store import definition_of, latest_version, load_bundle
     from broadcaster.clock import SystemClock
@@ -145,11 +145,11 @@ def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int 
             raise RuntimeError(f"imported {report.created} of {count} contacts: {report.problems[:3]}")
         campaign_dir = context.campaigns_dir / "bench"
         campaign_id = write_campaign(campaign_dir, directory / EXAMPLE_CAMPAIGN, channel=channel)
-        providers = {
-            n: ProviderInfo(name=n, channel=p.channel) for n, p in context.settings.providers.items()
-        }
         bundles, problems = validate_paths(
-            [campaign_dir], templates_dir=context.templates_dir, providers=providers
+            [campaign_dir],
+            templates_dir=context.templates_dir,
+            providers=ProviderInfo.all_from(context.settings),
+            rules=SendRules.from_settings(context.settings),
         )
         if problems:
             raise RuntimeError("\n".join(str(p) for p in problems))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from broadcaster import policies
 from broadcaster.campaigns import workflow
-from broadcaster.campaigns.files import ProviderInfo, validate_paths
+from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
 from broadcaster.campaigns.store import load_bundle
 from broadcaster.clock import SystemClock
 from broadcaster.contacts.generate import generate_contacts
@@ -133,14 +133,11 @@ def run_demo(
             )
 
         console.rule("3. Campaign: load, submit, approve")
-        providers = {
-            n: ProviderInfo(name=n, channel=p.channel) for n, p in context.settings.providers.items()
-        }
         bundles, problems = validate_paths(
             [context.campaigns_dir / "examples"],
             templates_dir=context.templates_dir,
-            providers=providers,
-            org=context.settings.org.model_dump(),
+            providers=ProviderInfo.all_from(context.settings),
+            rules=SendRules.from_settings(context.settings),
         )
         if problems:
             raise UserError("\n".join(str(p) for p in problems))

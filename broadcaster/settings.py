@@ -236,6 +236,10 @@ class ProviderSettings(BaseModel):
     # sends its chunks one after another in one process, so bigger chunks spare it the per-chunk start
     # and finish, which no window overlaps.
     chunk_size: int | None = Field(default=None, ge=1, le=20000)
+    # SMS: whether the account's brandname route takes brackets, so advertising starts "[QC]" rather than
+    # "QC " (docs/domain.md §1.1, Decree 91/2020 art. 15); campaign validation checks the label by it. A
+    # declared field, not an adapter option: the adapter is built from the others. E-mail ignores it.
+    label_brackets: bool = True
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

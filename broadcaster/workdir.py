@@ -100,6 +100,8 @@ port = 2775
 system_id = "skhcn"
 password = "change-me"
 source_addr = "SKHCN"
+# Whether this route takes the advertising label in brackets: "[QC] …" (true) or "QC …" (false).
+label_brackets = true
 binds = 1
 window = 64
 # submit_sm per second (each SMS part is one), shared by every process; no 100 ms carries more than a tenth.

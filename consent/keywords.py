@@ -6,6 +6,7 @@ A reply opts out when, normalised, it is exactly one configured keyword; anythin
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ __all__ = [
     "ToInbox",
     "classify_reply",
     "confirmation_sms",
+    "keyword_in",
     "keywords_from",
     "normalise_reply",
 ]
@@ -81,6 +83,16 @@ def keywords_from(lists: Mapping[str, Iterable[str]]) -> Keywords:
                 )
             by_form[form] = (list_name, word)
     return Keywords(by_form)
+
+
+def keyword_in(text: str, keywords: Keywords) -> str | None:
+    """The first configured keyword (as configured) that ``text`` names as a whole word, compared the way
+    replies are: "Từ chối: soạn TC gửi 8079" names TC and TU CHOI; "nonstop" does not name STOP."""
+    plain = normalise_reply(text)
+    for form, (_list_name, word) in keywords.by_form.items():
+        if re.search(rf"(?<!\w){re.escape(form)}(?!\w)", plain):
+            return word
+    return None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ __all__ = [
     "RecipientState",
     "SendHours",
     "UnknownPurpose",
+    "accepted_sms_labels",
     "cap_frees_at",
     "decide",
     "next_allowed",
@@ -236,11 +237,26 @@ def rules_for(purpose: str, settings: PolicySettings | None = None) -> PurposeRu
     )
 
 
+# Decree 91/2020 art. 15: "QC", or "AD" for messages in English (docs/domain.md §1.1).
+_SMS_LABELS = ("QC", "AD")
+
+
+def accepted_sms_labels(purpose: str, *, brackets_allowed: bool) -> tuple[str, ...]:
+    """The forms an SMS of ``purpose`` may start with, the preferred first; empty when it needs no label.
+
+    Some providers refuse brackets (a provider setting); the bare label is then followed by a space, so a
+    text starting "QCVN" is not read as labelled."""
+    if not rules_for(purpose).sms_label_required:
+        return ()
+    if brackets_allowed:
+        return tuple(f"[{label}]" for label in _SMS_LABELS)
+    return tuple(f"{label} " for label in _SMS_LABELS)
+
+
 def required_sms_label(purpose: str, *, brackets_allowed: bool) -> str | None:
     """The label an SMS of ``purpose`` starts with, or None; some providers refuse brackets, so "QC" then."""
-    if not rules_for(purpose).sms_label_required:
-        return None
-    return "[QC]" if brackets_allowed else "QC"
+    forms = accepted_sms_labels(purpose, brackets_allowed=brackets_allowed)
+    return forms[0].strip() if forms else None
 
 
 def _aware(moment: datetime) -> datetime:

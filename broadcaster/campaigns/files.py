@@ -4,7 +4,7 @@ Every problem names the file and the line of the offending field (``campaigns/x.
 unknown provider ...``) so that an editor can fix it without reading a traceback (docs/style.md, house habits).
 This module runs the steps in order; each lives in its own module: line-aware YAML (``yaml_source``), schema
 errors mapped to lines (``schema_errors``), the templates and the names they use (``template_scan``), and one
-sample rendering (``sample_checks``: SMS length, the [QC]/[AD] label of advertising). Providers are checked here.
+sample rendering (``sample_checks``: SMS length, the label and refusal of advertising). Providers are checked here.
 """
 
 from __future__ import annotations
@@ -23,15 +23,16 @@ from broadcaster.campaigns.problem import Problem
 from broadcaster.campaigns.sample_checks import sample_checks
 from broadcaster.campaigns.schema import CampaignDefinition
 from broadcaster.campaigns.schema_errors import problem_from_error
+from broadcaster.campaigns.send_rules import ProviderInfo, SendRules
 from broadcaster.campaigns.template_scan import TemplateScan, check_names, closure, collect_templates
 from broadcaster.campaigns.yaml_source import line_of, parse_yaml
-from broadcaster.rendering import OPTIONAL_PARTS, sample_org, template_files
-from broadcaster.settings import RenderingSettings
+from broadcaster.rendering import OPTIONAL_PARTS, template_files
 
 __all__ = [
     "CampaignBundle",
     "Problem",
     "ProviderInfo",
+    "SendRules",
     "compute_content_hash",
     "load_campaign_file",
     "validate_paths",
@@ -51,14 +52,6 @@ class CampaignBundle:
     """Template path relative to the templates root (``sms/x.txt.j2``) -> its text, layouts included."""
     content_hash: str
     """sha256 hex over canonical JSON of definition + templates; approval is bound to it."""
-
-
-@dataclass(frozen=True)
-class ProviderInfo:
-    """What campaign validation needs to know about a configured provider."""
-
-    name: str
-    channel: str
 
 
 def compute_content_hash(
@@ -85,8 +78,7 @@ def _semantic_checks(
     root: Node | None,
     templates_dir: Path,
     providers: Mapping[str, ProviderInfo],
-    org: Mapping[str, Any],
-    limits: RenderingSettings | None,
+    rules: SendRules,
 ) -> tuple[dict[str, str], list[Problem]]:
     problems: list[Problem] = []
     scan = TemplateScan()
@@ -151,8 +143,8 @@ def _semantic_checks(
                 root=root,
                 templates_dir=templates_dir,
                 scan=scan,
-                org=org,
-                limits=limits,
+                providers=providers,
+                rules=rules,
             )
         )
     return scan.templates, [_tell_campaign(problem, path=path, root=root) for problem in problems]
@@ -176,13 +168,12 @@ def load_campaign_file(
     *,
     templates_dir: Path,
     providers: Mapping[str, ProviderInfo],
-    org: Mapping[str, Any] | None = None,
-    limits: RenderingSettings | None = None,
+    rules: SendRules | None = None,
 ) -> tuple[CampaignBundle | None, list[Problem]]:
     """Read, validate and snapshot one campaign file. The bundle is None whenever there is a problem.
 
-    ``org`` is the settings' ``[org]`` (``Settings.org.model_dump()``); without it the sample renderings use
-    a built-in sample organisation. ``limits`` is the settings' ``[rendering]`` (default: its defaults)."""
+    ``rules`` come from the settings (``SendRules.from_settings``); without them the sample renderings use a
+    built-in sample organisation and the default rendering limits and opt-out keywords."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -208,8 +199,7 @@ def load_campaign_file(
         root=root,
         templates_dir=templates_dir,
         providers=providers,
-        org=sample_org() if org is None else org,
-        limits=limits,
+        rules=SendRules() if rules is None else rules,
     )
     if problems:
         return None, problems
@@ -237,8 +227,7 @@ def validate_paths(
     *,
     templates_dir: Path,
     providers: Mapping[str, ProviderInfo],
-    org: Mapping[str, Any] | None = None,
-    limits: RenderingSettings | None = None,
+    rules: SendRules | None = None,
 ) -> tuple[list[CampaignBundle], list[Problem]]:
     """Validate files and directories (walked for *.yaml / *.yml). A campaign id may appear only once."""
     bundles: list[CampaignBundle] = []
@@ -246,7 +235,7 @@ def validate_paths(
     first_seen: dict[str, Path] = {}
     for file in _campaign_files(paths):
         bundle, found = load_campaign_file(
-            file, templates_dir=templates_dir, providers=providers, org=org, limits=limits
+            file, templates_dir=templates_dir, providers=providers, rules=rules
         )
         problems.extend(found)
         if bundle is None:

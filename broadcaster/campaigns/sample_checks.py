@@ -1,19 +1,21 @@
-"""Checks that only a sample rendering can show: the SMS length and the label the law requires on advertising.
+"""Checks that only a sample rendering can show: the SMS length and what the law asks of advertising.
 
 Every channel of a campaign is rendered once for the sample contact; an SMS must not be empty nor need more parts
-than ``max_segments``, and an advertising SMS starts with [QC] or [AD] (Decree 91/2020 art. 15).
+than ``max_segments``, and a purpose whose rules ask for it (advertising) gets the label and refusal checks of
+``advertising`` (Decree 91/2020 arts. 15-16, docs/domain.md §1.1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from yaml.nodes import Node
 
+from broadcaster.campaigns import advertising
 from broadcaster.campaigns.problem import Problem
-from broadcaster.campaigns.schema import CampaignDefinition, Purpose
+from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
+from broadcaster.campaigns.send_rules import ProviderInfo, SendRules
 from broadcaster.campaigns.template_scan import TemplateScan
 from broadcaster.campaigns.yaml_source import line_of
 from broadcaster.rendering import (
@@ -24,14 +26,10 @@ from broadcaster.rendering import (
     shorten,
     template_files,
 )
-from broadcaster.settings import RenderingSettings
 from channels.base import Channel
 from channels.sms.encoding import analyse
 
-__all__ = ["ADVERTISING_SMS_LABELS", "SAMPLE_UNSUBSCRIBE_URL", "sample_checks"]
-
-# Decree 91/2020/NĐ-CP art. 15: every advertising SMS starts with the label [QC] or [AD] (docs/domain.md §1.1).
-ADVERTISING_SMS_LABELS: tuple[str, ...] = ("[QC]", "[AD]")
+__all__ = ["SAMPLE_UNSUBSCRIBE_URL", "sample_checks"]
 
 SAMPLE_UNSUBSCRIBE_URL = "https://example.invalid/huy-dang-ky/MAU-0001"
 
@@ -43,26 +41,25 @@ def sample_checks(
     root: Node | None,
     templates_dir: Path,
     scan: TemplateScan,
-    org: Mapping[str, Any],
-    limits: RenderingSettings | None,
+    providers: Mapping[str, ProviderInfo],
+    rules: SendRules,
 ) -> list[Problem]:
     """Render every channel for the sample contact and check what only a rendering can show.
 
-    ``org`` is the configured sending organisation, as preview and sending use it: its names are part of
-    most SMS texts, so a sample organisation would count other SMS parts than those that are paid for.
-    ``limits`` is the settings' ``[rendering]``: a template that renders past it here would at every send."""
+    ``rules`` carry the configured organisation (its names are part of most SMS texts, so a sample one would
+    count other SMS parts than those that are paid for), the rendering limits and the opt-out keywords."""
     problems: list[Problem] = []
     try:
-        renderer = Renderer(scan.templates, limits=limits)
+        renderer = Renderer(scan.templates, limits=rules.limits)
     except RenderError as exc:
         return [Problem(templates_dir / exc.template, exc.line, None, exc.message)]
     for channel, spec in definition.channels.items():
-        prefix = f"channels.{channel}"
+        field = f"channels.{channel}.template"
         unsubscribe = None if spec.allow_unsubscribe is False else SAMPLE_UNSUBSCRIBE_URL
         context = build_context(
             contact=sample_contact(),
             campaign=definition.template_context(),
-            org=org,
+            org=rules.org,
             variables=definition.variables,
             unsubscribe_url=unsubscribe,
         )
@@ -71,35 +68,62 @@ def sample_checks(
                 template=spec.template, channel=channel, context=context, unaccented=spec.unaccented
             )
         except RenderError as exc:
-            problems.append(
-                Problem(templates_dir / exc.template, exc.line, f"{prefix}.template", exc.message)
-            )
+            problems.append(Problem(templates_dir / exc.template, exc.line, field, exc.message))
             continue
-        if Channel(channel) is not Channel.SMS:
-            continue
-        text_file = templates_dir / template_files(spec.template, channel)["text"]
-        if not rendered.text:
-            problems.append(Problem(text_file, 1, f"{prefix}.template", "the sample SMS is empty"))
-        analysis = analyse(rendered.text, unaccented=spec.unaccented)
-        if spec.max_segments is not None and analysis.segments > spec.max_segments:
-            problems.append(
-                Problem(
-                    path,
-                    line_of(root, ("channels", channel, "max_segments")),
-                    f"{prefix}.max_segments",
-                    f"the sample SMS needs {analysis.segments} parts ({analysis.units} {analysis.encoding.value}"
-                    f" units, {analysis.per_segment} per part), more than max_segments {spec.max_segments}"
-                    f" ({text_file}): {shorten(repr(rendered.text))}",
+        parts = template_files(spec.template, channel)
+        if Channel(channel) is Channel.SMS:
+            problems.extend(
+                _sms_length_problems(
+                    spec,
+                    rendered.text,
+                    path=path,
+                    root=root,
+                    channel=channel,
+                    text_file=templates_dir / parts["text"],
                 )
             )
-        if definition.purpose is Purpose.ADVERTISING and not rendered.text.startswith(ADVERTISING_SMS_LABELS):
-            problems.append(
-                Problem(
-                    text_file,
-                    1,
-                    f"{prefix}.template",
-                    "an advertising SMS must start with [QC] or [AD] (Decree 91/2020 art. 15);"
-                    f" the sample starts {rendered.text[:20]!r}",
+            problems.extend(
+                advertising.sms_problems(
+                    rendered.text,
+                    purpose=definition.purpose,
+                    provider=providers[spec.provider],
+                    keywords=rules.opt_out_keywords,
+                    source=scan.templates[parts["text"]],
+                    file=templates_dir / parts["text"],
+                    field=field,
                 )
             )
+        elif rendered.html is not None:
+            problems.extend(
+                advertising.html_problems(
+                    rendered.html,
+                    purpose=definition.purpose,
+                    url=SAMPLE_UNSUBSCRIBE_URL,
+                    source=scan.templates[parts["html"]],
+                    file=templates_dir / parts["html"],
+                    field=field,
+                )
+            )
+    return problems
+
+
+def _sms_length_problems(
+    spec: ChannelSpec, text: str, *, path: Path, root: Node | None, channel: str, text_file: Path
+) -> list[Problem]:
+    prefix = f"channels.{channel}"
+    problems: list[Problem] = []
+    if not text:
+        problems.append(Problem(text_file, 1, f"{prefix}.template", "the sample SMS is empty"))
+    analysis = analyse(text, unaccented=spec.unaccented)
+    if spec.max_segments is not None and analysis.segments > spec.max_segments:
+        problems.append(
+            Problem(
+                path,
+                line_of(root, ("channels", channel, "max_segments")),
+                f"{prefix}.max_segments",
+                f"the sample SMS needs {analysis.segments} parts ({analysis.units} {analysis.encoding.value}"
+                f" units, {analysis.per_segment} per part), more than max_segments {spec.max_segments}"
+                f" ({text_file}): {shorten(repr(text))}",
+            )
+        )
     return problems

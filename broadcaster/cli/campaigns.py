@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from broadcaster.campaigns.files import ProviderInfo, validate_paths
+from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import get_campaign, get_version, load_bundle
 from broadcaster.cli import campaign_exclusions, campaign_review, test_send
@@ -34,12 +34,6 @@ from channels.base import Channel
 app = typer.Typer(no_args_is_help=True, help="Campaign definitions, versions and approval.")
 
 
-def _providers(context: AppContext) -> dict[str, ProviderInfo]:
-    return {
-        name: ProviderInfo(name=name, channel=p.channel) for name, p in context.settings.providers.items()
-    }
-
-
 def _paths(context: AppContext, paths: list[Path] | None) -> list[Path]:
     return paths or [context.campaigns_dir]
 
@@ -55,9 +49,8 @@ def validate(
         bundles, problems = validate_paths(
             _paths(context, paths),
             templates_dir=context.templates_dir,
-            providers=_providers(context),
-            org=context.settings.org.model_dump(),
-            limits=context.settings.rendering,
+            providers=ProviderInfo.all_from(context.settings),
+            rules=SendRules.from_settings(context.settings),
         )
     finally:
         context.close()
@@ -94,9 +87,8 @@ def load(
         bundles, problems = validate_paths(
             _paths(context, paths),
             templates_dir=context.templates_dir,
-            providers=_providers(context),
-            org=context.settings.org.model_dump(),
-            limits=context.settings.rendering,
+            providers=ProviderInfo.all_from(context.settings),
+            rules=SendRules.from_settings(context.settings),
         )
         if problems:
             for problem in problems:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster.campaigns.audience import Exclusion, iter_audience
-from broadcaster.campaigns.files import ProviderInfo, load_campaign_file
+from broadcaster.campaigns.files import ProviderInfo, SendRules, load_campaign_file
 from broadcaster.campaigns.preview import ChannelPreview, Preview, preview_version
 from broadcaster.campaigns.schema import Audience
 from broadcaster.campaigns.store import get_version, load_bundle
@@ -34,8 +34,12 @@ DEFAULT_PRICED = {None}  # Lý Công Minh, G-Mobile: no price of its own in the 
 def _preview(
     context: AppContext, path: Path, *, samples: int = 3, settings: Settings | None = None
 ) -> Preview:
-    providers = {n: ProviderInfo(name=n, channel=p.channel) for n, p in context.settings.providers.items()}
-    bundle, problems = load_campaign_file(path, templates_dir=context.templates_dir, providers=providers)
+    bundle, problems = load_campaign_file(
+        path,
+        templates_dir=context.templates_dir,
+        providers=ProviderInfo.all_from(context.settings),
+        rules=SendRules.from_settings(context.settings),
+    )
     assert bundle is not None, problems
     with context.sessions.begin() as session:
         outcome = load_bundle(session, bundle, actor=ADMIN_LOGIN, clock=context.clock)

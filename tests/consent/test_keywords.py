@@ -16,6 +16,7 @@ from consent.keywords import (
     ToInbox,
     classify_reply,
     confirmation_sms,
+    keyword_in,
     keywords_from,
     normalise_reply,
 )
@@ -137,3 +138,18 @@ def test_any_keyword_in_any_case_spacing_or_marks_opts_out(case: tuple[str, str]
     outcome = classify_reply(reply, _WITH_EXTRA)
 
     assert outcome == OptOut(keyword=keyword, list_name="extra" if keyword in _EXTRA else "opt_out")
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Từ chối: soạn TC gửi 8079.", "TC"),  # the first configured keyword named wins
+        ("Nhắn hủy tới 8079", "HUY"),
+        ("soan   tu\tchoi gui 8079", "TU CHOI"),
+        ("Gọi nonstop 1022", None),  # only whole words
+        ("TCVN 2025", None),
+        ("", None),
+    ],
+)
+def test_keyword_in_finds_a_keyword_as_a_whole_word(text: str, found: str | None) -> None:
+    assert keyword_in(text, DEFAULTS) == found

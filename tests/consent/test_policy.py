@@ -19,6 +19,7 @@ from consent.policy import (
     Purpose,
     RecipientState,
     UnknownPurpose,
+    accepted_sms_labels,
     cap_frees_at,
     decide,
     next_allowed,
@@ -104,6 +105,9 @@ def test_the_advertising_label_depends_on_whether_the_provider_allows_brackets()
     assert required_sms_label("advertising", brackets_allowed=True) == "[QC]"
     assert required_sms_label("advertising", brackets_allowed=False) == "QC"
     assert required_sms_label("public_information", brackets_allowed=True) is None
+    assert accepted_sms_labels("advertising", brackets_allowed=True) == ("[QC]", "[AD]")
+    assert accepted_sms_labels("advertising", brackets_allowed=False) == ("QC ", "AD ")
+    assert accepted_sms_labels("official_duty", brackets_allowed=False) == ()
 
 
 @pytest.mark.parametrize(

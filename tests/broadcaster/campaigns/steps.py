@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns import workflow
-from broadcaster.campaigns.files import ProviderInfo, load_campaign_file
+from broadcaster.campaigns.files import ProviderInfo, SendRules, load_campaign_file
 from broadcaster.campaigns.store import LoadOutcome, get_version, load_bundle
 from broadcaster.context import AppContext
 from broadcaster.db.models import (
@@ -29,10 +29,12 @@ WEEKLY = {"start": "2025-06-09 08:00", "rrule": "FREQ=WEEKLY;BYDAY=MO"}
 
 
 def load(context: AppContext, path: Path, *, actor: str = "bien_tap") -> LoadOutcome:
-    providers = {
-        name: ProviderInfo(name=name, channel=p.channel) for name, p in context.settings.providers.items()
-    }
-    bundle, problems = load_campaign_file(path, templates_dir=context.templates_dir, providers=providers)
+    bundle, problems = load_campaign_file(
+        path,
+        templates_dir=context.templates_dir,
+        providers=ProviderInfo.all_from(context.settings),
+        rules=SendRules.from_settings(context.settings),
+    )
     assert problems == [], problems
     assert bundle is not None
     with context.sessions.begin() as session:

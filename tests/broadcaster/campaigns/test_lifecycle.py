@@ -100,11 +100,10 @@ def test_schedule_pause_resume_cancel_with_who_when_why(
     ]
     # A cancelled campaign's file cannot be loaded again under the same id.
     write_campaign(workdir, schedule=WEEKLY, title="Dùng lại")
-    providers = {n: ProviderInfo(name=n, channel=p.channel) for n, p in context.settings.providers.items()}
     bundle, _ = load_campaign_file(
         workdir / "campaigns" / "tests" / f"{CAMPAIGN}.yaml",
         templates_dir=context.templates_dir,
-        providers=providers,
+        providers=ProviderInfo.all_from(context.settings),
     )
     assert bundle is not None
     refused(

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from broadcaster.campaigns import workflow
-from broadcaster.campaigns.files import ProviderInfo, load_campaign_file
+from broadcaster.campaigns.files import ProviderInfo, SendRules, load_campaign_file
 from broadcaster.campaigns.store import load_bundle
 from broadcaster.clock import FrozenClock
 from broadcaster.contacts.importer import ImportReport, import_contacts
@@ -74,11 +74,11 @@ class Pipeline:
 
     def load_campaign(self, path: Path) -> str:
         settings = self.context.settings
-        providers = {
-            name: ProviderInfo(name=name, channel=p.channel) for name, p in settings.providers.items()
-        }
         bundle, problems = load_campaign_file(
-            path, templates_dir=self.context.templates_dir, providers=providers
+            path,
+            templates_dir=self.context.templates_dir,
+            providers=ProviderInfo.all_from(settings),
+            rules=SendRules.from_settings(settings),
         )
         assert problems == [], problems
         assert bundle is not None
