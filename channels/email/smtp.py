@@ -22,6 +22,7 @@ Shape (docs/architecture.md §4, docs/peers.md "aiosmtplib"):
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import math
 import re
@@ -465,8 +466,13 @@ class SmtpAdapter(AdapterBase):
 
     @staticmethod
     def parse_events(raw: Mapping[str, Any]) -> list[DeliveryEvent]:
-        """``raw = {"dsn": bytes | str, "envelope_to": optional RCPT TO of the bounce}`` -> DSN events."""
+        """``raw = {"dsn": bytes | str, "envelope_to": optional RCPT TO of the bounce}`` -> DSN events.
+
+        A mail that is not UTF-8 is stored as ``"dsn_base64"`` instead (JSON holds text only)."""
         data = raw.get("dsn")
+        encoded = raw.get("dsn_base64")
+        if data is None and isinstance(encoded, str):
+            data = base64.b64decode(encoded, validate=True)  # binascii.Error is a ValueError: unreadable
         if not isinstance(data, bytes | str):
             return []
         envelope_to = raw.get("envelope_to")
