@@ -7,6 +7,8 @@ sender and Message-ID, what a real MTA hands back)."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +27,13 @@ from channels.masking import mask_email
 from consent import ledger
 from consent.models import ConsentEvent, Suppression
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.processes import Started, start_cli
 from tests.broadcaster.delivery.test_bounces import FAILED, bounce, mail_three
 from tests.broadcaster.delivery.test_email_opt_out import email_campaign, one_click_link
-from tests.broadcaster.delivery.workdir_files import citizens
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 from tests.broadcaster.test_cli import Cli
 from tests.conftest import free_port
+from tests.peers.polling import wait_until
 
 MAILER_DAEMON = ""  # DSNs come from the null sender (RFC 3464 §2, RFC 5321 §4.5.5)
 OPT_OUT_MAILBOX = "huy-dang-ky@skhcn.danang.gov.vn"
@@ -226,3 +230,49 @@ def test_a_mailto_opt_out_withdraws_once_and_a_forged_one_is_recorded_as_refused
         REFUSED_FORGED,
         "refused: no unsubscribe-<token> subject",
     ]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _serve_and_bounce(pipeline: Pipeline, processes: Started, *command: str, port: int) -> str:
+    """Start ``broadcaster <command>``, send it a hard bounce, stop it with SIGTERM; returns its output."""
+    _campaign_id, run_id = mail_three(pipeline)
+    bounced, *_ = pipeline.messages(run_id)
+    record = bounce(pipeline, bounced.address, evidence="envelope", outcome=FAILED)
+    server = start_cli(pipeline, processes, *command, login=EDITOR, log="bounces.log")
+    log = pipeline.directory / "bounces.log"
+    wait_until(lambda: server.poll() is not None or _listening(port), what="the listener", timeout=60)
+    assert server.poll() is None, log.read_text(encoding="utf-8")
+
+    deliver(port, record["dsn"], to=[record["envelope_to"]])
+    assert {m.id: m.status for m in pipeline.messages(run_id)}[bounced.id] == MessageStatus.PERMANENT_FAILURE
+    assert count(pipeline, Suppression) == 1
+
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=60) == 0
+    assert not _listening(port)
+    return log.read_text(encoding="utf-8")
+
+
+def test_broadcaster_bounces_runs_the_listener_in_the_foreground(
+    pipeline: Pipeline, processes: Started
+) -> None:
+    port = free_port()
+    output = _serve_and_bounce(pipeline, processes, "bounces", "--port", str(port), port=port)
+    assert f"Đang nhận thư trên 127.0.0.1:{port} cho: bounce+*@skhcn.danang.gov.vn (mail)" in " ".join(
+        output.split()
+    )
+    assert "Đã dừng máy chủ nhận thư." in output
+
+
+@pytest.mark.slow
+def test_broadcaster_run_starts_the_listener_when_configured(
+    make_pipeline: PipelineFactory, processes: Started
+) -> None:
+    port = free_port()
+    pipeline = make_pipeline(settings_sections={"bounces": {"port": port, "start_with_run": True}})
+    output = _serve_and_bounce(pipeline, processes, "run", port=port)
+    assert f"Đang nhận thư báo lỗi trên 127.0.0.1:{port}." in output
