@@ -47,14 +47,16 @@ class ReceivedMail:
 
 
 def raw_fields(content: bytes, key: str) -> dict[str, str]:
-    """The mail as JSON can hold it: ``{key: text}`` when it is clean UTF-8, else ``{key_base64: …}``."""
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is None or "\x00" in text:  # PostgreSQL's JSON refuses NUL
+    """The mail as JSON can hold it, byte for byte: ``{key: text}`` when it is UTF-8; else read as Latin-1
+    (every byte one character) with ``key_encoding``, so the addresses in it stay plain text for a data
+    subject's export and erasure (broadcaster.subjects.held searches payloads as text); base64 only for NULs,
+    which PostgreSQL's JSON refuses."""
+    if b"\x00" in content:
         return {f"{key}_base64": base64.b64encode(content).decode("ascii")}
-    return {key: text}
+    try:
+        return {key: content.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {key: content.decode("latin-1"), f"{key}_encoding": "latin-1"}
 
 
 def token_in_subject(content: bytes) -> str | None:

@@ -468,11 +468,14 @@ class SmtpAdapter(AdapterBase):
     def parse_events(raw: Mapping[str, Any]) -> list[DeliveryEvent]:
         """``raw = {"dsn": bytes | str, "envelope_to": optional RCPT TO of the bounce}`` -> DSN events.
 
-        A mail that is not UTF-8 is stored as ``"dsn_base64"`` instead (JSON holds text only)."""
+        JSON holds text only: a mail that is not UTF-8 comes as Latin-1 text with ``"dsn_encoding":
+        "latin-1"`` (each character one byte), one with NULs as ``"dsn_base64"``."""
         data = raw.get("dsn")
         encoded = raw.get("dsn_base64")
         if data is None and isinstance(encoded, str):
             data = base64.b64decode(encoded, validate=True)  # binascii.Error is a ValueError: unreadable
+        elif isinstance(data, str) and raw.get("dsn_encoding") == "latin-1":
+            data = data.encode("latin-1")
         if not isinstance(data, bytes | str):
             return []
         envelope_to = raw.get("envelope_to")

@@ -39,13 +39,14 @@ MAILER_DAEMON = ""  # DSNs come from the null sender (RFC 3464 §2, RFC 5321 §4
 OPT_OUT_MAILBOX = "huy-dang-ky@skhcn.danang.gov.vn"
 
 
-def deliver(port: int, content: str, *, to: list[str], sender: str = MAILER_DAEMON) -> str:
+def deliver(port: int, content: str | bytes, *, to: list[str], sender: str = MAILER_DAEMON) -> str:
     """Send ``content`` with aiosmtplib, as the bounce domain's MX would receive it; returns the reply."""
 
     async def send() -> str:
         # SMTP.sendmail, not aiosmtplib.send: that one refuses the null sender DSNs come from.
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10) as client:
-            _errors, reply = await client.sendmail(sender, to, content.encode("utf-8"))  # 8-bit, as MTAs do
+            raw = content.encode("utf-8") if isinstance(content, str) else content  # 8-bit, as MTAs send
+            _errors, reply = await client.sendmail(sender, to, raw)
         return reply
 
     return asyncio.run(send())
@@ -111,6 +112,32 @@ def test_bounces_that_quote_no_message_id_each_move_their_own_mail(
     assert (statuses[first.id], statuses[second.id]) == (MessageStatus.PERMANENT_FAILURE,) * 2
     assert count(pipeline, DeliveryEventRow) == 2
     assert count(pipeline, Suppression) == 2
+
+
+@pytest.mark.parametrize(
+    ("odd_header", "stored_as"), [(b"X-Note: caf\xe9\r\n", "dsn"), (b"X-Note: a\x00b\r\n", "dsn_base64")]
+)
+def test_a_bounce_that_is_not_utf8_is_kept_byte_for_byte_and_applied(
+    pipeline: Pipeline, listener: BounceListener, odd_header: bytes, stored_as: str
+) -> None:
+    _campaign_id, run_id = mail_three(pipeline)
+    bounced, *_ = pipeline.messages(run_id)
+    record = bounce(pipeline, bounced.address, evidence="envelope", outcome=FAILED)
+    returned = b"Content-Type: text/rfc822-headers\r\n\r\n"
+    content = record["dsn"].encode("utf-8").replace(returned, returned + odd_header)
+
+    deliver(listener.port, content, to=[record["envelope_to"]])
+
+    assert {m.id: m.status for m in pipeline.messages(run_id)}[bounced.id] == MessageStatus.PERMANENT_FAILURE
+    with pipeline.context.readers() as session:
+        [stored] = session.scalars(select(InboundRecord))
+    assert stored_as in stored.payload
+    if stored_as == "dsn":  # Latin-1 text: the address stays findable for a data subject's erasure
+        assert stored.payload["dsn_encoding"] == "latin-1"
+        assert bounced.address in stored.payload["dsn"]
+        assert stored.payload["dsn"].encode("latin-1").replace(b"\r\n", b"\n") == content.replace(
+            b"\r\n", b"\n"
+        )
 
 
 def test_a_bounce_for_an_unknown_message_is_kept_and_listed(
@@ -276,3 +303,17 @@ def test_broadcaster_run_starts_the_listener_when_configured(
     pipeline = make_pipeline(settings_sections={"bounces": {"port": port, "start_with_run": True}})
     output = _serve_and_bounce(pipeline, processes, "run", port=port)
     assert f"Đang nhận thư báo lỗi trên 127.0.0.1:{port}." in output
+
+
+def test_a_port_in_use_is_reported_with_the_setting_to_change(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(pipeline.directory)
+    monkeypatch.setenv("COLUMNS", "200")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = Cli(monkeypatch)("bounces", "--port", str(port), expect=1)
+    said = " ".join((result.stdout + result.stderr).split())
+    assert f"không mở được 127.0.0.1:{port} ([bounces] host, port)" in said
