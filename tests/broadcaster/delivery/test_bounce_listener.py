@@ -21,6 +21,7 @@ from broadcaster.bounces.listener import BounceListener, listener_for
 from broadcaster.bounces.routes import Routes
 from broadcaster.db.engine import make_engine, session_factory
 from broadcaster.db.models import AuditEntry, DeliveryEventRow, InboundRecord
+from broadcaster.masking import UNMASK_ACTION
 from broadcaster.suppressing import SUPPRESS_ACTION
 from broadcaster.vocabulary import MessageStatus
 from channels.masking import mask_email
@@ -171,6 +172,10 @@ def test_a_bounce_for_an_unknown_message_is_kept_and_listed(
     assert [(r["state"], r["messages"]) for r in everything] == [("matched", [known.id]), ("unmatched", [])]
     full = cli.json("bounces", "list", "--unmasked")
     assert full[1]["recipients"] == [known.address]
+    cli("bounces", "list", "--unmasked", user=EDITOR, expect=1)  # admins only
+    with pipeline.context.readers() as session:
+        [seen] = session.scalars(select(AuditEntry).where(AuditEntry.action == UNMASK_ACTION))
+    assert (seen.subject_type, seen.details["shown"]) == ("bounces", 2)
     table = cli("bounces", "list", "--unmatched").stdout
     assert "không khớp thư nào" in table
 
