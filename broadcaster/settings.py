@@ -222,6 +222,20 @@ class WebSettings(BaseModel):
     port: int = Field(default=8080, ge=1, le=65535)
 
 
+class BounceSettings(BaseModel):
+    """Where the inbound SMTP listener (``broadcaster bounces``) takes DSNs and mailto opt-outs; the bounce
+    domain's MX must reach it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=2526, ge=1, le=65535)
+    # A DSN returns at most the original's headers or the bulletin itself; bigger mails are refused (552).
+    max_message_bytes: int = Field(default=10_000_000, ge=10_000)
+    # The embedded deployment: ``broadcaster run`` starts the listener next to its workers.
+    start_with_run: bool = False
+
+
 class ProviderSettings(BaseModel):
     """A named provider: ``channel`` and ``type`` pick the adapter; the other keys are the adapter's."""
 
@@ -279,6 +293,7 @@ class Settings(BaseSettings):
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    bounces: BounceSettings = Field(default_factory=BounceSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"

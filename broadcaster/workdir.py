@@ -65,6 +65,13 @@ subject_key = "{subject_key}"
 host = "127.0.0.1"
 port = 8080
 
+[bounces]
+# Where `broadcaster bounces` takes DSNs and mailto opt-outs; each mail provider's bounce_domain MX must reach
+# it. start_with_run = true has `broadcaster run` start it too.
+host = "127.0.0.1"
+port = 2526
+start_with_run = false
+
 [delivery]
 chunk_size = 500
 

@@ -7,10 +7,12 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
+from broadcaster.bounces.listener import listener_for
 from broadcaster.cli.common import (
     acting,
     console,
@@ -55,6 +57,26 @@ def describe_tick(report: TickReport) -> str | None:
     return "; ".join(parts) or None
 
 
+@contextlib.contextmanager
+def _bounce_listener(context: AppContext) -> Iterator[None]:
+    """The bounce listener next to the workers when ``[bounces] start_with_run`` asks for it."""
+    if not context.settings.bounces.start_with_run:
+        yield
+        return
+    listener = listener_for(context)
+    try:
+        listener.start()
+    except OSError as exc:
+        raise UserError(
+            f"không mở được máy chủ nhận thư trên {listener.host}:{listener.port} ([bounces] host, port): {exc}"
+        ) from None
+    console.print(f"Đang nhận thư báo lỗi trên {listener.host}:{listener.port}.", highlight=False)
+    try:
+        yield
+    finally:
+        listener.stop()
+
+
 def run(
     once: bool = typer.Option(False, help="One tick, then stop (workers are not started)."),
 ) -> None:
@@ -74,9 +96,12 @@ def run(
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with EmbeddedEngine(
-            context, config=find_config(state.config), log_dir=context.settings.path("logs")
-        ) as engine:
+        with (
+            EmbeddedEngine(
+                context, config=find_config(state.config), log_dir=context.settings.path("logs")
+            ) as engine,
+            _bounce_listener(context),
+        ):
             console.print(
                 f"Engine running ({len(engine.processes)} workers); tick every {context.settings.delivery.tick_seconds:.0f} s. Ctrl-C stops."
             )

@@ -141,7 +141,13 @@ def settle_records(
         by_record[id(item.record)].append(item.outcome)
     for record, _events in read:
         outcomes = by_record.get(id(record), ["empty"])
-        if "unmatched" not in outcomes or now - record.received_at > UNMATCHED_AFTER:
+        # A receipt may come before its part is stored: it waits. An e-mail is stored before it is sent, so
+        # a bounce naming no known message never will match: it is closed (and listed) at once.
+        if (
+            "unmatched" not in outcomes
+            or record.channel == "email"
+            or now - record.received_at > UNMATCHED_AFTER
+        ):
             record.processed_at = now
             record.outcome = ",".join(outcomes)[:200]
 
@@ -207,6 +213,10 @@ def _match_mails(session: Session, resolved: list[_Resolved]) -> None:
 def _dedupe_key(item: _Resolved) -> str:
     if item.event.type == EventType.INBOUND:
         return f"{item.record.provider}:mo:{item.record.id}"
+    if item.part is None and item.event.outbox_id is not None:
+        # A DSN names its message by our own id (VERP, Message-ID); many quote no Message-ID at all, and a
+        # key without the id would make the first such bounce hide every later one.
+        return f"{item.record.provider}:m{item.event.outbox_id}:{item.event.type.value}"
     number = item.part.number if item.part else 0
     provider_id = normalize_provider_id(item.event.provider_id)
     return f"{item.record.provider}:{provider_id}:{number}:{item.event.type.value}"

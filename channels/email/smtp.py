@@ -22,6 +22,7 @@ Shape (docs/architecture.md §4, docs/peers.md "aiosmtplib"):
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import math
 import re
@@ -465,8 +466,16 @@ class SmtpAdapter(AdapterBase):
 
     @staticmethod
     def parse_events(raw: Mapping[str, Any]) -> list[DeliveryEvent]:
-        """``raw = {"dsn": bytes | str, "envelope_to": optional RCPT TO of the bounce}`` -> DSN events."""
+        """``raw = {"dsn": bytes | str, "envelope_to": optional RCPT TO of the bounce}`` -> DSN events.
+
+        JSON holds text only: a mail that is not UTF-8 comes as Latin-1 text with ``"dsn_encoding":
+        "latin-1"`` (each character one byte), one with NULs as ``"dsn_base64"``."""
         data = raw.get("dsn")
+        encoded = raw.get("dsn_base64")
+        if data is None and isinstance(encoded, str):
+            data = base64.b64decode(encoded, validate=True)  # binascii.Error is a ValueError: unreadable
+        elif isinstance(data, str) and raw.get("dsn_encoding") == "latin-1":
+            data = data.encode("latin-1")
         if not isinstance(data, bytes | str):
             return []
         envelope_to = raw.get("envelope_to")
