@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from broadcaster.campaigns.files import ProviderInfo, validate_paths
+from broadcaster.campaigns.plan import plan_from_settings
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import get_campaign, get_version, load_bundle
 from broadcaster.cli import campaign_exclusions, campaign_review, test_send
@@ -58,6 +59,7 @@ def validate(
             providers=_providers(context),
             org=context.settings.org.model_dump(),
             limits=context.settings.rendering,
+            plan=plan_from_settings(context.settings),
         )
     finally:
         context.close()
@@ -97,6 +99,7 @@ def load(
             providers=_providers(context),
             org=context.settings.org.model_dump(),
             limits=context.settings.rendering,
+            plan=plan_from_settings(context.settings),
         )
         if problems:
             for problem in problems:
