@@ -51,7 +51,8 @@ def test_the_shipped_plan_loads_with_the_default_agencies() -> None:
         "Định kỳ 01 lần/quý",
     )
     tv = plan.item("III.5.a")
-    assert tv is not None and tv.frequency is Frequency.EVERY_TWO_WEEKS
+    assert tv is not None
+    assert tv.frequency is Frequency.EVERY_TWO_WEEKS
     # The 2025 reorganisation: the department of information and communications is skhcn, no districts.
     assert AGENCIES["skhcn"].name == "Sở Khoa học và Công nghệ thành phố Đà Nẵng"
     assert AGENCIES["skhcn"].code == "SKHCN"
@@ -67,7 +68,8 @@ def test_an_unknown_agency_is_named_with_its_line(tmp_path: Path) -> None:
     (problem,) = problems
     assert problem.line == line_with(path, "lead_agency: so-tttt")
     assert problem.field == "items[4].lead_agency"
-    assert "unknown agency 'so-tttt'" in problem.message and "[agencies.so-tttt]" in problem.message
+    assert "unknown agency 'so-tttt'" in problem.message
+    assert "[agencies.so-tttt]" in problem.message
     # The same file is fine once the settings name the agency.
     extra = dict(AGENCIES) | {"so-tttt": AgencySettings(name="Sở Thông tin và Truyền thông", code="STTTT")}
     assert load_plan(path, agencies=extra)[1] == []
@@ -102,7 +104,9 @@ def test_a_broken_plan_file_is_reported_at_its_line(
 def test_plan_from_settings_lists_every_problem(tmp_path: Path) -> None:
     path = broken(tmp_path, "lead_agency: snv", "lead_agency: khong-co")
     settings = Settings(plan_file=str(path), base_dir=tmp_path)
-    with pytest.raises(PlanError, match=r"plan\.yaml:\d+: items\[9\]\.lead_agency: unknown agency 'khong-co'"):
+    with pytest.raises(
+        PlanError, match=r"plan\.yaml:\d+: items\[9\]\.lead_agency: unknown agency 'khong-co'"
+    ):
         plan_from_settings(settings)
     with pytest.raises(PlanError, match="no such file"):
         plan_from_settings(Settings(plan_file="nowhere.yaml", base_dir=tmp_path))
@@ -129,7 +133,8 @@ def test_an_unknown_plan_item_is_an_error_at_its_line(tmp_path: Path) -> None:
     assert bundle is None
     (problem,) = problems
     assert (problem.field, problem.line) == ("plan_item", line_with(path, "plan_item:"))
-    assert "unknown plan item 'III.10'" in problem.message and "III.5.a" in problem.message
+    assert "unknown plan item 'III.10'" in problem.message
+    assert "III.5.a" in problem.message
     # Without a plan to check against (a library caller), the shape alone is checked.
     assert load_campaign_file(path, templates_dir=tmp_path / "templates", providers=PROVIDERS)[1] == []
 
@@ -142,7 +147,8 @@ def test_the_plan_item_is_part_of_the_content_hash(tmp_path: Path) -> None:
         bundle, problems = load_campaign_file(
             path, templates_dir=tmp_path / "templates", providers=PROVIDERS, plan=plan
         )
-        assert problems == [] and bundle is not None
+        assert problems == []
+        assert bundle is not None
         assert bundle.definition.plan_item == item
         hashes.append(bundle.content_hash)
     assert hashes[0] != hashes[1]
