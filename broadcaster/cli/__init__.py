@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from broadcaster import policies
+from broadcaster.cli import activities as activities_cli
 from broadcaster.cli import campaigns as campaigns_cli
 from broadcaster.cli import consent as consent_cli
 from broadcaster.cli import contacts as contacts_cli
@@ -90,6 +91,7 @@ app.add_typer(contacts_cli.app, name="contacts")
 app.add_typer(campaigns_cli.app, name="campaigns")
 app.add_typer(consent_cli.app, name="consent")
 app.add_typer(inbox_cli.app, name="inbox")
+app.add_typer(activities_cli.app, name="activities")
 app.add_typer(subject_cli.app, name="subject")
 delivery_cli.register(app)
 app.command()(serve_cli.serve)
