@@ -3,7 +3,7 @@
 Plan 143 section V asks for reports before 30/5 and 30/11. Each half-year ends on a cut-off date from the
 settings (``[reports] h1_cutoff``, ``h2_cutoff``, MM-DD) so that the agency has time to write the report:
 ``2026-H1`` runs from the day after 2025's ``h2_cutoff`` to 2026's ``h1_cutoff``, ``2026-H2`` from the day after
-``h1_cutoff`` to ``h2_cutoff``. Any other range is given with ``--from`` and ``--to`` (docs/reports.md).
+``h1_cutoff`` to ``h2_cutoff``. Any other range is given with ``--from`` and ``--to`` (docs/plan.md).
 """
 
 from __future__ import annotations
