@@ -146,7 +146,10 @@ def load_plan(path: Path, *, agencies: Mapping[str, AgencySettings]) -> tuple[Pl
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        return None, [Problem(path, None, None, "no such file (the settings' plan_file)")]
+        message = (
+            "no such file (the settings' plan_file); `broadcaster init --force` restores the default one"
+        )
+        return None, [Problem(path, None, None, message)]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(path, None, None, f"cannot read: {exc}")]
     root, data, problems = parse_yaml(text, path)

@@ -81,6 +81,15 @@ def test_an_editor_records_activities_with_a_file_or_a_link(
     assert table.index("20/04/2025") < table.index("10/05/2025")
     assert "Tổng cộng: 2 hoạt động." in table
 
+    # A renamed agency is one settings change: the list follows it, the stored key stays.
+    config = workdir / "broadcaster.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('"Sở Tài chính thành phố Đà Nẵng"', '"Sở Tài chính Đà Nẵng (mới)"'), encoding="utf-8"
+    )
+    renamed = cli.json("activities", "list", "--plan-item", "III.2")["activities"]
+    assert [(a["agency"], a["agency_name"]) for a in renamed] == [("stc", "Sở Tài chính Đà Nẵng (mới)")]
+
 
 ADMIN = "quan_tri"
 
