@@ -36,8 +36,10 @@ class Period:
         return self.start <= day <= self.end
 
     def describe(self) -> str:
-        """The range in Vietnamese, as reports print it next to the label."""
-        return f"từ ngày {self.start:%d/%m/%Y} đến ngày {self.end:%d/%m/%Y}"
+        """The range in Vietnamese, as reports print it next to the label (an open end is left out)."""
+        parts = [f"từ ngày {self.start:%d/%m/%Y}"] if self.start > date.min else []
+        parts += [f"đến ngày {self.end:%d/%m/%Y}"] if self.end < date.max else []
+        return " ".join(parts)
 
 
 def _cutoff(year: int, month_day: str) -> date:

@@ -56,6 +56,10 @@ def test_any_range_is_allowed_and_open_ends_are_unbounded() -> None:
     assert since is not None
     assert since.end == date.max
     assert period_from_options(period=None, start=None, end=None, reports=DEFAULTS) is None
+    assert since.describe() == "từ ngày 01/01/2026"
+    until = period_from_options(period=None, start=None, end="2026-03-31", reports=DEFAULTS)
+    assert until is not None
+    assert (until.start, until.describe()) == (date.min, "đến ngày 31/03/2026")
 
 
 @pytest.mark.parametrize(
