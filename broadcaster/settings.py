@@ -8,12 +8,14 @@ constants: the department was renamed in 2025 and other cities may run this.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,6 +53,69 @@ class OrgSettings(BaseModel):
     hotline: str = "1022"
     email: str = "skhcn@danang.gov.vn"
     website: str = "https://skhcn.danang.gov.vn"
+
+
+class AgencySettings(BaseModel):
+    """An agency the plan names: its current name and the code of its documents ("số / ký hiệu")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    code: str = Field(min_length=1, max_length=20)
+
+
+# The agencies plan 143 names, after the 2025 reorganisation (docs/domain.md §0): the Department of Information
+# and Communications is part of the Department of Science and Technology, Planning and Investment part of
+# Finance, and the districts are gone (their tasks are the wards' and communes'). ``init`` writes these to
+# broadcaster.toml; campaigns/plan-143/plan.yaml and recorded activities name them by key.
+DEFAULT_AGENCIES: dict[str, tuple[str, str]] = {
+    "skhcn": ("Sở Khoa học và Công nghệ thành phố Đà Nẵng", "SKHCN"),
+    "snv": ("Sở Nội vụ thành phố Đà Nẵng", "SNV"),
+    "stc": ("Sở Tài chính thành phố Đà Nẵng", "STC"),
+    "svhtt": ("Sở Văn hóa và Thể thao thành phố Đà Nẵng", "SVHTT"),
+    "vp-ubnd": ("Văn phòng UBND thành phố Đà Nẵng", "VP"),
+    "cong-ttdt": ("Cổng Thông tin điện tử thành phố Đà Nẵng", "CTTĐT"),
+    "dai-ptth": ("Đài Phát thanh - Truyền hình Đà Nẵng", "PTTH"),
+    "bao-da-nang": ("Báo Đà Nẵng", "BĐN"),
+    "tap-chi-ptktxh": ("Tạp chí Phát triển Kinh tế - Xã hội Đà Nẵng", "TCPTKTXH"),
+    "tap-chi-non-nuoc": ("Tạp chí Non nước", "TCNN"),
+    "btg-tu": ("Ban Tuyên giáo và Dân vận Thành ủy Đà Nẵng", "BTGDVTU"),
+    "ubnd-phuong-xa": ("UBND các phường, xã", "UBND"),
+    "co-quan-don-vi": ("Các cơ quan hành chính, đơn vị sự nghiệp thành phố", "CQĐV"),
+}
+
+
+def _default_agencies() -> dict[str, AgencySettings]:
+    return {key: AgencySettings(name=name, code=code) for key, (name, code) in DEFAULT_AGENCIES.items()}
+
+
+_AGENCY_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_MONTH_DAY = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
+class ReportSettings(BaseModel):
+    """The half-year report periods (plan 143 section V: reports before 30/5 and 30/11).
+
+    ``2026-H1`` runs from the day after the previous year's ``h2_cutoff`` to ``h1_cutoff`` of 2026, ``2026-H2``
+    from the day after ``h1_cutoff`` to ``h2_cutoff``: a report due on 30/5 counts what happened up to the
+    cut-off, leaving the agency time to write it (broadcaster/reporting/periods.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    h1_cutoff: str = Field(default="05-15", pattern=_MONTH_DAY)
+    h2_cutoff: str = Field(default="11-15", pattern=_MONTH_DAY)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReportSettings:
+        for name in ("h1_cutoff", "h2_cutoff"):
+            month, day = (int(part) for part in getattr(self, name).split("-"))
+            try:
+                date(2000, month, day)  # a leap year: 02-29 is allowed (the 28th in other years)
+            except ValueError:
+                raise ValueError(f"{name}: {getattr(self, name)} is not a day of the year") from None
+        if self.h1_cutoff >= self.h2_cutoff:
+            raise ValueError(f"h1_cutoff {self.h1_cutoff} must come before h2_cutoff {self.h2_cutoff}")
+        return self
 
 
 class DatabaseSettings(BaseModel):
@@ -295,6 +360,9 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     bounces: BounceSettings = Field(default_factory=BounceSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    agencies: dict[str, AgencySettings] = Field(default_factory=_default_agencies)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
+    plan_file: str = "campaigns/plan-143/plan.yaml"
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"
     notices_dir: str = "notices"
@@ -316,6 +384,14 @@ class Settings(BaseSettings):
                 check_type(provider.type)
             except KeyError as exc:
                 raise ValueError(f"providers.{name}.type: {exc}") from None
+        return value
+
+    @field_validator("agencies")
+    @classmethod
+    def _agency_keys(cls, value: dict[str, AgencySettings]) -> dict[str, AgencySettings]:
+        for key in value:
+            if not _AGENCY_KEY.match(key):
+                raise ValueError(f"agencies.{key}: a key is lowercase letters, digits and '-', e.g. vp-ubnd")
         return value
 
     @classmethod

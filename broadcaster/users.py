@@ -34,6 +34,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "consent.manage": frozenset({Role.ADMIN, Role.EDITOR}),
     # Mark an SMS reply in the staff inbox as handled (with a reason).
     "inbox.handle": frozenset({Role.ADMIN, Role.EDITOR}),
+    # Record a communication activity of the plan (a briefing, a dialogue...) with its evidence.
+    "activities.record": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.load": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.submit": frozenset({Role.ADMIN, Role.EDITOR}),
     "campaigns.approve": frozenset({Role.APPROVER}),

@@ -23,7 +23,7 @@ from broadcaster.clock import Clock
 from broadcaster.context import AppContext
 from broadcaster.db.migrate import upgrade
 from broadcaster.errors import UserError
-from broadcaster.settings import CONFIG_FILENAME, load_settings
+from broadcaster.settings import CONFIG_FILENAME, DEFAULT_AGENCIES, load_settings
 from broadcaster.unsubscribe import new_secret
 from broadcaster.users import add_user, require, resolve_actor, validate_login
 from broadcaster.vocabulary import Role
@@ -130,7 +130,26 @@ tps = 200
 # Where recipients opt out (RFC 8058 one-click link, and a mailbox for mail clients that prefer it).
 unsubscribe_base_url = "https://skhcn.danang.gov.vn/thong-bao"
 unsubscribe_mailto = "huy-dang-ky@skhcn.danang.gov.vn"
+
+[reports]
+# Half-year report periods (plan 143 section V: reports before 30/5 and 30/11): 2026-H1 runs from the day after
+# the previous year's h2_cutoff to h1_cutoff, 2026-H2 from the day after h1_cutoff to h2_cutoff (MM-DD).
+h1_cutoff = "05-15"
+h2_cutoff = "11-15"
+
+# The agencies of plan 143 (campaigns/plan-143/plan.yaml names them by key), after the 2025 reorganisation:
+# name, and code = the symbol of their documents ("số / ký hiệu"). Rename here, never in campaign files.
 """
+
+
+def _agencies_block() -> str:
+    return "".join(
+        f'\n[agencies.{key}]\nname = "{name}"\ncode = "{code}"\n'
+        for key, (name, code) in DEFAULT_AGENCIES.items()
+    )
+
+
+DEFAULT_CONFIG += _agencies_block()
 
 
 class WorkdirError(UserError):

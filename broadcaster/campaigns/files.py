@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
 
+from broadcaster.campaigns.plan import PLAN_FILENAME, Plan
 from broadcaster.campaigns.problem import Problem
 from broadcaster.campaigns.sample_checks import sample_checks
 from broadcaster.campaigns.schema import CampaignDefinition
@@ -169,11 +170,13 @@ def load_campaign_file(
     templates_dir: Path,
     providers: Mapping[str, ProviderInfo],
     rules: SendRules | None = None,
+    plan: Plan | None = None,
 ) -> tuple[CampaignBundle | None, list[Problem]]:
     """Read, validate and snapshot one campaign file. The bundle is None whenever there is a problem.
 
     ``rules`` come from the settings (``SendRules.from_settings``); without them the sample renderings use a
-    built-in sample organisation and the default rendering limits and opt-out keywords."""
+    built-in sample organisation and the default rendering limits and opt-out keywords. ``plan``: the plan
+    whose items ``plan_item`` must name (None: not checked)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -193,6 +196,9 @@ def load_campaign_file(
         definition = CampaignDefinition.model_validate(data)
     except ValidationError as exc:
         return None, [problem_from_error(error, root, path) for error in exc.errors()]
+    if plan is not None and definition.plan_item is not None and plan.item(definition.plan_item) is None:
+        message = f"unknown plan item '{definition.plan_item}' (plan {plan.plan}: {', '.join(plan.item_ids)})"
+        return None, [Problem(path, line_of(root, ("plan_item",)), "plan_item", message)]
     templates, problems = _semantic_checks(
         definition,
         path=path,
@@ -217,7 +223,12 @@ def load_campaign_file(
 def _campaign_files(paths: Sequence[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in CAMPAIGN_SUFFIXES and p.is_file())
+            # The plan's own file sits among its campaigns: it is data campaigns refer to, not a campaign.
+            yield from sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in CAMPAIGN_SUFFIXES and p.is_file() and p.name != PLAN_FILENAME
+            )
         else:
             yield path
 
@@ -228,6 +239,7 @@ def validate_paths(
     templates_dir: Path,
     providers: Mapping[str, ProviderInfo],
     rules: SendRules | None = None,
+    plan: Plan | None = None,
 ) -> tuple[list[CampaignBundle], list[Problem]]:
     """Validate files and directories (walked for *.yaml / *.yml). A campaign id may appear only once."""
     bundles: list[CampaignBundle] = []
@@ -235,7 +247,7 @@ def validate_paths(
     first_seen: dict[str, Path] = {}
     for file in _campaign_files(paths):
         bundle, found = load_campaign_file(
-            file, templates_dir=templates_dir, providers=providers, rules=rules
+            file, templates_dir=templates_dir, providers=providers, rules=rules, plan=plan
         )
         problems.extend(found)
         if bundle is None:

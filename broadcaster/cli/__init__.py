@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from broadcaster import policies
+from broadcaster.cli import activities as activities_cli
 from broadcaster.cli import bounces as bounces_cli
 from broadcaster.cli import campaigns as campaigns_cli
 from broadcaster.cli import consent as consent_cli
@@ -92,6 +93,7 @@ app.add_typer(campaigns_cli.app, name="campaigns")
 app.add_typer(consent_cli.app, name="consent")
 app.add_typer(inbox_cli.app, name="inbox")
 app.add_typer(bounces_cli.app, name="bounces")
+app.add_typer(activities_cli.app, name="activities")
 app.add_typer(subject_cli.app, name="subject")
 delivery_cli.register(app)
 app.command()(serve_cli.serve)

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
+from broadcaster.campaigns.plan import plan_from_settings
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import get_campaign, get_version, load_bundle
 from broadcaster.cli import campaign_exclusions, campaign_review, test_send
@@ -51,6 +52,7 @@ def validate(
             templates_dir=context.templates_dir,
             providers=ProviderInfo.all_from(context.settings),
             rules=SendRules.from_settings(context.settings),
+            plan=plan_from_settings(context.settings),
         )
     finally:
         context.close()
@@ -89,6 +91,7 @@ def load(
             templates_dir=context.templates_dir,
             providers=ProviderInfo.all_from(context.settings),
             rules=SendRules.from_settings(context.settings),
+            plan=plan_from_settings(context.settings),
         )
         if problems:
             for problem in problems:

@@ -1,0 +1,1 @@
+"""Reports on the plan's communication activities: the report periods (``periods``) and what reports count."""
