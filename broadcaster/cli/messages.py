@@ -45,7 +45,9 @@ def messages(
         PeriodOn.CREATED, "--period-on", help="Which moment --from/--to bound: created, sent or final."
     ),
     limit: int | None = typer.Option(
-        None, help=f"How many messages, newest first (table: {LIST_LIMIT} by default; exports: all)."
+        None,
+        help=f"How many messages: the table shows the newest ({LIST_LIMIT} by default); exports go oldest "
+        "first, all of them unless limited.",
     ),
     output_format: ExportFormat = typer.Option(
         ExportFormat.TABLE,
@@ -93,14 +95,18 @@ def messages(
         )
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit}: phải là số dương")
+    start = _moment("--from", period_from, end_of_day=False)
+    end = _moment("--to", period_to, end_of_day=True)
+    if start is not None and end is not None and start >= end:
+        raise UserError(f"--from {period_from} phải trước --to {period_to}")
     filters = HistoryFilter(
         campaign=campaign,
         run=run,
         recipient=recipient(recipient_text) if recipient_text is not None else None,
         statuses=tuple(statuses),
         channel=channel,
-        period_from=_moment("--from", period_from, end_of_day=False),
-        period_to=_moment("--to", period_to, end_of_day=True),
+        period_from=start,
+        period_to=end,
         period_on=period_on,
     )
     with acting("read", write=unmasked) as (context, session, user):

@@ -220,6 +220,13 @@ def test_messages_exports_csv_and_jsonl_masked_for_auditors_and_audited_unmasked
         "jsonl",
     )
 
+    # Dates are Da Nang days: --to a date includes that whole day, --from starts at its midnight.
+    first_day = cli.json("messages", "--to", "2025-06-02", "--limit", "100")
+    assert sorted(r["id"] for r in first_day) == [m.id for m in stored if m.run_id == first]
+    next_day = cli.json("messages", "--from", "2025-06-03", "--to", "2025-06-03")
+    assert sorted(r["id"] for r in next_day) == [m.id for m in stored if m.run_id != first]
+    assert cli.json("messages", "--from", "2025-06-03T08:00:01", "--limit", "100") == []
+
     # The listing: filters by recipient and status, events counted.
     rows = cli.json("messages", "--recipient", "0912000003", "--status", "sent", "--status", "delivered")
     assert [r["address"] for r in rows] == ["+84912000003"]
@@ -240,6 +247,9 @@ def test_bad_export_options_are_refused_and_write_nothing(
     assert "--out" in cli("messages", "--out", "a.csv", expect=1)
     assert "--recipient '0912'" in cli("messages", "--recipient", "0912", expect=1)
     assert "--limit 0" in cli("messages", "--limit", "0", expect=1)
+    assert "--from 2025-06-03 phải trước --to 2025-06-02" in cli(
+        "messages", "--from", "2025-06-03", "--to", "2025-06-02", expect=1
+    )
     assert sorted(p.name for p in pipeline.directory.iterdir()) == files
     assert audit_count(pipeline) == before
     # An auditor may not ask for the full data.
