@@ -10,16 +10,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from typer.testing import CliRunner
 
+from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.cli import app
 from broadcaster.db.models import AuditEntry, Message
 from broadcaster.history.export import CSV_COLUMNS
 from broadcaster.history.filters import HistoryFilter, PeriodOn, recipient
 from broadcaster.history.query import ACCEPTED, HistoryRow, iter_history
+from broadcaster.outbox.results import Claimed, apply_results
 from broadcaster.users import add_user
 from broadcaster.vocabulary import ATTEMPT_FAILED, MessageStatus, Role
+from channels.base import SendResult
+from channels.errors import RecipientRejected
 from channels.sandbox.smtp import SmtpBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN, START
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
@@ -270,3 +274,56 @@ def test_csv_to_stdout_has_the_header_first(
     lines = result.stdout.splitlines()
     assert lines[0] == ",".join(CSV_COLUMNS)
     assert len(lines) == 1 + 6
+
+
+def test_a_window_recorded_twice_stores_its_failed_attempt_once(seeded: tuple[Pipeline, int, int]) -> None:
+    """A redelivered task records the same results again: the guarded UPDATE changes nothing, and the
+    attempt's event is keyed by message, attempt and error class."""
+    pipeline, first, _second = seeded
+    stored = next(m for m in pipeline.messages(first) if m.address == REFUSED)
+    claimed = Claimed(
+        id=stored.id,
+        address=stored.address,
+        channel="email",
+        provider="mail",
+        attempts=stored.attempts,
+        campaign_id=stored.campaign_id,
+        on_uncertain=OnUncertain.HOLD,
+    )
+    result = SendResult.failed(stored.id, RecipientRejected("the address is rejected", code="550 5.1.1"))
+    with pipeline.context.sessions.begin() as session:
+        apply_results(
+            session,
+            claimed={stored.id: claimed},
+            results=[result],
+            settings=pipeline.context.settings.delivery,
+            now=pipeline.clock.now(),
+            window_size=1,
+        )
+    assert pipeline.event_count(type=ATTEMPT_FAILED, message_id=stored.id) == 1
+
+
+def test_pages_are_read_one_query_each(make_pipeline: PipelineFactory) -> None:
+    pipeline = make_pipeline()
+    pipeline.add_contacts(citizens(10))
+    run_id = pipeline.send(
+        pipeline.approved_campaign(channels={"email": {"template": "email/thu-nghiem", "provider": "mail"}})
+    )
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = pipeline.context.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with pipeline.context.readers() as session:
+            rows = iter_history(session, HistoryFilter(run=run_id), page_size=3)
+            first_row = next(rows)
+            assert len([s for s in statements if "FROM messages" in s]) == 1  # one page, not the whole run
+            rest = list(rows)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len([first_row, *rest]) == 10
+    assert len([s for s in statements if "FROM messages" in s]) == 4  # pages of 3, 3, 3 and 1
+    assert len([s for s in statements if "FROM delivery_events" in s]) == 4
