@@ -90,6 +90,10 @@ def test_each_filter_selects_exactly_its_messages(seeded: tuple[Pipeline, int, i
     sent_early = HistoryFilter(period_to=later, period_on=PeriodOn.SENT)
     assert ids(history(pipeline, sent_early)) == expect(lambda m: m.sent_at is not None and m.run_id == first)
     assert len(ids(history(pipeline, sent_early))) == 11
+    settled_later = HistoryFilter(period_from=later, period_on=PeriodOn.FINAL)
+    expected_final = expect(lambda m: m.final_at is not None and m.final_at >= later)
+    assert expected_final  # run 2's suppressed message at least
+    assert ids(history(pipeline, settled_later)) == expected_final
     # Filters combine; newest first and a limit page the listing.
     both = HistoryFilter(run=first, channel="email", statuses=(S.SENT,))
     assert (
