@@ -67,3 +67,10 @@ class Role(enum.StrEnum):
     EDITOR = "editor"  # imports contacts, loads, submits, schedules and sends campaigns
     APPROVER = "approver"  # approves or rejects submitted versions
     AUDITOR = "auditor"  # reads everything, changes nothing
+
+
+# A provider's answer to one attempt that was not an acceptance (a retry, a refusal, no answer): stored as a
+# ``delivery_events`` row of this type, beside the receipts and bounces, so the history shows every attempt.
+# Accepted attempts get no row (the happy path writes one UPDATE per window); the history derives them from
+# the message's ``sent_at`` and ``provider_ref``.
+ATTEMPT_FAILED = "attempt_failed"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
@@ -60,10 +60,18 @@ def _matches_tags(contact: Contact, audience: Audience) -> bool:
 
 
 def iter_audience(
-    session: Session, audience: Audience, *, page_size: int = 1000, after_id: int = 0
+    session: Session,
+    audience: Audience,
+    *,
+    page_size: int = 1000,
+    after_id: int = 0,
+    within: ColumnElement[bool] | None = None,
 ) -> Iterator[list[Contact]]:
-    """Keyset pages (``WHERE id > last ORDER BY id``): constant cost per page, unlike OFFSET."""
+    """Keyset pages (``WHERE id > last ORDER BY id``): constant cost per page, unlike OFFSET. ``within``
+    narrows the audience further (a retry run: only the contacts whose message failed)."""
     base = audience_query(audience)
+    if within is not None:
+        base = base.where(within)
     last = after_id
     while True:
         page = list(session.scalars(base.where(Contact.id > last).order_by(Contact.id).limit(page_size)))

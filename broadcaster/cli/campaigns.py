@@ -1,7 +1,7 @@
 """``broadcaster campaigns …``: validate and load files, list, preview and diff versions.
 
 The approval commands live in ``campaign_review``, test sends in ``test_send``, exclusion lists in
-``campaign_exclusions``; they register on this app.
+``campaign_exclusions``, retries of the failed in ``campaign_retry``; they register on this app.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
 from broadcaster.campaigns.plan import plan_from_settings
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import get_campaign, get_version, load_bundle
-from broadcaster.cli import campaign_exclusions, campaign_review, test_send
+from broadcaster.cli import campaign_exclusions, campaign_retry, campaign_review, test_send
 from broadcaster.cli.common import (
     CampaignArgument,
     JsonOption,
@@ -233,3 +233,4 @@ def _diff_style(line: str) -> str:
 campaign_review.register(app)
 test_send.register(app)
 campaign_exclusions.register(app)
+campaign_retry.register(app)

@@ -3,16 +3,21 @@ drop), each change audited."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import TextIO
 
 import typer
-from sqlalchemy import select
 
 from broadcaster import masking
 from broadcaster.cli.common import JsonOption, UnmaskedOption, acting, console, print_json, print_table
-from broadcaster.clock import local
-from broadcaster.db.models import Message
+from broadcaster.clock import LOCAL_TZ
 from broadcaster.errors import UserError
+from broadcaster.history.export import WRITERS, ExportFormat, row_dict
+from broadcaster.history.filters import HistoryFilter, PeriodOn, recipient
+from broadcaster.history.query import HistoryRow, iter_history
 from broadcaster.outbox.operator import MessageFilter, Operation, operate
 from broadcaster.vocabulary import MessageStatus
 
@@ -22,63 +27,169 @@ LIST_LIMIT = 50
 def messages(
     ctx: typer.Context,
     campaign: str | None = typer.Option(None, "--campaign", help="Campaign id."),
-    status_filter: MessageStatus | None = typer.Option(None, "--status", help="Only this status."),
+    statuses: list[MessageStatus] = typer.Option(
+        [], "--status", help="Only this status (repeat for several)."
+    ),
     channel: str | None = typer.Option(None, "--channel", help="Only this channel: sms or email."),
     run: int | None = typer.Option(None, "--run", help="Only this run (its id, as status shows it)."),
-    limit: int = typer.Option(LIST_LIMIT, help="How many messages to list, newest first."),
+    recipient_text: str | None = typer.Option(
+        None, "--recipient", help="Only this phone number or e-mail address, in any spelling."
+    ),
+    period_from: str | None = typer.Option(
+        None, "--from", help="From this date or time (YYYY-MM-DD[THH:MM], Da Nang time), inclusive."
+    ),
+    period_to: str | None = typer.Option(
+        None, "--to", help="Up to this date (the whole day) or time (YYYY-MM-DD[THH:MM], Da Nang time)."
+    ),
+    period_on: PeriodOn = typer.Option(
+        PeriodOn.CREATED, "--period-on", help="Which moment --from/--to bound: created, sent or final."
+    ),
+    limit: int | None = typer.Option(
+        None,
+        help=f"How many messages: the table shows the newest ({LIST_LIMIT} by default); exports go oldest "
+        "first, all of them unless limited.",
+    ),
+    output_format: ExportFormat = typer.Option(
+        ExportFormat.TABLE,
+        "--format",
+        help="table, csv (a header row) or jsonl (one message a line, with events).",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write the csv or jsonl export to this file (UTF-8)."
+    ),
     unmasked: bool = UnmaskedOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List outbox messages (newest first) with their status and reason; or act on them with release, retry
-    or drop. Auditors and admins see addresses masked."""
+    """List outbox messages with their status, reason and events, or export them (--format csv|jsonl
+    --out FILE, streamed); or act on them with release, retry or drop. Auditors and admins see addresses
+    masked."""
     if ctx.invoked_subcommand is not None:
-        listing = (campaign, status_filter, channel, run, unmasked or None, as_json or None)
-        if any(value is not None for value in listing) or limit != LIST_LIMIT:
+        listing = (
+            campaign,
+            channel,
+            run,
+            recipient_text,
+            period_from,
+            period_to,
+            limit,
+            out,
+            unmasked or None,
+        )
+        if (
+            any(value is not None for value in listing)
+            or statuses
+            or as_json
+            or output_format != ExportFormat.TABLE
+        ):
             # Filters given before the subcommand would silently not apply to it.
             raise UserError(
                 f"put the options after the subcommand: broadcaster messages {ctx.invoked_subcommand} --campaign …"
             )
         return
-    filters = {"campaign": campaign, "status": status_filter, "channel": channel, "run": run, "limit": limit}
+    exporting = output_format != ExportFormat.TABLE
+    if out is not None and not exporting:
+        raise UserError("--out: chỉ dùng cùng --format csv hoặc --format jsonl")
+    if exporting and as_json:
+        raise UserError(
+            "--json: không dùng cùng --format csv/jsonl (jsonl đã là JSON, mỗi dòng một tin nhắn)"
+        )
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: phải là số dương")
+    start = _moment("--from", period_from, end_of_day=False)
+    end = _moment("--to", period_to, end_of_day=True)
+    if start is not None and end is not None and start >= end:
+        raise UserError(f"--from {period_from} phải trước --to {period_to}")
+    filters = HistoryFilter(
+        campaign=campaign,
+        run=run,
+        recipient=recipient(recipient_text) if recipient_text is not None else None,
+        statuses=tuple(statuses),
+        channel=channel,
+        period_from=start,
+        period_to=end,
+        period_on=period_on,
+    )
     with acting("read", write=unmasked) as (context, session, user):
         mask = masking.must_mask(user, unmasked=unmasked)
-        query = select(Message).order_by(Message.id.desc()).limit(limit)
-        for column, value in (
-            (Message.campaign_id, campaign),
-            (Message.status, status_filter),
-            (Message.channel, channel),
-            (Message.run_id, run),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        rows: list[dict[str, Any]] = [
-            {
-                "id": m.id,
-                "campaign": m.campaign_id,
-                "run": m.run_id,
-                "kind": m.kind.value,
-                "channel": m.channel,
-                "address": masking.mask_address(m.address) if mask else m.address,
-                "status": m.status.value,
-                "hold": m.hold,
-                "attempts": m.attempts,
-                "reason": masking.mask_text(m.reason) if mask else m.reason,
-                "segments": m.segments,
-                "not_before": local(m.not_before).isoformat() if m.not_before else None,
-                "sent_at": local(m.sent_at).isoformat() if m.sent_at else None,
-            }
-            for m in session.scalars(query)
-        ]
-        if unmasked:
-            masking.record_unmasked(
-                session, actor=user, what="messages", filters=filters, shown=len(rows), clock=context.clock
+        if exporting:
+            rows = iter_history(session, filters, mask=mask, limit=limit)
+            shown = _export(rows, output_format, out)
+        else:
+            listed = list(
+                iter_history(session, filters, mask=mask, newest_first=True, limit=limit or LIST_LIMIT)
             )
-    if as_json:
-        print_json(rows)
+            shown = len(listed)
+        if unmasked:
+            asked = {
+                **filters.as_dict(),
+                "limit": limit,
+                "format": output_format.value,
+                "out": str(out) if out else None,
+            }
+            masking.record_unmasked(
+                session, actor=user, what="messages", filters=asked, shown=shown, clock=context.clock
+            )
+    if exporting:
+        if out is not None:
+            console.print(f"Đã xuất {shown} tin nhắn ra {out} ({output_format.value}).", highlight=False)
         return
+    if as_json:
+        print_json([row_dict(r) for r in listed])
+        return
+    _print_listing(listed)
+
+
+def _moment(option: str, text: str | None, *, end_of_day: bool) -> datetime | None:
+    """A date or time an officer typed, in Da Nang time; a bare date as ``--to`` means up to that day's end."""
+    if text is None:
+        return None
+    try:
+        if len(text.strip()) == 10:
+            day = date.fromisoformat(text.strip())
+            moment = datetime.combine(day + timedelta(days=1 if end_of_day else 0), time(), LOCAL_TZ)
+        else:
+            moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(
+            f"{option} {text!r}: không phải ngày YYYY-MM-DD hay thời điểm YYYY-MM-DDTHH:MM"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TZ)
+
+
+def _export(rows: Iterator[HistoryRow], output_format: ExportFormat, out: Path | None) -> int:
+    """Stream the rows to ``out`` (written beside it, then renamed: an interrupted export leaves no half
+    file under the name asked for) or to stdout."""
+    write = WRITERS[output_format]
+    if out is None:
+        stream: TextIO = typer.get_text_stream("stdout")
+        return write(rows, stream)
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: thư mục {out.parent} không tồn tại")
+    partial = out.with_name(f".{out.name}.part")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as stream:
+            written = write(rows, stream)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
+
+
+def _print_listing(rows: list[HistoryRow]) -> None:
     print_table(
         "Messages",
-        ["id", "campaign", "channel", "address", "status", "attempts", "reason", "not before", "sent at"],
+        [
+            "id",
+            "campaign",
+            "channel",
+            "address",
+            "status",
+            "attempts",
+            "reason",
+            "not before",
+            "sent at",
+            "events",
+        ],
         [
             [
                 r["id"],
@@ -90,8 +201,9 @@ def messages(
                 r["reason"],
                 r["not_before"],
                 r["sent_at"],
+                len(r["events"]),
             ]
-            for r in rows
+            for r in (row_dict(row) for row in rows)
         ],
     )
 

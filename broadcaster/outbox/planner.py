@@ -24,6 +24,7 @@ from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contac
 from broadcaster.db.rows import required
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.queues import Enqueuer
+from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
 from channels.base import Channel
@@ -68,6 +69,7 @@ def plan_run(
         templates = dict(version.templates)
         checkpoint = run.plan_checkpoint
         version_id = version.id
+        retries = retried_run(run.trigger)
 
     composer = Composer(definition=definition, templates=templates, settings=settings)
     tz = definition.zone(settings.timezone)
@@ -83,7 +85,11 @@ def plan_run(
 
     with readers_of(sessions)() as reader:
         for page in iter_audience(
-            reader, definition.audience, page_size=settings.delivery.plan_page_size, after_id=checkpoint
+            reader,
+            definition.audience,
+            page_size=settings.delivery.plan_page_size,
+            after_id=checkpoint,
+            within=None if retries is None else failed_contacts(retries),
         ):
             if not page:
                 continue
@@ -96,9 +102,11 @@ def plan_run(
                 if tracked is None:
                     log.info("run %s was cancelled while being planned; planning stops", run_id)
                     return 0
+                keep = None if retries is None else failed_pairs(session, retries, [c.id for c in page])
                 rows = _rows_for_page(
                     session,
                     page,
+                    keep=keep,
                     screen=screen,
                     composer=composer,
                     run=run_id,
@@ -142,6 +150,7 @@ def _rows_for_page(
     session: Session,
     page: list[Contact],
     *,
+    keep: set[tuple[int, str]] | None,
     screen: Screen,
     composer: Composer,
     run: int,
@@ -156,6 +165,8 @@ def _rows_for_page(
     rows: list[dict[str, Any]] = []
     # The policy judges each message at the moment it may first go: now, or when the send window opens.
     for decision in screen.page(session, page, at=not_before or now):
+        if keep is not None and (decision.contact.id, decision.channel) not in keep:
+            continue  # a retry run: this channel reached the contact last time
         if decision.exclusion is not None and decision.exclusion not in RECORDED_EXCLUSIONS:
             continue
         assert decision.address is not None

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.db.bulk import insert_ignoring_conflicts
-from broadcaster.db.models import Message, MessagePart
+from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
 from broadcaster.settings import DeliverySettings
 from broadcaster.suppressing import suppress_address
-from broadcaster.vocabulary import MessageStatus
+from broadcaster.vocabulary import ATTEMPT_FAILED, MessageStatus
 from channels.base import Channel, SendOutcome, SendResult
 from channels.errors import (
     ChannelError,
@@ -29,6 +29,7 @@ from channels.errors import (
     Throttled,
     TransientError,
 )
+from channels.masking import mask_text
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,14 @@ def apply_results(
     sent = [r for r in results if r.outcome == SendOutcome.SENT]
     _mark_sent(session, [(claimed[r.message_id], r) for r in sent], now)
     outcome.sent = len(sent)
+    answers: list[dict[str, object]] = []
     for result in results:
         message = claimed[result.message_id]
         if result.outcome == SendOutcome.SENT:
             continue
         error = result.error
         assert error is not None, "a failed SendResult carries its error"
+        answers.append(_attempt_event(message, error, now))
         if result.accepted_parts:
             _keep_accepted_parts(session, message, result, now)
         code = error.code
@@ -163,8 +166,35 @@ def apply_results(
             )
             outcome.unknown += 1
 
+    # Only the answers that were not an acceptance get a row: the happy path stays one UPDATE per window.
+    insert_ignoring_conflicts(session, DeliveryEventRow.__table__, answers, conflict=["dedupe_key"])  # type: ignore[arg-type]
     _settle_permanent(session, outcome, window=window_size or len(results), settings=settings, now=now)
     return outcome
+
+
+STATUS_TEXT_MAX = 50  # delivery_events.status_text
+
+
+def _attempt_event(message: Claimed, error: ChannelError, now: datetime) -> dict[str, object]:
+    """The provider's answer to one attempt, for the history. Keyed by message, attempt and error class, so a
+    window recorded twice (a redelivered task) stores it once. The text is masked: the message row holds the
+    address, the event need not (and an erased address must not survive in it)."""
+    # The provider's own words when it gave any (the code is kept beside them), else what the adapter saw.
+    text = mask_text(error.detail or (str(error.args[0]) if error.args else type(error).__name__)) or ""
+    if len(text) > STATUS_TEXT_MAX:
+        text = text[: STATUS_TEXT_MAX - 1] + "…"
+    return {
+        "dedupe_key": f"attempt:{message.id}:{message.attempts}:{type(error).__name__}",
+        "message_id": message.id,
+        "inbound_id": None,
+        "provider": message.provider,
+        "provider_id": None,
+        "type": ATTEMPT_FAILED,
+        "status_text": text,
+        "error_code": error.code[:50] if error.code else None,
+        "occurred_at": now,
+        "recorded_at": now,
+    }
 
 
 def _settle_permanent(

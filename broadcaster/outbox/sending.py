@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from broadcaster.clock import Clock
 from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, is_sms_capable, parse_phone
 from broadcaster.context import AppContext
-from broadcaster.db.models import CampaignRun, Chunk, Message, User
+from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, Message, User
 from broadcaster.errors import StateError, UserError
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.rendering import sample_contact
@@ -35,11 +36,7 @@ def start_manual_run(
 
     A campaign without a schedule section goes out once: after its run went out (or while it is going
     out), sending it again takes ``again``, and the refusal says how many people already received it."""
-    campaign = get_campaign(session, campaign_id)
-    if campaign.state not in (CampaignState.APPROVED, CampaignState.SCHEDULED, CampaignState.COMPLETED):
-        raise StateError(
-            f"campaign {campaign_id!r} is {campaign.state.value}; only an approved or scheduled campaign can be sent"
-        )
+    campaign = sendable_campaign(session, campaign_id)
     version = approved_version(session, campaign)
     received = received_count(session, campaign_id)
     one_off_sent = definition_of(version).schedule is None and bool(
@@ -51,21 +48,7 @@ def start_manual_run(
             f"`broadcaster send {campaign_id} --again` sends it to everyone again."
         )
     now = clock.now()
-    if campaign.state == CampaignState.COMPLETED:
-        campaign.state = CampaignState.APPROVED  # running again: it can be paused or cancelled meanwhile
-        campaign.updated_at = now
-    run = CampaignRun(
-        campaign_id=campaign_id,
-        version_id=version.id,
-        occurrence_at=now,
-        trigger="manual",
-        status=RunStatus.PLANNING,
-        planned_messages=0,
-        plan_checkpoint=0,
-        created_at=now,
-    )
-    session.add(run)
-    session.flush()
+    run = open_run(session, campaign, version, trigger="manual", now=now)
     details: dict[str, object] = {
         "run_id": run.id,
         "version": version.number,
@@ -83,6 +66,39 @@ def start_manual_run(
         details=details,
     )
     return run.id
+
+
+def sendable_campaign(session: Session, campaign_id: str) -> Campaign:
+    """The campaign, when its state lets a new run start (approved, scheduled, or completed and sent again)."""
+    campaign = get_campaign(session, campaign_id)
+    if campaign.state not in (CampaignState.APPROVED, CampaignState.SCHEDULED, CampaignState.COMPLETED):
+        raise StateError(
+            f"campaign {campaign_id!r} is {campaign.state.value}; only an approved or scheduled campaign can be sent"
+        )
+    return campaign
+
+
+def open_run(
+    session: Session, campaign: Campaign, version: CampaignVersion, *, trigger: str, now: datetime
+) -> CampaignRun:
+    """A new run of ``version`` waiting for the planner; a completed campaign becomes approved again (a run
+    going out can be paused or cancelled)."""
+    if campaign.state == CampaignState.COMPLETED:
+        campaign.state = CampaignState.APPROVED
+        campaign.updated_at = now
+    run = CampaignRun(
+        campaign_id=campaign.id,
+        version_id=version.id,
+        occurrence_at=now,
+        trigger=trigger,
+        status=RunStatus.PLANNING,
+        planned_messages=0,
+        plan_checkpoint=0,
+        created_at=now,
+    )
+    session.add(run)
+    session.flush()
+    return run
 
 
 def received_count(session: Session, campaign_id: str) -> int:

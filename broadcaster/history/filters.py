@@ -1,0 +1,103 @@
+"""What a history query asks for (campaign, run, recipient, statuses, channel, period) and the SQL it means."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement
+
+from broadcaster.contacts.emails import EmailError, normalize_email
+from broadcaster.contacts.phones import PhoneError, parse_phone
+from broadcaster.db.models import Message
+from broadcaster.errors import UserError
+from broadcaster.vocabulary import MessageStatus
+from channels.base import Channel
+from consent.suppression import address_key
+
+
+class PeriodOn(enum.StrEnum):
+    """Which moment of a message the period bounds: when it was planned, accepted, or settled."""
+
+    CREATED = "created"
+    SENT = "sent"
+    FINAL = "final"
+
+
+_PERIOD_COLUMNS = {
+    PeriodOn.CREATED: Message.created_at,
+    PeriodOn.SENT: Message.sent_at,
+    PeriodOn.FINAL: Message.final_at,
+}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A recipient as stored: the channel and the address key (e-mail lower-cased, phone in E.164)."""
+
+    channel: str
+    key: str
+
+
+def recipient(raw: str) -> Recipient:
+    """The recipient an officer typed (``0905 123 456``, ``An.Nguyen@Danang.gov.vn``), in the stored form."""
+    text = raw.strip()
+    if "@" in text:
+        try:
+            return Recipient(Channel.EMAIL, address_key(Channel.EMAIL, normalize_email(text)))
+        except EmailError as exc:
+            raise UserError(f"--recipient {raw!r}: {exc}") from None
+    try:
+        return Recipient(Channel.SMS, address_key(Channel.SMS, parse_phone(text).e164))
+    except PhoneError as exc:
+        raise UserError(f"--recipient {raw!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Every field narrows; an empty filter is every message. ``period_from`` is inclusive, ``period_to``
+    exclusive, both on the moment ``period_on`` names (a message without that moment is outside any period)."""
+
+    campaign: str | None = None
+    run: int | None = None
+    recipient: Recipient | None = None
+    statuses: tuple[MessageStatus, ...] = ()
+    channel: str | None = None
+    period_from: datetime | None = None
+    period_to: datetime | None = None
+    period_on: PeriodOn = PeriodOn.CREATED
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.campaign is not None:
+            where.append(Message.campaign_id == self.campaign)
+        if self.run is not None:
+            where.append(Message.run_id == self.run)
+        if self.recipient is not None:
+            # (channel, address_key) is indexed: opt-outs and subject requests find an address the same way.
+            where.append(Message.channel == self.recipient.channel)
+            where.append(Message.address_key == self.recipient.key)
+        if self.statuses:
+            where.append(Message.status.in_(self.statuses))
+        if self.channel is not None:
+            where.append(Message.channel == self.channel)
+        moment = _PERIOD_COLUMNS[self.period_on]
+        if self.period_from is not None:
+            where.append(moment >= self.period_from)
+        if self.period_to is not None:
+            where.append(moment < self.period_to)
+        return where
+
+    def as_dict(self) -> dict[str, object]:
+        """For the audit trail of an unmasked listing (``audit.record`` masks the recipient's address)."""
+        return {
+            "campaign": self.campaign,
+            "run": self.run,
+            "recipient": self.recipient.key if self.recipient else None,
+            "statuses": [s.value for s in self.statuses],
+            "channel": self.channel,
+            "period_from": self.period_from.isoformat() if self.period_from else None,
+            "period_to": self.period_to.isoformat() if self.period_to else None,
+            "period_on": self.period_on.value,
+        }
