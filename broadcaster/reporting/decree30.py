@@ -15,6 +15,7 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.oxml.table import CT_Tbl
+from docx.section import Section
 from docx.shared import Cm, Mm, Pt
 from docx.table import _Cell
 from docx.text.paragraph import Paragraph
@@ -52,7 +53,7 @@ RIGHT_WIDTH = Cm(9.5)  # the national title's column: it fits on one line in bol
 
 def set_up_page(document: Document) -> None:
     """A4 portrait, the decree's margins, Times New Roman 13 pt for every script (Word reads ``eastAsia`` and
-    ``cs`` too), 6 pt between paragraphs."""
+    ``cs`` too), 6 pt between paragraphs, page numbers from page 2."""
     section = document.sections[0]
     section.orientation = WD_ORIENT.PORTRAIT
     section.page_width, section.page_height = PAGE
@@ -66,6 +67,26 @@ def set_up_page(document: Document) -> None:
         fonts.set(qn(script), FONT)
     normal.paragraph_format.space_after = Pt(6)
     normal.paragraph_format.space_before = Pt(0)
+    _page_numbers(section)
+
+
+def _page_numbers(section: Section) -> None:
+    """The page number centred in the top margin, 13 pt, from page 2 on (page 1 has its own empty header)."""
+    section.different_first_page_header_footer = True
+    para = section.header.paragraphs[0]
+    para.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    field = OxmlElement("w:fldSimple")
+    field.set(qn("w:instr"), "PAGE")
+    run = OxmlElement("w:r")
+    properties = OxmlElement("w:rPr")
+    size = OxmlElement("w:sz")
+    size.set(qn("w:val"), str(2 * BODY_PT))  # half-points
+    properties.append(size)
+    text = OxmlElement("w:t")
+    text.text = "2"  # shown until the reader's application updates the field
+    run.extend([properties, text])
+    field.append(run)
+    para._p.append(field)
 
 
 def paragraph(

@@ -93,6 +93,14 @@ def test_docx_page_is_a4_with_the_decree_margins_and_times_new_roman(document: D
     assert normal.font.size == Pt(13)
 
 
+def test_docx_numbers_pages_in_the_top_margin_except_the_first(document: Document) -> None:
+    section = document.sections[0]
+    assert section.different_first_page_header_footer
+    assert section.first_page_header.paragraphs[0].text == ""
+    (field,) = section.header.paragraphs[0]._p.findall(docx.oxml.ns.qn("w:fldSimple"))
+    assert field.get(docx.oxml.ns.qn("w:instr")) == "PAGE"
+
+
 def test_docx_header_block_follows_decree_30_field_by_field(document: Document) -> None:
     header = document.tables[0]
     (agency, nation), (number, place) = ((row.cells[0], row.cells[1]) for row in header.rows)
