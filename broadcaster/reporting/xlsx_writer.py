@@ -18,6 +18,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
+from openpyxl.xml.functions import tostring
 
 from broadcaster.reporting.chart_data import compliance_bars, delivery_bars, monthly_bars
 from broadcaster.reporting.figure_rows import figure_rows
@@ -235,4 +236,7 @@ def write(report: Report, out: BinaryIO) -> None:
     _chart_data(workbook, report)
     buffer = io.BytesIO()
     workbook.save(buffer)
-    out.write(with_fixed_timestamps(buffer.getvalue(), report.generated_at))
+    # openpyxl stamps "modified" with the clock as it saves: the core properties are written again.
+    workbook.properties.modified = when
+    core = {"docProps/core.xml": tostring(workbook.properties.to_tree())}
+    out.write(with_fixed_timestamps(buffer.getvalue(), report.generated_at, replace=core))

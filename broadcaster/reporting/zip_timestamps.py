@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Mapping
 from datetime import datetime
 
 __all__ = ["with_fixed_timestamps"]
@@ -17,8 +18,12 @@ __all__ = ["with_fixed_timestamps"]
 _ZIP_EPOCH = datetime(1980, 1, 1)  # noqa: DTZ001 - a ZIP date has no time zone
 
 
-def with_fixed_timestamps(archive: bytes, when: datetime) -> bytes:
-    """``archive`` with every member dated ``when`` (naive, as ZIP stores it; clamped to 1980)."""
+def with_fixed_timestamps(
+    archive: bytes, when: datetime, replace: Mapping[str, bytes] | None = None
+) -> bytes:
+    """``archive`` with every member dated ``when`` (naive, as ZIP stores it; clamped to 1980), and the members
+    named in ``replace`` given those contents instead."""
+    replace = replace or {}
     stamp = max(when.replace(tzinfo=None), _ZIP_EPOCH).timetuple()[:6]
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(archive)) as source, zipfile.ZipFile(out, "w") as target:
@@ -26,5 +31,5 @@ def with_fixed_timestamps(archive: bytes, when: datetime) -> bytes:
             info = zipfile.ZipInfo(member.filename, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o600 << 16
-            target.writestr(info, source.read(member.filename))
+            target.writestr(info, replace.get(member.filename) or source.read(member.filename))
     return out.getvalue()
