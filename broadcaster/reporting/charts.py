@@ -19,7 +19,9 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
+from broadcaster.reporting import vietnamese_numbers as vn
 from broadcaster.reporting.chart_data import compliance_bars, delivery_bars, monthly_bars
 from broadcaster.reporting.model import Report
 
@@ -48,13 +50,16 @@ def _monthly(ax: Axes, report: Report) -> None:
     months = sorted({bar.month for bar in bars})
     channels = sorted({bar.channel for bar in bars})
     sent = {(bar.month, bar.channel): bar.sent for bar in bars}
+    names = {row.key: row.label for row in report.by_channel}  # "Thư điện tử" rather than "email"
     width = 0.8 / len(channels)
     for index, channel in enumerate(channels):
         positions = [m + index * width - 0.4 + width / 2 for m in range(len(months))]
-        ax.bar(positions, [sent.get((month, channel), 0) for month in months], width, label=channel)
+        heights = [sent.get((month, channel), 0) for month in months]
+        ax.bar(positions, heights, width, label=names.get(channel, channel))
     ax.set_xticks(range(len(months)), [f"{month[5:]}/{month[:4]}" for month in months])
     ax.set_xlabel("Tháng")
     ax.set_ylabel("Số tin đã gửi")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(title="Kênh")
 
 
@@ -74,7 +79,7 @@ def _delivery(ax: Axes, report: Report) -> None:
         # Inside the bar when it is long, so the label never runs past 100 %.
         inside = rate > 80
         x, align, colour = (rate - 1, "right", "white") if inside else (rate + 1, "left", "black")
-        ax.text(x, index, f"{rate:.1f}%", va="center", ha=align, color=colour)
+        ax.text(x, index, vn.percent(rate / 100), va="center", ha=align, color=colour)
 
 
 def _compliance(ax: Axes, report: Report) -> None:
@@ -92,6 +97,7 @@ def _compliance(ax: Axes, report: Report) -> None:
     ax.set_xticks(list(positions), [bar.plan_item for bar in bars])
     ax.set_xlabel("Mục kế hoạch")
     ax.set_ylabel("Số lần")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
 
 
