@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import BinaryIO
 
 import docx
@@ -98,7 +99,7 @@ def _figure_text(row: FigureRow) -> str:
     if row.kind == "seconds":
         return vn.decimal(float(value))
     if row.kind == "money":
-        return vn.money(value)  # type: ignore[arg-type]
+        return vn.money(Decimal(value))
     return vn.integer(int(value))
 
 
