@@ -111,8 +111,11 @@ def test_the_report_has_exactly_the_seeded_figures_and_a_closed_period_survives_
     assert sms_parts >= 6
     cost = sum((m.cost or 0) for m in messages)
     delays = [
-        (m.final_at - m.sent_at).total_seconds() for m in messages if m.status is MessageStatus.DELIVERED
+        (m.final_at - m.sent_at).total_seconds()
+        for m in messages
+        if m.status is MessageStatus.DELIVERED and m.final_at is not None and m.sent_at is not None
     ]
+    assert len(delays) == 6
 
     out = tmp_path / "bao-cao.csv"
     shown = cli("report", "--period", "2025-H2", "--format", "csv", "--out", str(out), user=AUDITOR)
