@@ -150,8 +150,9 @@ def rebuild(
     if not days:
         return RollupResult((), tuple(sorted(frozen)), ())
     secret = settings.security.erasure_key() or "broadcaster-reach"
-    for first, last in _spans(days):
-        _rebuild_span(session, first, last, zone=zone, secret=secret)
+    items = _plan_items(session)
+    for day in days:  # one day at a time: memory bounded by a day's messages, not the range's
+        _rebuild_day(session, day, items=items, zone=zone, secret=secret)
     closing = today - timedelta(days=settings.reports.freeze_grace_days)
     newly = [day for day in days if day not in frozen and period_of_day(day, settings).end < closing]
     if newly:
@@ -163,36 +164,23 @@ def rebuild(
     return RollupResult(tuple(days), skipped, tuple(newly))
 
 
-def _spans(days: list[date]) -> Iterator[tuple[date, date]]:
-    """Consecutive runs of days, so that each is read with one range query."""
-    first = previous = days[0]
-    for day in days[1:]:
-        if day != previous + timedelta(days=1):
-            yield first, previous
-            first = day
-        previous = day
-    yield first, previous
-
-
-def _rebuild_span(session: Session, start: date, end: date, *, zone: ZoneInfo, secret: str) -> None:
+def _rebuild_day(session: Session, day: date, *, items: dict[int, str], zone: ZoneInfo, secret: str) -> None:
     for table in (RollupDay, RollupReach, RollupOptOut):
-        session.execute(delete(table).where(table.day.between(start, end)))
-    first, last = _bounds(start, end, zone)
-    items = _plan_items(session)
+        session.execute(delete(table).where(table.day == day))
+    first, last = _bounds(day, day, zone)
     counts: dict[tuple[date, str, int, str, str, str, str, str], _Counts] = defaultdict(_Counts)
     reach: set[tuple[date, str, str, str, str]] = set()
     rows = session.execute(
         select(
-            Message.created_at, Message.campaign_id, Message.run_id, Message.version_id, Message.purpose,
+            Message.campaign_id, Message.run_id, Message.version_id, Message.purpose,
             Message.channel, Message.status, Message.reason, Message.segments, Message.cost, Message.sent_at,
             Message.final_at, Message.contact_id, Message.address_key,
         )
         .where(Message.created_at >= first, Message.created_at < last, Message.kind.in_(_REPORTED_KINDS))
         .execution_options(yield_per=20_000)
     )  # fmt: skip
-    for (created, campaign, run, version, purpose, channel, status, reason, segments, cost, sent_at,
+    for (campaign, run, version, purpose, channel, status, reason, segments, cost, sent_at,
          final_at, contact_id, address_key) in rows:  # fmt: skip
-        day = _utc(created).astimezone(zone).date()
         item = items.get(version, NO_ITEM) if version is not None else NO_ITEM
         status = MessageStatus(status)
         why = (reason or "")[:_REASON_LENGTH] if status is MessageStatus.SUPPRESSED else ""
