@@ -231,8 +231,9 @@ def build_report(
             _compliance(
                 item,
                 [a.occurred_on for a in activities if a.plan_item == item.id],
-                start,
-                end,
+                # Nothing is due before the plan was issued, nor, in a range left open, after today.
+                max(start, plan.issued),
+                end if period.end < _LATEST else min(end, clock.now().astimezone(zone).date()),
                 agency_name(item.lead_agency),
             )
             for item in plan.items
@@ -282,6 +283,8 @@ def _opt_outs(session: Session, start: date, end: date) -> dict[tuple[str, str],
 def due_intervals(frequency: Frequency, start: date, end: date) -> list[tuple[date, date]]:
     """The intervals in which ``frequency`` asks for one occurrence, each ending on its due date, within the
     period; an interval whose due date falls after the period's end is not yet due and is left out."""
+    if start > end:
+        return []
     if frequency is Frequency.EVERY_TWO_WEEKS:  # counted from the period's first day
         spans = []
         first = start

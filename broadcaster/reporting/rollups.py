@@ -47,8 +47,8 @@ __all__ = [
 ]
 
 # Upper bounds (seconds) of the time-to-delivery buckets; the last bucket is everything slower. A median or p95
-# read from them is the upper bound of the bucket the quantile falls in: exact to the second under 10 s, within
-# a factor of 1.5–2 above (docs/plan.md).
+# read from them is the upper bound of the bucket the quantile falls in: never below the true value, at most
+# 1.67× it from 3 s to 3 h and 2× up to 48 h (docs/plan.md, "Rollups").
 BUCKETS: tuple[int, ...] = (
     1, 2, 3, 5, 7, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 450, 600, 900, 1200, 1800, 2700, 3600,
     5400, 7200, 10800, 21600, 43200, 86400, 172800,
