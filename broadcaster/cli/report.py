@@ -41,7 +41,9 @@ def _default_out(period: Period, fmt: str) -> Path:
 def report(
     ctx: typer.Context,
     period: str | None = typer.Option(
-        None, "--period", help="A half-year: 2026-H1 or 2026-H2 ([reports] cut-offs)."
+        None,
+        "--period",
+        help="A half-year: 2026-H1 or 2026-H2 (cut-offs: the settings' h1_cutoff, h2_cutoff).",
     ),
     start: str | None = typer.Option(None, "--from", help="First day, YYYY-MM-DD."),
     end: str | None = typer.Option(None, "--to", help="Last day, YYYY-MM-DD."),

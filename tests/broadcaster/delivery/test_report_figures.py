@@ -242,6 +242,8 @@ def test_bad_options_name_the_option_and_change_nothing(seeded: tuple[Pipeline, 
     assert "--format" in cli("report", "--period", "2025-H2", "--format", "pdf", user=AUDITOR, expect=1)
     assert "--out" in cli("report", "--period", "2025-H2", "--out", str(tmp_path / "no" / "x.csv"), expect=1)
     assert "give --period" in cli("report", user=AUDITOR, expect=1)
+    approver = pipeline.approver.login  # approvers decide on campaigns; reports are not theirs
+    assert "reports.read" in cli("report", "--period", "2025-H2", "--out", str(out), user=approver, expect=1)
     assert not out.exists()
     with pipeline.context.readers() as session:
         assert session.scalar(select(func.count()).select_from(RollupDay)) == 0
