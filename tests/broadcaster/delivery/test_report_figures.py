@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,14 @@ def test_rollups_rebuild_idempotently_and_only_an_admin_refreezes_with_a_reason(
                 int(session.scalar(select(func.count()).select_from(RollupReach)) or 0),
                 int(session.scalar(select(func.count()).select_from(RollupFrozenDay)) or 0),
             )
+
+    later = pipeline.clock.now()
+    pipeline.clock.set(datetime(2025, 11, 20, 3, 0, tzinfo=UTC))  # 2025-H2 ended 5 days ago: within the grace
+    open_days = cli("report", "rollup")
+    assert "Đã tổng hợp 2 ngày" in open_days
+    assert "Khoá sổ" not in open_days
+    assert stored() == (18, 15, 0)
+    pipeline.clock.set(later)
 
     first = cli("report", "rollup", "--from", "2025-06-01", "--to", "2025-06-30")
     assert "Đã tổng hợp 2 ngày, từ 02/06/2025 đến 03/06/2025" in first
