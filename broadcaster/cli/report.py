@@ -15,7 +15,7 @@ from broadcaster.cli.common import acting, console
 from broadcaster.errors import UserError
 from broadcaster.reporting.figures import build_report
 from broadcaster.reporting.periods import Period, parse_date, period_from_options
-from broadcaster.reporting.rollups import rebuild
+from broadcaster.reporting.rollups import rebuild_in_steps
 from broadcaster.reporting.writers import WRITERS, writer_for
 from broadcaster.settings import ReportSettings
 from broadcaster.users import require
@@ -60,12 +60,20 @@ def report(
         raise UserError(f"--format: unknown format {fmt!r} (known: {', '.join(WRITERS)})")
     if out is not None and not out.parent.is_dir():
         raise UserError(f"--out: no such folder {out.parent}")
-    with acting("reports.read") as (context, session, user):
+    with acting("reports.read", write=False) as (context, _session, user):
         settings = context.settings
         chosen = _period(period, start, end, settings.reports)
         plan = plan_from_settings(settings)
-        rebuild(session, settings, start=chosen.start, end=chosen.end, clock=context.clock, actor=user.login)
-        built = build_report(session, settings, chosen, plan, clock=context.clock, document_number=number)
+        rebuild_in_steps(
+            context.sessions,
+            settings,
+            start=chosen.start,
+            end=chosen.end,
+            clock=context.clock,
+            actor=user.login,
+        )
+        with context.readers() as session:  # a snapshot taken after the rebuild
+            built = build_report(session, settings, chosen, plan, clock=context.clock, document_number=number)
     target = out if out is not None else _default_out(chosen, fmt)
     writer_for(fmt)(built, target)
     totals = built.totals
@@ -98,24 +106,23 @@ def rollup(
         raise UserError(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}")
     if refreeze and not (reason or "").strip():
         raise UserError("--refreeze needs --reason: rebuilding a closed period changes what was reported")
-    with acting("reports.rollup") as (context, session, user):
+    with acting("reports.rollup", write=False) as (context, _session, user):
         if refreeze:
             require(user, "reports.refreeze")
-        result = rebuild(
-            session, context.settings, start=first, end=last, clock=context.clock, actor=user.login,
+            with context.sessions.begin() as session:  # audited before anything frozen changes
+                audit.record(
+                    session,
+                    actor=user.login,
+                    action="rollup.refrozen",
+                    subject_type="rollup",
+                    subject_id=f"{start or 'first'}..{end or 'today'}",
+                    at=context.clock.now(),
+                    reason=reason,
+                )
+        result = rebuild_in_steps(
+            context.sessions, context.settings, start=first, end=last, clock=context.clock, actor=user.login,
             refreeze=refreeze,
         )  # fmt: skip
-        if refreeze and result.rebuilt:
-            audit.record(
-                session,
-                actor=user.login,
-                action="rollup.refrozen",
-                subject_type="rollup",
-                subject_id=f"{result.rebuilt[0]}..{result.rebuilt[-1]}",
-                at=context.clock.now(),
-                reason=reason,
-                details={"days": len(result.rebuilt)},
-            )
     if not result.rebuilt and not result.skipped_frozen:
         console.print("Chưa có dữ liệu để tổng hợp trong khoảng này.", highlight=False)
         return

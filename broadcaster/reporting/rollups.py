@@ -20,9 +20,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
+from broadcaster.db.engine import readers_of
 from broadcaster.db.models import (
     CampaignVersion,
     Message,
@@ -44,6 +45,7 @@ __all__ = [
     "period_of_day",
     "person_key",
     "rebuild",
+    "rebuild_in_steps",
 ]
 
 # Upper bounds (seconds) of the time-to-delivery buckets; the last bucket is everything slower. A median or p95
@@ -56,6 +58,7 @@ BUCKETS: tuple[int, ...] = (
 NO_ITEM = ""  # a campaign that names no plan item, or a one-off message
 _REPORTED_KINDS = (MessageKind.CAMPAIGN, MessageKind.FALLBACK, MessageKind.POST)  # not tests, not system mail
 _REASON_LENGTH = 200
+STEP_DAYS = 7  # days per transaction in rebuild_in_steps
 
 
 @dataclass
@@ -162,6 +165,40 @@ def rebuild(
         )
     skipped = () if refreeze else tuple(sorted(frozen))
     return RollupResult(tuple(days), skipped, tuple(newly))
+
+
+def rebuild_in_steps(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    start: date,
+    end: date,
+    clock: Clock,
+    actor: str = "system",
+    refreeze: bool = False,
+) -> RollupResult:
+    """``rebuild`` a week per transaction: a long range never holds SQLite's write lock for long, so a running
+    engine's writers wait at most one week's rebuild."""
+    zone = ZoneInfo(settings.timezone)
+    with readers_of(sessions)() as session:
+        found = data_range(session, zone)
+    if found is None:
+        return RollupResult((), (), ())
+    first, last = max(start, found[0]), min(end, found[1], clock.now().astimezone(zone).date())
+    rebuilt: list[date] = []
+    skipped: list[date] = []
+    newly: list[date] = []
+    while first <= last:
+        until = min(first + timedelta(days=STEP_DAYS - 1), last)
+        with sessions.begin() as session:
+            step = rebuild(
+                session, settings, start=first, end=until, clock=clock, actor=actor, refreeze=refreeze
+            )
+        rebuilt += step.rebuilt
+        skipped += step.skipped_frozen
+        newly += step.newly_frozen
+        first = until + timedelta(days=1)
+    return RollupResult(tuple(rebuilt), tuple(skipped), tuple(newly))
 
 
 def _rebuild_day(session: Session, day: date, *, items: dict[int, str], zone: ZoneInfo, secret: str) -> None:

@@ -229,7 +229,18 @@ def test_rollups_rebuild_idempotently_and_only_an_admin_refreezes_with_a_reason(
         session.execute(
             update(Message).where(Message.channel == "sms").values(status=MessageStatus.CANCELLED)
         )
-    cli("report", "rollup", "--refreeze", "--reason", "sửa số liệu", user=ADMIN_LOGIN)
+    cli(
+        "report",
+        "rollup",
+        "--from",
+        "2025-06-01",
+        "--to",
+        "2025-06-30",
+        "--refreeze",
+        "--reason",
+        "sửa số liệu",
+        user=ADMIN_LOGIN,
+    )
     assert stored() == (18, 15, 2)
     with pipeline.context.readers() as session:
         cancelled = session.scalar(
@@ -240,7 +251,7 @@ def test_rollups_rebuild_idempotently_and_only_an_admin_refreezes_with_a_reason(
     assert (entry.actor, entry.reason, entry.subject_id) == (
         ADMIN_LOGIN,
         "sửa số liệu",
-        "2025-06-02..2025-06-03",
+        "2025-06-01..2025-06-30",
     )
 
 
