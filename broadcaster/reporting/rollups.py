@@ -128,6 +128,14 @@ def data_range(session: Session, zone: ZoneInfo) -> tuple[date, date] | None:
     return (min(days), max(days)) if days else None
 
 
+def _with_data(session: Session, zone: ZoneInfo, start: date, end: date) -> tuple[date, date] | None:
+    """The part of ``start``..``end`` between the first and last day with data (None: no such part)."""
+    found = data_range(session, zone)
+    if found is None or max(start, found[0]) > min(end, found[1]):
+        return None
+    return max(start, found[0]), min(end, found[1])
+
+
 def rebuild(
     session: Session,
     settings: Settings,
@@ -141,13 +149,11 @@ def rebuild(
     """Rebuild the rollups of the local days ``start``..``end`` in the caller's transaction, over the part of
     the range that has data (an open range ends where the data ends, and never after today)."""
     zone = ZoneInfo(settings.timezone)
-    found = data_range(session, zone)
-    if found is None:
-        return RollupResult((), (), ())
-    start, end = max(start, found[0]), min(end, found[1], clock.now().astimezone(zone).date())
-    if start > end:
-        return RollupResult((), (), ())
     today = clock.now().astimezone(zone).date()
+    span = _with_data(session, zone, start, min(end, today))
+    if span is None:
+        return RollupResult((), (), ())
+    start, end = span
     frozen = set(session.scalars(select(RollupFrozenDay.day).where(RollupFrozenDay.day.between(start, end))))
     days = [day for day in _days(start, end) if refreeze or day not in frozen]
     if not days:
@@ -181,10 +187,10 @@ def rebuild_in_steps(
     engine's writers wait at most one week's rebuild."""
     zone = ZoneInfo(settings.timezone)
     with readers_of(sessions)() as session:
-        found = data_range(session, zone)
-    if found is None:
+        span = _with_data(session, zone, start, min(end, clock.now().astimezone(zone).date()))
+    if span is None:
         return RollupResult((), (), ())
-    first, last = max(start, found[0]), min(end, found[1], clock.now().astimezone(zone).date())
+    first, last = span
     rebuilt: list[date] = []
     skipped: list[date] = []
     newly: list[date] = []
