@@ -14,6 +14,7 @@ from broadcaster.campaigns.plan import plan_from_settings
 from broadcaster.cli.common import acting, console
 from broadcaster.errors import UserError
 from broadcaster.reporting.figures import build_report
+from broadcaster.reporting.model import Report
 from broadcaster.reporting.periods import Period, parse_date, period_from_options
 from broadcaster.reporting.rollups import rebuild_in_steps
 from broadcaster.reporting.writers import WRITERS, writer_for
@@ -35,6 +36,17 @@ def _period(period: str | None, start: str | None, end: str | None, reports: Rep
 
 def _default_out(period: Period, fmt: str) -> Path:
     return Path(f"bao-cao-{re.sub(r'[^0-9A-Za-z-]+', '_', period.label).strip('_')}.{fmt}")
+
+
+def _write(built: Report, fmt: str, target: Path) -> None:
+    """The whole document or nothing: written to ``<out>.part``, renamed when the writer returns."""
+    partial = target.with_name(target.name + ".part")
+    try:
+        with partial.open("wb") as handle:
+            writer_for(fmt)(built, handle)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @app.callback()
@@ -75,7 +87,7 @@ def report(
         with context.readers() as session:  # a snapshot taken after the rebuild
             built = build_report(session, settings, chosen, plan, clock=context.clock, document_number=number)
     target = out if out is not None else _default_out(chosen, fmt)
-    writer_for(fmt)(built, target)
+    _write(built, fmt, target)
     totals = built.totals
     rate = "—" if totals.delivery_rate is None else f"{totals.delivery_rate:.1%}".replace(".", ",")
     console.print(f"Báo cáo kỳ {chosen.label} ({chosen.describe()}).", highlight=False)

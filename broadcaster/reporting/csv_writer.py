@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import io
 from decimal import Decimal
-from pathlib import Path
+from typing import BinaryIO
 
 from broadcaster.reporting.model import Breakdown, DeliveryFigures, Report
 
-__all__ = ["COLUMNS", "render_csv", "write_csv"]
+__all__ = ["COLUMNS", "render_csv", "write"]
 
 COLUMNS = (
     "section", "key", "label",
@@ -117,8 +117,6 @@ def render_csv(report: Report) -> bytes:
     return text.getvalue().encode("utf-8-sig")
 
 
-def write_csv(report: Report, out: Path) -> None:
-    """Write the CSV to ``out`` through a temporary file, so a failure never leaves half a report."""
-    partial = out.with_name(out.name + ".part")
-    partial.write_bytes(render_csv(report))
-    partial.replace(out)
+def write(report: Report, out: BinaryIO) -> None:
+    """Write the CSV to ``out`` (the command writes a temporary file and renames it when done)."""
+    out.write(render_csv(report))

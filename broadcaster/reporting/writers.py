@@ -1,25 +1,25 @@
 """The report's formats: each name maps to the module and function that writes a ``Report`` to a file.
 
 Writers are imported only when asked for, so that ``--format csv`` never loads python-docx or matplotlib.
-A writer takes ``(report, path)`` and writes the whole file or nothing.
+A writer takes ``(report, out)`` and writes the whole document to the binary stream ``out``; the command gives
+it a temporary file and renames it when the writer returns, so a failure never leaves half a report.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from pathlib import Path
-from typing import cast
+from typing import BinaryIO, cast
 
 from broadcaster.reporting.model import Report
 
 __all__ = ["WRITERS", "Writer", "writer_for"]
 
-Writer = Callable[[Report, Path], None]
+Writer = Callable[[Report, BinaryIO], None]
 
 # format → "module:function"; the DOCX and XLSX writers add themselves here.
 WRITERS: dict[str, str] = {
-    "csv": "broadcaster.reporting.csv_writer:write_csv",
+    "csv": "broadcaster.reporting.csv_writer:write",
 }
 
 

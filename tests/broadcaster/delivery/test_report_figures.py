@@ -123,6 +123,7 @@ def test_the_report_has_exactly_the_seeded_figures_and_a_closed_period_survives_
     assert "Báo cáo kỳ 2025-H2 (từ ngày 16/05/2025 đến ngày 15/11/2025)" in shown
     assert f"Đã ghi {out} (csv)" in shown
     rows = report_rows(out)
+    assert not out.with_name("bao-cao.csv.part").exists()  # written whole, then renamed
 
     header = {key: row["label"] for key, row in section(rows, "header").items()}
     assert header["superior_name"] == "UBND THÀNH PHỐ ĐÀ NẴNG"
