@@ -104,6 +104,11 @@ class ReportSettings(BaseModel):
 
     h1_cutoff: str = Field(default="05-15", pattern=_MONTH_DAY)
     h2_cutoff: str = Field(default="11-15", pattern=_MONTH_DAY)
+    # The reporting agency: a key of [agencies], printed in the report's header with its name and code.
+    agency: str = "skhcn"
+    # A half-year's daily rollups are frozen this many days after it ends (after the 30/5 and 30/11 deadlines
+    # with the default cut-offs); only an admin rebuilds frozen days (`report rollup --refreeze`).
+    freeze_grace_days: int = Field(default=15, ge=0, le=366)
 
     @model_validator(mode="after")
     def _ordered(self) -> ReportSettings:
@@ -393,6 +398,15 @@ class Settings(BaseSettings):
             if not _AGENCY_KEY.match(key):
                 raise ValueError(f"agencies.{key}: a key is lowercase letters, digits and '-', e.g. vp-ubnd")
         return value
+
+    @model_validator(mode="after")
+    def _reporting_agency(self) -> Settings:
+        if self.reports.agency not in self.agencies:
+            known = ", ".join(sorted(self.agencies)) or "none configured"
+            raise ValueError(
+                f"reports.agency: unknown agency '{self.reports.agency}'; name a key of [agencies] (known: {known})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

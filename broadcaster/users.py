@@ -55,6 +55,11 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     # personal data; erasing cannot be undone, so only an admin.
     "subjects.export": frozenset({Role.ADMIN, Role.EDITOR}),
     "subjects.erase": frozenset({Role.ADMIN}),
+    # Communications reports (broadcaster report): they rebuild the open days' rollups, derived data only.
+    "reports.read": frozenset({Role.ADMIN, Role.EDITOR, Role.AUDITOR}),
+    "reports.rollup": frozenset({Role.ADMIN, Role.EDITOR}),
+    # Rebuilding the frozen days of a closed period changes what was reported: an admin's, audited.
+    "reports.refreeze": frozenset({Role.ADMIN}),
     "read": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER, Role.AUDITOR}),
 }
 

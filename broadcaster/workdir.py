@@ -136,6 +136,10 @@ unsubscribe_mailto = "huy-dang-ky@skhcn.danang.gov.vn"
 # the previous year's h2_cutoff to h1_cutoff, 2026-H2 from the day after h1_cutoff to h2_cutoff (MM-DD).
 h1_cutoff = "05-15"
 h2_cutoff = "11-15"
+# The agency that files the report (a key of [agencies] below; its name and code head the document), and how
+# many days after a half-year ends its daily rollups are frozen (then only an admin rebuilds them).
+agency = "skhcn"
+freeze_grace_days = 15
 
 # The agencies of plan 143 (campaigns/plan-143/plan.yaml names them by key), after the 2025 reorganisation:
 # name, and code = the symbol of their documents ("số / ký hiệu"). Rename here, never in campaign files.

@@ -19,6 +19,7 @@ from broadcaster.cli import consent as consent_cli
 from broadcaster.cli import contacts as contacts_cli
 from broadcaster.cli import delivery as delivery_cli
 from broadcaster.cli import inbox as inbox_cli
+from broadcaster.cli import report as report_cli
 from broadcaster.cli import serve as serve_cli
 from broadcaster.cli import subject as subject_cli
 from broadcaster.cli.common import (
@@ -94,6 +95,7 @@ app.add_typer(consent_cli.app, name="consent")
 app.add_typer(inbox_cli.app, name="inbox")
 app.add_typer(bounces_cli.app, name="bounces")
 app.add_typer(activities_cli.app, name="activities")
+app.add_typer(report_cli.app, name="report")
 app.add_typer(subject_cli.app, name="subject")
 delivery_cli.register(app)
 app.command()(serve_cli.serve)

@@ -213,6 +213,8 @@ class Message(Base):
         Index("ix_messages_provider_ref", "provider", "provider_ref"),
         # Opt-outs stop an address's pending messages, caps count its recent ones, subject requests find them.
         Index("ix_messages_channel_address_key", "channel", "address_key"),
+        # Rollups read one range of days at a time (broadcaster/reporting/rollups.py).
+        Index("ix_messages_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -396,3 +398,74 @@ class Activity(Base):
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
     recorded_by: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RollupDay(Base):
+    """Messages of one local day counted per slice (campaign, run, plan item, purpose, channel, final status and,
+    for suppressed ones, the reason): reports read these, not the messages (broadcaster/reporting/rollups.py).
+    Empty strings and run 0 stand for "none" so that the slice's key stays unique."""
+
+    __tablename__ = "rollup_days"
+    __table_args__ = (
+        UniqueConstraint(
+            "day", "campaign_id", "run_id", "plan_item", "purpose", "channel", "status", "reason",
+            name="uq_rollup_days_slice",
+        ),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    campaign_id: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int] = mapped_column(Integer)
+    plan_item: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(String(200))
+    messages: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)  # handed to and accepted by a provider (sent_at set)
+    sms_parts: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[Any] = mapped_column(Numeric(16, 2))
+    # Delivered messages by seconds from acceptance to delivery, in the buckets of reporting.rollups.BUCKETS.
+    delivery_seconds: Mapped[list[int]] = mapped_column(JSON)
+
+
+class RollupReach(Base):
+    """Who was reached (sent to) on one local day in one slice: a contact id, or a keyed hash of the address,
+    never the address. Distinct people over any range is a COUNT(DISTINCT person) of these rows."""
+
+    __tablename__ = "rollup_reach"
+    __table_args__ = (
+        UniqueConstraint("day", "plan_item", "channel", "purpose", "person", name="uq_rollup_reach"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    plan_item: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(32))
+    person: Mapped[str] = mapped_column(String(80))
+
+
+class RollupOptOut(Base):
+    """Consent withdrawals recorded on one local day, per channel and purpose."""
+
+    __tablename__ = "rollup_opt_outs"
+    __table_args__ = (UniqueConstraint("day", "channel", "purpose", name="uq_rollup_opt_outs"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class RollupFrozenDay(Base):
+    """A day whose rollups no rebuild touches (its half-year is closed); ``report rollup --refreeze`` by an
+    admin is the only way back, audited."""
+
+    __tablename__ = "rollup_frozen_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    frozen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    frozen_by: Mapped[str] = mapped_column(String(64))

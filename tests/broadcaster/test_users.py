@@ -27,7 +27,9 @@ from broadcaster.vocabulary import Role
 from broadcaster.workdir import WorkdirError, init_workdir
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, set_policy
 
-WRITE_ACTIONS = [action for action in PERMISSIONS if action != "read"]
+# Reading a report rebuilds the open days' rollups (derived data, no fact changes): auditors may.
+READ_ACTIONS = ("read", "reports.read")
+WRITE_ACTIONS = [action for action in PERMISSIONS if action not in READ_ACTIONS]
 
 
 def _user(role: Role, login: str = "someone") -> User:
@@ -37,6 +39,14 @@ def _user(role: Role, login: str = "someone") -> User:
 @pytest.mark.parametrize("role", list(Role))
 def test_everyone_may_read(role: Role) -> None:
     require(_user(role), "read")
+
+
+def test_auditors_read_reports_but_approvers_do_not() -> None:
+    require(_user(Role.AUDITOR), "reports.read")
+    with pytest.raises(
+        PermissionDenied, match=re.escape("'reports.read' needs one of: admin, auditor, editor")
+    ):
+        require(_user(Role.APPROVER), "reports.read")
 
 
 @pytest.mark.parametrize("action", WRITE_ACTIONS)

@@ -1,0 +1,154 @@
+"""``broadcaster report --period 2026-H1 --format csv --out FILE`` and ``broadcaster report rollup``: the
+plan's communications report for a period, from the daily rollups (docs/plan.md, "Reports")."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import typer
+
+from broadcaster import audit
+from broadcaster.campaigns.plan import plan_from_settings
+from broadcaster.cli.common import acting, console
+from broadcaster.errors import UserError
+from broadcaster.reporting.figures import build_report
+from broadcaster.reporting.model import Report
+from broadcaster.reporting.periods import Period, parse_date, period_from_options
+from broadcaster.reporting.rollups import rebuild_in_steps
+from broadcaster.reporting.writers import WRITERS, writer_for
+from broadcaster.settings import ReportSettings
+from broadcaster.users import require
+
+app = typer.Typer(
+    help="The plan's communications report for a period (CSV; DOCX and XLSX where installed).",
+    invoke_without_command=True,
+)
+
+
+def _period(period: str | None, start: str | None, end: str | None, reports: ReportSettings) -> Period:
+    chosen = period_from_options(period=period, start=start, end=end, reports=reports)
+    if chosen is None:
+        raise UserError("give --period 2026-H1|2026-H2, or --from and --to (YYYY-MM-DD)")
+    return chosen
+
+
+def _default_out(period: Period, fmt: str) -> Path:
+    return Path(f"bao-cao-{re.sub(r'[^0-9A-Za-z-]+', '_', period.label).strip('_')}.{fmt}")
+
+
+def _write(built: Report, fmt: str, target: Path) -> None:
+    """The whole document or nothing: written to ``<out>.part``, renamed when the writer returns."""
+    partial = target.with_name(target.name + ".part")
+    try:
+        with partial.open("wb") as handle:
+            writer_for(fmt)(built, handle)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@app.callback()
+def report(
+    ctx: typer.Context,
+    period: str | None = typer.Option(
+        None,
+        "--period",
+        help="A half-year: 2026-H1 or 2026-H2 (cut-offs: the settings' h1_cutoff, h2_cutoff).",
+    ),
+    start: str | None = typer.Option(None, "--from", help="First day, YYYY-MM-DD."),
+    end: str | None = typer.Option(None, "--to", help="Last day, YYYY-MM-DD."),
+    fmt: str = typer.Option("csv", "--format", help=f"One of: {', '.join(WRITERS)}."),
+    out: Path | None = typer.Option(
+        None, "--out", help="The file to write (default: bao-cao-<period>.<format>)."
+    ),
+    number: str = typer.Option("", "--number", help="The document's number (số), blank for the clerk."),
+) -> None:
+    """Write the report of a period (admins, editors, auditors); the open days' rollups are rebuilt first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if fmt not in WRITERS:
+        raise UserError(f"--format: unknown format {fmt!r} (known: {', '.join(WRITERS)})")
+    if out is not None and not out.parent.is_dir():
+        raise UserError(f"--out: no such folder {out.parent}")
+    with acting("reports.read", write=False) as (context, _session, user):
+        settings = context.settings
+        chosen = _period(period, start, end, settings.reports)
+        plan = plan_from_settings(settings)
+        rebuild_in_steps(
+            context.sessions,
+            settings,
+            start=chosen.start,
+            end=chosen.end,
+            clock=context.clock,
+            actor=user.login,
+        )
+        with context.readers() as session:  # a snapshot taken after the rebuild
+            built = build_report(session, settings, chosen, plan, clock=context.clock, document_number=number)
+    target = out if out is not None else _default_out(chosen, fmt)
+    _write(built, fmt, target)
+    totals = built.totals
+    rate = "—" if totals.delivery_rate is None else f"{totals.delivery_rate:.1%}".replace(".", ",")
+    console.print(f"Báo cáo kỳ {chosen.label} ({chosen.describe()}).", highlight=False)
+    console.print(
+        f"Tin dự kiến {totals.planned}, đã gửi {totals.sent}, đã nhận {totals.delivered} (tỷ lệ {rate}), "
+        f"thất bại {totals.failed}, bị chặn {totals.suppressed}; {totals.people} người nhận; "
+        f"{len(built.activities)} hoạt động.",
+        highlight=False,
+    )
+    console.print(f"Đã ghi {target} ({fmt}).", highlight=False)
+
+
+@app.command("rollup")
+def rollup(
+    start: str | None = typer.Option(None, "--from", help="First day, YYYY-MM-DD (default: the first data)."),
+    end: str | None = typer.Option(None, "--to", help="Last day, YYYY-MM-DD (default: today)."),
+    refreeze: bool = typer.Option(
+        False, "--refreeze", help="Rebuild frozen days of closed periods too (admins; audited)."
+    ),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why frozen days are rebuilt (with --refreeze)."
+    ),
+) -> None:
+    """Rebuild the daily rollups of a range (editors and admins); frozen days are skipped."""
+    first = parse_date(start, option="--from") if start is not None else date.min
+    last = parse_date(end, option="--to") if end is not None else date.max
+    if first > last:
+        raise UserError(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}")
+    if refreeze and not (reason or "").strip():
+        raise UserError("--refreeze needs --reason: rebuilding a closed period changes what was reported")
+    with acting("reports.rollup", write=False) as (context, _session, user):
+        if refreeze:
+            require(user, "reports.refreeze")
+            with context.sessions.begin() as session:  # audited before anything frozen changes
+                audit.record(
+                    session,
+                    actor=user.login,
+                    action="rollup.refrozen",
+                    subject_type="rollup",
+                    subject_id=f"{start or 'first'}..{end or 'today'}",
+                    at=context.clock.now(),
+                    reason=reason,
+                )
+        result = rebuild_in_steps(
+            context.sessions, context.settings, start=first, end=last, clock=context.clock, actor=user.login,
+            refreeze=refreeze,
+        )  # fmt: skip
+    if not result.rebuilt and not result.skipped_frozen:
+        console.print("Chưa có dữ liệu để tổng hợp trong khoảng này.", highlight=False)
+        return
+    if result.rebuilt:
+        console.print(
+            f"Đã tổng hợp {len(result.rebuilt)} ngày, từ {result.rebuilt[0]:%d/%m/%Y} "
+            f"đến {result.rebuilt[-1]:%d/%m/%Y}.",
+            highlight=False,
+        )
+    if result.skipped_frozen:
+        console.print(
+            f"Bỏ qua {len(result.skipped_frozen)} ngày đã khoá sổ (kỳ báo cáo đã đóng); "
+            "quản trị viên dùng --refreeze --reason … để tổng hợp lại.",
+            highlight=False,
+        )
+    if result.newly_frozen:
+        console.print(f"Khoá sổ thêm {len(result.newly_frozen)} ngày của kỳ đã đóng.", highlight=False)
