@@ -66,6 +66,29 @@ class ActivityKind(StrEnum):
     OTHER = "other"
 
 
+# How officers read the kinds (activities list, the report documents).
+KIND_LABELS: dict[str, str] = {
+    ActivityKind.PRESS_BRIEFING: "Họp báo",
+    ActivityKind.DIALOGUE: "Đối thoại",
+    ActivityKind.TV_SEGMENT: "Chuyên mục truyền hình",
+    ActivityKind.PRESS_ARTICLE: "Tin, bài báo chí",
+    ActivityKind.PORTAL_POST: "Tin, bài trên Cổng TTĐT",
+    ActivityKind.VISUAL: "Tuyên truyền trực quan",
+    ActivityKind.GRASSROOTS: "Thông tin cơ sở",
+    ActivityKind.PRINTED_MATERIALS: "Xuất bản phẩm",
+    ActivityKind.SOCIAL_MEDIA: "Mạng xã hội",
+    ActivityKind.MEETING: "Hội nghị, tập huấn",
+    ActivityKind.REPORT: "Báo cáo",
+    ActivityKind.OTHER: "Khác",
+    BROADCAST: "Gửi tin (chiến dịch)",
+}
+
+
+def kind_label(kind: str) -> str:
+    """The Vietnamese name of an activity kind (or of a broadcast run); an unknown key as it is."""
+    return KIND_LABELS.get(kind, kind)
+
+
 @dataclass(frozen=True)
 class ActivityRow:
     """One line of ``activities list``: a recorded activity or a broadcast run."""

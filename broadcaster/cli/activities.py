@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from broadcaster.activities import BROADCAST, ActivityKind, list_activities, record_activity
+from broadcaster.activities import KIND_LABELS, ActivityKind, list_activities, record_activity
 from broadcaster.campaigns.plan import plan_from_settings
 from broadcaster.cli.common import JsonOption, acting, console, print_json, print_table
 from broadcaster.reporting.periods import parse_date, period_from_options
@@ -18,21 +18,6 @@ app = typer.Typer(
 )
 
 # How the table names each kind (Vietnamese, as staff say it).
-KIND_LABELS: dict[str, str] = {
-    ActivityKind.PRESS_BRIEFING: "Họp báo",
-    ActivityKind.DIALOGUE: "Đối thoại",
-    ActivityKind.TV_SEGMENT: "Chuyên mục truyền hình",
-    ActivityKind.PRESS_ARTICLE: "Tin, bài báo chí",
-    ActivityKind.PORTAL_POST: "Tin, bài trên Cổng TTĐT",
-    ActivityKind.VISUAL: "Tuyên truyền trực quan",
-    ActivityKind.GRASSROOTS: "Thông tin cơ sở",
-    ActivityKind.PRINTED_MATERIALS: "Xuất bản phẩm",
-    ActivityKind.SOCIAL_MEDIA: "Mạng xã hội",
-    ActivityKind.MEETING: "Hội nghị, tập huấn",
-    ActivityKind.REPORT: "Báo cáo",
-    ActivityKind.OTHER: "Khác",
-    BROADCAST: "Gửi tin (chiến dịch)",
-}
 
 
 @app.command("record")

@@ -22,6 +22,7 @@ from docx.shared import Cm, Pt
 from broadcaster.reporting import charts, decree30
 from broadcaster.reporting import vietnamese_numbers as vn
 from broadcaster.reporting.figure_rows import FigureRow, figure_rows
+from broadcaster.reporting.labels import kind_label
 from broadcaster.reporting.model import Breakdown, Report
 from broadcaster.reporting.zip_timestamps import with_fixed_timestamps
 
@@ -147,7 +148,14 @@ def _activities(document: Document, report: Report) -> None:
         document,
         ("Ngày", "Mục", "Cơ quan", "Hình thức", "Nội dung", "Minh chứng"),
         [
-            (vn.day(line.day), line.plan_item, line.agency, line.kind, line.title, line.evidence or "")
+            (
+                vn.day(line.day),
+                line.plan_item,
+                line.agency,
+                kind_label(line.kind),
+                line.title,
+                line.evidence or "",
+            )
             for line in report.activities
         ],
         (2.3, 1.3, 3.2, 2.6, 4.2, 2.9),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from broadcaster.reporting.labels import reason_label
 from broadcaster.reporting.model import DeliveryFigures
 
 __all__ = ["FigureRow", "Kind", "figure_rows"]
@@ -42,7 +43,7 @@ def figure_rows(figures: DeliveryFigures) -> tuple[FigureRow, ...]:
     """Every summary figure, then one row per suppression reason (sorted, so the order is stable)."""
     rows = [FigureRow(label, get(figures), kind) for label, get, kind in _ROWS]
     rows += [
-        FigureRow(f"Không gửi - lý do: {reason}", count, "count")
+        FigureRow(f"Không gửi - lý do: {reason_label(reason)}", count, "count")
         for reason, count in sorted(figures.suppressed_by_reason.items())
     ]
     return tuple(rows)

@@ -22,6 +22,7 @@ from openpyxl.xml.functions import tostring
 
 from broadcaster.reporting.chart_data import compliance_bars, delivery_bars, monthly_bars
 from broadcaster.reporting.figure_rows import figure_rows
+from broadcaster.reporting.labels import kind_label
 from broadcaster.reporting.model import Breakdown, Report
 from broadcaster.reporting.zip_timestamps import with_fixed_timestamps
 
@@ -159,7 +160,9 @@ def _activities(workbook: Workbook, report: Report) -> None:
         Column("Nội dung", 48),
         Column("Minh chứng", 36),
     )
-    rows = ((a.day, a.plan_item, a.agency, a.kind, a.title, a.evidence) for a in report.activities)
+    rows = (
+        (a.day, a.plan_item, a.agency, kind_label(a.kind), a.title, a.evidence) for a in report.activities
+    )
     _sheet(workbook, SHEETS[5], columns, rows)
 
 

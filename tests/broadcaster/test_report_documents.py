@@ -179,7 +179,7 @@ def test_docx_tables_hold_the_report_numbers(document: Document) -> None:
         "09/01/2026",
         "III.4",
         "Đài PT-TH Đà Nẵng",
-        "tv_segment",
+        "Chuyên mục truyền hình",
         "Chuyên mục CCHC số 1",
         "https://x.vn/1",
     ]

@@ -15,9 +15,11 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select, update
 
+from broadcaster.campaigns.audience import Exclusion
 from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, Message, RollupDay, RollupFrozenDay, RollupReach
 from broadcaster.reporting.csv_writer import COLUMNS
+from broadcaster.reporting.labels import reason_label
 from broadcaster.reporting.rollups import BUCKETS
 from broadcaster.users import add_user
 from broadcaster.vocabulary import MessageStatus, Role
@@ -304,3 +306,14 @@ def test_the_docx_and_xlsx_carry_the_same_figures_as_the_csv(
         assert any(row[0].startswith(f"{key}. ") and [str(c) for c in counts] == row[1:7] for row in cells), (
             key
         )
+    # Officers read kinds and reasons in Vietnamese; the CSV keeps the stored keys.
+    text = "\n".join(cell for row in cells for cell in row)
+    assert "Họp báo" in text
+    assert "press_briefing" not in text
+    reasons = [row[0] for row in cells if row[0].startswith("Không gửi - lý do: ")]
+    # The refused address in run 2, and the person who withdrew after run 1.
+    assert reasons == [
+        f"Không gửi - lý do: {reason_label(r)}" for r in (Exclusion.SUPPRESSED, Exclusion.OPTED_OUT)
+    ]
+    assert "address suppressed" not in text
+    assert "opted out" not in text
