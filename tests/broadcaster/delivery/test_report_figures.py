@@ -306,6 +306,13 @@ def test_the_docx_and_xlsx_carry_the_same_figures_as_the_csv(
         assert any(row[0].startswith(f"{key}. ") and [str(c) for c in counts] == row[1:7] for row in cells), (
             key
         )
+    # The header block (Decree 30/2020) names the settings' agency under the city, and the national motto.
+    (agency, nation), (number, place) = cells[0], cells[1]
+    assert agency.splitlines() == ["UBND THÀNH PHỐ ĐÀ NẴNG", "SỞ KHOA HỌC VÀ CÔNG NGHỆ THÀNH PHỐ ĐÀ NẴNG"]
+    assert nation.splitlines() == ["CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc"]
+    assert number.startswith("Số:")
+    assert number.endswith("/BC-SKHCN")
+    assert place.startswith("Đà Nẵng, ngày ")
     # Officers read kinds and reasons in Vietnamese; the CSV keeps the stored keys.
     text = "\n".join(cell for row in cells for cell in row)
     assert "Họp báo" in text
