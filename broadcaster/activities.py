@@ -29,6 +29,7 @@ from broadcaster.db.models import Activity, CampaignRun, CampaignVersion
 from broadcaster.errors import UserError
 from broadcaster.settings import AgencySettings
 from broadcaster.vocabulary import RunStatus
+from broadcaster.whole_files import writing_whole
 
 __all__ = [
     "BROADCAST",
@@ -127,9 +128,8 @@ def _store_evidence(source: Path, *, workdir: Path) -> tuple[str, str]:
     target = workdir / EVIDENCE_DIR / f"{sha}{source.suffix.lower()}"
     if not target.exists():  # the same bytes filed twice are one file
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
-        shutil.copyfile(source, partial)
-        partial.replace(target)
+        with writing_whole(target) as partial:
+            shutil.copyfile(source, partial)
     return target.relative_to(workdir).as_posix(), sha
 
 

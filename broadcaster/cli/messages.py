@@ -3,7 +3,6 @@ drop), each change audited."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from broadcaster.history.filters import HistoryFilter, PeriodOn, recipient
 from broadcaster.history.query import HistoryRow, iter_history
 from broadcaster.outbox.operator import MessageFilter, Operation, operate
 from broadcaster.vocabulary import MessageStatus
+from broadcaster.whole_files import writing_whole
 
 LIST_LIMIT = 50
 
@@ -165,14 +165,8 @@ def _export(rows: Iterator[HistoryRow], output_format: ExportFormat, out: Path |
         return write(rows, stream)
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: thư mục {out.parent} không tồn tại")
-    partial = out.with_name(f".{out.name}.part")
-    try:
-        with partial.open("w", encoding="utf-8", newline="") as stream:
-            written = write(rows, stream)
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
-    return written
+    with writing_whole(out) as partial, partial.open("w", encoding="utf-8", newline="") as stream:
+        return write(rows, stream)
 
 
 def _print_listing(rows: list[HistoryRow]) -> None:

@@ -20,6 +20,7 @@ from broadcaster.reporting.rollups import rebuild_in_steps
 from broadcaster.reporting.writers import WRITERS, writer_for
 from broadcaster.settings import ReportSettings
 from broadcaster.users import require
+from broadcaster.whole_files import writing_whole
 
 app = typer.Typer(
     help="The plan's communications report for a period (CSV; DOCX and XLSX where installed).",
@@ -40,13 +41,8 @@ def _default_out(period: Period, fmt: str) -> Path:
 
 def _write(built: Report, fmt: str, target: Path) -> None:
     """The whole document or nothing: written to ``<out>.part``, renamed when the writer returns."""
-    partial = target.with_name(target.name + ".part")
-    try:
-        with partial.open("wb") as handle:
-            writer_for(fmt)(built, handle)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with writing_whole(target) as partial, partial.open("wb") as handle:
+        writer_for(fmt)(built, handle)
 
 
 @app.callback()

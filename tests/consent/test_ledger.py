@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from consent import ledger
 from consent.ledger import ConsentError
-from consent.models import ConsentEvent, consent_metadata
+from consent.models import ConsentEvent
 from consent.policy import ConsentState
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 PHONE = "+84905123456"
 EMAIL = "An.Nguyen@example.vn"
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
-    consent_metadata.create_all(engine)
-    with Session(engine) as session:
-        yield session
-    engine.dispose()
-
-
-@pytest.fixture
-def notices(tmp_path: Path) -> Path:
-    for purpose in ledger.PURPOSES:
-        (tmp_path / purpose).mkdir()
-        (tmp_path / purpose / "v1.md").write_text("Thông báo", encoding="utf-8")
-    return tmp_path
 
 
 def _grant(session: Session, notices: Path, *, at: datetime = T0, **overrides: Any) -> ConsentEvent:
