@@ -122,6 +122,13 @@ class ReportSettings(BaseModel):
             raise ValueError(f"h1_cutoff {self.h1_cutoff} must come before h2_cutoff {self.h2_cutoff}")
         return self
 
+    def longest_period_days(self) -> int:
+        """The days of the longer half-year (in a leap year: the bound for every year)."""
+        h1_end = date(2024, *(int(part) for part in self.h1_cutoff.split("-")))
+        h2_end = date(2024, *(int(part) for part in self.h2_cutoff.split("-")))
+        second = (h2_end - h1_end).days
+        return max(second, 366 - second)
+
 
 class DatabaseSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -306,6 +313,32 @@ class BounceSettings(BaseModel):
     start_with_run: bool = False
 
 
+class AuditSettings(BaseModel):
+    """The tamper-evident audit trail (docs/audit.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # An Ed25519 private key (PEM, PKCS#8) that signs `audit anchor` exports; a path relative to the settings
+    # file. Empty: anchors are written unsigned. `broadcaster audit keygen` makes one.
+    signing_key: str = ""
+    # One entry per sending window and per applied batch of delivery results (ids, statuses, address and
+    # content hashes). Off only to measure what the entries cost (benchmarks); an installation keeps it on.
+    deliveries: bool = True
+
+
+class RetentionSettings(BaseModel):
+    """How long message content and recipient addresses are kept (docs/audit.md, retention).
+
+    After ``personal_data_days`` days a settled message keeps only its proof: id, status, times, events, the
+    keyed hash of its address and the hash of its content; the frozen rollups keep the reports' figures. The
+    period may not be shorter than the longest report period plus ``[reports] freeze_grace_days``
+    (checked when the settings load): a report must be written and frozen before its data goes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    personal_data_days: int = Field(default=730, ge=1, le=36_500)
+
+
 class ProviderSettings(BaseModel):
     """A named provider: ``channel`` and ``type`` pick the adapter; the other keys are the adapter's."""
 
@@ -367,6 +400,8 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     agencies: dict[str, AgencySettings] = Field(default_factory=_default_agencies)
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     plan_file: str = "campaigns/plan-143/plan.yaml"
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"
@@ -405,6 +440,17 @@ class Settings(BaseSettings):
             known = ", ".join(sorted(self.agencies)) or "none configured"
             raise ValueError(
                 f"reports.agency: unknown agency '{self.reports.agency}'; name a key of [agencies] (known: {known})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _retention_outlives_reporting(self) -> Settings:
+        needed = self.reports.longest_period_days() + self.reports.freeze_grace_days
+        if self.retention.personal_data_days < needed:
+            raise ValueError(
+                f"retention.personal_data_days: {self.retention.personal_data_days} is shorter than the longest "
+                f"report period plus [reports] freeze_grace_days ({needed} days): a report's messages would be "
+                "gone before it is written and frozen"
             )
         return self
 

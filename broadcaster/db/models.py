@@ -150,12 +150,19 @@ class Approval(Base):
 
 
 class AuditEntry(Base):
-    """Who did what, when and why. The audit issue chains these rows; write them only via ``audit.record``."""
+    """Who did what, when and why; written only via ``audit.record``, never updated or deleted.
+
+    The rows form a hash chain (docs/audit.md): ``id`` is the position, 1, 2, 3… without gaps, and
+    ``entry_hash`` is SHA-256 over the canonical encoding of the row and ``prev_hash``, the previous row's
+    ``entry_hash``. A trigger refuses UPDATE and DELETE."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_subject", "subject_type", "subject_id"),
+        Index("ix_audit_log_at", "at"),
+    )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
@@ -163,6 +170,19 @@ class AuditEntry(Base):
     subject_id: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The last entry of the audit chain: one row (id 1), locked by every append on PostgreSQL so concurrent
+    writers take turns (SQLite's BEGIN IMMEDIATE already does)."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigId)
+    last_hash: Mapped[str] = mapped_column(String(64))
 
 
 class CampaignRun(Base):
@@ -215,6 +235,7 @@ class Message(Base):
         Index("ix_messages_channel_address_key", "channel", "address_key"),
         # Rollups read one range of days at a time (broadcaster/reporting/rollups.py).
         Index("ix_messages_created_at", "created_at"),
+        Index("ix_messages_channel_address_hash", "channel", "address_hash"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -260,6 +281,12 @@ class Message(Base):
     handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     final_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Retention (broadcaster/retention.py) removes the address and the content of a settled message after
+    # [retention] personal_data_days and keeps these: the keyed hash of the address key (the auditor's search
+    # still finds the person's messages) and the SHA-256 of subject and body (audit.hashes).
+    address_hash: Mapped[str | None] = mapped_column(String(64))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class MessagePart(Base):

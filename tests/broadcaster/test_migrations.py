@@ -9,6 +9,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect, select, text
 
+from broadcaster import audit
 from broadcaster.db.engine import make_engine, session_factory
 from broadcaster.db.migrate import alembic_config, current_revision, pending_differences, upgrade
 from broadcaster.db.migrations_support import target_metadata
@@ -110,9 +111,7 @@ def test_postgresql_upgrade_matches_models_and_downgrades(postgres_url: str) -> 
         moment = datetime(2025, 6, 2, 8, 30, tzinfo=timezone(timedelta(hours=7)))
         with session_factory(engine).begin() as session:
             session.execute(text("SET TIME ZONE 'Asia/Ho_Chi_Minh'"))
-            session.add(
-                AuditEntry(at=moment, actor="a", action="x", subject_type="t", subject_id="1", details={})
-            )
+            audit.record(session, at=moment, actor="a", action="x", subject_type="t", subject_id="1")
         with session_factory(engine)() as session:
             session.execute(text("SET TIME ZONE 'America/New_York'"))
             stored = session.scalars(select(AuditEntry.at)).one()

@@ -1,5 +1,6 @@
-"""The audit trail's one entry point. The audit issue chains these rows; callers only ever call ``record``
-(``record_consent_event`` is its form for a consent ledger event).
+"""The audit trail's one entry point: callers only ever call ``record`` (``record_consent_event`` is its form
+for a consent ledger event). Entries are hash-chained as the caller's transaction commits (``audit.append``,
+docs/audit.md).
 
 No entry carries a plaintext phone number or e-mail address: a chained row can never be rewritten, so an
 address in it would survive the person's erasure (docs/domain.md §1.2). Entries name a person's records by id
@@ -16,7 +17,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from broadcaster.db.models import AuditEntry
+from broadcaster.audit.append import queue
+from broadcaster.audit.chain import json_value
 from broadcaster.settings import mask_secrets
 from channels.masking import mask_address, mask_text
 from consent.models import ConsentEvent
@@ -36,19 +38,20 @@ def record(
     at: datetime,
     reason: str | None = None,
     details: Mapping[str, Any] | None = None,
-) -> AuditEntry:
-    """Add one entry in the caller's transaction, so the fact and its audit row commit together."""
-    entry = AuditEntry(
-        at=at,
-        actor=actor,
-        action=action,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        reason=mask_text(reason),
-        details=_mask_addresses(mask_secrets(dict(details or {}))),
+) -> None:
+    """Add one entry in the caller's transaction, so the fact and its audit row commit together (or neither)."""
+    queue(
+        session,
+        {
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": str(subject_id),
+            "reason": mask_text(reason),
+            "details": json_value(_mask_addresses(mask_secrets(dict(details or {})))),
+        },
     )
-    session.add(entry)
-    return entry
 
 
 def _mask_addresses(value: Any) -> Any:
@@ -61,9 +64,9 @@ def _mask_addresses(value: Any) -> Any:
     return value
 
 
-def record_consent_event(session: Session, event: ConsentEvent, **details: Any) -> AuditEntry:
+def record_consent_event(session: Session, event: ConsentEvent, **details: Any) -> None:
     """The entry of a grant or withdrawal: by whoever recorded it, with its channel, purpose and source."""
-    return record(
+    record(
         session,
         actor=event.recorded_by,
         action=f"consent.{event.action}",

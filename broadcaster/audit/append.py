@@ -1,0 +1,97 @@
+"""Appending to the audit chain, serialised, as the caller's transaction commits.
+
+``record`` only queues an entry on the session; just before the transaction commits, the queued entries take
+the next positions of the chain, each hashed over the previous one. Taking positions at commit keeps the
+chain-head lock short and last: on PostgreSQL the head row is locked ``FOR UPDATE`` (every appender takes
+turns, and a transaction holding it waits for nothing else, so it cannot be part of a deadlock); on SQLite the
+write transaction's ``BEGIN IMMEDIATE`` already makes writers take turns. An entry queued in a savepoint that
+rolls back, or in a transaction that rolls back, is dropped with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
+
+from broadcaster.audit.chain import GENESIS, entry_hash
+from broadcaster.db.models import AuditChainHead, AuditEntry
+
+_QUEUE = "broadcaster.audit.queue"
+HEAD_ID = 1
+
+
+@dataclass
+class _Queued:
+    transaction: SessionTransaction
+    fields: dict[str, Any]
+
+
+def queue(session: Session, fields: dict[str, Any]) -> None:
+    """Queue an entry (``at``, ``actor``, ``action``, ``subject_type``, ``subject_id``, ``reason``,
+    ``details``) to be chained when the session's transaction commits."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None:
+        transaction = session.begin()
+    session.info.setdefault(_QUEUE, []).append(_Queued(transaction, fields))
+
+
+def lock_head(session: Session) -> AuditChainHead:
+    """The chain head, locked until the transaction ends; created on the first append of a database that
+    has none (the migration creates it)."""
+    head = session.execute(
+        select(AuditChainHead)
+        .where(AuditChainHead.id == HEAD_ID)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if head is None:
+        last = session.execute(
+            select(AuditEntry.id, AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).limit(1)
+        ).first()
+        head = AuditChainHead(
+            id=HEAD_ID, last_id=last.id if last else 0, last_hash=last.entry_hash if last else GENESIS
+        )
+        session.add(head)
+    return head
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_queued(session: Session) -> None:
+    queued: list[_Queued] = session.info.pop(_QUEUE, [])
+    if not queued:
+        return
+    head = lock_head(session)
+    for item in queued:
+        position = head.last_id + 1
+        digest = entry_hash(id=position, prev_hash=head.last_hash, **item.fields)
+        session.add(AuditEntry(id=position, prev_hash=head.last_hash, entry_hash=digest, **item.fields))
+        head.last_id, head.last_hash = position, digest
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    queued: list[_Queued] = session.info.get(_QUEUE, [])
+    if queued:
+        session.info[_QUEUE] = [q for q in queued if not _within(q.transaction, previous_transaction)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_on_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended: committed (queue empty) or not
+        session.info.pop(_QUEUE, None)
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def last_position(session: Session) -> int:
+    """How many entries the chain holds (its last id; 0 when empty)."""
+    return int(session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0))) or 0)
