@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from broadcaster import policies
 from broadcaster.cli import activities as activities_cli
+from broadcaster.cli import audit as audit_cli
 from broadcaster.cli import bounces as bounces_cli
 from broadcaster.cli import campaigns as campaigns_cli
 from broadcaster.cli import consent as consent_cli
@@ -97,6 +98,7 @@ app.add_typer(bounces_cli.app, name="bounces")
 app.add_typer(activities_cli.app, name="activities")
 app.add_typer(report_cli.app, name="report")
 app.add_typer(subject_cli.app, name="subject")
+app.add_typer(audit_cli.app, name="audit")
 delivery_cli.register(app)
 app.command()(serve_cli.serve)
 

@@ -1,0 +1,10 @@
+"""``broadcaster audit``: the tamper-evident audit trail (docs/audit.md). The commands live in their own
+modules and are registered here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="The audit trail: check its hash chain, export the daily anchors, search it.", no_args_is_help=True
+)
