@@ -74,9 +74,14 @@ def sqlite_installation(tmp_path: Path, clock: FrozenClock, isolated_env: None) 
     context.close()
 
 
-def cli_in(directory: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.chdir(directory)
+def cli_in(installation: Installation, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """The CLI in the working directory, on the installation's frozen clock."""
+    config = installation.directory / "broadcaster.toml"
+    monkeypatch.chdir(installation.directory)
     monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(
+        "broadcaster.cli.common.load_context", lambda: AppContext.load(config, clock=installation.clock)
+    )
     return Cli(monkeypatch)
 
 

@@ -108,7 +108,7 @@ def test_tampering_is_found_at_the_right_entry(
 ) -> None:
     n = write_log(installation)
     assert n >= 20
-    cli = cli_in(installation.directory, monkeypatch)
+    cli = cli_in(installation, monkeypatch)
     intact = cli("audit", "verify")
     assert f"nguyên vẹn: {n} mục; mục cuối #{n}" in one_line(intact.stdout)
 
@@ -131,7 +131,7 @@ def test_a_broken_entry_is_named_with_its_da_nang_time_and_action(
     original = row(installation.engine, K)
     triggers_off(installation.engine)
     set_row(installation.engine, K, reason="đã sửa")
-    cli = cli_in(installation.directory, monkeypatch)
+    cli = cli_in(installation, monkeypatch)
     result = one_line(cli("audit", "verify", expect=1).stdout)
     local = original["at"].astimezone(LOCAL_TZ)
     assert f"mục #{K} (lúc {local:%d/%m/%Y %H:%M:%S} giờ Đà Nẵng, hành động {original['action']})" in result
@@ -141,7 +141,7 @@ def test_every_reading_role_may_verify(installation: Installation, monkeypatch: 
     with installation.context.sessions.begin() as session:
         add_user(session, actor="quan_tri", login="kiem_toan", role=Role.AUDITOR, clock=installation.clock)
     n = last_id(installation.engine)
-    cli = cli_in(installation.directory, monkeypatch)
+    cli = cli_in(installation, monkeypatch)
     verdict = cli.json("audit", "verify", user="kiem_toan")
     assert verdict["ok"] is True
     assert (verdict["last_id"], verdict["broken"]) == (n, None)
