@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.markup import escape
 
 from broadcaster.audit import anchors
-from broadcaster.audit.verify import CONTENT, HEAD_AHEAD, HEAD_BEHIND, LINK, MISSING, Break, verify_chain
+from broadcaster.audit.verify import verify_chain
+from broadcaster.cli.audit_texts import describe_break, print_anchor
 from broadcaster.cli.common import JsonOption, acting, console, print_json
 from broadcaster.clock import local
 from broadcaster.errors import UserError
@@ -34,33 +35,6 @@ PublicKeyOption = typer.Option(
     help="The Ed25519 public key (PEM, or base64 as keygen prints it) that signed the anchors "
     "(default: the public half of [audit] signing_key).",
 )
-
-
-def _when(moment: datetime | None) -> str:
-    return f"{local(moment):%d/%m/%Y %H:%M:%S}" if moment is not None else "không rõ"
-
-
-def describe_break(broken: Break) -> str:
-    """The first broken entry, in Vietnamese, with its time in Da Nang and its action."""
-    where = f"lúc {_when(broken.at)} giờ Đà Nẵng, hành động {broken.action or 'không rõ'}"
-    if broken.kind == MISSING:
-        gone = (
-            f"các mục #{broken.entry_id}–#{broken.last_missing}"
-            if broken.last_missing and broken.last_missing > broken.entry_id
-            else f"mục #{broken.entry_id}"
-        )
-        nxt = (broken.last_missing or broken.entry_id) + 1
-        return f"mục #{broken.entry_id}: {gone} đã bị xoá khỏi nhật ký (mục còn lại kế tiếp #{nxt} {where})"
-    problems = {
-        CONTENT: "nội dung không khớp với hash của nó: đã bị sửa sau khi ghi",
-        LINK: "không nối với mục trước (prev_hash khác): có mục bị xoá, chèn thêm hoặc đổi thứ tự",
-        HEAD_AHEAD: "đầu chuỗi ghi nhận mục này nhưng nhật ký không còn: các mục cuối đã bị xoá",
-        HEAD_BEHIND: "nhật ký có mục vượt quá đầu chuỗi, hoặc hash mục cuối khác đầu chuỗi: mục bị chèn thêm",
-    }
-    problem = problems.get(broken.kind, broken.problem)
-    if broken.kind == HEAD_AHEAD:
-        return f"mục #{broken.entry_id}: {problem}"
-    return f"mục #{broken.entry_id} ({where}): {problem}"
 
 
 def _verification_key(settings: Settings, public_key: Path | None) -> tuple[Ed25519PublicKey | None, str]:
@@ -89,36 +63,6 @@ def _anchor_report(anchor: anchors.Anchor, state: str, mismatches: list[anchors.
             for m in mismatches
         ],
     }
-
-
-_SIGNATURE_TEXT = {
-    anchors.VALID: "hợp lệ",
-    anchors.INVALID: "KHÔNG hợp lệ (tệp mốc đã bị sửa, hoặc được ký bằng khoá khác)",
-    anchors.UNSIGNED: "chưa ký (tệp mốc không có chữ ký)",
-    anchors.UNCHECKED: "chưa kiểm tra được (không có khoá công khai: dùng --public-key)",
-}
-
-
-def _print_anchor(report: dict[str, Any], first: anchors.Mismatch | None) -> None:
-    console.print(
-        f"Mốc {escape(report['file'])}: {report['days']} ngày; chữ ký: {_SIGNATURE_TEXT[report['signature']]}.",
-        highlight=False,
-    )
-    if first is None:
-        console.print("  Mọi ngày trong mốc khớp với nhật ký.", highlight=False)
-        return
-    day = f"{first.day.day:%d/%m/%Y}"
-    if first.found_hash is None:
-        what = "không còn trong nhật ký"
-    else:
-        what = (
-            f"hiện có hash {first.found_hash[:16]}… thay vì {first.day.entry_hash[:16]}… như khi lập mốc "
-            f"(lúc {_when(first.found_at)}, hành động {first.found_action})"
-        )
-    console.print(
-        f"  Ngày {day}: mục #{first.day.entry_id} {what}; {len(report['mismatches'])} ngày không khớp.",
-        highlight=False,
-    )
 
 
 def verify(
@@ -165,7 +109,7 @@ def verify(
             fingerprint = f" ({anchors.fingerprint(key)})" if key is not None else ""
             console.print(f"Khoá kiểm tra chữ ký: {escape(key_source)}{fingerprint}.", highlight=False)
         for report, (_item, found) in zip(reports, checked, strict=True):
-            _print_anchor(report, found[0] if found else None)
+            print_anchor(report, found[0] if found else None)
     if not ok:
         raise typer.Exit(1)
 

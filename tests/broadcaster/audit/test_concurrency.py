@@ -29,8 +29,14 @@ def test_concurrent_processes_append_one_unbroken_chain(installation: Installati
     workers = [spawn.Process(target=append, args=(config, n, EACH, barrier)) for n in range(PROCESSES)]
     for worker in workers:
         worker.start()
+    verified_meanwhile = []
+    while any(worker.is_alive() for worker in workers):  # verifying while they append: never a false alarm
+        with installation.context.readers() as session:
+            verified_meanwhile.append(verify_chain(session))
     for worker in workers:
         worker.join(timeout=300)
+    assert verified_meanwhile
+    assert [v.broken for v in verified_meanwhile if not v.ok] == []
     assert [worker.exitcode for worker in workers] == [0] * PROCESSES
 
     with Session(installation.engine) as session:
