@@ -9,9 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, select, update
 
 from broadcaster.clock import LOCAL_TZ
 from tests.broadcaster.audit.conftest import (
+    HEAD,
+    LOG,
     Installation,
     cli_in,
     rechain_from,
@@ -143,3 +146,23 @@ def test_the_anchor_range_ends_yesterday(
     assert "chưa kết thúc" in refused
     printed = json.loads(cli("audit", "anchor").stdout)
     assert all(day["day"] < today.isoformat() for day in printed["days"])
+
+
+def test_a_log_cut_short_with_its_head_moved_back_fails_the_anchor(signed: tuple[Installation, Cli]) -> None:
+    installation, cli = signed
+    cli("audit", "anchor", "--out", "moc.json")
+    days = json.loads((installation.directory / "moc.json").read_text(encoding="utf-8"))["days"]
+    keep = days[-1]["entry_id"] - 1  # the last anchored entry and everything after it removed
+    triggers_off(installation.engine)
+    with installation.engine.begin() as connection:
+        connection.execute(delete(LOG).where(LOG.c.id > keep))
+        last_hash = connection.execute(select(LOG.c.entry_hash).where(LOG.c.id == keep)).scalar_one()
+        connection.execute(update(HEAD).values(last_id=keep, last_hash=last_hash))
+
+    cli("audit", "verify")  # consistent again on its own
+    result = one_line(cli("audit", "verify", "--anchor", "moc.json", expect=1).stdout)
+    anchored = days[-1]["day"]
+    assert (
+        f"Ngày {anchored[8:10]}/{anchored[5:7]}/{anchored[:4]}: mục #{keep + 1} không còn trong nhật ký"
+        in result
+    )
