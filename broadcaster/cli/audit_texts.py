@@ -22,13 +22,9 @@ def describe_break(broken: Break) -> str:
     """The first broken entry, in Vietnamese, with its time in Da Nang and its action."""
     where = f"lúc {_when(broken.at)} giờ Đà Nẵng, hành động {broken.action or 'không rõ'}"
     if broken.kind == MISSING:
-        gone = (
-            f"các mục #{broken.entry_id}–#{broken.last_missing}"
-            if broken.last_missing and broken.last_missing > broken.entry_id
-            else f"mục #{broken.entry_id}"
-        )
-        nxt = (broken.last_missing or broken.entry_id) + 1
-        return f"mục #{broken.entry_id}: {gone} đã bị xoá khỏi nhật ký (mục còn lại kế tiếp #{nxt} {where})"
+        last = broken.last_missing or broken.entry_id
+        gone = "đã bị xoá" if last == broken.entry_id else f"các mục #{broken.entry_id}–#{last} đã bị xoá"
+        return f"mục #{broken.entry_id}: {gone} khỏi nhật ký (mục còn lại kế tiếp #{last + 1} {where})"
     problems = {
         CONTENT: "nội dung không khớp với hash của nó: đã bị sửa sau khi ghi",
         LINK: "không nối với mục trước (prev_hash khác): có mục bị xoá, chèn thêm hoặc đổi thứ tự",

@@ -39,7 +39,13 @@ def _update_field(installation: Installation, n: int) -> tuple[int, str]:
 def _delete_entry(installation: Installation, n: int) -> tuple[int, str]:
     with installation.engine.begin() as connection:
         connection.execute(delete(LOG).where(LOG.c.id == K))
-    return K, f"mục #{K} đã bị xoá khỏi nhật ký (mục còn lại kế tiếp #{K + 1}"
+    return K, f"mục #{K}: đã bị xoá khỏi nhật ký (mục còn lại kế tiếp #{K + 1}"
+
+
+def _delete_entries(installation: Installation, n: int) -> tuple[int, str]:
+    with installation.engine.begin() as connection:
+        connection.execute(delete(LOG).where(LOG.c.id.between(K, K + 2)))
+    return K, f"mục #{K}: các mục #{K}–#{K + 2} đã bị xoá khỏi nhật ký (mục còn lại kế tiếp #{K + 3}"
 
 
 def _delete_last(installation: Installation, n: int) -> tuple[int, str]:
@@ -94,6 +100,7 @@ def _swap_content(installation: Installation, n: int) -> tuple[int, str]:
 TAMPERINGS: dict[str, Callable[[Installation, int], tuple[int, str]]] = {
     "update a field": _update_field,
     "delete an entry": _delete_entry,
+    "delete three entries": _delete_entries,
     "delete the last entry": _delete_last,
     "insert with a wrong link": _insert_wrong_link,
     "insert correctly hashed": _insert_rehashed,
