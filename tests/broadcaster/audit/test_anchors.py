@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from broadcaster.clock import LOCAL_TZ
+from broadcaster.users import add_user
+from broadcaster.vocabulary import Role
 from tests.broadcaster.audit.conftest import (
     HEAD,
     LOG,
@@ -23,13 +25,14 @@ from tests.broadcaster.audit.conftest import (
     triggers_off,
     write_log,
 )
+from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump
 from tests.broadcaster.test_cli import Cli, one_line
 
 
 @pytest.fixture
-def signed(sqlite_installation: Installation, monkeypatch: pytest.MonkeyPatch) -> tuple[Installation, Cli]:
-    """A log over several days, a signing key made by keygen and configured, the clock two days on."""
-    installation = sqlite_installation
+def signed(installation: Installation, monkeypatch: pytest.MonkeyPatch) -> tuple[Installation, Cli]:
+    """A log over several days (SQLite or PostgreSQL), a signing key made by keygen and configured, the clock
+    two days on."""
     write_log(installation, 20, per_transaction=2)
     installation.clock.advance(timedelta(days=2))
     cli = cli_in(installation, monkeypatch)
@@ -166,3 +169,14 @@ def test_a_log_cut_short_with_its_head_moved_back_fails_the_anchor(signed: tuple
         f"Ngày {anchored[8:10]}/{anchored[5:7]}/{anchored[:4]}: mục #{keep + 1} không còn trong nhật ký"
         in result
     )
+
+
+def test_an_auditor_verifies_and_anchors_without_changing_anything(signed: tuple[Installation, Cli]) -> None:
+    installation, cli = signed
+    with installation.context.sessions.begin() as session:
+        add_user(session, actor=ADMIN_LOGIN, login="kiem_toan", role=Role.AUDITOR, clock=installation.clock)
+    before = database_dump(installation.engine)
+    cli("audit", "anchor", "--out", "moc.json", user="kiem_toan")
+    cli("audit", "verify", "--anchor", "moc.json", user="kiem_toan")
+    assert cli.json("audit", "verify", user="kiem_toan")["ok"] is True
+    assert database_dump(installation.engine) == before
