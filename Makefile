@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast check demo bench bench-report lock clean
+.PHONY: test test-fast check demo bench bench-report bench-audit-verify lock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -37,6 +37,10 @@ bench: $(STAMP)
 # Report generation from rollups over 1,000,000 and 100,000 bulk-inserted messages (benchmarks/README.md).
 bench-report: $(STAMP)
 	$(BIN)/python -m benchmarks.report_figures --n 1000000,100000
+
+# verify_chain over 1,000,000 bulk-inserted, chained audit entries (benchmarks/README.md, "Audit verify").
+bench-audit-verify: $(STAMP)
+	$(BIN)/python -m benchmarks.audit_verify --n 1000000
 
 # Pins the full dependency set (with the dev extras) in requirements.lock. pip-tools lives in a venv of its
 # own so that it never becomes one of the pinned packages; pyproject.toml keeps only lower bounds.

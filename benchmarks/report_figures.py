@@ -10,19 +10,13 @@ Each phase runs in a child process of its own, so its peak RSS (``ru_maxrss``) i
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import resource
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks import phases
 from broadcaster.campaigns.plan import plan_from_settings
 from broadcaster.clock import FrozenClock
 from broadcaster.context import AppContext
@@ -151,44 +145,15 @@ def _report(workdir: Path, n: int) -> dict[str, Any]:
     return {"planned": report.totals.planned, "people": report.totals.people, "csv_bytes": len(csv)}
 
 
-PHASES: dict[str, Callable[[Path, int], dict[str, Any]]] = {
+PHASES: dict[str, phases.Phase] = {
     "seed": _seed,
     "rollup": _rollup,
     "report": _report,
 }
 
 
-def _child(phase: str, workdir: Path, n: int) -> None:
-    """One phase, timed; prints one JSON line with its seconds and peak RSS."""
-    started = time.perf_counter()
-    out = PHASES[phase](workdir, n)
-    seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(
-        json.dumps({"phase": phase, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_mib, 1)} | out)
-    )
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", default="1000000,100000", help="message counts, comma-separated")
-    parser.add_argument("--workdir", type=Path, help="where the working directories go (default: a temp dir)")
-    parser.add_argument("--child", nargs=3, metavar=("PHASE", "WORKDIR", "N"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        phase, workdir, n = args.child
-        _child(phase, Path(workdir), int(n))
-        return
-    base = args.workdir or Path(tempfile.mkdtemp(prefix="bench-report-"))
-    for n in (int(part) for part in args.n.split(",")):
-        workdir = base / f"n{n}"
-        print(f"N = {n:,} messages in {workdir}", flush=True)
-        for phase in PHASES:
-            line = subprocess.run(  # noqa: S603 (this module, with arguments built here)
-                [sys.executable, "-m", "benchmarks.report_figures", "--child", phase, str(workdir), str(n)],
-                check=True, capture_output=True, text=True,
-            ).stdout.strip().splitlines()[-1]  # fmt: skip
-            print(f"  {line}", flush=True)
+    phases.main("benchmarks.report_figures", __doc__, PHASES, default_n="1000000,100000", what="messages")
 
 
 if __name__ == "__main__":

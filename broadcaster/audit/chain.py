@@ -14,6 +14,9 @@ from typing import Any
 
 # The ``prev_hash`` of entry 1.
 GENESIS = "0" * 64
+# What ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)`` builds on
+# every call, built once: the same bytes, and verifying a million entries no longer makes a million encoders.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def json_value(value: Any) -> Any:
@@ -45,9 +48,7 @@ def canonical(
         "details": details,
         "prev_hash": prev_hash,
     }
-    return json.dumps(
-        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _ENCODER.encode(fields).encode()
 
 
 def entry_hash(**fields: Any) -> str:

@@ -8,3 +8,9 @@ import typer
 app = typer.Typer(
     help="The audit trail: check its hash chain, export the daily anchors, search it.", no_args_is_help=True
 )
+
+from broadcaster.cli import audit_chain  # noqa: E402  (the commands register into ``app`` above)
+
+app.command("verify")(audit_chain.verify)
+app.command("anchor")(audit_chain.anchor)
+app.command("keygen")(audit_chain.keygen)
