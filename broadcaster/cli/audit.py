@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import typer
 
+from broadcaster.cli import audit_search
+
 app = typer.Typer(
     help="The audit trail: check its hash chain, export the daily anchors, search it.", no_args_is_help=True
 )
+app.command("search")(audit_search.search)
