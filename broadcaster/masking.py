@@ -3,8 +3,10 @@
 Auditors check that the engine did what was approved; they need to tell records apart, not to know who a
 citizen is. Admins run the installation, not the campaigns. Both see ``090****456``, ``n***@danang.gov.vn``
 and initials by default; an admin may ask for the full data with ``--unmasked``, which is audited. Editors and
-approvers work with the contacts and the messages themselves and see them as stored. Phones and e-mails are
-masked by ``channels.masking``, the one masker that log lines use too.
+approvers work with the contacts and the messages themselves and see them as stored on screen; a file
+exported (``--format csv|jsonl``) leaves the installation, so it is masked for every role unless an admin
+asks ``--unmasked`` (audited). Phones and e-mails are masked by ``channels.masking``, the one masker that log
+lines use too.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "mask_phone",
     "mask_text",
     "must_mask",
+    "must_mask_export",
     "record_unmasked",
 ]
 
@@ -42,6 +45,14 @@ def must_mask(user: User, *, unmasked: bool) -> bool:
         require(user, UNMASK_ACTION)
         return False
     return user.role in MASKED_BY_DEFAULT
+
+
+def must_mask_export(user: User, *, unmasked: bool) -> bool:
+    """Whether an export for ``user`` is masked: always, unless an admin asked ``--unmasked``."""
+    if unmasked:
+        require(user, UNMASK_ACTION)
+        return False
+    return True
 
 
 def record_unmasked(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import typer
 
+from broadcaster.cli import audit_chain, audit_search
+
 app = typer.Typer(
     help="The audit trail: check its hash chain, export the daily anchors, search it.", no_args_is_help=True
 )
 
-from broadcaster.cli import audit_chain  # noqa: E402  (the commands register into ``app`` above)
-
 app.command("verify")(audit_chain.verify)
 app.command("anchor")(audit_chain.anchor)
 app.command("keygen")(audit_chain.keygen)
+app.command("search")(audit_search.search)

@@ -18,6 +18,7 @@ from broadcaster.cli.common import (
     JsonOption,
     UnmaskedOption,
     acting,
+    check_role,
     console,
     load_context,
     print_json,
@@ -40,6 +41,7 @@ def bounces(
     """Run the SMTP listener for the bounce domain and the opt-out mailbox in the foreground. Ctrl-C stops."""
     if ctx.invoked_subcommand is not None:
         return
+    check_role("engine.run")
     context = load_context()
     try:
         with context.engine.connect():  # a wrong [database] url fails here, not at the first bounce

@@ -9,11 +9,11 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -21,10 +21,13 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from broadcaster.clock import LOCAL_TZ
 from broadcaster.context import AppContext
 from broadcaster.db.models import User
+from broadcaster.errors import UserError
 from broadcaster.settings import find_config
 from broadcaster.users import require, resolve_actor
+from broadcaster.whole_files import writing_whole
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,6 +40,14 @@ UnmaskedOption = typer.Option(
     "--unmasked",
     help="Show names, phones and e-mails in full (admins only; recorded in the audit trail).",
 )
+# The period and the file of a listing's export (``messages``, ``audit search``).
+FromOption = typer.Option(
+    None, "--from", help="From this date or time (YYYY-MM-DD[THH:MM], Da Nang time), inclusive."
+)
+ToOption = typer.Option(
+    None, "--to", help="Up to this date (the whole day) or time (YYYY-MM-DD[THH:MM], Da Nang time)."
+)
+ExportOutOption = typer.Option(None, "--out", help="Write the csv or jsonl export to this file (UTF-8).")
 CampaignArgument = typer.Argument(
     ..., help="Campaign id: the id field of its file, as campaigns list shows it."
 )
@@ -123,6 +134,13 @@ def acting(action: str, *, write: bool = True) -> Iterator[tuple[AppContext, Ses
         context.close()
 
 
+def check_role(action: str) -> None:
+    """Refuse a user whose role may not ``action`` before a long-running command starts anything (a listener,
+    a worker, a server): an auditor's ``run`` must not bind a port or touch the broker first."""
+    with acting(action, write=False):
+        pass
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -168,3 +186,41 @@ def guarded(known: tuple[type[BaseException], ...]) -> Callable[[Callable[..., A
 def stored_utc(moment: datetime) -> datetime:
     """A stored UTC moment with its zone: SQLite hands ``DateTime(timezone=True)`` columns back naive."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def local_moment(option: str, text: str | None, *, end_of_day: bool) -> datetime | None:
+    """A date or time an officer typed, in Da Nang time; a bare date as ``--to`` means up to that day's end."""
+    if text is None:
+        return None
+    try:
+        if len(text.strip()) == 10:
+            day = date.fromisoformat(text.strip())
+            moment = datetime.combine(day + timedelta(days=1 if end_of_day else 0), time(), LOCAL_TZ)
+        else:
+            moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UserError(
+            f"{option} {text!r}: không phải ngày YYYY-MM-DD hay thời điểm YYYY-MM-DDTHH:MM"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TZ)
+
+
+def write_export(write: Callable[[TextIO], int], out: Path | None) -> int:
+    """Stream an export to ``out`` (written beside it, then renamed: an interrupted export leaves no half
+    file under the name asked for) or to stdout; ``write`` returns how many records it wrote."""
+    if out is None:
+        return write(typer.get_text_stream("stdout"))
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: thư mục {out.parent} không tồn tại")
+    with writing_whole(out) as partial, partial.open("w", encoding="utf-8", newline="") as stream:
+        return write(stream)
+
+
+def local_period(start_text: str | None, end_text: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--from``/``--to`` as typed (Da Nang dates or times): from inclusive, to exclusive (a bare date: its
+    whole day)."""
+    start = local_moment("--from", start_text, end_of_day=False)
+    end = local_moment("--to", end_text, end_of_day=True)
+    if start is not None and end is not None and start >= end:
+        raise UserError(f"--from {start_text} phải trước --to {end_text}")
+    return start, end

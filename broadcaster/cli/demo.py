@@ -9,9 +9,12 @@ from pathlib import Path
 import typer
 
 from broadcaster.cli.common import (
+    check_role,
     console,
     print_table,
+    state,
 )
+from broadcaster.settings import find_config
 
 
 def demo(
@@ -21,6 +24,9 @@ def demo(
     """Run the whole path on this machine against sandbox servers, and print what happened."""
     from broadcaster.demo import run_demo
 
+    if find_config(state.config).is_file():
+        # Inside a working directory its users' roles apply: an auditor starts no demo (servers, files).
+        check_role("engine.run")
     result = run_demo(directory, contacts=contacts, console=console)
     console.rule("5. Result")
     rows = []

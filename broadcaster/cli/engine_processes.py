@@ -14,13 +14,14 @@ import typer
 
 from broadcaster.bounces.listener import listener_for
 from broadcaster.cli.common import (
-    acting,
+    check_role,
     console,
     load_context,
     state,
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
+from broadcaster.db.engine import database_exists
 from broadcaster.errors import UserError
 from broadcaster.outbox.scheduler import TickReport
 from broadcaster.runtime import (
@@ -81,8 +82,7 @@ def run(
     once: bool = typer.Option(False, help="One tick, then stop (workers are not started)."),
 ) -> None:
     """Run the engine on this machine: workers and the tick, so scheduled campaigns go out by themselves."""
-    with acting("engine.run", write=False):
-        pass
+    check_role("engine.run")
     context = load_context()
     try:
         if once:
@@ -138,6 +138,7 @@ def worker(
     """Run one Celery worker in the foreground (distributed deployments): the main one, or an SMPP gateway."""
     from dataclasses import replace
 
+    check_role("engine.run")
     context = load_context()
     try:
         with context.engine.connect():  # a wrong [database] url fails here, not in every task later
@@ -165,6 +166,7 @@ def worker(
 
 def beat() -> None:
     """Run the tick every delivery.tick_seconds (exactly one per installation)."""
+    check_role("engine.run")
     context: AppContext = load_context()
     configure(context.settings)
     from broadcaster.outbox.scheduler import tick
@@ -201,7 +203,9 @@ def sandbox(
 
     from broadcaster.sandbox import Sandbox, ports_from_settings
 
-    settings = load_settings(state.config)  # the sandbox needs no database
+    settings = load_settings(state.config)  # the sandbox needs no database…
+    if database_exists(settings.database_url):
+        check_role("engine.run")  # …but where there is one, its roles apply: an auditor starts no server
     target = folder or settings.path(settings.sandbox_dir)
     configured = ports_from_settings(settings)
     ports = replace(configured, smtp=smtp_port or configured.smtp, smpp=smpp_port or configured.smpp)

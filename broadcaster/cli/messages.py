@@ -3,23 +3,30 @@ drop), each change audited."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TextIO
 
 import typer
 
 from broadcaster import masking
-from broadcaster.cli.common import JsonOption, UnmaskedOption, acting, console, print_json, print_table
-from broadcaster.clock import LOCAL_TZ
+from broadcaster.cli.common import (
+    ExportOutOption,
+    FromOption,
+    JsonOption,
+    ToOption,
+    UnmaskedOption,
+    acting,
+    console,
+    local_period,
+    print_json,
+    print_table,
+    write_export,
+)
 from broadcaster.errors import UserError
 from broadcaster.history.export import WRITERS, ExportFormat, row_dict
 from broadcaster.history.filters import HistoryFilter, PeriodOn, recipient
 from broadcaster.history.query import HistoryRow, iter_history
 from broadcaster.outbox.operator import MessageFilter, Operation, operate
 from broadcaster.vocabulary import MessageStatus
-from broadcaster.whole_files import writing_whole
 
 LIST_LIMIT = 50
 
@@ -35,12 +42,8 @@ def messages(
     recipient_text: str | None = typer.Option(
         None, "--recipient", help="Only this phone number or e-mail address, in any spelling."
     ),
-    period_from: str | None = typer.Option(
-        None, "--from", help="From this date or time (YYYY-MM-DD[THH:MM], Da Nang time), inclusive."
-    ),
-    period_to: str | None = typer.Option(
-        None, "--to", help="Up to this date (the whole day) or time (YYYY-MM-DD[THH:MM], Da Nang time)."
-    ),
+    period_from: str | None = FromOption,
+    period_to: str | None = ToOption,
     period_on: PeriodOn = typer.Option(
         PeriodOn.CREATED, "--period-on", help="Which moment --from/--to bound: created, sent or final."
     ),
@@ -54,15 +57,13 @@ def messages(
         "--format",
         help="table, csv (a header row) or jsonl (one message a line, with events).",
     ),
-    out: Path | None = typer.Option(
-        None, "--out", help="Write the csv or jsonl export to this file (UTF-8)."
-    ),
+    out: Path | None = ExportOutOption,
     unmasked: bool = UnmaskedOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List outbox messages with their status, reason and events, or export them (--format csv|jsonl
     --out FILE, streamed); or act on them with release, retry or drop. Auditors and admins see addresses
-    masked."""
+    masked, and exports are masked for everyone unless an admin asks --unmasked (audited)."""
     if ctx.invoked_subcommand is not None:
         listing = (
             campaign,
@@ -95,10 +96,7 @@ def messages(
         )
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit}: phải là số dương")
-    start = _moment("--from", period_from, end_of_day=False)
-    end = _moment("--to", period_to, end_of_day=True)
-    if start is not None and end is not None and start >= end:
-        raise UserError(f"--from {period_from} phải trước --to {period_to}")
+    start, end = local_period(period_from, period_to)
     filters = HistoryFilter(
         campaign=campaign,
         run=run,
@@ -110,10 +108,13 @@ def messages(
         period_on=period_on,
     )
     with acting("read", write=unmasked) as (context, session, user):
-        mask = masking.must_mask(user, unmasked=unmasked)
+        # A file leaves the installation: masked for every role, unless an admin asks (audited below).
+        check = masking.must_mask_export if exporting else masking.must_mask
+        mask = check(user, unmasked=unmasked)
+        filters = filters.keyed(context.settings.security.erasure_key())
         if exporting:
             rows = iter_history(session, filters, mask=mask, limit=limit)
-            shown = _export(rows, output_format, out)
+            shown = write_export(lambda stream: WRITERS[output_format](rows, stream), out)
         else:
             listed = list(
                 iter_history(session, filters, mask=mask, newest_first=True, limit=limit or LIST_LIMIT)
@@ -137,36 +138,6 @@ def messages(
         print_json([row_dict(r) for r in listed])
         return
     _print_listing(listed)
-
-
-def _moment(option: str, text: str | None, *, end_of_day: bool) -> datetime | None:
-    """A date or time an officer typed, in Da Nang time; a bare date as ``--to`` means up to that day's end."""
-    if text is None:
-        return None
-    try:
-        if len(text.strip()) == 10:
-            day = date.fromisoformat(text.strip())
-            moment = datetime.combine(day + timedelta(days=1 if end_of_day else 0), time(), LOCAL_TZ)
-        else:
-            moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UserError(
-            f"{option} {text!r}: không phải ngày YYYY-MM-DD hay thời điểm YYYY-MM-DDTHH:MM"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TZ)
-
-
-def _export(rows: Iterator[HistoryRow], output_format: ExportFormat, out: Path | None) -> int:
-    """Stream the rows to ``out`` (written beside it, then renamed: an interrupted export leaves no half
-    file under the name asked for) or to stdout."""
-    write = WRITERS[output_format]
-    if out is None:
-        stream: TextIO = typer.get_text_stream("stdout")
-        return write(rows, stream)
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: thư mục {out.parent} không tồn tại")
-    with writing_whole(out) as partial, partial.open("w", encoding="utf-8", newline="") as stream:
-        return write(rows, stream)
 
 
 def _print_listing(rows: list[HistoryRow]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from broadcaster.cli.common import console, load_context
+from broadcaster.cli.common import check_role, console, load_context
 
 
 def serve(
@@ -16,6 +16,7 @@ def serve(
 
     from broadcaster.web.app import create_app
 
+    check_role("engine.run")
     context = load_context()
     try:
         with context.engine.connect():  # a wrong [database] url fails here, not at the first click

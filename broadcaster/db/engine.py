@@ -9,11 +9,12 @@ WAL is set once, by ``init``/``db upgrade``, because it is a property of the fil
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.errors import UserError
@@ -32,6 +33,22 @@ def normalise_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return url
+
+
+def database_exists(url: str) -> bool:
+    """Whether there is a database to ask: an SQLite file that exists, or a server that answers."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        name = parsed.database
+        return name is not None and name not in ("", ":memory:") and Path(name).is_file()
+    engine = make_engine(url)
+    try:
+        with engine.connect():
+            return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:

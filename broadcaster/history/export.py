@@ -3,14 +3,13 @@ events), row by row: the writer never holds more than the row it writes. Times i
 
 from __future__ import annotations
 
-import csv
 import enum
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TextIO
 
 from broadcaster.clock import local
+from broadcaster.exports import write_csv_records, write_jsonl_records
 from broadcaster.history.query import HistoryEvent, HistoryRow
 
 
@@ -82,23 +81,13 @@ def _events_text(events: list[HistoryEvent]) -> str:
 
 
 def write_csv(rows: Iterable[HistoryRow], out: TextIO) -> int:
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    written = 0
-    for row in rows:
-        values = row_dict(row)
-        values["events"] = _events_text(row.events)
-        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
-        written += 1
-    return written
+    return write_csv_records(
+        ({**row_dict(row), "events": _events_text(row.events)} for row in rows), CSV_COLUMNS, out
+    )
 
 
 def write_jsonl(rows: Iterable[HistoryRow], out: TextIO) -> int:
-    written = 0
-    for row in rows:
-        out.write(json.dumps(row_dict(row), ensure_ascii=False) + "\n")
-        written += 1
-    return written
+    return write_jsonl_records((row_dict(row) for row in rows), out)
 
 
 WRITERS = {ExportFormat.CSV: write_csv, ExportFormat.JSONL: write_jsonl}

@@ -22,6 +22,8 @@ from broadcaster.history.filters import HistoryFilter
 
 PAGE_SIZE = 500
 ACCEPTED = "accepted"  # the derived event: the provider took the message
+# Shown instead of an address retention removed (the message is still found through its keyed hash).
+ADDRESS_REMOVED = "(địa chỉ đã xoá theo thời hạn lưu trữ)"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ _COLUMNS = (
     Message.sent_at,
     Message.final_at,
     Message.provider_ref,
+    Message.redacted_at,
 )
 
 
@@ -160,7 +163,7 @@ def _row(row: object, stored: list[HistoryEvent], *, mask: bool) -> HistoryRow:
         kind=values["kind"].value,
         channel=values["channel"],
         provider=values["provider"],
-        address=(masking.mask_address(values["address"]) or "") if mask else values["address"],
+        address=_address(values["address"], redacted=values["redacted_at"] is not None, mask=mask),
         status=values["status"].value,
         hold=values["hold"],
         attempts=values["attempts"],
@@ -173,3 +176,9 @@ def _row(row: object, stored: list[HistoryEvent], *, mask: bool) -> HistoryRow:
         final_at=values["final_at"],
         events=events,
     )
+
+
+def _address(address: str | None, *, redacted: bool, mask: bool) -> str:
+    if redacted or not address:
+        return ADDRESS_REMOVED
+    return (masking.mask_address(address) or "") if mask else address

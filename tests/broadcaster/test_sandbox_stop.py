@@ -24,6 +24,7 @@ import smpp34
 import smpplib.exceptions
 
 from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
+from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.channels.test_smsc_sandbox import BareClient
 from tests.conftest import free_port
 from tests.peers.polling import wait_until
@@ -120,7 +121,8 @@ def _connect(port: int) -> BareClient | None:
 
 
 def test_the_sandbox_command_stops_cleanly_on_ctrl_c_or_sigterm_with_a_session_bound(workdir: Path) -> None:
-    env = {**os.environ, "COLUMNS": "200"}  # the workdir fixture cleared BROADCASTER_* from the environment
+    # The workdir fixture cleared BROADCASTER_* from the environment; the sandbox runs as the workdir's admin.
+    env = {**os.environ, "COLUMNS": "200", "LOGNAME": ADMIN_LOGIN, "USER": ADMIN_LOGIN}
     for run in range(RUNS):
         result = _sandbox_run(workdir, env, signal.SIGINT if run % 2 == 0 else signal.SIGTERM)
         assert "Fatal Python error" not in result.stderr, (run, result.stderr)

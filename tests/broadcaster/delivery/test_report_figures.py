@@ -187,6 +187,10 @@ def test_the_report_has_exactly_the_seeded_figures_and_a_closed_period_survives_
         ("2025-06-10", "III.4", "press_briefing"),
     ]
 
+    # The auditor's report stored nothing; the editor's rebuild stores the rollups and freezes the closed days.
+    with pipeline.context.readers() as session:
+        assert session.scalar(select(func.count()).select_from(RollupFrozenDay)) == 0
+    cli("report", "rollup")
     # Retention blanks the messages' content and addresses: the frozen days keep the report byte-identical.
     with pipeline.context.sessions.begin() as session:
         frozen = session.scalar(select(func.count()).select_from(RollupFrozenDay))
