@@ -32,7 +32,7 @@ from broadcaster.db.models import (
     RollupReach,
 )
 from broadcaster.outbox.queues import RecordingEnqueuer
-from broadcaster.retention import DAILY_LEASE, apply_retention
+from broadcaster.retention import DAILY_LEASE, UNSETTLED, apply_retention
 from broadcaster.tasks import engine_tick
 from broadcaster.users import add_user
 from broadcaster.vocabulary import MessageKind, MessageStatus, Role
@@ -272,6 +272,33 @@ def test_only_settled_old_messages_lose_address_and_content_and_keep_their_hashe
         verdict = verify_chain(session)
         assert verdict.ok, verdict.broken
         assert verdict.entries == len(entries)
+
+
+def test_small_windows_reach_every_due_message(
+    db_context: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("broadcaster.retention.BATCH", 2)  # pending rows sit between the due ones
+    ids = seed(db_context)
+    with db_context.sessions.begin() as session:
+        report = apply_retention(session, settings=db_context.settings, clock=db_context.clock)
+    assert report.counts["messages"] == len(REDACTED)
+    with db_context.sessions() as session:
+        done = set(session.scalars(select(Message.id).where(Message.redacted_at.is_not(None))))
+    assert done == {ids[name] for name in REDACTED}
+
+
+def test_every_status_is_either_settled_or_left_alone() -> None:
+    # A new status is settled (blanked after the period) unless it is added to UNSETTLED: decide here.
+    settled = set(MessageStatus) - set(UNSETTLED)
+    assert settled == {
+        MessageStatus.SENT,
+        MessageStatus.DELIVERED,
+        MessageStatus.TEMPORARY_FAILURE,
+        MessageStatus.PERMANENT_FAILURE,
+        MessageStatus.TECHNICAL_FAILURE,
+        MessageStatus.SUPPRESSED,
+        MessageStatus.CANCELLED,
+    }
 
 
 def test_a_second_run_and_a_dry_run_change_nothing(db_context: AppContext) -> None:
