@@ -51,7 +51,7 @@ def describe_tick(report: TickReport) -> str | None:
         (report.inbound_processed, "receipt(s) or bounce(s) applied"),
         (report.swept_sending, "message(s) stuck in sending swept"),
         (report.swept_chunks, "lost chunk(s) re-queued"),
-        (report.retained, "row(s) past [retention] personal_data_days blanked"),
+        (report.retained, "row(s) of personal data past retention.personal_data_days blanked"),
     ):
         if count:
             parts.append(f"{count} {what}")

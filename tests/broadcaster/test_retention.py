@@ -423,3 +423,17 @@ def test_the_tick_runs_retention_once_a_day(db_context: AppContext) -> None:
         lease = session.get(Lease, DAILY_LEASE)
         assert lease is not None
         assert lease.expires_at == clock.now() + DAY
+
+
+def test_run_once_runs_the_days_retention(
+    db_context: AppContext, workdir: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(db_context)
+    monkeypatch.setattr(
+        "broadcaster.cli.engine_processes.load_context",
+        lambda: AppContext.load(workdir / "broadcaster.toml", clock=clock),
+    )
+    out = cli("run", "--once", monkeypatch=monkeypatch)
+    # The messages, the inbound record the tick closed just before, the reply and the import's problem value.
+    assert f"{len(REDACTED) + 4} row(s) of personal data past retention.personal_data_days blanked" in out
+    assert "nothing to do" in cli("run", "--once", monkeypatch=monkeypatch)  # once a day
