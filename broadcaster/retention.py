@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 BATCH = 5_000  # message ids per round (one range of the primary key, one bulk UPDATE)
 ACTOR = "retention"
 DAILY_LEASE = "retention.daily"  # held (never released) for a day: the tick runs retention once a day
+# Messages per tick's run (a few seconds of SQLite's write lock); a backlog goes on at the next ticks.
+TICK_LIMIT = 50_000
 TABLES = ("messages", "inbound_records", "inbox_replies", "contact_import_problems")
 
 # Statuses after which nothing needs the address any more: all but these (queued, sending, unknown/held).
@@ -62,6 +64,7 @@ class RetentionReport:
     counts: dict[str, int]  # rows blanked (or that would be) per table
     frozen_days: int = 0  # rollup days frozen before the messages went
     dry_run: bool = False
+    complete: bool = True  # False: ``limit`` stopped the messages part; another run goes on from there
     total: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,9 +76,17 @@ def cutoff_of(settings: Settings, now: datetime) -> datetime:
 
 
 def apply_retention(
-    session: Session, *, settings: Settings, clock: Clock, dry_run: bool = False, actor: str = ACTOR
+    session: Session,
+    *,
+    settings: Settings,
+    clock: Clock,
+    dry_run: bool = False,
+    actor: str = ACTOR,
+    limit: int | None = None,
 ) -> RetentionReport:
-    """Blank the personal data older than the period, in the caller's transaction (a dry run only counts)."""
+    """Blank the personal data older than the period, in the caller's transaction (a dry run only counts).
+
+    ``limit`` stops the messages after the window that reaches it (the tick's runs stay short); None: all."""
     now = clock.now()
     cutoff = cutoff_of(settings, now)
     frozen = 0
@@ -87,13 +98,16 @@ def apply_retention(
                 session, settings, start=date(1970, 1, 1), end=last_day, clock=clock, actor=actor
             ).newly_frozen
         )
+    messages, complete = _messages(session, settings, cutoff, now=now, dry_run=dry_run, limit=limit)
     counts = {
-        "messages": _messages(session, settings, cutoff, now=now, dry_run=dry_run),
+        "messages": messages,
         "inbound_records": _inbound_records(session, cutoff, dry_run=dry_run),
         "inbox_replies": _inbox_replies(session, cutoff, dry_run=dry_run),
         "contact_import_problems": _import_problems(session, cutoff, dry_run=dry_run),
     }
-    report = RetentionReport(cutoff=cutoff, counts=counts, frozen_days=frozen, dry_run=dry_run)
+    report = RetentionReport(
+        cutoff=cutoff, counts=counts, frozen_days=frozen, dry_run=dry_run, complete=complete
+    )
     if report.total and not dry_run:
         audit.record(
             session,
@@ -102,7 +116,12 @@ def apply_retention(
             subject_type="retention",
             subject_id=cutoff.date().isoformat(),
             at=now,
-            details={"cutoff": cutoff.isoformat(), "counts": counts, "frozen_days": frozen},
+            details={
+                "cutoff": cutoff.isoformat(),
+                "counts": counts,
+                "frozen_days": frozen,
+                "complete": complete,
+            },
         )
     return report
 
@@ -118,7 +137,12 @@ def run_daily(sessions: sessionmaker[Session], *, settings: Settings, clock: Clo
         return None
     try:
         with sessions.begin() as session:
-            return apply_retention(session, settings=settings, clock=clock)
+            report = apply_retention(session, settings=settings, clock=clock, limit=TICK_LIMIT)
+            if not report.complete:  # more is due: the lease lapses now, so the next tick goes on
+                lease = session.get(Lease, DAILY_LEASE)
+                if lease is not None:
+                    lease.holder, lease.expires_at = None, None
+            return report
     except SQLAlchemyError:
         # The lease stays taken: the next try is tomorrow's, not every tick's. Nothing was committed.
         log.exception("retention: the daily run failed; it runs again tomorrow")
@@ -136,10 +160,13 @@ def _settled_before(cutoff: datetime) -> ColumnElement[bool]:
     )
 
 
-def _messages(session: Session, settings: Settings, cutoff: datetime, *, now: datetime, dry_run: bool) -> int:
+def _messages(
+    session: Session, settings: Settings, cutoff: datetime, *, now: datetime, dry_run: bool, limit: int | None
+) -> tuple[int, bool]:
+    """(messages blanked, whether every due one was)."""
     due = _settled_before(cutoff)
     if dry_run:
-        return session.scalar(select(func.count()).select_from(Message).where(due)) or 0
+        return session.scalar(select(func.count()).select_from(Message).where(due)) or 0, True
     key = settings.security.erasure_key()
     columns = (
         Message.id,
@@ -156,7 +183,7 @@ def _messages(session: Session, settings: Settings, cutoff: datetime, *, now: da
     lowest = session.scalar(select(func.min(Message.id)).where(Message.redacted_at.is_(None)))
     highest = session.scalar(select(func.max(Message.id)).where(Message.created_at < cutoff))
     if lowest is None or highest is None:
-        return 0
+        return 0, True
     done, start = 0, lowest - 1
     while start < highest:
         end = min(start + BATCH, highest)
@@ -164,7 +191,9 @@ def _messages(session: Session, settings: Settings, cutoff: datetime, *, now: da
         if rows:
             session.execute(update(Message), [_blanked(row, key=key, now=now) for row in rows])
         done, start = done + len(rows), end
-    return done
+        if limit is not None and done >= limit and start < highest:
+            return done, False
+    return done, True
 
 
 def _blanked(row: Any, *, key: str, now: datetime) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from broadcaster.db.models import (
     RollupReach,
 )
 from broadcaster.outbox.queues import RecordingEnqueuer
-from broadcaster.retention import DAILY_LEASE, UNSETTLED, apply_retention
+from broadcaster.retention import DAILY_LEASE, UNSETTLED, apply_retention, run_daily
 from broadcaster.tasks import engine_tick
 from broadcaster.users import add_user
 from broadcaster.vocabulary import MessageKind, MessageStatus, Role
@@ -437,3 +437,23 @@ def test_run_once_runs_the_days_retention(
     # The messages, the inbound record the tick closed just before, the reply and the import's problem value.
     assert f"{len(REDACTED) + 4} row(s) of personal data past retention.personal_data_days blanked" in out
     assert "nothing to do" in cli("run", "--once", monkeypatch=monkeypatch)  # once a day
+
+
+def test_a_backlog_goes_on_at_the_next_ticks_until_the_day_is_done(
+    db_context: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("broadcaster.retention.BATCH", 2)
+    monkeypatch.setattr("broadcaster.retention.TICK_LIMIT", 2)
+    seed(db_context)
+    sessions, settings, clock = db_context.sessions, db_context.settings, db_context.clock
+    runs = []
+    while (report := run_daily(sessions, settings=settings, clock=clock)) is not None:
+        runs.append((report.counts["messages"], report.complete))
+        assert len(runs) < 10
+    # Windows of ids 1-2, 3-4 (each a short run that lets the lease lapse), then the rest and the day's lease.
+    assert runs == [(2, False), (2, False), (1, True)]
+    with sessions() as session:
+        entries = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "retention.run")))
+        assert [entry.details["counts"]["messages"] for entry in entries] == [2, 2, 1]
+        assert session.scalar(select(func.count()).where(Message.redacted_at.is_not(None))) == len(REDACTED)
+    assert run_daily(sessions, settings=settings, clock=clock) is None
