@@ -9,11 +9,12 @@ contact imports older than the period lose what names a person and keep their id
 
 Not touched: the audit log (append-only, names people by hash only), consent events (the proof of consent is
 kept while it is relied upon), suppressions and the do-not-call register (they must keep working), delivery
-events and rollups. Before anything goes, the rollups of the days up to the cutoff are rebuilt and frozen, so a
-report of those days is the same whenever it is written (docs/audit.md, "Retention").
+events, and frozen rollups. Before anything goes, the days up to the cutoff not frozen yet are rolled up and
+frozen, so a report of those days is the same whenever it is written (docs/audit.md, "Retention").
 
 One run is one transaction with one audit entry (``retention.run``); a second run finds nothing. Messages go
-in windows of ``BATCH`` ids, so a million old ones never sit in memory together.
+in windows of ``BATCH`` ids, so a million old ones never sit in memory together; the tick's runs stop at
+``TICK_LIMIT`` messages and the next tick goes on.
 """
 
 from __future__ import annotations
