@@ -1,5 +1,7 @@
 """The report benchmark: N messages over a year seeded by bulk insert (not through the engine), the daily
-rollups rebuilt, then one half-year report built from them; time and peak memory of each phase.
+rollups rebuilt, then one half-year report built from them; then retention blanks every message (the clock
+past ``[retention] personal_data_days``) and the report is built again (the same figures: its days are
+frozen); time and peak memory of each phase.
 
 Each phase runs in a child process of its own, so its peak RSS (``ru_maxrss``) is that phase's alone:
 
@@ -24,6 +26,7 @@ from broadcaster.reporting.csv_writer import render_csv
 from broadcaster.reporting.figures import build_report
 from broadcaster.reporting.periods import half_year
 from broadcaster.reporting.rollups import rebuild
+from broadcaster.retention import apply_retention
 from broadcaster.workdir import init_workdir
 
 YEAR = 2025
@@ -145,10 +148,26 @@ def _report(workdir: Path, n: int) -> dict[str, Any]:
     return {"planned": report.totals.planned, "people": report.totals.people, "csv_bytes": len(csv)}
 
 
+def _retention(workdir: Path, n: int) -> dict[str, Any]:
+    """Every message settled more than the period ago: one run blanks them all, in one transaction."""
+    probe = AppContext.load(workdir / "broadcaster.toml", clock=FrozenClock(NOW))
+    days = probe.settings.retention.personal_data_days
+    probe.close()
+    context = AppContext.load(
+        workdir / "broadcaster.toml", clock=FrozenClock(NOW + timedelta(days=days + 60))
+    )
+    with context.sessions.begin() as session:
+        result = apply_retention(session, settings=context.settings, clock=context.clock)
+    context.close()
+    return {"blanked": result.counts["messages"], "frozen_days": result.frozen_days}
+
+
 PHASES: dict[str, phases.Phase] = {
     "seed": _seed,
     "rollup": _rollup,
     "report": _report,
+    "retention": _retention,
+    "report_after_retention": _report,
 }
 
 

@@ -35,9 +35,9 @@ from broadcaster.outbox.handback import (
     release_unstarted_chunks,
 )
 from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
-from broadcaster.outbox.scheduler import TickReport, tick
+from broadcaster.outbox.scheduler import TickReport
 from broadcaster.settings import Settings
-from broadcaster.tasks import CeleryEnqueuer, configure
+from broadcaster.tasks import CeleryEnqueuer, configure, engine_tick
 from channels.registry import load_adapter_class
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class EmbeddedEngine:
 
     def tick(self) -> TickReport:
         self.check_workers()
-        report = tick(
+        report = engine_tick(
             self.context.sessions,
             settings=self.context.settings,
             clock=self.context.clock,

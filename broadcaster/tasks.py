@@ -28,7 +28,9 @@ from celery.signals import (
     worker_shutdown,
 )
 from celery.worker import state as worker_state
+from sqlalchemy.orm import Session, sessionmaker
 
+from broadcaster.clock import Clock
 from broadcaster.context import AppContext
 from broadcaster.lease import HeldLease, run_exclusively
 from broadcaster.lifeline import expected_parent, follow_parent
@@ -36,9 +38,10 @@ from broadcaster.logs import log_fields, write_json
 from broadcaster.outbox.dispatch import dispatcher_for
 from broadcaster.outbox.inbound import apply_pending
 from broadcaster.outbox.planner import plan_run
-from broadcaster.outbox.queues import PLAN_QUEUE
+from broadcaster.outbox.queues import PLAN_QUEUE, Enqueuer
 from broadcaster.outbox.replies import ReplyRules
-from broadcaster.outbox.scheduler import tick
+from broadcaster.outbox.scheduler import TickReport, tick
+from broadcaster.retention import run_daily
 from broadcaster.settings import Settings, configured_log_format, load_settings
 
 log = logging.getLogger(__name__)
@@ -244,10 +247,21 @@ def apply_inbound_task(provider: str, attempt: int = 1) -> int:
     return settled
 
 
+def engine_tick(
+    sessions: sessionmaker[Session], *, settings: Settings, clock: Clock, enqueuer: Enqueuer
+) -> TickReport:
+    """The tick every runner calls (beat, ``run``, ``run --once``, the Celery task): the outbox's tick, then
+    retention at most once a day (broadcaster/retention.py)."""
+    report = tick(sessions, settings=settings, clock=clock, enqueuer=enqueuer)
+    retained = run_daily(sessions, settings=settings, clock=clock)
+    report.retained = retained.total if retained is not None else 0
+    return report
+
+
 @app.task(name="broadcaster.tick")  # type: ignore[untyped-decorator]
 def tick_task() -> None:
     state = WorkerState.get()
-    tick(
+    engine_tick(
         state.context.sessions,
         settings=state.context.settings,
         clock=state.context.clock,

@@ -21,6 +21,7 @@ from broadcaster.cli import contacts as contacts_cli
 from broadcaster.cli import delivery as delivery_cli
 from broadcaster.cli import inbox as inbox_cli
 from broadcaster.cli import report as report_cli
+from broadcaster.cli import retention as retention_cli
 from broadcaster.cli import serve as serve_cli
 from broadcaster.cli import subject as subject_cli
 from broadcaster.cli.common import (
@@ -99,6 +100,7 @@ app.add_typer(activities_cli.app, name="activities")
 app.add_typer(report_cli.app, name="report")
 app.add_typer(subject_cli.app, name="subject")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(retention_cli.app, name="retention")
 delivery_cli.register(app)
 app.command()(serve_cli.serve)
 

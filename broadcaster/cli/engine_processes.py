@@ -31,7 +31,7 @@ from broadcaster.runtime import (
     worker_specs,
 )
 from broadcaster.settings import find_config, load_settings
-from broadcaster.tasks import CeleryEnqueuer, configure, declare_queues
+from broadcaster.tasks import CeleryEnqueuer, configure, declare_queues, engine_tick
 
 # `run`: how often the workers are looked at between ticks (a dead one is restarted, its rows handed back).
 SUPERVISE_SECONDS = 1.0
@@ -52,6 +52,7 @@ def describe_tick(report: TickReport) -> str | None:
         (report.inbound_processed, "receipt(s) or bounce(s) applied"),
         (report.swept_sending, "message(s) stuck in sending swept"),
         (report.swept_chunks, "lost chunk(s) re-queued"),
+        (report.retained, "row(s) of personal data past retention.personal_data_days blanked"),
     ):
         if count:
             parts.append(f"{count} {what}")
@@ -87,9 +88,7 @@ def run(
     try:
         if once:
             configure(context.settings)
-            from broadcaster.outbox.scheduler import tick
-
-            report = tick(
+            report = engine_tick(
                 context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
             )
             console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report) or 'nothing to do'}")
@@ -169,14 +168,12 @@ def beat() -> None:
     check_role("engine.run")
     context: AppContext = load_context()
     configure(context.settings)
-    from broadcaster.outbox.scheduler import tick
-
     try:
         while True:
-            report = tick(
+            report = engine_tick(
                 context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
             )
-            if report.runs_created or report.chunks or report.missed:
+            if report.runs_created or report.chunks or report.missed or report.retained:
                 console.print(f"{time.strftime('%H:%M:%S')} {report}")
             time.sleep(context.settings.delivery.tick_seconds)
     except KeyboardInterrupt:

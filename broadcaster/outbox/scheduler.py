@@ -53,6 +53,7 @@ class TickReport:
     swept_chunks: int = 0
     inbound_processed: int = 0
     runs_completed: int = 0
+    retained: int = 0  # rows whose personal data the daily retention blanked (broadcaster.tasks.engine_tick)
 
 
 def tick(

@@ -101,6 +101,7 @@ AS_AUDITOR: dict[str, list[tuple[list[str], int]]] = {
     "messages release": [(["--dry-run"], REFUSED), (["--reason", "thử"], REFUSED)],
     "messages retry": [(["--dry-run"], REFUSED)],
     "messages drop": [(["--reason", "thử"], REFUSED)],
+    "retention run": [(["--dry-run", "--json"], REFUSED), ([], REFUSED)],
     "audit verify": [([], OK), (["--json"], OK)],
     "audit anchor": [(["--out", "{out}/moc-nhat-ky.json"], OK)],
     "audit keygen": [(["--out", "{out}/khoa-ky.pem"], OK)],  # a key file outside the working directory
