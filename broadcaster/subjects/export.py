@@ -28,7 +28,7 @@ def export(
 ) -> dict[str, Any]:
     """The document, with a header saying when and by whom; its audit entry is added in the same transaction."""
     contacts = held.contacts(session, subject)
-    messages = held.messages(session, subject)
+    messages = held.messages(session, subject, subject_hash=subject_hash)
     consent_events = held.consent_events(session, subject)
     inbox = held.inbox_replies(session, subject)
     inbound = held.inbound_records(session, subject)

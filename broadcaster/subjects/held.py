@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from broadcaster.contacts.emails import EmailError, normalize_email
@@ -82,9 +82,16 @@ def contacts(session: Session, subject: Subject) -> list[Contact]:
     return list(session.scalars(select(Contact).where(where).order_by(Contact.id)))
 
 
-def messages(session: Session, subject: Subject) -> list[Message]:
-    # Every writer fills address_key (migration 0007 back-filled older rows): the index answers.
-    query = select(Message).where(Message.channel == subject.channel, Message.address_key == subject.key)
+def messages(session: Session, subject: Subject, *, subject_hash: str | None = None) -> list[Message]:
+    """The subject's messages by address key (every writer fills it), and with ``subject_hash`` also those
+    whose address retention removed, by their keyed address hash (the same key and hash: audit.hashes)."""
+    same = select(Message.id).where(Message.channel == subject.channel, Message.address_key == subject.key)
+    if subject_hash is not None:
+        hashed = select(Message.id).where(
+            Message.channel == subject.channel, Message.address_hash == subject_hash
+        )
+        same = union(same, hashed)  # type: ignore[assignment]
+    query = select(Message).where(Message.id.in_(same))
     return list(session.scalars(query.order_by(Message.id)))
 
 

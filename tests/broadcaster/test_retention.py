@@ -4,6 +4,7 @@ frozen report figures stay; a second run and a dry run change nothing; the tick 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -457,3 +458,23 @@ def test_a_backlog_goes_on_at_the_next_ticks_until_the_day_is_done(
         assert [entry.details["counts"]["messages"] for entry in entries] == [2, 2, 1]
         assert session.scalar(select(func.count()).where(Message.redacted_at.is_not(None))) == len(REDACTED)
     assert run_daily(sessions, settings=settings, clock=clock) is None
+
+
+def test_a_subject_export_still_lists_the_messages_whose_address_retention_removed(
+    db_context: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(db_context)
+    with db_context.sessions.begin() as session:
+        apply_retention(session, settings=db_context.settings, clock=db_context.clock)
+    with db_context.readers() as session:
+        redacted = set(
+            session.scalars(
+                select(Message.id).where(Message.channel == "sms", Message.redacted_at.is_not(None))
+            )
+        )
+    assert redacted
+
+    document = json.loads(cli("subject", "export", "0905 123 456", monkeypatch=monkeypatch))
+
+    listed = {m["id"] for m in document["messages"]}
+    assert redacted <= listed  # found by the keyed hash: nothing else of them names the person
