@@ -168,3 +168,10 @@ def guarded(known: tuple[type[BaseException], ...]) -> Callable[[Callable[..., A
 def stored_utc(moment: datetime) -> datetime:
     """A stored UTC moment with its zone: SQLite hands ``DateTime(timezone=True)`` columns back naive."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def record_settings(context: AppContext, component: str) -> None:
+    """At the start of a long-running process: its settings' fingerprint, audited when they changed."""
+    from broadcaster.audit.settings_fingerprint import record_fingerprint
+
+    record_fingerprint(context.sessions, context.settings, component=component, clock=context.clock)
