@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from broadcaster.audit.deliveries import RESULTS, WINDOW, AddressHasher
@@ -104,3 +105,20 @@ def test_the_batched_address_hasher_equals_the_keyed_address_hash() -> None:
     for channel, address in (("sms", "+84912000001"), ("email", "An.Nguyen@Example.vn")):
         assert hasher(channel, address) == address_hash("k", channel, address)
     assert AddressHasher("")("sms", "+84912000001") is None
+
+
+@pytest.mark.services
+def test_on_postgresql_the_windows_and_receipts_chain_and_verify(
+    make_pipeline: PipelineFactory, postgres_url: str
+) -> None:
+    """The gateway's windows and the receipts applied beside them append under the locked chain head."""
+    pipeline = make_pipeline(database_url=postgres_url)
+    pipeline.add_contacts(citizens(30))
+    run_id = pipeline.send(sms_only(pipeline, text=SHORT_SMS, unaccented=True))
+    pipeline.wait_for_statuses(run_id, {("sms", "delivered"): 30})
+    rows = {m.id for m in pipeline.messages(run_id)}
+
+    assert sorted(m[0] for m in listed(entries(pipeline, WINDOW))) == sorted(rows)
+    assert sorted(m[0] for m in listed(entries(pipeline, RESULTS))) == sorted(rows)
+    with pipeline.context.readers() as session:
+        assert verify_chain(session).ok
