@@ -31,6 +31,7 @@ class EngineResult:
     peak_rss_kib: dict[str, int] = field(default_factory=dict)  # process name -> VmHWM
     driver_peak_rss_kib: int = 0
     timed_out: bool = False
+    audit_entries: dict[str, int] = field(default_factory=dict)  # delivery.* action -> entries written
 
     @property
     def rate(self) -> float:
@@ -42,7 +43,7 @@ def run_engine(
 ) -> EngineResult:
     from broadcaster.clock import SystemClock
     from broadcaster.context import AppContext
-    from broadcaster.db.models import Message, User
+    from broadcaster.db.models import AuditEntry, Message, User
     from broadcaster.outbox.sending import start_manual_run
     from broadcaster.progress import campaign_paused, run_progress
     from broadcaster.runtime import EmbeddedEngine
@@ -104,6 +105,14 @@ def run_engine(
                     Message.run_id == run_id
                 )
             ).one()
+            result.audit_entries = {
+                action: int(n)
+                for action, n in session.execute(
+                    select(AuditEntry.action, func.count())
+                    .where(AuditEntry.action.like("delivery.%"))
+                    .group_by(AuditEntry.action)
+                ).all()
+            }
         result.planned = sum(result.statuses.values())
         ok = (MessageStatus.SENT, MessageStatus.DELIVERED)
         result.sent = sum(result.statuses.get(str(s.value), 0) for s in ok)
