@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from benchmarks.processes import descendants, vm_hwm_kib
+from benchmarks.processes import cpu_seconds, descendants, vm_hwm_kib
 from benchmarks.workdir import EDITOR, Prepared
 
 __all__ = ["EngineResult", "run_engine"]
@@ -32,6 +32,7 @@ class EngineResult:
     driver_peak_rss_kib: int = 0
     timed_out: bool = False
     audit_entries: dict[str, int] = field(default_factory=dict)  # delivery.* action -> entries written
+    cpu_seconds: float = 0.0  # user + system CPU of every engine process (workers and pool children)
 
     @property
     def rate(self) -> float:
@@ -88,8 +89,10 @@ def run_engine(
             for spec, process in engine.processes:
                 result.peak_rss_kib[spec.name] = vm_hwm_kib(process.pid)
                 # Numbered, not by pid, so the same column lines up across sizes (prefork pool children).
+                result.cpu_seconds += cpu_seconds(process.pid)
                 for number, child in enumerate(sorted(descendants(process.pid)), start=1):
                     result.peak_rss_kib[f"{spec.name}/child{number}"] = vm_hwm_kib(child)
+                    result.cpu_seconds += cpu_seconds(child)
         result.driver_peak_rss_kib = vm_hwm_kib("self")
         with context.readers() as session:
             result.statuses = {

@@ -64,6 +64,7 @@ class Measurement:
                 "driver_peak_rss_kib": engine.driver_peak_rss_kib,
                 "timed_out": engine.timed_out,
                 "audit_entries": engine.audit_entries,
+                "cpu_seconds": round(engine.cpu_seconds, 2),
             },
             "raw": self.raw,
             "raw_rate": round(self.raw_rate, 1),
@@ -124,13 +125,16 @@ def audit_costs(measurements: list[Measurement]) -> list[dict[str, Any]]:
     for channel, count in dict.fromkeys((m.channel, m.count) for m in measurements):
         rates: dict[str, list[float]] = {"on": [], "off": []}
         walls: dict[str, list[float]] = {"on": [], "off": []}
+        cpus: dict[str, list[float]] = {"on": [], "off": []}
         for m in measurements:
             if (m.channel, m.count) == (channel, count):
                 rates[m.audit_deliveries].append(m.engine.rate)
                 walls[m.audit_deliveries].append(m.engine.wall_seconds)
+                cpus[m.audit_deliveries].append(m.engine.cpu_seconds)
         if not rates["on"] or not rates["off"]:
             continue
         on, off = (sum(r) / len(r) for r in (rates["on"], rates["off"]))
+        cpu_on, cpu_off = (sum(c) / len(c) for c in (cpus["on"], cpus["off"]))
         costs.append(
             {
                 "channel": channel,
@@ -141,6 +145,10 @@ def audit_costs(measurements: list[Measurement]) -> list[dict[str, Any]]:
                 "wall_on": round(sum(walls["on"]) / len(walls["on"]), 2),
                 "wall_off": round(sum(walls["off"]) / len(walls["off"]), 2),
                 "cost_percent": round((off - on) / off * 100, 2) if off else None,
+                # The engine's CPU time for the same send: steadier than the rate on a shared machine.
+                "cpu_on": round(cpu_on, 2),
+                "cpu_off": round(cpu_off, 2),
+                "cpu_cost_percent": round((cpu_on - cpu_off) / cpu_off * 100, 2) if cpu_off else None,
                 "target_percent": TARGET_AUDIT_COST,
             }
         )
@@ -152,7 +160,18 @@ def print_audit_cost(measurements: list[Measurement], console: Console) -> None:
     if not costs:
         return
     table = Table(title="cost of the delivery audit entries (\\[audit] deliveries on vs off, same send)")
-    for column in ("channel", "N", "runs on|off", "on msgs/s", "off msgs/s", "cost %", "wall s on|off"):
+    columns = (
+        "channel",
+        "N",
+        "runs on|off",
+        "on msgs/s",
+        "off msgs/s",
+        "cost %",
+        "wall s on|off",
+        "CPU s on|off",
+        "CPU +%",
+    )
+    for column in columns:
         table.add_column(column, justify="right")
     for c in costs:
         cost = c["cost_percent"]
@@ -165,6 +184,8 @@ def print_audit_cost(measurements: list[Measurement], console: Console) -> None:
             f"{c['rate_off']:,.0f}",
             f"[{style}]{cost:.1f}[/]" if cost is not None else "-",
             f"{c['wall_on']:.1f}|{c['wall_off']:.1f}",
+            f"{c['cpu_on']:.1f}|{c['cpu_off']:.1f}",
+            f"{c['cpu_cost_percent']:.1f}" if c["cpu_cost_percent"] is not None else "-",
         )
     console.print(table)
     console.print(
