@@ -7,14 +7,17 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from broadcaster.audit.deliveries import RESULTS, WINDOW, AddressHasher
 from broadcaster.audit.hashes import address_hash, content_hash
 from broadcaster.audit.verify import verify_chain
 from broadcaster.db.models import AuditEntry, Message
+from broadcaster.outbox.handback import hand_back_worker
+from broadcaster.vocabulary import MessageStatus
 from channels.sandbox.smtp import SmtpBehaviour
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.test_crash import EMAIL_ONLY
 from tests.broadcaster.delivery.test_email_delivery import email_only
 from tests.broadcaster.delivery.test_sms_delivery import SHORT_SMS, sms_only
 from tests.broadcaster.delivery.workdir_files import citizens
@@ -122,3 +125,33 @@ def test_on_postgresql_the_windows_and_receipts_chain_and_verify(
     assert sorted(m[0] for m in listed(entries(pipeline, RESULTS))) == sorted(rows)
     with pipeline.context.readers() as session:
         assert verify_chain(session).ok
+
+
+def test_a_lost_workers_handed_messages_are_listed_as_held(make_pipeline: PipelineFactory) -> None:
+    """The hand-back of a dead worker's rows: the handed ones (held as unknown) in a ``delivery.results``
+    entry; the never-handed ones only went back to the queue and are not an outcome."""
+    pipeline = make_pipeline()
+    pipeline.add_contacts(citizens(4))
+    run_id = pipeline.start_run(pipeline.approved_campaign(channels=EMAIL_ONLY))
+    pipeline.plan(run_id)
+    ids = [m.id for m in pipeline.messages(run_id)]
+    dead = "elsewhere:4242"
+    now = pipeline.clock.now()
+    with pipeline.context.sessions.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(ids[:3]))
+            .values(status=MessageStatus.SENDING, claimed_by=dead, claimed_at=now, attempts=1)
+        )
+        session.execute(update(Message).where(Message.id.in_(ids[:2])).values(handed_at=now))
+
+    with pipeline.context.sessions.begin() as session:
+        hand_back_worker(session, dead, now=now)
+
+    [entry] = entries(pipeline, RESULTS)
+    assert (entry.subject_type, entry.subject_id) == ("hand_back", dead)
+    assert entry.actor.startswith("sweeper@")
+    assert entry.details == {
+        "provider": None,
+        "messages": [[ids[0], "unknown", "worker_lost"], [ids[1], "unknown", "worker_lost"]],
+    }
