@@ -102,9 +102,8 @@ class Recorder:
                     replies=ReplyRules.from_settings(self.settings),
                 )
             if outcome.configuration_error is not None:
-                provider = chunk.provider
-                reason = f"provider {provider}: configuration error: {outcome.configuration_error}"
-                pause_provider(session, provider, reason, clock=self.clock)
+                reason = f"provider {chunk.provider}: configuration error: {outcome.configuration_error}"
+                pause_provider(session, chunk.provider, reason, clock=self.clock)
             if outcome.auto_paused is not None:
                 campaigns = {c.campaign_id for c in window.claimed.values()}
                 pause_campaigns(session, campaigns, outcome.auto_paused, clock=self.clock)
