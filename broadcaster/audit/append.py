@@ -11,6 +11,7 @@ rolls back, or in a transaction that rolls back, is dropped with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, event, func, insert, select, update
@@ -46,6 +47,32 @@ def queue(session: Session, fields: dict[str, Any]) -> None:
     if transaction is None:
         transaction = session.begin()
     session.info.setdefault(_QUEUE, []).append(_Queued(transaction, fields))
+
+
+def queue_entry(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    reason: str | None,
+    details: Any,
+) -> None:
+    """``queue`` with the entry's fields named."""
+    queue(
+        session,
+        {
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "reason": reason,
+            "details": details,
+        },
+    )
 
 
 def lock_head(session: Session) -> AuditChainHead:

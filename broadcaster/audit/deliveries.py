@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from broadcaster.audit.append import queue
+from broadcaster.audit.append import queue_entry
 from broadcaster.db.engine import AUDIT_DELIVERIES
 from consent.suppression import address_key
 
@@ -91,15 +91,13 @@ def _entry(
     # Queued as ``record`` would, without its masking walk and JSON round trip: these details are built here
     # from ids, statuses, hashes and provider names only (no address can be in them), already as JSON reads
     # them back. They are on the send's critical path: a window's slots wait for its record.
-    queue(
+    queue_entry(
         session,
-        {
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "subject_type": subject_type,
-            "subject_id": str(subject_id),
-            "reason": None,
-            "details": {**details, "messages": [list(m) for m in messages]},
-        },
+        at=at,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        reason=None,
+        details={**details, "messages": [list(m) for m in messages]},
     )

@@ -88,6 +88,18 @@ def _move(session: Session, outcome: WindowOutcome, message_id: int, **values: o
         outcome.statuses[message_id] = MessageStatus(str(values["status"]))
 
 
+def _untouched(session: Session, outcome: WindowOutcome, message: Claimed) -> None:
+    """Back to the queue as before the claim (the attempt is not counted): not the message's fault."""
+    _move(
+        session,
+        outcome,
+        message.id,
+        status=MessageStatus.QUEUED,
+        chunk_id=None,
+        attempts=message.attempts - 1,
+    )
+
+
 def _retry_delay(settings: DeliverySettings, attempts: int, error: TransientError) -> float | None:
     """Seconds before the next attempt, or None when the attempts are used up."""
     if attempts > len(settings.retry_backoff):
@@ -127,14 +139,7 @@ def apply_results(
         code = error.code
         if isinstance(error, ConfigurationError):
             # Not this message's fault: hand it back untouched; the provider's campaigns pause.
-            _move(
-                session,
-                outcome,
-                message.id,
-                status=MessageStatus.QUEUED,
-                chunk_id=None,
-                attempts=message.attempts - 1,
-            )
+            _untouched(session, outcome, message)
             outcome.configuration_error = outcome.configuration_error or error
         elif isinstance(error, PermanentError):
             outcome.permanent.append((message, error))
@@ -233,14 +238,7 @@ def _settle_permanent(
             f"(first: {first}); nobody was suppressed — check the provider settings, then resume"
         )
         for message, _error in outcome.permanent:
-            _move(
-                session,
-                outcome,
-                message.id,
-                status=MessageStatus.QUEUED,
-                chunk_id=None,
-                attempts=message.attempts - 1,
-            )
+            _untouched(session, outcome, message)
         outcome.permanent.clear()
         return
     for message, error in outcome.permanent:
