@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from benchmarks.processes import descendants, vm_hwm_kib
+from benchmarks.processes import cpu_seconds, descendants, vm_hwm_kib
 from benchmarks.workdir import EDITOR, Prepared
 
 __all__ = ["EngineResult", "run_engine"]
@@ -31,6 +31,8 @@ class EngineResult:
     peak_rss_kib: dict[str, int] = field(default_factory=dict)  # process name -> VmHWM
     driver_peak_rss_kib: int = 0
     timed_out: bool = False
+    audit_entries: dict[str, int] = field(default_factory=dict)  # delivery.* action -> entries written
+    cpu_seconds: float = 0.0  # user + system CPU of every engine process (workers and pool children)
 
     @property
     def rate(self) -> float:
@@ -42,7 +44,7 @@ def run_engine(
 ) -> EngineResult:
     from broadcaster.clock import SystemClock
     from broadcaster.context import AppContext
-    from broadcaster.db.models import Message, User
+    from broadcaster.db.models import AuditEntry, Message, User
     from broadcaster.outbox.sending import start_manual_run
     from broadcaster.progress import campaign_paused, run_progress
     from broadcaster.runtime import EmbeddedEngine
@@ -87,8 +89,10 @@ def run_engine(
             for spec, process in engine.processes:
                 result.peak_rss_kib[spec.name] = vm_hwm_kib(process.pid)
                 # Numbered, not by pid, so the same column lines up across sizes (prefork pool children).
+                result.cpu_seconds += cpu_seconds(process.pid)
                 for number, child in enumerate(sorted(descendants(process.pid)), start=1):
                     result.peak_rss_kib[f"{spec.name}/child{number}"] = vm_hwm_kib(child)
+                    result.cpu_seconds += cpu_seconds(child)
         result.driver_peak_rss_kib = vm_hwm_kib("self")
         with context.readers() as session:
             result.statuses = {
@@ -104,6 +108,14 @@ def run_engine(
                     Message.run_id == run_id
                 )
             ).one()
+            result.audit_entries = {
+                action: int(n)
+                for action, n in session.execute(
+                    select(AuditEntry.action, func.count())
+                    .where(AuditEntry.action.like("delivery.%"))
+                    .group_by(AuditEntry.action)
+                ).all()
+            }
         result.planned = sum(result.statuses.values())
         ok = (MessageStatus.SENT, MessageStatus.DELIVERED)
         result.sent = sum(result.statuses.get(str(s.value), 0) for s in ok)

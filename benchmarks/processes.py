@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["descendants", "free_port", "in_child", "vm_hwm_kib", "wait_port"]
+__all__ = ["cpu_seconds", "descendants", "free_port", "in_child", "vm_hwm_kib", "wait_port"]
 
 T = TypeVar("T")
 
@@ -42,6 +43,17 @@ def vm_hwm_kib(pid: int | str) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int | str) -> float:
+    """User + system CPU time one process has used so far (``/proc/<pid>/stat``); 0 when it is gone. On a
+    machine shared with other work, CPU time is steadier than a rate for comparing two runs."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime and stime are fields 14 and 15 (proc(5)).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:

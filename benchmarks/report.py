@@ -16,9 +16,11 @@ from rich.table import Table
 from benchmarks.engine_run import EngineResult
 from benchmarks.workdir import CHANNELS
 
-__all__ = ["TARGET_RATIO", "Measurement", "print_tables", "write_json"]
+__all__ = ["TARGET_RATIO", "Measurement", "audit_costs", "print_audit_cost", "print_tables", "write_json"]
 
 TARGET_RATIO = 0.7
+# What the per-window audit entries may cost (issue #13): under 5 % of the send rate.
+TARGET_AUDIT_COST = 5.0
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Measurement:
     engine: EngineResult
     raw: list[dict[str, Any]]  # before and after the engine
     setup_seconds: float
+    audit_deliveries: str = "on"  # [audit] deliveries of this run
 
     @property
     def raw_rate(self) -> float:
@@ -44,6 +47,7 @@ class Measurement:
         return {
             "channel": self.channel,
             "n": self.count,
+            "audit_deliveries": self.audit_deliveries,
             "peer": self.peer,
             "engine": {
                 "rate": round(engine.rate, 1),
@@ -59,6 +63,8 @@ class Measurement:
                 "peak_rss_kib": engine.peak_rss_kib,
                 "driver_peak_rss_kib": engine.driver_peak_rss_kib,
                 "timed_out": engine.timed_out,
+                "audit_entries": engine.audit_entries,
+                "cpu_seconds": round(engine.cpu_seconds, 2),
             },
             "raw": self.raw,
             "raw_rate": round(self.raw_rate, 1),
@@ -80,7 +86,7 @@ def print_tables(measurements: list[Measurement], console: Console) -> None:
         raw_name = "raw aiosmtplib, 1 connection" if channel == "email" else "raw smpplib, 1 bind, window 64"
         processes = sorted({name for m in rows for name in m.engine.peak_rss_kib})
         table = Table(title=f"{channel}: engine vs {raw_name}\npeer: {rows[0].peer}")
-        for column in ("N", "engine/s", "raw/s", "ratio", "send s", "wall s"):
+        for column in ("N", "audit", "engine/s", "raw/s", "ratio", "send s", "wall s"):
             table.add_column(column, justify="right")
         if channel == "sms":
             table.add_column("receipts s\nengine|raw", justify="right")
@@ -89,6 +95,7 @@ def print_tables(measurements: list[Measurement], console: Console) -> None:
             ratio_style = "green" if m.ratio >= TARGET_RATIO else "red"
             cells = [
                 f"{m.count:,}",
+                m.audit_deliveries,
                 f"{m.engine.rate:,.0f}",
                 f"{m.raw_rate:,.0f}",
                 f"[{ratio_style}]{m.ratio:.2f}[/]",
@@ -111,6 +118,82 @@ def print_tables(measurements: list[Measurement], console: Console) -> None:
         )
 
 
+def audit_costs(measurements: list[Measurement]) -> list[dict[str, Any]]:
+    """Per channel and N measured both ways: the mean send rate with ``[audit] deliveries`` on and off, and
+    the cost of the entries in % of the rate without them (negative: within the noise, on was faster)."""
+    costs: list[dict[str, Any]] = []
+    for channel, count in dict.fromkeys((m.channel, m.count) for m in measurements):
+        rates: dict[str, list[float]] = {"on": [], "off": []}
+        walls: dict[str, list[float]] = {"on": [], "off": []}
+        cpus: dict[str, list[float]] = {"on": [], "off": []}
+        for m in measurements:
+            if (m.channel, m.count) == (channel, count):
+                rates[m.audit_deliveries].append(m.engine.rate)
+                walls[m.audit_deliveries].append(m.engine.wall_seconds)
+                cpus[m.audit_deliveries].append(m.engine.cpu_seconds)
+        if not rates["on"] or not rates["off"]:
+            continue
+        on, off = (sum(r) / len(r) for r in (rates["on"], rates["off"]))
+        cpu_on, cpu_off = (sum(c) / len(c) for c in (cpus["on"], cpus["off"]))
+        costs.append(
+            {
+                "channel": channel,
+                "n": count,
+                "rate_on": round(on, 1),
+                "rate_off": round(off, 1),
+                "runs": {"on": len(rates["on"]), "off": len(rates["off"])},
+                "wall_on": round(sum(walls["on"]) / len(walls["on"]), 2),
+                "wall_off": round(sum(walls["off"]) / len(walls["off"]), 2),
+                "cost_percent": round((off - on) / off * 100, 2) if off else None,
+                # The engine's CPU time for the same send: steadier than the rate on a shared machine.
+                "cpu_on": round(cpu_on, 2),
+                "cpu_off": round(cpu_off, 2),
+                "cpu_cost_percent": round((cpu_on - cpu_off) / cpu_off * 100, 2) if cpu_off else None,
+                "target_percent": TARGET_AUDIT_COST,
+            }
+        )
+    return costs
+
+
+def print_audit_cost(measurements: list[Measurement], console: Console) -> None:
+    costs = audit_costs(measurements)
+    if not costs:
+        return
+    table = Table(title="cost of the delivery audit entries (\\[audit] deliveries on vs off, same send)")
+    columns = (
+        "channel",
+        "N",
+        "runs on|off",
+        "on msgs/s",
+        "off msgs/s",
+        "cost %",
+        "wall s on|off",
+        "CPU s on|off",
+        "CPU +%",
+    )
+    for column in columns:
+        table.add_column(column, justify="right")
+    for c in costs:
+        cost = c["cost_percent"]
+        style = "green" if cost is not None and cost < TARGET_AUDIT_COST else "red"
+        table.add_row(
+            c["channel"],
+            f"{c['n']:,}",
+            f"{c['runs']['on']}|{c['runs']['off']}",
+            f"{c['rate_on']:,.0f}",
+            f"{c['rate_off']:,.0f}",
+            f"[{style}]{cost:.1f}[/]" if cost is not None else "-",
+            f"{c['wall_on']:.1f}|{c['wall_off']:.1f}",
+            f"{c['cpu_on']:.1f}|{c['cpu_off']:.1f}",
+            f"{c['cpu_cost_percent']:.1f}" if c["cpu_cost_percent"] is not None else "-",
+        )
+    console.print(table)
+    console.print(
+        f"cost % = (off - on) / off of the mean engine msgs/s; target < {TARGET_AUDIT_COST:.0f} %.",
+        style="dim",
+    )
+
+
 def write_json(path: Path, measurements: list[Measurement], argv: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
@@ -129,5 +212,6 @@ def write_json(path: Path, measurements: list[Measurement], argv: list[str]) -> 
             "progress polling; a fresh process per run)",
         ],
         "results": [m.to_json() for m in measurements],
+        "audit_cost": audit_costs(measurements),
     }
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -28,63 +28,84 @@ from typing import Any
 from rich.console import Console
 
 from benchmarks.engine_run import EngineResult, run_engine
-from benchmarks.peers import email_peer, sms_peer
+from benchmarks.peers import Peer, email_peer, sms_peer
 from benchmarks.processes import in_child
 from benchmarks.raw_runs import raw_email, raw_sms
-from benchmarks.report import Measurement, print_tables, write_json
+from benchmarks.report import Measurement, print_audit_cost, print_tables, write_json
 from benchmarks.workdir import CHANNELS, Prepared, prepare
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
-def measure(channel: str, count: int, args: argparse.Namespace, root: Path, console: Console) -> Measurement:
+def measure(
+    channel: str, count: int, args: argparse.Namespace, root: Path, console: Console
+) -> list[Measurement]:
+    """One measurement per ``--audit-deliveries`` mode, in the order given, between one raw run before and
+    one after (their mean is every mode's reference)."""
     peer_context = (
         email_peer(root, console)
         if channel == "email"
         else sms_peer(args.receipt_delay if args.receipts else None)
     )
+    done: list[tuple[str, Prepared, EngineResult]] = []
     with peer_context as peer:
         console.print(f"[bold]{channel}, N={count:,}[/] — peer: {peer.kind} on 127.0.0.1:{peer.port}")
-        # Set-up and the engine's driver each run in a fresh process: the driver's RSS is then this run's
-        # alone, and Celery's cached broker connection never points at the previous run's broker file.
-        prepared: Prepared = in_child(
-            prepare, root=root, channel=channel, count=count, port=peer.port, chunk_size=args.chunk_size
-        )
-        console.print(f"  set-up (contacts, campaign, approval): {prepared.setup_seconds:.1f} s")
-
-        def raw() -> dict[str, Any]:
-            if channel == "email":
-                return raw_email(peer, prepared.sample, count)
-            return raw_sms(
-                peer, prepared.sample, receipts=args.receipts, receipt_timeout=args.receipt_timeout
+        raws: list[dict[str, Any]] = []
+        for number, mode in enumerate(args.audit_modes, start=1):
+            # Set-up and the engine's driver each run in a fresh process: the driver's RSS is then this run's
+            # alone, and Celery's cached broker connection never points at the previous run's broker file.
+            prepared: Prepared = in_child(
+                prepare,
+                root=root,
+                channel=channel,
+                count=count,
+                port=peer.port,
+                chunk_size=args.chunk_size,
+                audit_deliveries=mode == "on",
+                tag=f"-audit-{mode}-{number}" if len(args.audit_modes) > 1 else "",
             )
-
-        raws = [raw()]
-        console.print(f"  raw (before): {raws[0]['rate']:,.0f} msgs/s")
-        engine: EngineResult = in_child(
-            run_engine,
-            prepared=prepared,
-            channel=channel,
-            timeout=args.timeout,
-            receipt_timeout=args.receipt_timeout,
-            wait_receipts=args.receipts,
-        )
-        console.print(
-            f"  engine: {engine.rate:,.0f} msgs/s ({engine.sent:,}/{engine.planned:,} sent, "
-            f"wall {engine.wall_seconds:.1f} s){' [red]TIMED OUT[/]' if engine.timed_out else ''}"
-        )
-        raws.append(raw())
+            console.print(f"  set-up (contacts, campaign, approval): {prepared.setup_seconds:.1f} s")
+            if not raws:
+                raws.append(_raw(channel, peer, prepared, count, args))
+                console.print(f"  raw (before): {raws[0]['rate']:,.0f} msgs/s")
+            engine: EngineResult = in_child(
+                run_engine,
+                prepared=prepared,
+                channel=channel,
+                timeout=args.timeout,
+                receipt_timeout=args.receipt_timeout,
+                wait_receipts=args.receipts,
+            )
+            console.print(
+                f"  engine, audit deliveries {mode}: {engine.rate:,.0f} msgs/s ({engine.sent:,}/{engine.planned:,} "
+                f"sent, wall {engine.wall_seconds:.1f} s, audit entries {engine.audit_entries or 'none'})"
+                f"{' [red]TIMED OUT[/]' if engine.timed_out else ''}"
+            )
+            done.append((mode, prepared, engine))
+            if not args.keep:
+                shutil.rmtree(prepared.directory, ignore_errors=True)
+        raws.append(_raw(channel, peer, done[-1][1], count, args))
         console.print(f"  raw (after): {raws[1]['rate']:,.0f} msgs/s")
-    if not args.keep:
-        shutil.rmtree(prepared.directory, ignore_errors=True)
-    return Measurement(
-        channel=channel,
-        count=count,
-        peer=peer.kind + (f" — {peer.note}" if peer.note else ""),
-        engine=engine,
-        raw=raws,
-        setup_seconds=prepared.setup_seconds,
-    )
+    return [
+        Measurement(
+            channel=channel,
+            count=count,
+            peer=peer.kind + (f" — {peer.note}" if peer.note else ""),
+            engine=engine,
+            raw=raws,
+            setup_seconds=prepared.setup_seconds,
+            audit_deliveries=mode,
+        )
+        for mode, prepared, engine in done
+    ]
+
+
+def _raw(
+    channel: str, peer: Peer, prepared: Prepared, count: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    if channel == "email":
+        return raw_email(peer, prepared.sample, count)
+    return raw_sms(peer, prepared.sample, receipts=args.receipts, receipt_timeout=args.receipt_timeout)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -108,9 +129,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None, help="where the working directories go")
     parser.add_argument("--keep", action="store_true", help="keep the working directories (logs, databases)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument(
+        "--audit-deliveries",
+        default="on",
+        help="comma-separated on/off, one engine run each in this order, e.g. on,off,off,on: the same send "
+        "with [audit] deliveries on and off side by side, and the cost of the entries in %% (default on)",
+    )
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in str(args.n).split(",") if s.strip()]
     args.channel_list = [c.strip() for c in str(args.channels).split(",") if c.strip()]
+    args.audit_modes = [m.strip() for m in str(args.audit_deliveries).split(",") if m.strip()]
+    if not args.audit_modes or set(args.audit_modes) - {"on", "off"}:
+        parser.error("--audit-deliveries takes on and off, comma-separated (e.g. on,off)")
     unknown = set(args.channel_list) - set(CHANNELS)
     if unknown or not args.sizes or min(args.sizes) < 1:
         parser.error(f"unknown channels {sorted(unknown)}; sizes must be positive" if unknown else "bad --n")
@@ -129,12 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for channel in args.channel_list:
             for count in args.sizes:
-                measurements.append(measure(channel, count, args, root, console))
+                measurements.extend(measure(channel, count, args, root, console))
                 write_json(args.out, measurements, argv)  # partial results survive an interrupted run
     finally:
         if owned_root and not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print_tables(measurements, console)
+    print_audit_cost(measurements, console)
     console.print(f"Results: {args.out}")
     return 0
 

@@ -43,7 +43,9 @@ def _drop_section(text: str, header: str) -> str:
     return "".join(out)
 
 
-def write_config(config: Path, *, channel: str, port: int, chunk_size: int | None) -> None:
+def write_config(
+    config: Path, *, channel: str, port: int, chunk_size: int | None, audit_deliveries: bool = True
+) -> None:
     text = config.read_text(encoding="utf-8")
     other = "mail" if channel == "sms" else "sms_main"
     text = _drop_section(text, f"[providers.{other}]")  # one channel per run: only its workers start
@@ -52,6 +54,8 @@ def write_config(config: Path, *, channel: str, port: int, chunk_size: int | Non
     text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("tps ="))
     if chunk_size is not None:
         text = text.replace("chunk_size = 500", f"chunk_size = {chunk_size}")
+    if not audit_deliveries:  # the side-by-side run without the per-window audit entries
+        text += "\n[audit]\ndeliveries = false\n"
     config.write_text(text, encoding="utf-8")
 
 
@@ -97,8 +101,18 @@ class Prepared:
     setup_seconds: float
 
 
-def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int | None) -> Prepared:
-    """A working directory with ``count`` contacts and an approved one-channel campaign."""
+def prepare(
+    root: Path,
+    *,
+    channel: str,
+    count: int,
+    port: int,
+    chunk_size: int | None,
+    audit_deliveries: bool = True,
+    tag: str = "",
+) -> Prepared:
+    """A working directory with ``count`` contacts and an approved one-channel campaign (``tag`` tells apart
+    the directories of runs of the same size)."""
     from broadcaster import policies
     from broadcaster.campaigns import workflow
     from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
@@ -117,12 +131,12 @@ def prepare(root: Path, *, channel: str, count: int, port: int, chunk_size: int 
 
     started = time.perf_counter()
     clock = SystemClock()
-    directory = root / f"{channel}-{count}"
+    directory = root / f"{channel}-{count}{tag}"
     if directory.exists():
         shutil.rmtree(directory)
     init_workdir(directory, admin_login=ADMIN, clock=clock).close()
     config = directory / CONFIG_FILENAME
-    write_config(config, channel=channel, port=port, chunk_size=chunk_size)
+    write_config(config, channel=channel, port=port, chunk_size=chunk_size, audit_deliveries=audit_deliveries)
     context = AppContext.load(config, clock=clock)
     try:
         with context.sessions.begin() as session:

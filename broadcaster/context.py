@@ -27,7 +27,7 @@ class AppContext:
         return cls(
             settings=settings,
             engine=engine,
-            sessions=session_factory(engine),
+            sessions=session_factory(engine, audit_deliveries=settings.audit.deliveries),
             readers=reader_factory(engine),
             clock=clock or SystemClock(),
         )

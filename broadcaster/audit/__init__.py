@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from broadcaster.audit.append import queue
+from broadcaster.audit.append import queue_entry
 from broadcaster.audit.chain import json_value
 from broadcaster.settings import mask_secrets
 from channels.masking import mask_address, mask_text
@@ -40,17 +40,15 @@ def record(
     details: Mapping[str, Any] | None = None,
 ) -> None:
     """Add one entry in the caller's transaction, so the fact and its audit row commit together (or neither)."""
-    queue(
+    queue_entry(
         session,
-        {
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "subject_type": subject_type,
-            "subject_id": str(subject_id),
-            "reason": mask_text(reason),
-            "details": json_value(_mask_addresses(mask_secrets(dict(details or {})))),
-        },
+        at=at,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        reason=mask_text(reason),
+        details=json_value(_mask_addresses(mask_secrets(dict(details or {})))),
     )
 
 

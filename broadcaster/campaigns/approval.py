@@ -145,6 +145,7 @@ def approve(
     session.flush()
     approvals = sum(1 for a in version.approvals if a.decision == Decision.APPROVE)
     complete = approvals >= version.required_approvals
+    before = campaign.state
     if complete:
         version.status = VersionStatus.APPROVED
         previous = campaign.approved_version_id
@@ -173,6 +174,7 @@ def approve(
         approvals=approvals,
         required=version.required_approvals,
         complete=complete,
+        state={"from": before.value, "to": campaign.state.value},
     )
     return version
 

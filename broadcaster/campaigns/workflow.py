@@ -68,6 +68,7 @@ def schedule(
         raise StateError(
             f"campaign {campaign_id!r} has no occurrence left after {now.isoformat()}; check schedule.until"
         )
+    before = campaign.state
     campaign.state = CampaignState.SCHEDULED
     campaign.updated_at = now
     log_transition(
@@ -77,6 +78,7 @@ def schedule(
         campaign=campaign,
         at=now,
         reason=reason,
+        state={"from": before.value, "to": campaign.state.value},
         version=version.number,
         next_occurrence_at=campaign.next_occurrence_at.isoformat(),
     )
@@ -108,6 +110,7 @@ def pause(
         subject_id=campaign.id,
         at=now,
         reason=reason,
+        details={"state": {"from": _state_before_pause(campaign).value, "to": campaign.state.value}},
     )
     return campaign
 
@@ -134,6 +137,7 @@ def resume(
     campaign = get_campaign(session, campaign_id)
     if campaign.state != CampaignState.PAUSED:
         raise StateError(f"campaign {campaign_id!r} is {campaign.state.value}, not paused")
+    before = campaign.state
     campaign.state = _state_before_pause(campaign)
     campaign.paused_reason = None
     campaign.updated_at = clock.now()
@@ -143,7 +147,15 @@ def resume(
         .where(Message.campaign_id == campaign.id, Message.status == MessageStatus.QUEUED)
         .values(chunk_id=None)
     )
-    log_transition(session, actor=actor, action="resume", campaign=campaign, at=clock.now(), reason=reason)
+    log_transition(
+        session,
+        actor=actor,
+        action="resume",
+        campaign=campaign,
+        at=clock.now(),
+        reason=reason,
+        state={"from": before.value, "to": campaign.state.value},
+    )
     return campaign
 
 
@@ -154,6 +166,7 @@ def cancel(
     if campaign.state in (CampaignState.CANCELLED, CampaignState.COMPLETED):
         raise StateError(f"campaign {campaign_id!r} is already {campaign.state.value}")
     now = clock.now()
+    before = campaign.state
     campaign.state = CampaignState.CANCELLED
     campaign.next_occurrence_at = None
     campaign.updated_at = now
@@ -182,6 +195,7 @@ def cancel(
         at=now,
         reason=reason,
         cancelled_messages=cancelled,
+        state={"from": before.value, "to": campaign.state.value},
     )
     return campaign
 

@@ -23,6 +23,7 @@ from broadcaster.cli.common import (
     load_context,
     print_json,
     print_table,
+    record_settings,
 )
 from broadcaster.clock import local
 from broadcaster.errors import UserError
@@ -46,6 +47,7 @@ def bounces(
     try:
         with context.engine.connect():  # a wrong [database] url fails here, not at the first bounce
             pass
+        record_settings(context, "bounces")
         routes = Routes.from_settings(context.settings)
         if not routes:
             raise UserError(

@@ -224,3 +224,10 @@ def local_period(start_text: str | None, end_text: str | None) -> tuple[datetime
     if start is not None and end is not None and start >= end:
         raise UserError(f"--from {start_text} phải trước --to {end_text}")
     return start, end
+
+
+def record_settings(context: AppContext, component: str) -> None:
+    """At the start of a long-running process: its settings' fingerprint, audited when they changed."""
+    from broadcaster.audit.settings_fingerprint import record_fingerprint
+
+    record_fingerprint(context.sessions, context.settings, component=component, clock=context.clock)

@@ -17,6 +17,7 @@ from broadcaster.cli.common import (
     check_role,
     console,
     load_context,
+    record_settings,
     state,
 )
 from broadcaster.clock import local
@@ -93,6 +94,7 @@ def run(
             )
             console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report) or 'nothing to do'}")
             return
+        record_settings(context, "run")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with (
@@ -142,6 +144,7 @@ def worker(
     try:
         with context.engine.connect():  # a wrong [database] url fails here, not in every task later
             pass
+        record_settings(context, "worker")  # the same pid runs celery after the exec below
         specs = worker_specs(context.settings)
     finally:
         context.close()
@@ -169,6 +172,7 @@ def beat() -> None:
     context: AppContext = load_context()
     configure(context.settings)
     try:
+        record_settings(context, "beat")
         while True:
             report = engine_tick(
                 context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()

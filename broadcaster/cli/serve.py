@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from broadcaster.cli.common import check_role, console, load_context
+from broadcaster.cli.common import check_role, console, load_context, record_settings
 
 
 def serve(
@@ -21,6 +21,7 @@ def serve(
     try:
         with context.engine.connect():  # a wrong [database] url fails here, not at the first click
             pass
+        record_settings(context, "serve")
         web = context.settings.web
         chosen_host, chosen_port = host or web.host, port or web.port
         console.print(f"Serving on http://{chosen_host}:{chosen_port}; Ctrl-C stops.", highlight=False)

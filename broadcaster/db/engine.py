@@ -105,9 +105,14 @@ def enable_wal(engine: Engine) -> None:
         raw.close()
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
+# ``Session.info`` key: whether sends and delivery outcomes are audited (``[audit] deliveries``). Carried by
+# the session, so the code that applies receipts deep inside a worker needs no settings to know it.
+AUDIT_DELIVERIES = "broadcaster.audit_deliveries"
+
+
+def session_factory(engine: Engine, *, audit_deliveries: bool = True) -> sessionmaker[Session]:
     """Sessions for work that writes (SQLite: BEGIN IMMEDIATE)."""
-    return sessionmaker(engine, expire_on_commit=False)
+    return sessionmaker(engine, expire_on_commit=False, info={AUDIT_DELIVERIES: audit_deliveries})
 
 
 def reader_factory(engine: Engine) -> sessionmaker[Session]:

@@ -81,6 +81,10 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
                 subject_type="campaign",
                 subject_id=run.campaign_id,
                 at=now,
-                details={"run_id": run_id, "version": version.number},
+                details={
+                    "run_id": run_id,
+                    "version": version.number,
+                    "state": {"from": CampaignState.APPROVED.value, "to": CampaignState.COMPLETED.value},
+                },
             )
     return True

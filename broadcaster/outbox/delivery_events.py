@@ -18,8 +18,10 @@ from typing import Any, Protocol, cast
 from sqlalchemy import ColumnElement, Table, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from broadcaster.audit.deliveries import deliveries_audited, record_results
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
+from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.replies import Reply, ReplyRules, handle_replies
 from broadcaster.outbox.status import sources_for
 from broadcaster.suppressing import suppress_address
@@ -134,7 +136,8 @@ def settle_records(
         handle_replies(session, _replies_among(recorded), rules=replies, now=now)
     fresh = [i for i in recorded if i.event.type in PART_STATE]
     _move_parts(session, fresh, now=now)
-    _settle_messages(session, fresh, now=now)
+    moved = _settle_messages(session, fresh, now=now)
+    _audit_moved(session, moved, now=now)
     _suppress_invalid_addresses(session, fresh, now=now)
     by_record: dict[int, list[str]] = defaultdict(list)
     for item in resolved:
@@ -294,10 +297,11 @@ def _status_in(table: Table, statuses: Iterable[MessageStatus]) -> ColumnElement
     return or_(*(table.c.status == bindparam(f"src_{s.value}", s.value) for s in sorted(statuses)))
 
 
-def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime) -> None:
-    """A long SMS is delivered when all its parts are; any failed part fails the message."""
+def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime) -> list[_Moved]:
+    """A long SMS is delivered when all its parts are; any failed part fails the message. Returns the
+    status changes that apply, when they are audited."""
     if not fresh:
-        return
+        return []
     part_message_ids = sorted(
         {i.message_id for i in fresh if i.part is not None and i.message_id is not None}
     )
@@ -324,6 +328,7 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
             [{"b_id": mid, "b_n": n} for mid, (n, _known) in delivered_parts.items()],
         )
     targets: dict[MessageStatus, list[dict[str, Any]]] = defaultdict(list)
+    causes: dict[tuple[MessageStatus, int], _Resolved] = {}
     for item in fresh:
         assert item.message_id is not None
         event = item.event
@@ -333,6 +338,7 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
                 if delivered < known:
                     continue
             targets[MessageStatus.DELIVERED].append({"b_id": item.message_id, "b_reason": None})
+            causes[(MessageStatus.DELIVERED, item.message_id)] = item
             continue
         reason = f"{event.status_text or event.type.value}" + (
             f" err:{event.error_code}" if event.error_code else ""
@@ -343,6 +349,8 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
             else MessageStatus.TEMPORARY_FAILURE
         )
         targets[target].append({"b_id": item.message_id, "b_reason": reason})
+        causes[(target, item.message_id)] = item
+    moved = _moves(session, targets, causes) if deliveries_audited(session) else []
     table = _MESSAGES
     for target, params in targets.items():
         # Guarded: only from the statuses this one may follow (a late DELIVRD does not undo a failure).
@@ -351,6 +359,58 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
             .where(table.c.id == bindparam("b_id"), _status_in(table, sources_for(target)))
             .values(status=target.value, final_at=now, reason=bindparam("b_reason")),
             params,
+        )
+    return moved
+
+
+@dataclass(frozen=True)
+class _Moved:
+    message_id: int
+    status: MessageStatus
+    event: str
+    provider: str
+
+
+def _moves(
+    session: Session,
+    targets: dict[MessageStatus, list[dict[str, Any]]],
+    causes: dict[tuple[MessageStatus, int], _Resolved],
+) -> list[_Moved]:
+    """The changes the guarded updates below will make: one read of the messages' statuses per 500, then
+    the updates played in their order (a late DELIVRD after a failure moves nothing, and is not listed)."""
+    ids = sorted({p["b_id"] for params in targets.values() for p in params})
+    current: dict[int, MessageStatus] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Message.id, Message.status).where(Message.id.in_(ids[start : start + 500]))
+        )
+        current.update((mid, MessageStatus(status)) for mid, status in rows)
+    moved: list[_Moved] = []
+    for target, params in targets.items():
+        allowed = sources_for(target)
+        for p in params:
+            mid = p["b_id"]
+            if current.get(mid) in allowed:
+                current[mid] = target
+                item = causes[(target, mid)]
+                moved.append(_Moved(mid, target, item.event.type.value, item.record.provider))
+    return moved
+
+
+def _audit_moved(session: Session, moved: list[_Moved], *, now: datetime) -> None:
+    """One ``delivery.results`` entry per provider in the batch, in its transaction."""
+    by_provider: dict[str, list[list[Any]]] = defaultdict(list)
+    for m in moved:
+        by_provider[m.provider].append([m.message_id, m.status.value, m.event])
+    for provider, messages in sorted(by_provider.items()):
+        record_results(
+            session,
+            actor=f"inbound@{worker_id()}",
+            provider=provider,
+            subject_type="provider",
+            subject_id=provider,
+            messages=messages,
+            at=now,
         )
 
 

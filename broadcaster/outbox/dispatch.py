@@ -37,7 +37,7 @@ from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.outbox.pauses import check_state
 from broadcaster.outbox.ratelimit import SharedPacer
-from broadcaster.outbox.recording import Recorder
+from broadcaster.outbox.recording import ChunkFacts, Recorder
 from broadcaster.outbox.replies import ReplyRules
 from broadcaster.outbox.results import Claimed
 from broadcaster.outbox.screening import screen_claimed
@@ -72,6 +72,7 @@ class _Line:
     """One chunk's connection to its provider, for the duration of ``run_chunk``."""
 
     adapter: Adapter
+    facts: ChunkFacts
     chunk_id: int
     provider: str
     window: int
@@ -137,15 +138,18 @@ class Dispatcher:
                 else None
             )
         with log_fields(campaign_id=campaign_id, run_id=run_id, chunk_id=chunk_id, provider=provider):
-            self._send_chunk(chunk_id, provider, summary)
+            facts = ChunkFacts(chunk_id, provider, channel, run_id, campaign_id)
+            self._send_chunk(facts, summary)
             # Why it stopped may quote a provider's answer, and with it a recipient's address.
             log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, mask_text(str(summary)))
         return summary
 
-    def _send_chunk(self, chunk_id: int, provider: str, summary: DispatchSummary) -> None:
+    def _send_chunk(self, facts: ChunkFacts, summary: DispatchSummary) -> None:
+        chunk_id, provider = facts.chunk_id, facts.provider
         adapter = self.adapters.get(provider)
         line = _Line(
             adapter=adapter,
+            facts=facts,
             chunk_id=chunk_id,
             provider=provider,
             window=max(1, adapter.capabilities.window),
@@ -263,7 +267,7 @@ class Dispatcher:
             send = functools.partial(
                 send,
                 on_settled=functools.partial(
-                    self.recorder.early, line.provider, line.adapter.capabilities.receipts, window
+                    self.recorder.early, line.facts, line.adapter.capabilities.receipts, window
                 ),
             )
         if not window.outbound:  # everything was stopped: nothing to hand to the adapter
@@ -284,7 +288,7 @@ class Dispatcher:
         self, line: _Line, window: Window, results: list[SendResult], summary: DispatchSummary
     ) -> str | None:
         """Record one window's results; returns why the chunk must stop, if it must."""
-        outcome = self.recorder.window(line.provider, line.adapter.capabilities.receipts, window, results)
+        outcome = self.recorder.window(line.facts, line.adapter.capabilities.receipts, window, results)
         summary.windows += 1
         summary.sent += outcome.sent
         summary.deferred += outcome.deferred

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from broadcaster.audit.deliveries import record_results
 from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion, Chunk, Message
@@ -51,8 +52,9 @@ class HandBack:
         return ", ".join(parts)
 
 
-def hand_back(session: Session, *where: Any) -> HandBack:
-    """Hand back the ``sending`` rows matching ``where`` whose worker is gone."""
+def hand_back(session: Session, *where: Any, now: datetime, cause: str = "stuck") -> HandBack:
+    """Hand back the ``sending`` rows matching ``where`` whose worker is gone (``cause`` names why in the
+    audit entry: stuck past ``stuck_after_seconds``, or the dead worker's id)."""
     sending = Message.status == MessageStatus.SENDING
     never_handed = session.execute(
         update(Message)
@@ -76,6 +78,7 @@ def hand_back(session: Session, *where: Any) -> HandBack:
         )
         if definition_of(version).on_uncertain == OnUncertain.RESEND
     }
+    moved: list[list[Any]] = []
     for message_id, version_id in handed:
         # The worker died after writing it: the provider may or may not have the message.
         values: dict[str, object]
@@ -93,7 +96,19 @@ def hand_back(session: Session, *where: Any) -> HandBack:
                 "reason": "worker lost while sending; held for an operator",
             }
             report.held += 1
-        session.execute(update(Message).where(Message.id == message_id, sending).values(**values))
+        result = session.execute(update(Message).where(Message.id == message_id, sending).values(**values))
+        if getattr(result, "rowcount", 0):
+            moved.append([message_id, str(values["status"]), "worker_lost"])
+    # Rows never handed over only went back to the queue (no outcome); the others changed for a reason.
+    record_results(
+        session,
+        actor=f"sweeper@{worker_id()}",
+        provider=None,
+        subject_type="hand_back",
+        subject_id=cause,
+        messages=moved,
+        at=now,
+    )
     return report
 
 
@@ -110,7 +125,7 @@ def hand_back_worker(session: Session, worker: str, *, now: datetime) -> HandBac
         )
         if chunk_id is not None
     )
-    report = hand_back(session, Message.claimed_by == worker)
+    report = hand_back(session, Message.claimed_by == worker, now=now, cause=worker)
     if chunks:
         session.execute(
             update(Message)

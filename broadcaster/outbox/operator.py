@@ -149,7 +149,14 @@ def operate(
         subject_id=filters.campaign or "filter",
         at=now,
         reason=why,
-        details={"filters": report.filters, "count": report.changed, "by_status": _by_status(report)},
+        # Before (by status) and after (the target) of each message the decision moved, by id.
+        details={
+            "filters": report.filters,
+            "count": report.changed,
+            "by_status": _by_status(report),
+            "to": move.target.value,
+            "message_ids": sorted(changed),
+        },
     )
     return report
 

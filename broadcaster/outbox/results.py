@@ -43,6 +43,10 @@ class Claimed:
     attempts: int  # including this one
     campaign_id: str | None
     on_uncertain: OnUncertain
+    # For the window's audit entry, hashed as the window is composed (None when deliveries are not audited
+    # or, for the address, when no key is configured).
+    address_hash: str | None = None
+    content_hash: str | None = None
 
 
 @dataclass
@@ -55,6 +59,8 @@ class WindowOutcome:
     throttled_for: float = 0.0  # the longest wait a provider asked for
     auto_paused: str | None = None  # the reason, when the window tripped the failure threshold
     permanent: list[tuple[Claimed, ChannelError]] = field(default_factory=list)
+    # The status each recorded message was moved to (its guarded UPDATE's target), for the audit entry.
+    statuses: dict[int, MessageStatus] = field(default_factory=dict)
 
     def add(self, other: WindowOutcome) -> None:
         """Fold in the outcome of results recorded earlier from the same window."""
@@ -74,6 +80,24 @@ def _guarded(session: Session, message_id: int, **values: object) -> bool:
         .values(**values)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def _move(session: Session, outcome: WindowOutcome, message_id: int, **values: object) -> None:
+    """A guarded status change, noted in the outcome when it applied (the window's audit entry lists it)."""
+    if _guarded(session, message_id, **values):
+        outcome.statuses[message_id] = MessageStatus(str(values["status"]))
+
+
+def _untouched(session: Session, outcome: WindowOutcome, message: Claimed) -> None:
+    """Back to the queue as before the claim (the attempt is not counted): not the message's fault."""
+    _move(
+        session,
+        outcome,
+        message.id,
+        status=MessageStatus.QUEUED,
+        chunk_id=None,
+        attempts=message.attempts - 1,
+    )
 
 
 def _retry_delay(settings: DeliverySettings, attempts: int, error: TransientError) -> float | None:
@@ -101,6 +125,7 @@ def apply_results(
     sent = [r for r in results if r.outcome == SendOutcome.SENT]
     _mark_sent(session, [(claimed[r.message_id], r) for r in sent], now)
     outcome.sent = len(sent)
+    outcome.statuses.update((r.message_id, MessageStatus.SENT) for r in sent)
     answers: list[dict[str, object]] = []
     for result in results:
         message = claimed[result.message_id]
@@ -114,9 +139,7 @@ def apply_results(
         code = error.code
         if isinstance(error, ConfigurationError):
             # Not this message's fault: hand it back untouched; the provider's campaigns pause.
-            _guarded(
-                session, message.id, status=MessageStatus.QUEUED, chunk_id=None, attempts=message.attempts - 1
-            )
+            _untouched(session, outcome, message)
             outcome.configuration_error = outcome.configuration_error or error
         elif isinstance(error, PermanentError):
             outcome.permanent.append((message, error))
@@ -124,14 +147,16 @@ def apply_results(
             if message.on_uncertain == OnUncertain.RESEND and message.attempts <= len(settings.retry_backoff):
                 _defer(
                     session,
+                    outcome,
                     message,
                     now + timedelta(seconds=settings.retry_backoff[message.attempts - 1]),
                     error,
                 )
                 outcome.deferred += 1
             else:
-                _guarded(
+                _move(
                     session,
+                    outcome,
                     message.id,
                     status=MessageStatus.UNKNOWN,
                     hold=True,
@@ -144,8 +169,9 @@ def apply_results(
                 outcome.throttled_for = max(outcome.throttled_for, error.retry_after or 1.0)
             delay = _retry_delay(settings, message.attempts, error)
             if delay is None:
-                _guarded(
+                _move(
                     session,
+                    outcome,
                     message.id,
                     status=MessageStatus.TECHNICAL_FAILURE,
                     reason=f"gave up after {message.attempts} attempts: {error}",
@@ -154,11 +180,12 @@ def apply_results(
                 )
                 outcome.failed += 1
             else:
-                _defer(session, message, now + timedelta(seconds=delay), error)
+                _defer(session, outcome, message, now + timedelta(seconds=delay), error)
                 outcome.deferred += 1
         else:  # an error class outside the tree is a bug in an adapter: keep the message, stop guessing
-            _guarded(
+            _move(
                 session,
+                outcome,
                 message.id,
                 status=MessageStatus.UNKNOWN,
                 hold=True,
@@ -211,14 +238,13 @@ def _settle_permanent(
             f"(first: {first}); nobody was suppressed — check the provider settings, then resume"
         )
         for message, _error in outcome.permanent:
-            _guarded(
-                session, message.id, status=MessageStatus.QUEUED, chunk_id=None, attempts=message.attempts - 1
-            )
+            _untouched(session, outcome, message)
         outcome.permanent.clear()
         return
     for message, error in outcome.permanent:
-        _guarded(
+        _move(
             session,
+            outcome,
             message.id,
             status=MessageStatus.PERMANENT_FAILURE,
             reason=str(error),
@@ -237,9 +263,12 @@ def _settle_permanent(
             )
 
 
-def _defer(session: Session, message: Claimed, when: datetime, error: ChannelError) -> None:
-    _guarded(
+def _defer(
+    session: Session, outcome: WindowOutcome, message: Claimed, when: datetime, error: ChannelError
+) -> None:
+    _move(
         session,
+        outcome,
         message.id,
         status=MessageStatus.QUEUED,
         chunk_id=None,

@@ -272,7 +272,7 @@ def _sweep(sessions: sessionmaker[Session], *, settings: Settings, now: datetime
     with sessions.begin() as session:
         # A worker died after claiming: what it never handed over goes back to the queue; what it did
         # may be at the provider (held, or resent when its campaign says so).
-        swept = hand_back(session, Message.claimed_at < cutoff)
+        swept = hand_back(session, Message.claimed_at < cutoff, now=now)
         report.swept_sending = swept.queued + swept.held + swept.resent
         lost = list(
             session.scalars(select(Chunk.id).where(Chunk.finished_at.is_(None), Chunk.created_at < cutoff))

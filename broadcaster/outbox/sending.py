@@ -11,6 +11,7 @@ from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
+from broadcaster.audit.deliveries import record_results
 from broadcaster.campaigns.messages import Composer
 from broadcaster.campaigns.store import definition_of, get_campaign, get_version, verify_snapshot
 from broadcaster.campaigns.workflow import approved_version
@@ -274,6 +275,7 @@ def fail_unsent_test_messages(
         )
     ).all()
     failed: dict[str, str] = {}
+    moved: dict[str, list[list[object]]] = {}
     for message_id, provider, own_reason in rows:
         if own_reason and own_reason.startswith("retry "):  # a deferral's "retry N: <error>": no retry comes
             own_reason = own_reason.split(": ", 1)[-1]
@@ -288,5 +290,16 @@ def fail_unsent_test_messages(
                 not_before=None,
                 final_at=now,
             )
+        )
+        moved.setdefault(provider, []).append([message_id, MessageStatus.TECHNICAL_FAILURE.value, "not_sent"])
+    for provider, messages in sorted(moved.items()):
+        record_results(
+            session,
+            actor="test_send",
+            provider=provider,
+            subject_type="provider",
+            subject_id=provider,
+            messages=messages,
+            at=now,
         )
     return failed

@@ -124,6 +124,7 @@ def test_approval_by_another_user_binds_to_the_hash(
         clock.now(),
     )
     assert entry.details["complete"] is True
+    assert entry.details["state"] == {"from": "draft", "to": "approved"}
 
 
 def test_approving_ones_own_submission_is_refused(

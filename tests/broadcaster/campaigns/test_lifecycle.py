@@ -98,6 +98,13 @@ def test_schedule_pause_resume_cancel_with_who_when_why(
         ("campaign.resume", "bien_tap", t_resume, "đã có ý kiến"),
         ("campaign.cancel", "phe_duyet", t_cancel, "hủy"),
     ]
+    states = [e.details["state"] for e in audit_trail(context)[-4:]]
+    assert states == [
+        {"from": "approved", "to": "scheduled"},
+        {"from": "scheduled", "to": "paused"},
+        {"from": "paused", "to": "scheduled"},
+        {"from": "scheduled", "to": "cancelled"},
+    ]
     # A cancelled campaign's file cannot be loaded again under the same id.
     write_campaign(workdir, schedule=WEEKLY, title="Dùng lại")
     bundle, _ = load_campaign_file(
@@ -296,7 +303,7 @@ def test_cancel_stops_queued_messages_and_open_runs(
     assert (entry.action, entry.reason, entry.details) == (
         "campaign.cancel",
         "sai nội dung",
-        {"cancelled_messages": 2},
+        {"cancelled_messages": 2, "state": {"from": "approved", "to": "cancelled"}},
     )
     summary = campaign_status_of(context)
     assert summary["messages"] == {"sms": {"cancelled": 2, "sent": 1}}

@@ -39,7 +39,10 @@ def test_a_one_off_campaign_completes_and_is_sent_again_only_when_asked(pipeline
     assert pipeline.counts(first) == {("email", "sent"): PEOPLE}
     assert campaign_state(pipeline, campaign_id) == CampaignState.COMPLETED
     [completed] = audit(pipeline, "campaign.completed")
-    assert (completed.actor, completed.details) == ("engine", {"run_id": first, "version": 1})
+    assert (completed.actor, completed.details) == (
+        "engine",
+        {"run_id": first, "version": 1, "state": {"from": "approved", "to": "completed"}},
+    )
 
     pipeline.advance(hours=1)
     with pytest.raises(StateError) as refused:

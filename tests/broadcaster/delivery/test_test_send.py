@@ -13,7 +13,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from broadcaster.db.models import CampaignVersion, Message
+from broadcaster.db.models import AuditEntry, CampaignVersion, Message
 from broadcaster.vocabulary import MessageKind, MessageStatus
 from tests.broadcaster.delivery.pipeline import Pipeline
 from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
@@ -44,6 +44,11 @@ def rows_of(pipeline: Pipeline) -> list[Message]:
         )
 
 
+def delivery_entries(pipeline: Pipeline, action: str) -> list[AuditEntry]:
+    with pipeline.context.readers() as session:
+        return list(session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
+
+
 def assert_never_sent_later(pipeline: Pipeline) -> None:
     """With both providers up, the tick and a drain of what it queues send none of the test messages."""
     pipeline.advance(hours=1)  # past every back-off
@@ -63,6 +68,13 @@ def test_a_test_send_goes_out_at_once(pipeline: Pipeline, campaign: str, cli: Cl
     assert pipeline.smtp.wait_for_count(1)
     assert "sent" in result.stdout
     assert result.stderr == ""
+    # Through the same recording as a campaign's windows: one entry per window, without a run.
+    windows = delivery_entries(pipeline, "delivery.window")
+    assert sorted((m[0], m[1]) for e in windows for m in e.details["messages"]) == [
+        (sms.id, "sent"),
+        (email.id, "sent"),
+    ]
+    assert {e.details["run_id"] for e in windows} == {None}
 
 
 def test_with_the_smsc_down_the_sms_fails_now_and_never_goes_later(
@@ -85,6 +97,8 @@ def test_with_the_smsc_down_the_sms_fails_now_and_never_goes_later(
     assert PHONE not in result.stdout
     sms, email = rows_of(pipeline)
     assert (sms.status, email.status) == (MessageStatus.TECHNICAL_FAILURE, MessageStatus.SENT)
+    [failed] = delivery_entries(pipeline, "delivery.results")
+    assert failed.details == {"provider": "sms_main", "messages": [[sms.id, "technical_failure", "not_sent"]]}
     assert sms.reason is not None
     assert "test send not completed" in sms.reason
     assert sms.final_at is not None
