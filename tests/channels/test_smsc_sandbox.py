@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import smpplib.client
 import smpplib.consts
 
+from channels.sandbox.smsc import server as server_module
 from tests.peers.smsc import SmscBehaviour, running_smsc
 
 
@@ -213,3 +215,23 @@ def test_delayed_receipt_comes_after_the_response(bare: Any) -> None:
         assert not client.delivered
         assert client.read_until(lambda: bool(client.delivered))
         assert smsc.wait_until(lambda s: [d.command_status for d in s.delivers] == [0], timeout=5)
+
+
+@pytest.mark.parametrize("relay", [True, False], ids=["relay", "direct"])
+def test_a_port_taken_after_it_was_picked_is_picked_again(
+    monkeypatch: pytest.MonkeyPatch, bare: Any, relay: bool
+) -> None:
+    """Between picking a free port and binding it another socket may take it: the SMSC picks another."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        picks = iter([taken])
+        real_pick = server_module._free_port
+        monkeypatch.setattr(server_module, "_free_port", lambda host: next(picks, None) or real_pick(host))
+        with running_smsc(SmscBehaviour(relay=relay)) as smsc:
+            assert smsc.port != taken
+            client = bare(smsc)
+            client.submit("84905123456", b"Hello")
+            assert client.read_until(lambda: client.responses and client.delivered)
+            assert [record.text for record in smsc.submits] == ["Hello"]

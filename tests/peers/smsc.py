@@ -13,7 +13,6 @@ pytest.importorskip("smpp34", reason="smpp34 (extra 'sandbox') is not installed"
 
 from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 from channels.sms.smpp import SmppAdapter
-from tests.conftest import free_port
 
 __all__ = ["SandboxSmsc", "SmscBehaviour", "adapter_for", "running_smsc"]
 
@@ -22,8 +21,8 @@ __all__ = ["SandboxSmsc", "SmscBehaviour", "adapter_for", "running_smsc"]
 def running_smsc(
     behaviour: SmscBehaviour | None = None, *, folder: Path | None = None, port: int | None = None
 ) -> Iterator[SandboxSmsc]:
-    """A started SandboxSmsc (stopped on exit); ``port`` defaults to a free one."""
-    smsc = SandboxSmsc(host="127.0.0.1", port=port or free_port(), folder=folder, behaviour=behaviour)
+    """A started SandboxSmsc (stopped on exit); ``port`` defaults to a free one, picked by the SMSC itself."""
+    smsc = SandboxSmsc(host="127.0.0.1", port=port or 0, folder=folder, behaviour=behaviour)
     smsc.start()
     try:
         yield smsc

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import threading
@@ -40,10 +41,20 @@ _WAKE_UP = "sandbox-stop"
 _SETTLE_TIMEOUT = 5.0
 
 
+_PICK_ATTEMPTS = 5
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _address_in_use(error: BaseException) -> bool:
+    """The relay's bind says so by errno; smpp34's own server only in its message."""
+    if isinstance(error, OSError):
+        return error.errno == errno.EADDRINUSE
+    return "Address already in use" in str(error)
 
 
 class SandboxSmsc:
@@ -104,22 +115,35 @@ class SandboxSmsc:
         """Start serving in a background thread; returns the address clients should connect to."""
         if self._thread is not None:
             raise RuntimeError("SandboxSmsc already started")
-        if self.port == 0:
-            self.port = _free_port(self.host)
+        # A port picked here was free a moment ago; another socket may take it before the bind (a client's
+        # ephemeral port, say): then pick again. A port given by the caller is tried once.
+        picking = self.port == 0
+        for attempt in range(1, _PICK_ATTEMPTS + 1):
+            if picking:
+                self.port = _free_port(self.host)
+            error = self._start_once()
+            if error is None:
+                log.info("sandbox SMSC listening on %s:%d", self.host, self.port)
+                return self.host, self.port
+            if not (picking and _address_in_use(error) and attempt < _PICK_ATTEMPTS):
+                raise RuntimeError(f"sandbox SMSC could not start: {error}") from error
+            log.info("sandbox SMSC: port %d was taken meanwhile; picking another", self.port)
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> BaseException | None:
+        """Start the loop thread on ``self.port``; the startup error, with the thread gone, or None."""
         self._ready.clear()
         self._startup_error = None
+        self._stopping = False  # a failed attempt's shutdown set it
         self._thread = threading.Thread(target=self._run, name=f"sandbox-smsc-{self.port}", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("sandbox SMSC did not start within 10 s")
-        if self._startup_error is not None:
-            self._thread.join(5)
-            self._thread = None
-            raise RuntimeError(
-                f"sandbox SMSC could not start: {self._startup_error}"
-            ) from self._startup_error
-        log.info("sandbox SMSC listening on %s:%d", self.host, self.port)
-        return self.host, self.port
+        if self._startup_error is None:
+            return None
+        self._thread.join(5)
+        self._thread = None
+        return self._startup_error
 
     def stop(self) -> None:
         """Drop every connection and stop serving. Idempotent."""

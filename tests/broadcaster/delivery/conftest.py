@@ -68,7 +68,9 @@ def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactor
         directory = tmp_path / name
         init_workdir(directory, admin_login=ADMIN_LOGIN, clock=clock).close()
         smtp_server = SandboxSmtpServer(None, "127.0.0.1", free_port(), smtp)
-        smsc_server = SandboxSmsc(host="127.0.0.1", port=free_port(), behaviour=smsc)
+        smsc_server = SandboxSmsc(host="127.0.0.1", behaviour=smsc)
+        smsc_server.start()  # first: it picks its port (again, should another socket take it meanwhile)
+        servers.append(smsc_server)
         sections: dict[str, Mapping[str, Any]] = {
             "database": {"url": database_url or "sqlite:///broadcaster.sqlite3"},
             "broker": {"url": broker_url or "sqla+sqlite:///broker.sqlite3"},
@@ -91,8 +93,6 @@ def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactor
             approver = add_user(session, actor=ADMIN_LOGIN, login=APPROVER, role=Role.APPROVER, clock=clock)
         smtp_server.start()
         servers.append(smtp_server)
-        smsc_server.start()
-        servers.append(smsc_server)
         pipeline = Pipeline(
             directory=directory,
             config=config,
