@@ -1,6 +1,7 @@
-"""The audit trail's one entry point: callers only ever call ``record`` (``record_consent_event`` is its form
-for a consent ledger event). Entries are hash-chained as the caller's transaction commits (``audit.append``,
-docs/audit.md).
+"""The audit trail's entry point: callers call ``record`` (``record_consent_event`` is its form for a consent
+ledger event); only ``audit.deliveries``, on the send's critical path, queues its entries directly, as they
+hold nothing but ids, statuses and hashes. Entries are hash-chained as the caller's transaction commits
+(``audit.append``, docs/audit.md).
 
 No entry carries a plaintext phone number or e-mail address: a chained row can never be rewritten, so an
 address in it would survive the person's erasure (docs/domain.md §1.2). Entries name a person's records by id

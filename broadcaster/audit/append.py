@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, func, insert, select, update
+from sqlalchemy import Table, bindparam, event, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from broadcaster.audit.chain import GENESIS, entry_hash
@@ -75,22 +75,6 @@ def queue_entry(
     )
 
 
-def lock_head(session: Session) -> AuditChainHead:
-    """The chain head, locked until the transaction ends; created on the first append of a database that
-    has none (the migration creates it)."""
-    head = session.execute(
-        select(AuditChainHead)
-        .where(AuditChainHead.id == HEAD_ID)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if head is None:
-        last_id, last_hash = _last_entry(session)
-        head = AuditChainHead(id=HEAD_ID, last_id=last_id, last_hash=last_hash)
-        session.add(head)
-    return head
-
-
 def _last_entry(session: Session) -> tuple[int, str]:
     last = session.execute(
         select(AuditEntry.id, AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).limit(1)
@@ -141,8 +125,3 @@ def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction
             return True
         transaction = transaction.parent
     return False
-
-
-def last_position(session: Session) -> int:
-    """How many entries the chain holds (its last id; 0 when empty)."""
-    return int(session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0))) or 0)
