@@ -40,15 +40,6 @@ class _Queued:
     fields: dict[str, Any]
 
 
-def queue(session: Session, fields: dict[str, Any]) -> None:
-    """Queue an entry (``at``, ``actor``, ``action``, ``subject_type``, ``subject_id``, ``reason``,
-    ``details``) to be chained when the session's transaction commits."""
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    if transaction is None:
-        transaction = session.begin()
-    session.info.setdefault(_QUEUE, []).append(_Queued(transaction, fields))
-
-
 def queue_entry(
     session: Session,
     *,
@@ -60,19 +51,20 @@ def queue_entry(
     reason: str | None,
     details: Any,
 ) -> None:
-    """``queue`` with the entry's fields named."""
-    queue(
-        session,
-        {
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "subject_type": subject_type,
-            "subject_id": subject_id,
-            "reason": reason,
-            "details": details,
-        },
-    )
+    """Queue an entry to be chained when the session's transaction commits (or dropped with it)."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None:
+        transaction = session.begin()
+    fields = {
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "reason": reason,
+        "details": details,
+    }
+    session.info.setdefault(_QUEUE, []).append(_Queued(transaction, fields))
 
 
 def _last_entry(session: Session) -> tuple[int, str]:
