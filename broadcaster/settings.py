@@ -53,6 +53,9 @@ class OrgSettings(BaseModel):
     hotline: str = "1022"
     email: str = "skhcn@danang.gov.vn"
     website: str = "https://skhcn.danang.gov.vn"
+    # The language of the CLI, the web UI and the API's problem texts; unset: LANG when it names one of
+    # them, else Vietnamese (broadcaster/i18n.py).
+    language: Literal["vi", "en"] | None = None
 
 
 class AgencySettings(BaseModel):
@@ -297,6 +300,22 @@ class WebSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # "auto": session cookies are Secure whenever the request came over HTTPS (uvicorn believes the
+    # X-Forwarded-Proto of the proxies in forwarded_allow_ips); "always": Secure even over plain HTTP.
+    secure_cookies: Literal["auto", "always"] = "auto"
+    forwarded_allow_ips: str = "127.0.0.1"
+    # A session ends after this long without a request, and in any case after session_max_hours.
+    session_idle_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=7 * 24)
+    # After lockout_attempts failed sign-ins in a row the account is locked for lockout_minutes.
+    lockout_attempts: int = Field(default=5, ge=3, le=20)
+    lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # The city SSO's reverse proxy: the header naming the signed-in login, believed only from these
+    # addresses. Empty: sign-in by password only.
+    sso_header: str = ""
+    sso_trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    # API keys: requests per minute a new key may make unless `apikeys create --rate` says otherwise.
+    api_rate_per_minute: int = Field(default=600, ge=1, le=1_000_000)
 
 
 class BounceSettings(BaseModel):

@@ -12,12 +12,14 @@ import os
 import re
 from collections.abc import Mapping
 
-from sqlalchemy import func, select
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster import audit, policies
 from broadcaster.clock import Clock
-from broadcaster.db.models import User
+from broadcaster.db.models import User, WebSession
 from broadcaster.errors import NotFound, StateError, UserError
 from broadcaster.vocabulary import Role
 
@@ -62,6 +64,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "reports.refreeze": frozenset({Role.ADMIN}),
     # Blanking personal data past [retention] personal_data_days by hand (the tick does it daily anyway).
     "retention.run": frozenset({Role.ADMIN}),
+    # Keys of the REST API (each bound to a role): created, listed and revoked by an admin.
+    "api_keys.manage": frozenset({Role.ADMIN}),
     "read": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER, Role.AUDITOR}),
 }
 
@@ -167,3 +171,43 @@ def set_role(session: Session, *, actor: str, login: str, role: Role, clock: Clo
 
 def _admin_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(User).where(User.role == Role.ADMIN)) or 0)
+
+
+# argon2id with the library's defaults (RFC 9106's second recommended option: 64 MiB, 3 passes).
+_HASHER = PasswordHasher()
+MIN_PASSWORD_LENGTH = 12
+
+
+def set_password(session: Session, *, actor: str, login: str, password: str, clock: Clock) -> User:
+    """Set a user's web sign-in password; ends their open browser sessions and lifts a lock-out."""
+    user = session.scalar(select(User).where(User.login == login))
+    if user is None:
+        raise NotFound(f"no user {login!r}; add it with `broadcaster users add {login} --role editor`")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if password.strip().lower() == login.lower():
+        raise UserError("the password must not be the login")
+    now = clock.now()
+    user.password_hash = _HASHER.hash(password)
+    user.password_changed_at = now
+    user.failed_signins = 0
+    user.locked_until = None
+    session.execute(
+        update(WebSession)
+        .where(WebSession.login == login, WebSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    audit.record(
+        session, actor=actor, action="user.password_set", subject_type="user", subject_id=login, at=now
+    )
+    return user
+
+
+def password_matches(user: User, password: str) -> bool:
+    """Constant-time check of ``password`` against the stored hash; False when the user has none."""
+    if not user.password_hash:
+        return False
+    try:
+        return _HASHER.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

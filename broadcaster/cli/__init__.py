@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from broadcaster.db.models import User
 from broadcaster.errors import UserError
 from broadcaster.logs import configure_logging
 from broadcaster.settings import CONFIG_FILENAME, LOG_FORMAT_ENV, configured_log_format, load_settings
-from broadcaster.users import add_user, set_role
+from broadcaster.users import add_user, set_password, set_role
 from broadcaster.vocabulary import Role
 from broadcaster.workdir import Restore, init_workdir, restore_defaults
 
@@ -229,6 +230,23 @@ def users_set_role(
     with acting("users.manage") as (context, session, actor):
         set_role(session, actor=actor.login, login=login, role=role, clock=context.clock)
     console.print(f"{login} is now {role.value}.")
+
+
+@users_app.command("password")
+def users_password(
+    login: str = typer.Argument(..., help="The user's login."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from the first line of standard input."
+    ),
+) -> None:
+    """Set a user's password for the web application (admins only); it ends their open web sessions."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with acting("users.manage") as (context, session, actor):
+        set_password(session, actor=actor.login, login=login, password=password, clock=context.clock)
+    console.print(f"Password of {login} set; open web sessions of {login} were ended.")
 
 
 @users_app.command("list")

@@ -1,4 +1,5 @@
-"""``broadcaster serve``: runs the web application (one-click unsubscribe) on uvicorn in the foreground."""
+"""``broadcaster serve``: runs the web application (staff UI, REST API, opt-out links) on uvicorn in the
+foreground."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ def serve(
     host: str | None = typer.Option(None, help="Address to listen on (default: [web] host, 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to listen on (default: [web] port, 8080)."),
 ) -> None:
-    """Run the web application: the RFC 8058 one-click unsubscribe links of the mails sent. Ctrl-C stops."""
+    """Run the web application: the staff UI, the REST API (/api/v1) and the opt-out links. Ctrl-C stops."""
     import uvicorn
 
     from broadcaster.web.app import create_app
@@ -26,6 +27,13 @@ def serve(
         chosen_host, chosen_port = host or web.host, port or web.port
         console.print(f"Serving on http://{chosen_host}:{chosen_port}; Ctrl-C stops.", highlight=False)
         # uvicorn handles Ctrl-C and SIGTERM itself and returns after a graceful shutdown.
-        uvicorn.run(create_app(context), host=chosen_host, port=chosen_port, log_level="warning")
+        uvicorn.run(
+            create_app(context),
+            host=chosen_host,
+            port=chosen_port,
+            log_level="warning",
+            proxy_headers=True,
+            forwarded_allow_ips=web.forwarded_allow_ips,
+        )
     finally:
         context.close()

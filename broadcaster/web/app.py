@@ -1,19 +1,67 @@
-"""Builds the web application for one working directory: ``create_app(context)``."""
+"""Builds the web application for one working directory: ``create_app(context)``.
+
+The staff UI (server-rendered pages under ``broadcaster.web.ui``, sign-in in ``auth_routes``), the REST API
+for the city's systems (its own FastAPI app under ``/api/v1``, with its own OpenAPI document) and the public
+routes the engine's messages link to (one-click unsubscribe, the city app's consent endpoint).
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from urllib.parse import quote
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from broadcaster import i18n
 from broadcaster.context import AppContext
+from broadcaster.web.api import create_api
 from broadcaster.web.app_consent_routes import app_consent_router
+from broadcaster.web.auth import Forbidden, SignInRequired
+from broadcaster.web.auth_routes import router as auth_router
+from broadcaster.web.language import LanguageMiddleware
+from broadcaster.web.security_headers import SecurityHeadersMiddleware
+from broadcaster.web.templating import STATIC_DIR, render
+from broadcaster.web.ui import ROUTERS
 from broadcaster.web.unsubscribe_routes import unsubscribe_router
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _sign_in_required(request: Request, _exc: Exception) -> Response:
+    if request.method in ("GET", "HEAD") and _wants_html(request):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
+    return JSONResponse({"detail": i18n.gettext("Sign in first.")}, status_code=401)
+
+
+def _forbidden(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Forbidden)
+    message = (
+        i18n.gettext("The form has expired or did not come from this site; reload the page and try again.")
+        if exc.csrf
+        else i18n.gettext("Your role may not do this.")
+    )
+    return render(request, "error.html", status_code=403, title=i18n.gettext("Not allowed"), message=message)
 
 
 def create_app(context: AppContext) -> FastAPI:
     """The FastAPI app serving the working directory of ``context`` (the caller closes the context)."""
-    # No interactive docs: the app faces the public internet, and its routes are for mail clients and the
-    # city app's backend.
+    # The UI's routes are not an API: no OpenAPI document or interactive docs for them (the REST API under
+    # /api/v1 serves its own).
     app = FastAPI(title="Broadcaster", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.context = context
+    app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(Forbidden, _forbidden)
     app.include_router(unsubscribe_router(context))
     app.include_router(app_consent_router(context))
+    app.include_router(auth_router)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/api/v1", create_api(context))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(LanguageMiddleware, default=i18n.choose(context.settings.org.language))
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

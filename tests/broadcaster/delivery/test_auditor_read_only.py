@@ -50,6 +50,7 @@ AS_AUDITOR: dict[str, list[tuple[list[str], int]]] = {
     "db current": [(["--json"], OK)],
     "users add": [(["moi", "--role", "admin"], REFUSED)],
     "users set-role": [([AUDITOR, "admin"], REFUSED)],
+    "users password": [([AUDITOR, "--password-stdin"], REFUSED)],
     "users list": [(["--json"], OK)],
     "policy list": [(["--json"], OK)],
     "policy set": [(["allow_env_user", "true", "--reason", "thử"], REFUSED)],

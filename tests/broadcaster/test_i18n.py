@@ -1,0 +1,107 @@
+"""The catalogue is complete: every text the code and the templates mark for translation has a Vietnamese
+translation with the same placeholders; the language is chosen as documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.pofile import read_po
+
+from broadcaster import i18n
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
+PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{(\w+)\}")
+
+
+def _used_texts() -> dict[str, str]:
+    method_map = [
+        ("broadcaster/**.py", "python"),
+        ("broadcaster/web/templates/**.html", "jinja2"),
+    ]
+    options = {"broadcaster/web/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    found: dict[str, str] = {}
+    for filename, _lineno, message, _comments, _context in extract_from_dir(
+        ROOT, method_map, options, keywords=KEYWORDS
+    ):
+        for text in message if isinstance(message, tuple) else (message,):
+            if text:
+                found.setdefault(text, filename)
+    return found
+
+
+def _catalogue() -> Catalog:
+    with i18n.catalogue_path("vi").open("rb") as source:
+        return read_po(source, locale="vi")
+
+
+def _translation(catalogue: Catalog, text: str) -> str | None:
+    entry = catalogue.get(text)
+    if entry is None or entry.fuzzy:
+        return None
+    translated = entry.string
+    return str(translated[0] if isinstance(translated, tuple | list) else translated) or None
+
+
+def add_missing() -> int:
+    """``make messages``: append the texts in use that the catalogue lacks, with an empty translation."""
+    catalogue = _catalogue()
+    missing = [text for text in sorted(_used_texts()) if catalogue.get(text) is None]
+    if missing:
+        with i18n.catalogue_path("vi").open("a", encoding="utf-8") as out:
+            out.write("\n# --- new (make messages): translate, then move to their section\n")
+            for text in missing:
+                out.write(f'\nmsgid {_po_string(text)}\nmsgstr ""\n')
+    return len(missing)
+
+
+def _po_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def test_every_text_in_use_is_translated_into_vietnamese() -> None:
+    catalogue = _catalogue()
+    missing = []
+    for text, where in sorted(_used_texts().items()):
+        translated = _translation(catalogue, text)
+        if not translated:
+            missing.append(f"{where}: {text!r}")
+            continue
+        assert set(PLACEHOLDER.findall(text)) == set(PLACEHOLDER.findall(translated)), (
+            f"{where}: {text!r} and its translation {translated!r} name different placeholders"
+        )
+    assert not missing, "not translated in broadcaster.po (run `make messages`):\n" + "\n".join(missing)
+
+
+def test_translation_follows_the_current_language() -> None:
+    with i18n.using("vi"):
+        assert i18n.gettext("Sign in") == "Đăng nhập"
+    with i18n.using("en"):
+        assert i18n.gettext("Sign in") == "Sign in"
+    with pytest.raises(ValueError, match="unsupported language"):
+        i18n.set_language("fr")
+
+
+@pytest.mark.parametrize(
+    ("configured", "environ", "expected"),
+    [
+        ("en", {"LANG": "vi_VN.UTF-8"}, "en"),
+        (None, {"LANG": "en_US.UTF-8"}, "en"),
+        (None, {"LC_ALL": "vi_VN.UTF-8", "LANG": "en_US.UTF-8"}, "vi"),
+        (None, {"LANG": "C.UTF-8"}, "vi"),
+        (None, {"LANG": "fr_FR.UTF-8"}, "vi"),
+        (None, {}, "vi"),
+    ],
+)
+def test_the_language_is_the_setting_else_lang_else_vietnamese(
+    configured: str | None, environ: dict[str, str], expected: str
+) -> None:
+    assert i18n.choose(configured, environ) == expected
+
+
+if __name__ == "__main__":
+    print(f"{add_missing()} text(s) added to {i18n.catalogue_path('vi')}")
