@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from broadcaster import policies
 from broadcaster.cli import activities as activities_cli
+from broadcaster.cli import apikeys as apikeys_cli
 from broadcaster.cli import audit as audit_cli
 from broadcaster.cli import bounces as bounces_cli
 from broadcaster.cli import campaigns as campaigns_cli
@@ -102,6 +103,7 @@ app.add_typer(report_cli.app, name="report")
 app.add_typer(subject_cli.app, name="subject")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(retention_cli.app, name="retention")
+app.add_typer(apikeys_cli.app, name="apikeys")
 delivery_cli.register(app)
 app.command()(serve_cli.serve)
 

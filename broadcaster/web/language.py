@@ -1,5 +1,6 @@
-"""Each request is translated into the language its cookie chose, else the installation's (pure ASGI, so
-the context variable is set in the task that runs the route)."""
+"""Each request is translated into the language it chose, else the installation's (pure ASGI, so the context
+variable is set in the task that runs the route). A page chooses by the language cookie (the switch in the
+header); an API request by ``Accept-Language`` (its first ``vi`` or ``en``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from broadcaster import i18n
 
 LANGUAGE_COOKIE = "broadcaster_language"
+
+
+def _accepted_language(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"accept-language":
+            text: str = value.decode("latin-1")
+            for part in text.split(","):
+                code = part.split(";")[0].strip().split("-")[0].lower()
+                if code in i18n.LANGUAGES:
+                    return code
+    return None
 
 
 def _cookie_language(scope: Scope) -> str | None:
@@ -34,6 +46,7 @@ class LanguageMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        chosen = _cookie_language(scope)
+        api = str(scope.get("path", "")).startswith("/api/")
+        chosen = _accepted_language(scope) if api else _cookie_language(scope)
         with i18n.using(chosen if chosen in i18n.LANGUAGES else self.default):
             await self.app(scope, receive, send)

@@ -1,8 +1,9 @@
 """Errors of the machine-facing routes as RFC 9457 problem details (``application/problem+json``).
 
 A route raises ``Problem``; ``problem_response`` turns it into the JSON body: a stable ``type`` the caller
-can branch on, the HTTP ``status``, a short English ``title`` and a Vietnamese ``detail`` for the person
-reading the caller's logs.
+can branch on, the HTTP ``status``, a short ``title`` and a ``detail`` for the person reading the caller's
+logs, and ``field`` naming the input at fault. The REST API translates title and detail into the request's
+language (``Accept-Language``: vi or en); the city app's endpoint answers in English and Vietnamese.
 """
 
 from __future__ import annotations
@@ -19,13 +20,23 @@ TYPE_PREFIX = "urn:broadcaster:problem:"
 class Problem(Exception):
     """A request refused; nothing was written. ``code`` becomes the problem type, ``field`` names the input."""
 
-    def __init__(self, status: int, code: str, title: str, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.title = title
         self.detail = detail
         self.field = field
+        self.retry_after = retry_after
 
 
 def problem_response(problem: Problem) -> JSONResponse:
@@ -37,6 +48,7 @@ def problem_response(problem: Problem) -> JSONResponse:
     }
     if problem.field is not None:
         body["field"] = problem.field  # an extension member (RFC 9457 §3.2)
-    return JSONResponse(
-        body, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers={"Cache-Control": "no-store"}
-    )
+    headers = {"Cache-Control": "no-store"}
+    if problem.retry_after is not None:
+        headers["Retry-After"] = str(problem.retry_after)
+    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)

@@ -1,0 +1,133 @@
+"""Who is calling the API: ``Authorization: Bearer bk_…`` (an API key), its role checked against the same
+permission table as the CLI and the UI, and its rate limit (``api_requires``)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import Request
+
+from broadcaster.api_keys import acting_user, actor_login, find_key, may_use_campaign
+from broadcaster.db.models import ApiKey, User
+from broadcaster.i18n import gettext as _
+from broadcaster.users import PERMISSIONS
+from broadcaster.web.auth import context_of
+from broadcaster.web.problems import Problem
+
+# last_used_at is written at most this often per key (reading it needs no precision; writing on every
+# request would double the writes of the single-message API).
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class ApiCaller:
+    key_id: int
+    prefix: str
+    name: str
+    role: str
+    campaigns: tuple[str, ...] | None
+    login: str
+
+    def user(self) -> User:
+        """The acting user the services take (transient: a key is not a person)."""
+        key = ApiKey(prefix=self.prefix, name=self.name, role=self.role, campaigns=self.campaigns)
+        return acting_user(key)
+
+    def check_campaign(self, campaign_id: str) -> None:
+        """A key bound to some campaigns gets 404 for the others (their existence is not its business)."""
+        key = ApiKey(campaigns=list(self.campaigns) if self.campaigns is not None else None)
+        if not may_use_campaign(key, campaign_id):
+            raise Problem(
+                404,
+                "not-found",
+                _("Not found"),
+                _("There is no campaign %(id)s.") % {"id": campaign_id},
+                field="campaign_id",
+            )
+
+
+class RateLimiter:
+    """Requests per minute per key, in this process (a sliding window of one minute in 6 steps). With N
+    uvicorn workers a key may reach N times its rate in all; docs/web.md says so."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[int, list[tuple[int, int]]] = {}
+
+    def admit(self, key_id: int, per_minute: int, now: float | None = None) -> float | None:
+        """None when admitted; else the seconds to wait (Retry-After)."""
+        moment = time.monotonic() if now is None else now
+        step = int(moment // 10)
+        with self._lock:
+            window = [(s, n) for s, n in self._windows.get(key_id, []) if s > step - 6]
+            used = sum(n for _s, n in window)
+            if used >= per_minute:
+                self._windows[key_id] = window
+                oldest = window[0][0] if window else step
+                return max(1.0, (oldest + 6) * 10 - moment)
+            if window and window[-1][0] == step:
+                window[-1] = (step, window[-1][1] + 1)
+            else:
+                window.append((step, 1))
+            self._windows[key_id] = window
+            return None
+
+
+def _unauthorised(detail: str) -> Problem:
+    return Problem(401, "unauthorised", _("Unauthorised"), detail, field="Authorization")
+
+
+def api_requires(action: str) -> Callable[[Request], ApiCaller]:
+    """The dependency of an API operation that ``action``'s roles may call."""
+    if action not in PERMISSIONS:
+        raise KeyError(f"unknown action {action!r}")
+
+    def dependency(request: Request) -> ApiCaller:
+        header = request.headers.get("authorization", "")
+        scheme, _space, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise _unauthorised(_("Send the API key as: Authorization: Bearer <key>."))
+        context = context_of(request)
+        now = context.clock.now()
+        with context.sessions.begin() as session:
+            key = find_key(session, presented.strip())
+            if key is None:
+                raise _unauthorised(_("The API key is not valid or was revoked."))
+            if key.last_used_at is None or now - key.last_used_at >= _TOUCH_EVERY:
+                key.last_used_at = now
+            caller = ApiCaller(
+                key.id,
+                key.prefix,
+                key.name,
+                key.role.value,
+                tuple(key.campaigns) if key.campaigns is not None else None,
+                actor_login(key),
+            )
+            per_minute = key.rate_per_minute
+        if caller.role not in {role.value for role in PERMISSIONS[action]}:
+            raise Problem(
+                403,
+                "forbidden",
+                _("Forbidden"),
+                _("This API key's role (%(role)s) may not do this.") % {"role": caller.role},
+            )
+        limiter: RateLimiter = request.app.state.rate_limiter
+        wait = limiter.admit(caller.key_id, per_minute)
+        if wait is not None:
+            raise Problem(
+                429,
+                "rate-limited",
+                _("Too many requests"),
+                _("This API key may make %(rate)s requests a minute; try again later.")
+                % {"rate": per_minute},
+                retry_after=math.ceil(wait),
+            )
+        return caller
+
+    dependency.broadcaster_action = action  # type: ignore[attr-defined]  # read by the permission matrix test
+    return dependency

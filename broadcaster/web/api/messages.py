@@ -1,0 +1,7 @@
+"""The API's messages operations (to be written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
