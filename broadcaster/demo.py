@@ -7,6 +7,7 @@ and print a per-channel summary and where the sandbox kept what it received.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from broadcaster.sandbox import Sandbox, SandboxPorts
 from broadcaster.settings import CONFIG_FILENAME
 from broadcaster.status import message_counts
 from broadcaster.tasks import CeleryEnqueuer
-from broadcaster.users import add_user
+from broadcaster.users import add_user, set_password
 from broadcaster.vocabulary import Role
 from broadcaster.workdir import init_workdir
 
@@ -40,6 +41,7 @@ DEMO_CAMPAIGN = "thong-bao-dich-vu-cong"
 EDITOR = "bientap"  # biên tập viên: prepares and submits
 APPROVER = "pheduyet"  # người phê duyệt: approves
 ADMIN = "quantri"  # quản trị: manages users and policies
+AUDITOR = "kiemtoan"  # kiểm toán viên: reads the logs and the audit trail
 
 
 @dataclass
@@ -103,6 +105,18 @@ def run_demo(
                 clock=clock,
                 display_name="Lãnh đạo phòng",
             )
+            add_user(
+                session,
+                actor=ADMIN,
+                login=AUDITOR,
+                role=Role.AUDITOR,
+                clock=clock,
+                display_name="Kiểm toán viên",
+            )
+            # The web application's sign-in: one password for the demo's people, new at each demo, printed.
+            password = "demo-" + secrets.token_urlsafe(9)
+            for login in (ADMIN, EDITOR, APPROVER, AUDITOR):
+                set_password(session, actor=ADMIN, login=login, password=password, clock=clock)
             # Two people rehearse on one machine: the admin lets BROADCASTER_USER stand in for the OS login.
             policies.set_policy(
                 session,
@@ -112,7 +126,11 @@ def run_demo(
                 reason="demo: several people act on one machine",
                 clock=clock,
             )
-        console.print(f"Users: {ADMIN} (admin), {EDITOR} (editor), {APPROVER} (approver).")
+        console.print(
+            f"Users: {ADMIN} (admin), {EDITOR} (editor), {APPROVER} (approver), {AUDITOR} (auditor); "
+            f"web sign-in password of each: {password}",
+            highlight=False,
+        )
         console.print(
             f"Policy allow_env_user set to true by {ADMIN}: BROADCASTER_USER=LOGIN acts as LOGIN here."
         )
