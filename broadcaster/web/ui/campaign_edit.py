@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.datastructures import UploadFile
+from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from broadcaster.campaigns.files import Problem
