@@ -9,8 +9,8 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
 
 from broadcaster.campaigns.files import Problem
 from broadcaster.campaigns.staging import FileEdits, WorkingDirs, load_edits, relative_file

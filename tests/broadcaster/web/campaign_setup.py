@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from broadcaster.campaigns import workflow
 from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
@@ -38,7 +39,7 @@ def load_campaign(context: AppContext, workdir: Path, **overrides: Any) -> Path:
     return path
 
 
-def _user(session: Any, login: str) -> User:
+def user_named(session: Session, login: str) -> User:
     user = session.scalar(select(User).where(User.login == login))
     assert user is not None
     return user
@@ -50,14 +51,14 @@ def approve_campaign(context: AppContext, campaign_id: str = CAMPAIGN) -> None:
         version = workflow.submit(
             session,
             campaign_id=campaign_id,
-            actor=_user(session, "bien_tap"),
+            actor=user_named(session, "bien_tap"),
             settings=context.settings,
             clock=context.clock,
         )
         workflow.approve(
             session,
             campaign_id=campaign_id,
-            actor=_user(session, "phe_duyet"),
+            actor=user_named(session, "phe_duyet"),
             clock=context.clock,
             content_hash=version.content_hash,
         )
@@ -66,7 +67,11 @@ def approve_campaign(context: AppContext, campaign_id: str = CAMPAIGN) -> None:
 def plan(context: AppContext, run_id: int) -> None:
     """What the plan task does (no workers here: the messages stay queued)."""
     plan_run(
-        context.sessions, run_id=run_id, settings=context.settings, clock=context.clock, enqueuer=RecordingEnqueuer()
+        context.sessions,
+        run_id=run_id,
+        settings=context.settings,
+        clock=context.clock,
+        enqueuer=RecordingEnqueuer(),
     )
 
 

@@ -53,7 +53,9 @@ def _audit(context: AppContext, action: str) -> list[AuditEntry]:
         return list(session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
 
 
-def test_submit_then_approve_with_the_hash_shown(browser: Browsers, loaded: Path, context: AppContext) -> None:
+def test_submit_then_approve_with_the_hash_shown(
+    browser: Browsers, loaded: Path, context: AppContext
+) -> None:
     editor = browser("bien_tap")
     editor.get(f"/campaigns/{CAMPAIGN}")
     assert browser("kiem_toan").post(f"/campaigns/{CAMPAIGN}/submit").status_code == 403
@@ -84,7 +86,9 @@ def test_a_version_loaded_after_the_approver_looked_is_not_approved(
     load_campaign(context, workdir, sms_text="Nội dung đã đổi {{ vars.ngay }}")
     editor.post(f"/campaigns/{CAMPAIGN}/submit")
     for number in (1, 2):
-        stale = approver.post(f"/campaigns/{CAMPAIGN}/versions/{number}/approve", {"content_hash": content_hash})
+        stale = approver.post(
+            f"/campaigns/{CAMPAIGN}/versions/{number}/approve", {"content_hash": content_hash}
+        )
         assert stale.status_code == 409
         assert "Không có gì thay đổi." in stale.text
     assert versions(context) == [(1, "superseded"), (2, "submitted")]
@@ -97,7 +101,9 @@ def test_reject_needs_a_reason(browser: Browsers, loaded: Path, context: AppCont
     editor.post(f"/campaigns/{CAMPAIGN}/submit")
     approver = browser("phe_duyet")
     content_hash = shown_hash(approver.get(PREVIEW).text)
-    blank = approver.post(f"/campaigns/{CAMPAIGN}/versions/1/reject", {"content_hash": content_hash, "reason": " "})
+    blank = approver.post(
+        f"/campaigns/{CAMPAIGN}/versions/1/reject", {"content_hash": content_hash, "reason": " "}
+    )
     assert blank.status_code == 400
     assert "reason" in blank.text
     assert versions(context) == [(1, "submitted")]
@@ -120,7 +126,8 @@ def test_send_now_queues_a_run_for_the_workers(
     assert sent.status_code == 303
     with context.readers() as session:
         runs = list(session.scalars(select(CampaignRun.id).where(CampaignRun.campaign_id == CAMPAIGN)))
-    assert runs == queued and len(runs) == 1
+    assert runs == queued
+    assert len(runs) == 1
     assert len(_audit(context, "campaign.send")) == 1
     # A one-off campaign goes out once: the second press is refused on the page, nothing queued.
     again = editor.post(f"/campaigns/{CAMPAIGN}/send")
@@ -160,7 +167,9 @@ def test_pause_resume_and_cancel_by_role(browser: Browsers, loaded: Path, contex
     assert editor.post(f"/campaigns/{CAMPAIGN}/cancel", {"reason": "lần nữa"}).status_code == 409
 
 
-def test_schedule_without_a_schedule_section_is_refused(browser: Browsers, loaded: Path, context: AppContext) -> None:
+def test_schedule_without_a_schedule_section_is_refused(
+    browser: Browsers, loaded: Path, context: AppContext
+) -> None:
     approve_campaign(context)
     editor = browser("bien_tap")
     editor.get("/")
@@ -188,7 +197,10 @@ def test_an_upload_with_a_yaml_error_shows_the_line_and_stores_nothing(
     assert "channels.sms.provider" in answer.text
     assert loaded.read_text(encoding="utf-8") == before
     assert versions(context) == [(1, "draft")]
-    assert browser("kiem_toan").post(f"/campaigns/{CAMPAIGN}/versions", {"campaign_text": before}).status_code == 403
+    assert (
+        browser("kiem_toan").post(f"/campaigns/{CAMPAIGN}/versions", {"campaign_text": before}).status_code
+        == 403
+    )
 
 
 def test_edited_templates_are_written_and_loaded_as_a_new_draft(
@@ -207,8 +219,13 @@ def test_edited_templates_are_written_and_loaded_as_a_new_draft(
         },
     )
     assert answer.status_code == 303, answer.text
-    assert versions(context) == [(1, "draft"), (2, "draft")] or versions(context) == [(1, "superseded"), (2, "draft")]
-    assert (workdir / "templates" / "sms" / "thu-nghiem.txt.j2").read_text(encoding="utf-8") == "Tin sửa {{ vars.ngay }}\n"
+    assert versions(context) == [(1, "draft"), (2, "draft")] or versions(context) == [
+        (1, "superseded"),
+        (2, "draft"),
+    ]
+    assert (workdir / "templates" / "sms" / "thu-nghiem.txt.j2").read_text(
+        encoding="utf-8"
+    ) == "Tin sửa {{ vars.ngay }}\n"
     assert len(_audit(context, "campaign.load")) == 2
 
 
@@ -228,7 +245,11 @@ def test_template_paths_outside_templates_are_refused(browser: Browsers, loaded:
     editor.get(f"/campaigns/{CAMPAIGN}/edit")
     answer = editor.post(
         f"/campaigns/{CAMPAIGN}/versions",
-        {"campaign_text": loaded.read_text(encoding="utf-8"), "template_path": "../broadcaster.toml", "template_text": "x"},
+        {
+            "campaign_text": loaded.read_text(encoding="utf-8"),
+            "template_path": "../broadcaster.toml",
+            "template_text": "x",
+        },
     )
     assert answer.status_code == 422
     assert (workdir / "broadcaster.toml").read_text(encoding="utf-8") != "x"

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from broadcaster.campaigns.store import get_version
 from broadcaster.contacts.importer import ImportReport
 from broadcaster.context import AppContext
 from broadcaster.db.models import CampaignRun
 from broadcaster.outbox.sending import start_manual_run
-from tests.broadcaster.web.campaign_setup import CAMPAIGN, approve_campaign, load_campaign, plan
-from tests.broadcaster.web.campaign_setup import _user as user_named
+from tests.broadcaster.web.campaign_setup import CAMPAIGN, approve_campaign, load_campaign, plan, user_named
 from tests.broadcaster.web.conftest import Browser
 
 NASTY = "<script>alert(1)</script>"
@@ -87,12 +87,12 @@ def test_the_diff_colours_added_and_removed_lines(
     assert browser("kiem_toan").get(f"/campaigns/{CAMPAIGN}/diff?from=1&to=9").status_code == 404
 
 
-def test_the_preview_shows_counts_cost_and_the_full_hash(browser: Browsers, loaded: Path, context: AppContext) -> None:
+def test_the_preview_shows_counts_cost_and_the_full_hash(
+    browser: Browsers, loaded: Path, context: AppContext
+) -> None:
     page = browser("bien_tap").get(f"/campaigns/{CAMPAIGN}/versions/1/preview")
     assert page.status_code == 200
     with context.readers() as session:
-        from broadcaster.campaigns.store import get_version
-
         full_hash = get_version(session, CAMPAIGN, 1).content_hash
     assert full_hash in page.text
     assert "sms_main" in page.text
@@ -117,7 +117,7 @@ def test_an_e_mail_sample_is_served_sandboxed_with_its_own_policy(
     load_campaign(context, workdir)
     editor = browser("bien_tap")
     page = editor.get(f"/campaigns/{CAMPAIGN}/versions/1/preview")
-    assert f'sandbox title="' in page.text
+    assert 'sandbox title="' in page.text
     assert f'src="/campaigns/{CAMPAIGN}/versions/1/samples/0"' in page.text
     sample = editor.get(f"/campaigns/{CAMPAIGN}/versions/1/samples/0")
     assert sample.status_code == 200
