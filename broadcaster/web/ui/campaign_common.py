@@ -55,6 +55,10 @@ DONE: dict[str, str] = {
     "loaded": N_("The new version was loaded as a draft."),
     "unchanged": N_("The files are the same as the latest version: nothing was loaded."),
     "submitted": N_("The version was submitted for approval."),
+    "submitted_to_nobody": N_(
+        "The version was submitted, but it reaches 0 recipients: nobody would receive it. Check the audience "
+        "and the contacts; the preview shows who is excluded and why."
+    ),
     "approved": N_("Your approval was recorded."),
     "rejected": N_("The version was rejected."),
     "scheduled": N_("The campaign is scheduled."),
@@ -85,10 +89,12 @@ def page_values() -> dict[str, Any]:
 
 
 @contextmanager
-def acting(request: Request, viewer: Viewer) -> Iterator[tuple[Session, User]]:
-    """One transaction and the signed-in user's row (the services take a ``User``), committed at the end."""
+def acting(request: Request, viewer: Viewer, *, write: bool = True) -> Iterator[tuple[Session, User]]:
+    """One transaction and the signed-in user's row (the services take a ``User``), committed at the end;
+    ``write=False``: a read-only session, for pages (a GET changes nothing)."""
     context = context_of(request)
-    with context.sessions.begin() as session:
+    factory = context.sessions.begin if write else context.readers
+    with factory() as session:
         yield session, required(session, User, viewer.user_id, referenced_by=f"web session of {viewer.login}")
 
 

@@ -32,7 +32,7 @@ def _preview(
     request: Request, viewer: Viewer, campaign_id: str, number: int
 ) -> tuple[Preview, dict[str, Any]]:
     context = context_of(request)
-    with acting(request, viewer) as (session, user):
+    with acting(request, viewer, write=False) as (session, user):
         campaign = get_campaign(session, campaign_id)
         version = get_version(session, campaign_id, number)
         result = preview_version(session, version, context.settings, now=context.clock.now(), samples=SAMPLES)
@@ -103,7 +103,7 @@ def submit(
     context = context_of(request)
     try:
         with acting(request, viewer) as (session, user):
-            workflow.submit(
+            version = workflow.submit(
                 session,
                 campaign_id=campaign_id,
                 actor=user,
@@ -111,9 +111,11 @@ def submit(
                 clock=context.clock,
                 reason=reason.strip() or None,
             )
+            reached = version.audience_size
     except UserError as exc:
         return refused(request, exc, back=f"/campaigns/{campaign_id}")
-    return done(campaign_id, "submitted")
+    # As the CLI warns: a version for nobody is legal, but almost always a mistake in the audience.
+    return done(campaign_id, "submitted" if reached else "submitted_to_nobody")
 
 
 @router.post("/campaigns/{campaign_id}/versions/{number}/approve")

@@ -253,3 +253,15 @@ def test_template_paths_outside_templates_are_refused(browser: Browsers, loaded:
     )
     assert answer.status_code == 422
     assert (workdir / "broadcaster.toml").read_text(encoding="utf-8") != "x"
+
+
+def test_submitting_for_nobody_says_so(
+    browser: Browsers, context: AppContext, workdir: Path, people: object
+) -> None:
+    load_campaign(context, workdir, audience={"segments": ["khong_ai"]})
+    editor = browser("bien_tap")
+    editor.get("/")
+    submitted = editor.post(f"/campaigns/{CAMPAIGN}/submit")
+    assert submitted.headers["location"] == f"/campaigns/{CAMPAIGN}?done=submitted_to_nobody"
+    assert "không đến được người nhận nào" in editor.get(submitted.headers["location"]).text
+    assert versions(context) == [(1, "submitted")]
