@@ -16,6 +16,7 @@ from broadcaster.campaigns.store import definition_of, get_campaign, latest_vers
 from broadcaster.db.models import Campaign
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
+from broadcaster.progress import send_window_note
 from broadcaster.status import campaign_status
 from broadcaster.web.auth import Viewer, context_of, requires
 from broadcaster.web.templating import render
@@ -84,6 +85,9 @@ def campaign_page(
         next_at = utc(campaign.next_occurrence_at)
     for run in data["runs"]:
         run["figures"] = figures(run["messages"])
+        # As `send` says: a run waiting for its send window to open says when the first messages go.
+        running = run["status"] in ("planning", "sending")
+        run["window_note"] = send_window_note(context, run["id"]) if running else None
     return render(
         request,
         "campaigns/detail.html",

@@ -4,11 +4,13 @@ approval, refusals as pages, send queuing a run, and loading a new version (uplo
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from broadcaster.clock import FrozenClock
 from broadcaster.contacts.importer import ImportReport
 from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, CampaignRun
@@ -265,3 +267,27 @@ def test_submitting_for_nobody_says_so(
     assert submitted.headers["location"] == f"/campaigns/{CAMPAIGN}?done=submitted_to_nobody"
     assert "không đến được người nhận nào" in editor.get(submitted.headers["location"]).text
     assert versions(context) == [(1, "submitted")]
+
+
+def test_schedule_then_send_outside_the_window_says_when_it_goes(
+    browser: Browsers,
+    context: AppContext,
+    workdir: Path,
+    people: object,
+    contacts: ImportReport,
+    clock: FrozenClock,
+    queued: list[int],
+) -> None:
+    schedule = {"start": "2025-06-10 08:00", "window": {"start": "07:30", "end": "21:00"}}
+    load_campaign(context, workdir, schedule=schedule)
+    approve_campaign(context)
+    editor = browser("bien_tap")
+    editor.get("/")
+    assert editor.post(f"/campaigns/{CAMPAIGN}/schedule").status_code == 303
+    assert state(context) == "scheduled"
+    clock.advance(timedelta(hours=14))  # Monday 22:00 in Da Nang: the window has closed
+    late = browser("bien_tap")
+    assert late.post(f"/campaigns/{CAMPAIGN}/send").status_code == 303
+    assert len(queued) == 1
+    page = late.get(f"/campaigns/{CAMPAIGN}")
+    assert "outside the send window; first messages at 07:30 Tuesday 03/06" in page.text
