@@ -132,6 +132,10 @@ def preview_version(
                         "text": body,
                         "encoding": text.encoding,
                         "segments": text.segments,
+                        # The e-mail's HTML part as it would be sent (None: the template has none).
+                        "html": composer.html(view, unsubscribe_url=link)
+                        if decision.channel == Channel.EMAIL
+                        else None,
                     }
                 )
         reached += len(reached_ids)

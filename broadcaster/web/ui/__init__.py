@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from broadcaster.web.ui import admin, audit_pages, campaigns, contacts, dashboard, messages, reports
+from broadcaster.web.ui import (
+    admin,
+    audit_pages,
+    campaign_actions,
+    campaign_edit,
+    campaign_review,
+    campaigns,
+    contacts,
+    dashboard,
+    messages,
+    reports,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     dashboard.router,
     campaigns.router,
+    campaign_review.router,
+    campaign_actions.router,
+    campaign_edit.router,
     contacts.router,
     messages.router,
     reports.router,
