@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from broadcaster.context import AppContext
 from broadcaster.i18n import gettext as _
-from broadcaster.web.api import campaigns, contacts, messages, notifications, reports
+from broadcaster.web.api import campaigns, consent, contacts, messages, notifications, reports
 from broadcaster.web.api.auth import RateLimiter
 from broadcaster.web.problems import Problem, problem_response
 
@@ -71,6 +71,6 @@ def create_api(context: AppContext) -> FastAPI:
     api.add_exception_handler(Problem, _problem)
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(HTTPException, _http_error)
-    for module in (campaigns, messages, contacts, reports, notifications):
+    for module in (campaigns, messages, contacts, consent, reports, notifications):
         api.include_router(module.router)
     return api
