@@ -45,7 +45,7 @@ def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def api_http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     titles = {404: _("Not found"), 405: _("Method not allowed")}
     title = titles.get(exc.status_code, _("Request refused"))
@@ -70,7 +70,7 @@ def create_api(context: AppContext) -> FastAPI:
     api.state.rate_limiter = RateLimiter()
     api.add_exception_handler(Problem, _problem)
     api.add_exception_handler(RequestValidationError, _invalid)
-    api.add_exception_handler(HTTPException, _http_error)
+    api.add_exception_handler(HTTPException, api_http_error)
     for module in (campaigns, messages, contacts, consent, reports, notifications):
         api.include_router(module.router)
     return api
