@@ -150,9 +150,7 @@ def _checks(context: AppContext) -> TextChecks:
 
 
 def _problems(problems: list[Any]) -> list[FileProblem]:
-    return [
-        FileProblem(file=str(p.file), line=p.line, field=p.field, message=p.message) for p in problems
-    ]
+    return [FileProblem(file=str(p.file), line=p.line, field=p.field, message=p.message) for p in problems]
 
 
 @router.get("", response_model=list[CampaignSummary])
@@ -342,7 +340,9 @@ def reject(
         return _version_state(campaign_id, version)
 
 
-def _transition(request: Request, campaign_id: str, caller: ApiCaller, name: str, reason: str | None) -> CampaignState:
+def _transition(
+    request: Request, campaign_id: str, caller: ApiCaller, name: str, reason: str | None
+) -> CampaignState:
     caller.check_campaign(campaign_id)
     context = context_of(request)
     change = {"pause": workflow.pause, "resume": workflow.resume, "cancel": workflow.cancel}[name]
@@ -416,7 +416,7 @@ def send(
 
     response = replay_or_run(request, caller, body.model_dump_json().encode(), create)
     if "idempotent-replayed" not in response.headers:
-        payload = SendResult.model_validate_json(response.body)
+        payload = SendResult.model_validate_json(bytes(response.body))
         plan_run(context, payload.run_id)
         payload.outside_send_window = send_window_note(context, payload.run_id)
         return JSONResponse(payload.model_dump(), status_code=201)

@@ -56,7 +56,10 @@ def withdraw(
                 evidence=body.evidence,
             )
             return WithdrawalOut(
-                channel=done.channel, address=done.address, purpose=body.purpose, stopped_messages=done.stopped
+                channel=done.channel,
+                address=done.address,
+                purpose=body.purpose,
+                stopped_messages=done.stopped,
             )
     except (ConsentError, PhoneError, EmailError) as exc:
         field = "purpose" if isinstance(exc, ConsentError) else "address"

@@ -123,7 +123,9 @@ def query_messages(
     filters = query.filters(caller, context, before_id=cursor)
     mask = masking.must_mask(caller.user(), unmasked=False)
     with context.readers() as session:
-        rows = [row_dict(r) for r in iter_history(session, filters, mask=mask, newest_first=True, limit=limit)]
+        rows = [
+            row_dict(r) for r in iter_history(session, filters, mask=mask, newest_first=True, limit=limit)
+        ]
     return MessagePage(messages=rows, next_cursor=rows[-1]["id"] if len(rows) == limit else None)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from broadcaster.context import AppContext
 from broadcaster.contacts.importer import ImportReport
+from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, CampaignRun, CampaignVersion
 from broadcaster.vocabulary import Role
 from tests.broadcaster.web.api.conftest import CAMPAIGN, MakeKey, bearer, campaign_text
@@ -37,7 +37,8 @@ def test_validate_reports_line_accurate_problems_and_stores_nothing(
     problem = bad.json()["problems"][0]
     assert problem["file"] == "campaign.yaml"
     assert problem["field"] == "channels.sms.provider"
-    assert isinstance(problem["line"], int) and problem["line"] > 1
+    assert isinstance(problem["line"], int)
+    assert problem["line"] > 1
     with context.readers() as session:
         assert session.scalar(select(func.count()).select_from(CampaignVersion)) == 0
 
@@ -153,23 +154,27 @@ def test_reject_needs_a_reason_and_is_the_approvers(
     loaded = _load(api, editor, campaign_text(workdir))
     api.post(f"/api/v1/campaigns/{CAMPAIGN}/submit", json={}, headers=bearer(editor))
     body = {"content_hash": loaded["content_hash"], "reason": "Sửa ngày"}
-    assert api.post(f"/api/v1/campaigns/{CAMPAIGN}/reject", json=body, headers=bearer(editor)).status_code == 403
+    assert (
+        api.post(f"/api/v1/campaigns/{CAMPAIGN}/reject", json=body, headers=bearer(editor)).status_code == 403
+    )
     rejected = api.post(f"/api/v1/campaigns/{CAMPAIGN}/reject", json=body, headers=bearer(approver))
     assert rejected.status_code == 200, rejected.text
     assert rejected.json()["status"] == "rejected"
 
 
-def test_a_key_bound_to_another_campaign_gets_404(
-    api: TestClient, make_key: MakeKey, workdir: Path
-) -> None:
+def test_a_key_bound_to_another_campaign_gets_404(api: TestClient, make_key: MakeKey, workdir: Path) -> None:
     _load(api, make_key(Role.EDITOR), campaign_text(workdir))
     bound = make_key(Role.EDITOR, campaigns=["chien-dich-khac"])
     listed = api.get("/api/v1/campaigns", headers=bearer(bound))
-    assert listed.status_code == 200 and listed.json() == []
+    assert listed.status_code == 200
+    assert listed.json() == []
     for path in (f"/api/v1/campaigns/{CAMPAIGN}", f"/api/v1/campaigns/{CAMPAIGN}/status"):
         assert api.get(path, headers=bearer(bound)).status_code == 404
     assert api.post(f"/api/v1/campaigns/{CAMPAIGN}/submit", json={}, headers=bearer(bound)).status_code == 404
-    assert api.post("/api/v1/campaigns/load", json=campaign_text(workdir), headers=bearer(bound)).status_code == 404
+    assert (
+        api.post("/api/v1/campaigns/load", json=campaign_text(workdir), headers=bearer(bound)).status_code
+        == 404
+    )
     unbound = api.get("/api/v1/campaigns", headers=bearer(make_key(Role.AUDITOR))).json()
     assert [c["id"] for c in unbound] == [CAMPAIGN]
 

@@ -40,13 +40,16 @@ def test_messages_are_masked_for_auditors_and_filtered(
 ) -> None:
     _messages(context, 3)
     page = api.get("/api/v1/messages", headers=bearer(make_key(Role.AUDITOR))).json()
-    assert page["messages"] and all("*" in m["address"] for m in page["messages"])
+    assert page["messages"]
+    assert all("*" in m["address"] for m in page["messages"])
     assert page["next_cursor"] is None
     none = api.get(
         "/api/v1/messages", params={"status": "delivered"}, headers=bearer(make_key(Role.EDITOR))
     ).json()
     assert none["messages"] == []
-    bad = api.get("/api/v1/messages", params={"recipient": "khong-phai-so"}, headers=bearer(make_key(Role.EDITOR)))
+    bad = api.get(
+        "/api/v1/messages", params={"recipient": "khong-phai-so"}, headers=bearer(make_key(Role.EDITOR))
+    )
     assert bad.status_code == 400
     assert bad.json()["field"] == "recipient"
 
@@ -67,7 +70,8 @@ def test_exports_are_streamed_and_masked_for_every_role(
     assert csv.status_code == 200
     assert csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.strip().splitlines()
-    assert lines[0].startswith("id,campaign") and len(lines) == 4
+    assert lines[0].startswith("id,campaign")
+    assert len(lines) == 4
     assert "+84905123450" not in csv.text
     jsonl = api.get("/api/v1/messages/export", params={"format": "jsonl"}, headers=bearer(key))
     records = [json.loads(line) for line in jsonl.text.splitlines()]
@@ -85,7 +89,8 @@ def test_contacts_import_gives_the_row_report_once(
     first = api.post("/api/v1/contacts/import", files=files, headers=headers)
     assert first.status_code == 201, first.text
     report = first.json()
-    assert report["created"] > 0 and report["problems"]
+    assert report["created"] > 0
+    assert report["problems"]
     assert {"row", "column", "reason"} <= report["problems"][0].keys()
     again = api.post("/api/v1/contacts/import", files=files, headers=headers)
     assert again.json() == report
@@ -112,14 +117,17 @@ def test_upsert_checks_each_row_as_the_importer_does(
     response = api.post("/api/v1/contacts/upsert", json=body, headers=bearer(make_key(Role.EDITOR)))
     assert response.status_code == 201, response.text
     report = response.json()
-    assert report["created"] == 1 and report["skipped"] == 1
+    assert report["created"] == 1
+    assert report["skipped"] == 1
     assert [p["row"] for p in report["problems"]] == [3]
     body[0]["district"] = "Hải Châu"
     updated = api.post("/api/v1/contacts/upsert", json=body[:1], headers=bearer(make_key(Role.EDITOR)))
     assert updated.json()["updated"] == 1
     with context.readers() as session:
         stored = session.scalar(select(Contact).where(Contact.external_id == "X-1"))
-    assert stored is not None and stored.district == "Hải Châu" and stored.phone == PHONE
+    assert stored is not None
+    assert stored.district == "Hải Châu"
+    assert stored.phone == PHONE
 
 
 def test_consent_withdrawal_stops_pending_messages(
@@ -127,7 +135,10 @@ def test_consent_withdrawal_stops_pending_messages(
 ) -> None:
     message = pending(context, PHONE)
     body = {"address": "0905 123 456", "purpose": "public_information", "reason": "Gọi điện yêu cầu"}
-    assert api.post("/api/v1/consent/withdraw", json=body, headers=bearer(make_key(Role.AUDITOR))).status_code == 403
+    assert (
+        api.post("/api/v1/consent/withdraw", json=body, headers=bearer(make_key(Role.AUDITOR))).status_code
+        == 403
+    )
     response = api.post("/api/v1/consent/withdraw", json=body, headers=bearer(make_key(Role.EDITOR)))
     assert response.status_code == 201, response.text
     assert response.json() == {
@@ -138,9 +149,12 @@ def test_consent_withdrawal_stops_pending_messages(
     }
     with context.readers() as session:
         stored = session.get(Message, message)
-    assert stored is not None and stored.status != MessageStatus.QUEUED
+    assert stored is not None
+    assert stored.status != MessageStatus.QUEUED
     unknown = api.post(
-        "/api/v1/consent/withdraw", json={**body, "purpose": "khong-co"}, headers=bearer(make_key(Role.EDITOR))
+        "/api/v1/consent/withdraw",
+        json={**body, "purpose": "khong-co"},
+        headers=bearer(make_key(Role.EDITOR)),
     )
     assert unknown.status_code == 400
     assert unknown.json()["field"] == "purpose"
@@ -154,8 +168,12 @@ def test_reports_are_the_cli_documents(api: TestClient, make_key: MakeKey) -> No
     assert "2025" in response.headers["content-disposition"]
     assert response.content
     missing = api.post("/api/v1/reports", json={"format": "csv"}, headers=bearer(key))
-    assert missing.status_code == 422 and missing.json()["field"] == "period"
+    assert missing.status_code == 422
+    assert missing.json()["field"] == "period"
     bad = api.post("/api/v1/reports", json={"period": "2025-H3"}, headers=bearer(key))
-    assert bad.status_code == 400 and bad.json()["field"] == "period"
-    approver = api.post("/api/v1/reports", json={"period": "2025-H1"}, headers=bearer(make_key(Role.APPROVER)))
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "period"
+    approver = api.post(
+        "/api/v1/reports", json={"period": "2025-H1"}, headers=bearer(make_key(Role.APPROVER))
+    )
     assert approver.status_code == 403
