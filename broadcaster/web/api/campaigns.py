@@ -240,6 +240,7 @@ def load(
             _("The campaign has %(n)s problem(s); nothing was loaded.") % {"n": len(problems)}
             + (f" {first}" if first else ""),
             field=(first.field if first and first.field else "campaign"),
+            extensions={"problems": [p.model_dump() for p in _problems(problems)]},
         )
     caller.check_campaign(bundle.definition.id)
     user = caller.user()

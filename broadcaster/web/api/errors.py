@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from broadcaster.errors import NotFound, StateError, UserError
 from broadcaster.i18n import gettext as _
@@ -42,6 +42,9 @@ class ProblemBody(BaseModel):
     status: int
     detail: str
     field: str | None = None
+    problems: list[dict[str, Any]] | None = Field(
+        default=None, description="An invalid campaign's problems, each with file, line and field."
+    )
 
 
 def _documented(description: str) -> dict[str, Any]:

@@ -71,13 +71,18 @@ def test_load_is_idempotent_and_a_different_body_under_the_same_key_is_refused(
         assert session.scalar(select(func.count()).select_from(CampaignVersion)) == 1
 
 
-def test_an_invalid_campaign_loads_nothing(api: TestClient, make_key: MakeKey, workdir: Path) -> None:
+def test_an_invalid_campaign_loads_nothing(
+    api: TestClient, make_key: MakeKey, workdir: Path, context: AppContext
+) -> None:
     body = campaign_text(workdir)
     body["campaign"] = str(body["campaign"]).replace("purpose: public_information", "purpose: 42")
     response = api.post("/api/v1/campaigns/load", json=body, headers=bearer(make_key(Role.EDITOR)))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["field"] == "purpose"
+    assert response.json()["problems"][0]["line"] > 1
+    with context.readers() as session:
+        assert session.scalar(select(func.count()).select_from(CampaignVersion)) == 0
 
 
 def test_review_send_and_states_through_the_api(
