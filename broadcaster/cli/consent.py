@@ -11,10 +11,9 @@ from broadcaster import audit
 from broadcaster.cli import consent_dnc
 from broadcaster.cli.common import JsonOption, acting, console, guarded, print_json, print_table
 from broadcaster.clock import local
-from broadcaster.contacts.emails import EmailError, normalize_email
-from broadcaster.contacts.phones import PhoneError, parse_phone
-from broadcaster.errors import UserError
-from broadcaster.pending import stop_withdrawn
+from broadcaster.consent_withdrawals import parse_address, withdraw_as_staff
+from broadcaster.contacts.emails import EmailError
+from broadcaster.contacts.phones import PhoneError
 from consent import ledger
 from consent.ledger import ConsentError
 from consent.models import ConsentEvent
@@ -49,16 +48,6 @@ ReasonOption = typer.Option(
 )
 
 KNOWN_ERRORS = (ConsentError, PhoneError, EmailError)
-
-
-def parse_address(raw: str, channel: str | None = None) -> tuple[str, str]:
-    """(channel, normalised address): phones as contacts import stores them (E.164), e-mails normalised."""
-    inferred = "email" if "@" in raw else "sms"
-    if channel is not None and channel != inferred:
-        raise UserError(f"{raw!r} is not an address for channel {channel!r}")
-    if inferred == "email":
-        return "email", normalize_email(raw)
-    return "sms", parse_phone(raw).e164
 
 
 @app.command("show")
@@ -142,21 +131,18 @@ def withdraw(
 ) -> None:
     """Record, as staff, that the person no longer agrees; effective for every message not yet sent."""
     with acting("consent.manage") as (context, session, user):
-        channel, key = parse_address(address, channel)
-        event = ledger.withdraw(
+        done = withdraw_as_staff(
             session,
+            address=address,
             channel=channel,
-            address=key,
             purpose=purpose,
-            source="staff",
-            notice_version=notice,
-            evidence=evidence,
             reason=reason,
             recorded_by=user.login,
-            at=context.clock.now(),
+            clock=context.clock,
+            notice=notice,
+            evidence=evidence,
         )
-        audit.record_consent_event(session, event)
-        stopped = stop_withdrawn(session, event)
+        channel, key, stopped = done.channel, done.address, done.stopped
     console.print(f"Recorded: {key} withdrew consent to {purpose} on {channel}.", highlight=False)
     if stopped:
         console.print(f"{stopped} message(s) not yet sent to {key} were stopped.", highlight=False)

@@ -75,6 +75,8 @@ class HistoryFilter:
     period_from: datetime | None = None
     period_to: datetime | None = None
     period_on: PeriodOn = PeriodOn.CREATED
+    # Only messages with a smaller id: the cursor of a page listed newest first (the REST API's pages).
+    before_id: int | None = None
 
     def clauses(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
@@ -106,6 +108,8 @@ class HistoryFilter:
             where.append(moment >= self.period_from)
         if self.period_to is not None:
             where.append(moment < self.period_to)
+        if self.before_id is not None:
+            where.append(Message.id < self.before_id)
         return where
 
     def keyed(self, key: str) -> HistoryFilter:

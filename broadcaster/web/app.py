@@ -10,12 +10,14 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broadcaster import i18n
 from broadcaster.context import AppContext
-from broadcaster.web.api import create_api
+from broadcaster.web.api import api_http_error, create_api
 from broadcaster.web.app_consent_routes import app_consent_router
 from broadcaster.web.auth import Forbidden, SignInRequired
 from broadcaster.web.auth_routes import router as auth_router
@@ -47,6 +49,15 @@ def _forbidden(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", status_code=403, title=i18n.gettext("Not allowed"), message=message)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """A path under /api/ that the mount does not match (e.g. a newline in it: the mount's pattern stops at
+    one) still answers as the API does, with a problem; other paths keep FastAPI's answer."""
+    assert isinstance(exc, StarletteHTTPException)
+    if request.url.path.startswith("/api/"):
+        return api_http_error(request, exc)
+    return await http_exception_handler(request, exc)
+
+
 def create_app(context: AppContext) -> FastAPI:
     """The FastAPI app serving the working directory of ``context`` (the caller closes the context)."""
     # The UI's routes are not an API: no OpenAPI document or interactive docs for them (the REST API under
@@ -55,6 +66,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.state.context = context
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(Forbidden, _forbidden)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(unsubscribe_router(context))
     app.include_router(app_consent_router(context))
     app.include_router(auth_router)

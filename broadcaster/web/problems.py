@@ -29,6 +29,7 @@ class Problem(Exception):
         *,
         field: str | None = None,
         retry_after: int | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -37,6 +38,8 @@ class Problem(Exception):
         self.detail = detail
         self.field = field
         self.retry_after = retry_after
+        # More members of the body (RFC 9457 §3.2), e.g. every problem of an invalid campaign.
+        self.extensions = extensions or {}
 
 
 def problem_response(problem: Problem) -> JSONResponse:
@@ -48,6 +51,7 @@ def problem_response(problem: Problem) -> JSONResponse:
     }
     if problem.field is not None:
         body["field"] = problem.field  # an extension member (RFC 9457 §3.2)
+    body.update(problem.extensions)
     headers = {"Cache-Control": "no-store"}
     if problem.retry_after is not None:
         headers["Retry-After"] = str(problem.retry_after)

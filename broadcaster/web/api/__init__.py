@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from broadcaster.context import AppContext
 from broadcaster.i18n import gettext as _
-from broadcaster.web.api import campaigns, contacts, messages, notifications, reports
+from broadcaster.web.api import campaigns, consent, contacts, messages, notifications, reports
 from broadcaster.web.api.auth import RateLimiter
 from broadcaster.web.problems import Problem, problem_response
 
@@ -45,7 +45,7 @@ def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def api_http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     titles = {404: _("Not found"), 405: _("Method not allowed")}
     title = titles.get(exc.status_code, _("Request refused"))
@@ -55,6 +55,10 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 def _problem(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     return problem_response(exc)
+
+
+# The operations' routers, in the order of the OpenAPI document (the permission test reads them).
+API_MODULES = (campaigns, messages, contacts, consent, reports, notifications)
 
 
 def create_api(context: AppContext) -> FastAPI:
@@ -70,7 +74,7 @@ def create_api(context: AppContext) -> FastAPI:
     api.state.rate_limiter = RateLimiter()
     api.add_exception_handler(Problem, _problem)
     api.add_exception_handler(RequestValidationError, _invalid)
-    api.add_exception_handler(HTTPException, _http_error)
-    for module in (campaigns, messages, contacts, reports, notifications):
+    api.add_exception_handler(HTTPException, api_http_error)
+    for module in API_MODULES:
         api.include_router(module.router)
     return api
