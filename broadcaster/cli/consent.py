@@ -14,7 +14,7 @@ from broadcaster.clock import local
 from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, parse_phone
 from broadcaster.errors import UserError
-from broadcaster.pending import stop_withdrawn
+from broadcaster.staff_consent import withdraw_by_staff
 from consent import ledger
 from consent.ledger import ConsentError
 from consent.models import ConsentEvent
@@ -143,20 +143,17 @@ def withdraw(
     """Record, as staff, that the person no longer agrees; effective for every message not yet sent."""
     with acting("consent.manage") as (context, session, user):
         channel, key = parse_address(address, channel)
-        event = ledger.withdraw(
+        stopped = withdraw_by_staff(
             session,
             channel=channel,
             address=key,
             purpose=purpose,
-            source="staff",
             notice_version=notice,
             evidence=evidence,
             reason=reason,
             recorded_by=user.login,
             at=context.clock.now(),
-        )
-        audit.record_consent_event(session, event)
-        stopped = stop_withdrawn(session, event)
+        ).stopped
     console.print(f"Recorded: {key} withdrew consent to {purpose} on {channel}.", highlight=False)
     if stopped:
         console.print(f"{stopped} message(s) not yet sent to {key} were stopped.", highlight=False)

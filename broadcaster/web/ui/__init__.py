@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from broadcaster.web.ui import admin, audit_pages, campaigns, contacts, dashboard, messages, reports
+from broadcaster.web.ui import (
+    admin,
+    audit_pages,
+    campaigns,
+    contact_person,
+    contacts,
+    dashboard,
+    messages,
+    reports,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     dashboard.router,
     campaigns.router,
     contacts.router,
+    contact_person.router,
     messages.router,
     reports.router,
     audit_pages.router,
