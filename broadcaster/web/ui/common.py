@@ -3,9 +3,15 @@ page links (``?before=<id>``) that stay fast however many rows a table has."""
 
 from __future__ import annotations
 
+import io
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TextIO
 from urllib.parse import urlencode
+
+from fastapi.responses import Response, StreamingResponse
 
 from sqlalchemy.orm import Session
 
@@ -71,3 +77,28 @@ def keyset(path: str, params: dict[str, str], *, last_id: int | None, full: bool
     next_url = f"{path}?{urlencode({**kept, 'before': last_id})}" if full and last_id is not None else None
     first_url = f"{path}?{urlencode(kept)}" if paged else None
     return Keyset(next_url, first_url)
+
+
+def download(write: Callable[[TextIO], int], *, file_name: str, media_type: str) -> Response:
+    """An export as a file to save: written by ``write`` (inside the caller's transaction) to a spooled
+    temporary file — memory up to a few MB, then disk — and sent once whole, never half."""
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")
+    stream = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+    write(stream)
+    stream.flush()
+    stream.detach()
+    spool.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        with spool:
+            while chunk := spool.read(64 * 1024):
+                yield chunk
+
+    headers = {
+        "Content-Disposition": f'attachment; filename="{file_name}"',
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+
+
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
