@@ -10,16 +10,15 @@ from pathlib import Path
 import typer
 
 from broadcaster import audit
-from broadcaster.campaigns.plan import plan_from_settings
 from broadcaster.cli.common import acting, console
 from broadcaster.errors import UserError
-from broadcaster.reporting.figures import build_report
+from broadcaster.reporting.generate import generate_report
 from broadcaster.reporting.model import Report
 from broadcaster.reporting.periods import Period, parse_date, period_from_options
-from broadcaster.reporting.rollups import rebuild, rebuild_in_steps
+from broadcaster.reporting.rollups import rebuild_in_steps
 from broadcaster.reporting.writers import WRITERS, writer_for
 from broadcaster.settings import ReportSettings
-from broadcaster.users import PERMISSIONS, require
+from broadcaster.users import require
 from broadcaster.whole_files import writing_whole
 
 app = typer.Typer(
@@ -70,31 +69,8 @@ def report(
     if out is not None and not out.parent.is_dir():
         raise UserError(f"--out: no such folder {out.parent}")
     with acting("reports.read", write=False) as (context, _session, user):
-        settings = context.settings
-        chosen = _period(period, start, end, settings.reports)
-        plan = plan_from_settings(settings)
-        if user.role in PERMISSIONS["reports.rollup"]:
-            rebuild_in_steps(
-                context.sessions,
-                settings,
-                start=chosen.start,
-                end=chosen.end,
-                clock=context.clock,
-                actor=user.login,
-            )
-            with context.readers() as session:  # a snapshot taken after the rebuild
-                built = build_report(
-                    session, settings, chosen, plan, clock=context.clock, document_number=number
-                )
-        else:
-            # An auditor changes nothing: the open days are rebuilt in a transaction that is rolled back,
-            # so the figures are as fresh as an editor's and no rollup (nor a newly frozen day) is stored.
-            with context.sessions() as session:
-                rebuild(session, settings, start=chosen.start, end=chosen.end, clock=context.clock)
-                built = build_report(
-                    session, settings, chosen, plan, clock=context.clock, document_number=number
-                )
-                session.rollback()
+        chosen = _period(period, start, end, context.settings.reports)
+        built = generate_report(context, user, chosen, number=number)
     target = out if out is not None else _default_out(chosen, fmt)
     _write(built, fmt, target)
     totals = built.totals
