@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from broadcaster.web.ui import (
     admin,
+    admin_keys,
     audit_pages,
     campaigns,
     contact_person,
@@ -24,4 +25,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.router,
     audit_pages.router,
     admin.router,
+    admin_keys.router,
 )

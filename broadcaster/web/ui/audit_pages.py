@@ -19,7 +19,15 @@ from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
 from broadcaster.web.auth import Viewer, context_of, requires
 from broadcaster.web.templating import render
-from broadcaster.web.ui.common import EXPORT_TYPES, PAGE_SIZE, FieldError, download, keyset, local_day, optional_int
+from broadcaster.web.ui.common import (
+    EXPORT_TYPES,
+    PAGE_SIZE,
+    FieldError,
+    download,
+    keyset,
+    local_day,
+    optional_int,
+)
 
 router = APIRouter()
 FILTER_FIELDS = ("actor", "action", "campaign", "recipient", "from", "to")

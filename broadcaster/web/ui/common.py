@@ -12,7 +12,6 @@ from typing import TextIO
 from urllib.parse import urlencode
 
 from fastapi.responses import Response, StreamingResponse
-
 from sqlalchemy.orm import Session
 
 from broadcaster.clock import LOCAL_TZ
@@ -82,12 +81,17 @@ def keyset(path: str, params: dict[str, str], *, last_id: int | None, full: bool
 def download(write: Callable[[TextIO], int], *, file_name: str, media_type: str) -> Response:
     """An export as a file to save: written by ``write`` (inside the caller's transaction) to a spooled
     temporary file — memory up to a few MB, then disk — and sent once whole, never half."""
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")
-    stream = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-    write(stream)
-    stream.flush()
-    stream.detach()
-    spool.seek(0)
+    # Closed by ``chunks`` once sent (or here when the writer fails): it outlives this function.
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")  # noqa: SIM115
+    try:
+        stream = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+        write(stream)
+        stream.flush()
+        stream.detach()
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
 
     def chunks() -> Iterator[bytes]:
         with spool:
