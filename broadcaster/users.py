@@ -231,7 +231,11 @@ def deactivate(session: Session, *, actor: str, login: str, clock: Clock) -> Use
     now = clock.now()
     user.active = False
     session.execute(
-        update(WebSession).where(WebSession.login == login, WebSession.ended_at.is_(None)).values(ended_at=now)
+        update(WebSession)
+        .where(WebSession.login == login, WebSession.ended_at.is_(None))
+        .values(ended_at=now)
     )
-    audit.record(session, actor=actor, action="user.deactivate", subject_type="user", subject_id=login, at=now)
+    audit.record(
+        session, actor=actor, action="user.deactivate", subject_type="user", subject_id=login, at=now
+    )
     return user

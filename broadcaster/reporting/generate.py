@@ -24,7 +24,12 @@ def generate_report(
     plan = plan_from_settings(settings)
     if store and user.role in PERMISSIONS["reports.rollup"]:
         rebuild_in_steps(
-            context.sessions, settings, start=period.start, end=period.end, clock=context.clock, actor=user.login
+            context.sessions,
+            settings,
+            start=period.start,
+            end=period.end,
+            clock=context.clock,
+            actor=user.login,
         )
         with context.readers() as session:  # a snapshot taken after the rebuild
             return build_report(session, settings, period, plan, clock=context.clock, document_number=number)

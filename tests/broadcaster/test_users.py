@@ -14,12 +14,12 @@ from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, User
 from broadcaster.errors import NotFound, StateError, UserError
 from broadcaster.users import (
-    deactivate,
     PERMISSIONS,
     IdentityError,
     PermissionDenied,
     add_user,
     current_login,
+    deactivate,
     require,
     resolve_actor,
     set_role,

@@ -19,6 +19,8 @@ from broadcaster.web.auth import Viewer, context_of, requires
 from broadcaster.web.ui.admin_page import ROLES, admin_page
 
 router = APIRouter()
+
+
 def change(request: Request, viewer: Viewer, act: Callable[[Session, str], object], done: str) -> Response:
     """Run one change in its own transaction; the service's refusal is shown, nothing stored."""
     context = context_of(request)
@@ -71,7 +73,10 @@ def change_role(
         return admin_page(request, status_code=422, error=_("Role: choose one of the list."))
     clock = context_of(request).clock
     return change(
-        request, viewer, lambda s, actor: set_role(s, actor=actor, login=login, role=Role(role), clock=clock), "role"
+        request,
+        viewer,
+        lambda s, actor: set_role(s, actor=actor, login=login, role=Role(role), clock=clock),
+        "role",
     )
 
 
@@ -96,4 +101,6 @@ def deactivate_user(
     request: Request, viewer: Annotated[Viewer, Depends(requires("users.manage"))], login: str
 ) -> Response:
     clock = context_of(request).clock
-    return change(request, viewer, lambda s, actor: deactivate(s, actor=actor, login=login, clock=clock), "deactivated")
+    return change(
+        request, viewer, lambda s, actor: deactivate(s, actor=actor, login=login, clock=clock), "deactivated"
+    )

@@ -58,7 +58,9 @@ def revoke(
     context = context_of(request)
     try:
         with context.sessions.begin() as session:
-            revoke_key(session, actor=viewer.login, prefix=prefix, clock=context.clock, reason=reason.strip() or None)
+            revoke_key(
+                session, actor=viewer.login, prefix=prefix, clock=context.clock, reason=reason.strip() or None
+            )
     except UserError as exc:
         return admin_page(request, status_code=422, error=str(exc))
     return RedirectResponse("/admin?done=revoked", status_code=303)

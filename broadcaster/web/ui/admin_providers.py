@@ -45,5 +45,7 @@ def provider_status(session: Session, *, now: datetime) -> ProviderStatus:
     for provider, queued, oldest in rows:
         since = _utc(oldest)
         backlog.append(Backlog(provider, int(queued), now - since if since is not None else None))
-    paused = list(session.scalars(select(Campaign).where(Campaign.state == CampaignState.PAUSED).order_by(Campaign.id)))
+    paused = list(
+        session.scalars(select(Campaign).where(Campaign.state == CampaignState.PAUSED).order_by(Campaign.id))
+    )
     return ProviderStatus(health, backlog, paused)

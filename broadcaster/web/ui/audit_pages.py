@@ -37,7 +37,9 @@ BREAK_TEXTS = {
     LINK: N_("it does not link to the entry before it: an entry was deleted, inserted or reordered"),
     CONTENT: N_("its content does not match its hash: it was changed after it was written"),
     HEAD_AHEAD: N_("the chain head records entries the log no longer holds: the last entries were deleted"),
-    HEAD_BEHIND: N_("the log holds entries past the chain head, or the head's hash differs: entries were added"),
+    HEAD_BEHIND: N_(
+        "the log holds entries past the chain head, or the head's hash differs: entries were added"
+    ),
 }
 
 
@@ -87,7 +89,9 @@ def audit_page(request: Request, viewer: Annotated[Viewer, Depends(requires("rea
     )  # fmt: skip
     shown = [{**entry.__dict__, "details": json.dumps(entry.details, ensure_ascii=False, sort_keys=True)}
              for entry in entries]  # fmt: skip
-    return render(request, "audit/search.html", error=None, values=values, entries=shown, pages=pages, verdict=None)
+    return render(
+        request, "audit/search.html", error=None, values=values, entries=shown, pages=pages, verdict=None
+    )
 
 
 def describe_break(broken: Break) -> str:
@@ -118,12 +122,20 @@ def verify(request: Request, viewer: Annotated[Viewer, Depends(requires("read"))
 
 @router.post("/audit/export")
 async def export(
-    request: Request, viewer: Annotated[Viewer, Depends(requires("read"))], format: Annotated[str, Form()] = "csv"
+    request: Request,
+    viewer: Annotated[Viewer, Depends(requires("read"))],
+    format: Annotated[str, Form()] = "csv",
 ) -> Response:
     context = context_of(request)
     values = _values(await request.form())
     if format not in WRITERS:
-        return render(request, "error.html", status_code=400, title=_("Export"), message=_("Format: choose csv or jsonl."))
+        return render(
+            request,
+            "error.html",
+            status_code=400,
+            title=_("Export"),
+            message=_("Format: choose csv or jsonl."),
+        )
     try:
         filters = audit_filter(values, context.settings.security.erasure_key())
     except FieldError as error:

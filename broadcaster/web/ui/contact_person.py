@@ -61,7 +61,8 @@ def _person(request: Request, viewer: Viewer, contact_id: int) -> dict[str, Any]
                     "channel": channel,
                     "address": (masking.mask_address(key) or "") if mask else key,
                     "states": [
-                        (purpose, ledger.current(session, channel, key, purpose)) for purpose in ledger.PURPOSES
+                        (purpose, ledger.current(session, channel, key, purpose))
+                        for purpose in ledger.PURPOSES
                     ],
                     "events": [
                         {
@@ -80,11 +81,15 @@ def _person(request: Request, viewer: Viewer, contact_id: int) -> dict[str, Any]
         return {"contact": shown_contact(contact, mask=mask), "ledgers": ledgers}
 
 
-def _page(request: Request, viewer: Viewer, contact_id: int, *, status_code: int = 200, **extra: Any) -> Response:
+def _page(
+    request: Request, viewer: Viewer, contact_id: int, *, status_code: int = 200, **extra: Any
+) -> Response:
     try:
         person = _person(request, viewer, contact_id)
     except NotFound:
-        return render(request, "error.html", status_code=404, title=_("Not found"), message=_("No such contact."))
+        return render(
+            request, "error.html", status_code=404, title=_("Not found"), message=_("No such contact.")
+        )
     labels = {
         "purposes": PURPOSE_LABELS,
         "channels": CHANNEL_LABELS,
@@ -97,7 +102,9 @@ def _page(request: Request, viewer: Viewer, contact_id: int, *, status_code: int
 
 
 @router.get("/contacts/{contact_id}", response_class=HTMLResponse)
-def person_page(request: Request, viewer: Annotated[Viewer, Depends(requires("read"))], contact_id: int) -> Response:
+def person_page(
+    request: Request, viewer: Annotated[Viewer, Depends(requires("read"))], contact_id: int
+) -> Response:
     return _page(request, viewer, contact_id)
 
 

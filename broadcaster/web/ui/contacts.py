@@ -100,7 +100,9 @@ def contacts_page(
 
 
 @router.get("/contacts/import", response_class=HTMLResponse)
-def import_form(request: Request, viewer: Annotated[Viewer, Depends(requires("contacts.import"))]) -> HTMLResponse:
+def import_form(
+    request: Request, viewer: Annotated[Viewer, Depends(requires("contacts.import"))]
+) -> HTMLResponse:
     return render(request, "contacts/import.html", report=None, error=None)
 
 
@@ -125,7 +127,11 @@ async def import_file(
             with context.sessions.begin() as session:
                 user = acting_user(session, viewer)
                 report = import_contacts(
-                    session, path=path, actor=user.login, clock=context.clock, limits=context.settings.contacts
+                    session,
+                    path=path,
+                    actor=user.login,
+                    clock=context.clock,
+                    limits=context.settings.contacts,
                 )
         except ContactsImportError as exc:
             return _import_refused(request, str(exc).replace(str(path), name))

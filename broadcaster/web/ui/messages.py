@@ -93,19 +93,27 @@ def messages_page(request: Request, viewer: Annotated[Viewer, Depends(requires("
         full=len(rows) == PAGE_SIZE,
         paged=before is not None,
     )
-    return render(request, "messages/list.html", rows=rows, values=values, pages=pages, error=None, **_choices())
+    return render(
+        request, "messages/list.html", rows=rows, values=values, pages=pages, error=None, **_choices()
+    )
 
 
 @router.get("/messages/{message_id}", response_class=HTMLResponse)
-def message_page(request: Request, viewer: Annotated[Viewer, Depends(requires("read"))], message_id: int) -> Response:
+def message_page(
+    request: Request, viewer: Annotated[Viewer, Depends(requires("read"))], message_id: int
+) -> Response:
     context = context_of(request)
     with context.readers() as session:
         mask = masking.must_mask(acting_user(session, viewer), unmasked=False)
         found = list(
-            iter_history(session, HistoryFilter(), mask=mask, newest_first=True, limit=1, start_after=message_id + 1)
+            iter_history(
+                session, HistoryFilter(), mask=mask, newest_first=True, limit=1, start_after=message_id + 1
+            )
         )
     if not found or found[0].id != message_id:
-        return render(request, "error.html", status_code=404, title=_("Not found"), message=_("No such message."))
+        return render(
+            request, "error.html", status_code=404, title=_("Not found"), message=_("No such message.")
+        )
     return render(request, "messages/detail.html", message=found[0])
 
 
@@ -121,7 +129,13 @@ async def export_messages(
     form = await request.form()
     values = {key: str(form.get(key) or "") for key in FILTER_FIELDS}
     if format not in EXPORT_TYPES:
-        return render(request, "error.html", status_code=400, title=_("Export"), message=_("Format: choose csv or jsonl."))
+        return render(
+            request,
+            "error.html",
+            status_code=400,
+            title=_("Export"),
+            message=_("Format: choose csv or jsonl."),
+        )
     try:
         filters = history_filter(values)
     except FieldError as error:

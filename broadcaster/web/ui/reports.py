@@ -93,7 +93,9 @@ def _form(request: Request, *, status_code: int = 200, **values: Any) -> HTMLRes
 
 
 @router.get("/reports", response_class=HTMLResponse)
-def reports_page(request: Request, viewer: Annotated[Viewer, Depends(requires("reports.read"))]) -> HTMLResponse:
+def reports_page(
+    request: Request, viewer: Annotated[Viewer, Depends(requires("reports.read"))]
+) -> HTMLResponse:
     return _form(request)
 
 
@@ -102,7 +104,9 @@ def _values(form: Any) -> dict[str, str]:
 
 
 @router.post("/reports", response_class=HTMLResponse)
-async def generate(request: Request, viewer: Annotated[Viewer, Depends(requires("reports.read"))]) -> Response:
+async def generate(
+    request: Request, viewer: Annotated[Viewer, Depends(requires("reports.read"))]
+) -> Response:
     values = _values(await request.form())
     try:
         period = chosen_period(request, values)
@@ -123,7 +127,9 @@ async def generate(request: Request, viewer: Annotated[Viewer, Depends(requires(
 
 
 @router.get("/reports/charts/{name}.png")
-def chart(request: Request, viewer: Annotated[Viewer, Depends(requires("reports.read"))], name: str) -> Response:
+def chart(
+    request: Request, viewer: Annotated[Viewer, Depends(requires("reports.read"))], name: str
+) -> Response:
     if name not in CHARTS:
         return Response(status_code=404)
     try:
@@ -131,12 +137,16 @@ def chart(request: Request, viewer: Annotated[Viewer, Depends(requires("reports.
     except (FieldError, PeriodError):
         return Response(status_code=400)
     report = _report(request, viewer, period, store=False)
-    return Response(charts.render(report, CHARTS[name]), media_type="image/png", headers={"Cache-Control": "no-store"})
+    return Response(
+        charts.render(report, CHARTS[name]), media_type="image/png", headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.post("/reports/download")
 async def download(
-    request: Request, viewer: Annotated[Viewer, Depends(requires("reports.read"))], format: Annotated[str, Form()] = "csv"
+    request: Request,
+    viewer: Annotated[Viewer, Depends(requires("reports.read"))],
+    format: Annotated[str, Form()] = "csv",
 ) -> Response:
     values = _values(await request.form())
     if format not in WRITERS:
@@ -149,6 +159,10 @@ async def download(
     report = _report(request, viewer, period, store=True, number=values["number"])
     out = io.BytesIO()
     writer_for(format)(report, out)
-    name = "bao-cao-" + "".join(ch if ch.isalnum() or ch == "-" else "_" for ch in period.label) + f".{format}"
+    name = (
+        "bao-cao-" + "".join(ch if ch.isalnum() or ch == "-" else "_" for ch in period.label) + f".{format}"
+    )
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
-    return Response(out.getvalue(), media_type=MEDIA_TYPES.get(format, "application/octet-stream"), headers=headers)
+    return Response(
+        out.getvalue(), media_type=MEDIA_TYPES.get(format, "application/octet-stream"), headers=headers
+    )

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from broadcaster.api_keys import find_key
 from broadcaster.context import AppContext
 from broadcaster.db.models import ProviderHealth, User
+from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.pending_messages import pending
-from tests.broadcaster.web.conftest import ADMIN_LOGIN, Browser
+from tests.broadcaster.web.conftest import Browser
 from tests.broadcaster.web.records_fixtures import HOSTILE_NAME
 
 
@@ -28,14 +29,17 @@ def test_an_admin_adds_a_user_changes_a_role_and_deactivates(
     added = admin.post("/admin/users", {"login": "moi_vao", "role": "editor", "display_name": HOSTILE_NAME})
     assert added.status_code == 303
     page = admin.get("/admin")
-    assert HOSTILE_NAME not in page.text and "&lt;img src=x" in page.text
+    assert HOSTILE_NAME not in page.text
+    assert "&lt;img src=x" in page.text
     assert admin.post("/admin/users/moi_vao/role", {"role": "approver"}).status_code == 303
     short = admin.post("/admin/users/moi_vao/password", {"password": "ngan"})
     assert short.status_code == 422
     assert admin.post("/admin/users/moi_vao/deactivate").status_code == 303
     with context.readers() as session:
         user = session.scalar(select(User).where(User.login == "moi_vao"))
-        assert user is not None and user.role.value == "approver" and not user.active
+        assert user is not None
+        assert user.role.value == "approver"
+        assert not user.active
     refused = admin.post(f"/admin/users/{ADMIN_LOGIN}/role", {"role": "editor"})
     assert refused.status_code == 422
 
@@ -58,7 +62,8 @@ def test_an_api_key_is_shown_once_and_can_be_revoked(
     secret = created.text.split('id="new-key" readonly size="70" value="')[1].split('"')[0]
     assert secret.startswith("bk_")
     again = admin.get("/admin")
-    assert secret not in again.text and "Cổng dịch vụ công" in again.text
+    assert secret not in again.text
+    assert "Cổng dịch vụ công" in again.text
     prefix = secret.split("_")[1]
     assert admin.post(f"/admin/api-keys/{prefix}/revoke", {"reason": "lộ khoá"}).status_code == 303
     with context.readers() as session:
