@@ -65,3 +65,16 @@ def test_exports_name_people_by_hash_only(
     assert HOSTILE_PHONE not in exported.text
     assert "0905111222" not in exported.text
     assert HOSTILE_NAME not in found.text
+
+
+def test_markup_in_a_reason_is_escaped_in_the_log(
+    browser: Callable[[str | None], Browser], context: AppContext
+) -> None:
+    contact_id = add_hostile_contact(context)
+    editor = browser("bien_tap")
+    editor.get(f"/contacts/{contact_id}")
+    form = {"channel": "email", "purpose": "advertising", "reason": HOSTILE_NAME}
+    assert editor.post(f"/contacts/{contact_id}/withdraw", form).status_code == 303
+    page = editor.get("/audit", params={"action": "consent."})
+    assert HOSTILE_NAME not in page.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.text

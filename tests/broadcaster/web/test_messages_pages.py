@@ -7,10 +7,11 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from broadcaster.context import AppContext
-from broadcaster.db.models import AuditEntry
+from broadcaster.db.models import AuditEntry, Message
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.pending_messages import pending
 from tests.broadcaster.web.conftest import Browser
+from tests.broadcaster.web.records_fixtures import HOSTILE_NAME
 
 PHONE = "+84905111222"
 EMAIL = "an.nguyen@example.vn"
@@ -71,3 +72,18 @@ def test_exports_are_masked_unless_an_admin_asks_and_that_is_audited(
         entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "personal_data.unmasked"))
     assert entry is not None
     assert entry.actor == ADMIN_LOGIN
+
+
+def test_markup_in_a_message_is_escaped(
+    browser: Callable[[str | None], Browser], context: AppContext
+) -> None:
+    message_id = pending(context, PHONE)
+    with context.sessions.begin() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        message.reason = HOSTILE_NAME
+    editor = browser("bien_tap")
+    for path in ("/messages", f"/messages/{message_id}"):
+        page = editor.get(path)
+        assert HOSTILE_NAME not in page.text
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
