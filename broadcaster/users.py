@@ -211,3 +211,31 @@ def password_matches(user: User, password: str) -> bool:
         return _HASHER.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def deactivate(session: Session, *, actor: str, login: str, clock: Clock) -> User:
+    """Stop a user from signing in or acting (kept, with their history: entries name them); ends their open
+    browser sessions. The last active admin cannot be deactivated, nor can anyone deactivate themselves."""
+    user = session.scalar(select(User).where(User.login == login))
+    if user is None:
+        raise NotFound(f"no user {login!r}")
+    if not user.active:
+        raise StateError(f"user {login!r} is already deactivated")
+    if login == actor:
+        raise StateError("you cannot deactivate yourself; ask another admin")
+    active_admins = session.scalar(
+        select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.active.is_(True))
+    )
+    if user.role == Role.ADMIN and (active_admins or 0) <= 1:
+        raise StateError(f"{login!r} is the last active admin; make someone else admin first")
+    now = clock.now()
+    user.active = False
+    session.execute(
+        update(WebSession)
+        .where(WebSession.login == login, WebSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    audit.record(
+        session, actor=actor, action="user.deactivate", subject_type="user", subject_id=login, at=now
+    )
+    return user

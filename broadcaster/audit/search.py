@@ -116,12 +116,14 @@ def iter_entries(
     newest_first: bool = False,
     limit: int | None = None,
     page_size: int = PAGE_SIZE,
+    start_after: int | None = None,
 ) -> Iterator[FoundEntry]:
     """The entries ``filters`` selects by position (``newest_first``: descending), a page at a time: plain
-    tuples, never ORM objects, so an export of the whole trail holds one page."""
+    tuples, never ORM objects, so an export of the whole trail holds one page. ``start_after``: the position a
+    previous page ended with (the web's keyset pages)."""
     base = select(*_COLUMNS).where(*filters.clauses())
     order = AuditEntry.id.desc() if newest_first else AuditEntry.id
-    last: int | None = None
+    last: int | None = start_after
     left = limit
     while left is None or left > 0:
         query = (

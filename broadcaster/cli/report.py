@@ -12,7 +12,7 @@ import typer
 from broadcaster import audit
 from broadcaster.cli.common import acting, console
 from broadcaster.errors import UserError
-from broadcaster.reporting.for_actor import report_for
+from broadcaster.reporting.generate import generate_report
 from broadcaster.reporting.model import Report
 from broadcaster.reporting.periods import Period, parse_date, period_from_options
 from broadcaster.reporting.rollups import rebuild_in_steps
@@ -71,7 +71,7 @@ def report(
     with acting("reports.read", write=False) as (context, _session, user):
         settings = context.settings
         chosen = _period(period, start, end, settings.reports)
-        built = report_for(context, user, chosen, document_number=number)
+        built = generate_report(context, user, chosen, number=number)
     target = out if out is not None else _default_out(chosen, fmt)
     _write(built, fmt, target)
     totals = built.totals

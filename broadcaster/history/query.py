@@ -97,13 +97,15 @@ def iter_history(
     newest_first: bool = False,
     limit: int | None = None,
     page_size: int = PAGE_SIZE,
+    start_after: int | None = None,
 ) -> Iterator[HistoryRow]:
     """Every message ``filters`` selects, by id (``newest_first``: descending), with its events in time
     order. Addresses and provider texts are masked unless ``mask`` is False (the caller checked the role
-    and audits it: ``masking.must_mask`` / ``record_unmasked``)."""
+    and audits it: ``masking.must_mask`` / ``record_unmasked``). ``start_after``: the id a previous page ended
+    with (a keyset page of the web's table: fast at any depth)."""
     base = select(*_COLUMNS).where(*filters.clauses())
     order = Message.id.desc() if newest_first else Message.id
-    last: int | None = None
+    last: int | None = start_after
     left = limit
     while left is None or left > 0:
         query = base

@@ -19,6 +19,7 @@ from broadcaster.users import (
     PermissionDenied,
     add_user,
     current_login,
+    deactivate,
     require,
     resolve_actor,
     set_role,
@@ -231,3 +232,17 @@ def test_init_with_an_invalid_admin_login_creates_nothing(
     with pytest.raises(UserError, match="is not valid"):
         init_workdir(tmp_path / "wd", admin_login="Quản Trị", clock=clock)
     assert not (tmp_path / "wd").exists()
+
+
+def test_deactivate_ends_sessions_protects_the_last_admin_and_is_audited(context: AppContext) -> None:
+    with context.sessions.begin() as session:
+        add_user(session, actor=ADMIN_LOGIN, login="tam_nghi", role=Role.EDITOR, clock=context.clock)
+    with context.sessions.begin() as session:
+        user = deactivate(session, actor=ADMIN_LOGIN, login="tam_nghi", clock=context.clock)
+        assert user.active is False
+    with context.readers() as session:
+        assert session.scalar(select(AuditEntry).where(AuditEntry.action == "user.deactivate")) is not None
+    with context.sessions.begin() as session, pytest.raises(StateError):
+        deactivate(session, actor="someone", login=ADMIN_LOGIN, clock=context.clock)
+    with context.sessions.begin() as session, pytest.raises(StateError):
+        deactivate(session, actor=ADMIN_LOGIN, login="tam_nghi", clock=context.clock)

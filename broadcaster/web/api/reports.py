@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
-from broadcaster.reporting.for_actor import report_for
+from broadcaster.reporting.generate import generate_report
 from broadcaster.reporting.periods import period_from_options
 from broadcaster.reporting.writers import writer_for
 from broadcaster.web.api.auth import ApiCaller, api_requires
@@ -70,7 +70,7 @@ def make_report(
             field="period",
         )
     try:
-        built = report_for(context, caller.user(), chosen, document_number=body.number)
+        built = generate_report(context, caller.user(), chosen, number=body.number)
         buffer = io.BytesIO()
         writer_for(body.format)(built, buffer)
     except ImportError:

@@ -6,11 +6,13 @@ from fastapi import APIRouter
 
 from broadcaster.web.ui import (
     admin,
+    admin_keys,
     audit_pages,
     campaign_actions,
     campaign_edit,
     campaign_review,
     campaigns,
+    contact_person,
     contacts,
     dashboard,
     messages,
@@ -24,8 +26,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     campaign_actions.router,
     campaign_edit.router,
     contacts.router,
+    contact_person.router,
     messages.router,
     reports.router,
     audit_pages.router,
     admin.router,
+    admin_keys.router,
 )

@@ -1,8 +1,7 @@
-"""The report of a period as one person (or API key) gets it: the CLI's ``report`` and the REST API share it.
-
-Roles that may rebuild the rollups (``reports.rollup``) rebuild the open days first and store them; any other
-reader (an auditor) gets figures as fresh, rebuilt in a transaction that is rolled back, so nothing is stored.
-"""
+"""Build the report of a period as its reader may: roles that may rebuild the rollups rebuild the open days
+first (stored); anyone else — an auditor — gets figures as fresh from a rebuild in a transaction that is
+rolled back, so nothing (no rollup, no newly frozen day) is stored. The CLI's ``report`` and the web's
+reports page both call this."""
 
 from __future__ import annotations
 
@@ -16,10 +15,14 @@ from broadcaster.reporting.rollups import rebuild, rebuild_in_steps
 from broadcaster.users import PERMISSIONS
 
 
-def report_for(context: AppContext, user: User, period: Period, *, document_number: str = "") -> Report:
+def generate_report(
+    context: AppContext, user: User, period: Period, *, number: str = "", store: bool = True
+) -> Report:
+    """``store=False``: never store the rebuild, whatever the role (a web GET, e.g. a chart image, changes
+    nothing)."""
     settings = context.settings
     plan = plan_from_settings(settings)
-    if user.role in PERMISSIONS["reports.rollup"]:
+    if store and user.role in PERMISSIONS["reports.rollup"]:
         rebuild_in_steps(
             context.sessions,
             settings,
@@ -29,13 +32,9 @@ def report_for(context: AppContext, user: User, period: Period, *, document_numb
             actor=user.login,
         )
         with context.readers() as session:  # a snapshot taken after the rebuild
-            return build_report(
-                session, settings, period, plan, clock=context.clock, document_number=document_number
-            )
+            return build_report(session, settings, period, plan, clock=context.clock, document_number=number)
     with context.sessions() as session:
         rebuild(session, settings, start=period.start, end=period.end, clock=context.clock)
-        built = build_report(
-            session, settings, period, plan, clock=context.clock, document_number=document_number
-        )
+        built = build_report(session, settings, period, plan, clock=context.clock, document_number=number)
         session.rollback()
-    return built
+        return built

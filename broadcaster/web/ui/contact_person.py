@@ -1,0 +1,151 @@
+"""A person's page: the contact, their consent history per address (the ledger ``consent show`` reads) and the
+staff opt-out form (``consent.manage``, a reason required), which records the withdrawal and stops their
+unsent messages through the service ``consent withdraw`` uses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from broadcaster import masking
+from broadcaster.consent_withdrawals import withdraw_as_staff
+from broadcaster.db.models import Contact
+from broadcaster.errors import NotFound, UserError
+from broadcaster.i18n import N_
+from broadcaster.i18n import gettext as _
+from broadcaster.web.auth import Viewer, context_of, requires
+from broadcaster.web.templating import render
+from broadcaster.web.ui.common import acting_user
+from broadcaster.web.ui.contacts import shown_contact
+from consent import ledger
+from consent.ledger import ConsentError
+
+router = APIRouter()
+
+PURPOSE_LABELS = {
+    ledger.OFFICIAL_DUTY: N_("Official duty"),
+    ledger.PUBLIC_INFORMATION: N_("Public information"),
+    ledger.ADVERTISING: N_("Advertising"),
+}
+CHANNEL_LABELS = {"sms": N_("SMS"), "email": N_("E-mail")}
+ACTION_LABELS = {ledger.GRANT: N_("Agreed"), ledger.WITHDRAW: N_("Withdrew consent")}
+SOURCE_LABELS = {
+    "web_form": N_("Web form"),
+    "sms_keyword": N_("SMS keyword"),
+    "email_link": N_("Unsubscribe link in an e-mail"),
+    "import": N_("Contacts import"),
+    "staff": N_("Recorded by staff"),
+    "city_app": N_("The city's app"),
+    "migration": N_("Migrated from old data"),
+}
+STATE_LABELS = {True: N_("Agreed"), False: N_("Refused"), None: N_("Not recorded")}
+
+
+def _addresses(contact: Contact) -> list[tuple[str, str]]:
+    return [(channel, key) for channel, key in (("sms", contact.phone), ("email", contact.email)) if key]
+
+
+def _person(request: Request, viewer: Viewer, contact_id: int) -> dict[str, Any]:
+    context = context_of(request)
+    with context.readers() as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise NotFound(str(contact_id))
+        mask = masking.must_mask(acting_user(session, viewer), unmasked=False)
+        ledgers = []
+        for channel, key in _addresses(contact):
+            ledgers.append(
+                {
+                    "channel": channel,
+                    "address": (masking.mask_address(key) or "") if mask else key,
+                    "states": [
+                        (purpose, ledger.current(session, channel, key, purpose))
+                        for purpose in ledger.PURPOSES
+                    ],
+                    "events": [
+                        {
+                            "at": e.recorded_at,
+                            "purpose": e.purpose,
+                            "action": e.action,
+                            "source": e.source,
+                            "notice": e.notice_version,
+                            "reason": masking.mask_text(e.reason) if mask and e.reason else e.reason,
+                            "by": e.recorded_by,
+                        }
+                        for e in ledger.history(session, channel, key)
+                    ],
+                }
+            )
+        return {"contact": shown_contact(contact, mask=mask), "ledgers": ledgers}
+
+
+def _page(
+    request: Request, viewer: Viewer, contact_id: int, *, status_code: int = 200, **extra: Any
+) -> Response:
+    try:
+        person = _person(request, viewer, contact_id)
+    except NotFound:
+        return render(
+            request, "error.html", status_code=404, title=_("Not found"), message=_("No such contact.")
+        )
+    labels = {
+        "purposes": PURPOSE_LABELS,
+        "channels": CHANNEL_LABELS,
+        "actions": ACTION_LABELS,
+        "sources": SOURCE_LABELS,
+        "states": STATE_LABELS,
+    }
+    values = {"error": None, "done": request.query_params.get("done"), **extra}
+    return render(request, "contacts/person.html", status_code=status_code, labels=labels, **person, **values)
+
+
+@router.get("/contacts/{contact_id}", response_class=HTMLResponse)
+def person_page(
+    request: Request, viewer: Annotated[Viewer, Depends(requires("read"))], contact_id: int
+) -> Response:
+    return _page(request, viewer, contact_id)
+
+
+@router.post("/contacts/{contact_id}/withdraw", response_class=HTMLResponse)
+def withdraw(
+    request: Request,
+    viewer: Annotated[Viewer, Depends(requires("consent.manage"))],
+    contact_id: int,
+    channel: Annotated[str, Form()] = "",
+    purpose: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    context = context_of(request)
+    problem = None
+    if purpose not in ledger.PURPOSES:
+        problem = _("Purpose: choose one of the list.")
+    elif not reason.strip():
+        problem = _("Reason: say why staff records this withdrawal.")
+    if problem is None:
+        with context.sessions.begin() as session:
+            contact = session.get(Contact, contact_id)
+            if contact is None:
+                return _page(request, viewer, contact_id)
+            address = dict(_addresses(contact)).get(channel)
+            if address is None:
+                problem = _("Channel: this contact has no address on that channel.")
+            else:
+                try:
+                    withdrawal = withdraw_as_staff(
+                        session,
+                        channel=channel,
+                        address=address,
+                        purpose=purpose,
+                        reason=reason.strip(),
+                        recorded_by=acting_user(session, viewer).login,
+                        clock=context.clock,
+                    )
+                except (ConsentError, UserError) as exc:
+                    problem = str(exc)
+                    session.rollback()
+                else:
+                    stopped = withdrawal.stopped
+                    return RedirectResponse(f"/contacts/{contact_id}?done={stopped}", status_code=303)
+    return _page(request, viewer, contact_id, status_code=422, error=problem, reason=reason)

@@ -1,0 +1,100 @@
+"""The contacts pages: search, masking per role, import with its row report, a person's consent history and
+the staff opt-out form."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from broadcaster.contacts.importer import ImportReport
+from broadcaster.context import AppContext
+from broadcaster.db.models import AuditEntry
+from consent import ledger
+from tests.broadcaster.web.conftest import Browser
+from tests.broadcaster.web.records_fixtures import (
+    HOSTILE_EMAIL,
+    HOSTILE_NAME,
+    HOSTILE_PHONE,
+    add_hostile_contact,
+)
+
+
+def test_an_editor_sees_contacts_in_full_and_an_auditor_masked(
+    browser: Callable[[str | None], Browser], context: AppContext, contacts: ImportReport
+) -> None:
+    contact_id = add_hostile_contact(context)
+    editor = browser("bien_tap").get("/contacts")
+    assert editor.status_code == 200
+    assert HOSTILE_PHONE in editor.text
+    assert HOSTILE_EMAIL in editor.text
+    assert HOSTILE_NAME not in editor.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in editor.text
+    auditor = browser("kiem_toan").get("/contacts")
+    assert HOSTILE_PHONE not in auditor.text
+    assert HOSTILE_EMAIL not in auditor.text
+    person = browser("kiem_toan").get(f"/contacts/{contact_id}")
+    assert person.status_code == 200
+    assert HOSTILE_PHONE not in person.text
+    assert HOSTILE_NAME not in person.text
+
+
+def test_search_by_phone_in_any_spelling_and_by_segment(
+    browser: Callable[[str | None], Browser], context: AppContext, contacts: ImportReport
+) -> None:
+    add_hostile_contact(context)
+    editor = browser("bien_tap")
+    found = editor.get("/contacts", params={"q": "0905 111 222"})
+    assert "Kết quả (1)" in found.text
+    assert "Kết quả (0)" in editor.get("/contacts", params={"q": "zzz", "segment": "citizen"}).text
+
+
+def test_an_editor_imports_a_file_and_reads_its_row_report(
+    browser: Callable[[str | None], Browser], context: AppContext
+) -> None:
+    editor = browser("bien_tap")
+    editor.get("/contacts/import")
+    content = "full_name,phone,segment\nNguyễn Văn An,0905123456,citizen\nTrần Bình,12,citizen\n"
+    response = editor.client.post(
+        "/contacts/import",
+        data={"csrf_token": editor.csrf},
+        files={"file": ("danh-ba.csv", content.encode(), "text/csv")},
+    )
+    assert response.status_code == 200, response.text
+    assert "Đã tạo: 1" in response.text
+    assert '<th scope="row">3</th>' in response.text
+
+
+def test_an_import_of_another_kind_of_file_is_refused_and_an_auditor_may_not_import(
+    browser: Callable[[str | None], Browser],
+) -> None:
+    editor = browser("bien_tap")
+    editor.get("/contacts/import")
+    refused = editor.client.post(
+        "/contacts/import", data={"csrf_token": editor.csrf}, files={"file": ("a.txt", b"x", "text/plain")}
+    )
+    assert refused.status_code == 422
+    auditor = browser("kiem_toan")
+    assert auditor.get("/contacts/import").status_code == 403
+
+
+def test_staff_record_an_opt_out_with_a_reason(
+    browser: Callable[[str | None], Browser], context: AppContext
+) -> None:
+    contact_id = add_hostile_contact(context)
+    editor = browser("bien_tap")
+    editor.get(f"/contacts/{contact_id}")
+    form = {"channel": "sms", "purpose": ledger.PUBLIC_INFORMATION}
+    missing = editor.post(f"/contacts/{contact_id}/withdraw", {**form, "reason": " "})
+    assert missing.status_code == 422
+    done = editor.post(f"/contacts/{contact_id}/withdraw", {**form, "reason": "Đơn tại bộ phận một cửa"})
+    assert done.status_code == 303
+    with context.readers() as session:
+        assert ledger.current(session, "sms", HOSTILE_PHONE, ledger.PUBLIC_INFORMATION) is False
+        assert session.scalar(select(AuditEntry).where(AuditEntry.action.like("consent.%"))) is not None
+    page = editor.get(f"/contacts/{contact_id}")
+    assert "Đơn tại bộ phận một cửa" in page.text
+    auditor = browser("kiem_toan")
+    auditor.get(f"/contacts/{contact_id}")
+    refused = auditor.post(f"/contacts/{contact_id}/withdraw", {**form, "reason": "x"})
+    assert refused.status_code == 403
