@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -106,6 +107,7 @@ class Caller:
         path = fill_path(endpoint.path, self.seeded.values)
         self.client.cookies.clear()
         headers: dict[str, str] = {}
+        body: dict[str, Any]
         if endpoint.api:
             headers["Accept"] = "application/json"
             headers["Idempotency-Key"] = f"matrix-{next(self.idempotency)}"
@@ -120,7 +122,10 @@ class Caller:
                 self.client.cookies.set(SESSION_COOKIE, token)
                 headers[CSRF_HEADER] = csrf
             body = {"data": {"csrf_token": csrf}} if endpoint.changes else {}
-        return self.client.request(endpoint.method, path, headers=headers, follow_redirects=False, **body)
+        response: httpx.Response = self.client.request(
+            endpoint.method, path, headers=headers, follow_redirects=False, **body
+        )
+        return response
 
 
 def verdict(endpoint: Endpoint, who: Role | str, response: httpx.Response) -> str | None:
