@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.routing import Mount
 
 from broadcaster.context import AppContext
@@ -28,9 +28,10 @@ from broadcaster.web.api.auth import api_requires
 from broadcaster.web.app import create_app
 from broadcaster.web.auth import CSRF_HEADER, SESSION_COOKIE, open_session, requires, token_hash
 from broadcaster.web.problems import PROBLEM_MEDIA_TYPE
+from tests.broadcaster.conftest import database_dump
 from tests.broadcaster.web.conftest import LOGIN_OF
 from tests.broadcaster.web.routes import Endpoint, endpoints, fill_path, is_public
-from tests.broadcaster.web.seeded import Seeded, seed
+from tests.broadcaster.web.seeded import SPARE_LOGIN, Seeded, seed
 
 ANONYMOUS = "anonymous"
 COLUMNS = (ANONYMOUS, Role.AUDITOR, Role.APPROVER, Role.EDITOR, Role.ADMIN)
@@ -90,6 +91,7 @@ class Caller:
         self.client = client
         self.seeded = seeded
         self.idempotency = itertools.count(1)
+        self._kept = ("", "")
 
     def _session(self, role: Role) -> tuple[str, str]:
         web = self.context.settings.web
@@ -103,7 +105,11 @@ class Caller:
             assert row is not None
             return token, row.csrf_token
 
-    def call(self, endpoint: Endpoint, who: Role | str) -> httpx.Response:
+    def sign_in_once(self, role: Role) -> None:
+        """Open one session for ``role`` to reuse with ``call(…, fresh_session=False)``."""
+        self._kept = self._session(role)
+
+    def call(self, endpoint: Endpoint, who: Role | str, *, fresh_session: bool = True) -> httpx.Response:
         path = fill_path(endpoint.path, self.seeded.values)
         self.client.cookies.clear()
         headers: dict[str, str] = {}
@@ -118,7 +124,7 @@ class Caller:
             headers["Accept"] = "text/html"
             csrf = ""
             if isinstance(who, Role):
-                token, csrf = self._session(who)
+                token, csrf = self._session(who) if fresh_session else self._kept
                 self.client.cookies.set(SESSION_COOKIE, token)
                 headers[CSRF_HEADER] = csrf
             body = {"data": {"csrf_token": csrf}} if endpoint.changes else {}
@@ -176,7 +182,7 @@ def matrix(caller: Caller, found: list[Endpoint]) -> list[tuple[Endpoint, list[s
         if is_public(endpoint.path) or len(set(endpoint.actions)) != 1:
             continue  # the declaration test names these
         cells, bad = [], False
-        # The roles the action does not list first: a refused call changes nothing, an allowed one may.
+        # An allowed call may change data (approve, erase…); a later column then gets a 4xx, which is fine.
         for who in COLUMNS:
             response = caller.call(endpoint, who)
             expected = verdict(endpoint, who, response)
@@ -235,3 +241,54 @@ def test_the_matrix_calls_ui_and_api_routes_and_reports_a_wrong_answer(
         )
     ]
     assert "GET /test-only/broken  reports.read" in table(wrong)
+
+
+# What a GET may write: the audit entries of reading personal data in full, and the report rollups a report
+# rebuilds for the open days (derived data, as `broadcaster report` does).
+GET_MAY_WRITE = ("audit_log", "audit_chain_head", "rollup_")
+
+
+def get_writes(context: AppContext, caller: Caller, found: list[Endpoint]) -> list[str]:
+    """Each GET that declares an action, as an admin (an admin's API key for the API); those that wrote."""
+    changed = []
+    for endpoint in found:
+        if endpoint.changes or is_public(endpoint.path) or len(set(endpoint.actions)) != 1:
+            continue
+        if not endpoint.api:
+            caller.sign_in_once(Role.ADMIN)  # the session's own row is written before the snapshot
+        before = _kept(database_dump(context.engine))
+        caller.call(endpoint, Role.ADMIN, fresh_session=False)
+        after = _kept(database_dump(context.engine))
+        if after != before:
+            tables = sorted(name for name in after if after[name] != before.get(name))
+            changed.append(f"{endpoint.label}: {', '.join(tables)}")
+    return changed
+
+
+def test_no_get_changes_data(context: AppContext, client: TestClient, seeded: Seeded) -> None:
+    """Only routes that change something may be POST (or PUT, PATCH, DELETE)."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    changed = get_writes(context, Caller(context, client, seeded), endpoints(app))
+    assert not changed, "GET routes that change data (make them POST):\n" + "\n".join(changed)
+
+
+def test_a_get_that_writes_is_named(context: AppContext, client: TestClient, seeded: Seeded) -> None:
+    app = client.app
+    assert isinstance(app, FastAPI)
+    stray, calls = APIRouter(), itertools.count()
+
+    @stray.get("/test-only/writes")
+    def writes(_v: object = Depends(requires("read"))) -> None:
+        with context.sessions.begin() as session:
+            session.execute(
+                update(User).where(User.login == SPARE_LOGIN).values(display_name=f"{next(calls)}")
+            )
+
+    app.include_router(stray)
+    found = [e for e in endpoints(app) if e.path.startswith("/test-only")]
+    assert get_writes(context, Caller(context, client, seeded), found) == ["GET /test-only/writes: users"]
+
+
+def _kept(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    return {name: rows for name, rows in dump.items() if not name.startswith(GET_MAY_WRITE)}

@@ -32,7 +32,7 @@ from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.conftest import make_pipeline  # noqa: F401  (the server's working directory)
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.processes import Engine
-from tests.broadcaster.web.conftest import PASSWORD, PEOPLE
+from tests.broadcaster.web.conftest import LOGIN_OF, PASSWORD
 from tests.conftest import free_port, service_unavailable
 from tests.peers.polling import wait_until
 
@@ -76,9 +76,10 @@ class WebServer:
 
 
 def _add_people(context: AppContext) -> None:
-    """The web tests' people (``tests.broadcaster.web.conftest.PEOPLE``), each with ``PASSWORD``."""
+    """One person per role (``tests.broadcaster.web.conftest.LOGIN_OF``), each with ``PASSWORD`` (argon2 is
+    slow on purpose: no more hashes than the tests use)."""
     with context.sessions.begin() as session:
-        for login, role in PEOPLE.items():
+        for role, login in LOGIN_OF.items():
             if session.scalar(select(User).where(User.login == login)) is None:
                 add_user(session, actor=ADMIN_LOGIN, login=login, role=role, clock=context.clock)
             set_password(session, actor=ADMIN_LOGIN, login=login, password=PASSWORD, clock=context.clock)
