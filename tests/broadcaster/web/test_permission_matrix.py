@@ -161,7 +161,9 @@ def table(rows: list[tuple[Endpoint, list[str]]]) -> str:
     header = ["route", "action", *(str(getattr(c, "value", c)) for c in COLUMNS)]
     lines = [header] + [[e.label, e.actions[0], *cells] for e, cells in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 @pytest.fixture
