@@ -245,9 +245,10 @@ def test_the_matrix_calls_ui_and_api_routes_and_reports_a_wrong_answer(
     assert "GET /test-only/broken  reports.read" in table(wrong)
 
 
-# What a GET may write: the audit entries of reading personal data in full, and the report rollups a report
-# rebuilds for the open days (derived data, as `broadcaster report` does).
-GET_MAY_WRITE = ("audit_log", "audit_chain_head", "rollup_")
+# What a GET may write: the audit entries of reading personal data in full, the report rollups a report
+# rebuilds for the open days (derived data, as `broadcaster report` does), and the caller's own bookkeeping
+# (an API key's last_used_at, a session's last_seen_at).
+GET_MAY_WRITE = ("audit_log", "audit_chain_head", "rollup_", "api_keys", "web_sessions")
 
 
 def get_writes(context: AppContext, caller: Caller, found: list[Endpoint]) -> list[str]:
