@@ -1,0 +1,301 @@
+"""One urgent message to one address, from an approved campaign: the REST API's
+``POST /api/v1/notifications/sms|email`` (GOV.UK Notify's single notification).
+
+The campaign's approved version is "the template": it supplies the template and the provider of the
+channel; the caller's ``personalisation`` fills the template's ``message`` root. The message is judged by
+the same consent policy as a campaign's messages (``broadcaster.eligibility``), written to the outbox with
+no run (``run_id`` NULL, like test sends: a run of its own would complete, and complete a one-off campaign,
+after every single message), and put at once into a chunk of one on the provider's urgent queue.
+Messages it defers (send hours, caps) get their chunk from the tick when they become due.
+
+The hot path reads one row (the campaign joined to its approved version's hash) and writes three (the
+message, its chunk, an audit entry) in the caller's transaction; the version's parsed definition and
+compiled templates are kept per process, keyed by the content hash, so an approval of a new version is seen
+by the next request and an old snapshot is never reused for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from broadcaster import audit
+from broadcaster.campaigns.messages import MESSAGE_KEY, Composer, MessageText
+from broadcaster.campaigns.schema import CampaignDefinition
+from broadcaster.campaigns.store import definition_of, verify_snapshot
+from broadcaster.clock import Clock
+from broadcaster.contacts.emails import EmailError, normalize_email
+from broadcaster.contacts.phones import PhoneError, is_sms_capable, parse_phone
+from broadcaster.db.models import Campaign, CampaignVersion, Chunk, DeliveryEventRow, Message
+from broadcaster.eligibility import PolicyScope, verdicts
+from broadcaster.outbox.queues import send_queue
+from broadcaster.rendering import RenderError, message_fields
+from broadcaster.settings import Settings
+from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus
+from channels.base import Channel
+from consent.suppression import address_key
+
+# The prefix of a single message's idempotency key: it tells the messages created through the API apart.
+KEY_PREFIX = "api:"
+# The key under ``Message.context`` keeping what the caller sent besides the personalisation.
+API_KEY = "api"
+SENDABLE = (CampaignState.APPROVED, CampaignState.SCHEDULED, CampaignState.COMPLETED)
+# The exclusion an SMS too long for its channel's max_segments is recorded with (as the planner does).
+TOO_LONG = "too_long"
+
+
+class Refused(Exception):
+    """The request cannot become a message; nothing was written. ``code`` says why, ``field`` which input,
+    ``params`` fill the caller's (translated) text."""
+
+    def __init__(self, code: str, field: str, **params: str) -> None:
+        super().__init__(f"{code}: {field} {params}")
+        self.code = code
+        self.field = field
+        self.params = params
+
+
+@dataclass(frozen=True)
+class _Version:
+    """What a single message needs of an approved version, built once per process and content hash."""
+
+    id: int
+    number: int
+    definition: CampaignDefinition
+    composer: Composer
+    needs: Mapping[str, frozenset[str]]  # channel -> the ``message.NAME`` its template uses
+
+
+class VersionCache:
+    """Approved versions by content hash (a snapshot never changes under its hash)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._versions: dict[str, _Version] = {}
+
+    def get(self, session: Session, version_id: int, content_hash: str) -> _Version:
+        found = self._versions.get(content_hash)
+        if found is not None and found.id == version_id:
+            return found
+        version = session.get(CampaignVersion, version_id)
+        assert version is not None  # the foreign key of approved_version_id
+        verify_snapshot(version)
+        definition = definition_of(version)
+        templates = dict(version.templates)
+        built = _Version(
+            id=version.id,
+            number=version.number,
+            definition=definition,
+            composer=Composer(definition=definition, templates=templates, settings=self.settings),
+            needs={
+                channel: message_fields(templates, spec.template, channel)
+                for channel, spec in definition.channels.items()
+            },
+        )
+        with self._lock:
+            self._versions[content_hash] = built
+        return built
+
+
+@dataclass(frozen=True)
+class SingleRequest:
+    campaign_id: str
+    channel: str  # sms | email
+    address: str  # as the caller wrote it
+    personalisation: Mapping[str, Any]
+    reference: str | None
+    actor: str  # the acting login (an API key's ``api:<prefix>``)
+
+
+@dataclass(frozen=True)
+class Created:
+    message_id: int
+    status: MessageStatus
+    reason: str | None
+    not_before: datetime | None
+    text: MessageText
+    chunk: tuple[int, str] | None  # (chunk id, queue) to enqueue after the commit; None: not due yet
+
+
+def normalised_address(channel: str) -> Any:
+    """The address check of a channel: the contacts module's, as an import applies it."""
+    return _phone if channel == Channel.SMS else _email
+
+
+def _phone(raw: str) -> str:
+    try:
+        phone = parse_phone(raw)
+    except PhoneError as exc:
+        raise Refused("invalid_address", "phone_number", reason=str(exc)) from None
+    if not is_sms_capable(phone):
+        raise Refused("not_mobile", "phone_number")
+    return phone.e164
+
+
+def _email(raw: str) -> str:
+    try:
+        return normalize_email(raw)
+    except EmailError as exc:
+        raise Refused("invalid_address", "email_address", reason=str(exc)) from None
+
+
+def create_single_message(
+    session: Session,
+    request: SingleRequest,
+    *,
+    versions: VersionCache,
+    settings: Settings,
+    clock: Clock,
+) -> Created:
+    """Validate, render, judge and write one message (and its chunk when it is due now), in ``session``."""
+    row = session.execute(
+        select(Campaign.state, Campaign.approved_version_id, CampaignVersion.content_hash)
+        .outerjoin(CampaignVersion, CampaignVersion.id == Campaign.approved_version_id)
+        .where(Campaign.id == request.campaign_id)
+    ).first()
+    if row is None:
+        raise Refused("unknown_campaign", "campaign_id", campaign=request.campaign_id)
+    state, version_id, content_hash = row
+    if state not in SENDABLE or version_id is None:
+        raise Refused("not_sendable", "campaign_id", campaign=request.campaign_id, state=str(state))
+    version = versions.get(session, version_id, content_hash)
+    definition = version.definition
+    spec = definition.channels.get(request.channel)  # type: ignore[call-overload]
+    if spec is None:
+        raise Refused("no_channel", "campaign_id", campaign=request.campaign_id, channel=request.channel)
+    address = normalised_address(request.channel)(request.address)
+    for name in sorted(version.needs[request.channel]):
+        if name not in request.personalisation:
+            raise Refused("missing_personalisation", f"personalisation.{name}", name=name)
+    contact: dict[str, Any] = {
+        ("phone" if request.channel == Channel.SMS else "email"): address,
+        MESSAGE_KEY: dict(request.personalisation),
+    }
+    try:
+        text = version.composer.compose(request.channel, contact, with_html=False)
+    except RenderError as exc:  # a value the template cannot use (a text where it computes with a number)
+        raise Refused("render_failed", "personalisation", reason=exc.message) from None
+
+    now = clock.now()
+    tz = definition.zone(settings.timezone)
+    window = definition.schedule.window if definition.schedule else None
+    opens = window.next_open(now, tz) if window is not None and not window.contains(now, tz) else None
+    scope = PolicyScope(
+        purpose=definition.purpose.value,
+        channel=request.channel,
+        campaign_id=definition.id,
+        tz=tz,
+        settings=settings.consent.policy(),
+        erasure_key=settings.security.erasure_key(),
+    )
+    [verdict] = verdicts(session, scope, [address], at=opens or now)
+    exclusion = verdict.exclusion or (TOO_LONG if text.too_long else None)
+    status = MessageStatus.SUPPRESSED if exclusion else MessageStatus.QUEUED
+    not_before = None if exclusion else (verdict.not_before or opens)
+    cost = None
+    if request.channel == Channel.SMS and text.encoding and text.segments:
+        cost = settings.sms.price(carrier=None, encoding=text.encoding) * text.segments
+    stored: dict[str, Any] = dict(contact)
+    if request.reference is not None:
+        stored[API_KEY] = {"reference": request.reference}
+    chunk: tuple[int, str] | None = None
+    chunk_id: int | None = None
+    if status == MessageStatus.QUEUED and not_before is None:
+        queue = send_queue(request.channel, spec.provider, urgent=True)
+        chunk_id = int(
+            session.execute(
+                insert(Chunk)
+                .values(
+                    run_id=None,
+                    channel=request.channel,
+                    provider=spec.provider,
+                    queue=queue,
+                    size=1,
+                    created_at=now,
+                )
+                .returning(Chunk.id)
+            ).scalar_one()
+        )
+        chunk = (chunk_id, queue)
+    message_id = int(
+        session.execute(
+            insert(Message)
+            .values(
+                idempotency_key=f"{KEY_PREFIX}{uuid.uuid4().hex}",
+                kind=MessageKind.CAMPAIGN,
+                run_id=None,
+                campaign_id=definition.id,
+                version_id=version.id,
+                contact_id=None,
+                chunk_id=chunk_id,
+                channel=request.channel,
+                provider=spec.provider,
+                address=address,
+                address_key=address_key(request.channel, address),
+                purpose=definition.purpose.value,
+                status=status,
+                hold=False,
+                reason=exclusion or verdict.deferral,
+                not_before=not_before,
+                attempts=0,
+                subject=text.subject,
+                body=text.body,
+                context=stored,
+                encoding=text.encoding,
+                segments=text.segments,
+                cost=cost,
+                parts_total=0,
+                parts_delivered=0,
+                created_at=now,
+                final_at=now if exclusion else None,
+            )
+            .returning(Message.id)
+        ).scalar_one()
+    )
+    audit.record(
+        session,
+        actor=request.actor,
+        action="campaign.send_single",
+        subject_type="message",
+        subject_id=message_id,
+        at=now,
+        details={
+            "campaign_id": definition.id,
+            "version": version.number,
+            "channel": request.channel,
+            "status": status.value,
+        },
+    )
+    return Created(message_id, status, exclusion or verdict.deferral, not_before, text, chunk)
+
+
+@dataclass(frozen=True)
+class SingleView:
+    message: Message
+    events: list[DeliveryEventRow]
+
+
+def find_single(session: Session, message_id: int) -> SingleView | None:
+    """A message created through the API (any other message: None), with its delivery events in order."""
+    message = session.get(Message, message_id)
+    if message is None or not message.idempotency_key.startswith(KEY_PREFIX):
+        return None
+    events = session.scalars(
+        select(DeliveryEventRow)
+        .where(DeliveryEventRow.message_id == message_id)
+        .order_by(DeliveryEventRow.id)
+    )
+    return SingleView(message, list(events))
+
+
+def reference_of(message: Message) -> str | None:
+    api = (message.context or {}).get(API_KEY)
+    return api.get("reference") if isinstance(api, dict) else None
