@@ -23,13 +23,13 @@ from typing import Any
 
 from jinja2 import (
     BaseLoader,
-    nodes,
     Environment,
     StrictUndefined,
     Template,
     TemplateError,
     TemplateNotFound,
     meta,
+    nodes,
     select_autoescape,
 )
 
@@ -332,8 +332,10 @@ def message_fields(templates: Mapping[str, str], template: str, channel: str) ->
                 continue
             if isinstance(node, nodes.Getattr):
                 found.add(node.attr)
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                found.add(node.arg.value)
+            elif isinstance(node, nodes.Getitem):
+                key = node.arg.value if isinstance(node.arg, nodes.Const) else None
+                if isinstance(key, str):
+                    found.add(key)
         queue.extend(ref for ref in meta.find_referenced_templates(ast) if isinstance(ref, str))
     return frozenset(found)
 

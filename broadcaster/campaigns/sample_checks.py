@@ -65,9 +65,7 @@ def sample_checks(
             unsubscribe_url=unsubscribe,
             # A template for single messages (the API's personalisation) renders its ``message.NAME``
             # with a placeholder the length of a short value.
-            message={
-                name: f"<{name}>" for name in message_fields(scan.templates, spec.template, channel)
-            },
+            message={name: f"<{name}>" for name in message_fields(scan.templates, spec.template, channel)},
         )
         try:
             rendered = renderer.render(

@@ -162,7 +162,7 @@ def create_single_message(
         .where(Campaign.id == request.campaign_id)
     ).first()
     if row is None:
-        raise Refused("unknown_campaign", "campaign_id", campaign=request.campaign_id)
+        raise Refused("unknown_campaign", "campaign_id", id=request.campaign_id)
     state, version_id, content_hash = row
     if state not in SENDABLE or version_id is None:
         raise Refused("not_sendable", "campaign_id", campaign=request.campaign_id, state=str(state))

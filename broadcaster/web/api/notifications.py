@@ -79,7 +79,7 @@ def _enqueuer(request: Request) -> Enqueuer:
 def _problem(refused: Refused) -> Problem:
     params = refused.params
     texts = {
-        "unknown_campaign": (404, _("Not found"), _("There is no campaign %(campaign)s.")),
+        "unknown_campaign": (404, _("Not found"), _("There is no campaign %(id)s.")),
         "not_sendable": (
             409,
             _("Campaign not sendable"),

@@ -90,9 +90,7 @@ def api_key(context: AppContext) -> Callable[..., str]:
 
 
 @pytest.fixture
-def write_approved(
-    context: AppContext, workdir: Any, create_user: Callable[..., User]
-) -> Callable[..., str]:
+def write_approved(context: AppContext, workdir: Any, create_user: Callable[..., User]) -> Callable[..., str]:
     """``write_approved(sms_text=..., **overrides)``: a campaign written, loaded and approved; its id."""
     editor = create_user(role=Role.EDITOR)
     approver = create_user(role=Role.APPROVER)
@@ -101,5 +99,3 @@ def write_approved(
         return approve_campaign(context, write_campaign(workdir, **overrides), editor, approver)
 
     return make
-
-

@@ -64,15 +64,21 @@ def test_an_sms_is_rendered_queued_on_the_urgent_lane_and_audited(
         chunk = session.get(Chunk, message.chunk_id)
         [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "campaign.send_single"))
     assert (message.address, message.run_id, message.purpose) == ("+84905123456", None, "public_information")
-    assert chunk is not None and chunk.queue == "send.sms.sms_main.urgent"
+    assert chunk is not None
+    assert chunk.queue == "send.sms.sms_main.urgent"
     assert enqueuer.chunks == [(chunk.id, "send.sms.sms_main.urgent")]
-    assert entry.subject_id == str(body["id"]) and entry.actor.startswith("api:")
+    assert entry.subject_id == str(body["id"])
+    assert entry.actor.startswith("api:")
 
 
 def test_an_email_carries_its_subject(api: TestClient, key: str, campaign_id: str) -> None:
     response = api.post(
         "/api/v1/notifications/email",
-        json={"campaign_id": campaign_id, "email_address": "Lan@DaNang.gov.vn", "personalisation": PERSONALISATION},
+        json={
+            "campaign_id": campaign_id,
+            "email_address": "Lan@DaNang.gov.vn",
+            "personalisation": PERSONALISATION,
+        },
         headers=bearer(key),
     )
     assert response.status_code == 201, response.text
@@ -105,7 +111,8 @@ def test_a_refused_request_names_the_field_and_writes_nothing(
     assert response.status_code in (404, 422), response.text
     problem = response.json()
     assert (problem["field"], problem["type"]) == (field, f"urn:broadcaster:problem:{code}")
-    assert message_count(context) == 0 and enqueuer.chunks == []
+    assert message_count(context) == 0
+    assert enqueuer.chunks == []
 
 
 def test_a_suppressed_address_is_recorded_and_not_queued(
@@ -113,7 +120,12 @@ def test_a_suppressed_address_is_recorded_and_not_queued(
 ) -> None:
     with context.sessions.begin() as session:
         suppress_address(
-            session, channel="sms", address="+84905123456", reason="test", source="manual", now=context.clock.now()
+            session,
+            channel="sms",
+            address="+84905123456",
+            reason="test",
+            source="manual",
+            now=context.clock.now(),
         )
     response = sms(api, key, campaign_id)
 
@@ -158,7 +170,11 @@ def test_the_status_shows_the_message_and_masks_for_an_auditor(
     elsewhere = api.get(created["uri"], headers=bearer(api_key(campaigns=["chien-dich-khac"])))
 
     assert seen.status_code == 200
-    assert (seen.json()["status"], seen.json()["reference"], seen.json()["events"]) == ("queued", "ho-so-42", [])
+    assert (seen.json()["status"], seen.json()["reference"], seen.json()["events"]) == (
+        "queued",
+        "ho-so-42",
+        [],
+    )
     assert seen.json()["phone_number"] == "+84905123456"
     assert masked.json()["phone_number"] != "+84905123456"
     assert elsewhere.status_code == 404
