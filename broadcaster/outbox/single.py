@@ -5,26 +5,29 @@ The campaign's approved version is "the template": it supplies the template and 
 channel; the caller's ``personalisation`` fills the template's ``message`` root. The message is judged by
 the same consent policy as a campaign's messages (``broadcaster.eligibility``), written to the outbox with
 no run (``run_id`` NULL, like test sends: a run of its own would complete, and complete a one-off campaign,
-after every single message), and put at once into a chunk of one on the provider's urgent queue.
-Messages it defers (send hours, caps) get their chunk from the tick when they become due.
+after every single message). ``UrgentChunker`` then puts it, with whatever else came in meanwhile, into a
+chunk on the provider's urgent queue (``send.<channel>.<provider>.urgent``). Messages the policy defers
+(send hours, caps) get their chunk from the tick when they become due.
 
-The hot path reads one row (the campaign joined to its approved version's hash) and writes three (the
-message, its chunk, an audit entry) in the caller's transaction; the version's parsed definition and
-compiled templates are kept per process, keyed by the content hash, so an approval of a new version is seen
-by the next request and an old snapshot is never reused for it.
+The request reads one row (the campaign joined to its approved version's hash) plus the policy's lookups and
+writes two (the message, an audit entry) in one transaction; the version's parsed definition and compiled
+templates are kept per process, keyed by the content hash, so an approval of a new version is seen by the
+next request and an old snapshot is never reused for it.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster import audit
 from broadcaster.campaigns.messages import MESSAGE_KEY, Composer, MessageText
@@ -41,6 +44,8 @@ from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus
 from channels.base import Channel
 from consent.suppression import address_key
+
+log = logging.getLogger(__name__)
 
 # The prefix of a single message's idempotency key: it tells the messages created through the API apart.
 KEY_PREFIX = "api:"
@@ -122,7 +127,7 @@ class Created:
     reason: str | None
     not_before: datetime | None
     text: MessageText
-    chunk: tuple[int, str] | None  # (chunk id, queue) to enqueue after the commit; None: not due yet
+    due: bool  # to be sent now: hand its id to the ``UrgentChunker`` after the commit
 
 
 def normalised_address(channel: str) -> Any:
@@ -155,7 +160,7 @@ def create_single_message(
     settings: Settings,
     clock: Clock,
 ) -> Created:
-    """Validate, render, judge and write one message (and its chunk when it is due now), in ``session``."""
+    """Validate, render, judge and write one message in ``session``; ``Created.due``: hand it to the chunker."""
     row = session.execute(
         select(Campaign.state, Campaign.approved_version_id, CampaignVersion.content_hash)
         .outerjoin(CampaignVersion, CampaignVersion.id == Campaign.approved_version_id)
@@ -206,25 +211,6 @@ def create_single_message(
     stored: dict[str, Any] = dict(contact)
     if request.reference is not None:
         stored[API_KEY] = {"reference": request.reference}
-    chunk: tuple[int, str] | None = None
-    chunk_id: int | None = None
-    if status == MessageStatus.QUEUED and not_before is None:
-        queue = send_queue(request.channel, spec.provider, urgent=True)
-        chunk_id = int(
-            session.execute(
-                insert(Chunk)
-                .values(
-                    run_id=None,
-                    channel=request.channel,
-                    provider=spec.provider,
-                    queue=queue,
-                    size=1,
-                    created_at=now,
-                )
-                .returning(Chunk.id)
-            ).scalar_one()
-        )
-        chunk = (chunk_id, queue)
     message_id = int(
         session.execute(
             insert(Message)
@@ -235,7 +221,7 @@ def create_single_message(
                 campaign_id=definition.id,
                 version_id=version.id,
                 contact_id=None,
-                chunk_id=chunk_id,
+                chunk_id=None,
                 channel=request.channel,
                 provider=spec.provider,
                 address=address,
@@ -274,7 +260,8 @@ def create_single_message(
             "status": status.value,
         },
     )
-    return Created(message_id, status, exclusion or verdict.deferral, not_before, text, chunk)
+    due = status == MessageStatus.QUEUED and not_before is None
+    return Created(message_id, status, exclusion or verdict.deferral, not_before, text, due)
 
 
 @dataclass(frozen=True)
@@ -299,3 +286,87 @@ def find_single(session: Session, message_id: int) -> SingleView | None:
 def reference_of(message: Message) -> str | None:
     api = (message.context or {}).get(API_KEY)
     return api.get("reference") if isinstance(api, dict) else None
+
+
+def chunk_urgent(session: Session, message_ids: Sequence[int], *, now: datetime) -> list[tuple[int, str]]:
+    """One chunk per (channel, provider) on the urgent queue for the given messages still queued without
+    a chunk; returns (chunk id, queue) to enqueue after the commit."""
+    rows = session.execute(
+        select(Message.id, Message.channel, Message.provider).where(
+            Message.id.in_(list(message_ids)),
+            Message.status == MessageStatus.QUEUED,
+            Message.chunk_id.is_(None),
+        )
+    ).all()
+    lanes: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for message_id, channel, provider in rows:
+        lanes[(channel, provider)].append(message_id)
+    created: list[tuple[int, str]] = []
+    for (channel, provider), ids in sorted(lanes.items()):
+        queue = send_queue(channel, provider, urgent=True)
+        chunk = Chunk(
+            run_id=None, channel=channel, provider=provider, queue=queue, size=len(ids), created_at=now
+        )
+        session.add(chunk)
+        session.flush()
+        session.execute(
+            update(Message).where(Message.id.in_(ids), Message.chunk_id.is_(None)).values(chunk_id=chunk.id)
+        )
+        created.append((chunk.id, queue))
+    return created
+
+
+class UrgentChunker:
+    """Puts the single messages of this process into urgent chunks and enqueues them, in batches.
+
+    A request only writes its message; this thread wakes at once, takes every id handed in since its last
+    round, cuts one chunk per provider in one transaction and enqueues each chunk once: under load a round
+    carries many messages, so the broker sees a few tasks a second instead of one per request. If the
+    process dies first, the messages are still queued without a chunk, and the tick's ``cut_chunks`` sends
+    them. ``background=False`` (tests): ``add`` does a round itself, before it returns.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        enqueue: Callable[[int, str], None],
+        *,
+        background: bool = True,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._enqueue = enqueue
+        self._background = background
+        self._wake = threading.Condition()
+        self._pending: list[int] = []
+        self._thread: threading.Thread | None = None
+
+    def add(self, message_id: int) -> None:
+        if not self._background:
+            self.round([message_id])
+            return
+        with self._wake:
+            self._pending.append(message_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="urgent-chunker", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def round(self, message_ids: Sequence[int]) -> list[tuple[int, str]]:
+        with self._sessions.begin() as session:
+            chunks = chunk_urgent(session, message_ids, now=self._clock.now())
+        for chunk_id, queue in chunks:  # after the commit: a worker must find the rows it is given
+            self._enqueue(chunk_id, queue)
+        return chunks
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+                taken, self._pending = self._pending, []
+            try:
+                self.round(taken)
+            except Exception:  # the tick's cut_chunks sends them; this thread must live on
+                log.exception("urgent chunking of %s messages failed; the tick will chunk them", len(taken))

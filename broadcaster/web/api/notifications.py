@@ -22,6 +22,7 @@ from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.single import (
     Refused,
     SingleRequest,
+    UrgentChunker,
     VersionCache,
     create_single_message,
     find_single,
@@ -63,17 +64,32 @@ def _versions(request: Request) -> VersionCache:
     return versions
 
 
-def _enqueuer(request: Request) -> Enqueuer:
-    """The engine's queues (Celery on the configured broker); a test sets ``app.state.enqueuer``."""
+def _chunker(request: Request) -> UrgentChunker:
+    """The process's chunker, enqueuing on the engine's queues (Celery on the configured broker). A test
+    sets ``app.state.enqueuer`` (and ``chunk_in_background = False`` to have each request chunk itself)."""
     state = request.app.state
     with _setup:
-        if getattr(state, "enqueuer", None) is None:
-            from broadcaster.tasks import CeleryEnqueuer, configure  # Celery's imports are heavy
+        if getattr(state, "chunker", None) is None:
+            context = context_of(request)
+            enqueuer: Enqueuer | None = getattr(state, "enqueuer", None)
+            if enqueuer is None:
+                from broadcaster.tasks import CeleryEnqueuer, configure  # Celery's imports are heavy
 
-            configure(context_of(request).settings)
-            state.enqueuer = CeleryEnqueuer()
-    enqueuer: Enqueuer = state.enqueuer
-    return enqueuer
+                configure(context.settings)
+                enqueuer = CeleryEnqueuer()
+            sink = enqueuer
+
+            def enqueue(chunk_id: int, queue: str) -> None:
+                sink.dispatch_chunk(chunk_id, queue=queue)
+
+            state.chunker = UrgentChunker(
+                context.sessions,
+                context.clock,
+                enqueue,
+                background=getattr(state, "chunk_in_background", True),
+            )
+    chunker: UrgentChunker = state.chunker
+    return chunker
 
 
 def _problem(refused: Refused) -> Problem:
@@ -115,7 +131,7 @@ def _send(request: Request, caller: ApiCaller, channel: str, body: _Single, addr
     caller.check_campaign(body.campaign_id)
     context = context_of(request)
     versions = _versions(request)
-    created_chunks: list[tuple[int, str]] = []
+    due: list[int] = []
     single = SingleRequest(
         campaign_id=body.campaign_id,
         channel=channel,
@@ -132,8 +148,8 @@ def _send(request: Request, caller: ApiCaller, channel: str, body: _Single, addr
             )
         except Refused as refused:
             raise _problem(refused) from None
-        if created.chunk is not None:
-            created_chunks.append(created.chunk)
+        if created.due:
+            due.append(created.message_id)
         content: dict[str, Any] = {"body": created.text.body}
         if created.text.subject is not None:
             content["subject"] = created.text.subject
@@ -154,10 +170,8 @@ def _send(request: Request, caller: ApiCaller, channel: str, body: _Single, addr
 
     fingerprint = json.dumps(body.model_dump(), sort_keys=True, ensure_ascii=False).encode()
     response = replay_or_run(request, caller, fingerprint, create)
-    if created_chunks:  # after the commit: a worker must find the rows it is given
-        enqueuer = _enqueuer(request)
-        for chunk_id, queue in created_chunks:
-            enqueuer.dispatch_chunk(chunk_id, queue=queue)
+    if due:  # after the commit: the chunker must find the row
+        _chunker(request).add(due[0])
     return response
 
 

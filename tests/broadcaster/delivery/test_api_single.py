@@ -46,6 +46,8 @@ def test_an_api_sms_reaches_the_smsc_and_becomes_delivered(pipeline: Pipeline) -
             headers=headers,
         )
         assert created.status_code == 201, created.text
+        # The chunker's thread cuts the chunk and enqueues it on the urgent lane.
+        wait_until(lambda: pipeline.enqueuer.chunks, timeout=10, interval=0.01, what="the urgent chunk")
         [(_chunk, queue)] = pipeline.enqueuer.chunks
         assert queue == "send.sms.sms_main.urgent"
 

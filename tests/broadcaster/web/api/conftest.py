@@ -65,6 +65,7 @@ def enqueuer() -> RecordingEnqueuer:
 def api(context: AppContext, enqueuer: RecordingEnqueuer) -> Iterator[TestClient]:
     app = create_app(context)
     api_app(app).state.enqueuer = enqueuer
+    api_app(app).state.chunk_in_background = False  # each request chunks before it answers
     with TestClient(app, base_url="http://testserver") as client:
         yield client
 
