@@ -41,11 +41,12 @@ def app_factory() -> Any:
 
 def prepare(root: Path) -> tuple[Path, str, str]:
     """A working directory with an approved SMS campaign and an API key: (config, campaign id, secret)."""
+    from benchmarks.workdir import ADMIN
+    from benchmarks.workdir import prepare as prepare_workdir
     from broadcaster.api_keys import create_key
     from broadcaster.clock import SystemClock
     from broadcaster.context import AppContext
     from broadcaster.vocabulary import Role
-    from benchmarks.workdir import ADMIN, prepare as prepare_workdir
 
     prepared = prepare_workdir(root, channel="sms", count=10, port=free_port(), chunk_size=None)
     context = AppContext.load(prepared.config, clock=SystemClock())
@@ -70,7 +71,8 @@ def serve(config: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
         "import uvicorn; uvicorn.run('benchmarks.web_api:app_factory', factory=True, host='127.0.0.1', "
         f"port={port}, workers={workers}, log_level='warning')"
     )
-    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=Path.cwd(), start_new_session=True)
+    command = [sys.executable, "-c", code]  # our own code, with arguments built here
+    return subprocess.Popen(command, env=env, cwd=Path.cwd(), start_new_session=True)  # noqa: S603
 
 
 async def _load(url: str, secret: str, campaign_id: str, connections: int, seconds: float) -> dict[str, Any]:
@@ -127,7 +129,9 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections per load process")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")

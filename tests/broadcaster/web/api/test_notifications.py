@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, Chunk, Message
 from broadcaster.outbox.queues import RecordingEnqueuer
+from broadcaster.outbox.single import UrgentChunker
 from broadcaster.suppressing import suppress_address
 from broadcaster.vocabulary import MessageStatus, Role
 
@@ -199,3 +200,23 @@ def test_a_message_of_a_campaign_run_is_not_an_api_notification(
         session.flush()
         message_id = message.id
     assert api.get(f"/api/v1/notifications/{message_id}", headers=bearer(key)).status_code == 404
+
+
+def test_the_chunker_puts_what_came_in_together_into_one_urgent_chunk(
+    api: TestClient, key: str, campaign_id: str, context: AppContext
+) -> None:
+    recorded = RecordingEnqueuer()
+    chunker = UrgentChunker(
+        context.sessions, context.clock, lambda chunk, queue: recorded.dispatch_chunk(chunk, queue=queue)
+    )
+    ids = [sms(api, key, campaign_id, phone_number=f"090512345{n}").json()["id"] for n in range(3)]
+    with context.sessions.begin() as session:  # as if the requests' own round had not happened yet
+        session.execute(update(Message).values(chunk_id=None))
+
+    [(chunk_id, queue)] = chunker.round(ids)
+
+    assert queue == "send.sms.sms_main.urgent"
+    with context.readers() as session:
+        assert set(session.scalars(select(Message.chunk_id))) == {chunk_id}
+    assert recorded.chunks == [(chunk_id, queue)]
+    assert chunker.round(ids) == []  # already chunked: nothing twice
