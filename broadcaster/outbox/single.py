@@ -22,6 +22,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,21 @@ API_KEY = "api"
 SENDABLE = (CampaignState.APPROVED, CampaignState.SCHEDULED, CampaignState.COMPLETED)
 # The exclusion an SMS too long for its channel's max_segments is recorded with (as the planner does).
 TOO_LONG = "too_long"
+
+
+# SQLite has one writer, and a connection waiting for it sleeps in growing steps (up to 100 ms) between
+# tries: the threads of one web process take their turns on this lock instead, first come first served, so
+# under load a request waits for the ones before it rather than for a lucky wake-up.
+# PostgreSQL has row locks and many writers: no turns there.
+_WRITE_TURN = threading.Lock()
+
+
+def write_turn(sessions: sessionmaker[Session]) -> AbstractContextManager[object]:
+    """This process's turn at the database's one writer (SQLite), or nothing to wait for (PostgreSQL)."""
+    bind = sessions.kw.get("bind")
+    if bind is not None and bind.dialect.name == "sqlite":
+        return _WRITE_TURN
+    return nullcontext()
 
 
 class Refused(Exception):
@@ -354,7 +370,7 @@ class UrgentChunker:
             self._wake.notify()
 
     def round(self, message_ids: Sequence[int]) -> list[tuple[int, str]]:
-        with self._sessions.begin() as session:
+        with write_turn(self._sessions), self._sessions.begin() as session:
             chunks = chunk_urgent(session, message_ids, now=self._clock.now())
         for chunk_id, queue in chunks:  # after the commit: a worker must find the rows it is given
             self._enqueue(chunk_id, queue)

@@ -27,6 +27,7 @@ from broadcaster.outbox.single import (
     create_single_message,
     find_single,
     reference_of,
+    write_turn,
 )
 from broadcaster.web.api.auth import ApiCaller, api_requires
 from broadcaster.web.api.idempotency import replay_or_run
@@ -169,7 +170,8 @@ def _send(request: Request, caller: ApiCaller, channel: str, body: _Single, addr
         return 201, payload
 
     fingerprint = json.dumps(body.model_dump(), sort_keys=True, ensure_ascii=False).encode()
-    response = replay_or_run(request, caller, fingerprint, create)
+    with write_turn(context.sessions):
+        response = replay_or_run(request, caller, fingerprint, create)
     if due:  # after the commit: the chunker must find the row
         _chunker(request).add(due[0])
     return response
