@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast check demo bench bench-report bench-audit-verify messages lock clean
+.PHONY: test test-fast check demo bench bench-report bench-audit-verify bench-web-api bench-web-pages messages lock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -41,6 +41,15 @@ bench-report: $(STAMP)
 # verify_chain over 1,000,000 bulk-inserted, chained audit entries (benchmarks/README.md, "Audit verify").
 bench-audit-verify: $(STAMP)
 	$(BIN)/python -m benchmarks.audit_verify --n 1000000
+
+# The single-message API under load: uvicorn with 2 workers, ~20 s of POST /api/v1/notifications/sms
+# (benchmarks/README.md, "Web API").
+bench-web-api: $(STAMP)
+	$(BIN)/python -m benchmarks.web_api --seconds 20
+
+# p50/p95 of the dashboard and the message log over 1,000,000 bulk-inserted messages ("Web pages").
+bench-web-pages: $(STAMP)
+	$(BIN)/python -m benchmarks.web_pages --n 1000000
 
 # Adds the texts newly marked for translation to the Vietnamese catalogue (empty msgstr, for the translator);
 # tests/broadcaster/test_i18n.py fails until each has its translation (docs/i18n.md).

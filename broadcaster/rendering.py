@@ -28,6 +28,8 @@ from jinja2 import (
     Template,
     TemplateError,
     TemplateNotFound,
+    meta,
+    nodes,
     select_autoescape,
 )
 
@@ -47,6 +49,7 @@ __all__ = [
     "Renderer",
     "build_context",
     "make_environment",
+    "message_fields",
     "sample_contact",
     "sample_org",
     "shorten",
@@ -305,6 +308,36 @@ class Renderer:
         """Only the HTML part of an e-mail template (the sender re-renders it from the stored context)."""
         name = template_files(template, Channel.EMAIL)["html"]
         return self._render_file(name, context) if self.has(name) else None
+
+
+def message_fields(templates: Mapping[str, str], template: str, channel: str) -> frozenset[str]:
+    """The ``message.NAME`` (and ``message["NAME"]``) a channel's template uses, in its own files and every
+    file they extend, include or import: the personalisation a single message must be given.
+
+    A name tested with ``is defined`` or given a ``default`` counts too: asking for it is simpler than
+    guessing which uses are optional, and a caller can always send it."""
+    env = make_environment({})
+    queue = [name for name in template_files(template, channel).values() if name in templates]
+    seen: set[str] = set()
+    found: set[str] = set()
+    while queue:
+        name = queue.pop()
+        if name in seen or name not in templates:
+            continue
+        seen.add(name)
+        ast = env.parse(templates[name])
+        for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+            base = getattr(node, "node", None)
+            if not isinstance(base, nodes.Name) or base.name != "message":
+                continue
+            if isinstance(node, nodes.Getattr):
+                found.add(node.attr)
+            elif isinstance(node, nodes.Getitem):
+                key = node.arg.value if isinstance(node.arg, nodes.Const) else None
+                if isinstance(key, str):
+                    found.add(key)
+        queue.extend(ref for ref in meta.find_referenced_templates(ast) if isinstance(ref, str))
+    return frozenset(found)
 
 
 def first_name(full_name: str | None) -> str | None:

@@ -15,6 +15,10 @@ from broadcaster.settings import Settings
 from channels.base import Channel
 from channels.sms.encoding import analyse, normalize, unaccent
 
+# The key of a stored rendering context (``Message.context``) that holds the ``message`` root: the
+# personalisation of a single message sent through the API (broadcaster/outbox/single.py).
+MESSAGE_KEY = "message"
+
 # Added to the text/plain part when its template does not show the opt-out link itself.
 OPT_OUT_LINE = "Hủy đăng ký nhận tin: {url}"
 
@@ -74,8 +78,15 @@ class Composer:
     def context(
         self, contact: dict[str, Any] | None, *, unsubscribe_url: str | None = None
     ) -> dict[str, Any]:
+        """``contact`` may carry ``MESSAGE_KEY`` (a single message's personalisation): it becomes the
+        ``message`` root, so the HTML re-rendered at send time from the stored context sees it too."""
+        message: dict[str, Any] | None = None
+        if contact is not None and MESSAGE_KEY in contact:
+            contact = dict(contact)
+            message = contact.pop(MESSAGE_KEY)
         return build_context(
             contact=contact,
+            message=message,
             campaign=self._campaign,
             org=self._org,
             variables=self.definition.variables,

@@ -22,6 +22,7 @@ from broadcaster.rendering import (
     Renderer,
     RenderError,
     build_context,
+    message_fields,
     sample_contact,
     shorten,
     template_files,
@@ -62,6 +63,9 @@ def sample_checks(
             org=rules.org,
             variables=definition.variables,
             unsubscribe_url=unsubscribe,
+            # A template for single messages (the API's personalisation) renders its ``message.NAME``
+            # with a placeholder the length of a short value.
+            message={name: f"<{name}>" for name in message_fields(scan.templates, spec.template, channel)},
         )
         try:
             rendered = renderer.render(

@@ -1,0 +1,183 @@
+"""The single-message API under load: ``POST /api/v1/notifications/sms`` for ~20 s against uvicorn with 2
+workers on an embedded working directory (SQLite, SQLite broker), from load generators in other processes.
+
+    .venv/bin/python -m benchmarks.web_api --seconds 20 --connections 64 --clients 2
+
+Reports accepted requests/s, p50/p95/p99 latency and errors (benchmarks/README.md, "Web API"). The engine
+does not run: the messages queue up (each request still writes its chunk's task to the broker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks.processes import free_port, wait_port
+
+CONFIG_ENV = "BROADCASTER_CONFIG"
+PHONES = [f"+849051{n:05d}" for n in range(5000)]  # mobiles, spread so no per-address cap is in play
+
+
+def app_factory() -> Any:
+    """The app ``broadcaster serve`` runs, for uvicorn's ``factory=True`` (one per worker process)."""
+    from broadcaster.context import AppContext
+    from broadcaster.web.app import create_app
+
+    return create_app(AppContext.load(Path(os.environ[CONFIG_ENV])))
+
+
+def prepare(root: Path) -> tuple[Path, str, str]:
+    """A working directory with an approved SMS campaign and an API key: (config, campaign id, secret)."""
+    from benchmarks.workdir import ADMIN
+    from benchmarks.workdir import prepare as prepare_workdir
+    from broadcaster.api_keys import create_key
+    from broadcaster.clock import SystemClock
+    from broadcaster.context import AppContext
+    from broadcaster.vocabulary import Role
+
+    prepared = prepare_workdir(root, channel="sms", count=10, port=free_port(), chunk_size=None)
+    context = AppContext.load(prepared.config, clock=SystemClock())
+    try:
+        with context.sessions.begin() as session:
+            secret = create_key(
+                session,
+                actor=ADMIN,
+                name="benchmark",
+                role=Role.EDITOR,
+                clock=context.clock,
+                rate_per_minute=100_000_000,
+            ).secret
+    finally:
+        context.close()
+    return prepared.config, prepared.campaign_id, secret
+
+
+def serve(config: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, CONFIG_ENV: str(config)}
+    code = (
+        "import uvicorn; uvicorn.run('benchmarks.web_api:app_factory', factory=True, host='127.0.0.1', "
+        f"port={port}, workers={workers}, log_level='warning')"
+    )
+    command = [sys.executable, "-c", code]  # our own code, with arguments built here
+    return subprocess.Popen(command, env=env, cwd=Path.cwd(), start_new_session=True)  # noqa: S603
+
+
+async def _load(url: str, secret: str, campaign_id: str, connections: int, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    deadline = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+        async def worker(n: int) -> None:
+            i = 0
+            while time.perf_counter() < deadline:
+                i += 1
+                body = json.dumps(
+                    {
+                        "campaign_id": campaign_id,
+                        "phone_number": PHONES[(n * 7919 + i) % len(PHONES)],
+                        "personalisation": {},
+                        "reference": f"bench-{n}-{i}",
+                    }
+                )
+                started = time.perf_counter()
+                try:
+                    response = await client.post(
+                        "/api/v1/notifications/sms",
+                        content=body,
+                        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                    )
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                elapsed = time.perf_counter() - started
+                if response.status_code == 201:
+                    latencies.append(elapsed)
+                else:
+                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(connections)))
+        wall = time.perf_counter() - started
+    return {"latencies": latencies, "errors": errors, "wall": wall}
+
+
+def load_process(url: str, secret: str, campaign_id: str, connections: int, seconds: float) -> dict[str, Any]:
+    return asyncio.run(_load(url, secret, campaign_id, connections, seconds))
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections per load process")
+    parser.add_argument("--clients", type=int, default=2, help="load generator processes")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-web-api-"))
+    config, campaign_id, secret = prepare(root)
+    port = free_port()
+    server = serve(config, port, args.workers)
+    try:
+        wait_port(port, timeout=30)
+        url = f"http://127.0.0.1:{port}"
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=args.clients, mp_context=context) as pool:
+            warm = pool.submit(load_process, url, secret, campaign_id, 4, 1.0)  # compiles, connects, caches
+            warm.result()
+            futures = [
+                pool.submit(load_process, url, secret, campaign_id, args.connections, args.seconds)
+                for _ in range(args.clients)
+            ]
+            results = [f.result() for f in futures]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    latencies = [x for r in results for x in r["latencies"]]
+    errors: dict[str, int] = {}
+    for r in results:
+        for k, v in r["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    wall = max(r["wall"] for r in results)
+    report = {
+        "workers": args.workers,
+        "connections": args.connections * args.clients,
+        "seconds": round(wall, 1),
+        "accepted": len(latencies),
+        "accepted_per_s": round(len(latencies) / wall, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+        "p95_ms": round(1000 * _percentile(latencies, 0.95), 1),
+        "p99_ms": round(1000 * _percentile(latencies, 0.99), 1),
+        "errors": errors,
+        "workdir": str(root),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

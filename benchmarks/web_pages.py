@@ -1,0 +1,101 @@
+"""Staff pages over a big outbox: 1,000,000 bulk-inserted messages (``report_figures``' seeder), then the
+p50/p95 of each page for a signed-in editor, through the whole app in-process (ASGI, no network):
+
+    .venv/bin/python -m benchmarks.web_pages --n 1000000 --paths "/,/messages,/messages?status=delivered"
+
+The pages are parameters: measure whatever exists. A path answering other than 200 is reported as such.
+Figures and the commands are in benchmarks/README.md, "Web pages".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report_figures import _seed
+
+EDITOR = "bien_tap"
+PASSWORD = "mat-khau-do-kiem-2026"
+DEFAULT_PATHS = "/,/messages,/messages?status=delivered&channel=sms"
+
+
+def _editor(context: Any) -> None:
+    from broadcaster.users import add_user, set_password
+    from broadcaster.vocabulary import Role
+
+    with context.sessions.begin() as session:
+        add_user(session, actor="admin", login=EDITOR, role=Role.EDITOR, clock=context.clock)
+        set_password(session, actor="admin", login=EDITOR, password=PASSWORD, clock=context.clock)
+
+
+def measure(workdir: Path, paths: list[str], repeat: int) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
+    from broadcaster.context import AppContext
+    from broadcaster.web.app import create_app
+
+    context = AppContext.load(workdir / "broadcaster.toml")
+    try:
+        _editor(context)
+        with TestClient(create_app(context)) as client:
+            signed = client.post(
+                "/sign-in", data={"login": EDITOR, "password": PASSWORD, "next": "/"}, follow_redirects=False
+            )
+            if signed.status_code != 303:
+                raise RuntimeError(f"sign-in failed: {signed.status_code} {signed.text[:200]}")
+            results: dict[str, Any] = {}
+            for path in paths:
+                first = client.get(path, headers={"Accept": "text/html"})  # warm: templates, caches
+                if first.status_code != 200:
+                    results[path] = {"status": first.status_code}
+                    continue
+                times: list[float] = []
+                for _ in range(repeat):
+                    started = time.perf_counter()
+                    client.get(path, headers={"Accept": "text/html"})
+                    times.append(time.perf_counter() - started)
+                times.sort()
+                results[path] = {
+                    "status": 200,
+                    "p50_ms": round(1000 * statistics.median(times), 1),
+                    "p95_ms": round(1000 * times[min(len(times) - 1, int(0.95 * len(times)))], 1),
+                    "max_ms": round(1000 * times[-1], 1),
+                }
+            return results
+    finally:
+        context.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=1_000_000, help="messages to bulk-insert")
+    parser.add_argument("--paths", default=DEFAULT_PATHS, help="comma-separated pages to time")
+    parser.add_argument("--repeat", type=int, default=20, help="timed requests per page")
+    parser.add_argument("--workdir", type=Path, default=None, help="reuse a seeded directory (skips seeding)")
+    args = parser.parse_args()
+
+    if args.workdir is not None and (args.workdir / "broadcaster.toml").exists():
+        workdir, seeded = args.workdir, None
+    else:
+        workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-web-pages-")) / "wd"
+        started = time.perf_counter()
+        _seed(workdir, args.n)
+        seeded = round(time.perf_counter() - started, 1)
+    report = {
+        "messages": args.n,
+        "seed_seconds": seeded,
+        "pages": measure(workdir, [p.strip() for p in args.paths.split(",") if p.strip()], args.repeat),
+        "workdir": str(workdir),
+    }
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
