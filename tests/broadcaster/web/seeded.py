@@ -63,7 +63,16 @@ def seed(context: AppContext, workdir: Path) -> Seeded:
                 rate_per_minute=1_000_000,
             )
             keys[role] = created.secret
-        prefix = created.key.prefix
+        # A spare key for the routes that act on one ({prefix}): revoking it must not cost a role its key.
+        spare = create_key(
+            session,
+            actor=ADMIN_LOGIN,
+            name="sweep spare",
+            role=Role.AUDITOR,
+            clock=context.clock,
+            rate_per_minute=1,
+        )
+        prefix = spare.key.prefix
         entry_id = session.scalar(select(func.max(AuditEntry.id)))
         assert session.scalar(select(User.id).where(User.login == SPARE_LOGIN)) is not None
     # The first key found in a parameter's name wins: the specific words before the general ones.
