@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from broadcaster import policies
+from broadcaster import i18n, policies
 from broadcaster.cli import activities as activities_cli
 from broadcaster.cli import apikeys as apikeys_cli
 from broadcaster.cli import audit as audit_cli
@@ -26,6 +27,7 @@ from broadcaster.cli import report as report_cli
 from broadcaster.cli import retention as retention_cli
 from broadcaster.cli import serve as serve_cli
 from broadcaster.cli import subject as subject_cli
+from broadcaster.cli.language import cli_language, config_argument, translated_help
 from broadcaster.cli.common import (
     ConfigOption,
     JsonOption,
@@ -63,6 +65,13 @@ class _Group(TyperGroup):
     """Every command's errors become one red line and exit code 1, however the app is invoked (the console
     script, or ``typer.testing.CliRunner`` in the tests), never a traceback: a fixable error says what to do,
     an unexpected one where its traceback was written (``--debug`` prints it instead)."""
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:
+        """The whole run in one language: the settings' (``--config`` read ahead, for the root's help) or
+        ``LANG``'s; the root callback sets it again from the settings it loads."""
+        argv = list(sys.argv[1:] if args is None else args)
+        with i18n.using(cli_language(config_argument(argv))), translated_help(self):
+            return super().main(args, *rest, **extra)
 
     # ``Any``: typer ≥ 0.25 vendors click (``typer._click``), older typer uses click itself.
     def invoke(self, ctx: Any) -> Any:
@@ -125,6 +134,7 @@ def _global(
 ) -> None:
     state.config = config
     state.debug = debug
+    i18n.set_language(cli_language(config))
     if log_format is not None:
         # An override like any other: settings loaded from now on, and the workers started, inherit it.
         os.environ[LOG_FORMAT_ENV] = log_format.value

@@ -31,7 +31,26 @@ def _used_texts() -> dict[str, str]:
         for text in message if isinstance(message, tuple) else (message,):
             if text:
                 found.setdefault(text, filename)
+    for text in _cli_help_texts():
+        found.setdefault(text, "broadcaster/cli (--help)")
     return found
+
+
+def _cli_help_texts() -> list[str]:
+    """The CLI's help texts (docstrings and ``help=`` of commands and parameters): typer keeps them as English
+    message ids and ``broadcaster.cli.language`` translates them when a help page is shown."""
+    import typer.main
+
+    from broadcaster.cli import app
+
+    texts: list[str] = []
+    pending = [typer.main.get_command(app)]
+    while pending:
+        command = pending.pop()
+        pending.extend(getattr(command, "commands", {}).values())
+        texts += [getattr(command, name, None) or "" for name in ("help", "short_help", "epilog")]
+        texts += [getattr(param, "help", None) or "" for param in command.params]
+    return [text for text in texts if text]
 
 
 def _catalogue() -> Catalog:
