@@ -25,6 +25,7 @@ from broadcaster.clock import LOCAL_TZ
 from broadcaster.context import AppContext
 from broadcaster.db.models import User
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import find_config
 from broadcaster.users import require, resolve_actor
 from broadcaster.whole_files import writing_whole
@@ -63,7 +64,9 @@ state = CliState()
 
 def print_error(message: str) -> None:
     """``error: …`` on stderr as one line; the message is text, so ``[providers.x]`` in it stays visible."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(
+        _("[bold red]error:[/] %(escape)s") % {"escape": escape(message)}, highlight=False, soft_wrap=True
+    )
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
@@ -77,8 +80,15 @@ def report_unexpected(exc: Exception) -> None:
         sys.stderr.write("".join(traceback.format_exception(exc)))
         return
     log = _write_crash_log(exc)
-    where = f"the traceback is in {log}" if log else "the traceback could not be written to a file"
-    print_error(f"{_explain(exc)} ({where}; run again with --debug to print it here)")
+    where = (
+        _("the traceback is in %(log)s") % {"log": log}
+        if log
+        else _("the traceback could not be written to a file")
+    )
+    print_error(
+        _("%(explain)s (%(where)s; run again with --debug to print it here)")
+        % {"explain": _explain(exc), "where": where}
+    )
 
 
 def _explain(exc: Exception) -> str:
@@ -86,11 +96,11 @@ def _explain(exc: Exception) -> str:
     # SQLAlchemy wraps it under the same name (with the driver's error as ``orig``); raw connections do not.
     if type(exc).__name__ in ("OperationalError", "InterfaceError"):
         reason = _first_line(getattr(exc, "orig", None) or exc)
-        return (
-            f"cannot use the database: {reason}. Check [database] url in broadcaster.toml "
+        return _(
+            "cannot use the database: %(reason)s. Check [database] url in broadcaster.toml "
             "(or BROADCASTER_DATABASE__URL), that the database is reachable, and run `broadcaster db upgrade`"
-        )
-    return f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+        ) % {"reason": reason}
+    return _("unexpected %(error)s: %(message)s") % {"error": type(exc).__name__, "message": _first_line(exc)}
 
 
 def _first_line(value: object) -> str:

@@ -14,6 +14,7 @@ from broadcaster.clock import local
 from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, parse_phone
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.pending import stop_withdrawn
 from consent import ledger
 from consent.ledger import ConsentError
@@ -55,7 +56,10 @@ def parse_address(raw: str, channel: str | None = None) -> tuple[str, str]:
     """(channel, normalised address): phones as contacts import stores them (E.164), e-mails normalised."""
     inferred = "email" if "@" in raw else "sms"
     if channel is not None and channel != inferred:
-        raise UserError(f"{raw!r} is not an address for channel {channel!r}")
+        raise UserError(
+            _("%(raw)s is not an address for channel %(channel)s")
+            % {"raw": repr(raw), "channel": repr(channel)}
+        )
     if inferred == "email":
         return "email", normalize_email(raw)
     return "sms", parse_phone(raw).e164
@@ -127,7 +131,11 @@ def grant(
             at=context.clock.now(),
         )
         audit.record_consent_event(session, event)
-    console.print(f"Recorded: {key} agrees to {purpose} on {channel} (notice {notice}).", highlight=False)
+    console.print(
+        _("Recorded: %(key)s agrees to %(purpose)s on %(channel)s (notice %(notice)s).")
+        % {"key": key, "purpose": purpose, "channel": channel, "notice": notice},
+        highlight=False,
+    )
 
 
 @app.command("withdraw")
@@ -157,9 +165,17 @@ def withdraw(
         )
         audit.record_consent_event(session, event)
         stopped = stop_withdrawn(session, event)
-    console.print(f"Recorded: {key} withdrew consent to {purpose} on {channel}.", highlight=False)
+    console.print(
+        _("Recorded: %(key)s withdrew consent to %(purpose)s on %(channel)s.")
+        % {"key": key, "purpose": purpose, "channel": channel},
+        highlight=False,
+    )
     if stopped:
-        console.print(f"{stopped} message(s) not yet sent to {key} were stopped.", highlight=False)
+        console.print(
+            _("%(stopped)s message(s) not yet sent to %(key)s were stopped.")
+            % {"stopped": stopped, "key": key},
+            highlight=False,
+        )
 
 
 def _utc(moment: datetime) -> datetime:

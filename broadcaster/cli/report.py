@@ -13,6 +13,7 @@ from broadcaster import audit
 from broadcaster.campaigns.plan import plan_from_settings
 from broadcaster.cli.common import acting, console
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.reporting.figures import build_report
 from broadcaster.reporting.model import Report
 from broadcaster.reporting.periods import Period, parse_date, period_from_options
@@ -31,7 +32,7 @@ app = typer.Typer(
 def _period(period: str | None, start: str | None, end: str | None, reports: ReportSettings) -> Period:
     chosen = period_from_options(period=period, start=start, end=end, reports=reports)
     if chosen is None:
-        raise UserError("give --period 2026-H1|2026-H2, or --from and --to (YYYY-MM-DD)")
+        raise UserError(_("give --period 2026-H1|2026-H2, or --from and --to (YYYY-MM-DD)"))
     return chosen
 
 
@@ -66,9 +67,12 @@ def report(
     if ctx.invoked_subcommand is not None:
         return
     if fmt not in WRITERS:
-        raise UserError(f"--format: unknown format {fmt!r} (known: {', '.join(WRITERS)})")
+        raise UserError(
+            _("--format: unknown format %(fmt)s (known: %(join)s)")
+            % {"fmt": repr(fmt), "join": ", ".join(WRITERS)}
+        )
     if out is not None and not out.parent.is_dir():
-        raise UserError(f"--out: no such folder {out.parent}")
+        raise UserError(_("--out: no such folder %(parent)s") % {"parent": out.parent})
     with acting("reports.read", write=False) as (context, _session, user):
         settings = context.settings
         chosen = _period(period, start, end, settings.reports)
@@ -124,9 +128,12 @@ def rollup(
     first = parse_date(start, option="--from") if start is not None else date.min
     last = parse_date(end, option="--to") if end is not None else date.max
     if first > last:
-        raise UserError(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}")
+        raise UserError(
+            _("--from %(first)s is after --to %(last)s")
+            % {"first": f"{first:%Y-%m-%d}", "last": f"{last:%Y-%m-%d}"}
+        )
     if refreeze and not (reason or "").strip():
-        raise UserError("--refreeze needs --reason: rebuilding a closed period changes what was reported")
+        raise UserError(_("--refreeze needs --reason: rebuilding a closed period changes what was reported"))
     with acting("reports.rollup", write=False) as (context, _session, user):
         if refreeze:
             require(user, "reports.refreeze")

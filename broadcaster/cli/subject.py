@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from broadcaster.cli.common import acting, console, err_console, fail, print_table
+from broadcaster.i18n import gettext as _
 from broadcaster.subjects import export as exporting
 from broadcaster.subjects.erase import checked_reference, erase, held_about, nothing_held
 from broadcaster.subjects.held import keyed_hash, parse_subject
@@ -51,7 +52,7 @@ def export(
             try:
                 out.write_text(text, encoding="utf-8")
             except OSError as exc:  # the audit entry is rolled back with the export that did not happen
-                fail(f"cannot write {out}: {exc.strerror or exc}")
+                fail(_("cannot write %(out)s: %(value)s") % {"out": out, "value": exc.strerror or exc})
     if out is None:
         typer.echo(text, nl=False)
         return
