@@ -122,5 +122,22 @@ def test_the_language_is_the_setting_else_lang_else_vietnamese(
     assert i18n.choose(configured, environ) == expected
 
 
+def test_a_translatable_text_is_its_english_and_is_shown_in_the_current_language() -> None:
+    import copy
+    import json
+
+    inner = i18n.Translatable("control character %(code)s (invisible in a spreadsheet)", code="U+0007")
+    reason = i18n.Translatable("%(problem)s; retype the cell", problem=inner)
+    assert reason == "control character U+0007 (invisible in a spreadsheet); retype the cell"
+    assert json.dumps(reason) == json.dumps(str(reason))
+    kept = copy.deepcopy(reason)  # dataclasses.asdict copies it
+    with i18n.using("vi"):
+        assert kept.translated() == "ký tự điều khiển U+0007 (không nhìn thấy trong bảng tính); hãy gõ lại ô này"
+        assert i18n.translate(reason) == kept.translated()
+        assert i18n.translate("data stays as it is") == "data stays as it is"
+    with i18n.using("en"):
+        assert i18n.translate(reason) == str(reason)
+
+
 if __name__ == "__main__":
     print(f"{add_missing()} text(s) added to {i18n.catalogue_path('vi')}")
