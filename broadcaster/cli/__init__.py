@@ -311,7 +311,7 @@ def policy_list(as_json: bool = JsonOption) -> None:
                 e["key"],
                 _shown(e["value"]),
                 _shown(e["default"]),
-                _(e["meaning"]),
+                _(str(e["meaning"])),
                 e["updated_by"] or "-",
                 e["updated_at"] or "-",
             ]

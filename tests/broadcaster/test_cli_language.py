@@ -41,7 +41,8 @@ def test_org_language_vi_translates_the_main_help(in_workdir: Path) -> None:
     _set_language(in_workdir, "vi")
     page = _one_line(_run("--help").stdout)
     assert "Công cụ của cán bộ để làm việc với hệ thống" in page
-    assert "Tùy chọn" in page and "Lệnh" in page
+    assert "Tùy chọn" in page
+    assert "Lệnh" in page
     assert "Hiện trợ giúp này rồi thoát." in page
     assert "Options" not in page
 
@@ -54,7 +55,8 @@ def test_lang_vi_translates_a_command_help_without_a_working_directory(
     monkeypatch.setenv("LANG", "vi_VN.UTF-8")
     page = _one_line(_run("users", "add", "--help").stdout)
     assert "Thêm người dùng (chỉ quản trị viên)." in page
-    assert "Đối số" in page and "[bắt buộc]" in page
+    assert "Đối số" in page
+    assert "[bắt buộc]" in page
     # The next run in English gets the English texts back: the translation lasts one run.
     monkeypatch.setenv("LANG", "en_US.UTF-8")
     assert "Add a user (admins only)." in _one_line(_run("users", "add", "--help").stdout)
@@ -67,7 +69,8 @@ def test_lang_vi_translates_error_lines_and_table_headers(
     refused = _run("users", "add", "Bad Login", "--role", "editor", expect=1)
     assert _one_line(refused.stderr).startswith("lỗi: tên đăng nhập 'Bad Login' không hợp lệ")
     table = _run("users", "list").stdout
-    assert "tên đăng nhập" in table and "vai trò" in table
+    assert "tên đăng nhập" in table
+    assert "vai trò" in table
     assert "Người dùng" in table
 
 

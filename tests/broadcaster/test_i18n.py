@@ -132,7 +132,9 @@ def test_a_translatable_text_is_its_english_and_is_shown_in_the_current_language
     assert json.dumps(reason) == json.dumps(str(reason))
     kept = copy.deepcopy(reason)  # dataclasses.asdict copies it
     with i18n.using("vi"):
-        assert kept.translated() == "ký tự điều khiển U+0007 (không nhìn thấy trong bảng tính); hãy gõ lại ô này"
+        assert (
+            kept.translated() == "ký tự điều khiển U+0007 (không nhìn thấy trong bảng tính); hãy gõ lại ô này"
+        )
         assert i18n.translate(reason) == kept.translated()
         assert i18n.translate("data stays as it is") == "data stays as it is"
     with i18n.using("en"):
