@@ -210,7 +210,8 @@ def local_moment(option: str, text: str | None, *, end_of_day: bool) -> datetime
             moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UserError(
-            f"{option} {text!r}: không phải ngày YYYY-MM-DD hay thời điểm YYYY-MM-DDTHH:MM"
+            _("%(option)s '%(text)s': not a date YYYY-MM-DD nor a time YYYY-MM-DDTHH:MM")
+            % {"option": option, "text": text}
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TZ)
 
@@ -221,7 +222,9 @@ def write_export(write: Callable[[TextIO], int], out: Path | None) -> int:
     if out is None:
         return write(typer.get_text_stream("stdout"))
     if not out.parent.is_dir():
-        raise UserError(f"--out {out}: thư mục {out.parent} không tồn tại")
+        raise UserError(
+            _("--out %(out)s: there is no folder %(folder)s") % {"out": out, "folder": out.parent}
+        )
     with writing_whole(out) as partial, partial.open("w", encoding="utf-8", newline="") as stream:
         return write(stream)
 
@@ -232,7 +235,9 @@ def local_period(start_text: str | None, end_text: str | None) -> tuple[datetime
     start = local_moment("--from", start_text, end_of_day=False)
     end = local_moment("--to", end_text, end_of_day=True)
     if start is not None and end is not None and start >= end:
-        raise UserError(f"--from {start_text} phải trước --to {end_text}")
+        raise UserError(
+            _("--from %(start)s must be before --to %(end)s") % {"start": start_text, "end": end_text}
+        )
     return start, end
 
 

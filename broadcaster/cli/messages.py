@@ -93,13 +93,11 @@ def messages(
         return
     exporting = output_format != ExportFormat.TABLE
     if out is not None and not exporting:
-        raise UserError("--out: chỉ dùng cùng --format csv hoặc --format jsonl")
+        raise UserError(_("--out: only with --format csv or --format jsonl"))
     if exporting and as_json:
-        raise UserError(
-            "--json: không dùng cùng --format csv/jsonl (jsonl đã là JSON, mỗi dòng một tin nhắn)"
-        )
+        raise UserError(_("--json: not with --format csv/jsonl (jsonl is JSON already, one message a line)"))
     if limit is not None and limit < 1:
-        raise UserError(f"--limit {limit}: phải là số dương")
+        raise UserError(_("--limit %(limit)s: must be a positive number") % {"limit": limit})
     start, end = local_period(period_from, period_to)
     filters = HistoryFilter(
         campaign=campaign,
@@ -136,7 +134,11 @@ def messages(
             )
     if exporting:
         if out is not None:
-            console.print(f"Đã xuất {shown} tin nhắn ra {out} ({output_format.value}).", highlight=False)
+            console.print(
+                _("Exported %(count)s message(s) to %(out)s (%(format)s).")
+                % {"count": shown, "out": out, "format": output_format.value},
+                highlight=False,
+            )
         return
     if as_json:
         print_json([row_dict(r) for r in listed])

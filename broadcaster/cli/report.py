@@ -103,14 +103,28 @@ def report(
     _write(built, fmt, target)
     totals = built.totals
     rate = "—" if totals.delivery_rate is None else f"{totals.delivery_rate:.1%}".replace(".", ",")
-    console.print(f"Báo cáo kỳ {chosen.label} ({chosen.describe()}).", highlight=False)
     console.print(
-        f"Tin dự kiến {totals.planned}, đã gửi {totals.sent}, đã nhận {totals.delivered} (tỷ lệ {rate}), "
-        f"thất bại {totals.failed}, bị chặn {totals.suppressed}; {totals.people} người nhận; "
-        f"{len(built.activities)} hoạt động.",
+        _("Report of period %(period)s (%(span)s).") % {"period": chosen.label, "span": chosen.describe()},
         highlight=False,
     )
-    console.print(f"Đã ghi {target} ({fmt}).", highlight=False)
+    console.print(
+        _(
+            "Messages planned %(planned)s, sent %(sent)s, delivered %(delivered)s (rate %(rate)s), "
+            "failed %(failed)s, suppressed %(suppressed)s; %(people)s recipients; %(activities)s activities."
+        )
+        % {
+            "planned": totals.planned,
+            "sent": totals.sent,
+            "delivered": totals.delivered,
+            "rate": rate,
+            "failed": totals.failed,
+            "suppressed": totals.suppressed,
+            "people": totals.people,
+            "activities": len(built.activities),
+        },
+        highlight=False,
+    )
+    console.print(_("Wrote %(file)s (%(format)s).") % {"file": target, "format": fmt}, highlight=False)
 
 
 @app.command("rollup")
@@ -152,19 +166,29 @@ def rollup(
             refreeze=refreeze,
         )  # fmt: skip
     if not result.rebuilt and not result.skipped_frozen:
-        console.print("Chưa có dữ liệu để tổng hợp trong khoảng này.", highlight=False)
+        console.print(_("No data to roll up in this range yet."), highlight=False)
         return
     if result.rebuilt:
         console.print(
-            f"Đã tổng hợp {len(result.rebuilt)} ngày, từ {result.rebuilt[0]:%d/%m/%Y} "
-            f"đến {result.rebuilt[-1]:%d/%m/%Y}.",
+            _("Rolled up %(count)s day(s), from %(first)s to %(last)s.")
+            % {
+                "count": len(result.rebuilt),
+                "first": f"{result.rebuilt[0]:%d/%m/%Y}",
+                "last": f"{result.rebuilt[-1]:%d/%m/%Y}",
+            },
             highlight=False,
         )
     if result.skipped_frozen:
         console.print(
-            f"Bỏ qua {len(result.skipped_frozen)} ngày đã khoá sổ (kỳ báo cáo đã đóng); "
-            "quản trị viên dùng --refreeze --reason … để tổng hợp lại.",
+            _(
+                "Skipped %(count)s frozen day(s) (closed reporting period); an admin rolls them up again "
+                "with --refreeze --reason …."
+            )
+            % {"count": len(result.skipped_frozen)},
             highlight=False,
         )
     if result.newly_frozen:
-        console.print(f"Khoá sổ thêm {len(result.newly_frozen)} ngày của kỳ đã đóng.", highlight=False)
+        console.print(
+            _("Froze %(count)s more day(s) of the closed period.") % {"count": len(result.newly_frozen)},
+            highlight=False,
+        )
