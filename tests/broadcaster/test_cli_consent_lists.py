@@ -55,8 +55,8 @@ def test_the_register_is_imported_and_stops_pending_advertising_sms(
 
     done = one_line(cli("consent", "dnc", "import", str(file), user="bien_tap").stdout)
 
-    assert "Đã nhập danh sách DNC từ dnc.txt: 3 số" in done
-    assert "1 tin quảng cáo" in done
+    assert "Imported the DNC register from dnc.txt: 3 number(s)" in done
+    assert "1 pending advertising message(s)" in done
     assert register_numbers(context) == REGISTER_NUMBERS
     assert statuses(context) == {
         advert: (MessageStatus.SUPPRESSED, REASON_TEXTS[ExclusionReason.DO_NOT_CALL]),
@@ -71,7 +71,7 @@ def test_the_register_is_imported_and_stops_pending_advertising_sms(
     assert entry.details["numbers"] == 3
     assert entry.details["stopped_messages"] == 1
     table = one_line(cli("consent", "dnc", "status").stdout)
-    assert "Danh sách không nhận quảng cáo (DNC) đang áp dụng" in table
+    assert "The do-not-call register (DNC) in force" in table
     assert "dnc.txt" in table
 
 
@@ -94,7 +94,7 @@ def test_a_new_import_replaces_the_register(
 
 
 def test_no_register_yet_says_so(cli: Cli) -> None:
-    assert "Chưa nhập danh sách DNC nào" in one_line(cli("consent", "dnc", "status").stdout)
+    assert "No DNC register imported yet" in one_line(cli("consent", "dnc", "status").stdout)
     assert cli.json("consent", "dnc", "status") is None
 
 
