@@ -72,9 +72,13 @@ def _bounce_listener(context: AppContext) -> Iterator[None]:
         listener.start()
     except OSError as exc:
         raise UserError(
-            f"không mở được máy chủ nhận thư trên {listener.host}:{listener.port} ([bounces] host, port): {exc}"
+            _("cannot open the mail listener on %(host)s:%(port)s ([bounces] host, port): %(error)s")
+            % {"host": listener.host, "port": listener.port, "error": exc}
         ) from None
-    console.print(f"Đang nhận thư báo lỗi trên {listener.host}:{listener.port}.", highlight=False)
+    console.print(
+        _("Receiving bounces on %(host)s:%(port)s.") % {"host": listener.host, "port": listener.port},
+        highlight=False,
+    )
     try:
         yield
     finally:
