@@ -20,6 +20,7 @@ from broadcaster import audit
 from broadcaster.clock import Clock
 from broadcaster.db.models import ApiKey, User
 from broadcaster.errors import NotFound, StateError, UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.vocabulary import Role
 
 KEY_PREFIX = "bk_"
@@ -59,9 +60,9 @@ def create_key(
 ) -> CreatedKey:
     name = name.strip()
     if not name or len(name) > 100:
-        raise UserError("a key needs a name of 1 to 100 characters (which system uses it)")
+        raise UserError(_("a key needs a name of 1 to 100 characters (which system uses it)"))
     if rate_per_minute < 1:
-        raise UserError("the rate must be at least 1 request per minute")
+        raise UserError(_("the rate must be at least 1 request per minute"))
     prefix = secrets.token_hex(PREFIX_LENGTH // 2)
     secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(

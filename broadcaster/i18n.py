@@ -103,3 +103,32 @@ def N_(message: str) -> str:  # the usual gettext name
 
 
 _ = gettext
+
+
+class Translatable(str):
+    """English text — a message id with its values filled in — that can still be shown in another language.
+
+    For texts made in one place and shown in others, some of which keep them as data in English (a contacts
+    file's row reasons: the JSON report keeps the English, the table shows ``translate(reason)``). Being a
+    ``str``, it compares, serialises and prints as its English text.
+    """
+
+    msgid: str
+    values: dict[str, object]
+
+    def __new__(cls, msgid: str, /, **values: object) -> Translatable:
+        text = super().__new__(cls, msgid % values if values else msgid)
+        text.msgid = msgid
+        text.values = values
+        return text
+
+    def translated(self) -> str:
+        """In the current language, as are the values that are ``Translatable`` themselves."""
+        text = gettext(self.msgid)
+        return text % {name: translate(value) for name, value in self.values.items()} if self.values else text
+
+
+def translate(text: object) -> str:
+    """``text`` in the current language when it is ``Translatable``; any other text (data, a library's own
+    message) as it is."""
+    return text.translated() if isinstance(text, Translatable) else str(text)

@@ -19,6 +19,8 @@ from broadcaster import audit
 from broadcaster.clock import Clock, local
 from broadcaster.db.models import Policy
 from broadcaster.errors import UserError
+from broadcaster.i18n import N_
+from broadcaster.i18n import gettext as _
 
 PolicyValue = bool | int
 
@@ -43,12 +45,12 @@ POLICIES: Mapping[str, PolicySpec] = {
         PolicySpec(
             ALLOW_ENV_USER,
             False,
-            "BROADCASTER_USER may stand in for the OS login (a rehearsal on one machine, the demo)",
+            N_("BROADCASTER_USER may stand in for the OS login (a rehearsal on one machine, the demo)"),
         ),
         PolicySpec(
             SECOND_APPROVER_THRESHOLD,
             5000,
-            "above this many recipients a version needs a second, different approver",
+            N_("above this many recipients a version needs a second, different approver"),
         ),
     )
 }
@@ -86,7 +88,9 @@ def spec_of(key: str) -> PolicySpec:
         return POLICIES[key]
     except KeyError:
         known = ", ".join(sorted(POLICIES))
-        raise PolicyError(f"no policy {key!r}; the policies are: {known}") from None
+        raise PolicyError(
+            _("no policy '%(key)s'; the policies are: %(known)s") % {"key": key, "known": known}
+        ) from None
 
 
 def get(session: Session, key: str) -> PolicyValue:
@@ -134,9 +138,11 @@ def parse_value(key: str, text: str) -> PolicyValue:
             return True
         if word in _FALSE:
             return False
-        raise PolicyError(f"policy {key!r} is true or false, not {text!r}")
+        raise PolicyError(_("policy '%(key)s' is true or false, not '%(text)s'") % {"key": key, "text": text})
     if not word.isdigit():
-        raise PolicyError(f"policy {key!r} is a whole number ≥ 0, not {text!r}")
+        raise PolicyError(
+            _("policy '%(key)s' is a whole number ≥ 0, not '%(text)s'") % {"key": key, "text": text}
+        )
     return int(word)
 
 
@@ -147,7 +153,7 @@ def set_policy(
 
     The caller checks the role (admins only, ``policies.manage``)."""
     if not reason.strip():
-        raise PolicyError("changing a policy needs a reason (--reason), kept in the audit trail")
+        raise PolicyError(_("changing a policy needs a reason (--reason), kept in the audit trail"))
     value = parse_value(key, text)
     before = get(session, key)
     row = session.get(Policy, key)

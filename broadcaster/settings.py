@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.logs import LogFormat
 from consent.keywords import DEFAULT_OPT_OUT_KEYWORDS, Keywords, keywords_from
 from consent.policy import PolicySettings, PurposeLimits, UnknownPurpose, rules_for
@@ -549,8 +550,11 @@ def load_settings(config: Path | None = None, *, require_file: bool = True) -> S
     path = find_config(config).resolve()
     if require_file and not path.exists():
         raise SettingsError(
-            f"no settings file at {path}; run `broadcaster init DIR` and work inside DIR, "
-            "or pass --config / set BROADCASTER_CONFIG"
+            _(
+                "no settings file at %(path)s; run `broadcaster init DIR` and work inside DIR, "
+                "or pass --config / set BROADCASTER_CONFIG"
+            )
+            % {"path": path}
         )
 
     retired = list(_retired_keys(path))

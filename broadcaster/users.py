@@ -21,6 +21,7 @@ from broadcaster import audit, policies
 from broadcaster.clock import Clock
 from broadcaster.db.models import User, WebSession
 from broadcaster.errors import NotFound, StateError, UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.vocabulary import Role
 
 LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
@@ -78,8 +79,11 @@ class PermissionDenied(UserError):
     def __init__(self, user: User, action: str) -> None:
         allowed = ", ".join(sorted(role.value for role in PERMISSIONS[action]))
         super().__init__(
-            f"user {user.login!r} has role {user.role.value!r}; {action!r} needs one of: {allowed}. "
-            "Ask an admin (`broadcaster users set-role`)."
+            _(
+                "user '%(login)s' has role '%(role)s'; '%(action)s' needs one of: %(allowed)s. "
+                "Ask an admin (`broadcaster users set-role`)."
+            )
+            % {"login": user.login, "role": user.role.value, "action": action, "allowed": allowed}
         )
 
 
@@ -88,9 +92,11 @@ def current_login(session: Session) -> str:
     if override:
         if not policies.allow_env_user(session):
             raise IdentityError(
-                "BROADCASTER_USER is set but this installation does not allow it (policy allow_env_user is "
-                "false); unset it to act as your own login. For a rehearsal on one machine an admin runs "
-                "`broadcaster policy set allow_env_user true --reason …`"
+                _(
+                    "BROADCASTER_USER is set but this installation does not allow it (policy allow_env_user "
+                    "is false); unset it to act as your own login. For a rehearsal on one machine an admin "
+                    "runs `broadcaster policy set allow_env_user true --reason …`"
+                )
             )
         return override
     return getpass.getuser()
@@ -101,11 +107,14 @@ def resolve_actor(session: Session) -> User:
     user = session.scalar(select(User).where(User.login == login))
     if user is None:
         raise IdentityError(
-            f"login {login!r} is not a Broadcaster user; an admin adds it with "
-            f"`broadcaster users add {login} --role editor`"
+            _(
+                "login '%(login)s' is not a Broadcaster user; an admin adds it with "
+                "`broadcaster users add %(login)s --role editor`"
+            )
+            % {"login": login}
         )
     if not user.active:
-        raise IdentityError(f"user {login!r} is deactivated")
+        raise IdentityError(_("user '%(login)s' is deactivated") % {"login": login})
     return user
 
 
@@ -117,8 +126,11 @@ def require(user: User, action: str) -> None:
 def validate_login(login: str) -> str:
     if not LOGIN_RE.match(login):
         raise UserError(
-            f"login {login!r} is not valid: use lower-case letters, digits, '_', '.', '-' (max 64), "
-            "starting with a letter or '_'"
+            _(
+                "login '%(login)s' is not valid: use lower-case letters, digits, '_', '.', '-' (max 64), "
+                "starting with a letter or '_'"
+            )
+            % {"login": login}
         )
     return login
 
@@ -134,7 +146,10 @@ def add_user(
 ) -> User:
     validate_login(login)
     if session.scalar(select(User).where(User.login == login)) is not None:
-        raise StateError(f"user {login!r} already exists; use `broadcaster users set-role {login} ROLE`")
+        raise StateError(
+            _("user '%(login)s' already exists; use `broadcaster users set-role %(login)s ROLE`")
+            % {"login": login}
+        )
     user = User(login=login, role=role, display_name=display_name, created_at=clock.now(), created_by=actor)
     session.add(user)
     audit.record(
@@ -152,9 +167,12 @@ def add_user(
 def set_role(session: Session, *, actor: str, login: str, role: Role, clock: Clock) -> User:
     user = session.scalar(select(User).where(User.login == login))
     if user is None:
-        raise NotFound(f"no user {login!r}; add it with `broadcaster users add {login} --role {role.value}`")
+        raise NotFound(
+            _("no user '%(login)s'; add it with `broadcaster users add %(login)s --role %(role)s`")
+            % {"login": login, "role": role.value}
+        )
     if user.role == Role.ADMIN and role != Role.ADMIN and _admin_count(session) == 1:
-        raise StateError(f"{login!r} is the last admin; make someone else admin first")
+        raise StateError(_("'%(login)s' is the last admin; make someone else admin first") % {"login": login})
     old = user.role
     user.role = role
     audit.record(
@@ -182,11 +200,16 @@ def set_password(session: Session, *, actor: str, login: str, password: str, clo
     """Set a user's web sign-in password; ends their open browser sessions and lifts a lock-out."""
     user = session.scalar(select(User).where(User.login == login))
     if user is None:
-        raise NotFound(f"no user {login!r}; add it with `broadcaster users add {login} --role editor`")
+        raise NotFound(
+            _("no user '%(login)s'; add it with `broadcaster users add %(login)s --role %(role)s`")
+            % {"login": login, "role": "editor"}
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise UserError(
+            _("the password must have at least %(count)s characters") % {"count": MIN_PASSWORD_LENGTH}
+        )
     if password.strip().lower() == login.lower():
-        raise UserError("the password must not be the login")
+        raise UserError(_("the password must not be the login"))
     now = clock.now()
     user.password_hash = _HASHER.hash(password)
     user.password_changed_at = now

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from broadcaster import policies
+from broadcaster import i18n, policies
 from broadcaster.cli import activities as activities_cli
 from broadcaster.cli import apikeys as apikeys_cli
 from broadcaster.cli import audit as audit_cli
@@ -38,10 +39,12 @@ from broadcaster.cli.common import (
     report_unexpected,
     state,
 )
+from broadcaster.cli.language import cli_language, config_argument, translated_help
 from broadcaster.clock import SystemClock, local
 from broadcaster.db.migrate import current_revision, upgrade
 from broadcaster.db.models import User
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.logs import configure_logging
 from broadcaster.settings import CONFIG_FILENAME, LOG_FORMAT_ENV, configured_log_format, load_settings
 from broadcaster.users import add_user, set_password, set_role
@@ -63,6 +66,13 @@ class _Group(TyperGroup):
     """Every command's errors become one red line and exit code 1, however the app is invoked (the console
     script, or ``typer.testing.CliRunner`` in the tests), never a traceback: a fixable error says what to do,
     an unexpected one where its traceback was written (``--debug`` prints it instead)."""
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:
+        """The whole run in one language: the settings' (``--config`` read ahead, for the root's help) or
+        ``LANG``'s; the root callback sets it again from the settings it loads."""
+        argv = list(sys.argv[1:] if args is None else args)
+        with i18n.using(cli_language(config_argument(argv))), translated_help(self):
+            return super().main(args, *rest, **extra)
 
     # ``Any``: typer ≥ 0.25 vendors click (``typer._click``), older typer uses click itself.
     def invoke(self, ctx: Any) -> Any:
@@ -125,6 +135,7 @@ def _global(
 ) -> None:
     state.config = config
     state.debug = debug
+    i18n.set_language(cli_language(config))
     if log_format is not None:
         # An override like any other: settings loaded from now on, and the workers started, inherit it.
         os.environ[LOG_FORMAT_ENV] = log_format.value
@@ -148,31 +159,45 @@ def init(
     """Create a working directory: broadcaster.toml, default templates and campaigns, a migrated database."""
     if force and (directory / CONFIG_FILENAME).exists():
         if admin is not None:
-            fail("--admin names the first admin of a new directory; use `broadcaster users add` here")
+            fail(_("--admin names the first admin of a new directory; use `broadcaster users add` here"))
         _restore(directory, yes=yes)
         return
     login = admin or getpass.getuser()
     context = init_workdir(directory, admin_login=login, clock=SystemClock())
     context.close()
-    console.print(f"[green]Initialised[/] {directory.resolve()} — admin user [bold]{login}[/].")
     console.print(
-        "Next: `broadcaster users add LOGIN --role editor|approver|auditor`, then `broadcaster contacts import FILE`."
+        _("[green]Initialised[/] %(directory)s — admin user [bold]%(login)s[/].")
+        % {"directory": directory.resolve(), "login": login}
+    )
+    console.print(
+        _(
+            "Next: `broadcaster users add LOGIN --role editor|approver|auditor`, then "
+            "`broadcaster contacts import FILE`."
+        )
     )
 
 
 def _restore(directory: Path, *, yes: bool) -> None:
     def confirm(plan: Restore) -> bool:
         console.print(plan.describe(), highlight=False)
-        return yes or typer.confirm("Restore the defaults?", default=False)
+        return yes or typer.confirm(_("Restore the defaults?"), default=False)
 
     plan = restore_defaults(directory, clock=SystemClock(), confirm=confirm)
     if not plan.replaced and not plan.added:
-        console.print(f"The default files in {plan.directory} are as shipped; nothing to restore.")
+        console.print(
+            _("The default files in %(directory)s are as shipped; nothing to restore.")
+            % {"directory": plan.directory}
+        )
         return
-    console.print(f"[green]Restored[/] the default files in {plan.directory}.", highlight=False)
+    console.print(
+        _("[green]Restored[/] the default files in %(directory)s.") % {"directory": plan.directory},
+        highlight=False,
+    )
     if plan.replaced:
         console.print(
-            f"Your edited files are in {plan.backup_dir}: copy back what you still need.", highlight=False
+            _("Your edited files are in %(directory)s: copy back what you still need.")
+            % {"directory": plan.backup_dir},
+            highlight=False,
         )
 
 
@@ -183,7 +208,7 @@ def db_upgrade(
     """Apply database migrations (SQLite or PostgreSQL)."""
     settings = load_settings(state.config)
     upgrade(settings.database_url, revision)
-    console.print("[green]Database is up to date.[/]")
+    console.print(_("[green]Database is up to date.[/]"))
 
 
 @db_app.command("current")
@@ -198,7 +223,7 @@ def db_current(as_json: bool = JsonOption) -> None:
     if as_json:
         print_json({"revision": revision})
     else:
-        console.print(revision or "(empty database: run `broadcaster db upgrade`)")
+        console.print(revision or _("(empty database: run `broadcaster db upgrade`)"))
 
 
 def _user_dict(user: User) -> dict[str, Any]:
@@ -220,7 +245,7 @@ def users_add(
     """Add a user (admins only)."""
     with acting("users.manage") as (context, session, actor):
         add_user(session, actor=actor.login, login=login, role=role, display_name=name, clock=context.clock)
-    console.print(f"Added [bold]{login}[/] as {role.value}.")
+    console.print(_("Added [bold]%(login)s[/] as %(role)s.") % {"login": login, "role": role.value})
 
 
 @users_app.command("set-role")
@@ -231,7 +256,7 @@ def users_set_role(
     """Change a user's role (admins only)."""
     with acting("users.manage") as (context, session, actor):
         set_role(session, actor=actor.login, login=login, role=role, clock=context.clock)
-    console.print(f"{login} is now {role.value}.")
+    console.print(_("%(login)s is now %(role)s.") % {"login": login, "role": role.value})
 
 
 @users_app.command("password")
@@ -245,10 +270,12 @@ def users_password(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        password = typer.prompt(_("New password"), hide_input=True, confirmation_prompt=True)
     with acting("users.manage") as (context, session, actor):
         set_password(session, actor=actor.login, login=login, password=password, clock=context.clock)
-    console.print(f"Password of {login} set; open web sessions of {login} were ended.")
+    console.print(
+        _("Password of %(login)s set; open web sessions of %(login)s were ended.") % {"login": login}
+    )
 
 
 @users_app.command("list")
@@ -261,7 +288,11 @@ def users_list(as_json: bool = JsonOption) -> None:
     if as_json:
         print_json(users)
         return
-    print_table("Users", ["login", "role", "name", "active", "created"], [list(u.values()) for u in users])
+    print_table(
+        _("Users"),
+        [_("login"), _("role"), _("name"), _("active"), _("created")],
+        [list(u.values()) for u in users],
+    )
 
 
 @policy_app.command("list")
@@ -273,14 +304,14 @@ def policy_list(as_json: bool = JsonOption) -> None:
         print_json(states)
         return
     print_table(
-        "Policies",
-        ["key", "value", "default", "meaning", "set by", "set at"],
+        _("Policies"),
+        [_("key"), _("value"), _("default"), _("meaning"), _("set by"), _("set at")],
         [
             [
                 e["key"],
                 _shown(e["value"]),
                 _shown(e["default"]),
-                e["meaning"],
+                _(str(e["meaning"])),
                 e["updated_by"] or "-",
                 e["updated_at"] or "-",
             ]
@@ -307,7 +338,11 @@ def policy_set(
         before, after = policies.set_policy(
             session, actor=actor.login, key=key, text=value, reason=reason, clock=context.clock
         )
-    console.print(f"Policy {key}: {_shown(before)} → [bold]{_shown(after)}[/].", highlight=False)
+    console.print(
+        _("Policy %(key)s: %(before)s → [bold]%(after)s[/].")
+        % {"key": key, "before": _shown(before), "after": _shown(after)},
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import typer
 from broadcaster.activities import KIND_LABELS, ActivityKind, list_activities, record_activity
 from broadcaster.campaigns.plan import plan_from_settings
 from broadcaster.cli.common import JsonOption, acting, console, print_json, print_table
+from broadcaster.i18n import gettext as _
 from broadcaster.reporting.periods import parse_date, period_from_options
 
 app = typer.Typer(
@@ -69,12 +70,15 @@ def record(
         print_json(result)
         return
     console.print(
-        f"Đã ghi nhận hoạt động #{result['id']} ngày {occurred_on:%d/%m/%Y} thuộc mục {result['plan_item']}.",
+        _("Recorded activity #%(id)s on %(day)s under plan item %(item)s.")
+        % {"id": result["id"], "day": f"{occurred_on:%d/%m/%Y}", "item": result["plan_item"]},
         highlight=False,
     )
     if result["evidence_sha256"]:
         console.print(
-            f"Minh chứng lưu tại {result['evidence']} (SHA-256 {result['evidence_sha256']}).", highlight=False
+            _("Evidence kept at %(evidence)s (SHA-256 %(sha256)s).")
+            % {"evidence": result["evidence"], "sha256": result["evidence_sha256"]},
+            highlight=False,
         )
 
 
@@ -111,15 +115,19 @@ def list_(
             }
         )
         return
-    title = "Hoạt động truyền thông cải cách hành chính"
+    title = _("Communication activities of administrative reform")
     if chosen is not None:
-        title += f" — kỳ {chosen.label}, {chosen.describe()}" if period else f" — {chosen.describe()}"
+        title += (
+            _(" — period %(period)s, %(span)s") % {"period": chosen.label, "span": chosen.describe()}
+            if period
+            else f" — {chosen.describe()}"
+        )
     if not rows:
-        console.print(f"{title}: chưa có hoạt động nào.", highlight=False)
+        console.print(_("%(title)s: no activity yet.") % {"title": title}, highlight=False)
         return
     print_table(
         title,
-        ["Ngày", "Mục KH", "Loại", "Nội dung", "Cơ quan", "Minh chứng"],
+        [_("Day"), _("Plan item"), _("Kind"), _("What"), _("Agency"), _("Evidence")],
         [
             [
                 f"{row.occurred_on:%d/%m/%Y}",
@@ -132,4 +140,4 @@ def list_(
             for row in rows
         ],
     )
-    console.print(f"Tổng cộng: {len(rows)} hoạt động.", highlight=False)
+    console.print(_("In all: %(count)s activities.") % {"count": len(rows)}, highlight=False)

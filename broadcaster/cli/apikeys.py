@@ -15,6 +15,7 @@ from broadcaster.api_keys import create_key, revoke_key
 from broadcaster.cli.common import JsonOption, acting, console, err_console, print_json, print_table
 from broadcaster.clock import local
 from broadcaster.db.models import ApiKey
+from broadcaster.i18n import gettext as _
 from broadcaster.vocabulary import Role
 
 app = typer.Typer(no_args_is_help=True, help="Keys of the REST API (/api/v1): create, list, revoke.")
@@ -47,11 +48,18 @@ def create(
     if as_json:
         print_json({**listed, "key": created.secret})
     else:
-        console.print(f"API key {listed['prefix']} ({listed['name']}, {listed['role']}):", highlight=False)
+        console.print(
+            _("API key %(prefix)s (%(name)s, %(role)s):")
+            % {"prefix": listed["prefix"], "name": listed["name"], "role": listed["role"]},
+            highlight=False,
+        )
         console.print(created.secret, highlight=False, markup=False, soft_wrap=True)
     err_console.print(
-        "[bold yellow]warning:[/] copy the key now: it will not be shown again "
-        "(only its hash is stored; revoke it and create another if it is lost).",
+        f"[bold yellow]{_('warning')}:[/] "
+        + _(
+            "copy the key now: it will not be shown again (only its hash is stored; revoke it and create "
+            "another if it is lost)."
+        ),
         highlight=False,
     )
 
@@ -65,14 +73,23 @@ def list_(as_json: bool = JsonOption) -> None:
         print_json(rows)
         return
     print_table(
-        "API keys",
-        ["prefix", "name", "role", "campaigns", "rate/min", "created", "last used", "revoked"],
+        _("API keys"),
+        [
+            _("prefix"),
+            _("name"),
+            _("role"),
+            _("campaigns"),
+            _("rate/min"),
+            _("created"),
+            _("last used"),
+            _("revoked"),
+        ],
         [
             [
                 r["prefix"],
                 r["name"],
                 r["role"],
-                ", ".join(r["campaigns"]) if r["campaigns"] is not None else "(all)",
+                ", ".join(r["campaigns"]) if r["campaigns"] is not None else _("(all)"),
                 r["rate_per_minute"],
                 r["created_at"],
                 r["last_used_at"],
@@ -91,7 +108,7 @@ def revoke(
     """Revoke a key: from now on every request with it is refused (401)."""
     with acting("api_keys.manage") as (context, session, user):
         revoke_key(session, actor=user.login, prefix=prefix, clock=context.clock, reason=reason)
-    console.print(f"Revoked API key {prefix}.", highlight=False)
+    console.print(_("Revoked API key %(prefix)s.") % {"prefix": prefix}, highlight=False)
 
 
 def _as_dict(key: ApiKey) -> dict[str, Any]:

@@ -27,10 +27,12 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.errors import UserError
+from broadcaster.i18n import N_
+from broadcaster.i18n import gettext as _
 
 app = typer.Typer(help="Bounces (DSNs) and mailto opt-outs: the inbound SMTP listener and what it stored.")
 
-KINDS_VI = {Kind.BOUNCE.value: "báo lỗi", Kind.UNSUBSCRIBE.value: "hủy đăng ký"}
+KINDS = {Kind.BOUNCE.value: N_("bounce"), Kind.UNSUBSCRIBE.value: N_("unsubscribe")}
 
 
 @app.callback(invoke_without_command=True)
@@ -51,20 +53,23 @@ def bounces(
         routes = Routes.from_settings(context.settings)
         if not routes:
             raise UserError(
-                "không nhà cung cấp e-mail nào có bounce_domain hay unsubscribe_mailto trong cài đặt: "
-                "máy chủ nhận thư không có địa chỉ nào để nhận"
+                _(
+                    "no e-mail provider has a bounce_domain or unsubscribe_mailto in the settings: "
+                    "the listener has no address to receive for"
+                )
             )
         listener = listener_for(context, host=host, port=port)
         try:
             listener.start()
         except OSError as exc:
             raise UserError(
-                f"không mở được {listener.host}:{listener.port} ([bounces] host, port): {exc}"
+                _("cannot open %(host)s:%(port)s ([bounces] host, port): %(error)s")
+                % {"host": listener.host, "port": listener.port, "error": exc}
             ) from None
         try:
             console.print(
-                f"Đang nhận thư trên {listener.host}:{listener.port} cho: {', '.join(routes.describe())}. "
-                "Ctrl-C để dừng.",
+                _("Receiving mail on %(host)s:%(port)s for: %(routes)s. Ctrl-C stops.")
+                % {"host": listener.host, "port": listener.port, "routes": ", ".join(routes.describe())},
                 highlight=False,
             )
             stop = threading.Event()
@@ -74,7 +79,7 @@ def bounces(
                     pass
         finally:
             listener.stop()
-        console.print("Đã dừng máy chủ nhận thư.")
+        console.print(_("The mail listener stopped."))
     finally:
         context.close()
 
@@ -107,12 +112,21 @@ def list_bounces(
         return
     if not rows:
         console.print(
-            "Không có thư báo lỗi nào không khớp." if unmatched else "Máy chủ nhận thư chưa nhận thư nào."
+            _("No unmatched bounce.") if unmatched else _("The mail listener has received no mail yet.")
         )
         return
     print_table(
-        "Thư đã nhận",
-        ["ID", "Thời điểm", "Loại", "Nhà cung cấp", "Người nhận gốc", "Mã", "Tin nhắn", "Kết quả"],
+        _("Mail received"),
+        [
+            "ID",
+            _("Time"),
+            _("Kind"),
+            _("Provider"),
+            _("Original recipient"),
+            _("Code"),
+            _("Messages"),
+            _("Outcome"),
+        ],
         [_cells(row) for row in rows],
     )
 
@@ -121,7 +135,7 @@ def _cells(row: dict[str, Any]) -> list[Any]:
     return [
         row["id"],
         f"{local(row['received_at']):%d/%m/%Y %H:%M}",
-        KINDS_VI.get(row["kind"], row["kind"]),
+        _(KINDS[row["kind"]]) if row["kind"] in KINDS else row["kind"],
         row["provider"],
         ", ".join(row["recipients"]) or row["from"],
         ", ".join(row["status"]),

@@ -21,9 +21,11 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.consent_lists import exclude_from_campaign
+from broadcaster.i18n import N_
+from broadcaster.i18n import gettext as _
 from consent.exclusions import exclusions_of
 
-CHANNELS_VI = {"sms": "SMS", "email": "Thư điện tử"}
+CHANNELS = {"sms": N_("SMS"), "email": N_("E-mail")}
 
 
 def register(app: typer.Typer) -> None:
@@ -54,8 +56,17 @@ def exclude(
             limits=context.settings.contacts,
         )
     console.print(
-        f"Danh sách loại trừ «{report.list_name}» của chiến dịch {campaign_id}: {report.addresses:,} địa chỉ "
-        f"trong tệp, {report.added:,} địa chỉ mới được thêm; {report.stopped:,} tin đang chờ gửi đến họ đã dừng.",
+        _(
+            "Exclusion list «%(list)s» of campaign %(campaign)s: %(addresses)s address(es) in the file, "
+            "%(added)s newly added; %(stopped)s pending message(s) to them stopped."
+        )
+        % {
+            "list": report.list_name,
+            "campaign": campaign_id,
+            "addresses": f"{report.addresses:,}",
+            "added": f"{report.added:,}",
+            "stopped": f"{report.stopped:,}",
+        },
         highlight=False,
     )
 
@@ -90,14 +101,17 @@ def exclusions(
         print_json(rows)
         return
     if not rows:
-        console.print(f"Chiến dịch {campaign_id} chưa có danh sách loại trừ nào.", highlight=False)
+        console.print(
+            _("Campaign %(campaign)s has no exclusion list yet.") % {"campaign": campaign_id}, highlight=False
+        )
         return
     print_table(
-        f"Danh sách loại trừ — chiến dịch {campaign_id} ({len(rows):,} địa chỉ)",
-        ["Kênh", "Địa chỉ", "Danh sách", "Người thêm", "Thời điểm thêm"],
+        _("Exclusion list — campaign %(campaign)s (%(count)s addresses)")
+        % {"campaign": campaign_id, "count": f"{len(rows):,}"},
+        [_("Channel"), _("Address"), _("List"), _("Added by"), _("Added at")],
         [
             [
-                CHANNELS_VI.get(r["channel"], r["channel"]),
+                _(CHANNELS[r["channel"]]) if r["channel"] in CHANNELS else r["channel"],
                 r["address"],
                 r["list"],
                 r["added_by"],

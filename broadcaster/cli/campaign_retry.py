@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from broadcaster.cli.common import CampaignArgument, JsonOption, acting, console, load_context, print_json
+from broadcaster.i18n import gettext as _
 from broadcaster.outbox.retry_failed import start_retry_run
 from broadcaster.tasks import CeleryEnqueuer, configure
 
@@ -35,8 +36,10 @@ def retry_failed(
         print_json({"run_id": started.run_id, "retries_run": started.source_run_id, "failed": started.failed})
         return
     console.print(
-        f"Lượt gửi lại {started.run_id} (cho lượt {started.source_run_id}): {started.failed} tin nhắn thất bại "
-        "được lập kế hoạch gửi lại, sau khi sàng lọc lại theo chính sách đồng ý; "
-        "tiến trình gửi (`broadcaster run`) sẽ gửi.",
+        _(
+            "Retry run %(run)s (of run %(source)s): %(failed)s failed message(s) planned again, screened again "
+            "by the consent policy; the workers (`broadcaster run`) will send them."
+        )
+        % {"run": started.run_id, "source": started.source_run_id, "failed": started.failed},
         highlight=False,
     )

@@ -8,6 +8,7 @@ from broadcaster.campaigns import workflow
 from broadcaster.campaigns.store import get_version
 from broadcaster.cli.common import CampaignArgument, VersionOption, acting, console, err_console
 from broadcaster.clock import local
+from broadcaster.i18n import gettext as _
 
 ReasonOption = typer.Option(None, "--reason", "-m", help="Why (kept in the audit log).")
 HashOption = typer.Option(
@@ -41,14 +42,23 @@ def submit(campaign_id: str = CampaignArgument, reason: str | None = ReasonOptio
         )
         summary = (version.number, version.content_hash, version.audience_size, version.required_approvals)
     console.print(
-        f"Submitted {campaign_id} version {summary[0]} (hash {summary[1][:12]}) for {summary[2]} recipients; "
-        f"needs {summary[3]} approval(s) by someone else."
+        _(
+            "Submitted %(campaign_id)s version %(value)s (hash %(value2)s) for %(value3)s recipients; needs %(value4)s approval(s) by someone else."
+        )
+        % {
+            "campaign_id": campaign_id,
+            "value": summary[0],
+            "value2": summary[1][:12],
+            "value3": summary[2],
+            "value4": summary[3],
+        }
     )
     if not summary[2]:
         err_console.print(
-            f"[bold yellow]warning:[/] version {summary[0]} reaches 0 recipients: nobody would receive it. Check "
-            f"the audience section and the imported contacts (`broadcaster campaigns preview {campaign_id}` shows "
-            "who is excluded and why).",
+            _(
+                "[bold yellow]warning:[/] version %(value)s reaches 0 recipients: nobody would receive it. Check the audience section and the imported contacts (`broadcaster campaigns preview %(campaign_id)s` shows who is excluded and why)."
+            )
+            % {"value": summary[0], "campaign_id": campaign_id},
             highlight=False,
         )
 
@@ -89,27 +99,39 @@ def approve(
         )
     if status != "approved":
         console.print(
-            f"Recorded your approval of {campaign_id} version {number} ({have}/{needed}); a second approver is needed."
+            _(
+                "Recorded your approval of %(campaign_id)s version %(number)s (%(have)s/%(needed)s); a second approver is needed."
+            )
+            % {"campaign_id": campaign_id, "number": number, "have": have, "needed": needed}
         )
         if older.run_ids:
             console.print(
-                f"Runs of older versions still have {older.pending} message(s) waiting; they stop when the "
-                "approval completes (unless the second approver gives --keep-pending)."
+                _(
+                    "Runs of older versions still have %(pending)s message(s) waiting; they stop when the approval completes (unless the second approver gives --keep-pending)."
+                )
+                % {"pending": older.pending}
             )
         return
-    console.print(f"[green]Approved[/] {campaign_id} version {number}.")
+    console.print(
+        _("[green]Approved[/] %(campaign_id)s version %(number)s.")
+        % {"campaign_id": campaign_id, "number": number}
+    )
     if not older.run_ids:
         return
     runs = ", ".join(map(str, older.run_ids))
     if keep_pending:
         console.print(
-            f"Older versions' runs ({runs}) had {older.pending} message(s) waiting; kept (--keep-pending): "
-            "they will still be sent."
+            _(
+                "Older versions' runs (%(runs)s) had %(pending)s message(s) waiting; kept (--keep-pending): they will still be sent."
+            )
+            % {"runs": runs, "pending": older.pending}
         )
     else:
         console.print(
-            f"Older versions' runs ({runs}) had {older.pending} message(s) waiting; cancelled, they will not be "
-            "sent (--keep-pending lets them finish)."
+            _(
+                "Older versions' runs (%(runs)s) had %(pending)s message(s) waiting; cancelled, they will not be sent (--keep-pending lets them finish)."
+            )
+            % {"runs": runs, "pending": older.pending}
         )
 
 
@@ -130,7 +152,7 @@ def reject(
             version_number=version,
             content_hash=content_hash,
         )
-    console.print(f"Rejected {campaign_id}.")
+    console.print(_("Rejected %(campaign_id)s.") % {"campaign_id": campaign_id})
 
 
 def schedule(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
@@ -142,7 +164,8 @@ def schedule(campaign_id: str = CampaignArgument, reason: str | None = ReasonOpt
         when = campaign.next_occurrence_at
     assert when is not None
     console.print(
-        f"Scheduled {campaign_id}; next occurrence {local(when):%Y-%m-%d %H:%M} (Asia/Ho_Chi_Minh)."
+        _("Scheduled %(campaign_id)s; next occurrence %(local)s (Asia/Ho_Chi_Minh).")
+        % {"campaign_id": campaign_id, "local": f"{local(when):%Y-%m-%d %H:%M}"}
     )
 
 
@@ -150,7 +173,7 @@ def pause(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption
     """Pause: nothing more is sent from the next window on."""
     with acting("campaigns.pause") as (context, session, user):
         workflow.pause(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
-    console.print(f"Paused {campaign_id}.")
+    console.print(_("Paused %(campaign_id)s.") % {"campaign_id": campaign_id})
 
 
 def resume(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
@@ -160,11 +183,13 @@ def resume(campaign_id: str = CampaignArgument, reason: str | None = ReasonOptio
             session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason
         )
         state_now = campaign.state.value
-    console.print(f"Resumed {campaign_id} ({state_now}).")
+    console.print(
+        _("Resumed %(campaign_id)s (%(state_now)s).") % {"campaign_id": campaign_id, "state_now": state_now}
+    )
 
 
 def cancel(campaign_id: str = CampaignArgument, reason: str | None = ReasonOption) -> None:
     """Cancel for good: queued messages are cancelled; nothing more is sent."""
     with acting("campaigns.cancel") as (context, session, user):
         workflow.cancel(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
-    console.print(f"Cancelled {campaign_id}.")
+    console.print(_("Cancelled %(campaign_id)s.") % {"campaign_id": campaign_id})

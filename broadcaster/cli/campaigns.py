@@ -30,6 +30,7 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
+from broadcaster.i18n import gettext as _
 from channels.base import Channel
 
 app = typer.Typer(no_args_is_help=True, help="Campaign definitions, versions and approval.")
@@ -71,10 +72,15 @@ def validate(
         )
     else:
         for bundle in bundles:
-            console.print(f"[green]ok[/]  {bundle.source}  ({bundle.definition.id})")
+            console.print(
+                _("[green]ok[/]  %(source)s  (%(id)s)")
+                % {"source": bundle.source, "id": bundle.definition.id}
+            )
         for problem in problems:
             err_console.print(f"[red]{escape(str(problem))}[/]", highlight=False)
-        console.print(f"{len(bundles)} valid, {len(problems)} problem(s).")
+        console.print(
+            _("%(count)s valid, %(count2)s problem(s).") % {"count": len(bundles), "count2": len(problems)}
+        )
     if problems:
         raise typer.Exit(1)
 
@@ -97,7 +103,8 @@ def load(
             for problem in problems:
                 err_console.print(f"[red]{escape(str(problem))}[/]", highlight=False)
             err_console.print(
-                f"[bold red]error:[/] {len(problems)} problem(s); nothing was loaded. Fix them and run again."
+                _("[bold red]error:[/] %(count)s problem(s); nothing was loaded. Fix them and run again.")
+                % {"count": len(problems)}
             )
             raise typer.Exit(1)
         outcomes = [load_bundle(session, b, actor=user.login, clock=context.clock) for b in bundles]
@@ -105,8 +112,8 @@ def load(
         print_json([o.__dict__ for o in outcomes])
         return
     print_table(
-        "Loaded",
-        ["campaign", "version", "status", "hash", "superseded"],
+        _("Loaded"),
+        [_("campaign"), _("version"), _("status"), _("hash"), _("superseded")],
         [
             [o.campaign_id, o.version, o.status, o.content_hash[:12], ", ".join(map(str, o.superseded))]
             for o in outcomes
@@ -141,8 +148,8 @@ def list_(as_json: bool = JsonOption) -> None:
         print_json(rows)
         return
     print_table(
-        "Campaigns",
-        ["id", "title", "state", "version", "version status", "next"],
+        _("Campaigns"),
+        [_("id"), _("title"), _("state"), _("version"), _("version status"), _("next")],
         [list(r.values()) for r in rows],
     )
 
@@ -168,22 +175,44 @@ def preview(
         print_json(result.as_dict())
         return
     console.print(
-        f"[bold]{result.campaign_id}[/] version {result.version} ({result.status}), content hash "
-        f"[cyan]{result.content_hash[:16]}[/]\nAudience: {result.audience_contacts} contacts, "
-        f"{result.reached_contacts} reached on at least one channel."
+        _(
+            "[bold]%(campaign_id)s[/] version %(version)s (%(status)s), content hash [cyan]%(value)s[/]\nAudience: %(audience_contacts)s contacts, %(reached_contacts)s reached on at least one channel."
+        )
+        % {
+            "campaign_id": result.campaign_id,
+            "version": result.version,
+            "status": result.status,
+            "value": result.content_hash[:16],
+            "audience_contacts": result.audience_contacts,
+            "reached_contacts": result.reached_contacts,
+        }
     )
     for item in result.channels:
-        console.rule(f"{item.channel} via {item.provider} — template {item.template}")
-        console.print(f"Recipients: [bold]{item.recipients}[/]")
+        console.rule(
+            _("%(channel)s via %(provider)s — template %(template)s")
+            % {"channel": item.channel, "provider": item.provider, "template": item.template}
+        )
+        console.print(_("Recipients: [bold]%(recipients)s[/]") % {"recipients": item.recipients})
         for reason, count in item.exclusions.items():
-            console.print(f"  excluded: {count} — {reason}")
+            console.print(_("  excluded: %(count)s — %(reason)s") % {"count": count, "reason": reason})
         for reason, count in item.deferred.items():
-            console.print(f"  {reason}: {count} (sent later, counted in the recipients)")
+            console.print(
+                _("  %(reason)s: %(count)s (sent later, counted in the recipients)")
+                % {"reason": reason, "count": count}
+            )
         if item.channel == Channel.SMS:
             encodings = ", ".join(f"{k}: {v}" for k, v in item.encodings.items()) or "-"
             console.print(
-                f"Encoding: {encodings}; parts in total: {item.segments} (max {item.max_segments} per message); "
-                f"estimated cost: {item.estimated_cost:,.0f} {item.currency}"
+                _(
+                    "Encoding: %(encodings)s; parts in total: %(segments)s (max %(max_segments)s per message); estimated cost: %(estimated_cost)s %(currency)s"
+                )
+                % {
+                    "encodings": encodings,
+                    "segments": item.segments,
+                    "max_segments": item.max_segments,
+                    "estimated_cost": f"{item.estimated_cost:,.0f}",
+                    "currency": item.currency,
+                }
             )
         for sample in item.samples:
             header = f"→ {sample['to']} ({sample['name']})"
@@ -212,8 +241,17 @@ def diff(
         print_json(data)
         return
     console.print(
-        f"[bold]{campaign_id}[/]: version {old} ({data['from']['content_hash'][:12]}) → version {new} "
-        f"({data['to']['content_hash'][:12]}); {len(result.files)} file(s) differ."
+        _(
+            "[bold]%(campaign_id)s[/]: version %(old)s (%(value)s) → version %(new)s (%(value2)s); %(count)s file(s) differ."
+        )
+        % {
+            "campaign_id": campaign_id,
+            "old": old,
+            "value": data["from"]["content_hash"][:12],
+            "new": new,
+            "value2": data["to"]["content_hash"][:12],
+            "count": len(result.files),
+        }
     )
     for file in result.files:
         console.rule(f"{file.path} ({file.change})")

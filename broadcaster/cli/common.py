@@ -25,6 +25,7 @@ from broadcaster.clock import LOCAL_TZ
 from broadcaster.context import AppContext
 from broadcaster.db.models import User
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import find_config
 from broadcaster.users import require, resolve_actor
 from broadcaster.whole_files import writing_whole
@@ -63,7 +64,9 @@ state = CliState()
 
 def print_error(message: str) -> None:
     """``error: …`` on stderr as one line; the message is text, so ``[providers.x]`` in it stays visible."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(
+        _("[bold red]error:[/] %(escape)s") % {"escape": escape(message)}, highlight=False, soft_wrap=True
+    )
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
@@ -77,8 +80,15 @@ def report_unexpected(exc: Exception) -> None:
         sys.stderr.write("".join(traceback.format_exception(exc)))
         return
     log = _write_crash_log(exc)
-    where = f"the traceback is in {log}" if log else "the traceback could not be written to a file"
-    print_error(f"{_explain(exc)} ({where}; run again with --debug to print it here)")
+    where = (
+        _("the traceback is in %(log)s") % {"log": log}
+        if log
+        else _("the traceback could not be written to a file")
+    )
+    print_error(
+        _("%(explain)s (%(where)s; run again with --debug to print it here)")
+        % {"explain": _explain(exc), "where": where}
+    )
 
 
 def _explain(exc: Exception) -> str:
@@ -86,11 +96,11 @@ def _explain(exc: Exception) -> str:
     # SQLAlchemy wraps it under the same name (with the driver's error as ``orig``); raw connections do not.
     if type(exc).__name__ in ("OperationalError", "InterfaceError"):
         reason = _first_line(getattr(exc, "orig", None) or exc)
-        return (
-            f"cannot use the database: {reason}. Check [database] url in broadcaster.toml "
+        return _(
+            "cannot use the database: %(reason)s. Check [database] url in broadcaster.toml "
             "(or BROADCASTER_DATABASE__URL), that the database is reachable, and run `broadcaster db upgrade`"
-        )
-    return f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+        ) % {"reason": reason}
+    return _("unexpected %(error)s: %(message)s") % {"error": type(exc).__name__, "message": _first_line(exc)}
 
 
 def _first_line(value: object) -> str:
@@ -200,7 +210,8 @@ def local_moment(option: str, text: str | None, *, end_of_day: bool) -> datetime
             moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UserError(
-            f"{option} {text!r}: không phải ngày YYYY-MM-DD hay thời điểm YYYY-MM-DDTHH:MM"
+            _("%(option)s '%(text)s': not a date YYYY-MM-DD nor a time YYYY-MM-DDTHH:MM")
+            % {"option": option, "text": text}
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TZ)
 
@@ -211,7 +222,9 @@ def write_export(write: Callable[[TextIO], int], out: Path | None) -> int:
     if out is None:
         return write(typer.get_text_stream("stdout"))
     if not out.parent.is_dir():
-        raise UserError(f"--out {out}: thư mục {out.parent} không tồn tại")
+        raise UserError(
+            _("--out %(out)s: there is no folder %(folder)s") % {"out": out, "folder": out.parent}
+        )
     with writing_whole(out) as partial, partial.open("w", encoding="utf-8", newline="") as stream:
         return write(stream)
 
@@ -222,7 +235,9 @@ def local_period(start_text: str | None, end_text: str | None) -> tuple[datetime
     start = local_moment("--from", start_text, end_of_day=False)
     end = local_moment("--to", end_text, end_of_day=True)
     if start is not None and end is not None and start >= end:
-        raise UserError(f"--from {start_text} phải trước --to {end_text}")
+        raise UserError(
+            _("--from %(start)s must be before --to %(end)s") % {"start": start_text, "end": end_text}
+        )
     return start, end
 
 

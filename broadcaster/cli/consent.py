@@ -14,6 +14,7 @@ from broadcaster.clock import local
 from broadcaster.consent_withdrawals import parse_address, withdraw_as_staff
 from broadcaster.contacts.emails import EmailError
 from broadcaster.contacts.phones import PhoneError
+from broadcaster.i18n import gettext as _
 from consent import ledger
 from consent.ledger import ConsentError
 from consent.models import ConsentEvent
@@ -116,7 +117,11 @@ def grant(
             at=context.clock.now(),
         )
         audit.record_consent_event(session, event)
-    console.print(f"Recorded: {key} agrees to {purpose} on {channel} (notice {notice}).", highlight=False)
+    console.print(
+        _("Recorded: %(key)s agrees to %(purpose)s on %(channel)s (notice %(notice)s).")
+        % {"key": key, "purpose": purpose, "channel": channel, "notice": notice},
+        highlight=False,
+    )
 
 
 @app.command("withdraw")
@@ -143,9 +148,17 @@ def withdraw(
             evidence=evidence,
         )
         channel, key, stopped = done.channel, done.address, done.stopped
-    console.print(f"Recorded: {key} withdrew consent to {purpose} on {channel}.", highlight=False)
+    console.print(
+        _("Recorded: %(key)s withdrew consent to %(purpose)s on %(channel)s.")
+        % {"key": key, "purpose": purpose, "channel": channel},
+        highlight=False,
+    )
     if stopped:
-        console.print(f"{stopped} message(s) not yet sent to {key} were stopped.", highlight=False)
+        console.print(
+            _("%(stopped)s message(s) not yet sent to %(key)s were stopped.")
+            % {"stopped": stopped, "key": key},
+            highlight=False,
+        )
 
 
 def _utc(moment: datetime) -> datetime:

@@ -11,6 +11,7 @@ import typer
 from broadcaster.cli.common import JsonOption, acting, console, print_json, print_table, stored_utc
 from broadcaster.clock import local
 from broadcaster.consent_lists import import_do_not_call
+from broadcaster.i18n import gettext as _
 from consent.dnc import current_import
 
 app = typer.Typer(no_args_is_help=True, help="The do-not-call register (DNC), applied to advertising SMS.")
@@ -32,8 +33,16 @@ def import_(file: Path = FileArgument) -> None:
             session, path=file, actor=user.login, clock=context.clock, limits=context.settings.contacts
         )
     console.print(
-        f"Đã nhập danh sách DNC từ {file.name}: {report.numbers:,} số (thay cho {report.previous:,} số trước đó); "
-        f"{report.stopped:,} tin quảng cáo đang chờ gửi đến các số này đã dừng.",
+        _(
+            "Imported the DNC register from %(file)s: %(numbers)s number(s) (replacing %(previous)s); "
+            "%(stopped)s pending advertising message(s) to these numbers stopped."
+        )
+        % {
+            "file": file.name,
+            "numbers": f"{report.numbers:,}",
+            "previous": f"{report.previous:,}",
+            "stopped": f"{report.stopped:,}",
+        },
         highlight=False,
     )
 
@@ -60,12 +69,13 @@ def status(as_json: bool = JsonOption) -> None:
         return
     if shown is None:
         console.print(
-            "Chưa nhập danh sách DNC nào: `broadcaster consent dnc import TỆP` để nhập.", highlight=False
+            _("No DNC register imported yet: `broadcaster consent dnc import FILE` imports one."),
+            highlight=False,
         )
         return
     print_table(
-        "Danh sách không nhận quảng cáo (DNC) đang áp dụng",
-        ["Lần nhập", "Tệp", "Số lượng số", "SHA-256", "Người nhập", "Thời điểm nhập"],
+        _("The do-not-call register (DNC) in force"),
+        [_("Import"), _("File"), _("Numbers"), "SHA-256", _("Imported by"), _("Imported at")],
         [
             [
                 shown["import_id"],

@@ -11,7 +11,12 @@ from broadcaster import masking
 from broadcaster.cli.common import JsonOption, UnmaskedOption, acting, console, print_json, print_table
 from broadcaster.contacts.importer import import_contacts
 from broadcaster.db.models import Contact
+from broadcaster.i18n import N_, translate
+from broadcaster.i18n import gettext as _
 from consent.ledger import PUBLIC_INFORMATION, withdrawn_among
+
+# How bad a row's problem is, as the report's table says it (the JSON keeps the English word).
+_SEVERITY = {"error": N_("error"), "warning": N_("warning")}
 
 app = typer.Typer(no_args_is_help=True, help="Contacts: import CSV/XLSX files, list what is stored.")
 
@@ -52,23 +57,35 @@ def import_(
         print_json(report.as_dict())
         return
     console.print(
-        f"[bold]{file.name}[/]: {report.total_rows} rows — [green]{report.created} created[/], "
-        f"{report.updated} updated, [yellow]{report.skipped} skipped[/], {len(report.merges)} merged."
+        _(
+            "[bold]%(name)s[/]: %(total_rows)s rows — [green]%(created)s created[/], %(updated)s updated, [yellow]%(skipped)s skipped[/], %(count)s merged."
+        )
+        % {
+            "name": file.name,
+            "total_rows": report.total_rows,
+            "created": report.created,
+            "updated": report.updated,
+            "skipped": report.skipped,
+            "count": len(report.merges),
+        }
     )
     if report.merges:
         print_table(
-            "Merged rows",
-            ["row", "contact", "matched by"],
+            _("Merged rows"),
+            [_("row"), _("contact"), _("matched by")],
             [[m.row, m.contact_id, m.matched_by] for m in report.merges[:show]],
         )
     if report.problems:
         print_table(
-            f"Problems ({len(report.problems)})",
-            ["row", "column", "value", "severity", "reason"],
-            [[p.row, p.column, p.value, p.severity, p.reason] for p in report.problems[:show]],
+            _("Problems (%(count)s)") % {"count": len(report.problems)},
+            [_("row"), _("column"), _("value"), _("severity"), _("reason")],
+            [
+                [p.row, p.column, p.value, _(_SEVERITY[p.severity]), translate(p.reason)]
+                for p in report.problems[:show]
+            ],
         )
         if len(report.problems) > show:
-            console.print(f"… {len(report.problems) - show} more; use --json for all.")
+            console.print(_("… %(value)s more; use --json for all.") % {"value": len(report.problems) - show})
     if report.without_segment:
         rows = ", ".join(map(str, report.without_segment[:show]))
         more = ", …" if len(report.without_segment) > show else ""
@@ -129,8 +146,17 @@ def list_(
         print_json({"total": total, "contacts": rows})
         return
     print_table(
-        f"Contacts ({total})",
-        ["id", "external id", "name", "phone", "carrier", "email", "segment", "district"],
+        _("Contacts (%(total)s)") % {"total": total},
+        [
+            _("id"),
+            _("external id"),
+            _("name"),
+            _("phone"),
+            _("carrier"),
+            _("email"),
+            _("segment"),
+            _("district"),
+        ],
         [
             [
                 r["id"],

@@ -26,6 +26,7 @@ from broadcaster.cli.common import (
 )
 from broadcaster.cli.status import print_counts
 from broadcaster.db.models import CampaignRun
+from broadcaster.i18n import gettext as _
 from broadcaster.outbox.sending import start_manual_run
 from broadcaster.progress import send_window_note, wait_for_run
 from broadcaster.runtime import EmbeddedEngine
@@ -77,18 +78,23 @@ def send(
         CeleryEnqueuer().plan_run(run_id)
         closed = send_window_note(context, run_id)
         if closed and not as_json:  # said at once, and kept on the progress line while waiting
-            console.print(f"[yellow]Run {run_id}: {closed}.[/]")
+            console.print(_("[yellow]Run %(run_id)s: %(closed)s.[/]") % {"run_id": run_id, "closed": closed})
         if not wait:
             if as_json:
                 print_json({"run_id": run_id, "status": "queued", "outside_send_window": closed})
             else:
-                console.print(f"Run {run_id} queued; workers (`broadcaster run`) will send it.")
+                console.print(
+                    _("Run %(run_id)s queued; workers (`broadcaster run`) will send it.") % {"run_id": run_id}
+                )
             return
         if closed and no_wait_window:
             if as_json:
                 print_json({"run_id": run_id, "outside_send_window": closed})
             else:
-                console.print(f"Run {run_id} stays queued; `broadcaster run` sends it when the window opens.")
+                console.print(
+                    _("Run %(run_id)s stays queued; `broadcaster run` sends it when the window opens.")
+                    % {"run_id": run_id}
+                )
             raise typer.Exit(EXIT_OUTSIDE_WINDOW)
         # With --json, stdout holds only the JSON: the progress goes to stderr.
         progress_out = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
@@ -110,9 +116,10 @@ def send(
             held = sum(per.get(MessageStatus.UNKNOWN.value, 0) for per in counts.values())
             if status_value == RunStatus.COMPLETED_WITH_HELD.value:
                 console.print(
-                    f"[yellow]Run {run_id} {status_value}: {held} message(s) held as unknown (the provider may "
-                    f"have them). Settle them with `broadcaster messages release --run {run_id}` (sent again, "
-                    f"perhaps twice) or `broadcaster messages drop --run {run_id}`.[/]",
+                    _(
+                        "[yellow]Run %(run_id)s %(status_value)s: %(held)s message(s) held as unknown (the provider may have them). Settle them with `broadcaster messages release --run %(run_id)s` (sent again, perhaps twice) or `broadcaster messages drop --run %(run_id)s`.[/]"
+                    )
+                    % {"run_id": run_id, "status_value": status_value, "held": held},
                     highlight=False,
                 )
     finally:

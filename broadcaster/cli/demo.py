@@ -14,6 +14,7 @@ from broadcaster.cli.common import (
     print_table,
     state,
 )
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import find_config
 
 
@@ -28,7 +29,7 @@ def demo(
         # Inside a working directory its users' roles apply: an auditor starts no demo (servers, files).
         check_role("engine.run")
     result = run_demo(directory, contacts=contacts, console=console)
-    console.rule("5. Result")
+    console.rule(_("5. Result"))
     rows = []
     for channel, counts in sorted(result.counts.items()):
         failed = sum(v for k, v in counts.items() if k.endswith("failure"))
@@ -43,20 +44,24 @@ def demo(
             ]
         )
     print_table(
-        f"Run {result.run_id} per channel",
-        ["channel", "sent", "delivered", "failed", "suppressed", "unknown"],
+        _("Run %(run_id)s per channel") % {"run_id": result.run_id},
+        [_("channel"), _("sent"), _("delivered"), _("failed"), _("suppressed"), _("unknown")],
         rows,
     )
     console.print(
-        "E-mail is 'sent' when the relay accepted it; SMS is 'delivered' when every part's receipt said DELIVRD."
+        _(
+            "E-mail is 'sent' when the relay accepted it; SMS is 'delivered' when every part's receipt said DELIVRD."
+        )
     )
     console.print(
-        f"The sandbox SMTP server kept {result.mails_received} mails in {result.sandbox / 'mail'} (one .eml each)."
+        _("The sandbox SMTP server kept %(mails_received)s mails in %(value)s (one .eml each).")
+        % {"mails_received": result.mails_received, "value": result.sandbox / "mail"}
     )
     console.print(
-        f"The sandbox SMSC received {result.sms_parts_received} SMS parts: {result.sandbox / 'sms' / 'sms.jsonl'} (one JSON line each)."
+        _("The sandbox SMSC received %(sms_parts_received)s SMS parts: %(value)s (one JSON line each).")
+        % {"sms_parts_received": result.sms_parts_received, "value": result.sandbox / "sms" / "sms.jsonl"}
     )
-    console.print("Explore it as the approver (or the editor, BROADCASTER_USER=bientap):")
+    console.print(_("Explore it as the approver (or the editor, BROADCASTER_USER=bientap):"))
     # One unwrapped line, pasteable from anywhere: absolute paths, because the venv is not on PATH after
     # `make demo`, and the demo's own user, because your OS login is not one of the demo's users.
     console.print(demo_hint(directory, Path(sys.argv[0])), soft_wrap=True, highlight=False, markup=False)

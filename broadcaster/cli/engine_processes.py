@@ -24,6 +24,7 @@ from broadcaster.clock import local
 from broadcaster.context import AppContext
 from broadcaster.db.engine import database_exists
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.outbox.scheduler import TickReport
 from broadcaster.runtime import (
     EmbeddedEngine,
@@ -71,9 +72,13 @@ def _bounce_listener(context: AppContext) -> Iterator[None]:
         listener.start()
     except OSError as exc:
         raise UserError(
-            f"không mở được máy chủ nhận thư trên {listener.host}:{listener.port} ([bounces] host, port): {exc}"
+            _("cannot open the mail listener on %(host)s:%(port)s ([bounces] host, port): %(error)s")
+            % {"host": listener.host, "port": listener.port, "error": exc}
         ) from None
-    console.print(f"Đang nhận thư báo lỗi trên {listener.host}:{listener.port}.", highlight=False)
+    console.print(
+        _("Receiving bounces on %(host)s:%(port)s.") % {"host": listener.host, "port": listener.port},
+        highlight=False,
+    )
     try:
         yield
     finally:
@@ -104,7 +109,11 @@ def run(
             _bounce_listener(context),
         ):
             console.print(
-                f"Engine running ({len(engine.processes)} workers); tick every {context.settings.delivery.tick_seconds:.0f} s. Ctrl-C stops."
+                _("Engine running (%(count)s workers); tick every %(tick_seconds)s s. Ctrl-C stops.")
+                % {
+                    "count": len(engine.processes),
+                    "tick_seconds": f"{context.settings.delivery.tick_seconds:.0f}",
+                }
             )
             try:
                 next_tick = 0.0
@@ -120,7 +129,7 @@ def run(
                     stop.wait(min(SUPERVISE_SECONDS, context.settings.delivery.tick_seconds))
             except KeyboardInterrupt:
                 pass
-        console.print("Engine stopped.")
+        console.print(_("Engine stopped."))
     finally:
         context.close()
 
@@ -151,7 +160,9 @@ def worker(
     if gateway is not None:
         chosen = next((s for s in specs if gateway in s.gateways), None)
         if chosen is None:
-            raise UserError(f"{gateway!r} is not an SMPP provider in the settings")
+            raise UserError(
+                _("%(gateway)s is not an SMPP provider in the settings") % {"gateway": repr(gateway)}
+            )
     else:
         chosen = specs[0]
         if queues is not None:
@@ -212,7 +223,10 @@ def sandbox(
     ports = replace(configured, smtp=smtp_port or configured.smtp, smpp=smpp_port or configured.smpp)
     with Sandbox(target, ports=ports):
         console.print(
-            f"Sandbox SMTP on 127.0.0.1:{ports.smtp}, SMSC on 127.0.0.1:{ports.smpp}; keeping what arrives in {target}. Ctrl-C stops."
+            _(
+                "Sandbox SMTP on 127.0.0.1:%(smtp)s, SMSC on 127.0.0.1:%(smpp)s; keeping what arrives in %(target)s. Ctrl-C stops."
+            )
+            % {"smtp": ports.smtp, "smpp": ports.smpp, "target": target}
         )
         for name, port, wanted in (
             (configured.smtp_provider, configured.smtp, ports.smtp),
@@ -220,8 +234,10 @@ def sandbox(
         ):
             if name and port != wanted:
                 console.print(
-                    f"[yellow]Provider {name} points at port {port}: set port = {wanted} under "
-                    f"\\[providers.{name}] for the engine to send here.[/]"
+                    _(
+                        "[yellow]Provider %(name)s points at port %(port)s: set port = %(wanted)s under \\[providers.%(name)s] for the engine to send here.[/]"
+                    )
+                    % {"name": name, "port": port, "wanted": wanted}
                 )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # a clean stop for kill and service managers too

@@ -13,6 +13,7 @@ from broadcaster.cli.common import JsonOption, acting, console, print_json, prin
 from broadcaster.clock import local
 from broadcaster.db.models import InboxReply
 from broadcaster.errors import NotFound, StateError
+from broadcaster.i18n import gettext as _
 
 app = typer.Typer(help="The staff inbox: SMS replies to read and mark handled.")
 
@@ -39,8 +40,8 @@ def list_replies(
         console.print("No replies waiting." if not show_all else "No replies.")
         return
     print_table(
-        "Inbox",
-        ["ID", "Received", "From", "Text", "Handled"],
+        _("Inbox"),
+        [_("ID"), _("Received"), _("From"), _("Text"), _("Handled")],
         [
             [r["id"], f"{local(r['received_at']):%d/%m/%Y %H:%M}", r["from"], r["text"], _handled(r)]
             for r in rows
@@ -74,7 +75,7 @@ def done(
             reason=reason,
             details={"inbound_id": reply.inbound_id},
         )
-    console.print(f"Reply {reply_id} marked handled.", highlight=False)
+    console.print(_("Reply %(reply_id)s marked handled.") % {"reply_id": reply_id}, highlight=False)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

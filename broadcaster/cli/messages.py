@@ -25,6 +25,7 @@ from broadcaster.errors import UserError
 from broadcaster.history.export import WRITERS, ExportFormat, row_dict
 from broadcaster.history.filters import HistoryFilter, PeriodOn, recipient
 from broadcaster.history.query import HistoryRow, iter_history
+from broadcaster.i18n import gettext as _
 from broadcaster.outbox.operator import MessageFilter, Operation, operate
 from broadcaster.vocabulary import MessageStatus
 
@@ -84,18 +85,19 @@ def messages(
         ):
             # Filters given before the subcommand would silently not apply to it.
             raise UserError(
-                f"put the options after the subcommand: broadcaster messages {ctx.invoked_subcommand} --campaign …"
+                _(
+                    "put the options after the subcommand: broadcaster messages %(invoked_subcommand)s --campaign …"
+                )
+                % {"invoked_subcommand": ctx.invoked_subcommand}
             )
         return
     exporting = output_format != ExportFormat.TABLE
     if out is not None and not exporting:
-        raise UserError("--out: chỉ dùng cùng --format csv hoặc --format jsonl")
+        raise UserError(_("--out: only with --format csv or --format jsonl"))
     if exporting and as_json:
-        raise UserError(
-            "--json: không dùng cùng --format csv/jsonl (jsonl đã là JSON, mỗi dòng một tin nhắn)"
-        )
+        raise UserError(_("--json: not with --format csv/jsonl (jsonl is JSON already, one message a line)"))
     if limit is not None and limit < 1:
-        raise UserError(f"--limit {limit}: phải là số dương")
+        raise UserError(_("--limit %(limit)s: must be a positive number") % {"limit": limit})
     start, end = local_period(period_from, period_to)
     filters = HistoryFilter(
         campaign=campaign,
@@ -132,7 +134,11 @@ def messages(
             )
     if exporting:
         if out is not None:
-            console.print(f"Đã xuất {shown} tin nhắn ra {out} ({output_format.value}).", highlight=False)
+            console.print(
+                _("Exported %(count)s message(s) to %(out)s (%(format)s).")
+                % {"count": shown, "out": out, "format": output_format.value},
+                highlight=False,
+            )
         return
     if as_json:
         print_json([row_dict(r) for r in listed])
@@ -142,18 +148,18 @@ def messages(
 
 def _print_listing(rows: list[HistoryRow]) -> None:
     print_table(
-        "Messages",
+        _("Messages"),
         [
-            "id",
-            "campaign",
-            "channel",
-            "address",
-            "status",
-            "attempts",
-            "reason",
-            "not before",
-            "sent at",
-            "events",
+            _("id"),
+            _("campaign"),
+            _("channel"),
+            _("address"),
+            _("status"),
+            _("attempts"),
+            _("reason"),
+            _("not before"),
+            _("sent at"),
+            _("events"),
         ],
         [
             [
@@ -202,14 +208,18 @@ def _operate(
         return
     if dry_run:
         console.print(
-            f"Dry run: {operation.value} would change {report.matched} message(s); nothing changed."
+            _("Dry run: %(value)s would change %(matched)s message(s); nothing changed.")
+            % {"value": operation.value, "matched": report.matched}
         )
     else:
-        console.print(f"{operation.value.capitalize()}: {report.changed} message(s) changed (audited).")
+        console.print(
+            _("%(capitalize)s: %(changed)s message(s) changed (audited).")
+            % {"capitalize": operation.value.capitalize(), "changed": report.changed}
+        )
     if report.counts:
         print_table(
             None,
-            ["status", "channel", "messages"],
+            [_("status"), _("channel"), _("messages")],
             [[status, channel, n] for (status, channel), n in sorted(report.counts.items())],
         )
 

@@ -12,6 +12,7 @@ import typer
 from broadcaster import audit
 from broadcaster.cli.common import acting, console
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.reporting.generate import generate_report
 from broadcaster.reporting.model import Report
 from broadcaster.reporting.periods import Period, parse_date, period_from_options
@@ -30,7 +31,7 @@ app = typer.Typer(
 def _period(period: str | None, start: str | None, end: str | None, reports: ReportSettings) -> Period:
     chosen = period_from_options(period=period, start=start, end=end, reports=reports)
     if chosen is None:
-        raise UserError("give --period 2026-H1|2026-H2, or --from and --to (YYYY-MM-DD)")
+        raise UserError(_("give --period 2026-H1|2026-H2, or --from and --to (YYYY-MM-DD)"))
     return chosen
 
 
@@ -65,9 +66,12 @@ def report(
     if ctx.invoked_subcommand is not None:
         return
     if fmt not in WRITERS:
-        raise UserError(f"--format: unknown format {fmt!r} (known: {', '.join(WRITERS)})")
+        raise UserError(
+            _("--format: unknown format %(fmt)s (known: %(join)s)")
+            % {"fmt": repr(fmt), "join": ", ".join(WRITERS)}
+        )
     if out is not None and not out.parent.is_dir():
-        raise UserError(f"--out: no such folder {out.parent}")
+        raise UserError(_("--out: no such folder %(parent)s") % {"parent": out.parent})
     with acting("reports.read", write=False) as (context, _session, user):
         settings = context.settings
         chosen = _period(period, start, end, settings.reports)
@@ -76,14 +80,28 @@ def report(
     _write(built, fmt, target)
     totals = built.totals
     rate = "—" if totals.delivery_rate is None else f"{totals.delivery_rate:.1%}".replace(".", ",")
-    console.print(f"Báo cáo kỳ {chosen.label} ({chosen.describe()}).", highlight=False)
     console.print(
-        f"Tin dự kiến {totals.planned}, đã gửi {totals.sent}, đã nhận {totals.delivered} (tỷ lệ {rate}), "
-        f"thất bại {totals.failed}, bị chặn {totals.suppressed}; {totals.people} người nhận; "
-        f"{len(built.activities)} hoạt động.",
+        _("Report of period %(period)s (%(span)s).") % {"period": chosen.label, "span": chosen.describe()},
         highlight=False,
     )
-    console.print(f"Đã ghi {target} ({fmt}).", highlight=False)
+    console.print(
+        _(
+            "Messages planned %(planned)s, sent %(sent)s, delivered %(delivered)s (rate %(rate)s), "
+            "failed %(failed)s, suppressed %(suppressed)s; %(people)s recipients; %(activities)s activities."
+        )
+        % {
+            "planned": totals.planned,
+            "sent": totals.sent,
+            "delivered": totals.delivered,
+            "rate": rate,
+            "failed": totals.failed,
+            "suppressed": totals.suppressed,
+            "people": totals.people,
+            "activities": len(built.activities),
+        },
+        highlight=False,
+    )
+    console.print(_("Wrote %(file)s (%(format)s).") % {"file": target, "format": fmt}, highlight=False)
 
 
 @app.command("rollup")
@@ -101,9 +119,12 @@ def rollup(
     first = parse_date(start, option="--from") if start is not None else date.min
     last = parse_date(end, option="--to") if end is not None else date.max
     if first > last:
-        raise UserError(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}")
+        raise UserError(
+            _("--from %(first)s is after --to %(last)s")
+            % {"first": f"{first:%Y-%m-%d}", "last": f"{last:%Y-%m-%d}"}
+        )
     if refreeze and not (reason or "").strip():
-        raise UserError("--refreeze needs --reason: rebuilding a closed period changes what was reported")
+        raise UserError(_("--refreeze needs --reason: rebuilding a closed period changes what was reported"))
     with acting("reports.rollup", write=False) as (context, _session, user):
         if refreeze:
             require(user, "reports.refreeze")
@@ -122,19 +143,29 @@ def rollup(
             refreeze=refreeze,
         )  # fmt: skip
     if not result.rebuilt and not result.skipped_frozen:
-        console.print("Chưa có dữ liệu để tổng hợp trong khoảng này.", highlight=False)
+        console.print(_("No data to roll up in this range yet."), highlight=False)
         return
     if result.rebuilt:
         console.print(
-            f"Đã tổng hợp {len(result.rebuilt)} ngày, từ {result.rebuilt[0]:%d/%m/%Y} "
-            f"đến {result.rebuilt[-1]:%d/%m/%Y}.",
+            _("Rolled up %(count)s day(s), from %(first)s to %(last)s.")
+            % {
+                "count": len(result.rebuilt),
+                "first": f"{result.rebuilt[0]:%d/%m/%Y}",
+                "last": f"{result.rebuilt[-1]:%d/%m/%Y}",
+            },
             highlight=False,
         )
     if result.skipped_frozen:
         console.print(
-            f"Bỏ qua {len(result.skipped_frozen)} ngày đã khoá sổ (kỳ báo cáo đã đóng); "
-            "quản trị viên dùng --refreeze --reason … để tổng hợp lại.",
+            _(
+                "Skipped %(count)s frozen day(s) (closed reporting period); an admin rolls them up again "
+                "with --refreeze --reason …."
+            )
+            % {"count": len(result.skipped_frozen)},
             highlight=False,
         )
     if result.newly_frozen:
-        console.print(f"Khoá sổ thêm {len(result.newly_frozen)} ngày của kỳ đã đóng.", highlight=False)
+        console.print(
+            _("Froze %(count)s more day(s) of the closed period.") % {"count": len(result.newly_frozen)},
+            highlight=False,
+        )

@@ -7,6 +7,8 @@ import typer
 
 from broadcaster.cli.common import JsonOption, acting, console, print_json, print_table
 from broadcaster.clock import local
+from broadcaster.i18n import N_
+from broadcaster.i18n import gettext as _
 from broadcaster.retention import TABLES, apply_retention
 
 app = typer.Typer(
@@ -15,11 +17,11 @@ app = typer.Typer(
 )
 
 # What is blanked in each table, in the officer's words.
-TABLES_VI = {
-    "messages": "Tin nhắn (xoá địa chỉ và nội dung, giữ mã băm và trạng thái)",
-    "inbound_records": "Bản ghi nhận từ nhà mạng, thư báo lỗi (xoá nội dung)",
-    "inbox_replies": "Tin nhắn trả lời trong hộp thư (xoá số điện thoại và nội dung)",
-    "contact_import_problems": "Cảnh báo trong báo cáo nhập danh bạ (xoá giá trị)",
+TABLE_TEXTS = {
+    "messages": N_("Messages (addresses and content removed, hashes and statuses kept)"),
+    "inbound_records": N_("Carrier receipts, bounce mails (content removed)"),
+    "inbox_replies": N_("Replies in the inbox (phone numbers and content removed)"),
+    "contact_import_problems": N_("Warnings of contact import reports (values removed)"),
 }
 
 
@@ -47,17 +49,22 @@ def run(
         )
         return
     cutoff = f"{local(report.cutoff):%H:%M %d/%m/%Y}"
-    verb = "Sẽ xoá" if dry_run else "Đã xoá"
+    title = (
+        _("Would remove personal data from before %(cutoff)s")
+        if dry_run
+        else _("Removed personal data from before %(cutoff)s")
+    )
     print_table(
-        f"{verb} dữ liệu cá nhân trước {cutoff}",
-        ["Bảng", "Số bản ghi"],
-        [[TABLES_VI[name], report.counts[name]] for name in TABLES],
+        title % {"cutoff": cutoff},
+        [_("Table"), _("Records")],
+        [[_(TABLE_TEXTS[name]), report.counts[name]] for name in TABLES],
     )
     if report.frozen_days:
         console.print(
-            f"Đã chốt số liệu báo cáo của {report.frozen_days} ngày trước khi xoá.", highlight=False
+            _("Froze the report figures of %(days)s day(s) before removing.") % {"days": report.frozen_days},
+            highlight=False,
         )
     if dry_run:
-        console.print("Chạy thử: không có gì thay đổi.", highlight=False)
+        console.print(_("Dry run: nothing changed."), highlight=False)
     elif not report.total:
-        console.print("Không có dữ liệu nào quá hạn lưu trữ.", highlight=False)
+        console.print(_("No data is past its retention period."), highlight=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from broadcaster.cli.common import check_role, console, load_context, record_settings
+from broadcaster.i18n import gettext as _
 
 
 def serve(
@@ -25,7 +26,11 @@ def serve(
         record_settings(context, "serve")
         web = context.settings.web
         chosen_host, chosen_port = host or web.host, port or web.port
-        console.print(f"Serving on http://{chosen_host}:{chosen_port}; Ctrl-C stops.", highlight=False)
+        console.print(
+            _("Serving on http://%(chosen_host)s:%(chosen_port)s; Ctrl-C stops.")
+            % {"chosen_host": chosen_host, "chosen_port": chosen_port},
+            highlight=False,
+        )
         # uvicorn handles Ctrl-C and SIGTERM itself and returns after a graceful shutdown.
         uvicorn.run(
             create_app(context),

@@ -10,6 +10,7 @@ from broadcaster.cli.common import (
     print_json,
     print_table,
 )
+from broadcaster.i18n import gettext as _
 from broadcaster.status import campaign_status
 
 
@@ -29,8 +30,16 @@ def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> N
         line += f"; next occurrence: {data['next_occurrence_at']}"
     console.print(line)
     print_table(
-        "Versions",
-        ["version", "status", "hash", "created by", "submitted by", "audience", "decisions"],
+        _("Versions"),
+        [
+            _("version"),
+            _("status"),
+            _("hash"),
+            _("created by"),
+            _("submitted by"),
+            _("audience"),
+            _("decisions"),
+        ],
         [
             [
                 v["number"],
@@ -46,8 +55,16 @@ def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> N
     )
     if data["runs"]:
         print_table(
-            "Runs",
-            ["run", "trigger", "occurrence", "status", "planned", "messages", "ended reason"],
+            _("Runs"),
+            [
+                _("run"),
+                _("trigger"),
+                _("occurrence"),
+                _("status"),
+                _("planned"),
+                _("messages"),
+                _("ended reason"),
+            ],
             [
                 [
                     r["id"],
@@ -78,6 +95,6 @@ def print_counts(title: str, counts: dict[str, dict[str, int]]) -> None:
     if statuses:
         print_table(
             title,
-            ["channel", *statuses],
+            [_("channel"), *statuses],
             [[channel, *(per.get(s, 0) for s in statuses)] for channel, per in counts.items()],
         )

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from broadcaster.cli.common import acting, console, err_console, fail, print_table
+from broadcaster.i18n import N_
+from broadcaster.i18n import gettext as _
 from broadcaster.subjects import export as exporting
 from broadcaster.subjects.erase import checked_reference, erase, held_about, nothing_held
 from broadcaster.subjects.held import keyed_hash, parse_subject
@@ -19,16 +21,16 @@ app = typer.Typer(
 AddressArgument = typer.Argument(..., help="A phone number (any usual spelling) or an e-mail address.")
 
 # What the confirmation lists, in the officer's words.
-TABLES_VI = {
-    "contacts": "Danh bạ",
-    "messages": "Tin nhắn đã gửi (ẩn danh, giữ để thống kê)",
-    "consent_events": "Lịch sử đồng ý",
-    "suppressions": "Danh sách chặn gửi",
-    "do_not_call": "Danh sách không nhận quảng cáo",
-    "campaign_exclusions": "Danh sách loại trừ theo chiến dịch",
-    "inbox_replies": "Tin nhắn trả lời trong hộp thư",
-    "inbound_records": "Bản ghi nhận từ nhà mạng (xóa nội dung)",
-    "contact_import_problems": "Cảnh báo trong báo cáo nhập danh bạ (xóa giá trị)",
+TABLE_TEXTS = {
+    "contacts": N_("Contacts"),
+    "messages": N_("Messages sent (anonymised, kept for the statistics)"),
+    "consent_events": N_("Consent history"),
+    "suppressions": N_("Suppression list"),
+    "do_not_call": N_("Do-not-call register"),
+    "campaign_exclusions": N_("Campaign exclusion lists"),
+    "inbox_replies": N_("Replies in the inbox"),
+    "inbound_records": N_("Carrier receipts (content removed)"),
+    "contact_import_problems": N_("Warnings of contact import reports (values removed)"),
 }
 
 
@@ -51,12 +53,16 @@ def export(
             try:
                 out.write_text(text, encoding="utf-8")
             except OSError as exc:  # the audit entry is rolled back with the export that did not happen
-                fail(f"cannot write {out}: {exc.strerror or exc}")
+                fail(_("cannot write %(out)s: %(value)s") % {"out": out, "value": exc.strerror or exc})
     if out is None:
         typer.echo(text, nl=False)
         return
     total = sum(document["header"]["counts"].values())
-    err_console.print(f"Đã ghi {total} bản ghi về {subject.key} vào {out}.", highlight=False)
+    err_console.print(
+        _("Wrote %(total)s record(s) about %(subject)s to %(out)s.")
+        % {"total": total, "subject": subject.key, "out": out},
+        highlight=False,
+    )
 
 
 @app.command("erase")
@@ -76,12 +82,13 @@ def erase_subject(
         if not any(counts.values()):
             raise nothing_held(session, subject, subject_hash=digest)
     print_table(
-        f"Dữ liệu sẽ bị xóa về {subject.key} (hồ sơ {reference})",
-        ["Bảng", "Số bản ghi"],
-        [[TABLES_VI[name], n] for name, n in counts.items() if n],
+        _("Data to be erased about %(subject)s (dossier %(reference)s)")
+        % {"subject": subject.key, "reference": reference},
+        [_("Table"), _("Records")],
+        [[_(TABLE_TEXTS[name]), n] for name, n in counts.items() if n],
     )
-    if not yes and not typer.confirm("Xóa vĩnh viễn? Không thể hoàn tác.", default=False):
-        fail("Đã hủy: không có gì thay đổi.")
+    if not yes and not typer.confirm(_("Erase for good? This cannot be undone."), default=False):
+        fail(_("Cancelled: nothing changed."))
     with acting("subjects.erase") as (context, session, user):
         done = erase(
             session,
@@ -92,7 +99,14 @@ def erase_subject(
             now=context.clock.now(),
         )
     console.print(
-        f"Đã xóa dữ liệu về {subject.key}: {sum(done.counts.values())} bản ghi; "
-        f"dấu vết xóa số {done.tombstone_id} (hồ sơ {reference}).",
+        _(
+            "Erased the data about %(subject)s: %(total)s record(s); tombstone no. %(tombstone)s (dossier %(reference)s)."
+        )
+        % {
+            "subject": subject.key,
+            "total": sum(done.counts.values()),
+            "tombstone": done.tombstone_id,
+            "reference": reference,
+        },
         highlight=False,
     )

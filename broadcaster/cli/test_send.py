@@ -14,6 +14,7 @@ from broadcaster.cli.common import (
     print_json,
     print_table,
 )
+from broadcaster.i18n import gettext as _
 from broadcaster.outbox.sending import ProviderFailure
 from broadcaster.settings import Settings
 from channels.base import Channel
@@ -75,8 +76,8 @@ def test_send(
         shown = [r for r in rows if r["provider"] not in failed]  # the others get one line each below
         if shown:
             print_table(
-                "Test send",
-                ["id", "channel", "to", "status", "reason"],
+                _("Test send"),
+                [_("id"), _("channel"), _("to"), _("status"), _("reason")],
                 [[r["id"], r["channel"], r["to"], r["status"], r["reason"]] for r in shown],
             )
     for failure in failures:

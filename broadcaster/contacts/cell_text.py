@@ -6,6 +6,8 @@ import re
 import unicodedata
 from typing import Final
 
+from broadcaster.i18n import N_, Translatable
+
 __all__ = ["WHITESPACE", "control_problem", "strip_diacritics", "visible"]
 
 WHITESPACE: Final = re.compile(r"\s+")
@@ -31,4 +33,6 @@ def control_problem(value: str) -> str | None:
     found = _CONTROL.search(value)
     if found is None:
         return None
-    return f"control character U+{ord(found.group()):04X} (invisible in a spreadsheet)"
+    return Translatable(
+        N_("control character %(code)s (invisible in a spreadsheet)"), code=f"U+{ord(found.group()):04X}"
+    )

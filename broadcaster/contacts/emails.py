@@ -6,11 +6,14 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
+from broadcaster.i18n import N_, Translatable
+
 __all__ = ["EmailError", "normalize_email"]
 
 
 class EmailError(ValueError):
-    """The text is not a usable e-mail address; ``reason`` is email_validator's explanation."""
+    """The text is not a usable e-mail address; ``reason`` is email_validator's explanation (English, shown
+    translated when the catalogue knows it: ``i18n.translate``)."""
 
     def __init__(self, reason: str, *, raw: str) -> None:
         super().__init__(reason)
@@ -33,9 +36,42 @@ def normalize_email(raw: str) -> str:
     # NFKC first: full-width "＠" and "．" typed with a Vietnamese IME are common and must not fail the row.
     text = unicodedata.normalize("NFKC", raw).strip()
     if not text:
-        raise EmailError("empty e-mail address", raw=raw)
+        raise EmailError(Translatable(N_("empty e-mail address")), raw=raw)
     try:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise EmailError(str(exc), raw=raw) from exc
+        raise EmailError(_library_reason(str(exc)), raw=raw) from exc
     return result.normalized
+
+
+# email_validator's explanations that a contacts file meets, so that they can be shown translated; those that
+# end with the offending characters are matched on their beginning. Any other stays as the library says it.
+_LIBRARY_REASONS = (
+    N_("An email address must have an @-sign."),
+    N_("There must be something before the @-sign."),
+    N_("An email address cannot have two periods in a row."),
+    N_("An email address cannot have a period and a hyphen next to each other."),
+    N_("The email address contains an invalid character."),
+    N_("The email address contains invalid characters before the @-sign."),
+    N_("The part after the @-sign is not valid. It should have a period."),
+    N_("The part after the @-sign is not valid. It is not within a valid top-level domain."),
+    N_("The part after the @-sign is a special-use or reserved name that cannot be used with email."),
+    N_("Internationalized characters before the @-sign are not supported."),
+    N_("There can't be anything after the email address."),
+)
+_LIBRARY_REASONS_WITH_DETAIL = (
+    N_("The email address contains invalid characters before the @-sign: %(detail)s"),
+    N_("The part after the @-sign contains invalid characters: %(detail)s"),
+    N_("Internationalized characters before the @-sign are not supported: %(detail)s"),
+    N_("The email address contains unsafe characters: %(detail)s"),
+)
+
+
+def _library_reason(message: str) -> str:
+    if message in _LIBRARY_REASONS:
+        return Translatable(message)
+    for template in _LIBRARY_REASONS_WITH_DETAIL:
+        start = template.removesuffix("%(detail)s")
+        if message.startswith(start):
+            return Translatable(template, detail=message.removeprefix(start))
+    return message

@@ -17,6 +17,8 @@ from typing import Final
 import phonenumbers
 from phonenumbers import carrier as pn_carrier
 
+from broadcaster.i18n import N_, Translatable
+
 __all__ = [
     "OLD_MOBILE_PREFIXES",
     "Phone",
@@ -45,7 +47,7 @@ class Phone:
 
 
 class PhoneError(ValueError):
-    """The text is not a usable phone number; ``reason`` says why in plain English, ``raw`` is the input."""
+    """The text is not a usable phone number; ``reason`` says why (English, shown translated: ``i18n.translate``), ``raw`` is the input."""
 
     def __init__(self, reason: str, *, raw: str) -> None:
         super().__init__(reason)
@@ -144,18 +146,23 @@ def parse_phone(raw: str, *, default_region: str = "VN") -> Phone:
     """
     text = _clean(raw)
     if not text:
-        raise PhoneError("empty phone number", raw=raw)
+        raise PhoneError(Translatable(N_("empty phone number")), raw=raw)
     plus = text.startswith("+")
     digits = text[1:] if plus else text
     if not digits.isdigit() or not digits.isascii():
         if _SCIENTIFIC.match(unicodedata.normalize("NFKC", raw).strip()):
             # Excel shows long numbers as 8.49123E+10 and exports them so; the digits are lost.
             raise PhoneError(
-                "number in scientific notation (format the column as Text in the spreadsheet)", raw=raw
+                Translatable(
+                    N_("number in scientific notation (format the column as Text in the spreadsheet)")
+                ),
+                raw=raw,
             )
         if _LIST_MARKS.search(unicodedata.normalize("NFC", raw)):
-            raise PhoneError("more than one number in the cell (keep one per contact)", raw=raw)
-        raise PhoneError("contains characters other than digits", raw=raw)
+            raise PhoneError(
+                Translatable(N_("more than one number in the cell (keep one per contact)")), raw=raw
+            )
+        raise PhoneError(Translatable(N_("contains characters other than digits")), raw=raw)
 
     if plus:
         nsn = digits[2:] if digits.startswith(_VN_COUNTRY_CODE) else None
@@ -186,10 +193,15 @@ def parse_phone(raw: str, *, default_region: str = "VN") -> Phone:
     try:
         number = phonenumbers.parse(candidate, parse_region)
     except phonenumbers.NumberParseException as exc:
-        raise PhoneError(f"not a valid phone number ({exc._msg})", raw=raw) from exc
+        raise PhoneError(
+            Translatable(N_("not a valid phone number (%(detail)s)"), detail=exc._msg), raw=raw
+        ) from exc
     if not phonenumbers.is_valid_number(number):
         vn = number.country_code == int(_VN_COUNTRY_CODE)
-        raise PhoneError("not a valid Vietnamese number" if vn else "not a valid phone number", raw=raw)
+        raise PhoneError(
+            Translatable(N_("not a valid Vietnamese number") if vn else N_("not a valid phone number")),
+            raw=raw,
+        )
 
     kind = _KINDS.get(phonenumbers.number_type(number), PhoneKind.OTHER)
     carrier_name = pn_carrier.name_for_number(number, "en") or None

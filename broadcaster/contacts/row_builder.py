@@ -15,6 +15,7 @@ from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.header import Columns
 from broadcaster.contacts.phones import Phone, PhoneError, PhoneKind, parse_phone
 from broadcaster.contacts.records import ContactRow, RowProblem, Severity
+from broadcaster.i18n import N_, Translatable
 
 __all__ = ["RowBuilder"]
 
@@ -59,7 +60,7 @@ class RowBuilder:
             problem(
                 "",
                 visible("; ".join(spill)),
-                "more cells than header columns; the extra cells are ignored",
+                Translatable(N_("more cells than header columns; the extra cells are ignored")),
                 "warning",
             )
 
@@ -68,21 +69,27 @@ class RowBuilder:
             value = record[index] if index < len(record) else ""
             control = control_problem(value)
             if control is not None:
-                problem(column, visible(value), f"{control}; retype the cell")
+                problem(
+                    column, visible(value), Translatable(N_("%(problem)s; retype the cell"), problem=control)
+                )
                 refused = True
         if refused:
             return None, problems
 
         full_name = _name(cell("full_name"))
         if not full_name:
-            problem("full_name", cell("full_name"), "name is empty")
+            problem("full_name", cell("full_name"), Translatable(N_("name is empty")))
             return None, problems
 
         external_id = _text(cell("external_id"))
         if external_id is not None:
             first = self._first_row_of_id.get(external_id)
             if first is not None:
-                problem("external_id", external_id, f"duplicate external_id (first used on row {first})")
+                problem(
+                    "external_id",
+                    external_id,
+                    Translatable(N_("duplicate external_id (first used on row %(row)s)"), row=first),
+                )
                 return None, problems
 
         raw_phone = _text(cell("phone"))
@@ -95,14 +102,27 @@ class RowBuilder:
         if phone is not None:
             if phone.converted_from is not None:
                 problem(
-                    "phone", raw_phone or "", f"old 11-digit number converted to {phone.national}", "warning"
+                    "phone",
+                    raw_phone or "",
+                    Translatable(N_("old 11-digit number converted to %(number)s"), number=phone.national),
+                    "warning",
                 )
             if phone.kind is PhoneKind.FIXED:
-                problem("phone", raw_phone or "", "landline: cannot receive SMS", "warning")
+                problem("phone", raw_phone or "", Translatable(N_("landline: cannot receive SMS")), "warning")
             elif phone.kind is PhoneKind.OTHER:
-                problem("phone", raw_phone or "", "not a mobile number: cannot receive SMS", "warning")
+                problem(
+                    "phone",
+                    raw_phone or "",
+                    Translatable(N_("not a mobile number: cannot receive SMS")),
+                    "warning",
+                )
             if not phone.e164.startswith("+84"):
-                problem("phone", raw_phone or "", f"number outside Vietnam ({phone.e164})", "warning")
+                problem(
+                    "phone",
+                    raw_phone or "",
+                    Translatable(N_("number outside Vietnam (%(number)s)"), number=phone.e164),
+                    "warning",
+                )
 
         raw_email = _text(cell("email"))
         email: str | None = None
@@ -114,7 +134,7 @@ class RowBuilder:
 
         if phone is None and email is None:
             if raw_phone is None and raw_email is None:
-                problem("phone", "", "neither a phone number nor an e-mail address")
+                problem("phone", "", Translatable(N_("neither a phone number nor an e-mail address")))
             return None, problems
 
         if external_id is not None:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from sqlalchemy import Engine, select
 
-from broadcaster import policies
+from broadcaster import i18n, policies
 from broadcaster.clock import FrozenClock
 from broadcaster.contacts.importer import ImportReport, import_contacts
 from broadcaster.context import AppContext
@@ -114,9 +114,21 @@ def set_policy(context: AppContext, key: str, value: str) -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def english(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The tests read English: ``LANG=en_US.UTF-8`` (inherited by the commands a test starts) and English
+    in this process; a test of the Vietnamese texts asks for them (``language = "vi"``, ``LANG``, ``using``)."""
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    with i18n.using("en"):
+        yield
+
+
 @pytest.fixture
-def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No settings or identity leak in from the developer's shell; the OS login is ``ADMIN_LOGIN``."""
+def isolated_env(monkeypatch: pytest.MonkeyPatch, english: None) -> None:
+    """No settings or identity leak in from the developer's shell (the language is English, see ``english``);
+    the OS login is ``ADMIN_LOGIN``."""
     for name in list(os.environ):
         if name.startswith("BROADCASTER_") and name not in KEEP_ENV:
             monkeypatch.delenv(name)

@@ -59,7 +59,7 @@ def test_an_editor_records_activities_with_a_file_or_a_link(
         "activities", "record", "--date", "2025-04-20", "--plan-item", "III.2", "--agency", "stc",
         "--kind", "dialogue", "--title", "Hội nghị đối thoại với doanh nghiệp năm 2025", "--evidence", link,
     )  # fmt: skip
-    assert "Đã ghi nhận hoạt động" in one_line(shown.stdout)
+    assert "Recorded activity" in one_line(shown.stdout)
 
     with context.readers() as session:
         rows = session.scalars(select(Activity).order_by(Activity.id)).all()
@@ -74,12 +74,12 @@ def test_an_editor_records_activities_with_a_file_or_a_link(
     ]
 
     table = one_line(cli("activities", "list", user="kiem_toan").stdout)
-    assert "Hoạt động truyền thông cải cách hành chính" in table
+    assert "Communication activities of administrative reform" in table
     assert "Họp báo" in table
     assert "Văn phòng UBND thành phố Đà Nẵng" in table
     assert "Sở Tài chính thành phố Đà Nẵng" in table  # the agency's name from the settings
     assert table.index("20/04/2025") < table.index("10/05/2025")
-    assert "Tổng cộng: 2 hoạt động." in table
+    assert "In all: 2 activities." in table
 
     # A renamed agency is one settings change: the list follows it, the stored key stays.
     config = workdir / "broadcaster.toml"
@@ -186,7 +186,7 @@ def test_broadcast_runs_count_as_activities_of_their_plan_item(
     assert data["activities"][0]["evidence"].startswith(f"{CAMPAIGN} #{first}")
 
     table = one_line(cli("activities", "list", "--period", "2025-H2").stdout)
-    assert "kỳ 2025-H2, từ ngày 16/05/2025 đến ngày 15/11/2025" in table
+    assert "period 2025-H2, từ ngày 16/05/2025 đến ngày 15/11/2025" in table
     assert "Gửi tin (chiến dịch)" in table
     assert "Sở Khoa học và Công nghệ thành phố Đà Nẵng" in table
 

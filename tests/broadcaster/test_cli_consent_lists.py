@@ -55,8 +55,8 @@ def test_the_register_is_imported_and_stops_pending_advertising_sms(
 
     done = one_line(cli("consent", "dnc", "import", str(file), user="bien_tap").stdout)
 
-    assert "Đã nhập danh sách DNC từ dnc.txt: 3 số" in done
-    assert "1 tin quảng cáo" in done
+    assert "Imported the DNC register from dnc.txt: 3 number(s)" in done
+    assert "1 pending advertising message(s)" in done
     assert register_numbers(context) == REGISTER_NUMBERS
     assert statuses(context) == {
         advert: (MessageStatus.SUPPRESSED, REASON_TEXTS[ExclusionReason.DO_NOT_CALL]),
@@ -71,7 +71,7 @@ def test_the_register_is_imported_and_stops_pending_advertising_sms(
     assert entry.details["numbers"] == 3
     assert entry.details["stopped_messages"] == 1
     table = one_line(cli("consent", "dnc", "status").stdout)
-    assert "Danh sách không nhận quảng cáo (DNC) đang áp dụng" in table
+    assert "The do-not-call register (DNC) in force" in table
     assert "dnc.txt" in table
 
 
@@ -94,7 +94,7 @@ def test_a_new_import_replaces_the_register(
 
 
 def test_no_register_yet_says_so(cli: Cli) -> None:
-    assert "Chưa nhập danh sách DNC nào" in one_line(cli("consent", "dnc", "status").stdout)
+    assert "No DNC register imported yet" in one_line(cli("consent", "dnc", "status").stdout)
     assert cli.json("consent", "dnc", "status") is None
 
 
@@ -171,8 +171,8 @@ def test_an_exclusion_list_stops_that_campaigns_messages_only(
                         user="bien_tap").stdout)  # fmt: skip
 
     assert "«Cán bộ nghỉ hưu»" in done
-    assert "3 địa chỉ mới" in done
-    assert "2 tin" in done
+    assert "3 newly added" in done
+    assert "2 pending message(s)" in done
     assert statuses(context) == {
         ours_sms: (MessageStatus.SUPPRESSED, REASON_TEXTS[ExclusionReason.CAMPAIGN_LIST]),
         ours_mail: (MessageStatus.SUPPRESSED, REASON_TEXTS[ExclusionReason.CAMPAIGN_LIST]),
@@ -189,15 +189,15 @@ def test_an_exclusion_list_stops_that_campaigns_messages_only(
     assert (entry.subject_id, entry.details["added"], entry.details["stopped_messages"]) == (campaign, 3, 2)
 
     again = one_line(cli("campaigns", "exclude", campaign, str(file)).stdout)  # adding twice adds nothing
-    assert "0 địa chỉ mới" in again
+    assert "0 newly added" in again
 
     masked = cli.json("campaigns", "exclusions", campaign, user="kiem_toan")
     assert [r["address"] for r in masked] == ["090****456", "a***@example.vn", "b***@example.vn"]
     full = cli.json("campaigns", "exclusions", campaign, user="bien_tap")
     assert full[0]["address"] == "+84905123456"
     table = one_line(cli("campaigns", "exclusions", campaign, user="kiem_toan").stdout)
-    assert "Danh sách loại trừ" in table
-    assert "Thư điện tử" in table
+    assert "Exclusion list" in table
+    assert "E-mail" in table
     assert "+84905123456" not in table
 
 

@@ -31,7 +31,26 @@ def _used_texts() -> dict[str, str]:
         for text in message if isinstance(message, tuple) else (message,):
             if text:
                 found.setdefault(text, filename)
+    for text in _cli_help_texts():
+        found.setdefault(text, "broadcaster/cli (--help)")
     return found
+
+
+def _cli_help_texts() -> list[str]:
+    """The CLI's help texts (docstrings and ``help=`` of commands and parameters): typer keeps them as English
+    message ids and ``broadcaster.cli.language`` translates them when a help page is shown."""
+    import typer.main
+
+    from broadcaster.cli import app
+
+    texts: list[str] = []
+    pending = [typer.main.get_command(app)]
+    while pending:
+        command = pending.pop()
+        pending.extend(getattr(command, "commands", {}).values())
+        texts += [getattr(command, name, None) or "" for name in ("help", "short_help", "epilog")]
+        texts += [getattr(param, "help", None) or "" for param in command.params]
+    return [text for text in texts if text]
 
 
 def _catalogue() -> Catalog:
@@ -101,6 +120,25 @@ def test_the_language_is_the_setting_else_lang_else_vietnamese(
     configured: str | None, environ: dict[str, str], expected: str
 ) -> None:
     assert i18n.choose(configured, environ) == expected
+
+
+def test_a_translatable_text_is_its_english_and_is_shown_in_the_current_language() -> None:
+    import copy
+    import json
+
+    inner = i18n.Translatable("control character %(code)s (invisible in a spreadsheet)", code="U+0007")
+    reason = i18n.Translatable("%(problem)s; retype the cell", problem=inner)
+    assert reason == "control character U+0007 (invisible in a spreadsheet); retype the cell"
+    assert json.dumps(reason) == json.dumps(str(reason))
+    kept = copy.deepcopy(reason)  # dataclasses.asdict copies it
+    with i18n.using("vi"):
+        assert (
+            kept.translated() == "ký tự điều khiển U+0007 (không nhìn thấy trong bảng tính); hãy gõ lại ô này"
+        )
+        assert i18n.translate(reason) == kept.translated()
+        assert i18n.translate("data stays as it is") == "data stays as it is"
+    with i18n.using("en"):
+        assert i18n.translate(reason) == str(reason)
 
 
 if __name__ == "__main__":

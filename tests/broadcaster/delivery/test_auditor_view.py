@@ -229,7 +229,7 @@ def test_audit_search_refuses_bad_input_and_writes_nothing(cli: Cli, sent: int, 
     for options, expected in (
         (["--out", str(target)], "--out: chỉ dùng cùng --format"),
         (["--limit", "0"], "--limit 0"),
-        (["--from", "2025-06-05", "--to", "2025-06-01"], "phải trước --to"),
+        (["--from", "2025-06-05", "--to", "2025-06-01"], "must be before --to"),
         (["--from", "hôm qua"], "--from 'hôm qua'"),
         (["--recipient", "0912"], "--recipient '0912'"),
     ):

@@ -294,10 +294,10 @@ def test_broadcaster_bounces_runs_the_listener_in_the_foreground(
 ) -> None:
     port = free_port()
     output = _serve_and_bounce(pipeline, processes, "bounces", "--port", str(port), port=port)
-    assert f"Đang nhận thư trên 127.0.0.1:{port} cho: bounce+*@skhcn.danang.gov.vn (mail)" in " ".join(
+    assert f"Receiving mail on 127.0.0.1:{port} for: bounce+*@skhcn.danang.gov.vn (mail)" in " ".join(
         output.split()
     )
-    assert "Đã dừng máy chủ nhận thư." in output
+    assert "The mail listener stopped." in output
 
 
 @pytest.mark.slow
@@ -307,7 +307,7 @@ def test_broadcaster_run_starts_the_listener_when_configured(
     port = free_port()
     pipeline = make_pipeline(settings_sections={"bounces": {"port": port, "start_with_run": True}})
     output = _serve_and_bounce(pipeline, processes, "run", port=port)
-    assert f"Đang nhận thư báo lỗi trên 127.0.0.1:{port}." in output
+    assert f"Receiving bounces on 127.0.0.1:{port}." in output
 
 
 def test_a_port_in_use_is_reported_with_the_setting_to_change(
@@ -321,4 +321,4 @@ def test_a_port_in_use_is_reported_with_the_setting_to_change(
         port = taken.getsockname()[1]
         result = Cli(monkeypatch)("bounces", "--port", str(port), expect=1)
     said = " ".join((result.stdout + result.stderr).split())
-    assert f"không mở được 127.0.0.1:{port} ([bounces] host, port)" in said
+    assert f"cannot open 127.0.0.1:{port} ([bounces] host, port)" in said

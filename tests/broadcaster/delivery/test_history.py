@@ -189,7 +189,7 @@ def test_messages_exports_csv_and_jsonl_masked_for_auditors_and_audited_unmasked
     stored = pipeline.messages()
 
     said = cli("messages", "--format", "csv", "--out", "tin-nhan.csv", user="kiem_toan")
-    assert "Đã xuất 18 tin nhắn ra tin-nhan.csv (csv)." in said
+    assert "Exported 18 message(s) to tin-nhan.csv (csv)." in said
     with (pipeline.directory / "tin-nhan.csv").open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
@@ -255,7 +255,7 @@ def test_bad_export_options_are_refused_and_write_nothing(
     assert "--out" in cli("messages", "--out", "a.csv", expect=1)
     assert "--recipient '0912'" in cli("messages", "--recipient", "0912", expect=1)
     assert "--limit 0" in cli("messages", "--limit", "0", expect=1)
-    assert "--from 2025-06-03 phải trước --to 2025-06-02" in cli(
+    assert "--from 2025-06-03 must be before --to 2025-06-02" in cli(
         "messages", "--from", "2025-06-03", "--to", "2025-06-02", expect=1
     )
     assert sorted(p.name for p in pipeline.directory.iterdir()) == files

@@ -124,8 +124,8 @@ def test_the_report_has_exactly_the_seeded_figures_and_a_closed_period_survives_
 
     out = tmp_path / "bao-cao.csv"
     shown = cli("report", "--period", "2025-H2", "--format", "csv", "--out", str(out), user=AUDITOR)
-    assert "Báo cáo kỳ 2025-H2 (từ ngày 16/05/2025 đến ngày 15/11/2025)" in shown
-    assert f"Đã ghi {out} (csv)" in shown
+    assert "Report of period 2025-H2 (từ ngày 16/05/2025 đến ngày 15/11/2025)" in shown
+    assert f"Wrote {out} (csv)" in shown
     rows = report_rows(out)
     assert not out.with_name("bao-cao.csv.part").exists()  # written whole, then renamed
 
@@ -219,16 +219,16 @@ def test_rollups_rebuild_idempotently_and_only_an_admin_refreezes_with_a_reason(
     later = pipeline.clock.now()
     pipeline.clock.set(datetime(2025, 11, 20, 3, 0, tzinfo=UTC))  # 2025-H2 ended 5 days ago: within the grace
     open_days = cli("report", "rollup")
-    assert "Đã tổng hợp 2 ngày" in open_days
-    assert "Khoá sổ" not in open_days
+    assert "Rolled up 2 day(s)" in open_days
+    assert "Froze" not in open_days
     assert stored() == (18, 15, 0)
     pipeline.clock.set(later)
 
     first = cli("report", "rollup", "--from", "2025-06-01", "--to", "2025-06-30")
-    assert "Đã tổng hợp 2 ngày, từ 02/06/2025 đến 03/06/2025" in first
-    assert "Khoá sổ thêm 2 ngày" in first
+    assert "Rolled up 2 day(s), from 02/06/2025 to 03/06/2025" in first
+    assert "Froze 2 more day(s)" in first
     assert stored() == (18, 6 + 5 + 4, 2)  # reach: per day, item and channel
-    assert "Bỏ qua 2 ngày đã khoá sổ" in cli("report", "rollup")
+    assert "Skipped 2 frozen day(s)" in cli("report", "rollup")
     assert stored() == (18, 15, 2)
 
     refused = cli("report", "rollup", "--refreeze", "--reason", "sửa số liệu", user=EDITOR, expect=1)
@@ -285,7 +285,7 @@ def test_the_docx_and_xlsx_carry_the_same_figures_as_the_csv(
     paths = {fmt: tmp_path / f"bao-cao.{fmt}" for fmt in ("csv", "docx", "xlsx")}
     for fmt, path in paths.items():
         shown = cli("report", "--period", "2025-H2", "--format", fmt, "--out", str(path), user=AUDITOR)
-        assert f"Đã ghi {path} ({fmt})" in shown
+        assert f"Wrote {path} ({fmt})" in shown
     by_item = section(report_rows(paths["csv"]), "plan_item")
     expected = {
         key: [

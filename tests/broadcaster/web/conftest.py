@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from broadcaster import i18n
 from broadcaster.context import AppContext
 from broadcaster.users import add_user, set_password
 from broadcaster.vocabulary import Role
@@ -33,6 +34,15 @@ LOGIN_OF = {
     Role.AUDITOR: "kiem_toan",
 }
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
+
+
+@pytest.fixture(autouse=True)
+def vietnamese(monkeypatch: pytest.MonkeyPatch, english: None) -> Iterator[None]:
+    """The web pages are read in the installation's default language, Vietnamese (the rest of the suite is
+    English: ``tests/broadcaster/conftest.py::english``)."""
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    with i18n.using("vi"):
+        yield
 
 
 @pytest.fixture
