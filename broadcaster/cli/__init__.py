@@ -31,6 +31,7 @@ from broadcaster.cli.common import (
     ConfigOption,
     JsonOption,
     acting,
+    check_role,
     console,
     fail,
     print_error,
@@ -267,6 +268,7 @@ def users_password(
     ),
 ) -> None:
     """Set a user's password for the web application (admins only); it ends their open web sessions."""
+    check_role("users.manage")  # before asking: a non-admin or a missing working directory is told at once
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

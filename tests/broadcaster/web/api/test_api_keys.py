@@ -18,7 +18,7 @@ def test_a_key_made_by_the_cli_works_until_it_is_revoked(cli: Cli, context: AppC
     made = cli("apikeys", "create", "cong-thong-tin", "--role", "auditor", "--rate", "30", "--json")
     created = __import__("json").loads(made.stdout)
     assert created["key"].startswith(f"bk_{created['prefix']}_")
-    assert "will not be shown again" in " ".join(made.stderr.split())
+    assert "sẽ không được hiển thị lại" in " ".join(made.stderr.split())
     listed = cli.json("apikeys", "list")
     assert [(k["prefix"], k["role"], k["rate_per_minute"]) for k in listed] == [
         (created["prefix"], "auditor", 30)
