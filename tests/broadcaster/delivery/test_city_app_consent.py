@@ -441,8 +441,9 @@ def test_broadcaster_serve_takes_a_signed_withdrawal_once(app_pipeline: Pipeline
     url = f"http://127.0.0.1:{port}{WITHDRAW_PATH}"
     raw, headers = signed(None, body())  # `serve` runs on the real clock
     unsigned = {"Content-Type": "application/json"}
-    wait_until(
+    wait_until(  # the whole web application imports in a few seconds, many more on a loaded machine
         lambda: server.poll() is not None or _answers(url),
+        timeout=90,
         what="broadcaster serve answering",
     )
     assert server.poll() is None, (app_pipeline.directory / "serve.log").read_text(encoding="utf-8")
