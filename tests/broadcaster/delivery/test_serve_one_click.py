@@ -69,8 +69,9 @@ def test_a_mail_clients_one_click_post_to_serve_records_the_withdrawal(
     with pipeline.config.open("a", encoding="utf-8") as config:  # serve listens where [web] says
         config.write(f'\n[web]\nhost = "127.0.0.1"\nport = {port}\n')
     server = start_cli(pipeline, processes, "serve", login=EDITOR, log="serve.log")
-    wait_until(
+    wait_until(  # the whole web application imports in a few seconds, many more on a loaded machine
         lambda: server.poll() is not None or _answers(f"http://127.0.0.1:{port}/u/0.x"),
+        timeout=90,
         what="broadcaster serve answering",
     )
     assert server.poll() is None, (pipeline.directory / "serve.log").read_text(encoding="utf-8")
