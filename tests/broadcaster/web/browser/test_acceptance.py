@@ -146,11 +146,13 @@ def _audit_reports_and_admin(page: Page, server: WebServer, new_page: Callable[.
     page.get_by_label("Từ ngày").fill((today - timedelta(days=1)).isoformat())
     page.get_by_label("Đến ngày").fill((today + timedelta(days=1)).isoformat())
     page.get_by_role("button", name="Lập báo cáo").click()
-    charts = page.locator("main img")
-    expect(charts.first).to_be_visible()
-    page.wait_for_function(
-        "[...document.querySelectorAll('main img')].every((i) => i.complete && i.naturalWidth > 0)"
-    )
+    images = page.locator("main figure img")
+    expect(images).not_to_have_count(0)
+    for image in images.all():
+        # The charts are drawn on request (matplotlib): slow on a loaded machine, so a generous wait.
+        expect(image).to_have_js_property("complete", True, timeout=60_000)
+        expect(image).not_to_have_js_property("naturalWidth", 0)
+    page.locator("main figure").first.scroll_into_view_if_needed()
     screenshots(page, "reports")
 
     admin = new_page()
