@@ -15,6 +15,7 @@ from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.header import Columns
 from broadcaster.contacts.phones import Phone, PhoneError, PhoneKind, parse_phone
 from broadcaster.contacts.records import ContactRow, RowProblem, Severity
+from broadcaster.i18n import N_  # reasons stay English in the CLI; the web page translates them
 
 __all__ = ["RowBuilder"]
 
@@ -75,7 +76,7 @@ class RowBuilder:
 
         full_name = _name(cell("full_name"))
         if not full_name:
-            problem("full_name", cell("full_name"), "name is empty")
+            problem("full_name", cell("full_name"), N_("name is empty"))
             return None, problems
 
         external_id = _text(cell("external_id"))
@@ -98,9 +99,9 @@ class RowBuilder:
                     "phone", raw_phone or "", f"old 11-digit number converted to {phone.national}", "warning"
                 )
             if phone.kind is PhoneKind.FIXED:
-                problem("phone", raw_phone or "", "landline: cannot receive SMS", "warning")
+                problem("phone", raw_phone or "", N_("landline: cannot receive SMS"), "warning")
             elif phone.kind is PhoneKind.OTHER:
-                problem("phone", raw_phone or "", "not a mobile number: cannot receive SMS", "warning")
+                problem("phone", raw_phone or "", N_("not a mobile number: cannot receive SMS"), "warning")
             if not phone.e164.startswith("+84"):
                 problem("phone", raw_phone or "", f"number outside Vietnam ({phone.e164})", "warning")
 
@@ -114,7 +115,7 @@ class RowBuilder:
 
         if phone is None and email is None:
             if raw_phone is None and raw_email is None:
-                problem("phone", "", "neither a phone number nor an e-mail address")
+                problem("phone", "", N_("neither a phone number nor an e-mail address"))
             return None, problems
 
         if external_id is not None:

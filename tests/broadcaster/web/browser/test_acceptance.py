@@ -37,7 +37,8 @@ def _import_contacts(page: Page, csv_file: Path) -> None:
     expect(page.get_by_text(f"Số dòng đã đọc: {PEOPLE + 1}")).to_be_visible()
     expect(page.get_by_text(f"Đã tạo: {PEOPLE + 1}")).to_be_visible()
     expect(page.get_by_role("heading", name="Lỗi (1)")).to_be_visible()  # the row with a landline number
-    expect(page.get_by_role("row").filter(has_text="0236")).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="0236")).to_contain_text("cảnh báo")
+    expect(page.get_by_role("row").filter(has_text="0236")).to_contain_text("số cố định: không nhận được SMS")
     screenshots(page, "contacts-import")
 
 
