@@ -109,7 +109,8 @@ def _send_and_watch(page: Page, server: WebServer, campaign_id: str) -> None:
     expect(figures.first).to_have_text(f"email: đã gửi {PEOPLE + 1} · đã đến nơi 0 · thất bại 0")
     # An SMS counts as sent until its delivery receipt arrives, then as delivered.
     sms = re.fullmatch(r"sms: đã gửi (\d+) · đã đến nơi (\d+) · thất bại 0", figures.last.inner_text())
-    assert sms is not None and int(sms[1]) + int(sms[2]) == PEOPLE, figures.last.inner_text()
+    assert sms is not None, figures.last.inner_text()
+    assert int(sms[1]) + int(sms[2]) == PEOPLE, figures.last.inner_text()
     assert page.evaluate("window.notReloaded === true")
     screenshots(page, "dashboard-finished", phone=True)
 
