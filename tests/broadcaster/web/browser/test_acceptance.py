@@ -19,7 +19,7 @@ import yaml
 from playwright.sync_api import Page, expect
 
 from tests.broadcaster.delivery.workdir_files import citizen, citizens, write_contacts_csv
-from tests.broadcaster.web.browser.conftest import WebServer, screenshots, sign_in
+from tests.broadcaster.web.browser.conftest import DESKTOP, PHONE, WebServer, screenshots, sign_in
 
 PEOPLE = 6  # contacts imported with a mobile number and an e-mail: each gets an SMS and an e-mail
 RECEIVED = 2 * PEOPLE + 1  # and one more with a landline number: an e-mail only…
@@ -113,6 +113,12 @@ def _send_and_watch(page: Page, server: WebServer, campaign_id: str) -> None:
     assert int(sms[1]) + int(sms[2]) == PEOPLE, figures.last.inner_text()
     assert page.evaluate("window.notReloaded === true")
     screenshots(page, "dashboard-finished", phone=True)
+
+    # On a phone each row is a block: nothing to scroll sideways.
+    page.set_viewport_size({"width": PHONE[0], "height": PHONE[1]})
+    assert page.locator(".table-wrap").evaluate("(wrap) => wrap.scrollWidth <= wrap.clientWidth")
+    expect(page.locator("td[data-label='Lượt gửi gần nhất']")).to_have_count(1)  # the cell names its column
+    page.set_viewport_size({"width": DESKTOP[0], "height": DESKTOP[1]})
 
 
 def _export_masked_messages(page: Page, server: WebServer, tmp_path: Path) -> None:
