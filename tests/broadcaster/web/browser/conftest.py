@@ -5,8 +5,8 @@ working directory with the sandbox SMTP server and SMSC, and Chromium driven by 
   ``server.start_engine()`` (the embedded engine ``broadcaster run`` uses, ticked while a test waits) and
   ``server.wait_until_received(n)`` (mails + complete SMS at the sandbox peers).
 - ``page``: a fresh Chromium page at 1366×768 (its own cookies); ``new_page(width, height)`` for more people.
-- ``sign_in(page, server, login)`` fills the real form; ``screenshots(page, name)`` saves
-  ``docs/screenshots/<name>-desktop.png`` and ``<name>-phone.png`` (390×844) for the README.
+- ``sign_in(page, server, login)`` fills the real form; ``screenshots(page, name, phone=False)`` saves
+  ``docs/screenshots/<name>-desktop.png`` and, with ``phone``, ``<name>-phone.png`` (390×844) for the README.
 
 Without ``/usr/bin/chromium`` the tests skip, unless ``BROADCASTER_REQUIRE_SERVICES=1`` (CI installs it).
 """
@@ -146,16 +146,18 @@ def sign_in(page: Page, server: WebServer, login: str, password: str = PASSWORD)
     page.wait_for_url(lambda url: "/sign-in" not in url)
 
 
-def screenshots(page: Page, name: str) -> list[Path]:
-    """``docs/screenshots/<name>-desktop.png`` (1366×768) and ``<name>-phone.png`` (390×844), full page,
-    overwritten on each run; the viewport is restored afterwards."""
+def screenshots(page: Page, name: str, *, phone: bool = False, full_page: bool = False) -> list[Path]:
+    """``docs/screenshots/<name>-desktop.png`` (1366×768) and, with ``phone``, ``<name>-phone.png`` (390×844),
+    overwritten on each run. Viewport shots unless ``full_page`` (the PNGs are committed: keep them small);
+    the viewport is restored afterwards."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     before = page.viewport_size
+    sizes = (("desktop", DESKTOP), ("phone", PHONE)) if phone else (("desktop", DESKTOP),)
     saved = []
-    for suffix, (width, height) in (("desktop", DESKTOP), ("phone", PHONE)):
+    for suffix, (width, height) in sizes:
         page.set_viewport_size({"width": width, "height": height})
         target = SCREENSHOTS / f"{name}-{suffix}.png"
-        page.screenshot(path=str(target), full_page=True)
+        page.screenshot(path=str(target), full_page=full_page)
         saved.append(target)
     if before is not None:
         page.set_viewport_size(before)

@@ -30,7 +30,7 @@ def test_sign_in_with_the_keyboard_alone_see_the_dashboard_and_sign_out(
     page.goto(f"{server.url}/")
     expect(page).to_have_url(f"{server.url}/sign-in?next=%2F")
     expect(page.locator("html")).to_have_attribute("lang", "vi")
-    screenshots(page, "sign-in")
+    screenshots(page, "sign-in", phone=True)
 
     _tab_to(page, "login")
     page.keyboard.type("bien_tap")
@@ -42,7 +42,7 @@ def test_sign_in_with_the_keyboard_alone_see_the_dashboard_and_sign_out(
     expect(page).to_have_url(f"{server.url}/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Tổng quan")
     expect(page.locator(".site-header__user")).to_contain_text("bien_tap")
-    screenshots(page, "dashboard")
+    screenshots(page, "dashboard", phone=True)
 
     page.get_by_role("button", name="Đăng xuất").click()
     expect(page).to_have_url(f"{server.url}/sign-in")
