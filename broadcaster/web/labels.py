@@ -119,6 +119,9 @@ ON_UNCERTAIN: Mapping[str, str] = {
     "resend": N_("send it again"),
 }
 
+# contacts.records.Severity: a contacts file's row problem.
+SEVERITY: Mapping[str, str] = {"error": N_("error"), "warning": N_("warning")}
+
 # What a file did between two versions (campaigns.diff).
 DIFF_CHANGE: Mapping[str, str] = {"changed": N_("changed"), "added": N_("added"), "removed": N_("removed")}
 
@@ -198,6 +201,7 @@ KINDS: Mapping[str, Mapping[str, str]] = {
     "priority": PRIORITY,
     "on_uncertain": ON_UNCERTAIN,
     "diff_change": DIFF_CHANGE,
+    "severity": SEVERITY,
     "period_on": PERIOD_ON,
     "audit_action": AUDIT_ACTION,
 }

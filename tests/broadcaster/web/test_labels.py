@@ -7,6 +7,7 @@ import enum
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -14,6 +15,7 @@ from broadcaster import i18n
 from broadcaster.audit import deliveries
 from broadcaster.campaigns.schema import OnUncertain, Priority
 from broadcaster.contacts.importer import ImportReport
+from broadcaster.contacts.records import Severity
 from broadcaster.context import AppContext
 from broadcaster.history.filters import PeriodOn
 from broadcaster.history.query import ACCEPTED
@@ -53,6 +55,7 @@ COVERED: dict[str, list[str]] = {
     "on_uncertain": list(OnUncertain),
     "period_on": list(PeriodOn),
     "run_trigger": ["schedule", "manual"],
+    "severity": list(get_args(Severity)),
 }
 
 
