@@ -16,7 +16,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from broadcaster import i18n
 from broadcaster.clock import local
 from broadcaster.i18n import N_
+from broadcaster.vocabulary import Role
 from broadcaster.web.auth import CSRF_FIELD, context_of, current_viewer
+from broadcaster.web.labels import label
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -42,12 +44,7 @@ NAVIGATION = (
 
 
 def role_names() -> dict[str, str]:
-    return {
-        "admin": i18n.gettext("Administrator"),
-        "editor": i18n.gettext("Editor"),
-        "approver": i18n.gettext("Approver"),
-        "auditor": i18n.gettext("Auditor"),
-    }
+    return {role.value: label(role, "role") for role in Role}
 
 
 def _local_time(value: datetime | None, pattern: str = "%d/%m/%Y %H:%M") -> str:
@@ -74,6 +71,7 @@ def environment() -> Environment:
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["local_time"] = _local_time
     env.filters["number"] = _number
+    env.filters["label"] = label  # {{ run.status|label("run_status") }}: broadcaster.web.labels
     return env
 
 

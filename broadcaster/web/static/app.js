@@ -17,7 +17,7 @@ function groupDigits(value) {
   return Number(value).toLocaleString(lang);
 }
 
-function renderFigures(list, figures) {
+function renderFigures(list, figures, channelLabels) {
   const channels = Object.keys(figures).sort();
   if (channels.length === 0) {
     return;
@@ -26,7 +26,7 @@ function renderFigures(list, figures) {
     const per = figures[channel];
     const item = document.createElement("li");
     const name = document.createElement("strong");
-    name.textContent = channel;
+    name.textContent = channelLabels[channel] || channel;
     item.append(name, ": " + ["sent", "delivered", "failed"]
       .map((figure) => `${list.dataset["label" + figure[0].toUpperCase() + figure.slice(1)]} ${groupDigits(per[figure])}`)
       .join(" · "));
@@ -38,7 +38,7 @@ function renderFigures(list, figures) {
 function showProgress(element, data) {
   const list = element.querySelector("[data-figures]");
   if (list) {
-    renderFigures(list, data.figures);
+    renderFigures(list, data.figures, data.channel_labels || {});
   }
   const bar = element.querySelector("[data-progress-bar]");
   if (bar) {

@@ -1,12 +1,11 @@
-"""What the campaign pages share: the acting user of a request, the services' refusals as a page, the words
-for states and statuses, and the notes shown after an action (post, redirect, get)."""
+"""What the campaign pages share: the acting user of a request, the services' refusals as a page, and the
+notes shown after an action (post, redirect, get). The words for stored codes are ``broadcaster.web.labels``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -16,39 +15,8 @@ from broadcaster.db.models import User
 from broadcaster.db.rows import required
 from broadcaster.errors import NotFound, StateError, UserError
 from broadcaster.i18n import N_
-from broadcaster.i18n import gettext as _
 from broadcaster.web.auth import Viewer, context_of
 from broadcaster.web.templating import render
-
-# Values stored in the database (campaign states, version and run statuses, message statuses, decisions)
-# and the words people read for them.
-LABELS: dict[str, str] = {
-    "draft": N_("draft"),
-    "approved": N_("approved"),
-    "scheduled": N_("scheduled"),
-    "paused": N_("paused"),
-    "cancelled": N_("cancelled"),
-    "completed": N_("completed"),
-    "submitted": N_("submitted"),
-    "rejected": N_("rejected"),
-    "superseded": N_("superseded"),
-    "planning": N_("planning"),
-    "sending": N_("sending"),
-    "completed_with_held": N_("completed, some held"),
-    "queued": N_("queued"),
-    "sent": N_("sent"),
-    "delivered": N_("delivered"),
-    "temporary_failure": N_("temporary failure"),
-    "permanent_failure": N_("permanent failure"),
-    "technical_failure": N_("technical failure"),
-    "unknown": N_("unknown"),
-    "suppressed": N_("suppressed"),
-    "approve": N_("approve"),
-    "reject": N_("reject"),
-    "changed": N_("changed"),
-    "added": N_("added"),
-    "removed": N_("removed"),
-}
 
 # ?done=… after an action: what the campaign page says happened.
 DONE: dict[str, str] = {
@@ -69,23 +37,11 @@ DONE: dict[str, str] = {
 }
 
 
-def label(value: str | None) -> str:
-    """The translated word for a stored value; an unknown value is shown as it is."""
-    if value is None:
-        return ""
-    return _(LABELS[value]) if value in LABELS else value
-
-
 def utc(moment: datetime | None) -> datetime | None:
     """A stored UTC moment with its zone (SQLite hands them back naive), ready for ``local_time``."""
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
-
-
-def page_values() -> dict[str, Any]:
-    """What every campaign template uses besides ``render``'s values."""
-    return {"label": label}
 
 
 @contextmanager
@@ -107,7 +63,6 @@ def refused(request: Request, exc: UserError, *, back: str) -> HTMLResponse:
         status_code=status,
         message=str(exc),
         back=back,
-        **page_values(),
     )
 
 

@@ -21,7 +21,7 @@ from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.web.auth import Viewer, context_of, requires
 from broadcaster.web.templating import render
-from broadcaster.web.ui.campaign_common import acting, done, page_values, refused
+from broadcaster.web.ui.campaign_common import acting, done, refused
 
 router = APIRouter()
 
@@ -80,7 +80,6 @@ def _form(
         campaign_text=campaign_text,
         templates=templates,
         problems=problems or [],
-        **page_values(),
     )
 
 

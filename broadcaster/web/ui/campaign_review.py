@@ -19,7 +19,7 @@ from broadcaster.errors import UserError
 from broadcaster.masking import mask_address, mask_name, must_mask
 from broadcaster.web.auth import Viewer, context_of, requires
 from broadcaster.web.templating import render
-from broadcaster.web.ui.campaign_common import acting, done, page_values, refused
+from broadcaster.web.ui.campaign_common import acting, done, refused
 
 router = APIRouter()
 
@@ -67,7 +67,6 @@ def preview_page(
         facts=facts,
         may_submit=viewer.may("campaigns.submit") and result.status == "draft",
         may_decide=viewer.may("campaigns.approve") and result.status == "submitted",
-        **page_values(),
     )
 
 

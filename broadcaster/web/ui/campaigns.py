@@ -20,7 +20,7 @@ from broadcaster.progress import send_window_note
 from broadcaster.status import campaign_status
 from broadcaster.web.auth import Viewer, context_of, requires
 from broadcaster.web.templating import render
-from broadcaster.web.ui.campaign_common import DONE, page_values, refused, utc
+from broadcaster.web.ui.campaign_common import DONE, refused, utc
 from broadcaster.web.ui.dashboard import figures
 
 router = APIRouter()
@@ -44,7 +44,7 @@ def campaign_list(request: Request, viewer: Annotated[Viewer, Depends(requires("
                     "next_occurrence_at": utc(campaign.next_occurrence_at),
                 }
             )
-    return render(request, "campaigns/list.html", rows=rows, **page_values())
+    return render(request, "campaigns/list.html", rows=rows)
 
 
 def _actions(viewer: Viewer, state: str, latest_status: str | None, scheduled: bool) -> dict[str, bool]:
@@ -101,7 +101,6 @@ def campaign_page(
             viewer, data["state"], latest_status_of(data)["status"], definition.schedule is not None
         ),
         done=_(DONE[done]) if done in DONE else None,
-        **page_values(),
     )
 
 
@@ -144,7 +143,6 @@ def campaign_diff(
         diff=data,
         files=files,
         numbers=numbers,
-        **page_values(),
     )
 
 

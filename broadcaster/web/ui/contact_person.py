@@ -16,6 +16,7 @@ from broadcaster.errors import NotFound, UserError
 from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
 from broadcaster.web.auth import Viewer, context_of, requires
+from broadcaster.web.labels import CHANNEL, PURPOSE
 from broadcaster.web.templating import render
 from broadcaster.web.ui.common import acting_user
 from broadcaster.web.ui.contacts import shown_contact
@@ -24,12 +25,9 @@ from consent.ledger import ConsentError
 
 router = APIRouter()
 
-PURPOSE_LABELS = {
-    ledger.OFFICIAL_DUTY: N_("Official duty"),
-    ledger.PUBLIC_INFORMATION: N_("Public information"),
-    ledger.ADVERTISING: N_("Advertising"),
-}
-CHANNEL_LABELS = {"sms": N_("SMS"), "email": N_("E-mail")}
+# The purposes in the ledger's order (the opt-out form's choices) and the channels: broadcaster.web.labels.
+PURPOSE_LABELS = {purpose: PURPOSE[purpose] for purpose in ledger.PURPOSES}
+CHANNEL_LABELS = {channel: CHANNEL[channel] for channel in ("sms", "email")}
 ACTION_LABELS = {ledger.GRANT: N_("Agreed"), ledger.WITHDRAW: N_("Withdrew consent")}
 SOURCE_LABELS = {
     "web_form": N_("Web form"),

@@ -16,8 +16,9 @@ from broadcaster.progress import run_progress
 from broadcaster.status import campaign_status, message_counts
 from broadcaster.vocabulary import RunStatus
 from broadcaster.web.auth import Viewer, context_of, requires
+from broadcaster.web.labels import label
 from broadcaster.web.templating import render
-from broadcaster.web.ui.campaign_common import label, page_values, utc
+from broadcaster.web.ui.campaign_common import utc
 
 router = APIRouter()
 
@@ -62,9 +63,7 @@ def dashboard(request: Request, viewer: Annotated[Viewer, Depends(requires("read
         ids = list(session.scalars(select(Campaign.id).order_by(Campaign.id)))
         rows = [_row(campaign_status(session, campaign_id)) for campaign_id in ids]
         next_at = {c.id: utc(c.next_occurrence_at) for c in session.scalars(select(Campaign))}
-    return render(
-        request, "dashboard.html", rows=rows, next_at=next_at, figure_names=FIGURES, **page_values()
-    )
+    return render(request, "dashboard.html", rows=rows, next_at=next_at, figure_names=FIGURES)
 
 
 @router.get("/campaigns/{campaign_id}/runs/{run_id}/progress")
@@ -92,12 +91,13 @@ def progress(
             "campaign_id": campaign_id,
             "counts": counts,
             "figures": figures(counts),
+            "channel_labels": {channel: label(channel, "channel") for channel in counts},
             "planned": current.planned,
             "done": current.done,
             "pending_receipts": current.pending_receipts,
             "finished": current.finished,
             "status": status,
-            "status_label": label(status),
+            "status_label": label(status, "run_status"),
         },
         headers={"Cache-Control": "no-store"},
     )
