@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
+from typing import Any
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, false, null, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, false, null, or_, select
 from sqlalchemy.orm import Session
 
 from broadcaster.db.models import Message
@@ -172,34 +174,14 @@ def _one_state(
     rules = rules_for(scope.purpose, scope.settings)
     channel = scope.channel
     key = address_key(channel, address)
-    no = false()
     consent_needed = rules.consent is not ConsentNeeded.NONE
-    latest = (
-        select(ConsentEvent.action)
-        .where(ConsentEvent.channel == channel, ConsentEvent.address == key, ConsentEvent.purpose == scope.purpose)
-        .order_by(ConsentEvent.recorded_at.desc(), ConsentEvent.id.desc())
-        .limit(1)
-        .scalar_subquery()
-        if consent_needed
-        else null()
-    )
-    erased = (
-        exists().where(SubjectErasure.subject_hash == subject_hash(scope.erasure_key, channel, address))
-        if consent_needed and scope.erasure_key
-        else no
-    )
-    suppressed = exists().where(Suppression.channel == channel, Suppression.address == key)
-    on_list = (
-        exists().where(
-            CampaignExclusion.campaign_id == scope.campaign_id,
-            CampaignExclusion.channel == channel,
-            CampaignExclusion.address == key,
-        )
-        if scope.campaign_id is not None
-        else no
-    )
-    do_not_call = exists().where(DoNotCallEntry.phone == address) if channel in rules.dnc_channels else no
-    row = session.execute(select(latest.label("action"), erased, suppressed, on_list, do_not_call)).one()
+    erasure = consent_needed and bool(scope.erasure_key)
+    on_list = scope.campaign_id is not None
+    dnc = channel in rules.dnc_channels
+    params = {"channel": channel, "key": key, "purpose": scope.purpose, "phone": address,
+              "campaign_id": scope.campaign_id,
+              "hash": subject_hash(scope.erasure_key, channel, address) if erasure else ""}  # fmt: skip
+    row = session.execute(_lookups(consent_needed, erasure, on_list, dnc), params).one()
     action, is_erased, is_suppressed, is_on_list, is_on_register = row
     consent = ConsentState.UNKNOWN
     if action is not None:
@@ -219,6 +201,53 @@ def _one_state(
     )
 
 
+@cache
+def _lookups(consent: bool, erasure: bool, on_list: bool, dnc: bool) -> Select[Any]:
+    """The one-address statement for the lookups a purpose needs (built once per combination, so its
+    compiled form is reused); a lookup not needed is a constant."""
+    no = false()
+    latest = (
+        select(ConsentEvent.action)
+        .where(
+            ConsentEvent.channel == bindparam("channel"),
+            ConsentEvent.address == bindparam("key"),
+            ConsentEvent.purpose == bindparam("purpose"),
+        )
+        .order_by(ConsentEvent.recorded_at.desc(), ConsentEvent.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        if consent
+        else null()
+    )
+    erased = exists().where(SubjectErasure.subject_hash == bindparam("hash")) if erasure else no
+    suppressed = exists().where(
+        Suppression.channel == bindparam("channel"), Suppression.address == bindparam("key")
+    )
+    listed = (
+        exists().where(
+            CampaignExclusion.campaign_id == bindparam("campaign_id"),
+            CampaignExclusion.channel == bindparam("channel"),
+            CampaignExclusion.address == bindparam("key"),
+        )
+        if on_list
+        else no
+    )
+    registered = exists().where(DoNotCallEntry.phone == bindparam("phone")) if dnc else no
+    return select(latest.label("action"), erased, suppressed, listed, registered)
+
+
+# Built once: its compiled form is reused by every page and every single message.
+_RECENT = select(Message.address_key, Message.sent_at, Message.claimed_at).where(
+    Message.channel == bindparam("channel"),
+    Message.address_key.in_(bindparam("keys", expanding=True)),
+    Message.purpose == bindparam("purpose"),
+    or_(
+        Message.sent_at > bindparam("since"),
+        and_(Message.status == MessageStatus.SENDING, Message.claimed_at > bindparam("since")),
+    ),
+)
+
+
 def recent_sends(
     session: Session,
     scope: PolicyScope,
@@ -234,18 +263,12 @@ def recent_sends(
     keys = list(dict.fromkeys(address_key(scope.channel, a) for a in addresses))
     found: dict[str, list[datetime]] = {}
     for start in range(0, len(keys), _PAGE):
-        query = select(Message.address_key, Message.sent_at, Message.claimed_at).where(
-            Message.channel == scope.channel,
-            Message.address_key.in_(keys[start : start + _PAGE]),
-            Message.purpose == scope.purpose,
-            or_(
-                Message.sent_at > since,
-                and_(Message.status == MessageStatus.SENDING, Message.claimed_at > since),
-            ),
-        )
+        query = _RECENT
         if skip_ids:
             query = query.where(Message.id.not_in(list(skip_ids)))
-        for key, sent_at, claimed_at in session.execute(query):
+        params = {"channel": scope.channel, "keys": keys[start : start + _PAGE], "purpose": scope.purpose,
+                  "since": since}  # fmt: skip
+        for key, sent_at, claimed_at in session.execute(query, params):
             moment = sent_at or claimed_at
             if key is not None and moment is not None:
                 found.setdefault(key, []).append(moment)
