@@ -123,7 +123,9 @@ def load_process(url: str, secret: str, campaign_id: str, connections: int, seco
     return asyncio.run(_load(url, secret, campaign_id, connections, seconds))
 
 
-def in_process(config: Path, campaign_id: str, secret: str, count: int, profile: Path | None) -> dict[str, Any]:
+def in_process(
+    config: Path, campaign_id: str, secret: str, count: int, profile: Path | None
+) -> dict[str, Any]:
     """The CPU-independent figure: ``count`` requests one after another through the whole app in this
     process and thread (ASGI, no network; FastAPI's thread-pool calls made inline so that the profile sees
     the request's code; the urgent chunker batches in its own thread as in a server, its CPU counted too),

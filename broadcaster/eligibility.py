@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import cache
 from typing import Any
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, bindparam, exists, false, null, or_, select

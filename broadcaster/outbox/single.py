@@ -235,7 +235,6 @@ def create_single_message(
     if request.reference is not None:
         stored[API_KEY] = {"reference": request.reference}
     values = dict(
-
         idempotency_key=f"{KEY_PREFIX}{uuid.uuid4().hex}",
         kind=MessageKind.CAMPAIGN,
         run_id=None,

@@ -17,8 +17,8 @@ from broadcaster.eligibility import DEFERRED_BY_CAP, DEFERRED_BY_HOURS, PolicySc
 from broadcaster.vocabulary import MessageKind, MessageStatus
 from consent import ledger
 from consent.dnc import replace_register
-from consent.exclusions import add_exclusions
 from consent.erasure import record_erasure, subject_hash
+from consent.exclusions import add_exclusions
 from consent.policy import PolicySettings
 from consent.suppression import suppress
 
@@ -157,7 +157,9 @@ def test_a_person_erased_on_request_counts_as_withdrawn_while_the_key_is_kept(co
     assert official == [Verdict()]  # official duty asks no consent; the erased contact row is gone anyway
 
 
-def test_one_address_is_judged_in_one_query_as_a_page_would_judge_it(context: AppContext, granted: None) -> None:
+def test_one_address_is_judged_in_one_query_as_a_page_would_judge_it(
+    context: AppContext, granted: None
+) -> None:
     """The single-message API's path (one address: the lookups as one statement, then the recent sends)
     gives each address the verdict the page path gives it, for every kind of refusal."""
     key = "khoa-bi-mat-cua-thanh-pho"

@@ -95,7 +95,9 @@ class KeyCache:
     """The keys this process verified in the last ``ttl`` seconds, by the SHA-256 of the presented key (an
     unknown or revoked key is never remembered: it is looked up every time)."""
 
-    def __init__(self, ttl: float = KEY_CACHE_SECONDS, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl: float = KEY_CACHE_SECONDS, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl = ttl
         self.monotonic = monotonic
         self._lock = threading.Lock()
