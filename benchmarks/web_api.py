@@ -150,8 +150,8 @@ async def _in_process(
     from broadcaster.context import AppContext
     from broadcaster.web.app import create_app
 
-    fastapi.routing.run_in_threadpool = _inline  # type: ignore[assignment]
-    fastapi.dependencies.utils.run_in_threadpool = _inline  # type: ignore[assignment]
+    fastapi.routing.run_in_threadpool = _inline  # type: ignore[attr-defined]
+    fastapi.dependencies.utils.run_in_threadpool = _inline  # type: ignore[attr-defined]
     context = AppContext.load(config)
     app = create_app(context)
     headers = {"Authorization": f"Bearer {secret}"}
@@ -176,7 +176,7 @@ async def _in_process(
             for i in range(count):
                 code = str(await post(i))
                 statuses[code] = statuses.get(code, 0) + 1
-            if profiler:
+            if profiler and profile:
                 profiler.disable()
                 profiler.dump_stats(profile)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

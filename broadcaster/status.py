@@ -48,6 +48,7 @@ def runs_message_counts(session: Session, run_ids: Collection[int]) -> dict[int,
         .group_by(Message.run_id, Message.channel, Message.status)
     )
     for run_id, channel, status, count in session.execute(query):
+        assert run_id is not None  # selected by run_id
         counts[run_id].setdefault(channel, {})[status.value] = count
     return counts
 
