@@ -267,9 +267,16 @@ def main() -> None:
         "p95_ms": round(1000 * _percentile(latencies, 0.95), 1),
         "p99_ms": round(1000 * _percentile(latencies, 0.99), 1),
         "errors": errors,
+        # Answers other than 201 (refused, rate-limited, 5xx) apart from connection errors (exception names).
+        "rejected": sum(n for k, n in errors.items() if k.isdigit()),
         "workdir": str(root),
     }
     print(json.dumps(report, indent=2))
+    print(
+        f"{report['accepted_per_s']} accepted/s, p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms, "
+        f"p99 {report['p99_ms']} ms, rejected {report['rejected']}, errors {errors or 0}; "
+        f"written to {save_result('web-api', report)}"
+    )
 
 
 if __name__ == "__main__":
