@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -135,8 +136,10 @@ def main() -> None:
         _seed(workdir, args.n)
         _real_definitions(workdir)
         seeded = round(time.perf_counter() - started, 1)
+    with sqlite3.connect(workdir / "broadcaster.sqlite3") as db:  # a reused directory has its own count
+        messages = db.execute("SELECT count(*) FROM messages").fetchone()[0]
     report = {
-        "messages": args.n,
+        "messages": messages,
         "seed_seconds": seeded,
         "pages": measure(workdir, [p.strip() for p in args.paths.split(",") if p.strip()], args.repeat),
         "workdir": str(workdir),
