@@ -123,6 +123,89 @@ def load_process(url: str, secret: str, campaign_id: str, connections: int, seco
     return asyncio.run(_load(url, secret, campaign_id, connections, seconds))
 
 
+def in_process(
+    config: Path, campaign_id: str, secret: str, count: int, profile: Path | None
+) -> dict[str, Any]:
+    """The CPU-independent figure: ``count`` requests one after another through the whole app in this
+    process and thread (ASGI, no network; FastAPI's thread-pool calls made inline so that the profile sees
+    the request's code; the urgent chunker batches in its own thread as in a server, its CPU counted too),
+    timed in wall and in this process's CPU seconds: a machine shared with other work still gives a
+    comparable CPU ms per request. ``profile``: write a cProfile dump there (of the request's thread)."""
+    return asyncio.run(_in_process(config, campaign_id, secret, count, profile))
+
+
+async def _inline(func: Any, *args: Any, **kwargs: Any) -> Any:
+    return func(*args, **kwargs)
+
+
+async def _in_process(
+    config: Path, campaign_id: str, secret: str, count: int, profile: Path | None
+) -> dict[str, Any]:
+    import cProfile
+
+    import fastapi.dependencies.utils
+    import fastapi.routing
+    import httpx
+
+    from broadcaster.context import AppContext
+    from broadcaster.web.app import create_app
+
+    fastapi.routing.run_in_threadpool = _inline  # type: ignore[attr-defined]
+    fastapi.dependencies.utils.run_in_threadpool = _inline  # type: ignore[attr-defined]
+    context = AppContext.load(config)
+    app = create_app(context)
+    headers = {"Authorization": f"Bearer {secret}"}
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+            async def post(i: int) -> int:
+                body = {"campaign_id": campaign_id, "phone_number": PHONES[i % len(PHONES)],
+                        "personalisation": {}, "reference": f"p-{i}"}  # fmt: skip
+                answer = await client.post("/api/v1/notifications/sms", json=body,
+                                           headers={**headers, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+                return answer.status_code
+
+            for i in range(20):  # warm: compiled templates, cached version and key, connections
+                await post(len(PHONES) - 1 - i)
+            profiler = cProfile.Profile() if profile else None
+            statuses: dict[str, int] = {}
+            cpu, wall = time.process_time(), time.perf_counter()
+            if profiler:
+                profiler.enable()
+            for i in range(count):
+                code = str(await post(i))
+                statuses[code] = statuses.get(code, 0) + 1
+            if profiler and profile:
+                profiler.disable()
+                profiler.dump_stats(profile)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        context.close()
+    return {
+        "mode": "in-process, 1 thread" + (", profiled" if profile else ""),
+        "requests": count,
+        "statuses": statuses,
+        "cpu_ms_per_request": round(1000 * cpu / count, 2),
+        "wall_ms_per_request": round(1000 * wall / count, 2),
+        "requests_per_s": round(count / wall, 1),
+    }
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def save_result(name: str, figures: dict[str, Any]) -> Path:
+    """``benchmarks/results/<name>-<UTC date>.json``, with the machine's load when it was measured (the
+    figures of a shared machine mean little without it)."""
+    out = RESULTS / f"{name}-{time.strftime('%Y-%m-%d', time.gmtime())}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stamped = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()], **figures}  # fmt: skip
+    out.write_text(json.dumps(stamped, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
@@ -137,10 +220,20 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--in-process", type=int, default=0, metavar="N",
+        help="instead of the load test: N requests in this process, one at a time (CPU ms per request)",
+    )  # fmt: skip
+    parser.add_argument("--profile", type=Path, default=None, help="with --in-process: write a cProfile dump")
     args = parser.parse_args()
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-web-api-"))
     config, campaign_id, secret = prepare(root)
+    if args.in_process:
+        figures = in_process(config, campaign_id, secret, args.in_process, args.profile)
+        print(json.dumps(figures, indent=2))
+        save_result("web-api", {**figures, "workdir": str(root)})
+        return
     port = free_port()
     server = serve(config, port, args.workers)
     try:
@@ -174,9 +267,16 @@ def main() -> None:
         "p95_ms": round(1000 * _percentile(latencies, 0.95), 1),
         "p99_ms": round(1000 * _percentile(latencies, 0.99), 1),
         "errors": errors,
+        # Answers other than 201 (refused, rate-limited, 5xx) apart from connection errors (exception names).
+        "rejected": sum(n for k, n in errors.items() if k.isdigit()),
         "workdir": str(root),
     }
     print(json.dumps(report, indent=2))
+    print(
+        f"{report['accepted_per_s']} accepted/s, p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms, "
+        f"p99 {report['p99_ms']} ms, rejected {report['rejected']}, errors {errors or 0}; "
+        f"written to {save_result('web-api', report)}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,17 +12,20 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, false, null, or_, select
 from sqlalchemy.orm import Session
 
 from broadcaster.db.models import Message
 from broadcaster.vocabulary import MessageStatus
 from consent.dnc import on_register_among
-from consent.erasure import erased_among
+from consent.erasure import erased_among, subject_hash
 from consent.exclusions import excluded_among
-from consent.ledger import states_among
+from consent.ledger import GRANT, states_among
+from consent.models import CampaignExclusion, ConsentEvent, DoNotCallEntry, SubjectErasure, Suppression
 from consent.policy import (
     CAP_WINDOW,
     REASON_TEXTS,
@@ -128,6 +131,10 @@ def recipient_states(
     rules = rules_for(scope.purpose, scope.settings)
     channel = scope.channel
     wanted = list(dict.fromkeys(addresses))
+    if len(wanted) == 1:  # the single-message API: one query instead of one per lookup
+        [address] = wanted
+        state = _one_state(session, scope, address, at=at, skip_ids=skip_ids)
+        return {address: state}
     consent: dict[str, ConsentState] = {}
     if rules.consent is not ConsentNeeded.NONE:
         consent = states_among(session, channel, scope.purpose, wanted)
@@ -157,6 +164,90 @@ def recipient_states(
     }
 
 
+def _one_state(
+    session: Session, scope: PolicyScope, address: str, *, at: datetime, skip_ids: Collection[int]
+) -> RecipientState:
+    """``recipient_states`` of one address in one round trip: each lookup of the batch path (ledger,
+    erasure, suppression, campaign list, do-not-call) as a scalar subquery on the same indexes, then the
+    recent sends only when the purpose caps this channel. Same answers, same rules (test_eligibility checks
+    both paths side by side)."""
+    rules = rules_for(scope.purpose, scope.settings)
+    channel = scope.channel
+    key = address_key(channel, address)
+    consent_needed = rules.consent is not ConsentNeeded.NONE
+    erasure = consent_needed and bool(scope.erasure_key)
+    on_list = scope.campaign_id is not None
+    dnc = channel in rules.dnc_channels
+    params = {"channel": channel, "key": key, "purpose": scope.purpose, "phone": address,
+              "campaign_id": scope.campaign_id,
+              "hash": subject_hash(scope.erasure_key, channel, address) if erasure else ""}  # fmt: skip
+    row = session.execute(_lookups(consent_needed, erasure, on_list, dnc), params).one()
+    action, is_erased, is_suppressed, is_on_list, is_on_register = row
+    consent = ConsentState.UNKNOWN
+    if action is not None:
+        consent = ConsentState.GRANTED if action == GRANT else ConsentState.WITHDRAWN
+    if is_erased:
+        consent = ConsentState.WITHDRAWN
+    sends: list[datetime] = []
+    if channel in rules.caps_per_24h:
+        found = recent_sends(session, scope, [address], since=at - CAP_WINDOW, skip_ids=skip_ids)
+        sends = found.get(key, [])
+    return RecipientState(
+        consent=consent,
+        suppressed=bool(is_suppressed),
+        on_do_not_call=bool(is_on_register),
+        on_campaign_list=bool(is_on_list),
+        recent_sends=tuple(sends),
+    )
+
+
+@cache
+def _lookups(consent: bool, erasure: bool, on_list: bool, dnc: bool) -> Select[Any]:
+    """The one-address statement for the lookups a purpose needs (built once per combination, so its
+    compiled form is reused); a lookup not needed is a constant."""
+    no = false()
+    latest = (
+        select(ConsentEvent.action)
+        .where(
+            ConsentEvent.channel == bindparam("channel"),
+            ConsentEvent.address == bindparam("key"),
+            ConsentEvent.purpose == bindparam("purpose"),
+        )
+        .order_by(ConsentEvent.recorded_at.desc(), ConsentEvent.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        if consent
+        else null()
+    )
+    erased = exists().where(SubjectErasure.subject_hash == bindparam("hash")) if erasure else no
+    suppressed = exists().where(
+        Suppression.channel == bindparam("channel"), Suppression.address == bindparam("key")
+    )
+    listed = (
+        exists().where(
+            CampaignExclusion.campaign_id == bindparam("campaign_id"),
+            CampaignExclusion.channel == bindparam("channel"),
+            CampaignExclusion.address == bindparam("key"),
+        )
+        if on_list
+        else no
+    )
+    registered = exists().where(DoNotCallEntry.phone == bindparam("phone")) if dnc else no
+    return select(latest.label("action"), erased, suppressed, listed, registered)
+
+
+# Built once: its compiled form is reused by every page and every single message.
+_RECENT = select(Message.address_key, Message.sent_at, Message.claimed_at).where(
+    Message.channel == bindparam("channel"),
+    Message.address_key.in_(bindparam("keys", expanding=True)),
+    Message.purpose == bindparam("purpose"),
+    or_(
+        Message.sent_at > bindparam("since"),
+        and_(Message.status == MessageStatus.SENDING, Message.claimed_at > bindparam("since")),
+    ),
+)
+
+
 def recent_sends(
     session: Session,
     scope: PolicyScope,
@@ -172,18 +263,12 @@ def recent_sends(
     keys = list(dict.fromkeys(address_key(scope.channel, a) for a in addresses))
     found: dict[str, list[datetime]] = {}
     for start in range(0, len(keys), _PAGE):
-        query = select(Message.address_key, Message.sent_at, Message.claimed_at).where(
-            Message.channel == scope.channel,
-            Message.address_key.in_(keys[start : start + _PAGE]),
-            Message.purpose == scope.purpose,
-            or_(
-                Message.sent_at > since,
-                and_(Message.status == MessageStatus.SENDING, Message.claimed_at > since),
-            ),
-        )
+        query = _RECENT
         if skip_ids:
             query = query.where(Message.id.not_in(list(skip_ids)))
-        for key, sent_at, claimed_at in session.execute(query):
+        params = {"channel": scope.channel, "keys": keys[start : start + _PAGE], "purpose": scope.purpose,
+                  "since": since}  # fmt: skip
+        for key, sent_at, claimed_at in session.execute(query, params):
             moment = sent_at or claimed_at
             if key is not None and moment is not None:
                 found.setdefault(key, []).append(moment)

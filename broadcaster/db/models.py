@@ -289,6 +289,11 @@ class Message(Base):
         Index("ix_messages_status_not_before", "status", "not_before"),
         Index("ix_messages_chunk_status", "chunk_id", "status"),
         Index("ix_messages_run_status", "run_id", "status"),
+        # A run's counts per channel and status from the index alone (dashboard, campaign page; 0012).
+        Index("ix_messages_run_channel_status", "run_id", "channel", "status"),
+        Index("ix_messages_campaign_kind_channel_status", "campaign_id", "kind", "channel", "status"),
+        # The message log filtered by status and channel, newest first without a sort (0012).
+        Index("ix_messages_status_channel", "status", "channel"),
         Index("ix_messages_campaign_status", "campaign_id", "status"),
         Index("ix_messages_provider_ref", "provider", "provider_ref"),
         # Opt-outs stop an address's pending messages, caps count its recent ones, subject requests find them.

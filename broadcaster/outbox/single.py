@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster import audit
@@ -81,6 +81,17 @@ class Refused(Exception):
         self.code = code
         self.field = field
         self.params = params
+
+
+# The request's statements, built once (SQLAlchemy then reuses their compiled form): the campaign with its
+# approved version's hash, and the message as a Core insert of the table (no ORM object per request).
+_APPROVED = (
+    select(Campaign.state, Campaign.approved_version_id, CampaignVersion.content_hash)
+    .outerjoin(CampaignVersion, CampaignVersion.id == Campaign.approved_version_id)
+    .where(Campaign.id == bindparam("campaign_id"))
+)
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+_INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
 
 
 @dataclass(frozen=True)
@@ -177,11 +188,7 @@ def create_single_message(
     clock: Clock,
 ) -> Created:
     """Validate, render, judge and write one message in ``session``; ``Created.due``: hand it to the chunker."""
-    row = session.execute(
-        select(Campaign.state, Campaign.approved_version_id, CampaignVersion.content_hash)
-        .outerjoin(CampaignVersion, CampaignVersion.id == Campaign.approved_version_id)
-        .where(Campaign.id == request.campaign_id)
-    ).first()
+    row = session.execute(_APPROVED, {"campaign_id": request.campaign_id}).first()
     if row is None:
         raise Refused("unknown_campaign", "campaign_id", id=request.campaign_id)
     state, version_id, content_hash = row
@@ -227,41 +234,36 @@ def create_single_message(
     stored: dict[str, Any] = dict(contact)
     if request.reference is not None:
         stored[API_KEY] = {"reference": request.reference}
-    message_id = int(
-        session.execute(
-            insert(Message)
-            .values(
-                idempotency_key=f"{KEY_PREFIX}{uuid.uuid4().hex}",
-                kind=MessageKind.CAMPAIGN,
-                run_id=None,
-                campaign_id=definition.id,
-                version_id=version.id,
-                contact_id=None,
-                chunk_id=None,
-                channel=request.channel,
-                provider=spec.provider,
-                address=address,
-                address_key=address_key(request.channel, address),
-                purpose=definition.purpose.value,
-                status=status,
-                hold=False,
-                reason=exclusion or verdict.deferral,
-                not_before=not_before,
-                attempts=0,
-                subject=text.subject,
-                body=text.body,
-                context=stored,
-                encoding=text.encoding,
-                segments=text.segments,
-                cost=cost,
-                parts_total=0,
-                parts_delivered=0,
-                created_at=now,
-                final_at=now if exclusion else None,
-            )
-            .returning(Message.id)
-        ).scalar_one()
+    values = dict(
+        idempotency_key=f"{KEY_PREFIX}{uuid.uuid4().hex}",
+        kind=MessageKind.CAMPAIGN,
+        run_id=None,
+        campaign_id=definition.id,
+        version_id=version.id,
+        contact_id=None,
+        chunk_id=None,
+        channel=request.channel,
+        provider=spec.provider,
+        address=address,
+        address_key=address_key(request.channel, address),
+        purpose=definition.purpose.value,
+        status=status,
+        hold=False,
+        reason=exclusion or verdict.deferral,
+        not_before=not_before,
+        attempts=0,
+        subject=text.subject,
+        body=text.body,
+        context=stored,
+        encoding=text.encoding,
+        segments=text.segments,
+        cost=cost,
+        parts_total=0,
+        parts_delivered=0,
+        created_at=now,
+        final_at=now if exclusion else None,
     )
+    message_id = int(session.connection().execute(_INSERT_MESSAGE, values).scalar_one())
     audit.record(
         session,
         actor=request.actor,

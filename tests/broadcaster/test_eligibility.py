@@ -16,8 +16,11 @@ from broadcaster.db.models import Message
 from broadcaster.eligibility import DEFERRED_BY_CAP, DEFERRED_BY_HOURS, PolicyScope, Verdict, verdicts
 from broadcaster.vocabulary import MessageKind, MessageStatus
 from consent import ledger
+from consent.dnc import replace_register
 from consent.erasure import record_erasure, subject_hash
+from consent.exclusions import add_exclusions
 from consent.policy import PolicySettings
+from consent.suppression import suppress
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 A, B = "+84912000001", "+84912000002"
@@ -152,3 +155,50 @@ def test_a_person_erased_on_request_counts_as_withdrawn_while_the_key_is_kept(co
     assert found == [Verdict(exclusion="opted out of this channel"), Verdict()]
     assert rotated == [Verdict()]  # why the key must never change (docs/domain.md §1.2)
     assert official == [Verdict()]  # official duty asks no consent; the erased contact row is gone anyway
+
+
+def test_one_address_is_judged_in_one_query_as_a_page_would_judge_it(
+    context: AppContext, granted: None
+) -> None:
+    """The single-message API's path (one address: the lookups as one statement, then the recent sends)
+    gives each address the verdict the page path gives it, for every kind of refusal."""
+    key = "khoa-bi-mat-cua-thanh-pho"
+    withdrawn, suppressed, listed, registered, erased = (f"+8491200010{n}" for n in range(5))
+    now = context.clock.now()
+    with context.sessions.begin() as session:
+        for address in (withdrawn, suppressed, listed, registered, erased):
+            ledger.grant(session, channel="sms", address=address, purpose="advertising", source="web_form",
+                         notice_version="v1", notices_dir=context.notices_dir, recorded_by="test",
+                         at=now - timedelta(days=2))  # fmt: skip
+        ledger.withdraw(session, channel="sms", address=withdrawn, purpose="advertising", source="sms_keyword",
+                        recorded_by="test", at=now - timedelta(days=1))  # fmt: skip
+        suppress(session, channel="sms", address=suppressed, reason="bounced", source="test", at=now)
+        add_exclusions(session, campaign_id="quang-cao", addresses=[("sms", listed)], list_name="ds",
+                       added_by="test", at=now)  # fmt: skip
+        replace_register(session, phones=[registered], source_name="dnc.csv", sha256="0" * 64,
+                         imported_by="test", at=now)  # fmt: skip
+        record_erasure(session, reference="HS-1", subject_hash=subject_hash(key, "sms", erased),
+                       summary={}, erased_by="admin", at=now)  # fmt: skip
+    add_sent(context, A, 2, status=MessageStatus.SENT)
+    everyone = [A, B, withdrawn, suppressed, listed, registered, erased, "+84912999999"]
+    for purpose in ("official_duty", "public_information", "advertising"):
+        judged = replace(scope(purpose), erasure_key=key)
+        with context.readers() as session:
+            page = verdicts(session, judged, [*everyone, A], at=now)
+            alone = [verdicts(session, judged, [address], at=now)[0] for address in everyone]
+        assert alone == page[: len(everyone)], purpose
+        if purpose == "advertising":
+            assert len({v.exclusion for v in alone}) == 6  # none, and five different refusals
+    statements: list[str] = []
+    engine = context.readers.kw["bind"]
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with context.readers() as session:
+            verdicts(session, replace(scope("advertising"), erasure_key=key), [A], at=now)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2

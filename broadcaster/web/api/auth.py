@@ -8,12 +8,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import Request
 from sqlalchemy import update
 
-from broadcaster.api_keys import acting_user, actor_login, find_key, may_use_campaign
+from broadcaster.api_keys import acting_user, actor_login, find_key, key_hash, may_use_campaign
 from broadcaster.db.models import ApiKey, User
 from broadcaster.i18n import gettext as _
 from broadcaster.users import PERMISSIONS
@@ -23,6 +23,10 @@ from broadcaster.web.problems import Problem
 # last_used_at is written at most this often per key (reading it needs no precision; writing on every
 # request would double the writes of the single-message API).
 _TOUCH_EVERY = timedelta(minutes=1)
+# A key found valid is taken as valid for this long in this process without asking the database again: the
+# single-message API's requests then read nothing to authenticate. A key revoked (CLI, UI or API) is refused
+# by every worker at most this many seconds later (docs/web.md, "API keys").
+KEY_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,79 @@ class RateLimiter:
             return None
 
 
+@dataclass
+class _Known:
+    caller: ApiCaller
+    per_minute: int
+    verified_at: float  # monotonic seconds
+    touched: datetime | None  # last_used_at as last read or written
+
+
+class KeyCache:
+    """The keys this process verified in the last ``ttl`` seconds, by the SHA-256 of the presented key (an
+    unknown or revoked key is never remembered: it is looked up every time)."""
+
+    def __init__(
+        self, ttl: float = KEY_CACHE_SECONDS, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._known: dict[str, _Known] = {}
+
+    def get(self, digest: str) -> _Known | None:
+        with self._lock:
+            known = self._known.get(digest)
+            if known is not None and self.monotonic() - known.verified_at >= self.ttl:
+                del self._known[digest]
+                return None
+            return known
+
+    def put(self, digest: str, known: _Known) -> None:
+        with self._lock:
+            if len(self._known) > 10_000:  # keys are few; this only bounds a flood of distinct valid keys
+                self._known.clear()
+            self._known[digest] = known
+
+
+_cache_setup = threading.Lock()
+
+
+def key_cache(state: object) -> KeyCache:
+    """The API app's key cache (one per worker process), made on first use."""
+    with _cache_setup:
+        cache = getattr(state, "key_cache", None)
+        if cache is None:
+            cache = KeyCache()
+            state.key_cache = cache  # type: ignore[attr-defined]
+    return cache
+
+
+def _verified(request: Request, presented: str) -> _Known:
+    """The caller behind ``presented``: from this process's cache, else from the database (then cached)."""
+    cache = key_cache(request.app.state)
+    digest = key_hash(presented)
+    known = cache.get(digest)
+    if known is None:
+        context = context_of(request)
+        # A read (no write lock): the single-message API's requests queue on SQLite's one writer already.
+        with context.readers() as session:
+            key = find_key(session, presented)
+            if key is None:
+                raise _unauthorised(_("The API key is not valid or was revoked."))
+            caller = ApiCaller(
+                key.id,
+                key.prefix,
+                key.name,
+                key.role.value,
+                tuple(key.campaigns) if key.campaigns is not None else None,
+                actor_login(key),
+            )
+            known = _Known(caller, key.rate_per_minute, cache.monotonic(), key.last_used_at)
+        cache.put(digest, known)
+    return known
+
+
 def _unauthorised(detail: str) -> Problem:
     return Problem(401, "unauthorised", _("Unauthorised"), detail, field="Authorization")
 
@@ -95,22 +172,10 @@ def api_requires(action: str) -> Callable[[Request], ApiCaller]:
             raise _unauthorised(_("Send the API key as: Authorization: Bearer <key>."))
         context = context_of(request)
         now = context.clock.now()
-        # A read (no write lock): the single-message API's requests queue on SQLite's one writer already.
-        with context.readers() as session:
-            key = find_key(session, presented.strip())
-            if key is None:
-                raise _unauthorised(_("The API key is not valid or was revoked."))
-            touch = key.last_used_at is None or now - key.last_used_at >= _TOUCH_EVERY
-            caller = ApiCaller(
-                key.id,
-                key.prefix,
-                key.name,
-                key.role.value,
-                tuple(key.campaigns) if key.campaigns is not None else None,
-                actor_login(key),
-            )
-            per_minute = key.rate_per_minute
-        if touch:
+        known = _verified(request, presented.strip())
+        caller, per_minute = known.caller, known.per_minute
+        if known.touched is None or now - known.touched >= _TOUCH_EVERY:
+            known.touched = now
             with context.sessions.begin() as session:
                 session.execute(update(ApiKey).where(ApiKey.id == caller.key_id).values(last_used_at=now))
         if caller.role not in {role.value for role in PERMISSIONS[action]}:

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from broadcaster.context import AppContext
 from broadcaster.vocabulary import Role
+from broadcaster.web.api.auth import KEY_CACHE_SECONDS, KeyCache
 from broadcaster.web.app import create_app
 from tests.broadcaster.test_cli import Cli, cli, team
 from tests.broadcaster.web.api.conftest import MakeKey, bearer
@@ -26,9 +27,16 @@ def test_a_key_made_by_the_cli_works_until_it_is_revoked(cli: Cli, context: AppC
     assert created["key"] not in cli("apikeys", "list").stdout
     cli("apikeys", "create", "x", "--role", "admin", user="kiem_toan", expect=1)
 
-    with TestClient(create_app(context)) as api:
+    app = create_app(context)
+    api_app = next(route.app for route in app.routes if getattr(route, "path", "") == "/api/v1")  # type: ignore[attr-defined]
+    moment = [0.0]
+    api_app.state.key_cache = KeyCache(monotonic=lambda: moment[0])
+    with TestClient(app) as api:
         assert api.get("/api/v1/campaigns", headers=bearer(created["key"])).status_code == 200
         cli("apikeys", "revoke", created["prefix"], "--reason", "lộ khoá")
+        moment[0] += KEY_CACHE_SECONDS - 0.1  # verified a moment ago: this worker still takes it
+        assert api.get("/api/v1/campaigns", headers=bearer(created["key"])).status_code == 200
+        moment[0] += 0.1  # the cache's few seconds are over: the revocation holds
         refused = api.get("/api/v1/campaigns", headers=bearer(created["key"]))
     assert refused.status_code == 401
     assert refused.json()["field"] == "Authorization"
