@@ -26,6 +26,8 @@ from broadcaster.contacts.importer import import_contacts
 from broadcaster.context import AppContext
 from broadcaster.db.models import User
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
+from broadcaster.i18n import translate
 from broadcaster.outbox.sending import start_manual_run
 from broadcaster.progress import wait_for_run
 from broadcaster.runtime import EmbeddedEngine
@@ -79,14 +81,17 @@ def run_demo(
     clock = SystemClock()
     if directory.exists():
         shutil.rmtree(directory)
-    console.rule("1. Working directory")
+    console.rule(_("1. Working directory"))
     context = init_workdir(directory, admin_login=ADMIN, clock=clock)
     context.close()
     ports = SandboxPorts(smtp=_free_port(), smpp=_free_port())
     config = directory / CONFIG_FILENAME
     _point_providers_at(config, ports)
     context = AppContext.load(config, clock=clock)
-    console.print(f"{directory.resolve()} — settings, templates, campaigns, SQLite database (WAL).")
+    console.print(
+        _("%(directory)s — settings, templates, campaigns, SQLite database (WAL).")
+        % {"directory": directory.resolve()}
+    )
     try:
         with context.sessions.begin() as session:
             add_user(
@@ -127,30 +132,55 @@ def run_demo(
                 clock=clock,
             )
         console.print(
-            f"Users: {ADMIN} (admin), {EDITOR} (editor), {APPROVER} (approver), {AUDITOR} (auditor); "
-            f"web sign-in password of each: {password}",
+            _(
+                "Users: %(admin)s (admin), %(editor)s (editor), %(approver)s (approver), %(auditor)s (auditor); "
+                "web sign-in password of each: %(password)s"
+            )
+            % {
+                "admin": ADMIN,
+                "editor": EDITOR,
+                "approver": APPROVER,
+                "auditor": AUDITOR,
+                "password": password,
+            },
             highlight=False,
         )
         console.print(
-            f"Policy allow_env_user set to true by {ADMIN}: BROADCASTER_USER=LOGIN acts as LOGIN here."
+            _("Policy allow_env_user set to true by %(admin)s: BROADCASTER_USER=LOGIN acts as LOGIN here.")
+            % {"admin": ADMIN}
         )
 
-        console.rule("2. Contacts")
+        console.rule(_("2. Contacts"))
         csv_path = directory / "danh-ba-mau.csv"
         generate_contacts(csv_path, count=contacts)
         with context.sessions.begin() as session:
             report = import_contacts(session, path=csv_path, actor=EDITOR, clock=clock)
         console.print(
-            f"{csv_path.name}: {report.total_rows} rows, {report.created} created, {report.skipped} skipped, "
-            f"{len(report.problems)} problems reported (row, column, reason)."
+            _(
+                "%(file)s: %(rows)s rows, %(created)s created, %(skipped)s skipped, %(problems)s problems "
+                "reported (row, column, reason)."
+            )
+            % {
+                "file": csv_path.name,
+                "rows": report.total_rows,
+                "created": report.created,
+                "skipped": report.skipped,
+                "problems": len(report.problems),
+            }
         )
         for problem in report.problems[:5]:
             console.print(
-                f"  row {problem.row}, {problem.column}: {problem.reason} ({problem.value!r})",
+                _("  row %(row)s, %(column)s: %(reason)s (%(value)s)")
+                % {
+                    "row": problem.row,
+                    "column": problem.column,
+                    "reason": translate(problem.reason),
+                    "value": repr(problem.value),
+                },
                 highlight=False,
             )
 
-        console.rule("3. Campaign: load, submit, approve")
+        console.rule(_("3. Campaign: load, submit, approve"))
         bundles, problems = validate_paths(
             [context.campaigns_dir / "examples"],
             templates_dir=context.templates_dir,
@@ -167,8 +197,16 @@ def run_demo(
                 session, campaign_id=DEMO_CAMPAIGN, actor=editor, settings=context.settings, clock=clock
             )
             console.print(
-                f"{EDITOR} submitted {DEMO_CAMPAIGN} v{version.number} (hash {version.content_hash[:12]}) "
-                f"for {version.audience_size} recipients."
+                _(
+                    "%(editor)s submitted %(campaign)s v%(number)s (hash %(hash)s) for %(audience)s recipients."
+                )
+                % {
+                    "editor": EDITOR,
+                    "campaign": DEMO_CAMPAIGN,
+                    "number": version.number,
+                    "hash": version.content_hash[:12],
+                    "audience": version.audience_size,
+                }
             )
             content_hash = version.content_hash
         with context.sessions.begin() as session:
@@ -179,9 +217,9 @@ def run_demo(
                 clock=clock,
                 content_hash=content_hash[:16],
             )
-        console.print(f"{APPROVER} approved it, bound to that hash.")
+        console.print(_("%(approver)s approved it, bound to that hash.") % {"approver": APPROVER})
 
-        console.rule("4. Send over SMTP and SMPP to the sandbox")
+        console.rule(_("4. Send over SMTP and SMPP to the sandbox"))
         sandbox_dir = context.settings.path(context.settings.sandbox_dir)
         with Sandbox(sandbox_dir, ports=ports) as sandbox:
             with context.sessions.begin() as session:

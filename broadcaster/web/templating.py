@@ -72,6 +72,8 @@ def environment() -> Environment:
     env.filters["local_time"] = _local_time
     env.filters["number"] = _number
     env.filters["label"] = label  # {{ run.status|label("run_status") }}: broadcaster.web.labels
+    # A text made elsewhere that may be i18n.Translatable (a contacts row's reason): in the page's language.
+    env.filters["translate"] = i18n.translate
     return env
 
 
