@@ -91,7 +91,7 @@ def read_address_list(path: Path, *, kinds: frozenset[Kind], limits: ContactsSet
             + shown
         )
     if not result.addresses:
-        wanted = f" {_('or')} ".join(sorted(kinds))
+        wanted = _(" or ").join(sorted(kinds))
         raise AddressListError(
             _("%(path)s: holds no %(wanted)s; nothing was imported") % {"path": path, "wanted": wanted}
         )
@@ -123,8 +123,8 @@ def _normalised(raw: str, kind: Kind, kinds: frozenset[Kind]) -> tuple[str, str]
         raise ValueError(_("holds a %(problem)s") % {"problem": translate(problem)})
     if kind not in kinds:
         raise ValueError(
-            _("is not a %(kinds)s: this list holds %(plural)ss only")
-            % {"kinds": f" {_('or')} ".join(sorted(kinds)), "plural": f" {_('and')} ".join(sorted(kinds))}
+            _("is not a %(kinds)s, the only kind of address this list holds")
+            % {"kinds": _(" or ").join(sorted(kinds))}
         )
     try:
         if kind == "email":

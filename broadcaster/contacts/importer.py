@@ -124,7 +124,7 @@ def import_contacts(
     try:
         result = read_contacts(path, limits=limits)
     except ContactsFileError as exc:
-        raise ContactsImportError(f"{exc} {_('Nothing was imported.')}") from None
+        raise ContactsImportError(str(exc) + " " + _("Nothing was imported.")) from None
     except OSError as exc:
         raise ContactsImportError(
             _("%(path)s: cannot read the file (%(reason)s). Nothing was imported.")

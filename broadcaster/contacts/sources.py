@@ -54,11 +54,15 @@ def _sniff_delimiter(text: str) -> str:
         return ";" if first_line.count(";") > first_line.count(",") else ","
 
 
-def _too_big(path: Path, size: int, limits: ContactsSettings, *, what: str) -> ContactsFileError:
+def _too_big(path: Path, size: int, limits: ContactsSettings, *, unpacked: bool) -> ContactsFileError:
     return ContactsFileError(
         path,
-        _("%(what)s %(size)s MB, more than the %(max)s MB allowed (setting contacts.max_file_mb)")
-        % {"what": what, "size": f"{size / 1024 / 1024:,.1f}", "max": f"{limits.max_file_mb:,}"},
+        (
+            _("unpacks to %(size)s MB, more than the %(max)s MB allowed (setting contacts.max_file_mb)")
+            if unpacked
+            else _("is %(size)s MB, more than the %(max)s MB allowed (setting contacts.max_file_mb)")
+        )
+        % {"size": f"{size / 1024 / 1024:,.1f}", "max": f"{limits.max_file_mb:,}"},
         fix=_(
             "Split it into smaller files and import each, or raise max_file_mb in [contacts] of "
             "broadcaster.toml."
@@ -70,7 +74,7 @@ def csv_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[s
     try:
         size = path.stat().st_size
         if size > limits.max_file_bytes:
-            raise _too_big(path, size, limits, what=_("is"))
+            raise _too_big(path, size, limits, unpacked=False)
         data = path.read_bytes()
     except OSError as exc:
         raise ContactsFileError(
@@ -111,7 +115,7 @@ def _check_unpacked_size(path: Path, limits: ContactsSettings) -> None:
     with zipfile.ZipFile(path) as archive:
         size = sum(info.file_size for info in archive.infolist())
     if size > limits.max_file_bytes:
-        raise _too_big(path, size, limits, what=_("unpacks to"))
+        raise _too_big(path, size, limits, unpacked=True)
 
 
 def xlsx_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[str]]]:
