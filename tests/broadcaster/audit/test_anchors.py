@@ -130,7 +130,7 @@ def test_an_unsigned_anchor_is_reported_unsigned(
     write_log(sqlite_installation, 6)
     sqlite_installation.clock.advance(timedelta(days=1))
     cli = cli_in(sqlite_installation, monkeypatch)
-    assert "CHƯA KÝ" in one_line(cli("audit", "anchor", "--out", "moc.json").stdout)
+    assert "NOT SIGNED" in one_line(cli("audit", "anchor", "--out", "moc.json").stdout)
     result = one_line(cli("audit", "verify", "--anchor", "moc.json").stdout)
     assert "signature: unsigned" in result
     assert "valid" not in result

@@ -116,7 +116,7 @@ def test_retry_failed_refuses_another_campaigns_run(failed_run: tuple[Pipeline, 
     runs = run_count(pipeline)
     with pytest.raises(UserError, match=f"--run {first}"):
         retry(pipeline, other, first)
-    with pytest.raises(StateError, match="chưa có lượt gửi nào"):
+    with pytest.raises(StateError, match="has no run to send again yet"):
         retry(pipeline, other)
     assert run_count(pipeline) == runs
 
