@@ -45,7 +45,10 @@ def _delete_entry(installation: Installation, n: int) -> tuple[int, str]:
 def _delete_entries(installation: Installation, n: int) -> tuple[int, str]:
     with installation.engine.begin() as connection:
         connection.execute(delete(LOG).where(LOG.c.id.between(K, K + 2)))
-    return K, f"entry #{K}: entries #{K}–#{K + 2} were deleted from the log (the next remaining entry #{K + 3}"
+    return (
+        K,
+        f"entry #{K}: entries #{K}–#{K + 2} were deleted from the log (the next remaining entry #{K + 3}",
+    )
 
 
 def _delete_last(installation: Installation, n: int) -> tuple[int, str]:
@@ -85,7 +88,10 @@ def _swap(installation: Installation, n: int) -> tuple[int, str]:
     first, second = row(installation.engine, K), row(installation.engine, K + 4)
     set_row(installation.engine, K, **{key: value for key, value in second.items() if key != "id"})
     set_row(installation.engine, K + 4, **{key: value for key, value in first.items() if key != "id"})
-    return K, "it does not link to the entry before (prev_hash differs): an entry was deleted, inserted or reordered"
+    return (
+        K,
+        "it does not link to the entry before (prev_hash differs): an entry was deleted, inserted or reordered",
+    )
 
 
 def _swap_content(installation: Installation, n: int) -> tuple[int, str]:
