@@ -27,6 +27,7 @@ from broadcaster.campaigns.plan import Plan
 from broadcaster.clock import Clock
 from broadcaster.db.models import Activity, CampaignRun, CampaignVersion
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import AgencySettings
 from broadcaster.vocabulary import RunStatus
 from broadcaster.whole_files import writing_whole
@@ -114,7 +115,9 @@ def _check_evidence(evidence: str | None, *, base_dir: Path) -> Path | None:
     path = Path(evidence).expanduser()
     path = path if path.is_absolute() else base_dir / path
     if not path.is_file():
-        raise ActivityError(f"--evidence: no such file {path}; give a file or an http(s):// link")
+        raise ActivityError(
+            _("--evidence: no such file %(path)s; give a file or an http(s):// link") % {"path": path}
+        )
     return path
 
 
@@ -131,6 +134,13 @@ def _store_evidence(source: Path, *, workdir: Path) -> tuple[str, str]:
         with writing_whole(target) as partial:
             shutil.copyfile(source, partial)
     return target.relative_to(workdir).as_posix(), sha
+
+
+def _unknown_plan_item(plan: Plan, plan_item: str) -> str:
+    return _("--plan-item: unknown plan item '%(item)s' (known: %(known)s)") % {
+        "item": plan_item,
+        "known": ", ".join(plan.item_ids),
+    }
 
 
 def record_activity(
@@ -152,26 +162,28 @@ def record_activity(
 ) -> Activity:
     """Check every input, then store the evidence and the row, audited, in the caller's transaction."""
     if plan.item(plan_item) is None:
-        raise ActivityError(
-            f"--plan-item: unknown plan item '{plan_item}' (known: {', '.join(plan.item_ids)})"
-        )
+        raise ActivityError(_unknown_plan_item(plan, plan_item))
     if agency not in agencies:
         raise ActivityError(
-            f"--agency: unknown agency '{agency}' (known: {', '.join(sorted(agencies))});"
-            " agencies are the settings' [agencies.<key>]"
+            _(
+                "--agency: unknown agency '%(agency)s' (known: %(known)s); agencies are the settings' [agencies.<key>]"
+            )
+            % {"agency": agency, "known": ", ".join(sorted(agencies))}
         )
     if kind not in {k.value for k in ActivityKind}:
         raise ActivityError(
-            f"--kind: unknown kind '{kind}' (known: {', '.join(k.value for k in ActivityKind)})"
+            _("--kind: unknown kind '%(kind)s' (known: %(known)s)")
+            % {"kind": kind, "known": ", ".join(k.value for k in ActivityKind)}
         )
     today = clock.now().astimezone(zone).date()
     if occurred_on > today:
         raise ActivityError(
-            f"--date: {occurred_on:%Y-%m-%d} is in the future (today is {today:%Y-%m-%d}); record what was done"
+            _("--date: %(date)s is in the future (today is %(today)s); record what was done")
+            % {"date": f"{occurred_on:%Y-%m-%d}", "today": f"{today:%Y-%m-%d}"}
         )
     title = title.strip()
     if not title:
-        raise ActivityError("--title: say what was done, e.g. the briefing's subject")
+        raise ActivityError(_("--title: say what was done, e.g. the briefing's subject"))
     source = _check_evidence(evidence, base_dir=cwd)
     stored, sha = (evidence, None) if source is None else _store_evidence(source, workdir=workdir)
     activity = Activity(
@@ -219,9 +231,7 @@ def list_activities(
 ) -> list[ActivityRow]:
     """Recorded activities and broadcast runs (not cancelled ones) between ``start`` and ``end``, by date."""
     if plan_item is not None and plan.item(plan_item) is None:
-        raise ActivityError(
-            f"--plan-item: unknown plan item '{plan_item}' (known: {', '.join(plan.item_ids)})"
-        )
+        raise ActivityError(_unknown_plan_item(plan, plan_item))
 
     def name_of(key: str) -> str:
         found = agencies.get(key)

@@ -99,9 +99,11 @@ def revoke_key(
 ) -> ApiKey:
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if key is None:
-        raise NotFound(f"no API key {prefix!r}; `broadcaster apikeys list` shows them")
+        raise NotFound(
+            _("no API key '%(prefix)s'; `broadcaster apikeys list` shows them") % {"prefix": prefix}
+        )
     if key.revoked_at is not None:
-        raise StateError(f"API key {prefix!r} was already revoked")
+        raise StateError(_("API key '%(prefix)s' was already revoked") % {"prefix": prefix})
     key.revoked_at = clock.now()
     key.revoked_by = actor
     audit.record(

@@ -13,6 +13,7 @@ from broadcaster.clock import Clock
 from broadcaster.contacts.emails import normalize_email
 from broadcaster.contacts.phones import parse_phone
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.pending import stop_withdrawn
 from consent import ledger
 from consent.models import ConsentEvent
@@ -30,7 +31,10 @@ def parse_address(raw: str, channel: str | None = None) -> tuple[str, str]:
     """(channel, normalised address): phones as contacts import stores them (E.164), e-mails normalised."""
     inferred = "email" if "@" in raw else "sms"
     if channel is not None and channel != inferred:
-        raise UserError(f"{raw!r} is not an address for channel {channel!r}")
+        raise UserError(
+            _("'%(address)s' is not an address for channel '%(channel)s'")
+            % {"address": raw, "channel": channel}
+        )
     if inferred == "email":
         return "email", normalize_email(raw)
     return "sms", parse_phone(raw).e164

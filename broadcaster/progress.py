@@ -16,6 +16,7 @@ from broadcaster.campaigns.workflow import pause_reason
 from broadcaster.context import AppContext
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Message
 from broadcaster.errors import NotFound
+from broadcaster.i18n import gettext as _
 from broadcaster.outbox.health import unreachable_notes
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
@@ -34,7 +35,7 @@ def run_progress(context: AppContext, run_id: int) -> RunProgress:
     with context.readers() as session:
         run = session.get(CampaignRun, run_id)
         if run is None:
-            raise NotFound(f"campaign run {run_id} does not exist")
+            raise NotFound(_("campaign run %(run)s does not exist") % {"run": run_id})
         counts = dict(
             session.execute(
                 select(Message.status, func.count()).where(Message.run_id == run_id).group_by(Message.status)

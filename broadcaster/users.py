@@ -241,16 +241,18 @@ def deactivate(session: Session, *, actor: str, login: str, clock: Clock) -> Use
     browser sessions. The last active admin cannot be deactivated, nor can anyone deactivate themselves."""
     user = session.scalar(select(User).where(User.login == login))
     if user is None:
-        raise NotFound(f"no user {login!r}")
+        raise NotFound(_("no user '%(login)s'") % {"login": login})
     if not user.active:
-        raise StateError(f"user {login!r} is already deactivated")
+        raise StateError(_("user '%(login)s' is already deactivated") % {"login": login})
     if login == actor:
-        raise StateError("you cannot deactivate yourself; ask another admin")
+        raise StateError(_("you cannot deactivate yourself; ask another admin"))
     active_admins = session.scalar(
         select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.active.is_(True))
     )
     if user.role == Role.ADMIN and (active_admins or 0) <= 1:
-        raise StateError(f"{login!r} is the last active admin; make someone else admin first")
+        raise StateError(
+            _("'%(login)s' is the last active admin; make someone else admin first") % {"login": login}
+        )
     now = clock.now()
     user.active = False
     session.execute(

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from broadcaster.clock import LOCAL_TZ
 from broadcaster.db.models import AuditEntry
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 
 FORMAT = "broadcaster-audit-anchor/1"
 ALGORITHM = "sha256-chain; ed25519 over the canonical JSON of the document without its signature"
@@ -117,14 +118,19 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
-        raise AnchorError(f"[audit] signing_key: không đọc được {path}: {exc.strerror}") from None
+        raise AnchorError(
+            _("[audit] signing_key: cannot read %(path)s: %(reason)s")
+            % {"path": path, "reason": exc.strerror}
+        ) from None
     except (ValueError, TypeError) as exc:
         raise AnchorError(
-            f"[audit] signing_key: {path} không phải khoá riêng PEM không mã hoá ({exc})"
+            _("[audit] signing_key: %(path)s is not an unencrypted PEM private key (%(error)s)")
+            % {"path": path, "error": exc}
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise AnchorError(
-            f"[audit] signing_key: {path} chứa khoá {type(key).__name__}, không phải khoá Ed25519"
+            _("[audit] signing_key: %(path)s holds a %(type)s key, not an Ed25519 key")
+            % {"path": path, "type": type(key).__name__}
         )
     return key
 
@@ -134,17 +140,25 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         data = path.read_bytes().strip()
     except OSError as exc:
-        raise AnchorError(f"--public-key: không đọc được {path}: {exc.strerror}") from None
+        raise AnchorError(
+            _("--public-key: cannot read %(path)s: %(reason)s") % {"path": path, "reason": exc.strerror}
+        ) from None
     try:
         if data.startswith(b"-----BEGIN"):
             key = serialization.load_pem_public_key(data)
             if isinstance(key, Ed25519PublicKey):
                 return key
-            raise AnchorError(f"--public-key: {path} chứa khoá {type(key).__name__}, không phải khoá Ed25519")
+            raise AnchorError(
+                _("--public-key: %(path)s holds a %(type)s key, not an Ed25519 key")
+                % {"path": path, "type": type(key).__name__}
+            )
         return raw_public_key(data.decode("ascii"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise AnchorError(
-            f"--public-key: {path} is neither a PEM public key nor the base64 of an Ed25519 key ({exc})"
+            _(
+                "--public-key: %(path)s is neither a PEM public key nor the base64 of an Ed25519 key (%(error)s)"
+            )
+            % {"path": path, "error": exc}
         ) from None
 
 
@@ -209,11 +223,18 @@ def read_anchor(path: Path) -> Anchor:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise AnchorError(f"--anchor: không đọc được {path}: {exc.strerror}") from None
+        raise AnchorError(
+            _("--anchor: cannot read %(path)s: %(reason)s") % {"path": path, "reason": exc.strerror}
+        ) from None
     except ValueError as exc:
-        raise AnchorError(f"--anchor: {path} không phải JSON ({exc})") from None
+        raise AnchorError(
+            _("--anchor: %(path)s is not JSON (%(error)s)") % {"path": path, "error": exc}
+        ) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise AnchorError(f"--anchor: {path} không phải tệp mốc kiểm toán (format khác {FORMAT})")
+        raise AnchorError(
+            _("--anchor: %(path)s is not an audit anchor file (its format is not %(format)s)")
+            % {"path": path, "format": FORMAT}
+        )
     try:
         days = [
             DayHead(
@@ -225,7 +246,10 @@ def read_anchor(path: Path) -> Anchor:
             for item in document["days"]
         ]
     except (KeyError, TypeError, ValueError) as exc:
-        raise AnchorError(f"--anchor: {path}: một ngày trong 'days' sai cấu trúc ({exc!r})") from None
+        raise AnchorError(
+            _("--anchor: %(path)s: a day in 'days' is malformed (%(error)s)")
+            % {"path": path, "error": repr(exc)}
+        ) from None
     return Anchor(path, document, days)
 
 

@@ -26,6 +26,7 @@ from broadcaster.campaigns.transition_log import log_transition
 from broadcaster.clock import Clock
 from broadcaster.db.models import Approval, Campaign, CampaignVersion, User
 from broadcaster.errors import StateError, UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, Decision, VersionStatus
 
@@ -47,8 +48,11 @@ def submit(
     version = latest_version(session, campaign_id)
     if version.status != VersionStatus.DRAFT:
         raise StateError(
-            f"campaign {campaign_id!r} version {version.number} is {version.status.value}; only a draft can be "
-            "submitted (load a changed file to make a new draft)"
+            _(
+                "campaign '%(campaign)s' version %(number)s is %(status)s; only a draft can be submitted "
+                "(load a changed file to make a new draft)"
+            )
+            % {"campaign": campaign_id, "number": version.number, "status": _(version.status.value)}
         )
     verify_snapshot(version)
     size = preview_version(session, version, settings, now=clock.now(), samples=0).reached_contacts
@@ -76,8 +80,11 @@ def _require_hash(campaign_id: str, content_hash: str | None) -> str:
     """The approver names what they reviewed: without it a newer version could be approved unseen."""
     if not content_hash or len(content_hash.strip()) < HASH_PREFIX_MIN:
         raise UserError(
-            f"--hash needs at least {HASH_PREFIX_MIN} characters of the content hash of the version you reviewed; "
-            f"`broadcaster campaigns preview {campaign_id}` and `broadcaster status {campaign_id}` show it"
+            _(
+                "--hash needs at least %(min)s characters of the content hash of the version you reviewed; "
+                "`broadcaster campaigns preview %(campaign)s` and `broadcaster status %(campaign)s` show it"
+            )
+            % {"min": HASH_PREFIX_MIN, "campaign": campaign_id}
         )
     return content_hash.strip()
 
@@ -90,18 +97,32 @@ def _version_for_decision(
     latest = latest_version(session, campaign_id)
     if version.status == VersionStatus.SUPERSEDED:
         raise StateError(
-            f"campaign {campaign_id!r} version {version.number} is stale: version {latest.number} was loaded "
-            f"after it. Preview version {latest.number} and decide on that one."
+            _(
+                "campaign '%(campaign)s' version %(number)s is stale: version %(latest)s was loaded after it. "
+                "Preview version %(latest)s and decide on that one."
+            )
+            % {"campaign": campaign_id, "number": version.number, "latest": latest.number}
         )
     if not version.content_hash.startswith(content_hash.lower()):
         raise StateError(
-            f"campaign {campaign_id!r} version {version.number} has content hash {version.content_hash[:12]}…, "
-            f"not {content_hash}…: what you reviewed is stale. Run `broadcaster campaigns preview {campaign_id}` again."
+            _(
+                "campaign '%(campaign)s' version %(number)s has content hash %(hash)s…, not %(given)s…: what you "
+                "reviewed is stale. Run `broadcaster campaigns preview %(campaign)s` again."
+            )
+            % {
+                "campaign": campaign_id,
+                "number": version.number,
+                "hash": version.content_hash[:12],
+                "given": content_hash,
+            }
         )
     if version.status != VersionStatus.SUBMITTED:
         raise StateError(
-            f"campaign {campaign_id!r} version {version.number} is {version.status.value}, not submitted; "
-            "an editor submits it first (`broadcaster campaigns submit`)"
+            _(
+                "campaign '%(campaign)s' version %(number)s is %(status)s, not submitted; an editor submits it "
+                "first (`broadcaster campaigns submit`)"
+            )
+            % {"campaign": campaign_id, "number": version.number, "status": _(version.status.value)}
         )
     return version
 
@@ -124,11 +145,16 @@ def approve(
     version = _version_for_decision(session, campaign_id, version_number, content_hash)
     if actor.login == version.submitted_by:
         raise StateError(
-            f"you submitted version {version.number} of {campaign_id!r}; another user must approve it"
+            _("you submitted version %(number)s of '%(campaign)s'; another user must approve it")
+            % {"number": version.number, "campaign": campaign_id}
         )
     if any(a.user_login == actor.login for a in version.approvals):
         raise StateError(
-            f"you have already approved version {version.number} of {campaign_id!r}; it needs a different second approver"
+            _(
+                "you have already approved version %(number)s of '%(campaign)s'; it needs a different second "
+                "approver"
+            )
+            % {"number": version.number, "campaign": campaign_id}
         )
     verify_snapshot(version)
     now = clock.now()
@@ -190,17 +216,20 @@ def reject(
     version_number: int | None = None,
 ) -> CampaignVersion:
     if not reason or not reason.strip():
-        raise UserError("a rejection needs a reason (--reason) so the editor knows what to change")
+        raise UserError(_("a rejection needs a reason (--reason) so the editor knows what to change"))
     campaign = get_campaign(session, campaign_id)
     version = _version_for_decision(session, campaign_id, version_number, content_hash)
     if actor.login == version.submitted_by:
-        raise StateError("you cannot decide on a version you submitted; load a changed file instead")
+        raise StateError(_("you cannot decide on a version you submitted; load a changed file instead"))
     if any(a.user_login == actor.login for a in version.approvals):
         # One decision per person and version (the approvals table's unique key): the first approver of a
         # two-approver version cannot also reject it.
         raise StateError(
-            f"you have already approved version {version.number} of {campaign_id!r}; another approver may "
-            "reject it, or the editor loads a changed file"
+            _(
+                "you have already approved version %(number)s of '%(campaign)s'; another approver may reject "
+                "it, or the editor loads a changed file"
+            )
+            % {"number": version.number, "campaign": campaign_id}
         )
     now = clock.now()
     session.add(

@@ -27,6 +27,7 @@ from broadcaster.campaigns.schema_errors import problem_from_error
 from broadcaster.campaigns.send_rules import ProviderInfo, SendRules
 from broadcaster.campaigns.template_scan import TemplateScan, check_names, closure, collect_templates
 from broadcaster.campaigns.yaml_source import line_of, parse_yaml
+from broadcaster.i18n import gettext as _
 from broadcaster.rendering import OPTIONAL_PARTS, template_files
 
 __all__ = [
@@ -87,13 +88,14 @@ def _semantic_checks(
         prefix = f"channels.{channel}"
         provider = providers.get(spec.provider)
         if provider is None:
-            known = ", ".join(providers) or "none configured"
+            known = ", ".join(providers) or _("none configured")
             problems.append(
                 Problem(
                     path,
                     line_of(root, ("channels", channel, "provider")),
                     f"{prefix}.provider",
-                    f"unknown provider '{spec.provider}' (known: {known})",
+                    _("unknown provider '%(provider)s' (known: %(known)s)")
+                    % {"provider": spec.provider, "known": known},
                 )
             )
         elif provider.channel != channel:
@@ -102,7 +104,8 @@ def _semantic_checks(
                     path,
                     line_of(root, ("channels", channel, "provider")),
                     f"{prefix}.provider",
-                    f"provider '{spec.provider}' sends {provider.channel}, not {channel}",
+                    _("provider '%(provider)s' sends %(sends)s, not %(channel)s")
+                    % {"provider": spec.provider, "sends": provider.channel, "channel": channel},
                 )
             )
         roots: list[str] = []
@@ -115,7 +118,8 @@ def _semantic_checks(
                         path,
                         line_of(root, ("channels", channel, "template")),
                         f"{prefix}.template",
-                        f"template '{spec.template}' has no {part} file: expected {templates_dir / rel}",
+                        _("template '%(template)s' has no %(part)s file: expected %(expected)s")
+                        % {"template": spec.template, "part": part, "expected": templates_dir / rel},
                     )
                 )
         collect_templates(roots, templates_dir=templates_dir, field_name=f"{prefix}.template", scan=scan)
@@ -160,7 +164,7 @@ def _tell_campaign(problem: Problem, *, path: Path, root: Node | None) -> Proble
         problem.file,
         problem.line,
         problem.field,
-        f"{problem.message} (used by {path}:{line_of(root, loc)})",
+        problem.message + " " + _("(used by %(where)s)") % {"where": f"{path}:{line_of(root, loc)}"},
     )
 
 
@@ -180,24 +184,30 @@ def load_campaign_file(
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        return None, [Problem(path, None, None, "no such file")]
+        return None, [Problem(path, None, None, _("no such file"))]
     except UnicodeDecodeError as exc:
-        return None, [Problem(path, None, None, f"not UTF-8 text: {exc}")]
+        return None, [Problem(path, None, None, _("not UTF-8 text: %(error)s") % {"error": exc})]
     except OSError as exc:
-        return None, [Problem(path, None, None, f"cannot read: {exc.strerror or exc}")]
+        return None, [Problem(path, None, None, _("cannot read: %(error)s") % {"error": exc.strerror or exc})]
     root, data, problems = parse_yaml(text, path)
     if root is None and not problems:
-        return None, [Problem(path, 1, None, "the file is empty; a campaign needs id, title, purpose, ...")]
+        return None, [
+            Problem(path, 1, None, _("the file is empty; a campaign needs id, title, purpose, ..."))
+        ]
     if problems:
         return None, problems
     if not isinstance(data, dict):
-        return None, [Problem(path, line_of(root, ()), None, "a campaign file is a mapping of fields")]
+        return None, [Problem(path, line_of(root, ()), None, _("a campaign file is a mapping of fields"))]
     try:
         definition = CampaignDefinition.model_validate(data)
     except ValidationError as exc:
         return None, [problem_from_error(error, root, path) for error in exc.errors()]
     if plan is not None and definition.plan_item is not None and plan.item(definition.plan_item) is None:
-        message = f"unknown plan item '{definition.plan_item}' (plan {plan.plan}: {', '.join(plan.item_ids)})"
+        message = _("unknown plan item '%(item)s' (plan %(plan)s: %(items)s)") % {
+            "item": definition.plan_item,
+            "plan": plan.plan,
+            "items": ", ".join(plan.item_ids),
+        }
         return None, [Problem(path, line_of(root, ("plan_item",)), "plan_item", message)]
     templates, problems = _semantic_checks(
         definition,
@@ -254,13 +264,14 @@ def validate_paths(
             continue
         campaign_id = bundle.definition.id
         if campaign_id in first_seen:
-            root, _data, _ = parse_yaml(bundle.source_text, file)
+            root, _data, _problems = parse_yaml(bundle.source_text, file)
             problems.append(
                 Problem(
                     file,
                     line_of(root, ("id",)),
                     "id",
-                    f"duplicate campaign id '{campaign_id}' (also in {first_seen[campaign_id]})",
+                    _("duplicate campaign id '%(campaign)s' (also in %(file)s)")
+                    % {"campaign": campaign_id, "file": first_seen[campaign_id]},
                 )
             )
             continue

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from broadcaster.campaigns.problem import Problem
 from broadcaster.campaigns.yaml_source import dotted, line_of, parse_yaml
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import AgencySettings, Settings
 
 __all__ = [
@@ -205,5 +206,5 @@ def plan_from_settings(settings: Settings) -> Plan:
     """The installation's plan (``plan_file``), or a ``PlanError`` listing every problem."""
     plan, problems = load_plan(settings.path(settings.plan_file), agencies=settings.agencies)
     if plan is None:
-        raise PlanError("the plan file has problems:\n" + "\n".join(str(p) for p in problems))
+        raise PlanError(_("the plan file has problems:") + "\n" + "\n".join(str(p) for p in problems))
     return plan

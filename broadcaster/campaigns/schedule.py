@@ -15,6 +15,7 @@ from dateutil.rrule import rrulestr
 from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from broadcaster.campaigns.schema_base import CAMPAIGN_MODEL_CONFIG, located
+from broadcaster.i18n import gettext as _
 
 __all__ = ["DEFAULT_TIMEZONE", "Schedule", "SendWindow"]
 
@@ -52,9 +53,13 @@ class SendWindow(_Model):
     @model_validator(mode="after")
     def _check(self) -> SendWindow:
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise located("start", "window times are local clock times; leave out the UTC offset")
+            raise located("start", _("window times are local clock times; leave out the UTC offset"))
         if self.end <= self.start:
-            raise located("end", f"window end {self.end} must be later than its start {self.start}")
+            raise located(
+                "end",
+                _("window end %(end)s must be later than its start %(start)s")
+                % {"end": self.end, "start": self.start},
+            )
         return self
 
     def contains(self, moment: datetime, tz: ZoneInfo) -> bool:
@@ -115,7 +120,9 @@ class Schedule(_Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Ho_Chi_Minh)") from exc
+            raise ValueError(
+                _("unknown time zone '%(zone)s' (use an IANA name like Asia/Ho_Chi_Minh)") % {"zone": value}
+            ) from exc
         return value
 
     @field_validator("before_deadlines")
@@ -124,15 +131,17 @@ class Schedule(_Model):
         if value is None:
             return None
         if not value:
-            raise ValueError("give at least one deadline as MM-DD, or leave before_deadlines out")
+            raise ValueError(_("give at least one deadline as MM-DD, or leave before_deadlines out"))
         for item in value:
             match = _DEADLINE.match(item)
             if match is None:
-                raise ValueError(f"deadline {item!r} is not MM-DD (e.g. '05-30'; quote it in YAML)")
+                raise ValueError(
+                    _("deadline '%(item)s' is not MM-DD (e.g. '05-30'; quote it in YAML)") % {"item": item}
+                )
             try:
                 date(2000, int(match.group(1)), int(match.group(2)))  # 2000 is a leap year: 02-29 allowed
             except ValueError as exc:
-                raise ValueError(f"deadline {item!r} is not a day of the year") from exc
+                raise ValueError(_("deadline '%(item)s' is not a day of the year") % {"item": item}) from exc
         return sorted(set(value))
 
     @field_validator("rrule")
@@ -145,7 +154,7 @@ class Schedule(_Model):
             body = body[len("RRULE:") :]
         if not body or "\n" in body or "DTSTART" in body.upper():
             raise ValueError(
-                "rrule is one RRULE body like FREQ=WEEKLY;INTERVAL=2;BYDAY=MO (DTSTART is start)"
+                _("rrule is one RRULE body like FREQ=WEEKLY;INTERVAL=2;BYDAY=MO (DTSTART is start)")
             )
         return body
 
@@ -156,18 +165,20 @@ class Schedule(_Model):
         if self.until is not None:
             object.__setattr__(self, "until", _aware(self.until, tz))
             if self.until < self.start:
-                raise located("until", "until is earlier than start")
+                raise located("until", _("until is earlier than start"))
         if self.rrule is not None and self.before_deadlines is not None:
-            raise located("before_deadlines", "give either rrule or before_deadlines, not both")
+            raise located("before_deadlines", _("give either rrule or before_deadlines, not both"))
         if self.before_deadlines is not None and self.days_before is None:
-            raise located("before_deadlines", "days_before is required with before_deadlines")
+            raise located("before_deadlines", _("days_before is required with before_deadlines"))
         if self.days_before is not None and self.before_deadlines is None:
-            raise located("days_before", "days_before only applies together with before_deadlines")
+            raise located("days_before", _("days_before only applies together with before_deadlines"))
         if self.rrule is not None:
             try:
                 self._rule()
             except (ValueError, TypeError) as exc:  # dateutil reports every bad rule as ValueError
-                raise located("rrule", f"invalid RRULE {self.rrule!r}: {exc}") from exc
+                raise located(
+                    "rrule", _("invalid RRULE '%(rule)s': %(error)s") % {"rule": self.rrule, "error": exc}
+                ) from exc
         return self
 
     @property

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from broadcaster.campaigns.schedule import Schedule, SendWindow
 from broadcaster.campaigns.schema_base import CAMPAIGN_MODEL_CONFIG, located
+from broadcaster.i18n import gettext as _
 from channels.base import Channel
 from consent.policy import Purpose, UnknownPurpose
 
@@ -146,7 +147,7 @@ def _check_channel_name(value: Any) -> Any:
     if isinstance(value, str) and value in _LATER_CHANNELS:
         raise PydanticCustomError(
             "channel_not_supported",
-            "channel '{channel}' is not supported yet: use sms or email (push and social come later)",
+            _("channel '{channel}' is not supported yet: use sms or email (push and social come later)"),
             {"channel": value},
         )
     return value
@@ -225,7 +226,8 @@ class CampaignDefinition(_Model):
         for name in value:
             if not _VARIABLE.match(name):
                 raise ValueError(
-                    f"variable name {name!r} must be lowercase letters, digits and _ (vars.NAME)"
+                    _("variable name '%(name)s' must be lowercase letters, digits and _ (vars.NAME)")
+                    % {"name": name}
                 )
         return value
 
@@ -236,16 +238,24 @@ class CampaignDefinition(_Model):
             if prefix != channel:
                 raise located(
                     f"channels.{channel}.template",
-                    f"template {spec.template!r} is not a {channel} template (names start with '{channel}/')",
+                    _(
+                        "template '%(template)s' is not a %(channel)s template (names start with '%(channel)s/')"
+                    )
+                    % {"template": spec.template, "channel": channel},
                 )
             if channel != "sms":
                 for option in ("unaccented", "max_segments"):
                     if option in spec.model_fields_set:
-                        raise located(f"channels.{channel}.{option}", f"{option} applies to SMS only")
+                        raise located(
+                            f"channels.{channel}.{option}",
+                            _("%(option)s applies to SMS only") % {"option": option},
+                        )
             if self.purpose is Purpose.ADVERTISING and spec.allow_unsubscribe is False:
                 raise located(
                     f"channels.{channel}.allow_unsubscribe",
-                    "advertising must offer refusal (Decree 91/2020 art. 16); remove allow_unsubscribe: false",
+                    _(
+                        "advertising must offer refusal (Decree 91/2020 art. 16); remove allow_unsubscribe: false"
+                    ),
                 )
         return self
 

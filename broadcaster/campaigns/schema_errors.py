@@ -19,6 +19,8 @@ from yaml.nodes import Node
 from broadcaster.campaigns.problem import Problem
 from broadcaster.campaigns.schema import CampaignDefinition
 from broadcaster.campaigns.yaml_source import dotted, line_of
+from broadcaster.i18n import N_
+from broadcaster.i18n import gettext as _
 from broadcaster.rendering import shorten
 
 __all__ = ["problem_from_error"]
@@ -36,7 +38,7 @@ def _unwrap(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
                 return model, container
         return None, False
     if origin in (dict, list):
-        model, _ = _unwrap(typing.get_args(annotation)[-1])
+        model, _container = _unwrap(typing.get_args(annotation)[-1])
         return model, True
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation, False
@@ -58,9 +60,9 @@ def _fields_at(loc: Sequence[str | int]) -> list[str] | None:
 
 
 _PATTERN_HINTS: dict[str, str] = {
-    "id": "id must be 3-64 characters: lowercase letters, digits and hyphens, e.g. 'ban-tin-cchc'",
-    "template": "a template name is 'sms/NAME' or 'email/NAME' (lowercase, digits, - and _), no suffix",
-    "plan_item": "plan_item is a section of plan 143 like 'III.9' or 'V'",
+    "id": N_("id must be 3-64 characters: lowercase letters, digits and hyphens, e.g. 'ban-tin-cchc'"),
+    "template": N_("a template name is 'sms/NAME' or 'email/NAME' (lowercase, digits, - and _), no suffix"),
+    "plan_item": N_("plan_item is a section of plan 143 like 'III.9' or 'V'"),
 }
 
 
@@ -79,20 +81,24 @@ def problem_from_error(error: ErrorDetails, root: Node | None, path: Path) -> Pr
     if kind == "extra_forbidden":
         name = str(loc[-1])
         known = _fields_at(loc[:-1]) or []
-        message = f"unknown field '{name}'"
+        message = _("unknown field '%(name)s'") % {"name": name}
         close = difflib.get_close_matches(name, known, n=1)
         if close:
-            message += f" (did you mean '{close[0]}'?)"
+            message += " " + _("(did you mean '%(close)s'?)") % {"close": close[0]}
         elif known:
-            message += f" (known: {', '.join(known)})"
+            message += " " + _("(known: %(known)s)") % {"known": ", ".join(known)}
     elif kind == "missing":
-        message = f"required field '{loc[-1]}' is missing"
+        message = _("required field '%(name)s' is missing") % {"name": loc[-1]}
         line = line_of(root, loc[:-1])
     elif kind == "string_type" and isinstance(error.get("input"), int | float):
-        message += " (quote the value in YAML)"
+        message += " " + _("(quote the value in YAML)")
     elif kind == "string_pattern_mismatch":
         hint = next((h for name, h in _PATTERN_HINTS.items() if name in loc), None)
-        message = f"{hint}; got {shorten(repr(error.get('input')))}" if hint else message
+        message = (
+            _("%(hint)s; got %(value)s") % {"hint": _(hint), "value": shorten(repr(error.get("input")))}
+            if hint
+            else message
+        )
     elif kind.startswith("value_error"):
         message = message.removeprefix("Value error, ")
     return Problem(path, line, dotted(loc) or None, message)

@@ -17,6 +17,7 @@ from broadcaster.campaigns.files import CampaignBundle, ProviderInfo, SendRules,
 from broadcaster.campaigns.plan import Plan
 from broadcaster.campaigns.problem import Problem
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 
 CAMPAIGN_NAME = "campaign.yaml"
 MAX_TEMPLATES = 50
@@ -36,7 +37,9 @@ def _template_target(root: Path, name: str) -> Path:
     """``sms/x.txt.j2`` under ``root``; anything reaching outside it (``..``, an absolute path) is refused."""
     pure = PurePosixPath(name)
     if not name or pure.is_absolute() or ".." in pure.parts or "\\" in name or "\x00" in name:
-        raise UserError(f"template path {name!r}: give a relative path such as sms/thong-bao.txt.j2")
+        raise UserError(
+            _("template path '%(name)s': give a relative path such as sms/thong-bao.txt.j2") % {"name": name}
+        )
     return root.joinpath(*pure.parts)
 
 
@@ -45,7 +48,7 @@ def validate_text(
 ) -> tuple[CampaignBundle | None, list[Problem]]:
     """The bundle (valid) or the problems of one campaign file's text and the templates sent with it."""
     if len(templates) > MAX_TEMPLATES:
-        raise UserError(f"at most {MAX_TEMPLATES} templates in one request")
+        raise UserError(_("at most %(max)s templates in one request") % {"max": MAX_TEMPLATES})
     with tempfile.TemporaryDirectory(prefix="broadcaster-api-") as folder:
         root = Path(folder)
         templates_root = root / "templates"

@@ -18,6 +18,7 @@ from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
 from broadcaster.clock import Clock
 from broadcaster.db.models import Campaign, CampaignVersion
 from broadcaster.errors import NotFound, StateError
+from broadcaster.i18n import gettext as _
 from broadcaster.vocabulary import CampaignState, VersionStatus
 
 
@@ -33,7 +34,10 @@ class LoadOutcome:
 def get_campaign(session: Session, campaign_id: str) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound(f"no campaign {campaign_id!r}; load its file with `broadcaster campaigns load PATH`")
+        raise NotFound(
+            _("no campaign '%(campaign)s'; load its file with `broadcaster campaigns load PATH`")
+            % {"campaign": campaign_id}
+        )
     return campaign
 
 
@@ -45,7 +49,7 @@ def latest_version(session: Session, campaign_id: str) -> CampaignVersion:
         .limit(1)
     )
     if version is None:
-        raise NotFound(f"campaign {campaign_id!r} has no version")
+        raise NotFound(_("campaign '%(campaign)s' has no version") % {"campaign": campaign_id})
     return version
 
 
@@ -58,7 +62,10 @@ def get_version(session: Session, campaign_id: str, number: int | None) -> Campa
         )
     )
     if version is None:
-        raise NotFound(f"campaign {campaign_id!r} has no version {number}")
+        raise NotFound(
+            _("campaign '%(campaign)s' has no version %(number)s")
+            % {"campaign": campaign_id, "number": number}
+        )
     return version
 
 
@@ -84,8 +91,16 @@ def verify_snapshot(version: CampaignVersion) -> None:
     actual = compute_content_hash(definition=version.definition, templates=version.templates)
     if actual != version.content_hash:
         raise StateError(
-            f"campaign {version.campaign_id!r} version {version.number}: stored content does not match its "
-            f"hash ({actual[:12]} ≠ {version.content_hash[:12]}); reload the campaign file and approve again"
+            _(
+                "campaign '%(campaign)s' version %(number)s: stored content does not match its hash "
+                "(%(actual)s ≠ %(hash)s); reload the campaign file and approve again"
+            )
+            % {
+                "campaign": version.campaign_id,
+                "number": version.number,
+                "actual": actual[:12],
+                "hash": version.content_hash[:12],
+            }
         )
 
 
@@ -107,7 +122,10 @@ def load_bundle(session: Session, bundle: CampaignBundle, *, actor: str, clock: 
         number, status = 1, "created"
     else:
         if campaign.state == CampaignState.CANCELLED:
-            raise StateError(f"campaign {definition.id!r} is cancelled; give the file a new id to reuse it")
+            raise StateError(
+                _("campaign '%(campaign)s' is cancelled; give the file a new id to reuse it")
+                % {"campaign": definition.id}
+            )
         latest = latest_version(session, definition.id)
         if latest.content_hash == bundle.content_hash:
             return LoadOutcome(definition.id, latest.number, "unchanged", latest.content_hash)

@@ -16,6 +16,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from broadcaster.campaigns.problem import Problem
 from broadcaster.campaigns.schema import CAMPAIGN_CONTEXT_FIELDS, CampaignDefinition
+from broadcaster.i18n import gettext as _
 from broadcaster.rendering import CONTACT_FIELDS, CONTEXT_ROOTS, ORG_FIELDS, TOO_DEEP, make_environment
 
 __all__ = ["TemplateScan", "check_names", "closure", "collect_templates"]
@@ -54,8 +55,11 @@ def _outside_templates(file: Path, *, templates_dir: Path, field_name: str) -> P
         file,
         None,
         field_name,
-        f"template is a link to {real}, outside the templates directory {templates_dir}; "
-        "copy the file into the templates directory instead of linking to it",
+        _(
+            "template is a link to %(real)s, outside the templates directory %(dir)s; "
+            "copy the file into the templates directory instead of linking to it"
+        )
+        % {"real": real, "dir": templates_dir},
     )
 
 
@@ -76,14 +80,21 @@ def collect_templates(
         try:
             text = file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            scan.problems.append(Problem(file, None, field_name, f"template is not UTF-8: {exc}"))
+            scan.problems.append(
+                Problem(file, None, field_name, _("template is not UTF-8: %(error)s") % {"error": exc})
+            )
             continue
         scan.templates[name] = text
         try:
             ast = env.parse(text, name=name, filename=str(file))
         except TemplateSyntaxError as exc:
             scan.problems.append(
-                Problem(file, exc.lineno, field_name, f"template syntax error: {exc.message}")
+                Problem(
+                    file,
+                    exc.lineno,
+                    field_name,
+                    _("template syntax error: %(error)s") % {"error": exc.message},
+                )
             )
             continue
         except RecursionError:
@@ -99,7 +110,9 @@ def collect_templates(
                         file,
                         node.lineno,
                         field_name,
-                        "computed template names are not allowed: the approved snapshot must list every file",
+                        _(
+                            "computed template names are not allowed: the approved snapshot must list every file"
+                        ),
                     )
                 )
                 continue
@@ -111,7 +124,10 @@ def collect_templates(
                 if dep_path.is_absolute() or ".." in dep_path.parts:
                     scan.problems.append(
                         Problem(
-                            file, node.lineno, field_name, f"template '{dep}' leaves the templates directory"
+                            file,
+                            node.lineno,
+                            field_name,
+                            _("template '%(name)s' leaves the templates directory") % {"name": dep},
                         )
                     )
                     found = True
@@ -125,7 +141,8 @@ def collect_templates(
                         file,
                         node.lineno,
                         field_name,
-                        f"template '{targets[0]}' not found (expected at {templates_dir / str(targets[0])})",
+                        _("template '%(name)s' not found (expected at %(expected)s)")
+                        % {"name": targets[0], "expected": templates_dir / str(targets[0])},
                     )
                 )
 
@@ -183,7 +200,8 @@ def check_names(
                     file,
                     node.lineno,
                     field_name,
-                    f"unknown template variable '{node.name}' (known: {', '.join(sorted(CONTEXT_ROOTS))})",
+                    _("unknown template variable '%(name)s' (known: %(known)s)")
+                    % {"name": node.name, "known": ", ".join(sorted(CONTEXT_ROOTS))},
                 )
             )
     known: dict[str, frozenset[str]] = {
@@ -196,10 +214,16 @@ def check_names(
         allowed = known.get(root)
         if allowed is None or root not in free or attr in allowed:
             continue
-        where = "the campaign's variables" if root == "vars" else f"the {root} fields"
-        listing = ", ".join(sorted(allowed)) or "none defined"
+        where = _("the campaign's variables") if root == "vars" else _("the %(root)s fields") % {"root": root}
+        listing = ", ".join(sorted(allowed)) or _("none defined")
         problems.append(
-            Problem(file, line, field_name, f"unknown template variable '{root}.{attr}' ({where}: {listing})")
+            Problem(
+                file,
+                line,
+                field_name,
+                _("unknown template variable '%(name)s' (%(where)s: %(listing)s)")
+                % {"name": f"{root}.{attr}", "where": where, "listing": listing},
+            )
         )
     return problems
 

@@ -18,6 +18,7 @@ from broadcaster.clock import Clock
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Message, User
 from broadcaster.db.rows import required
 from broadcaster.errors import StateError
+from broadcaster.i18n import gettext as _
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
 
 __all__ = [
@@ -40,7 +41,8 @@ __all__ = [
 def approved_version(session: Session, campaign: Campaign) -> CampaignVersion:
     if campaign.approved_version_id is None:
         raise StateError(
-            f"campaign {campaign.id!r} has no approved version; submit it and have it approved first"
+            _("campaign '%(campaign)s' has no approved version; submit it and have it approved first")
+            % {"campaign": campaign.id}
         )
     version = required(
         session, CampaignVersion, campaign.approved_version_id, referenced_by=f"campaign {campaign.id!r}"
@@ -55,18 +57,23 @@ def schedule(
     campaign = get_campaign(session, campaign_id)
     if campaign.state not in (CampaignState.APPROVED, CampaignState.SCHEDULED):
         raise StateError(
-            f"campaign {campaign_id!r} is {campaign.state.value}; only an approved campaign can be scheduled"
+            _("campaign '%(campaign)s' is %(state)s; only an approved campaign can be scheduled")
+            % {"campaign": campaign_id, "state": _(campaign.state.value)}
         )
     version = approved_version(session, campaign)
     if definition_of(version).schedule is None:
         raise StateError(
-            f"campaign {campaign_id!r} has no schedule section; send it once with `broadcaster send {campaign_id}`"
+            _(
+                "campaign '%(campaign)s' has no schedule section; send it once with `broadcaster send %(campaign)s`"
+            )
+            % {"campaign": campaign_id}
         )
     now = clock.now()
     set_next_occurrence(campaign, version, now)
     if campaign.next_occurrence_at is None:
         raise StateError(
-            f"campaign {campaign_id!r} has no occurrence left after {now.isoformat()}; check schedule.until"
+            _("campaign '%(campaign)s' has no occurrence left after %(now)s; check schedule.until")
+            % {"campaign": campaign_id, "now": now.isoformat()}
         )
     before = campaign.state
     campaign.state = CampaignState.SCHEDULED
@@ -97,7 +104,10 @@ def pause(
     """Stop sending at the next window. ``actor`` None with ``system`` set: the engine paused itself."""
     campaign = get_campaign(session, campaign_id)
     if campaign.state in (CampaignState.CANCELLED, CampaignState.COMPLETED, CampaignState.PAUSED):
-        raise StateError(f"campaign {campaign_id!r} is {campaign.state.value}; it cannot be paused")
+        raise StateError(
+            _("campaign '%(campaign)s' is %(state)s; it cannot be paused")
+            % {"campaign": campaign_id, "state": _(campaign.state.value)}
+        )
     now = clock.now()
     campaign.paused_reason = f"{campaign.state.value}{_PAUSE_SEPARATOR}{reason or ''}"
     campaign.state = CampaignState.PAUSED
@@ -136,7 +146,10 @@ def resume(
 ) -> Campaign:
     campaign = get_campaign(session, campaign_id)
     if campaign.state != CampaignState.PAUSED:
-        raise StateError(f"campaign {campaign_id!r} is {campaign.state.value}, not paused")
+        raise StateError(
+            _("campaign '%(campaign)s' is %(state)s, not paused")
+            % {"campaign": campaign_id, "state": _(campaign.state.value)}
+        )
     before = campaign.state
     campaign.state = _state_before_pause(campaign)
     campaign.paused_reason = None
@@ -164,7 +177,10 @@ def cancel(
 ) -> Campaign:
     campaign = get_campaign(session, campaign_id)
     if campaign.state in (CampaignState.CANCELLED, CampaignState.COMPLETED):
-        raise StateError(f"campaign {campaign_id!r} is already {campaign.state.value}")
+        raise StateError(
+            _("campaign '%(campaign)s' is already %(state)s")
+            % {"campaign": campaign_id, "state": _(campaign.state.value)}
+        )
     now = clock.now()
     before = campaign.state
     campaign.state = CampaignState.CANCELLED

@@ -17,6 +17,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
 from broadcaster.campaigns.problem import Problem
+from broadcaster.i18n import gettext as _
 
 __all__ = ["dotted", "line_of", "parse_yaml"]
 
@@ -73,28 +74,37 @@ def parse_yaml(text: str, path: Path) -> tuple[Node | None, Any, list[Problem]]:
         loader = _Loader(text)  # checks every character first
     except ReaderError as exc:
         where = text.count("\n", 0, exc.position) + 1
-        message = f"malformed YAML: control character U+{exc.character:04X} is not allowed; remove it"
+        message = _("malformed YAML: control character %(code)s is not allowed; remove it") % {
+            "code": f"U+{exc.character:04X}"
+        }
         return None, None, [Problem(path, where, None, message)]
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except _AnchorRefused as exc:
-        message = (
-            "YAML anchors and aliases (&name, *name) are not allowed in campaign files:"
-            " write each value out in full"
+        message = _(
+            "YAML anchors and aliases (&name, *name) are not allowed in campaign files: write each value out in full"
         )
         return None, None, [Problem(path, exc.line, None, message)]
     except RecursionError:
-        return None, None, [Problem(path, None, None, "malformed YAML: nested too deeply")]
+        return None, None, [Problem(path, None, None, _("malformed YAML: nested too deeply"))]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         detail = " ".join(part for part in (exc.context, exc.problem) if part)
-        return None, None, [Problem(path, line, None, f"malformed YAML: {detail or exc}")]
+        return (
+            None,
+            None,
+            [Problem(path, line, None, _("malformed YAML: %(detail)s") % {"detail": detail or exc})],
+        )
     except yaml.YAMLError as exc:
-        return None, None, [Problem(path, None, None, f"malformed YAML: {exc}")]
+        return None, None, [Problem(path, None, None, _("malformed YAML: %(detail)s") % {"detail": exc})]
     except ValueError as exc:  # the constructor rejects e.g. a timestamp with month 13
-        return None, None, [Problem(path, None, None, f"malformed YAML value: {exc}")]
+        return (
+            None,
+            None,
+            [Problem(path, None, None, _("malformed YAML value: %(detail)s") % {"detail": exc})],
+        )
     finally:
         loader.dispose()
     return node, data, _duplicate_keys(node, path, ())
@@ -114,7 +124,8 @@ def _duplicate_keys(node: Node | None, path: Path, where: tuple[str | int, ...])
                             path,
                             line,
                             dotted((*where, key.value)),
-                            f"key '{key.value}' appears twice (first on line {seen[key.value]})",
+                            _("key '%(key)s' appears twice (first on line %(line)s)")
+                            % {"key": key.value, "line": seen[key.value]},
                         )
                     )
                 seen.setdefault(key.value, line)

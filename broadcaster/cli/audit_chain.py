@@ -20,6 +20,7 @@ from broadcaster.cli.audit_texts import describe_break, print_anchor
 from broadcaster.cli.common import JsonOption, acting, console, print_json
 from broadcaster.clock import local
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.reporting.periods import parse_date
 from broadcaster.settings import Settings
 from broadcaster.whole_files import writing_whole
@@ -43,8 +44,10 @@ def _verification_key(settings: Settings, public_key: Path | None) -> tuple[Ed25
         return anchors.load_public_key(public_key), f"--public-key {public_key}"
     if settings.audit.signing_key:
         path = settings.path(settings.audit.signing_key)
-        return anchors.load_private_key(path).public_key(), f"phần công khai của [audit] signing_key {path}"
-    return None, "không có (không có --public-key, chưa cấu hình [audit] signing_key)"
+        return anchors.load_private_key(path).public_key(), _(
+            "the public half of [audit] signing_key %(path)s"
+        ) % {"path": path}
+    return None, _("none (no --public-key, and [audit] signing_key is not set)")
 
 
 def _anchor_report(anchor: anchors.Anchor, state: str, mismatches: list[anchors.Mismatch]) -> dict[str, Any]:
@@ -95,19 +98,26 @@ def verify(
     else:
         if verdict.broken is None:
             console.print(
-                f"Nhật ký kiểm toán nguyên vẹn: {verdict.entries} mục; mục cuối #{verdict.last_id}, "
-                f"hash {verdict.last_hash}.",
+                _("The audit log is intact: %(entries)s entries; last entry #%(last)s, hash %(hash)s.")
+                % {"entries": verdict.entries, "last": verdict.last_id, "hash": verdict.last_hash},
                 highlight=False,
             )
         else:
             console.print(
-                f"[bold red]Nhật ký kiểm toán bị can thiệp[/] tại {escape(describe_break(verdict.broken))}. "
-                f"Đã kiểm tra {verdict.entries} mục.",
+                "[bold red]"
+                + _("The audit log was tampered with")
+                + "[/] "
+                + _("at %(where)s. Checked %(entries)s entries.")
+                % {"where": escape(describe_break(verdict.broken)), "entries": verdict.entries},
                 highlight=False,
             )
         if read:
             fingerprint = f" ({anchors.fingerprint(key)})" if key is not None else ""
-            console.print(f"Khoá kiểm tra chữ ký: {escape(key_source)}{fingerprint}.", highlight=False)
+            console.print(
+                _("Key that checks the signatures: %(source)s%(fingerprint)s.")
+                % {"source": escape(key_source), "fingerprint": fingerprint},
+                highlight=False,
+            )
         for report, (_item, found) in zip(reports, checked, strict=True):
             print_anchor(report, found[0] if found else None)
     if not ok:
@@ -131,10 +141,15 @@ def anchor(
         yesterday = local(now).date() - timedelta(days=1)
         last = parse_date(end, option="--to") if end is not None else yesterday
         if last > yesterday:
-            raise UserError(f"--to: ngày {last} chưa kết thúc; mốc chỉ có thể lập đến hôm qua ({yesterday})")
+            raise UserError(
+                _("--to: the day %(day)s has not ended; anchors can be made up to yesterday (%(yesterday)s)")
+                % {"day": last, "yesterday": yesterday}
+            )
         first = parse_date(start, option="--from") if start is not None else None
         if first is not None and first > last:
-            raise UserError(f"--from: ngày {first} sau --to ({last})")
+            raise UserError(
+                _("--from: the day %(first)s is after --to (%(last)s)") % {"first": first, "last": last}
+            )
         days = anchors.day_heads(session, first, last)
     document = anchors.build_anchor(installation=settings.org.name, generated_at=now, days=days, key=key)
     if out is None:
@@ -143,13 +158,16 @@ def anchor(
     with writing_whole(out) as partial:
         partial.write_text(_json_text(document), encoding="utf-8")
     signed = (
-        f"đã ký bằng {key_path} ({document['fingerprint']})"
+        _("signed with %(path)s (%(fingerprint)s)")
+        % {"path": key_path, "fingerprint": document["fingerprint"]}
         if key is not None
-        else "CHƯA KÝ (chưa cấu hình [audit] signing_key; tạo khoá bằng `broadcaster audit keygen`)"
+        else _("NOT SIGNED ([audit] signing_key is not set; make a key with `broadcaster audit keygen`)")
     )
-    span = f"{days[0].day:%d/%m/%Y}–{days[-1].day:%d/%m/%Y}" if days else "không có ngày nào có mục"
+    span = f"{days[0].day:%d/%m/%Y}–{days[-1].day:%d/%m/%Y}" if days else _("no day has entries")
     console.print(
-        f"Đã ghi mốc {len(days)} ngày ({span}) vào {escape(str(out))}; {escape(signed)}.", highlight=False
+        _("Wrote the anchor of %(days)s days (%(span)s) to %(out)s; %(signed)s.")
+        % {"days": len(days), "span": span, "out": escape(str(out)), "signed": escape(signed)},
+        highlight=False,
     )
 
 
@@ -168,18 +186,27 @@ def keygen(
         descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise UserError(
-            f"--out: {out} đã tồn tại; khoá ký không bao giờ bị ghi đè, hãy chọn tệp khác"
+            _("--out: %(out)s already exists; a signing key is never overwritten, choose another file")
+            % {"out": out}
         ) from None
     except OSError as exc:
-        raise UserError(f"--out: không tạo được {out}: {exc.strerror}") from None
+        raise UserError(
+            _("--out: cannot create %(out)s: %(reason)s") % {"out": out, "reason": exc.strerror}
+        ) from None
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(pem)
     public_pem = public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
-    console.print(f"Đã tạo khoá ký Ed25519 tại {escape(str(out))} (quyền 0600).", highlight=False)
-    console.print(f"Khoá công khai (base64): {anchors.public_key_b64(public)}", highlight=False)
-    console.print(f"Dấu vân tay: {anchors.fingerprint(public)}", highlight=False)
+    console.print(
+        _("Made an Ed25519 signing key at %(out)s (mode 0600).") % {"out": escape(str(out))}, highlight=False
+    )
+    console.print(
+        _("Public key (base64): %(key)s") % {"key": anchors.public_key_b64(public)}, highlight=False
+    )
+    console.print(
+        _("Fingerprint: %(fingerprint)s") % {"fingerprint": anchors.fingerprint(public)}, highlight=False
+    )
     console.print(public_pem, highlight=False, markup=False)
-    console.print("Thêm vào broadcaster.toml:", highlight=False)
+    console.print(_("Add to broadcaster.toml:"), highlight=False)
     console.print(f'[audit]\nsigning_key = "{out.resolve()}"', highlight=False, markup=False)

@@ -21,6 +21,7 @@ from broadcaster.cli.common import (
 from broadcaster.errors import UserError
 from broadcaster.history.export import ExportFormat
 from broadcaster.history.filters import recipient
+from broadcaster.i18n import gettext as _
 
 LIST_LIMIT = 50
 WRITERS = {ExportFormat.CSV: write_csv, ExportFormat.JSONL: write_jsonl}
@@ -57,17 +58,19 @@ def search(
     name people by keyed hash only, so what is shown or exported is masked for everyone."""
     exporting = output_format != ExportFormat.TABLE
     if out is not None and not exporting:
-        raise UserError("--out: chỉ dùng cùng --format csv hoặc --format jsonl")
+        raise UserError(_("--out: only with --format csv or --format jsonl"))
     if limit is not None and limit < 1:
-        raise UserError(f"--limit {limit}: phải là số dương")
+        raise UserError(_("--limit %(limit)s: must be a positive number") % {"limit": limit})
     start, end = local_period(period_from, period_to)
     person = recipient(recipient_text) if recipient_text is not None else None
     with acting("read", write=False) as (context, session, _user):
         hashed = person.keyed(context.settings.security.erasure_key()).hashed if person else None
         if person is not None and hashed is None:
             raise UserError(
-                "--recipient: cài đặt chưa có khoá ([security] subject_key hay unsubscribe_secret) "
-                "nên không tìm được người nhận qua mã băm"
+                _(
+                    "--recipient: the settings have no key ([security] subject_key or unsubscribe_secret), "
+                    "so a recipient cannot be found through their hash"
+                )
             )
         filters = AuditFilter(
             actor=actor,
@@ -84,18 +87,22 @@ def search(
             listed = list(iter_entries(session, filters, newest_first=True, limit=limit or LIST_LIMIT))
     if exporting:
         if out is not None:
-            console.print(f"Đã xuất {shown} mục nhật ký ra {out} ({output_format.value}).", highlight=False)
+            console.print(
+                _("Exported %(count)s audit log entries to %(out)s (%(format)s).")
+                % {"count": shown, "out": out, "format": output_format.value},
+                highlight=False,
+            )
         return
     _print_listing(listed)
 
 
 def _print_listing(entries: list[FoundEntry]) -> None:
     if not entries:
-        console.print("Không có mục nhật ký nào khớp.", highlight=False)
+        console.print(_("No audit log entry matches."), highlight=False)
         return
     print_table(
-        "Nhật ký kiểm toán",
-        ["ID", "Thời điểm", "Người thực hiện", "Hành động", "Đối tượng", "Lý do"],
+        _("Audit log"),
+        [_("ID"), _("Time"), _("Actor"), _("Action"), _("Subject"), _("Reason")],
         [
             [e["id"], e["at"], e["actor"], e["action"], f"{e['subject_type']} {e['subject_id']}", e["reason"]]
             for e in (entry_dict(entry) for entry in entries)

@@ -22,6 +22,8 @@ from broadcaster.contacts.phones import PhoneError, parse_phone
 from broadcaster.contacts.records import ContactsFileError
 from broadcaster.contacts.sources import csv_rows
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
+from broadcaster.i18n import translate
 from broadcaster.settings import ContactsSettings
 
 __all__ = ["AddressList", "AddressListError", "read_address_list"]
@@ -57,7 +59,9 @@ def read_address_list(path: Path, *, kinds: frozenset[Kind], limits: ContactsSet
     except ContactsFileError as exc:
         raise AddressListError(str(exc)) from None
     except OSError as exc:
-        raise AddressListError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise AddressListError(
+            _("%(path)s: cannot be read (%(reason)s)") % {"path": path, "reason": exc.strerror}
+        ) from None
     result = AddressList(path=path, sha256=hashlib.sha256(data).hexdigest())
     content = [(line, cells) for line, cells in rows if not _skipped(cells)]
     columns = _header(content[0][1]) if content else None
@@ -77,13 +81,20 @@ def read_address_list(path: Path, *, kinds: frozenset[Kind], limits: ContactsSet
                 result.addresses.append(entry)
     if problems:
         more = len(problems) - _SHOWN_PROBLEMS
-        shown = "\n".join(problems[:_SHOWN_PROBLEMS]) + (f"\n… and {more} more" if more > 0 else "")
+        shown = "\n".join(problems[:_SHOWN_PROBLEMS]) + (
+            "\n" + _("… and %(more)s more") % {"more": more} if more > 0 else ""
+        )
         raise AddressListError(
-            f"{len(problems)} bad value(s); nothing was imported. Fix these lines and import again:\n{shown}"
+            _("%(count)s bad value(s); nothing was imported. Fix these lines and import again:")
+            % {"count": len(problems)}
+            + "\n"
+            + shown
         )
     if not result.addresses:
-        wanted = " or ".join(sorted(kinds))
-        raise AddressListError(f"{path}: holds no {wanted}; nothing was imported")
+        wanted = _(" or ").join(sorted(kinds))
+        raise AddressListError(
+            _("%(path)s: holds no %(wanted)s; nothing was imported") % {"path": path, "wanted": wanted}
+        )
     return result
 
 
@@ -109,10 +120,11 @@ def _normalised(raw: str, kind: Kind, kinds: frozenset[Kind]) -> tuple[str, str]
     """(channel, address); ValueError saying why the value is refused."""
     problem = control_problem(raw)
     if problem is not None:
-        raise ValueError(f"holds a {problem}")
+        raise ValueError(_("holds a %(problem)s") % {"problem": translate(problem)})
     if kind not in kinds:
         raise ValueError(
-            f"is not a {' or '.join(sorted(kinds))}: this list holds {' and '.join(sorted(kinds))}s only"
+            _("is not a %(kinds)s, the only kind of address this list holds")
+            % {"kinds": _(" or ").join(sorted(kinds))}
         )
     try:
         if kind == "email":
@@ -120,5 +132,10 @@ def _normalised(raw: str, kind: Kind, kinds: frozenset[Kind]) -> tuple[str, str]
         return "sms", parse_phone(raw).e164
     except (EmailError, PhoneError) as exc:
         raise ValueError(
-            f"is not a valid {'e-mail address' if kind == 'email' else 'phone number'} ({exc})"
+            (
+                _("is not a valid e-mail address (%(reason)s)")
+                if kind == "email"
+                else _("is not a valid phone number (%(reason)s)")
+            )
+            % {"reason": translate(exc.reason)}
         ) from None

@@ -14,6 +14,8 @@ from typing import Final
 
 from broadcaster.contacts.cell_text import WHITESPACE, control_problem, strip_diacritics, visible
 from broadcaster.contacts.records import ContactsFileError
+from broadcaster.i18n import gettext as _
+from broadcaster.i18n import translate
 
 __all__ = ["FIELDS", "HEADER_ALIASES", "Columns", "field_of", "map_header"]
 
@@ -80,16 +82,18 @@ def map_header(path: Path, header: Sequence[str]) -> Columns:
         if control is not None:
             raise ContactsFileError(
                 path,
-                f'header column {index + 1} "{visible(written)}" holds a {control}',
-                fix="Retype that column name in the first row and import again.",
+                _('header column %(index)s "%(name)s" holds a %(problem)s')
+                % {"index": index + 1, "name": visible(written), "problem": translate(control)},
+                fix=_("Retype that column name in the first row and import again."),
             )
         key = _header_key(written)
         target = _HEADER_FIELDS.get(key, key)
         if target in seen:
             raise ContactsFileError(
                 path,
-                f'columns "{seen[target]}" and "{written}" are duplicates (both mean "{target}")',
-                fix="Keep one of them in the header row and import again.",
+                _('columns "%(first)s" and "%(second)s" are duplicates (both mean "%(field)s")')
+                % {"first": seen[target], "second": written, "field": target},
+                fix=_("Keep one of them in the header row and import again."),
             )
         seen[target] = written
         if target in FIELDS:
@@ -99,13 +103,13 @@ def map_header(path: Path, header: Sequence[str]) -> Columns:
     if "full_name" not in columns.fields:
         raise ContactsFileError(
             path,
-            'missing the name column (header "full_name" or "Họ và tên")',
-            fix="Add that column to the first row and import again.",
+            _('missing the name column (header "full_name" or "Họ và tên")'),
+            fix=_("Add that column to the first row and import again."),
         )
     if "phone" not in columns.fields and "email" not in columns.fields:
         raise ContactsFileError(
             path,
-            'missing a phone or an e-mail column (header "phone"/"Số điện thoại" or "email")',
-            fix="Add at least one of them to the first row and import again.",
+            _('missing a phone or an e-mail column (header "phone"/"Số điện thoại" or "email")'),
+            fix=_("Add at least one of them to the first row and import again."),
         )
     return columns

@@ -23,6 +23,7 @@ from broadcaster.clock import Clock
 from broadcaster.contacts.reader import ContactRow, ContactsFileError, RowProblem, read_contacts
 from broadcaster.db.models import Contact, ContactImport
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import ContactsSettings
 
 
@@ -123,10 +124,11 @@ def import_contacts(
     try:
         result = read_contacts(path, limits=limits)
     except ContactsFileError as exc:
-        raise ContactsImportError(f"{exc} Nothing was imported.") from None
+        raise ContactsImportError(str(exc) + " " + _("Nothing was imported.")) from None
     except OSError as exc:
         raise ContactsImportError(
-            f"{path}: cannot read the file ({exc.strerror}). Nothing was imported."
+            _("%(path)s: cannot read the file (%(reason)s). Nothing was imported.")
+            % {"path": path, "reason": exc.strerror}
         ) from None
 
     now = clock.now()

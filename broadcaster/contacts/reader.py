@@ -23,6 +23,7 @@ from broadcaster.contacts.header import FIELDS, map_header
 from broadcaster.contacts.records import ContactRow, ContactsFileError, ReadResult, RowProblem
 from broadcaster.contacts.row_builder import RowBuilder
 from broadcaster.contacts.sources import csv_rows, xlsx_rows
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import ContactsSettings
 
 __all__ = [
@@ -44,9 +45,12 @@ def _read(path: Path, records: Iterable[tuple[int, list[str]]], limits: Contacts
         if number > limits.max_rows + 1:  # counted before anything else, empty rows too: they cost time
             raise ContactsFileError(
                 path,
-                f"has more than {limits.max_rows:,} rows of contacts (setting contacts.max_rows)",
-                fix="Split it into smaller files and import each, or raise max_rows in [contacts] of "
-                "broadcaster.toml.",
+                _("has more than %(max)s rows of contacts (setting contacts.max_rows)")
+                % {"max": f"{limits.max_rows:,}"},
+                fix=_(
+                    "Split it into smaller files and import each, or raise max_rows in [contacts] of "
+                    "broadcaster.toml."
+                ),
             )
         if not any(v.strip() for v in record):
             continue  # completely empty rows (also before the header) are ignored silently
@@ -60,13 +64,13 @@ def _read(path: Path, records: Iterable[tuple[int, list[str]]], limits: Contacts
             result.rows.append(row)
     if builder is None:
         raise ContactsFileError(
-            path, "is empty", fix="Put the header row and the contacts in it, then import again."
+            path, _("is empty"), fix=_("Put the header row and the contacts in it, then import again.")
         )
     if result.total_rows == 0:
         raise ContactsFileError(
             path,
-            "has a header row but no contacts",
-            fix="Add the contacts under the header, then import again.",
+            _("has a header row but no contacts"),
+            fix=_("Add the contacts under the header, then import again."),
         )
     return result
 
@@ -81,9 +85,10 @@ def read_contacts(path: Path, *, limits: ContactsSettings | None = None) -> Read
         return _read(path, csv_rows(path, limits), limits)
     if suffix == ".xlsx":
         return _read(path, xlsx_rows(path, limits), limits)
-    hint = " (old Excel format)" if suffix == ".xls" else ""
+    hint = " " + _("(old Excel format)") if suffix == ".xls" else ""
     raise ContactsFileError(
         path,
-        f'unsupported file type "{suffix or path.name}"{hint}',
-        fix=f"Save it as one of {', '.join(_SUPPORTED)} (CSV in UTF-8) and import again.",
+        _('unsupported file type "%(type)s"') % {"type": suffix or path.name} + hint,
+        fix=_("Save it as one of %(types)s (CSV in UTF-8) and import again.")
+        % {"types": ", ".join(_SUPPORTED)},
     )

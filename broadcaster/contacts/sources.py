@@ -18,6 +18,7 @@ from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
 from broadcaster.contacts.records import ContactsFileError
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import ContactsSettings
 
 __all__ = ["csv_rows", "xlsx_rows"]
@@ -37,9 +38,9 @@ def _decode_utf8(path: Path, data: bytes) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise ContactsFileError(
             path,
-            f"not UTF-8 text: byte 0x{data[exc.start]:02X} at offset {exc.start} (line {line}) "
-            "cannot be decoded",
-            fix='Save the file as "CSV UTF-8" (Excel: File › Save As › CSV UTF-8) and import again.',
+            _("not UTF-8 text: byte 0x%(byte)s at offset %(offset)s (line %(line)s) cannot be decoded")
+            % {"byte": f"{data[exc.start]:02X}", "offset": exc.start, "line": line},
+            fix=_('Save the file as "CSV UTF-8" (Excel: File › Save As › CSV UTF-8) and import again.'),
         ) from exc
 
 
@@ -53,13 +54,19 @@ def _sniff_delimiter(text: str) -> str:
         return ";" if first_line.count(";") > first_line.count(",") else ","
 
 
-def _too_big(path: Path, size: int, limits: ContactsSettings, *, what: str) -> ContactsFileError:
+def _too_big(path: Path, size: int, limits: ContactsSettings, *, unpacked: bool) -> ContactsFileError:
     return ContactsFileError(
         path,
-        f"{what} {size / 1024 / 1024:,.1f} MB, more than the {limits.max_file_mb:,} MB allowed "
-        "(setting contacts.max_file_mb)",
-        fix="Split it into smaller files and import each, or raise max_file_mb in [contacts] of "
-        "broadcaster.toml.",
+        (
+            _("unpacks to %(size)s MB, more than the %(max)s MB allowed (setting contacts.max_file_mb)")
+            if unpacked
+            else _("is %(size)s MB, more than the %(max)s MB allowed (setting contacts.max_file_mb)")
+        )
+        % {"size": f"{size / 1024 / 1024:,.1f}", "max": f"{limits.max_file_mb:,}"},
+        fix=_(
+            "Split it into smaller files and import each, or raise max_file_mb in [contacts] of "
+            "broadcaster.toml."
+        ),
     )
 
 
@@ -67,11 +74,13 @@ def csv_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[s
     try:
         size = path.stat().st_size
         if size > limits.max_file_bytes:
-            raise _too_big(path, size, limits, what="is")
+            raise _too_big(path, size, limits, unpacked=False)
         data = path.read_bytes()
     except OSError as exc:
         raise ContactsFileError(
-            path, f"cannot be read ({exc.strerror})", fix="Check the path and the permissions."
+            path,
+            _("cannot be read (%(reason)s)") % {"reason": exc.strerror},
+            fix=_("Check the path and the permissions."),
         ) from exc
     text = _decode_utf8(path, data)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
@@ -82,8 +91,8 @@ def csv_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[s
     except csv.Error as exc:
         raise ContactsFileError(
             path,
-            f"broken CSV near line {reader.line_num} ({exc})",
-            fix="Check the quotes on that line and import again.",
+            _("broken CSV near line %(line)s (%(error)s)") % {"line": reader.line_num, "error": exc},
+            fix=_("Check the quotes on that line and import again."),
         ) from exc
 
 
@@ -106,7 +115,7 @@ def _check_unpacked_size(path: Path, limits: ContactsSettings) -> None:
     with zipfile.ZipFile(path) as archive:
         size = sum(info.file_size for info in archive.infolist())
     if size > limits.max_file_bytes:
-        raise _too_big(path, size, limits, what="unpacks to")
+        raise _too_big(path, size, limits, unpacked=True)
 
 
 def xlsx_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[str]]]:
@@ -114,12 +123,12 @@ def xlsx_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[
         _check_unpacked_size(path, limits)
         workbook = load_workbook(path, read_only=True, data_only=True)
     except FileNotFoundError as exc:
-        raise ContactsFileError(path, "does not exist", fix="Check the path.") from exc
+        raise ContactsFileError(path, _("does not exist"), fix=_("Check the path.")) from exc
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
         raise ContactsFileError(
             path,
-            f"is not a readable XLSX workbook ({exc})",
-            fix="Open it in Excel or LibreOffice, save it as .xlsx (or CSV UTF-8) and import again.",
+            _("is not a readable XLSX workbook (%(error)s)") % {"error": exc},
+            fix=_("Open it in Excel or LibreOffice, save it as .xlsx (or CSV UTF-8) and import again."),
         ) from exc
     try:
         if not workbook.worksheets:
@@ -133,8 +142,9 @@ def xlsx_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[
             if beyond.count(None) != len(beyond):  # cells formatted but empty out there are harmless
                 raise ContactsFileError(
                     path,
-                    f"row {number} has cells beyond column {_XLSX_MAX_COLUMNS}",
-                    fix="Delete the columns after the last one you use and import again.",
+                    _("row %(row)s has cells beyond column %(max)s")
+                    % {"row": number, "max": _XLSX_MAX_COLUMNS},
+                    fix=_("Delete the columns after the last one you use and import again."),
                 )
             yield number, [_cell_text(v) for v in values[:_XLSX_MAX_COLUMNS]]
     finally:

@@ -13,6 +13,7 @@ from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, parse_phone
 from broadcaster.db.models import Message
 from broadcaster.errors import UserError
+from broadcaster.i18n import translate
 from broadcaster.vocabulary import MessageStatus
 from channels.base import Channel
 from consent.suppression import address_key
@@ -55,11 +56,11 @@ def recipient(raw: str) -> Recipient:
         try:
             return Recipient(Channel.EMAIL, address_key(Channel.EMAIL, normalize_email(text)))
         except EmailError as exc:
-            raise UserError(f"--recipient {raw!r}: {exc}") from None
+            raise UserError(f"--recipient '{raw}': {translate(exc.reason)}") from None
     try:
         return Recipient(Channel.SMS, address_key(Channel.SMS, parse_phone(text).e164))
     except PhoneError as exc:
-        raise UserError(f"--recipient {raw!r}: {exc}") from None
+        raise UserError(f"--recipient '{raw}': {translate(exc.reason)}") from None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from broadcaster import audit
 from broadcaster.clock import Clock
 from broadcaster.db.models import Campaign, CampaignRun, Message, MessagePart, User
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.outbox.status import sources_for
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
 
@@ -167,15 +168,22 @@ def _checked_reason(
     """The reason, stripped, once the request makes sense; a dry run needs none."""
     if filters.is_empty():
         raise UserError(
-            f"say which messages to {operation.value}: --campaign, --run, --id, --status, --channel or --provider"
+            _(
+                "say which messages to %(operation)s: --campaign, --run, --id, --status, --channel or --provider"
+            )
+            % {"operation": operation.value}
         )
     if filters.status is not None and filters.status not in move.sources:
         allowed = ", ".join(sorted(s.value for s in move.sources))
-        raise UserError(f"{operation.value} applies to {allowed} messages, not {filters.status.value}")
+        raise UserError(
+            _("%(operation)s applies to %(allowed)s messages, not %(status)s")
+            % {"operation": operation.value, "allowed": allowed, "status": filters.status.value}
+        )
     why = (reason or "").strip()
     if not dry_run and not why:
         raise UserError(
-            f"{operation.value} needs a reason (--reason), kept in the audit trail; --dry-run only counts"
+            _("%(operation)s needs a reason (--reason), kept in the audit trail; --dry-run only counts")
+            % {"operation": operation.value}
         )
     return why
 

@@ -20,6 +20,7 @@ from broadcaster.campaigns.workflow import approved_version
 from broadcaster.clock import Clock
 from broadcaster.db.models import CampaignRun, Contact, Message, User
 from broadcaster.errors import StateError, UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.outbox.sending import open_run, sendable_campaign
 from broadcaster.vocabulary import MessageKind, MessageStatus, RunStatus
 
@@ -108,11 +109,16 @@ def start_retry_run(
             select(func.max(CampaignRun.id)).where(CampaignRun.campaign_id == campaign_id)
         )
         if source_run_id is None:
-            raise StateError(f"chiến dịch {campaign_id!r} chưa có lượt gửi nào để gửi lại")
+            raise StateError(
+                _("campaign '%(campaign)s' has no run to send again yet") % {"campaign": campaign_id}
+            )
     # Locked: two retries of one run at once would both find the same failures before either is planned.
     source = session.scalar(select(CampaignRun).where(CampaignRun.id == source_run_id).with_for_update())
     if source is None or source.campaign_id != campaign_id:
-        raise UserError(f"--run {source_run_id}: không phải lượt gửi của chiến dịch {campaign_id!r}")
+        raise UserError(
+            _("--run %(run)s: not a run of campaign '%(campaign)s'")
+            % {"run": source_run_id, "campaign": campaign_id}
+        )
     planning = session.scalar(
         select(CampaignRun.id).where(
             CampaignRun.trigger == retry_trigger(source.id), CampaignRun.status == RunStatus.PLANNING
@@ -121,14 +127,16 @@ def start_retry_run(
     if planning is not None:
         # Its messages are not written yet, so the failures it will send to still look unsent.
         raise StateError(
-            f"lượt gửi lại {planning} của lượt {source.id} đang được lập kế hoạch; hãy chờ nó xong rồi thử lại"
+            _("retry run %(retry)s of run %(run)s is being planned; wait until it is done, then try again")
+            % {"retry": planning, "run": source.id}
         )
     failed = int(
         session.scalar(select(func.count()).select_from(Message).where(_still_failed(source.id))) or 0
     )
     if not failed:
         raise StateError(
-            f"lượt gửi {source.id} của chiến dịch {campaign_id!r} không còn tin nhắn thất bại nào cần gửi lại"
+            _("run %(run)s of campaign '%(campaign)s' has no failed message left to send again")
+            % {"run": source.id, "campaign": campaign_id}
         )
     now = clock.now()
     run = open_run(session, campaign, version, trigger=retry_trigger(source.id), now=now)

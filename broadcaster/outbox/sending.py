@@ -21,6 +21,8 @@ from broadcaster.contacts.phones import PhoneError, is_sms_capable, parse_phone
 from broadcaster.context import AppContext
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, Message, User
 from broadcaster.errors import StateError, UserError
+from broadcaster.i18n import gettext as _
+from broadcaster.i18n import translate
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.rendering import sample_contact
 from broadcaster.settings import Settings
@@ -45,8 +47,11 @@ def start_manual_run(
     )
     if not again and (campaign.state == CampaignState.COMPLETED or one_off_sent):
         raise StateError(
-            f"campaign {campaign_id!r} was already sent ({campaign.state.value}): {received} people received it. "
-            f"`broadcaster send {campaign_id} --again` sends it to everyone again."
+            _(
+                "campaign '%(campaign)s' was already sent (%(state)s): %(received)s people received it. "
+                "`broadcaster send %(campaign)s --again` sends it to everyone again."
+            )
+            % {"campaign": campaign_id, "state": _(campaign.state.value), "received": received}
         )
     now = clock.now()
     run = open_run(session, campaign, version, trigger="manual", now=now)
@@ -74,7 +79,8 @@ def sendable_campaign(session: Session, campaign_id: str) -> Campaign:
     campaign = get_campaign(session, campaign_id)
     if campaign.state not in (CampaignState.APPROVED, CampaignState.SCHEDULED, CampaignState.COMPLETED):
         raise StateError(
-            f"campaign {campaign_id!r} is {campaign.state.value}; only an approved or scheduled campaign can be sent"
+            _("campaign '%(campaign)s' is %(state)s; only an approved or scheduled campaign can be sent")
+            % {"campaign": campaign_id, "state": _(campaign.state.value)}
         )
     return campaign
 
@@ -137,13 +143,15 @@ def channel_for(address: str) -> tuple[str, str]:
         try:
             return Channel.EMAIL, normalize_email(address)
         except EmailError as exc:
-            raise UserError(f"--to {address!r}: {exc}") from None
+            raise UserError(f"--to '{address}': {translate(exc.reason)}") from None
     try:
         phone = parse_phone(address)
     except PhoneError as exc:
-        raise UserError(f"--to {address!r}: {exc}") from None
+        raise UserError(f"--to '{address}': {translate(exc.reason)}") from None
     if not is_sms_capable(phone):
-        raise UserError(f"--to {address!r}: not a mobile number, cannot receive SMS")
+        raise UserError(
+            _("--to '%(address)s': not a mobile number, cannot receive SMS") % {"address": address}
+        )
     return Channel.SMS, phone.e164
 
 
@@ -185,7 +193,8 @@ def create_test_messages(
     for channel, address in targets:
         if channel not in definition.channels:
             raise UserError(
-                f"campaign {campaign_id!r} has no {channel} channel; --to {address} cannot be used"
+                _("campaign '%(campaign)s' has no %(channel)s channel; --to %(address)s cannot be used")
+                % {"campaign": campaign_id, "channel": channel, "address": address}
             )
     created: list[Message] = []
     for channel, address in targets:

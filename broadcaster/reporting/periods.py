@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import ReportSettings
 
 __all__ = ["Period", "PeriodError", "half_year", "parse_date", "period_from_options"]
@@ -65,7 +66,10 @@ def parse_date(value: str, *, option: str) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise PeriodError(f"{option}: {value!r} is not a date; write YYYY-MM-DD, e.g. 2026-05-15") from None
+        raise PeriodError(
+            _("%(option)s: '%(value)s' is not a date; write YYYY-MM-DD, e.g. 2026-05-15")
+            % {"option": option, "value": value}
+        ) from None
 
 
 def period_from_options(
@@ -77,11 +81,12 @@ def period_from_options(
     first (``date.min`` / ``date.max``)."""
     if period is not None:
         if start is not None or end is not None:
-            raise PeriodError("--period cannot be combined with --from/--to: give one or the other")
+            raise PeriodError(_("--period cannot be combined with --from/--to: give one or the other"))
         match = _HALF.match(period.strip())
         if match is None:
             raise PeriodError(
-                f"--period: {period!r} is not a half-year; write YYYY-H1 or YYYY-H2, e.g. 2026-H1"
+                _("--period: '%(period)s' is not a half-year; write YYYY-H1 or YYYY-H2, e.g. 2026-H1")
+                % {"period": period}
             )
         return half_year(int(match.group(1)), int(match.group(2)), reports)
     if start is None and end is None:
@@ -89,5 +94,8 @@ def period_from_options(
     first = parse_date(start, option="--from") if start is not None else date.min
     last = parse_date(end, option="--to") if end is not None else date.max
     if first > last:
-        raise PeriodError(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}")
+        raise PeriodError(
+            _("--from %(first)s is after --to %(last)s")
+            % {"first": f"{first:%Y-%m-%d}", "last": f"{last:%Y-%m-%d}"}
+        )
     return Period(first, last, f"{start or '…'} – {end or '…'}")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from broadcaster import audit
 from broadcaster.db.models import Contact, ContactImport, InboundRecord, InboxReply, Message
 from broadcaster.errors import StateError, UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.subjects import held
 from broadcaster.subjects.held import Subject
 from broadcaster.vocabulary import MessageStatus
@@ -70,12 +71,15 @@ def checked_reference(reference: str | None, subject: Subject) -> str:
     """The request's reference, stripped; it is kept for ever, so it must not name the person."""
     text = (reference or "").strip()
     if not text:
-        raise UserError("--reference is required: the request's reference (e.g. a dossier number) is kept")
+        raise UserError(_("--reference is required: the request's reference (e.g. a dossier number) is kept"))
     if len(text) > REFERENCE_MAX:
-        raise UserError(f"--reference is {len(text)} characters long; at most {REFERENCE_MAX}")
+        raise UserError(
+            _("--reference is %(length)s characters long; at most %(max)s")
+            % {"length": len(text), "max": REFERENCE_MAX}
+        )
     if mask_text(text) != text or subject.key in text.lower():
         raise UserError(
-            "--reference must not contain a phone number or e-mail address: it outlives the erasure"
+            _("--reference must not contain a phone number or e-mail address: it outlives the erasure")
         )
     return text
 

@@ -28,6 +28,8 @@ from broadcaster.db.models import (
     Message,
 )
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
+from broadcaster.i18n import translate
 from broadcaster.outbox.replies import sms_address
 from channels.sms.receipts import read_pdu
 from consent.erasure import subject_hash
@@ -56,7 +58,10 @@ def parse_subject(raw: str) -> Subject:
             return Subject("email", key, (key,))
         phone = parse_phone(raw)
     except (PhoneError, EmailError) as exc:
-        raise UserError(f"{raw!r} is not a phone number or an e-mail address: {exc}") from None
+        raise UserError(
+            _("'%(value)s' is not a phone number or an e-mail address: %(reason)s")
+            % {"value": raw, "reason": translate(exc.reason)}
+        ) from None
     significant = phone.national.lstrip("0")
     # The SMPP gateway stores the PDU's octets as hex: the number's ASCII digits appear hex-encoded there.
     return Subject("sms", phone.e164, (significant, significant.encode().hex()))
@@ -67,9 +72,11 @@ def keyed_hash(secret: str, subject: Subject) -> str:
     tombstones keep it."""
     if not secret:
         raise UserError(
-            "[security] subject_key and unsubscribe_secret are empty: data-subject requests name the person by "
-            "a hash keyed with one of them. Set subject_key in broadcaster.toml (broadcaster init writes one) "
-            "and keep it: a new key no longer recognises earlier erasures"
+            _(
+                "[security] subject_key and unsubscribe_secret are empty: data-subject requests name the person "
+                "by a hash keyed with one of them. Set subject_key in broadcaster.toml (broadcaster init writes "
+                "one) and keep it: a new key no longer recognises earlier erasures"
+            )
         )
     return subject_hash(secret, subject.channel, subject.key)
 

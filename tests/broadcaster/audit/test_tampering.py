@@ -33,25 +33,28 @@ K = 9  # an entry in the middle of the log
 
 def _update_field(installation: Installation, n: int) -> tuple[int, str]:
     set_row(installation.engine, K, actor="ke_gian")
-    return K, "đã bị sửa sau khi ghi"
+    return K, "it was changed after it was written"
 
 
 def _delete_entry(installation: Installation, n: int) -> tuple[int, str]:
     with installation.engine.begin() as connection:
         connection.execute(delete(LOG).where(LOG.c.id == K))
-    return K, f"mục #{K}: đã bị xoá khỏi nhật ký (mục còn lại kế tiếp #{K + 1}"
+    return K, f"entry #{K}: was deleted from the log (the next remaining entry #{K + 1}"
 
 
 def _delete_entries(installation: Installation, n: int) -> tuple[int, str]:
     with installation.engine.begin() as connection:
         connection.execute(delete(LOG).where(LOG.c.id.between(K, K + 2)))
-    return K, f"mục #{K}: các mục #{K}–#{K + 2} đã bị xoá khỏi nhật ký (mục còn lại kế tiếp #{K + 3}"
+    return (
+        K,
+        f"entry #{K}: entries #{K}–#{K + 2} were deleted from the log (the next remaining entry #{K + 3}",
+    )
 
 
 def _delete_last(installation: Installation, n: int) -> tuple[int, str]:
     with installation.engine.begin() as connection:
         connection.execute(delete(LOG).where(LOG.c.id == n))
-    return n, "các mục cuối đã bị xoá"
+    return n, "the last entries were deleted"
 
 
 def _forged(installation: Installation, n: int, *, prev_hash: str) -> None:
@@ -71,13 +74,13 @@ def _forged(installation: Installation, n: int, *, prev_hash: str) -> None:
 
 def _insert_wrong_link(installation: Installation, n: int) -> tuple[int, str]:
     _forged(installation, n, prev_hash="f" * 64)
-    return n + 1, "không nối với mục trước"
+    return n + 1, "does not link to the entry before"
 
 
 def _insert_rehashed(installation: Installation, n: int) -> tuple[int, str]:
     """A forged entry that links and hashes correctly: only the chain head (not updated) gives it away."""
     _forged(installation, n, prev_hash=row(installation.engine, n)["entry_hash"])
-    return n + 1, "nhật ký có mục vượt quá đầu chuỗi"
+    return n + 1, "the log has entries beyond the chain head"
 
 
 def _swap(installation: Installation, n: int) -> tuple[int, str]:
@@ -85,7 +88,10 @@ def _swap(installation: Installation, n: int) -> tuple[int, str]:
     first, second = row(installation.engine, K), row(installation.engine, K + 4)
     set_row(installation.engine, K, **{key: value for key, value in second.items() if key != "id"})
     set_row(installation.engine, K + 4, **{key: value for key, value in first.items() if key != "id"})
-    return K, "không nối với mục trước (prev_hash khác): có mục bị xoá, chèn thêm hoặc đổi thứ tự"
+    return (
+        K,
+        "it does not link to the entry before (prev_hash differs): an entry was deleted, inserted or reordered",
+    )
 
 
 def _swap_content(installation: Installation, n: int) -> tuple[int, str]:
@@ -94,7 +100,7 @@ def _swap_content(installation: Installation, n: int) -> tuple[int, str]:
     first, second = row(installation.engine, K), row(installation.engine, K + 1)
     set_row(installation.engine, K, **{key: value for key, value in second.items() if key not in keep})
     set_row(installation.engine, K + 1, **{key: value for key, value in first.items() if key not in keep})
-    return K, "đã bị sửa sau khi ghi"
+    return K, "it was changed after it was written"
 
 
 TAMPERINGS: dict[str, Callable[[Installation, int], tuple[int, str]]] = {
@@ -117,13 +123,13 @@ def test_tampering_is_found_at_the_right_entry(
     assert n >= 20
     cli = cli_in(installation, monkeypatch)
     intact = cli("audit", "verify")
-    assert f"nguyên vẹn: {n} mục; mục cuối #{n}" in one_line(intact.stdout)
+    assert f"intact: {n} entries; last entry #{n}" in one_line(intact.stdout)
 
     triggers_off(installation.engine)
     broken_id, phrase = TAMPERINGS[tampering](installation, n)
 
     result = one_line(cli("audit", "verify", expect=1).stdout)
-    assert f"bị can thiệp tại mục #{broken_id}" in result
+    assert f"tampered with at entry #{broken_id}" in result
     assert phrase in result
     with Session(installation.engine) as session:
         verdict = verify_chain(session)
@@ -141,7 +147,7 @@ def test_a_broken_entry_is_named_with_its_da_nang_time_and_action(
     cli = cli_in(installation, monkeypatch)
     result = one_line(cli("audit", "verify", expect=1).stdout)
     local = original["at"].astimezone(LOCAL_TZ)
-    assert f"mục #{K} (lúc {local:%d/%m/%Y %H:%M:%S} giờ Đà Nẵng, hành động {original['action']})" in result
+    assert f"entry #{K} (at {local:%d/%m/%Y %H:%M:%S} Da Nang time, action {original['action']})" in result
 
 
 def test_every_reading_role_may_verify(installation: Installation, monkeypatch: pytest.MonkeyPatch) -> None:

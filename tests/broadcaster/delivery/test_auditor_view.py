@@ -209,7 +209,7 @@ def test_audit_search_by_actor_action_campaign_recipient_and_period(
 
     # The table (newest first) and a CSV file.
     table = one_line(cli("audit", "search", "--recipient", EMAIL, user=AUDITOR).stdout)
-    assert "Nhật ký kiểm toán" in table
+    assert "Audit log" in table
     assert "subject.export" in table
     assert "yêu cầu HS-7" in table
     target = tmp_path / "nhat-ky.csv"
@@ -217,7 +217,7 @@ def test_audit_search_by_actor_action_campaign_recipient_and_period(
         "audit", "search", "--action", "delivery.", "--from", later, "--format", "csv", "--out", str(target),
         user=AUDITOR,
     )  # fmt: skip
-    assert "Đã xuất 2 mục" in one_line(said.stdout)
+    assert "Exported 2 audit log entries" in one_line(said.stdout)
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
     assert [row["action"] for row in rows] == ["delivery.window", "delivery.results"]
     assert json.loads(rows[0]["details"])["campaign"] == CAMPAIGN
@@ -227,7 +227,7 @@ def test_audit_search_by_actor_action_campaign_recipient_and_period(
 def test_audit_search_refuses_bad_input_and_writes_nothing(cli: Cli, sent: int, tmp_path: Path) -> None:
     target = tmp_path / "x.csv"
     for options, expected in (
-        (["--out", str(target)], "--out: chỉ dùng cùng --format"),
+        (["--out", str(target)], "--out: only with --format"),
         (["--limit", "0"], "--limit 0"),
         (["--from", "2025-06-05", "--to", "2025-06-01"], "must be before --to"),
         (["--from", "hôm qua"], "--from 'hôm qua'"),

@@ -99,7 +99,7 @@ def test_retry_failed_sends_again_only_to_the_failed_still_screened_and_only_onc
 
     # The retry run itself has nothing that failed: refused, and no run is created.
     runs = run_count(pipeline)
-    with pytest.raises(StateError, match="không còn tin nhắn thất bại"):
+    with pytest.raises(StateError, match="has no failed message left to send again"):
         retry(pipeline, campaign_id, started.run_id)
     assert run_count(pipeline) == runs
     with pipeline.context.readers() as session:
@@ -116,7 +116,7 @@ def test_retry_failed_refuses_another_campaigns_run(failed_run: tuple[Pipeline, 
     runs = run_count(pipeline)
     with pytest.raises(UserError, match=f"--run {first}"):
         retry(pipeline, other, first)
-    with pytest.raises(StateError, match="chưa có lượt gửi nào"):
+    with pytest.raises(StateError, match="has no run to send again yet"):
         retry(pipeline, other)
     assert run_count(pipeline) == runs
 
@@ -134,17 +134,17 @@ def test_the_command_is_for_editors_and_admins_and_audited(
 
     pipeline.advance(minutes=1)
     said = cli("campaigns", "retry-failed", campaign_id, "--run", str(first))
-    assert f"(cho lượt {first}): {len(failed)} tin nhắn thất bại" in said
+    assert f"(of run {first}): {len(failed)} failed message(s) planned again" in said
     assert run_count(pipeline) == runs + 1
     # A second retry before the first is planned would find the same failures: refused until it is.
     refused = cli("campaigns", "retry-failed", campaign_id, "--run", str(first), expect=1)
-    assert f"lượt gửi lại {runs + 1} của lượt {first} đang được lập kế hoạch" in refused
+    assert f"retry run {runs + 1} of run {first} is being planned" in refused
     assert run_count(pipeline) == runs + 1
     pipeline.plan(runs + 1)
     pipeline.drain()
     assert {m.status for m in pipeline.messages(runs + 1)} == {S.SENT}
     refused = cli("campaigns", "retry-failed", campaign_id, "--run", str(first), expect=1)
-    assert "không còn tin nhắn thất bại nào cần gửi lại" in refused
+    assert "has no failed message left to send again" in refused
     with pipeline.context.readers() as session:
         entry = session.scalars(select(AuditEntry).where(AuditEntry.action == RETRY_ACTION)).one()
     assert (entry.actor, entry.details["run_id"], entry.details["failed"]) == (

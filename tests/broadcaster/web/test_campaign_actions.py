@@ -144,7 +144,7 @@ def test_sending_a_draft_is_refused_on_the_page(
     editor.get("/")
     refused = editor.post(f"/campaigns/{CAMPAIGN}/send")
     assert refused.status_code == 409
-    assert "draft" in refused.text
+    assert "bản nháp" in refused.text
     assert queued == []
 
 
