@@ -30,12 +30,13 @@ from broadcaster.outbox.single import (
     write_turn,
 )
 from broadcaster.web.api.auth import ApiCaller, api_requires
+from broadcaster.web.api.errors import PROBLEMS
 from broadcaster.web.api.idempotency import replay_or_run
 from broadcaster.web.auth import context_of
 from broadcaster.web.problems import Problem
 from channels.base import Channel
 
-router = APIRouter(tags=["notifications"])
+router = APIRouter(tags=["notifications"], responses=PROBLEMS)
 _setup = threading.Lock()
 
 
