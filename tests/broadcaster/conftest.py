@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
+from argon2 import PasswordHasher
 from sqlalchemy import Engine, select
 
-from broadcaster import i18n, policies
+from broadcaster import i18n, policies, users
 from broadcaster.clock import FrozenClock
 from broadcaster.contacts.importer import ImportReport, import_contacts
 from broadcaster.context import AppContext
@@ -112,6 +113,13 @@ def set_policy(context: AppContext, key: str, value: str) -> None:
         policies.set_policy(
             session, actor=ADMIN_LOGIN, key=key, text=value, reason="test", clock=context.clock
         )
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id with its smallest cost in this process: the tests sign people in hundreds of times, and what
+    they check (a password matches or not, a hash is argon2id) does not depend on the cost."""
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture(autouse=True)
