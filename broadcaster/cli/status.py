@@ -23,11 +23,14 @@ def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> N
         print_json(data)
         return
     console.print(f"[bold]{data['id']}[/] — {data['title']}")
-    line = f"State: [bold]{data['state']}[/]; approved version: {data['approved_version'] or '-'}"
+    line = _("State: [bold]%(state)s[/]; approved version: %(version)s") % {
+        "state": data["state"],
+        "version": data["approved_version"] or "-",
+    }
     if data["paused_reason"]:
-        line += f"; paused: {data['paused_reason']}"
+        line += _("; paused: %(reason)s") % {"reason": data["paused_reason"]}
     if data["next_occurrence_at"]:
-        line += f"; next occurrence: {data['next_occurrence_at']}"
+        line += _("; next occurrence: %(at)s") % {"at": data["next_occurrence_at"]}
     console.print(line)
     print_table(
         _("Versions"),

@@ -1,5 +1,5 @@
-"""The acceptance scenario of issue #14, in Chromium through the real server, with the sandbox SMTP server and
-SMSC and the embedded engine: an editor imports contacts and loads and submits a new version, an approver
+"""The web application's acceptance scenario, in Chromium through the real server, with the sandbox SMTP
+server and SMSC and the embedded engine: an editor imports contacts and loads and submits a new version, an approver
 approves it from the preview, the editor sends it and watches the dashboard count without a reload, and an
 auditor exports the message log, masked. On the way it saves the README's screenshots.
 
@@ -73,8 +73,10 @@ def _approve(page: Page, server: WebServer, campaign_id: str) -> None:
     expect(page.get_by_role("heading", level=1)).to_contain_text(NEW_TITLE)
     content_hash = page.locator("code.hash").inner_text()
     assert re.fullmatch(r"[0-9a-f]{64}", content_hash), content_hash
-    expect(page.get_by_role("region", name=re.compile("^sms"))).to_contain_text(f"Người nhận: {PEOPLE}")
-    expect(page.get_by_role("region", name=re.compile("^email"))).to_contain_text(f"Người nhận: {PEOPLE + 1}")
+    expect(page.get_by_role("region", name=re.compile("^SMS qua"))).to_contain_text(f"Người nhận: {PEOPLE}")
+    expect(page.get_by_role("region", name=re.compile("^Thư điện tử qua"))).to_contain_text(
+        f"Người nhận: {PEOPLE + 1}"
+    )
     expect(page.get_by_role("heading", name="Tin mẫu")).to_have_count(2)
     expect(page.get_by_role("region", name="Quyết định")).to_contain_text(content_hash)
     page.get_by_label("Ghi chú (không bắt buộc)").fill("Đồng ý.")
@@ -106,9 +108,9 @@ def _send_and_watch(page: Page, server: WebServer, campaign_id: str) -> None:
     expect(progress).to_have_text(f"{PLANNED} / {PLANNED}", timeout=SENDING_TIMEOUT_MS)
     figures = live.locator("[data-figures] li")
     expect(figures).to_have_count(2)
-    expect(figures.first).to_have_text(f"email: đã gửi {PEOPLE + 1} · đã đến nơi 0 · thất bại 0")
+    expect(figures.first).to_have_text(f"Thư điện tử: đã gửi {PEOPLE + 1} · đã đến nơi 0 · thất bại 0")
     # An SMS counts as sent until its delivery receipt arrives, then as delivered.
-    sms = re.fullmatch(r"sms: đã gửi (\d+) · đã đến nơi (\d+) · thất bại 0", figures.last.inner_text())
+    sms = re.fullmatch(r"SMS: đã gửi (\d+) · đã đến nơi (\d+) · thất bại 0", figures.last.inner_text())
     assert sms is not None, figures.last.inner_text()
     assert int(sms[1]) + int(sms[2]) == PEOPLE, figures.last.inner_text()
     assert page.evaluate("window.notReloaded === true")
