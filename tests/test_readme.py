@@ -125,7 +125,7 @@ class Session:
         if "contacts import danh-ba.csv" in line:  # "Save your contacts file as ~/office/danh-ba.csv first"
             (self.home / "office" / "danh-ba.csv").write_text(CONTACTS, encoding="utf-8")
         if "<hash>" in line:  # "the content hash that submit printed"
-            hashes = re.findall(r"hash ([0-9a-f]{12})", "".join(self.transcript))
+            hashes = re.findall(r"(?:hash|mã băm) ([0-9a-f]{12})", "".join(self.transcript))
             assert hashes, "no hash printed before a line that needs one"
             line = line.replace("<hash>", hashes[-1])
         return line
