@@ -5,6 +5,7 @@ without ``--wait``: the run is opened and handed to the engine's workers, which 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -27,6 +28,24 @@ def _back(campaign_id: str) -> str:
     return f"/campaigns/{campaign_id}"
 
 
+def _change_state(
+    request: Request,
+    viewer: Viewer,
+    campaign_id: str,
+    service: Callable[..., object],
+    reason: str | None,
+    outcome: str,
+) -> Response:
+    """Schedule, pause, resume or cancel through ``workflow`` as the viewer; a refusal is shown on the page."""
+    context = context_of(request)
+    try:
+        with acting(request, viewer) as (session, user):
+            service(session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason)
+    except UserError as exc:
+        return refused(request, exc, back=_back(campaign_id))
+    return done(campaign_id, outcome)
+
+
 @router.post("/campaigns/{campaign_id}/schedule")
 def schedule(
     request: Request,
@@ -34,19 +53,7 @@ def schedule(
     viewer: Annotated[Viewer, Depends(requires("campaigns.schedule"))],
     reason: ReasonField = "",
 ) -> Response:
-    context = context_of(request)
-    try:
-        with acting(request, viewer) as (session, user):
-            workflow.schedule(
-                session,
-                campaign_id=campaign_id,
-                actor=user,
-                clock=context.clock,
-                reason=reason.strip() or None,
-            )
-    except UserError as exc:
-        return refused(request, exc, back=_back(campaign_id))
-    return done(campaign_id, "scheduled")
+    return _change_state(request, viewer, campaign_id, workflow.schedule, reason.strip() or None, "scheduled")
 
 
 @router.post("/campaigns/{campaign_id}/send")
@@ -72,19 +79,7 @@ def pause(
     viewer: Annotated[Viewer, Depends(requires("campaigns.pause"))],
     reason: ReasonField = "",
 ) -> Response:
-    context = context_of(request)
-    try:
-        with acting(request, viewer) as (session, user):
-            workflow.pause(
-                session,
-                campaign_id=campaign_id,
-                actor=user,
-                clock=context.clock,
-                reason=reason.strip() or None,
-            )
-    except UserError as exc:
-        return refused(request, exc, back=_back(campaign_id))
-    return done(campaign_id, "paused")
+    return _change_state(request, viewer, campaign_id, workflow.pause, reason.strip() or None, "paused")
 
 
 @router.post("/campaigns/{campaign_id}/resume")
@@ -94,19 +89,7 @@ def resume(
     viewer: Annotated[Viewer, Depends(requires("campaigns.resume"))],
     reason: ReasonField = "",
 ) -> Response:
-    context = context_of(request)
-    try:
-        with acting(request, viewer) as (session, user):
-            workflow.resume(
-                session,
-                campaign_id=campaign_id,
-                actor=user,
-                clock=context.clock,
-                reason=reason.strip() or None,
-            )
-    except UserError as exc:
-        return refused(request, exc, back=_back(campaign_id))
-    return done(campaign_id, "resumed")
+    return _change_state(request, viewer, campaign_id, workflow.resume, reason.strip() or None, "resumed")
 
 
 @router.post("/campaigns/{campaign_id}/cancel")
@@ -117,18 +100,10 @@ def cancel(
     reason: ReasonField = "",
 ) -> Response:
     """Cancelling cannot be undone: the page asks why, and a blank reason is refused before anything changes."""
-    context = context_of(request)
     if not reason.strip():
         return refused(
             request,
             UserError(_("Cancelling needs a reason (the field 'Reason for cancelling').")),
             back=_back(campaign_id),
         )
-    try:
-        with acting(request, viewer) as (session, user):
-            workflow.cancel(
-                session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason.strip()
-            )
-    except UserError as exc:
-        return refused(request, exc, back=_back(campaign_id))
-    return done(campaign_id, "cancelled")
+    return _change_state(request, viewer, campaign_id, workflow.cancel, reason.strip(), "cancelled")
