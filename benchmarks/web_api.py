@@ -1,19 +1,23 @@
-"""The single-message API under load: ``POST /api/v1/notifications/sms`` for ~20 s against uvicorn with 2
-workers on an embedded working directory (SQLite, SQLite broker), from load generators in other processes.
+"""The single-message API under load: ``POST /api/v1/notifications/sms`` for ~20 s against
+``broadcaster serve --workers 2`` (uvicorn) on an embedded working directory (SQLite, SQLite broker), from
+wrk (Debian's package ``wrk``) in another process, each request with a new Idempotency-Key and number:
 
-    .venv/bin/python -m benchmarks.web_api --seconds 20 --connections 64 --clients 2
+    .venv/bin/python -m benchmarks.web_api --seconds 20 --connections 64
 
 Reports accepted requests/s, p50/p95/p99 latency and errors (benchmarks/README.md, "Web API"). The engine
-does not run: the messages queue up (each request still writes its chunk's task to the broker).
+does not run: the messages queue up (their urgent chunks' tasks are still written to the broker).
+``--load httpx`` uses Python load processes instead of wrk (they need a core of their own per ~300 req/s).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -27,16 +31,7 @@ from typing import Any
 
 from benchmarks.processes import free_port, wait_port
 
-CONFIG_ENV = "BROADCASTER_CONFIG"
 PHONES = [f"+849051{n:05d}" for n in range(5000)]  # mobiles, spread so no per-address cap is in play
-
-
-def app_factory() -> Any:
-    """The app ``broadcaster serve`` runs, for uvicorn's ``factory=True`` (one per worker process)."""
-    from broadcaster.context import AppContext
-    from broadcaster.web.app import create_app
-
-    return create_app(AppContext.load(Path(os.environ[CONFIG_ENV])))
 
 
 def prepare(root: Path) -> tuple[Path, str, str]:
@@ -46,12 +41,15 @@ def prepare(root: Path) -> tuple[Path, str, str]:
     from broadcaster.api_keys import create_key
     from broadcaster.clock import SystemClock
     from broadcaster.context import AppContext
+    from broadcaster.users import add_user
     from broadcaster.vocabulary import Role
 
     prepared = prepare_workdir(root, channel="sms", count=10, port=free_port(), chunk_size=None)
     context = AppContext.load(prepared.config, clock=SystemClock())
     try:
         with context.sessions.begin() as session:
+            # ``broadcaster serve`` runs as the login of whoever runs the benchmark, as an operator's would.
+            add_user(session, actor=ADMIN, login=getpass.getuser(), role=Role.ADMIN, clock=context.clock)
             secret = create_key(
                 session,
                 actor=ADMIN,
@@ -66,13 +64,25 @@ def prepare(root: Path) -> tuple[Path, str, str]:
 
 
 def serve(config: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, CONFIG_ENV: str(config)}
-    code = (
-        "import uvicorn; uvicorn.run('benchmarks.web_api:app_factory', factory=True, host='127.0.0.1', "
-        f"port={port}, workers={workers}, log_level='warning')"
-    )
-    command = [sys.executable, "-c", code]  # our own code, with arguments built here
-    return subprocess.Popen(command, env=env, cwd=Path.cwd(), start_new_session=True)  # noqa: S603
+    """``broadcaster serve`` as an operator runs it."""
+    command = [str(Path(sys.executable).with_name("broadcaster")), "--config", str(config), "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(workers)]  # fmt: skip
+    return subprocess.Popen(command, cwd=Path.cwd(), start_new_session=True)  # noqa: S603
+
+
+WRK_SCRIPT = Path(__file__).resolve().parent / "web_api_load.lua"
+
+
+def wrk_load(url: str, secret: str, campaign_id: str, connections: int, seconds: float) -> dict[str, Any]:
+    """One wrk run (one thread: a load generator that needs little of the machine's two cores)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (or --load httpx)")
+    command = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+               "-s", str(WRK_SCRIPT), url]  # fmt: skip
+    env = {**os.environ, "WRK_SECRET": secret, "WRK_CAMPAIGN": campaign_id}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 async def _load(url: str, secret: str, campaign_id: str, connections: int, seconds: float) -> dict[str, Any]:
@@ -126,11 +136,11 @@ def load_process(url: str, secret: str, campaign_id: str, connections: int, seco
 def in_process(
     config: Path, campaign_id: str, secret: str, count: int, profile: Path | None
 ) -> dict[str, Any]:
-    """The CPU-independent figure: ``count`` requests one after another through the whole app in this
-    process and thread (ASGI, no network; FastAPI's thread-pool calls made inline so that the profile sees
-    the request's code; the urgent chunker batches in its own thread as in a server, its CPU counted too),
-    timed in wall and in this process's CPU seconds: a machine shared with other work still gives a
-    comparable CPU ms per request. ``profile``: write a cProfile dump there (of the request's thread)."""
+    """The figure a busy machine cannot spoil: ``count`` requests, ``CONCURRENCY`` at a time, through the
+    whole app in this process (ASGI, no network, the client's own CPU included; FastAPI's thread-pool
+    calls made inline so that the profile sees the request's code; the group commit writes in its own
+    thread as in a server, its CPU counted too), timed in wall and in this process's CPU seconds: a machine
+    shared with other work still gives a comparable CPU ms per request. ``profile``: write a cProfile dump there (of the request's thread)."""
     return asyncio.run(_in_process(config, campaign_id, secret, count, profile))
 
 
@@ -160,22 +170,27 @@ async def _in_process(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
 
             async def post(i: int) -> int:
-                body = {"campaign_id": campaign_id, "phone_number": PHONES[i % len(PHONES)],
+                body = {"campaign_id": campaign_id, "phone_number": f"+84905{i:06d}",
                         "personalisation": {}, "reference": f"p-{i}"}  # fmt: skip
                 answer = await client.post("/api/v1/notifications/sms", json=body,
                                            headers={**headers, "Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
                 return answer.status_code
 
             for i in range(20):  # warm: compiled templates, cached version and key, connections
-                await post(len(PHONES) - 1 - i)
-            profiler = cProfile.Profile() if profile else None
+                await post(count + i)
+            profiler = cProfile.Profile(time.thread_time) if profile else None
             statuses: dict[str, int] = {}
             cpu, wall = time.process_time(), time.perf_counter()
             if profiler:
                 profiler.enable()
-            for i in range(count):
-                code = str(await post(i))
+            gate = asyncio.Semaphore(CONCURRENCY)
+
+            async def counted(i: int) -> None:
+                async with gate:
+                    code = str(await post(i))
                 statuses[code] = statuses.get(code, 0) + 1
+
+            await asyncio.gather(*(counted(i) for i in range(count)))
             if profiler and profile:
                 profiler.disable()
                 profiler.dump_stats(profile)
@@ -183,7 +198,7 @@ async def _in_process(
     finally:
         context.close()
     return {
-        "mode": "in-process, 1 thread" + (", profiled" if profile else ""),
+        "mode": f"in-process, {CONCURRENCY} at a time" + (", profiled" if profile else ""),
         "requests": count,
         "statuses": statuses,
         "cpu_ms_per_request": round(1000 * cpu / count, 2),
@@ -192,6 +207,8 @@ async def _in_process(
     }
 
 
+# Requests in flight at once in --in-process mode, so that the group commit writes batches as in a server.
+CONCURRENCY = 64
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -216,8 +233,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--connections", type=int, default=32, help="concurrent connections per load process")
-    parser.add_argument("--clients", type=int, default=2, help="load generator processes")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="concurrent connections (per load process)"
+    )
+    parser.add_argument("--load", choices=("wrk", "httpx"), default="wrk", help="the load generator")
+    parser.add_argument("--clients", type=int, default=2, help="with --load httpx: load processes")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
@@ -237,46 +257,89 @@ def main() -> None:
     port = free_port()
     server = serve(config, port, args.workers)
     try:
-        wait_port(port, timeout=30)
+        wait_port(port, timeout=60)
         url = f"http://127.0.0.1:{port}"
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=args.clients, mp_context=context) as pool:
-            warm = pool.submit(load_process, url, secret, campaign_id, 4, 1.0)  # compiles, connects, caches
-            warm.result()
-            futures = [
-                pool.submit(load_process, url, secret, campaign_id, args.connections, args.seconds)
-                for _ in range(args.clients)
-            ]
-            results = [f.result() for f in futures]
+        if args.load == "wrk":
+            wrk_load(url, secret, campaign_id, 4, 1.0)  # warm: compiled templates, cached version and key
+            figures = _wrk_figures(wrk_load(url, secret, campaign_id, args.connections, args.seconds))
+        else:
+            figures = _httpx_figures(url, secret, campaign_id, args)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+    report = {
+        "server": f"broadcaster serve --workers {args.workers}",
+        "load": args.load,
+        "connections": args.connections * (args.clients if args.load == "httpx" else 1),
+        **figures,
+        "messages_in_outbox": _api_messages(config),
+        "workdir": str(root),
+    }
+    print(json.dumps(report, indent=2))
+    print(
+        f"{report['accepted_per_s']} accepted/s, p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms, "
+        f"p99 {report['p99_ms']} ms, rejected {report['rejected']}, errors {report['errors'] or 0}; "
+        f"written to {save_result('web-api', report)}"
+    )
+
+
+def _wrk_figures(run: dict[str, Any]) -> dict[str, Any]:
+    seconds = run["duration_us"] / 1e6
+    accepted = run["requests"] - run["non_2xx"]
+    return {
+        "seconds": round(seconds, 1),
+        "accepted": accepted,
+        "accepted_per_s": round(accepted / seconds, 1),
+        "p50_ms": round(run["p50_us"] / 1000, 1),
+        "p95_ms": round(run["p95_us"] / 1000, 1),
+        "p99_ms": round(run["p99_us"] / 1000, 1),
+        "max_ms": round(run["max_us"] / 1000, 1),
+        "rejected": run["non_2xx"],  # answers of 400 and above (refused, rate-limited, 5xx)
+        "errors": {k: run[k] for k in ("connect", "read", "write", "timeout") if run[k]},
+    }
+
+
+def _httpx_figures(url: str, secret: str, campaign_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.clients, mp_context=context) as pool:
+        pool.submit(load_process, url, secret, campaign_id, 4, 1.0).result()  # warm
+        futures = [
+            pool.submit(load_process, url, secret, campaign_id, args.connections, args.seconds)
+            for _ in range(args.clients)
+        ]
+        results = [f.result() for f in futures]
     latencies = [x for r in results for x in r["latencies"]]
     errors: dict[str, int] = {}
     for r in results:
         for k, v in r["errors"].items():
             errors[k] = errors.get(k, 0) + v
     wall = max(r["wall"] for r in results)
-    report = {
-        "workers": args.workers,
-        "connections": args.connections * args.clients,
+    return {
         "seconds": round(wall, 1),
         "accepted": len(latencies),
         "accepted_per_s": round(len(latencies) / wall, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
         "p95_ms": round(1000 * _percentile(latencies, 0.95), 1),
         "p99_ms": round(1000 * _percentile(latencies, 0.99), 1),
-        "errors": errors,
-        # Answers other than 201 (refused, rate-limited, 5xx) apart from connection errors (exception names).
+        # Answers other than 201 (refused, rate-limited, 5xx); connection errors by exception name.
         "rejected": sum(n for k, n in errors.items() if k.isdigit()),
-        "workdir": str(root),
+        "errors": {k: n for k, n in errors.items() if not k.isdigit()},
     }
-    print(json.dumps(report, indent=2))
-    print(
-        f"{report['accepted_per_s']} accepted/s, p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms, "
-        f"p99 {report['p99_ms']} ms, rejected {report['rejected']}, errors {errors or 0}; "
-        f"written to {save_result('web-api', report)}"
-    )
+
+
+def _api_messages(config: Path) -> int:
+    """The messages the API wrote (warm-up included): every accepted request must be one of them."""
+    from sqlalchemy import func, select
+
+    from broadcaster.context import AppContext
+    from broadcaster.db.models import Message
+
+    context = AppContext.load(config)
+    try:
+        with context.readers() as session:
+            return int(session.scalar(select(func.count()).where(Message.idempotency_key.like("api:%"))) or 0)
+    finally:
+        context.close()
 
 
 if __name__ == "__main__":

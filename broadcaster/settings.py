@@ -301,6 +301,7 @@ class WebSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)  # processes of `broadcaster serve`
     # "auto": session cookies are Secure whenever the request came over HTTPS (uvicorn believes the
     # X-Forwarded-Proto of the proxies in forwarded_allow_ips); "always": Secure even over plain HTTP.
     secure_cookies: Literal["auto", "always"] = "auto"
@@ -536,11 +537,14 @@ def _mask_url(url: str) -> str:
         return url.split("://", 1)[0] + "://…"
 
 
+CONFIG_ENV = "BROADCASTER_CONFIG"
+
+
 def find_config(explicit: Path | None = None) -> Path:
     """``--config`` wins, then ``BROADCASTER_CONFIG``, then ./broadcaster.toml."""
     if explicit is not None:
         return explicit
-    env = os.environ.get("BROADCASTER_CONFIG")
+    env = os.environ.get(CONFIG_ENV)
     if env:
         return Path(env)
     return Path.cwd() / CONFIG_FILENAME

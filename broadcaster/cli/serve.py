@@ -3,15 +3,21 @@ foreground."""
 
 from __future__ import annotations
 
+import os
+
 import typer
 
-from broadcaster.cli.common import check_role, console, load_context, record_settings
+from broadcaster.cli.common import check_role, console, load_context, record_settings, state
 from broadcaster.i18n import gettext as _
+from broadcaster.settings import CONFIG_ENV, find_config
 
 
 def serve(
     host: str | None = typer.Option(None, help="Address to listen on (default: [web] host, 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to listen on (default: [web] port, 8080)."),
+    workers: int | None = typer.Option(
+        None, min=1, max=64, help="Worker processes (default: [web] workers, 1; about one per core)."
+    ),
 ) -> None:
     """Run the web application: the staff UI, the REST API (/api/v1) and the opt-out links. Ctrl-C stops."""
     import uvicorn
@@ -31,9 +37,15 @@ def serve(
             % {"chosen_host": chosen_host, "chosen_port": chosen_port},
             highlight=False,
         )
+        processes = workers or web.workers
+        # Several processes each build their own app: uvicorn imports the factory in each, and the factory
+        # finds this working directory through BROADCASTER_CONFIG.
+        os.environ[CONFIG_ENV] = str(find_config(state.config).resolve())
         # uvicorn handles Ctrl-C and SIGTERM itself and returns after a graceful shutdown.
         uvicorn.run(
-            create_app(context),
+            create_app(context) if processes == 1 else "broadcaster.web.app:app_from_environment",
+            factory=processes > 1,
+            workers=processes,
             host=chosen_host,
             port=chosen_port,
             log_level="warning",

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,21 +57,6 @@ SENDABLE = (CampaignState.APPROVED, CampaignState.SCHEDULED, CampaignState.COMPL
 TOO_LONG = "too_long"
 
 
-# SQLite has one writer, and a connection waiting for it sleeps in growing steps (up to 100 ms) between
-# tries: the threads of one web process take their turns on this lock instead, first come first served, so
-# under load a request waits for the ones before it rather than for a lucky wake-up.
-# PostgreSQL has row locks and many writers: no turns there.
-_WRITE_TURN = threading.Lock()
-
-
-def write_turn(sessions: sessionmaker[Session]) -> AbstractContextManager[object]:
-    """This process's turn at the database's one writer (SQLite), or nothing to wait for (PostgreSQL)."""
-    bind = sessions.kw.get("bind")
-    if bind is not None and bind.dialect.name == "sqlite":
-        return _WRITE_TURN
-    return nullcontext()
-
-
 class Refused(Exception):
     """The request cannot become a message; nothing was written. ``code`` says why, ``field`` which input,
     ``params`` fill the caller's (translated) text."""
@@ -91,7 +76,14 @@ _APPROVED = (
     .where(Campaign.id == bindparam("campaign_id"))
 )
 _MESSAGES: Table = Message.__table__  # type: ignore[assignment]
-_INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
+_CHUNKS: Table = Chunk.__table__  # type: ignore[assignment]
+_INSERT_CHUNK = _CHUNKS.insert().returning(_CHUNKS.c.id)
+# Many rows in one statement, their ids returned in the order of the rows given.
+_INSERT_MESSAGES = _MESSAGES.insert().returning(_MESSAGES.c.id, sort_by_parameter_order=True)
+
+
+# How long a web worker renders with the approved version it last read before reading it again.
+CURRENT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +104,7 @@ class VersionCache:
         self.settings = settings
         self._lock = threading.Lock()
         self._versions: dict[str, _Version] = {}
+        self._current: dict[str, tuple[float, tuple[_Version, str] | Refused]] = {}
 
     def get(self, session: Session, version_id: int, content_hash: str) -> _Version:
         found = self._versions.get(content_hash)
@@ -135,6 +128,29 @@ class VersionCache:
         with self._lock:
             self._versions[content_hash] = built
         return built
+
+    def current(
+        self, sessions: sessionmaker[Session], campaign_id: str, *, now: float | None = None
+    ) -> tuple[_Version, str]:
+        """The campaign's approved version as read at most ``CURRENT_SECONDS`` ago, to render with before
+        the write (``write_singles`` reads it again in its transaction); ``Refused`` likewise remembered."""
+        moment = time.monotonic() if now is None else now
+        known = self._current.get(campaign_id)
+        if known is None or moment - known[0] >= CURRENT_SECONDS:
+            with sessions() as session:
+                try:
+                    found: tuple[_Version, str] | Refused = approved_version(session, self, campaign_id)
+                except Refused as refused:
+                    found = refused
+            known = (moment, found)
+            with self._lock:
+                if len(self._current) > 10_000:  # campaigns are few; this bounds a flood of unknown ids
+                    self._current.clear()
+                self._current[campaign_id] = known
+        found = known[1]
+        if isinstance(found, Refused):
+            raise Refused(found.code, found.field, **found.params)
+        return found
 
 
 @dataclass(frozen=True)
@@ -179,6 +195,54 @@ def _email(raw: str) -> str:
         raise Refused("invalid_address", "email_address", reason=str(exc)) from None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A request checked and rendered with one approved version (``content_hash``), not yet written."""
+
+    request: SingleRequest
+    content_hash: str
+    version: _Version
+    address: str  # normalised
+    text: MessageText
+
+
+def prepare_single(request: SingleRequest, version: _Version, content_hash: str) -> Prepared:
+    """Check the address and the personalisation and render the message: no database, so a web worker
+    does it on its event loop while the batch before is being written (``Refused`` when it cannot be)."""
+    spec = version.definition.channels.get(request.channel)  # type: ignore[call-overload]
+    if spec is None:
+        raise Refused("no_channel", "campaign_id", campaign=request.campaign_id, channel=request.channel)
+    address = normalised_address(request.channel)(request.address)
+    for name in sorted(version.needs[request.channel]):
+        if name not in request.personalisation:
+            raise Refused("missing_personalisation", f"personalisation.{name}", name=name)
+    contact = _contact(request, address)
+    try:
+        text = version.composer.compose(request.channel, contact, with_html=False)
+    except RenderError as exc:  # a value the template cannot use (a text where it computes with a number)
+        raise Refused("render_failed", "personalisation", reason=exc.message) from None
+    return Prepared(request, content_hash, version, address, text)
+
+
+def _contact(request: SingleRequest, address: str) -> dict[str, Any]:
+    return {
+        ("phone" if request.channel == Channel.SMS else "email"): address,
+        MESSAGE_KEY: dict(request.personalisation),
+    }
+
+
+def approved_version(session: Session, versions: VersionCache, campaign_id: str) -> tuple[_Version, str]:
+    """The campaign's approved version as it is now, with its content hash (``Refused`` when there is none
+    it may send)."""
+    row = session.execute(_APPROVED, {"campaign_id": campaign_id}).first()
+    if row is None:
+        raise Refused("unknown_campaign", "campaign_id", id=campaign_id)
+    state, version_id, content_hash = row
+    if state not in SENDABLE or version_id is None:
+        raise Refused("not_sendable", "campaign_id", campaign=campaign_id, state=str(state))
+    return versions.get(session, version_id, content_hash), content_hash
+
+
 def create_single_message(
     session: Session,
     request: SingleRequest,
@@ -187,99 +251,152 @@ def create_single_message(
     settings: Settings,
     clock: Clock,
 ) -> Created:
-    """Validate, render, judge and write one message in ``session``; ``Created.due``: hand it to the chunker."""
-    row = session.execute(_APPROVED, {"campaign_id": request.campaign_id}).first()
-    if row is None:
-        raise Refused("unknown_campaign", "campaign_id", id=request.campaign_id)
-    state, version_id, content_hash = row
-    if state not in SENDABLE or version_id is None:
-        raise Refused("not_sendable", "campaign_id", campaign=request.campaign_id, state=str(state))
-    version = versions.get(session, version_id, content_hash)
-    definition = version.definition
-    spec = definition.channels.get(request.channel)  # type: ignore[call-overload]
-    if spec is None:
-        raise Refused("no_channel", "campaign_id", campaign=request.campaign_id, channel=request.channel)
-    address = normalised_address(request.channel)(request.address)
-    for name in sorted(version.needs[request.channel]):
-        if name not in request.personalisation:
-            raise Refused("missing_personalisation", f"personalisation.{name}", name=name)
-    contact: dict[str, Any] = {
-        ("phone" if request.channel == Channel.SMS else "email"): address,
-        MESSAGE_KEY: dict(request.personalisation),
-    }
-    try:
-        text = version.composer.compose(request.channel, contact, with_html=False)
-    except RenderError as exc:  # a value the template cannot use (a text where it computes with a number)
-        raise Refused("render_failed", "personalisation", reason=exc.message) from None
+    """Validate, render, judge and write one message in ``session`` (``write_singles`` for one)."""
+    version, content_hash = approved_version(session, versions, request.campaign_id)
+    [result] = write_singles(
+        session,
+        [prepare_single(request, version, content_hash)],
+        versions=versions,
+        settings=settings,
+        clock=clock,
+    )
+    if isinstance(result, Refused):
+        raise result
+    return result
 
+
+def write_singles(
+    session: Session,
+    items: Sequence[Prepared],
+    *,
+    versions: VersionCache,
+    settings: Settings,
+    clock: Clock,
+) -> list[Created | Refused]:
+    """Judge and write many prepared messages in ``session``, one answer per item in order.
+
+    Each campaign's approved version is read again here, in the writing transaction: an item rendered with
+    a version that is no longer the approved one is rendered again with the one that is, and a campaign
+    that stopped being sendable refuses its items. The consent policy judges each campaign's items together
+    (an address twice counts twice against its cap), and the messages go in as one multi-row insert."""
     now = clock.now()
+    answers: list[Created | Refused | None] = [None] * len(items)
+    current: dict[str, tuple[_Version, str] | Refused] = {}
+    lanes: dict[tuple[str, str], list[tuple[int, Prepared]]] = defaultdict(list)
+    for n, item in enumerate(items):
+        campaign_id = item.request.campaign_id
+        if campaign_id not in current:
+            try:
+                current[campaign_id] = approved_version(session, versions, campaign_id)
+            except Refused as refused:
+                current[campaign_id] = refused
+        found = current[campaign_id]
+        if isinstance(found, Refused):
+            answers[n] = found
+            continue
+        version, content_hash = found
+        if content_hash != item.content_hash:  # approved anew since it was rendered
+            try:
+                item = prepare_single(item.request, version, content_hash)
+            except Refused as refused:
+                answers[n] = refused
+                continue
+        lanes[(campaign_id, item.request.channel)].append((n, item))
+
+    rows: list[tuple[int, Prepared, dict[str, Any]]] = []
+    for members in lanes.values():
+        rows.extend(_judged(session, members, settings=settings, now=now))
+    if rows:
+        ids = session.connection().execute(_INSERT_MESSAGES, [values for _n, _item, values in rows]).scalars()
+        for (n, item, values), message_id in zip(rows, ids, strict=True):
+            answers[n] = _written(session, item, values, int(message_id), now)
+    assert all(answer is not None for answer in answers)
+    return answers  # type: ignore[return-value]
+
+
+def _judged(
+    session: Session, members: list[tuple[int, Prepared]], *, settings: Settings, now: datetime
+) -> list[tuple[int, Prepared, dict[str, Any]]]:
+    """The rows of one campaign's items on one channel, judged together by the consent policy."""
+    definition = members[0][1].version.definition
+    channel = members[0][1].request.channel
     tz = definition.zone(settings.timezone)
     window = definition.schedule.window if definition.schedule else None
     opens = window.next_open(now, tz) if window is not None and not window.contains(now, tz) else None
     scope = PolicyScope(
         purpose=definition.purpose.value,
-        channel=request.channel,
+        channel=channel,
         campaign_id=definition.id,
         tz=tz,
         settings=settings.consent.policy(),
         erasure_key=settings.security.erasure_key(),
     )
-    [verdict] = verdicts(session, scope, [address], at=opens or now)
-    exclusion = verdict.exclusion or (TOO_LONG if text.too_long else None)
-    status = MessageStatus.SUPPRESSED if exclusion else MessageStatus.QUEUED
-    not_before = None if exclusion else (verdict.not_before or opens)
-    cost = None
-    if request.channel == Channel.SMS and text.encoding and text.segments:
-        cost = settings.sms.price(carrier=None, encoding=text.encoding) * text.segments
-    stored: dict[str, Any] = dict(contact)
-    if request.reference is not None:
-        stored[API_KEY] = {"reference": request.reference}
-    values = dict(
-        idempotency_key=f"{KEY_PREFIX}{uuid.uuid4().hex}",
-        kind=MessageKind.CAMPAIGN,
-        run_id=None,
-        campaign_id=definition.id,
-        version_id=version.id,
-        contact_id=None,
-        chunk_id=None,
-        channel=request.channel,
-        provider=spec.provider,
-        address=address,
-        address_key=address_key(request.channel, address),
-        purpose=definition.purpose.value,
-        status=status,
-        hold=False,
-        reason=exclusion or verdict.deferral,
-        not_before=not_before,
-        attempts=0,
-        subject=text.subject,
-        body=text.body,
-        context=stored,
-        encoding=text.encoding,
-        segments=text.segments,
-        cost=cost,
-        parts_total=0,
-        parts_delivered=0,
-        created_at=now,
-        final_at=now if exclusion else None,
-    )
-    message_id = int(session.connection().execute(_INSERT_MESSAGE, values).scalar_one())
+    judged = verdicts(session, scope, [item.address for _n, item in members], at=opens or now)
+    rows = []
+    for (n, item), verdict in zip(members, judged, strict=True):
+        text = item.text
+        exclusion = verdict.exclusion or (TOO_LONG if text.too_long else None)
+        status = MessageStatus.SUPPRESSED if exclusion else MessageStatus.QUEUED
+        cost = None
+        if channel == Channel.SMS and text.encoding and text.segments:
+            cost = settings.sms.price(carrier=None, encoding=text.encoding) * text.segments
+        stored = _contact(item.request, item.address)
+        if item.request.reference is not None:
+            stored[API_KEY] = {"reference": item.request.reference}
+        values = dict(
+            idempotency_key=f"{KEY_PREFIX}{uuid.uuid4().hex}",
+            kind=MessageKind.CAMPAIGN,
+            run_id=None,
+            campaign_id=definition.id,
+            version_id=item.version.id,
+            contact_id=None,
+            chunk_id=None,
+            channel=channel,
+            provider=definition.channels[channel].provider,  # type: ignore[index]
+            address=item.address,
+            address_key=address_key(channel, item.address),
+            purpose=definition.purpose.value,
+            status=status,
+            hold=False,
+            reason=exclusion or verdict.deferral,
+            not_before=None if exclusion else (verdict.not_before or opens),
+            attempts=0,
+            subject=text.subject,
+            body=text.body,
+            context=stored,
+            encoding=text.encoding,
+            segments=text.segments,
+            cost=cost,
+            parts_total=0,
+            parts_delivered=0,
+            created_at=now,
+            final_at=now if exclusion else None,
+        )
+        rows.append((n, item, values))
+    return rows
+
+
+def _written(
+    session: Session, item: Prepared, values: dict[str, Any], message_id: int, now: datetime
+) -> Created:
+    status: MessageStatus = values["status"]
     audit.record(
         session,
-        actor=request.actor,
+        actor=item.request.actor,
         action="campaign.send_single",
         subject_type="message",
         subject_id=message_id,
         at=now,
         details={
-            "campaign_id": definition.id,
-            "version": version.number,
-            "channel": request.channel,
+            "campaign_id": item.request.campaign_id,
+            "version": item.version.number,
+            "channel": item.request.channel,
             "status": status.value,
         },
     )
+    not_before: datetime | None = values["not_before"]
     due = status == MessageStatus.QUEUED and not_before is None
-    return Created(message_id, status, exclusion or verdict.deferral, not_before, text, due)
+    return Created(message_id, status, values["reason"], not_before, item.text, due)
 
 
 @dataclass(frozen=True)
@@ -308,12 +425,14 @@ def reference_of(message: Message) -> str | None:
 
 def chunk_urgent(session: Session, message_ids: Sequence[int], *, now: datetime) -> list[tuple[int, str]]:
     """One chunk per (channel, provider) on the urgent queue for the given messages still queued without
-    a chunk; returns (chunk id, queue) to enqueue after the commit."""
-    rows = session.execute(
-        select(Message.id, Message.channel, Message.provider).where(
-            Message.id.in_(list(message_ids)),
-            Message.status == MessageStatus.QUEUED,
-            Message.chunk_id.is_(None),
+    a chunk; returns (chunk id, queue) to enqueue after the commit. Core statements only: the single-message
+    writer runs this in every batch."""
+    connection = session.connection()
+    rows = connection.execute(
+        select(_MESSAGES.c.id, _MESSAGES.c.channel, _MESSAGES.c.provider).where(
+            _MESSAGES.c.id.in_(list(message_ids)),
+            _MESSAGES.c.status == MessageStatus.QUEUED,
+            _MESSAGES.c.chunk_id.is_(None),
         )
     ).all()
     lanes: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -322,61 +441,52 @@ def chunk_urgent(session: Session, message_ids: Sequence[int], *, now: datetime)
     created: list[tuple[int, str]] = []
     for (channel, provider), ids in sorted(lanes.items()):
         queue = send_queue(channel, provider, urgent=True)
-        chunk = Chunk(
-            run_id=None, channel=channel, provider=provider, queue=queue, size=len(ids), created_at=now
+        chunk_id = connection.execute(
+            _INSERT_CHUNK,
+            {"run_id": None, "channel": channel, "provider": provider, "queue": queue, "size": len(ids),
+             "created_at": now},
+        ).scalar_one()  # fmt: skip
+        connection.execute(
+            update(_MESSAGES)
+            .where(_MESSAGES.c.id.in_(ids), _MESSAGES.c.chunk_id.is_(None))
+            .values(chunk_id=chunk_id)
         )
-        session.add(chunk)
-        session.flush()
-        session.execute(
-            update(Message).where(Message.id.in_(ids), Message.chunk_id.is_(None)).values(chunk_id=chunk.id)
-        )
-        created.append((chunk.id, queue))
+        created.append((int(chunk_id), queue))
     return created
 
 
-class UrgentChunker:
-    """Puts the single messages of this process into urgent chunks and enqueues them, in batches.
+class UrgentDispatcher:
+    """Enqueues the urgent chunks the single-message writer cut, on a thread of its own: a broker's put (a
+    write to its own database file, or a network round trip) must not hold up the next batch's commit.
 
-    A request only writes its message; this thread wakes at once, takes every id handed in since its last
-    round, cuts one chunk per provider in one transaction and enqueues each chunk once: under load a round
-    carries many messages, so the broker sees a few tasks a second instead of one per request. If the
-    process dies first, the messages are still queued without a chunk, and the tick's ``cut_chunks`` sends
-    them. ``background=False`` (tests): ``add`` does a round itself, before it returns.
-    """
+    The chunks are committed before they are handed in; if the process dies (or the broker refuses)
+    first, the sweeper of the tick cuts their messages again once the chunk is ``stuck_after_seconds``
+    old (``outbox.scheduler``), so a message is late but never lost. ``background=False`` (tests):
+    ``add`` enqueues before it returns."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        clock: Clock,
-        enqueue: Callable[[int, str], None],
-        *,
-        background: bool = True,
-    ) -> None:
-        self._sessions = sessions
-        self._clock = clock
+    def __init__(self, enqueue: Callable[[int, str], None], *, background: bool = True) -> None:
         self._enqueue = enqueue
         self._background = background
         self._wake = threading.Condition()
-        self._pending: list[int] = []
+        self._pending: list[tuple[int, str]] = []
         self._thread: threading.Thread | None = None
 
-    def add(self, message_id: int) -> None:
+    def add(self, chunks: Sequence[tuple[int, str]]) -> None:
+        if not chunks:
+            return
         if not self._background:
-            self.round([message_id])
+            self._send(list(chunks))
             return
         with self._wake:
-            self._pending.append(message_id)
+            self._pending.extend(chunks)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="urgent-chunker", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name="urgent-dispatch", daemon=True)
                 self._thread.start()
             self._wake.notify()
 
-    def round(self, message_ids: Sequence[int]) -> list[tuple[int, str]]:
-        with write_turn(self._sessions), self._sessions.begin() as session:
-            chunks = chunk_urgent(session, message_ids, now=self._clock.now())
-        for chunk_id, queue in chunks:  # after the commit: a worker must find the rows it is given
+    def _send(self, chunks: list[tuple[int, str]]) -> None:
+        for chunk_id, queue in chunks:
             self._enqueue(chunk_id, queue)
-        return chunks
 
     def _loop(self) -> None:
         while True:
@@ -385,6 +495,6 @@ class UrgentChunker:
                     self._wake.wait()
                 taken, self._pending = self._pending, []
             try:
-                self.round(taken)
-            except Exception:  # the tick's cut_chunks sends them; this thread must live on
-                log.exception("urgent chunking of %s messages failed; the tick will chunk them", len(taken))
+                self._send(taken)
+            except Exception:  # the sweeper cuts them again; this thread must live on
+                log.exception("enqueuing %s urgent chunks failed; the tick will send them", len(taken))

@@ -67,13 +67,20 @@ def create_app(context: AppContext) -> FastAPI:
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # The API first: the router tries routes in order, and the single-message API is the busiest path.
+    app.mount("/api/v1", create_api(context))
     app.include_router(unsubscribe_router(context))
     app.include_router(app_consent_router(context))
     app.include_router(auth_router)
     for router in ROUTERS:
         app.include_router(router)
-    app.mount("/api/v1", create_api(context))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(LanguageMiddleware, default=i18n.choose(context.settings.org.language))
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of the working directory ``BROADCASTER_CONFIG`` names: uvicorn's factory in each worker
+    process of ``broadcaster serve --workers N`` (the context lives as long as the process)."""
+    return create_app(AppContext.load())

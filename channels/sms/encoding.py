@@ -17,6 +17,8 @@ air interface, which is why limits are still counted in septets.
 from __future__ import annotations
 
 import functools
+import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -129,17 +131,34 @@ def normalize(text: str) -> str:
 def unaccent(text: str) -> str:
     """Return the "không dấu" form: diacritics dropped, đ/Đ -> d/D, typographic punctuation -> GSM-7."""
     decomposed = unicodedata.normalize("NFD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    stripped = _combining_marks().sub("", decomposed)
     return unicodedata.normalize("NFC", stripped.translate(_UNACCENT_MAP))
+
+
+# The analysis works on whole strings (one regex or ``str`` method each, in C) rather than character by
+# character: a campaign analyses every message it plans, and the single-message API every request.
+# tests/channels/test_sms_encoding.py checks it against the per-character definitions on generated texts.
+_GSM7_ONLY = re.compile("[" + re.escape("".join(_GSM7_COST)) + "]*")
+_GSM7_EXTENSION = re.compile("[" + re.escape("".join(_EXTENSION_CODE)) + "]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+@functools.cache
+def _combining_marks() -> re.Pattern[str]:
+    """Every character with a non-zero canonical combining class (what ``unicodedata.combining`` tests)."""
+    marks = "".join(chr(code) for code in range(sys.maxunicode + 1) if unicodedata.combining(chr(code)))
+    return re.compile("[" + re.escape(marks) + "]")
 
 
 def detect_encoding(text: str) -> Encoding:
     """GSM7 iff every character is in the GSM 03.38 basic or extension table, else UCS2. No normalisation."""
-    return Encoding.GSM7 if all(ch in _GSM7_COST for ch in text) else Encoding.UCS2
+    return Encoding.GSM7 if _GSM7_ONLY.fullmatch(text) else Encoding.UCS2
 
 
 def non_gsm_characters(text: str) -> list[str]:
     """The distinct characters of ``text`` that force UCS-2, in order of first appearance."""
+    if _GSM7_ONLY.fullmatch(text):
+        return []
     return list(dict.fromkeys(ch for ch in text if ch not in _GSM7_COST))
 
 
@@ -150,12 +169,22 @@ def _unit_cost(ch: str, encoding: Encoding) -> int:
     return 2 if ord(ch) > 0xFFFF else 1
 
 
+def _double_units(text: str, encoding: Encoding) -> int:
+    """How many characters of ``text`` cost two units: GSM-7 escapes, or UTF-16 surrogate pairs."""
+    pattern = _GSM7_EXTENSION if encoding is Encoding.GSM7 else _ASTRAL
+    return len(pattern.findall(text))
+
+
 def _units(text: str, encoding: Encoding) -> int:
-    return sum(_unit_cost(ch, encoding) for ch in text)
+    if encoding is Encoding.GSM7 and not _GSM7_ONLY.fullmatch(text):
+        raise KeyError(next(ch for ch in text if ch not in _GSM7_COST))  # as a per-character lookup would
+    return len(text) + _double_units(text, encoding)
 
 
 def _chunks(text: str, encoding: Encoding, limit: int) -> list[str]:
     """Greedy split on whole characters, so an escape pair or surrogate pair is never cut in two."""
+    if not _double_units(text, encoding):  # one unit per character: plain slices
+        return [text[start : start + limit] for start in range(0, len(text), limit)] or [""]
     chunks: list[str] = []
     start = 0
     used = 0

@@ -6,13 +6,17 @@ import random
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from channels.sms.encoding import (
+    _UNACCENT_MAP,
     DATA_CODING,
     GSM7_BASIC_TABLE,
     GSM7_EXTENSION_TABLE,
     Encoding,
     SplitMessage,
+    _chunks,
     analyse,
     decode_gsm7,
     detect_encoding,
@@ -430,3 +434,56 @@ def test_decoding_septets_without_escapes_matches_the_table_octet_by_octet() -> 
         assert decode_gsm7(data) == "".join(GSM7_BASIC_TABLE[code] for code in data)
     with pytest.raises(ValueError, match="0x80"):
         decode_gsm7(b"abc\x80")
+
+
+# The per-character definitions the whole-string analysis must agree with (its earlier implementation).
+def _reference_cost(ch: str, encoding: Encoding) -> int:
+    if encoding is Encoding.GSM7:
+        return 2 if ch in GSM7_EXTENSION_TABLE.values() else 1
+    return 2 if ord(ch) > 0xFFFF else 1
+
+
+def _reference_analysis(text: str, unaccented: bool) -> tuple[Encoding, int, int, list[str], list[str]]:
+    text = unicodedata.normalize("NFC", text)
+    if unaccented:
+        decomposed = unicodedata.normalize("NFD", text)
+        text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+        text = unicodedata.normalize("NFC", text.translate(_UNACCENT_MAP))
+    alphabet = set(GSM7_BASIC_TABLE.replace("\x1b", "")) | set(GSM7_EXTENSION_TABLE.values())
+    encoding = Encoding.GSM7 if all(ch in alphabet for ch in text) else Encoding.UCS2
+    units = sum(_reference_cost(ch, encoding) for ch in text)
+    chunks, start, used = [], 0, 0
+    for index, ch in enumerate(text):
+        if used + _reference_cost(ch, encoding) > PART_LIMIT[encoding]:
+            chunks.append(text[start:index])
+            start, used = index, 0
+        used += _reference_cost(ch, encoding)
+    chunks.append(text[start:])
+    non_gsm = list(dict.fromkeys(ch for ch in text if ch not in alphabet))
+    return encoding, len(text), units, non_gsm, chunks
+
+
+PART_LIMIT = {Encoding.GSM7: 153, Encoding.UCS2: 67}
+# Vietnamese letters precomposed and as base + combining marks, GSM-7 escapes, typographic punctuation,
+# emoji (astral) and plain ASCII, so generated texts cross every branch of the analysis.
+_PIECES = [
+    *"aăâeêioôơuưyđĐ ,.0123456789\n",
+    *("ế", "ợ", "ữ", "Ạ", "e\u0302\u0301", "o\u031b\u0323", "a\u0300", "\u0301"),
+    *"{}[]~^|\\€\x0c",
+    *("–", "—", "“", "”", "…", "\u00a0", "😀", "🇻🇳", "\U0001d400", "ß", "Ç", "@"),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=400).map("".join), st.booleans())
+def test_the_whole_string_analysis_agrees_with_the_per_character_one(text: str, unaccented: bool) -> None:
+    encoding, characters, units, non_gsm, chunks = _reference_analysis(text, unaccented)
+    found = analyse(text, unaccented=unaccented)
+
+    assert (found.encoding, found.characters, found.units) == (encoding, characters, units)
+    assert list(found.non_gsm) == non_gsm
+    assert found.segments == (
+        1 if units <= {Encoding.GSM7: 160, Encoding.UCS2: 70}[encoding] else len(chunks)
+    )
+    written = unaccent(normalize(text)) if unaccented else normalize(text)
+    assert _chunks(written, encoding, PART_LIMIT[encoding]) == chunks

@@ -28,9 +28,23 @@ MAX_KEY_LENGTH = 255
 
 
 def request_fingerprint(request: Request, body: bytes) -> str:
-    return hashlib.sha256(
-        request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
-    ).hexdigest()
+    # The scope's path is the whole path under a mount too (building ``request.url`` costs far more).
+    path: str = request.scope["path"]
+    return hashlib.sha256(request.method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's ``Idempotency-Key``, if it sent one (a problem if it is empty or too long)."""
+    key = request.headers.get(HEADER)
+    if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH):
+        raise Problem(
+            422,
+            "invalid-idempotency-key",
+            _("Invalid request"),
+            _("The Idempotency-Key header must have 1 to 255 characters."),
+            field=HEADER,
+        )
+    return key
 
 
 def replay_or_run(
@@ -41,15 +55,7 @@ def replay_or_run(
 ) -> JSONResponse:
     """Run ``create(session)`` → (status, JSON-able body) once per idempotency key, in one transaction."""
     context = context_of(request)
-    key = request.headers.get(HEADER)
-    if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH):
-        raise Problem(
-            422,
-            "invalid-idempotency-key",
-            _("Invalid request"),
-            _("The Idempotency-Key header must have 1 to 255 characters."),
-            field=HEADER,
-        )
+    key = idempotency_key(request)
     fingerprint = request_fingerprint(request, body)
     if key is not None:
         with context.readers() as session:
@@ -83,7 +89,12 @@ def replay_or_run(
 
 
 def _replayed(stored: IdempotencyRecord, fingerprint: str) -> JSONResponse:
-    if stored.request_hash != fingerprint:
+    return replayed(stored.request_hash, stored.status_code, stored.body, fingerprint)
+
+
+def replayed(request_hash: str, status_code: int, body: str, fingerprint: str) -> JSONResponse:
+    """The stored answer again, if the stored request is this one (else a problem: the key was reused)."""
+    if request_hash != fingerprint:
         raise Problem(
             422,
             "idempotency-key-reused",
@@ -91,6 +102,4 @@ def _replayed(stored: IdempotencyRecord, fingerprint: str) -> JSONResponse:
             _("This Idempotency-Key was used for a different request."),
             field=HEADER,
         )
-    return JSONResponse(
-        json.loads(stored.body), status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
-    )
+    return JSONResponse(json.loads(body), status_code=status_code, headers={"Idempotent-Replayed": "true"})

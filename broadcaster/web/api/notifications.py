@@ -9,34 +9,48 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Annotated, Any
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from broadcaster.context import AppContext
+from broadcaster.db.models import IdempotencyRecord
+from broadcaster.db.write_turn import write_turn
 from broadcaster.i18n import gettext as _
 from broadcaster.masking import mask_address, must_mask
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.single import (
+    Created,
+    Prepared,
     Refused,
     SingleRequest,
-    UrgentChunker,
+    UrgentDispatcher,
     VersionCache,
-    create_single_message,
+    chunk_urgent,
     find_single,
+    prepare_single,
     reference_of,
-    write_turn,
+    write_singles,
 )
 from broadcaster.web.api.auth import ApiCaller, api_requires
 from broadcaster.web.api.errors import PROBLEMS
-from broadcaster.web.api.idempotency import replay_or_run
+from broadcaster.web.api.idempotency import idempotency_key, replayed, request_fingerprint
 from broadcaster.web.auth import context_of
+from broadcaster.web.group_commit import LATER, GroupCommit
 from broadcaster.web.problems import Problem
 from channels.base import Channel
 
 router = APIRouter(tags=["notifications"], responses=PROBLEMS)
+_RECORDS = cast(Table, IdempotencyRecord.__table__)
+_INSERT_RECORD = insert(_RECORDS)
 _setup = threading.Lock()
 
 
@@ -66,32 +80,154 @@ def _versions(request: Request) -> VersionCache:
     return versions
 
 
-def _chunker(request: Request) -> UrgentChunker:
-    """The process's chunker, enqueuing on the engine's queues (Celery on the configured broker). A test
-    sets ``app.state.enqueuer`` (and ``chunk_in_background = False`` to have each request chunk itself)."""
+def _dispatcher(request: Request) -> UrgentDispatcher:
+    """The process's dispatcher of urgent chunks to the engine's queues (Celery on the configured broker).
+    A test sets ``app.state.enqueuer`` (and ``chunk_in_background = False`` to enqueue before answering)."""
     state = request.app.state
     with _setup:
-        if getattr(state, "chunker", None) is None:
-            context = context_of(request)
+        if getattr(state, "dispatcher", None) is None:
             enqueuer: Enqueuer | None = getattr(state, "enqueuer", None)
             if enqueuer is None:
                 from broadcaster.tasks import CeleryEnqueuer, configure  # Celery's imports are heavy
 
-                configure(context.settings)
+                configure(context_of(request).settings)
                 enqueuer = CeleryEnqueuer()
             sink = enqueuer
 
             def enqueue(chunk_id: int, queue: str) -> None:
                 sink.dispatch_chunk(chunk_id, queue=queue)
 
-            state.chunker = UrgentChunker(
-                context.sessions,
-                context.clock,
-                enqueue,
-                background=getattr(state, "chunk_in_background", True),
+            state.dispatcher = UrgentDispatcher(
+                enqueue, background=getattr(state, "chunk_in_background", True)
             )
-    chunker: UrgentChunker = state.chunker
-    return chunker
+    dispatcher: UrgentDispatcher = state.dispatcher
+    return dispatcher
+
+
+@dataclass(frozen=True)
+class _Submission:
+    key_id: int
+    idempotency_key: str | None
+    fingerprint: str
+    prepared: Prepared
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """The answer stored under the submission's idempotency key by an earlier request."""
+
+    request_hash: str
+    status_code: int
+    body: str
+
+
+def _writer(request: Request) -> GroupCommit[_Submission, object]:
+    """The process's group commit of single messages (made on first use)."""
+    state = request.app.state
+    versions, dispatcher = _versions(request), _dispatcher(request)
+    with _setup:
+        if getattr(state, "single_writer", None) is None:
+            state.single_writer = GroupCommit(_batch_writer(context_of(request), versions, dispatcher))
+    writer: GroupCommit[_Submission, object] = state.single_writer
+    return writer
+
+
+def _batch_writer(
+    context: AppContext, versions: VersionCache, dispatcher: UrgentDispatcher
+) -> Callable[[Sequence[_Submission]], list[object]]:
+    def write(batch: Sequence[_Submission]) -> list[object]:
+        """One transaction: the answers already stored under the batch's keys, then the new messages with
+        their audit entries and stored answers, and the urgent chunks of those due now (enqueued after the
+        commit: a worker must find the rows it is given)."""
+        answers: list[object] = [LATER] * len(batch)
+        due: list[int] = []
+        with write_turn(context.sessions), context.sessions.begin() as session:
+            stored = _stored_answers(session, batch)
+            fresh: list[int] = []
+            held: set[tuple[int, str]] = set()
+            for n, submission in enumerate(batch):
+                if submission.idempotency_key is None:
+                    fresh.append(n)
+                    continue
+                ident = (submission.key_id, submission.idempotency_key)
+                if ident in stored:
+                    answers[n] = stored[ident]
+                elif ident not in held:  # a second request with the same key waits for the next batch
+                    held.add(ident)
+                    fresh.append(n)
+            written = write_singles(
+                session,
+                [batch[n].prepared for n in fresh],
+                versions=versions,
+                settings=context.settings,
+                clock=context.clock,
+            )
+            records: list[dict[str, Any]] = []
+            now = context.clock.now()
+            for n, result in zip(fresh, written, strict=True):
+                if isinstance(result, Refused):
+                    answers[n] = result
+                    continue
+                if result.due:
+                    due.append(result.message_id)
+                payload = _payload(batch[n].prepared, result)
+                answers[n] = payload
+                if batch[n].idempotency_key is not None:
+                    records.append(
+                        {
+                            "api_key_id": batch[n].key_id,
+                            "key": batch[n].idempotency_key,
+                            "request_hash": batch[n].fingerprint,
+                            "status_code": 201,
+                            "body": json.dumps(payload, ensure_ascii=False, default=str),
+                            "created_at": now,
+                        }
+                    )
+            if records:
+                session.connection().execute(_INSERT_RECORD, records)
+            chunks = chunk_urgent(session, due, now=now) if due else []
+        dispatcher.add(chunks)
+        return answers
+
+    return write
+
+
+def _stored_answers(session: Session, batch: Sequence[_Submission]) -> dict[tuple[int, str], _Stored]:
+    keys: dict[int, set[str]] = defaultdict(set)
+    for submission in batch:
+        if submission.idempotency_key is not None:
+            keys[submission.key_id].add(submission.idempotency_key)
+    found: dict[tuple[int, str], _Stored] = {}
+    for key_id, names in keys.items():
+        table = _RECORDS.c
+        for key, request_hash, status_code, body in session.connection().execute(
+            select(table.key, table.request_hash, table.status_code, table.body).where(
+                table.api_key_id == key_id, table.key.in_(sorted(names))
+            )
+        ):
+            found[(key_id, key)] = _Stored(request_hash, status_code, body)
+    return found
+
+
+def _payload(prepared: Prepared, created: Created) -> dict[str, Any]:
+    request = prepared.request
+    content: dict[str, Any] = {"body": created.text.body}
+    if created.text.subject is not None:
+        content["subject"] = created.text.subject
+    payload: dict[str, Any] = {
+        "id": created.message_id,
+        "reference": request.reference,
+        "status": created.status.value,
+        "campaign_id": request.campaign_id,
+        "channel": request.channel,
+        "content": content,
+        "uri": f"/api/v1/notifications/{created.message_id}",
+    }
+    if created.reason is not None:
+        payload["reason"] = created.reason
+    if created.not_before is not None:
+        payload["not_before"] = created.not_before.isoformat()
+    return payload
 
 
 def _problem(refused: Refused) -> Problem:
@@ -129,11 +265,15 @@ def _problem(refused: Refused) -> Problem:
     return Problem(status, refused.code.replace("_", "-"), title, detail % params, field=refused.field)
 
 
-def _send(request: Request, caller: ApiCaller, channel: str, body: _Single, address: str) -> JSONResponse:
+async def _send(
+    request: Request, caller: ApiCaller, channel: str, body: _Single, address: str
+) -> JSONResponse:
+    """Check and render on the event loop, then wait for the group commit to write the message."""
     caller.check_campaign(body.campaign_id)
     context = context_of(request)
-    versions = _versions(request)
-    due: list[int] = []
+    key = idempotency_key(request)
+    canonical = json.dumps(body.model_dump(), sort_keys=True, ensure_ascii=False).encode()
+    fingerprint = request_fingerprint(request, canonical)
     single = SingleRequest(
         campaign_id=body.campaign_id,
         channel=channel,
@@ -142,60 +282,53 @@ def _send(request: Request, caller: ApiCaller, channel: str, body: _Single, addr
         reference=body.reference,
         actor=caller.login,
     )
-
-    def create(session: Session) -> tuple[int, Any]:
-        try:
-            created = create_single_message(
-                session, single, versions=versions, settings=context.settings, clock=context.clock
-            )
-        except Refused as refused:
+    try:
+        version, content_hash = _versions(request).current(context.sessions, body.campaign_id)
+        prepared = prepare_single(single, version, content_hash)
+    except Refused as refused:
+        stored = _stored_for(context, caller, key) if key is not None else None
+        if stored is None:  # an answer stored under the key is given again, even if refused now
             raise _problem(refused) from None
-        if created.due:
-            due.append(created.message_id)
-        content: dict[str, Any] = {"body": created.text.body}
-        if created.text.subject is not None:
-            content["subject"] = created.text.subject
-        payload: dict[str, Any] = {
-            "id": created.message_id,
-            "reference": body.reference,
-            "status": created.status.value,
-            "campaign_id": body.campaign_id,
-            "channel": channel,
-            "content": content,
-            "uri": f"/api/v1/notifications/{created.message_id}",
-        }
-        if created.reason is not None:
-            payload["reason"] = created.reason
-        if created.not_before is not None:
-            payload["not_before"] = created.not_before.isoformat()
-        return 201, payload
+        answer: object = stored
+    else:
+        try:
+            answer = await _writer(request).submit(_Submission(caller.key_id, key, fingerprint, prepared))
+        except IntegrityError:  # the same key, at the same moment, in another worker process: it won
+            stored = _stored_for(context, caller, key) if key is not None else None
+            if stored is None:
+                raise
+            answer = stored
+    if isinstance(answer, Refused):
+        raise _problem(answer)
+    if isinstance(answer, _Stored):
+        return replayed(answer.request_hash, answer.status_code, answer.body, fingerprint)
+    return JSONResponse(answer, status_code=201)
 
-    fingerprint = json.dumps(body.model_dump(), sort_keys=True, ensure_ascii=False).encode()
-    with write_turn(context.sessions):
-        response = replay_or_run(request, caller, fingerprint, create)
-    if due:  # after the commit: the chunker must find the row
-        _chunker(request).add(due[0])
-    return response
+
+def _stored_for(context: AppContext, caller: ApiCaller, key: str) -> _Stored | None:
+    with context.readers() as session:
+        record = session.get(IdempotencyRecord, (caller.key_id, key))
+        return None if record is None else _Stored(record.request_hash, record.status_code, record.body)
 
 
 @router.post("/notifications/sms", status_code=201, summary="Send one urgent SMS from an approved campaign")
-def send_sms(
+async def send_sms(
     request: Request,
     body: SmsRequest,
     caller: Annotated[ApiCaller, Depends(api_requires("campaigns.send"))],
 ) -> JSONResponse:
-    return _send(request, caller, Channel.SMS, body, body.phone_number)
+    return await _send(request, caller, Channel.SMS, body, body.phone_number)
 
 
 @router.post(
     "/notifications/email", status_code=201, summary="Send one urgent e-mail from an approved campaign"
 )
-def send_email(
+async def send_email(
     request: Request,
     body: EmailRequest,
     caller: Annotated[ApiCaller, Depends(api_requires("campaigns.send"))],
 ) -> JSONResponse:
-    return _send(request, caller, Channel.EMAIL, body, body.email_address)
+    return await _send(request, caller, Channel.EMAIL, body, body.email_address)
 
 
 @router.get("/notifications/{message_id}", summary="A single message's status and delivery events")

@@ -3,17 +3,27 @@ with the personalisation, judged by the consent policy, queued on the urgent lan
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from broadcaster.context import AppContext
 from broadcaster.db.models import AuditEntry, Chunk, Message
 from broadcaster.outbox.queues import RecordingEnqueuer
-from broadcaster.outbox.single import UrgentChunker
+from broadcaster.outbox.single import (
+    Created,
+    SingleRequest,
+    VersionCache,
+    approved_version,
+    chunk_urgent,
+    prepare_single,
+    write_singles,
+)
 from broadcaster.suppressing import suppress_address
 from broadcaster.vocabulary import MessageStatus, Role
 from tests.broadcaster.web.api.single_messages import enqueuer, single_api, single_key, write_approved
@@ -217,21 +227,66 @@ def test_a_message_of_a_campaign_run_is_not_an_api_notification(
     assert api.get(f"/api/v1/notifications/{message_id}", headers=bearer(key)).status_code == 404
 
 
-def test_the_chunker_puts_what_came_in_together_into_one_urgent_chunk(
-    api: TestClient, key: str, campaign_id: str, context: AppContext
-) -> None:
-    recorded = RecordingEnqueuer()
-    chunker = UrgentChunker(
-        context.sessions, context.clock, lambda chunk, queue: recorded.dispatch_chunk(chunk, queue=queue)
-    )
-    ids = [sms(api, key, campaign_id, phone_number=f"090512345{n}").json()["id"] for n in range(3)]
-    with context.sessions.begin() as session:  # as if the requests' own round had not happened yet
-        session.execute(update(Message).values(chunk_id=None))
-
-    [(chunk_id, queue)] = chunker.round(ids)
+def test_messages_written_together_go_out_in_one_urgent_chunk(campaign_id: str, context: AppContext) -> None:
+    versions = VersionCache(context.settings)
+    with context.sessions.begin() as session:
+        version, content_hash = approved_version(session, versions, campaign_id)
+        requests = [
+            SingleRequest(campaign_id, "sms", f"090512345{n}", PERSONALISATION, None, "api:test")
+            for n in range(3)
+        ]
+        written = write_singles(
+            session,
+            [prepare_single(request, version, content_hash) for request in requests],
+            versions=versions,
+            settings=context.settings,
+            clock=context.clock,
+        )
+        ids = [created.message_id for created in written if isinstance(created, Created)]
+        [(chunk_id, queue)] = chunk_urgent(session, ids, now=context.clock.now())
+        assert chunk_urgent(session, ids, now=context.clock.now()) == []  # already chunked: nothing twice
 
     assert queue == "send.sms.sms_main.urgent"
     with context.readers() as session:
-        assert set(session.scalars(select(Message.chunk_id))) == {chunk_id}
-    assert recorded.chunks == [(chunk_id, queue)]
-    assert chunker.round(ids) == []  # already chunked: nothing twice
+        assert set(session.scalars(select(Message.chunk_id).where(Message.id.in_(ids)))) == {chunk_id}
+
+
+def test_a_version_approved_after_rendering_is_the_one_written(
+    campaign_id: str, context: AppContext, write_approved: Callable[..., str]
+) -> None:
+    versions = VersionCache(context.settings)
+    request = SingleRequest(campaign_id, "sms", PHONE, PERSONALISATION, None, "api:test")
+    with context.readers() as session:
+        version, content_hash = approved_version(session, versions, campaign_id)
+    rendered_before = prepare_single(request, version, content_hash)
+    write_approved(sms_text="Moi: " + SMS, email_text=EMAIL_TEXT, email_subject="Hồ sơ")  # a new version
+
+    with context.sessions.begin() as session:
+        [created] = write_singles(
+            session, [rendered_before], versions=versions, settings=context.settings, clock=context.clock
+        )
+
+    assert isinstance(created, Created)
+    assert created.text.body.startswith("Moi: ")
+
+
+def test_concurrent_requests_with_one_idempotency_key_create_one_message(
+    single_api: TestClient, key: str, campaign_id: str, context: AppContext
+) -> None:
+    payload = {"campaign_id": campaign_id, "phone_number": PHONE, "personalisation": PERSONALISATION}
+    headers = bearer(key, **{"Idempotency-Key": "k-9"})
+
+    async def together() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=single_api.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            posts = (
+                client.post("/api/v1/notifications/sms", json=payload, headers=headers) for _ in range(5)
+            )
+            return list(await asyncio.gather(*posts))
+
+    answers = asyncio.run(together())
+
+    assert [answer.status_code for answer in answers] == [201] * 5
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert sum(answer.headers.get("Idempotent-Replayed") == "true" for answer in answers) == 4
+    assert message_count(context) == 1
