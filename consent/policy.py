@@ -105,10 +105,14 @@ class UnknownPurpose(ValueError):
         self.purpose = purpose
 
 
+_PURPOSES: dict[str, Purpose] = {purpose.value: purpose for purpose in Purpose}
+
+
 def _purpose(value: object) -> Purpose:
-    if isinstance(value, str) and value in {p.value for p in Purpose}:
-        return Purpose(value)
-    raise UnknownPurpose(value)
+    found = _PURPOSES.get(value) if isinstance(value, str) else None
+    if found is None:
+        raise UnknownPurpose(value)
+    return found
 
 
 class SendHours(BaseModel):

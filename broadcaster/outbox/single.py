@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from broadcaster import audit
+from broadcaster.audit.append import queue_entry
 from broadcaster.campaigns.messages import MESSAGE_KEY, Composer, MessageText
 from broadcaster.campaigns.schema import CampaignDefinition
 from broadcaster.campaigns.store import definition_of, verify_snapshot
@@ -38,6 +38,7 @@ from broadcaster.clock import Clock
 from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, is_sms_capable, parse_phone
 from broadcaster.db.models import Campaign, CampaignVersion, Chunk, DeliveryEventRow, Message
+from broadcaster.db.write_turn import write_turn
 from broadcaster.eligibility import PolicyScope, verdicts
 from broadcaster.outbox.queues import send_queue
 from broadcaster.rendering import RenderError, message_fields
@@ -82,6 +83,9 @@ _INSERT_CHUNK = _CHUNKS.insert().returning(_CHUNKS.c.id)
 _INSERT_MESSAGES = _MESSAGES.insert().returning(_MESSAGES.c.id, sort_by_parameter_order=True)
 
 
+# The single-message API's urgent chunks are cut at most this often per web worker process: a message
+# waits at most this long for its chunk, and the broker gets a few tasks a second however busy the API is.
+URGENT_ROUND_SECONDS = 0.2
 # How long a web worker renders with the approved version it last read before reading it again.
 CURRENT_SECONDS = 1.0
 
@@ -380,13 +384,16 @@ def _written(
     session: Session, item: Prepared, values: dict[str, Any], message_id: int, now: datetime
 ) -> Created:
     status: MessageStatus = values["status"]
-    audit.record(
+    # Queued as ``audit.deliveries`` queues its entries: the details are ids, numbers and statuses, with
+    # nothing for ``audit.record`` to mask, and this runs for every message of the API.
+    queue_entry(
         session,
+        at=now,
         actor=item.request.actor,
         action="campaign.send_single",
         subject_type="message",
-        subject_id=message_id,
-        at=now,
+        subject_id=str(message_id),
+        reason=None,
         details={
             "campaign_id": item.request.campaign_id,
             "version": item.version.number,
@@ -455,46 +462,67 @@ def chunk_urgent(session: Session, message_ids: Sequence[int], *, now: datetime)
     return created
 
 
-class UrgentDispatcher:
-    """Enqueues the urgent chunks the single-message writer cut, on a thread of its own: a broker's put (a
-    write to its own database file, or a network round trip) must not hold up the next batch's commit.
+class UrgentChunker:
+    """Puts the single messages of this process into urgent chunks and enqueues them, in rounds.
 
-    The chunks are committed before they are handed in; if the process dies (or the broker refuses)
-    first, the sweeper of the tick cuts their messages again once the chunk is ``stuck_after_seconds``
-    old (``outbox.scheduler``), so a message is late but never lost. ``background=False`` (tests):
-    ``add`` enqueues before it returns."""
+    The writer of the single-message API hands over the ids of due messages after its commit; this thread
+    takes every id handed in since its last round, at most one round every ``interval`` seconds, cuts one
+    chunk per provider in one transaction and enqueues each chunk after the commit. Under load a round
+    carries a few hundred messages, so the database and the broker see a few chunks a second instead of
+    one per batch of the writer. If the process dies first, the messages are still queued without a chunk
+    and the tick's ``cut_chunks`` sends them; a chunk whose task was lost is cut again by the sweeper
+    (``outbox.scheduler``). ``background=False`` (tests): ``add`` does a round itself, before it returns.
+    """
 
-    def __init__(self, enqueue: Callable[[int, str], None], *, background: bool = True) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        enqueue: Callable[[int, str], None],
+        *,
+        background: bool = True,
+        interval: float = URGENT_ROUND_SECONDS,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
         self._enqueue = enqueue
         self._background = background
+        self._interval = interval
         self._wake = threading.Condition()
-        self._pending: list[tuple[int, str]] = []
+        self._pending: list[int] = []
         self._thread: threading.Thread | None = None
 
-    def add(self, chunks: Sequence[tuple[int, str]]) -> None:
-        if not chunks:
+    def add(self, message_ids: Sequence[int]) -> None:
+        if not message_ids:
             return
         if not self._background:
-            self._send(list(chunks))
+            self.round(message_ids)
             return
         with self._wake:
-            self._pending.extend(chunks)
+            self._pending.extend(message_ids)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="urgent-dispatch", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name="urgent-chunker", daemon=True)
                 self._thread.start()
             self._wake.notify()
 
-    def _send(self, chunks: list[tuple[int, str]]) -> None:
-        for chunk_id, queue in chunks:
+    def round(self, message_ids: Sequence[int]) -> list[tuple[int, str]]:
+        with write_turn(self._sessions), self._sessions.begin() as session:
+            chunks = chunk_urgent(session, message_ids, now=self._clock.now())
+        for chunk_id, queue in chunks:  # after the commit: a worker must find the rows it is given
             self._enqueue(chunk_id, queue)
+        return chunks
 
     def _loop(self) -> None:
+        last = 0.0
         while True:
             with self._wake:
                 while not self._pending:
                     self._wake.wait()
+                # What comes in until the next round is due goes with this one (no round more often).
+                self._wake.wait_for(lambda: False, timeout=max(0.0, last + self._interval - time.monotonic()))
                 taken, self._pending = self._pending, []
+            last = time.monotonic()
             try:
-                self._send(taken)
-            except Exception:  # the sweeper cuts them again; this thread must live on
-                log.exception("enqueuing %s urgent chunks failed; the tick will send them", len(taken))
+                self.round(taken)
+            except Exception:  # the tick's cut_chunks sends them; this thread must live on
+                log.exception("urgent chunking of %s messages failed; the tick will chunk them", len(taken))

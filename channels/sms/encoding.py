@@ -131,8 +131,7 @@ def normalize(text: str) -> str:
 def unaccent(text: str) -> str:
     """Return the "không dấu" form: diacritics dropped, đ/Đ -> d/D, typographic punctuation -> GSM-7."""
     decomposed = unicodedata.normalize("NFD", text)
-    stripped = _combining_marks().sub("", decomposed)
-    return unicodedata.normalize("NFC", stripped.translate(_UNACCENT_MAP))
+    return unicodedata.normalize("NFC", decomposed.translate(_unaccent_table()))
 
 
 # The analysis works on whole strings (one regex or ``str`` method each, in C) rather than character by
@@ -144,10 +143,11 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 @functools.cache
-def _combining_marks() -> re.Pattern[str]:
-    """Every character with a non-zero canonical combining class (what ``unicodedata.combining`` tests)."""
-    marks = "".join(chr(code) for code in range(sys.maxunicode + 1) if unicodedata.combining(chr(code)))
-    return re.compile("[" + re.escape(marks) + "]")
+def _unaccent_table() -> dict[int, str | None]:
+    """``_UNACCENT_MAP`` plus every character with a non-zero canonical combining class (what
+    ``unicodedata.combining`` tests) mapped to nothing: one ``str.translate`` strips and replaces."""
+    marks = (code for code in range(sys.maxunicode + 1) if unicodedata.combining(chr(code)))
+    return {**dict.fromkeys(marks), **_UNACCENT_MAP}
 
 
 def detect_encoding(text: str) -> Encoding:

@@ -32,9 +32,8 @@ from broadcaster.outbox.single import (
     Prepared,
     Refused,
     SingleRequest,
-    UrgentDispatcher,
+    UrgentChunker,
     VersionCache,
-    chunk_urgent,
     find_single,
     prepare_single,
     reference_of,
@@ -80,28 +79,32 @@ def _versions(request: Request) -> VersionCache:
     return versions
 
 
-def _dispatcher(request: Request) -> UrgentDispatcher:
-    """The process's dispatcher of urgent chunks to the engine's queues (Celery on the configured broker).
-    A test sets ``app.state.enqueuer`` (and ``chunk_in_background = False`` to enqueue before answering)."""
+def _chunker(request: Request) -> UrgentChunker:
+    """The process's chunker, enqueuing on the engine's queues (Celery on the configured broker). A test
+    sets ``app.state.enqueuer`` (and ``chunk_in_background = False`` to chunk before answering)."""
     state = request.app.state
     with _setup:
-        if getattr(state, "dispatcher", None) is None:
+        if getattr(state, "chunker", None) is None:
+            context = context_of(request)
             enqueuer: Enqueuer | None = getattr(state, "enqueuer", None)
             if enqueuer is None:
                 from broadcaster.tasks import CeleryEnqueuer, configure  # Celery's imports are heavy
 
-                configure(context_of(request).settings)
+                configure(context.settings)
                 enqueuer = CeleryEnqueuer()
             sink = enqueuer
 
             def enqueue(chunk_id: int, queue: str) -> None:
                 sink.dispatch_chunk(chunk_id, queue=queue)
 
-            state.dispatcher = UrgentDispatcher(
-                enqueue, background=getattr(state, "chunk_in_background", True)
+            state.chunker = UrgentChunker(
+                context.sessions,
+                context.clock,
+                enqueue,
+                background=getattr(state, "chunk_in_background", True),
             )
-    dispatcher: UrgentDispatcher = state.dispatcher
-    return dispatcher
+    chunker: UrgentChunker = state.chunker
+    return chunker
 
 
 @dataclass(frozen=True)
@@ -124,21 +127,21 @@ class _Stored:
 def _writer(request: Request) -> GroupCommit[_Submission, object]:
     """The process's group commit of single messages (made on first use)."""
     state = request.app.state
-    versions, dispatcher = _versions(request), _dispatcher(request)
+    versions, chunker = _versions(request), _chunker(request)
     with _setup:
         if getattr(state, "single_writer", None) is None:
-            state.single_writer = GroupCommit(_batch_writer(context_of(request), versions, dispatcher))
+            state.single_writer = GroupCommit(_batch_writer(context_of(request), versions, chunker))
     writer: GroupCommit[_Submission, object] = state.single_writer
     return writer
 
 
 def _batch_writer(
-    context: AppContext, versions: VersionCache, dispatcher: UrgentDispatcher
+    context: AppContext, versions: VersionCache, chunker: UrgentChunker
 ) -> Callable[[Sequence[_Submission]], list[object]]:
     def write(batch: Sequence[_Submission]) -> list[object]:
         """One transaction: the answers already stored under the batch's keys, then the new messages with
-        their audit entries and stored answers, and the urgent chunks of those due now (enqueued after the
-        commit: a worker must find the rows it is given)."""
+        their audit entries and stored answers; after the commit, the ids of those due now go to the
+        chunker (which must find the rows)."""
         answers: list[object] = [LATER] * len(batch)
         due: list[int] = []
         with write_turn(context.sessions), context.sessions.begin() as session:
@@ -185,8 +188,7 @@ def _batch_writer(
                     )
             if records:
                 session.connection().execute(_INSERT_RECORD, records)
-            chunks = chunk_urgent(session, due, now=now) if due else []
-        dispatcher.add(chunks)
+        chunker.add(due)
         return answers
 
     return write
