@@ -277,14 +277,39 @@ def write_singles(
     settings: Settings,
     clock: Clock,
 ) -> list[Created | Refused]:
-    """Judge and write many prepared messages in ``session``, one answer per item in order.
+    """Judge and write many prepared messages in ``session``, one answer per item in order
+    (``judge_singles`` then ``insert_singles``)."""
+    judged = judge_singles(session, items, versions=versions, settings=settings, clock=clock)
+    return insert_singles(session, judged)
 
-    Each campaign's approved version is read again here, in the writing transaction: an item rendered with
-    a version that is no longer the approved one is rendered again with the one that is, and a campaign
-    that stopped being sendable refuses its items. The consent policy judges each campaign's items together
-    (an address twice counts twice against its cap), and the messages go in as one multi-row insert."""
+
+@dataclass(frozen=True)
+class Judged:
+    """A message ready to be inserted: its row's values, judged at ``now``."""
+
+    item: Prepared
+    values: dict[str, Any]
+    now: datetime
+
+
+def judge_singles(
+    session: Session,
+    items: Sequence[Prepared],
+    *,
+    versions: VersionCache,
+    settings: Settings,
+    clock: Clock,
+) -> list[Judged | Refused]:
+    """Read what the messages' rows depend on and build them, one answer per item in order; only reads, so
+    the single-message writer does it before its turn at the database's one writer.
+
+    Each campaign's approved version is read again here: an item rendered with a version that is no longer
+    the approved one is rendered again with the one that is, and a campaign that stopped being sendable
+    refuses its items. The consent policy judges each campaign's items together (an address twice counts
+    twice against its cap); the sender judges every message once more before it sends
+    (``outbox.screening``), so a withdrawal that commits meanwhile still holds."""
     now = clock.now()
-    answers: list[Created | Refused | None] = [None] * len(items)
+    answers: list[Judged | Refused | None] = [None] * len(items)
     current: dict[str, tuple[_Version, str] | Refused] = {}
     lanes: dict[tuple[str, str], list[tuple[int, Prepared]]] = defaultdict(list)
     for n, item in enumerate(items):
@@ -306,16 +331,22 @@ def write_singles(
                 answers[n] = refused
                 continue
         lanes[(campaign_id, item.request.channel)].append((n, item))
-
-    rows: list[tuple[int, Prepared, dict[str, Any]]] = []
     for members in lanes.values():
-        rows.extend(_judged(session, members, settings=settings, now=now))
-    if rows:
-        ids = session.connection().execute(_INSERT_MESSAGES, [values for _n, _item, values in rows]).scalars()
-        for (n, item, values), message_id in zip(rows, ids, strict=True):
-            answers[n] = _written(session, item, values, int(message_id), now)
+        for n, item, values in _judged(session, members, settings=settings, now=now):
+            answers[n] = Judged(item, values, now)
     assert all(answer is not None for answer in answers)
     return answers  # type: ignore[return-value]
+
+
+def insert_singles(session: Session, judged: Sequence[Judged | Refused]) -> list[Created | Refused]:
+    """Insert the judged messages as one multi-row insert, each with its audit entry; refusals pass through."""
+    rows = [answer for answer in judged if isinstance(answer, Judged)]
+    inserted = session.connection().execute(_INSERT_MESSAGES, [row.values for row in rows]) if rows else None
+    ids = iter(inserted.scalars() if inserted is not None else ())
+    return [
+        answer if isinstance(answer, Refused) else _written(session, answer, int(next(ids)))
+        for answer in judged
+    ]
 
 
 def _judged(
@@ -380,9 +411,8 @@ def _judged(
     return rows
 
 
-def _written(
-    session: Session, item: Prepared, values: dict[str, Any], message_id: int, now: datetime
-) -> Created:
+def _written(session: Session, judged: Judged, message_id: int) -> Created:
+    item, values, now = judged.item, judged.values, judged.now
     status: MessageStatus = values["status"]
     # Queued as ``audit.deliveries`` queues its entries: the details are ids, numbers and statuses, with
     # nothing for ``audit.record`` to mask, and this runs for every message of the API.

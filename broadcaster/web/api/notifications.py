@@ -35,9 +35,10 @@ from broadcaster.outbox.single import (
     UrgentChunker,
     VersionCache,
     find_single,
+    insert_singles,
+    judge_singles,
     prepare_single,
     reference_of,
-    write_singles,
 )
 from broadcaster.web.api.auth import ApiCaller, api_requires
 from broadcaster.web.api.errors import PROBLEMS
@@ -139,14 +140,16 @@ def _batch_writer(
     context: AppContext, versions: VersionCache, chunker: UrgentChunker
 ) -> Callable[[Sequence[_Submission]], list[object]]:
     def write(batch: Sequence[_Submission]) -> list[object]:
-        """One transaction: the answers already stored under the batch's keys, then the new messages with
-        their audit entries and stored answers; after the commit, the ids of those due now go to the
-        chunker (which must find the rows)."""
+        """Reads first, from a snapshot: the answers already stored under the batch's keys and the
+        judgement of the new messages. Then, in a short turn at the database's one writer, the messages
+        with their audit entries and stored answers; after the commit, the ids of those due now go to the
+        chunker (which must find the rows). A key stored meanwhile by another worker process fails the
+        insert (IntegrityError): the batch is then written item by item and that request answered from
+        what the other stored."""
         answers: list[object] = [LATER] * len(batch)
-        due: list[int] = []
-        with write_turn(context.sessions), context.sessions.begin() as session:
+        fresh: list[int] = []
+        with context.readers() as session:
             stored = _stored_answers(session, batch)
-            fresh: list[int] = []
             held: set[tuple[int, str]] = set()
             for n, submission in enumerate(batch):
                 if submission.idempotency_key is None:
@@ -158,13 +161,16 @@ def _batch_writer(
                 elif ident not in held:  # a second request with the same key waits for the next batch
                     held.add(ident)
                     fresh.append(n)
-            written = write_singles(
+            judged = judge_singles(
                 session,
                 [batch[n].prepared for n in fresh],
                 versions=versions,
                 settings=context.settings,
                 clock=context.clock,
             )
+        due: list[int] = []
+        with write_turn(context.sessions), context.sessions.begin() as session:
+            written = insert_singles(session, judged)
             records: list[dict[str, Any]] = []
             now = context.clock.now()
             for n, result in zip(fresh, written, strict=True):
