@@ -10,6 +10,7 @@ Figures and the commands are in benchmarks/README.md, "Web pages".
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sqlite3
 import statistics
@@ -80,6 +81,27 @@ def _editor(context: Any) -> None:
         set_password(session, actor="admin", login=EDITOR, password=PASSWORD, clock=context.clock)
 
 
+class FullCollections:
+    """The cyclic collector's full (generation 2) collections while timing: how many and the longest, in ms.
+    A full collection holds the request that triggers it (docs/web.md, "A frozen heap")."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds.append(time.perf_counter() - self._started)
+
+    def take(self) -> dict[str, Any]:
+        seen, self.seconds = self.seconds, []
+        return {"full_gc": len(seen), "full_gc_max_ms": round(1000 * max(seen), 1) if seen else None}
+
+
 def measure(workdir: Path, paths: list[str], repeat: int) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
@@ -87,6 +109,8 @@ def measure(workdir: Path, paths: list[str], repeat: int) -> dict[str, Any]:
     from broadcaster.web.app import create_app
 
     context = AppContext.load(workdir / "broadcaster.toml")
+    collections = FullCollections()
+    gc.callbacks.append(collections)
     try:
         _editor(context)
         with TestClient(create_app(context)) as client:
@@ -102,6 +126,7 @@ def measure(workdir: Path, paths: list[str], repeat: int) -> dict[str, Any]:
                     results[path] = {"status": first.status_code}
                     continue
                 times: list[float] = []
+                collections.take()
                 for _ in range(repeat):
                     started = time.perf_counter()
                     client.get(path, headers={"Accept": "text/html"})
@@ -112,9 +137,11 @@ def measure(workdir: Path, paths: list[str], repeat: int) -> dict[str, Any]:
                     "p50_ms": round(1000 * statistics.median(times), 1),
                     "p95_ms": round(1000 * times[min(len(times) - 1, int(0.95 * len(times)))], 1),
                     "max_ms": round(1000 * times[-1], 1),
+                    **collections.take(),
                 }
             return results
     finally:
+        gc.callbacks.remove(collections)
         context.close()
 
 

@@ -33,7 +33,7 @@ from broadcaster.progress import wait_for_run
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.sandbox import Sandbox, SandboxPorts
 from broadcaster.settings import CONFIG_FILENAME
-from broadcaster.status import message_counts
+from broadcaster.status import run_counts
 from broadcaster.tasks import CeleryEnqueuer
 from broadcaster.users import add_user, set_password
 from broadcaster.vocabulary import Role
@@ -230,7 +230,7 @@ def run_demo(
             mails = len(sandbox.smtp.received)
             parts = len(sandbox.smsc.submits)
         with context.readers() as session:
-            counts = message_counts(session, run_id=run_id)
+            counts = run_counts(session, run_id)
         return DemoResult(
             run_id=run_id, counts=counts, sandbox=sandbox_dir, mails_received=mails, sms_parts_received=parts
         )

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.store import get_campaign
 from broadcaster.campaigns.workflow import pause_reason
 from broadcaster.clock import local
-from broadcaster.db.models import CampaignRun, Message
+from broadcaster.db.models import CampaignRun, Message, MessageTally
 from broadcaster.vocabulary import MessageKind
 
 
@@ -36,21 +36,78 @@ def message_counts(
     return dict(counts)
 
 
+def _tallied(session: Session) -> bool:
+    """Whether triggers keep ``message_tallies`` (SQLite; migration 0013), else the messages are counted."""
+    return session.get_bind().dialect.name == "sqlite"
+
+
 def runs_message_counts(session: Session, run_ids: Collection[int]) -> dict[int, dict[str, dict[str, int]]]:
-    """``message_counts(run_id=…)`` of several runs in one query: {run id: {channel: {status: count}}}. The
-    index on (run_id, channel, status) answers it without reading a message row (migration 0012)."""
+    """``message_counts(run_id=…)`` of several runs in one query: {run id: {channel: {status: count}}}, from
+    a few rows of the tallies whatever the number of messages."""
     counts: dict[int, dict[str, dict[str, int]]] = {run_id: {} for run_id in run_ids}
-    if not run_ids:
-        return counts
+    read = tallied_runs if _tallied(session) else counted_runs
+    for run_id, channel, status, count in read(session, run_ids) if run_ids else []:
+        counts[run_id].setdefault(channel, {})[status] = count
+    return counts
+
+
+def run_counts(session: Session, run_id: int) -> dict[str, dict[str, int]]:
+    """``runs_message_counts`` of one run: {channel: {status: count}}."""
+    return runs_message_counts(session, [run_id])[run_id]
+
+
+def campaign_counts(session: Session, campaign_id: str, *, tests: bool) -> dict[str, dict[str, int]]:
+    """{channel: {status: count}} of a campaign's messages (of every run and of none), test sends apart:
+    ``tests`` counts only them, else all but them."""
+    if not _tallied(session):
+        if tests:
+            return message_counts(session, campaign_id=campaign_id, kind=MessageKind.TEST)
+        return message_counts(session, campaign_id=campaign_id, exclude_kind=MessageKind.TEST)
+    test = MessageTally.kind == MessageKind.TEST.value
+    total = func.sum(MessageTally.messages)
+    query = (
+        select(MessageTally.channel, MessageTally.status, total)
+        .where(MessageTally.campaign_id == campaign_id, test if tests else ~test)
+        .group_by(MessageTally.channel, MessageTally.status)
+        .having(total > 0)
+        .order_by(MessageTally.channel, MessageTally.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for channel, status, count in session.execute(query):
+        counts.setdefault(channel, {})[status] = int(count)
+    return counts
+
+
+def tallied_runs(session: Session, run_ids: Collection[int]) -> list[tuple[int, str, str, int]]:
+    """(run id, channel, status, count) of the runs from ``message_tallies``, every kind added up; statuses
+    no message is in any more are left out, as a count of the messages would."""
+    total = func.sum(MessageTally.messages)
+    query = (
+        select(MessageTally.run_id, MessageTally.channel, MessageTally.status, total)
+        .where(MessageTally.run_id.in_(list(run_ids)))
+        .group_by(MessageTally.run_id, MessageTally.channel, MessageTally.status)
+        .having(total > 0)
+        .order_by(MessageTally.run_id, MessageTally.channel, MessageTally.status)
+    )
+    return [
+        (run_id, channel, status, int(count)) for run_id, channel, status, count in session.execute(query)
+    ]
+
+
+def counted_runs(session: Session, run_ids: Collection[int]) -> list[tuple[int, str, str, int]]:
+    """(run id, channel, status, count) of the runs' messages, counted on the index of (run_id, channel,
+    status) (migration 0012): what ``tallied_runs`` reads, the long way."""
     query = (
         select(Message.run_id, Message.channel, Message.status, func.count())
         .where(Message.run_id.in_(list(run_ids)))
         .group_by(Message.run_id, Message.channel, Message.status)
+        .order_by(Message.run_id, Message.channel, Message.status)
     )
+    rows = []
     for run_id, channel, status, count in session.execute(query):
         assert run_id is not None  # selected by run_id
-        counts[run_id].setdefault(channel, {})[status.value] = count
-    return counts
+        rows.append((run_id, channel, status.value, count))
+    return rows
 
 
 def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
@@ -81,9 +138,13 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
     ]
     approved = next((v.number for v in campaign.versions if v.id == campaign.approved_version_id), None)
     runs = []
-    for run in session.scalars(
-        select(CampaignRun).where(CampaignRun.campaign_id == campaign_id).order_by(CampaignRun.id)
-    ):
+    all_runs = list(
+        session.scalars(
+            select(CampaignRun).where(CampaignRun.campaign_id == campaign_id).order_by(CampaignRun.id)
+        )
+    )
+    run_counts = runs_message_counts(session, [run.id for run in all_runs])
+    for run in all_runs:
         runs.append(
             {
                 "id": run.id,
@@ -91,7 +152,7 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
                 "trigger": run.trigger,
                 "status": run.status.value,
                 "planned_messages": run.planned_messages,
-                "messages": message_counts(session, run_id=run.id),
+                "messages": run_counts[run.id],
                 "finished_at": _iso(run.finished_at),
                 "ended_reason": run.ended_reason,
             }
@@ -106,6 +167,6 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, Any]:
         "versions": versions,
         "runs": runs,
         # Test sends are not the campaign's messages: they went to officers, before approval.
-        "messages": message_counts(session, campaign_id=campaign_id, exclude_kind=MessageKind.TEST),
-        "test_sends": message_counts(session, campaign_id=campaign_id, kind=MessageKind.TEST),
+        "messages": campaign_counts(session, campaign_id, tests=False),
+        "test_sends": campaign_counts(session, campaign_id, tests=True),
     }

@@ -31,7 +31,7 @@ from broadcaster.outbox.sending import start_manual_run
 from broadcaster.progress import send_window_note, wait_for_run
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.settings import find_config
-from broadcaster.status import message_counts
+from broadcaster.status import run_counts
 from broadcaster.tasks import CeleryEnqueuer, configure
 from broadcaster.vocabulary import MessageStatus, RunStatus
 
@@ -106,7 +106,7 @@ def send(
         ):
             wait_for_run(engine, run_id, console=console, receipt_timeout=receipt_timeout)
         with context.sessions() as session:
-            counts = message_counts(session, run_id=run_id)
+            counts = run_counts(session, run_id)
             run_status = session.get(CampaignRun, run_id)
             status_value = run_status.status.value if run_status is not None else None
         if as_json:

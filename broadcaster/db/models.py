@@ -354,6 +354,24 @@ class Message(Base):
     redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class MessageTally(Base):
+    """How many messages of a campaign's run (or of no run: test sends, one-off messages) are of each kind,
+    channel and status, kept by triggers on ``messages`` in the writing transaction (migration 0013): the
+    dashboard, a campaign's page and ``status`` read a few rows here instead of counting the messages. SQLite
+    only; on PostgreSQL the table stays empty and the messages are counted (``broadcaster.status``;
+    docs/architecture.md, "Message tallies"). An empty campaign id and run 0 stand for "none"."""
+
+    __tablename__ = "message_tallies"
+    __table_args__ = (Index("ix_message_tallies_run_id", "run_id"),)
+
+    campaign_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(24), primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer)  # 0 once every such message changed
+
+
 class MessagePart(Base):
     """One submitted SMS part and the provider id it got: receipts are matched per part."""
 

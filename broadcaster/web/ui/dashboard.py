@@ -14,7 +14,7 @@ from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion
 from broadcaster.errors import NotFound
 from broadcaster.i18n import gettext as _
 from broadcaster.progress import run_progress
-from broadcaster.status import message_counts, runs_message_counts
+from broadcaster.status import run_counts, runs_message_counts
 from broadcaster.vocabulary import RunStatus
 from broadcaster.web.auth import Viewer, context_of, requires
 from broadcaster.web.labels import label
@@ -59,8 +59,8 @@ def _row(data: dict[str, Any]) -> dict[str, Any]:
 
 def _overview(session: Session) -> list[dict[str, Any]]:
     """What the dashboard shows of each campaign (``campaign_status``'s id, title, state, approved version and
-    its last run with counts), in four queries whatever the number of campaigns and messages: only the last
-    runs are counted, all in one query on the index of (run_id, channel, status)."""
+    its last run with counts), in four queries whatever the number of campaigns and messages: the last runs'
+    counts come from the message tallies (``status.runs_message_counts``), not from the messages."""
     campaigns = list(session.scalars(select(Campaign).order_by(Campaign.id)))
     approved = {
         version_id: number
@@ -114,7 +114,7 @@ def progress(
         run = session.get(CampaignRun, run_id)
         if run is None or run.campaign_id != campaign_id:
             return JSONResponse({"detail": _("No such run of this campaign.")}, status_code=404)
-        counts = message_counts(session, run_id=run_id)
+        counts = run_counts(session, run_id)
         status = run.status.value
     try:
         current = run_progress(context, run_id)
