@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from broadcaster.web.group_commit import LATER, GroupCommit
+from tests.broadcaster.web.loops import run_alone
 
 
 def test_requests_waiting_together_are_written_in_one_batch() -> None:
@@ -35,7 +36,7 @@ def test_requests_waiting_together_are_written_in_one_batch() -> None:
         return list(await asyncio.gather(first, *others))
 
     try:
-        assert asyncio.run(scenario()) == [10, 20, 30, 40]
+        assert run_alone(scenario()) == [10, 20, 30, 40]
     finally:
         commit.close()
     assert batches == [[1], [2, 3, 4]]
@@ -53,7 +54,7 @@ def test_a_failing_item_fails_only_its_own_request() -> None:
         return list(await asyncio.gather(*(commit.submit(n) for n in (12, 13, 14)), return_exceptions=True))
 
     try:
-        first, failed, last = asyncio.run(scenario())
+        first, failed, last = run_alone(scenario())
     finally:
         commit.close()
     assert (first, last) == (13, 15)
@@ -68,7 +69,7 @@ def test_a_result_that_is_an_exception_is_raised_to_that_request() -> None:
 
     try:
         with pytest.raises(KeyError):
-            asyncio.run(scenario())
+            run_alone(scenario())
     finally:
         commit.close()
 
@@ -91,7 +92,7 @@ def test_an_item_left_for_later_goes_with_the_next_batch() -> None:
         return list(await asyncio.gather(commit.submit("k"), commit.submit("k")))
 
     try:
-        assert asyncio.run(scenario()) == ["k#1", "k#2"]
+        assert run_alone(scenario()) == ["k#1", "k#2"]
     finally:
         commit.close()
     assert batches == [["k", "k"], ["k"]]

@@ -27,6 +27,7 @@ from broadcaster.outbox.single import (
 from broadcaster.suppressing import suppress_address
 from broadcaster.vocabulary import MessageStatus, Role
 from tests.broadcaster.web.api.single_messages import enqueuer, single_api, single_key, write_approved
+from tests.broadcaster.web.loops import run_alone
 
 __all__ = ["enqueuer", "single_api", "single_key", "write_approved"]  # fixtures used here
 
@@ -284,7 +285,7 @@ def test_concurrent_requests_with_one_idempotency_key_create_one_message(
             )
             return list(await asyncio.gather(*posts))
 
-    answers = asyncio.run(together())
+    answers = run_alone(together())
 
     assert [answer.status_code for answer in answers] == [201] * 5
     assert len({answer.json()["id"] for answer in answers}) == 1
