@@ -97,3 +97,39 @@ def test_org_language_en_wins_over_lang_vi(in_workdir: Path, monkeypatch: pytest
     assert "Options" in page
     refused = _run("users", "add", "Bad Login", "--role", "editor", expect=1)
     assert "login 'Bad Login' is not valid" in _one_line(refused.stderr)
+
+
+def test_lang_vi_translates_clicks_usage_errors_naming_the_option(
+    tmp_path: Path, isolated_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    typo = _one_line(_run("users", "add", "lan", "--rol", "editor", expect=2).stderr)
+    assert "Cách dùng: " in typo  # CliRunner names the program "root"
+    assert "Không có tùy chọn --rol (các tùy chọn gần giống: --role)" in typo
+    assert "Usage" not in typo
+    assert "No such option" not in typo
+    root = _one_line(_run("--bogus", expect=2).stderr)
+    assert "Không có tùy chọn --bogus" in root
+    missing = _one_line(_run("users", "add", expect=2).stderr)
+    assert "Thiếu đối số 'login'." in missing
+    wrong = _one_line(_run("users", "add", "x", "--role", "chief", expect=2).stderr)
+    assert "Giá trị không hợp lệ cho '--role' / '-r': 'chief' không phải là một trong các giá trị" in wrong
+    # The same run in English reads click's own words.
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    english = _one_line(_run("users", "add", "lan", "--rol", "editor", expect=2).stderr)
+    assert "Usage: " in english
+    assert "No such option: --rol (Possible options: --role)" in english
+
+
+def test_a_click_text_no_pattern_knows_stays_as_it_is() -> None:
+    from broadcaster import i18n
+    from broadcaster.cli.click_texts import translate_click_message
+
+    with i18n.using("vi"):
+        assert translate_click_message("Input should be a valid date") == "Input should be a valid date"
+        assert (
+            translate_click_message("Invalid value for '--from': Input should be a valid date")
+            == "Giá trị không hợp lệ cho '--from': Input should be a valid date"
+        )
