@@ -133,3 +133,17 @@ def test_a_click_text_no_pattern_knows_stays_as_it_is() -> None:
             translate_click_message("Invalid value for '--from': Input should be a valid date")
             == "Giá trị không hợp lệ cho '--from': Input should be a valid date"
         )
+
+
+def test_lang_vi_translates_the_consent_rooms_refusals_and_the_settings_errors(
+    in_workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    args = ["consent", "grant", "0905123456", "--purpose", "marketing", "--notice", "v1", "--reason", "x"]
+    refused = _one_line(_run(*args, expect=1).stderr)
+    assert "lỗi: không có mục đích 'marketing'; hãy dùng một trong: " in refused
+    with (in_workdir / "broadcaster.toml").open("a", encoding="utf-8") as handle:
+        handle.write("\n[consent.purposes.marketing]\ncaps_per_24h = { sms = 2 }\n")
+    broken = _one_line(_run("users", "list", expect=1).stderr)
+    assert "broadcaster.toml: thiết lập không hợp lệ:" in broken
+    assert "[consent.purposes.marketing]: không có mục đích 'marketing' (các mục đích hiện có: " in broken
