@@ -22,6 +22,15 @@ CONSENT_TEXTS = (
     N_("unknown purpose %(purpose)s (known purposes: %(known)s)"),
 )
 
+# consent.policy.REASON_TEXTS: why a message was not sent, stored in English with it, translated where shown.
+EXCLUSION_TEXTS = (
+    N_("address suppressed (earlier hard failure or refusal)"),
+    N_("opted out of this channel"),
+    N_("no prior consent"),
+    N_("on the do-not-call register"),
+    N_("excluded by the campaign's list"),
+)
+
 
 def consent_message(exc: BaseException) -> str:
     """``exc``'s text in the current language: from its template when it carries one (the consent room's

@@ -194,11 +194,11 @@ def preview(
         )
         console.print(_("Recipients: [bold]%(recipients)s[/]") % {"recipients": item.recipients})
         for reason, count in item.exclusions.items():
-            console.print(_("  excluded: %(count)s — %(reason)s") % {"count": count, "reason": reason})
+            console.print(_("  excluded: %(count)s — %(reason)s") % {"count": count, "reason": _(reason)})
         for reason, count in item.deferred.items():
             console.print(
                 _("  %(reason)s: %(count)s (sent later, counted in the recipients)")
-                % {"reason": reason, "count": count}
+                % {"reason": _(reason), "count": count}
             )
         if item.channel == Channel.SMS:
             encodings = ", ".join(f"{k}: {v}" for k, v in item.encodings.items()) or "-"
@@ -217,7 +217,7 @@ def preview(
         for sample in item.samples:
             header = f"→ {sample['to']} ({sample['name']})"
             if sample["subject"]:
-                header += f"\n  Subject: {sample['subject']}"
+                header += "\n  " + _("Subject: %(subject)s") % {"subject": sample["subject"]}
             console.print(header, highlight=False)
             console.print("  " + sample["text"].replace("\n", "\n  "), highlight=False, markup=False)
 
