@@ -30,7 +30,9 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
+from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
+from broadcaster.web.labels import label
 from channels.base import Channel
 
 app = typer.Typer(no_args_is_help=True, help="Campaign definitions, versions and approval.")
@@ -115,10 +117,24 @@ def load(
         _("Loaded"),
         [_("campaign"), _("version"), _("status"), _("hash"), _("superseded")],
         [
-            [o.campaign_id, o.version, o.status, o.content_hash[:12], ", ".join(map(str, o.superseded))]
+            [
+                o.campaign_id,
+                o.version,
+                _(_LOAD_OUTCOME.get(o.status, o.status)),
+                o.content_hash[:12],
+                ", ".join(map(str, o.superseded)),
+            ]
             for o in outcomes
         ],
     )
+
+
+# What loading did to each campaign (campaigns.store.LoadOutcome.status; --json keeps the code).
+_LOAD_OUTCOME = {
+    "created": N_("new campaign"),
+    "unchanged": N_("unchanged"),
+    "new_version": N_("new version"),
+}
 
 
 @app.command("list")
@@ -150,7 +166,17 @@ def list_(as_json: bool = JsonOption) -> None:
     print_table(
         _("Campaigns"),
         [_("id"), _("title"), _("state"), _("version"), _("version status"), _("next")],
-        [list(r.values()) for r in rows],
+        [
+            [
+                r["id"],
+                r["title"],
+                label(r["state"], "campaign_state"),
+                r["latest_version"],
+                label(r["latest_status"], "version_status"),
+                r["next_occurrence_at"],
+            ]
+            for r in rows
+        ],
     )
 
 

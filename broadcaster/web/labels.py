@@ -195,6 +195,7 @@ AUDIT_SUBJECT: Mapping[str, str] = {
     "bounces": N_("bounces"),
     "campaign": N_("campaign"),
     "campaign_exclusions": N_("campaign exclusion list"),
+    "chunk": N_("chunk of messages"),
     "consent_event": N_("consent event"),
     "contact_import": N_("contacts import"),
     "contacts": N_("contacts"),
