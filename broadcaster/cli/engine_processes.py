@@ -99,7 +99,8 @@ def run(
             report = engine_tick(
                 context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
             )
-            console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report) or _('nothing to do')}")
+            done = describe_tick(report) or _("nothing to do")  # outside the f-string: babel finds it there
+            console.print(f"{time.strftime('%H:%M:%S')} {done}")
             return
         record_settings(context, "run")
         stop = threading.Event()
