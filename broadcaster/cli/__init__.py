@@ -51,6 +51,7 @@ from broadcaster.logs import configure_logging
 from broadcaster.settings import CONFIG_FILENAME, LOG_FORMAT_ENV, configured_log_format, load_settings
 from broadcaster.users import add_user, set_password, set_role
 from broadcaster.vocabulary import Role
+from broadcaster.web.labels import label
 from broadcaster.workdir import Restore, init_workdir, restore_defaults
 
 try:  # typer ≥ 0.25 vendors click: its usage errors derive from TyperException
@@ -314,7 +315,16 @@ def users_list(as_json: bool = JsonOption) -> None:
     print_table(
         _("Users"),
         [_("login"), _("role"), _("name"), _("active"), _("created")],
-        [list(u.values()) for u in users],
+        [
+            [
+                u["login"],
+                label(u["role"], "role"),
+                u["display_name"],
+                _("yes") if u["active"] else _("no"),
+                u["created_at"],
+            ]
+            for u in users
+        ],
     )
 
 
