@@ -37,7 +37,7 @@ def list_replies(
         print_json(rows)
         return
     if not rows:
-        console.print("No replies waiting." if not show_all else "No replies.")
+        console.print(_("No replies waiting.") if not show_all else _("No replies."))
         return
     print_table(
         _("Inbox"),
