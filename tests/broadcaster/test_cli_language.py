@@ -37,6 +37,14 @@ def in_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return workdir
 
 
+@pytest.fixture
+def vi_nowhere(tmp_path: Path, isolated_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder without settings, LANG=vi: the run's language comes from LANG alone."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+
+
 def test_org_language_vi_translates_the_main_help(in_workdir: Path) -> None:
     _set_language(in_workdir, "vi")
     page = _one_line(_run("--help").stdout)
@@ -48,11 +56,8 @@ def test_org_language_vi_translates_the_main_help(in_workdir: Path) -> None:
 
 
 def test_lang_vi_translates_a_command_help_without_a_working_directory(
-    tmp_path: Path, isolated_env: None, monkeypatch: pytest.MonkeyPatch
+    vi_nowhere: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
     page = _one_line(_run("users", "add", "--help").stdout)
     assert "Thêm người dùng (chỉ quản trị viên)." in page
     assert "Đối số" in page
@@ -100,11 +105,8 @@ def test_org_language_en_wins_over_lang_vi(in_workdir: Path, monkeypatch: pytest
 
 
 def test_lang_vi_translates_clicks_usage_errors_naming_the_option(
-    tmp_path: Path, isolated_env: None, monkeypatch: pytest.MonkeyPatch
+    vi_nowhere: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
     typo = _one_line(_run("users", "add", "lan", "--rol", "editor", expect=2).stderr)
     assert "Cách dùng: " in typo  # CliRunner names the program "root"
     assert "Không có tùy chọn --rol (các tùy chọn gần giống: --role)" in typo
