@@ -20,6 +20,7 @@ from sqlalchemy import Select, and_, bindparam, exists, false, null, or_, select
 from sqlalchemy.orm import Session
 
 from broadcaster.db.models import Message
+from broadcaster.i18n import N_
 from broadcaster.vocabulary import MessageStatus
 from consent.dnc import on_register_among
 from consent.erasure import erased_among, subject_hash
@@ -44,8 +45,9 @@ from consent.policy import (
 )
 from consent.suppression import address_key, suppressed_among
 
-DEFERRED_BY_HOURS = "deferred: outside the purpose's send hours"
-DEFERRED_BY_CAP = "deferred: per-recipient cap for 24 hours reached"
+# Stored and counted in English; translated where shown (N_ marks them for the catalogue).
+DEFERRED_BY_HOURS = N_("deferred: outside the purpose's send hours")
+DEFERRED_BY_CAP = N_("deferred: per-recipient cap for 24 hours reached")
 
 _PAGE = 500
 

@@ -16,6 +16,7 @@ from broadcaster.campaigns.workflow import pause_reason
 from broadcaster.context import AppContext
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Message
 from broadcaster.errors import NotFound
+from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
 from broadcaster.outbox.health import unreachable_notes
 from broadcaster.runtime import EmbeddedEngine
@@ -53,7 +54,16 @@ def run_progress(context: AppContext, run_id: int) -> RunProgress:
         return RunProgress(planned=planned, done=planned - busy, pending_receipts=waiting, finished=finished)
 
 
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # not the locale's
+# The catalogue's words, not the C library's locale.
+WEEKDAYS = (
+    N_("Monday"),
+    N_("Tuesday"),
+    N_("Wednesday"),
+    N_("Thursday"),
+    N_("Friday"),
+    N_("Saturday"),
+    N_("Sunday"),
+)
 
 
 def send_window_note(context: AppContext, run_id: int) -> str | None:
@@ -71,8 +81,11 @@ def send_window_note(context: AppContext, run_id: int) -> str | None:
     if schedule.window.contains(now, tz):
         return None
     opens = schedule.window.next_open(now, tz).astimezone(tz)
-    when = f"{opens:%H:%M} {WEEKDAYS[opens.weekday()]} {opens:%d/%m}"
-    return f"outside the send window; first messages at {when} ({schedule.timezone})"
+    when = f"{opens:%H:%M} {_(WEEKDAYS[opens.weekday()])} {opens:%d/%m}"
+    return _("outside the send window; first messages at %(when)s (%(timezone)s)") % {
+        "when": when,
+        "timezone": schedule.timezone,
+    }
 
 
 def provider_notes(context: AppContext, run_id: int) -> list[str]:
@@ -100,7 +113,11 @@ def campaign_paused(context: AppContext, run_id: int) -> str | None:
         run = session.get(CampaignRun, run_id)
         campaign = session.get(Campaign, run.campaign_id) if run else None
         if campaign is not None and campaign.state in (CampaignState.PAUSED, CampaignState.CANCELLED):
-            return f"campaign {campaign.id} is {campaign.state.value}: {pause_reason(campaign) or 'no reason given'}"
+            return _("campaign %(campaign)s is %(state)s: %(reason)s") % {
+                "campaign": campaign.id,
+                "state": _(campaign.state.value),  # "paused", "cancelled": broadcaster/web/labels.py's words
+                "reason": pause_reason(campaign) or _("no reason given"),
+            }
     return None
 
 
@@ -115,7 +132,7 @@ def wait_for_run(
     """Tick and show progress until the run has nothing left to send and receipts are in (or time out)."""
     context = engine.context
     with Progress(
-        TextColumn("[bold]run {task.fields[run]}[/]"),
+        TextColumn(_("[bold]run %(run)s[/]") % {"run": "{task.fields[run]}"}),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[note]}"),
@@ -123,15 +140,19 @@ def wait_for_run(
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task("send", total=None, run=run_id, note="planning")
+        task = progress.add_task("send", total=None, run=run_id, note=_("planning"))
         receipts_since: float | None = None
         while True:
             engine.tick()
             for line in engine.take_notices():  # a worker died: restarted, and what it held handed back
-                console.print(f"[yellow]{line}[/]", highlight=False)
+                console.print(f"[yellow]{line}[/]", highlight=False)  # in the run's language (runtime.py)
             current = run_progress(context, run_id)
             paused = campaign_paused(context, run_id)
-            note = f"{current.pending_receipts} awaiting receipts" if current.pending_receipts else ""
+            note = (
+                _("%(n)s awaiting receipts") % {"n": current.pending_receipts}
+                if current.pending_receipts
+                else ""
+            )
             # A provider that is down says so (and when it is tried again), and so does a closed send window,
             # instead of a bar that does not move.
             note = "; ".join(provider_notes(context, run_id)) or send_window_note(context, run_id) or note
@@ -145,7 +166,8 @@ def wait_for_run(
                 receipts_since = receipts_since or time.monotonic()
                 if time.monotonic() - receipts_since > receipt_timeout:
                     console.print(
-                        f"[yellow]{current.pending_receipts} SMS still without a receipt after {receipt_timeout:.0f} s.[/]"
+                        _("[yellow]%(n)s SMS still without a receipt after %(seconds)s s.[/]")
+                        % {"n": current.pending_receipts, "seconds": f"{receipt_timeout:.0f}"}
                     )
                     return
             time.sleep(interval)

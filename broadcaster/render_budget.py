@@ -36,6 +36,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, generate_lorem_ipsum
 
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import RenderingSettings
 
 __all__ = ["Budget", "BudgetedEnvironment", "RenderBudgetExceeded", "budget", "size_of"]
@@ -64,22 +65,29 @@ class Budget:
     def tick(self) -> None:
         if self.clock() > self.deadline:
             raise RenderBudgetExceeded(
-                f"the rendering took longer than {self.limits.max_seconds:g} s (setting rendering.max_seconds);"
-                " look for loops inside loops or a macro that calls itself"
+                _(
+                    "the rendering took longer than %(seconds)s s (setting rendering.max_seconds); look for loops "
+                    "inside loops or a macro that calls itself"
+                )
+                % {"seconds": f"{self.limits.max_seconds:g}"}
             )
 
     def allow(self, size: int, what: str) -> None:
         limit = self.limits.max_output_chars
         if size > limit:
             raise RenderBudgetExceeded(
-                f"{what} would make {size:,} characters or items, more than the {limit:,} a rendering may"
-                " have (setting rendering.max_output_chars)"
+                _(
+                    "%(what)s would make %(size)s characters or items, more than the %(limit)s a rendering may "
+                    "have (setting rendering.max_output_chars)"
+                )
+                % {"what": what, "size": f"{size:,}", "limit": f"{limit:,}"}
             )
 
     def allow_bits(self, bits: int, what: str) -> None:
         if bits > MAX_INT_BITS:
             raise RenderBudgetExceeded(
-                f"{what} would make a number of about {bits:,} bits (at most {MAX_INT_BITS})"
+                _("%(what)s would make a number of about %(bits)s bits (at most %(max)s)")
+                % {"what": what, "bits": f"{bits:,}", "max": MAX_INT_BITS}
             )
 
 
@@ -132,7 +140,7 @@ def _check_widths(active: Budget, widths: Iterable[str], what: str) -> None:
     for width in widths:
         if not width.isdecimal():  # '*' or a nested '{...}': the width would come from the arguments
             raise RenderBudgetExceeded(
-                f"{what}: a width taken from the arguments is not allowed in templates"
+                _("%(what)s: a width taken from the arguments is not allowed in templates") % {"what": what}
             )
         active.allow(int(width) if len(width) <= 18 else 10**18, what)
 

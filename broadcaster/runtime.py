@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 
 from broadcaster.context import AppContext
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.lifeline import PARENT_PID_ENV
 from broadcaster.outbox.handback import (
     HandBack,
@@ -138,7 +139,7 @@ class EmbeddedEngine:
         with self.context.sessions.begin() as session:
             released = release_unstarted_chunks(session, queues, now=self.context.clock.now())
         if released:
-            self._notice(f"{released} chunk(s) no worker started handed back to the queue")
+            self._notice(_("%(n)s chunk(s) no worker started handed back to the queue") % {"n": released})
 
     def _spawn(self, spec: WorkerSpec) -> subprocess.Popen[bytes]:
         log_file = self._log_path(spec).open("ab")
@@ -166,11 +167,22 @@ class EmbeddedEngine:
                 self._exits[spec.name] += 1
                 if self._exits[spec.name] > MAX_WORKER_EXITS:
                     raise UserError(
-                        f"worker {spec.name} keeps exiting (code {code}); see {self._log_path(spec)} "
-                        f"for why, fix it, then run the command again ({handed.describe()})"
+                        _(
+                            "worker %(name)s keeps exiting (code %(code)s); see %(log)s for why, fix it, then "
+                            "run the command again (%(handed)s)"
+                        )
+                        % {
+                            "name": spec.name,
+                            "code": code,
+                            "log": self._log_path(spec),
+                            "handed": handed.describe(),
+                        }
                     )
             self.processes[index] = (spec, self._spawn(spec))
-            self._notice(f"worker {spec.name} {_how_it_ended(code)}; restarted it; {handed.describe()}")
+            self._notice(
+                _("worker %(name)s %(ended)s; restarted it; %(handed)s")
+                % {"name": spec.name, "ended": _how_it_ended(code), "handed": handed.describe()}
+            )
         with self.context.readers() as session:
             claimers = claimers_on_this_host(session)
         own = {process.pid for _spec, process in self.processes}  # restarted above, once reaped
@@ -179,7 +191,9 @@ class EmbeddedEngine:
             if pid is None or pid in own or process_alive(pid):
                 continue
             handed = self._hand_back(worker)
-            self._notice(f"worker process {pid} died; {handed.describe()}")
+            self._notice(
+                _("worker process %(pid)s died; %(handed)s") % {"pid": pid, "handed": handed.describe()}
+            )
 
     def _hand_back(self, worker: str, *, queues: tuple[str, ...] = ()) -> HandBack:
         with self.context.sessions.begin() as session:
@@ -190,6 +204,7 @@ class EmbeddedEngine:
         return handed
 
     def _notice(self, line: str) -> None:
+        """A line for the person watching (in the run's language), and for the log."""
         log.warning("%s", line)
         self.notices.append(line)
 
@@ -236,10 +251,10 @@ class EmbeddedEngine:
 def _how_it_ended(code: int) -> str:
     if code < 0:
         try:
-            return f"was killed ({signal.Signals(-code).name})"
+            return _("was killed (%(signal)s)") % {"signal": signal.Signals(-code).name}
         except ValueError:
-            return f"was killed (signal {-code})"
-    return f"exited with code {code}"
+            return _("was killed (signal %(number)s)") % {"number": -code}
+    return _("exited with code %(code)s") % {"code": code}
 
 
 def clean_broker(settings: Settings) -> int:

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 
 from broadcaster.errors import UserError
+from broadcaster.i18n import N_
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import Settings
 
 HOST = "127.0.0.1"
@@ -66,15 +68,21 @@ def _port_needed(port: int, server: str, option: str, provider: str | None) -> I
         if not _address_in_use(exc):
             raise
         setting = (
-            f"set port = PORT under [providers.{provider}] in broadcaster.toml "
-            f"(or BROADCASTER_PROVIDERS__{provider.upper()}__PORT) so that the engine sends there"
+            _(
+                "set port = PORT under [providers.%(provider)s] in broadcaster.toml "
+                "(or BROADCASTER_PROVIDERS__%(env)s__PORT) so that the engine sends there"
+            )
+            % {"provider": provider, "env": provider.upper()}
             if provider
-            else "point the provider's port setting there"
+            else _("point the provider's port setting there")
         )
         raise SandboxPortInUse(
-            f"port {port} on {HOST} is already in use, so the sandbox {server} cannot listen on it "
-            f"(another sandbox, or a real server, may be running). Stop that program, or use a free port: "
-            f"`broadcaster sandbox {option} PORT`, and {setting}"
+            _(
+                "port %(port)s on %(host)s is already in use, so the sandbox %(server)s cannot listen on it "
+                "(another sandbox, or a real server, may be running). Stop that program, or use a free port: "
+                "`broadcaster sandbox %(option)s PORT`, and %(setting)s"
+            )
+            % {"port": port, "host": HOST, "server": _(server), "option": option, "setting": setting}
         ) from None
 
 
@@ -87,7 +95,10 @@ class Sandbox:
             from channels.sandbox.smtp import SandboxSmtpServer
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise SandboxUnavailable(
-                f"the sandbox needs the optional extra: pip install 'broadcaster-engine[sandbox]' ({exc})"
+                _(
+                    "the sandbox needs the optional extra: pip install 'broadcaster-engine[sandbox]' (%(error)s)"
+                )
+                % {"error": exc}
             ) from None
         self.folder = folder
         self.ports = ports
@@ -104,10 +115,10 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Start both servers; a port in use is a ``SandboxPortInUse`` naming the port and the setting."""
         ports = self.ports
-        with _port_needed(ports.smtp, "SMTP server", "--smtp-port", ports.smtp_provider):
+        with _port_needed(ports.smtp, N_("SMTP server"), "--smtp-port", ports.smtp_provider):
             self.smtp.start()
         try:
-            with _port_needed(ports.smpp, "SMSC", "--smpp-port", ports.smpp_provider):
+            with _port_needed(ports.smpp, N_("SMSC"), "--smpp-port", ports.smpp_provider):
                 self.smsc.start()
         except BaseException:
             self.smtp.stop()

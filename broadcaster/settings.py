@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from broadcaster.consent_texts import consent_message
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.logs import LogFormat
@@ -121,9 +122,15 @@ class ReportSettings(BaseModel):
             try:
                 date(2000, month, day)  # a leap year: 02-29 is allowed (the 28th in other years)
             except ValueError:
-                raise ValueError(f"{name}: {getattr(self, name)} is not a day of the year") from None
+                raise ValueError(
+                    _("%(field)s: %(value)s is not a day of the year")
+                    % {"field": name, "value": getattr(self, name)}
+                ) from None
         if self.h1_cutoff >= self.h2_cutoff:
-            raise ValueError(f"h1_cutoff {self.h1_cutoff} must come before h2_cutoff {self.h2_cutoff}")
+            raise ValueError(
+                _("h1_cutoff %(h1)s must come before h2_cutoff %(h2)s")
+                % {"h1": self.h1_cutoff, "h2": self.h2_cutoff}
+            )
         return self
 
     def longest_period_days(self) -> int:
@@ -198,7 +205,7 @@ class ConsentSettings(BaseModel):
             try:
                 rules_for(name)
             except UnknownPurpose as stranger:  # named with its section, not pydantic's nested location
-                raise ValueError(f"[consent.purposes.{name}]: {stranger}") from None
+                raise ValueError(f"[consent.purposes.{name}]: {consent_message(stranger)}") from None
         return value
 
     def keywords(self) -> Keywords:
@@ -452,15 +459,19 @@ class Settings(BaseSettings):
     def _agency_keys(cls, value: dict[str, AgencySettings]) -> dict[str, AgencySettings]:
         for key in value:
             if not _AGENCY_KEY.match(key):
-                raise ValueError(f"agencies.{key}: a key is lowercase letters, digits and '-', e.g. vp-ubnd")
+                raise ValueError(
+                    _("agencies.%(key)s: a key is lowercase letters, digits and '-', e.g. vp-ubnd")
+                    % {"key": key}
+                )
         return value
 
     @model_validator(mode="after")
     def _reporting_agency(self) -> Settings:
         if self.reports.agency not in self.agencies:
-            known = ", ".join(sorted(self.agencies)) or "none configured"
+            known = ", ".join(sorted(self.agencies)) or _("none configured")
             raise ValueError(
-                f"reports.agency: unknown agency '{self.reports.agency}'; name a key of [agencies] (known: {known})"
+                _("reports.agency: unknown agency '%(agency)s'; name a key of [agencies] (known: %(known)s)")
+                % {"agency": self.reports.agency, "known": known}
             )
         return self
 
@@ -469,9 +480,12 @@ class Settings(BaseSettings):
         needed = self.reports.longest_period_days() + self.reports.freeze_grace_days
         if self.retention.personal_data_days < needed:
             raise ValueError(
-                f"retention.personal_data_days: {self.retention.personal_data_days} is shorter than the longest "
-                f"report period plus [reports] freeze_grace_days ({needed} days): a report's messages would be "
-                "gone before it is written and frozen"
+                _(
+                    "retention.personal_data_days: %(days)s is shorter than the longest report period plus "
+                    "[reports] freeze_grace_days (%(needed)s days): a report's messages would be gone before it "
+                    "is written and frozen"
+                )
+                % {"days": self.retention.personal_data_days, "needed": needed}
             )
         return self
 
@@ -505,9 +519,12 @@ class Settings(BaseSettings):
         try:
             return self.providers[name]
         except KeyError:
-            known = ", ".join(sorted(self.providers)) or "none"
+            known = ", ".join(sorted(self.providers)) or _("none")
             raise SettingsError(
-                f"unknown provider {name!r} (configured: {known}); add [providers.{name}] to broadcaster.toml"
+                _(
+                    "unknown provider %(name)s (configured: %(known)s); add [providers.%(key)s] to broadcaster.toml"
+                )
+                % {"name": repr(name), "known": known, "key": name}
             ) from None
 
     def masked(self) -> dict[str, Any]:
@@ -571,7 +588,7 @@ def load_settings(config: Path | None = None, *, require_file: bool = True) -> S
     try:
         loaded = _FileSettings(base_dir=path.parent)
     except ValidationError as exc:
-        lines = [f"{path}: invalid settings:"]
+        lines = [_("%(path)s: invalid settings:") % {"path": path}]
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"])
             lines.append(f"  {where}: {error['msg']}")
@@ -592,11 +609,11 @@ def configured_log_format(config: Path | None = None) -> LogFormat:
 
 def _retired_message(where: str, key: str, fix: str) -> str:
     name = key.partition(".")[2]
-    return (
-        f"{where} sets {key}, which is no longer a setting: rules that guard four-eyes live in the database. "
-        f"{fix}; an admin changes the rule with "
-        f"`broadcaster policy set {name or 'KEY'} VALUE --reason …` (see `broadcaster policy list`)"
-    )
+    return _(
+        "%(where)s sets %(key)s, which is no longer a setting: rules that guard four-eyes live in the database. "
+        "%(fix)s; an admin changes the rule with `broadcaster policy set %(name)s VALUE --reason …` (see "
+        "`broadcaster policy list`)"
+    ) % {"where": where, "key": key, "fix": fix, "name": name or "KEY"}
 
 
 def _retired_keys(path: Path) -> Iterator[tuple[str, str, str]]:
@@ -612,8 +629,10 @@ def _retired_keys(path: Path) -> Iterator[tuple[str, str, str]]:
             if values is not None:
                 keys = list(values) if isinstance(values, dict) and values else [""]
                 for key in keys:
-                    yield str(path), f"{section}.{key}".rstrip("."), f"Remove [{section}] from the file"
+                    fix = _("Remove [%(section)s] from the file") % {"section": section}
+                    yield str(path), f"{section}.{key}".rstrip("."), fix
     for name in sorted(os.environ):
-        section, _, key = name.lower().removeprefix("broadcaster_").partition("__")
+        section, _sep, key = name.lower().removeprefix("broadcaster_").partition("__")
         if name.upper().startswith("BROADCASTER_") and section in RETIRED_SECTIONS:
-            yield f"the environment variable {name}", f"{section}.{key}".rstrip("."), "Unset it"
+            where = _("the environment variable %(name)s") % {"name": name}
+            yield where, f"{section}.{key}".rstrip("."), _("Unset it")

@@ -23,6 +23,7 @@ from broadcaster.clock import Clock
 from broadcaster.context import AppContext
 from broadcaster.db.migrate import upgrade
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 from broadcaster.settings import CONFIG_FILENAME, DEFAULT_AGENCIES, load_settings
 from broadcaster.unsubscribe import new_secret
 from broadcaster.users import add_user, require, resolve_actor, validate_login
@@ -185,14 +186,20 @@ def init_workdir(directory: Path, *, admin_login: str, clock: Clock) -> AppConte
     config = directory / CONFIG_FILENAME
     if config.exists():
         raise WorkdirError(
-            f"{config} already exists; use `broadcaster db upgrade` there, or `broadcaster init --force` "
-            "(an admin of that installation) to restore the default settings, templates and campaigns"
+            _(
+                "%(config)s already exists; use `broadcaster db upgrade` there, or `broadcaster init --force` "
+                "(an admin of that installation) to restore the default settings, templates and campaigns"
+            )
+            % {"config": config}
         )
     for name in DEFAULT_DIRS:
         if (directory / name).exists():
             raise WorkdirError(
-                f"{directory / name} already exists but {config} does not; move it away or initialise "
-                "another directory"
+                _(
+                    "%(path)s already exists but %(config)s does not; move it away or initialise another "
+                    "directory"
+                )
+                % {"path": directory / name, "config": config}
             )
     validate_login(admin_login)
     directory.mkdir(parents=True, exist_ok=True)
@@ -222,17 +229,23 @@ class Restore:
     backup_dir: Path  # where the replaced files go (made only when something is replaced)
 
     def describe(self) -> str:
-        lines = [f"Restore the default settings, templates and campaigns in {self.directory}."]
+        lines = [
+            _("Restore the default settings, templates and campaigns in %(directory)s.")
+            % {"directory": self.directory}
+        ]
         if self.replaced:
             lines.append(
-                f"These {len(self.replaced)} edited file(s) are backed up to {self.backup_dir}, then replaced:"
+                _("These %(n)s edited file(s) are backed up to %(backup)s, then replaced:")
+                % {"n": len(self.replaced), "backup": self.backup_dir}
             )
             lines.extend(f"  {name}" for name in self.replaced)
         if self.added:
-            lines.append(f"{len(self.added)} missing default file(s) are added.")
+            lines.append(_("%(n)s missing default file(s) are added.") % {"n": len(self.added)})
         lines.append(
-            "Kept as they are: the unsubscribe secret, the database and broker URLs, users, contacts, campaigns "
-            "in the database, and files of your own."
+            _(
+                "Kept as they are: the unsubscribe secret, the database and broker URLs, users, contacts, "
+                "campaigns in the database, and files of your own."
+            )
         )
         return "\n".join(lines)
 
@@ -244,12 +257,15 @@ def restore_defaults(directory: Path, *, clock: Clock, confirm: Callable[[Restor
     config = directory / CONFIG_FILENAME
     if not config.is_file():
         raise WorkdirError(
-            f"{config} does not exist: there is nothing to restore; run `broadcaster init` there"
+            _("%(config)s does not exist: there is nothing to restore; run `broadcaster init` there")
+            % {"config": config}
         )
     actor = _admin_of(config)
     for name in DEFAULT_DIRS:
         if (directory / name).exists() and not (directory / name).is_dir():
-            raise WorkdirError(f"{directory / name} is not a folder; move it away, then run this again")
+            raise WorkdirError(
+                _("%(path)s is not a folder; move it away, then run this again") % {"path": directory / name}
+            )
     kept = _kept_settings(config)
     new_config = _config_text(kept)
     replaced: list[str] = []
@@ -272,7 +288,7 @@ def restore_defaults(directory: Path, *, clock: Clock, confirm: Callable[[Restor
     if not replaced and not added:
         return plan
     if not confirm(plan):
-        raise WorkdirError("not confirmed; nothing was changed")
+        raise WorkdirError(_("not confirmed; nothing was changed"))
     _apply(plan, new_config)
     settings = load_settings(config)
     upgrade(settings.database_url)
@@ -308,8 +324,11 @@ def _admin_of(config: Path) -> str:
             return user.login
     except SQLAlchemyError as exc:
         raise WorkdirError(
-            f"cannot tell from the database of {config} whether you are its admin ({type(exc).__name__}); "
-            "nothing was changed. Check [database] url there, or run `broadcaster db upgrade`"
+            _(
+                "cannot tell from the database of %(config)s whether you are its admin (%(error)s); nothing "
+                "was changed. Check [database] url there, or run `broadcaster db upgrade`"
+            )
+            % {"config": config, "error": type(exc).__name__}
         ) from None
     finally:
         context.close()

@@ -33,7 +33,15 @@ _PAGE = 500
 
 
 class ConsentError(ValueError):
-    """A consent event that cannot be recorded as asked; nothing was written."""
+    """A consent event that cannot be recorded as asked; nothing was written.
+
+    Its text is English, ``template % values``; the application shows it in its own language from those two
+    (this package translates nothing: ``broadcaster/consent_texts.py`` lists the templates)."""
+
+    def __init__(self, template: str, **values: object) -> None:
+        super().__init__(template % values if values else template)
+        self.template = template
+        self.values = values
 
 
 def notice_path(notices_dir: Path, purpose: str, version: str) -> Path:
@@ -59,11 +67,16 @@ def grant(
     _check(channel=channel, purpose=purpose, source=source, reason=reason, recorded_by=recorded_by)
     if not _NOTICE_VERSION.fullmatch(notice_version) or ".." in notice_version:
         raise ConsentError(
-            f"notice version {notice_version!r} is not valid: use letters, digits, '.', '_', '-'"
+            "notice version %(version)s is not valid: use letters, digits, '.', '_', '-'",
+            version=repr(notice_version),
         )
     path = notice_path(notices_dir, purpose, notice_version)
     if not path.is_file():
-        raise ConsentError(f"notice version {notice_version!r} does not exist: {path} is missing")
+        raise ConsentError(
+            "notice version %(version)s does not exist: %(path)s is missing",
+            version=repr(notice_version),
+            path=path,
+        )
     return _append(
         session,
         channel=channel,
@@ -178,11 +191,21 @@ def withdrawn_among(session: Session, channel: str, purpose: str, addresses: Ite
 
 def _check(*, channel: str, purpose: str, source: str, reason: str | None, recorded_by: str) -> None:
     if channel not in CHANNELS:
-        raise ConsentError(f"unknown channel {channel!r}; use one of: {', '.join(CHANNELS)}")
+        raise ConsentError(
+            "unknown channel %(channel)s; use one of: %(known)s",
+            channel=repr(channel),
+            known=", ".join(CHANNELS),
+        )
     if purpose not in PURPOSES:
-        raise ConsentError(f"unknown purpose {purpose!r}; use one of: {', '.join(PURPOSES)}")
+        raise ConsentError(
+            "unknown purpose %(purpose)s; use one of: %(known)s",
+            purpose=repr(purpose),
+            known=", ".join(PURPOSES),
+        )
     if source not in SOURCES:
-        raise ConsentError(f"unknown source {source!r}; use one of: {', '.join(SOURCES)}")
+        raise ConsentError(
+            "unknown source %(source)s; use one of: %(known)s", source=repr(source), known=", ".join(SOURCES)
+        )
     if source == "staff" and not (reason and reason.strip()):
         raise ConsentError("a change made by staff needs a reason")
     if not recorded_by.strip():

@@ -100,8 +100,10 @@ class UnknownPurpose(ValueError):
     """A purpose that the policy table does not know; the message names it and the known ones."""
 
     def __init__(self, purpose: object) -> None:
-        known = ", ".join(p.value for p in Purpose)
-        super().__init__(f"unknown purpose {purpose!r} (known purposes: {known})")
+        # template and values: shown in the application's language (broadcaster/consent_texts.py)
+        self.template = "unknown purpose %(purpose)s (known purposes: %(known)s)"
+        self.values = {"purpose": repr(purpose), "known": ", ".join(p.value for p in Purpose)}
+        super().__init__(self.template % self.values)
         self.purpose = purpose
 
 

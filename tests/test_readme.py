@@ -222,7 +222,7 @@ def test_working_with_it_as_printed(clone: Path, shell_in: Callable[[dict[str, s
     assert not (clone / "office").exists()
     assert (home / "office" / "broadcaster.toml").is_file()
     imported = next(out for line, out in outputs.items() if "contacts import" in line)
-    assert "1 row(s) have no segment" in " ".join(imported.split())  # this warning is not translated yet
+    assert "1 dòng chưa có nhóm đối tượng" in " ".join(imported.split())
     sent = next(out for line, out in outputs.items() if " send " in line)
     assert re.search(r"email\s+\S+\s+\S+", sent)
     mails = list((home / "office" / "sandbox" / "mail").glob("*.eml"))

@@ -16,25 +16,29 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.schema import Audience
 from broadcaster.db.models import Contact
 from broadcaster.eligibility import PolicyScope, verdicts
+from broadcaster.i18n import N_
 from channels.base import Channel
 from consent.policy import REASON_TEXTS, ExclusionReason, PolicySettings
 from consent.suppression import address_key
 
 
 class Exclusion:
-    """Why a contact gets no message on a channel (shown in preview, stored as ``suppressed`` + reason)."""
+    """Why a contact gets no message on a channel (shown in preview, stored as ``suppressed`` + reason).
 
-    NO_PHONE = "no phone number"
-    LANDLINE = "landline: cannot receive SMS"
-    NO_EMAIL = "no e-mail address"
+    The texts are stored in English and translated where shown (the consent policy's are listed in
+    ``broadcaster/consent_texts.py``)."""
+
+    NO_PHONE = N_("no phone number")
+    LANDLINE = N_("landline: cannot receive SMS")
+    NO_EMAIL = N_("no e-mail address")
     # What the consent policy says (broadcaster.eligibility), for the campaign's purpose:
     OPTED_OUT = REASON_TEXTS[ExclusionReason.WITHDRAWN]
     SUPPRESSED = REASON_TEXTS[ExclusionReason.SUPPRESSED]
     NO_PRIOR_CONSENT = REASON_TEXTS[ExclusionReason.NO_PRIOR_CONSENT]
     DO_NOT_CALL = REASON_TEXTS[ExclusionReason.DO_NOT_CALL]
     CAMPAIGN_LIST = REASON_TEXTS[ExclusionReason.CAMPAIGN_LIST]
-    DUPLICATE = "same address as another recipient of this run"
-    TOO_LONG = "SMS longer than the allowed number of parts"
+    DUPLICATE = N_("same address as another recipient of this run")
+    TOO_LONG = N_("SMS longer than the allowed number of parts")
 
 
 def audience_query(audience: Audience) -> Select[Contact]:

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from broadcaster.campaigns.schedule import Schedule, SendWindow
 from broadcaster.campaigns.schema_base import CAMPAIGN_MODEL_CONFIG, located
+from broadcaster.consent_texts import consent_message
 from broadcaster.i18n import gettext as _
 from channels.base import Channel
 from consent.policy import Purpose, UnknownPurpose
@@ -156,7 +157,10 @@ def _check_channel_name(value: Any) -> Any:
 def _check_purpose(value: Any) -> Any:
     # pydantic's enum message lists the choices but not what was written; name it, as the settings do.
     if isinstance(value, str) and value not in {p.value for p in Purpose}:
-        raise PydanticCustomError("unknown_purpose", str(UnknownPurpose(value)))
+        # as a value, not the template: what was written may hold braces
+        raise PydanticCustomError(
+            "unknown_purpose", "{message}", {"message": consent_message(UnknownPurpose(value))}
+        )
     return value
 
 

@@ -27,6 +27,7 @@ from broadcaster.cli import report as report_cli
 from broadcaster.cli import retention as retention_cli
 from broadcaster.cli import serve as serve_cli
 from broadcaster.cli import subject as subject_cli
+from broadcaster.cli.click_texts import translate_click_message
 from broadcaster.cli.common import (
     ConfigOption,
     JsonOption,
@@ -50,12 +51,15 @@ from broadcaster.logs import configure_logging
 from broadcaster.settings import CONFIG_FILENAME, LOG_FORMAT_ENV, configured_log_format, load_settings
 from broadcaster.users import add_user, set_password, set_role
 from broadcaster.vocabulary import Role
+from broadcaster.web.labels import label
 from broadcaster.workdir import Restore, init_workdir, restore_defaults
 
 try:  # typer ≥ 0.25 vendors click: its usage errors derive from TyperException
     from typer import TyperException as _ClickError
+    from typer._click.exceptions import UsageError as _UsageError
 except ImportError:  # pragma: no cover - older typer raises click's own
     from click import ClickException as _ClickError  # type: ignore[assignment]
+    from click import UsageError as _UsageError  # type: ignore[assignment]
 
 
 class LogFormatChoice(StrEnum):
@@ -76,17 +80,35 @@ class _Group(TyperGroup):
             return super().main(args, *rest, **extra)
 
     # ``Any``: typer ≥ 0.25 vendors click (``typer._click``), older typer uses click itself.
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """The root's own options are parsed here: a typo in them is reported in the run's language too."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except _UsageError as exc:
+            raise _translated(exc) from None
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except UserError as exc:
             print_error(str(exc))
             raise typer.Exit(1) from None
+        except _UsageError as exc:
+            raise _translated(exc) from None  # exit code 2, as click's own
         except (typer.Exit, typer.Abort, _ClickError):
             raise  # click's own exits and usage errors (exit code 2) are not crashes
         except Exception as exc:
             report_unexpected(exc)
             raise typer.Exit(1) from None
+
+
+def _translated(exc: Any) -> Any:
+    """click's usage error with its message in the run's language (``broadcaster.cli.click_texts``); the
+    usage line and the hint that click prints with it come from the same context. A command group called
+    without a command shows its help through this exception: that one is left alone."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return exc
+    return _UsageError(translate_click_message(exc.format_message()), exc.ctx)
 
 
 app = typer.Typer(
@@ -293,7 +315,16 @@ def users_list(as_json: bool = JsonOption) -> None:
     print_table(
         _("Users"),
         [_("login"), _("role"), _("name"), _("active"), _("created")],
-        [list(u.values()) for u in users],
+        [
+            [
+                u["login"],
+                label(u["role"], "role"),
+                u["display_name"],
+                _("yes") if u["active"] else _("no"),
+                u["created_at"],
+            ]
+            for u in users
+        ],
     )
 
 

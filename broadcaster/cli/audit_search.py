@@ -22,6 +22,7 @@ from broadcaster.errors import UserError
 from broadcaster.history.export import ExportFormat
 from broadcaster.history.filters import recipient
 from broadcaster.i18n import gettext as _
+from broadcaster.web.labels import label
 
 LIST_LIMIT = 50
 WRITERS = {ExportFormat.CSV: write_csv, ExportFormat.JSONL: write_jsonl}
@@ -104,7 +105,14 @@ def _print_listing(entries: list[FoundEntry]) -> None:
         _("Audit log"),
         [_("ID"), _("Time"), _("Actor"), _("Action"), _("Subject"), _("Reason")],
         [
-            [e["id"], e["at"], e["actor"], e["action"], f"{e['subject_type']} {e['subject_id']}", e["reason"]]
+            [
+                e["id"],
+                e["at"],
+                e["actor"],
+                e["action"],
+                f"{label(e['subject_type'], 'audit_subject')} {e['subject_id']}",
+                e["reason"],
+            ]
             for e in (entry_dict(entry) for entry in entries)
         ],
     )

@@ -9,6 +9,7 @@ from broadcaster.campaigns.store import get_version
 from broadcaster.cli.common import CampaignArgument, VersionOption, acting, console, err_console
 from broadcaster.clock import local
 from broadcaster.i18n import gettext as _
+from broadcaster.web.labels import label
 
 ReasonOption = typer.Option(None, "--reason", "-m", help="Why (kept in the audit log).")
 HashOption = typer.Option(
@@ -182,7 +183,7 @@ def resume(campaign_id: str = CampaignArgument, reason: str | None = ReasonOptio
         campaign = workflow.resume(
             session, campaign_id=campaign_id, actor=user, clock=context.clock, reason=reason
         )
-        state_now = campaign.state.value
+        state_now = label(campaign.state.value, "campaign_state")
     console.print(
         _("Resumed %(campaign_id)s (%(state_now)s).") % {"campaign_id": campaign_id, "state_now": state_now}
     )

@@ -30,7 +30,9 @@ from broadcaster.cli.common import (
 )
 from broadcaster.clock import local
 from broadcaster.context import AppContext
+from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
+from broadcaster.web.labels import label
 from channels.base import Channel
 
 app = typer.Typer(no_args_is_help=True, help="Campaign definitions, versions and approval.")
@@ -115,10 +117,24 @@ def load(
         _("Loaded"),
         [_("campaign"), _("version"), _("status"), _("hash"), _("superseded")],
         [
-            [o.campaign_id, o.version, o.status, o.content_hash[:12], ", ".join(map(str, o.superseded))]
+            [
+                o.campaign_id,
+                o.version,
+                _(_LOAD_OUTCOME.get(o.status, o.status)),
+                o.content_hash[:12],
+                ", ".join(map(str, o.superseded)),
+            ]
             for o in outcomes
         ],
     )
+
+
+# What loading did to each campaign (campaigns.store.LoadOutcome.status; --json keeps the code).
+_LOAD_OUTCOME = {
+    "created": N_("new campaign"),
+    "unchanged": N_("unchanged"),
+    "new_version": N_("new version"),
+}
 
 
 @app.command("list")
@@ -150,7 +166,17 @@ def list_(as_json: bool = JsonOption) -> None:
     print_table(
         _("Campaigns"),
         [_("id"), _("title"), _("state"), _("version"), _("version status"), _("next")],
-        [list(r.values()) for r in rows],
+        [
+            [
+                r["id"],
+                r["title"],
+                label(r["state"], "campaign_state"),
+                r["latest_version"],
+                label(r["latest_status"], "version_status"),
+                r["next_occurrence_at"],
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -194,11 +220,11 @@ def preview(
         )
         console.print(_("Recipients: [bold]%(recipients)s[/]") % {"recipients": item.recipients})
         for reason, count in item.exclusions.items():
-            console.print(_("  excluded: %(count)s — %(reason)s") % {"count": count, "reason": reason})
+            console.print(_("  excluded: %(count)s — %(reason)s") % {"count": count, "reason": _(reason)})
         for reason, count in item.deferred.items():
             console.print(
                 _("  %(reason)s: %(count)s (sent later, counted in the recipients)")
-                % {"reason": reason, "count": count}
+                % {"reason": _(reason), "count": count}
             )
         if item.channel == Channel.SMS:
             encodings = ", ".join(f"{k}: {v}" for k, v in item.encodings.items()) or "-"
@@ -217,7 +243,7 @@ def preview(
         for sample in item.samples:
             header = f"→ {sample['to']} ({sample['name']})"
             if sample["subject"]:
-                header += f"\n  Subject: {sample['subject']}"
+                header += "\n  " + _("Subject: %(subject)s") % {"subject": sample["subject"]}
             console.print(header, highlight=False)
             console.print("  " + sample["text"].replace("\n", "\n  "), highlight=False, markup=False)
 

@@ -22,6 +22,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from broadcaster.clock import LOCAL_TZ
+from broadcaster.consent_texts import consent_message
 from broadcaster.context import AppContext
 from broadcaster.db.models import User
 from broadcaster.errors import UserError
@@ -186,7 +187,7 @@ def guarded(known: tuple[type[BaseException], ...]) -> Callable[[Callable[..., A
             try:
                 return func(*args, **kwargs)
             except known as exc:
-                fail(str(exc))
+                fail(consent_message(exc))
 
         return wrapper
 

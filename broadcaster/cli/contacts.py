@@ -11,7 +11,7 @@ from broadcaster import masking
 from broadcaster.cli.common import JsonOption, UnmaskedOption, acting, console, print_json, print_table
 from broadcaster.contacts.importer import import_contacts
 from broadcaster.db.models import Contact
-from broadcaster.i18n import N_, translate
+from broadcaster.i18n import N_, ngettext, translate
 from broadcaster.i18n import gettext as _
 from consent.ledger import PUBLIC_INFORMATION, withdrawn_among
 
@@ -89,11 +89,15 @@ def import_(
     if report.without_segment:
         rows = ", ".join(map(str, report.without_segment[:show]))
         more = ", …" if len(report.without_segment) > show else ""
-        console.print(
-            f"[yellow]{len(report.without_segment)} row(s) have no segment, so no campaign reaches them[/]: "
-            f"rows {rows}{more}. Fill the segment column (Nhóm) for them and import the file again.",
-            highlight=False,
+        count = len(report.without_segment)
+        warning = ngettext(
+            "[yellow]%(n)s row has no segment, so no campaign reaches it[/]: row %(rows)s. Fill its segment "
+            "column (Nhóm) and import the file again.",
+            "[yellow]%(n)s rows have no segment, so no campaign reaches them[/]: rows %(rows)s. Fill the "
+            "segment column (Nhóm) for them and import the file again.",
+            count,
         )
+        console.print(warning % {"n": count, "rows": rows + more}, highlight=False)
 
 
 @app.command("list")

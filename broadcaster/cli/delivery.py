@@ -34,6 +34,7 @@ from broadcaster.settings import find_config
 from broadcaster.status import run_counts
 from broadcaster.tasks import CeleryEnqueuer, configure
 from broadcaster.vocabulary import MessageStatus, RunStatus
+from broadcaster.web.labels import label
 
 # `send --wait --no-wait-window` outside the campaign's send window: the run is queued, nothing was sent.
 EXIT_OUTSIDE_WINDOW = 3
@@ -112,14 +113,14 @@ def send(
         if as_json:
             print_json({"run_id": run_id, "status": status_value, "messages": counts})
         else:
-            print_counts(f"Run {run_id}", counts)
+            print_counts(_("Run %(run_id)s") % {"run_id": run_id}, counts)
             held = sum(per.get(MessageStatus.UNKNOWN.value, 0) for per in counts.values())
             if status_value == RunStatus.COMPLETED_WITH_HELD.value:
                 console.print(
                     _(
                         "[yellow]Run %(run_id)s %(status_value)s: %(held)s message(s) held as unknown (the provider may have them). Settle them with `broadcaster messages release --run %(run_id)s` (sent again, perhaps twice) or `broadcaster messages drop --run %(run_id)s`.[/]"
                     )
-                    % {"run_id": run_id, "status_value": status_value, "held": held},
+                    % {"run_id": run_id, "status_value": label(status_value, "run_status"), "held": held},
                     highlight=False,
                 )
     finally:

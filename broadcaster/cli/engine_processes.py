@@ -24,6 +24,7 @@ from broadcaster.clock import local
 from broadcaster.context import AppContext
 from broadcaster.db.engine import database_exists
 from broadcaster.errors import UserError
+from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
 from broadcaster.outbox.scheduler import TickReport
 from broadcaster.runtime import (
@@ -43,21 +44,22 @@ def describe_tick(report: TickReport) -> str | None:
     """One readable line for a tick that did something (None when it had nothing to do)."""
     parts: list[str] = []
     if report.runs_created:
-        parts.append("started run(s) " + ", ".join(map(str, report.runs_created)))
+        parts.append(_("started run(s) %(runs)s") % {"runs": ", ".join(map(str, report.runs_created))})
     parts.extend(
-        f"missed occurrence of {campaign} at {local(moment):%H:%M %d/%m/%Y}"
+        _("missed occurrence of %(campaign)s at %(at)s")
+        % {"campaign": campaign, "at": f"{local(moment):%H:%M %d/%m/%Y}"}
         for campaign, moment in report.missed
     )
     for count, what in (
-        (report.chunks, "chunk(s) queued for sending"),
-        (report.runs_completed, "run(s) completed"),
-        (report.inbound_processed, "receipt(s) or bounce(s) applied"),
-        (report.swept_sending, "message(s) stuck in sending swept"),
-        (report.swept_chunks, "lost chunk(s) re-queued"),
-        (report.retained, "row(s) of personal data past retention.personal_data_days blanked"),
+        (report.chunks, N_("%(n)s chunk(s) queued for sending")),
+        (report.runs_completed, N_("%(n)s run(s) completed")),
+        (report.inbound_processed, N_("%(n)s receipt(s) or bounce(s) applied")),
+        (report.swept_sending, N_("%(n)s message(s) stuck in sending swept")),
+        (report.swept_chunks, N_("%(n)s lost chunk(s) re-queued")),
+        (report.retained, N_("%(n)s row(s) of personal data past retention.personal_data_days blanked")),
     ):
         if count:
-            parts.append(f"{count} {what}")
+            parts.append(_(what) % {"n": count})
     return "; ".join(parts) or None
 
 
@@ -97,7 +99,8 @@ def run(
             report = engine_tick(
                 context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
             )
-            console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report) or 'nothing to do'}")
+            done = describe_tick(report) or _("nothing to do")  # outside the f-string: babel finds it there
+            console.print(f"{time.strftime('%H:%M:%S')} {done}")
             return
         record_settings(context, "run")
         stop = threading.Event()
@@ -189,7 +192,7 @@ def beat() -> None:
                 context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
             )
             if report.runs_created or report.chunks or report.missed or report.retained:
-                console.print(f"{time.strftime('%H:%M:%S')} {report}")
+                console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report)}")
             time.sleep(context.settings.delivery.tick_seconds)
     except KeyboardInterrupt:
         pass

@@ -37,7 +37,7 @@ def list_replies(
         print_json(rows)
         return
     if not rows:
-        console.print("No replies waiting." if not show_all else "No replies.")
+        console.print(_("No replies waiting.") if not show_all else _("No replies."))
         return
     print_table(
         _("Inbox"),
@@ -60,9 +60,12 @@ def done(
             raise StateError("--reason must say what was done about the reply")
         reply = session.get(InboxReply, reply_id)
         if reply is None:
-            raise NotFound(f"no reply {reply_id} in the inbox")
+            raise NotFound(_("no reply %(id)s in the inbox") % {"id": reply_id})
         if reply.handled:
-            raise StateError(f"reply {reply_id} was already handled by {reply.handled_by}")
+            raise StateError(
+                _("reply %(id)s was already handled by %(login)s")
+                % {"id": reply_id, "login": reply.handled_by}
+            )
         now = context.clock.now()
         reply.handled, reply.handled_at, reply.handled_by = True, now, user.login
         audit.record(

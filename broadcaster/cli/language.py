@@ -37,6 +37,17 @@ _TYPER_TEXTS = {
 N_("Show this message and exit.")
 
 
+def _usage_formatter(base: type[Any]) -> type[Any]:
+    """click's help formatter, whose usage line ("Usage: broadcaster users add …") begins in the current
+    language: click writes that prefix in English, on help pages and above usage errors alike."""
+
+    class UsageFormatter(base):  # type: ignore[misc]
+        def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+            super().write_usage(prog, args, _("Usage:") + " " if prefix is None else prefix)
+
+    return UsageFormatter
+
+
 def cli_language(config: Path | None) -> str:
     """``[org] language`` of the settings at ``config`` (or the usual place), else from ``LANG``. A run
     without a working directory (``init``, ``--help`` anywhere) or with broken settings still gets a
@@ -88,7 +99,9 @@ def translated_help(root: Any) -> Iterator[None]:
         for name, text in _TYPER_TEXTS.items():
             if hasattr(rich_utils, name):
                 swap(rich_utils, name, _(text))
-        context = TyperGroup.context_class(root)
+        context_class = TyperGroup.context_class
+        swap(context_class, "formatter_class", _usage_formatter(context_class.formatter_class))
+        context = context_class(root)
         for command in _commands(root):
             for attribute in ("help", "short_help", "epilog"):
                 swap(command, attribute, _translate(getattr(command, attribute, None)))

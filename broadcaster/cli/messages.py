@@ -28,6 +28,7 @@ from broadcaster.history.query import HistoryRow, iter_history
 from broadcaster.i18n import gettext as _
 from broadcaster.outbox.operator import MessageFilter, Operation, operate
 from broadcaster.vocabulary import MessageStatus
+from broadcaster.web.labels import label
 
 LIST_LIMIT = 50
 
@@ -167,7 +168,7 @@ def _print_listing(rows: list[HistoryRow]) -> None:
                 r["campaign"],
                 r["channel"],
                 r["address"],
-                r["status"],
+                label(r["status"], "message_status"),
                 r["attempts"],
                 r["reason"],
                 r["not_before"],

@@ -12,6 +12,7 @@ from broadcaster.cli.common import (
 )
 from broadcaster.i18n import gettext as _
 from broadcaster.status import campaign_status
+from broadcaster.web.labels import label
 
 
 def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> None:
@@ -24,7 +25,7 @@ def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> N
         return
     console.print(f"[bold]{data['id']}[/] — {data['title']}")
     line = _("State: [bold]%(state)s[/]; approved version: %(version)s") % {
-        "state": data["state"],
+        "state": label(data["state"], "campaign_state"),
         "version": data["approved_version"] or "-",
     }
     if data["paused_reason"]:
@@ -46,12 +47,16 @@ def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> N
         [
             [
                 v["number"],
-                v["status"],
+                label(v["status"], "version_status"),
                 v["content_hash"][:12],
                 v["created_by"],
                 v["submitted_by"],
                 v["audience_size"],
-                "; ".join(f"{d['decision']} by {d['by']}" for d in v["decisions"]),
+                "; ".join(
+                    _("%(decision)s by %(login)s")
+                    % {"decision": label(d["decision"], "decision"), "login": d["by"]}
+                    for d in v["decisions"]
+                ),
             ]
             for v in data["versions"]
         ],
@@ -71,9 +76,9 @@ def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> N
             [
                 [
                     r["id"],
-                    r["trigger"],
+                    label(r["trigger"], "run_trigger"),
                     r["occurrence_at"][:16].replace("T", " "),  # local time, to the minute
-                    r["status"],
+                    label(r["status"], "run_status"),
                     r["planned_messages"],
                     _count_summary(r["messages"]),
                     r["ended_reason"],
@@ -81,23 +86,25 @@ def status(campaign_id: str = CampaignArgument, as_json: bool = JsonOption) -> N
                 for r in data["runs"]
             ],
         )
-    print_counts("Messages", data["messages"])
-    print_counts("Test sends (not counted above)", data["test_sends"])
+    print_counts(_("Messages"), data["messages"])
+    print_counts(_("Test sends (not counted above)"), data["test_sends"])
 
 
 def _count_summary(counts: dict[str, dict[str, int]]) -> str:
-    """'sms: 9 delivered, 1 suppressed; email: 10 sent' for one run's counts."""
+    """'sms: 9 delivered, 1 suppressed; email: 10 sent' for one run's counts (statuses in words)."""
     return "; ".join(
-        f"{channel}: " + ", ".join(f"{n} {status}" for status, n in sorted(per.items()))
+        f"{channel}: "
+        + ", ".join(f"{n} {label(status, 'message_status')}" for status, n in sorted(per.items()))
         for channel, per in sorted(counts.items())
     )
 
 
 def print_counts(title: str, counts: dict[str, dict[str, int]]) -> None:
+    """Messages by channel (rows) and status (columns, in words)."""
     statuses = sorted({s for per_channel in counts.values() for s in per_channel})
     if statuses:
         print_table(
             title,
-            [_("channel"), *statuses],
+            [_("channel"), *(label(status, "message_status") for status in statuses)],
             [[channel, *(per.get(s, 0) for s in statuses)] for channel, per in counts.items()],
         )

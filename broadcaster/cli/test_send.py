@@ -14,9 +14,11 @@ from broadcaster.cli.common import (
     print_json,
     print_table,
 )
+from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
 from broadcaster.outbox.sending import ProviderFailure
 from broadcaster.settings import Settings
+from broadcaster.web.labels import label
 from channels.base import Channel
 
 
@@ -78,7 +80,16 @@ def test_send(
             print_table(
                 _("Test send"),
                 [_("id"), _("channel"), _("to"), _("status"), _("reason")],
-                [[r["id"], r["channel"], r["to"], r["status"], r["reason"]] for r in shown],
+                [
+                    [
+                        r["id"],
+                        r["channel"],
+                        r["to"],
+                        label(r["status"], "message_status"),
+                        _(str(r["reason"])) if r["reason"] else "",
+                    ]
+                    for r in shown
+                ],
             )
     for failure in failures:
         print_error(_provider_failure(context.settings, failure))
@@ -93,15 +104,17 @@ def _provider_failure(settings: Settings, failure: ProviderFailure) -> str:
     address = f"{options.get('host', '?')}:{options.get('port', '?')}"
     where = f"{config.type.upper()} {address}"
     if failure.configuration:
-        check = f"Check the account settings under [providers.{failure.provider}] in broadcaster.toml"
+        check = _("Check the account settings under [providers.%(provider)s] in broadcaster.toml") % {
+            "provider": failure.provider
+        }
     else:
-        peer = "SMSC" if Channel(config.channel) is Channel.SMS else "mail relay"
-        check = (
-            f"Check that the {peer} at {address} is running and reachable from this machine "
-            f"(host and port under [providers.{failure.provider}] in broadcaster.toml; "
-            "`broadcaster sandbox` runs local ones for a rehearsal)"
-        )
-    return (
-        f"test send via provider {failure.provider} ({where}) failed: {failure.reason}. {check}. "
-        "The test message was marked failed and will not be sent later."
-    )
+        peer = N_("SMSC") if Channel(config.channel) is Channel.SMS else N_("mail relay")
+        check = _(
+            "Check that the %(peer)s at %(address)s is running and reachable from this machine (host and port "
+            "under [providers.%(provider)s] in broadcaster.toml; `broadcaster sandbox` runs local ones for a "
+            "rehearsal)"
+        ) % {"peer": _(peer), "address": address, "provider": failure.provider}
+    return _(
+        "test send via provider %(provider)s (%(where)s) failed: %(reason)s. %(check)s. The test message was "
+        "marked failed and will not be sent later."
+    ) % {"provider": failure.provider, "where": where, "reason": failure.reason, "check": check}

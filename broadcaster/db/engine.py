@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.errors import UserError
+from broadcaster.i18n import gettext as _
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "broadcaster_read_only"
@@ -56,8 +57,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         return _make_engine(url, echo=echo)
     except ArgumentError as exc:  # includes NoSuchModuleError: an unknown scheme or a driver not installed
         raise UserError(
-            f"the database URL is not usable ({exc}); set [database] url in broadcaster.toml "
-            "(or BROADCASTER_DATABASE__URL), e.g. sqlite:///broadcaster.sqlite3 or postgresql://user@host/db"
+            _(
+                "the database URL is not usable (%(error)s); set [database] url in broadcaster.toml "
+                "(or BROADCASTER_DATABASE__URL), e.g. sqlite:///broadcaster.sqlite3 or postgresql://user@host/db"
+            )
+            % {"error": exc}
         ) from None
 
 

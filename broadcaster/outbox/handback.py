@@ -23,6 +23,7 @@ from broadcaster.audit.deliveries import record_results
 from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion, Chunk, Message
+from broadcaster.i18n import gettext as _
 from broadcaster.vocabulary import MessageStatus
 
 
@@ -44,11 +45,12 @@ class HandBack:
         return self
 
     def describe(self) -> str:
-        parts = [f"{self.queued} message(s) back in the queue"]
+        """In the current language: it is printed by the commands that supervise workers."""
+        parts = [_("%(n)s message(s) back in the queue") % {"n": self.queued}]
         if self.held:
-            parts.append(f"{self.held} held as unknown (may have been sent)")
+            parts.append(_("%(n)s held as unknown (may have been sent)") % {"n": self.held})
         if self.resent:
-            parts.append(f"{self.resent} queued again (on_uncertain: resend)")
+            parts.append(_("%(n)s queued again (on_uncertain: resend)") % {"n": self.resent})
         return ", ".join(parts)
 
 
@@ -162,7 +164,7 @@ def claimers_on_this_host(session: Session) -> set[str]:
 
 
 def pid_of(worker: str) -> int | None:
-    _host, _, pid = worker.rpartition(":")
+    _host, _sep, pid = worker.rpartition(":")
     return int(pid) if pid.isdigit() else None
 
 

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock, local
 from broadcaster.db.models import ProviderHealth
+from broadcaster.i18n import N_
+from broadcaster.i18n import gettext as _
 from channels.base import LinkHealth
 from channels.registry import load_adapter_class
 
@@ -67,13 +69,25 @@ def unreachable_notes(session: Session, providers: Mapping[str, str], *, now: da
         retry = ""
         if row.retry_at is not None:
             seconds = round((row.retry_at - now).total_seconds())
-            retry = f", retrying in {seconds} s" if seconds > 0 else ", retrying now"
-        notes.append(f"{peer} unreachable since {local(row.since):%H:%M}{retry}")
+            retry = (
+                _(", retrying in %(seconds)s s") % {"seconds": seconds}
+                if seconds > 0
+                else _(", retrying now")
+            )
+        notes.append(
+            _("%(peer)s unreachable since %(since)s%(retry)s")
+            % {"peer": _(peer), "since": f"{local(row.since):%H:%M}", "retry": retry}
+        )
     return notes
 
 
+# The adapters' names for their servers (channels' capabilities.peer), for the catalogue.
+PEER_NAMES = (N_("SMSC"), N_("mail relay"), N_("provider"))
+
+
 def _peer_name(provider_type: str) -> str:
-    """What an officer calls a provider's server ("SMSC", "mail relay"), as its adapter says."""
+    """What an officer calls a provider's server ("SMSC", "mail relay"), as its adapter says (in English: the
+    notes translate it)."""
     try:
         peer: str = load_adapter_class(provider_type).capabilities.peer
     except (KeyError, ImportError, AttributeError):  # a type no longer registered: say nothing wrong

@@ -1,5 +1,6 @@
 """The words people read for the codes the database stores: message, run and version statuses, campaign states,
-decisions, roles, channels, run triggers, delivery events, consent purposes and the audit log's action names.
+decisions, roles, channels, run triggers, delivery events, consent purposes and the audit log's action names and
+subject types.
 
 The codes stay the data (exports, the API and the CLI's ``--json`` keep them); pages show ``label(code, kind)``,
 the Jinja filter ``{{ message.status|label("message_status") }}``. The texts are English message ids marked
@@ -186,6 +187,33 @@ AUDIT_ACTION: Mapping[str, str] = {
     "workdir.restore_defaults": N_("default files restored"),
 }
 
+# audit_log.subject_type: what an entry is about (``audit.record``'s callers; masking's unmasked listings).
+AUDIT_SUBJECT: Mapping[str, str] = {
+    "activity": N_("activity"),
+    "address": N_("address"),
+    "api_key": N_("API key"),
+    "bounces": N_("bounces"),
+    "campaign": N_("campaign"),
+    "campaign_exclusions": N_("campaign exclusion list"),
+    "chunk": N_("chunk of messages"),
+    "consent_event": N_("consent event"),
+    "contact_import": N_("contacts import"),
+    "contacts": N_("contacts"),
+    "data_subject": N_("data subject"),
+    "do_not_call_import": N_("do-not-call register import"),
+    "hand_back": N_("hand-back"),
+    "inbox_reply": N_("inbox reply"),
+    "message": N_("message"),
+    "messages": N_("messages"),
+    "policy": N_("rule"),
+    "provider": N_("provider"),
+    "retention": N_("retention"),
+    "rollup": N_("report rollup"),
+    "settings": N_("settings"),
+    "user": N_("user"),
+    "workdir": N_("working directory"),
+}
+
 KINDS: Mapping[str, Mapping[str, str]] = {
     "message_status": MESSAGE_STATUS,
     "message_kind": MESSAGE_KIND,
@@ -204,6 +232,7 @@ KINDS: Mapping[str, Mapping[str, str]] = {
     "severity": SEVERITY,
     "period_on": PERIOD_ON,
     "audit_action": AUDIT_ACTION,
+    "audit_subject": AUDIT_SUBJECT,
 }
 
 

@@ -105,7 +105,7 @@ def test_users_commands(cli: Cli) -> None:
     assert users["bien_tap"]["created_at"].endswith("+07:00")  # shown in Da Nang time
     table = cli("users", "list").stdout
     assert "Trần Thị Bích" in table
-    assert "approver" in table
+    assert "Approver" in table  # the role in words (broadcaster/web/labels.py)
     assert "already exists" in one_line(cli("users", "add", "bien_tap", "--role", "editor", expect=1).stderr)
     assert "not valid" in cli("users", "add", "Bien Tap", "--role", "editor", expect=1).stderr
     assert "no user 'khong_co'" in cli("users", "set-role", "khong_co", "editor", expect=1).stderr

@@ -116,7 +116,7 @@ def test_approving_a_newer_version_stops_the_older_runs_and_says_so(
     assert "Runs" in table
     assert "superseded by version 2 (approved by phe_duyet)" in table
     assert "cancelled" in table
-    assert "manual" in table
+    assert "sent by hand" in table  # the trigger in words (broadcaster/web/labels.py)
 
 
 def test_keep_pending_is_shown_and_audited(cli: Cli, context: AppContext, team: None, workdir: Path) -> None:

@@ -48,13 +48,15 @@ def test_rows_without_a_segment_are_reported_as_unreachable(cli: Cli, workdir: P
 
     result = cli("contacts", "import", "danh-ba.csv")
 
-    assert "2 row(s) have no segment, so no campaign reaches them: rows 3, 5" in one_line(result.stdout)
+    assert "2 rows have no segment, so no campaign reaches them: rows 3, 5" in one_line(result.stdout)
     # Imported again with the segment filled in for one of them: only the other is still unreachable.
     path.write_text(
         CSV.replace("Trần Thị Bình,0905000002,", "Trần Thị Bình,0905000002,citizen"), encoding="utf-8"
     )
     report = cli.json("contacts", "import", "danh-ba.csv")
     assert report["without_segment"] == [5]
+    again = one_line(cli("contacts", "import", "danh-ba.csv").stdout)
+    assert "1 row has no segment, so no campaign reaches it: row 5." in again
 
 
 @pytest.fixture

@@ -18,21 +18,22 @@ KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{(\w+)\}")
 
 
-def _used_texts() -> dict[str, str]:
+def _used_entries() -> dict[str, tuple[str, str | None]]:
+    """Each marked text, the first file that uses it and, for an ``ngettext``, its plural."""
     method_map = [
         ("broadcaster/**.py", "python"),
         ("broadcaster/web/templates/**.html", "jinja2"),
     ]
     options = {"broadcaster/web/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str | None]] = {}
     for filename, _lineno, message, _comments, _context in extract_from_dir(
         ROOT, method_map, options, keywords=KEYWORDS
     ):
-        for text in message if isinstance(message, tuple) else (message,):
-            if text:
-                found.setdefault(text, filename)
+        text, plural = (message[0], message[1]) if isinstance(message, tuple) else (message, None)
+        if text:
+            found.setdefault(text, (filename, plural))
     for text in _cli_help_texts():
-        found.setdefault(text, "broadcaster/cli (--help)")
+        found.setdefault(text, ("broadcaster/cli (--help)", None))
     return found
 
 
@@ -69,12 +70,19 @@ def _translation(catalogue: Catalog, text: str) -> str | None:
 def add_missing() -> int:
     """``make messages``: append the texts in use that the catalogue lacks, with an empty translation."""
     catalogue = _catalogue()
-    missing = [text for text in sorted(_used_texts()) if catalogue.get(text) is None]
+    entries = _used_entries()
+    missing = [text for text in sorted(entries) if catalogue.get(text) is None]
     if missing:
         with i18n.catalogue_path("vi").open("a", encoding="utf-8") as out:
             out.write("\n# --- new (make messages): translate, then move to their section\n")
             for text in missing:
-                out.write(f'\nmsgid {_po_string(text)}\nmsgstr ""\n')
+                plural = entries[text][1]
+                if plural is None:
+                    out.write(f'\nmsgid {_po_string(text)}\nmsgstr ""\n')
+                else:  # Vietnamese has one form (Plural-Forms: nplurals=1)
+                    out.write(
+                        f'\nmsgid {_po_string(text)}\nmsgid_plural {_po_string(plural)}\nmsgstr[0] ""\n'
+                    )
     return len(missing)
 
 
@@ -85,12 +93,14 @@ def _po_string(text: str) -> str:
 def test_every_text_in_use_is_translated_into_vietnamese() -> None:
     catalogue = _catalogue()
     missing = []
-    for text, where in sorted(_used_texts().items()):
+    for text, (where, plural) in sorted(_used_entries().items()):
         translated = _translation(catalogue, text)
-        if not translated:
-            missing.append(f"{where}: {text!r}")
+        entry = catalogue.get(text)
+        if not translated or (plural is not None and (entry is None or not entry.pluralizable)):
+            missing.append(f"{where}: {text!r}" + (f" (plural {plural!r})" if plural else ""))
             continue
-        assert set(PLACEHOLDER.findall(text)) == set(PLACEHOLDER.findall(translated)), (
+        original = plural or text  # the one Vietnamese form translates the plural
+        assert set(PLACEHOLDER.findall(original)) == set(PLACEHOLDER.findall(translated)), (
             f"{where}: {text!r} and its translation {translated!r} name different placeholders"
         )
     assert not missing, "not translated in broadcaster.po (run `make messages`):\n" + "\n".join(missing)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from broadcaster.consent_texts import consent_message
 from broadcaster.consent_withdrawals import withdraw_as_staff
 from broadcaster.contacts.emails import EmailError
 from broadcaster.contacts.phones import PhoneError
@@ -63,4 +64,4 @@ def withdraw(
             )
     except (ConsentError, PhoneError, EmailError) as exc:
         field = "purpose" if isinstance(exc, ConsentError) else "address"
-        raise Problem(400, "refused", _("Request refused"), str(exc), field=field) from None
+        raise Problem(400, "refused", _("Request refused"), consent_message(exc), field=field) from None

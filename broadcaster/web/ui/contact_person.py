@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from broadcaster import masking
+from broadcaster.consent_texts import consent_message
 from broadcaster.consent_withdrawals import withdraw_as_staff
 from broadcaster.db.models import Contact
 from broadcaster.errors import NotFound, UserError
@@ -141,7 +142,7 @@ def withdraw(
                         clock=context.clock,
                     )
                 except (ConsentError, UserError) as exc:
-                    problem = str(exc)
+                    problem = consent_message(exc)
                     session.rollback()
                 else:
                     stopped = withdrawal.stopped

@@ -290,4 +290,4 @@ def test_schedule_then_send_outside_the_window_says_when_it_goes(
     assert late.post(f"/campaigns/{CAMPAIGN}/send").status_code == 303
     assert len(queued) == 1
     page = late.get(f"/campaigns/{CAMPAIGN}")
-    assert "outside the send window; first messages at 07:30 Tuesday 03/06" in page.text
+    assert "ngoài khung giờ gửi; tin đầu tiên gửi lúc 07:30 Thứ Ba 03/06" in page.text  # the page's language

@@ -103,6 +103,26 @@ def test_every_audit_action_the_code_records_has_a_label() -> None:
     assert not missing, f"audit actions without a label in broadcaster/web/labels.py: {missing}"
 
 
+_SUBJECT_LITERAL = re.compile(r'\b(?:subject_type|what)="([a-z_]+)"')
+_SUBJECT_CONSTANT = re.compile(r'^AUDIT_SUBJECT_TYPE\s*=\s*"([a-z_]+)"', re.MULTILINE)
+
+
+def test_every_audit_subject_type_the_code_records_has_a_label() -> None:
+    """``subject_type="…"`` of ``audit.record``, ``what="…"`` of an unmasked listing, and the data-subject
+    requests' constant."""
+    found: set[str] = set()
+    for path in (ROOT / "broadcaster").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        found.update(_SUBJECT_LITERAL.findall(text) + _SUBJECT_CONSTANT.findall(text))
+    found.add("chunk")  # audit/deliveries.py: a send window's entry, passed positionally
+    assert {"campaign", "user", "messages", "data_subject"} <= found
+    missing = sorted(found - set(KINDS["audit_subject"]))
+    assert not missing, f"audit subject types without a label in broadcaster/web/labels.py: {missing}"
+    with i18n.using("vi"):
+        assert label("campaign", "audit_subject") == "chiến dịch"
+        assert label("workdir", "audit_subject") == "thư mục làm việc"
+
+
 def test_unknown_codes_are_shown_as_they_are_and_a_retry_names_its_run() -> None:
     with i18n.using("vi"):
         assert label("campaign.something_new", "audit_action") == "campaign.something_new"
