@@ -7,6 +7,7 @@ constants: the department was renamed in 2025 and other cities may run this.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -582,11 +583,8 @@ def load_settings(config: Path | None = None, *, require_file: bool = True) -> S
     if retired:
         raise SettingsError("\n".join(_retired_message(*found) for found in retired))
 
-    class _FileSettings(Settings):
-        toml_path = path
-
     try:
-        loaded = _FileSettings(base_dir=path.parent)
+        loaded = _file_settings(path)(base_dir=path.parent)
     except ValidationError as exc:
         lines = [_("%(path)s: invalid settings:") % {"path": path}]
         for error in exc.errors():
@@ -596,6 +594,17 @@ def load_settings(config: Path | None = None, *, require_file: bool = True) -> S
     except ValueError as exc:  # TOML syntax
         raise SettingsError(f"{path}: {exc}") from None
     return Settings.model_validate(loaded.model_dump() | {"base_dir": path.parent})
+
+
+@functools.lru_cache(maxsize=32)
+def _file_settings(path: Path) -> type[Settings]:
+    """The settings class that reads ``path`` (each time it is instantiated). Made once per path: building a
+    pydantic model class costs as much as reading the file, and a command loads its settings several times."""
+
+    class _FileSettings(Settings):
+        toml_path = path
+
+    return _FileSettings
 
 
 def configured_log_format(config: Path | None = None) -> LogFormat:

@@ -6,9 +6,12 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+import typer.main
+import typer.testing
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
@@ -37,6 +40,23 @@ def service_unavailable(name: str, reason: str) -> None:
     if services_required():
         pytest.fail(message + " (BROADCASTER_REQUIRE_SERVICES=1)")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cli_commands_built_once() -> Iterator[None]:
+    """typer's ``CliRunner.invoke(app, ...)`` turns the app into click commands on every call (about a tenth
+    of a second for ``broadcaster``, and the tests invoke it thousands of times); the apps do not change during
+    a run, so each is built once. Click commands keep no state between invocations."""
+    built: dict[int, tuple[typer.Typer, Any]] = {}
+
+    def built_once(app: typer.Typer) -> Any:
+        if id(app) not in built:
+            built[id(app)] = (app, typer.main.get_command(app))  # the app is kept: its id is never reused
+        return built[id(app)][1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", built_once)
+        yield
 
 
 @pytest.fixture

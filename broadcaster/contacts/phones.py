@@ -15,7 +15,6 @@ from enum import StrEnum
 from typing import Final
 
 import phonenumbers
-from phonenumbers import carrier as pn_carrier
 
 from broadcaster.i18n import N_, Translatable
 
@@ -204,6 +203,10 @@ def parse_phone(raw: str, *, default_region: str = "VN") -> Phone:
         )
 
     kind = _KINDS.get(phonenumbers.number_type(number), PhoneKind.OTHER)
+    # The carrier tables are imported on the first number parsed, not with this module: they cost more than the
+    # rest of phonenumbers, and every `broadcaster` command imports this module.
+    from phonenumbers import carrier as pn_carrier
+
     carrier_name = pn_carrier.name_for_number(number, "en") or None
     national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
     return Phone(

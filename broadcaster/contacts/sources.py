@@ -14,9 +14,6 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Final
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
-
 from broadcaster.contacts.records import ContactsFileError
 from broadcaster.i18n import gettext as _
 from broadcaster.settings import ContactsSettings
@@ -119,6 +116,11 @@ def _check_unpacked_size(path: Path, limits: ContactsSettings) -> None:
 
 
 def xlsx_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[str]]]:
+    # openpyxl (and the numpy it loads) is imported here, not at the top: it costs over half a second, and
+    # every `broadcaster` command and `broadcaster serve` import this module while only XLSX imports need it.
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         _check_unpacked_size(path, limits)
         workbook = load_workbook(path, read_only=True, data_only=True)

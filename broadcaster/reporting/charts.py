@@ -13,17 +13,17 @@ import io
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import BinaryIO
-
-import matplotlib
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from typing import TYPE_CHECKING, BinaryIO
 
 from broadcaster.reporting import vietnamese_numbers as vn
 from broadcaster.reporting.chart_data import compliance_bars, delivery_bars, monthly_bars
 from broadcaster.reporting.model import Report
+
+# matplotlib is imported where a chart is drawn, not here: it costs about a second, and `broadcaster serve`
+# imports this module (the reports page) long before anyone asks for a chart.
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["CHARTS", "Chart", "render", "write"]
 
@@ -33,6 +33,8 @@ _NOTHING = "Không có số liệu trong kỳ báo cáo"
 
 
 def _style() -> AbstractContextManager[None]:
+    import matplotlib
+
     return matplotlib.rc_context({"font.family": "DejaVu Sans", "font.size": 9})
 
 
@@ -40,6 +42,12 @@ def _empty(ax: Axes) -> None:
     ax.text(0.5, 0.5, _NOTHING, ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def _integer_ticks(ax: Axes) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _monthly(ax: Axes, report: Report) -> None:
@@ -59,7 +67,7 @@ def _monthly(ax: Axes, report: Report) -> None:
     ax.set_xticks(range(len(months)), [f"{month[5:]}/{month[:4]}" for month in months])
     ax.set_xlabel("Tháng")
     ax.set_ylabel("Số tin đã gửi")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_ticks(ax)
     ax.legend(title="Kênh")
 
 
@@ -97,7 +105,7 @@ def _compliance(ax: Axes, report: Report) -> None:
     ax.set_xticks(list(positions), [bar.plan_item for bar in bars])
     ax.set_xlabel("Mục kế hoạch")
     ax.set_ylabel("Số lần")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_ticks(ax)
     ax.legend()
 
 
@@ -116,6 +124,8 @@ CHARTS = (
 
 
 def _png(figure: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     out = io.BytesIO()
     FigureCanvasAgg(figure)
     # No "Software" entry: the PNG is then the same bytes whatever matplotlib version drew it.
@@ -125,6 +135,8 @@ def _png(figure: Figure) -> bytes:
 
 def render(report: Report, chart: Chart) -> bytes:
     """One chart as PNG bytes."""
+    from matplotlib.figure import Figure
+
     with _style():
         figure = Figure(figsize=_SIZE, layout="constrained")
         ax = figure.add_subplot()
@@ -135,6 +147,8 @@ def render(report: Report, chart: Chart) -> bytes:
 
 def write(report: Report, out: BinaryIO) -> None:
     """The three charts, one under the other, as one PNG."""
+    from matplotlib.figure import Figure
+
     with _style():
         figure = Figure(figsize=(_SIZE[0], _SIZE[1] * len(CHARTS)), layout="constrained")
         for ax, chart in zip(figure.subplots(len(CHARTS)), CHARTS, strict=True):

@@ -26,7 +26,7 @@ from broadcaster.db.migrations_support import target_metadata
 from broadcaster.db.models import User
 from broadcaster.users import add_user
 from broadcaster.vocabulary import Role
-from broadcaster.workdir import init_workdir
+from tests.broadcaster.workdir_templates import WorkdirTemplates
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "contacts"
 
@@ -148,12 +148,20 @@ def clock() -> FrozenClock:
     return FrozenClock(START)
 
 
+@pytest.fixture(scope="session")
+def workdir_templates(tmp_path_factory: pytest.TempPathFactory) -> WorkdirTemplates:
+    """``workdir_templates.make(directory, admin_login=..., clock=...)``: a new working directory as
+    ``init_workdir`` makes it, copied from one made once per session (see workdir_templates.py)."""
+    return WorkdirTemplates(tmp_path_factory.mktemp("workdir-templates"))
+
+
 @pytest.fixture
-def workdir(tmp_path: Path, clock: FrozenClock, isolated_env: None) -> Path:
+def workdir(
+    tmp_path: Path, clock: FrozenClock, isolated_env: None, workdir_templates: WorkdirTemplates
+) -> Path:
     """A working directory made by ``init_workdir`` (settings, default files, migrated database, admin)."""
     directory = tmp_path / "wd"
-    context = init_workdir(directory, admin_login=ADMIN_LOGIN, clock=clock)
-    context.close()
+    workdir_templates.make(directory, admin_login=ADMIN_LOGIN, clock=clock)
     return directory
 
 

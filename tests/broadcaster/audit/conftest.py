@@ -24,6 +24,7 @@ from broadcaster.vocabulary import Role
 from broadcaster.workdir import init_workdir
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.test_cli import Cli
+from tests.broadcaster.workdir_templates import WorkdirTemplates
 
 LOG = cast(Table, AuditEntry.__table__)
 HEAD = cast(Table, AuditChainHead.__table__)
@@ -47,11 +48,15 @@ class Installation:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def installation(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FrozenClock, isolated_env: None
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    clock: FrozenClock,
+    isolated_env: None,
+    workdir_templates: WorkdirTemplates,
 ) -> Iterator[Installation]:
     """A working directory whose database is SQLite or (the ``postgresql`` param) a private PG schema."""
     directory = tmp_path / "wd"
-    init_workdir(directory, admin_login=ADMIN_LOGIN, clock=clock).close()
+    workdir_templates.make(directory, admin_login=ADMIN_LOGIN, clock=clock)
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
         config = directory / "broadcaster.toml"

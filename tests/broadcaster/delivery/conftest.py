@@ -22,7 +22,6 @@ from broadcaster.db.migrate import upgrade
 from broadcaster.settings import load_settings
 from broadcaster.users import add_user
 from broadcaster.vocabulary import Role
-from broadcaster.workdir import init_workdir
 from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 from channels.sandbox.smtp import SandboxSmtpServer, SmtpBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN, START
@@ -36,11 +35,14 @@ from tests.broadcaster.delivery.workdir_files import (
     provider_sections,
     render_config,
 )
+from tests.broadcaster.workdir_templates import WorkdirTemplates
 from tests.conftest import free_port
 
 
 @pytest.fixture
-def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactory]:
+def make_pipeline(
+    tmp_path: Path, isolated_env: None, workdir_templates: WorkdirTemplates
+) -> Iterator[PipelineFactory]:
     """``make_pipeline(smtp=SmtpBehaviour(...), smsc=SmscBehaviour(...), delivery={...}, sms={...})``;
     ``providers={name: section}`` adds provider sections, ``settings_sections={"a.b": {...}}`` any other.
 
@@ -66,7 +68,7 @@ def make_pipeline(tmp_path: Path, isolated_env: None) -> Iterator[PipelineFactor
     ) -> Pipeline:
         clock = FrozenClock(START)
         directory = tmp_path / name
-        init_workdir(directory, admin_login=ADMIN_LOGIN, clock=clock).close()
+        workdir_templates.make(directory, admin_login=ADMIN_LOGIN, clock=clock)
         smtp_server = SandboxSmtpServer(None, "127.0.0.1", free_port(), smtp)
         smsc_server = SandboxSmsc(host="127.0.0.1", behaviour=smsc)
         smsc_server.start()  # first: it picks its port (again, should another socket take it meanwhile)
