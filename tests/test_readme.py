@@ -200,7 +200,7 @@ def test_quick_start_as_printed(clone: Path, shell_in: Callable[[dict[str, str]]
     status, pasted = shell.run(hint, timeout=60)
     assert status == 0, pasted
     # The demo campaign is one-off: it completes with its run.
-    assert "Trạng thái: completed" in pasted
+    assert "Trạng thái: đã hoàn thành" in pasted
 
 
 @pytest.mark.slow
