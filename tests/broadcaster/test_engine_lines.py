@@ -70,4 +70,4 @@ def test_the_demo_closing_hint_works_pasted_as_printed(tmp_path: Path) -> None:
     assert pasted.returncode == 0, (hint, pasted.stdout, pasted.stderr)
     assert "thong-bao-dich-vu-cong" in pasted.stdout
     # A one-off campaign completes with its run; LANG=C.UTF-8 names no language of ours: Vietnamese, the default.
-    assert "Trạng thái: completed" in one_line(pasted.stdout)
+    assert "Trạng thái: đã hoàn thành" in one_line(pasted.stdout)
