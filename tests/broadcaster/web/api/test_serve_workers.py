@@ -114,12 +114,18 @@ def test_two_workers_write_every_accepted_message_once(
     assert len(set(ids)) == REQUESTS
     assert [body["id"] for _status, body in again] == ids
     context = AppContext.load(workdir / "broadcaster.toml")
+
+    def chunked() -> int:
+        with context.readers() as session:
+            return int(session.scalar(select(func.count()).where(Message.chunk_id.is_not(None))) or 0)
+
     try:
         with context.readers() as session:
             assert session.scalar(select(func.count()).select_from(Message)) == REQUESTS
-            chunked = session.scalar(select(func.count()).where(Message.chunk_id.is_not(None)))
+        # Each worker's chunker cuts the urgent chunks after the answers, a round at most every 0.2 s.
+        wait_until(lambda: chunked() == REQUESTS, timeout=60, what="every message in an urgent chunk")
+        with context.readers() as session:
             queues = set(session.scalars(select(Chunk.queue)))
     finally:
         context.close()
-    assert chunked == REQUESTS
     assert queues == {"send.sms.sms_main.urgent"}
