@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -129,5 +130,6 @@ def find_key(session: Session, presented: str) -> ApiKey | None:
     return key if hmac.compare_digest(key.secret_hash, key_hash(presented)) else None
 
 
-def may_use_campaign(key: ApiKey, campaign_id: str) -> bool:
-    return key.campaigns is None or campaign_id in key.campaigns
+def may_use_campaign(campaigns: Sequence[str] | None, campaign_id: str) -> bool:
+    """Whether a key bound to ``campaigns`` (None: to none in particular) may act on ``campaign_id``."""
+    return campaigns is None or campaign_id in campaigns

@@ -9,10 +9,11 @@ after every single message). ``UrgentChunker`` then puts it, with whatever else 
 chunk on the provider's urgent queue (``send.<channel>.<provider>.urgent``). Messages the policy defers
 (send hours, caps) get their chunk from the tick when they become due.
 
-The request reads one row (the campaign joined to its approved version's hash) plus the policy's lookups and
-writes two (the message, an audit entry) in one transaction; the version's parsed definition and compiled
-templates are kept per process, keyed by the content hash, so an approval of a new version is seen by the
-next request and an old snapshot is never reused for it.
+A web worker renders with ``prepare_single`` and writes in batches: ``judge_singles`` reads (the approved
+version again, the policy's lookups for the whole batch), ``insert_singles`` writes the messages and their
+audit entries (docs/web.md, "Single messages"); the version's parsed definition and compiled templates are
+kept per process, keyed by the content hash, so an approval of a new version is seen by the next batch and
+an old snapshot is never reused for it.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class VersionCache:
         self, sessions: sessionmaker[Session], campaign_id: str, *, now: float | None = None
     ) -> tuple[_Version, str]:
         """The campaign's approved version as read at most ``CURRENT_SECONDS`` ago, to render with before
-        the write (``write_singles`` reads it again in its transaction); ``Refused`` likewise remembered."""
+        the write (``judge_singles`` reads it again for the batch); ``Refused`` likewise remembered."""
         moment = time.monotonic() if now is None else now
         known = self._current.get(campaign_id)
         if known is None or moment - known[0] >= CURRENT_SECONDS:
@@ -245,28 +246,6 @@ def approved_version(session: Session, versions: VersionCache, campaign_id: str)
     if state not in SENDABLE or version_id is None:
         raise Refused("not_sendable", "campaign_id", campaign=campaign_id, state=str(state))
     return versions.get(session, version_id, content_hash), content_hash
-
-
-def create_single_message(
-    session: Session,
-    request: SingleRequest,
-    *,
-    versions: VersionCache,
-    settings: Settings,
-    clock: Clock,
-) -> Created:
-    """Validate, render, judge and write one message in ``session`` (``write_singles`` for one)."""
-    version, content_hash = approved_version(session, versions, request.campaign_id)
-    [result] = write_singles(
-        session,
-        [prepare_single(request, version, content_hash)],
-        versions=versions,
-        settings=settings,
-        clock=clock,
-    )
-    if isinstance(result, Refused):
-        raise result
-    return result
 
 
 def write_singles(

@@ -14,7 +14,7 @@ from fastapi import Request
 from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 
-from broadcaster.api_keys import acting_user, actor_login, find_key, key_hash
+from broadcaster.api_keys import acting_user, actor_login, find_key, key_hash, may_use_campaign
 from broadcaster.context import AppContext
 from broadcaster.db.models import ApiKey, User
 from broadcaster.i18n import gettext as _
@@ -47,7 +47,7 @@ class ApiCaller:
 
     def check_campaign(self, campaign_id: str) -> None:
         """A key bound to some campaigns gets 404 for the others (their existence is not its business)."""
-        if self.campaigns is not None and campaign_id not in self.campaigns:  # as may_use_campaign
+        if not may_use_campaign(self.campaigns, campaign_id):
             raise Problem(
                 404,
                 "not-found",
