@@ -73,14 +73,17 @@ def serve(config: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
 WRK_SCRIPT = Path(__file__).resolve().parent / "web_api_load.lua"
 
 
-def wrk_load(url: str, secret: str, campaign_id: str, connections: int, seconds: float) -> dict[str, Any]:
-    """One wrk run (one thread: a load generator that needs little of the machine's two cores)."""
+def wrk_load(
+    url: str, secret: str, campaign_id: str, connections: int, seconds: float, rate: float = 0
+) -> dict[str, Any]:
+    """One wrk run (one thread: a load generator that needs little of the machine's two cores); ``rate``
+    requests/s on a fixed schedule, or 0 for as fast as the answers come."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (or --load httpx)")
     command = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
                "-s", str(WRK_SCRIPT), url]  # fmt: skip
-    env = {**os.environ, "WRK_SECRET": secret, "WRK_CAMPAIGN": campaign_id}
+    env = {**os.environ, "WRK_SECRET": secret, "WRK_CAMPAIGN": campaign_id, "WRK_RATE": str(rate)}
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout  # noqa: S603
     return dict(json.loads(out.strip().splitlines()[-1]))
 
@@ -236,6 +239,10 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=64, help="concurrent connections (per load process)"
     )
+    parser.add_argument(
+        "--rate", type=float, default=0,
+        help="with wrk: offer this many requests/s on a fixed schedule (latency at a given load)",
+    )  # fmt: skip
     parser.add_argument("--load", choices=("wrk", "httpx"), default="wrk", help="the load generator")
     parser.add_argument("--clients", type=int, default=2, help="with --load httpx: load processes")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
@@ -261,7 +268,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         if args.load == "wrk":
             wrk_load(url, secret, campaign_id, 4, 1.0)  # warm: compiled templates, cached version and key
-            figures = _wrk_figures(wrk_load(url, secret, campaign_id, args.connections, args.seconds))
+            run = wrk_load(url, secret, campaign_id, args.connections, args.seconds, args.rate)
+            figures = _wrk_figures(run)
         else:
             figures = _httpx_figures(url, secret, campaign_id, args)
     finally:
@@ -270,6 +278,7 @@ def main() -> None:
     report = {
         "server": f"broadcaster serve --workers {args.workers}",
         "load": args.load,
+        "offered_per_s": args.rate or None,
         "connections": args.connections * (args.clients if args.load == "httpx" else 1),
         **figures,
         "messages_in_outbox": _api_messages(config),
@@ -279,8 +288,18 @@ def main() -> None:
     print(
         f"{report['accepted_per_s']} accepted/s, p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms, "
         f"p99 {report['p99_ms']} ms, rejected {report['rejected']}, errors {report['errors'] or 0}; "
-        f"written to {save_result('web-api', report)}"
+        f"written to {save_result(_result_name(args), report)}"
     )
+
+
+def _result_name(args: argparse.Namespace) -> str:
+    """``web-api`` for the default run; the variants say what differs, so they do not overwrite it."""
+    name = "web-api"
+    if args.rate:
+        name += f"-{args.rate:g}-per-s"
+    if args.connections != 64:
+        name += f"-{args.connections}-connections"
+    return name
 
 
 def _wrk_figures(run: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 -- wrk's script for benchmarks/web_api.py: POST /api/v1/notifications/sms with a new Idempotency-Key
 -- and a mobile number not used before (up to a million requests); at the end one JSON line with the figures.
--- Settings come from the environment: WRK_SECRET, WRK_CAMPAIGN.
+-- Settings come from the environment: WRK_SECRET, WRK_CAMPAIGN, and WRK_RATE (requests/s; 0 or unset: each
+-- connection sends its next request as soon as it has its answer).
 local secret = os.getenv("WRK_SECRET")
 local campaign = os.getenv("WRK_CAMPAIGN")
+local rate = tonumber(os.getenv("WRK_RATE") or "0")
 local counter = 0
 prefix = ""  -- set per thread by setup() (a global: thread:set writes globals)
 
@@ -21,6 +23,29 @@ function request()
     ["Idempotency-Key"] = prefix .. "-" .. counter,
   }
   return wrk.format("POST", "/api/v1/notifications/sms", headers, body)
+end
+
+if rate > 0 then
+  -- A fixed schedule: request k is due at start + k/rate, whichever connection is free then, so the offered
+  -- load stays at the rate while the answers are fast enough (a late answer delays only its connection).
+  local ffi = require("ffi")
+  ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } wrk_timespec;
+    int clock_gettime(int clock, wrk_timespec *ts);
+  ]]
+  local ts = ffi.new("wrk_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local start, slots = nil, 0
+
+  function delay()
+    local now = now_ms()
+    start = start or now
+    slots = slots + 1
+    return math.max(0, math.floor(start + slots * 1000 / rate - now))
+  end
 end
 
 function done(summary, latency, requests)
