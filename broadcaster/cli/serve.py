@@ -23,9 +23,11 @@ def serve(
     import uvicorn
 
     from broadcaster.web.app import create_app
+    from broadcaster.web.single_writer import WriterProcess
 
     check_role("engine.run")
     context = load_context()
+    writer: WriterProcess | None = None
     try:
         with context.engine.connect():  # a wrong [database] url fails here, not at the first click
             pass
@@ -38,9 +40,16 @@ def serve(
             highlight=False,
         )
         processes = workers or web.workers
+        config = find_config(state.config).resolve()
         # Several processes each build their own app: uvicorn imports the factory in each, and the factory
         # finds this working directory through BROADCASTER_CONFIG.
-        os.environ[CONFIG_ENV] = str(find_config(state.config).resolve())
+        os.environ[CONFIG_ENV] = str(config)
+        if processes > 1 and context.engine.dialect.name == "sqlite":
+            # SQLite has one writer: the workers hand their single messages to one process that writes them
+            # (PostgreSQL takes each worker's writes as they come).
+            writer = WriterProcess(config)
+            writer.start()
+            os.environ.update(writer.environment())
         # uvicorn handles Ctrl-C and SIGTERM itself and returns after a graceful shutdown.
         uvicorn.run(
             create_app(context) if processes == 1 else "broadcaster.web.app:app_from_environment",
@@ -53,4 +62,6 @@ def serve(
             forwarded_allow_ips=web.forwarded_allow_ips,
         )
     finally:
+        if writer is not None:  # after the workers: their last requests are written
+            writer.stop()
         context.close()

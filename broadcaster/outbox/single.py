@@ -69,6 +69,14 @@ class Refused(Exception):
         self.field = field
         self.params = params
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled by its own arguments: the writer process of the API sends refusals back to the workers."""
+        return (_refused, (self.code, self.field, self.params))
+
+
+def _refused(code: str, field: str, params: dict[str, str]) -> Refused:
+    return Refused(code, field, **params)
+
 
 # The request's statements, built once (SQLAlchemy then reuses their compiled form): the campaign with its
 # approved version's hash, and the message as a Core insert of the table (no ORM object per request).

@@ -51,7 +51,8 @@ class GroupCommit(Generic[Item, Result]):
             while pending := self._pending.get(loop):
                 batch, rest = pending[: self._max_batch], pending[self._max_batch :]
                 self._pending[loop] = rest
-                results = await loop.run_in_executor(self._executor, self._written, [i for i, _f in batch])
+                items = [i for i, _f in batch]
+                results = await loop.run_in_executor(self._executor, written, self._write, items)
                 for (item, future), result in zip(batch, results, strict=True):
                     if result is LATER:
                         self._pending[loop].append((item, future))
@@ -67,20 +68,22 @@ class GroupCommit(Generic[Item, Result]):
                     future.cancel()
             self._draining.discard(loop)
 
-    def _written(self, items: list[Item]) -> Sequence[object]:
-        try:
-            return self._write(items)
-        except Exception as exc:
-            if len(items) == 1:
-                return [exc]
-        answers: list[object] = []
-        for item in items:
-            try:
-                [answer] = self._write([item])
-            except Exception as exc:
-                answer = exc
-            answers.append(answer)
-        return answers
-
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def written(write: Callable[[Sequence[Item]], Sequence[object]], items: Sequence[Item]) -> Sequence[object]:
+    """``write(items)``; if it raises, each item written alone, so one bad item fails only its own request."""
+    try:
+        return write(items)
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+    answers: list[object] = []
+    for item in items:
+        try:
+            [answer] = write([item])
+        except Exception as exc:
+            answer = exc
+        answers.append(answer)
+    return answers

@@ -47,17 +47,17 @@ class ProblemBody(BaseModel):
     )
 
 
-def _documented(description: str) -> dict[str, Any]:
+def documented(description: str) -> dict[str, Any]:
     return {"model": ProblemBody, "description": description, "content": {PROBLEM_MEDIA_TYPE: {}}}
 
 
 # Every operation may answer these (documented so that the OpenAPI document is complete).
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: _documented("Refused by a rule of the service"),
-    401: _documented("No valid API key"),
-    403: _documented("The key's role may not do this"),
-    404: _documented("Not found (or not a campaign this key may use)"),
-    409: _documented("The thing is not in a state that allows this"),
-    422: _documented("Invalid input; field names it"),
-    429: _documented("Rate limit reached; see Retry-After"),
+    400: documented("Refused by a rule of the service"),
+    401: documented("No valid API key"),
+    403: documented("The key's role may not do this"),
+    404: documented("Not found (or not a campaign this key may use)"),
+    409: documented("The thing is not in a state that allows this"),
+    422: documented("Invalid input; field names it"),
+    429: documented("Rate limit reached; see Retry-After"),
 }

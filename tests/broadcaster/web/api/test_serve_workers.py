@@ -1,5 +1,6 @@
 """``broadcaster serve --workers 2``: two uvicorn worker processes of one working directory take single
-messages at the same time; every accepted request is one message, written once, with its urgent chunk."""
+messages at the same time, handing them to one writer process; every accepted request is one message,
+written once, with its urgent chunk."""
 
 from __future__ import annotations
 
@@ -46,9 +47,9 @@ def served(workdir: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(  # each worker imports the whole application: seconds, more on a loaded machine
-            lambda: server.poll() is not None or (_workers(server.pid) == 2 and _answers(url)),
+            lambda: server.poll() is not None or (_spawned(server.pid) == 3 and _answers(url)),
             timeout=120,
-            what="two serve workers answering",
+            what="two serve workers and the single-message writer answering",
         )
         assert server.poll() is None, (workdir / "serve.log").read_text(encoding="utf-8")
         yield url
@@ -57,8 +58,9 @@ def served(workdir: Path) -> Iterator[str]:
         server.wait(timeout=60)
 
 
-def _workers(pid: int) -> int:
-    """The uvicorn worker processes of ``serve`` (its children, less multiprocessing's resource tracker)."""
+def _spawned(pid: int) -> int:
+    """The processes ``serve`` spawned (its children, less multiprocessing's resource tracker): the uvicorn
+    workers and the single-message writer."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     commands = [Path(f"/proc/{child}/cmdline").read_bytes() for child in children]
     return sum(b"spawn_main" in command for command in commands)
@@ -122,7 +124,7 @@ def test_two_workers_write_every_accepted_message_once(
     try:
         with context.readers() as session:
             assert session.scalar(select(func.count()).select_from(Message)) == REQUESTS
-        # Each worker's chunker cuts the urgent chunks after the answers, a round at most every 0.2 s.
+        # The writer's chunker cuts the urgent chunks after the answers, a round at most every 0.2 s.
         wait_until(lambda: chunked() == REQUESTS, timeout=60, what="every message in an urgent chunk")
         with context.readers() as session:
             queues = set(session.scalars(select(Chunk.queue)))
