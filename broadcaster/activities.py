@@ -28,7 +28,7 @@ from broadcaster.clock import Clock
 from broadcaster.db.models import Activity, CampaignRun, CampaignVersion
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
-from broadcaster.settings import AgencySettings
+from broadcaster.settings_sections import AgencySettings
 from broadcaster.vocabulary import RunStatus
 from broadcaster.whole_files import writing_whole
 

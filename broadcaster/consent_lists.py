@@ -18,7 +18,7 @@ from broadcaster.campaigns.store import get_campaign
 from broadcaster.clock import Clock
 from broadcaster.contacts.address_list import read_address_list
 from broadcaster.pending import stop_pending_listed
-from broadcaster.settings import ContactsSettings
+from broadcaster.settings_sections import ContactsSettings
 from consent import dnc, exclusions
 from consent.models import CampaignExclusion, DoNotCallEntry
 from consent.policy import ExclusionReason, Purpose

@@ -37,7 +37,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, generate_lorem_ipsum
 
 from broadcaster.i18n import gettext as _
-from broadcaster.settings import RenderingSettings
+from broadcaster.settings_sections import RenderingSettings
 
 __all__ = ["Budget", "BudgetedEnvironment", "RenderBudgetExceeded", "budget", "size_of"]
 

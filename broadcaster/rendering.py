@@ -35,7 +35,7 @@ from jinja2 import (
 
 from broadcaster.errors import UserError
 from broadcaster.render_budget import Budget, BudgetedEnvironment, RenderBudgetExceeded, budget
-from broadcaster.settings import RenderingSettings
+from broadcaster.settings_sections import RenderingSettings
 from channels.base import Channel
 from channels.sms.encoding import unaccent
 

@@ -24,7 +24,8 @@ from broadcaster.context import AppContext
 from broadcaster.db.migrate import upgrade
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
-from broadcaster.settings import CONFIG_FILENAME, DEFAULT_AGENCIES, load_settings
+from broadcaster.settings import CONFIG_FILENAME, load_settings
+from broadcaster.settings_sections import DEFAULT_AGENCIES
 from broadcaster.unsubscribe import new_secret
 from broadcaster.users import add_user, require, resolve_actor, validate_login
 from broadcaster.vocabulary import Role

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.audit.append import queue_entry
 from broadcaster.audit.chain import json_value
-from broadcaster.settings import mask_secrets
+from broadcaster.settings_sections import mask_secrets
 from channels.masking import mask_address, mask_text
 from consent.models import ConsentEvent
 

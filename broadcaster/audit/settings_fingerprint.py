@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from broadcaster.audit import record
 from broadcaster.clock import Clock
 from broadcaster.db.models import AuditEntry
-from broadcaster.settings import SECRET_MARKERS, Settings
+from broadcaster.settings import Settings
+from broadcaster.settings_sections import SECRET_MARKERS
 
 ACTION = "settings.fingerprint"
 MASKED = "********"

@@ -21,7 +21,8 @@ from broadcaster.campaigns.problem import Problem
 from broadcaster.campaigns.yaml_source import dotted, line_of, parse_yaml
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
-from broadcaster.settings import AgencySettings, Settings
+from broadcaster.settings import Settings
+from broadcaster.settings_sections import AgencySettings
 
 __all__ = [
     "PLAN_FILENAME",

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broadcaster.rendering import sample_org
-from broadcaster.settings import ConsentSettings, ProviderSettings, RenderingSettings, Settings
+from broadcaster.settings import Settings
+from broadcaster.settings_sections import ConsentSettings, ProviderSettings, RenderingSettings
 from consent.keywords import Keywords
 
 __all__ = ["ProviderInfo", "SendRules"]

@@ -18,7 +18,7 @@ from broadcaster.reporting.model import Report
 from broadcaster.reporting.periods import Period, parse_date, period_from_options
 from broadcaster.reporting.rollups import rebuild_in_steps
 from broadcaster.reporting.writers import WRITERS, writer_for
-from broadcaster.settings import ReportSettings
+from broadcaster.settings_sections import ReportSettings
 from broadcaster.users import require
 from broadcaster.whole_files import writing_whole
 

@@ -24,7 +24,7 @@ from broadcaster.contacts.sources import csv_rows
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.i18n import translate
-from broadcaster.settings import ContactsSettings
+from broadcaster.settings_sections import ContactsSettings
 
 __all__ = ["AddressList", "AddressListError", "read_address_list"]
 

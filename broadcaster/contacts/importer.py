@@ -24,7 +24,7 @@ from broadcaster.contacts.reader import ContactRow, ContactsFileError, RowProble
 from broadcaster.db.models import Contact, ContactImport
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
-from broadcaster.settings import ContactsSettings
+from broadcaster.settings_sections import ContactsSettings
 
 
 class ContactsImportError(UserError):

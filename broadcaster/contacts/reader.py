@@ -24,7 +24,7 @@ from broadcaster.contacts.records import ContactRow, ContactsFileError, ReadResu
 from broadcaster.contacts.row_builder import RowBuilder
 from broadcaster.contacts.sources import csv_rows, xlsx_rows
 from broadcaster.i18n import gettext as _
-from broadcaster.settings import ContactsSettings
+from broadcaster.settings_sections import ContactsSettings
 
 __all__ = [
     "FIELDS",

@@ -16,7 +16,7 @@ from typing import Final
 
 from broadcaster.contacts.records import ContactsFileError
 from broadcaster.i18n import gettext as _
-from broadcaster.settings import ContactsSettings
+from broadcaster.settings_sections import ContactsSettings
 
 __all__ = ["csv_rows", "xlsx_rows"]
 

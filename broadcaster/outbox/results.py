@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
-from broadcaster.settings import DeliverySettings
+from broadcaster.settings_sections import DeliverySettings
 from broadcaster.suppressing import suppress_address
 from broadcaster.vocabulary import ATTEMPT_FAILED, MessageStatus
 from channels.base import Channel, SendOutcome, SendResult

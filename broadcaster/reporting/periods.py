@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
-from broadcaster.settings import ReportSettings
+from broadcaster.settings_sections import ReportSettings
 
 __all__ = ["Period", "PeriodError", "half_year", "parse_date", "period_from_options"]
 

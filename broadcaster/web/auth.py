@@ -24,7 +24,7 @@ from broadcaster import audit
 from broadcaster.context import AppContext
 from broadcaster.db.models import User, WebSession
 from broadcaster.i18n import N_
-from broadcaster.settings import WebSettings
+from broadcaster.settings_sections import WebSettings
 from broadcaster.users import PERMISSIONS, password_matches
 
 SESSION_COOKIE = "broadcaster_session"

@@ -6,7 +6,7 @@ from html import escape
 
 from fastapi.responses import HTMLResponse
 
-from broadcaster.settings import OrgSettings
+from broadcaster.settings_sections import OrgSettings
 
 ONE_CLICK_FIELD = "List-Unsubscribe"
 ONE_CLICK_VALUE = "One-Click"

@@ -15,7 +15,8 @@ from broadcaster.campaigns.files import Problem, ProviderInfo, SendRules, load_c
 from broadcaster.campaigns.messages import Composer
 from broadcaster.campaigns.sample_checks import SAMPLE_UNSUBSCRIBE_URL
 from broadcaster.context import AppContext
-from broadcaster.settings import ConsentSettings, ProviderSettings, Settings
+from broadcaster.settings import Settings
+from broadcaster.settings_sections import ConsentSettings, ProviderSettings
 from tests.broadcaster.conftest import database_dump, write_campaign
 from tests.broadcaster.test_cli import CAMPAIGN_FILE, Cli, cli, one_line, team
 

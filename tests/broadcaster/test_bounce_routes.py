@@ -9,7 +9,8 @@ import pytest
 
 from broadcaster.bounces.intake import raw_fields, token_in_subject
 from broadcaster.bounces.routes import Kind, Route, Routes
-from broadcaster.settings import ProviderSettings, Settings
+from broadcaster.settings import Settings
+from broadcaster.settings_sections import ProviderSettings
 from channels.email.smtp import SmtpAdapter
 
 

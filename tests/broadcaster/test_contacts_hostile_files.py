@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 
 from broadcaster.contacts.reader import ContactsFileError, read_contacts
-from broadcaster.settings import ContactsSettings
+from broadcaster.settings_sections import ContactsSettings
 from tests.broadcaster.contact_files import write_text, write_xlsx
 
 

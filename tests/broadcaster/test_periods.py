@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from broadcaster.reporting.periods import Period, PeriodError, half_year, period_from_options
-from broadcaster.settings import ReportSettings
+from broadcaster.settings_sections import ReportSettings
 
 DEFAULTS = ReportSettings()
 

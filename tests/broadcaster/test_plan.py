@@ -10,7 +10,8 @@ import pytest
 
 from broadcaster.campaigns.files import ProviderInfo, load_campaign_file, validate_paths
 from broadcaster.campaigns.plan import Frequency, PlanError, load_plan, plan_from_settings
-from broadcaster.settings import AgencySettings, Settings
+from broadcaster.settings import Settings
+from broadcaster.settings_sections import AgencySettings
 from tests.broadcaster.conftest import write_campaign
 
 REPO = Path(__file__).resolve().parents[2]

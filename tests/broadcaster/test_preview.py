@@ -17,7 +17,8 @@ from broadcaster.campaigns.store import get_version, load_bundle
 from broadcaster.contacts.importer import ImportReport, import_contacts
 from broadcaster.context import AppContext
 from broadcaster.db.models import Contact
-from broadcaster.settings import PriceTable, Settings
+from broadcaster.settings import Settings
+from broadcaster.settings_sections import PriceTable
 from channels.sms.encoding import analyse
 from consent.suppression import suppress
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump, write_campaign

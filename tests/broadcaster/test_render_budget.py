@@ -10,7 +10,8 @@ import pytest
 from broadcaster.campaigns.messages import Composer
 from broadcaster.campaigns.schema import CampaignDefinition
 from broadcaster.rendering import Renderer, RenderError
-from broadcaster.settings import RenderingSettings, Settings
+from broadcaster.settings import Settings
+from broadcaster.settings_sections import RenderingSettings
 from tests.broadcaster.conftest import campaign_definition
 
 SMALL = RenderingSettings(max_output_chars=10_000, max_seconds=5.0)

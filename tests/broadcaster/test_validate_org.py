@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.settings import OrgSettings
+from broadcaster.settings_sections import OrgSettings
 from tests.broadcaster.conftest import write_campaign
 from tests.broadcaster.test_cli import Cli, one_line
 
