@@ -1,2 +1,2 @@
-"""The project's web application (FastAPI): today the RFC 8058 one-click unsubscribe and the city app's signed
-withdrawals; ``broadcaster serve`` runs it."""
+"""The project's web application (FastAPI, ``broadcaster.web.app``): the staff UI, the REST API under /api/v1,
+the one-click unsubscribe and the city app's consent endpoint; ``broadcaster serve`` runs it."""
