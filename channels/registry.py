@@ -22,6 +22,7 @@ ADAPTERS: Mapping[str, tuple[str, Channel]] = {
     "file": ("channels.file:FileAdapter", Channel.SMS),  # channel is taken from the provider settings
     "console": ("channels.file:ConsoleAdapter", Channel.SMS),
     "facebook": ("channels.social.facebook:FacebookPageAdapter", Channel.SOCIAL),
+    "zalo": ("channels.social.zalo:ZaloZnsAdapter", Channel.SOCIAL),
 }
 
 
