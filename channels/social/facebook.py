@@ -38,7 +38,7 @@ PEER = "Graph API"
 class FacebookPageAdapter(AdapterBase):
     channel: ClassVar[Channel] = Channel.SOCIAL
     # Posts go one after another: a Page is not a bulk channel, and each post is checked before the next.
-    capabilities: ClassVar[Capabilities] = Capabilities(window=10, max_length=63206, peer="Graph API")
+    capabilities: ClassVar[Capabilities] = Capabilities(window=10, peer="Graph API")
 
     def __init__(
         self,
