@@ -27,9 +27,9 @@ from channels.base import (
     SendResult,
     normalize_provider_id,
 )
-from channels.errors import ChannelError, ConfigurationError, OutcomeUnknown, PermanentError
+from channels.errors import ChannelError, ConfigurationError, OutcomeUnknown, PermanentError, Throttled
 from channels.social.graph_errors import graph_error
-from channels.social.transport import Answer, exchange
+from channels.social.transport import Answer, exchange, not_sent
 
 _API_VERSION = re.compile(r"v\d+\.\d+")
 PEER = "Graph API"
@@ -88,11 +88,24 @@ class FacebookPageAdapter(AdapterBase):
         if self._client is None:
             raise ConfigurationError("the Facebook Page adapter is not open")
         results = []
+        # Asking again while rate limited prolongs the block, so a limit stops the rest of the window; a token
+        # problem stops the rest of that Page's messages only (each Page has its own token).
+        throttled: ChannelError | None = None
+        refused_pages: dict[str, ChannelError] = {}
         for message in messages:
+            page_id = message.address.strip()
+            stopped = throttled or refused_pages.get(page_id)
+            if stopped is not None:
+                results.append(SendResult.failed(message.message_id, not_sent(stopped)))
+                continue
             try:
                 post_id = self._publish(self._client, message)
             except ChannelError as error:
                 results.append(SendResult.failed(message.message_id, error))
+                if isinstance(error, Throttled):
+                    throttled = error
+                elif isinstance(error, ConfigurationError):
+                    refused_pages[page_id] = error
             else:
                 results.append(SendResult.sent(message.message_id, post_id))
         return results

@@ -4,7 +4,8 @@ Where a request failed decides whether the provider may have it: a failure while
 pooled connection) happened before any byte of the request went, so it is ``ConnectionLost`` and safe to send
 again; anything from the write on (a write error, a read timeout, a connection closed without an answer) leaves
 the provider possibly holding the request, so it is ``OutcomeUnknown``. This is the one place where httpx's
-exceptions meet ours (httpx's own habit at its transport boundary).
+exceptions meet ours (httpx's own habit at its transport boundary). ``not_sent`` is the error of a message that
+a window left unsent after a refusal that would have hit it too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from channels.errors import ConnectionLost, OutcomeUnknown
+from channels.errors import ChannelError, ConnectionLost, OutcomeUnknown, TransientError
 
 # Raised before the request was written: the provider cannot have it.
 _BEFORE_WRITE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -61,3 +62,11 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         return None  # the HTTP-date form: no provider here is known to use it
     return max(seconds, 0.0)
+
+
+def not_sent(cause: ChannelError) -> ChannelError:
+    """An error of ``cause``'s class for a message left unsent because of it (nothing of it was written)."""
+    text = f"not sent: an earlier message of the window was refused ({cause})"
+    if isinstance(cause, TransientError):
+        return type(cause)(text, code=cause.code, detail=cause.detail, retry_after=cause.retry_after)
+    return type(cause)(text, code=cause.code, detail=cause.detail)

@@ -40,10 +40,11 @@ from channels.errors import (
     OutcomeUnknown,
     PermanentError,
     RecipientRejected,
+    Throttled,
     TransientError,
 )
 from channels.masking import mask_phone
-from channels.social.transport import Answer, exchange, retry_after
+from channels.social.transport import Answer, exchange, not_sent, retry_after
 from channels.social.zns_errors import error_class
 
 PEER = "ZNS"
@@ -101,11 +102,17 @@ class ZaloZnsAdapter(AdapterBase):
         if self._client is None:
             raise ConfigurationError("the Zalo ZNS adapter is not open")
         results = []
+        stopped: ChannelError | None = None  # one OA token and one quota: what stops one message stops all
         for message in messages:
+            if stopped is not None:
+                results.append(SendResult.failed(message.message_id, not_sent(stopped)))
+                continue
             try:
                 msg_id = self._send_one(self._client, message)
             except ChannelError as error:
                 results.append(SendResult.failed(message.message_id, error))
+                if isinstance(error, ConfigurationError | Throttled):
+                    stopped = error
             else:
                 results.append(SendResult.sent(message.message_id, msg_id))
         return results

@@ -80,10 +80,11 @@ def test_a_page_without_a_token_is_a_settings_problem_and_sends_nothing(graph: t
 
 def test_a_resend_after_a_stalled_answer_finds_the_post_instead_of_posting_again() -> None:
     with running_graph(GraphBehaviour(pages=PAGES, stall_posts=1)) as (peer, url):
-        with _adapter(url, lookback_posts=5, timeout=0.3) as adapter:
+        with _adapter(url, timeout=0.3) as adapter:
             [first] = adapter.send([_message()])
-            assert isinstance(first.error, OutcomeUnknown), first
-            assert len(peer.posts_of("1010")) == 1  # the peer made the post before it stalled
+        assert isinstance(first.error, OutcomeUnknown), first
+        assert len(peer.posts_of("1010")) == 1  # the peer made the post before it stalled
+        with _adapter(url, lookback_posts=5) as adapter:  # the engine's resend, with the usual timeout
             [again] = adapter.send([_message(resend=True)])
         [post] = peer.posts_of("1010")
         assert again.outcome == SendOutcome.SENT
@@ -136,6 +137,23 @@ def test_rate_limits_are_throttled_with_the_provider_hint(
     assert isinstance(result.error, Throttled), result
     assert result.error.retry_after == retry_after
     assert peer.posts == []
+
+
+def test_a_rate_limit_stops_the_rest_of_the_window() -> None:
+    with running_graph(GraphBehaviour(pages=PAGES, throttle_code=4)) as (peer, url), _adapter(url) as adapter:
+        results = adapter.send([_message(), _message("2020", message_id=2)])
+    assert [type(r.error) for r in results] == [Throttled, Throttled]
+    assert len(peer.received) == 1, "asking again while limited prolongs the block"
+
+
+def test_a_refused_token_stops_that_page_only(graph: tuple[GraphPeer, str]) -> None:
+    peer, url = graph
+    with _adapter(url, page_tokens={**PAGES, "1010": "stale"}) as adapter:
+        results = adapter.send(
+            [_message(), _message(message_id=2, body="khác"), _message("2020", message_id=3)]
+        )
+    assert [type(r.error) for r in results] == [ConfigurationError, ConfigurationError, type(None)]
+    assert [r.page_id for r in peer.received] == ["1010", "2020"]
 
 
 def test_an_expired_token_is_a_settings_problem(graph: tuple[GraphPeer, str]) -> None:

@@ -138,6 +138,20 @@ def test_a_wrong_token_is_a_settings_problem(zalo: tuple[ZaloPeer, str]) -> None
     assert result.error.code == "-124"
 
 
+@pytest.mark.parametrize(
+    ("behaviour", "expected"),
+    [(ZaloBehaviour(expired_token=True), ConfigurationError), (ZaloBehaviour(throttle=True), Throttled)],
+)
+def test_a_refused_token_or_limit_stops_the_rest_of_the_window(
+    behaviour: ZaloBehaviour, expected: type
+) -> None:
+    with running_zalo(behaviour) as (peer, url), _adapter(url) as adapter:
+        results = adapter.send([_message(message_id=i) for i in (1, 2, 3)])
+    assert [type(r.error) for r in results] == [expected] * 3
+    assert len(peer.received) == 1, "one OA token and one quota: the others are not tried"
+    assert all("not sent" in str(r.error) for r in results[1:])
+
+
 def test_the_daily_limit_is_throttled() -> None:
     with running_zalo(ZaloBehaviour(throttle=True)) as (peer, url), _adapter(url) as adapter:
         [result] = adapter.send([_message()])
