@@ -93,6 +93,18 @@ def test_a_resend_after_a_stalled_answer_finds_the_post_instead_of_posting_again
         assert peer.received[1].fields["limit"] == "5"
 
 
+def test_a_photo_post_resent_after_a_stalled_answer_is_found_by_its_caption() -> None:
+    image = "https://danang.gov.vn/anh.jpg"
+    with running_graph(GraphBehaviour(pages=PAGES, stall_posts=1)) as (peer, url):
+        with _adapter(url, timeout=0.3) as adapter:
+            [first] = adapter.send([_message(image=image)])
+        assert isinstance(first.error, OutcomeUnknown), first
+        with _adapter(url) as adapter:
+            [again] = adapter.send([_message(image=image, resend=True)])
+        [post] = peer.posts_of("1010")
+        assert again.provider_ids == (post.id,)
+
+
 def test_a_resend_that_finds_no_post_posts_once(graph: tuple[GraphPeer, str]) -> None:
     peer, url = graph
     with _adapter(url) as adapter:
