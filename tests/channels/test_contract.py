@@ -48,9 +48,13 @@ from channels.errors import (
     Withheld,
 )
 from channels.file import ConsoleAdapter, FileAdapter
+from channels.push.apns import ApnsAdapter
+from channels.push.fcm import FcmAdapter
 from channels.sandbox.smtp import SmtpBehaviour
 from channels.sms.receipts import ids_match
 from tests.channels.test_dsn import POSTFIX_FAILED
+from tests.peers import apns as apns_peer
+from tests.peers import fcm as fcm_peer
 from tests.peers.mute_smsc import MuteSmsc
 from tests.peers.polling import wait_until
 from tests.peers.smsc import SmscBehaviour, adapter_for, running_smsc
@@ -125,11 +129,33 @@ def smpp_case(tmp_path: Path) -> Iterator[Case]:
         yield case
 
 
+@contextmanager
+def fcm_case(tmp_path: Path) -> Iterator[Case]:
+    unregistered = "fcm-token-gone:APA91b"
+    with fcm_peer.running_fcm(
+        tmp_path, fcm_peer.FcmBehaviour(unregistered=frozenset({unregistered}))
+    ) as peer:
+        adapter = FcmAdapter(**fcm_peer.adapter_settings(peer, tmp_path))
+        yield Case(adapter=adapter, good=[f"fcm-token-{i}:APA91b" for i in range(12)], rejected=unregistered)
+
+
+@contextmanager
+def apns_case(tmp_path: Path) -> Iterator[Case]:
+    unregistered = "f" * 64
+    with apns_peer.running_apns(
+        tmp_path, apns_peer.ApnsBehaviour(unregistered=frozenset({unregistered}))
+    ) as peer:
+        adapter = ApnsAdapter(**apns_peer.adapter_settings(peer, tmp_path))
+        yield Case(adapter=adapter, good=[f"{i:064x}" for i in range(12)], rejected=unregistered)
+
+
 CASES: dict[str, Callable[[Path], AbstractContextManager[Case]]] = {
     "file": file_case,
     "console": console_case,
     "smtp": smtp_case,
     "smpp": smpp_case,
+    "fcm": fcm_case,
+    "apns": apns_case,
 }
 
 
@@ -316,6 +342,25 @@ def file_unwritable(tmp_path: Path) -> Iterator[Trial]:
     yield Trial(FileAdapter(path=tmp_path / "taken" / "out.jsonl"), "+84912340001")
 
 
+@contextmanager
+def fcm_with(tmp_path: Path, behaviour: fcm_peer.FcmBehaviour, *, storm: int = 0) -> Iterator[Trial]:
+    with fcm_peer.running_fcm(tmp_path, behaviour) as peer:
+        peer.storm(storm)  # 429 QUOTA_EXCEEDED with Retry-After for the next ``storm`` messages
+        yield Trial(
+            FcmAdapter(**fcm_peer.adapter_settings(peer, tmp_path, timeout=0.5)), "fcm-token-1:APA91b"
+        )
+
+
+@contextmanager
+def apns_with(
+    tmp_path: Path, behaviour: apns_peer.ApnsBehaviour, *, storm: int = 0, **settings: Any
+) -> Iterator[Trial]:
+    with apns_peer.running_apns(tmp_path, behaviour) as peer:
+        peer.storm(storm)  # 429 TooManyRequests for the next ``storm`` notifications
+        adapter = ApnsAdapter(**apns_peer.adapter_settings(peer, tmp_path, timeout=0.5, **settings))
+        yield Trial(adapter, "0" * 64)
+
+
 FAILURES: dict[tuple[str, type[ChannelError]], Callable[[Path], AbstractContextManager[Trial]]] = {
     ("smpp", Throttled): smpp_throttled,
     ("smpp", ConfigurationError): smpp_misconfigured,
@@ -326,6 +371,13 @@ FAILURES: dict[tuple[str, type[ChannelError]], Callable[[Path], AbstractContextM
     ("smtp", ConfigurationError): lambda p: smtp_with(p, SmtpBehaviour(reject_senders={"*"})),
     ("smtp", OutcomeUnknown): lambda p: smtp_with(p, SmtpBehaviour(drop_after_data_every=1)),
     ("file", ConfigurationError): file_unwritable,
+    ("fcm", Throttled): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(), storm=1),
+    ("fcm", ConfigurationError): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(third_party_auth_error=True)),
+    ("fcm", OutcomeUnknown): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(silent=True)),  # never answers
+    ("apns", Throttled): lambda p: apns_with(p, apns_peer.ApnsBehaviour(), storm=1),
+    # The topic is not the app the team's key may push to (400 TopicDisallowed).
+    ("apns", ConfigurationError): lambda p: apns_with(p, apns_peer.ApnsBehaviour(), topic="vn.gov.other.app"),
+    ("apns", OutcomeUnknown): lambda p: apns_with(p, apns_peer.ApnsBehaviour(silent=True)),  # never answers
 }
 # Why an adapter never reports a class: it writes locally, so nothing asks it to slow down or leaves it in doubt.
 NEVER: dict[tuple[str, type[ChannelError]], str] = {
