@@ -205,3 +205,17 @@ def test_bad_settings_name_the_field(tmp_path: Path, keyword: str, value: object
     settings[keyword] = value
     with pytest.raises(ConfigurationError, match=keyword):
         ApnsAdapter(**settings)  # type: ignore[arg-type]
+
+
+def test_over_https_http2_is_negotiated_by_alpn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path real APNs takes: TLS with ALPN ``h2``."""
+    with running_apns(tmp_path, tls=True) as peer:
+        assert peer.url.startswith("https://")
+        assert peer.server is not None
+        assert peer.server.ca_file is not None
+        # Trust the throw-away CA: httpx reads SSL_CERT_FILE when its client is made.
+        monkeypatch.setenv("SSL_CERT_FILE", str(peer.server.ca_file))
+        with ApnsAdapter(**adapter_settings(peer, tmp_path)) as adapter:
+            results = adapter.send(_messages([_token(i) for i in range(20)]))
+        assert peer.http_versions == {"2"}
+    assert {r.outcome for r in results} == {SendOutcome.SENT}

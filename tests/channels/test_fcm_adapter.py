@@ -244,3 +244,18 @@ def test_a_broken_service_account_file_is_refused_at_open_naming_the_field(
 def test_bad_settings_name_the_field(tmp_path: Path, keyword: str, value: object) -> None:
     with pytest.raises(ConfigurationError, match=keyword):
         FcmAdapter(project_id="p", service_account_file=str(tmp_path / "sa.json"), **{keyword: value})  # type: ignore[arg-type]
+
+
+def test_over_https_http2_is_negotiated_by_alpn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path real FCM takes: TLS, ALPN ``h2``, the token endpoint and ``messages:send`` both over it."""
+    with running_fcm(tmp_path, tls=True) as peer:
+        assert peer.url.startswith("https://")
+        assert peer.server is not None
+        assert peer.server.ca_file is not None
+        # Trust the throw-away CA: httpx reads SSL_CERT_FILE when its client is made.
+        monkeypatch.setenv("SSL_CERT_FILE", str(peer.server.ca_file))
+        with FcmAdapter(**adapter_settings(peer, tmp_path)) as adapter:
+            results = adapter.send(_messages([_token(i) for i in range(20)]))
+        assert peer.http_versions == {"2"}
+    assert {r.outcome for r in results} == {SendOutcome.SENT}
+    assert len(peer.issued) == 1

@@ -191,11 +191,17 @@ async def _reason(send: Send, status: int, reason: str, **extra: Any) -> None:
 
 @contextmanager
 def running_apns(
-    tmp_path: Path, behaviour: ApnsBehaviour | None = None, *, key: TestSigningKey | None = None
+    tmp_path: Path,
+    behaviour: ApnsBehaviour | None = None,
+    *,
+    key: TestSigningKey | None = None,
+    tls: bool = False,
 ) -> Iterator[ApnsPeer]:
-    """A peer on a free port; the adapter's key file is ``tmp_path / "AuthKey.p8"``."""
+    """A peer on a free port; the adapter's key file is ``tmp_path / "AuthKey.p8"``.
+
+    With ``tls``, over https (ALPN h2) with a throw-away CA whose certificate is ``peer.server.ca_file``."""
     peer = ApnsPeer(key or signing_key(), behaviour or ApnsBehaviour())
-    with serving(peer, name="apns") as server:
+    with serving(peer, name="apns", tls_dir=tmp_path if tls else None) as server:
         peer.url, peer.server = server.url, server
         peer.key.write(tmp_path / "AuthKey.p8")
         yield peer

@@ -269,11 +269,17 @@ async def _oauth_error(send: Send, error: str, description: str) -> None:
 
 @contextmanager
 def running_fcm(
-    tmp_path: Path, behaviour: FcmBehaviour | None = None, *, account: TestServiceAccount | None = None
+    tmp_path: Path,
+    behaviour: FcmBehaviour | None = None,
+    *,
+    account: TestServiceAccount | None = None,
+    tls: bool = False,
 ) -> Iterator[FcmPeer]:
-    """A peer on a free port; its service-account file is ``tmp_path / "service-account.json"``."""
+    """A peer on a free port; its service-account file is ``tmp_path / "service-account.json"``.
+
+    With ``tls``, over https (ALPN h2) with a throw-away CA whose certificate is ``peer.server.ca_file``."""
     peer = FcmPeer(account or service_account(), behaviour or FcmBehaviour())
-    with serving(peer, name="fcm") as server:
+    with serving(peer, name="fcm", tls_dir=tmp_path if tls else None) as server:
         peer.url, peer.server = server.url, server
         peer.account.write(tmp_path / "service-account.json", token_uri=peer.token_uri)
         yield peer

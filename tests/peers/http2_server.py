@@ -2,8 +2,12 @@
 
 The push peers (``tests/peers/fcm.py``, ``tests/peers/apns.py``) use it. The socket is bound (port 0) and
 listening before hypercorn starts, and handed over as ``fd://``, so the port is known at once and a client
-that connects early waits in the backlog instead of being refused. Clients speak HTTP/2 with prior knowledge
-(h2c) over ``http://``: hypercorn recognises the HTTP/2 preface on a plain connection.
+that connects early waits in the backlog instead of being refused.
+
+Two ways to speak HTTP/2, as the adapters' client does (``channels/push/http2.py``): by default over
+``http://`` with prior knowledge (h2c; hypercorn recognises the HTTP/2 preface on a plain connection), or,
+with ``tls_dir``, over ``https://`` negotiated by ALPN, with a certificate from a throw-away CA (``trustme``)
+whose certificate is written to ``Http2Server.ca_file`` for the client to trust (``SSL_CERT_FILE``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import trustme
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -25,16 +31,20 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Http2Server:
-    """A running server: ``url`` to reach it, ``loop`` it runs on, ``stopping`` set when it shuts down."""
+    """A running server: ``url`` to reach it, ``loop`` it runs on, ``stopping`` set when it shuts down, and
+    with TLS the CA certificate (PEM) a client must trust."""
 
-    def __init__(self, url: str, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
+    def __init__(
+        self, url: str, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event, ca_file: Path | None = None
+    ) -> None:
         self.url = url
         self.loop = loop
         self.stopping = stopping
+        self.ca_file = ca_file
 
 
 @contextmanager
-def serving(app: AsgiApp, *, name: str) -> Iterator[Http2Server]:
+def serving(app: AsgiApp, *, name: str, tls_dir: Path | None = None) -> Iterator[Http2Server]:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -49,6 +59,14 @@ def serving(app: AsgiApp, *, name: str) -> Iterator[Http2Server]:
     config.keep_alive_max_requests = 10**9
     config.loglevel = "WARNING"
     config.accesslog = None
+    ca_file = None
+    if tls_dir is not None:
+        ca = trustme.CA()
+        ca_file, server_pem = tls_dir / f"{name}-ca.pem", tls_dir / f"{name}-server.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+        config.certfile = config.keyfile = str(server_pem)
+        config.alpn_protocols = ["h2"]  # what a real FCM or APNs front end offers the adapter
     loop = asyncio.new_event_loop()
     stopping = asyncio.Event()
     started = threading.Event()
@@ -63,7 +81,8 @@ def serving(app: AsgiApp, *, name: str) -> Iterator[Http2Server]:
     thread.start()
     started.wait()
     try:
-        yield Http2Server(f"http://127.0.0.1:{port}", loop, stopping)
+        scheme = "https" if tls_dir is not None else "http"
+        yield Http2Server(f"{scheme}://127.0.0.1:{port}", loop, stopping, ca_file)
     finally:
         loop.call_soon_threadsafe(stopping.set)
         thread.join(timeout=10)
