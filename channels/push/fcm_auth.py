@@ -79,6 +79,7 @@ class OAuthTokenSource:
         self._clock = clock
         self._token: AccessToken | None = None
         self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
         self.fetches = 0  # how many tokens were fetched (for logs and tests)
 
     def assertion(self) -> str:
@@ -100,8 +101,9 @@ class OAuthTokenSource:
 
     async def token(self, client: httpx.AsyncClient, *, refused: str | None = None) -> str:
         """A token that is not near its expiry; ``refused`` names one the server just turned down."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:  # a reopened adapter runs a new loop
+            self._lock, self._lock_loop = asyncio.Lock(), loop
         async with self._lock:
             current = self._token
             if (

@@ -19,7 +19,7 @@ from channels.errors import (
 )
 from channels.push.apns import ApnsAdapter
 from channels.push.apns_auth import RENEW_AFTER
-from tests.channels.test_fcm_adapter import ManualClock
+from tests.channels.manual_clock import ManualClock
 from tests.peers.apns import ApnsBehaviour, adapter_settings, running_apns, signing_key
 
 

@@ -17,20 +17,8 @@ from channels.errors import (
     Throttled,
 )
 from channels.push.fcm import FcmAdapter
+from tests.channels.manual_clock import ManualClock
 from tests.peers.fcm import FcmBehaviour, adapter_settings, running_fcm, service_account
-
-
-class ManualClock:
-    """The adapter's clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def _token(i: int) -> str:
@@ -259,3 +247,16 @@ def test_over_https_http2_is_negotiated_by_alpn(tmp_path: Path, monkeypatch: pyt
         assert peer.http_versions == {"2"}
     assert {r.outcome for r in results} == {SendOutcome.SENT}
     assert len(peer.issued) == 1
+
+
+def test_the_token_is_shared_again_after_a_close_and_reopen(tmp_path: Path) -> None:
+    """The refresh lock belongs to the adapter's loop; a reopened adapter runs a new one."""
+    with running_fcm(tmp_path) as peer:
+        adapter = FcmAdapter(**adapter_settings(peer, tmp_path))
+        for round_ in range(2):
+            with adapter:
+                adapter.send(_messages([_token(0)], start=100 * round_))
+                peer.issued.clear()  # revoked: the window's concurrent 401s wait on one refresh
+                results = adapter.send(_messages([_token(i) for i in range(10)], start=100 * round_ + 1))
+            assert {r.outcome for r in results} == {SendOutcome.SENT}, [str(r.error) for r in results]
+            assert len(peer.issued) == 1
