@@ -167,7 +167,7 @@ def test_a_key_apns_does_not_know_is_a_configuration_error(tmp_path: Path) -> No
 def test_no_answer_after_the_write_is_outcome_unknown(tmp_path: Path) -> None:
     with (
         running_apns(tmp_path, ApnsBehaviour(silent=True)) as peer,
-        ApnsAdapter(**adapter_settings(peer, tmp_path, timeout=0.5)) as adapter,
+        ApnsAdapter(**adapter_settings(peer, tmp_path, timeout=1.0)) as adapter,
     ):
         [result] = adapter.send(_messages([_token(1)]))
     assert isinstance(result.error, OutcomeUnknown), result.error

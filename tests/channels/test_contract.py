@@ -343,12 +343,13 @@ def file_unwritable(tmp_path: Path) -> Iterator[Trial]:
 
 
 @contextmanager
-def fcm_with(tmp_path: Path, behaviour: fcm_peer.FcmBehaviour, *, storm: int = 0) -> Iterator[Trial]:
+def fcm_with(
+    tmp_path: Path, behaviour: fcm_peer.FcmBehaviour, *, storm: int = 0, **settings: Any
+) -> Iterator[Trial]:
     with fcm_peer.running_fcm(tmp_path, behaviour) as peer:
         peer.storm(storm)  # 429 QUOTA_EXCEEDED with Retry-After for the next ``storm`` messages
-        yield Trial(
-            FcmAdapter(**fcm_peer.adapter_settings(peer, tmp_path, timeout=0.5)), "fcm-token-1:APA91b"
-        )
+        adapter = FcmAdapter(**fcm_peer.adapter_settings(peer, tmp_path, **settings))
+        yield Trial(adapter, "fcm-token-1:APA91b")
 
 
 @contextmanager
@@ -357,7 +358,7 @@ def apns_with(
 ) -> Iterator[Trial]:
     with apns_peer.running_apns(tmp_path, behaviour) as peer:
         peer.storm(storm)  # 429 TooManyRequests for the next ``storm`` notifications
-        adapter = ApnsAdapter(**apns_peer.adapter_settings(peer, tmp_path, timeout=0.5, **settings))
+        adapter = ApnsAdapter(**apns_peer.adapter_settings(peer, tmp_path, **settings))
         yield Trial(adapter, "0" * 64)
 
 
@@ -373,11 +374,12 @@ FAILURES: dict[tuple[str, type[ChannelError]], Callable[[Path], AbstractContextM
     ("file", ConfigurationError): file_unwritable,
     ("fcm", Throttled): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(), storm=1),
     ("fcm", ConfigurationError): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(third_party_auth_error=True)),
-    ("fcm", OutcomeUnknown): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(silent=True)),  # never answers
+    # The peer takes the request and never answers; the adapter gives up after its timeout.
+    ("fcm", OutcomeUnknown): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(silent=True), timeout=1.0),
     ("apns", Throttled): lambda p: apns_with(p, apns_peer.ApnsBehaviour(), storm=1),
     # The topic is not the app the team's key may push to (400 TopicDisallowed).
     ("apns", ConfigurationError): lambda p: apns_with(p, apns_peer.ApnsBehaviour(), topic="vn.gov.other.app"),
-    ("apns", OutcomeUnknown): lambda p: apns_with(p, apns_peer.ApnsBehaviour(silent=True)),  # never answers
+    ("apns", OutcomeUnknown): lambda p: apns_with(p, apns_peer.ApnsBehaviour(silent=True), timeout=1.0),
 }
 # Why an adapter never reports a class: it writes locally, so nothing asks it to slow down or leaves it in doubt.
 NEVER: dict[tuple[str, type[ChannelError]], str] = {

@@ -193,7 +193,7 @@ def test_a_wrong_project_is_a_configuration_error(tmp_path: Path) -> None:
 def test_no_answer_after_the_write_is_outcome_unknown(tmp_path: Path) -> None:
     with (
         running_fcm(tmp_path, FcmBehaviour(silent=True)) as peer,
-        FcmAdapter(**adapter_settings(peer, tmp_path, timeout=0.5)) as adapter,
+        FcmAdapter(**adapter_settings(peer, tmp_path, timeout=1.0)) as adapter,
     ):
         [result] = adapter.send(_messages([_token(1)]))
     assert isinstance(result.error, OutcomeUnknown), result.error
