@@ -30,7 +30,7 @@ from channels.base import (
     normalize_provider_id,
 )
 from channels.clock import SYSTEM_CLOCK, Clock
-from channels.errors import ChannelError, ConfigurationError, PermanentError, TransientError
+from channels.errors import ChannelError, ConfigurationError, OutcomeUnknown, PermanentError
 from channels.push.fcm_auth import OAuthTokenSource, ServiceAccount
 from channels.push.fcm_errors import classify, error_code
 from channels.push.http2 import Http2Runner, positive_int, positive_seconds, transport_error
@@ -152,9 +152,9 @@ class FcmAdapter(AdapterBase):
             body = _json(response)
             if response.status_code == 200:
                 name = normalize_provider_id(str(body.get("name") or ""))
-                if name is None:
+                if name is None:  # accepted, but with nothing to match later: never resend blindly
                     return SendResult.failed(
-                        message.message_id, TransientError("FCM answered 200 without a name")
+                        message.message_id, OutcomeUnknown("FCM answered 200 without a message name")
                     )
                 return SendResult.sent(message.message_id, name)
             # An access token FCM no longer takes (revoked, expired early): one more try with a new one.
