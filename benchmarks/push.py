@@ -156,8 +156,8 @@ def main() -> None:
         for _round in range(args.rounds):  # raw, adapter, raw, adapter, ..., raw
             adapter.append(in_child(run_adapter, **kwargs))
             raw.append(in_child(run_raw, **kwargs))
-    raw_per_s = statistics.median(r["per_s"] for r in raw)
-    adapter_per_s = statistics.median(r["per_s"] for r in adapter)
+    raw_per_s = round(statistics.median(r["per_s"] for r in raw), 1)
+    adapter_per_s = round(statistics.median(r["per_s"] for r in adapter), 1)
     figures = {
         "n": args.n,
         "concurrency": args.concurrency,
