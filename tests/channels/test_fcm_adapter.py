@@ -260,3 +260,16 @@ def test_the_token_is_shared_again_after_a_close_and_reopen(tmp_path: Path) -> N
                 results = adapter.send(_messages([_token(i) for i in range(10)], start=100 * round_ + 1))
             assert {r.outcome for r in results} == {SendOutcome.SENT}, [str(r.error) for r in results]
             assert len(peer.issued) == 1
+
+
+def test_the_token_uri_setting_overrides_the_files(tmp_path: Path) -> None:
+    with running_fcm(tmp_path) as peer:
+        account = tmp_path / "elsewhere.json"
+        peer.account.write(account, token_uri="https://oauth2.googleapis.com/token")
+        settings = adapter_settings(
+            peer, tmp_path, service_account_file=str(account), token_uri=peer.token_uri
+        )
+        with FcmAdapter(**settings) as adapter:
+            [result] = adapter.send(_messages([_token(1)]))
+    assert result.outcome == SendOutcome.SENT, result.error
+    assert len(peer.issued) == 1  # the assertion's audience was the overriding URI, which the peer checks
