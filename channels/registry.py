@@ -23,6 +23,8 @@ ADAPTERS: Mapping[str, tuple[str, Channel]] = {
     "console": ("channels.file:ConsoleAdapter", Channel.SMS),
     "facebook": ("channels.social.facebook:FacebookPageAdapter", Channel.SOCIAL),
     "zalo": ("channels.social.zalo:ZaloZnsAdapter", Channel.SOCIAL),
+    "fcm": ("channels.push.fcm:FcmAdapter", Channel.PUSH),
+    "apns": ("channels.push.apns:ApnsAdapter", Channel.PUSH),
 }
 
 

@@ -48,11 +48,15 @@ from channels.errors import (
     Withheld,
 )
 from channels.file import ConsoleAdapter, FileAdapter
+from channels.push.apns import ApnsAdapter
+from channels.push.fcm import FcmAdapter
 from channels.sandbox.smtp import SmtpBehaviour
 from channels.sms.receipts import ids_match
 from channels.social.facebook import FacebookPageAdapter
 from channels.social.zalo import ZaloZnsAdapter
 from tests.channels.test_dsn import POSTFIX_FAILED
+from tests.peers import apns as apns_peer
+from tests.peers import fcm as fcm_peer
 from tests.peers.graph import GraphBehaviour, running_graph
 from tests.peers.mute_smsc import MuteSmsc
 from tests.peers.polling import wait_until
@@ -158,6 +162,26 @@ def zalo_case(tmp_path: Path) -> Iterator[Case]:
         )
 
 
+@contextmanager
+def fcm_case(tmp_path: Path) -> Iterator[Case]:
+    unregistered = "fcm-token-gone:APA91b"
+    with fcm_peer.running_fcm(
+        tmp_path, fcm_peer.FcmBehaviour(unregistered=frozenset({unregistered}))
+    ) as peer:
+        adapter = FcmAdapter(**fcm_peer.adapter_settings(peer, tmp_path))
+        yield Case(adapter=adapter, good=[f"fcm-token-{i}:APA91b" for i in range(12)], rejected=unregistered)
+
+
+@contextmanager
+def apns_case(tmp_path: Path) -> Iterator[Case]:
+    unregistered = "f" * 64
+    with apns_peer.running_apns(
+        tmp_path, apns_peer.ApnsBehaviour(unregistered=frozenset({unregistered}))
+    ) as peer:
+        adapter = ApnsAdapter(**apns_peer.adapter_settings(peer, tmp_path))
+        yield Case(adapter=adapter, good=[f"{i:064x}" for i in range(12)], rejected=unregistered)
+
+
 CASES: dict[str, Callable[[Path], AbstractContextManager[Case]]] = {
     "file": file_case,
     "console": console_case,
@@ -165,6 +189,8 @@ CASES: dict[str, Callable[[Path], AbstractContextManager[Case]]] = {
     "smpp": smpp_case,
     "facebook": facebook_case,
     "zalo": zalo_case,
+    "fcm": fcm_case,
+    "apns": apns_case,
 }
 
 
@@ -370,6 +396,26 @@ def zalo_with(tmp_path: Path, behaviour: ZaloBehaviour, *, timeout: float = 5.0)
         yield Trial(adapter, "84912340001")
 
 
+@contextmanager
+def fcm_with(
+    tmp_path: Path, behaviour: fcm_peer.FcmBehaviour, *, storm: int = 0, **settings: Any
+) -> Iterator[Trial]:
+    with fcm_peer.running_fcm(tmp_path, behaviour) as peer:
+        peer.storm(storm)  # 429 QUOTA_EXCEEDED with Retry-After for the next ``storm`` messages
+        adapter = FcmAdapter(**fcm_peer.adapter_settings(peer, tmp_path, **settings))
+        yield Trial(adapter, "fcm-token-1:APA91b")
+
+
+@contextmanager
+def apns_with(
+    tmp_path: Path, behaviour: apns_peer.ApnsBehaviour, *, storm: int = 0, **settings: Any
+) -> Iterator[Trial]:
+    with apns_peer.running_apns(tmp_path, behaviour) as peer:
+        peer.storm(storm)  # 429 TooManyRequests for the next ``storm`` notifications
+        adapter = ApnsAdapter(**apns_peer.adapter_settings(peer, tmp_path, **settings))
+        yield Trial(adapter, "0" * 64)
+
+
 FAILURES: dict[tuple[str, type[ChannelError]], Callable[[Path], AbstractContextManager[Trial]]] = {
     ("smpp", Throttled): smpp_throttled,
     ("smpp", ConfigurationError): smpp_misconfigured,
@@ -394,6 +440,14 @@ FAILURES: dict[tuple[str, type[ChannelError]], Callable[[Path], AbstractContextM
     ("zalo", ConfigurationError): lambda p: zalo_with(p, ZaloBehaviour(expired_token=True)),  # -124
     # The peer takes the message, then holds its answer past the adapter's timeout.
     ("zalo", OutcomeUnknown): lambda p: zalo_with(p, ZaloBehaviour(stall_sends=1), timeout=0.3),
+    ("fcm", Throttled): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(), storm=1),
+    ("fcm", ConfigurationError): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(third_party_auth_error=True)),
+    # The peer takes the request and never answers; the adapter gives up after its timeout.
+    ("fcm", OutcomeUnknown): lambda p: fcm_with(p, fcm_peer.FcmBehaviour(silent=True), timeout=1.0),
+    ("apns", Throttled): lambda p: apns_with(p, apns_peer.ApnsBehaviour(), storm=1),
+    # The topic is not the app the team's key may push to (400 TopicDisallowed).
+    ("apns", ConfigurationError): lambda p: apns_with(p, apns_peer.ApnsBehaviour(), topic="vn.gov.other.app"),
+    ("apns", OutcomeUnknown): lambda p: apns_with(p, apns_peer.ApnsBehaviour(silent=True), timeout=1.0),
 }
 # Why an adapter never reports a class: it writes locally, so nothing asks it to slow down or leaves it in doubt.
 NEVER: dict[tuple[str, type[ChannelError]], str] = {
