@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
 from broadcaster.db.models import Contact
+from broadcaster.devices import tokens_of
 from broadcaster.eligibility import PolicyScope, verdicts
 from broadcaster.i18n import N_
 from channels.base import Channel
@@ -37,8 +38,10 @@ class Exclusion:
     NO_PRIOR_CONSENT = REASON_TEXTS[ExclusionReason.NO_PRIOR_CONSENT]
     DO_NOT_CALL = REASON_TEXTS[ExclusionReason.DO_NOT_CALL]
     CAMPAIGN_LIST = REASON_TEXTS[ExclusionReason.CAMPAIGN_LIST]
+    NO_DEVICE = N_("no device registered for push")
     DUPLICATE = N_("same address as another recipient of this run")
     TOO_LONG = N_("SMS longer than the allowed number of parts")
+    PUSH_TOO_LARGE = N_("push notification past the payload or text limits")
 
 
 def audience_query(audience: Audience) -> Select[Contact]:
@@ -87,7 +90,8 @@ def iter_audience(
 
 def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | None]:
     """(normalised address, None) when the contact has an address fit for this channel, else (address or None,
-    reason). Consent and suppression are the ``Screen``'s business: they need the database."""
+    reason). Consent and suppression are the ``Screen``'s business: they need the database. Push addresses
+    are device tokens, in their own table: ``channel_candidates`` reads them."""
     if channel == Channel.SMS:
         if not contact.phone:
             return None, Exclusion.NO_PHONE
@@ -99,6 +103,23 @@ def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | N
             return None, Exclusion.NO_EMAIL
         return contact.email, None  # as stored: the local part may be case-sensitive (RFC 5321 §2.4)
     raise ValueError(f"unsupported channel {channel!r}")
+
+
+def channel_candidates(
+    session: Session, contacts: Sequence[Contact], channel: str
+) -> list[tuple[Contact, str | None, str | None]]:
+    """(contact, address, reason) per message a page could give on ``channel``: one per contact, except on
+    push, one per registered device token (a contact without any: one with ``NO_DEVICE``)."""
+    if channel != Channel.PUSH:
+        return [(c, *channel_address(c, channel)) for c in contacts]
+    tokens = tokens_of(session, [c.id for c in contacts])
+    candidates: list[tuple[Contact, str | None, str | None]] = []
+    for contact in contacts:
+        found = tokens.get(contact.id)
+        if not found:
+            candidates.append((contact, None, Exclusion.NO_DEVICE))
+        candidates.extend((contact, token, None) for token in found or ())
+    return candidates
 
 
 @dataclass
@@ -147,7 +168,7 @@ class Screen:
         """The page's decisions for messages meant to go at ``at`` (now, or when the send window opens)."""
         decisions: list[Decision] = []
         for channel in self.channels:
-            candidates = [(c, *channel_address(c, channel)) for c in contacts]
+            candidates = channel_candidates(session, contacts, channel)
             # Once per address: a second contact with it is a duplicate, not a second send against its cap.
             reachable = list(dict.fromkeys(a for _c, a, why in candidates if a and why is None))
             found = verdicts(session, self.scopes[channel], reachable, at=at)

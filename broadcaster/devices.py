@@ -1,0 +1,95 @@
+"""Device tokens: the push devices of each contact, registered by the city app, forgotten when a provider
+says a token is no longer valid (docs/push.md, "Engine side").
+
+One row per token, several per person; a token moves to the contact who registered it last (a shared or
+resold phone), never belongs to two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from broadcaster.db.models import DeviceToken
+
+__all__ = ["Platform", "Registration", "forget_token", "register_token", "tokens_of"]
+
+
+class Platform(StrEnum):
+    """Where the city app runs: FCM serves android and web, APNs (or FCM's APNs bridge) serves ios."""
+
+    ANDROID = "android"
+    IOS = "ios"
+    WEB = "web"
+
+
+class Registration(StrEnum):
+    """What registering a token did."""
+
+    CREATED = "created"
+    REFRESHED = "refreshed"
+    """Known already: its platform, app version and update time are brought up to date."""
+    MOVED = "moved"
+    """Known for another contact: it now belongs to this one."""
+
+
+def tokens_of(session: Session, contact_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Each contact's tokens, oldest registration first (one query per page of contacts)."""
+    found: dict[int, list[str]] = {}
+    if not contact_ids:
+        return found
+    rows = session.execute(
+        select(DeviceToken.contact_id, DeviceToken.token)
+        .where(DeviceToken.contact_id.in_(list(contact_ids)))
+        .order_by(DeviceToken.contact_id, DeviceToken.id)
+    )
+    for contact_id, token in rows:
+        found.setdefault(contact_id, []).append(token)
+    return found
+
+
+def register_token(
+    session: Session,
+    *,
+    contact_id: int,
+    token: str,
+    platform: Platform,
+    app_version: str | None,
+    now: datetime,
+) -> Registration:
+    """Create or refresh ``token`` for ``contact_id`` in the caller's transaction."""
+    row = session.scalar(select(DeviceToken).where(DeviceToken.token == token).with_for_update())
+    if row is None:
+        session.add(
+            DeviceToken(
+                contact_id=contact_id,
+                token=token,
+                platform=platform.value,
+                app_version=app_version,
+                registered_at=now,
+                updated_at=now,
+            )
+        )
+        session.flush()
+        return Registration.CREATED
+    outcome = Registration.REFRESHED if row.contact_id == contact_id else Registration.MOVED
+    row.contact_id = contact_id
+    row.platform = platform.value
+    row.app_version = app_version
+    row.updated_at = now
+    if outcome is Registration.MOVED:
+        row.registered_at = now
+    return outcome
+
+
+def forget_token(session: Session, *, token: str, contact_id: int | None = None) -> bool:
+    """Delete ``token`` (only when it is ``contact_id``'s, if given); False when there was no such row."""
+    statement = delete(DeviceToken).where(DeviceToken.token == token)
+    if contact_id is not None:
+        statement = statement.where(DeviceToken.contact_id == contact_id)
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))

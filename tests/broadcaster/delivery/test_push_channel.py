@@ -1,0 +1,135 @@
+"""A push campaign plans one message per registered device, sends through the ``file`` adapter on the push
+channel (the engine reaches adapters only through the registry), and forgets the tokens the adapter rejects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import select
+
+from broadcaster.campaigns.audience import Exclusion
+from broadcaster.db.models import Contact, DeviceToken
+from broadcaster.devices import Platform, register_token
+from broadcaster.outbox.composition import VersionCache, outbound_message
+from broadcaster.vocabulary import MessageStatus
+from consent.models import Suppression
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.workdir_files import citizens
+
+PUSH_TITLE = "{{ org.short_name }}: {{ vars.thu_tuc }}"
+PUSH_TEXT = "Kính gửi {{ contact.full_name }}, từ {{ vars.ngay }} thủ tục {{ vars.thu_tuc }} nộp trực tuyến."
+PUSH_LINK = "danang://thu-tuc/{{ campaign.id }}"
+
+
+def token_of(number: int) -> str:
+    """An FCM-like registration token (152 characters), unique per ``number``."""
+    return f"fcm{number:08d}:APA91b" + "x" * 138
+
+
+def write_push_templates(pipeline: Pipeline, *, text: str = PUSH_TEXT) -> None:
+    folder = pipeline.directory / "templates" / "push"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "thu-nghiem.title.j2").write_text(PUSH_TITLE, encoding="utf-8")
+    (folder / "thu-nghiem.txt.j2").write_text(text, encoding="utf-8")
+    (folder / "thu-nghiem.link.j2").write_text(PUSH_LINK, encoding="utf-8")
+
+
+def register_devices(pipeline: Pipeline, devices_per_contact: dict[str, int]) -> dict[str, list[str]]:
+    """Register ``n`` tokens for each contact (by external id), numbered in order; returns them by contact."""
+    registered: dict[str, list[str]] = {}
+    number = 0
+    with pipeline.context.sessions.begin() as session:
+        contacts = {c.external_id: c.id for c in session.scalars(select(Contact))}
+        for external_id, count in devices_per_contact.items():
+            for _ in range(count):
+                token = token_of(number)
+                register_token(
+                    session,
+                    contact_id=contacts[external_id],
+                    token=token,
+                    platform=Platform.IOS if number % 3 == 0 else Platform.ANDROID,
+                    app_version="2.4.1",
+                    now=pipeline.clock.now(),
+                )
+                registered.setdefault(external_id, []).append(token)
+                number += 1
+    return registered
+
+
+def push_pipeline(make_pipeline: PipelineFactory, tmp_path: Path, reject: list[str]) -> Pipeline:
+    return make_pipeline(
+        providers={
+            "ung_dung": {
+                "channel": "push",
+                "type": "file",
+                "path": str(tmp_path / "push.jsonl"),
+                "reject": reject,
+            }
+        }
+    )
+
+
+PUSH_CHANNELS = {"push": {"template": "push/thu-nghiem", "provider": "ung_dung"}}
+
+
+def test_a_thousand_devices_rejected_tokens_are_forgotten(
+    make_pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    people = citizens(540)
+    # 480 people with two devices and 40 with one: 1,000 tokens; the last 20 people have none.
+    devices = {p["external_id"]: 2 for p in people[:480]} | {p["external_id"]: 1 for p in people[480:520]}
+    reject = [token_of(n) for n in range(0, 1000, 20)]  # 5 %: every 20th token
+    pipeline = push_pipeline(make_pipeline, tmp_path, reject)
+    pipeline.add_contacts(people)
+    registered = register_devices(pipeline, devices)
+    tokens = {token for found in registered.values() for token in found}
+    assert len(tokens) == 1000
+    assert len(reject) == 50
+    write_push_templates(pipeline)
+    campaign_id = pipeline.approved_campaign(channels=PUSH_CHANNELS)
+
+    run_id = pipeline.send(campaign_id)
+
+    messages = pipeline.messages(run_id, channel="push")
+    assert Counter(m.status for m in messages) == {
+        MessageStatus.SENT: 950,
+        MessageStatus.PERMANENT_FAILURE: 50,
+        MessageStatus.SUPPRESSED: 20,
+    }
+    assert {m.reason for m in messages if m.status == MessageStatus.SUPPRESSED} == {Exclusion.NO_DEVICE}
+    assert {m.address for m in messages if m.status == MessageStatus.PERMANENT_FAILURE} == set(reject)
+    with pipeline.context.readers() as session:
+        left = set(session.scalars(select(DeviceToken.token)))
+        suppressed = set(session.scalars(select(Suppression.address).where(Suppression.channel == "push")))
+    assert left == tokens - set(reject)  # exactly the rejected tokens went
+    assert suppressed == set(reject)
+    # What went on the wire follows the push contract: one line per token, the title as subject, the body.
+    lines = [json.loads(line) for line in (tmp_path / "push.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 950
+    assert {line["channel"] for line in lines} == {"push"}
+    assert {line["to"] for line in lines} == tokens - set(reject)
+    assert {line["subject"] for line in lines} == {"SKHCN: cấp đổi giấy phép lái xe"}
+    assert all(line["body"].startswith("Kính gửi ") for line in lines)
+    sent = next(m for m in messages if m.status == MessageStatus.SENT)
+    settings = pipeline.context.settings
+    versions = VersionCache(settings)
+    with pipeline.context.readers() as session:
+        definition = versions.definition(session, sent.version_id or 0)
+        outbound = outbound_message(session, sent, definition, {}, versions=versions, settings=settings)
+    assert (outbound.address, outbound.subject, outbound.body) == (sent.address, sent.subject, sent.body)
+    assert outbound.options == {"link": "danang://thu-tuc/thong-bao-thu-nghiem"}
+
+    # The next campaign targets none of the forgotten tokens; a person whose only device went has none now.
+    second = pipeline.approved_campaign(id="thong-bao-lan-hai", channels=PUSH_CHANNELS)
+    run_two = pipeline.send(second)
+    again = pipeline.messages(run_two, channel="push")
+    left_without = sum(1 for found in registered.values() if set(found) <= set(reject))
+    assert left_without > 0
+    assert {m.address for m in again if m.status == MessageStatus.SENT} == tokens - set(reject)
+    assert Counter(m.status for m in again) == {
+        MessageStatus.SENT: 950,
+        MessageStatus.SUPPRESSED: 20 + left_without,
+    }
