@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, or_, select, union
+from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from broadcaster.contacts.emails import EmailError, normalize_email
@@ -31,6 +31,7 @@ from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.i18n import translate
 from broadcaster.outbox.replies import sms_address
+from channels.base import Channel
 from channels.sms.receipts import read_pdu
 from consent.erasure import subject_hash
 from consent.models import CampaignExclusion, ConsentEvent, DoNotCallEntry, Suppression
@@ -81,24 +82,31 @@ def keyed_hash(secret: str, subject: Subject) -> str:
     return subject_hash(secret, subject.channel, subject.key)
 
 
-def contacts(session: Session, subject: Subject) -> list[Contact]:
+def _is_subject(subject: Subject) -> ColumnElement[bool]:
     if subject.channel == "sms":
-        where = Contact.phone == subject.key
-    else:
-        where = func.lower(Contact.email) == subject.key
-    return list(session.scalars(select(Contact).where(where).order_by(Contact.id)))
+        return Contact.phone == subject.key
+    return func.lower(Contact.email) == subject.key
+
+
+def contacts(session: Session, subject: Subject) -> list[Contact]:
+    return list(session.scalars(select(Contact).where(_is_subject(subject)).order_by(Contact.id)))
 
 
 def messages(session: Session, subject: Subject, *, subject_hash: str | None = None) -> list[Message]:
     """The subject's messages by address key (every writer fills it), and with ``subject_hash`` also those
-    whose address retention removed, by their keyed address hash (the same key and hash: audit.hashes)."""
+    whose address retention removed, by their keyed address hash (the same key and hash: audit.hashes).
+    Push notifications are addressed to device tokens: those of the subject's contacts count too."""
     same = select(Message.id).where(Message.channel == subject.channel, Message.address_key == subject.key)
+    pushed = select(Message.id).where(
+        Message.channel == Channel.PUSH,
+        Message.contact_id.in_(select(Contact.id).where(_is_subject(subject))),
+    )
+    found = [same, pushed]
     if subject_hash is not None:
-        hashed = select(Message.id).where(
-            Message.channel == subject.channel, Message.address_hash == subject_hash
+        found.append(
+            select(Message.id).where(Message.channel == subject.channel, Message.address_hash == subject_hash)
         )
-        same = union(same, hashed)  # type: ignore[assignment]
-    query = select(Message).where(Message.id.in_(same))
+    query = select(Message).where(Message.id.in_(union(*found)))
     return list(session.scalars(query.order_by(Message.id)))
 
 

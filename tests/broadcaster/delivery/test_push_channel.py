@@ -11,13 +11,18 @@ from pathlib import Path
 from sqlalchemy import select
 
 from broadcaster.campaigns.audience import Exclusion
+from broadcaster.campaigns.preview import preview_version
+from broadcaster.campaigns.store import get_version
 from broadcaster.db.models import Contact, DeviceToken
 from broadcaster.devices import Platform, register_token
 from broadcaster.outbox.composition import VersionCache, outbound_message
+from broadcaster.subjects.erase import erase
+from broadcaster.subjects.held import keyed_hash, parse_subject
 from broadcaster.vocabulary import MessageStatus
 from consent.models import Suppression
+from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
-from tests.broadcaster.delivery.workdir_files import citizens
+from tests.broadcaster.delivery.workdir_files import citizen, citizens
 
 PUSH_TITLE = "{{ org.short_name }}: {{ vars.thu_tuc }}"
 PUSH_TEXT = "Kính gửi {{ contact.full_name }}, từ {{ vars.ngay }} thủ tục {{ vars.thu_tuc }} nộp trực tuyến."
@@ -133,3 +138,74 @@ def test_a_thousand_devices_rejected_tokens_are_forgotten(
         MessageStatus.SENT: 950,
         MessageStatus.SUPPRESSED: 20 + left_without,
     }
+
+
+def test_preview_counts_devices_and_people_without_one(
+    make_pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    pipeline = push_pipeline(make_pipeline, tmp_path, [])
+    people = citizens(3)
+    pipeline.add_contacts(people)
+    register_devices(pipeline, {people[0]["external_id"]: 2, people[1]["external_id"]: 1})
+    write_push_templates(pipeline)
+    campaign_id = pipeline.load_campaign(pipeline.write_campaign(channels=PUSH_CHANNELS))
+
+    with pipeline.context.sessions.begin() as session:
+        version = get_version(session, campaign_id, 1)
+        preview = preview_version(session, version, pipeline.context.settings, now=pipeline.clock.now())
+
+    (push,) = preview.channels
+    assert (push.channel, push.recipients) == ("push", 3)  # three devices
+    assert push.exclusions == {Exclusion.NO_DEVICE: 1}
+    assert preview.reached_contacts == 2
+    assert push.samples[0]["to"] == token_of(0)
+    assert push.samples[0]["link"] == "danang://thu-tuc/thong-bao-thu-nghiem"
+
+
+def test_a_notification_past_the_limits_for_one_person_is_kept_back(
+    make_pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    pipeline = push_pipeline(make_pipeline, tmp_path, [])
+    # The sample contact's name passes validation (8 x 20 characters); a 150-character name does not.
+    people = [citizen(1), citizen(2, full_name="Tôn Nữ " + "Thị " * 35 + "An")]
+    pipeline.add_contacts(people)
+    register_devices(pipeline, {people[0]["external_id"]: 1, people[1]["external_id"]: 1})
+    write_push_templates(pipeline, text="{{ (contact.full_name ~ ' ') * 8 }}")
+    campaign_id = pipeline.approved_campaign(channels=PUSH_CHANNELS)
+
+    run_id = pipeline.send(campaign_id)
+
+    statuses = {m.address: (m.status, m.reason) for m in pipeline.messages(run_id)}
+    assert statuses == {
+        token_of(0): (MessageStatus.SENT, None),
+        token_of(1): (MessageStatus.SUPPRESSED, Exclusion.PUSH_TOO_LARGE),
+    }
+
+
+def test_erasing_a_person_removes_their_devices_and_push_texts(
+    make_pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    pipeline = push_pipeline(make_pipeline, tmp_path, [])
+    people = citizens(2)
+    pipeline.add_contacts(people)
+    register_devices(pipeline, {people[0]["external_id"]: 2, people[1]["external_id"]: 1})
+    write_push_templates(pipeline)
+    run_id = pipeline.send(pipeline.approved_campaign(channels=PUSH_CHANNELS))
+    subject = parse_subject(people[0]["phone"])
+
+    with pipeline.context.sessions.begin() as session:
+        keyed = keyed_hash(pipeline.context.settings.security.erasure_key(), subject)
+        erase(
+            session,
+            subject,
+            reference="HS-2026-031",
+            subject_hash=keyed,
+            actor=ADMIN_LOGIN,
+            now=pipeline.clock.now(),
+        )
+
+    with pipeline.context.readers() as session:
+        assert set(session.scalars(select(DeviceToken.token))) == {token_of(2)}
+    messages = pipeline.messages(run_id)
+    assert [m.address for m in messages if m.body] == [token_of(2)]  # the other person's is untouched
+    assert all(m.address.startswith("erased:") for m in messages if not m.body)
