@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +24,9 @@ from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tests.broadcaster.conftest import database_dump
 from tests.broadcaster.delivery.pipeline import Pipeline
 from tests.broadcaster.delivery.test_city_app_consent import KEY, PHONE, WINDOW, assert_problem, signed
-from tests.broadcaster.delivery.workdir_files import citizens
+from tests.broadcaster.delivery.workdir_files import citizen, citizens
 
+PUSH_DOC = Path(__file__).resolve().parents[3] / "docs" / "push.md"
 TOKEN = "dGVzdC10b2tlbi0x:APA91bH" + "k" * 140
 E164 = "+84912000001"
 
@@ -258,3 +262,25 @@ def test_without_a_shared_key_every_request_is_refused(app_pipeline: Pipeline, c
 
     assert_problem(post(client, *signed(app_pipeline, register())), 403, "not-configured")
     assert devices(app_pipeline) == []
+
+
+def test_the_documented_example_signs_a_request_the_server_accepts(
+    app_pipeline: Pipeline, client: TestClient
+) -> None:
+    section = (
+        PUSH_DOC.read_text(encoding="utf-8").split("### Registration endpoint", 1)[1].split("\n### ", 1)[0]
+    )
+    (block,) = re.findall(r"^```python\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    namespace: dict[str, Any] = {}
+    exec(block, namespace)  # noqa: S102  the project's own documentation
+    app_pipeline.clock.set(datetime.now(UTC))  # the example signs with the real time, as the app does
+    app_pipeline.add_contacts([citizen(3, phone="0905123456")])
+    (payload,) = re.findall(r"^```json\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    fields = {key: value for key, value in json.loads(payload).items() if key != "nonce"}
+
+    response = post(client, *namespace["signed_device_request"](KEY, fields))
+
+    assert response.json() == {"status": "created"}
+    assert [(phone, platform) for phone, _token, platform, _version in devices(app_pipeline)] == [
+        ("+84905123456", "android")
+    ]
