@@ -15,8 +15,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from broadcaster.db.models import DeviceToken
+from channels.base import Channel
+from consent.models import Suppression
+from consent.suppression import address_key
 
-__all__ = ["Platform", "Registration", "forget_token", "register_token", "tokens_of"]
+__all__ = ["Platform", "Registration", "forget_token", "lift_rejection", "register_token", "tokens_of"]
 
 
 class Platform(StrEnum):
@@ -84,6 +87,17 @@ def register_token(
     if outcome is Registration.MOVED:
         row.registered_at = now
     return outcome
+
+
+def lift_rejection(session: Session, *, token: str) -> bool:
+    """Remove the push suppression of ``token`` (a provider once rejected it, ``outbox/results.py``): the app
+    registering it again means the provider issued it anew. Returns whether there was one."""
+    result = session.execute(
+        delete(Suppression)
+        .where(Suppression.channel == Channel.PUSH, Suppression.address == address_key(Channel.PUSH, token))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def forget_token(session: Session, *, token: str, contact_id: int | None = None) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.db.models import Contact
-from broadcaster.devices import forget_token, register_token
+from broadcaster.devices import forget_token, lift_rejection, register_token
 from broadcaster.web.app_nonces import use_nonce
 from broadcaster.web.city_app_device_request import DeviceRequest
 from broadcaster.web.city_app_request import invalid
@@ -39,8 +39,10 @@ def record_device_request(
             app_version=request.app_version,
             now=at,
         ).value
+        lifted = lift_rejection(session, token=request.token)
         action = REGISTER_ACTION
     else:
+        lifted = False
         outcome = (
             "removed"
             if forget_token(session, token=request.token, contact_id=contact_id)
@@ -56,6 +58,7 @@ def record_device_request(
         at=at,
         details={
             "outcome": outcome,
+            "rejection_lifted": lifted,
             "platform": request.platform.value if request.platform else None,
             "app_version": request.app_version,
             # Enough to tell two devices apart in the trail; the token itself is a credential of the device.

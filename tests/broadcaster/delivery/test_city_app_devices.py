@@ -21,6 +21,7 @@ from broadcaster.db.models import AuditEntry, Contact, DeviceToken
 from broadcaster.web.app import create_app
 from broadcaster.web.app_device_routes import DEVICES_PATH
 from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from consent.suppression import suppress, suppressed_among
 from tests.broadcaster.conftest import database_dump
 from tests.broadcaster.delivery.pipeline import Pipeline
 from tests.broadcaster.delivery.test_city_app_consent import KEY, PHONE, WINDOW, assert_problem, signed
@@ -284,3 +285,19 @@ def test_the_documented_example_signs_a_request_the_server_accepts(
     assert [(phone, platform) for phone, _token, platform, _version in devices(app_pipeline)] == [
         ("+84905123456", "android")
     ]
+
+
+def test_registering_a_token_a_provider_rejected_lifts_its_suppression(
+    app_pipeline: Pipeline, client: TestClient
+) -> None:
+    with app_pipeline.context.sessions.begin() as session:
+        suppress(session, channel="push", address=TOKEN, reason="unregistered", source="fcm:UNREGISTERED",
+                 at=app_pipeline.clock.now())  # fmt: skip
+
+    assert post(client, *signed(app_pipeline, register())).json() == {"status": "created"}
+
+    with app_pipeline.context.readers() as session:
+        assert suppressed_among(session, channel="push", addresses=[TOKEN]) == set()
+    (entry,) = device_audit(app_pipeline)
+    details = json.loads(entry.details) if isinstance(entry.details, str) else entry.details
+    assert details["rejection_lifted"] is True
