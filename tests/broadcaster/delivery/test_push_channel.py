@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from broadcaster.campaigns.audience import Exclusion
@@ -22,7 +23,8 @@ from broadcaster.vocabulary import MessageStatus
 from consent.models import Suppression
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
-from tests.broadcaster.delivery.workdir_files import citizen, citizens
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizen, citizens
+from tests.broadcaster.test_cli import Cli, one_line
 
 PUSH_TITLE = "{{ org.short_name }}: {{ vars.thu_tuc }}"
 PUSH_TEXT = "Kính gửi {{ contact.full_name }}, từ {{ vars.ngay }} thủ tục {{ vars.thu_tuc }} nộp trực tuyến."
@@ -209,3 +211,35 @@ def test_erasing_a_person_removes_their_devices_and_push_texts(
     messages = pipeline.messages(run_id)
     assert [m.address for m in messages if m.body] == [token_of(2)]  # the other person's is untouched
     assert all(m.address.startswith("erased:") for m in messages if not m.body)
+
+
+def test_campaigns_validate_and_preview_on_the_command_line(
+    make_pipeline: PipelineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = push_pipeline(make_pipeline, tmp_path, [])
+    people = citizens(2)
+    pipeline.add_contacts(people)
+    register_devices(pipeline, {people[0]["external_id"]: 1})
+    write_push_templates(pipeline)
+    path = pipeline.write_campaign(channels=PUSH_CHANNELS)
+    monkeypatch.chdir(pipeline.directory)
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    cli = Cli(monkeypatch)
+    cli("campaigns", "load", str(path), user=EDITOR)
+
+    shown = one_line(cli("campaigns", "preview", "thong-bao-thu-nghiem").stdout)
+
+    assert "Recipients: 1" in shown
+    assert "excluded: 1 — no device registered for push" in shown
+    assert f"→ {token_of(0)}" in shown
+    assert "Title: SKHCN: cấp đổi giấy phép lái xe" in shown
+    assert "Link: danang://thu-tuc/thong-bao-thu-nghiem" in shown
+
+    (pipeline.directory / "templates" / "push" / "thu-nghiem.link.j2").write_text(
+        "https://dichvucong.danang.gov.vn/?q={{ 'x' * 4000 }}", encoding="utf-8"
+    )
+    result = cli("campaigns", "validate", str(path), expect=1)
+    refused = one_line(result.stdout + result.stderr)
+    assert "thu-nghiem.txt.j2" in refused
+    assert "more than FCM's 4096" in refused
