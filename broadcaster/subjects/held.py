@@ -23,6 +23,7 @@ from broadcaster.db.models import (
     Contact,
     ContactImport,
     DeliveryEventRow,
+    DeviceToken,
     InboundRecord,
     InboxReply,
     Message,
@@ -90,6 +91,14 @@ def _is_subject(subject: Subject) -> ColumnElement[bool]:
 
 def contacts(session: Session, subject: Subject) -> list[Contact]:
     return list(session.scalars(select(Contact).where(_is_subject(subject)).order_by(Contact.id)))
+
+
+def devices(session: Session, contact_ids: Sequence[int]) -> list[DeviceToken]:
+    """The push devices registered for the person's contacts (erasure takes them with the contacts)."""
+    if not contact_ids:
+        return []
+    query = select(DeviceToken).where(DeviceToken.contact_id.in_(list(contact_ids))).order_by(DeviceToken.id)
+    return list(session.scalars(query))
 
 
 def messages(session: Session, subject: Subject, *, subject_hash: str | None = None) -> list[Message]:

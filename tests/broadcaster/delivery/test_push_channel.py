@@ -18,6 +18,7 @@ from broadcaster.db.models import Contact, DeviceToken
 from broadcaster.devices import Platform, register_token
 from broadcaster.outbox.composition import VersionCache, outbound_message
 from broadcaster.subjects.erase import erase
+from broadcaster.subjects.export import export
 from broadcaster.subjects.held import keyed_hash, parse_subject
 from broadcaster.vocabulary import MessageStatus
 from consent.models import Suppression
@@ -184,7 +185,7 @@ def test_a_notification_past_the_limits_for_one_person_is_kept_back(
     }
 
 
-def test_erasing_a_person_removes_their_devices_and_push_texts(
+def test_a_person_export_lists_their_devices_and_erasure_removes_them(
     make_pipeline: PipelineFactory, tmp_path: Path
 ) -> None:
     pipeline = push_pipeline(make_pipeline, tmp_path, [])
@@ -194,9 +195,16 @@ def test_erasing_a_person_removes_their_devices_and_push_texts(
     write_push_templates(pipeline)
     run_id = pipeline.send(pipeline.approved_campaign(channels=PUSH_CHANNELS))
     subject = parse_subject(people[0]["phone"])
+    keyed = keyed_hash(pipeline.context.settings.security.erasure_key(), subject)
+    with pipeline.context.sessions.begin() as session:
+        document = export(session, subject, subject_hash=keyed, actor=ADMIN_LOGIN, now=pipeline.clock.now())
+    assert [(d["token"], d["platform"]) for d in document["devices"]] == [
+        (token_of(0), "ios"),
+        (token_of(1), "android"),
+    ]
+    assert sorted(m["address"] for m in document["messages"]) == [token_of(0), token_of(1)]
 
     with pipeline.context.sessions.begin() as session:
-        keyed = keyed_hash(pipeline.context.settings.security.erasure_key(), subject)
         erase(
             session,
             subject,
