@@ -25,7 +25,7 @@ from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contac
 from broadcaster.db.rows import required
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.queues import Enqueuer
-from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run
+from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run, retry_key
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
 from channels.base import Channel
@@ -159,7 +159,7 @@ def _rows_for_page(
     session: Session,
     page: list[Contact],
     *,
-    keep: set[tuple[int, str]] | None,
+    keep: set[tuple[int, str, str | None]] | None,
     screen: Screen,
     composer: Composer,
     run: int,
@@ -174,8 +174,11 @@ def _rows_for_page(
     rows: list[dict[str, Any]] = []
     # The policy judges each message at the moment it may first go: now, or when the send window opens.
     for decision in screen.page(session, page, at=not_before or now):
-        if keep is not None and (decision.contact.id, decision.channel) not in keep:
-            continue  # a retry run: this channel reached the contact last time
+        if (
+            keep is not None
+            and retry_key(decision.contact.id, decision.channel, decision.address) not in keep
+        ):
+            continue  # a retry run: this channel (this device, on push) reached the contact last time
         if decision.exclusion is not None and decision.exclusion not in RECORDED_EXCLUSIONS:
             continue
         # Only a push row may lack an address: the contact's one row saying it has no device.

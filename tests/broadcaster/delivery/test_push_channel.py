@@ -15,7 +15,7 @@ from broadcaster.campaigns.audience import Exclusion
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import get_version
 from broadcaster.db.models import Contact, DeviceToken
-from broadcaster.devices import Platform, register_token
+from broadcaster.devices import Platform, lift_rejection, register_token
 from broadcaster.outbox.composition import VersionCache, outbound_message
 from broadcaster.subjects.erase import erase
 from broadcaster.subjects.export import export
@@ -24,6 +24,7 @@ from broadcaster.vocabulary import MessageStatus
 from consent.models import Suppression
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.test_retry_failed import retry
 from tests.broadcaster.delivery.workdir_files import EDITOR, citizen, citizens
 from tests.broadcaster.test_cli import Cli, one_line
 
@@ -251,3 +252,42 @@ def test_campaigns_validate_and_preview_on_the_command_line(
     refused = one_line(result.stdout + result.stderr)
     assert "thu-nghiem.txt.j2" in refused
     assert "more than FCM's 4096" in refused
+
+
+def test_retrying_the_failed_sends_to_the_failed_device_only(
+    make_pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    people = citizens(2)
+    pipeline = push_pipeline(make_pipeline, tmp_path, [token_of(1)])
+    pipeline.add_contacts(people)
+    registered = register_devices(pipeline, {people[0]["external_id"]: 2, people[1]["external_id"]: 1})
+    write_push_templates(pipeline)
+    campaign_id = pipeline.approved_campaign(channels=PUSH_CHANNELS)
+    first = pipeline.send(campaign_id)
+    assert {m.address: m.status for m in pipeline.messages(first)} == {
+        token_of(0): MessageStatus.SENT,
+        token_of(1): MessageStatus.PERMANENT_FAILURE,
+        token_of(2): MessageStatus.SENT,
+    }
+
+    # The rejected token is gone: a retry has nothing to send, and the person's other device gets no copy.
+    nothing = retry(pipeline, campaign_id, first)
+    assert pipeline.messages(nothing.run_id) == []
+
+    # The app registers that token again: a retry goes to it alone (and the adapter, still refusing it, fails it).
+    with pipeline.context.sessions.begin() as session:
+        register_token(session, contact_id=_contact_id(pipeline, people[0]), token=token_of(1),
+                       platform=Platform.ANDROID, app_version="2.5.0", now=pipeline.clock.now())  # fmt: skip
+        lift_rejection(session, token=token_of(1))
+    again = retry(pipeline, campaign_id, first)
+    assert [(m.address, m.status) for m in pipeline.messages(again.run_id)] == [
+        (token_of(1), MessageStatus.PERMANENT_FAILURE)
+    ]
+    assert registered[people[0]["external_id"]] == [token_of(0), token_of(1)]
+
+
+def _contact_id(pipeline: Pipeline, person: dict[str, str]) -> int:
+    with pipeline.context.readers() as session:
+        found = session.scalar(select(Contact.id).where(Contact.external_id == person["external_id"]))
+    assert found is not None
+    return found
