@@ -14,9 +14,10 @@ from sqlalchemy import select
 from broadcaster.campaigns.audience import Exclusion
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import get_version
-from broadcaster.db.models import Contact, DeviceToken
+from broadcaster.db.models import Contact, DeviceToken, Message
 from broadcaster.devices import Platform, lift_rejection, register_token
 from broadcaster.outbox.composition import VersionCache, outbound_message
+from broadcaster.outbox.planner import idempotency_key
 from broadcaster.subjects.erase import erase
 from broadcaster.subjects.export import export
 from broadcaster.subjects.held import keyed_hash, parse_subject
@@ -291,3 +292,17 @@ def _contact_id(pipeline: Pipeline, person: dict[str, str]) -> int:
         found = session.scalar(select(Contact.id).where(Contact.external_id == person["external_id"]))
     assert found is not None
     return found
+
+
+def test_idempotency_keys_are_unique_per_run_contact_and_device_and_fit_their_column() -> None:
+    longest = "t" * 512
+    keys = {
+        idempotency_key(run, "push", token, contact_id=contact)
+        for run in (1, 2)
+        for contact in (7, 8)
+        for token in (token_of(0), token_of(1), longest, None)
+    }
+    assert len(keys) == 2 * 2 * 4
+    column = Message.__table__.c.idempotency_key.type.length  # type: ignore[attr-defined]
+    assert max(len(key) for key in keys) <= column
+    assert idempotency_key(1, "email", "A@Example.vn") == idempotency_key(1, "email", "a@example.vn")
