@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from broadcaster.db.models import DeviceToken
@@ -64,21 +66,33 @@ def register_token(
     app_version: str | None,
     now: datetime,
 ) -> Registration:
-    """Create or refresh ``token`` for ``contact_id`` in the caller's transaction."""
-    row = session.scalar(select(DeviceToken).where(DeviceToken.token == token).with_for_update())
-    if row is None:
-        session.add(
-            DeviceToken(
-                contact_id=contact_id,
-                token=token,
-                platform=platform.value,
-                app_version=app_version,
-                registered_at=now,
-                updated_at=now,
-            )
+    """Create or refresh ``token`` for ``contact_id`` in the caller's transaction.
+
+    ``INSERT … ON CONFLICT DO NOTHING`` first: two registrations of one new token racing each other (the app
+    retrying) both end in one row, never in a unique-key error."""
+    table = DeviceToken.__table__
+    assert isinstance(table, Table)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    created = session.execute(
+        insert(table)
+        .values(
+            contact_id=contact_id,
+            token=token,
+            platform=platform.value,
+            app_version=app_version,
+            registered_at=now,
+            updated_at=now,
         )
-        session.flush()
+        .on_conflict_do_nothing(index_elements=["token"])
+        .returning(table.c.id)  # a row only when inserted (rowcount is not portable with RETURNING)
+    )
+    if created.scalar_one_or_none() is not None:
         return Registration.CREATED
+    row = session.scalar(select(DeviceToken).where(DeviceToken.token == token).with_for_update())
+    if row is None:  # deleted between the two statements (a provider rejected it meanwhile): insert it anew
+        return register_token(
+            session, contact_id=contact_id, token=token, platform=platform, app_version=app_version, now=now
+        )
     outcome = Registration.REFRESHED if row.contact_id == contact_id else Registration.MOVED
     row.contact_id = contact_id
     row.platform = platform.value

@@ -142,8 +142,9 @@ class DeviceToken(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    # FCM registration tokens are ~160 characters, APNs device tokens 64 hex digits; 512 leaves room.
-    token: Mapped[str] = mapped_column(String(512), unique=True)
+    # FCM registration tokens are ~160 characters, APNs device tokens 64 hex digits; 320 is what a message
+    # address (and a suppression) holds.
+    token: Mapped[str] = mapped_column(String(320), unique=True)
     platform: Mapped[str] = mapped_column(String(8))  # android | ios | web (broadcaster.devices.Platform)
     app_version: Mapped[str | None] = mapped_column(String(32))
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime())

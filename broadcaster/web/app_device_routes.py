@@ -22,7 +22,7 @@ from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, 
 log = logging.getLogger(__name__)
 
 DEVICES_PATH = "/city-app/devices"
-# A device request is a few hundred bytes (a token is at most 512 characters).
+# A device request is a few hundred bytes (a token is at most 320 characters).
 MAX_BODY_BYTES = 4 * 1024
 
 

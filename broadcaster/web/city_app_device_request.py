@@ -13,8 +13,9 @@ from broadcaster.devices import Platform
 from broadcaster.web.city_app_request import NONCE_PATTERN, invalid, person_address
 from broadcaster.web.problems import Problem
 
-# FCM registration tokens (letters, digits, ":", "-", "_"), APNs device tokens (hex), 16 to 512 characters.
-TOKEN_PATTERN = r"^[A-Za-z0-9_:.\-]{16,512}$"  # noqa: S105  a pattern, not a secret
+# FCM registration tokens (letters, digits, ":", "-", "_"), APNs device tokens (hex), 16 to 320 characters
+# (a message address holds 320).
+TOKEN_PATTERN = r"^[A-Za-z0-9_:.\-]{16,320}$"  # noqa: S105  a pattern, not a secret
 APP_VERSION_PATTERN = r"^[0-9A-Za-z.+\-]{1,32}$"
 _FIELDS = "nonce, action, channel, address, token, platform, app_version"
 
@@ -74,7 +75,7 @@ _FIELD_TEXTS = {
     "channel": ("bad-channel", "Trường “channel” phải là “sms” hoặc “email”."),
     "token": (
         "bad-token",
-        "Trường “token” phải là mã thiết bị FCM hoặc APNs: 16 đến 512 chữ cái, chữ số, “:”, “.”, “-” hoặc “_”.",
+        "Trường “token” phải là mã thiết bị FCM hoặc APNs: 16 đến 320 chữ cái, chữ số, “:”, “.”, “-” hoặc “_”.",
     ),
     "platform": ("bad-platform", "Trường “platform” phải là “android”, “ios” hoặc “web”."),
     "app_version": (

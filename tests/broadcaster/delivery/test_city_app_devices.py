@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from broadcaster.web.app_device_routes import DEVICES_PATH
 from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from consent.suppression import suppress, suppressed_among
 from tests.broadcaster.conftest import database_dump
-from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_city_app_consent import KEY, PHONE, WINDOW, assert_problem, signed
 from tests.broadcaster.delivery.workdir_files import citizen, citizens
 
@@ -193,6 +194,7 @@ def _without(headers: dict[str, str], name: str) -> dict[str, str]:
         pytest.param(register(), {"skew": -WINDOW - 1}, None, 401, "stale-timestamp", None, id="stale"),
         pytest.param(register(token="short"), {}, None, 422, "bad-token", "token", id="bad-token"),
         pytest.param(register(token="a b" * 10), {}, None, 422, "bad-token", "token", id="token-with-spaces"),
+        pytest.param(register(token="a" * 321), {}, None, 422, "bad-token", "token", id="token-too-long"),
         pytest.param(register(platform=None), {}, None, 422, "missing-field", "platform", id="no-platform"),
         pytest.param(
             register(platform="symbian"), {}, None, 422, "bad-platform", "platform", id="bad-platform"
@@ -301,3 +303,32 @@ def test_registering_a_token_a_provider_rejected_lifts_its_suppression(
     (entry,) = device_audit(app_pipeline)
     details = json.loads(entry.details) if isinstance(entry.details, str) else entry.details
     assert details["rejection_lifted"] is True
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def test_concurrent_registrations_of_one_token_leave_one_device(
+    make_pipeline: PipelineFactory, request: pytest.FixtureRequest, database: str
+) -> None:
+    """The app retrying a registration with new nonces while the first is in flight: all answered 200, one row."""
+    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    pipeline = make_pipeline(database_url=url)
+    pipeline.context.settings.security.city_app_key = KEY
+    pipeline.add_contacts(citizens(1))
+    copies = 6
+    requests = [signed(pipeline, register(f"nonce-concurrent-{n:06d}")) for n in range(copies)]
+    start = threading.Barrier(copies)
+    answers: list[str] = []
+    with TestClient(create_app(pipeline.context)) as client:
+
+        def send(raw: bytes, headers: dict[str, str]) -> None:
+            start.wait()
+            answers.append(post(client, raw, headers).json()["status"])
+
+        threads = [threading.Thread(target=send, args=pair) for pair in requests]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert sorted(answers) == ["created"] + ["refreshed"] * (copies - 1)
+    assert devices(pipeline) == [(E164, TOKEN, "android", "2.4.1")]

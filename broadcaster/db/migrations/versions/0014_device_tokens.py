@@ -23,7 +23,7 @@ def upgrade() -> None:
         "device_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=False),
-        sa.Column("token", sa.String(length=512), nullable=False),
+        sa.Column("token", sa.String(length=320), nullable=False),
         sa.Column("platform", sa.String(length=8), nullable=False),
         sa.Column("app_version", sa.String(length=32), nullable=True),
         sa.Column("registered_at", broadcaster.db.types.UTCDateTime(timezone=True), nullable=False),
