@@ -7,6 +7,7 @@ resold phone), never belongs to two.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -21,7 +22,22 @@ from channels.base import Channel
 from consent.models import Suppression
 from consent.suppression import address_key
 
-__all__ = ["Platform", "Registration", "forget_token", "lift_rejection", "register_token", "tokens_of"]
+__all__ = [
+    "TOKEN",
+    "TOKEN_PATTERN",
+    "Platform",
+    "Registration",
+    "forget_token",
+    "lift_rejection",
+    "register_token",
+    "tokens_of",
+]
+
+
+# FCM registration tokens (letters, digits, ":", "-", "_"), APNs device tokens (hex): 16 to 320 characters,
+# what a message address holds.
+TOKEN_PATTERN = r"^[A-Za-z0-9_:.\-]{16,320}$"  # noqa: S105  a pattern, not a secret
+TOKEN = re.compile(TOKEN_PATTERN)
 
 
 class Platform(StrEnum):

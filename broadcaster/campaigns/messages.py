@@ -28,6 +28,11 @@ PUSH_LINK_KEY = "link"
 OPT_OUT_LINE = "Hủy đăng ký nhận tin: {url}"
 
 
+def push_context(link: str | None) -> dict[str, Any]:
+    """What a push message stores as its context: its deep link as rendered, when it has one."""
+    return {PUSH_LINK_KEY: link} if link else {}
+
+
 def allow_unsubscribe(definition: CampaignDefinition, channel: str) -> bool:
     spec = definition.channels[channel]  # type: ignore[index]
     if spec.allow_unsubscribe is not None:

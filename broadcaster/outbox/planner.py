@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience
-from broadcaster.campaigns.messages import PUSH_LINK_KEY, Composer, contact_view
+from broadcaster.campaigns.messages import Composer, contact_view, push_context
 from broadcaster.campaigns.store import definition_of, verify_snapshot
 from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
@@ -242,6 +242,4 @@ def _stored_context(channel: str, view: dict[str, Any] | None, link: str | None)
     # link is kept as rendered (``outbox/composition.py`` puts it in the outbound options).
     if channel == Channel.EMAIL:
         return view or {}
-    if channel == Channel.PUSH and link:
-        return {PUSH_LINK_KEY: link}
-    return {}
+    return push_context(link) if channel == Channel.PUSH else {}

@@ -9,13 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from broadcaster.devices import Platform
+from broadcaster.devices import TOKEN_PATTERN, Platform
 from broadcaster.web.city_app_request import NONCE_PATTERN, invalid, person_address
 from broadcaster.web.problems import Problem
 
-# FCM registration tokens (letters, digits, ":", "-", "_"), APNs device tokens (hex), 16 to 320 characters
-# (a message address holds 320).
-TOKEN_PATTERN = r"^[A-Za-z0-9_:.\-]{16,320}$"  # noqa: S105  a pattern, not a secret
 APP_VERSION_PATTERN = r"^[0-9A-Za-z.+\-]{1,32}$"
 _FIELDS = "nonce, action, channel, address, token, platform, app_version"
 

@@ -317,3 +317,33 @@ def test_idempotency_keys_are_unique_per_run_contact_and_device_and_fit_their_co
     column = Message.__table__.c.idempotency_key.type.length  # type: ignore[attr-defined]
     assert max(len(key) for key in keys) <= column
     assert idempotency_key(1, "email", "A@Example.vn") == idempotency_key(1, "email", "a@example.vn")
+
+
+def test_a_test_send_reaches_one_device_and_a_bad_token_is_named(
+    make_pipeline: PipelineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = push_pipeline(make_pipeline, tmp_path, [])
+    write_push_templates(pipeline)
+    campaign_id = pipeline.approved_campaign(channels=PUSH_CHANNELS)
+    monkeypatch.chdir(pipeline.directory)
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    cli = Cli(monkeypatch)
+
+    result = cli("campaigns", "test-send", campaign_id, "--to", f"push:{token_of(9)}", user=EDITOR)
+
+    assert "sent" in result.stdout
+    (line,) = [
+        json.loads(text) for text in (tmp_path / "push.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert (line["to"], line["subject"]) == (token_of(9), "[TEST] SKHCN: cấp đổi giấy phép lái xe")
+    assert line["body"] == PUSH_TEXT.replace("{{ contact.full_name }}", "Nguyễn Thị Minh Anh").replace(
+        "{{ vars.ngay }}", "01/07/2025"
+    ).replace("{{ vars.thu_tuc }}", "cấp đổi giấy phép lái xe")
+    (message,) = pipeline.messages()
+    assert message.context == {"link": "danang://thu-tuc/thong-bao-thu-nghiem"}
+
+    refused = cli("campaigns", "test-send", campaign_id, "--to", "push:ngắn", user=EDITOR, expect=1)
+    assert "not a device token" in one_line(refused.stdout + refused.stderr)
+    email_refused = cli("campaigns", "test-send", campaign_id, "--to", "a@example.vn", user=EDITOR, expect=1)
+    assert "has no email channel" in one_line(email_refused.stdout + email_refused.stderr)
