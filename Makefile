@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast check demo bench bench-report bench-audit-verify bench-web-api bench-web-pages messages lock clean
+.PHONY: test test-fast check demo bench bench-report bench-audit-verify bench-web-api bench-web-pages bench-push messages lock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -50,6 +50,11 @@ bench-web-api: $(STAMP)
 # p50/p95 of the dashboard and the message log over 1,000,000 bulk-inserted messages ("Web pages").
 bench-web-pages: $(STAMP)
 	$(BIN)/python -m benchmarks.web_pages --n 1000000
+
+# FcmAdapter against the local FCM peer next to a raw httpx HTTP/2 client, 20,000 notifications each
+# (benchmarks/README.md, "Push (FCM)").
+bench-push: $(STAMP)
+	$(BIN)/python -m benchmarks.push --n 20000
 
 # Adds the texts newly marked for translation to the Vietnamese catalogue (empty msgstr, for the translator);
 # tests/broadcaster/test_i18n.py fails until each has its translation (docs/i18n.md).
