@@ -1,5 +1,5 @@
-"""A person's page: the contact, their consent history per address (the ledger ``consent show`` reads) and the
-staff opt-out form (``consent.manage``, a reason required), which records the withdrawal and stops their
+"""A person's page: the contact, their consent history per address (the ledger ``consent show`` reads), their
+push devices (docs/push.md) and the staff opt-out form (``consent.manage``, a reason required), which records the withdrawal and stops their
 unsent messages through the service ``consent withdraw`` uses."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from broadcaster import masking
 from broadcaster.consent_texts import consent_message
 from broadcaster.consent_withdrawals import withdraw_as_staff
-from broadcaster.db.models import Contact
+from broadcaster.db.models import Contact, DeviceToken
 from broadcaster.errors import NotFound, UserError
 from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
@@ -40,6 +41,7 @@ SOURCE_LABELS = {
     "migration": N_("Migrated from old data"),
 }
 STATE_LABELS = {True: N_("Agreed"), False: N_("Refused"), None: N_("Not recorded")}
+DEVICE_SHOWN_CHARS = 8
 
 
 def _addresses(contact: Contact) -> list[tuple[str, str]]:
@@ -77,7 +79,20 @@ def _person(request: Request, viewer: Viewer, contact_id: int) -> dict[str, Any]
                     ],
                 }
             )
-        return {"contact": shown_contact(contact, mask=mask), "ledgers": ledgers}
+        devices = [
+            {
+                # The start of the token tells devices apart; the whole of it is the device's credential.
+                "token": device.token[:DEVICE_SHOWN_CHARS] + "…",
+                "platform": device.platform,
+                "app_version": device.app_version,
+                "registered_at": device.registered_at,
+                "updated_at": device.updated_at,
+            }
+            for device in session.scalars(
+                select(DeviceToken).where(DeviceToken.contact_id == contact.id).order_by(DeviceToken.id)
+            )
+        ]
+        return {"contact": shown_contact(contact, mask=mask), "ledgers": ledgers, "devices": devices}
 
 
 def _page(
