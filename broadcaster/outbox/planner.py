@@ -210,7 +210,7 @@ def _rows_for_page(
                 "channel": decision.channel,
                 "provider": providers[decision.channel],
                 "address": address,
-                "address_key": address_key(decision.channel, address),
+                "address_key": decision.key or address_key(decision.channel, address),
                 "purpose": purpose,
                 "status": MessageStatus.SUPPRESSED if suppressed else MessageStatus.QUEUED,
                 "hold": False,
