@@ -9,8 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from broadcaster import masking
+from broadcaster.campaigns.audience import push_person
 from broadcaster.consent_texts import consent_message
 from broadcaster.consent_withdrawals import withdraw_as_staff
 from broadcaster.db.models import Contact, DeviceToken
@@ -22,6 +24,7 @@ from broadcaster.web.labels import CHANNEL, PURPOSE
 from broadcaster.web.templating import render
 from broadcaster.web.ui.common import acting_user
 from broadcaster.web.ui.contacts import shown_contact
+from channels.base import Channel
 from consent import ledger
 from consent.ledger import ConsentError
 
@@ -29,7 +32,7 @@ router = APIRouter()
 
 # The purposes in the ledger's order (the opt-out form's choices) and the channels: broadcaster.web.labels.
 PURPOSE_LABELS = {purpose: PURPOSE[purpose] for purpose in ledger.PURPOSES}
-CHANNEL_LABELS = {channel: CHANNEL[channel] for channel in ("sms", "email")}
+CHANNEL_LABELS = {channel: CHANNEL[channel] for channel in ("sms", "email", "push")}
 ACTION_LABELS = {ledger.GRANT: N_("Agreed"), ledger.WITHDRAW: N_("Withdrew consent")}
 SOURCE_LABELS = {
     "web_form": N_("Web form"),
@@ -44,8 +47,16 @@ STATE_LABELS = {True: N_("Agreed"), False: N_("Refused"), None: N_("Not recorded
 DEVICE_SHOWN_CHARS = 8
 
 
-def _addresses(contact: Contact) -> list[tuple[str, str]]:
-    return [(channel, key) for channel, key in (("sms", contact.phone), ("email", contact.email)) if key]
+def _addresses(session: Session, contact: Contact) -> list[tuple[str, str]]:
+    """(channel, ledger address) of the person: phone and e-mail, and push under the person's key once they
+    have a device (docs/push.md, "Consent")."""
+    found = [(channel, key) for channel, key in (("sms", contact.phone), ("email", contact.email)) if key]
+    if (
+        session.scalar(select(DeviceToken.id).where(DeviceToken.contact_id == contact.id).limit(1))
+        is not None
+    ):
+        found.append((Channel.PUSH, push_person(contact)))
+    return found
 
 
 def _person(request: Request, viewer: Viewer, contact_id: int) -> dict[str, Any]:
@@ -56,7 +67,7 @@ def _person(request: Request, viewer: Viewer, contact_id: int) -> dict[str, Any]
             raise NotFound(str(contact_id))
         mask = masking.must_mask(acting_user(session, viewer), unmasked=False)
         ledgers = []
-        for channel, key in _addresses(contact):
+        for channel, key in _addresses(session, contact):
             ledgers.append(
                 {
                     "channel": channel,
@@ -142,7 +153,7 @@ def withdraw(
             contact = session.get(Contact, contact_id)
             if contact is None:
                 return _page(request, viewer, contact_id)
-            address = dict(_addresses(contact)).get(channel)
+            address = dict(_addresses(session, contact)).get(channel)
             if address is None:
                 problem = _("Channel: this contact has no address on that channel.")
             else:

@@ -434,3 +434,25 @@ def test_the_city_app_withdraws_push_for_a_person_and_their_queued_notifications
         MessageStatus.QUEUED,
         MessageStatus.QUEUED,
     ]
+
+
+def test_staff_withdraw_push_for_a_person_on_the_command_line(
+    make_pipeline: PipelineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = push_pipeline(make_pipeline, tmp_path, [])
+    people = citizens(1)
+    pipeline.add_contacts(people)
+    register_devices(pipeline, {people[0]["external_id"]: 2})
+    write_push_templates(pipeline)
+    run_id = pipeline.start_run(pipeline.approved_campaign(channels=PUSH_CHANNELS))
+    pipeline.plan(run_id)
+    monkeypatch.chdir(pipeline.directory)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    cli = Cli(monkeypatch)
+
+    cli("consent", "withdraw", "0912 000 001", "--channel", "push", "--purpose", "public_information",
+        "--reason", "Gọi tổng đài 1022")  # fmt: skip
+
+    with pipeline.context.readers() as session:
+        assert ledger.current(session, "push", "+84912000001", "public_information") is False
+    assert {m.status for m in pipeline.messages(run_id)} == {MessageStatus.SUPPRESSED}

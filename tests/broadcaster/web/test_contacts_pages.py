@@ -124,3 +124,27 @@ def test_a_person_page_lists_their_push_devices_without_the_whole_token(
         "Chưa có thiết bị nào đăng ký nhận thông báo đẩy." in other.text
         or "No device is registered" in other.text
     )
+
+
+def test_staff_record_a_push_opt_out_for_a_person_with_a_device(
+    browser: Callable[[str | None], Browser], context: AppContext
+) -> None:
+    contact_id = add_hostile_contact(context)
+    editor = browser("bien_tap")
+    form = {"channel": "push", "purpose": ledger.PUBLIC_INFORMATION, "reason": "Yêu cầu qua tổng đài 1022"}
+    editor.get(f"/contacts/{contact_id}")
+    without_device = editor.post(f"/contacts/{contact_id}/withdraw", form)
+    assert without_device.status_code == 422  # no device: push is not one of the person's channels yet
+    with context.sessions.begin() as session:
+        register_token(
+            session, contact_id=contact_id, token="f" * 64, platform=Platform.IOS, app_version=None,
+            now=context.clock.now(),
+        )  # fmt: skip
+
+    done = editor.post(f"/contacts/{contact_id}/withdraw", form)
+
+    assert done.status_code == 303
+    with context.readers() as session:
+        assert ledger.current(session, "push", HOSTILE_PHONE, ledger.PUBLIC_INFORMATION) is False
+        assert ledger.current(session, "sms", HOSTILE_PHONE, ledger.PUBLIC_INFORMATION) is None
+    assert "Yêu cầu qua tổng đài 1022" in editor.get(f"/contacts/{contact_id}").text
