@@ -4,7 +4,8 @@ list that came after planning, and the send hours and caps as they stand now (do
 Excluded rows become ``suppressed`` with their reason; deferred ones go back to ``queued`` with the policy's
 ``not_before`` and no chunk, for the tick to cut anew (as ``claims.release`` does), their attempt given back
 (as ``claims.unclaim`` does). Both are guarded on ``status = 'sending' AND handed_at IS NULL``. Rows without a
-purpose (test sends, an opt-out's confirmation) are never screened.
+purpose (test sends, an opt-out's confirmation) are never screened. A push message is judged by its person, as
+the planner judged it (``audience.push_person``, kept in its ``address_key``).
 """
 
 from __future__ import annotations
