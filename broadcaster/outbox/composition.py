@@ -1,7 +1,7 @@
 """Claimed rows become what goes on the wire: an ``OutboundMessage`` per row (an e-mail's personal
 unsubscribe link rendered in now, an SMS's parts accepted by an earlier attempt, a push notification's deep
-link), and what the recording
-needs to know about each (``Claimed``). Definitions and composers are cached per campaign version."""
+link), and what the recording needs to know about each (``Claimed``). Definitions and composers are cached
+per campaign version."""
 
 from __future__ import annotations
 

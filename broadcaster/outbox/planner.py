@@ -2,7 +2,8 @@
 approved snapshot → bulk-insert messages → cut chunks and enqueue one dispatch task per chunk.
 
 Planning is resumable: each page commits with the run's checkpoint (last contact id), and the unique
-idempotency key (run, channel, address) makes a replayed page insert nothing twice.
+idempotency key (run, channel, address; on push run, contact and device) makes a replayed page insert nothing
+twice. A push channel gives one message per registered device of a contact (docs/push.md).
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def _rows_for_page(
                 "channel": decision.channel,
                 "provider": providers[decision.channel],
                 "address": address,
-                "address_key": address_key(decision.channel, address),
+                "address_key": decision.key or address_key(decision.channel, address),
                 "purpose": purpose,
                 "status": MessageStatus.SUPPRESSED if suppressed else MessageStatus.QUEUED,
                 "hold": False,

@@ -151,7 +151,8 @@ def delivery_events(
 def consent_events(session: Session, subject: Subject) -> list[ConsentEvent]:
     query = (
         select(ConsentEvent)
-        .where(ConsentEvent.channel == subject.channel, ConsentEvent.address == subject.key)
+        # Push consent is recorded under the person's phone number or e-mail address (docs/push.md).
+        .where(ConsentEvent.channel.in_((subject.channel, Channel.PUSH)), ConsentEvent.address == subject.key)
         .order_by(ConsentEvent.recorded_at, ConsentEvent.id)
     )
     return list(session.scalars(query))

@@ -15,6 +15,7 @@ from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, parse_phone
 from broadcaster.web.problems import Problem
 from consent.policy import Purpose, UnknownPurpose, rules_for
+from consent.suppression import address_key
 
 # Long enough to be random (a UUID has 36 characters), short enough for app_request_nonces.nonce.
 NONCE_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
@@ -24,7 +25,7 @@ class WithdrawalBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     nonce: str = Field(pattern=NONCE_PATTERN)
-    channel: Literal["sms", "email"]
+    channel: Literal["sms", "email", "push"]
     address: str = Field(min_length=1, max_length=320)
     purposes: list[str] | None = Field(default=None, min_length=1, max_length=len(Purpose))
     evidence: str | None = Field(default=None, min_length=1, max_length=200)
@@ -56,10 +57,19 @@ def parse_withdrawal(body: bytes) -> AppWithdrawal:
     return AppWithdrawal(
         nonce=parsed.nonce,
         channel=parsed.channel,
-        address=person_address(parsed.channel, parsed.address),
+        address=_consent_address(parsed.channel, parsed.address),
         purposes=_purposes(parsed.purposes),
         evidence=parsed.evidence,
     )
+
+
+def _consent_address(channel: str, raw: str) -> str:
+    """The ledger's address: on push the person's phone number or e-mail address (lower-cased), the key the
+    engine judges all their devices by (docs/push.md, "Consent")."""
+    if channel != "push":
+        return person_address(channel, raw)
+    named_by = "email" if "@" in raw else "sms"
+    return address_key(named_by, person_address(named_by, raw))
 
 
 def person_address(channel: str, raw: str) -> str:
@@ -118,7 +128,7 @@ def _problem(error: Any) -> Problem:
     if field == "nonce":
         return invalid(field, "bad-nonce", "Trường “nonce” phải gồm 16 đến 64 chữ cái, chữ số, “-” hoặc “_”.")
     if field == "channel":
-        return invalid(field, "bad-channel", "Trường “channel” phải là “sms” hoặc “email”.")
+        return invalid(field, "bad-channel", "Trường “channel” phải là “sms”, “email” hoặc “push”.")
     return invalid(field, "bad-field", f"Trường “{field}” không hợp lệ ({error['msg']}).")
 
 

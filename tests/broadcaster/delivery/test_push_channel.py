@@ -9,7 +9,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.audience import Exclusion
 from broadcaster.campaigns.preview import preview_version
@@ -23,9 +25,13 @@ from broadcaster.subjects.export import export
 from broadcaster.subjects.held import keyed_hash, parse_subject
 from broadcaster.suppressing import audit_subject
 from broadcaster.vocabulary import MessageStatus
+from broadcaster.web.app import create_app
+from broadcaster.web.app_consent_routes import WITHDRAW_PATH
+from consent import ledger
 from consent.models import Suppression
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.test_city_app_consent import KEY, signed
 from tests.broadcaster.delivery.test_retry_failed import retry
 from tests.broadcaster.delivery.workdir_files import EDITOR, citizen, citizens
 from tests.broadcaster.test_cli import Cli, one_line
@@ -347,3 +353,106 @@ def test_a_test_send_reaches_one_device_and_a_bad_token_is_named(
     assert "not a device token" in one_line(refused.stdout + refused.stderr)
     email_refused = cli("campaigns", "test-send", campaign_id, "--to", "a@example.vn", user=EDITOR, expect=1)
     assert "has no email channel" in one_line(email_refused.stdout + email_refused.stderr)
+
+
+def test_consent_is_judged_per_person_for_all_their_devices(
+    make_pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    """A withdrawal on push, recorded under the person's phone number, keeps every device of theirs out at
+    planning; one recorded after planning stops them at sending (the check right before each window)."""
+    pipeline = push_pipeline(make_pipeline, tmp_path, [])
+    people = citizens(3)
+    pipeline.add_contacts(people)
+    register_devices(pipeline, {p["external_id"]: 2 for p in people})  # tokens 0-1, 2-3, 4-5
+    write_push_templates(pipeline)
+    campaign_id = pipeline.approved_campaign(channels=PUSH_CHANNELS)
+    with pipeline.context.sessions.begin() as session:
+        withdraw_push(session, pipeline, "+84912000001")
+
+    run_id = pipeline.start_run(campaign_id)
+    pipeline.plan(run_id)
+    planned = {m.address: (m.status, m.reason, m.address_key) for m in pipeline.messages(run_id)}
+    assert (
+        planned[token_of(0)]
+        == planned[token_of(1)]
+        == (
+            MessageStatus.SUPPRESSED,
+            Exclusion.OPTED_OUT,
+            "+84912000001",
+        )
+    )
+    assert {planned[token_of(n)][0] for n in (2, 3, 4, 5)} == {MessageStatus.QUEUED}
+    assert planned[token_of(2)][2] == "+84912000002"  # every device's message carries its person
+
+    with pipeline.context.sessions.begin() as session:
+        withdraw_push(session, pipeline, "+84912000002")  # after planning: the ledger alone, nothing stopped
+    pipeline.drain()
+
+    sent = {m.address: (m.status, m.reason) for m in pipeline.messages(run_id)}
+    assert sent[token_of(2)] == sent[token_of(3)] == (MessageStatus.SUPPRESSED, Exclusion.OPTED_OUT)
+    assert {sent[token_of(n)][0] for n in (4, 5)} == {MessageStatus.SENT}
+
+
+def withdraw_push(session: Session, pipeline: Pipeline, phone: str) -> None:
+    ledger.withdraw(
+        session,
+        channel="push",
+        address=phone,
+        purpose="public_information",
+        source="city_app",
+        recorded_by="city app",
+        at=pipeline.clock.now(),
+    )
+
+
+def test_the_city_app_withdraws_push_for_a_person_and_their_queued_notifications_stop(
+    make_pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    pipeline = push_pipeline(make_pipeline, tmp_path, [])
+    pipeline.context.settings.security.city_app_key = KEY
+    people = citizens(2)
+    pipeline.add_contacts(people)
+    register_devices(pipeline, {p["external_id"]: 2 for p in people})
+    write_push_templates(pipeline)
+    run_id = pipeline.start_run(pipeline.approved_campaign(channels=PUSH_CHANNELS))
+    pipeline.plan(run_id)
+    payload = {"nonce": "nonce-push-000000001", "channel": "push", "address": "0912 000 001"}
+
+    raw, headers = signed(pipeline, payload)
+    with TestClient(create_app(pipeline.context)) as client:
+        response = client.post(WITHDRAW_PATH, content=raw, headers=headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["stopped_messages"] == 2  # both devices of the person
+    with pipeline.context.readers() as session:
+        assert ledger.current(session, "push", "+84912000001", "public_information") is False
+        assert ledger.current(session, "sms", "+84912000001", "public_information") is None  # push only
+    statuses = {m.address: m.status for m in pipeline.messages(run_id)}
+    assert [statuses[token_of(n)] for n in range(4)] == [
+        MessageStatus.SUPPRESSED,
+        MessageStatus.SUPPRESSED,
+        MessageStatus.QUEUED,
+        MessageStatus.QUEUED,
+    ]
+
+
+def test_staff_withdraw_push_for_a_person_on_the_command_line(
+    make_pipeline: PipelineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = push_pipeline(make_pipeline, tmp_path, [])
+    people = citizens(1)
+    pipeline.add_contacts(people)
+    register_devices(pipeline, {people[0]["external_id"]: 2})
+    write_push_templates(pipeline)
+    run_id = pipeline.start_run(pipeline.approved_campaign(channels=PUSH_CHANNELS))
+    pipeline.plan(run_id)
+    monkeypatch.chdir(pipeline.directory)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    cli = Cli(monkeypatch)
+
+    cli("consent", "withdraw", "0912 000 001", "--channel", "push", "--purpose", "public_information",
+        "--reason", "Gọi tổng đài 1022")  # fmt: skip
+
+    with pipeline.context.readers() as session:
+        assert ledger.current(session, "push", "+84912000001", "public_information") is False
+    assert {m.status for m in pipeline.messages(run_id)} == {MessageStatus.SUPPRESSED}
