@@ -17,6 +17,7 @@ from broadcaster.i18n import gettext as _
 from broadcaster.pending import stop_withdrawn
 from consent import ledger
 from consent.models import ConsentEvent
+from consent.suppression import address_key
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,12 @@ class Withdrawal:
 
 
 def parse_address(raw: str, channel: str | None = None) -> tuple[str, str]:
-    """(channel, normalised address): phones as contacts import stores them (E.164), e-mails normalised."""
+    """(channel, normalised address): phones as contacts import stores them (E.164), e-mails normalised. On
+    ``push`` the address names the person (phone, else e-mail, lower-cased: docs/push.md, "Consent")."""
     inferred = "email" if "@" in raw else "sms"
+    if channel == "push":
+        _named_by, key = parse_address(raw, inferred)
+        return "push", address_key(inferred, key)
     if channel is not None and channel != inferred:
         raise UserError(
             _("'%(address)s' is not an address for channel '%(channel)s'")

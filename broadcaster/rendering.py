@@ -6,6 +6,8 @@ layout convention and the context roots are documented in templates/README.md:
 
 - ``sms/NAME``   -> ``sms/NAME.txt.j2`` (whitespace collapsed into one line)
 - ``email/NAME`` -> ``email/NAME.subject.j2`` (one line), ``email/NAME.txt.j2``, optional ``email/NAME.html.j2``
+- ``push/NAME``  -> ``push/NAME.title.j2`` (one line), ``push/NAME.txt.j2`` (the body), optional
+  ``push/NAME.link.j2`` (one line: the deep link the notification opens)
 
 Templates are authored with diacritics; ``unaccented`` (an SMS option) strips them after rendering. Every
 rendering runs within the time and size of ``[rendering]`` (broadcaster/render_budget.py).
@@ -104,11 +106,13 @@ def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
 
 @dataclass(frozen=True)
 class Rendered:
-    """One rendered message: ``subject`` and ``html`` only for e-mail."""
+    """One rendered message: ``subject`` for e-mail (a push notification's title), ``html`` only for e-mail,
+    ``link`` only for push (None: the template has no link part, or it rendered empty)."""
 
     subject: str | None
     text: str
     html: str | None
+    link: str | None = None
 
 
 class RenderError(UserError):
@@ -124,9 +128,11 @@ class RenderError(UserError):
 
 
 def template_files(template: str, channel: str) -> dict[str, str]:
-    """The files behind a template name, by part: ``{"text": "sms/x.txt.j2"}`` or subject/text/html.
+    """The files behind a template name, by part: ``{"text": "sms/x.txt.j2"}``, subject/text/html for
+    e-mail, title/text/link for push.
 
-    The html part of an e-mail is optional; every other part is required.
+    The html part of an e-mail and the link part of a push notification are optional; every other part is
+    required.
     """
     if channel == Channel.SMS:
         return {"text": f"{template}.txt{TEMPLATE_SUFFIX}"}
@@ -136,10 +142,16 @@ def template_files(template: str, channel: str) -> dict[str, str]:
             "text": f"{template}.txt{TEMPLATE_SUFFIX}",
             "html": f"{template}.html{TEMPLATE_SUFFIX}",
         }
-    raise ValueError(f"no template layout for channel {channel!r} (known: sms, email)")
+    if channel == Channel.PUSH:
+        return {
+            "title": f"{template}.title{TEMPLATE_SUFFIX}",
+            "text": f"{template}.txt{TEMPLATE_SUFFIX}",
+            "link": f"{template}.link{TEMPLATE_SUFFIX}",
+        }
+    raise ValueError(f"no template layout for channel {channel!r} (known: sms, email, push)")
 
 
-OPTIONAL_PARTS: frozenset[tuple[str, str]] = frozenset(((Channel.EMAIL, "html"),))
+OPTIONAL_PARTS: frozenset[tuple[str, str]] = frozenset(((Channel.EMAIL, "html"), (Channel.PUSH, "link")))
 
 
 class _SnapshotLoader(BaseLoader):
@@ -292,12 +304,18 @@ class Renderer:
         """Render ``template`` (a name like ``sms/thong-bao-dvc``) for ``channel`` with ``context``.
 
         SMS: one line, whitespace collapsed, NFC (or unaccented when asked). E-mail: one-line subject, plain
-        text with line breaks, HTML when the template has an html part.
+        text with line breaks, HTML when the template has an html part. Push: one-line title (as ``subject``),
+        body with line breaks, one-line link when the template has a link part.
         """
         files = template_files(template, channel)
         if channel == Channel.SMS:
             text = _one_line(self._render_file(files["text"], context))
             return Rendered(subject=None, text=unaccent(text) if unaccented else text, html=None)
+        if channel == Channel.PUSH:
+            title = _one_line(self._render_file(files["title"], context))
+            body = _text_body(self._render_file(files["text"], context)).rstrip("\n")
+            link = _one_line(self._render_file(files["link"], context)) if self.has(files["link"]) else ""
+            return Rendered(subject=title, text=body, html=None, link=link or None)
         # A subject is a header: collapse it to one line so no template can inject header lines.
         subject = _one_line(self._render_file(files["subject"], context))
         text = _text_body(self._render_file(files["text"], context))

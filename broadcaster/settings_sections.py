@@ -348,7 +348,7 @@ class ProviderSettings(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    channel: Literal["sms", "email"]
+    channel: Literal["sms", "email", "push"]
     type: str
     tps: float | None = Field(
         default=None, gt=0

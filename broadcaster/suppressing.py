@@ -9,18 +9,29 @@ masked (docs/style.md, personal data).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.pending import stop_pending
+from channels.base import Channel
 from channels.masking import mask_address, mask_text
 from consent.policy import ExclusionReason
 from consent.suppression import address_key, suppress
 
 SUPPRESS_ACTION = "suppression.added"
 ENGINE = "engine"  # the actor of suppressions the providers' answers cause
+
+
+def audit_subject(channel: str, address: str) -> str:
+    """How an entry names a suppressed address: masked, or for a push device token (up to 320 characters,
+    past the entry's subject column) the first 16 hex digits of its SHA-256, as the device endpoint's entries
+    name it (docs/push.md)."""
+    if channel == Channel.PUSH:
+        return "device:" + hashlib.sha256(address.encode("utf-8")).hexdigest()[:16]
+    return mask_address(address_key(channel, address)) or ""
 
 
 def suppress_address(
@@ -45,7 +56,7 @@ def suppress_address(
             actor=actor,
             action=SUPPRESS_ACTION,
             subject_type="address",
-            subject_id=mask_address(address_key(channel, address)) or "",
+            subject_id=audit_subject(channel, address),
             at=now,
             reason=mask_text(reason),  # a provider's reply may quote the address
             details={"channel": channel, "source": source, "stopped_messages": stopped},

@@ -18,7 +18,9 @@ from consent.models import ConsentEvent
 from consent.policy import ConsentState
 from consent.suppression import address_key
 
-CHANNELS = ("sms", "email")
+# On push the address is the person's (their phone number, else their e-mail address): the engine judges
+# every device of theirs by it (broadcaster/campaigns/audience.py, push_person).
+CHANNELS = ("sms", "email", "push")
 OFFICIAL_DUTY = "official_duty"
 PUBLIC_INFORMATION = "public_information"
 ADVERTISING = "advertising"

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
 from broadcaster.db.models import Contact
+from broadcaster.devices import tokens_of
 from broadcaster.eligibility import PolicyScope, verdicts
 from broadcaster.i18n import N_
 from channels.base import Channel
@@ -37,8 +38,10 @@ class Exclusion:
     NO_PRIOR_CONSENT = REASON_TEXTS[ExclusionReason.NO_PRIOR_CONSENT]
     DO_NOT_CALL = REASON_TEXTS[ExclusionReason.DO_NOT_CALL]
     CAMPAIGN_LIST = REASON_TEXTS[ExclusionReason.CAMPAIGN_LIST]
+    NO_DEVICE = N_("no device registered for push")
     DUPLICATE = N_("same address as another recipient of this run")
     TOO_LONG = N_("SMS longer than the allowed number of parts")
+    PUSH_TOO_LARGE = N_("push notification past the payload or text limits")
 
 
 def audience_query(audience: Audience) -> Select[Contact]:
@@ -87,7 +90,8 @@ def iter_audience(
 
 def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | None]:
     """(normalised address, None) when the contact has an address fit for this channel, else (address or None,
-    reason). Consent and suppression are the ``Screen``'s business: they need the database."""
+    reason). Consent and suppression are the ``Screen``'s business: they need the database. Push addresses
+    are device tokens, in their own table: ``channel_candidates`` reads them."""
     if channel == Channel.SMS:
         if not contact.phone:
             return None, Exclusion.NO_PHONE
@@ -101,12 +105,50 @@ def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | N
     raise ValueError(f"unsupported channel {channel!r}")
 
 
+def channel_candidates(
+    session: Session, contacts: Sequence[Contact], channel: str
+) -> list[tuple[Contact, str | None, str | None]]:
+    """(contact, address, reason) per message a page could give on ``channel``: one per contact, except on
+    push, one per registered device token (a contact without any: one with ``NO_DEVICE``)."""
+    if channel != Channel.PUSH:
+        return [(c, *channel_address(c, channel)) for c in contacts]
+    tokens = tokens_of(session, [c.id for c in contacts])
+    candidates: list[tuple[Contact, str | None, str | None]] = []
+    for contact in contacts:
+        found = tokens.get(contact.id)
+        if not found:
+            candidates.append((contact, None, Exclusion.NO_DEVICE))
+        candidates.extend((contact, token, None) for token in found or ())
+    return candidates
+
+
+def push_person(contact: Contact) -> str:
+    """Whom the consent policy judges for a push message: the person, by the address the city app names
+    them with (the consent and device endpoints), the phone number, else the e-mail address; every device of
+    theirs shares the verdict. Stored as the message's ``address_key`` (docs/push.md, "Consent")."""
+    if contact.phone:
+        return address_key(Channel.SMS, contact.phone)
+    if contact.email:
+        return address_key(Channel.EMAIL, contact.email)
+    return f"contact:{contact.id}"
+
+
+def consent_key(contact: Contact, channel: str, address: str | None) -> str | None:
+    """The key the consent policy judges and the message stores as ``address_key``: the person on push,
+    else the address's own key (None: no address)."""
+    if channel == Channel.PUSH:
+        return push_person(contact)
+    return address_key(channel, address) if address is not None else None
+
+
 @dataclass
 class Decision:
     contact: Contact
     channel: str
     address: str | None
     exclusion: str | None
+    key: str | None = None
+    """What the message stores as ``address_key`` (``consent_key``): on push, the person."""
     not_before: datetime | None = None
     """The consent policy's moment (send hours, caps) when it is later than the one asked about."""
     deferral: str | None = None
@@ -116,8 +158,8 @@ class Decision:
 class Screen:
     """Decides, page by page, which contacts get which channel and from when: the consent policy for the
     campaign's purpose (``broadcaster.eligibility``: suppressions, the campaign's list, the ledger, the
-    do-not-call register, send hours and caps), then duplicates per (run, channel, address), e-mail
-    addresses case-insensitively (``address_key``)."""
+    do-not-call register, send hours and caps), per address, or per person on push (``push_person``), then
+    duplicates per (run, channel, address), e-mail addresses case-insensitively (``address_key``)."""
 
     def __init__(
         self,
@@ -147,14 +189,22 @@ class Screen:
         """The page's decisions for messages meant to go at ``at`` (now, or when the send window opens)."""
         decisions: list[Decision] = []
         for channel in self.channels:
-            candidates = [(c, *channel_address(c, channel)) for c in contacts]
-            # Once per address: a second contact with it is a duplicate, not a second send against its cap.
-            reachable = list(dict.fromkeys(a for _c, a, why in candidates if a and why is None))
+            candidates = channel_candidates(session, contacts, channel)
+            # Judged once per address (per person on push: all their devices share one verdict). A second
+            # contact with the address is a duplicate, not a second send against its cap.
+            judged_as = {
+                address: consent_key(contact, channel, address) if channel == Channel.PUSH else address
+                for contact, address, why in candidates
+                if address and why is None
+            }
+            reachable = [key for key in dict.fromkeys(judged_as.values()) if key is not None]
             found = verdicts(session, self.scopes[channel], reachable, at=at)
             judged = dict(zip(reachable, found, strict=True))
             seen = self._seen[channel]
             for contact, address, why in candidates:
-                verdict = judged.get(address) if why is None and address is not None else None
+                verdict = (
+                    judged.get(judged_as.get(address) or "") if why is None and address is not None else None
+                )
                 if verdict is not None and verdict.exclusion is not None:
                     why = verdict.exclusion
                 elif why is None and address is not None and address_key(channel, address) in seen:
@@ -167,6 +217,7 @@ class Screen:
                         channel=channel,
                         address=address,
                         exclusion=why,
+                        key=consent_key(contact, channel, address),
                         not_before=verdict.not_before if verdict and why is None else None,
                         deferral=verdict.deferral if verdict and why is None else None,
                     )

@@ -1,4 +1,4 @@
-"""Turning one contact into one message text: the rendering context and the SMS text rules.
+"""Turning one contact into one message text: the rendering context, the SMS text rules and the push limits.
 
 Shared by preview, test sends and the planner, so what is previewed is what is sent.
 """
@@ -10,6 +10,7 @@ from typing import Any
 
 from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec, Purpose
 from broadcaster.db.models import Contact
+from broadcaster.push_payload import measure
 from broadcaster.rendering import Renderer, build_context, first_name
 from broadcaster.settings import Settings
 from channels.base import Channel
@@ -19,8 +20,17 @@ from channels.sms.encoding import analyse, normalize, unaccent
 # personalisation of a single message sent through the API (broadcaster/outbox/single.py).
 MESSAGE_KEY = "message"
 
+# The key of a push message's stored context that holds its deep link as rendered at planning (the outbound
+# message's ``options["link"]``, docs/push.md).
+PUSH_LINK_KEY = "link"
+
 # Added to the text/plain part when its template does not show the opt-out link itself.
 OPT_OUT_LINE = "Hủy đăng ký nhận tin: {url}"
+
+
+def push_context(link: str | None) -> dict[str, Any]:
+    """What a push message stores as its context: its deep link as rendered, when it has one."""
+    return {PUSH_LINK_KEY: link} if link else {}
 
 
 def allow_unsubscribe(definition: CampaignDefinition, channel: str) -> bool:
@@ -58,6 +68,8 @@ class MessageText:
     encoding: str | None = None
     segments: int | None = None
     too_long: bool = False  # SMS: more parts than the channel's max_segments (or settings' sms.max_segments)
+    link: str | None = None  # push: the deep link (``options["link"]`` of the outbound message)
+    too_large: bool = False  # push: past the payload or text limits of ``broadcaster.push_payload``
 
 
 class Composer:
@@ -111,6 +123,15 @@ class Composer:
                 encoding=analysis.encoding.value,
                 segments=analysis.segments,
                 too_long=analysis.segments > limit,
+            )
+        if channel == Channel.PUSH:
+            size = measure(title=rendered.subject or "", body=rendered.text, link=rendered.link)
+            return MessageText(
+                subject=rendered.subject,
+                body=rendered.text,
+                html=None,
+                link=rendered.link,
+                too_large=size.over_limits,
             )
         return MessageText(subject=rendered.subject, body=rendered.text, html=rendered.html)
 

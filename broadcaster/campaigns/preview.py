@@ -106,8 +106,9 @@ def preview_version(
                 continue
             view = contact_view(decision.contact)
             text = composer.compose(decision.channel, view, with_html=False)
-            if text.too_long:
-                exclusions[decision.channel][Exclusion.TOO_LONG] += 1
+            if text.too_long or text.too_large:
+                too_big = Exclusion.TOO_LONG if text.too_long else Exclusion.PUSH_TOO_LARGE
+                exclusions[decision.channel][too_big] += 1
                 continue
             reached_ids.add(decision.contact.id)
             item.recipients += 1
@@ -132,6 +133,7 @@ def preview_version(
                         "text": body,
                         "encoding": text.encoding,
                         "segments": text.segments,
+                        "link": text.link,  # push: the deep link the notification opens
                         # The e-mail's HTML part as it would be sent (None: the template has none).
                         "html": composer.html(view, unsubscribe_url=link)
                         if decision.channel == Channel.EMAIL

@@ -1,7 +1,9 @@
-"""Checks that only a sample rendering can show: the SMS length and what the law asks of advertising.
+"""Checks that only a sample rendering can show: the SMS length, the push payload size and what the law asks of
+advertising.
 
 Every channel of a campaign is rendered once for the sample contact; an SMS must not be empty nor need more parts
-than ``max_segments``, and a purpose whose rules ask for it (advertising) gets the label and refusal checks of
+than ``max_segments``, a push notification must have a title and a body within ``push_payload``'s limits (FCM's
+4096-byte payload), and a purpose whose rules ask for it (advertising) gets the label and refusal checks of
 ``advertising`` (Decree 91/2020 arts. 15-16, docs/domain.md §1.1).
 """
 
@@ -18,7 +20,10 @@ from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
 from broadcaster.campaigns.send_rules import ProviderInfo, SendRules
 from broadcaster.campaigns.template_scan import TemplateScan
 from broadcaster.campaigns.yaml_source import line_of
+from broadcaster.i18n import gettext as _
+from broadcaster.push_payload import BODY_MAX_CHARS, PAYLOAD_MAX_BYTES, TITLE_MAX_CHARS, measure
 from broadcaster.rendering import (
+    Rendered,
     Renderer,
     RenderError,
     build_context,
@@ -97,6 +102,8 @@ def sample_checks(
                     field=field,
                 )
             )
+        elif Channel(channel) is Channel.PUSH:
+            problems.extend(_push_problems(rendered, parts=parts, templates_dir=templates_dir, field=field))
         elif rendered.html is not None:
             problems.extend(
                 advertising.html_problems(
@@ -128,6 +135,54 @@ def _sms_length_problems(
                 f"the sample SMS needs {analysis.segments} parts ({analysis.units} {analysis.encoding.value}"
                 f" units, {analysis.per_segment} per part), more than max_segments {spec.max_segments}"
                 f" ({text_file}): {shorten(repr(text))}",
+            )
+        )
+    return problems
+
+
+def _push_problems(
+    rendered: Rendered, *, parts: Mapping[str, str], templates_dir: Path, field: str
+) -> list[Problem]:
+    """The sample notification's title and body are there and short enough, its payload within FCM's."""
+    title_file, body_file = templates_dir / parts["title"], templates_dir / parts["text"]
+    title, body = rendered.subject or "", rendered.text
+    size = measure(title=title, body=body, link=rendered.link)
+    problems: list[Problem] = []
+    if not title:
+        problems.append(Problem(title_file, 1, field, _("the sample push notification has no title")))
+    if not body:
+        problems.append(Problem(body_file, 1, field, _("the sample push notification has no body")))
+    if size.title_too_long:
+        problems.append(
+            Problem(
+                title_file,
+                1,
+                field,
+                _("the sample push title has %(count)d characters, more than %(limit)d: %(text)s")
+                % {"count": size.title_chars, "limit": TITLE_MAX_CHARS, "text": shorten(repr(title))},
+            )
+        )
+    if size.body_too_long:
+        problems.append(
+            Problem(
+                body_file,
+                1,
+                field,
+                _("the sample push body has %(count)d characters, more than %(limit)d: %(text)s")
+                % {"count": size.body_chars, "limit": BODY_MAX_CHARS, "text": shorten(repr(body))},
+            )
+        )
+    if size.too_large:
+        problems.append(
+            Problem(
+                body_file,
+                1,
+                field,
+                _(
+                    "the sample push notification's payload (title, body and link) is %(size)d bytes, more than"
+                    " FCM's %(limit)d: shorten the texts"
+                )
+                % {"size": size.payload_bytes, "limit": PAYLOAD_MAX_BYTES},
             )
         )
     return problems

@@ -38,14 +38,14 @@ __all__ = [
     "Topic",
 ]
 
-# Channels a campaign file may use today; push and social adapters come later (docs/architecture.md §1).
-SUPPORTED_CHANNELS: tuple[str, ...] = (Channel.SMS, Channel.EMAIL)
-_LATER_CHANNELS: tuple[str, ...] = (Channel.PUSH, Channel.SOCIAL)
+# Channels a campaign file may use today; social posting comes later (docs/architecture.md §1, docs/push.md).
+SUPPORTED_CHANNELS: tuple[str, ...] = (Channel.SMS, Channel.EMAIL, Channel.PUSH)
+_LATER_CHANNELS: tuple[str, ...] = (Channel.SOCIAL,)
 
 _SLUG = r"^[a-z0-9][a-z0-9-]{2,63}$"
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _VARIABLE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
-_TEMPLATE_NAME = r"^(sms|email)/[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$"
+_TEMPLATE_NAME = r"^(sms|email|push)/[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$"
 
 
 def _nfc(value: Any) -> Any:
@@ -148,7 +148,7 @@ def _check_channel_name(value: Any) -> Any:
     if isinstance(value, str) and value in _LATER_CHANNELS:
         raise PydanticCustomError(
             "channel_not_supported",
-            _("channel '{channel}' is not supported yet: use sms or email (push and social come later)"),
+            _("channel '{channel}' is not supported yet: use sms, email or push (social comes later)"),
             {"channel": value},
         )
     return value
@@ -164,7 +164,7 @@ def _check_purpose(value: Any) -> Any:
     return value
 
 
-ChannelName = Annotated[Literal["sms", "email"], BeforeValidator(_check_channel_name)]
+ChannelName = Annotated[Literal["sms", "email", "push"], BeforeValidator(_check_channel_name)]
 
 
 class ChannelSpec(_Model):

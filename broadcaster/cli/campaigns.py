@@ -240,10 +240,16 @@ def preview(
                     "currency": item.currency,
                 }
             )
+        if item.channel == Channel.PUSH:
+            console.print(_("One message per registered device (docs/push.md)."))
         for sample in item.samples:
             header = f"→ {sample['to']} ({sample['name']})"
-            if sample["subject"]:
+            if sample["subject"] and item.channel == Channel.PUSH:
+                header += "\n  " + _("Title: %(title)s") % {"title": sample["subject"]}
+            elif sample["subject"]:
                 header += "\n  " + _("Subject: %(subject)s") % {"subject": sample["subject"]}
+            if sample.get("link"):
+                header += "\n  " + _("Link: %(link)s") % {"link": sample["link"]}
             console.print(header, highlight=False)
             console.print("  " + sample["text"].replace("\n", "\n  "), highlight=False, markup=False)
 

@@ -43,7 +43,11 @@ STATES_VI = {True: "Đồng ý", False: "Đã từ chối", None: "Chưa ghi nh�
 
 AddressArgument = typer.Argument(..., help="A phone number (any usual spelling) or an e-mail address.")
 PurposeOption = typer.Option(..., "--purpose", help="official_duty, public_information or advertising.")
-ChannelOption = typer.Option(None, "--channel", help="sms or email (default: from the address).")
+ChannelOption = typer.Option(
+    None,
+    "--channel",
+    help="sms, email or push (default: from the address; push names the person by their phone or e-mail).",
+)
 ReasonOption = typer.Option(
     ..., "--reason", help="Why staff records this (kept in the ledger and the audit)."
 )

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
 
 def test_send(
     campaign_id: str = CampaignArgument,
-    to: list[str] = typer.Option(..., "--to", help="Phone number or e-mail address; repeat for several."),
+    to: list[str] = typer.Option(
+        ..., "--to", help="Phone number, e-mail address or push:DEVICE_TOKEN; repeat for several."
+    ),
     version: int | None = VersionOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -97,6 +99,10 @@ def test_send(
         raise typer.Exit(1)
 
 
+# What a provider's address points at, per channel, in the "check that … is running" advice.
+_PEERS = {Channel.SMS: N_("SMSC"), Channel.EMAIL: N_("mail relay"), Channel.PUSH: N_("push service")}
+
+
 def _provider_failure(settings: Settings, failure: ProviderFailure) -> str:
     """One line: which provider, where it is, what went wrong and what to check."""
     config = settings.provider(failure.provider)
@@ -108,7 +114,7 @@ def _provider_failure(settings: Settings, failure: ProviderFailure) -> str:
             "provider": failure.provider
         }
     else:
-        peer = N_("SMSC") if Channel(config.channel) is Channel.SMS else N_("mail relay")
+        peer = _PEERS.get(Channel(config.channel), N_("provider"))
         check = _(
             "Check that the %(peer)s at %(address)s is running and reachable from this machine (host and port "
             "under [providers.%(provider)s] in broadcaster.toml; `broadcaster sandbox` runs local ones for a "

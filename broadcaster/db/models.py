@@ -132,6 +132,25 @@ class Contact(Base):
     import_id: Mapped[int | None] = mapped_column(ForeignKey("contact_imports.id"))
 
 
+class DeviceToken(Base):
+    """A device of a contact that takes push notifications (docs/push.md): one row per token, several per
+    person. The city app registers and refreshes them; a provider answering that a token is unregistered
+    deletes its row (``outbox/results.py``), so no later campaign targets it."""
+
+    __tablename__ = "device_tokens"
+    __table_args__ = (Index("ix_device_tokens_contact_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    # FCM registration tokens are ~160 characters, APNs device tokens 64 hex digits; 320 is what a message
+    # address (and a suppression) holds.
+    token: Mapped[str] = mapped_column(String(320), unique=True)
+    platform: Mapped[str] = mapped_column(String(8))  # android | ios | web (broadcaster.devices.Platform)
+    app_version: Mapped[str | None] = mapped_column(String(32))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ContactImport(Base):
     __tablename__ = "contact_imports"
 

@@ -55,6 +55,7 @@ def claim(sessions: sessionmaker[Session], chunk_id: int, window: int, now: date
             .returning(
                 Message.id,
                 Message.address,
+                Message.address_key,
                 Message.channel,
                 Message.provider,
                 Message.attempts,

@@ -1,6 +1,7 @@
 """Claimed rows become what goes on the wire: an ``OutboundMessage`` per row (an e-mail's personal
-unsubscribe link rendered in now, an SMS's parts accepted by an earlier attempt), and what the recording
-needs to know about each (``Claimed``). Definitions and composers are cached per campaign version."""
+unsubscribe link rendered in now, an SMS's parts accepted by an earlier attempt, a push notification's deep
+link), and what the recording needs to know about each (``Claimed``). Definitions and composers are cached
+per campaign version."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.audit.deliveries import AddressHasher
 from broadcaster.audit.hashes import content_hash
-from broadcaster.campaigns.messages import Composer, allow_unsubscribe
+from broadcaster.campaigns.messages import PUSH_LINK_KEY, Composer, allow_unsubscribe
 from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion, MessagePart
@@ -105,6 +106,12 @@ def outbound_message(
         html = composer.html(row.context or None, unsubscribe_url=link)
         if link is not None:  # the link is personal: both parts are rendered with it now
             body = composer.email_text(row.context or None, unsubscribe_url=link, planned=row.body)
+    elif row.channel == Channel.PUSH:
+        # The push contract (docs/push.md): address = device token, subject = title, body = body, the deep
+        # link in options["link"].
+        deep_link = (row.context or {}).get(PUSH_LINK_KEY)
+        if deep_link:
+            options["link"] = deep_link
     return OutboundMessage(
         message_id=row.id,
         address=row.address,

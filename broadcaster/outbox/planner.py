@@ -2,11 +2,13 @@
 approved snapshot → bulk-insert messages → cut chunks and enqueue one dispatch task per chunk.
 
 Planning is resumable: each page commits with the run's checkpoint (last contact id), and the unique
-idempotency key (run, channel, address) makes a replayed page insert nothing twice.
+idempotency key (run, channel, address; on push run, contact and device) makes a replayed page insert nothing
+twice. A push channel gives one message per registered device of a contact (docs/push.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -15,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience
-from broadcaster.campaigns.messages import Composer, contact_view
+from broadcaster.campaigns.messages import Composer, contact_view, push_context
 from broadcaster.campaigns.store import definition_of, verify_snapshot
 from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
@@ -24,7 +26,7 @@ from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contac
 from broadcaster.db.rows import required
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.queues import Enqueuer
-from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run
+from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run, retry_key
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
 from channels.base import Channel
@@ -43,11 +45,19 @@ RECORDED_EXCLUSIONS = frozenset(
         Exclusion.DO_NOT_CALL,
         Exclusion.CAMPAIGN_LIST,
         Exclusion.TOO_LONG,
+        Exclusion.NO_DEVICE,
+        Exclusion.PUSH_TOO_LARGE,
     }
 )
 
 
-def idempotency_key(run_id: int, channel: str, address: str) -> str:
+def idempotency_key(run_id: int, channel: str, address: str | None, *, contact_id: int | None = None) -> str:
+    """Unique per (run, channel, address); on push per (run, contact, token), the token hashed since it may
+    be longer than the key's column (None: the contact has no device, its one excluded row)."""
+    if channel == Channel.PUSH:
+        device = hashlib.sha256(address.encode("utf-8")).hexdigest()[:32] if address else "none"
+        return f"run:{run_id}:{channel}:{contact_id}:{device}"
+    assert address is not None
     # Case-insensitive for e-mail, as the screen de-duplicates: one message per mailbox however it is spelt.
     return f"run:{run_id}:{channel}:{address_key(channel, address)}"
 
@@ -150,7 +160,7 @@ def _rows_for_page(
     session: Session,
     page: list[Contact],
     *,
-    keep: set[tuple[int, str]] | None,
+    keep: set[tuple[int, str, str | None]] | None,
     screen: Screen,
     composer: Composer,
     run: int,
@@ -165,14 +175,22 @@ def _rows_for_page(
     rows: list[dict[str, Any]] = []
     # The policy judges each message at the moment it may first go: now, or when the send window opens.
     for decision in screen.page(session, page, at=not_before or now):
-        if keep is not None and (decision.contact.id, decision.channel) not in keep:
-            continue  # a retry run: this channel reached the contact last time
+        if (
+            keep is not None
+            and retry_key(decision.contact.id, decision.channel, decision.address) not in keep
+        ):
+            continue  # a retry run: this channel (this device, on push) reached the contact last time
         if decision.exclusion is not None and decision.exclusion not in RECORDED_EXCLUSIONS:
             continue
-        assert decision.address is not None
+        # Only a push row may lack an address: the contact's one row saying it has no device.
+        address = decision.address or ""
         view = contact_view(decision.contact)
         text = composer.compose(decision.channel, view, with_html=False)
-        exclusion = decision.exclusion or (Exclusion.TOO_LONG if text.too_long else None)
+        exclusion = (
+            decision.exclusion
+            or (Exclusion.TOO_LONG if text.too_long else None)
+            or (Exclusion.PUSH_TOO_LARGE if text.too_large else None)
+        )
         cost = None
         if decision.channel == Channel.SMS and text.encoding and text.segments:
             cost = (
@@ -181,7 +199,9 @@ def _rows_for_page(
         suppressed = exclusion is not None
         rows.append(
             {
-                "idempotency_key": idempotency_key(run, decision.channel, decision.address),
+                "idempotency_key": idempotency_key(
+                    run, decision.channel, decision.address, contact_id=decision.contact.id
+                ),
                 "kind": MessageKind.CAMPAIGN,
                 "run_id": run,
                 "campaign_id": campaign_id,
@@ -190,8 +210,8 @@ def _rows_for_page(
                 "chunk_id": None,
                 "channel": decision.channel,
                 "provider": providers[decision.channel],
-                "address": decision.address,
-                "address_key": address_key(decision.channel, decision.address),
+                "address": address,
+                "address_key": decision.key or address_key(decision.channel, address),
                 "purpose": purpose,
                 "status": MessageStatus.SUPPRESSED if suppressed else MessageStatus.QUEUED,
                 "hold": False,
@@ -202,8 +222,7 @@ def _rows_for_page(
                 "attempts": 0,
                 "subject": text.subject,
                 "body": text.body,
-                # E-mail HTML is re-rendered at send time from the snapshot and this context.
-                "context": view if decision.channel == Channel.EMAIL else {},
+                "context": _stored_context(decision.channel, view, text.link),
                 "encoding": text.encoding,
                 "segments": text.segments,
                 "cost": cost,
@@ -217,3 +236,11 @@ def _rows_for_page(
             }
         )
     return rows
+
+
+def _stored_context(channel: str, view: dict[str, Any] | None, link: str | None) -> dict[str, Any]:
+    # E-mail HTML is re-rendered at send time from the snapshot and this context; a push notification's deep
+    # link is kept as rendered (``outbox/composition.py`` puts it in the outbound options).
+    if channel == Channel.EMAIL:
+        return view or {}
+    return push_context(link) if channel == Channel.PUSH else {}

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
+from broadcaster.devices import forget_token
 from broadcaster.settings_sections import DeliverySettings
 from broadcaster.suppressing import suppress_address
 from broadcaster.vocabulary import ATTEMPT_FAILED, MessageStatus
@@ -253,6 +254,9 @@ def _settle_permanent(
         )
         outcome.failed += 1
         if isinstance(error, RecipientRejected):
+            if message.channel == Channel.PUSH:
+                # An unregistered or bad token (docs/push.md): no later campaign may target it.
+                forget_token(session, token=message.address)
             suppress_address(
                 session,
                 channel=message.channel,

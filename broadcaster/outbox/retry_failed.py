@@ -1,5 +1,5 @@
 """Retrying the failed of a run: a new run of the campaign's approved version whose audience is only the
-recipients (contact and channel) whose message in that run ended failed.
+recipients (contact and channel; on push, contact and device) whose message in that run ended failed.
 
 The new run is planned by the ordinary planner, so the consent policy screens every recipient again; its
 trigger names the run it retries (``retry:<run id>``), which is how the planner knows to narrow the audience.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from broadcaster import audit
@@ -23,6 +23,7 @@ from broadcaster.errors import StateError, UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.outbox.sending import open_run, sendable_campaign
 from broadcaster.vocabulary import MessageKind, MessageStatus, RunStatus
+from channels.base import Channel
 
 RETRY_ACTION = "campaign.retry_failed"
 TRIGGER_PREFIX = "retry:"
@@ -64,6 +65,8 @@ def _still_failed(source_run_id: int) -> ColumnElement[bool]:
         later.run_id.in_(retry_runs),
         later.contact_id == Message.contact_id,
         later.channel == Message.channel,
+        # A push recipient is one device of the contact: another device reached says nothing of this one.
+        or_(Message.channel != Channel.PUSH, later.address == Message.address),
         later.status.in_(REACHING),
     )
     return and_(
@@ -80,12 +83,24 @@ def failed_contacts(source_run_id: int) -> ColumnElement[bool]:
     return Contact.id.in_(select(Message.contact_id).where(_still_failed(source_run_id)))
 
 
-def failed_pairs(session: Session, source_run_id: int, contact_ids: Sequence[int]) -> set[tuple[int, str]]:
-    """(contact id, channel) still to retry among ``contact_ids`` (one page of the planner)."""
-    query = select(Message.contact_id, Message.channel).where(
+def retry_key(contact_id: int, channel: str, address: str | None) -> tuple[int, str, str | None]:
+    """What a retry narrows to: the contact on a channel, and on push the one device (token) that failed, so
+    the contact's other devices, which got the message, do not get it twice."""
+    return (contact_id, channel, address if channel == Channel.PUSH else None)
+
+
+def failed_pairs(
+    session: Session, source_run_id: int, contact_ids: Sequence[int]
+) -> set[tuple[int, str, str | None]]:
+    """``retry_key``s still to retry among ``contact_ids`` (one page of the planner)."""
+    query = select(Message.contact_id, Message.channel, Message.address).where(
         _still_failed(source_run_id), Message.contact_id.in_(contact_ids)
     )
-    return {(contact, channel) for contact, channel in session.execute(query) if contact is not None}
+    return {
+        retry_key(contact, channel, address)
+        for contact, channel, address in session.execute(query)
+        if contact is not None
+    }
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ list that came after planning, and the send hours and caps as they stand now (do
 Excluded rows become ``suppressed`` with their reason; deferred ones go back to ``queued`` with the policy's
 ``not_before`` and no chunk, for the tick to cut anew (as ``claims.release`` does), their attempt given back
 (as ``claims.unclaim`` does). Both are guarded on ``status = 'sending' AND handed_at IS NULL``. Rows without a
-purpose (test sends, an opt-out's confirmation) are never screened.
+purpose (test sends, an opt-out's confirmation) are never screened. A push message is judged by its person, as
+the planner judged it (``audience.push_person``, kept in its ``address_key``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from broadcaster.eligibility import PolicyScope, Verdict, verdicts
 from broadcaster.outbox.composition import VersionCache
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import MessageStatus
+from channels.base import Channel
 
 
 def screen_claimed(
@@ -56,13 +58,20 @@ def screen_claimed(
                 settings=policy,
                 erasure_key=settings.security.erasure_key(),
             )
-            found = verdicts(session, scope, [row.address for row in group], at=now, skip_ids=claimed_ids)
+            found = verdicts(session, scope, [_judged(row) for row in group], at=now, skip_ids=claimed_ids)
             judged.update((row.id, verdict) for row, verdict in zip(group, found, strict=True))
     stopped = {i for i, v in judged.items() if v.exclusion is not None or v.not_before is not None}
     if stopped:
         with sessions.begin() as session:
             _apply(session, {i: judged[i] for i in stopped}, now=now)
     return [row for row in rows if row.id not in stopped]
+
+
+def _judged(row: Any) -> str:
+    # As the planner judged it: a push message by its person (``audience.push_person``, kept in address_key).
+    if row.channel == Channel.PUSH and row.address_key:
+        return str(row.address_key)
+    return str(row.address)
 
 
 def _apply(session: Session, stopped: dict[int, Verdict], *, now: datetime) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.audit.deliveries import record_results
-from broadcaster.campaigns.messages import Composer
+from broadcaster.campaigns.messages import Composer, push_context
 from broadcaster.campaigns.store import definition_of, get_campaign, get_version, verify_snapshot
 from broadcaster.campaigns.workflow import approved_version
 from broadcaster.clock import Clock
@@ -20,6 +20,7 @@ from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, is_sms_capable, parse_phone
 from broadcaster.context import AppContext
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, Message, User
+from broadcaster.devices import TOKEN
 from broadcaster.errors import StateError, UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.i18n import translate
@@ -137,8 +138,23 @@ def _went_out(session: Session, campaign_id: str) -> bool:
     return found is not None
 
 
+# A test send to a device: ``--to push:TOKEN`` (a token is neither a phone number nor an e-mail address).
+PUSH_TEST_PREFIX = "push:"
+
+
 def channel_for(address: str) -> tuple[str, str]:
     """(channel, normalised address) for a test recipient typed by an officer."""
+    if address.startswith(PUSH_TEST_PREFIX):
+        token = address[len(PUSH_TEST_PREFIX) :].strip()
+        if not TOKEN.fullmatch(token):
+            raise UserError(
+                _(
+                    "--to '%(address)s': not a device token (push:TOKEN, 16 to 320 letters, digits, ':', '.', '-' "
+                    "or '_')"
+                )
+                % {"address": address}
+            )
+        return Channel.PUSH, token
     if "@" in address:
         try:
             return Channel.EMAIL, normalize_email(address)
@@ -199,7 +215,9 @@ def create_test_messages(
     created: list[Message] = []
     for channel, address in targets:
         spec = definition.channels[channel]  # type: ignore[index]
-        contact = {**sample, ("phone" if channel == Channel.SMS else "email"): address}
+        contact = dict(sample)
+        if channel != Channel.PUSH:  # a device token is no contact field: the sample's own stay
+            contact["phone" if channel == Channel.SMS else "email"] = address
         text = composer.compose(channel, contact, with_html=False)
         message = Message(
             idempotency_key=f"test:{uuid.uuid4().hex}",
@@ -213,7 +231,7 @@ def create_test_messages(
             status=MessageStatus.QUEUED,
             subject=f"[TEST] {text.subject}" if text.subject else None,
             body=text.body,
-            context=contact if channel == Channel.EMAIL else {},
+            context=contact if channel == Channel.EMAIL else push_context(text.link),
             encoding=text.encoding,
             segments=text.segments,
             created_at=now,

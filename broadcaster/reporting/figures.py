@@ -41,7 +41,11 @@ from broadcaster.vocabulary import MessageStatus
 
 __all__ = ["CHANNEL_LABELS", "PURPOSE_LABELS", "build_report", "due_intervals", "quantile_seconds"]
 
-CHANNEL_LABELS: Mapping[str, str] = {"sms": "Tin nhắn SMS", "email": "Thư điện tử"}
+CHANNEL_LABELS: Mapping[str, str] = {
+    "sms": "Tin nhắn SMS",
+    "email": "Thư điện tử",
+    "push": "Thông báo ứng dụng",
+}
 PURPOSE_LABELS: Mapping[str, str] = {
     "official_duty": "Tin nhắn điều hành",
     "public_information": "Thông tin công cộng",

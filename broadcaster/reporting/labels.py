@@ -19,6 +19,8 @@ _REASONS: dict[str, str] = {
     Exclusion.CAMPAIGN_LIST: "thuộc danh sách loại trừ của chiến dịch",
     Exclusion.DUPLICATE: "trùng địa chỉ với người nhận khác",
     Exclusion.TOO_LONG: "tin SMS dài quá số phần cho phép",
+    Exclusion.NO_DEVICE: "chưa đăng ký thiết bị nhận thông báo đẩy",
+    Exclusion.PUSH_TOO_LARGE: "thông báo đẩy vượt quá giới hạn dữ liệu hoặc độ dài",
 }
 
 

@@ -35,6 +35,7 @@ def export(
     events = held.delivery_events(session, [m.id for m in messages], [r.id for r in inbound])
     sections: dict[str, list[dict[str, Any]]] = {
         "contacts": [row(c) for c in contacts],
+        "devices": [row(d) for d in held.devices(session, [c.id for c in contacts])],
         "consent_events": [row(e) for e in consent_events],
         "suppressions": [row(s) for s in held.suppressions(session, subject)],
         "do_not_call": [row(d) for d in held.do_not_call(session, subject)],

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, or_, select, union
+from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from broadcaster.contacts.emails import EmailError, normalize_email
@@ -23,6 +23,7 @@ from broadcaster.db.models import (
     Contact,
     ContactImport,
     DeliveryEventRow,
+    DeviceToken,
     InboundRecord,
     InboxReply,
     Message,
@@ -31,6 +32,7 @@ from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.i18n import translate
 from broadcaster.outbox.replies import sms_address
+from channels.base import Channel
 from channels.sms.receipts import read_pdu
 from consent.erasure import subject_hash
 from consent.models import CampaignExclusion, ConsentEvent, DoNotCallEntry, Suppression
@@ -81,24 +83,39 @@ def keyed_hash(secret: str, subject: Subject) -> str:
     return subject_hash(secret, subject.channel, subject.key)
 
 
-def contacts(session: Session, subject: Subject) -> list[Contact]:
+def _is_subject(subject: Subject) -> ColumnElement[bool]:
     if subject.channel == "sms":
-        where = Contact.phone == subject.key
-    else:
-        where = func.lower(Contact.email) == subject.key
-    return list(session.scalars(select(Contact).where(where).order_by(Contact.id)))
+        return Contact.phone == subject.key
+    return func.lower(Contact.email) == subject.key
+
+
+def contacts(session: Session, subject: Subject) -> list[Contact]:
+    return list(session.scalars(select(Contact).where(_is_subject(subject)).order_by(Contact.id)))
+
+
+def devices(session: Session, contact_ids: Sequence[int]) -> list[DeviceToken]:
+    """The push devices registered for the person's contacts (erasure takes them with the contacts)."""
+    if not contact_ids:
+        return []
+    query = select(DeviceToken).where(DeviceToken.contact_id.in_(list(contact_ids))).order_by(DeviceToken.id)
+    return list(session.scalars(query))
 
 
 def messages(session: Session, subject: Subject, *, subject_hash: str | None = None) -> list[Message]:
     """The subject's messages by address key (every writer fills it), and with ``subject_hash`` also those
-    whose address retention removed, by their keyed address hash (the same key and hash: audit.hashes)."""
+    whose address retention removed, by their keyed address hash (the same key and hash: audit.hashes).
+    Push notifications are addressed to device tokens: those of the subject's contacts count too."""
     same = select(Message.id).where(Message.channel == subject.channel, Message.address_key == subject.key)
+    pushed = select(Message.id).where(
+        Message.channel == Channel.PUSH,
+        Message.contact_id.in_(select(Contact.id).where(_is_subject(subject))),
+    )
+    found = [same, pushed]
     if subject_hash is not None:
-        hashed = select(Message.id).where(
-            Message.channel == subject.channel, Message.address_hash == subject_hash
+        found.append(
+            select(Message.id).where(Message.channel == subject.channel, Message.address_hash == subject_hash)
         )
-        same = union(same, hashed)  # type: ignore[assignment]
-    query = select(Message).where(Message.id.in_(same))
+    query = select(Message).where(Message.id.in_(union(*found)))
     return list(session.scalars(query.order_by(Message.id)))
 
 
@@ -134,7 +151,8 @@ def delivery_events(
 def consent_events(session: Session, subject: Subject) -> list[ConsentEvent]:
     query = (
         select(ConsentEvent)
-        .where(ConsentEvent.channel == subject.channel, ConsentEvent.address == subject.key)
+        # Push consent is recorded under the person's phone number or e-mail address (docs/push.md).
+        .where(ConsentEvent.channel.in_((subject.channel, Channel.PUSH)), ConsentEvent.address == subject.key)
         .order_by(ConsentEvent.recorded_at, ConsentEvent.id)
     )
     return list(session.scalars(query))

@@ -22,6 +22,7 @@ from broadcaster import i18n
 from broadcaster.context import AppContext
 from broadcaster.web.api import api_http_error, create_api
 from broadcaster.web.app_consent_routes import app_consent_router
+from broadcaster.web.app_device_routes import app_device_router
 from broadcaster.web.auth import Forbidden, SignInRequired
 from broadcaster.web.auth_routes import router as auth_router
 from broadcaster.web.language import LanguageMiddleware
@@ -87,6 +88,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.mount("/api/v1", create_api(context))
     app.include_router(unsubscribe_router(context))
     app.include_router(app_consent_router(context))
+    app.include_router(app_device_router(context))
     app.include_router(auth_router)
     for router in ROUTERS:
         app.include_router(router)

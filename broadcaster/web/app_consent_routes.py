@@ -16,7 +16,7 @@ from broadcaster.context import AppContext
 from broadcaster.web.city_app_request import AppWithdrawal, parse_withdrawal
 from broadcaster.web.city_app_withdrawal import Outcome, record_app_withdrawal
 from broadcaster.web.problems import Problem, problem_response
-from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, read_body, verify
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def app_consent_router(context: AppContext) -> APIRouter:
 
     async def withdraw(request: Request) -> JSONResponse:
         try:
-            body = await _body(request)
+            body = await read_body(request, max_bytes=MAX_BODY_BYTES)
             verify(
                 key=security.city_app_key,
                 timestamp=request.headers.get(TIMESTAMP_HEADER),
@@ -65,17 +65,3 @@ def app_consent_router(context: AppContext) -> APIRouter:
     router = APIRouter()
     router.add_api_route(WITHDRAW_PATH, withdraw, methods=["POST"], response_class=JSONResponse)
     return router
-
-
-async def _body(request: Request) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
-            raise Problem(
-                413,
-                "too-large",
-                "Body too large",
-                f"Nội dung yêu cầu dài quá {MAX_BODY_BYTES} byte; một yêu cầu rút lại chỉ cần vài trăm byte.",
-            )
-    return bytes(body)

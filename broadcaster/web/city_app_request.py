@@ -15,6 +15,7 @@ from broadcaster.contacts.emails import EmailError, normalize_email
 from broadcaster.contacts.phones import PhoneError, parse_phone
 from broadcaster.web.problems import Problem
 from consent.policy import Purpose, UnknownPurpose, rules_for
+from consent.suppression import address_key
 
 # Long enough to be random (a UUID has 36 characters), short enough for app_request_nonces.nonce.
 NONCE_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
@@ -24,7 +25,7 @@ class WithdrawalBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     nonce: str = Field(pattern=NONCE_PATTERN)
-    channel: Literal["sms", "email"]
+    channel: Literal["sms", "email", "push"]
     address: str = Field(min_length=1, max_length=320)
     purposes: list[str] | None = Field(default=None, min_length=1, max_length=len(Purpose))
     evidence: str | None = Field(default=None, min_length=1, max_length=200)
@@ -56,18 +57,29 @@ def parse_withdrawal(body: bytes) -> AppWithdrawal:
     return AppWithdrawal(
         nonce=parsed.nonce,
         channel=parsed.channel,
-        address=_normalised(parsed.channel, parsed.address),
+        address=_consent_address(parsed.channel, parsed.address),
         purposes=_purposes(parsed.purposes),
         evidence=parsed.evidence,
     )
 
 
-def _normalised(channel: str, raw: str) -> str:
+def _consent_address(channel: str, raw: str) -> str:
+    """The ledger's address: on push the person's phone number or e-mail address (lower-cased), the key the
+    engine judges all their devices by (docs/push.md, "Consent")."""
+    if channel != "push":
+        return person_address(channel, raw)
+    named_by = "email" if "@" in raw else "sms"
+    return address_key(named_by, person_address(named_by, raw))
+
+
+def person_address(channel: str, raw: str) -> str:
+    """The person's address as contacts store it (E.164, or the normalised e-mail), or ``Problem`` 422 naming
+    ``address``: how every city-app request says whom it is about."""
     try:
         return parse_phone(raw).e164 if channel == "sms" else normalize_email(raw)
     except (PhoneError, EmailError) as error:
         kind = "số điện thoại" if channel == "sms" else "địa chỉ thư điện tử"
-        raise _invalid(
+        raise invalid(
             "address", "bad-address", f"Trường “address” không phải {kind} hợp lệ ({error})."
         ) from None
 
@@ -83,7 +95,7 @@ def _purposes(asked: list[str] | None) -> tuple[str, ...]:
         if not offered:
             allowed = ", ".join(opt_out_purposes())
             what = "không có" if offered is None else "không cho phép từ chối"
-            raise _invalid(
+            raise invalid(
                 "purposes",
                 "bad-purpose",
                 f"Mục đích “{purpose}” {what}; trường “purposes” chỉ nhận: {allowed}.",
@@ -97,30 +109,28 @@ def _problem(error: Any) -> Problem:
     if kind == "json_invalid":
         return Problem(400, "bad-json", "Body is not JSON", "Nội dung yêu cầu không phải JSON hợp lệ.")
     if not field:
-        return _invalid(None, "bad-body", "Nội dung yêu cầu phải là một đối tượng JSON.")
+        return invalid(None, "bad-body", "Nội dung yêu cầu phải là một đối tượng JSON.")
     if field == "action":
-        return _invalid(
+        return invalid(
             field,
             "grant-refused",
             "Trường “action” chỉ nhận “withdraw”: ứng dụng chỉ có thể rút lại sự đồng ý, không thể cấp.",
         )
     if kind == "extra_forbidden":
-        return _invalid(
+        return invalid(
             field,
             "unknown-field",
             f"Trường “{field}” không được chấp nhận: yêu cầu chỉ có nonce, channel, address, purposes, "
             "evidence và action (= withdraw).",
         )
     if kind == "missing":
-        return _invalid(field, "missing-field", f"Thiếu trường “{field}”.")
+        return invalid(field, "missing-field", f"Thiếu trường “{field}”.")
     if field == "nonce":
-        return _invalid(
-            field, "bad-nonce", "Trường “nonce” phải gồm 16 đến 64 chữ cái, chữ số, “-” hoặc “_”."
-        )
+        return invalid(field, "bad-nonce", "Trường “nonce” phải gồm 16 đến 64 chữ cái, chữ số, “-” hoặc “_”.")
     if field == "channel":
-        return _invalid(field, "bad-channel", "Trường “channel” phải là “sms” hoặc “email”.")
-    return _invalid(field, "bad-field", f"Trường “{field}” không hợp lệ ({error['msg']}).")
+        return invalid(field, "bad-channel", "Trường “channel” phải là “sms”, “email” hoặc “push”.")
+    return invalid(field, "bad-field", f"Trường “{field}” không hợp lệ ({error['msg']}).")
 
 
-def _invalid(field: str | None, code: str, detail: str) -> Problem:
+def invalid(field: str | None, code: str, detail: str) -> Problem:
     return Problem(422, code, "Request body refused", detail, field=field)

@@ -14,6 +14,8 @@ import hmac
 import re
 from datetime import datetime
 
+from starlette.requests import Request
+
 from broadcaster.web.problems import Problem
 
 TIMESTAMP_HEADER = "X-Broadcaster-Timestamp"
@@ -72,3 +74,18 @@ def verify(
 
 def _unauthorised(code: str, detail: str) -> Problem:
     return Problem(401, code, "Request not signed as agreed", detail)
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The raw body (what the signature covers), refused with 413 as soon as it passes ``max_bytes``."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise Problem(
+                413,
+                "too-large",
+                "Body too large",
+                f"Nội dung yêu cầu dài quá {max_bytes} byte; một yêu cầu của ứng dụng chỉ cần vài trăm byte.",
+            )
+    return bytes(body)

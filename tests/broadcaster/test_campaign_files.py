@@ -23,7 +23,11 @@ from broadcaster.campaigns.schema import CampaignDefinition, Purpose, Topic
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "campaigns"
 FIXTURE_TEMPLATES = FIXTURES / "templates"
-PROVIDERS = {"sms_main": ProviderInfo("sms_main", "sms"), "mail": ProviderInfo("mail", "email")}
+PROVIDERS = {
+    "sms_main": ProviderInfo("sms_main", "sms"),
+    "mail": ProviderInfo("mail", "email"),
+    "app": ProviderInfo("app", "push"),
+}
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -165,7 +169,7 @@ def test_unknown_provider_message() -> None:
     (problem,) = load_bad("unknown-provider.yaml")
     assert str(problem) == (
         f"{path}:{line_of(path, 'provider:')}: channels.sms.provider: "
-        "unknown provider 'smsc_main' (known: sms_main, mail)"
+        "unknown provider 'smsc_main' (known: sms_main, mail, app)"
     )
 
 
@@ -183,12 +187,42 @@ def test_bad_rrule_points_at_rrule() -> None:
     assert "FORTNIGHTLY" in problem.message
 
 
-def test_push_channel_is_rejected_clearly() -> None:
-    path = FIXTURES / "bad" / "push-channel.yaml"
-    problems = load_bad("push-channel.yaml")
-    push = next(p for p in problems if p.field == "channels.push")
-    assert push.line == line_of(path, "push:")
-    assert "not supported yet" in push.message
+def test_social_channel_is_rejected_clearly() -> None:
+    path = FIXTURES / "bad" / "social-channel.yaml"
+    problems = load_bad("social-channel.yaml")
+    social = next(p for p in problems if p.field == "channels.social")
+    assert social.line == line_of(path, "social:")
+    assert "not supported yet" in social.message
+
+
+def test_push_campaign_validates_with_its_title_body_and_link() -> None:
+    bundle, problems = load_campaign_file(
+        FIXTURES / "push.yaml", templates_dir=FIXTURE_TEMPLATES, providers=PROVIDERS
+    )
+    assert problems == []
+    assert bundle is not None
+    assert sorted(bundle.templates) == ["push/ok.link.j2", "push/ok.title.j2", "push/ok.txt.j2"]
+
+
+def test_push_payload_over_4096_bytes_is_refused_naming_the_file() -> None:
+    (problem,) = load_bad("push-too-large.yaml")
+    assert problem.field == "channels.push.template"
+    assert problem.file == FIXTURE_TEMPLATES / "push" / "qua-lon.txt.j2"
+    assert "more than FCM's 4096" in problem.message
+
+
+def test_push_title_past_its_limit_is_refused_naming_the_file() -> None:
+    (problem,) = load_bad("push-long-title.yaml")
+    assert problem.file == FIXTURE_TEMPLATES / "push" / "tieu-de-dai.title.j2"
+    assert "more than 100" in problem.message
+
+
+def test_push_channel_needs_a_push_provider() -> None:
+    path = FIXTURES / "bad" / "push-wrong-provider.yaml"
+    (problem,) = load_bad("push-wrong-provider.yaml")
+    assert problem.field == "channels.push.provider"
+    assert problem.line == line_of(path, "provider:")
+    assert "sends sms, not push" in problem.message
 
 
 def test_duplicate_ids_across_files() -> None:

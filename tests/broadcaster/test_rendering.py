@@ -8,11 +8,13 @@ import pytest
 
 from broadcaster.rendering import (
     CONTACT_FIELDS,
+    OPTIONAL_PARTS,
     Renderer,
     RenderError,
     build_context,
     sample_contact,
     sample_org,
+    template_files,
 )
 
 LAYOUT = (
@@ -31,6 +33,11 @@ TEMPLATES = {
     "sms/sai-ten.txt.j2": "Dòng một\nChào {{ contact.nmae }}",
     "sms/thoat.txt.j2": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     "sms/chia-khong.txt.j2": "{{ 1 / 0 }}",
+    "push/tb.title.j2": "{{ org.short_name }}:\n  {{ vars.chu_de }}",
+    "push/tb.txt.j2": "Chào {{ contact.first_name }},\n\n\nhồ sơ đã tiếp nhận.   \n",
+    "push/tb.link.j2": "  danang://ho-so/{{ contact.external_id }}\n",
+    "push/khong-link.title.j2": "Tiêu đề",
+    "push/khong-link.txt.j2": "Nội dung",
 }
 
 
@@ -101,6 +108,26 @@ def test_unsubscribe_link_only_when_given(renderer: Renderer) -> None:
 def test_email_without_html_part(renderer: Renderer) -> None:
     out = renderer.render(template="email/chi-chu", channel="email", context=context())
     assert (out.subject, out.text, out.html) == ("Chủ đề", "Nội dung\n", None)
+
+
+def test_push_has_a_one_line_title_a_body_and_a_one_line_link(renderer: Renderer) -> None:
+    out = renderer.render(template="push/tb", channel="push", context=context())
+    assert out.subject == "Sở KHCN Đà Nẵng: dịch vụ công trực tuyến"
+    assert out.text == "Chào Anh,\n\nhồ sơ đã tiếp nhận."
+    assert out.link == "danang://ho-so/MAU-0001"
+    assert out.html is None
+    bare = renderer.render(template="push/khong-link", channel="push", context=context())
+    assert (bare.subject, bare.text, bare.link) == ("Tiêu đề", "Nội dung", None)
+
+
+def test_push_template_files_and_their_optional_link() -> None:
+    assert template_files("push/tb", "push") == {
+        "title": "push/tb.title.j2",
+        "text": "push/tb.txt.j2",
+        "link": "push/tb.link.j2",
+    }
+    assert ("push", "link") in OPTIONAL_PARTS
+    assert ("push", "title") not in OPTIONAL_PARTS
 
 
 def test_output_is_nfc_even_from_nfd_input() -> None:

@@ -92,6 +92,20 @@ def test_invalid_values_name_the_key_and_the_file(config: Path, replace: str, by
     assert str(config) in str(caught.value)
 
 
+def test_a_push_provider_is_accepted_and_an_unknown_channel_named(config: Path) -> None:
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text + '\n[providers.ung_dung]\nchannel = "push"\ntype = "file"\npath = "push.jsonl"\n',
+        encoding="utf-8",
+    )
+    assert load_settings(config).provider("ung_dung").channel == "push"
+    config.write_text(text + '\n[providers.fanpage]\nchannel = "social"\ntype = "file"\n', encoding="utf-8")
+    with pytest.raises(
+        SettingsError, match=r"providers\.fanpage\.channel: Input should be 'sms', 'email' or 'push'"
+    ):
+        load_settings(config)
+
+
 def test_invalid_environment_value_is_reported(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BROADCASTER_DELIVERY__CHUNK_SIZE", "-3")
     with pytest.raises(SettingsError, match=r"delivery\.chunk_size"):

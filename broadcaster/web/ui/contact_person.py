@@ -1,5 +1,5 @@
-"""A person's page: the contact, their consent history per address (the ledger ``consent show`` reads) and the
-staff opt-out form (``consent.manage``, a reason required), which records the withdrawal and stops their
+"""A person's page: the contact, their consent history per address (the ledger ``consent show`` reads), their
+push devices (docs/push.md) and the staff opt-out form (``consent.manage``, a reason required), which records the withdrawal and stops their
 unsent messages through the service ``consent withdraw`` uses."""
 
 from __future__ import annotations
@@ -8,11 +8,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from broadcaster import masking
+from broadcaster.campaigns.audience import push_person
 from broadcaster.consent_texts import consent_message
 from broadcaster.consent_withdrawals import withdraw_as_staff
-from broadcaster.db.models import Contact
+from broadcaster.db.models import Contact, DeviceToken
 from broadcaster.errors import NotFound, UserError
 from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
@@ -21,6 +24,7 @@ from broadcaster.web.labels import CHANNEL, PURPOSE
 from broadcaster.web.templating import render
 from broadcaster.web.ui.common import acting_user
 from broadcaster.web.ui.contacts import shown_contact
+from channels.base import Channel
 from consent import ledger
 from consent.ledger import ConsentError
 
@@ -28,7 +32,7 @@ router = APIRouter()
 
 # The purposes in the ledger's order (the opt-out form's choices) and the channels: broadcaster.web.labels.
 PURPOSE_LABELS = {purpose: PURPOSE[purpose] for purpose in ledger.PURPOSES}
-CHANNEL_LABELS = {channel: CHANNEL[channel] for channel in ("sms", "email")}
+CHANNEL_LABELS = {channel: CHANNEL[channel] for channel in ("sms", "email", "push")}
 ACTION_LABELS = {ledger.GRANT: N_("Agreed"), ledger.WITHDRAW: N_("Withdrew consent")}
 SOURCE_LABELS = {
     "web_form": N_("Web form"),
@@ -40,10 +44,19 @@ SOURCE_LABELS = {
     "migration": N_("Migrated from old data"),
 }
 STATE_LABELS = {True: N_("Agreed"), False: N_("Refused"), None: N_("Not recorded")}
+DEVICE_SHOWN_CHARS = 8
 
 
-def _addresses(contact: Contact) -> list[tuple[str, str]]:
-    return [(channel, key) for channel, key in (("sms", contact.phone), ("email", contact.email)) if key]
+def _addresses(session: Session, contact: Contact) -> list[tuple[str, str]]:
+    """(channel, ledger address) of the person: phone and e-mail, and push under the person's key once they
+    have a device (docs/push.md, "Consent")."""
+    found = [(channel, key) for channel, key in (("sms", contact.phone), ("email", contact.email)) if key]
+    if (
+        session.scalar(select(DeviceToken.id).where(DeviceToken.contact_id == contact.id).limit(1))
+        is not None
+    ):
+        found.append((Channel.PUSH, push_person(contact)))
+    return found
 
 
 def _person(request: Request, viewer: Viewer, contact_id: int) -> dict[str, Any]:
@@ -54,7 +67,7 @@ def _person(request: Request, viewer: Viewer, contact_id: int) -> dict[str, Any]
             raise NotFound(str(contact_id))
         mask = masking.must_mask(acting_user(session, viewer), unmasked=False)
         ledgers = []
-        for channel, key in _addresses(contact):
+        for channel, key in _addresses(session, contact):
             ledgers.append(
                 {
                     "channel": channel,
@@ -77,7 +90,20 @@ def _person(request: Request, viewer: Viewer, contact_id: int) -> dict[str, Any]
                     ],
                 }
             )
-        return {"contact": shown_contact(contact, mask=mask), "ledgers": ledgers}
+        devices = [
+            {
+                # The start of the token tells devices apart; the whole of it is the device's credential.
+                "token": device.token[:DEVICE_SHOWN_CHARS] + "…",
+                "platform": device.platform,
+                "app_version": device.app_version,
+                "registered_at": device.registered_at,
+                "updated_at": device.updated_at,
+            }
+            for device in session.scalars(
+                select(DeviceToken).where(DeviceToken.contact_id == contact.id).order_by(DeviceToken.id)
+            )
+        ]
+        return {"contact": shown_contact(contact, mask=mask), "ledgers": ledgers, "devices": devices}
 
 
 def _page(
@@ -127,7 +153,7 @@ def withdraw(
             contact = session.get(Contact, contact_id)
             if contact is None:
                 return _page(request, viewer, contact_id)
-            address = dict(_addresses(contact)).get(channel)
+            address = dict(_addresses(session, contact)).get(channel)
             if address is None:
                 problem = _("Channel: this contact has no address on that channel.")
             else:

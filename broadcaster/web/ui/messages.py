@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from broadcaster import masking
+from broadcaster.campaigns.schema import SUPPORTED_CHANNELS
 from broadcaster.errors import UserError
 from broadcaster.history.export import WRITERS, ExportFormat
 from broadcaster.history.filters import HistoryFilter, PeriodOn, recipient
@@ -39,7 +40,7 @@ def history_filter(values: dict[str, str]) -> HistoryFilter:
     if status and status not in {s.value for s in MessageStatus}:
         raise FieldError("status", _("Status: choose one of the list."))
     channel = values.get("channel", "")
-    if channel and channel not in ("sms", "email"):
+    if channel and channel not in SUPPORTED_CHANNELS:
         raise FieldError("channel", _("Channel: choose one of the list."))
     on = values.get("on", "") or PeriodOn.CREATED.value
     if on not in {p.value for p in PeriodOn}:

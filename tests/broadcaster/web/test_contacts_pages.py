@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from broadcaster.contacts.importer import ImportReport
 from broadcaster.context import AppContext
-from broadcaster.db.models import AuditEntry
+from broadcaster.db.models import AuditEntry, Contact
+from broadcaster.devices import Platform, register_token
 from consent import ledger
 from tests.broadcaster.web.conftest import Browser
 from tests.broadcaster.web.records_fixtures import (
@@ -98,3 +99,52 @@ def test_staff_record_an_opt_out_with_a_reason(
     auditor.get(f"/contacts/{contact_id}")
     refused = auditor.post(f"/contacts/{contact_id}/withdraw", {**form, "reason": "x"})
     assert refused.status_code == 403
+
+
+def test_a_person_page_lists_their_push_devices_without_the_whole_token(
+    browser: Callable[[str | None], Browser], context: AppContext, contacts: ImportReport
+) -> None:
+    token = "cX1a2b3c4d5e6f7g:APA91bH" + "k" * 120
+    with context.sessions.begin() as session:
+        contact_id = session.scalars(select(Contact.id).order_by(Contact.id)).first()
+        assert contact_id is not None
+        register_token(
+            session, contact_id=contact_id, token=token, platform=Platform.IOS, app_version="3.1.0",
+            now=context.clock.now(),
+        )  # fmt: skip
+
+    page = browser("kiem_toan").get(f"/contacts/{contact_id}")
+
+    assert page.status_code == 200
+    assert "cX1a2b3c…" in page.text
+    assert token not in page.text
+    assert "3.1.0" in page.text
+    other = browser("kiem_toan").get(f"/contacts/{contact_id + 1}")
+    assert (
+        "Chưa có thiết bị nào đăng ký nhận thông báo đẩy." in other.text
+        or "No device is registered" in other.text
+    )
+
+
+def test_staff_record_a_push_opt_out_for_a_person_with_a_device(
+    browser: Callable[[str | None], Browser], context: AppContext
+) -> None:
+    contact_id = add_hostile_contact(context)
+    editor = browser("bien_tap")
+    form = {"channel": "push", "purpose": ledger.PUBLIC_INFORMATION, "reason": "Yêu cầu qua tổng đài 1022"}
+    editor.get(f"/contacts/{contact_id}")
+    without_device = editor.post(f"/contacts/{contact_id}/withdraw", form)
+    assert without_device.status_code == 422  # no device: push is not one of the person's channels yet
+    with context.sessions.begin() as session:
+        register_token(
+            session, contact_id=contact_id, token="f" * 64, platform=Platform.IOS, app_version=None,
+            now=context.clock.now(),
+        )  # fmt: skip
+
+    done = editor.post(f"/contacts/{contact_id}/withdraw", form)
+
+    assert done.status_code == 303
+    with context.readers() as session:
+        assert ledger.current(session, "push", HOSTILE_PHONE, ledger.PUBLIC_INFORMATION) is False
+        assert ledger.current(session, "sms", HOSTILE_PHONE, ledger.PUBLIC_INFORMATION) is None
+    assert "Yêu cầu qua tổng đài 1022" in editor.get(f"/contacts/{contact_id}").text
