@@ -12,7 +12,6 @@ extra keys beside it. The provider id of a sent message is the ``apns-id`` APNs 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -35,8 +34,8 @@ from channels.clock import SYSTEM_CLOCK, Clock
 from channels.errors import ConfigurationError, PermanentError
 from channels.push.apns_auth import ProviderToken, load_signing_key
 from channels.push.apns_errors import classify
-from channels.push.http2 import Http2Runner, positive_int, positive_seconds, transport_error
-from channels.push.payload import MAX_PAYLOAD_BYTES, PayloadError, encoded, extra_data, mask_token
+from channels.push.http2 import Http2Runner, json_object, positive_int, positive_seconds, transport_error
+from channels.push.payload import PayloadError, extra_data, mask_token, request_body
 
 __all__ = ["ApnsAdapter"]
 
@@ -121,14 +120,9 @@ class ApnsAdapter(AdapterBase):
 
     async def _send_one(self, client: httpx.AsyncClient, message: OutboundMessage) -> SendResult:
         try:
-            content = encoded(apns_payload(message))
-        except PayloadError as exc:
-            return SendResult.failed(message.message_id, PermanentError(str(exc)))
-        if len(content) > MAX_PAYLOAD_BYTES:
-            return SendResult.failed(
-                message.message_id,
-                PermanentError(f"the APNs payload is {len(content)} bytes, over APNs' {MAX_PAYLOAD_BYTES}"),
-            )
+            content = request_body(lambda: apns_payload(message), peer="APNs")
+        except PermanentError as exc:
+            return SendResult.failed(message.message_id, exc)
         assert self._token is not None
         our_id = str(uuid.uuid4())  # APNs echoes it back; ours is the id if it ever did not
         headers = {
@@ -148,7 +142,7 @@ class ApnsAdapter(AdapterBase):
             apns_id = normalize_provider_id(response.headers.get("apns-id") or our_id)
             assert apns_id is not None
             return SendResult.sent(message.message_id, apns_id)
-        error = classify(response, _json(response))
+        error = classify(response, json_object(response))
         log.info(
             "APNs refused message %s to %s: %s",
             message.message_id,
@@ -157,11 +151,3 @@ class ApnsAdapter(AdapterBase):
             extra={"message_id": message.message_id, "provider": "apns"},
         )
         return SendResult.failed(message.message_id, error)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content or b"{}")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -12,7 +12,6 @@ data (string values). The provider id of a sent message is the ``name`` FCM retu
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,8 +32,8 @@ from channels.clock import SYSTEM_CLOCK, Clock
 from channels.errors import ChannelError, ConfigurationError, OutcomeUnknown, PermanentError
 from channels.push.fcm_auth import OAuthTokenSource, ServiceAccount
 from channels.push.fcm_errors import classify, error_code
-from channels.push.http2 import Http2Runner, positive_int, positive_seconds, transport_error
-from channels.push.payload import MAX_PAYLOAD_BYTES, PayloadError, encoded, extra_data, mask_token
+from channels.push.http2 import Http2Runner, json_object, positive_int, positive_seconds, transport_error
+from channels.push.payload import extra_data, mask_token, request_body
 
 __all__ = ["FcmAdapter"]
 
@@ -129,14 +128,9 @@ class FcmAdapter(AdapterBase):
 
     async def _send_one(self, client: httpx.AsyncClient, message: OutboundMessage, token: str) -> SendResult:
         try:
-            content = encoded(fcm_request(message))
-        except PayloadError as exc:
-            return SendResult.failed(message.message_id, PermanentError(str(exc)))
-        if len(content) > MAX_PAYLOAD_BYTES:
-            return SendResult.failed(
-                message.message_id,
-                PermanentError(f"the FCM request is {len(content)} bytes, over FCM's {MAX_PAYLOAD_BYTES}"),
-            )
+            content = request_body(lambda: fcm_request(message), peer="FCM")
+        except PermanentError as exc:
+            return SendResult.failed(message.message_id, exc)
         for attempt in (1, 2):
             try:
                 response = await client.post(
@@ -149,7 +143,7 @@ class FcmAdapter(AdapterBase):
                 )
             except httpx.HTTPError as exc:
                 return SendResult.failed(message.message_id, transport_error(exc, peer="FCM"))
-            body = _json(response)
+            body = json_object(response)
             if response.status_code == 200:
                 name = normalize_provider_id(str(body.get("name") or ""))
                 if name is None:  # accepted, but with nothing to match later: never resend blindly
@@ -174,11 +168,3 @@ class FcmAdapter(AdapterBase):
             extra={"message_id": message.message_id, "provider": "fcm"},
         )
         return SendResult.failed(message.message_id, error)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content or b"{}")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import threading
 from collections.abc import Awaitable, Coroutine
 from datetime import UTC, datetime
@@ -36,6 +37,15 @@ def transport_error(exc: httpx.HTTPError, *, peer: str) -> ChannelError:
         code=type(exc).__name__,
         detail=str(exc) or None,
     )
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object, or {} when it has none (an empty or non-JSON error body)."""
+    try:
+        body = json.loads(response.content or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def retry_after(headers: httpx.Headers, *, now: datetime | None = None) -> float | None:

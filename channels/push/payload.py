@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from channels.errors import PermanentError
 
 # Both FCM (non-topic messages) and APNs (alert notifications) refuse a payload over 4 KB (docs/push.md).
 MAX_PAYLOAD_BYTES = 4096
@@ -41,6 +43,18 @@ def extra_data(options: Mapping[str, Any]) -> dict[str, str]:
 def encoded(payload: Mapping[str, Any]) -> bytes:
     """The request body as sent: compact UTF-8 JSON (its length is what the providers' limits count)."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def request_body(build: Callable[[], Mapping[str, Any]], *, peer: str) -> bytes:
+    """``build()`` encoded; ``PermanentError`` for that message alone when an option cannot be carried or
+    the body passes the 4 KB the providers take."""
+    try:
+        content = encoded(build())
+    except PayloadError as exc:
+        raise PermanentError(str(exc)) from None
+    if len(content) > MAX_PAYLOAD_BYTES:
+        raise PermanentError(f"the {peer} payload is {len(content)} bytes, over {peer}'s {MAX_PAYLOAD_BYTES}")
+    return content
 
 
 def mask_token(token: str) -> str:
