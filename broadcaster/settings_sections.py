@@ -369,12 +369,15 @@ class ProviderSettings(BaseModel):
         return mask_secrets(self.model_dump())
 
 
-def mask_secrets(data: Mapping[str, Any]) -> dict[str, Any]:
+def mask_secrets(data: Mapping[str, Any], *, secret: bool = False) -> dict[str, Any]:
+    """``data`` with the values of secret keys masked; below a secret key (a Facebook provider's
+    ``page_tokens``: page id → token) every value is, and the keys stay readable."""
     out: dict[str, Any] = {}
     for key, value in data.items():
+        hidden = secret or any(marker in str(key).lower() for marker in SECRET_MARKERS)
         if isinstance(value, Mapping):
-            out[key] = mask_secrets(value)
-        elif any(marker in key.lower() for marker in SECRET_MARKERS) and value:
+            out[key] = mask_secrets(value, secret=hidden)
+        elif hidden and value:
             out[key] = "********"
         else:
             out[key] = value

@@ -21,6 +21,8 @@ ADAPTERS: Mapping[str, tuple[str, Channel]] = {
     "smtp": ("channels.email.smtp:SmtpAdapter", Channel.EMAIL),
     "file": ("channels.file:FileAdapter", Channel.SMS),  # channel is taken from the provider settings
     "console": ("channels.file:ConsoleAdapter", Channel.SMS),
+    "facebook": ("channels.social.facebook:FacebookPageAdapter", Channel.SOCIAL),
+    "zalo": ("channels.social.zalo:ZaloZnsAdapter", Channel.SOCIAL),
 }
 
 

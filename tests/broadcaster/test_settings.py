@@ -14,6 +14,7 @@ from broadcaster.settings import (
     find_config,
     load_settings,
 )
+from broadcaster.settings_sections import mask_secrets
 from consent.keywords import DEFAULT_OPT_OUT_KEYWORDS
 
 
@@ -180,6 +181,13 @@ def test_masked_hides_passwords_in_providers_and_urls(config: Path, monkeypatch:
     assert masked["providers"]["sms_main"]["host"] == "127.0.0.1"
     # The real value is still there for the adapter.
     assert settings.providers["sms_main"].options()["password"] == "change-me"
+
+
+def test_masked_hides_every_value_below_a_secret_table() -> None:
+    masked = mask_secrets(
+        {"fanpage": {"type": "facebook", "page_tokens": {"1234": "EAAB-bi-mat", "5678": ""}}}
+    )
+    assert masked == {"fanpage": {"type": "facebook", "page_tokens": {"1234": "********", "5678": ""}}}
 
 
 def test_sms_price_by_carrier_with_default(config: Path) -> None:

@@ -50,11 +50,15 @@ from channels.errors import (
 from channels.file import ConsoleAdapter, FileAdapter
 from channels.sandbox.smtp import SmtpBehaviour
 from channels.sms.receipts import ids_match
+from channels.social.facebook import FacebookPageAdapter
+from channels.social.zalo import ZaloZnsAdapter
 from tests.channels.test_dsn import POSTFIX_FAILED
+from tests.peers.graph import GraphBehaviour, running_graph
 from tests.peers.mute_smsc import MuteSmsc
 from tests.peers.polling import wait_until
 from tests.peers.smsc import SmscBehaviour, adapter_for, running_smsc
 from tests.peers.smtp import running_smtp_sandbox
+from tests.peers.zalo import ZaloBehaviour, running_zalo
 
 
 @dataclass
@@ -125,11 +129,42 @@ def smpp_case(tmp_path: Path) -> Iterator[Case]:
         yield case
 
 
+# Page ids the Graph peer knows, each with its Page access token; "9999" has a token the adapter sends but is a
+# page the peer does not know (100/33: the object cannot be posted to).
+GRAPH_PAGES = {f"10{i:02d}": f"EAAG-page-token-{i}" for i in range(12)}
+
+
+@contextmanager
+def facebook_case(tmp_path: Path) -> Iterator[Case]:
+    with running_graph(GraphBehaviour(pages=GRAPH_PAGES)) as (_peer, url):
+        adapter = FacebookPageAdapter(graph_url=url, page_tokens={**GRAPH_PAGES, "9999": "EAAG-page-token-x"})
+        yield Case(adapter=adapter, good=sorted(GRAPH_PAGES), rejected="9999")
+
+
+@contextmanager
+def zalo_case(tmp_path: Path) -> Iterator[Case]:
+    with running_zalo(ZaloBehaviour(not_on_zalo=frozenset({"84900000000"}))) as (peer, url):
+        adapter = ZaloZnsAdapter(
+            endpoint=url, access_token="zalo-oa-access-token", template_id="231677", body_param="content"
+        )
+        peer.deliver(
+            "seed"
+        )  # a delivery of an earlier message, already stored; the peer adds one per message
+        yield Case(
+            adapter=adapter,
+            good=[f"8491234{i:04d}" for i in range(12)],
+            rejected="84900000000",
+            inbound=peer.webhooks,
+        )
+
+
 CASES: dict[str, Callable[[Path], AbstractContextManager[Case]]] = {
     "file": file_case,
     "console": console_case,
     "smtp": smtp_case,
     "smpp": smpp_case,
+    "facebook": facebook_case,
+    "zalo": zalo_case,
 }
 
 
@@ -316,6 +351,25 @@ def file_unwritable(tmp_path: Path) -> Iterator[Trial]:
     yield Trial(FileAdapter(path=tmp_path / "taken" / "out.jsonl"), "+84912340001")
 
 
+@contextmanager
+def graph_with(tmp_path: Path, behaviour: GraphBehaviour, *, timeout: float = 5.0) -> Iterator[Trial]:
+    with running_graph(behaviour) as (_peer, url):
+        yield Trial(FacebookPageAdapter(graph_url=url, page_tokens=GRAPH_PAGES, timeout=timeout), "1000")
+
+
+@contextmanager
+def zalo_with(tmp_path: Path, behaviour: ZaloBehaviour, *, timeout: float = 5.0) -> Iterator[Trial]:
+    with running_zalo(behaviour) as (_peer, url):
+        adapter = ZaloZnsAdapter(
+            endpoint=url,
+            access_token=behaviour.access_token,
+            template_id="231677",
+            body_param="content",
+            timeout=timeout,
+        )
+        yield Trial(adapter, "84912340001")
+
+
 FAILURES: dict[tuple[str, type[ChannelError]], Callable[[Path], AbstractContextManager[Trial]]] = {
     ("smpp", Throttled): smpp_throttled,
     ("smpp", ConfigurationError): smpp_misconfigured,
@@ -326,6 +380,20 @@ FAILURES: dict[tuple[str, type[ChannelError]], Callable[[Path], AbstractContextM
     ("smtp", ConfigurationError): lambda p: smtp_with(p, SmtpBehaviour(reject_senders={"*"})),
     ("smtp", OutcomeUnknown): lambda p: smtp_with(p, SmtpBehaviour(drop_after_data_every=1)),
     ("file", ConfigurationError): file_unwritable,
+    ("facebook", Throttled): lambda p: graph_with(
+        p, GraphBehaviour(GRAPH_PAGES, throttle_code=4, retry_after=60)
+    ),
+    ("facebook", ConfigurationError): lambda p: graph_with(
+        p, GraphBehaviour(GRAPH_PAGES, expired_tokens=True)
+    ),
+    # The peer makes the post, then holds its answer past the adapter's timeout.
+    ("facebook", OutcomeUnknown): lambda p: graph_with(
+        p, GraphBehaviour(GRAPH_PAGES, stall_posts=1), timeout=0.3
+    ),
+    ("zalo", Throttled): lambda p: zalo_with(p, ZaloBehaviour(throttle=True)),  # -144, the daily limit
+    ("zalo", ConfigurationError): lambda p: zalo_with(p, ZaloBehaviour(expired_token=True)),  # -124
+    # The peer takes the message, then holds its answer past the adapter's timeout.
+    ("zalo", OutcomeUnknown): lambda p: zalo_with(p, ZaloBehaviour(stall_sends=1), timeout=0.3),
 }
 # Why an adapter never reports a class: it writes locally, so nothing asks it to slow down or leaves it in doubt.
 NEVER: dict[tuple[str, type[ChannelError]], str] = {
