@@ -18,6 +18,7 @@ from broadcaster.campaigns import advertising
 from broadcaster.campaigns.problem import Problem
 from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
 from broadcaster.campaigns.send_rules import ProviderInfo, SendRules
+from broadcaster.campaigns.social_checks import social_sample_problems
 from broadcaster.campaigns.template_scan import TemplateScan
 from broadcaster.campaigns.yaml_source import line_of
 from broadcaster.i18n import gettext as _
@@ -104,6 +105,17 @@ def sample_checks(
             )
         elif Channel(channel) is Channel.PUSH:
             problems.extend(_push_problems(rendered, parts=parts, templates_dir=templates_dir, field=field))
+        elif Channel(channel) is Channel.SOCIAL:
+            problems.extend(
+                social_sample_problems(
+                    rendered,
+                    spec,
+                    providers[spec.provider],
+                    renderer=renderer,
+                    context=context,
+                    text_file=templates_dir / parts["text"],
+                )
+            )
         elif rendered.html is not None:
             problems.extend(
                 advertising.html_problems(

@@ -45,6 +45,7 @@ CHANNEL_LABELS: Mapping[str, str] = {
     "sms": "Tin nhắn SMS",
     "email": "Thư điện tử",
     "push": "Thông báo ứng dụng",
+    "social": "Mạng xã hội (Fanpage, Zalo)",
 }
 PURPOSE_LABELS: Mapping[str, str] = {
     "official_duty": "Tin nhắn điều hành",

@@ -21,6 +21,7 @@ _REASONS: dict[str, str] = {
     Exclusion.TOO_LONG: "tin SMS dài quá số phần cho phép",
     Exclusion.NO_DEVICE: "chưa đăng ký thiết bị nhận thông báo đẩy",
     Exclusion.PUSH_TOO_LARGE: "thông báo đẩy vượt quá giới hạn dữ liệu hoặc độ dài",
+    Exclusion.SOCIAL_TOO_LARGE: "tin mạng xã hội trống hoặc vượt quá độ dài cho phép",
 }
 
 

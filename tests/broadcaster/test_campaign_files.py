@@ -187,12 +187,12 @@ def test_bad_rrule_points_at_rrule() -> None:
     assert "FORTNIGHTLY" in problem.message
 
 
-def test_social_channel_is_rejected_clearly() -> None:
+def test_a_social_channel_is_accepted_and_its_unknown_provider_named() -> None:
     path = FIXTURES / "bad" / "social-channel.yaml"
     problems = load_bad("social-channel.yaml")
-    social = next(p for p in problems if p.field == "channels.social")
-    assert social.line == line_of(path, "social:")
-    assert "not supported yet" in social.message
+    social = next(p for p in problems if p.field == "channels.social.provider")
+    assert social.line == line_of(path, "provider: fanpage")
+    assert "unknown provider 'fanpage'" in social.message
 
 
 def test_push_campaign_validates_with_its_title_body_and_link() -> None:
