@@ -304,14 +304,17 @@ def _mark_sent(session: Session, sent: Sequence[tuple[Claimed, SendResult]], now
     parts: list[dict[str, object]] = []
     for message, result in sent:
         is_sms = message.channel == Channel.SMS
+        # Social deliveries come back by provider id (a ZNS msg_id in a webhook event): its one part is what
+        # a receipt is matched to, as an SMS part is.
+        with_parts = is_sms or message.channel == Channel.SOCIAL
         params.append(
             {
                 "b_id": message.id,
                 "b_ref": None if is_sms else (result.provider_ids[0] if result.provider_ids else None),
-                "b_parts": len(result.provider_ids) if is_sms else 0,
+                "b_parts": len(result.provider_ids) if with_parts else 0,
             }
         )
-        if is_sms:
+        if with_parts:
             parts.extend(
                 {
                     "message_id": message.id,

@@ -30,6 +30,7 @@ from broadcaster.web.security_headers import SecurityHeadersMiddleware
 from broadcaster.web.templating import STATIC_DIR, render
 from broadcaster.web.ui import ROUTERS
 from broadcaster.web.unsubscribe_routes import unsubscribe_router
+from broadcaster.web.webhook_routes import webhook_router
 
 
 def _wants_html(request: Request) -> bool:
@@ -89,6 +90,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(unsubscribe_router(context))
     app.include_router(app_consent_router(context))
     app.include_router(app_device_router(context))
+    app.include_router(webhook_router(context))
     app.include_router(auth_router)
     for router in ROUTERS:
         app.include_router(router)

@@ -20,7 +20,7 @@ API_PREFIX = "/api/v1"
 # `/huy-dang-ky/u/{token}`), the city app's signed consent and device endpoints (`/city-app/…`, HMAC-signed:
 # tests/broadcaster/delivery/test_city_app_consent.py, test_city_app_devices.py) and the API's OpenAPI document.
 PUBLIC_EXACT = frozenset({"/sign-in", "/language", f"{API_PREFIX}/openapi.json"})
-PUBLIC_PREFIXES = ("/static", "/u/", "/huy-dang-ky/", "/city-app/")
+PUBLIC_PREFIXES = ("/static", "/u/", "/huy-dang-ky/", "/city-app/", "/webhooks/")
 _OPT_OUT_LINK = re.compile(r"(^|/)u/\{token\}$")
 _PARAMETER = re.compile(r"\{([^}:]+)(?::([^}]+))?\}")
 
