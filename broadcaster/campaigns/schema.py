@@ -306,6 +306,10 @@ class CampaignDefinition(_Model):
                 )
         if fallback.from_ == fallback.to:
             raise located("fallback.to", _("a fallback goes to another channel than its 'from'"))
+        if fallback.to == "push":  # one fallback per person: its channel must have one address each
+            raise located(
+                "fallback.to", _("a fallback cannot go by push (a person may have several devices)")
+            )
 
     def zone(self, default: str) -> ZoneInfo:
         """Where its send window and its purpose's send hours are read: the schedule's zone, else ``default``

@@ -24,9 +24,10 @@ from broadcaster.db.engine import readers_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contact, Message
 from broadcaster.db.rows import required
 from broadcaster.outbox.chunks import cut_chunks
+from broadcaster.outbox.fallbacks import link_fallbacks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run, retry_key
-from broadcaster.outbox.social_planning import link_fallbacks, social_context, target_rows
+from broadcaster.outbox.social_planning import social_context, target_rows
 from broadcaster.provider_shapes import address_fields, targeted_channels
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus

@@ -1,39 +1,19 @@
-"""Planning what is not one message per person and channel: a social provider's named targets (one message
-per target and run, to no contact) and cross-channel fallbacks (a person's message on the fallback channel
-waits, linked to its primary, until the primary is delivered or the wait is over; docs/social.md).
-"""
+"""What a social message is planned and sent with: a provider of named targets gets one message per target
+and run, to no contact; a social message keeps its link, image and template for the outbound options
+(docs/social.md, "Engine side")."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy import ColumnElement, and_, or_, update
-from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.audience import too_big_reason
 from broadcaster.campaigns.messages import MessageText
-from broadcaster.campaigns.schema import Fallback
-from broadcaster.db.models import Message
+from broadcaster.outbox.fallbacks import FALLBACK_FROM_KEY
 from broadcaster.vocabulary import MessageKind, MessageStatus
 
-__all__ = [
-    "FALLBACK_FROM_KEY",
-    "FALLBACK_SUFFIX",
-    "cancel_fallbacks",
-    "link_fallbacks",
-    "social_context",
-    "social_options",
-    "target_rows",
-]
-
-# The idempotency key of a fallback message ends so (its own key, made as usual, plus this): the rows of a
-# run that are fallbacks are found by it, in SQL, with no column of their own.
-FALLBACK_SUFFIX = ":fallback"
-# Its stored context names the channel it stands in for (status, messages log).
-FALLBACK_FROM_KEY = "fallback_from"
-CANCELLED_REASON = "fallback not needed: the %s message was delivered"
+__all__ = ["social_context", "social_options", "target_rows"]
 
 
 def social_context(text: MessageText) -> dict[str, Any]:
@@ -113,58 +93,3 @@ def target_rows(
             }
         )
     return rows
-
-
-def link_fallbacks(rows: list[dict[str, Any]], fallback: Fallback, *, now: datetime) -> None:
-    """Turn a page's rows on ``fallback.to`` into fallbacks for the people who have a message to go on
-    ``fallback.from``: each waits ``after_minutes`` past its primary's earliest moment. A person with nothing
-    to go on ``from`` (no phone, opted out) gets the ``to`` message as usual, at once."""
-    primary_at: dict[int, datetime] = {}
-    for row in rows:
-        if row["channel"] == fallback.from_ and row["status"] == MessageStatus.QUEUED and row["contact_id"]:
-            at = row["not_before"] or now
-            contact = row["contact_id"]
-            primary_at[contact] = min(at, primary_at.get(contact, at))
-    wait = timedelta(minutes=fallback.after_minutes)
-    for row in rows:
-        contact = row["contact_id"]
-        if row["channel"] != fallback.to or contact not in primary_at:
-            continue
-        row["idempotency_key"] += FALLBACK_SUFFIX
-        row["context"] = {**row["context"], FALLBACK_FROM_KEY: str(fallback.from_)}
-        if row["status"] == MessageStatus.QUEUED:
-            row["not_before"] = max(row["not_before"] or now, primary_at[contact] + wait)
-
-
-def _waiting_fallbacks(run_id: int, contact_id: int) -> ColumnElement[bool]:
-    # Waiting, or claimed but not yet handed over: the hand-over (claims.mark_handed) is guarded the same
-    # way, so of the cancel and the hand-over exactly one wins.
-    return and_(
-        Message.run_id == run_id,
-        Message.contact_id == contact_id,
-        Message.idempotency_key.like(f"%{FALLBACK_SUFFIX}"),
-        or_(
-            Message.status == MessageStatus.QUEUED,
-            and_(Message.status == MessageStatus.SENDING, Message.handed_at.is_(None)),
-        ),
-    )
-
-
-def cancel_fallbacks(session: Session, delivered: Iterable[tuple[int, int, str]], *, now: datetime) -> int:
-    """Cancel the waiting fallbacks of delivered primaries, ``(run id, contact id, channel)`` each, in the
-    caller's transaction (the one that records the delivery); returns how many were cancelled."""
-    cancelled = 0
-    for run_id, contact_id, channel in set(delivered):
-        result = session.execute(
-            update(Message)
-            .where(_waiting_fallbacks(run_id, contact_id), Message.channel != channel)
-            .values(
-                status=MessageStatus.CANCELLED,
-                reason=CANCELLED_REASON % channel,
-                final_at=now,
-                chunk_id=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        cancelled += int(getattr(result, "rowcount", 0) or 0)
-    return cancelled
