@@ -5,14 +5,17 @@ messages of the run. Against the local ZNS peer and the sandbox SMSC."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from broadcaster.outbox.fallbacks import FALLBACK_FROM_KEY
+from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.vocabulary import MessageStatus
 from broadcaster.web.app import create_app
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
@@ -101,3 +104,73 @@ def test_only_people_whose_zns_is_not_confirmed_in_time_get_one_sms(
     pipeline.tick()
     pipeline.drain()
     assert sum(sms_destinations(pipeline).values()) == 3
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def test_a_confirmation_applied_exactly_at_the_deadline_never_lets_a_person_get_both(
+    make_pipeline: PipelineFactory,
+    zalo: tuple[ZaloPeer, str],
+    request: pytest.FixtureRequest,
+    database: str,
+) -> None:
+    peer, url = zalo
+    database_url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    pipeline = make_pipeline(providers={"zalo_oa": zalo_provider(url)}, database_url=database_url)
+    write_social_templates(pipeline, text=ZNS_TEXT)
+    people = citizens(40)
+    pipeline.add_contacts(people)
+    campaign_id = pipeline.approved_campaign(
+        variables=VARIABLES, channels=FALLBACK_CHANNELS, fallback=FALLBACK
+    )
+    run_id = pipeline.send(campaign_id)
+    assert len(peer.signed) == 40
+    store = inbound_batch_handler(
+        pipeline.context.sessions, provider="zalo_oa", channel="social", clock=pipeline.clock
+    )
+    pipeline.advance(minutes=30)  # exactly the deadline: every fallback is due now
+    pipeline.tick()
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def send_fallbacks() -> None:
+        start.wait()
+        pipeline.drain()
+
+    def confirm_all() -> None:
+        start.wait()
+        # One transaction per event, last person first while the fallbacks are claimed first person first:
+        # the two meet somewhere in the middle.
+        for webhook in reversed(peer.signed):
+            store([json.loads(webhook.body)])
+
+    def guarded(target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # reported by the main thread
+                failures.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=guarded(t)) for t in (send_fallbacks, confirm_all)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    pipeline.tick()
+    pipeline.drain()
+
+    zns = pipeline.messages(run_id, channel="social")
+    assert {m.status for m in zns} == {MessageStatus.DELIVERED}
+    fallbacks = {m.address: m for m in pipeline.messages(run_id, channel="sms")}
+    assert len(fallbacks) == 40
+    sent = sms_destinations(pipeline)
+    for phone, message in fallbacks.items():
+        if message.status == MessageStatus.CANCELLED:
+            assert sent[phone] == 0, (phone, message.status)  # cancelled: never written to the SMSC
+        else:
+            assert message.status in (MessageStatus.SENT, MessageStatus.DELIVERED), (phone, message.status)
+            assert message.handed_at is not None
+            assert sent[phone] == 1  # handed over before the confirmation: exactly one SMS
+    assert sum(sent.values()) == sum(1 for m in fallbacks.values() if m.status != MessageStatus.CANCELLED)
