@@ -23,6 +23,7 @@ from broadcaster.vocabulary import MessageStatus
 
 __all__ = [
     "FALLBACK_FROM_KEY",
+    "PUSH_ACK_DATA_KEY",
     "cancel_fallbacks",
     "cancel_fallbacks_of",
     "fallback_key",
@@ -38,6 +39,9 @@ def fallback_key(run_id: int, from_channel: str, contact_id: int) -> str:
     return f"run:{run_id}{FALLBACK_SUFFIX}:{from_channel}:{contact_id}"
 
 
+# A push notification's ``data`` carries its outbox id under this key: the city app acknowledges a shown
+# notification with it, which is the delivery signal that cancels a fallback.
+PUSH_ACK_DATA_KEY = "message_id"
 # Its stored context names the channel it stands in for (status, messages log).
 FALLBACK_FROM_KEY = "fallback_from"
 CANCELLED_REASON = "fallback not needed: the %s message was delivered"

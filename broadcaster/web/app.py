@@ -23,6 +23,7 @@ from broadcaster.context import AppContext
 from broadcaster.web.api import api_http_error, create_api
 from broadcaster.web.app_consent_routes import app_consent_router
 from broadcaster.web.app_device_routes import app_device_router
+from broadcaster.web.app_push_ack_routes import app_push_ack_router
 from broadcaster.web.auth import Forbidden, SignInRequired
 from broadcaster.web.auth_routes import router as auth_router
 from broadcaster.web.language import LanguageMiddleware
@@ -90,6 +91,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(unsubscribe_router(context))
     app.include_router(app_consent_router(context))
     app.include_router(app_device_router(context))
+    app.include_router(app_push_ack_router(context))
     app.include_router(webhook_router(context))
     app.include_router(auth_router)
     for router in ROUTERS:

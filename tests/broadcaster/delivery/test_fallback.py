@@ -10,6 +10,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +19,15 @@ from broadcaster.outbox.fallbacks import FALLBACK_FROM_KEY
 from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.vocabulary import MessageStatus
 from broadcaster.web.app import create_app
+from broadcaster.web.app_push_ack_routes import PUSH_SHOWN_PATH
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.test_city_app_consent import KEY, signed
+from tests.broadcaster.delivery.test_push_channel import (
+    PUSH_CHANNELS,
+    push_pipeline,
+    register_devices,
+    write_push_templates,
+)
 from tests.broadcaster.delivery.test_social_channel import (
     VARIABLES,
     ZNS_TEXT,
@@ -174,3 +183,59 @@ def test_a_confirmation_applied_exactly_at_the_deadline_never_lets_a_person_get_
             assert message.handed_at is not None
             assert sent[phone] == 1  # handed over before the confirmation: exactly one SMS
     assert sum(sent.values()) == sum(1 for m in fallbacks.values() if m.status != MessageStatus.CANCELLED)
+
+
+def test_push_then_sms_the_city_apps_acknowledgement_is_the_delivery_signal(
+    make_pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    pipeline = push_pipeline(make_pipeline, tmp_path, reject=[])
+    pipeline.context.settings.security.city_app_key = KEY
+    people = citizens(6)
+    pipeline.add_contacts(people)
+    registered = register_devices(pipeline, {p["external_id"]: 1 for p in people})
+    write_push_templates(pipeline)
+    campaign_id = pipeline.approved_campaign(
+        channels={**PUSH_CHANNELS, "sms": FALLBACK_CHANNELS["sms"]},
+        fallback={"from": "push", "to": "sms", "after_minutes": 15},
+    )
+    run_id = pipeline.send(campaign_id)
+    lines = [json.loads(line) for line in (tmp_path / "push.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 6
+    shown = [p["external_id"] for p in people[:4]]  # four notifications are shown, two never are
+    by_token = {m.address: m for m in pipeline.messages(run_id, channel="push")}
+
+    with TestClient(create_app(pipeline.context)) as client:
+        for number, external_id in enumerate(shown):
+            token = registered[external_id][0]
+            message = by_token[token]
+            body = {"nonce": f"nonce-shown-{number:010d}", "message_id": str(message.id), "token": token}
+            raw, headers = signed(pipeline, body)
+            answer = client.post(PUSH_SHOWN_PATH, content=raw, headers=headers)
+            assert answer.json() == {"status": "delivered"}, answer.text
+        # The same notification acknowledged again, and a message id that is not this token's: nothing moves.
+        token = registered[shown[0]][0]
+        again = {"nonce": "nonce-shown-again-001", "message_id": str(by_token[token].id), "token": token}
+        assert client.post(
+            PUSH_SHOWN_PATH, content=signed(pipeline, again)[0], headers=signed(pipeline, again)[1]
+        ).json() == {"status": "already"}
+        other = registered[people[5]["external_id"]][0]
+        wrong = {"nonce": "nonce-shown-wrong-001", "message_id": str(by_token[token].id), "token": other}
+        refused = client.post(
+            PUSH_SHOWN_PATH, content=signed(pipeline, wrong)[0], headers=signed(pipeline, wrong)[1]
+        )
+        assert refused.status_code == 422
+        assert refused.json()["field"] == "message_id"
+        unsigned = client.post(
+            PUSH_SHOWN_PATH, json={"nonce": "nonce-shown-unsigned1", "message_id": "1", "token": token}
+        )
+        assert unsigned.status_code == 401
+
+    pipeline.advance(minutes=16)
+    pipeline.tick()
+    pipeline.drain()
+
+    phones = {"+84" + p["phone"][1:] for p in people}
+    confirmed = {"+84" + p["phone"][1:] for p in people[:4]}
+    assert sms_destinations(pipeline) == Counter({phone: 1 for phone in phones - confirmed})
+    statuses = Counter(m.status for m in pipeline.messages(run_id, channel="push"))
+    assert statuses[MessageStatus.DELIVERED] == 4
