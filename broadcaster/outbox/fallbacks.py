@@ -45,6 +45,7 @@ PUSH_ACK_DATA_KEY = "message_id"
 # Its stored context names the channel it stands in for (status, messages log).
 FALLBACK_FROM_KEY = "fallback_from"
 CANCELLED_REASON = "fallback not needed: the %s message was delivered"
+WAITING_REASON = "fallback for %s: sent only if that message is not delivered in time"
 
 
 def link_fallbacks(rows: list[dict[str, Any]], fallback: Fallback, *, now: datetime) -> None:
@@ -66,6 +67,7 @@ def link_fallbacks(rows: list[dict[str, Any]], fallback: Fallback, *, now: datet
         row["context"] = {**row["context"], FALLBACK_FROM_KEY: str(fallback.from_)}
         if row["status"] == MessageStatus.QUEUED:
             row["not_before"] = max(row["not_before"] or now, primary_at[contact] + wait)
+            row["reason"] = row["reason"] or WAITING_REASON % fallback.from_
 
 
 def cancel_fallbacks(session: Session, delivered: Iterable[tuple[int, int, str]], *, now: datetime) -> int:
