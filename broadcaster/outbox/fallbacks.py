@@ -27,6 +27,7 @@ __all__ = [
     "cancel_fallbacks",
     "cancel_fallbacks_of",
     "fallback_key",
+    "is_unneeded_fallback",
     "link_fallbacks",
 ]
 
@@ -113,3 +114,9 @@ def cancel_fallbacks_of(session: Session, message_ids: Sequence[int], *, now: da
         )
         delivered.extend((run, contact, channel) for run, contact, channel in rows if run and contact)
     return cancel_fallbacks(session, delivered, now=now) if delivered else 0
+
+
+def is_unneeded_fallback(reason: str | None) -> bool:
+    """Whether a cancelled message's reason says it was a fallback its primary's delivery made unneeded."""
+    prefix = CANCELLED_REASON.split("%s", 1)[0]
+    return reason is not None and reason.startswith(prefix)

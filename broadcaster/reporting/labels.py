@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from broadcaster.activities import kind_label
 from broadcaster.campaigns.audience import Exclusion
+from broadcaster.outbox.fallbacks import is_unneeded_fallback
 
 __all__ = ["kind_label", "reason_label"]
 
@@ -27,4 +28,6 @@ _REASONS: dict[str, str] = {
 
 def reason_label(reason: str) -> str:
     """The Vietnamese wording of a stored reason; one the table does not know is shown as stored."""
+    if is_unneeded_fallback(reason):
+        return "không cần tin dự phòng: tin trên kênh trước đã đến người nhận"
     return _REASONS.get(reason, reason)

@@ -11,12 +11,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from broadcaster.db.models import RollupDay
 from broadcaster.outbox.fallbacks import FALLBACK_FROM_KEY
 from broadcaster.outbox.inbound import inbound_batch_handler
+from broadcaster.reporting.labels import reason_label
+from broadcaster.reporting.rollups import rebuild
 from broadcaster.vocabulary import MessageStatus
 from broadcaster.web.app import create_app
 from broadcaster.web.app_push_ack_routes import PUSH_SHOWN_PATH
@@ -113,6 +118,19 @@ def test_only_people_whose_zns_is_not_confirmed_in_time_get_one_sms(
     pipeline.tick()
     pipeline.drain()
     assert sum(sms_destinations(pipeline).values()) == 3
+    # The reports count the fallbacks that were not needed, with their reason, as kept back.
+    settings = pipeline.context.settings
+    day = pipeline.clock.now().astimezone(ZoneInfo(settings.timezone)).date()
+    with pipeline.context.sessions.begin() as session:
+        rebuild(session, settings, start=day, end=day, clock=pipeline.clock)
+        kept_back = session.execute(
+            select(RollupDay.channel, RollupDay.reason, RollupDay.messages).where(
+                RollupDay.status == "cancelled"
+            )
+        ).all()
+    [(channel, reason, count)] = kept_back
+    assert (channel, count) == ("sms", 5)
+    assert reason_label(reason) == "không cần tin dự phòng: tin trên kênh trước đã đến người nhận"
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
