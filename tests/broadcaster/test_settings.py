@@ -201,7 +201,10 @@ def test_sms_price_by_carrier_with_default(config: Path) -> None:
 
 def test_unknown_provider_lists_the_configured_ones(config: Path) -> None:
     settings = load_settings(config)
-    with pytest.raises(SettingsError, match=r"unknown provider 'sms_backup' \(configured: mail, sms_main\)"):
+    with pytest.raises(
+        SettingsError,
+        match=r"unknown provider 'sms_backup' \(configured: app_danang, fanpage_skhcn, mail, sms_main\)",
+    ):
         settings.provider("sms_backup")
     assert settings.provider("mail").type == "smtp"
 
