@@ -15,8 +15,10 @@ import pytest
 from broadcaster.campaigns.files import ProviderInfo, SendRules, load_campaign_file
 from broadcaster.campaigns.preview import preview_version
 from broadcaster.campaigns.store import get_version
+from broadcaster.subjects.export import export
+from broadcaster.subjects.held import keyed_hash, parse_subject
 from broadcaster.vocabulary import MessageStatus
-from tests.broadcaster.conftest import database_dump
+from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.workdir_files import citizens
 from tests.peers.graph import GraphBehaviour, GraphPeer, running_graph
@@ -172,6 +174,13 @@ def test_zns_sends_one_approved_template_message_per_person_with_a_phone(
     assert second.template_data["content"] == "Thủ tục đăng ký khai sinh nộp trực tuyến từ 01/12/2026."
     assert second.template_data["ho_ten"] == people[1]["full_name"]
     assert {m.provider_ref for m in messages} == {s.msg_id for s in peer.sent}
+
+    # The person's ZNS message is theirs in a subject request, found by their phone like an SMS.
+    subject = parse_subject(people[1]["phone"])
+    keyed = keyed_hash(pipeline.context.settings.security.erasure_key(), subject)
+    with pipeline.context.sessions.begin() as session:
+        document = export(session, subject, subject_hash=keyed, actor=ADMIN_LOGIN, now=pipeline.clock.now())
+    assert [(m["channel"], m["address"]) for m in document["messages"]] == [("social", "+84912000002")]
 
 
 def test_an_unapproved_zns_template_is_refused_naming_the_field_and_nothing_changes(
