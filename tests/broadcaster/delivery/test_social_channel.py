@@ -20,7 +20,8 @@ from broadcaster.subjects.held import keyed_hash, parse_subject
 from broadcaster.vocabulary import MessageStatus
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
-from tests.broadcaster.delivery.workdir_files import citizens
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
+from tests.broadcaster.test_cli import Cli, one_line
 from tests.peers.graph import GraphBehaviour, GraphPeer, running_graph
 from tests.peers.zalo import OA_ID, OA_SECRET, ZaloBehaviour, ZaloPeer, running_zalo
 
@@ -231,3 +232,52 @@ def test_a_zns_text_past_its_limit_is_refused(
     )
     [problem] = load_problems(pipeline, path)
     assert "more than 400" in problem.message
+
+
+def test_campaigns_preview_shows_the_pages_and_the_zns_template_on_the_command_line(
+    make_pipeline: PipelineFactory,
+    graph: tuple[GraphPeer, str],
+    zalo: tuple[ZaloPeer, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _graph, graph_url = graph
+    _zalo, zalo_url = zalo
+    pipeline = make_pipeline(
+        providers={"fanpage": facebook_provider(graph_url), "zalo_oa": zalo_provider(zalo_url)}
+    )
+    pipeline.add_contacts(citizens(3))
+    write_social_templates(pipeline, text=POST_TEXT, link="https://dichvucong.danang.gov.vn")
+    page_campaign = pipeline.write_campaign(
+        id="bai-dang-thu-nghiem",
+        variables=VARIABLES,
+        channels={"social": {"template": "social/thu-nghiem", "provider": "fanpage", "targets": list(PAGES)}},
+    )
+    zns_campaign = pipeline.write_campaign(
+        id="zns-thu-nghiem",
+        variables=VARIABLES,
+        channels={
+            "social": {
+                "template": "social/thu-nghiem",
+                "provider": "zalo_oa",
+                "template_id": "231677",
+                "template_data": {"ho_ten": "{{ contact.full_name }}"},
+            }
+        },
+    )
+    monkeypatch.chdir(pipeline.directory)
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    cli = Cli(monkeypatch)
+    cli("campaigns", "load", str(page_campaign), user=EDITOR)
+    cli("campaigns", "load", str(zns_campaign), user=EDITOR)
+
+    posts = one_line(cli("campaigns", "preview", "bai-dang-thu-nghiem").stdout)
+    assert "Recipients: 2" in posts
+    assert "One post per Page the campaign lists" in posts
+    assert "→ 104512345678901" in posts
+    assert "Link: https://dichvucong.danang.gov.vn" in posts
+
+    zns = one_line(cli("campaigns", "preview", "zns-thu-nghiem").stdout)
+    assert "Recipients: 3" in zns
+    assert "→ +84912000001" in zns
+    assert "ZNS template: 231677" in zns
