@@ -29,6 +29,7 @@ __all__ = [
     "fallback_key",
     "is_unneeded_fallback",
     "link_fallbacks",
+    "release_fallbacks_of",
 ]
 
 # A fallback is found from its primary by its idempotency key, ``run:<run>:fallback:<from>:<contact>`` (one per
@@ -120,3 +121,50 @@ def is_unneeded_fallback(reason: str | None) -> bool:
     """Whether a cancelled message's reason says it was a fallback its primary's delivery made unneeded."""
     prefix = CANCELLED_REASON.split("%s", 1)[0]
     return reason is not None and reason.startswith(prefix)
+
+
+# A primary in one of these may still reach the person; only when none of theirs is does the fallback go early.
+_FAILED_FOR_GOOD = (MessageStatus.PERMANENT_FAILURE, MessageStatus.SUPPRESSED, MessageStatus.CANCELLED)
+
+
+def release_fallbacks_of(session: Session, message_ids: Sequence[int], *, now: datetime) -> int:
+    """These messages just failed for good (ZNS: no Zalo account): a fallback waiting for the person goes now
+    rather than at its deadline, once no other message of theirs on that channel in the run can still
+    arrive (a person's other devices, on push). Returns how many were brought forward."""
+    failed: set[tuple[int, int, str]] = set()
+    for start in range(0, len(message_ids), 500):
+        rows = session.execute(
+            select(Message.run_id, Message.contact_id, Message.channel).where(
+                Message.id.in_(list(message_ids[start : start + 500])),
+                Message.run_id.is_not(None),
+                Message.contact_id.is_not(None),
+            )
+        )
+        failed.update((run, contact, channel) for run, contact, channel in rows if run and contact)
+    released = 0
+    for run_id, contact_id, channel in sorted(failed):
+        hopeful = session.scalar(
+            select(Message.id)
+            .where(
+                Message.run_id == run_id,
+                Message.contact_id == contact_id,
+                Message.channel == channel,
+                Message.status.not_in(_FAILED_FOR_GOOD),
+                Message.idempotency_key.not_like(f"%{FALLBACK_SUFFIX}%"),
+            )
+            .limit(1)
+        )
+        if hopeful is not None:
+            continue
+        result = session.execute(
+            update(Message)
+            .where(
+                Message.idempotency_key == fallback_key(run_id, channel, contact_id),
+                Message.status == MessageStatus.QUEUED,
+                Message.not_before > now,
+            )
+            .values(not_before=now, chunk_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        released += int(getattr(result, "rowcount", 0) or 0)
+    return released

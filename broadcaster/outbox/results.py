@@ -17,6 +17,7 @@ from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
 from broadcaster.devices import forget_token
+from broadcaster.outbox.fallbacks import release_fallbacks_of
 from broadcaster.settings_sections import DeliverySettings
 from broadcaster.suppressing import suppress_address
 from broadcaster.vocabulary import ATTEMPT_FAILED, MessageStatus
@@ -265,6 +266,8 @@ def _settle_permanent(
                 source=f"{message.provider}:{error.code or 'rejected'}",
                 now=now,
             )
+    # A person's fallback (outbox/fallbacks.py) need not wait for a primary that failed for good.
+    release_fallbacks_of(session, [message.id for message, _error in outcome.permanent], now=now)
 
 
 def _defer(

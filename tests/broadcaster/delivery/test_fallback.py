@@ -133,6 +133,30 @@ def test_only_people_whose_zns_is_not_confirmed_in_time_get_one_sms(
     assert reason_label(reason) == "không cần tin dự phòng: tin trên kênh trước đã đến người nhận"
 
 
+def test_a_primary_that_fails_for_good_lets_its_fallback_go_at_once(
+    make_pipeline: PipelineFactory,
+) -> None:
+    people = citizens(4)
+    # Two have no Zalo account (-118): their ZNS message fails for good, so their SMS need not wait.
+    behaviour = ZaloBehaviour(not_on_zalo=frozenset({"84912000001", "84912000002"}))
+    with running_zalo(behaviour) as (_peer, url):
+        pipeline = make_pipeline(providers={"zalo_oa": zalo_provider(url)})
+        write_social_templates(pipeline, text=ZNS_TEXT)
+        pipeline.add_contacts(people)
+        campaign_id = pipeline.approved_campaign(
+            variables=VARIABLES, channels=FALLBACK_CHANNELS, fallback=FALLBACK
+        )
+        run_id = pipeline.send(campaign_id)
+        pipeline.tick()
+        pipeline.drain()
+
+    zns = Counter(m.status for m in pipeline.messages(run_id, channel="social"))
+    assert zns == {MessageStatus.SENT: 2, MessageStatus.PERMANENT_FAILURE: 2}
+    assert sms_destinations(pipeline) == Counter({"+84912000001": 1, "+84912000002": 1})
+    waiting = [m for m in pipeline.messages(run_id, channel="sms") if m.status == MessageStatus.QUEUED]
+    assert {m.address for m in waiting} == {"+84912000003", "+84912000004"}
+
+
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def test_a_confirmation_applied_exactly_at_the_deadline_never_lets_a_person_get_both(
     make_pipeline: PipelineFactory,
