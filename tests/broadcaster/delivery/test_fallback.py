@@ -36,6 +36,7 @@ from tests.broadcaster.delivery.test_push_channel import (
 from tests.broadcaster.delivery.test_social_channel import (
     VARIABLES,
     ZNS_TEXT,
+    load_problems,
     write_social_templates,
     zalo_provider,
 )
@@ -281,3 +282,30 @@ def test_push_then_sms_the_city_apps_acknowledgement_is_the_delivery_signal(
     assert sms_destinations(pipeline) == Counter({phone: 1 for phone in phones - confirmed})
     statuses = Counter(m.status for m in pipeline.messages(run_id, channel="push"))
     assert statuses[MessageStatus.DELIVERED] == 4
+
+
+@pytest.mark.parametrize(
+    ("fallback", "field", "words"),
+    [
+        (
+            {"from": "social", "to": "email", "after_minutes": 30},
+            "fallback.to",
+            "not one of the campaign's channels",
+        ),
+        ({"from": "social", "to": "social", "after_minutes": 30}, "fallback.to", "another channel"),
+        ({"from": "social", "to": "sms", "after_minutes": 0}, "fallback.after_minutes", ""),
+        ({"from": "sms", "to": "push", "after_minutes": 30}, "fallback.to", "cannot go by push"),
+    ],
+)
+def test_a_fallback_the_campaign_cannot_keep_is_refused_naming_the_field(
+    fallback_pipeline: Pipeline, fallback: dict[str, object], field: str, words: str
+) -> None:
+    channels = dict(FALLBACK_CHANNELS)
+    if fallback["to"] == "push":
+        write_push_templates(fallback_pipeline)
+        channels["push"] = PUSH_CHANNELS["push"]
+    path = fallback_pipeline.write_campaign(variables=VARIABLES, channels=channels, fallback=fallback)
+    problems = load_problems(fallback_pipeline, path)
+    problem = next(p for p in problems if p.field is not None and p.field.startswith("fallback"))
+    assert problem.field == field, problems
+    assert words in problem.message

@@ -281,3 +281,32 @@ def test_campaigns_preview_shows_the_pages_and_the_zns_template_on_the_command_l
     assert "Recipients: 3" in zns
     assert "→ +84912000001" in zns
     assert "ZNS template: 231677" in zns
+
+
+def test_a_page_post_whose_answer_never_came_is_not_posted_twice_on_resend(
+    make_pipeline: PipelineFactory,
+) -> None:
+    # The Graph peer creates the first post, then holds its answer: the adapter times out (OutcomeUnknown),
+    # the campaign says resend, and the second attempt (options["resend"]) finds the post instead of posting.
+    with running_graph(GraphBehaviour(pages=dict(PAGES), stall_posts=1)) as (peer, url):
+        provider = {**facebook_provider(url), "timeout": 0.5}
+        pipeline = make_pipeline(providers={"fanpage": provider})
+        write_social_templates(pipeline, text=POST_TEXT)
+        campaign_id = pipeline.approved_campaign(
+            variables=VARIABLES,
+            on_uncertain="resend",
+            channels={
+                "social": {"template": "social/thu-nghiem", "provider": "fanpage", "targets": list(PAGES)[:1]}
+            },
+        )
+        run_id = pipeline.send(campaign_id)
+        [first] = pipeline.messages(run_id, channel="social")
+        assert first.status == MessageStatus.QUEUED  # unknown outcome: queued again for a resend
+        pipeline.advance(seconds=31)
+        pipeline.tick()
+        pipeline.drain()
+        [message] = pipeline.messages(run_id, channel="social")
+        assert message.status == MessageStatus.SENT
+        assert message.attempts == 2
+        assert len(peer.posts) == 1  # one public post, found again rather than repeated
+        assert message.provider_ref == peer.posts[0].id
