@@ -63,8 +63,11 @@ def sample_checks(
     for channel, spec in definition.channels.items():
         field = f"channels.{channel}.template"
         unsubscribe = None if spec.allow_unsubscribe is False else SAMPLE_UNSUBSCRIBE_URL
+        # A post to named targets (a Facebook Page) is rendered once, for no one: no contact to name.
+        provider = providers.get(spec.provider)
+        posted = provider is not None and provider.capabilities.targets_setting is not None
         context = build_context(
-            contact=sample_contact(),
+            contact=None if posted else sample_contact(),
             campaign=definition.template_context(),
             org=rules.org,
             variables=definition.variables,

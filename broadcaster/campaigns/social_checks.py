@@ -8,7 +8,8 @@ holds a token for; a provider of approved templates (``capabilities.templates_se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,16 @@ from broadcaster.provider_shapes import SOCIAL_POST_MAX_CHARS
 from broadcaster.rendering import Rendered, Renderer, RenderError, shorten
 from channels.base import Channel
 
-__all__ = ["POST_MAX_CHARS", "social_sample_problems", "social_spec_problems", "text_limit"]
+__all__ = [
+    "POST_MAX_CHARS",
+    "personal_post_problems",
+    "social_sample_problems",
+    "social_spec_problems",
+    "text_limit",
+]
+
+# ``contact.x`` or ``contact["x"]`` in a template's source.
+_CONTACT_USE = re.compile(r"\bcontact\s*[.\[]")
 
 POST_MAX_CHARS = SOCIAL_POST_MAX_CHARS
 PREFIX = f"channels.{Channel.SOCIAL.value}"
@@ -128,4 +138,25 @@ def social_sample_problems(
             renderer.render_value(source, field=f"{PREFIX}.template_data.{name}", context=context)
         except RenderError as exc:
             problems.append(Problem(text_file, None, f"{PREFIX}.template_data.{name}", exc.message))
+    return problems
+
+
+def personal_post_problems(
+    names: Iterable[str], sources: Mapping[str, str], *, templates_dir: Path
+) -> list[Problem]:
+    """A post to named targets is rendered once, for no one: its templates (``names``, with every file they
+    use) may not name the contact, whose fields would all be empty."""
+    problems: list[Problem] = []
+    for name in names:
+        for number, line in enumerate(sources.get(name, "").splitlines(), start=1):
+            if _CONTACT_USE.search(line):
+                problems.append(
+                    Problem(
+                        templates_dir / name,
+                        number,
+                        f"{PREFIX}.template",
+                        _("a post to Pages goes to no one in particular: it cannot use contact fields"),
+                    )
+                )
+                break
     return problems

@@ -98,6 +98,7 @@ def plan_run(
         address_fields=address_fields(settings.providers, providers),
     )
     window = definition.schedule.window if definition.schedule else None
+    # Posts to named targets (Facebook Pages) go once per run, not per person: a retry run does not re-post.
     if targeted and retries is None:
         now = clock.now()
         with sessions.begin() as session:

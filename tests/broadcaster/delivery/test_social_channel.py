@@ -310,3 +310,21 @@ def test_a_page_post_whose_answer_never_came_is_not_posted_twice_on_resend(
         assert message.attempts == 2
         assert len(peer.posts) == 1  # one public post, found again rather than repeated
         assert message.provider_ref == peer.posts[0].id
+
+
+def test_a_page_post_that_names_a_person_is_refused(
+    make_pipeline: PipelineFactory, graph: tuple[GraphPeer, str]
+) -> None:
+    _peer, url = graph
+    pipeline = make_pipeline(providers={"fanpage": facebook_provider(url)})
+    write_social_templates(pipeline, text="Kính gửi {{ contact.full_name }}: thủ tục mới.")
+    path = pipeline.write_campaign(
+        channels={
+            "social": {"template": "social/thu-nghiem", "provider": "fanpage", "targets": list(PAGES)[:1]}
+        },
+    )
+    [problem] = load_problems(pipeline, path)
+    assert problem.field == "channels.social.template"
+    assert problem.file.name == "thu-nghiem.txt.j2"
+    assert problem.line == 1
+    assert "cannot use contact fields" in problem.message
