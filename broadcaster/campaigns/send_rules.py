@@ -28,7 +28,7 @@ class ProviderInfo:
     channel: str
     label_brackets: bool = True
     """SMS: the advertising label may be bracketed ("[QC] " rather than "QC "); docs/domain.md §1.1."""
-    capabilities: Capabilities = field(default_factory=Capabilities)
+    capabilities: Capabilities = field(default_factory=Capabilities, compare=False)
     """What its adapter declares: social providers differ by it (named targets, approved templates)."""
     targets: frozenset[str] = frozenset()
     """Named targets it can post to (``capabilities.targets_setting``: a Facebook provider's Pages)."""
