@@ -22,6 +22,7 @@ from broadcaster.outbox.fallbacks import FALLBACK_FROM_KEY
 from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.reporting.labels import reason_label
 from broadcaster.reporting.rollups import rebuild
+from broadcaster.status import run_counts
 from broadcaster.vocabulary import MessageStatus
 from broadcaster.web.app import create_app
 from broadcaster.web.app_push_ack_routes import PUSH_SHOWN_PATH
@@ -119,6 +120,11 @@ def test_only_people_whose_zns_is_not_confirmed_in_time_get_one_sms(
     pipeline.tick()
     pipeline.drain()
     assert sum(sms_destinations(pipeline).values()) == 3
+    # The run's status counts them by channel: the SMS fallbacks cancelled apart from those sent.
+    with pipeline.context.readers() as session:
+        counts = run_counts(session, run_id)
+    assert counts["sms"]["cancelled"] == 5
+    assert counts["social"] == {"sent": 3, "delivered": 5}
     # The reports count the fallbacks that were not needed, with their reason, as kept back.
     settings = pipeline.context.settings
     day = pipeline.clock.now().astimezone(ZoneInfo(settings.timezone)).date()
