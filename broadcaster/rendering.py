@@ -8,6 +8,8 @@ layout convention and the context roots are documented in templates/README.md:
 - ``email/NAME`` -> ``email/NAME.subject.j2`` (one line), ``email/NAME.txt.j2``, optional ``email/NAME.html.j2``
 - ``push/NAME``  -> ``push/NAME.title.j2`` (one line), ``push/NAME.txt.j2`` (the body), optional
   ``push/NAME.link.j2`` (one line: the deep link the notification opens)
+- ``social/NAME`` -> ``social/NAME.txt.j2`` (the post's or ZNS message's text), optional ``social/NAME.link.j2``
+  and ``social/NAME.image.j2`` (one line each: a Page post's link and image URL)
 
 Templates are authored with diacritics; ``unaccented`` (an SMS option) strips them after rendering. Every
 rendering runs within the time and size of ``[rendering]`` (broadcaster/render_budget.py).
@@ -113,6 +115,7 @@ class Rendered:
     text: str
     html: str | None
     link: str | None = None
+    image: str | None = None  # social: the image URL of a Page post (None: no image part, or empty)
 
 
 class RenderError(UserError):
@@ -148,10 +151,23 @@ def template_files(template: str, channel: str) -> dict[str, str]:
             "text": f"{template}.txt{TEMPLATE_SUFFIX}",
             "link": f"{template}.link{TEMPLATE_SUFFIX}",
         }
-    raise ValueError(f"no template layout for channel {channel!r} (known: sms, email, push)")
+    if channel == Channel.SOCIAL:
+        return {
+            "text": f"{template}.txt{TEMPLATE_SUFFIX}",
+            "link": f"{template}.link{TEMPLATE_SUFFIX}",
+            "image": f"{template}.image{TEMPLATE_SUFFIX}",
+        }
+    raise ValueError(f"no template layout for channel {channel!r} (known: sms, email, push, social)")
 
 
-OPTIONAL_PARTS: frozenset[tuple[str, str]] = frozenset(((Channel.EMAIL, "html"), (Channel.PUSH, "link")))
+OPTIONAL_PARTS: frozenset[tuple[str, str]] = frozenset(
+    (
+        (Channel.EMAIL, "html"),
+        (Channel.PUSH, "link"),
+        (Channel.SOCIAL, "link"),
+        (Channel.SOCIAL, "image"),
+    )
+)
 
 
 class _SnapshotLoader(BaseLoader):
@@ -264,6 +280,7 @@ class Renderer:
         self._clock = clock
         self._env = make_environment(self._sources, limits=self._limits)
         self._compiled: dict[str, Template] = {}
+        self._inline: dict[str, Template] = {}
         for name in sorted(self._sources):
             try:
                 self._compiled[name] = self._env.get_template(name)
@@ -292,6 +309,19 @@ class Renderer:
             message = str(exc) if isinstance(exc, RenderBudgetExceeded) else f"{type(exc).__name__}: {exc}"
             raise RenderError(template=where, line=line, message=message) from exc
 
+    def render_value(self, source: str, *, field: str, context: Mapping[str, Any]) -> str:
+        """One line of template text written in the campaign file itself (a ZNS parameter in
+        ``template_data``), rendered in the same sandbox and budget as the files; errors name ``field``."""
+        compiled = self._inline.get(source)
+        try:
+            if compiled is None:
+                compiled = self._inline[source] = self._env.from_string(_nfc(source))
+            with budget(self._limits, self._clock) as active:
+                return _one_line(_nfc(_stream(compiled, context, active)))
+        except _RENDER_ERRORS as exc:
+            message = str(exc) if isinstance(exc, RenderBudgetExceeded) else f"{type(exc).__name__}: {exc}"
+            raise RenderError(template=field, line=None, message=message) from exc
+
     def render(
         self,
         *,
@@ -316,6 +346,11 @@ class Renderer:
             body = _text_body(self._render_file(files["text"], context)).rstrip("\n")
             link = _one_line(self._render_file(files["link"], context)) if self.has(files["link"]) else ""
             return Rendered(subject=title, text=body, html=None, link=link or None)
+        if channel == Channel.SOCIAL:
+            body = _text_body(self._render_file(files["text"], context)).strip("\n")
+            link = _one_line(self._render_file(files["link"], context)) if self.has(files["link"]) else ""
+            image = _one_line(self._render_file(files["image"], context)) if self.has(files["image"]) else ""
+            return Rendered(subject=None, text=body, html=None, link=link or None, image=image or None)
         # A subject is a header: collapse it to one line so no template can inject header lines.
         subject = _one_line(self._render_file(files["subject"], context))
         text = _text_body(self._render_file(files["text"], context))

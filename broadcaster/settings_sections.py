@@ -348,7 +348,7 @@ class ProviderSettings(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    channel: Literal["sms", "email", "push"]
+    channel: Literal["sms", "email", "push", "social"]
     type: str
     tps: float | None = Field(
         default=None, gt=0

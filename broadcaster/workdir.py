@@ -133,6 +133,23 @@ tps = 200
 unsubscribe_base_url = "https://skhcn.danang.gov.vn/thong-bao"
 unsubscribe_mailto = "huy-dang-ky@skhcn.danang.gov.vn"
 
+# The city app's push notifications (docs/push.md). "file" writes them to app-danang.jsonl, a rehearsal: set
+# type = "fcm" (or "apns") and its credentials for production.
+[providers.app_danang]
+channel = "push"
+type = "file"
+path = "app-danang.jsonl"
+
+# The Facebook Pages the campaigns post to (docs/social.md): each Page id with its Page access token. The id
+# below stands for the Sở's Page: replace it, here and in the campaigns' targets, with the real one.
+[providers.fanpage_skhcn]
+channel = "social"
+type = "facebook"
+api_version = "v21.0"
+
+[providers.fanpage_skhcn.page_tokens]
+"100000000000143" = "change-me"
+
 [reports]
 # Half-year report periods (plan 143 section V: reports before 30/5 and 30/11): 2026-H1 runs from the day after
 # the previous year's h2_cutoff to h1_cutoff, 2026-H2 from the day after h1_cutoff to h2_cutoff (MM-DD).

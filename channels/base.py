@@ -66,6 +66,18 @@ class Capabilities:
     gateway: bool = False
     # What an officer calls the provider's server, in notes such as "SMSC unreachable since 13:02".
     peer: str = "provider"
+    # The contact field a message is addressed to when the channel's own rule does not say (a channel with
+    # several adapter kinds, e.g. social: ZNS messages go to the contact's "phone"). None: the channel's rule.
+    address_field: str | None = None
+    # The campaign names the targets (Facebook Pages): one message per target and run, to no contact. The
+    # name of the provider setting whose keys are the targets it can post to (Facebook: "page_tokens").
+    targets_setting: str | None = None
+    # Each message is a template approved at the provider, named by the campaign (ZNS ``template_id``). The
+    # name of the provider setting that lists the approved ids (ZNS: "approved_templates").
+    templates_setting: str | None = None
+    # The provider posts its events (deliveries) to the engine's webhook route, ``POST /webhooks/{type}/{name}``;
+    # the class's ``verify_inbound(headers, body, options)`` (a staticmethod) says whether a body is genuine.
+    webhook: bool = False
 
 
 def normalize_provider_id(value: str | bytes | None) -> str | None:

@@ -5,7 +5,7 @@ Preview and the planner share this module so that what an approver saw counted i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -39,9 +39,17 @@ class Exclusion:
     DO_NOT_CALL = REASON_TEXTS[ExclusionReason.DO_NOT_CALL]
     CAMPAIGN_LIST = REASON_TEXTS[ExclusionReason.CAMPAIGN_LIST]
     NO_DEVICE = N_("no device registered for push")
+    SOCIAL_TOO_LARGE = N_("social message empty or past its length limit")
     DUPLICATE = N_("same address as another recipient of this run")
     TOO_LONG = N_("SMS longer than the allowed number of parts")
     PUSH_TOO_LARGE = N_("push notification past the payload or text limits")
+
+
+def too_big_reason(channel: str, too_long: bool) -> str:
+    """Why a rendered message is kept back: an SMS past its parts, else past its channel's limits."""
+    if too_long:
+        return Exclusion.TOO_LONG
+    return Exclusion.SOCIAL_TOO_LARGE if channel == Channel.SOCIAL else Exclusion.PUSH_TOO_LARGE
 
 
 def audience_query(audience: Audience) -> Select[Contact]:
@@ -105,11 +113,21 @@ def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | N
     raise ValueError(f"unsupported channel {channel!r}")
 
 
+# A contact field an adapter names as its address (``Capabilities.address_field``) → the channel whose
+# address rule reads that field (social ZNS messages go to the phone, checked as for SMS).
+FIELD_CHANNELS = {"phone": Channel.SMS, "email": Channel.EMAIL}
+
+
 def channel_candidates(
-    session: Session, contacts: Sequence[Contact], channel: str
+    session: Session, contacts: Sequence[Contact], channel: str, *, address_field: str | None = None
 ) -> list[tuple[Contact, str | None, str | None]]:
     """(contact, address, reason) per message a page could give on ``channel``: one per contact, except on
-    push, one per registered device token (a contact without any: one with ``NO_DEVICE``)."""
+    push, one per registered device token (a contact without any: one with ``NO_DEVICE``). ``address_field``:
+    the contact field the channel's adapter addresses (``Capabilities.address_field``)."""
+    if address_field is not None:
+        if address_field not in FIELD_CHANNELS:
+            raise ValueError(f"unsupported address field {address_field!r}")
+        return [(c, *channel_address(c, FIELD_CHANNELS[address_field])) for c in contacts]
     if channel != Channel.PUSH:
         return [(c, *channel_address(c, channel)) for c in contacts]
     tokens = tokens_of(session, [c.id for c in contacts])
@@ -170,8 +188,10 @@ class Screen:
         tz: ZoneInfo,
         policy: PolicySettings,
         erasure_key: str = "",
+        address_fields: Mapping[str, str | None] | None = None,
     ) -> None:
         self.channels = list(channels)
+        self.address_fields = dict(address_fields or {})
         self.scopes = {
             channel: PolicyScope(
                 purpose=purpose,
@@ -189,7 +209,9 @@ class Screen:
         """The page's decisions for messages meant to go at ``at`` (now, or when the send window opens)."""
         decisions: list[Decision] = []
         for channel in self.channels:
-            candidates = channel_candidates(session, contacts, channel)
+            candidates = channel_candidates(
+                session, contacts, channel, address_field=self.address_fields.get(channel)
+            )
             # Judged once per address (per person on push: all their devices share one verdict). A second
             # contact with the address is a duplicate, not a second send against its cap.
             judged_as = {

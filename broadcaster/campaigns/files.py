@@ -25,10 +25,12 @@ from broadcaster.campaigns.sample_checks import sample_checks
 from broadcaster.campaigns.schema import CampaignDefinition
 from broadcaster.campaigns.schema_errors import problem_from_error
 from broadcaster.campaigns.send_rules import ProviderInfo, SendRules
+from broadcaster.campaigns.social_checks import personal_post_problems, social_spec_problems
 from broadcaster.campaigns.template_scan import TemplateScan, check_names, closure, collect_templates
 from broadcaster.campaigns.yaml_source import line_of, parse_yaml
 from broadcaster.i18n import gettext as _
 from broadcaster.rendering import OPTIONAL_PARTS, template_files
+from channels.base import Channel
 
 __all__ = [
     "CampaignBundle",
@@ -108,6 +110,8 @@ def _semantic_checks(
                     % {"provider": spec.provider, "sends": provider.channel, "channel": channel},
                 )
             )
+        elif str(channel) == Channel.SOCIAL.value:
+            problems.extend(social_spec_problems(spec, provider, path=path, root=root))
         roots: list[str] = []
         for part, rel in template_files(spec.template, channel).items():
             if (templates_dir / rel).is_file():
@@ -123,6 +127,9 @@ def _semantic_checks(
                     )
                 )
         collect_templates(roots, templates_dir=templates_dir, field_name=f"{prefix}.template", scan=scan)
+        if provider is not None and provider.capabilities.targets_setting is not None:
+            used = dict.fromkeys(dep for name in roots for dep in closure(name, scan))
+            problems.extend(personal_post_problems(used, scan.templates, templates_dir=templates_dir))
         for name in roots:
             for dep in closure(name, scan):
                 problems.extend(

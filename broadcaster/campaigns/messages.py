@@ -10,6 +10,7 @@ from typing import Any
 
 from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec, Purpose
 from broadcaster.db.models import Contact
+from broadcaster.provider_shapes import SOCIAL_POST_MAX_CHARS, capabilities_of
 from broadcaster.push_payload import measure
 from broadcaster.rendering import Renderer, build_context, first_name
 from broadcaster.settings import Settings
@@ -68,7 +69,14 @@ class MessageText:
     encoding: str | None = None
     segments: int | None = None
     too_long: bool = False  # SMS: more parts than the channel's max_segments (or settings' sms.max_segments)
-    link: str | None = None  # push: the deep link (``options["link"]`` of the outbound message)
+    link: str | None = (
+        None  # push: the deep link (``options["link"]`` of the outbound message); social: the post's link
+    )
+    image: str | None = None  # social: a Page post's image URL (``options["image"]``)
+    template_id: str | None = (
+        None  # social, approved templates: the ZNS template (``options["template_id"]``)
+    )
+    template_data: dict[str, str] | None = None  # its parameters, rendered for the person
     too_large: bool = False  # push: past the payload or text limits of ``broadcaster.push_payload``
 
 
@@ -133,7 +141,39 @@ class Composer:
                 link=rendered.link,
                 too_large=size.over_limits,
             )
+        if channel == Channel.SOCIAL:
+            return self._social_text(spec, rendered.text, rendered.link, rendered.image, contact)
         return MessageText(subject=rendered.subject, body=rendered.text, html=rendered.html)
+
+    def _social_text(
+        self,
+        spec: ChannelSpec,
+        text: str,
+        link: str | None,
+        image: str | None,
+        contact: dict[str, Any] | None,
+    ) -> MessageText:
+        provider = self.settings.providers.get(spec.provider)
+        limit = (capabilities_of(provider).max_length if provider else None) or SOCIAL_POST_MAX_CHARS
+        data: dict[str, str] | None = None
+        if spec.template_data:
+            context = self.context(contact)
+            data = {
+                name: self.renderer.render_value(
+                    source, field=f"channels.social.template_data.{name}", context=context
+                )
+                for name, source in spec.template_data.items()
+            }
+        return MessageText(
+            subject=None,
+            body=text,
+            html=None,
+            link=link,
+            image=image,
+            template_id=spec.template_id,
+            template_data=data,
+            too_large=not text.strip() or len(text) > limit,
+        )
 
     def email_text(
         self, contact: dict[str, Any] | None, *, unsubscribe_url: str, planned: str | None = None

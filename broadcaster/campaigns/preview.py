@@ -9,11 +9,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience
+from broadcaster.campaigns.audience import Screen, iter_audience, too_big_reason
 from broadcaster.campaigns.messages import Composer, allow_unsubscribe, contact_view
 from broadcaster.campaigns.schema import CampaignDefinition
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion
+from broadcaster.provider_shapes import address_fields, targeted_channels
 from broadcaster.settings import Settings
 from broadcaster.unsubscribe import unsubscribe_link
 from channels.base import Channel
@@ -72,14 +73,17 @@ def preview_version(
     definition = definition_of(version)
     composer = Composer(definition=definition, templates=version.templates, settings=settings)
     channels: list[str] = list(definition.channels)
+    used = {str(name): spec.provider for name, spec in definition.channels.items()}
+    targeted = targeted_channels(settings.providers, used)
     tz = definition.zone(settings.timezone)
     screen = Screen(
-        channels,
+        [name for name in channels if name not in targeted],
         purpose=definition.purpose.value,
         campaign_id=definition.id,
         tz=tz,
         policy=settings.consent.policy(),
         erasure_key=settings.security.erasure_key(),
+        address_fields=address_fields(settings.providers, used),
     )
     window = definition.schedule.window if definition.schedule else None
     at = window.next_open(now, tz) if window is not None and not window.contains(now, tz) else now
@@ -107,7 +111,7 @@ def preview_version(
             view = contact_view(decision.contact)
             text = composer.compose(decision.channel, view, with_html=False)
             if text.too_long or text.too_large:
-                too_big = Exclusion.TOO_LONG if text.too_long else Exclusion.PUSH_TOO_LARGE
+                too_big = too_big_reason(decision.channel, text.too_long)
                 exclusions[decision.channel][too_big] += 1
                 continue
             reached_ids.add(decision.contact.id)
@@ -133,7 +137,10 @@ def preview_version(
                         "text": body,
                         "encoding": text.encoding,
                         "segments": text.segments,
-                        "link": text.link,  # push: the deep link the notification opens
+                        "link": text.link,  # push: the deep link the notification opens; social: the post's
+                        "image": text.image,  # social: a Page post's image
+                        "template_id": text.template_id,  # social: the approved ZNS template
+                        "template_data": text.template_data,
                         # The e-mail's HTML part as it would be sent (None: the template has none).
                         "html": composer.html(view, unsubscribe_url=link)
                         if decision.channel == Channel.EMAIL
@@ -141,6 +148,8 @@ def preview_version(
                     }
                 )
         reached += len(reached_ids)
+    for name in targeted:
+        _preview_targets(by_channel[name], definition.channels[name].targets or [], composer, samples)  # type: ignore[index]
     for name, counter in exclusions.items():
         by_channel[name].exclusions = dict(counter.most_common())
         by_channel[name].deferred = dict(deferred[name].most_common())
@@ -153,3 +162,20 @@ def preview_version(
         reached_contacts=reached,
         channels=list(by_channel.values()),
     )
+
+
+def _preview_targets(item: ChannelPreview, targets: list[str], composer: Composer, samples: int) -> None:
+    """A channel posted to named targets: one message per target, rendered without a contact."""
+    text = composer.compose(item.channel, None, with_html=False)
+    item.recipients = len(targets)
+    for target in targets[:samples]:
+        item.samples.append(
+            {
+                "to": target,
+                "name": None,
+                "subject": None,
+                "text": text.body,
+                "link": text.link,
+                "image": text.image,
+            }
+        )

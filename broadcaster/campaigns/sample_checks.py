@@ -18,6 +18,7 @@ from broadcaster.campaigns import advertising
 from broadcaster.campaigns.problem import Problem
 from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec
 from broadcaster.campaigns.send_rules import ProviderInfo, SendRules
+from broadcaster.campaigns.social_checks import social_sample_problems
 from broadcaster.campaigns.template_scan import TemplateScan
 from broadcaster.campaigns.yaml_source import line_of
 from broadcaster.i18n import gettext as _
@@ -62,8 +63,11 @@ def sample_checks(
     for channel, spec in definition.channels.items():
         field = f"channels.{channel}.template"
         unsubscribe = None if spec.allow_unsubscribe is False else SAMPLE_UNSUBSCRIBE_URL
+        # A post to named targets (a Facebook Page) is rendered once, for no one: no contact to name.
+        provider = providers.get(spec.provider)
+        posted = provider is not None and provider.capabilities.targets_setting is not None
         context = build_context(
-            contact=sample_contact(),
+            contact=None if posted else sample_contact(),
             campaign=definition.template_context(),
             org=rules.org,
             variables=definition.variables,
@@ -104,6 +108,17 @@ def sample_checks(
             )
         elif Channel(channel) is Channel.PUSH:
             problems.extend(_push_problems(rendered, parts=parts, templates_dir=templates_dir, field=field))
+        elif Channel(channel) is Channel.SOCIAL:
+            problems.extend(
+                social_sample_problems(
+                    rendered,
+                    spec,
+                    providers[spec.provider],
+                    renderer=renderer,
+                    context=context,
+                    text_file=templates_dir / parts["text"],
+                )
+            )
         elif rendered.html is not None:
             problems.extend(
                 advertising.html_problems(

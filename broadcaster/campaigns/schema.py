@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from broadcaster.campaigns.schedule import Schedule, SendWindow
@@ -30,6 +30,7 @@ __all__ = [
     "CampaignDefinition",
     "ChannelName",
     "ChannelSpec",
+    "Fallback",
     "OnUncertain",
     "Priority",
     "Purpose",
@@ -38,14 +39,14 @@ __all__ = [
     "Topic",
 ]
 
-# Channels a campaign file may use today; social posting comes later (docs/architecture.md §1, docs/push.md).
-SUPPORTED_CHANNELS: tuple[str, ...] = (Channel.SMS, Channel.EMAIL, Channel.PUSH)
-_LATER_CHANNELS: tuple[str, ...] = (Channel.SOCIAL,)
+# Channels a campaign file may use (docs/architecture.md §1, docs/push.md, docs/social.md).
+SUPPORTED_CHANNELS: tuple[str, ...] = (Channel.SMS, Channel.EMAIL, Channel.PUSH, Channel.SOCIAL)
+_LATER_CHANNELS: tuple[str, ...] = ()
 
 _SLUG = r"^[a-z0-9][a-z0-9-]{2,63}$"
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _VARIABLE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
-_TEMPLATE_NAME = r"^(sms|email|push)/[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$"
+_TEMPLATE_NAME = r"^(sms|email|push|social)/[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$"
 
 
 def _nfc(value: Any) -> Any:
@@ -148,7 +149,7 @@ def _check_channel_name(value: Any) -> Any:
     if isinstance(value, str) and value in _LATER_CHANNELS:
         raise PydanticCustomError(
             "channel_not_supported",
-            _("channel '{channel}' is not supported yet: use sms, email or push (social comes later)"),
+            _("channel '{channel}' is not supported yet: use sms, email, push or social"),
             {"channel": value},
         )
     return value
@@ -164,7 +165,7 @@ def _check_purpose(value: Any) -> Any:
     return value
 
 
-ChannelName = Annotated[Literal["sms", "email", "push"], BeforeValidator(_check_channel_name)]
+ChannelName = Annotated[Literal["sms", "email", "push", "social"], BeforeValidator(_check_channel_name)]
 
 
 class ChannelSpec(_Model):
@@ -180,6 +181,26 @@ class ChannelSpec(_Model):
     """SMS only: validation fails when the sample rendering needs more parts than this."""
     allow_unsubscribe: bool | None = None
     """Offer opting out (e-mail footer link, List-Unsubscribe); None: the consent policy decides by purpose."""
+    targets: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1)] | None
+    ) = None
+    """Social, on a provider that posts to named targets (Facebook Pages): the target ids, one message each."""
+    template_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """Social, on a provider of approved templates (Zalo ZNS): the approved template's id."""
+    template_data: dict[str, str] = {}
+    """Social, approved templates: the template's parameters, each a text rendered per person like a
+    template (``"{{ contact.full_name }}"``); the message text fills the provider's ``body_param``."""
+
+
+class Fallback(_Model):
+    """Per person: when the message on ``from`` is not confirmed delivered within ``after_minutes``, the
+    message on ``to`` goes instead (docs/social.md, "Fallback")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: Annotated[ChannelName, Field(alias="from")]
+    to: ChannelName
+    after_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)]
 
 
 def _unique(values: list[Any]) -> list[Any]:
@@ -209,6 +230,8 @@ class CampaignDefinition(_Model):
     schedule: Schedule | None = None
     """None: the campaign is sent on demand (``broadcaster send ID``)."""
     on_uncertain: OnUncertain = OnUncertain.HOLD
+    fallback: Fallback | None = None
+    """Send ``to`` to each person whose ``from`` message is not delivered in time (both channels listed)."""
     priority: Priority = Priority.NORMAL
     description: str | None = None
     variables: dict[str, str] = {}
@@ -254,6 +277,13 @@ class CampaignDefinition(_Model):
                             f"channels.{channel}.{option}",
                             _("%(option)s applies to SMS only") % {"option": option},
                         )
+            if channel != "social":
+                for option in ("targets", "template_id", "template_data"):
+                    if option in spec.model_fields_set:
+                        raise located(
+                            f"channels.{channel}.{option}",
+                            _("%(option)s applies to the social channel only") % {"option": option},
+                        )
             if self.purpose is Purpose.ADVERTISING and spec.allow_unsubscribe is False:
                 raise located(
                     f"channels.{channel}.allow_unsubscribe",
@@ -261,7 +291,25 @@ class CampaignDefinition(_Model):
                         "advertising must offer refusal (Decree 91/2020 art. 16); remove allow_unsubscribe: false"
                     ),
                 )
+        self._check_fallback()
         return self
+
+    def _check_fallback(self) -> None:
+        fallback = self.fallback
+        if fallback is None:
+            return
+        for where, channel in (("from", fallback.from_), ("to", fallback.to)):
+            if channel not in self.channels:
+                raise located(
+                    f"fallback.{where}",
+                    _("channel '%(channel)s' is not one of the campaign's channels") % {"channel": channel},
+                )
+        if fallback.from_ == fallback.to:
+            raise located("fallback.to", _("a fallback goes to another channel than its 'from'"))
+        if fallback.to == "push":  # one fallback per person: its channel must have one address each
+            raise located(
+                "fallback.to", _("a fallback cannot go by push (a person may have several devices)")
+            )
 
     def zone(self, default: str) -> ZoneInfo:
         """Where its send window and its purpose's send hours are read: the schedule's zone, else ``default``

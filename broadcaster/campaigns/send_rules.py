@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from broadcaster.provider_shapes import approved_templates, capabilities_of, known_targets
 from broadcaster.rendering import sample_org
 from broadcaster.settings import Settings
 from broadcaster.settings_sections import ConsentSettings, ProviderSettings, RenderingSettings
+from channels.base import Capabilities
 from consent.keywords import Keywords
 
 __all__ = ["ProviderInfo", "SendRules"]
@@ -26,10 +28,23 @@ class ProviderInfo:
     channel: str
     label_brackets: bool = True
     """SMS: the advertising label may be bracketed ("[QC] " rather than "QC "); docs/domain.md §1.1."""
+    capabilities: Capabilities = field(default_factory=Capabilities, compare=False)
+    """What its adapter declares: social providers differ by it (named targets, approved templates)."""
+    targets: frozenset[str] = frozenset()
+    """Named targets it can post to (``capabilities.targets_setting``: a Facebook provider's Pages)."""
+    approved_templates: frozenset[str] = frozenset()
+    """Provider-approved template ids (``capabilities.templates_setting``: ZNS)."""
 
     @classmethod
     def from_settings(cls, name: str, provider: ProviderSettings) -> ProviderInfo:
-        return cls(name=name, channel=provider.channel, label_brackets=provider.label_brackets)
+        return cls(
+            name=name,
+            channel=provider.channel,
+            label_brackets=provider.label_brackets,
+            capabilities=capabilities_of(provider),
+            targets=known_targets(provider),
+            approved_templates=approved_templates(provider),
+        )
 
     @classmethod
     def all_from(cls, settings: Settings) -> dict[str, ProviderInfo]:

@@ -27,8 +27,8 @@ from broadcaster.whole_files import writing_whole
 
 __all__ = ["FileEdits", "WorkingDirs", "load_edits", "relative_file", "validate_edits"]
 
-# What a template path may look like: under sms/, email/ or push/, plain names, ending in .j2 (templates/README.md).
-_TEMPLATE_PATH = re.compile(r"^(sms|email|push)(/[A-Za-z0-9][A-Za-z0-9_.-]*)+\.j2$")
+# What a template path may look like: under sms/, email/, push/ or social/, plain names, ending in .j2 (templates/README.md).
+_TEMPLATE_PATH = re.compile(r"^(sms|email|push|social)(/[A-Za-z0-9][A-Za-z0-9_.-]*)+\.j2$")
 _CAMPAIGN_PATH = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*/)*[A-Za-z0-9][A-Za-z0-9_.-]*\.ya?ml$")
 
 

@@ -242,16 +242,32 @@ def preview(
             )
         if item.channel == Channel.PUSH:
             console.print(_("One message per registered device (docs/push.md)."))
+        if item.channel == Channel.SOCIAL and item.samples and sample_is_post(item.samples[0]):
+            console.print(
+                _("One post per Page the campaign lists, whoever the audience is (docs/social.md).")
+            )
         for sample in item.samples:
-            header = f"→ {sample['to']} ({sample['name']})"
+            header = f"→ {sample['to']} ({sample['name']})" if sample["name"] else f"→ {sample['to']}"
             if sample["subject"] and item.channel == Channel.PUSH:
                 header += "\n  " + _("Title: %(title)s") % {"title": sample["subject"]}
             elif sample["subject"]:
                 header += "\n  " + _("Subject: %(subject)s") % {"subject": sample["subject"]}
             if sample.get("link"):
                 header += "\n  " + _("Link: %(link)s") % {"link": sample["link"]}
+            if sample.get("image"):
+                header += "\n  " + _("Image: %(image)s") % {"image": sample["image"]}
+            if sample.get("template_id"):
+                header += "\n  " + _("ZNS template: %(template)s %(data)s") % {
+                    "template": sample["template_id"],
+                    "data": sample.get("template_data") or {},
+                }
             console.print(header, highlight=False)
             console.print("  " + sample["text"].replace("\n", "\n  "), highlight=False, markup=False)
+
+
+def sample_is_post(sample: dict[str, object]) -> bool:
+    """A preview sample of a post to a named target (no person)."""
+    return sample.get("name") is None
 
 
 @app.command()

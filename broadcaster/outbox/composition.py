@@ -18,7 +18,9 @@ from broadcaster.campaigns.schema import CampaignDefinition, OnUncertain
 from broadcaster.campaigns.store import definition_of
 from broadcaster.db.models import CampaignVersion, MessagePart
 from broadcaster.db.rows import required
+from broadcaster.outbox.fallbacks import PUSH_ACK_DATA_KEY
 from broadcaster.outbox.results import Claimed, parse_sms_reference
+from broadcaster.outbox.social_planning import social_options
 from broadcaster.settings import Settings
 from broadcaster.unsubscribe import make_token, unsubscribe_link
 from channels.base import Channel, OutboundMessage
@@ -112,6 +114,10 @@ def outbound_message(
         deep_link = (row.context or {}).get(PUSH_LINK_KEY)
         if deep_link:
             options["link"] = deep_link
+        # The id the city app acknowledges a shown notification with (POST /city-app/push-shown).
+        options["data"] = {PUSH_ACK_DATA_KEY: str(row.id)}
+    elif row.channel == Channel.SOCIAL:
+        options.update(social_options(row.context or {}, attempts=row.attempts))
     return OutboundMessage(
         message_id=row.id,
         address=row.address,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from broadcaster.audit.deliveries import deliveries_audited, record_results
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
+from broadcaster.outbox.fallbacks import cancel_fallbacks_of, release_fallbacks_of
 from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.replies import Reply, ReplyRules, handle_replies
 from broadcaster.outbox.status import sources_for
@@ -360,6 +361,12 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
             .values(status=target.value, final_at=now, reason=bindparam("b_reason")),
             params,
         )
+    delivered = [p["b_id"] for p in targets.get(MessageStatus.DELIVERED, [])]
+    if delivered:  # in this transaction: a delivered primary's waiting fallback never goes
+        cancel_fallbacks_of(session, delivered, now=now)
+    failed = [p["b_id"] for p in targets.get(MessageStatus.PERMANENT_FAILURE, [])]
+    if failed:  # and one that failed for good need not make its fallback wait
+        release_fallbacks_of(session, failed, now=now)
     return moved
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience
-from broadcaster.campaigns.messages import Composer, contact_view, push_context
+from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience, too_big_reason
+from broadcaster.campaigns.messages import Composer, MessageText, contact_view, push_context
 from broadcaster.campaigns.store import definition_of, verify_snapshot
 from broadcaster.clock import Clock
 from broadcaster.db.bulk import insert_ignoring_conflicts
@@ -25,8 +25,11 @@ from broadcaster.db.engine import readers_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contact, Message
 from broadcaster.db.rows import required
 from broadcaster.outbox.chunks import cut_chunks
+from broadcaster.outbox.fallbacks import link_fallbacks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run, retry_key
+from broadcaster.outbox.social_planning import social_context, target_rows
+from broadcaster.provider_shapes import address_fields, targeted_channels
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
 from channels.base import Channel
@@ -47,6 +50,7 @@ RECORDED_EXCLUSIONS = frozenset(
         Exclusion.TOO_LONG,
         Exclusion.NO_DEVICE,
         Exclusion.PUSH_TOO_LARGE,
+        Exclusion.SOCIAL_TOO_LARGE,
     }
 )
 
@@ -83,15 +87,38 @@ def plan_run(
 
     composer = Composer(definition=definition, templates=templates, settings=settings)
     tz = definition.zone(settings.timezone)
+    providers = {str(channel): spec.provider for channel, spec in definition.channels.items()}
+    targeted = targeted_channels(settings.providers, providers)
     screen = Screen(
-        list(definition.channels),
+        [channel for channel in definition.channels if channel not in targeted],
         purpose=definition.purpose.value,
         campaign_id=definition.id,
         tz=tz,
         policy=settings.consent.policy(),
         erasure_key=settings.security.erasure_key(),
+        address_fields=address_fields(settings.providers, providers),
     )
     window = definition.schedule.window if definition.schedule else None
+    # Posts to named targets (Facebook Pages) go once per run, not per person: a retry run does not re-post.
+    if targeted and retries is None:
+        now = clock.now()
+        with sessions.begin() as session:
+            if _planning(session, run_id) is None:
+                return 0
+            for channel in sorted(targeted):
+                rows = target_rows(
+                    targets=definition.channels[channel].targets or [],  # type: ignore[index]
+                    text=composer.compose(channel, None, with_html=False),
+                    channel=channel,
+                    provider=providers[channel],
+                    run=run_id,
+                    version=version_id,
+                    campaign_id=definition.id,
+                    purpose=definition.purpose.value,
+                    now=now,
+                    not_before=window.next_open(now, tz) if window and not window.contains(now, tz) else None,
+                )
+                insert_ignoring_conflicts(session, Message.__table__, rows, conflict=["idempotency_key"])  # type: ignore[arg-type]
 
     with readers_of(sessions)() as reader:
         for page in iter_audience(
@@ -123,11 +150,13 @@ def plan_run(
                     version=version_id,
                     campaign_id=definition.id,
                     purpose=definition.purpose.value,
-                    providers={channel: spec.provider for channel, spec in definition.channels.items()},
+                    providers=providers,
                     settings=settings,
                     now=now,
                     not_before=not_before,
                 )
+                if definition.fallback is not None:
+                    link_fallbacks(rows, definition.fallback, now=now)
                 insert_ignoring_conflicts(session, Message.__table__, rows, conflict=["idempotency_key"])  # type: ignore[arg-type]
                 tracked.plan_checkpoint = page[-1].id
             reader.expunge_all()
@@ -186,10 +215,8 @@ def _rows_for_page(
         address = decision.address or ""
         view = contact_view(decision.contact)
         text = composer.compose(decision.channel, view, with_html=False)
-        exclusion = (
-            decision.exclusion
-            or (Exclusion.TOO_LONG if text.too_long else None)
-            or (Exclusion.PUSH_TOO_LARGE if text.too_large else None)
+        exclusion = decision.exclusion or (
+            too_big_reason(decision.channel, text.too_long) if text.too_long or text.too_large else None
         )
         cost = None
         if decision.channel == Channel.SMS and text.encoding and text.segments:
@@ -222,7 +249,7 @@ def _rows_for_page(
                 "attempts": 0,
                 "subject": text.subject,
                 "body": text.body,
-                "context": _stored_context(decision.channel, view, text.link),
+                "context": _stored_context(decision.channel, view, text),
                 "encoding": text.encoding,
                 "segments": text.segments,
                 "cost": cost,
@@ -238,9 +265,14 @@ def _rows_for_page(
     return rows
 
 
-def _stored_context(channel: str, view: dict[str, Any] | None, link: str | None) -> dict[str, Any]:
+def _stored_context(channel: str, view: dict[str, Any] | None, text: MessageText) -> dict[str, Any]:
     # E-mail HTML is re-rendered at send time from the snapshot and this context; a push notification's deep
-    # link is kept as rendered (``outbox/composition.py`` puts it in the outbound options).
+    # link and a social message's link, image and template are kept as rendered (``outbox/composition.py``
+    # puts them in the outbound options).
     if channel == Channel.EMAIL:
         return view or {}
-    return push_context(link) if channel == Channel.PUSH else {}
+    if channel == Channel.PUSH:
+        return push_context(text.link)
+    if channel == Channel.SOCIAL:
+        return social_context(text)
+    return {}

@@ -17,6 +17,7 @@ from broadcaster.campaigns.schema import OnUncertain
 from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
 from broadcaster.devices import forget_token
+from broadcaster.outbox.fallbacks import release_fallbacks_of
 from broadcaster.settings_sections import DeliverySettings
 from broadcaster.suppressing import suppress_address
 from broadcaster.vocabulary import ATTEMPT_FAILED, MessageStatus
@@ -265,6 +266,8 @@ def _settle_permanent(
                 source=f"{message.provider}:{error.code or 'rejected'}",
                 now=now,
             )
+    # A person's fallback (outbox/fallbacks.py) need not wait for a primary that failed for good.
+    release_fallbacks_of(session, [message.id for message, _error in outcome.permanent], now=now)
 
 
 def _defer(
@@ -304,14 +307,17 @@ def _mark_sent(session: Session, sent: Sequence[tuple[Claimed, SendResult]], now
     parts: list[dict[str, object]] = []
     for message, result in sent:
         is_sms = message.channel == Channel.SMS
+        # Social deliveries come back by provider id (a ZNS msg_id in a webhook event): its one part is what
+        # a receipt is matched to, as an SMS part is.
+        with_parts = is_sms or message.channel == Channel.SOCIAL
         params.append(
             {
                 "b_id": message.id,
                 "b_ref": None if is_sms else (result.provider_ids[0] if result.provider_ids else None),
-                "b_parts": len(result.provider_ids) if is_sms else 0,
+                "b_parts": len(result.provider_ids) if with_parts else 0,
             }
         )
-        if is_sms:
+        if with_parts:
             parts.extend(
                 {
                     "message_id": message.id,

@@ -45,6 +45,7 @@ CHANNEL_LABELS: Mapping[str, str] = {
     "sms": "Tin nhắn SMS",
     "email": "Thư điện tử",
     "push": "Thông báo ứng dụng",
+    "social": "Mạng xã hội (Fanpage, Zalo)",
 }
 PURPOSE_LABELS: Mapping[str, str] = {
     "official_duty": "Tin nhắn điều hành",
@@ -80,7 +81,8 @@ class _Slice:
         self.sent += row.accepted
         self.delivered += row.messages if status is MessageStatus.DELIVERED else 0
         self.failed += row.messages if status in _FAILED else 0
-        if status is MessageStatus.SUPPRESSED:
+        if status is MessageStatus.SUPPRESSED or (status is MessageStatus.CANCELLED and row.reason):
+            # A cancelled row keeps its reason only when it is a fallback its primary's delivery made unneeded.
             self.suppressed += row.messages
             self.by_reason[row.reason] += row.messages
         self.sms_parts += row.sms_parts

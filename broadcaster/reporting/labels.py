@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from broadcaster.activities import kind_label
 from broadcaster.campaigns.audience import Exclusion
+from broadcaster.outbox.fallbacks import is_unneeded_fallback
 
 __all__ = ["kind_label", "reason_label"]
 
@@ -21,9 +22,12 @@ _REASONS: dict[str, str] = {
     Exclusion.TOO_LONG: "tin SMS dài quá số phần cho phép",
     Exclusion.NO_DEVICE: "chưa đăng ký thiết bị nhận thông báo đẩy",
     Exclusion.PUSH_TOO_LARGE: "thông báo đẩy vượt quá giới hạn dữ liệu hoặc độ dài",
+    Exclusion.SOCIAL_TOO_LARGE: "tin mạng xã hội trống hoặc vượt quá độ dài cho phép",
 }
 
 
 def reason_label(reason: str) -> str:
     """The Vietnamese wording of a stored reason; one the table does not know is shown as stored."""
+    if is_unneeded_fallback(reason):
+        return "không cần tin dự phòng: tin trên kênh trước đã đến người nhận"
     return _REASONS.get(reason, reason)

@@ -32,6 +32,7 @@ from broadcaster.db.models import (
     RollupOptOut,
     RollupReach,
 )
+from broadcaster.outbox.fallbacks import is_unneeded_fallback
 from broadcaster.reporting.periods import Period, half_year
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import MessageKind, MessageStatus
@@ -226,7 +227,11 @@ def _rebuild_day(session: Session, day: date, *, items: dict[int, str], zone: Zo
          final_at, contact_id, address_key) in rows:  # fmt: skip
         item = items.get(version, NO_ITEM) if version is not None else NO_ITEM
         status = MessageStatus(status)
-        why = (reason or "")[:_REASON_LENGTH] if status is MessageStatus.SUPPRESSED else ""
+        # Why a message was kept back; a fallback not needed once its primary was delivered counts so too.
+        kept_back = status is MessageStatus.SUPPRESSED or (
+            status is MessageStatus.CANCELLED and is_unneeded_fallback(reason)
+        )
+        why = (reason or "")[:_REASON_LENGTH] if kept_back else ""
         key = (day, campaign or "", run or 0, item, purpose or "", channel, status.value, why)
         slot = counts[key]
         slot.messages += 1

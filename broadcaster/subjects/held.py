@@ -104,10 +104,11 @@ def devices(session: Session, contact_ids: Sequence[int]) -> list[DeviceToken]:
 def messages(session: Session, subject: Subject, *, subject_hash: str | None = None) -> list[Message]:
     """The subject's messages by address key (every writer fills it), and with ``subject_hash`` also those
     whose address retention removed, by their keyed address hash (the same key and hash: audit.hashes).
-    Push notifications are addressed to device tokens: those of the subject's contacts count too."""
+    Push notifications are addressed to device tokens, ZNS messages (social) to the phone: those of the
+    subject's contacts count too (a Page post has no contact, and is not personal data)."""
     same = select(Message.id).where(Message.channel == subject.channel, Message.address_key == subject.key)
     pushed = select(Message.id).where(
-        Message.channel == Channel.PUSH,
+        Message.channel.in_([Channel.PUSH, Channel.SOCIAL]),
         Message.contact_id.in_(select(Contact.id).where(_is_subject(subject))),
     )
     found = [same, pushed]

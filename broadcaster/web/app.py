@@ -23,6 +23,7 @@ from broadcaster.context import AppContext
 from broadcaster.web.api import api_http_error, create_api
 from broadcaster.web.app_consent_routes import app_consent_router
 from broadcaster.web.app_device_routes import app_device_router
+from broadcaster.web.app_push_ack_routes import app_push_ack_router
 from broadcaster.web.auth import Forbidden, SignInRequired
 from broadcaster.web.auth_routes import router as auth_router
 from broadcaster.web.language import LanguageMiddleware
@@ -30,6 +31,7 @@ from broadcaster.web.security_headers import SecurityHeadersMiddleware
 from broadcaster.web.templating import STATIC_DIR, render
 from broadcaster.web.ui import ROUTERS
 from broadcaster.web.unsubscribe_routes import unsubscribe_router
+from broadcaster.web.webhook_routes import webhook_router
 
 
 def _wants_html(request: Request) -> bool:
@@ -89,6 +91,8 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(unsubscribe_router(context))
     app.include_router(app_consent_router(context))
     app.include_router(app_device_router(context))
+    app.include_router(app_push_ack_router(context))
+    app.include_router(webhook_router(context))
     app.include_router(auth_router)
     for router in ROUTERS:
         app.include_router(router)

@@ -38,7 +38,10 @@ PEER = "Graph API"
 class FacebookPageAdapter(AdapterBase):
     channel: ClassVar[Channel] = Channel.SOCIAL
     # Posts go one after another: a Page is not a bulk channel, and each post is checked before the next.
-    capabilities: ClassVar[Capabilities] = Capabilities(window=10, peer="Graph API")
+    # The campaign names the Pages it posts to; each must have its token in page_tokens.
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        window=10, peer="Graph API", targets_setting="page_tokens"
+    )
 
     def __init__(
         self,

@@ -55,8 +55,16 @@ _PHONE = re.compile(r"84\d{8,11}")
 class ZaloZnsAdapter(AdapterBase):
     channel: ClassVar[Channel] = Channel.SOCIAL
     # Deliveries come back through the OA's webhook, stored with the social channel and read here.
+    # One message per person, to the contact's phone; the campaign names an approved ZNS template.
     capabilities: ClassVar[Capabilities] = Capabilities(
-        window=20, receipts=True, parses_inbound=True, peer="ZNS"
+        window=20,
+        receipts=True,
+        parses_inbound=True,
+        peer="ZNS",
+        max_length=400,  # a ZNS template's text (docs/social.md: unconfirmed)
+        address_field="phone",
+        templates_setting="approved_templates",
+        webhook=True,
     )
 
     def __init__(
@@ -68,6 +76,7 @@ class ZaloZnsAdapter(AdapterBase):
         body_param: str | None = None,
         oa_id: str | None = None,
         oa_secret: str | None = None,
+        approved_templates: Sequence[str] = (),
         timeout: float = 10.0,
     ) -> None:
         if not isinstance(access_token, str) or not access_token.strip():
@@ -83,6 +92,8 @@ class ZaloZnsAdapter(AdapterBase):
         # Read by the webhook route (verify_signature), not by send(); kept so one settings section holds them.
         self.oa_id = oa_id
         self.oa_secret = oa_secret
+        # The template ids Zalo approved for the OA: campaign validation refuses others; empty: not checked.
+        self.approved_templates = frozenset(str(t) for t in approved_templates)
         self.timeout = timeout
         self._client: httpx.Client | None = None
 
@@ -128,6 +139,8 @@ class ZaloZnsAdapter(AdapterBase):
             data = {self.body_param: message.body}
         if not isinstance(data, Mapping):
             raise PermanentError(f"options['template_data'] must be a mapping, not {type(data).__name__}")
+        if self.body_param is not None and self.body_param not in data and message.body:
+            data = {**data, self.body_param: message.body}  # the campaign's other parameters, and the text
         return {
             "phone": zns_phone(message.address),
             "template_id": str(template_id),
@@ -148,6 +161,16 @@ class ZaloZnsAdapter(AdapterBase):
         if answer.status == 200 and code == 0:
             return _msg_id(answer)
         raise zns_error(answer, phone=payload["phone"])
+
+    @staticmethod
+    def verify_inbound(headers: Mapping[str, str], body: bytes, options: Mapping[str, Any]) -> bool:
+        """Whether a webhook request is Zalo's for this provider's OA: ``X-ZEvent-Signature`` checked with
+        its ``oa_id`` and ``oa_secret`` settings (``options``); False when either setting is missing."""
+        oa_id, oa_secret = options.get("oa_id"), options.get("oa_secret")
+        header = next((v for k, v in headers.items() if k.lower() == "x-zevent-signature"), None)
+        if not oa_id or not oa_secret or not header:
+            return False
+        return verify_signature(body=body, header=header, oa_id=str(oa_id), oa_secret=str(oa_secret))
 
     @staticmethod
     def parse_events(raw: Mapping[str, Any]) -> list[DeliveryEvent]:

@@ -19,6 +19,7 @@ from broadcaster.campaigns.files import (
     validate_paths,
 )
 from broadcaster.campaigns.schema import CampaignDefinition, Purpose, Topic
+from channels.social.facebook import FacebookPageAdapter
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "campaigns"
@@ -27,6 +28,14 @@ PROVIDERS = {
     "sms_main": ProviderInfo("sms_main", "sms"),
     "mail": ProviderInfo("mail", "email"),
     "app": ProviderInfo("app", "push"),
+    "app_danang": ProviderInfo("app_danang", "push"),
+    "fanpage": ProviderInfo("fanpage", "social", capabilities=FacebookPageAdapter.capabilities),
+    "fanpage_skhcn": ProviderInfo(
+        "fanpage_skhcn",
+        "social",
+        capabilities=FacebookPageAdapter.capabilities,
+        targets=frozenset({"100000000000143"}),  # the Page id of the settings broadcaster init writes
+    ),
 }
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -169,7 +178,7 @@ def test_unknown_provider_message() -> None:
     (problem,) = load_bad("unknown-provider.yaml")
     assert str(problem) == (
         f"{path}:{line_of(path, 'provider:')}: channels.sms.provider: "
-        "unknown provider 'smsc_main' (known: sms_main, mail, app)"
+        "unknown provider 'smsc_main' (known: sms_main, mail, app, app_danang, fanpage, fanpage_skhcn)"
     )
 
 
@@ -187,12 +196,12 @@ def test_bad_rrule_points_at_rrule() -> None:
     assert "FORTNIGHTLY" in problem.message
 
 
-def test_social_channel_is_rejected_clearly() -> None:
+def test_a_page_provider_without_targets_is_refused_on_its_line() -> None:
     path = FIXTURES / "bad" / "social-channel.yaml"
     problems = load_bad("social-channel.yaml")
-    social = next(p for p in problems if p.field == "channels.social")
-    assert social.line == line_of(path, "social:")
-    assert "not supported yet" in social.message
+    social = next(p for p in problems if p.field == "channels.social.provider")
+    assert social.line == line_of(path, "provider: fanpage")
+    assert "posts to named targets: list them under targets" in social.message
 
 
 def test_push_campaign_validates_with_its_title_body_and_link() -> None:

@@ -12,11 +12,22 @@ from broadcaster.campaigns.files import ProviderInfo, load_campaign_file, valida
 from broadcaster.campaigns.plan import Frequency, PlanError, load_plan, plan_from_settings
 from broadcaster.settings import Settings
 from broadcaster.settings_sections import AgencySettings
+from channels.social.facebook import FacebookPageAdapter
 from tests.broadcaster.conftest import write_campaign
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "campaigns" / "plan-143" / "plan.yaml"
-PROVIDERS = {"sms_main": ProviderInfo("sms_main", "sms"), "mail": ProviderInfo("mail", "email")}
+PROVIDERS = {
+    "sms_main": ProviderInfo("sms_main", "sms"),
+    "mail": ProviderInfo("mail", "email"),
+    "app_danang": ProviderInfo("app_danang", "push"),
+    "fanpage_skhcn": ProviderInfo(
+        "fanpage_skhcn",
+        "social",
+        capabilities=FacebookPageAdapter.capabilities,
+        targets=frozenset({"100000000000143"}),
+    ),
+}
 AGENCIES = Settings().agencies
 
 

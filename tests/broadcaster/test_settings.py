@@ -92,7 +92,7 @@ def test_invalid_values_name_the_key_and_the_file(config: Path, replace: str, by
     assert str(config) in str(caught.value)
 
 
-def test_a_push_provider_is_accepted_and_an_unknown_channel_named(config: Path) -> None:
+def test_push_and_social_providers_are_accepted_and_an_unknown_channel_named(config: Path) -> None:
     text = config.read_text(encoding="utf-8")
     config.write_text(
         text + '\n[providers.ung_dung]\nchannel = "push"\ntype = "file"\npath = "push.jsonl"\n',
@@ -100,8 +100,10 @@ def test_a_push_provider_is_accepted_and_an_unknown_channel_named(config: Path) 
     )
     assert load_settings(config).provider("ung_dung").channel == "push"
     config.write_text(text + '\n[providers.fanpage]\nchannel = "social"\ntype = "file"\n', encoding="utf-8")
+    assert load_settings(config).provider("fanpage").channel == "social"
+    config.write_text(text + '\n[providers.fax]\nchannel = "fax"\ntype = "file"\n', encoding="utf-8")
     with pytest.raises(
-        SettingsError, match=r"providers\.fanpage\.channel: Input should be 'sms', 'email' or 'push'"
+        SettingsError, match=r"providers\.fax\.channel: Input should be 'sms', 'email', 'push' or 'social'"
     ):
         load_settings(config)
 
@@ -199,7 +201,10 @@ def test_sms_price_by_carrier_with_default(config: Path) -> None:
 
 def test_unknown_provider_lists_the_configured_ones(config: Path) -> None:
     settings = load_settings(config)
-    with pytest.raises(SettingsError, match=r"unknown provider 'sms_backup' \(configured: mail, sms_main\)"):
+    with pytest.raises(
+        SettingsError,
+        match=r"unknown provider 'sms_backup' \(configured: app_danang, fanpage_skhcn, mail, sms_main\)",
+    ):
         settings.provider("sms_backup")
     assert settings.provider("mail").type == "smtp"
 

@@ -226,6 +226,22 @@ def test_declared_capabilities_match_the_keywords_the_adapter_takes(type_name: s
     assert isinstance(inspect.getattr_static(cls, "parse_events"), staticmethod | classmethod)
 
 
+@pytest.mark.parametrize("type_name", registry.known_types())
+def test_the_settings_a_capability_names_are_the_adapters_own(type_name: str) -> None:
+    """The engine reads ``targets_setting`` and ``templates_setting`` from the provider's section, which the
+    adapter also takes; ``webhook`` needs the class's ``verify_inbound`` (the route calls it with no instance)."""
+    cls = registry.load_adapter_class(type_name)
+    parameters = inspect.signature(cls).parameters
+    capabilities = cls.capabilities
+    for setting in (capabilities.targets_setting, capabilities.templates_setting):
+        assert setting is None or setting in parameters, setting
+    assert capabilities.address_field in (None, "phone", "email")
+    if capabilities.webhook:
+        assert isinstance(inspect.getattr_static(cls, "verify_inbound"), staticmethod)
+    else:
+        assert not hasattr(cls, "verify_inbound")
+
+
 def test_one_result_per_message_in_order(case: Case) -> None:
     messages = _messages(case.adapter.channel, case.good)
     with case.adapter as adapter:

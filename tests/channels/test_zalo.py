@@ -260,3 +260,24 @@ def test_the_token_and_secret_stay_out_of_its_repr() -> None:
     text = repr(ZaloZnsAdapter(access_token=TOKEN, oa_secret=OA_SECRET))
     assert TOKEN not in text
     assert OA_SECRET not in text
+
+
+def test_the_body_fills_body_param_beside_the_campaigns_other_parameters(zalo: tuple[ZaloPeer, str]) -> None:
+    peer, url = zalo
+    with _adapter(url, body_param="content") as adapter:
+        adapter.send([_message(template_id="231677", template_data={"ho_ten": "An"})])
+    assert peer.received[-1]["template_data"] == {"ho_ten": "An", "content": "Nội dung"}
+
+
+def test_verify_inbound_checks_the_signature_with_the_providers_settings(zalo: tuple[ZaloPeer, str]) -> None:
+    peer, _url = zalo
+    peer.deliver("a1b2c3")
+    webhook = peer.signed[-1]
+    options = {"oa_id": OA_ID, "oa_secret": OA_SECRET, "access_token": TOKEN}
+    headers = dict(webhook.headers)
+    assert ZaloZnsAdapter.verify_inbound(headers, webhook.body, options)
+    assert ZaloZnsAdapter.verify_inbound({k.lower(): v for k, v in headers.items()}, webhook.body, options)
+    assert not ZaloZnsAdapter.verify_inbound({}, webhook.body, options)
+    assert not ZaloZnsAdapter.verify_inbound(headers, webhook.body + b" ", options)
+    assert not ZaloZnsAdapter.verify_inbound(headers, webhook.body, {**options, "oa_secret": "other"})
+    assert not ZaloZnsAdapter.verify_inbound(headers, webhook.body, {"access_token": TOKEN})

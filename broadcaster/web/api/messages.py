@@ -51,7 +51,7 @@ class _Query:
         self,
         campaign: str | None = Query(None, max_length=100),
         status: list[MessageStatus] = Query([]),
-        channel: str | None = Query(None, pattern="^(sms|email|push)$"),
+        channel: str | None = Query(None, pattern="^(sms|email|push|social)$"),
         run: int | None = Query(None, ge=1),
         recipient_text: str | None = Query(None, alias="recipient", max_length=320),
         period_from: datetime | None = Query(None, alias="from"),

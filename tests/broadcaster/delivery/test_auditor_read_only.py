@@ -23,8 +23,9 @@ from broadcaster.db.models import InboxReply
 from broadcaster.users import add_user
 from broadcaster.vocabulary import Role
 from tests.broadcaster.conftest import FIXTURES, database_dump
-from tests.broadcaster.delivery.pipeline import Pipeline
-from tests.broadcaster.delivery.test_subject_requests import EMAIL, PHONE, citizen_data, cli, pipeline
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.test_subject_requests import EMAIL, PHONE, citizen_data, cli
+from tests.broadcaster.delivery.workdir_files import SHIPPED_PROVIDERS
 from tests.broadcaster.test_cli import Cli, one_line
 from tests.conftest import free_port
 
@@ -148,6 +149,12 @@ def files_of(directory: Path) -> dict[str, str]:
         for path in sorted(directory.rglob("*"))
         if path.is_file() and ".sqlite3" not in path.name
     }
+
+
+@pytest.fixture
+def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
+    """With the providers the shipped campaigns name, so that validating them is a command like the others."""
+    return make_pipeline(providers=SHIPPED_PROVIDERS)
 
 
 @pytest.fixture

@@ -73,6 +73,8 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table (a Facebook provider's page_tokens)
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} to TOML")
 
 
@@ -125,3 +127,17 @@ def provider_sections(
     }
     mail_section.update(mail or {})
     return {"providers.sms_main": sms_main, "providers.mail": mail_section}
+
+
+# The providers `broadcaster init` writes for the shipped campaigns' push and Page channels (broadcaster/workdir.py),
+# for a test that validates those campaigns in a pipeline's directory. The Graph URL is a closed local port: no
+# command may reach Facebook from a test.
+SHIPPED_PROVIDERS: dict[str, dict[str, Any]] = {
+    "app_danang": {"channel": "push", "type": "file", "path": "app-danang.jsonl"},
+    "fanpage_skhcn": {
+        "channel": "social",
+        "type": "facebook",
+        "graph_url": "http://127.0.0.1:9",
+        "page_tokens": {"100000000000143": "change-me"},
+    },
+}

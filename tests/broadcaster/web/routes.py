@@ -18,9 +18,11 @@ API_PREFIX = "/api/v1"
 # Routes anyone may call: signing in, the language switch, the stylesheet and script, the opt-out links of
 # the messages (`/u/{token}`, also under an e-mail provider's `unsubscribe_base_url` path such as
 # `/huy-dang-ky/u/{token}`), the city app's signed consent and device endpoints (`/city-app/…`, HMAC-signed:
-# tests/broadcaster/delivery/test_city_app_consent.py, test_city_app_devices.py) and the API's OpenAPI document.
+# tests/broadcaster/delivery/test_city_app_consent.py, test_city_app_devices.py, test_fallback.py), the
+# providers' webhooks (`/webhooks/{type}/{provider}`, signed by the provider: test_zalo_webhook.py) and the API's
+# OpenAPI document.
 PUBLIC_EXACT = frozenset({"/sign-in", "/language", f"{API_PREFIX}/openapi.json"})
-PUBLIC_PREFIXES = ("/static", "/u/", "/huy-dang-ky/", "/city-app/")
+PUBLIC_PREFIXES = ("/static", "/u/", "/huy-dang-ky/", "/city-app/", "/webhooks/")
 _OPT_OUT_LINK = re.compile(r"(^|/)u/\{token\}$")
 _PARAMETER = re.compile(r"\{([^}:]+)(?::([^}]+))?\}")
 

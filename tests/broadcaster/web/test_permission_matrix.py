@@ -61,8 +61,14 @@ def test_every_route_declares_exactly_one_action_or_is_public(context: AppContex
     assert "POST /sign-out" in labels
     assert "GET /api/v1/openapi.json" in labels
     # The city app's signed endpoints are public: their HMAC signature is their check.
-    assert {"POST /city-app/consent/withdraw", "POST /city-app/devices"} <= labels
+    assert {
+        "POST /city-app/consent/withdraw",
+        "POST /city-app/devices",
+        "POST /city-app/push-shown",
+    } <= labels
     assert all(is_public(label.split(" ", 1)[1]) for label in labels if " /city-app/" in label)
+    # So is a provider's webhook: the provider's own signature, checked by its adapter, is its check.
+    assert "POST /webhooks/{provider_type}/{provider}" in labels
     problems = undeclared(found)
     assert not problems, "routes without exactly one role check:\n" + "\n".join(problems)
 
