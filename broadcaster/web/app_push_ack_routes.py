@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from broadcaster.context import AppContext
+from broadcaster.devices import TOKEN_PATTERN
 from broadcaster.outbox.acknowledgements import acknowledge_push
 from broadcaster.web.app_nonces import use_nonce
-from broadcaster.web.city_app_device_request import TOKEN_PATTERN
 from broadcaster.web.city_app_request import NONCE_PATTERN, invalid
 from broadcaster.web.problems import Problem, problem_response
 from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, read_body, verify
