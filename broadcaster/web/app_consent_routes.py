@@ -16,7 +16,7 @@ from broadcaster.context import AppContext
 from broadcaster.web.city_app_request import AppWithdrawal, parse_withdrawal
 from broadcaster.web.city_app_withdrawal import Outcome, record_app_withdrawal
 from broadcaster.web.problems import Problem, problem_response
-from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, read_body, verify
+from broadcaster.web.signed_requests import city_app_body
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,7 @@ def app_consent_router(context: AppContext) -> APIRouter:
 
     async def withdraw(request: Request) -> JSONResponse:
         try:
-            body = await read_body(request, max_bytes=MAX_BODY_BYTES)
-            verify(
-                key=security.city_app_key,
-                timestamp=request.headers.get(TIMESTAMP_HEADER),
-                signed=request.headers.get(SIGNATURE_HEADER),
-                body=body,
-                now=context.clock.now(),
-                window_seconds=security.city_app_replay_window_seconds,
-            )
+            body = await city_app_body(request, security, now=context.clock.now(), max_bytes=MAX_BODY_BYTES)
             outcome = await run_in_threadpool(record, parse_withdrawal(body))
         except Problem as problem:
             # The code only: a forged request's address is nobody's business, and a wrong key shows up here.

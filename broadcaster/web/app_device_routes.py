@@ -17,7 +17,7 @@ from broadcaster.context import AppContext
 from broadcaster.web.city_app_device_request import DeviceRequest, parse_device_request
 from broadcaster.web.city_app_devices import record_device_request
 from broadcaster.web.problems import Problem, problem_response
-from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, read_body, verify
+from broadcaster.web.signed_requests import city_app_body
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,7 @@ def app_device_router(context: AppContext) -> APIRouter:
 
     async def devices(request: Request) -> JSONResponse:
         try:
-            body = await read_body(request, max_bytes=MAX_BODY_BYTES)
-            verify(
-                key=security.city_app_key,
-                timestamp=request.headers.get(TIMESTAMP_HEADER),
-                signed=request.headers.get(SIGNATURE_HEADER),
-                body=body,
-                now=context.clock.now(),
-                window_seconds=security.city_app_replay_window_seconds,
-            )
+            body = await city_app_body(request, security, now=context.clock.now(), max_bytes=MAX_BODY_BYTES)
             outcome = await run_in_threadpool(record, parse_device_request(body))
         except Problem as problem:
             # The code only: neither the person's address nor the token belongs in a log line.

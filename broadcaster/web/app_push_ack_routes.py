@@ -22,7 +22,7 @@ from broadcaster.outbox.acknowledgements import acknowledge_push
 from broadcaster.web.app_nonces import use_nonce
 from broadcaster.web.city_app_request import NONCE_PATTERN, invalid
 from broadcaster.web.problems import Problem, problem_response
-from broadcaster.web.signed_requests import SIGNATURE_HEADER, TIMESTAMP_HEADER, read_body, verify
+from broadcaster.web.signed_requests import city_app_body
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +81,7 @@ def app_push_ack_router(context: AppContext) -> APIRouter:
 
     async def push_shown(request: Request) -> JSONResponse:
         try:
-            body = await read_body(request, max_bytes=MAX_BODY_BYTES)
-            verify(
-                key=security.city_app_key,
-                timestamp=request.headers.get(TIMESTAMP_HEADER),
-                signed=request.headers.get(SIGNATURE_HEADER),
-                body=body,
-                now=context.clock.now(),
-                window_seconds=security.city_app_replay_window_seconds,
-            )
+            body = await city_app_body(request, security, now=context.clock.now(), max_bytes=MAX_BODY_BYTES)
             outcome = await run_in_threadpool(record, parse_push_shown(body))
         except Problem as problem:
             log.warning("city-app push acknowledgement refused: %s (HTTP %d)", problem.code, problem.status)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from starlette.requests import Request
 
+from broadcaster.settings_sections import SecuritySettings
 from broadcaster.web.problems import Problem
 
 TIMESTAMP_HEADER = "X-Broadcaster-Timestamp"
@@ -89,3 +90,20 @@ async def read_body(request: Request, *, max_bytes: int) -> bytes:
                 f"Nội dung yêu cầu dài quá {max_bytes} byte; một yêu cầu của ứng dụng chỉ cần vài trăm byte.",
             )
     return bytes(body)
+
+
+async def city_app_body(
+    request: Request, security: SecuritySettings, *, now: datetime, max_bytes: int
+) -> bytes:
+    """The body of a request from the city app's backend, once its signature holds under ``[security]
+    city_app_key`` and replay window (``Problem`` otherwise): what every ``/city-app/`` route reads first."""
+    body = await read_body(request, max_bytes=max_bytes)
+    verify(
+        key=security.city_app_key,
+        timestamp=request.headers.get(TIMESTAMP_HEADER),
+        signed=request.headers.get(SIGNATURE_HEADER),
+        body=body,
+        now=now,
+        window_seconds=security.city_app_replay_window_seconds,
+    )
+    return body
