@@ -3,7 +3,7 @@ client with the same concurrency, against the local FCM peer, in one run:
 
     .venv/bin/python -m benchmarks.push --n 20000 --concurrency 100
 
-The peer (``tests/peers/fcm.py``: token endpoint, bearer and payload checks, HTTP/2 over h2c) runs in a
+The peer (``channels/sandbox/fcm.py``: token endpoint, bearer and payload checks, HTTP/2 over h2c) runs in a
 process of its own; each client runs in a fresh spawned process (``benchmarks/processes.py: in_child``),
 alternating (raw, adapter, raw, ... with ``--rounds`` adapter runs), and each side's figure is the median of
 its runs, so drift of a shared machine hits both sides of the ratio. Each side fetches its access token and
@@ -43,7 +43,7 @@ def _token(i: int) -> str:
 
 
 def _serve_peer(folder: str, urls: Any, ready: MpEvent, stop: MpEvent) -> None:
-    from tests.peers.fcm import FcmBehaviour, running_fcm
+    from channels.sandbox.fcm import FcmBehaviour, running_fcm
 
     with running_fcm(Path(folder), FcmBehaviour(project_id=PROJECT)) as peer:
         urls.put(peer.url)
@@ -161,7 +161,7 @@ def main() -> None:
     figures = {
         "n": args.n,
         "concurrency": args.concurrency,
-        "peer": "tests/peers/fcm.py (hypercorn, h2c) in its own process",
+        "peer": "channels/sandbox/fcm.py (hypercorn, h2c) in its own process",
         "raw_runs": raw,
         "adapter_runs": adapter,
         "raw_per_s": raw_per_s,

@@ -5,7 +5,7 @@ client on it, a cap on the requests in flight, and the translation of httpx's tr
 the loop and waits for its results. All requests of all windows are multiplexed as HTTP/2 streams over the
 client's connection, so ``concurrency`` is streams in flight, not connections. The client speaks HTTP/2 only:
 over ``https`` it is negotiated by ALPN (FCM and APNs both serve it), over ``http`` it is HTTP/2 with prior
-knowledge (h2c), which the local peers in ``tests/peers/`` speak.
+knowledge (h2c), which the local peers in ``channels/sandbox/`` speak.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The APNs adapter against the local APNs peer (``tests/peers/apns.py``) over HTTP/2."""
+"""The APNs adapter against the local APNs peer (``channels/sandbox/apns.py``) over HTTP/2."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from channels.errors import (
 )
 from channels.push.apns import ApnsAdapter
 from channels.push.apns_auth import RENEW_AFTER
+from channels.sandbox.apns import ApnsBehaviour, adapter_settings, running_apns, signing_key
 from tests.channels.manual_clock import ManualClock
-from tests.peers.apns import ApnsBehaviour, adapter_settings, running_apns, signing_key
 
 
 def _token(i: int) -> str:

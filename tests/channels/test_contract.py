@@ -50,19 +50,19 @@ from channels.errors import (
 from channels.file import ConsoleAdapter, FileAdapter
 from channels.push.apns import ApnsAdapter
 from channels.push.fcm import FcmAdapter
+from channels.sandbox import apns as apns_peer
+from channels.sandbox import fcm as fcm_peer
+from channels.sandbox.graph import GraphBehaviour, running_graph
 from channels.sandbox.smtp import SmtpBehaviour
+from channels.sandbox.zalo import ZaloBehaviour, running_zalo
 from channels.sms.receipts import ids_match
 from channels.social.facebook import FacebookPageAdapter
 from channels.social.zalo import ZaloZnsAdapter
 from tests.channels.test_dsn import POSTFIX_FAILED
-from tests.peers import apns as apns_peer
-from tests.peers import fcm as fcm_peer
-from tests.peers.graph import GraphBehaviour, running_graph
 from tests.peers.mute_smsc import MuteSmsc
 from tests.peers.polling import wait_until
 from tests.peers.smsc import SmscBehaviour, adapter_for, running_smsc
 from tests.peers.smtp import running_smtp_sandbox
-from tests.peers.zalo import ZaloBehaviour, running_zalo
 
 
 @dataclass

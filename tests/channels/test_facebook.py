@@ -1,4 +1,4 @@
-"""The Facebook Page adapter against the local Graph API peer (tests/peers/graph.py)."""
+"""The Facebook Page adapter against the local Graph API peer (channels/sandbox/graph.py)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from channels.errors import (
     Throttled,
     TransientError,
 )
+from channels.sandbox.graph import GraphBehaviour, GraphPeer, running_graph
 from channels.social.facebook import FacebookPageAdapter
 from channels.social.graph_errors import error_class, usage_delay
 from tests.conftest import free_port
-from tests.peers.graph import GraphBehaviour, GraphPeer, running_graph
 
 PAGES = {"1010": "EAAG-token-1010", "2020": "EAAG-token-2020"}
 TEXT = "Thông báo: UBND phường tạm ngừng tiếp dân ngày 2/12."

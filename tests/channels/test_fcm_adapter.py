@@ -1,4 +1,4 @@
-"""The FCM adapter against the local FCM peer (``tests/peers/fcm.py``) over HTTP/2."""
+"""The FCM adapter against the local FCM peer (``channels/sandbox/fcm.py``) over HTTP/2."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from channels.errors import (
     Throttled,
 )
 from channels.push.fcm import FcmAdapter
+from channels.sandbox.fcm import FcmBehaviour, adapter_settings, running_fcm, service_account
 from tests.channels.manual_clock import ManualClock
-from tests.peers.fcm import FcmBehaviour, adapter_settings, running_fcm, service_account
 
 
 def _token(i: int) -> str:

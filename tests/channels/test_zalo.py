@@ -1,4 +1,4 @@
-"""The Zalo ZNS adapter against the local ZNS peer (tests/peers/zalo.py), its error table, its webhook events
+"""The Zalo ZNS adapter against the local ZNS peer (channels/sandbox/zalo.py), its error table, its webhook events
 and the webhook signature check."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from channels.errors import (
     Throttled,
     TransientError,
 )
+from channels.sandbox.zalo import OA_ID, OA_SECRET, ZaloBehaviour, ZaloPeer, running_zalo
 from channels.social.zalo import ZaloZnsAdapter, verify_signature, zns_phone
 from channels.social.zns_errors import error_class
 from tests.conftest import free_port
-from tests.peers.zalo import OA_ID, OA_SECRET, ZaloBehaviour, ZaloPeer, running_zalo
 
 TOKEN = "zalo-oa-access-token"
 TEMPLATE = {"template_id": "231677", "template_data": {"content": "Lịch tiêm chủng: 8h ngày 2/12"}}

@@ -26,6 +26,7 @@ from broadcaster.status import run_counts
 from broadcaster.vocabulary import MessageStatus
 from broadcaster.web.app import create_app
 from broadcaster.web.app_push_ack_routes import PUSH_SHOWN_PATH
+from channels.sandbox.zalo import ZaloBehaviour, ZaloPeer, running_zalo
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_city_app_consent import KEY, signed
 from tests.broadcaster.delivery.test_push_channel import (
@@ -42,7 +43,6 @@ from tests.broadcaster.delivery.test_social_channel import (
     zalo_provider,
 )
 from tests.broadcaster.delivery.workdir_files import citizens
-from tests.peers.zalo import ZaloBehaviour, ZaloPeer, running_zalo
 
 FALLBACK_CHANNELS = {
     "social": {"template": "social/thu-nghiem", "provider": "zalo_oa", "template_id": "231677"},

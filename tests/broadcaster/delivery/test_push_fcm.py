@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from broadcaster.db.models import DeviceToken
 from broadcaster.vocabulary import MessageStatus
+from channels.sandbox import fcm as fcm_peer
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_push_channel import (
     PUSH_CHANNELS,
@@ -22,7 +23,6 @@ from tests.broadcaster.delivery.test_push_channel import (
     write_push_templates,
 )
 from tests.broadcaster.delivery.workdir_files import citizens
-from tests.peers import fcm as fcm_peer
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The social channel in the engine: a Facebook provider posts once per named Page (no contact), a Zalo ZNS
 provider sends one approved template message per person, each told apart by its adapter's capabilities, and
 validation refuses a Page without a token and a ZNS template that is not approved, changing nothing. Both run
-against the local peers (tests/peers/graph.py, tests/peers/zalo.py) through the registry."""
+against the local peers (channels/sandbox/graph.py, channels/sandbox/zalo.py) through the registry."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from broadcaster.campaigns.store import get_version
 from broadcaster.subjects.export import export
 from broadcaster.subjects.held import keyed_hash, parse_subject
 from broadcaster.vocabulary import MessageStatus
+from channels.sandbox.graph import GraphBehaviour, GraphPeer, running_graph
+from channels.sandbox.zalo import OA_ID, OA_SECRET, ZaloBehaviour, ZaloPeer, running_zalo
 from tests.broadcaster.conftest import ADMIN_LOGIN, database_dump
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 from tests.broadcaster.test_cli import Cli, one_line
-from tests.peers.graph import GraphBehaviour, GraphPeer, running_graph
-from tests.peers.zalo import OA_ID, OA_SECRET, ZaloBehaviour, ZaloPeer, running_zalo
 
 PAGES = {"104512345678901": "page-token-hai-chau", "104512345678902": "page-token-son-tra"}
 ZALO_TOKEN = "zalo-oa-access-token"

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from broadcaster.db.models import InboundRecord
 from broadcaster.vocabulary import MessageStatus
 from broadcaster.web.app import create_app
+from channels.sandbox.zalo import ZaloBehaviour, ZaloPeer, running_zalo
 from tests.broadcaster.conftest import database_dump
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_social_channel import (
@@ -22,7 +23,6 @@ from tests.broadcaster.delivery.test_social_channel import (
     zalo_provider,
 )
 from tests.broadcaster.delivery.workdir_files import citizens
-from tests.peers.zalo import ZaloBehaviour, ZaloPeer, running_zalo
 
 ZNS_CHANNELS = {"social": {"template": "social/thu-nghiem", "provider": "zalo_oa", "template_id": "231677"}}
 

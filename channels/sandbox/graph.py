@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.peers.asgi_server import serving
+from channels.sandbox.http_server import serving
 
 
 @dataclass
@@ -214,5 +214,5 @@ class GraphPeer:
 def running_graph(behaviour: GraphBehaviour) -> Iterator[tuple[GraphPeer, str]]:
     """A started Graph peer and its base URL (the adapter's ``graph_url``)."""
     peer = GraphPeer(behaviour)
-    with serving(peer.app, on_stop=peer.release) as url:
-        yield peer, url
+    with serving(peer.app, name="graph", on_stop=peer.release) as server:
+        yield peer, server.url

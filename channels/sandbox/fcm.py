@@ -27,7 +27,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.peers.http2_server import (
+from channels.sandbox.http_server import (
     Http2Server,
     Receive,
     Scope,

@@ -29,16 +29,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from channels.sandbox.http_server import serving
 from channels.social.zalo import signature
-from tests.peers.asgi_server import serving
 
 OA_ID = "1032900368158093040"
-OA_SECRET = "peer-oa-secret"
+OA_SECRET = "peer-oa-secret"  # noqa: S105  the local peer's own, never a real secret
 
 
 @dataclass
 class ZaloBehaviour:
-    access_token: str = "zalo-oa-access-token"
+    access_token: str = "zalo-oa-access-token"  # noqa: S105  the local peer's own
     templates: Mapping[str, frozenset[str]] = field(
         default_factory=lambda: {"231677": frozenset({"content"})}
     )  # approved template id → its parameters
@@ -159,5 +159,5 @@ class ZaloPeer:
 def running_zalo(behaviour: ZaloBehaviour) -> Iterator[tuple[ZaloPeer, str]]:
     """A started ZNS peer and its base URL (the adapter's ``endpoint``)."""
     peer = ZaloPeer(behaviour)
-    with serving(peer.app, on_stop=peer.release) as url:
-        yield peer, url
+    with serving(peer.app, name="zalo", on_stop=peer.release) as server:
+        yield peer, server.url

@@ -1,6 +1,7 @@
-"""Serve an ASGI app with hypercorn on a free local port, in a thread of its own, speaking HTTP/2.
+"""Serve an ASGI app (a provider's local peer) with hypercorn on 127.0.0.1, in a thread of its own.
 
-The push peers (``tests/peers/fcm.py``, ``tests/peers/apns.py``) use it. The socket is bound (port 0) and
+The HTTP peers (``fcm``, ``apns``, ``graph``, ``zalo`` in this package) use it, in the tests and in
+``broadcaster sandbox``. HTTP/1.1 and HTTP/2 are both served; the push peers refuse anything but HTTP/2. The socket is bound (port 0) and
 listening before hypercorn starts, and handed over as ``fd://``, so the port is known at once and a client
 that connects early waits in the backlog instead of being refused.
 
@@ -44,10 +45,19 @@ class Http2Server:
 
 
 @contextmanager
-def serving(app: AsgiApp, *, name: str, tls_dir: Path | None = None) -> Iterator[Http2Server]:
+def serving(
+    app: AsgiApp,
+    *,
+    name: str,
+    tls_dir: Path | None = None,
+    port: int = 0,
+    on_stop: Callable[[], object] | None = None,
+) -> Iterator[Http2Server]:
+    """Serve ``app`` on ``port`` (0: a free one) until the block ends; ``on_stop`` runs in the server's loop
+    before it shuts down (a peer releases the answers it holds back there)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
+    listener.bind(("127.0.0.1", port))
     listener.listen(256)
     port = listener.getsockname()[1]
     config = Config()
@@ -84,7 +94,13 @@ def serving(app: AsgiApp, *, name: str, tls_dir: Path | None = None) -> Iterator
         scheme = "https" if tls_dir is not None else "http"
         yield Http2Server(f"{scheme}://127.0.0.1:{port}", loop, stopping, ca_file)
     finally:
-        loop.call_soon_threadsafe(stopping.set)
+
+        def stop() -> None:
+            if on_stop is not None:
+                on_stop()
+            stopping.set()
+
+        loop.call_soon_threadsafe(stop)
         thread.join(timeout=10)
         loop.close()
 
