@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from broadcaster.errors import UserError
 from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
 from broadcaster.settings import Settings
+
+if TYPE_CHECKING:
+    from channels.sandbox.peers import RunningPeer, Starter
 
 HOST = "127.0.0.1"
 
@@ -86,11 +90,26 @@ def _port_needed(port: int, server: str, option: str, provider: str | None) -> I
         ) from None
 
 
-class Sandbox:
-    """Both servers on threads of this process. Needs the ``sandbox`` extra (aiosmtpd, smpp34)."""
+def http_providers(settings: Settings) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The configured providers by name: their type and options, for the HTTP peers (push and social)."""
+    return {name: (p.type, p.options()) for name, p in settings.providers.items()}
 
-    def __init__(self, folder: Path, *, ports: SandboxPorts, receipt_delay: float = 0.2) -> None:
+
+class Sandbox:
+    """The SMTP server and the SMSC on threads of this process, and an HTTP peer for each provider in
+    ``providers`` whose type has one and whose endpoint is a local ``http://`` URL
+    (``channels.sandbox.peers``). Needs the ``sandbox`` extra (aiosmtpd, smpp34, hypercorn)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        ports: SandboxPorts,
+        receipt_delay: float = 0.2,
+        providers: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
+    ) -> None:
         try:
+            from channels.sandbox.peers import peer_for
             from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
             from channels.sandbox.smtp import SandboxSmtpServer
         except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -111,6 +130,13 @@ class Sandbox:
             folder=self.sms_folder,
             behaviour=SmscBehaviour(receipt_delay=receipt_delay),
         )
+        self._peer_starters = {
+            name: (starter, options)
+            for name, (type_name, options) in (providers or {}).items()
+            if (starter := peer_for(type_name, options)) is not None
+        }
+        self.peers: dict[str, RunningPeer] = {}  # provider name → its running peer
+        self._peer_stack = contextlib.ExitStack()
 
     def start(self) -> Sandbox:
         """Start both servers; a port in use is a ``SandboxPortInUse`` naming the port and the setting."""
@@ -123,9 +149,30 @@ class Sandbox:
         except BaseException:
             self.smtp.stop()
             raise
+        try:
+            for name, (starter, options) in self._peer_starters.items():
+                self.peers[name] = self._start_peer(name, starter, options)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
+    def _start_peer(self, name: str, starter: Starter, options: Mapping[str, Any]) -> RunningPeer:
+        try:
+            return self._peer_stack.enter_context(starter(options))
+        except Exception as exc:
+            if not _address_in_use(exc):
+                raise
+            raise SandboxPortInUse(
+                _(
+                    "the port of the endpoint of provider %(provider)s is already in use, so its sandbox peer "
+                    "cannot listen there: stop that program, or point the provider's endpoint at a free port"
+                )
+                % {"provider": name}
+            ) from None
+
     def stop(self) -> None:
+        self._peer_stack.close()
         self.smsc.stop()
         self.smtp.stop()
 

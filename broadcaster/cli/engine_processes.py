@@ -211,12 +211,13 @@ def sandbox(
         None, "--smpp-port", help="Port of the SMSC (default: the port of the first SMPP provider)."
     ),
 ) -> None:
-    """Run the local SMTP server and SMSC on the ports the providers point to, to rehearse a campaign.
+    """Run the local SMTP server and SMSC on the ports the providers point to, and the push and social
+    peers of the providers whose endpoint is a local http:// URL, to rehearse a campaign.
 
-    Ctrl-C (or SIGTERM) stops both servers cleanly."""
+    Ctrl-C (or SIGTERM) stops them cleanly."""
     from dataclasses import replace
 
-    from broadcaster.sandbox import Sandbox, ports_from_settings
+    from broadcaster.sandbox import Sandbox, http_providers, ports_from_settings
 
     settings = load_settings(state.config)  # the sandbox needs no database…
     if database_exists(settings.database_url):
@@ -224,13 +225,18 @@ def sandbox(
     target = folder or settings.path(settings.sandbox_dir)
     configured = ports_from_settings(settings)
     ports = replace(configured, smtp=smtp_port or configured.smtp, smpp=smpp_port or configured.smpp)
-    with Sandbox(target, ports=ports):
+    with Sandbox(target, ports=ports, providers=http_providers(settings)) as running:
         console.print(
             _(
                 "Sandbox SMTP on 127.0.0.1:%(smtp)s, SMSC on 127.0.0.1:%(smpp)s; keeping what arrives in %(target)s. Ctrl-C stops."
             )
             % {"smtp": ports.smtp, "smpp": ports.smpp, "target": target}
         )
+        for provider, peer in running.peers.items():
+            console.print(
+                _("Sandbox peer of provider %(name)s on %(url)s.") % {"name": provider, "url": peer.url},
+                highlight=False,
+            )
         for name, port, wanted in (
             (configured.smtp_provider, configured.smtp, ports.smtp),
             (configured.smpp_provider, configured.smpp, ports.smpp),
