@@ -30,24 +30,25 @@ def demo(
         check_role("engine.run")
     result = run_demo(directory, contacts=contacts, console=console)
     console.rule(_("5. Result"))
-    rows = []
-    for channel, counts in sorted(result.counts.items()):
-        failed = sum(v for k, v in counts.items() if k.endswith("failure"))
-        rows.append(
-            [
-                channel,
-                counts.get("sent", 0) + counts.get("delivered", 0),
-                counts.get("delivered", 0),
-                failed,
-                counts.get("suppressed", 0),
-                counts.get("unknown", 0),
-            ]
+    for run_id, by_channel in result.runs.items():
+        rows = []
+        for channel, counts in sorted(by_channel.items()):
+            failed = sum(v for k, v in counts.items() if k.endswith("failure"))
+            rows.append(
+                [
+                    channel,
+                    counts.get("sent", 0) + counts.get("delivered", 0),
+                    counts.get("delivered", 0),
+                    failed,
+                    counts.get("suppressed", 0),
+                    counts.get("unknown", 0),
+                ]
+            )
+        print_table(
+            _("Run %(run_id)s per channel") % {"run_id": run_id},
+            [_("channel"), _("sent"), _("delivered"), _("failed"), _("suppressed"), _("unknown")],
+            rows,
         )
-    print_table(
-        _("Run %(run_id)s per channel") % {"run_id": result.run_id},
-        [_("channel"), _("sent"), _("delivered"), _("failed"), _("suppressed"), _("unknown")],
-        rows,
-    )
     console.print(
         _(
             "E-mail is 'sent' when the relay accepted it; SMS is 'delivered' when every part's receipt said DELIVRD."
@@ -60,6 +61,13 @@ def demo(
     console.print(
         _("The sandbox SMSC received %(sms_parts_received)s SMS parts: %(value)s (one JSON line each).")
         % {"sms_parts_received": result.sms_parts_received, "value": result.sandbox / "sms" / "sms.jsonl"}
+    )
+    console.print(
+        _(
+            "The sandbox FCM peer took %(notifications)s push notifications over HTTP/2, the Graph API peer "
+            "%(posts)s Page post(s); a person without the city app gets no push (suppressed: no device)."
+        )
+        % {"notifications": result.notifications_received, "posts": result.posts_received}
     )
     console.print(_("Explore it as the approver (or the editor, BROADCASTER_USER=bientap):"))
     # One unwrapped line, pasteable from anywhere: absolute paths, because the venv is not on PATH after
