@@ -131,6 +131,18 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _visibility_outlasts_a_chunk(self) -> Settings:
+        if self.broker.visibility_timeout <= self.delivery.chunk_max_seconds:
+            raise ValueError(
+                _(
+                    "broker.visibility_timeout: %(timeout)s s is not longer than [delivery] chunk_max_seconds "
+                    "(%(chunk)s s): Redis would give a chunk that is still being sent to a second worker"
+                )
+                % {"timeout": self.broker.visibility_timeout, "chunk": self.delivery.chunk_max_seconds}
+            )
+        return self
+
+    @model_validator(mode="after")
     def _retention_outlives_reporting(self) -> Settings:
         needed = self.reports.longest_period_days() + self.reports.freeze_grace_days
         if self.retention.personal_data_days < needed:

@@ -129,6 +129,11 @@ class BrokerSettings(BaseModel):
 
     # Embedded default: kombu's SQLAlchemy transport on its own SQLite file (never the data file).
     url: str = "sqla+sqlite:///broker.sqlite3"
+    # Redis only: how long a task a worker took but did not acknowledge (late acks) stays invisible before
+    # Redis gives it to another worker; after a worker is killed its tasks wait this long. It must exceed the
+    # longest a task runs ([delivery] chunk_max_seconds), or a running chunk would be redelivered; kombu's
+    # default is an hour (docs/architecture.md §3, "A killed worker's tasks come back").
+    visibility_timeout: float = Field(default=300.0, gt=0)
 
 
 class SecuritySettings(BaseModel):

@@ -83,6 +83,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         config["broker_transport_options"] = {"connect_args": {"timeout": 30}}
     elif url.startswith("amqp"):
         config["broker_transport_options"] = {"confirm_publish": True}
+    elif url.startswith(("redis", "rediss")):
+        # With late acks a killed worker's tasks come back after this, not after kombu's hour.
+        config["broker_transport_options"] = {"visibility_timeout": settings.broker.visibility_timeout}
     return config
 
 

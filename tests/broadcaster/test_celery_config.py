@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.settings import CONFIG_FILENAME, load_settings
+from broadcaster.settings import CONFIG_FILENAME, SettingsError, load_settings
 from broadcaster.tasks import SQL_BROKER_POLL_SECONDS, celery_config, configure
 
 
@@ -37,3 +37,25 @@ def test_rabbitmq_publishes_with_confirms(workdir: Path, monkeypatch: pytest.Mon
     config = celery_config(load_settings(workdir / CONFIG_FILENAME))
 
     assert config["broker_transport_options"] == {"confirm_publish": True}
+
+
+def test_redis_gives_a_dead_workers_tasks_back_after_the_visibility_timeout(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kombu's default is an hour: 900 e-mails of a killed worker once waited for the 600 s sweeper."""
+    monkeypatch.setenv("BROADCASTER_BROKER__URL", "redis://127.0.0.1:6379/0")
+    assert celery_config(load_settings(workdir / CONFIG_FILENAME))["broker_transport_options"] == {
+        "visibility_timeout": 300.0
+    }
+    monkeypatch.setenv("BROADCASTER_BROKER__VISIBILITY_TIMEOUT", "180")
+    assert celery_config(load_settings(workdir / CONFIG_FILENAME))["broker_transport_options"] == {
+        "visibility_timeout": 180.0
+    }
+
+
+def test_a_visibility_timeout_shorter_than_a_chunk_is_refused(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROADCASTER_BROKER__VISIBILITY_TIMEOUT", "60")
+    with pytest.raises(SettingsError, match=r"broker\.visibility_timeout"):
+        load_settings(workdir / CONFIG_FILENAME)
