@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("notified_at", broadcaster.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reminders", sa.Integer(), nullable=False),
         sa.Column("resolved_at", broadcaster.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "resolution_notified_at", broadcaster.db.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("resolution_notified_at", broadcaster.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_incidents")),
     )
     op.create_index("ix_alert_incidents_key_resolved_at", "alert_incidents", ["key", "resolved_at"])
