@@ -12,7 +12,14 @@ import typer
 from broadcaster.cli.common import JsonOption, console, fail, load_context, print_json, print_table
 from broadcaster.i18n import gettext as _
 from broadcaster.observe.broker_queues import engine_queues, queue_depths
-from broadcaster.observe.health import COMPONENTS, State, parse_components, run_checks, worst
+from broadcaster.observe.health import (
+    COMPONENT_LABELS,
+    COMPONENTS,
+    State,
+    parse_components,
+    run_checks,
+    worst,
+)
 
 # `health`: the exit code says the worst state. 1 is what a container health check takes for unhealthy; 2 is
 # click's usage error (and reserved by Docker), so degraded is 3 (or 0 with --degraded-ok).
@@ -65,8 +72,8 @@ def health(
     else:
         print_table(
             _("Health"),
-            [_("component"), _("name"), _("state"), _("detail")],
-            [[_(c.component), c.name, _state_label(c.state), c.detail] for c in checks],
+            [_("component"), _("checked"), _("state"), _("detail")],
+            [[_(COMPONENT_LABELS[c.component]), c.name, _state_label(c.state), c.detail] for c in checks],
         )
         console.print(_("Overall: %(state)s") % {"state": _state_label(state)})
     if state is State.UNHEALTHY:

@@ -80,7 +80,7 @@ def current_conditions(context: AppContext) -> list[Condition]:
             found.append(Condition(PROVIDER_DOWN, check.name, check.detail, now))
     limits = context.settings.health
     if backlog.since is not None and backlog.age_seconds(now) >= limits.backlog_unhealthy_seconds:
-        detail = _("the oldest due queued message waits %(seconds)s s") % {
+        detail = _("oldest due queued message waits %(seconds)s s") % {
             "seconds": round(backlog.age_seconds(now))
         }
         found.append(Condition(BACKLOG, "outbox", detail, backlog.since))

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from broadcaster.context import AppContext
 from broadcaster.db.models import Lease, ProviderHealth
+from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
 from broadcaster.observe import facts
 from broadcaster.observe.heartbeat import last_beat
@@ -26,6 +27,14 @@ from broadcaster.outbox.health import UNREACHABLE
 from channels.registry import load_adapter_class
 
 COMPONENTS = ("database", "broker", "providers", "beat", "backlog")
+# What the table calls each component (translated when printed).
+COMPONENT_LABELS = {
+    "database": N_("database"),
+    "broker": N_("broker"),
+    "providers": N_("providers"),
+    "beat": N_("tick (beat)"),
+    "backlog": N_("backlog"),
+}
 SMTP_TYPES = frozenset({"smtp"})
 
 

@@ -1,0 +1,101 @@
+"""Alerts to the admins, mailed through the engine's own SMTP provider to the sandbox relay: an incident is
+told exactly once, again after the reminder interval, and once more when it is over."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from broadcaster.campaigns import workflow
+from broadcaster.db.monitoring import AlertIncident
+from broadcaster.observe.alerts import evaluate_alerts
+from broadcaster.observe.conditions import BEAT_STOPPED, CONFIG_ERROR
+from broadcaster.observe.heartbeat import record_beat
+from channels.sandbox.smtp import ReceivedMail, SmtpBehaviour
+from tests.broadcaster.conftest import ADMIN_LOGIN
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.test_failures import campaign_state, email_campaign
+from tests.broadcaster.delivery.workdir_files import citizens
+
+ADMIN_MAIL = "quan.tri@skhcn.example"
+REMIND_SECONDS = 3600.0
+
+
+def alerting(make_pipeline: PipelineFactory, **options: object) -> Pipeline:
+    """A pipeline whose admin has an alert address; the SMPP account (no gateway runs in these tests) is
+    given a day before it counts as down, so only the incident under test is told."""
+    return make_pipeline(
+        settings_sections={
+            "org": {"language": "vi"},
+            "alerts": {"admins": {ADMIN_LOGIN: ADMIN_MAIL}, "remind_seconds": REMIND_SECONDS},
+            "health": {"provider_down_seconds": 86400.0},
+        },
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def alerts_received(pipeline: Pipeline) -> list[ReceivedMail]:
+    return [mail for mail in pipeline.smtp.received if ADMIN_MAIL in mail.rcpt_tos]
+
+
+def subjects(pipeline: Pipeline) -> list[str]:
+    return [str(mail.message()["Subject"]) for mail in alerts_received(pipeline)]
+
+
+def test_a_stopped_tick_is_told_once_reminded_and_its_end_told_once(make_pipeline: PipelineFactory) -> None:
+    pipeline = alerting(make_pipeline)
+    context = pipeline.context
+    record_beat(context.sessions, clock=pipeline.clock)
+    assert evaluate_alerts(context) == []
+
+    pipeline.advance(seconds=context.settings.health.beat_stale_seconds + 1)
+    [told] = evaluate_alerts(context)
+    assert (told.kind, told.what) == (BEAT_STOPPED, "opened")
+    assert evaluate_alerts(context) == []  # the same incident: not told twice
+    assert subjects(pipeline) == ["[SKHCN] Cảnh báo: tác vụ định kỳ (beat) đã dừng"]
+    body = alerts_received(pipeline)[0].message().get_content()
+    assert "broadcaster health" in body
+
+    pipeline.advance(seconds=REMIND_SECONDS)
+    [reminder] = evaluate_alerts(context)
+    assert reminder.what == "reminder"
+    assert evaluate_alerts(context) == []
+
+    record_beat(context.sessions, clock=pipeline.clock)  # the beat is back
+    [resolved] = evaluate_alerts(context)
+    assert resolved.what == "resolved"
+    assert evaluate_alerts(context) == []
+    assert subjects(pipeline) == [
+        "[SKHCN] Cảnh báo: tác vụ định kỳ (beat) đã dừng",
+        "[SKHCN] Vẫn đang diễn ra: tác vụ định kỳ (beat) đã dừng",
+        "[SKHCN] Đã khắc phục: tác vụ định kỳ (beat) đã dừng",
+    ]
+    with context.readers() as session:
+        [incident] = session.scalars(select(AlertIncident).where(AlertIncident.kind == BEAT_STOPPED)).all()
+    assert incident.reminders == 1
+    assert incident.resolved_at is not None
+
+
+def test_a_relay_configuration_error_is_told_when_the_relay_takes_mail_again(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = alerting(make_pipeline, smtp=SmtpBehaviour(reject_senders=["*"]))
+    pipeline.add_contacts(citizens(5))
+    campaign_id = email_campaign(pipeline)
+    pipeline.send(campaign_id)
+    assert campaign_state(pipeline, campaign_id)[0].value == "paused"
+
+    # The relay refuses every sender, the alert's too: nothing is marked told, it is tried again.
+    assert evaluate_alerts(pipeline.context) == []
+    assert alerts_received(pipeline) == []
+
+    pipeline.smtp.behaviour = SmtpBehaviour()
+    [told] = evaluate_alerts(pipeline.context)
+    assert (told.kind, told.subject) == (CONFIG_ERROR, "mail")
+    assert "5.7.1" in alerts_received(pipeline)[0].message().get_content()
+    assert evaluate_alerts(pipeline.context) == []
+
+    with pipeline.context.sessions.begin() as session:
+        workflow.resume(session, campaign_id=campaign_id, actor=pipeline.editor, clock=pipeline.clock)
+    [resolved] = evaluate_alerts(pipeline.context)
+    assert (resolved.kind, resolved.what) == (CONFIG_ERROR, "resolved")
+    assert len(alerts_received(pipeline)) == 2
