@@ -29,7 +29,7 @@ def alerting(make_pipeline: PipelineFactory, **options: object) -> Pipeline:
             "alerts": {"admins": {ADMIN_LOGIN: ADMIN_MAIL}, "remind_seconds": REMIND_SECONDS},
             "health": {"provider_down_seconds": 86400.0},
         },
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 
