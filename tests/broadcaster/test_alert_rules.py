@@ -27,7 +27,8 @@ def test_every_rule_is_complete() -> None:
     names = []
     for rule in rules():
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
-        assert isinstance(rule["expr"], str) and rule["expr"].strip(), rule
+        assert isinstance(rule["expr"], str), rule
+        assert rule["expr"].strip(), rule
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule  # type: ignore[index]
         assert rule["annotations"]["summary"], rule  # type: ignore[index]
         if "for" in rule:
