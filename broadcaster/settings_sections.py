@@ -137,7 +137,7 @@ class BrokerSettings(BaseModel):
 
 
 class HealthSettings(BaseModel):
-    """Thresholds of ``broadcaster health`` (docs/operations.md, "Health")."""
+    """Thresholds of ``broadcaster health`` (docs/supervision.md, "Health")."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -155,7 +155,7 @@ class HealthSettings(BaseModel):
 
 class MetricsSettings(BaseModel):
     """Prometheus metrics: ``broadcaster metrics`` listens on host:port; ``serve`` shows /metrics only with a
-    token (docs/operations.md, "Metrics")."""
+    token (docs/supervision.md, "Metrics")."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -166,7 +166,7 @@ class MetricsSettings(BaseModel):
 
 
 class AlertSettings(BaseModel):
-    """E-mails to the admins when something needs a person (docs/operations.md, "Alerts")."""
+    """E-mails to the admins when something needs a person (docs/supervision.md, "Alerts")."""
 
     model_config = ConfigDict(extra="forbid")
 

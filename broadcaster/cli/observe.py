@@ -1,6 +1,6 @@
 """Supervision commands: ``health`` (a container's health check), ``queues`` (the broker's backlog per queue)
 and ``metrics`` (Prometheus' /metrics). They need no Broadcaster user: they show no personal data, and a
-container or Prometheus runs them under a service account (docs/operations.md)."""
+container or Prometheus runs them under a service account (docs/supervision.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Alerts to the admins: each incident told once when it starts (after its grace), again every
-``[alerts] remind_seconds`` while it lasts, and once when it is over (docs/operations.md, "Alerts").
+``[alerts] remind_seconds`` while it lasts, and once when it is over (docs/supervision.md, "Alerts").
 
 The mail goes straight through the engine's own e-mail adapter from the process that evaluates (the tick, or
 ``broadcaster metrics``), never through the broker: an alert must not wait in the queue it warns about. Each

@@ -1,5 +1,5 @@
 """``broadcaster health``: is this installation able to send? One check per component, each ok, degraded or
-unhealthy, with a line that says why (docs/operations.md, "Health").
+unhealthy, with a line that says why (docs/supervision.md, "Health").
 
 Components: ``database`` (connect, schema at the newest revision), ``broker`` (connect), ``providers`` (an
 SMPP account: its gateway holds the lease and its link is up; a mail relay: connect + EHLO + NOOP; others: the

@@ -1,4 +1,4 @@
-"""Prometheus metrics computed from the database when Prometheus scrapes (docs/operations.md, "Metrics").
+"""Prometheus metrics computed from the database when Prometheus scrapes (docs/supervision.md, "Metrics").
 
 Why from the database and not from counters in the workers: the outbox rows are the truth, every process
 (Celery workers, gateways, beat, ``serve``) writes them, and a scrape then sees the same figures whichever

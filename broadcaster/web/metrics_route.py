@@ -1,7 +1,7 @@
 """``GET /metrics`` in ``broadcaster serve``: the Prometheus metrics of ``broadcaster metrics``, for an
 installation that would rather not run one more process. Off unless ``[metrics] token`` is set, and then only
 for a scraper that sends ``Authorization: Bearer <token>``: the figures say how busy the agency is, which is
-not for the public pages ``serve`` also answers (docs/operations.md, "Metrics")."""
+not for the public pages ``serve`` also answers (docs/supervision.md, "Metrics")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""heartbeats and alert_incidents: the tick's last run and the alerts told to the admins (docs/operations.md)
+"""heartbeats and alert_incidents: the tick's last run and the alerts told to the admins (docs/supervision.md)
 
 Revision ID: 0017
 Revises: 0014
