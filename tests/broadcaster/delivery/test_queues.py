@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,7 @@ def redis_url() -> Iterator[str]:
     server = shutil.which("redis-server")
     if server is None:
         service_unavailable("Redis", "redis-server is not installed")
+        return
     port = free_port()
     # The test's own server on a fixed argument list: nothing untrusted.
     process = subprocess.Popen(  # noqa: S603
@@ -63,7 +65,7 @@ def enqueue(pipeline: Pipeline) -> None:
     enqueuer.dispatch_chunk(7, queue=MAIL_QUEUE)
 
 
-def take_one_without_ack(pipeline: Pipeline) -> object:
+def take_one_without_ack(pipeline: Pipeline) -> tuple[Any, Any]:
     """A worker's view: one planning task delivered and not acknowledged (late acks)."""
     from kombu.connection import Connection
     from kombu.entity import Queue
@@ -95,7 +97,7 @@ def test_sql_broker_counts_ready_and_unacked(pipeline: Pipeline) -> None:
     try:
         got = depths(pipeline)
     finally:
-        connection.close()  # type: ignore[attr-defined]
+        connection.close()
     assert (got[PLAN_QUEUE].ready, got[PLAN_QUEUE].unacked) == (2, 1)
     assert (got[MAIL_QUEUE].ready, got[MAIL_QUEUE].unacked) == (1, 0)
     assert not got[f"{MAIL_QUEUE}.urgent"].exists
@@ -109,7 +111,7 @@ def test_redis_counts_its_lists_and_the_unacked_hash(make_pipeline: PipelineFact
     try:
         got = depths(pipeline)
     finally:
-        connection.close()  # type: ignore[attr-defined]
+        connection.close()
     assert (got[PLAN_QUEUE].ready, got[PLAN_QUEUE].unacked) == (2, 1)
     assert (got[MAIL_QUEUE].ready, got[MAIL_QUEUE].unacked) == (1, 0)
     assert got[PLAN_QUEUE].consumers is None  # Redis does not know its consumers
