@@ -75,7 +75,7 @@ port = 2526
 start_with_run = false
 
 [health]
-# `broadcaster health`: the tick is stopped past beat_stale_seconds (more than [delivery] tick_seconds); the
+# `broadcaster health`: the tick is stopped past beat_stale_seconds (more than delivery.tick_seconds); the
 # oldest due queued message makes it degraded, then unhealthy; a provider down this long is unhealthy.
 beat_stale_seconds = 180
 backlog_degraded_seconds = 600

@@ -132,6 +132,12 @@ def metrics(
     from broadcaster.observe.metrics import registry_for
 
     context = load_context()
+    try:
+        with context.engine.connect():  # a wrong [database] url fails here, not at every scrape
+            pass
+    except BaseException:
+        context.close()
+        raise
     settings = context.settings.metrics
     address, listen_port = host or settings.host, port or settings.port
     try:

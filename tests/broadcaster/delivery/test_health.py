@@ -110,3 +110,15 @@ def test_degraded_exits_3_unless_told_it_is_fine(
     assert states(cli, "--only", "backlog", "--degraded-ok", expect=0) == {"backlog": "degraded"}
     table = cli("health", "--only", "backlog", expect=3).stdout
     assert "suy giảm" in table or "degraded" in table
+
+
+def test_a_database_that_cannot_be_opened_is_reported_not_raised(
+    pipeline: Pipeline, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROADCASTER_DATABASE__URL", "sqlite:////khong-co-thu-muc/broadcaster.sqlite3")
+    report = json.loads(cli("health", "--json", "--only", "database,beat", expect=1).stdout)
+    assert [(c["name"], c["state"]) for c in report["checks"]] == [
+        ("database", "unhealthy"),
+        ("beat", "unhealthy"),
+    ]
+    assert "unable to open database file" in report["checks"][0]["detail"]
