@@ -9,9 +9,11 @@ one indexed query (``broadcaster.observe.facts``); a scrape costs a few millisec
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,6 +23,7 @@ from broadcaster.db.monitoring import AlertIncident
 from broadcaster.observe import facts
 from broadcaster.observe.heartbeat import last_beat
 from broadcaster.observe.probes import probe_broker
+from broadcaster.outbox.instruments import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,12 @@ class OutboxCollector(Collector):
 
 
 def registry_for(context: AppContext) -> CollectorRegistry:
+    """The outbox's figures, plus the workers' process metrics of this host when they write them to
+    ``PROMETHEUS_MULTIPROC_DIR`` (``broadcaster.outbox.instruments``)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OutboxCollector(context))
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     return registry

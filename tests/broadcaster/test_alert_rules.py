@@ -9,11 +9,13 @@ from pathlib import Path
 import yaml
 
 from broadcaster.observe.metrics import METRIC_NAMES
+from broadcaster.outbox.instruments import PROCESS_METRIC_NAMES
 
 RULES = Path(__file__).resolve().parents[2] / "docker" / "prometheus" / "alerts.yml"
 # Names in an expression that are not metrics: PromQL functions, keywords and Prometheus' own ``up``.
 _NAME = re.compile(r"\b(broadcaster_[a-z_]+)\b")
 _DURATION = re.compile(r"^\d+[smhd]$")
+_HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
 
 
 def rules() -> list[dict[str, object]]:
@@ -40,4 +42,7 @@ def test_every_rule_is_complete() -> None:
 def test_every_metric_used_exists() -> None:
     used = {name for rule in rules() for name in _NAME.findall(str(rule["expr"]))}
     assert used, "the rules use no Broadcaster metric"
-    assert used <= set(METRIC_NAMES), used - set(METRIC_NAMES)
+    histograms = {_HISTOGRAM_SERIES.sub("", name) for name in used if _HISTOGRAM_SERIES.search(name)}
+    assert histograms <= set(PROCESS_METRIC_NAMES), histograms - set(PROCESS_METRIC_NAMES)
+    gauges = {name for name in used if not _HISTOGRAM_SERIES.search(name)}
+    assert gauges <= set(METRIC_NAMES), gauges - set(METRIC_NAMES)

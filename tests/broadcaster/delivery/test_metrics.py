@@ -8,15 +8,17 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import generate_latest
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.db.models import InboundRecord
 from broadcaster.observe.heartbeat import record_beat
 from broadcaster.observe.metrics import METRIC_NAMES, registry_for
+from broadcaster.outbox.instruments import MULTIPROC_ENV
 from broadcaster.web.app import create_app
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_failures import email_campaign
@@ -64,7 +66,7 @@ def test_a_scrape_reads_the_backlog_receipts_pauses_and_the_tick(pipeline: Pipel
     assert got[("broadcaster_receipts_pending", (("provider", "sms_main"),))] == 1
     assert got[("broadcaster_campaigns_paused", ())] == 1
     assert got[("broadcaster_tick_age_seconds", ())] == 90
-    assert {name for name, _labels in got} <= set(METRIC_NAMES)
+    assert {name for name, _labels in got} <= set(METRIC_NAMES)  # no process metrics without the directory
 
 
 def test_every_declared_metric_is_exposed(pipeline: Pipeline) -> None:
@@ -132,3 +134,36 @@ def test_broadcaster_metrics_serves_the_scrape(
     assert samples(text)[("broadcaster_up", ())] == 1
     process.terminate()
     assert process.wait(timeout=30) == 0
+
+
+def test_the_dispatcher_times_its_windows(pipeline: Pipeline) -> None:
+    labels = {"channel": "email", "provider": "mail"}
+    before = REGISTRY.get_sample_value("broadcaster_send_window_seconds_count", labels) or 0.0
+    pipeline.add_contacts(citizens(3))
+    pipeline.send(email_campaign(pipeline))
+    after = REGISTRY.get_sample_value("broadcaster_send_window_seconds_count", labels)
+    assert after is not None
+    assert after > before
+
+
+def test_the_workers_process_metrics_of_this_host_are_added_up(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "prometheus"
+    observe = (
+        "from broadcaster.outbox.instruments import BUCKET_WAIT_SECONDS, SEND_WINDOW_SECONDS\n"
+        "SEND_WINDOW_SECONDS.labels('sms', 'sms_main').observe(0.2)\n"
+        "BUCKET_WAIT_SECONDS.labels('sms_main').observe(0.03)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), MULTIPROC_ENV: str(directory)}
+    for _worker in range(2):  # two pool processes of a worker, each with its own file
+        subprocess.run([sys.executable, "-c", observe], env=env, check=True)  # noqa: S603
+    monkeypatch.setenv(MULTIPROC_ENV, str(directory))
+
+    got = scrape(pipeline)
+
+    window = (("channel", "sms"), ("provider", "sms_main"))
+    assert got[("broadcaster_send_window_seconds_count", window)] == 2
+    assert got[("broadcaster_send_window_seconds_sum", window)] == pytest.approx(0.4)
+    waited = (("le", "0.05"), ("provider", "sms_main"))
+    assert got[("broadcaster_bucket_wait_seconds_bucket", waited)] == 2
