@@ -9,7 +9,9 @@ from broadcaster.campaigns import workflow
 from broadcaster.db.monitoring import AlertIncident
 from broadcaster.observe.alerts import evaluate_alerts
 from broadcaster.observe.conditions import BEAT_STOPPED, CONFIG_ERROR
-from broadcaster.observe.heartbeat import record_beat
+from broadcaster.observe.heartbeat import last_beat, record_beat
+from broadcaster.outbox.queues import RecordingEnqueuer
+from broadcaster.tasks import engine_tick
 from channels.sandbox.smtp import ReceivedMail, SmtpBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
@@ -99,3 +101,23 @@ def test_a_relay_configuration_error_is_told_when_the_relay_takes_mail_again(
     [resolved] = evaluate_alerts(pipeline.context)
     assert (resolved.kind, resolved.what) == (CONFIG_ERROR, "resolved")
     assert len(alerts_received(pipeline)) == 2
+
+
+def test_every_tick_writes_its_heartbeat_and_evaluates_the_alerts(make_pipeline: PipelineFactory) -> None:
+    pipeline = alerting(make_pipeline)
+    context = pipeline.context
+
+    engine_tick(
+        context.sessions, settings=context.settings, clock=pipeline.clock, enqueuer=RecordingEnqueuer()
+    )
+
+    with context.readers() as session:
+        beat = last_beat(session)
+        incidents = session.scalars(
+            select(AlertIncident.key).where(AlertIncident.resolved_at.is_(None))
+        ).all()
+    assert beat is not None
+    assert beat[0] == pipeline.clock.now()
+    # No gateway holds the SMPP account here: an incident opened, not told before its grace.
+    assert incidents == ["provider_down:sms_main"]
+    assert alerts_received(pipeline) == []
