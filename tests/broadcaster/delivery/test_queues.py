@@ -91,7 +91,9 @@ def test_the_engine_queues_are_listed() -> None:
     assert names[:3] == [PLAN_QUEUE, MAIL_QUEUE, f"{MAIL_QUEUE}.urgent"]
 
 
-def test_sql_broker_counts_ready_and_unacked(pipeline: Pipeline) -> None:
+def depths_with_one_unacked(pipeline: Pipeline) -> dict[str, QueueDepth]:
+    """Three planning tasks and a chunk published, one planning task taken and not acknowledged: two ready
+    and one unacked in ``plan``, one ready in the mail queue."""
     enqueue(pipeline)
     connection, _message = take_one_without_ack(pipeline)
     try:
@@ -100,20 +102,17 @@ def test_sql_broker_counts_ready_and_unacked(pipeline: Pipeline) -> None:
         connection.close()
     assert (got[PLAN_QUEUE].ready, got[PLAN_QUEUE].unacked) == (2, 1)
     assert (got[MAIL_QUEUE].ready, got[MAIL_QUEUE].unacked) == (1, 0)
+    return got
+
+
+def test_sql_broker_counts_ready_and_unacked(pipeline: Pipeline) -> None:
+    got = depths_with_one_unacked(pipeline)
     assert not got[f"{MAIL_QUEUE}.urgent"].exists
 
 
 @pytest.mark.services
 def test_redis_counts_its_lists_and_the_unacked_hash(make_pipeline: PipelineFactory, redis_url: str) -> None:
-    pipeline = make_pipeline(broker_url=redis_url)
-    enqueue(pipeline)
-    connection, _message = take_one_without_ack(pipeline)
-    try:
-        got = depths(pipeline)
-    finally:
-        connection.close()
-    assert (got[PLAN_QUEUE].ready, got[PLAN_QUEUE].unacked) == (2, 1)
-    assert (got[MAIL_QUEUE].ready, got[MAIL_QUEUE].unacked) == (1, 0)
+    got = depths_with_one_unacked(make_pipeline(broker_url=redis_url))
     assert got[PLAN_QUEUE].consumers is None  # Redis does not know its consumers
 
 
