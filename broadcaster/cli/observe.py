@@ -4,10 +4,12 @@ container or Prometheus runs them under a service account (docs/supervision.md).
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from broadcaster.cli.common import JsonOption, console, fail, load_context, print_json, print_table
 from broadcaster.i18n import gettext as _
@@ -23,6 +25,8 @@ from broadcaster.observe.health import (
 
 # `health`: the exit code says the worst state. 1 is what a container health check takes for unhealthy; 2 is
 # click's usage error (and reserved by Docker), so degraded is 3 (or 0 with --degraded-ok).
+log = logging.getLogger(__name__)
+
 EXIT_UNHEALTHY = 1
 EXIT_DEGRADED = 3
 
@@ -158,7 +162,10 @@ def metrics(
     try:
         while not stop.is_set():
             if alerts:
-                evaluate_alerts(context)
+                try:
+                    evaluate_alerts(context)
+                except SQLAlchemyError as exc:  # the database is away: the scrape says so; try again later
+                    log.warning("alerts not evaluated: %s", exc)
             stop.wait(context.settings.delivery.tick_seconds)
     except KeyboardInterrupt:
         pass

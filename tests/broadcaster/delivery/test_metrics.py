@@ -42,7 +42,16 @@ def scrape(pipeline: Pipeline) -> Samples:
     return samples(generate_latest(registry_for(pipeline.context)).decode())
 
 
-def test_a_scrape_reads_the_backlog_receipts_pauses_and_the_tick(pipeline: Pipeline) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def any_database(request: pytest.FixtureRequest, make_pipeline: PipelineFactory) -> Pipeline:
+    """SQLite counts from message_tallies, PostgreSQL from the messages' indexes: both give the figures."""
+    if request.param == "sqlite":
+        return make_pipeline()
+    return make_pipeline(database_url=request.getfixturevalue("postgres_url"))
+
+
+def test_a_scrape_reads_the_backlog_receipts_pauses_and_the_tick(any_database: Pipeline) -> None:
+    pipeline = any_database
     pipeline.add_contacts(citizens(3))
     campaign_id = email_campaign(pipeline)
     run_id = pipeline.start_run(campaign_id)
