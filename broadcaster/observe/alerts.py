@@ -50,8 +50,19 @@ def evaluate_alerts(context: AppContext) -> list[Notice]:
     notices sent (none when another process is evaluating)."""
     if not context.settings.alerts.enabled:
         return []
+    if not current_conditions(context) and not _incidents_pending(context):
+        return []  # the usual tick: nothing wrong, nothing to close, no write at all
     passes = run_exclusively(context.sessions, LEASE, lambda: _evaluate(context), clock=context.clock)
     return [notice for sent in passes or [] for notice in sent]
+
+
+def _incidents_pending(context: AppContext) -> bool:
+    """Whether an incident is open, or over and its end not told yet."""
+    with context.readers() as session:
+        pending = session.scalar(
+            select(AlertIncident.id).where(AlertIncident.resolution_notified_at.is_(None)).limit(1)
+        )
+    return pending is not None
 
 
 def _evaluate(context: AppContext) -> list[Notice]:
@@ -183,7 +194,7 @@ def _mail(context: AppContext, notice: Notice) -> bool:
                 for address in addresses
             ]
         )
-    except Exception as exc:
+    except Exception as exc:  # a relay that cannot be opened: logged, and tried again at the next evaluation
         log.error("alert %s not mailed through %s: %s", notice.kind, provider, exc)
         return False
     finally:

@@ -24,7 +24,7 @@ def probe_broker(settings: Settings, *, timeout: float) -> str | None:
             client = getattr(channel, "client", None)
             if client is not None and hasattr(client, "ping"):  # kombu's Redis channel
                 client.ping()
-    except Exception as exc:
+    except Exception as exc:  # whatever kombu or the client raise, the answer is that it is not reachable
         return f"{type(exc).__name__}: {exc}"
     return None
 
