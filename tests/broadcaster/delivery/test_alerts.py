@@ -8,7 +8,7 @@ from sqlalchemy import select
 from broadcaster.campaigns import workflow
 from broadcaster.db.monitoring import AlertIncident
 from broadcaster.observe.alerts import evaluate_alerts
-from broadcaster.observe.conditions import BEAT_STOPPED, CONFIG_ERROR
+from broadcaster.observe.conditions import BEAT_STOPPED, CAMPAIGN_PAUSED, CONFIG_ERROR
 from broadcaster.observe.heartbeat import last_beat, record_beat
 from broadcaster.outbox.queues import RecordingEnqueuer
 from broadcaster.tasks import engine_tick
@@ -121,3 +121,23 @@ def test_every_tick_writes_its_heartbeat_and_evaluates_the_alerts(make_pipeline:
     # No gateway holds the SMPP account here: an incident opened, not told before its grace.
     assert incidents == ["provider_down:sms_main"]
     assert alerts_received(pipeline) == []
+
+
+def test_a_campaign_the_engine_paused_is_told_and_one_an_officer_paused_is_not(
+    make_pipeline: PipelineFactory,
+) -> None:
+    people = citizens(40)
+    bad = [person["email"] for person in people[:30]]  # 30 of 40 in one window: past the failure share
+    pipeline = alerting(make_pipeline, smtp=SmtpBehaviour(reject_recipients=bad))
+    pipeline.add_contacts(people)
+    failing = email_campaign(pipeline)
+    pipeline.send(failing)
+    quiet = email_campaign(pipeline, id="tam-dung-tay", title="Tạm dừng tay")
+    pipeline.pause(quiet)  # an officer's pause: nothing to tell
+
+    [told] = evaluate_alerts(pipeline.context)
+
+    assert (told.kind, told.subject) == (CAMPAIGN_PAUSED, failing)
+    [mail] = alerts_received(pipeline)
+    assert "30 of 40" in mail.message().get_content()
+    assert evaluate_alerts(pipeline.context) == []
