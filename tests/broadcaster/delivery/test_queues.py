@@ -3,6 +3,7 @@ kombu's SQL transport)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -138,3 +139,24 @@ def test_rabbitmq_answers_ready_and_consumers_by_passive_declare(
     monkeypatch.chdir(pipeline.directory)
     listed = json.loads(Cli(monkeypatch)("queues", "--json").stdout)
     assert {"name": PLAN_QUEUE, "ready": 3, "unacked": None, "consumers": 0, "exists": True} in listed
+
+    # A worker consuming the mail queue, with prefetch 1: RabbitMQ counts it, and the message it holds
+    # unacknowledged is no longer ready.
+    from kombu.connection import Connection
+
+    with Connection(rabbitmq_url) as connection:  # type: ignore[no-untyped-call]
+        channel = connection.channel()
+        channel.basic_qos(0, 1, False)
+        held: list[object] = []
+        channel.basic_consume(MAIL_QUEUE, callback=held.append)
+
+        def consumed() -> dict[str, QueueDepth] | None:
+            if not held:
+                with contextlib.suppress(TimeoutError):  # nothing delivered yet: look again
+                    connection.drain_events(timeout=0.2)
+            got = depths(pipeline)
+            return got if held and got[MAIL_QUEUE].consumers == 1 else None
+
+        got = wait_until(consumed, what="RabbitMQ counting the mail queue's consumer")
+        assert got[MAIL_QUEUE].ready == 0
+        channel.close()
