@@ -16,7 +16,9 @@ from channels.sandbox.smtp import ReceivedMail, SmtpBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_failures import campaign_state, email_campaign
+from tests.broadcaster.delivery.test_metrics import running_metrics
 from tests.broadcaster.delivery.workdir_files import citizens
+from tests.peers.polling import wait_until
 
 ADMIN_MAIL = "quan.tri@skhcn.example"
 REMIND_SECONDS = 3600.0
@@ -141,3 +143,16 @@ def test_a_campaign_the_engine_paused_is_told_and_one_an_officer_paused_is_not(
     [mail] = alerts_received(pipeline)
     assert "30 of 40" in mail.message().get_content()
     assert evaluate_alerts(pipeline.context) == []
+
+
+def test_broadcaster_metrics_tells_a_tick_that_stopped(make_pipeline: PipelineFactory) -> None:
+    """The tick cannot tell that it stopped itself: the metrics process does."""
+    pipeline = alerting(make_pipeline)
+    record_beat(pipeline.context.sessions, clock=pipeline.clock)  # the frozen clock's hour: long ago
+
+    with running_metrics(pipeline.directory) as (process, _port):
+        [mail] = wait_until(
+            lambda: alerts_received(pipeline) or None, what="the metrics process mailing the alert"
+        )
+        assert process.poll() is None
+    assert str(mail.message()["Subject"]) == "[SKHCN] Cảnh báo: tác vụ định kỳ (beat) đã dừng"

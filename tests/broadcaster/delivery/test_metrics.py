@@ -3,6 +3,7 @@ token, in ``serve``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -99,31 +100,34 @@ def test_serve_shows_metrics_only_to_the_token(make_pipeline: PipelineFactory) -
     assert samples(answer.text)[("broadcaster_up", ())] == 1
 
 
-@pytest.fixture
-def metrics_process(pipeline: Pipeline) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+@contextlib.contextmanager
+def running_metrics(directory: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``broadcaster metrics`` in ``directory`` on a free port, as its own process; stopped afterwards."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [
+        sys.executable,
+        "-c",
+        "from broadcaster.cli import main; main()",
+        "metrics",
+        "--port",
+        str(port),
+    ]
     # Our own interpreter and arguments: nothing untrusted.
     process = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-c",
-            "from broadcaster.cli import main; main()",
-            "metrics",
-            "--port",
-            str(port),
-            "--no-alerts",
-        ],
-        cwd=pipeline.directory,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        [*command, *options], cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         yield process, port
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def metrics_process(pipeline: Pipeline) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    with running_metrics(pipeline.directory, "--no-alerts") as running:
+        yield running
 
 
 def test_broadcaster_metrics_serves_the_scrape(
