@@ -23,14 +23,12 @@ from broadcaster.observe.health import (
     worst,
 )
 
-# `health`: the exit code says the worst state. 1 is what a container health check takes for unhealthy; 2 is
-# click's usage error (and reserved by Docker), so degraded is 3 (or 0 with --degraded-ok).
 log = logging.getLogger(__name__)
 
+# `health`: the exit code says the worst state. 1 is what a container health check takes for unhealthy; 2 is
+# click's usage error (and reserved by Docker), so degraded is 3 (or 0 with --degraded-ok).
 EXIT_UNHEALTHY = 1
 EXIT_DEGRADED = 3
-
-_STATE_WORDS = {State.OK: "ok", State.DEGRADED: "degraded", State.UNHEALTHY: "unhealthy"}
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +70,7 @@ def health(
         context.close()
     state = worst(checks)
     if as_json:
-        print_json({"state": _STATE_WORDS[state], "checks": [check.as_dict() for check in checks]})
+        print_json({"state": state.word, "checks": [check.as_dict() for check in checks]})
     else:
         print_table(
             _("Health"),
