@@ -28,6 +28,7 @@ from broadcaster.logs import LogFormat
 from broadcaster.settings_sections import (
     AGENCY_KEY,
     AgencySettings,
+    AlertSettings,
     AuditSettings,
     BounceSettings,
     BrokerSettings,
@@ -35,7 +36,9 @@ from broadcaster.settings_sections import (
     ContactsSettings,
     DatabaseSettings,
     DeliverySettings,
+    HealthSettings,
     LoggingSettings,
+    MetricsSettings,
     OrgSettings,
     ProviderSettings,
     RenderingSettings,
@@ -85,6 +88,9 @@ class Settings(BaseSettings):
     reports: ReportSettings = Field(default_factory=ReportSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     plan_file: str = "campaigns/plan-143/plan.yaml"
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"
@@ -139,6 +145,35 @@ class Settings(BaseSettings):
                     "(%(chunk)s s): Redis would give a chunk that is still being sent to a second worker"
                 )
                 % {"timeout": self.broker.visibility_timeout, "chunk": self.delivery.chunk_max_seconds}
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _supervision_thresholds(self) -> Settings:
+        if self.health.beat_stale_seconds <= self.delivery.tick_seconds:
+            raise ValueError(
+                _(
+                    "health.beat_stale_seconds: %(stale)s s is not longer than [delivery] tick_seconds "
+                    "(%(tick)s s): a running beat would be reported stopped between two ticks"
+                )
+                % {"stale": self.health.beat_stale_seconds, "tick": self.delivery.tick_seconds}
+            )
+        if self.health.backlog_unhealthy_seconds < self.health.backlog_degraded_seconds:
+            raise ValueError(
+                _(
+                    "health.backlog_unhealthy_seconds: %(unhealthy)s s is shorter than "
+                    "health.backlog_degraded_seconds (%(degraded)s s)"
+                )
+                % {
+                    "unhealthy": self.health.backlog_unhealthy_seconds,
+                    "degraded": self.health.backlog_degraded_seconds,
+                }
+            )
+        provider = self.providers.get(self.alerts.provider) if self.alerts.provider else None
+        if self.alerts.provider and (provider is None or provider.channel != "email"):
+            raise ValueError(
+                _("alerts.provider: '%(provider)s' is not an e-mail provider in [providers]")
+                % {"provider": self.alerts.provider}
             )
         return self
 

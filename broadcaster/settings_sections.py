@@ -136,6 +136,60 @@ class BrokerSettings(BaseModel):
     visibility_timeout: float = Field(default=300.0, gt=0)
 
 
+class HealthSettings(BaseModel):
+    """Thresholds of ``broadcaster health`` (docs/supervision.md, "Health")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The tick (beat or `run`) is stopped when its last run is older than this; it must exceed
+    # [delivery] tick_seconds.
+    beat_stale_seconds: float = Field(default=180.0, gt=0)
+    # The oldest queued message that is due: degraded past the first age, unhealthy past the second.
+    backlog_degraded_seconds: float = Field(default=600.0, gt=0)
+    backlog_unhealthy_seconds: float = Field(default=3600.0, gt=0)
+    # A provider unreachable this long is unhealthy (shorter: degraded); also the alert's threshold.
+    provider_down_seconds: float = Field(default=300.0, gt=0)
+    # Connect + EHLO to a mail relay, connect to the broker: each gives up after this.
+    probe_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics: ``broadcaster metrics`` listens on host:port; ``serve`` shows /metrics only with a
+    token (docs/supervision.md, "Metrics")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=1, le=65535)
+    # Non-empty: `broadcaster serve` answers GET /metrics to "Authorization: Bearer <token>" (else 404).
+    token: str = ""
+
+
+class AlertSettings(BaseModel):
+    """E-mails to the admins when something needs a person (docs/supervision.md, "Alerts")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # The e-mail provider alerts go through (default: the first e-mail provider in [providers]).
+    provider: str = ""
+    # Admins' addresses by login: an alert goes to each active admin listed here.
+    admins: dict[str, str] = Field(default_factory=dict)
+    # An open incident is told again this often, until it is over.
+    remind_seconds: float = Field(default=4 * 3600.0, gt=0)
+
+    @field_validator("admins")
+    @classmethod
+    def _addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        for login, address in value.items():
+            if "@" not in address.strip("@") or any(c.isspace() for c in address):
+                raise ValueError(
+                    _("alerts.admins.%(login)s: '%(address)s' is not an e-mail address")
+                    % {"login": login, "address": address}
+                )
+        return value
+
+
 class SecuritySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -32,9 +32,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
 from broadcaster.context import AppContext
+from broadcaster.db.engine import readers_of
 from broadcaster.lease import HeldLease, run_exclusively
 from broadcaster.lifeline import expected_parent, follow_parent
 from broadcaster.logs import log_fields, write_json
+from broadcaster.observe.alerts import evaluate_alerts
+from broadcaster.observe.heartbeat import record_beat
 from broadcaster.outbox.dispatch import dispatcher_for
 from broadcaster.outbox.inbound import apply_pending
 from broadcaster.outbox.planner import plan_run
@@ -253,11 +256,14 @@ def apply_inbound_task(provider: str, attempt: int = 1) -> int:
 def engine_tick(
     sessions: sessionmaker[Session], *, settings: Settings, clock: Clock, enqueuer: Enqueuer
 ) -> TickReport:
-    """The tick every runner calls (beat, ``run``, ``run --once``, the Celery task): the outbox's tick, then
-    retention at most once a day (broadcaster/retention.py)."""
+    """The tick every runner calls (beat, ``run``, ``run --once``, the Celery task): the outbox's tick,
+    retention at most once a day (broadcaster/retention.py), then its heartbeat and the admins' alerts
+    (broadcaster/observe)."""
     report = tick(sessions, settings=settings, clock=clock, enqueuer=enqueuer)
     retained = run_daily(sessions, settings=settings, clock=clock)
     report.retained = retained.total if retained is not None else 0
+    record_beat(sessions, clock=clock)  # `health` and the alerts see a stopped tick by this row's age
+    evaluate_alerts(AppContext(settings, sessions.kw["bind"], sessions, readers_of(sessions), clock))
     return report
 
 

@@ -74,6 +74,28 @@ host = "127.0.0.1"
 port = 2526
 start_with_run = false
 
+[health]
+# `broadcaster health`: the tick is stopped past beat_stale_seconds (more than delivery.tick_seconds); the
+# oldest due queued message makes it degraded, then unhealthy; a provider down this long is unhealthy.
+beat_stale_seconds = 180
+backlog_degraded_seconds = 600
+backlog_unhealthy_seconds = 3600
+provider_down_seconds = 300
+
+[metrics]
+# `broadcaster metrics` serves Prometheus' /metrics here; `serve` shows /metrics only when a token is set.
+host = "127.0.0.1"
+port = 9464
+token = ""
+
+[alerts]
+# E-mails to the admins (a configuration error, a provider down, an auto-paused campaign, a backlog, a stopped
+# tick) through the e-mail provider named here (default: the first one), once per incident and again every
+# remind_seconds until it is over. List each admin's address: admins = { admin = "it@example.gov.vn" }
+enabled = true
+provider = ""
+remind_seconds = 14400
+
 [delivery]
 chunk_size = 500
 

@@ -23,6 +23,7 @@ from broadcaster.cli import consent as consent_cli
 from broadcaster.cli import contacts as contacts_cli
 from broadcaster.cli import delivery as delivery_cli
 from broadcaster.cli import inbox as inbox_cli
+from broadcaster.cli import observe as observe_cli
 from broadcaster.cli import report as report_cli
 from broadcaster.cli import retention as retention_cli
 from broadcaster.cli import serve as serve_cli
@@ -138,6 +139,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(retention_cli.app, name="retention")
 app.add_typer(apikeys_cli.app, name="apikeys")
 delivery_cli.register(app)
+observe_cli.register(app)
 app.command()(serve_cli.serve)
 
 

@@ -10,7 +10,8 @@ KOMBU_TABLES = frozenset({"kombu_message", "kombu_queue"})
 
 
 def target_metadata() -> list[MetaData]:
-    import broadcaster.db.models  # noqa: F401  (registers the tables)
+    import broadcaster.db.models
+    import broadcaster.db.monitoring  # noqa: F401  (both register their tables)
     from broadcaster.db.base import metadata
     from consent.models import consent_metadata
 

@@ -35,6 +35,7 @@ from broadcaster.outbox.composition import VersionCache, compose
 from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler
+from broadcaster.outbox.instruments import SEND_WINDOW_SECONDS, timed_pacer
 from broadcaster.outbox.pauses import check_state
 from broadcaster.outbox.ratelimit import SharedPacer
 from broadcaster.outbox.recording import ChunkFacts, Recorder
@@ -217,7 +218,7 @@ class Dispatcher:
             # for the rate limit. (An SMPP adapter paces itself, one token per submit_sm as it writes them:
             # carriers meter PDUs, and a long SMS is several.)
             size = due_count(self.readers, line.chunk_id, line.window, self.clock.now())
-            pacer = self._pacer(line.provider, line.tps)
+            pacer = timed_pacer(line.provider, self._pacer(line.provider, line.tps))
             wanted = size
             while wanted > 0:
                 wanted -= pacer(wanted)
@@ -288,6 +289,9 @@ class Dispatcher:
         self, line: _Line, window: Window, results: list[SendResult], summary: DispatchSummary
     ) -> str | None:
         """Record one window's results; returns why the chunk must stop, if it must."""
+        if window.started_at is not None:
+            seconds = (self.clock.now() - window.started_at).total_seconds()
+            SEND_WINDOW_SECONDS.labels(line.facts.channel, line.provider).observe(seconds)
         outcome = self.recorder.window(line.facts, line.adapter.capabilities.receipts, window, results)
         summary.windows += 1
         summary.sent += outcome.sent
@@ -386,8 +390,9 @@ def dispatcher_for(
         adapters=AdapterPool(
             context.settings,
             inbound=inbound,
-            pacer=lambda provider, tps: SharedPacer(
-                context.sessions, name=f"provider:{provider}", rate=tps, clock=context.clock
+            pacer=lambda provider, tps: timed_pacer(
+                provider,
+                SharedPacer(context.sessions, name=f"provider:{provider}", rate=tps, clock=context.clock),
             ),
             health=lambda provider: health_recorder(context.sessions, provider, clock=context.clock),
             handing=lambda ids: mark_handed(context.sessions, ids, clock=context.clock),

@@ -27,6 +27,7 @@ from broadcaster.web.app_push_ack_routes import app_push_ack_router
 from broadcaster.web.auth import Forbidden, SignInRequired
 from broadcaster.web.auth_routes import router as auth_router
 from broadcaster.web.language import LanguageMiddleware
+from broadcaster.web.metrics_route import metrics_router
 from broadcaster.web.security_headers import SecurityHeadersMiddleware
 from broadcaster.web.templating import STATIC_DIR, render
 from broadcaster.web.ui import ROUTERS
@@ -94,6 +95,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(app_push_ack_router(context))
     app.include_router(webhook_router(context))
     app.include_router(auth_router)
+    app.include_router(metrics_router(context))
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
