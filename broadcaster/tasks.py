@@ -32,11 +32,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
 from broadcaster.context import AppContext
-from broadcaster.lease import HeldLease, run_exclusively
+from broadcaster.lease import HeldLease
 from broadcaster.lifeline import expected_parent, follow_parent
 from broadcaster.logs import log_fields, write_json
 from broadcaster.outbox.dispatch import dispatcher_for
-from broadcaster.outbox.inbound import apply_pending
+from broadcaster.outbox.inbound import apply_pending_exclusively
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import PLAN_QUEUE, Enqueuer
 from broadcaster.outbox.replies import ReplyRules
@@ -230,12 +230,7 @@ def apply_inbound_task(provider: str, attempt: int = 1) -> int:
     replies = ReplyRules.from_settings(state.context.settings)
     # One applier per provider at a time: a second one would parse the same records for nothing.
     with log_fields(provider=provider):
-        passes = run_exclusively(
-            sessions,
-            f"apply-inbound:{provider}",
-            lambda: apply_pending(sessions, provider=provider, clock=clock, replies=replies),
-            clock=clock,
-        )
+        passes = apply_pending_exclusively(sessions, provider=provider, clock=clock, replies=replies)
     if passes is None:
         return 0  # the applier at work was asked for one more pass
     settled = sum(done for done, _waiting in passes)
