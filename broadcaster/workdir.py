@@ -217,7 +217,8 @@ def init_workdir(
     default, and that database is migrated and gets the first admin; it must answer, and must not hold another
     installation's users. ``broker_url`` likewise replaces the embedded broker."""
     directory = directory.resolve()
-    if database_url is not None:
+    # An SQLite URL needs no check: its file is made, relative to the directory, by the migration.
+    if database_url is not None and not database_url.startswith("sqlite"):
         _check_new_database(database_url)
     config = directory / CONFIG_FILENAME
     if config.exists():

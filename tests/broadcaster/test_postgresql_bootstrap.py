@@ -98,3 +98,10 @@ def test_init_with_a_database_that_does_not_answer_writes_nothing(cli: Cli, tmp_
     assert "(--database-url)" in said
     assert "mat-khau" not in said
     assert not (tmp_path / "lam-viec").exists()
+
+
+def test_init_with_a_malformed_database_url_says_which_setting(cli: Cli, tmp_path: Path) -> None:
+    refused = cli("init", "lam-viec", "--database-url", "khong-phai-url", expect=1)
+
+    assert "the database URL is not usable" in one_line(refused.stderr)
+    assert not (tmp_path / "lam-viec").exists()
