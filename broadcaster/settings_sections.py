@@ -296,6 +296,9 @@ class DeliverySettings(BaseModel):
     # One gateway per SMPP account: the lease it renews lapses this long after a gateway that vanished on
     # another host (on the same host, a dead gateway's lease is taken over at once).
     gateway_lease_seconds: float = Field(default=30.0, ge=3)
+    # Exactly one beat ticks: the leader renews its lease every third of this; a waiting beat takes over this
+    # long after the leader vanished on another host (at once when it was on the same host).
+    beat_lease_seconds: float = Field(default=30.0, ge=3)
 
 
 class ContactsSettings(BaseModel):

@@ -11,13 +11,14 @@ import functools
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.exceptions import Reject
 from celery.signals import (
     after_setup_logger,
@@ -33,13 +34,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from broadcaster.clock import Clock
 from broadcaster.context import AppContext
 from broadcaster.db.engine import readers_of
-from broadcaster.lease import HeldLease, run_exclusively
+from broadcaster.lease import HeldLease
 from broadcaster.lifeline import expected_parent, follow_parent
 from broadcaster.logs import log_fields, write_json
 from broadcaster.observe.alerts import evaluate_alerts
 from broadcaster.observe.heartbeat import record_beat
 from broadcaster.outbox.dispatch import dispatcher_for
-from broadcaster.outbox.inbound import apply_pending
+from broadcaster.outbox.inbound import apply_pending_exclusively
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import PLAN_QUEUE, Enqueuer
 from broadcaster.outbox.replies import ReplyRules
@@ -60,6 +61,39 @@ SQL_BROKER_POLL_SECONDS = 0.1
 # A second gateway of one SMPP account looks for the lease this often, and says it waits this often.
 GATEWAY_POLL_SECONDS = 0.5
 GATEWAY_WAIT_NOTICE_SECONDS = 60.0
+# Celery's event loop (RabbitMQ, Redis) looks at a warm shutdown only when its poll returns, which with
+# nothing to do is its next timer, up to 10 s away: a timer this often makes SIGTERM take effect at once.
+SHUTDOWN_CHECK_SECONDS = 0.5
+
+
+def told_to_stop() -> bool:
+    """Whether this worker process was told to stop (SIGTERM's warm shutdown, or a cold one)."""
+    return worker_state.should_stop is not None or worker_state.should_terminate is not None
+
+
+class ShutdownCheck(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
+    """Wakes the consumer's event loop every ``SHUTDOWN_CHECK_SECONDS`` so that it sees a shutdown request;
+    without it a gateway worker told to stop while idle waited up to 10 s before it even began to."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.entry: Any = None
+
+    def start(self, parent: Any) -> None:
+        if parent.hub is not None:
+            self.entry = parent.hub.timer.call_repeatedly(SHUTDOWN_CHECK_SECONDS, _nothing)
+
+    def stop(self, parent: Any) -> None:
+        if self.entry is not None:
+            self.entry.cancel()
+            self.entry = None
+
+
+def _nothing() -> None:
+    """A timer's work when the timer is only there to wake the loop."""
+
+
+app.steps["consumer"].add(ShutdownCheck)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -124,6 +158,7 @@ class WorkerState:
         self.context = AppContext.from_settings(load_settings())
         # Receipts are stored by the gateway and applied by a task in another worker process.
         self.dispatcher = dispatcher_for(self.context, hand_off=CeleryEnqueuer().apply_inbound, gateway=True)
+        self.dispatcher.stopping = told_to_stop  # a chunk ends at its next window when the worker stops
         self.adapters = self.dispatcher.adapters
         ttl = timedelta(seconds=self.context.settings.delivery.gateway_lease_seconds)
         self.gateway_leases = {
@@ -146,7 +181,7 @@ class WorkerState:
                 continue  # renewed by its own thread
             noticed = 0.0
             while (holder := lease.try_take()) is not None:
-                if worker_state.should_stop is not None or worker_state.should_terminate is not None:
+                if told_to_stop():
                     return False
                 if time.monotonic() - noticed > GATEWAY_WAIT_NOTICE_SECONDS:
                     log.warning(
@@ -233,12 +268,7 @@ def apply_inbound_task(provider: str, attempt: int = 1) -> int:
     replies = ReplyRules.from_settings(state.context.settings)
     # One applier per provider at a time: a second one would parse the same records for nothing.
     with log_fields(provider=provider):
-        passes = run_exclusively(
-            sessions,
-            f"apply-inbound:{provider}",
-            lambda: apply_pending(sessions, provider=provider, clock=clock, replies=replies),
-            clock=clock,
-        )
+        passes = apply_pending_exclusively(sessions, provider=provider, clock=clock, replies=replies)
     if passes is None:
         return 0  # the applier at work was asked for one more pass
     settled = sum(done for done, _waiting in passes)
@@ -317,8 +347,19 @@ def _open_gateways(**_kwargs: Any) -> None:
 
 
 @worker_shutdown.connect  # type: ignore[untyped-decorator]
-def _close(**_kwargs: Any) -> None:
+def _close(sender: Any = None, **_kwargs: Any) -> None:
+    """Unbind, release the leases, close the database: the worker's last signal, after Celery has stopped
+    consuming and closed its broker connection.
+
+    A gateway then exits at once: the interpreter's own teardown (freeing the heap object by object) took
+    seconds more on a loaded machine, while the SMPP account's next gateway waited for the lease."""
     WorkerState.close()
+    if gateway_providers():
+        logging.shutdown()  # flush the log handlers: os._exit skips atexit
+        for stream in (sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                stream.flush()
+        os._exit(int(getattr(sender, "exitcode", 0) or 0))
 
 
 if os.environ.get("BROADCASTER_CONFIG"):

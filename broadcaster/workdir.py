@@ -16,12 +16,17 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from broadcaster import audit
 from broadcaster.clock import Clock
 from broadcaster.context import AppContext
-from broadcaster.db.migrate import upgrade
+from broadcaster.db.conflicts import one_line
+from broadcaster.db.engine import make_engine
+from broadcaster.db.migrate import current_revision, upgrade
+from broadcaster.db.models import User
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.settings import CONFIG_FILENAME, load_settings
@@ -220,9 +225,23 @@ KEPT_SETTINGS = (
 )
 
 
-def init_workdir(directory: Path, *, admin_login: str, clock: Clock) -> AppContext:
-    """A new working directory; an existing one is refused (``restore_defaults`` is for those)."""
+def init_workdir(
+    directory: Path,
+    *,
+    admin_login: str,
+    clock: Clock,
+    database_url: str | None = None,
+    broker_url: str | None = None,
+) -> AppContext:
+    """A new working directory; an existing one is refused (``restore_defaults`` is for those).
+
+    ``database_url`` (``init --database-url``, e.g. PostgreSQL) goes into the settings instead of the SQLite
+    default, and that database is migrated and gets the first admin; it must answer, and must not hold another
+    installation's users. ``broker_url`` likewise replaces the embedded broker."""
     directory = directory.resolve()
+    # An SQLite URL needs no check: its file is made, relative to the directory, by the migration.
+    if database_url is not None and not database_url.startswith("sqlite"):
+        _check_new_database(database_url)
     config = directory / CONFIG_FILENAME
     if config.exists():
         raise WorkdirError(
@@ -243,7 +262,9 @@ def init_workdir(directory: Path, *, admin_login: str, clock: Clock) -> AppConte
             )
     validate_login(admin_login)
     directory.mkdir(parents=True, exist_ok=True)
-    config.write_text(_config_text({}, fresh=True), encoding="utf-8")
+    chosen = {("database", "url"): database_url, ("broker", "url"): broker_url}
+    kept = {key: value for key, value in chosen.items() if value is not None}
+    config.write_text(_config_text(kept, fresh=True), encoding="utf-8")
     root = defaults_root()
     for name in DEFAULT_DIRS:
         shutil.copytree(root / name, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -253,6 +274,50 @@ def init_workdir(directory: Path, *, admin_login: str, clock: Clock) -> AppConte
     with context.sessions.begin() as session:
         add_user(session, actor=admin_login, login=admin_login, role=Role.ADMIN, clock=clock)
     return context
+
+
+def _check_new_database(url: str) -> None:
+    """Before anything is written: the database answers and holds no installation yet (its users would be
+    another installation's, and its first admin someone else)."""
+    shown = masked_url(url)
+    engine = make_engine(url)  # a malformed URL or a missing driver: a UserError that says so
+    try:
+        with engine.connect() as connection:
+            revision = current_revision(engine)
+            users = connection.scalar(select(func.count()).select_from(User)) if revision else 0
+    except SQLAlchemyError as exc:
+        raise WorkdirError(
+            _("cannot use the database %(url)s (--database-url): %(error)s")
+            % {"url": shown, "error": one_line(exc)}
+        ) from None
+    finally:
+        engine.dispose()
+    if users:
+        raise WorkdirError(
+            _(
+                "the database %(url)s (--database-url) already has %(n)s user(s): it belongs to an installation; "
+                "set [database] url to it in that installation's broadcaster.toml and run `broadcaster db upgrade`"
+            )
+            % {"url": shown, "n": users}
+        )
+
+
+def masked_url(url: str) -> str:
+    """A database URL as it may be shown: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.partition("://")[0] + "://…"
+
+
+def ensure_first_admin(context: AppContext, *, login: str) -> bool:
+    """Make ``login`` the first admin of a database that has no user at all (a database set up by ``db upgrade``
+    after ``[database] url`` changed: nobody could log in to add one). True if added."""
+    with context.sessions.begin() as session:
+        if session.scalar(select(User.id).limit(1)) is not None:
+            return False
+        add_user(session, actor=login, login=login, role=Role.ADMIN, clock=context.clock)
+    return True
 
 
 # --- init --force in an existing working directory ---------------------------------------------------------

@@ -44,6 +44,7 @@ from broadcaster.cli.common import (
 )
 from broadcaster.cli.language import cli_language, config_argument, translated_help
 from broadcaster.clock import SystemClock, local
+from broadcaster.context import AppContext
 from broadcaster.db.migrate import current_revision, upgrade
 from broadcaster.db.models import User
 from broadcaster.errors import UserError
@@ -53,7 +54,7 @@ from broadcaster.settings import CONFIG_FILENAME, LOG_FORMAT_ENV, configured_log
 from broadcaster.users import add_user, set_password, set_role
 from broadcaster.vocabulary import Role
 from broadcaster.web.labels import label
-from broadcaster.workdir import Restore, init_workdir, restore_defaults
+from broadcaster.workdir import Restore, ensure_first_admin, init_workdir, masked_url, restore_defaults
 
 try:  # typer ≥ 0.25 vendors click: its usage errors derive from TyperException
     from typer import TyperException as _ClickError
@@ -180,20 +181,44 @@ def init(
         "unsubscribe secret, database and broker are kept.",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --force without asking."),
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        help="The database of a new directory (default: an SQLite file in it), e.g. "
+        "postgresql://broadcaster@db.example/broadcaster: written into the settings, migrated, and given "
+        "the first admin.",
+    ),
+    broker_url: str | None = typer.Option(
+        None,
+        "--broker-url",
+        help="The broker of a new directory (default: the embedded one), e.g. amqp://user:password@host//.",
+    ),
 ) -> None:
     """Create a working directory: broadcaster.toml, default templates and campaigns, a migrated database."""
     if force and (directory / CONFIG_FILENAME).exists():
-        if admin is not None:
-            fail(_("--admin names the first admin of a new directory; use `broadcaster users add` here"))
+        if admin is not None or database_url is not None or broker_url is not None:
+            fail(
+                _(
+                    "--admin, --database-url and --broker-url set up a new directory; here use `broadcaster "
+                    "users add`, or edit [database] url and [broker] url in broadcaster.toml"
+                )
+            )
         _restore(directory, yes=yes)
         return
     login = admin or getpass.getuser()
-    context = init_workdir(directory, admin_login=login, clock=SystemClock())
+    context = init_workdir(
+        directory, admin_login=login, clock=SystemClock(), database_url=database_url, broker_url=broker_url
+    )
     context.close()
     console.print(
         _("[green]Initialised[/] %(directory)s — admin user [bold]%(login)s[/].")
         % {"directory": directory.resolve(), "login": login}
     )
+    if database_url is not None:
+        console.print(
+            _("Database: %(url)s (migrated; the admin is there).") % {"url": masked_url(database_url)},
+            highlight=False,
+        )
     console.print(
         _(
             "Next: `broadcaster users add LOGIN --role editor|approver|auditor`, then "
@@ -229,11 +254,30 @@ def _restore(directory: Path, *, yes: bool) -> None:
 @db_app.command("upgrade")
 def db_upgrade(
     revision: str = typer.Argument("head", help="Alembic revision to upgrade to (default: the newest)."),
+    admin: str | None = typer.Option(
+        None, help="Login of the first admin if the database has no user yet (default: your OS login)."
+    ),
 ) -> None:
-    """Apply database migrations (SQLite or PostgreSQL)."""
+    """Apply database migrations (SQLite or PostgreSQL); a database with no user gets its first admin."""
     settings = load_settings(state.config)
     upgrade(settings.database_url, revision)
     console.print(_("[green]Database is up to date.[/]"))
+    if revision != "head":
+        return  # an older schema: the users table may not be what this version writes
+    login = admin or getpass.getuser()
+    context = AppContext.from_settings(settings, clock=SystemClock())
+    try:
+        created = ensure_first_admin(context, login=login)
+    finally:
+        context.close()
+    if created:
+        console.print(
+            _(
+                "The database had no user: [bold]%(login)s[/] is its first admin "
+                "(`broadcaster users add` for the others)."
+            )
+            % {"login": login}
+        )
 
 
 @db_app.command("current")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from broadcaster.cli.common import CampaignArgument, JsonOption, acting, console, load_context, print_json
+from broadcaster.cli.deployment import senders
 from broadcaster.i18n import gettext as _
 from broadcaster.outbox.retry_failed import start_retry_run
 from broadcaster.tasks import CeleryEnqueuer, configure
@@ -38,8 +39,13 @@ def retry_failed(
     console.print(
         _(
             "Retry run %(run)s (of run %(source)s): %(failed)s failed message(s) planned again, screened again "
-            "by the consent policy; the workers (`broadcaster run`) will send them."
+            "by the consent policy; %(senders)s will send them."
         )
-        % {"run": started.run_id, "source": started.source_run_id, "failed": started.failed},
+        % {
+            "run": started.run_id,
+            "source": started.source_run_id,
+            "failed": started.failed,
+            "senders": senders(context.settings),
+        },
         highlight=False,
     )

@@ -24,6 +24,7 @@ from broadcaster.cli.common import (
     print_json,
     state,
 )
+from broadcaster.cli.deployment import queued_line
 from broadcaster.cli.status import print_counts
 from broadcaster.db.models import CampaignRun
 from broadcaster.i18n import gettext as _
@@ -84,18 +85,13 @@ def send(
             if as_json:
                 print_json({"run_id": run_id, "status": "queued", "outside_send_window": closed})
             else:
-                console.print(
-                    _("Run %(run_id)s queued; workers (`broadcaster run`) will send it.") % {"run_id": run_id}
-                )
+                console.print(queued_line(context.settings, run_id))
             return
         if closed and no_wait_window:
             if as_json:
                 print_json({"run_id": run_id, "outside_send_window": closed})
             else:
-                console.print(
-                    _("Run %(run_id)s stays queued; `broadcaster run` sends it when the window opens.")
-                    % {"run_id": run_id}
-                )
+                console.print(queued_line(context.settings, run_id, window_closed=True))
             raise typer.Exit(EXIT_OUTSIDE_WINDOW)
         # With --json, stdout holds only the JSON: the progress goes to stderr.
         progress_out = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()

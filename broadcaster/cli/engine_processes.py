@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from broadcaster.beat import Beat, guarded_tick
 from broadcaster.bounces.listener import listener_for
 from broadcaster.cli.common import (
     check_role,
@@ -20,13 +21,10 @@ from broadcaster.cli.common import (
     record_settings,
     state,
 )
-from broadcaster.clock import local
 from broadcaster.context import AppContext
 from broadcaster.db.engine import database_exists
 from broadcaster.errors import UserError
-from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
-from broadcaster.outbox.scheduler import TickReport
 from broadcaster.runtime import (
     EmbeddedEngine,
     worker_command,
@@ -38,29 +36,6 @@ from broadcaster.tasks import CeleryEnqueuer, configure, declare_queues, engine_
 
 # `run`: how often the workers are looked at between ticks (a dead one is restarted, its rows handed back).
 SUPERVISE_SECONDS = 1.0
-
-
-def describe_tick(report: TickReport) -> str | None:
-    """One readable line for a tick that did something (None when it had nothing to do)."""
-    parts: list[str] = []
-    if report.runs_created:
-        parts.append(_("started run(s) %(runs)s") % {"runs": ", ".join(map(str, report.runs_created))})
-    parts.extend(
-        _("missed occurrence of %(campaign)s at %(at)s")
-        % {"campaign": campaign, "at": f"{local(moment):%H:%M %d/%m/%Y}"}
-        for campaign, moment in report.missed
-    )
-    for count, what in (
-        (report.chunks, N_("%(n)s chunk(s) queued for sending")),
-        (report.runs_completed, N_("%(n)s run(s) completed")),
-        (report.inbound_processed, N_("%(n)s receipt(s) or bounce(s) applied")),
-        (report.swept_sending, N_("%(n)s message(s) stuck in sending swept")),
-        (report.swept_chunks, N_("%(n)s lost chunk(s) re-queued")),
-        (report.retained, N_("%(n)s row(s) of personal data past retention.personal_data_days blanked")),
-    ):
-        if count:
-            parts.append(_(what) % {"n": count})
-    return "; ".join(parts) or None
 
 
 @contextlib.contextmanager
@@ -96,11 +71,18 @@ def run(
     try:
         if once:
             configure(context.settings)
-            report = engine_tick(
-                context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
+            report, line = guarded_tick(
+                lambda: engine_tick(
+                    context.sessions,
+                    settings=context.settings,
+                    clock=context.clock,
+                    enqueuer=CeleryEnqueuer(),
+                )
             )
-            done = describe_tick(report) or _("nothing to do")  # outside the f-string: babel finds it there
-            console.print(f"{time.strftime('%H:%M:%S')} {done}")
+            done = line or _("nothing to do")  # outside the f-string: babel finds it there
+            console.print(f"{time.strftime('%H:%M:%S')} {done}", highlight=False)
+            if report is None:
+                raise typer.Exit(1)
             return
         record_settings(context, "run")
         stop = threading.Event()
@@ -123,7 +105,7 @@ def run(
                 while not stop.is_set():
                     line = None
                     if time.monotonic() >= next_tick:
-                        line = describe_tick(engine.tick())
+                        line = guarded_tick(engine.tick)[1]
                         next_tick = time.monotonic() + context.settings.delivery.tick_seconds
                     else:  # between ticks, a dead worker is still restarted and handed back at once
                         engine.check_workers()
@@ -181,21 +163,34 @@ def worker(
 
 
 def beat() -> None:
-    """Run the tick every delivery.tick_seconds (exactly one per installation)."""
+    """Run the tick every delivery.tick_seconds; a second beat of the installation waits and takes over."""
     check_role("engine.run")
     context: AppContext = load_context()
     configure(context.settings)
     try:
         record_settings(context, "beat")
-        while True:
-            report = engine_tick(
-                context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
+        masked = context.settings.masked()
+        console.print(
+            _(
+                "Beat: the engine's tick every %(tick_seconds)s s (exactly one beat ticks per installation); "
+                "database %(database)s, broker %(broker)s. Ctrl-C stops."
             )
-            if report.runs_created or report.chunks or report.missed or report.retained:
-                console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report)}")
-            time.sleep(context.settings.delivery.tick_seconds)
-    except KeyboardInterrupt:
-        pass
+            % {
+                "tick_seconds": f"{context.settings.delivery.tick_seconds:g}",
+                "database": masked["database"]["url"],
+                "broker": masked["broker"]["url"],
+            },
+            highlight=False,
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+        def say(line: str) -> None:
+            console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            Beat(context, enqueuer=CeleryEnqueuer(), say=say).run(stop)
+        console.print(_("Beat stopped."))
     finally:
         context.close()
 

@@ -66,13 +66,16 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def _make_engine(url: str, *, echo: bool) -> Engine:
+    # A failed statement's error names the statement but not its parameters: a bulk update has hundreds of
+    # them, phone numbers and e-mail addresses among them, and its error ends up in logs and on terminals.
     url = normalise_url(url)
     if not is_sqlite(url):
-        return create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+        return create_engine(url, echo=echo, pool_pre_ping=True, future=True, hide_parameters=True)
 
     engine = create_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     )
 

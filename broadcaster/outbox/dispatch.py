@@ -115,6 +115,10 @@ class Dispatcher:
         )
         self._executor: ThreadPoolExecutor | None = None
         self.hand_offs: list[Coalescer] = []  # see dispatcher_for
+        # True once the process is told to stop (a worker's warm shutdown): a chunk then ends after the windows
+        # on the wire are answered, and its other rows go back to the queue, instead of running to
+        # ``chunk_max_seconds`` while the shutdown waits for it.
+        self.stopping: Callable[[], bool] = lambda: False
 
     def run_chunk(self, chunk_id: int) -> DispatchSummary:
         """Send the chunk's due rows window by window, keeping the provider busy.
@@ -204,6 +208,8 @@ class Dispatcher:
 
     def _prepare(self, line: _Line) -> Window | _Stop:
         """The next window, claimed and paced; or why there is none."""
+        if self.stopping():
+            return self._stop_for_shutdown(line)
         if self.clock.monotonic() > line.deadline:
             self._release(line.chunk_id, not_before=None)
             return _Stop("chunk_max_seconds reached; the rest goes back to the queue")
@@ -237,7 +243,7 @@ class Dispatcher:
             return None
         log.warning("chunk %s: provider %s unreachable; waiting for it", line.chunk_id, line.provider)
         while not adapter.wait_bound(LINK_POLL_SECONDS):
-            if self.clock.monotonic() > line.deadline:
+            if self.stopping() or self.clock.monotonic() > line.deadline:
                 self._release(line.chunk_id, not_before=None)
                 return f"provider {line.provider} unreachable; the rest goes back to the queue"
             stop = self._check_state(line.chunk_id)
@@ -252,10 +258,14 @@ class Dispatcher:
 
     def _still_cleared(self, line: _Line, window: Window) -> Window | _Stop:
         stop = self._check_state(line.chunk_id)
-        if stop is None:
+        if stop is None and not self.stopping():
             return window
         self._unclaim(list(window.claimed))
-        return _Stop(stop)
+        return self._stop_for_shutdown(line) if stop is None else _Stop(stop)
+
+    def _stop_for_shutdown(self, line: _Line) -> _Stop:
+        self._release(line.chunk_id, not_before=None)
+        return _Stop("the worker is stopping; the rest goes back to the queue")
 
     def _put_on_wire(self, line: _Line, window: Window) -> Window:
         if not self.adapters.stamps(line.provider):

@@ -8,6 +8,7 @@ that still match nothing after ``UNMATCHED_AFTER`` are closed as unmatched.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -17,8 +18,10 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
+from broadcaster.db.conflicts import retrying_conflicts
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import InboundRecord
+from broadcaster.lease import run_exclusively
 from broadcaster.outbox.delivery_events import RecordCopy, apply_records, read_records, settle_records
 from broadcaster.outbox.replies import ReplyRules
 
@@ -133,44 +136,78 @@ def apply_pending(
         if not rows:
             break
         last = rows[-1].id
-        now = clock.now()
-        copies = [RecordCopy(*row) for row in rows]
-        read = read_records(copies, now=now)
-        with sessions.begin() as session:
-            ids = [row.id for row in rows]
-            still_open = set(
-                session.scalars(
-                    select(InboundRecord.id)
-                    .where(InboundRecord.id.in_(ids), InboundRecord.processed_at.is_(None))
-                    .with_for_update(skip_locked=True)  # PostgreSQL: two appliers split the work
-                )
-            )
-            # SQLite holds the write lock from that first statement (BEGIN IMMEDIATE): what this records (a
-            # withdrawal's recorded_at) is stamped in commit order with the hand-over marks (claims.mark_handed).
-            now = clock.now()
-            settle_records(
-                session,
-                [(record, events) for record, events in read if record.id in still_open],
-                now=now,
-                replies=replies,
-            )
-            closed = [
-                {"b_id": c.id, "b_at": c.processed_at, "b_outcome": c.outcome}
-                for c in copies
-                if c.id in still_open and c.processed_at is not None
-            ]
-            if closed:
-                session.connection().execute(
-                    update(_INBOUND)
-                    .where(_INBOUND.c.id == bindparam("b_id"))
-                    .values(processed_at=bindparam("b_at"), outcome=bindparam("b_outcome")),
-                    closed,
-                )
-        settled += len(closed)
-        waiting += len(still_open) - len(closed)
+        done, left = retrying_conflicts(
+            functools.partial(_settle_page, sessions, rows, clock=clock, replies=replies),
+            what=f"applying inbound records of {provider}",
+        )
+        settled += done
+        waiting += left
         if len(rows) < page:
             break
     return settled, waiting
+
+
+def _settle_page(
+    sessions: sessionmaker[Session],
+    rows: Sequence[Sequence[Any]],
+    *,
+    clock: Clock,
+    replies: ReplyRules | None,
+) -> tuple[int, int]:
+    """One page in one write transaction (run again whole if PostgreSQL cancels it for a deadlock): the
+    records still open are locked, matched and closed. Returns (settled, still waiting)."""
+    now = clock.now()
+    copies = [RecordCopy(*row) for row in rows]
+    read = read_records(copies, now=now)
+    with sessions.begin() as session:
+        ids = [copy.id for copy in copies]
+        still_open = set(
+            session.scalars(
+                select(InboundRecord.id)
+                .where(InboundRecord.id.in_(ids), InboundRecord.processed_at.is_(None))
+                .with_for_update(skip_locked=True)  # PostgreSQL: two appliers split the work
+            )
+        )
+        # SQLite holds the write lock from that first statement (BEGIN IMMEDIATE): what this records (a
+        # withdrawal's recorded_at) is stamped in commit order with the hand-over marks (claims.mark_handed).
+        now = clock.now()
+        settle_records(
+            session,
+            [(record, events) for record, events in read if record.id in still_open],
+            now=now,
+            replies=replies,
+        )
+        closed = [
+            {"b_id": c.id, "b_at": c.processed_at, "b_outcome": c.outcome}
+            for c in copies
+            if c.id in still_open and c.processed_at is not None
+        ]
+        if closed:
+            session.connection().execute(
+                update(_INBOUND)
+                .where(_INBOUND.c.id == bindparam("b_id"))
+                .values(processed_at=bindparam("b_at"), outcome=bindparam("b_outcome")),
+                closed,
+            )
+    return len(closed), len(still_open) - len(closed)
+
+
+def applier_lease(provider: str) -> str:
+    """The lease of a provider's applier: one pass at a time, a worker's or the tick's (broadcaster/lease.py)."""
+    return f"apply-inbound:{provider}"
+
+
+def apply_pending_exclusively(
+    sessions: sessionmaker[Session], *, provider: str, clock: Clock, replies: ReplyRules | None = None
+) -> list[tuple[int, int]] | None:
+    """``apply_pending`` under the provider's applier lease: the result of each pass, or None when another
+    applier holds the lease (it was asked for one more pass, which covers what this one would have done)."""
+    return run_exclusively(
+        sessions,
+        applier_lease(provider),
+        lambda: apply_pending(sessions, provider=provider, clock=clock, replies=replies),
+        clock=clock,
+    )
 
 
 def process_pending(

@@ -29,7 +29,7 @@ from broadcaster.errors import MissingRow
 from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.completion import complete_run_if_done
 from broadcaster.outbox.handback import hand_back
-from broadcaster.outbox.inbound import apply_stored
+from broadcaster.outbox.inbound import apply_pending_exclusively
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.replies import ReplyRules
 from broadcaster.settings import Settings
@@ -39,9 +39,6 @@ log = logging.getLogger(__name__)
 
 # Inbound records younger than this are left to the sender that is matching them right after its window.
 INBOUND_RETRY_AFTER = timedelta(seconds=5)
-# Retried records go in short transactions, so the tick never holds SQLite's write lock for long.
-INBOUND_RETRY_BATCH = 200
-INBOUND_RETRY_BATCHES = 10
 
 
 @dataclass
@@ -69,7 +66,9 @@ def tick(
     if _has_rows_to_chunk(readers, now):
         with sessions.begin() as session:
             chunks = cut_chunks(session, settings=settings, clock=clock)
-    report.inbound_processed = _retry_inbound(sessions, readers, now, ReplyRules.from_settings(settings))
+    report.inbound_processed = _retry_inbound(
+        readers, sessions, now=now, clock=clock, replies=ReplyRules.from_settings(settings)
+    )
     with readers() as session:
         sending = list(session.scalars(select(CampaignRun.id).where(CampaignRun.status == RunStatus.SENDING)))
         # Runs whose held messages an operator has settled (dropped) since: completed now.
@@ -119,28 +118,34 @@ def _has_rows_to_chunk(readers: sessionmaker[Session], now: datetime) -> bool:
 
 
 def _retry_inbound(
-    sessions: sessionmaker[Session], readers: sessionmaker[Session], now: datetime, replies: ReplyRules
+    readers: sessionmaker[Session],
+    sessions: sessionmaker[Session],
+    *,
+    now: datetime,
+    clock: Clock,
+    replies: ReplyRules,
 ) -> int:
-    """Inbound records that could not be applied when they came (fresh ones are the senders' business)."""
+    """Inbound records that could not be applied when they came (fresh ones are the senders' business).
+
+    Applied under the provider's applier lease, like a worker's ``apply_inbound``: the two must never work the
+    same rows at once, because each locks records and messages in its own order and PostgreSQL then cancels one
+    of them for a deadlock (issue 16). When an applier holds the lease, the tick's request becomes one more pass
+    of that applier."""
     with readers() as session:
-        ids = list(
+        providers = list(
             session.scalars(
-                select(InboundRecord.id)
+                select(InboundRecord.provider)
                 .where(
                     InboundRecord.processed_at.is_(None),
                     InboundRecord.received_at <= now - INBOUND_RETRY_AFTER,
                 )
-                .order_by(InboundRecord.id)
-                .limit(INBOUND_RETRY_BATCH * INBOUND_RETRY_BATCHES)
+                .distinct()
             )
         )
     settled = 0
-    for start in range(0, len(ids), INBOUND_RETRY_BATCH):
-        with sessions.begin() as session:
-            done, _waiting = apply_stored(
-                session, ids[start : start + INBOUND_RETRY_BATCH], now=now, replies=replies
-            )
-        settled += done
+    for provider in sorted(providers):
+        passes = apply_pending_exclusively(sessions, provider=provider, clock=clock, replies=replies)
+        settled += sum(done for done, _waiting in passes or [])
     return settled
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.cli.engine_processes import describe_tick
+from broadcaster.beat import describe_tick
 from broadcaster.outbox.scheduler import TickReport
 from tests.broadcaster.test_cli import Cli, one_line
 
