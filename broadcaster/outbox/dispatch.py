@@ -35,8 +35,9 @@ from broadcaster.outbox.composition import VersionCache, compose
 from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler
+from broadcaster.outbox.pacing import Pacer, pacer_factory
 from broadcaster.outbox.pauses import check_state
-from broadcaster.outbox.ratelimit import SharedPacer
+from broadcaster.outbox.ratelimit import urgent_traffic
 from broadcaster.outbox.recording import ChunkFacts, Recorder
 from broadcaster.outbox.replies import ReplyRules
 from broadcaster.outbox.results import Claimed
@@ -113,6 +114,7 @@ class Dispatcher:
             sessions=sessions, settings=settings, clock=clock, match_receipts=match_receipts
         )
         self._executor: ThreadPoolExecutor | None = None
+        self._pacers = pacer_factory(sessions, settings, clock=clock)
         self.hand_offs: list[Coalescer] = []  # see dispatcher_for
 
     def run_chunk(self, chunk_id: int) -> DispatchSummary:
@@ -130,6 +132,7 @@ class Dispatcher:
                 summary.stopped = "no such chunk"
                 return summary
             provider, channel = chunk.provider, chunk.channel
+            urgent = chunk.queue.endswith(".urgent")
             chunk.worker = worker_id()  # if this process dies, the supervisor hands the chunk back
             run_id = chunk.run_id  # None for a test send
             campaign_id = (
@@ -139,7 +142,11 @@ class Dispatcher:
             )
         with log_fields(campaign_id=campaign_id, run_id=run_id, chunk_id=chunk_id, provider=provider):
             facts = ChunkFacts(chunk_id, provider, channel, run_id, campaign_id)
-            self._send_chunk(facts, summary)
+            urgency = urgent_traffic.set(urgent)  # the pacers draw for an urgent queue first
+            try:
+                self._send_chunk(facts, summary)
+            finally:
+                urgent_traffic.reset(urgency)
             # Why it stopped may quote a provider's answer, and with it a recipient's address.
             log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, mask_text(str(summary)))
         return summary
@@ -245,9 +252,9 @@ class Dispatcher:
         log.info("chunk %s: provider %s reachable again", line.chunk_id, line.provider)
         return None
 
-    def _pacer(self, provider: str, tps: float) -> SharedPacer:
+    def _pacer(self, provider: str, tps: float) -> Pacer:
         """The pacer of a provider's bucket, shared by every process sending through it."""
-        return SharedPacer(self.sessions, name=f"provider:{provider}", rate=tps, clock=self.clock)
+        return self._pacers(provider, tps)
 
     def _still_cleared(self, line: _Line, window: Window) -> Window | _Stop:
         stop = self._check_state(line.chunk_id)
@@ -300,6 +307,12 @@ class Dispatcher:
         if outcome.auto_paused is not None:
             return outcome.auto_paused
         if outcome.throttled_for:
+            # The bucket slows for every process sending through the account (an adapter that paces itself
+            # tells its own pacer, per answer).
+            if line.tps and not self.adapters.paces(line.provider):
+                slow_down = getattr(self._pacer(line.provider, line.tps), "throttled", None)
+                if slow_down is not None:
+                    slow_down()
             self.clock.sleep(min(outcome.throttled_for, 5.0))  # the provider asked us to slow down
         return None
 
@@ -386,9 +399,7 @@ def dispatcher_for(
         adapters=AdapterPool(
             context.settings,
             inbound=inbound,
-            pacer=lambda provider, tps: SharedPacer(
-                context.sessions, name=f"provider:{provider}", rate=tps, clock=context.clock
-            ),
+            pacer=pacer_factory(context.sessions, context.settings, clock=context.clock),
             health=lambda provider: health_recorder(context.sessions, provider, clock=context.clock),
             handing=lambda ids: mark_handed(context.sessions, ids, clock=context.clock),
             bind_in_background=gateway,

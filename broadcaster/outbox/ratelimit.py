@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -36,6 +37,10 @@ QUIET_SLOTS = 1
 # Tokens of a slot may be written until this long before its slice's quiet part begins; a sender woken
 # later gives them up and reserves again (its PDUs could otherwise spill into the next slice).
 GUARD_SECONDS = 0.005
+
+# Whether the chunk being sent came from an urgent queue (``send.<channel>.<provider>.urgent``): set by the
+# dispatcher for the chunk, read by a pacer whose bucket lets urgent traffic draw first (the Redis one).
+urgent_traffic: ContextVar[bool] = ContextVar("urgent_traffic", default=False)
 
 
 @dataclass(frozen=True)
