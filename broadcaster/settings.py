@@ -154,9 +154,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:
-        channels = {name: provider.channel for name, provider in self.providers.items()}
+        shapes = {
+            name: (provider.channel, provider.label_brackets) for name, provider in self.providers.items()
+        }
         for name, route in self.routes.items():
-            problem = route_problem(name, route, channels)
+            problem = route_problem(name, route, shapes)
             if problem is not None:
                 raise ValueError(problem)
         return self

@@ -65,8 +65,11 @@ Route = dict[str, list[tuple[str, float]]]
 Problem = str | None
 
 
-def route_problem(name: str, route: Route, channels: Mapping[str, str]) -> Problem:
-    """Why the route of provider ``name`` cannot be used, naming the key; ``channels``: provider → channel."""
+def route_problem(name: str, route: Route, shapes: Mapping[str, tuple[str, bool]]) -> Problem:
+    """Why the route of provider ``name`` cannot be used, naming the key; ``shapes``: provider → (channel,
+    label_brackets). A message keeps the text planned for the route's provider, so its accounts must label
+    advertising the same way."""
+    channels = {provider: channel for provider, (channel, _) in shapes.items()}
     if name not in channels:
         return _("routes.%(name)s: no provider %(name)s to route for; name a [providers.NAME]") % {
             "name": name
@@ -83,6 +86,12 @@ def route_problem(name: str, route: Route, channels: Mapping[str, str]) -> Probl
                     "where": where,
                     "account": account,
                     "channel": channels[name],
+                    "name": name,
+                }
+            if shapes[account][1] != shapes[name][1]:
+                return _("%(where)s: %(account)s and %(name)s differ in label_brackets") % {
+                    "where": where,
+                    "account": account,
                     "name": name,
                 }
             if weight <= 0:

@@ -29,18 +29,22 @@ from broadcaster.db.engine import readers_of
 from broadcaster.db.models import CampaignRun, Chunk
 from broadcaster.logs import log_fields
 from broadcaster.outbox.adapters import AdapterPool
+from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.claims import claim, due_count, mark_handed, release, unclaim
 from broadcaster.outbox.completion import finish_chunk
 from broadcaster.outbox.composition import VersionCache, compose
 from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler
+from broadcaster.outbox.outcomes import OutcomeWindow, state_recorder
 from broadcaster.outbox.pacing import Pacer, pacer_factory
 from broadcaster.outbox.pauses import check_state
+from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.ratelimit import urgent_traffic
 from broadcaster.outbox.recording import ChunkFacts, Recorder
 from broadcaster.outbox.replies import ReplyRules
 from broadcaster.outbox.results import Claimed
+from broadcaster.outbox.routing import Router, move_queued, unhealthy_providers
 from broadcaster.outbox.screening import screen_claimed
 from broadcaster.outbox.windows import Window
 from broadcaster.settings import Settings
@@ -99,6 +103,7 @@ class Dispatcher:
         adapters: AdapterPool,
         match_receipts: bool = True,
         wait_for_links: bool = False,
+        enqueuer: Enqueuer | None = None,
     ) -> None:
         # ``wait_for_links``: a gateway waits for its provider's link to come back (within the chunk's time)
         # instead of claiming messages it could not write; a test send fails at once instead.
@@ -115,6 +120,11 @@ class Dispatcher:
         )
         self._executor: ThreadPoolExecutor | None = None
         self._pacers = pacer_factory(sessions, settings, clock=clock)
+        # Routing ([routes.NAME]): the chunks of an account that is down or slow move to a healthy one, whose
+        # new chunks go out through ``enqueuer`` (without one, the tick cuts and sends them).
+        self.router = Router(settings)
+        self.enqueuer = enqueuer
+        self.outcomes = OutcomeWindow(settings.routing, on_change=state_recorder(sessions, now=clock.now))
         self.hand_offs: list[Coalescer] = []  # see dispatcher_for
 
     def run_chunk(self, chunk_id: int) -> DispatchSummary:
@@ -213,7 +223,7 @@ class Dispatcher:
         if self.clock.monotonic() > line.deadline:
             self._release(line.chunk_id, not_before=None)
             return _Stop("chunk_max_seconds reached; the rest goes back to the queue")
-        stop = self._check_state(line.chunk_id)
+        stop = self._check_state(line.chunk_id) or self._fail_over(line)
         if stop is None and self.wait_for_links:
             stop = self._await_link(line)
         if stop is not None:
@@ -246,11 +256,43 @@ class Dispatcher:
             if self.clock.monotonic() > line.deadline:
                 self._release(line.chunk_id, not_before=None)
                 return f"provider {line.provider} unreachable; the rest goes back to the queue"
-            stop = self._check_state(line.chunk_id)
+            stop = self._check_state(line.chunk_id) or self._fail_over(line)
             if stop is not None:
                 return stop
         log.info("chunk %s: provider %s reachable again", line.chunk_id, line.provider)
         return None
+
+    def _fail_over(self, line: _Line) -> str | None:
+        """When the chunk's account is down or tripped and its route has a healthy one: the chunk's queued
+        messages move there (new chunks on its queue), the rest goes back to the tick, the chunk stops."""
+        if self.router.route_of(line.provider) is None:
+            return None
+        with self.readers() as session:
+            unhealthy = unhealthy_providers(session, self.settings, now=self.clock.now())
+        if line.provider not in unhealthy:
+            return None
+        with self.sessions.begin() as session:
+            moved = move_queued(
+                session, line.chunk_id, line.provider, router=self.router, unhealthy=unhealthy
+            )
+            ids = [message_id for ids in moved.values() for message_id in ids]
+            chunks = []
+            if ids and self.enqueuer is not None:
+                chunks = cut_chunks(session, settings=self.settings, clock=self.clock, only_ids=ids)
+        if not moved:
+            return None  # nowhere healthy to go: the chunk waits for its own account
+        for chunk_id, queue in chunks:
+            assert self.enqueuer is not None
+            self.enqueuer.dispatch_chunk(chunk_id, queue=queue)
+        self._release(line.chunk_id, not_before=None)
+        where = ", ".join(f"{len(ids)} to {account}" for account, ids in sorted(moved.items()))
+        log.warning(
+            "chunk %s: provider %s is down or slow; queued messages moved: %s",
+            line.chunk_id,
+            line.provider,
+            where,
+        )
+        return f"provider {line.provider} down or slow; moved {where}"
 
     def _pacer(self, provider: str, tps: float) -> Pacer:
         """The pacer of a provider's bucket, shared by every process sending through it."""
@@ -296,6 +338,14 @@ class Dispatcher:
     ) -> str | None:
         """Record one window's results; returns why the chunk must stop, if it must."""
         outcome = self.recorder.window(line.facts, line.adapter.capabilities.receipts, window, results)
+        if self.router.route_of(line.provider) is not None and window.started_at is not None:
+            self.outcomes.add(
+                line.provider,
+                good=outcome.sent,
+                bad=outcome.deferred + outcome.unknown,  # the account's trouble, not the number's
+                latency=(self.clock.now() - window.started_at).total_seconds(),
+                now=self.clock.monotonic(),
+            )
         summary.windows += 1
         summary.sent += outcome.sent
         summary.deferred += outcome.deferred
@@ -364,7 +414,11 @@ class Dispatcher:
 
 
 def dispatcher_for(
-    context: AppContext, *, hand_off: Callable[[str], None] | None = None, gateway: bool = False
+    context: AppContext,
+    *,
+    hand_off: Callable[[str], None] | None = None,
+    gateway: bool = False,
+    enqueuer: Enqueuer | None = None,
 ) -> Dispatcher:
     """A process's dispatcher, whose adapters store what providers send back through ``context``.
 
@@ -407,6 +461,7 @@ def dispatcher_for(
         ),
         match_receipts=hand_off is None,
         wait_for_links=gateway,
+        enqueuer=enqueuer,
     )
     dispatcher.hand_offs = coalescers
     return dispatcher
