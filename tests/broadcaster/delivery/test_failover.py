@@ -1,0 +1,99 @@
+"""Two SMSC accounts on one route ([routes.sms_main]): when one SMSC stops, the gateway of its account
+moves its chunk's queued messages to the other account (each sent once, none lost); when the SMSC is back,
+the account carries its share again. Real sandbox SMSCs, the real gateway dispatcher."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from broadcaster.db.models import ProviderHealth
+from broadcaster.outbox.dispatch import DispatchSummary, dispatcher_for
+from channels.sandbox.smsc import SandboxSmsc
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.test_sms_delivery import SHORT_SMS, sms_only
+from tests.broadcaster.delivery.workdir_files import citizens, provider_sections
+from tests.peers.polling import wait_until
+
+RECIPIENTS = 40
+
+
+def backup_account(port: int) -> dict[str, Any]:
+    """A second SMPP account like ``sms_main``, at another SMSC."""
+    return {**provider_sections(smtp_port=25, smpp_port=port)["providers.sms_main"], "system_id": "skhcn2"}
+
+
+def state_of(pipeline: Pipeline, provider: str) -> str | None:
+    with pipeline.context.readers() as session:
+        row = session.get(ProviderHealth, provider)
+        return None if row is None else row.state
+
+
+def sent_once(pipeline: Pipeline, run_id: int) -> Counter[str]:
+    """Messages per account; asserts every message went out exactly once."""
+    messages = pipeline.messages(run_id)
+    assert {(m.status.value, m.attempts) for m in messages} <= {("sent", 1), ("delivered", 1)}
+    return Counter(m.provider for m in messages)
+
+
+def test_a_stopped_smsc_s_traffic_moves_to_the_other_account_and_comes_back_when_it_returns(
+    make_pipeline: PipelineFactory,
+) -> None:
+    backup = SandboxSmsc(host="127.0.0.1")
+    backup.start()
+    pipeline = make_pipeline(
+        providers={"sms_backup": backup_account(backup.port)},
+        settings_sections={
+            "routes.sms_main": {"default": [["sms_main", 1], ["sms_backup", 1]]},
+            "routing": {"failover_after_seconds": 0.0},
+        },
+    )
+    main_port = pipeline.smsc.port
+    returned: SandboxSmsc | None = None
+    gateway = dispatcher_for(pipeline.context, gateway=True, enqueuer=pipeline.enqueuer)
+    try:
+        pipeline.add_contacts(citizens(RECIPIENTS))
+        campaign_id = sms_only(pipeline, text=SHORT_SMS, unaccented=True)
+        pipeline.smsc.stop()
+        run_id = pipeline.start_run(campaign_id)
+        pipeline.plan(run_id)
+        planned = Counter(m.provider for m in pipeline.messages(run_id))
+        assert set(planned) == {"sms_main", "sms_backup"}  # both up when planned: shared by weight
+
+        [main_chunk] = [c for c, queue in pipeline.enqueuer.chunks if queue == "send.sms.sms_main"]
+        pipeline.enqueuer.chunks.remove((main_chunk, "send.sms.sms_main"))
+        summaries: list[DispatchSummary] = []
+        sender = threading.Thread(target=lambda: summaries.append(gateway.run_chunk(main_chunk)), daemon=True)
+        sender.start()
+        wait_until(lambda: state_of(pipeline, "sms_main") == "unreachable", what="sms_main recorded down")
+        # The link's health is stamped on the machine's calendar; the engine's frozen one catches up with it.
+        pipeline.clock.set(datetime.now(UTC) + timedelta(seconds=1))
+        sender.join(timeout=60)
+        assert not sender.is_alive(), "the gateway kept waiting for its stopped SMSC"
+        assert summaries[0].sent == 0
+        assert "moved" in (summaries[0].stopped or "")
+
+        pipeline.drain()  # the backup's chunks: its own and the moved messages'
+        assert sent_once(pipeline, run_id) == {"sms_backup": RECIPIENTS}
+        assert len({r.destination for r in backup.accepted}) == RECIPIENTS == len(backup.accepted)
+
+        # The SMSC comes back: the gateway binds again, and the next run shares by weight again.
+        returned = SandboxSmsc(host="127.0.0.1", port=main_port)
+        returned.start()
+        gateway.adapters.get("sms_main")  # the gateway's adapter keeps reconnecting in the background
+        wait_until(lambda: state_of(pipeline, "sms_main") == "up", timeout=30, what="sms_main bound again")
+        again = pipeline.start_run(campaign_id, again=True)
+        pipeline.plan(again)
+        pipeline.drain()
+        shares = sent_once(pipeline, again)
+        assert shares == planned
+        assert len(returned.accepted) == planned["sms_main"]
+    finally:
+        if returned is None:
+            returned = SandboxSmsc(host="127.0.0.1", port=main_port)
+            returned.start()
+        gateway.close()
+        returned.stop()
+        backup.stop()
