@@ -37,13 +37,13 @@ from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.outbox.outcomes import OutcomeWindow, state_recorder
-from broadcaster.outbox.pacing import Pacer, pacer_factory
+from broadcaster.outbox.pacing import Pacer, PacerFactory, pacer_factory
 from broadcaster.outbox.pauses import check_state
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.ratelimit import urgent_traffic
 from broadcaster.outbox.recording import ChunkFacts, Recorder
 from broadcaster.outbox.replies import ReplyRules
-from broadcaster.outbox.results import Claimed
+from broadcaster.outbox.results import Claimed, WindowOutcome
 from broadcaster.outbox.routing import Router, move_queued, unhealthy_providers
 from broadcaster.outbox.screening import screen_claimed
 from broadcaster.outbox.windows import Window
@@ -104,6 +104,7 @@ class Dispatcher:
         match_receipts: bool = True,
         wait_for_links: bool = False,
         enqueuer: Enqueuer | None = None,
+        pacers: PacerFactory | None = None,
     ) -> None:
         # ``wait_for_links``: a gateway waits for its provider's link to come back (within the chunk's time)
         # instead of claiming messages it could not write; a test send fails at once instead.
@@ -119,7 +120,7 @@ class Dispatcher:
             sessions=sessions, settings=settings, clock=clock, match_receipts=match_receipts
         )
         self._executor: ThreadPoolExecutor | None = None
-        self._pacers = pacer_factory(sessions, settings, clock=clock)
+        self._pacers = pacers or pacer_factory(sessions, settings, clock=clock)
         # Routing ([routes.NAME]): the chunks of an account that is down or slow move to a healthy one, whose
         # new chunks go out through ``enqueuer`` (without one, the tick cuts and sends them).
         self.router = Router(settings)
@@ -262,6 +263,20 @@ class Dispatcher:
         log.info("chunk %s: provider %s reachable again", line.chunk_id, line.provider)
         return None
 
+    def _judge(self, line: _Line, window: Window, results: list[SendResult], outcome: WindowOutcome) -> None:
+        """Add a window's outcome to its account's rolling window (routing leaves out a tripped account)."""
+        assert window.started_at is not None
+        elapsed = (self.clock.now() - window.started_at).total_seconds()
+        if line.tps:  # the time the rate limit made the window take is not the account's slowness
+            elapsed -= sum(len(r.provider_ids) or 1 for r in results) / line.tps
+        self.outcomes.add(
+            line.provider,
+            good=outcome.sent,
+            bad=outcome.deferred + outcome.unknown,  # the account's trouble, not the number's
+            latency=max(0.0, elapsed),
+            now=self.clock.monotonic(),
+        )
+
     def _fail_over(self, line: _Line) -> str | None:
         """When the chunk's account is down or tripped and its route has a healthy one: the chunk's queued
         messages move there (new chunks on its queue), the rest goes back to the tick, the chunk stops."""
@@ -339,13 +354,7 @@ class Dispatcher:
         """Record one window's results; returns why the chunk must stop, if it must."""
         outcome = self.recorder.window(line.facts, line.adapter.capabilities.receipts, window, results)
         if self.router.route_of(line.provider) is not None and window.started_at is not None:
-            self.outcomes.add(
-                line.provider,
-                good=outcome.sent,
-                bad=outcome.deferred + outcome.unknown,  # the account's trouble, not the number's
-                latency=(self.clock.now() - window.started_at).total_seconds(),
-                now=self.clock.monotonic(),
-            )
+            self._judge(line, window, results, outcome)
         summary.windows += 1
         summary.sent += outcome.sent
         summary.deferred += outcome.deferred
@@ -446,6 +455,7 @@ def dispatcher_for(
             replies=ReplyRules.from_settings(context.settings),
         )
 
+    pacers = pacer_factory(context.sessions, context.settings, clock=context.clock)  # one Redis client
     dispatcher = Dispatcher(
         sessions=context.sessions,
         settings=context.settings,
@@ -453,7 +463,7 @@ def dispatcher_for(
         adapters=AdapterPool(
             context.settings,
             inbound=inbound,
-            pacer=pacer_factory(context.sessions, context.settings, clock=context.clock),
+            pacer=pacers,
             health=lambda provider: health_recorder(context.sessions, provider, clock=context.clock),
             handing=lambda ids: mark_handed(context.sessions, ids, clock=context.clock),
             bind_in_background=gateway,
@@ -462,6 +472,7 @@ def dispatcher_for(
         match_receipts=hand_off is None,
         wait_for_links=gateway,
         enqueuer=enqueuer,
+        pacers=pacers,
     )
     dispatcher.hand_offs = coalescers
     return dispatcher

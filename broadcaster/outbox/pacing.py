@@ -13,15 +13,14 @@ from broadcaster.outbox.redis_ratelimit import RedisBucket, RedisPacer
 from broadcaster.settings import Settings
 
 Pacer = Callable[[int], int]
+PacerFactory = Callable[[str, float], Pacer]  # (provider, tps) -> pacer
 
 
 def bucket_name(provider: str) -> str:
     return f"provider:{provider}"
 
 
-def pacer_factory(
-    sessions: sessionmaker[Session], settings: Settings, *, clock: Clock
-) -> Callable[[str, float], Pacer]:
+def pacer_factory(sessions: sessionmaker[Session], settings: Settings, *, clock: Clock) -> PacerFactory:
     """``(provider, tps) -> pacer`` for one process; the Redis connection is opened on the first call (after
     a worker forks, never at import)."""
     url = settings.rate_limit_redis_url()

@@ -39,6 +39,9 @@ URGENT_HOLD_SECONDS = 0.2
 HALVING_GAP_SECONDS = 1.0
 # A bucket nobody drew from for this long is forgotten (its share starts whole again).
 IDLE_EXPIRY_MS = 3_600_000
+# While the Redis server cannot be reached (restarted, say), a sender asks again this often; it writes nothing
+# meanwhile, so the rate is kept whatever happens to the bucket.
+UNREACHABLE_RETRY_SECONDS = 0.5
 # How far ahead one reservation may look for a slot with room (a very low rate at a deep cut).
 MAX_SLOTS_AHEAD = 100_000
 
@@ -131,6 +134,12 @@ class RedisBucket:
         self._reserve = client.register_script(_RESERVE)
         self._throttled = client.register_script(_THROTTLED)
         self._share = client.register_script(_SHARE)
+        from redis.exceptions import (  # the "redis" extra: installed with the client
+            ConnectionError,
+            TimeoutError,
+        )
+
+        self.unreachable: tuple[type[Exception], ...] = (ConnectionError, TimeoutError)
 
     @staticmethod
     def key(name: str) -> str:
@@ -180,9 +189,14 @@ class RedisPacer:
     def acquire(self, wanted: int, *, urgent: bool | None = None) -> int:
         urgent = urgent_traffic.get() if urgent is None else urgent
         while True:
-            slot = self.bucket.reserve(
-                self.name, tokens=wanted, rate=self.rate, now=self._now(), urgent=urgent
-            )
+            try:
+                slot = self.bucket.reserve(
+                    self.name, tokens=wanted, rate=self.rate, now=self._now(), urgent=urgent
+                )
+            except self.bucket.unreachable as exc:
+                log.warning("rate bucket %s: Redis unreachable (%s); asking again", self.name, exc)
+                self.clock.sleep(UNREACHABLE_RETRY_SECONDS)
+                continue
             if isinstance(slot, float):  # urgent traffic draws first
                 self.clock.sleep(max(0.0, slot - self._now()))
                 continue
@@ -194,7 +208,13 @@ class RedisPacer:
             log.debug("rate bucket %s: slot at %.3f missed; reserving another", self.name, slot.start)
 
     def throttled(self) -> None:
-        share = self.bucket.throttled(self.name, now=self._now())
+        try:
+            share = self.bucket.throttled(self.name, now=self._now())
+        except self.bucket.unreachable as exc:  # the bucket is not slowed this once; the next answer will
+            log.warning(
+                "rate bucket %s: Redis unreachable (%s); throttling answer not counted", self.name, exc
+            )
+            return
         log.info(
             "rate bucket %s: throttling answer; sending at %.0f%% of %s/s", self.name, share * 100, self.rate
         )

@@ -13,14 +13,16 @@ from tests.peers.polling import wait_until
 
 
 @contextmanager
-def own_redis(directory: Path) -> Iterator[str]:
-    """Start ``redis-server`` (no persistence) in ``directory``; yields its URL."""
+def own_redis(directory: Path, *, port: int | None = None) -> Iterator[str]:
+    """Start ``redis-server`` (no persistence) in ``directory`` on ``port`` (a free one if None); yields its
+    URL."""
     binary = shutil.which("redis-server")
     if binary is None:
         service_unavailable("redis-server", "no redis-server binary on PATH")
     import redis
 
-    port = free_port()
+    port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(  # noqa: S603  the redis-server found on PATH
         [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         cwd=directory,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from broadcaster.outbox.ratelimit import SLICE_SECONDS, Slot, urgent_traffic
 from broadcaster.outbox.redis_ratelimit import HALVING_GAP_SECONDS, RedisBucket, RedisPacer
 from broadcaster.settings import Settings
+from tests.conftest import free_port
 from tests.peers.redis_server import own_redis
 
 pytestmark = pytest.mark.services
@@ -172,3 +174,32 @@ def test_the_backend_follows_the_broker_unless_set(tmp_path: Path) -> None:
         Settings(rate_limit={"backend": "redis"}, broker={"url": "amqp://guest@127.0.0.1//"})
     with pytest.raises(ValueError, match=r"rate_limit\.redis_url"):
         Settings(rate_limit={"redis_url": "http://x"})
+
+
+def test_a_pacer_waits_while_redis_is_away_and_goes_on_when_it_is_back(tmp_path: Path) -> None:
+    """The bucket's Redis server restarts (its scripts gone with it): the sender writes nothing meanwhile and
+    asks again; once the server is back, it draws as before."""
+    import redis
+
+    port = free_port()
+    back = ExitStack()
+    restarted: list[str] = []
+
+    class RestartingTime(SimulatedTime):
+        def sleep(self, seconds: float) -> None:
+            if not restarted:  # the first wait for the server: it comes back
+                restarted.append(back.enter_context(own_redis(tmp_path / "back", port=port)))
+            super().sleep(seconds)
+
+    clock = RestartingTime()
+    with own_redis(tmp_path / "first", port=port) as url:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        bucket = RedisBucket(client, throttle_floor=0.1, recovery_per_second=0.05)
+        pacer = RedisPacer(bucket, name="p", rate=100.0, clock=clock)
+        assert pacer.acquire(2) == 2
+    try:
+        assert pacer.acquire(2) == 2
+        assert restarted, "the pacer never waited for the server"
+    finally:
+        client.close()
+        back.close()
