@@ -155,3 +155,41 @@ def assign_accounts(
                 key=row["address"],
                 unhealthy=unhealthy,
             )
+
+
+def reroute_unchunked(session: Session, settings: Settings, *, now: datetime) -> int:
+    """Before chunks are cut: queued messages of an unhealthy routed account that no chunk holds (deferred,
+    released by a chunk that stopped, or left by a gateway that died) move to a healthy account of their
+    route. Returns how many moved."""
+    router = Router(settings)
+    unhealthy = unhealthy_providers(session, settings, now=now)
+    routed = [provider for provider in unhealthy if router.route_of(provider) is not None]
+    if not routed:
+        return 0
+    rows = session.execute(
+        select(Message.id, Message.provider, Message.address, Contact.carrier)
+        .outerjoin(Contact, Contact.id == Message.contact_id)
+        .where(
+            Message.provider.in_(routed),
+            Message.chunk_id.is_(None),
+            Message.status == MessageStatus.QUEUED,
+        )
+    ).all()
+    moved = 0
+    for message_id, provider, address, carrier in rows:
+        target = router.alternative(provider, carrier=carrier, key=address, unhealthy=unhealthy)
+        if target is None:
+            continue
+        moved += len(
+            session.scalars(
+                update(Message)
+                .where(
+                    Message.id == message_id,
+                    Message.chunk_id.is_(None),
+                    Message.status == MessageStatus.QUEUED,
+                )
+                .values(provider=target)
+                .returning(Message.id)
+            ).all()
+        )
+    return moved

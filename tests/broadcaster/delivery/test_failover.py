@@ -11,13 +11,14 @@ from typing import Any
 
 from broadcaster.db.models import ProviderHealth
 from broadcaster.outbox.dispatch import DispatchSummary, dispatcher_for
-from channels.sandbox.smsc import SandboxSmsc
+from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_sms_delivery import SHORT_SMS, sms_only
 from tests.broadcaster.delivery.workdir_files import citizens, provider_sections
 from tests.peers.polling import wait_until
 
 RECIPIENTS = 40
+MANY = 120
 
 
 def backup_account(port: int) -> dict[str, Any]:
@@ -35,6 +36,13 @@ def sent_once(pipeline: Pipeline, run_id: int) -> Counter[str]:
     """Messages per account; asserts every message went out exactly once."""
     messages = pipeline.messages(run_id)
     assert {(m.status.value, m.attempts) for m in messages} <= {("sent", 1), ("delivered", 1)}
+    return Counter(m.provider for m in messages)
+
+
+def sent_once_or_again(pipeline: Pipeline, run_id: int) -> Counter[str]:
+    """Messages per account; asserts every message went out (after a deferral, a second attempt)."""
+    messages = pipeline.messages(run_id)
+    assert {m.status.value for m in messages} <= {"sent", "delivered"}
     return Counter(m.provider for m in messages)
 
 
@@ -96,4 +104,42 @@ def test_a_stopped_smsc_s_traffic_moves_to_the_other_account_and_comes_back_when
             returned.start()
         gateway.close()
         returned.stop()
+        backup.stop()
+
+
+def test_an_account_whose_smsc_keeps_refusing_for_now_trips_and_its_queued_messages_move(
+    make_pipeline: PipelineFactory,
+) -> None:
+    """sms_main's SMSC answers every submit_sm with ESME_RTHROTTLED past the retries: its windows end
+    deferred, the outcome window trips the account (``degraded``), and when the deferred messages are due
+    again the tick cuts their chunks for sms_backup; each message goes out once."""
+    backup = SandboxSmsc(host="127.0.0.1")
+    backup.start()
+    try:
+        pipeline = make_pipeline(
+            smsc=SmscBehaviour(throttle_every=1, receipts=False),
+            sms={"throttle_retries": 1},
+            providers={"sms_backup": backup_account(backup.port)},
+            settings_sections={
+                "routes.sms_main": {"default": [["sms_main", 1], ["sms_backup", 1]]},
+                "routing": {"min_outcomes": 8, "max_error_share": 0.5, "probe_after_seconds": 7200},
+            },
+        )
+        pipeline.add_contacts(citizens(MANY))
+        campaign_id = sms_only(pipeline, text=SHORT_SMS, unaccented=True)
+        run_id = pipeline.start_run(campaign_id)
+        pipeline.plan(run_id)
+        planned = Counter(m.provider for m in pipeline.messages(run_id))
+        assert planned["sms_main"] > 8
+
+        pipeline.drain()
+        assert state_of(pipeline, "sms_main") == "degraded"
+        pipeline.advance(minutes=31)  # past the deferred messages' back-off
+        pipeline.tick()
+        pipeline.drain()
+
+        assert sent_once_or_again(pipeline, run_id) == {"sms_backup": MANY}
+        assert len({r.destination for r in backup.accepted}) == MANY == len(backup.accepted)
+        assert pipeline.smsc.accepted == []
+    finally:
         backup.stop()
