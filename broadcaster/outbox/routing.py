@@ -33,6 +33,7 @@ from broadcaster.vocabulary import MessageStatus
 
 DEGRADED = "degraded"  # provider_health.state of an account its outcome window tripped
 DEFAULT_CARRIER = "default"
+REROUTE_PAGE = 5000  # messages the tick moves off unhealthy accounts per pass
 
 
 def _point(key: str) -> float:
@@ -159,37 +160,33 @@ def assign_accounts(
 
 def reroute_unchunked(session: Session, settings: Settings, *, now: datetime) -> int:
     """Before chunks are cut: queued messages of an unhealthy routed account that no chunk holds (deferred,
-    released by a chunk that stopped, or left by a gateway that died) move to a healthy account of their
-    route. Returns how many moved."""
+    or released by a chunk that stopped) move to a healthy account of their route, ``REROUTE_PAGE`` per call
+    (the next tick goes on). Returns how many moved."""
     router = Router(settings)
     unhealthy = unhealthy_providers(session, settings, now=now)
     routed = [provider for provider in unhealthy if router.route_of(provider) is not None]
     if not routed:
         return 0
+    unchunked = (Message.chunk_id.is_(None), Message.status == MessageStatus.QUEUED)
     rows = session.execute(
         select(Message.id, Message.provider, Message.address, Contact.carrier)
         .outerjoin(Contact, Contact.id == Message.contact_id)
-        .where(
-            Message.provider.in_(routed),
-            Message.chunk_id.is_(None),
-            Message.status == MessageStatus.QUEUED,
-        )
+        .where(Message.provider.in_(routed), *unchunked)
+        .order_by(Message.id)
+        .limit(REROUTE_PAGE)
     ).all()
-    moved = 0
+    targets: dict[str, list[int]] = {}
     for message_id, provider, address, carrier in rows:
         target = router.alternative(provider, carrier=carrier, key=address, unhealthy=unhealthy)
-        if target is None:
-            continue
-        moved += len(
-            session.scalars(
-                update(Message)
-                .where(
-                    Message.id == message_id,
-                    Message.chunk_id.is_(None),
-                    Message.status == MessageStatus.QUEUED,
-                )
-                .values(provider=target)
-                .returning(Message.id)
-            ).all()
-        )
+        if target is not None:
+            targets.setdefault(target, []).append(message_id)
+    moved = 0
+    for target, ids in targets.items():
+        done = session.scalars(
+            update(Message)
+            .where(Message.id.in_(ids), *unchunked)
+            .values(provider=target)
+            .returning(Message.id)
+        ).all()
+        moved += len(done)
     return moved
