@@ -106,6 +106,18 @@ def reserve(sessions: sessionmaker[Session], *, name: str, tokens: int, rate: fl
     return Slot(start=start, write_by=_write_by(index), tokens=granted)
 
 
+def wait_for(slot: Slot, clock: Clock, *, bucket: str) -> bool:
+    """Sleep until the slot starts; whether its tokens may still be written (not woken too late)."""
+    wait = slot.start - clock.now().timestamp()
+    if wait > 0:
+        clock.sleep(wait)
+    if clock.now().timestamp() <= slot.write_by:
+        return True
+    # Woken too late (a busy machine): writing now could land in the next slot on top of its share.
+    log.debug("rate bucket %s: slot at %.3f missed; reserving another", bucket, slot.start)
+    return False
+
+
 class SharedPacer:
     """Paces one provider's PDUs through its shared bucket: ``acquire(n)`` waits for a slot and says how
     many PDUs (at most ``n``) may be written now. Given to an adapter, which takes one token per PDU."""
@@ -130,13 +142,8 @@ class SharedPacer:
     def acquire(self, wanted: int) -> int:
         while True:
             slot = reserve(self.sessions, name=self.name, tokens=wanted, rate=self.rate, now=self._now())
-            wait = slot.start - self._now()
-            if wait > 0:
-                self.clock.sleep(wait)
-            if self._now() <= slot.write_by:
+            if wait_for(slot, self.clock, bucket=self.name):
                 return slot.tokens
-            # Woken too late (a busy machine): writing now could land in the next slot on top of its share.
-            log.debug("rate bucket %s: slot at %.3f missed; reserving another", self.name, slot.start)
 
     def __call__(self, wanted: int) -> int:
         return self.acquire(wanted)

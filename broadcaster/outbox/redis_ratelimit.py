@@ -28,6 +28,7 @@ from broadcaster.outbox.ratelimit import (
     SLOTS_PER_SLICE,
     Slot,
     urgent_traffic,
+    wait_for,
 )
 
 log = logging.getLogger(__name__)
@@ -200,12 +201,8 @@ class RedisPacer:
             if isinstance(slot, float):  # urgent traffic draws first
                 self.clock.sleep(max(0.0, slot - self._now()))
                 continue
-            wait = slot.start - self._now()
-            if wait > 0:
-                self.clock.sleep(wait)
-            if self._now() <= slot.write_by:
+            if wait_for(slot, self.clock, bucket=self.name):
                 return slot.tokens
-            log.debug("rate bucket %s: slot at %.3f missed; reserving another", self.name, slot.start)
 
     def throttled(self) -> None:
         try:

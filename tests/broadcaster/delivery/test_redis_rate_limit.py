@@ -10,7 +10,6 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,29 +17,13 @@ import pytest
 from broadcaster.outbox.ratelimit import SLICE_SECONDS, Slot, urgent_traffic
 from broadcaster.outbox.redis_ratelimit import HALVING_GAP_SECONDS, RedisBucket, RedisPacer
 from broadcaster.settings import Settings
+from tests.broadcaster.delivery.test_rate_limit import EPOCH, SimulatedTime
 from tests.conftest import free_port
 from tests.peers.redis_server import own_redis
 
 pytestmark = pytest.mark.services
 
-EPOCH = datetime(2026, 11, 30, 1, 0, tzinfo=UTC).timestamp()
 REPO = Path(__file__).resolve().parents[3]
-
-
-class SimulatedTime:
-    """Epoch seconds that move only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.seconds = EPOCH
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.seconds, UTC)
-
-    def monotonic(self) -> float:
-        return self.seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.seconds += seconds
 
 
 @pytest.fixture(scope="module")
