@@ -14,7 +14,7 @@ from broadcaster.outbox.dispatch import DispatchSummary, dispatcher_for
 from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_sms_delivery import SHORT_SMS, sms_only
-from tests.broadcaster.delivery.workdir_files import citizens, provider_sections
+from tests.broadcaster.delivery.workdir_files import citizen, citizens, provider_sections
 from tests.peers.polling import wait_until
 
 RECIPIENTS = 40
@@ -143,3 +143,23 @@ def test_an_account_whose_smsc_keeps_refusing_for_now_trips_and_its_queued_messa
         assert pipeline.smsc.accepted == []
     finally:
         backup.stop()
+
+
+def test_planning_routes_each_message_by_its_contacts_allocated_carrier(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = make_pipeline(
+        providers={"sms_backup": backup_account(2775)},
+        settings_sections={"routes.sms_main": {"Viettel": [["sms_backup", 1]], "default": [["sms_main", 1]]}},
+    )
+    viettel = [citizen(n, phone=f"0981{n:06d}") for n in range(1, 11)]
+    pipeline.add_contacts([*citizens(10, first=11), *viettel])  # 091…: Vinaphone; 098…: Viettel
+    run_id = pipeline.start_run(sms_only(pipeline, text=SHORT_SMS, unaccented=True))
+    pipeline.plan(run_id)
+
+    routed = {(m.address[:6], m.provider) for m in pipeline.messages(run_id)}
+    assert routed == {("+84912", "sms_main"), ("+84981", "sms_backup")}
+    assert sorted(queue for _, queue in pipeline.enqueuer.chunks) == [
+        "send.sms.sms_backup",
+        "send.sms.sms_main",
+    ]
