@@ -1,6 +1,7 @@
 """An SMSC that meters lower than the account's ``tps``: the sandbox SMSC answers ESME_RTHROTTLED above N
 submit_sm per second, the engine (Redis bucket, the machine's clock) halves its share on those answers and
-settles at or below N, and every message goes out once, none lost."""
+settles at or below N, and every message goes out once, none lost. And worker processes on a Redis broker
+pace through the Redis bucket without being told to."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from broadcaster.context import AppContext
 from broadcaster.outbox.dispatch import dispatcher_for
 from channels.sandbox.smsc import SmscBehaviour
 from tests.broadcaster.delivery.pipeline import PipelineFactory
+from tests.broadcaster.delivery.test_embedded import assert_delivered_once, run_through_celery
 from tests.broadcaster.delivery.test_sms_delivery import SHORT_SMS, sms_only
 from tests.broadcaster.delivery.workdir_files import citizens
 from tests.peers.redis_server import own_redis
@@ -73,3 +75,23 @@ def test_the_engine_settles_at_or_below_what_the_smsc_meters_without_losing_a_me
     assert settled, "the run was too short to settle"
     assert max(per_second[s] for s in settled) <= METERED * 1.1
     assert sum(throttled[s] for s in settled) <= 0.1 * sum(per_second[s] for s in settled)
+
+
+def test_workers_on_a_redis_broker_draw_from_the_redis_bucket(
+    make_pipeline: PipelineFactory, redis_url: str
+) -> None:
+    """The same campaign through Celery worker processes on a Redis broker: with ``[rate_limit] backend``
+    left at ``auto`` the gateway's SMPP adapter paces through the Redis bucket, and everything arrives once."""
+    import redis
+
+    pipeline = make_pipeline(broker_url=redis_url, sms={"tps": 500.0})
+    assert pipeline.context.settings.rate_limit_redis_url() == redis_url
+
+    run_id = run_through_celery(pipeline)
+
+    assert_delivered_once(pipeline, run_id)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.hget("broadcaster:rate:provider:sms_main", "taken") is not None
+    finally:
+        client.close()
