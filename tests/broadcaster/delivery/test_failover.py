@@ -72,12 +72,12 @@ def test_a_stopped_smsc_s_traffic_moves_to_the_other_account_and_comes_back_when
 
         [main_chunk] = [c for c, queue in pipeline.enqueuer.chunks if queue == "send.sms.sms_main"]
         pipeline.enqueuer.chunks.remove((main_chunk, "send.sms.sms_main"))
+        # The link's health is stamped on the machine's calendar: the engine's frozen one is set a little ahead
+        # of it (before the chunk starts, so its deadline counts from there), and the outage is old enough.
+        pipeline.clock.set(datetime.now(UTC) + timedelta(seconds=5))
         summaries: list[DispatchSummary] = []
         sender = threading.Thread(target=lambda: summaries.append(gateway.run_chunk(main_chunk)), daemon=True)
         sender.start()
-        wait_until(lambda: state_of(pipeline, "sms_main") == "unreachable", what="sms_main recorded down")
-        # The link's health is stamped on the machine's calendar; the engine's frozen one catches up with it.
-        pipeline.clock.set(datetime.now(UTC) + timedelta(seconds=1))
         sender.join(timeout=60)
         assert not sender.is_alive(), "the gateway kept waiting for its stopped SMSC"
         assert summaries[0].sent == 0
