@@ -2,7 +2,7 @@
 
 Carriers meter submit_sm, per slice of time. Two worker processes, each with the engine's ``SmppAdapter``
 and ``SharedPacer`` (the bucket row of ``broadcaster.outbox.ratelimit`` in one SQLite database made by
-``init_workdir``), send a mix of 1-, 2- and 3-part messages as fast as the limit lets them for ``--seconds``
+``init_workdir``; or, with ``--redis-url``, the Redis bucket of ``broadcaster.outbox.redis_ratelimit``), send a mix of 1-, 2- and 3-part messages as fast as the limit lets them for ``--seconds``
 (default 30) against the sandbox SMSC, which runs in a process of its own and stamps every submit_sm it
 receives (``sms.jsonl``, millisecond resolution). From those stamps:
 
@@ -66,7 +66,7 @@ def _serve_smsc(port: int, folder: str, ready: MpEvent, stop: MpEvent) -> None:
 def _sender(
     number: int,
     port: int,
-    database_url: str,
+    bucket_url: str,
     tps: float,
     seconds: float,
     bound: MpEvent,
@@ -76,11 +76,20 @@ def _sender(
     """One gateway process: its own adapter and pacer on the shared bucket; sends until the time is up."""
     from broadcaster.db.engine import make_engine, session_factory
     from broadcaster.outbox.ratelimit import SharedPacer
+    from broadcaster.outbox.redis_ratelimit import RedisBucket, RedisPacer
     from channels.base import OutboundMessage
     from channels.sms.smpp import SmppAdapter
 
-    engine = make_engine(database_url)
-    shared = SharedPacer(session_factory(engine), name="provider:sms_main", rate=tps)
+    shared: SharedPacer | RedisPacer
+    engine = None
+    if bucket_url.startswith("redis"):
+        import redis
+
+        bucket = RedisBucket(redis.Redis.from_url(bucket_url), throttle_floor=0.1, recovery_per_second=0.05)
+        shared = RedisPacer(bucket, name="provider:sms_main", rate=tps)
+    else:
+        engine = make_engine(bucket_url)
+        shared = SharedPacer(session_factory(engine), name="provider:sms_main", rate=tps)
     grants: list[tuple[float, int]] = []  # when the limiter let PDUs go, and how many
 
     def pacer(wanted: int) -> int:
@@ -116,7 +125,8 @@ def _sender(
             parts += sum(len(r.provider_ids) for r in answers)
     finally:
         adapter.close()
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()
     results.put({"process": number, "messages": messages, "parts_accepted": parts, "grants": grants})
 
 
@@ -160,14 +170,14 @@ def analyse(stamps: list[float], *, tps: float, started: float, ended: float) ->
     }
 
 
-def run(*, tps: float, seconds: float, processes: int) -> dict[str, Any]:
+def run(*, tps: float, seconds: float, processes: int, redis_url: str | None = None) -> dict[str, Any]:
     from broadcaster.clock import SystemClock
     from broadcaster.workdir import init_workdir
 
     root = Path(tempfile.mkdtemp(prefix="bench-rate-"))
     try:
         init_workdir(root / "wd", admin_login="quantri", clock=SystemClock()).close()
-        database_url = f"sqlite:///{root / 'wd' / 'broadcaster.sqlite3'}"
+        bucket_url = redis_url or f"sqlite:///{root / 'wd' / 'broadcaster.sqlite3'}"
         context = multiprocessing.get_context("spawn")
         port = free_port()
         ready, stop, start = context.Event(), context.Event(), context.Event()
@@ -181,7 +191,7 @@ def run(*, tps: float, seconds: float, processes: int) -> dict[str, Any]:
             results = context.Queue()
             workers = [
                 context.Process(
-                    target=_sender, args=(n, port, database_url, tps, seconds, bound[n], start, results)
+                    target=_sender, args=(n, port, bucket_url, tps, seconds, bound[n], start, results)
                 )
                 for n in range(processes)
             ]
@@ -238,9 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tps", type=float, default=200.0, help="the shared limit (submit_sm per second)")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the processes send")
     parser.add_argument("--processes", type=int, default=2, help="gateway processes sharing the bucket")
+    parser.add_argument(
+        "--redis-url", default=None, help="the bucket in this Redis server (redis://…), not in the database"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the figures are written (JSON)")
     args = parser.parse_args(argv)
-    figures = run(tps=args.tps, seconds=args.seconds, processes=args.processes)
+    figures = run(tps=args.tps, seconds=args.seconds, processes=args.processes, redis_url=args.redis_url)
     result = {
         "benchmark": "rate_limit",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -248,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": sys.argv[1:] if argv is None else argv,
         "tps": args.tps,
         "processes": args.processes,
+        "bucket": "redis" if args.redis_url else "database",
         "smsc_priority": "nice -10" if os.geteuid() == 0 else "normal",
         **figures,
     }

@@ -25,6 +25,13 @@ from pydantic_settings import (
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.logs import LogFormat
+from broadcaster.settings_rates import (
+    REDIS_SCHEMES,
+    RateLimitSettings,
+    Route,
+    RoutingSettings,
+    route_problem,
+)
 from broadcaster.settings_sections import (
     AGENCY_KEY,
     AgencySettings,
@@ -91,6 +98,9 @@ class Settings(BaseSettings):
     health: HealthSettings = Field(default_factory=HealthSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    routes: dict[str, Route] = Field(default_factory=dict)
     plan_file: str = "campaigns/plan-143/plan.yaml"
     templates_dir: str = "templates"
     campaigns_dir: str = "campaigns"
@@ -176,6 +186,39 @@ class Settings(BaseSettings):
                 % {"provider": self.alerts.provider}
             )
         return self
+
+    @model_validator(mode="after")
+    def _routes_name_providers(self) -> Settings:
+        shapes = {
+            name: (provider.channel, provider.label_brackets) for name, provider in self.providers.items()
+        }
+        for name, route in self.routes.items():
+            problem = route_problem(name, route, shapes)
+            if problem is not None:
+                raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _redis_for_rate_limits(self) -> Settings:
+        if self.rate_limit.backend == "redis" and self.rate_limit_redis_url() is None:
+            raise ValueError(
+                _(
+                    'rate_limit.backend: "redis" needs [rate_limit] redis_url, or a Redis [broker] url '
+                    "(it is %(url)s)"
+                )
+                % {"url": _mask_url(self.broker.url)}
+            )
+        return self
+
+    def rate_limit_redis_url(self) -> str | None:
+        """The Redis server of the providers' rate buckets, or None when they are database rows."""
+        if self.rate_limit.backend == "database":
+            return None
+        if self.rate_limit.redis_url:
+            return self.rate_limit.redis_url
+        if self.broker.url.startswith(REDIS_SCHEMES):
+            return self.broker.url
+        return None
 
     @model_validator(mode="after")
     def _retention_outlives_reporting(self) -> Settings:

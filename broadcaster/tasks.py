@@ -157,7 +157,9 @@ class WorkerState:
     def __init__(self) -> None:
         self.context = AppContext.from_settings(load_settings())
         # Receipts are stored by the gateway and applied by a task in another worker process.
-        self.dispatcher = dispatcher_for(self.context, hand_off=CeleryEnqueuer().apply_inbound, gateway=True)
+        self.dispatcher = dispatcher_for(
+            self.context, hand_off=CeleryEnqueuer().apply_inbound, gateway=True, enqueuer=CeleryEnqueuer()
+        )
         self.dispatcher.stopping = told_to_stop  # a chunk ends at its next window when the worker stops
         self.adapters = self.dispatcher.adapters
         ttl = timedelta(seconds=self.context.settings.delivery.gateway_lease_seconds)

@@ -60,6 +60,30 @@ url = "sqlite:///broadcaster.sqlite3"
 # Embedded default: kombu's SQLAlchemy transport on its own SQLite file.
 url = "sqla+sqlite:///broker.sqlite3"
 
+[rate_limit]
+# Where the providers' tps buckets live: "auto" (Redis when the broker is Redis, else the database),
+# "database" or "redis" (redis_url, or the broker's). Redis buckets halve on throttling answers, never
+# below throttle_floor of tps, and regain recovery_per_second of tps each second.
+backend = "auto"
+throttle_floor = 0.1
+recovery_per_second = 0.05
+
+[routing]
+# SMS routes ([routes.NAME] below): an account is left out while its link has been down this long, or for
+# probe_after_seconds after more than max_error_share of its last window_seconds of messages (at least
+# min_outcomes) failed transiently or ended unknown, or its windows took longer than max_latency_seconds.
+failover_after_seconds = 30
+probe_after_seconds = 60
+window_seconds = 60
+min_outcomes = 20
+max_error_share = 0.3
+max_latency_seconds = 10
+
+# Share the messages of provider sms_main between SMSC accounts by allocated carrier, with weights:
+# [routes.sms_main]
+# Viettel = [["viettel_direct", 3], ["sms_main", 1]]
+# default = [["sms_main", 1]]
+
 [security]
 # Signs the opt-out links of e-mails (List-Unsubscribe). Keep it secret; changing it voids sent links.
 unsubscribe_secret = "{unsubscribe_secret}"

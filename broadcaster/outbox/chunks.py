@@ -18,6 +18,7 @@ from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, Message
 from broadcaster.outbox.queues import send_queue
+from broadcaster.outbox.routing import reroute_unchunked
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
 
@@ -49,6 +50,8 @@ def cut_chunks(
 ) -> list[tuple[int, str]]:
     """Create chunk rows and assign messages to them; returns (chunk id, queue) to enqueue after commit."""
     now = clock.now()
+    if settings.routes:  # messages of an account that is down or slow go to a healthy one of their route
+        reroute_unchunked(session, settings, now=now)
     sizes = {name: p.chunk_size or settings.delivery.chunk_size for name, p in settings.providers.items()}
     urgent = _UrgencyCache(session)
     query = (

@@ -29,6 +29,7 @@ from broadcaster.db.engine import readers_of
 from broadcaster.db.models import CampaignRun, Chunk
 from broadcaster.logs import log_fields
 from broadcaster.outbox.adapters import AdapterPool
+from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.claims import claim, due_count, mark_handed, release, unclaim
 from broadcaster.outbox.completion import finish_chunk
 from broadcaster.outbox.composition import VersionCache, compose
@@ -36,11 +37,15 @@ from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.health import health_recorder
 from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.outbox.instruments import SEND_WINDOW_SECONDS, timed_pacer
+from broadcaster.outbox.outcomes import OutcomeWindow, state_recorder
+from broadcaster.outbox.pacing import Pacer, PacerFactory, pacer_factory
 from broadcaster.outbox.pauses import check_state
-from broadcaster.outbox.ratelimit import SharedPacer
+from broadcaster.outbox.queues import Enqueuer
+from broadcaster.outbox.ratelimit import urgent_traffic
 from broadcaster.outbox.recording import ChunkFacts, Recorder
 from broadcaster.outbox.replies import ReplyRules
-from broadcaster.outbox.results import Claimed
+from broadcaster.outbox.results import Claimed, WindowOutcome
+from broadcaster.outbox.routing import Router, move_queued, unhealthy_providers
 from broadcaster.outbox.screening import screen_claimed
 from broadcaster.outbox.windows import Window
 from broadcaster.settings import Settings
@@ -99,6 +104,8 @@ class Dispatcher:
         adapters: AdapterPool,
         match_receipts: bool = True,
         wait_for_links: bool = False,
+        enqueuer: Enqueuer | None = None,
+        pacers: PacerFactory | None = None,
     ) -> None:
         # ``wait_for_links``: a gateway waits for its provider's link to come back (within the chunk's time)
         # instead of claiming messages it could not write; a test send fails at once instead.
@@ -114,6 +121,12 @@ class Dispatcher:
             sessions=sessions, settings=settings, clock=clock, match_receipts=match_receipts
         )
         self._executor: ThreadPoolExecutor | None = None
+        self._pacers = pacers or pacer_factory(sessions, settings, clock=clock)
+        # Routing ([routes.NAME]): the chunks of an account that is down or slow move to a healthy one, whose
+        # new chunks go out through ``enqueuer`` (without one, the tick cuts and sends them).
+        self.router = Router(settings)
+        self.enqueuer = enqueuer
+        self.outcomes = OutcomeWindow(settings.routing, on_change=state_recorder(sessions, now=clock.now))
         self.hand_offs: list[Coalescer] = []  # see dispatcher_for
         # True once the process is told to stop (a worker's warm shutdown): a chunk then ends after the windows
         # on the wire are answered, and its other rows go back to the queue, instead of running to
@@ -135,6 +148,7 @@ class Dispatcher:
                 summary.stopped = "no such chunk"
                 return summary
             provider, channel = chunk.provider, chunk.channel
+            urgent = chunk.queue.endswith(".urgent")
             chunk.worker = worker_id()  # if this process dies, the supervisor hands the chunk back
             run_id = chunk.run_id  # None for a test send
             campaign_id = (
@@ -144,7 +158,11 @@ class Dispatcher:
             )
         with log_fields(campaign_id=campaign_id, run_id=run_id, chunk_id=chunk_id, provider=provider):
             facts = ChunkFacts(chunk_id, provider, channel, run_id, campaign_id)
-            self._send_chunk(facts, summary)
+            urgency = urgent_traffic.set(urgent)  # the pacers draw for an urgent queue first
+            try:
+                self._send_chunk(facts, summary)
+            finally:
+                urgent_traffic.reset(urgency)
             # Why it stopped may quote a provider's answer, and with it a recipient's address.
             log.info("chunk %s (%s via %s): %s", chunk_id, channel, provider, mask_text(str(summary)))
         return summary
@@ -213,7 +231,7 @@ class Dispatcher:
         if self.clock.monotonic() > line.deadline:
             self._release(line.chunk_id, not_before=None)
             return _Stop("chunk_max_seconds reached; the rest goes back to the queue")
-        stop = self._check_state(line.chunk_id)
+        stop = self._check_state(line.chunk_id) or self._fail_over(line)
         if stop is None and self.wait_for_links:
             stop = self._await_link(line)
         if stop is not None:
@@ -246,15 +264,61 @@ class Dispatcher:
             if self.stopping() or self.clock.monotonic() > line.deadline:
                 self._release(line.chunk_id, not_before=None)
                 return f"provider {line.provider} unreachable; the rest goes back to the queue"
-            stop = self._check_state(line.chunk_id)
+            stop = self._check_state(line.chunk_id) or self._fail_over(line)
             if stop is not None:
                 return stop
         log.info("chunk %s: provider %s reachable again", line.chunk_id, line.provider)
         return None
 
-    def _pacer(self, provider: str, tps: float) -> SharedPacer:
+    def _judge(self, line: _Line, window: Window, results: list[SendResult], outcome: WindowOutcome) -> None:
+        """Add a window's outcome to its account's rolling window (routing leaves out a tripped account)."""
+        assert window.started_at is not None
+        elapsed = (self.clock.now() - window.started_at).total_seconds()
+        if line.tps:  # the time the rate limit made the window take is not the account's slowness
+            elapsed -= sum(len(r.provider_ids) or 1 for r in results) / line.tps
+        self.outcomes.add(
+            line.provider,
+            good=outcome.sent,
+            bad=outcome.deferred + outcome.unknown,  # the account's trouble, not the number's
+            latency=max(0.0, elapsed),
+            now=self.clock.monotonic(),
+        )
+
+    def _fail_over(self, line: _Line) -> str | None:
+        """When the chunk's account is down or tripped and its route has a healthy one: the chunk's queued
+        messages move there (new chunks on its queue), the rest goes back to the tick, the chunk stops."""
+        if self.router.route_of(line.provider) is None:
+            return None
+        with self.readers() as session:
+            unhealthy = unhealthy_providers(session, self.settings, now=self.clock.now())
+        if line.provider not in unhealthy:
+            return None
+        with self.sessions.begin() as session:
+            moved = move_queued(
+                session, line.chunk_id, line.provider, router=self.router, unhealthy=unhealthy
+            )
+            ids = [message_id for ids in moved.values() for message_id in ids]
+            chunks = []
+            if ids and self.enqueuer is not None:
+                chunks = cut_chunks(session, settings=self.settings, clock=self.clock, only_ids=ids)
+        if not moved:
+            return None  # nowhere healthy to go: the chunk waits for its own account
+        for chunk_id, queue in chunks:
+            assert self.enqueuer is not None
+            self.enqueuer.dispatch_chunk(chunk_id, queue=queue)
+        self._release(line.chunk_id, not_before=None)
+        where = ", ".join(f"{len(ids)} to {account}" for account, ids in sorted(moved.items()))
+        log.warning(
+            "chunk %s: provider %s is down or slow; queued messages moved: %s",
+            line.chunk_id,
+            line.provider,
+            where,
+        )
+        return f"provider {line.provider} down or slow; moved {where}"
+
+    def _pacer(self, provider: str, tps: float) -> Pacer:
         """The pacer of a provider's bucket, shared by every process sending through it."""
-        return SharedPacer(self.sessions, name=f"provider:{provider}", rate=tps, clock=self.clock)
+        return self._pacers(provider, tps)
 
     def _still_cleared(self, line: _Line, window: Window) -> Window | _Stop:
         stop = self._check_state(line.chunk_id)
@@ -303,6 +367,8 @@ class Dispatcher:
             seconds = (self.clock.now() - window.started_at).total_seconds()
             SEND_WINDOW_SECONDS.labels(line.facts.channel, line.provider).observe(seconds)
         outcome = self.recorder.window(line.facts, line.adapter.capabilities.receipts, window, results)
+        if self.router.route_of(line.provider) is not None and window.started_at is not None:
+            self._judge(line, window, results, outcome)
         summary.windows += 1
         summary.sent += outcome.sent
         summary.deferred += outcome.deferred
@@ -314,6 +380,12 @@ class Dispatcher:
         if outcome.auto_paused is not None:
             return outcome.auto_paused
         if outcome.throttled_for:
+            # The bucket slows for every process sending through the account (an adapter that paces itself
+            # tells its own pacer, per answer).
+            if line.tps and not self.adapters.paces(line.provider):
+                slow_down = getattr(self._pacer(line.provider, line.tps), "throttled", None)
+                if slow_down is not None:
+                    slow_down()
             self.clock.sleep(min(outcome.throttled_for, 5.0))  # the provider asked us to slow down
         return None
 
@@ -365,7 +437,11 @@ class Dispatcher:
 
 
 def dispatcher_for(
-    context: AppContext, *, hand_off: Callable[[str], None] | None = None, gateway: bool = False
+    context: AppContext,
+    *,
+    hand_off: Callable[[str], None] | None = None,
+    gateway: bool = False,
+    enqueuer: Enqueuer | None = None,
 ) -> Dispatcher:
     """A process's dispatcher, whose adapters store what providers send back through ``context``.
 
@@ -393,6 +469,7 @@ def dispatcher_for(
             replies=ReplyRules.from_settings(context.settings),
         )
 
+    pacers = pacer_factory(context.sessions, context.settings, clock=context.clock)  # one Redis client
     dispatcher = Dispatcher(
         sessions=context.sessions,
         settings=context.settings,
@@ -400,10 +477,7 @@ def dispatcher_for(
         adapters=AdapterPool(
             context.settings,
             inbound=inbound,
-            pacer=lambda provider, tps: timed_pacer(
-                provider,
-                SharedPacer(context.sessions, name=f"provider:{provider}", rate=tps, clock=context.clock),
-            ),
+            pacer=lambda provider, tps: timed_pacer(provider, pacers(provider, tps)),
             health=lambda provider: health_recorder(context.sessions, provider, clock=context.clock),
             handing=lambda ids: mark_handed(context.sessions, ids, clock=context.clock),
             bind_in_background=gateway,
@@ -411,6 +485,8 @@ def dispatcher_for(
         ),
         match_receipts=hand_off is None,
         wait_for_links=gateway,
+        enqueuer=enqueuer,
+        pacers=pacers,
     )
     dispatcher.hand_offs = coalescers
     return dispatcher

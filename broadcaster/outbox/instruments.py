@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import Histogram
 
@@ -33,15 +34,24 @@ BUCKET_WAIT_SECONDS = Histogram(
 PROCESS_METRIC_NAMES = ("broadcaster_send_window_seconds", "broadcaster_bucket_wait_seconds")
 
 
-def timed_pacer(provider: str, pacer: Callable[[int], int]) -> Callable[[int], int]:
-    """``pacer`` with each wait for tokens observed in ``broadcaster_bucket_wait_seconds``."""
-    waited = BUCKET_WAIT_SECONDS.labels(provider)
+class TimedPacer:
+    """A pacer whose waits for tokens are observed in ``broadcaster_bucket_wait_seconds``; anything else the
+    wrapped pacer offers (``throttled``, which slows a Redis bucket) is passed through."""
 
-    def pace(wanted: int) -> int:
+    def __init__(self, provider: str, pacer: Callable[[int], int]) -> None:
+        self._pacer = pacer
+        self._waited = BUCKET_WAIT_SECONDS.labels(provider)
+
+    def __call__(self, wanted: int) -> int:
         started = time.monotonic()
         try:
-            return pacer(wanted)
+            return self._pacer(wanted)
         finally:
-            waited.observe(time.monotonic() - started)
+            self._waited.observe(time.monotonic() - started)
 
-    return pace
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pacer, name)
+
+
+def timed_pacer(provider: str, pacer: Callable[[int], int]) -> TimedPacer:
+    return TimedPacer(provider, pacer)

@@ -28,6 +28,7 @@ from broadcaster.outbox.chunks import cut_chunks
 from broadcaster.outbox.fallbacks import link_fallbacks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run, retry_key
+from broadcaster.outbox.routing import assign_accounts
 from broadcaster.outbox.social_planning import social_context, target_rows
 from broadcaster.provider_shapes import address_fields, targeted_channels
 from broadcaster.settings import Settings
@@ -155,6 +156,10 @@ def plan_run(
                     now=now,
                     not_before=not_before,
                 )
+                if settings.routes:  # SMS accounts by allocated carrier and weight, the healthy ones
+                    assign_accounts(
+                        session, rows, {c.id: c.carrier for c in page}, settings=settings, now=now
+                    )
                 if definition.fallback is not None:
                     link_fallbacks(rows, definition.fallback, now=now)
                 insert_ignoring_conflicts(session, Message.__table__, rows, conflict=["idempotency_key"])  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -36,6 +37,10 @@ QUIET_SLOTS = 1
 # Tokens of a slot may be written until this long before its slice's quiet part begins; a sender woken
 # later gives them up and reserves again (its PDUs could otherwise spill into the next slice).
 GUARD_SECONDS = 0.005
+
+# Whether the chunk being sent came from an urgent queue (``send.<channel>.<provider>.urgent``): set by the
+# dispatcher for the chunk, read by a pacer whose bucket lets urgent traffic draw first (the Redis one).
+urgent_traffic: ContextVar[bool] = ContextVar("urgent_traffic", default=False)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,18 @@ def reserve(sessions: sessionmaker[Session], *, name: str, tokens: int, rate: fl
     return Slot(start=start, write_by=_write_by(index), tokens=granted)
 
 
+def wait_for(slot: Slot, clock: Clock, *, bucket: str) -> bool:
+    """Sleep until the slot starts; whether its tokens may still be written (not woken too late)."""
+    wait = slot.start - clock.now().timestamp()
+    if wait > 0:
+        clock.sleep(wait)
+    if clock.now().timestamp() <= slot.write_by:
+        return True
+    # Woken too late (a busy machine): writing now could land in the next slot on top of its share.
+    log.debug("rate bucket %s: slot at %.3f missed; reserving another", bucket, slot.start)
+    return False
+
+
 class SharedPacer:
     """Paces one provider's PDUs through its shared bucket: ``acquire(n)`` waits for a slot and says how
     many PDUs (at most ``n``) may be written now. Given to an adapter, which takes one token per PDU."""
@@ -125,13 +142,8 @@ class SharedPacer:
     def acquire(self, wanted: int) -> int:
         while True:
             slot = reserve(self.sessions, name=self.name, tokens=wanted, rate=self.rate, now=self._now())
-            wait = slot.start - self._now()
-            if wait > 0:
-                self.clock.sleep(wait)
-            if self._now() <= slot.write_by:
+            if wait_for(slot, self.clock, bucket=self.name):
                 return slot.tokens
-            # Woken too late (a busy machine): writing now could land in the next slot on top of its share.
-            log.debug("rate bucket %s: slot at %.3f missed; reserving another", self.name, slot.start)
 
     def __call__(self, wanted: int) -> int:
         return self.acquire(wanted)

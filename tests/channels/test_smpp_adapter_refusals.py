@@ -102,3 +102,30 @@ def test_an_address_too_long_for_submit_sm_fails_only_that_message() -> None:
         assert isinstance(results[1].error, PermanentError)
         assert "destination_addr" in str(results[1].error.detail)
         assert sorted(m.destination for m in smsc.reassembled()) == ["84900000001", "84900000003"]
+
+
+class SlowingPacer:
+    """A pacer that grants what is asked and counts the throttling answers it is told of."""
+
+    def __init__(self) -> None:
+        self.throttled_answers = 0
+
+    def __call__(self, wanted: int) -> int:
+        return wanted
+
+    def throttled(self) -> None:
+        self.throttled_answers += 1
+
+
+def test_each_throttling_answer_is_told_to_a_pacer_that_slows_on_them() -> None:
+    """The shared bucket halves its share on throttling answers (broadcaster's Redis bucket): the adapter
+    tells its pacer of every one it gets."""
+    pacer = SlowingPacer()
+    with (
+        running_smsc(SmscBehaviour(throttle_every=4, receipts=False)) as smsc,
+        adapter_for(smsc, pacer=pacer) as adapter,
+    ):
+        results = send_all(adapter, [message(n) for n in range(20)])
+
+        assert all(r.outcome is SendOutcome.SENT for r in results)
+        assert pacer.throttled_answers == len([r for r in smsc.submits if r.status == 0x58]) > 0

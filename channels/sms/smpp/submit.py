@@ -20,6 +20,7 @@ from channels.sms import pdus
 from channels.sms.smpp import window as plan
 from channels.sms.smpp.bind import Answers, Bind, Pending, Reply
 from channels.sms.smpp.client import LockedClient, WriteFailed
+from channels.sms.smpp.statuses import THROTTLE_STATUSES
 from channels.sms.smpp.window import Inflight, MessageJob, PartState, PartTask, ThrottlePolicy, Waiting
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class Submitter:
                 batch = []
             while True:
                 for reply in batch:
+                    if reply.kind != "lost" and reply.status in THROTTLE_STATUSES:
+                        self._slow_down()
                     finished = plan.apply_reply(
                         reply, inflight, waiting, seq, now=self._clock.monotonic(), throttle=self.throttle
                     )
@@ -203,6 +206,12 @@ class Submitter:
                 with self._room_lock:
                     self._wanting_room.discard(replies)
             return blocked
+
+    def _slow_down(self) -> None:
+        """A throttling answer: a pacer whose bucket slows on them (``throttled``) is told."""
+        throttled = getattr(self.pacer, "throttled", None)
+        if throttled is not None:
+            throttled()
 
     def _budget(self, waiting: Waiting) -> int | None:
         """How many PDUs the rate limit lets us write now (None: no limit). Asks the pacer only for what the
