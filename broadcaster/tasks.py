@@ -38,7 +38,7 @@ from broadcaster.logs import log_fields, write_json
 from broadcaster.outbox.dispatch import dispatcher_for
 from broadcaster.outbox.inbound import apply_pending
 from broadcaster.outbox.planner import plan_run
-from broadcaster.outbox.queues import PLAN_QUEUE, Enqueuer
+from broadcaster.outbox.queues import PLAN_QUEUE, Enqueuer, inbound_queue
 from broadcaster.outbox.replies import ReplyRules
 from broadcaster.outbox.scheduler import TickReport, tick
 from broadcaster.retention import run_daily
@@ -198,7 +198,7 @@ class CeleryEnqueuer:
         app.send_task("broadcaster.dispatch_chunk", args=[chunk_id], queue=queue)
 
     def apply_inbound(self, provider: str) -> None:
-        app.send_task("broadcaster.apply_inbound", args=[provider], queue=PLAN_QUEUE)
+        app.send_task("broadcaster.apply_inbound", args=[provider], queue=inbound_queue(provider))
 
 
 @app.task(name="broadcaster.plan_run")  # type: ignore[untyped-decorator]
@@ -244,7 +244,7 @@ def apply_inbound_task(provider: str, attempt: int = 1) -> int:
         app.send_task(
             "broadcaster.apply_inbound",
             args=[provider, attempt + 1],
-            queue=PLAN_QUEUE,
+            queue=inbound_queue(provider),
             countdown=INBOUND_RETRY_SECONDS,
         )
     return settled

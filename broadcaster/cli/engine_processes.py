@@ -28,6 +28,7 @@ from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
 from broadcaster.outbox.scheduler import TickReport
 from broadcaster.runtime import (
+    INBOUND_WORKER,
     EmbeddedEngine,
     worker_command,
     worker_env,
@@ -144,11 +145,15 @@ def worker(
     gateway: str | None = typer.Option(
         None, help="Run the gateway worker of this SMPP provider (it binds at start)."
     ),
+    inbound: bool = typer.Option(
+        False, "--inbound", help="Run the worker that applies stored receipts and replies (inbound.* queues)."
+    ),
     concurrency: int | None = typer.Option(
         None, help="Processes for a non-gateway worker (default: cores, max 4)."
     ),
 ) -> None:
-    """Run one Celery worker in the foreground (distributed deployments): the main one, or an SMPP gateway."""
+    """Run one Celery worker in the foreground (distributed deployments): the main one, an SMPP gateway, or the
+    receipts' applier."""
     from dataclasses import replace
 
     check_role("engine.run")
@@ -166,6 +171,13 @@ def worker(
             raise UserError(
                 _("%(gateway)s is not an SMPP provider in the settings") % {"gateway": repr(gateway)}
             )
+    elif inbound:
+        found = next((s for s in specs if s.name == INBOUND_WORKER), None)
+        if found is None:
+            raise UserError(
+                _("no provider in the settings hands over receipts or replies: no inbound worker to run")
+            )
+        chosen = found
     else:
         chosen = specs[0]
         if queues is not None:
