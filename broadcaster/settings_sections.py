@@ -346,6 +346,9 @@ class RetentionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     personal_data_days: int = Field(default=730, ge=1, le=36_500)
+    # Raw inbound records (receipts, MO, bounce mails as received) are deleted this many days after they
+    # arrived, once applied: their outcome lives on in delivery events, statuses and the inbox.
+    inbound_days: int = Field(default=90, ge=1, le=36_500)
 
 
 class ProviderSettings(BaseModel):

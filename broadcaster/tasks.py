@@ -257,7 +257,8 @@ def engine_tick(
     retention at most once a day (broadcaster/retention.py)."""
     report = tick(sessions, settings=settings, clock=clock, enqueuer=enqueuer)
     retained = run_daily(sessions, settings=settings, clock=clock)
-    report.retained = retained.total if retained is not None else 0
+    if retained is not None:
+        report.retained, report.inbound_deleted = retained.total, retained.inbound_deleted
     return report
 
 

@@ -58,6 +58,7 @@ def describe_tick(report: TickReport) -> str | None:
         (report.swept_sending, N_("%(n)s message(s) stuck in sending swept")),
         (report.swept_chunks, N_("%(n)s lost chunk(s) re-queued")),
         (report.retained, N_("%(n)s row(s) of personal data past retention.personal_data_days blanked")),
+        (report.inbound_deleted, N_("%(n)s raw receipt(s) or bounce(s) past retention.inbound_days deleted")),
     ):
         if count:
             parts.append(_(what) % {"n": count})
@@ -203,7 +204,13 @@ def beat() -> None:
             report = engine_tick(
                 context.sessions, settings=context.settings, clock=context.clock, enqueuer=CeleryEnqueuer()
             )
-            if report.runs_created or report.chunks or report.missed or report.retained:
+            if (
+                report.runs_created
+                or report.chunks
+                or report.missed
+                or report.retained
+                or report.inbound_deleted
+            ):
                 console.print(f"{time.strftime('%H:%M:%S')} {describe_tick(report)}")
             time.sleep(context.settings.delivery.tick_seconds)
     except KeyboardInterrupt:
@@ -222,6 +229,9 @@ def sandbox(
     smpp_port: int | None = typer.Option(
         None, "--smpp-port", help="Port of the SMSC (default: the port of the first SMPP provider)."
     ),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address the SMTP server and the SMSC listen on (0.0.0.0 in a container)."
+    ),
 ) -> None:
     """Run the local SMTP server and SMSC on the ports the providers point to, and the push and social
     peers of the providers whose endpoint is a local http:// URL, to rehearse a campaign.
@@ -237,12 +247,12 @@ def sandbox(
     target = folder or settings.path(settings.sandbox_dir)
     configured = ports_from_settings(settings)
     ports = replace(configured, smtp=smtp_port or configured.smtp, smpp=smpp_port or configured.smpp)
-    with Sandbox(target, ports=ports, providers=http_providers(settings)) as running:
+    with Sandbox(target, ports=ports, providers=http_providers(settings), host=host) as running:
         console.print(
             _(
-                "Sandbox SMTP on 127.0.0.1:%(smtp)s, SMSC on 127.0.0.1:%(smpp)s; keeping what arrives in %(target)s. Ctrl-C stops."
+                "Sandbox SMTP on %(host)s:%(smtp)s, SMSC on %(host)s:%(smpp)s; keeping what arrives in %(target)s. Ctrl-C stops."
             )
-            % {"smtp": ports.smtp, "smpp": ports.smpp, "target": target}
+            % {"host": host, "smtp": ports.smtp, "smpp": ports.smpp, "target": target}
         )
         for provider, peer in running.peers.items():
             console.print(
