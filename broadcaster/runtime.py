@@ -84,7 +84,8 @@ def worker_specs(settings: Settings) -> list[WorkerSpec]:
     return [WorkerSpec(name="main", queues=tuple(main), pool="prefork", concurrency=processes), *specs]
 
 
-def worker_command(spec: WorkerSpec, *, loglevel: str = "WARNING") -> list[str]:
+def worker_command(spec: WorkerSpec, *, loglevel: str = "WARNING", heartbeat: bool = False) -> list[str]:
+    """The celery command of a worker; ``heartbeat``: it sends worker heartbeat events (Flower shows it online)."""
     return [
         sys.executable,
         "-m",
@@ -100,7 +101,7 @@ def worker_command(spec: WorkerSpec, *, loglevel: str = "WARNING") -> list[str]:
         ",".join(spec.queues),
         "-n",
         f"{spec.name}.{os.getpid()}@%h",
-        "--without-heartbeat",
+        *([] if heartbeat else ["--without-heartbeat"]),
         "--without-mingle",
         "--without-gossip",
         "-l",

@@ -74,7 +74,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": PLAN_QUEUE,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": False,
+        # Flower's view of the workers (docs/deployment.md, "Flower"); off on the SQLite broker.
+        "worker_send_task_events": settings.broker.events_on(url),
+        "task_send_sent_event": settings.broker.events_on(url),
         "task_serializer": "json",
         "accept_content": ["json"],
     }

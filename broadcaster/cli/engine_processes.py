@@ -188,7 +188,8 @@ def worker(
         if concurrency is not None:
             chosen = replace(chosen, concurrency=concurrency)
     declare_queues(context.settings, chosen.queues)  # two workers may start at one instant on SQLite
-    command = worker_command(chosen, loglevel="INFO")
+    events = context.settings.broker.events_on(context.settings.broker_url)
+    command = worker_command(chosen, loglevel="INFO", heartbeat=events)
     # Our own interpreter running celery, with arguments built by worker_command: no shell, nothing untrusted.
     os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve(), embedded=False))  # noqa: S606
 
