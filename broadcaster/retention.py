@@ -145,7 +145,8 @@ def run_daily(sessions: sessionmaker[Session], *, settings: Settings, clock: Clo
     try:
         with sessions.begin() as session:
             report = apply_retention(session, settings=settings, clock=clock, limit=TICK_LIMIT)
-            deleted, purged = purge_inbound(session, settings=settings, clock=clock, limit=TICK_LIMIT)
+            cutoff = inbound_cutoff(settings, now)
+            deleted, purged = purge_inbound(session, cutoff=cutoff, now=now, limit=TICK_LIMIT)
             report = replace(report, inbound_deleted=deleted, complete=report.complete and purged)
             if not report.complete:  # more is due: the lease lapses now, so the next tick goes on
                 lease = session.get(Lease, DAILY_LEASE)
@@ -158,20 +159,23 @@ def run_daily(sessions: sessionmaker[Session], *, settings: Settings, clock: Clo
         return None
 
 
+def inbound_cutoff(settings: Settings, now: datetime) -> datetime:
+    return now - timedelta(days=settings.retention.inbound_days)
+
+
 def purge_inbound(
     session: Session,
     *,
-    settings: Settings,
-    clock: Clock,
+    cutoff: datetime,
+    now: datetime,
     dry_run: bool = False,
-    actor: str = ACTOR,
     limit: int | None = None,
+    actor: str = ACTOR,
 ) -> tuple[int, bool]:
-    """Delete the raw inbound records applied (``processed_at`` set) and received more than ``[retention]
-    inbound_days`` ago, in the caller's transaction, with one audit entry; an unapplied one is still work and
-    stays. Returns (records deleted or, in a dry run, due; whether every due one was)."""
-    now = clock.now()
-    cutoff = now - timedelta(days=settings.retention.inbound_days)
+    """Delete the raw inbound records applied (``processed_at`` set) and received before ``cutoff``
+    (``inbound_cutoff``), in the caller's transaction, with one audit entry; an unapplied one is still work and
+    stays. ``dry_run`` only counts; ``limit`` stops after the batch that reaches it. Returns (records deleted
+    or, in a dry run, due; whether every due one was)."""
     due = and_(InboundRecord.received_at < cutoff, InboundRecord.processed_at.is_not(None))
     if dry_run:
         return session.scalar(select(func.count()).select_from(InboundRecord).where(due)) or 0, True

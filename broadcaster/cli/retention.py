@@ -9,7 +9,7 @@ from broadcaster.cli.common import JsonOption, acting, console, print_json, prin
 from broadcaster.clock import local
 from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
-from broadcaster.retention import TABLES, apply_retention, purge_inbound
+from broadcaster.retention import TABLES, apply_retention, inbound_cutoff, purge_inbound
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -39,8 +39,9 @@ def run(
         report = apply_retention(
             session, settings=context.settings, clock=context.clock, dry_run=dry_run, actor=user.login
         )
+        now = context.clock.now()
         deleted, _complete = purge_inbound(
-            session, settings=context.settings, clock=context.clock, dry_run=dry_run, actor=user.login
+            session, cutoff=inbound_cutoff(context.settings, now), now=now, dry_run=dry_run, actor=user.login
         )
     if json_output:
         print_json(

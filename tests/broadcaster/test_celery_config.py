@@ -53,11 +53,18 @@ def test_redis_gives_a_dead_workers_tasks_back_after_the_visibility_timeout(
     }
 
 
-def test_a_visibility_timeout_shorter_than_a_chunk_is_refused(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("visibility_timeout", "60"),  # shorter than a chunk may run
+        ("task_events", "true"),  # the embedded SQLite broker cannot carry them
+    ],
+)
+def test_broker_settings_that_cannot_work_are_refused_naming_the_setting(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str
 ) -> None:
-    monkeypatch.setenv("BROADCASTER_BROKER__VISIBILITY_TIMEOUT", "60")
-    with pytest.raises(SettingsError, match=r"broker\.visibility_timeout"):
+    monkeypatch.setenv(f"BROADCASTER_BROKER__{key.upper()}", value)
+    with pytest.raises(SettingsError, match=rf"broker\.{key}"):
         load_settings(workdir / CONFIG_FILENAME)
 
 
@@ -72,11 +79,3 @@ def test_task_events_are_on_with_a_real_broker_and_off_on_the_embedded_one(
     assert (distributed["worker_send_task_events"], distributed["task_send_sent_event"]) == (True, True)
     monkeypatch.setenv("BROADCASTER_BROKER__TASK_EVENTS", "false")
     assert not celery_config(load_settings(workdir / CONFIG_FILENAME))["worker_send_task_events"]
-
-
-def test_task_events_on_the_embedded_broker_are_refused_naming_the_setting(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("BROADCASTER_BROKER__TASK_EVENTS", "true")
-    with pytest.raises(SettingsError, match=r"broker\.task_events"):
-        load_settings(workdir / CONFIG_FILENAME)

@@ -17,7 +17,7 @@ from broadcaster.context import AppContext
 from broadcaster.db.migrate import upgrade
 from broadcaster.db.models import AuditEntry, DeliveryEventRow, InboundRecord
 from broadcaster.outbox.queues import RecordingEnqueuer
-from broadcaster.retention import purge_inbound
+from broadcaster.retention import inbound_cutoff, purge_inbound
 from broadcaster.tasks import engine_tick
 from broadcaster.users import add_user
 from broadcaster.vocabulary import Role
@@ -79,6 +79,14 @@ def seed(context: AppContext, *, old_applied: int = 3) -> dict[str, list[int]]:
     return {"old": old, "open": open_, "recent": recent}
 
 
+def purge(context: AppContext, *, dry_run: bool = False, limit: int | None = None) -> tuple[int, bool]:
+    """One purge in its own transaction, at the clock's now."""
+    now = context.clock.now()
+    with context.sessions.begin() as session:
+        cutoff = inbound_cutoff(context.settings, now)
+        return purge_inbound(session, cutoff=cutoff, now=now, dry_run=dry_run, limit=limit)
+
+
 def remaining(context: AppContext) -> set[int]:
     with context.sessions() as session:
         return set(session.scalars(select(InboundRecord.id)))
@@ -86,14 +94,9 @@ def remaining(context: AppContext) -> set[int]:
 
 def test_applied_records_past_the_period_are_deleted_and_their_events_stay(db_context: AppContext) -> None:
     ids = seed(db_context)
-    with db_context.sessions.begin() as session:
-        assert purge_inbound(session, settings=db_context.settings, clock=db_context.clock, dry_run=True) == (
-            3,
-            True,
-        )
+    assert purge(db_context, dry_run=True) == (3, True)
     assert remaining(db_context) == {*ids["old"], *ids["open"], *ids["recent"]}  # a dry run changes nothing
-    with db_context.sessions.begin() as session:
-        assert purge_inbound(session, settings=db_context.settings, clock=db_context.clock) == (3, True)
+    assert purge(db_context) == (3, True)
     assert remaining(db_context) == {*ids["open"], *ids["recent"]}
     with db_context.sessions() as session:
         event = session.scalar(select(DeliveryEventRow))
@@ -101,8 +104,7 @@ def test_applied_records_past_the_period_are_deleted_and_their_events_stay(db_co
         assert (event.type, event.inbound_id) == ("delivered", None)
         (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.action == "retention.inbound_purge"))
         assert entry.details["deleted"] == 3
-    with db_context.sessions.begin() as session:  # a second run finds nothing
-        assert purge_inbound(session, settings=db_context.settings, clock=db_context.clock) == (0, True)
+    assert purge(db_context) == (0, True)  # a second run finds nothing
 
 
 def test_a_limited_run_says_it_is_not_complete(
@@ -110,10 +112,7 @@ def test_a_limited_run_says_it_is_not_complete(
 ) -> None:
     monkeypatch.setattr("broadcaster.retention.PURGE_BATCH", 2)
     ids = seed(db_context, old_applied=5)
-    runs = []
-    for _attempt in range(4):
-        with db_context.sessions.begin() as session:
-            runs.append(purge_inbound(session, settings=db_context.settings, clock=db_context.clock, limit=2))
+    runs = [purge(db_context, limit=2) for _attempt in range(4)]
     assert runs == [(2, False), (2, False), (1, True), (0, True)]
     assert remaining(db_context) == {*ids["open"], *ids["recent"]}
 
