@@ -21,19 +21,31 @@ from broadcaster.settings import Settings
 from broadcaster.vocabulary import MessageStatus
 from channels.registry import ADAPTERS, load_adapter_class
 from tests.broadcaster.conftest import ADMIN_LOGIN
-from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.processes import Started, start_cli
+from tests.broadcaster.delivery.test_embedded import rabbitmq_url
 from tests.broadcaster.test_inbound import PROVIDER, receipt, sent_sms
 from tests.peers.polling import wait_until
+
+__all__ = ["rabbitmq_url"]  # the fixture, shared with test_embedded
 
 BROADCASTER = Path(tasks.__file__).resolve().parent
 BACKLOG = 40  # tasks left waiting on each busy queue
 
 
+@pytest.fixture(params=["sqlite", pytest.param("rabbitmq", marks=pytest.mark.services)])
+def broker_pipeline(request: pytest.FixtureRequest, make_pipeline: PipelineFactory) -> Pipeline:
+    """A pipeline on the embedded SQLite broker, or on a RabbitMQ virtual host of its own."""
+    if request.param == "rabbitmq":
+        return make_pipeline(broker_url=request.getfixturevalue("rabbitmq_url"))
+    return make_pipeline()
+
+
 @pytest.mark.slow
 def test_a_receipt_is_applied_while_the_plan_and_email_queues_are_busy(
-    pipeline: Pipeline, processes: Started
+    broker_pipeline: Pipeline, processes: Started
 ) -> None:
+    pipeline = broker_pipeline
     settings = pipeline.context.settings
     tasks.configure(settings)
     busy = [PLAN_QUEUE, send_queue("email", "mail"), send_queue("email", "mail", urgent=True)]
