@@ -157,6 +157,8 @@ def worker(
     receipts' applier."""
     from dataclasses import replace
 
+    if sum((gateway is not None, inbound, queues is not None)) > 1:
+        raise UserError(_("choose one of --gateway, --inbound and --queues: each names a worker's queues"))
     check_role("engine.run")
     context = load_context()
     try:

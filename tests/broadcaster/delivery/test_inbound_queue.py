@@ -11,8 +11,10 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from broadcaster import tasks
+from broadcaster.cli import app
 from broadcaster.db.models import InboundRecord, Message
 from broadcaster.outbox.inbound import inbound_batch_handler
 from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
@@ -126,3 +128,9 @@ def test_tasks_are_sent_only_through_the_enqueuer_module() -> None:
             if isinstance(node, ast.Attribute) and node.attr in {"send_task", "apply_async", "delay"}:
                 senders.append(path.relative_to(BROADCASTER).as_posix())
     assert set(senders) == {"tasks.py"}
+
+
+def test_a_worker_takes_one_way_of_naming_its_queues() -> None:
+    result = CliRunner().invoke(app, ["worker", "--inbound", "--queues", "plan"])
+    assert result.exit_code == 1
+    assert "--gateway, --inbound and --queues" in result.stderr
