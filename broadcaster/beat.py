@@ -51,6 +51,7 @@ def describe_tick(report: TickReport) -> str | None:
         (report.swept_sending, N_("%(n)s message(s) stuck in sending swept")),
         (report.swept_chunks, N_("%(n)s lost chunk(s) re-queued")),
         (report.retained, N_("%(n)s row(s) of personal data past retention.personal_data_days blanked")),
+        (report.inbound_deleted, N_("%(n)s raw receipt(s) or bounce(s) past retention.inbound_days deleted")),
     ):
         if count:
             parts.append(_(what) % {"n": count})

@@ -15,18 +15,22 @@ frozen, so a report of those days is the same whenever it is written (docs/audit
 One run is one transaction with one audit entry (``retention.run``); a second run finds nothing. Messages go
 in windows of ``BATCH`` ids, so a million old ones never sit in memory together; the tick's runs stop at
 ``TICK_LIMIT`` messages and the next tick goes on.
+
+Raw inbound records are also deleted once applied and ``[retention] inbound_days`` old (``purge_inbound``):
+what they said lives on in the delivery events, statuses and inbox replies made of them; on a busy SMS
+installation they are the largest table. Their delivery events keep everything but the link to the raw record.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select, update
+from sqlalchemy import ColumnElement, Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,7 +38,7 @@ from broadcaster import audit
 from broadcaster.audit.hashes import address_hash, content_hash
 from broadcaster.clock import Clock
 from broadcaster.db.engine import readers_of
-from broadcaster.db.models import ContactImport, InboundRecord, InboxReply, Lease, Message
+from broadcaster.db.models import ContactImport, DeliveryEventRow, InboundRecord, InboxReply, Lease, Message
 from broadcaster.lease import acquire, holder_name
 from broadcaster.reporting.rollups import rebuild
 from broadcaster.settings import Settings
@@ -49,6 +53,7 @@ DAILY_LEASE = "retention.daily"  # held (never released) for a day: the tick run
 # Messages per tick's run (a few seconds of SQLite's write lock); a backlog goes on at the next ticks.
 TICK_LIMIT = 50_000
 TABLES = ("messages", "inbound_records", "inbox_replies", "contact_import_problems")
+PURGE_BATCH = 5_000  # raw inbound records deleted per statement
 
 # Statuses after which nothing needs the address any more: all but these (queued, sending, unknown/held).
 # Written as NOT IN so that no database picks the status index over the id range of a batch (docs/audit.md).
@@ -66,6 +71,7 @@ class RetentionReport:
     frozen_days: int = 0  # rollup days frozen before the messages went
     dry_run: bool = False
     complete: bool = True  # False: ``limit`` stopped the messages part; another run goes on from there
+    inbound_deleted: int = 0  # raw inbound records past ``inbound_days`` deleted (not in ``total``)
     total: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -139,6 +145,9 @@ def run_daily(sessions: sessionmaker[Session], *, settings: Settings, clock: Clo
     try:
         with sessions.begin() as session:
             report = apply_retention(session, settings=settings, clock=clock, limit=TICK_LIMIT)
+            cutoff = inbound_cutoff(settings, now)
+            deleted, purged = purge_inbound(session, cutoff=cutoff, now=now, limit=TICK_LIMIT)
+            report = replace(report, inbound_deleted=deleted, complete=report.complete and purged)
             if not report.complete:  # more is due: the lease lapses now, so the next tick goes on
                 lease = session.get(Lease, DAILY_LEASE)
                 if lease is not None:
@@ -148,6 +157,61 @@ def run_daily(sessions: sessionmaker[Session], *, settings: Settings, clock: Clo
         # The lease stays taken: the next try is tomorrow's, not every tick's. Nothing was committed.
         log.exception("retention: the daily run failed; it runs again tomorrow")
         return None
+
+
+def inbound_cutoff(settings: Settings, now: datetime) -> datetime:
+    return now - timedelta(days=settings.retention.inbound_days)
+
+
+def purge_inbound(
+    session: Session,
+    *,
+    cutoff: datetime,
+    now: datetime,
+    dry_run: bool = False,
+    limit: int | None = None,
+    actor: str = ACTOR,
+) -> tuple[int, bool]:
+    """Delete the raw inbound records applied (``processed_at`` set) and received before ``cutoff``
+    (``inbound_cutoff``), in the caller's transaction, with one audit entry; an unapplied one is still work and
+    stays. ``dry_run`` only counts; ``limit`` stops after the batch that reaches it. Returns (records deleted
+    or, in a dry run, due; whether every due one was)."""
+    due = and_(InboundRecord.received_at < cutoff, InboundRecord.processed_at.is_not(None))
+    if dry_run:
+        return session.scalar(select(func.count()).select_from(InboundRecord).where(due)) or 0, True
+    deleted, complete = 0, True
+    while True:
+        if limit is not None and deleted >= limit:
+            complete = session.scalar(select(InboundRecord.id).where(due).limit(1)) is None
+            break
+        ids = list(
+            session.scalars(select(InboundRecord.id).where(due).order_by(InboundRecord.id).limit(PURGE_BATCH))
+        )
+        if not ids:
+            break
+        session.execute(
+            update(DeliveryEventRow)
+            .where(DeliveryEventRow.inbound_id.in_(ids))
+            .values(inbound_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            delete(InboundRecord)
+            .where(InboundRecord.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+        deleted += len(ids)
+    if deleted:
+        audit.record(
+            session,
+            actor=actor,
+            action="retention.inbound_purge",
+            subject_type="retention",
+            subject_id=cutoff.date().isoformat(),
+            at=now,
+            details={"cutoff": cutoff.isoformat(), "deleted": deleted, "complete": complete},
+        )
+    return deleted, complete
 
 
 def _settled_before(cutoff: datetime) -> ColumnElement[bool]:

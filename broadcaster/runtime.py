@@ -2,7 +2,7 @@
 
 Embedded mode (``send --wait``, ``run``): the CLI starts Celery workers as child processes on the SQLite
 broker — one for planning and e-mail, one gateway per SMPP account (it binds at start and keeps reading
-receipts) — and runs the tick itself. Distributed mode runs the same workers with ``broadcaster worker`` and one
+receipts), one that applies the receipts the gateways store — and runs the tick itself. Distributed mode runs the same workers with ``broadcaster worker`` and one
 ``broadcaster beat`` per installation.
 """
 
@@ -35,7 +35,7 @@ from broadcaster.outbox.handback import (
     process_alive,
     release_unstarted_chunks,
 )
-from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
+from broadcaster.outbox.queues import PLAN_QUEUE, inbound_queue, send_queue
 from broadcaster.outbox.scheduler import TickReport
 from broadcaster.settings import Settings
 from broadcaster.tasks import CeleryEnqueuer, configure, engine_tick
@@ -59,22 +59,33 @@ class WorkerSpec:
     concurrency: int = 1
 
 
+INBOUND_WORKER = "inbound"
+
+
 def worker_specs(settings: Settings) -> list[WorkerSpec]:
-    """One worker for planning and most providers, and one gateway worker per account of an adapter that owns
-    long-lived sessions (``capabilities.gateway``: SMPP)."""
+    """One worker for planning and most providers, one gateway worker per account of an adapter that owns
+    long-lived sessions (``capabilities.gateway``: SMPP), and one that applies what the adapters that hand
+    over receipts and replies (``capabilities.inbound``) stored, so that receipts never wait behind sends."""
     main: list[str] = [PLAN_QUEUE]
     specs: list[WorkerSpec] = []
+    inbound: list[str] = []
     for name, provider in sorted(settings.providers.items()):
         queues = (send_queue(provider.channel, name), send_queue(provider.channel, name, urgent=True))
-        if load_adapter_class(provider.type).capabilities.gateway:
+        capabilities = load_adapter_class(provider.type).capabilities
+        if capabilities.gateway:
             specs.append(WorkerSpec(name=f"gateway-{name}", queues=queues, gateways=(name,)))
         else:
             main.extend(queues)
+        if capabilities.inbound:
+            inbound.append(inbound_queue(name))
     processes = max(1, min(os.cpu_count() or 1, 4))
+    if inbound:  # one applier per provider at a time (a lease): one process is enough
+        specs.append(WorkerSpec(name=INBOUND_WORKER, queues=tuple(inbound)))
     return [WorkerSpec(name="main", queues=tuple(main), pool="prefork", concurrency=processes), *specs]
 
 
-def worker_command(spec: WorkerSpec, *, loglevel: str = "WARNING") -> list[str]:
+def worker_command(spec: WorkerSpec, *, loglevel: str = "WARNING", heartbeat: bool = False) -> list[str]:
+    """The celery command of a worker; ``heartbeat``: it sends worker heartbeat events (Flower shows it online)."""
     return [
         sys.executable,
         "-m",
@@ -90,7 +101,7 @@ def worker_command(spec: WorkerSpec, *, loglevel: str = "WARNING") -> list[str]:
         ",".join(spec.queues),
         "-n",
         f"{spec.name}.{os.getpid()}@%h",
-        "--without-heartbeat",
+        *([] if heartbeat else ["--without-heartbeat"]),
         "--without-mingle",
         "--without-gossip",
         "-l",

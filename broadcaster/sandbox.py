@@ -107,6 +107,7 @@ class Sandbox:
         ports: SandboxPorts,
         receipt_delay: float = 0.2,
         providers: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
+        host: str = HOST,
     ) -> None:
         try:
             from channels.sandbox.peers import peer_for
@@ -123,9 +124,9 @@ class Sandbox:
         self.ports = ports
         self.mail_folder = folder / "mail"
         self.sms_folder = folder / "sms"
-        self.smtp = SandboxSmtpServer(self.mail_folder, HOST, ports.smtp)
+        self.smtp = SandboxSmtpServer(self.mail_folder, host, ports.smtp)
         self.smsc = SandboxSmsc(
-            host=HOST,
+            host=host,
             port=ports.smpp,
             folder=self.sms_folder,
             behaviour=SmscBehaviour(receipt_delay=receipt_delay),

@@ -221,6 +221,17 @@ class Settings(BaseSettings):
         return None
 
     @model_validator(mode="after")
+    def _events_need_a_real_broker(self) -> Settings:
+        if self.broker.task_events and self.broker.url.startswith("sqla+"):
+            raise ValueError(
+                _(
+                    "broker.task_events: Celery task events need RabbitMQ or Redis ([broker] url); the embedded "
+                    "SQLite broker cannot carry them: remove task_events or set it to false"
+                )
+            )
+        return self
+
+    @model_validator(mode="after")
     def _retention_outlives_reporting(self) -> Settings:
         needed = self.reports.longest_period_days() + self.reports.freeze_grace_days
         if self.retention.personal_data_days < needed:

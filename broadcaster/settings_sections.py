@@ -134,6 +134,13 @@ class BrokerSettings(BaseModel):
     # longest a task runs ([delivery] chunk_max_seconds), or a running chunk would be redelivered; kombu's
     # default is an hour (docs/architecture.md §3, "A killed worker's tasks come back").
     visibility_timeout: float = Field(default=300.0, gt=0)
+    # Celery task events (sent, started, succeeded…) and worker heartbeats, which Flower shows. Unset: on with
+    # RabbitMQ and Redis, off with the embedded SQLite broker, which has no fan-out for them
+    # (docs/deployment.md, "Flower").
+    task_events: bool | None = None
+
+    def events_on(self, url: str) -> bool:
+        return (not url.startswith("sqla+")) if self.task_events is None else self.task_events
 
 
 class HealthSettings(BaseModel):
@@ -403,6 +410,9 @@ class RetentionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     personal_data_days: int = Field(default=730, ge=1, le=36_500)
+    # Raw inbound records (receipts, MO, bounce mails as received) are deleted this many days after they
+    # arrived, once applied: their outcome lives on in delivery events, statuses and the inbox.
+    inbound_days: int = Field(default=90, ge=1, le=36_500)
 
 
 class ProviderSettings(BaseModel):

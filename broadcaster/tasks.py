@@ -42,7 +42,7 @@ from broadcaster.observe.heartbeat import record_beat
 from broadcaster.outbox.dispatch import dispatcher_for
 from broadcaster.outbox.inbound import apply_pending_exclusively
 from broadcaster.outbox.planner import plan_run
-from broadcaster.outbox.queues import PLAN_QUEUE, Enqueuer
+from broadcaster.outbox.queues import PLAN_QUEUE, Enqueuer, inbound_queue
 from broadcaster.outbox.replies import ReplyRules
 from broadcaster.outbox.scheduler import TickReport, tick
 from broadcaster.retention import run_daily
@@ -111,7 +111,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": PLAN_QUEUE,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": False,
+        # Flower's view of the workers (docs/deployment.md, "Flower"); off on the SQLite broker.
+        "worker_send_task_events": settings.broker.events_on(url),
+        "task_send_sent_event": settings.broker.events_on(url),
         "task_serializer": "json",
         "accept_content": ["json"],
     }
@@ -238,7 +240,7 @@ class CeleryEnqueuer:
         app.send_task("broadcaster.dispatch_chunk", args=[chunk_id], queue=queue)
 
     def apply_inbound(self, provider: str) -> None:
-        app.send_task("broadcaster.apply_inbound", args=[provider], queue=PLAN_QUEUE)
+        app.send_task("broadcaster.apply_inbound", args=[provider], queue=inbound_queue(provider))
 
 
 @app.task(name="broadcaster.plan_run")  # type: ignore[untyped-decorator]
@@ -279,7 +281,7 @@ def apply_inbound_task(provider: str, attempt: int = 1) -> int:
         app.send_task(
             "broadcaster.apply_inbound",
             args=[provider, attempt + 1],
-            queue=PLAN_QUEUE,
+            queue=inbound_queue(provider),
             countdown=INBOUND_RETRY_SECONDS,
         )
     return settled
@@ -293,7 +295,8 @@ def engine_tick(
     (broadcaster/observe)."""
     report = tick(sessions, settings=settings, clock=clock, enqueuer=enqueuer)
     retained = run_daily(sessions, settings=settings, clock=clock)
-    report.retained = retained.total if retained is not None else 0
+    if retained is not None:
+        report.retained, report.inbound_deleted = retained.total, retained.inbound_deleted
     record_beat(sessions, clock=clock)  # `health` and the alerts see a stopped tick by this row's age
     evaluate_alerts(AppContext(settings, sessions.kw["bind"], sessions, readers_of(sessions), clock))
     return report

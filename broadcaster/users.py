@@ -65,6 +65,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "reports.refreeze": frozenset({Role.ADMIN}),
     # Blanking personal data past [retention] personal_data_days by hand (the tick does it daily anyway).
     "retention.run": frozenset({Role.ADMIN}),
+    # A copy of the whole database (``broadcaster backup``) holds every person's data.
+    "backup.run": frozenset({Role.ADMIN}),
     # Keys of the REST API (each bound to a role): created, listed and revoked by an admin.
     "api_keys.manage": frozenset({Role.ADMIN}),
     "read": frozenset({Role.ADMIN, Role.EDITOR, Role.APPROVER, Role.AUDITOR}),

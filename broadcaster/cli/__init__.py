@@ -17,6 +17,7 @@ from broadcaster import i18n, policies
 from broadcaster.cli import activities as activities_cli
 from broadcaster.cli import apikeys as apikeys_cli
 from broadcaster.cli import audit as audit_cli
+from broadcaster.cli import backup as backup_cli
 from broadcaster.cli import bounces as bounces_cli
 from broadcaster.cli import campaigns as campaigns_cli
 from broadcaster.cli import consent as consent_cli
@@ -142,6 +143,7 @@ app.add_typer(apikeys_cli.app, name="apikeys")
 delivery_cli.register(app)
 observe_cli.register(app)
 app.command()(serve_cli.serve)
+app.command()(backup_cli.backup)
 
 
 @app.callback()

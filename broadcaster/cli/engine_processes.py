@@ -26,6 +26,7 @@ from broadcaster.db.engine import database_exists
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.runtime import (
+    INBOUND_WORKER,
     EmbeddedEngine,
     worker_command,
     worker_env,
@@ -126,13 +127,19 @@ def worker(
     gateway: str | None = typer.Option(
         None, help="Run the gateway worker of this SMPP provider (it binds at start)."
     ),
+    inbound: bool = typer.Option(
+        False, "--inbound", help="Run the worker that applies stored receipts and replies (inbound.* queues)."
+    ),
     concurrency: int | None = typer.Option(
         None, help="Processes for a non-gateway worker (default: cores, max 4)."
     ),
 ) -> None:
-    """Run one Celery worker in the foreground (distributed deployments): the main one, or an SMPP gateway."""
+    """Run one Celery worker in the foreground (distributed deployments): the main one, an SMPP gateway, or the
+    receipts' applier."""
     from dataclasses import replace
 
+    if sum((gateway is not None, inbound, queues is not None)) > 1:
+        raise UserError(_("choose one of --gateway, --inbound and --queues: each names a worker's queues"))
     check_role("engine.run")
     context = load_context()
     try:
@@ -148,6 +155,13 @@ def worker(
             raise UserError(
                 _("%(gateway)s is not an SMPP provider in the settings") % {"gateway": repr(gateway)}
             )
+    elif inbound:
+        found = next((s for s in specs if s.name == INBOUND_WORKER), None)
+        if found is None:
+            raise UserError(
+                _("no provider in the settings hands over receipts or replies: no inbound worker to run")
+            )
+        chosen = found
     else:
         chosen = specs[0]
         if queues is not None:
@@ -157,7 +171,8 @@ def worker(
         if concurrency is not None:
             chosen = replace(chosen, concurrency=concurrency)
     declare_queues(context.settings, chosen.queues)  # two workers may start at one instant on SQLite
-    command = worker_command(chosen, loglevel="INFO")
+    events = context.settings.broker.events_on(context.settings.broker_url)
+    command = worker_command(chosen, loglevel="INFO", heartbeat=events)
     # Our own interpreter running celery, with arguments built by worker_command: no shell, nothing untrusted.
     os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve(), embedded=False))  # noqa: S606
 
@@ -205,6 +220,9 @@ def sandbox(
     smpp_port: int | None = typer.Option(
         None, "--smpp-port", help="Port of the SMSC (default: the port of the first SMPP provider)."
     ),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address the SMTP server and the SMSC listen on (0.0.0.0 in a container)."
+    ),
 ) -> None:
     """Run the local SMTP server and SMSC on the ports the providers point to, and the push and social
     peers of the providers whose endpoint is a local http:// URL, to rehearse a campaign.
@@ -220,12 +238,12 @@ def sandbox(
     target = folder or settings.path(settings.sandbox_dir)
     configured = ports_from_settings(settings)
     ports = replace(configured, smtp=smtp_port or configured.smtp, smpp=smpp_port or configured.smpp)
-    with Sandbox(target, ports=ports, providers=http_providers(settings)) as running:
+    with Sandbox(target, ports=ports, providers=http_providers(settings), host=host) as running:
         console.print(
             _(
-                "Sandbox SMTP on 127.0.0.1:%(smtp)s, SMSC on 127.0.0.1:%(smpp)s; keeping what arrives in %(target)s. Ctrl-C stops."
+                "Sandbox SMTP on %(host)s:%(smtp)s, SMSC on %(host)s:%(smpp)s; keeping what arrives in %(target)s. Ctrl-C stops."
             )
-            % {"smtp": ports.smtp, "smpp": ports.smpp, "target": target}
+            % {"host": host, "smtp": ports.smtp, "smpp": ports.smpp, "target": target}
         )
         for provider, peer in running.peers.items():
             console.print(

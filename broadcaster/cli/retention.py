@@ -9,7 +9,7 @@ from broadcaster.cli.common import JsonOption, acting, console, print_json, prin
 from broadcaster.clock import local
 from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
-from broadcaster.retention import TABLES, apply_retention
+from broadcaster.retention import TABLES, apply_retention, inbound_cutoff, purge_inbound
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,6 +23,7 @@ TABLE_TEXTS = {
     "inbox_replies": N_("Replies in the inbox (phone numbers and content removed)"),
     "contact_import_problems": N_("Warnings of contact import reports (values removed)"),
 }
+PURGED_TEXT = N_("Raw carrier receipts and bounce mails applied over %(days)s days ago (deleted)")
 
 
 @app.command("run")
@@ -38,6 +39,10 @@ def run(
         report = apply_retention(
             session, settings=context.settings, clock=context.clock, dry_run=dry_run, actor=user.login
         )
+        now = context.clock.now()
+        deleted, _complete = purge_inbound(
+            session, cutoff=inbound_cutoff(context.settings, now), now=now, dry_run=dry_run, actor=user.login
+        )
     if json_output:
         print_json(
             {
@@ -45,6 +50,7 @@ def run(
                 "dry_run": report.dry_run,
                 "counts": report.counts,
                 "frozen_days": report.frozen_days,
+                "inbound_records_deleted": deleted,
             }
         )
         return
@@ -57,7 +63,10 @@ def run(
     print_table(
         title % {"cutoff": cutoff},
         [_("Table"), _("Records")],
-        [[_(TABLE_TEXTS[name]), report.counts[name]] for name in TABLES],
+        [
+            *([_(TABLE_TEXTS[name]), report.counts[name]] for name in TABLES),
+            [_(PURGED_TEXT) % {"days": context.settings.retention.inbound_days}, deleted],
+        ],
     )
     if report.frozen_days:
         console.print(
@@ -66,5 +75,5 @@ def run(
         )
     if dry_run:
         console.print(_("Dry run: nothing changed."), highlight=False)
-    elif not report.total:
+    elif not report.total and not deleted:
         console.print(_("No data is past its retention period."), highlight=False)

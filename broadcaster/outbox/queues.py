@@ -1,4 +1,5 @@
-"""Queue names and the enqueue interface: queues carry only ids (chunks to send, runs to plan)."""
+"""Queue names and the enqueue interface: queues carry only ids (chunks to send, runs to plan, providers whose
+stored receipts and replies are to be applied)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ def send_queue(channel: str, provider: str, *, urgent: bool = False) -> str:
     """``send.<channel>.<provider>`` (+ ``.urgent``): one consumer family per provider account."""
     name = f"send.{channel}.{provider}"
     return f"{name}.urgent" if urgent else name
+
+
+def inbound_queue(provider: str) -> str:
+    """``inbound.<provider>``: applying a provider's stored receipts and replies never waits behind sends (a
+    receipt queued on ``plan`` waited behind e-mail chunks; docs/deployment.md, "Queues")."""
+    return f"inbound.{provider}"
 
 
 class Enqueuer(Protocol):

@@ -51,6 +51,7 @@ class TickReport:
     inbound_processed: int = 0
     runs_completed: int = 0
     retained: int = 0  # rows whose personal data the daily retention blanked (broadcaster.tasks.engine_tick)
+    inbound_deleted: int = 0  # applied raw inbound records past [retention] inbound_days deleted (same run)
 
 
 def tick(

@@ -173,6 +173,8 @@ AUDIT_ACTION: Mapping[str, str] = {
     "personal_data.unmasked": N_("full personal data shown or exported"),
     "policy.set": N_("policy changed"),
     "retention.run": N_("retention applied"),
+    "backup.run": N_("database backed up"),
+    "retention.inbound_purge": N_("old raw receipts and bounces deleted"),
     "rollup.refrozen": N_("report figures rebuilt"),
     "settings.fingerprint": N_("settings changed"),
     "subject.erase": N_("person's data erased"),

@@ -53,9 +53,29 @@ def test_redis_gives_a_dead_workers_tasks_back_after_the_visibility_timeout(
     }
 
 
-def test_a_visibility_timeout_shorter_than_a_chunk_is_refused(
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("visibility_timeout", "60"),  # shorter than a chunk may run
+        ("task_events", "true"),  # the embedded SQLite broker cannot carry them
+    ],
+)
+def test_broker_settings_that_cannot_work_are_refused_naming_the_setting(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str
+) -> None:
+    monkeypatch.setenv(f"BROADCASTER_BROKER__{key.upper()}", value)
+    with pytest.raises(SettingsError, match=rf"broker\.{key}"):
+        load_settings(workdir / CONFIG_FILENAME)
+
+
+def test_task_events_are_on_with_a_real_broker_and_off_on_the_embedded_one(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("BROADCASTER_BROKER__VISIBILITY_TIMEOUT", "60")
-    with pytest.raises(SettingsError, match=r"broker\.visibility_timeout"):
-        load_settings(workdir / CONFIG_FILENAME)
+    """Flower shows the workers' tasks only when they send events; kombu's SQL transport cannot carry them."""
+    embedded = celery_config(load_settings(workdir / CONFIG_FILENAME))
+    assert (embedded["worker_send_task_events"], embedded["task_send_sent_event"]) == (False, False)
+    monkeypatch.setenv("BROADCASTER_BROKER__URL", "amqp://guest:guest@127.0.0.1:5672//")
+    distributed = celery_config(load_settings(workdir / CONFIG_FILENAME))
+    assert (distributed["worker_send_task_events"], distributed["task_send_sent_event"]) == (True, True)
+    monkeypatch.setenv("BROADCASTER_BROKER__TASK_EVENTS", "false")
+    assert not celery_config(load_settings(workdir / CONFIG_FILENAME))["worker_send_task_events"]

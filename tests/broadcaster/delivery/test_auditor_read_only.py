@@ -41,11 +41,12 @@ AS_AUDITOR: dict[str, list[tuple[list[str], int]]] = {
     "status": [([CAMPAIGN, "--json"], OK)],
     "send": [([CAMPAIGN], REFUSED)],
     "run": [([], REFUSED), (["--once"], REFUSED)],
-    "worker": [([], REFUSED), (["--gateway", "sms_main"], REFUSED)],
+    "worker": [([], REFUSED), (["--gateway", "sms_main"], REFUSED), (["--inbound"], REFUSED)],
     "beat": [([], REFUSED)],
     "sandbox": [(["--smtp-port", "{smtp}", "--smpp-port", "{smpp}"], REFUSED)],
     "demo": [(["--dir", "{out}/demo", "--contacts", "5"], REFUSED)],
     "serve": [(["--port", "{port}"], REFUSED)],
+    "backup": [(["{out}/copy.sqlite3"], REFUSED)],
     "init": [(["--force", "--yes"], REFUSED), (["."], FAILS)],
     "db upgrade": [([], OK)],  # at head: nothing to apply
     "db current": [(["--json"], OK)],

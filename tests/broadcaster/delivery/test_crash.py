@@ -263,7 +263,9 @@ def test_a_worker_that_keeps_exiting_stops_the_engine_with_a_clear_error(
     engine.start()
     for _ in range(MAX_WORKER_EXITS):
         engine.check_workers()
-    assert engine.take_notices()[-1].startswith("worker gateway-sms_main exited with code 3; restarted it; ")
+    notices = engine.take_notices()[-3:]  # the last round: every worker (the inbound one last) restarted
+    for name, notice in zip(("main", "gateway-sms_main", "inbound"), notices, strict=True):
+        assert notice.startswith(f"worker {name} exited with code 3; restarted it; "), notices
 
     with pytest.raises(UserError, match=r"worker main keeps exiting \(code 3\); see .*worker-main\.log"):
         engine.check_workers()

@@ -17,7 +17,7 @@ import pytest
 
 from broadcaster.cli.common import console
 from broadcaster.context import AppContext
-from broadcaster.outbox.queues import PLAN_QUEUE, send_queue
+from broadcaster.outbox.queues import PLAN_QUEUE, inbound_queue, send_queue
 from broadcaster.progress import wait_for_run
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.tasks import CeleryEnqueuer
@@ -85,7 +85,7 @@ def rabbitmq_url() -> Iterator[str]:
         "set_permissions", "-p", vhost, user, ".*", ".*", ".*"
     )
     url = RABBITMQ_URL.rstrip("/") + "/" + vhost if own else RABBITMQ_URL
-    queues = [PLAN_QUEUE]
+    queues = [PLAN_QUEUE, inbound_queue("sms_main")]
     for channel, provider in (("sms", "sms_main"), ("email", "mail")):
         queues += [send_queue(channel, provider), send_queue(channel, provider, urgent=True)]
     try:
