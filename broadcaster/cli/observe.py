@@ -11,7 +11,15 @@ import threading
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from broadcaster.cli.common import JsonOption, console, fail, load_context, print_json, print_table
+from broadcaster.cli.common import (
+    JsonOption,
+    check_role,
+    console,
+    fail,
+    load_context,
+    print_json,
+    print_table,
+)
 from broadcaster.i18n import gettext as _
 from broadcaster.observe.broker_queues import engine_queues, queue_depths
 from broadcaster.observe.health import (
@@ -133,6 +141,7 @@ def metrics(
     from broadcaster.observe.alerts import evaluate_alerts
     from broadcaster.observe.metrics import registry_for
 
+    check_role("engine.run")  # an engine process: it listens on a port and mails the admins' alerts
     context = load_context()
     try:
         with context.engine.connect():  # a wrong [database] url fails here, not at every scrape

@@ -47,6 +47,9 @@ AS_AUDITOR: dict[str, list[tuple[list[str], int]]] = {
     "demo": [(["--dir", "{out}/demo", "--contacts", "5"], REFUSED)],
     "serve": [(["--port", "{port}"], REFUSED)],
     "backup": [(["{out}/copy.sqlite3"], REFUSED)],
+    "health": [(["--only", "database", "--json"], OK)],
+    "queues": [(["--json"], OK)],
+    "metrics": [(["--port", "{port}"], REFUSED)],
     "init": [(["--force", "--yes"], REFUSED), (["."], FAILS)],
     "db upgrade": [([], OK)],  # at head: nothing to apply
     "db current": [(["--json"], OK)],

@@ -21,6 +21,7 @@ from broadcaster.observe.heartbeat import record_beat
 from broadcaster.observe.metrics import METRIC_NAMES, registry_for
 from broadcaster.outbox.instruments import MULTIPROC_ENV
 from broadcaster.web.app import create_app
+from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.test_failures import email_campaign
 from tests.broadcaster.delivery.workdir_files import citizens
@@ -104,7 +105,8 @@ def test_serve_shows_metrics_only_to_the_token(make_pipeline: PipelineFactory) -
 def running_metrics(directory: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``broadcaster metrics`` in ``directory`` on a free port, as its own process; stopped afterwards."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # An engine process: started by a login with the editor or admin role, as an operator would.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LOGNAME": ADMIN_LOGIN, "USER": ADMIN_LOGIN}
     command = [
         sys.executable,
         "-c",
