@@ -1,0 +1,275 @@
+"""Crash acceptance of the distributed deployment (issue 16): kill -9 of one worker, of all workers and of the
+SMPP gateway, five times each, during one 20,000-message campaign (10,000 citizens, one SMS and one e-mail
+each) on PostgreSQL + RabbitMQ, and again on PostgreSQL + Redis.
+
+The deployment is the README's (``deployment.Deployment``): ``beat``, two ``worker`` and ``worker --gateway``,
+each a CLI process; a kill takes the process and everything under it, and the test starts the killed ones
+again, as a restart policy would. One campaign per broker carries the fifteen kills, in turns (one worker, all
+workers, the gateway), kill k once the peers have k/16 of the campaign. The sandbox SMTP server and SMSC run in
+processes of their own and keep what they receive in files: duplicates are counted there, per recipient.
+Thresholds are seconds-scale settings: tick 1 s, gateway lease 3 s, ``chunk_max_seconds`` 5 s,
+``[broker] visibility_timeout`` 15 s; ``stuck_after_seconds`` stays at 600 s, so nothing here comes back by
+the stuck sweeper (a restarted worker hands back what the dead processes of its machine held).
+
+Asserted: every message sent, delivered or held; no duplicate at the peers (the campaign says
+``on_uncertain: hold``); every message not held reached its peer; per kill, no more held than the killed
+processes may have had in flight; no chunk stays with a dead process longer than the visibility timeout.
+Figures per kill kind are printed (run with ``-s``):
+
+    .venv/bin/python -m pytest -q tests/broadcaster/delivery/test_distributed_kill9.py -s
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from broadcaster.db.models import CampaignRun, Message
+from broadcaster.progress import run_progress
+from broadcaster.vocabulary import MessageStatus
+from tests.broadcaster.delivery.deployment import (
+    GATEWAY,
+    MAIN_WORKERS,
+    ROLES,
+    WORKER_PROCESSES,
+    ChunkWatch,
+    Deployment,
+)
+from tests.broadcaster.delivery.kill9_campaign import (
+    BOTH,
+    GATEWAY_BOUND,
+    MAIL_WINDOW,
+    Peers,
+    dead_claims,
+    peer_address,
+    status_counts,
+)
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.processes import Started, start_cli
+from tests.broadcaster.delivery.test_crash import MAIL_CONNECTIONS, MAIL_RECORDED_AHEAD, SMS_WRITE_AT_ONCE
+from tests.broadcaster.delivery.test_embedded import rabbitmq_url  # noqa: F401  a fixture used below
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
+from tests.conftest import free_port, service_unavailable
+from tests.peers.polling import wait_until
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree in /proc"),
+]
+
+S = MessageStatus
+PEOPLE = int(os.environ.get("BROADCASTER_FAULT_PEOPLE", "10000"))  # one SMS and one e-mail each
+ROUNDS = 5
+TPS = 100.0  # per provider: the campaign lasts about as long as its fifteen kills and recoveries
+VISIBILITY_TIMEOUT = 15.0
+THRESHOLDS = {
+    "tick_seconds": 1.0,
+    "orphan_grace_seconds": 2.0,
+    "gateway_lease_seconds": 3.0,
+    "chunk_max_seconds": 5.0,
+    "stuck_after_seconds": 600.0,
+}
+SETTLED = {S.SENT, S.DELIVERED, S.UNKNOWN}
+MAIL_BOUND = MAIL_WINDOW * WORKER_PROCESSES  # one main worker: a window per pool process
+MAIL_UNWRITTEN = (MAIL_CONNECTIONS + MAIL_RECORDED_AHEAD) * WORKER_PROCESSES
+
+
+@dataclass
+class Kind:
+    """One kind of kill: which roles, and what it may hold (written, outcome not recorded; of which never
+    written to a peer)."""
+
+    name: str
+    roles: tuple[str, ...]
+    bound: int
+    unwritten: int
+    held: list[list[Message]] = field(default_factory=list)
+    recovery: list[float] = field(default_factory=list)
+    unreceived: list[int] = field(default_factory=list)
+
+    def line(self) -> str:
+        per_kill = ", ".join(
+            f"{sum(m.channel == 'sms' for m in held)}+{sum(m.channel == 'email' for m in held)}"
+            for held in self.held
+        )
+        return (
+            f"kill -9 {self.name}: held per kill (SMS+e-mail) {per_kill} (bound {self.bound}); "
+            f"held that no peer received {self.unreceived}; recovery s {[round(s, 1) for s in self.recovery]}"
+        )
+
+
+def kinds() -> list[Kind]:
+    return [
+        Kind("one worker", (MAIN_WORKERS[0],), MAIL_BOUND, MAIL_UNWRITTEN),
+        Kind("all workers", ROLES, GATEWAY_BOUND + 2 * MAIL_BOUND, SMS_WRITE_AT_ONCE + 2 * MAIL_UNWRITTEN),
+        Kind("gateway", (GATEWAY,), GATEWAY_BOUND, SMS_WRITE_AT_ONCE),
+    ]
+
+
+@pytest.fixture
+def peers(tmp_path: Path) -> Iterator[Peers]:
+    folder = tmp_path / "sandbox"
+    folder.mkdir()
+    started = Peers(folder)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of this test's own on a free port (the machine's is shared), nothing kept on disk."""
+    port = free_port()
+    try:
+        server = subprocess.Popen(  # noqa: S603  a fixed command line
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],  # noqa: S607  redis-server from PATH
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        service_unavailable("Redis", f"cannot start redis-server: {exc}")
+    try:
+        from tests.broadcaster.delivery.kill9_campaign import _listening
+
+        wait_until(partial(_listening, port), timeout=20, what=f"redis-server on {port}")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def distributed_pipeline(make_pipeline: PipelineFactory, peers: Peers, postgres_url: str, broker: str) -> Pipeline:
+    pipeline = make_pipeline(
+        sms={"tps": TPS},
+        mail={"tps": TPS},
+        delivery=THRESHOLDS,
+        database_url=postgres_url,
+        broker_url=broker,
+        settings_sections={"broker": {"url": broker, "visibility_timeout": VISIBILITY_TIMEOUT}},
+    )
+    config = pipeline.config.read_text(encoding="utf-8")
+    config = config.replace(f"port = {pipeline.smtp.port}\n", f"port = {peers.smtp_port}\n")
+    config = config.replace(f"port = {pipeline.smsc.port}\n", f"port = {peers.smpp_port}\n")
+    pipeline.config.write_text(config, encoding="utf-8")
+    pipeline.add_contacts(citizens(PEOPLE))
+    return pipeline
+
+
+def send(pipeline: Pipeline, processes: Started) -> int:
+    """``broadcaster send CAMPAIGN`` as the editor: the run is queued for the workers."""
+    campaign_id = pipeline.approved_campaign(channels=BOTH)
+    command = start_cli(pipeline, processes, "send", campaign_id, login=EDITOR, log="send.log")
+    assert command.wait(timeout=120) == 0, (pipeline.directory / "send.log").read_text(errors="replace")
+    with pipeline.context.readers() as session:
+        run_id = session.scalar(select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id))
+    assert run_id is not None
+    return run_id
+
+
+def held(pipeline: Pipeline, run_id: int) -> list[Message]:
+    return [m for m in pipeline.messages(run_id) if m.status == S.UNKNOWN]
+
+
+def kill_during_a_campaign(pipeline: Pipeline, peers: Peers, processes: Started) -> None:
+    deployment = Deployment(pipeline, processes)
+    deployment.start()
+    run_id = send(pipeline, processes)
+    turns = kinds()
+    total = 2 * PEOPLE
+    started = time.monotonic()
+    with ChunkWatch(pipeline) as watch:
+        for kill in range(1, ROUNDS * len(turns) + 1):
+            kind = turns[(kill - 1) % len(turns)]
+            wait_until(
+                lambda kill=kill: peers.received() >= kill * total // (ROUNDS * len(turns) + 1),
+                timeout=120,
+                interval=0.25,
+                what=f"kill {kill} ({kind.name}): the campaign {kill}/16 through\n{deployment.logs()}",
+            )
+            assert deployment.alive(), deployment.logs()
+            before = {m.id for m in held(pipeline, run_id)}
+            received, killed_at = peers.received(), time.monotonic()
+            deployment.kill(*kind.roles)
+            deployment.start(*kind.roles)
+
+            def recovered(received: int = received) -> bool:
+                if dead_claims(pipeline.context):
+                    return False
+                moved = peers.received() - received > kind.bound
+                return moved or run_progress(pipeline.context, run_id).finished
+
+            wait_until(
+                recovered,
+                timeout=90,
+                interval=0.25,
+                what=f"recovery after kill {kill} ({kind.name})\n{deployment.logs()}",
+            )
+            kind.recovery.append(time.monotonic() - killed_at)
+            kind.held.append([m for m in held(pipeline, run_id) if m.id not in before])
+        wait_until(
+            lambda: run_progress(pipeline.context, run_id).finished,
+            timeout=180,
+            interval=0.5,
+            what=f"run {run_id} settled\n{deployment.logs()}",
+        )
+        longest = watch.longest()
+    seconds = time.monotonic() - started
+    deployment.stop()
+    settle(pipeline, peers, run_id, turns, longest=longest, seconds=seconds)
+
+
+def settle(
+    pipeline: Pipeline, peers: Peers, run_id: int, turns: list[Kind], *, longest: float, seconds: float
+) -> None:
+    counts = status_counts(pipeline.context, run_id)
+    parts, mails = peers.sms_parts(), peers.mail_recipients()
+    duplicates = sum(n - 1 for n in parts.values()) + sum(n - 1 for n in mails.values())
+    reached = {destination for destination, _part in parts} | set(mails)
+    for kind in turns:
+        kind.unreceived = [sum(peer_address(m) not in reached for m in held) for held in kind.held]
+        print(f"\n{kind.line()}")
+    print(
+        f"statuses {dict(counts)}; duplicates at the peers {duplicates}; longest a chunk stayed with a dead "
+        f"process {longest:.1f} s (visibility timeout {VISIBILITY_TIMEOUT} s); campaign {seconds:.0f} s"
+    )
+    assert sum(counts.values()) == 2 * PEOPLE
+    assert set(counts) <= SETTLED, counts
+    assert all(m.hold for m in held(pipeline, run_id))
+    assert duplicates == 0
+    for kind in turns:
+        assert len(kind.held) == ROUNDS, kind.line()
+        assert all(len(h) <= kind.bound for h in kind.held), kind.line()
+        assert all(n <= kind.unwritten for n in kind.unreceived), kind.line()
+    sent = {peer_address(m) for m in pipeline.messages(run_id) if m.status != S.UNKNOWN}
+    assert sent <= reached  # everything not held reached its peer
+    assert longest <= VISIBILITY_TIMEOUT
+
+
+def test_kill_9_of_workers_and_gateway_on_postgresql_and_rabbitmq(
+    make_pipeline: PipelineFactory,
+    peers: Peers,
+    processes: Started,
+    postgres_url: str,
+    rabbitmq_url: str,  # noqa: F811  the fixture imported above
+) -> None:
+    pipeline = distributed_pipeline(make_pipeline, peers, postgres_url, rabbitmq_url)
+    kill_during_a_campaign(pipeline, peers, processes)
+
+
+def test_kill_9_of_workers_and_gateway_on_postgresql_and_redis(
+    make_pipeline: PipelineFactory, peers: Peers, processes: Started, postgres_url: str, redis_url: str
+) -> None:
+    pipeline = distributed_pipeline(make_pipeline, peers, postgres_url, redis_url)
+    kill_during_a_campaign(pipeline, peers, processes)
+
+
