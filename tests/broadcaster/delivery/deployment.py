@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -48,6 +49,7 @@ class Deployment:
         self.processes = processes
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self.starts: dict[str, int] = {}
+        self.exits: list[str] = []
 
     def start(self, *roles: str) -> None:
         for role in roles or ("beat", *ROLES):
@@ -80,6 +82,20 @@ class Deployment:
             self.running[role].wait(timeout=30)
         wait_until(partial(all_dead, pids), timeout=30, what=f"the end of {', '.join(roles)}")
         return pids
+
+    def restart_exited(self) -> None:
+        """What a restart policy does: start again each process that exited by itself (noted in ``exits``)."""
+        for role, process in list(self.running.items()):
+            if process.poll() is not None:
+                self.exits.append(f"{role} exited with code {process.returncode}")
+                self.start(role)
+
+    def wait(self, predicate: Callable[[], object], *, timeout: float, what: str) -> None:
+        """``wait_until`` that says, when it gives up, what the processes last wrote."""
+        try:
+            wait_until(predicate, timeout=timeout, interval=0.5, what=what)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.logs()}") from None
 
     def alive(self) -> bool:
         return all(process.poll() is None for process in self.running.values())
@@ -134,7 +150,9 @@ class ChunkWatch:
                 select(Chunk.id, Chunk.worker).where(Chunk.finished_at.is_(None), Chunk.worker.is_not(None))
             ).all()
         now = time.monotonic()
-        orphaned = {chunk for chunk, worker in owned if not process_alive(int(worker.rpartition(":")[2]))}
+        orphaned = {
+            chunk for chunk, worker in owned if not process_alive(int(str(worker).rpartition(":")[2]))
+        }
         for chunk in orphaned:
             self._orphaned_since.setdefault(chunk, now)
         for chunk in set(self._orphaned_since) - orphaned:

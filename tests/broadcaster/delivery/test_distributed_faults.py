@@ -14,15 +14,18 @@ the stuck sweeper (a restarted worker hands back what the dead processes of its 
 Asserted: every message sent, delivered or held; no duplicate at the peers (the campaign says
 ``on_uncertain: hold``); every message not held reached its peer; per kill, no more held than the killed
 processes may have had in flight; no chunk stays with a dead process longer than the visibility timeout.
-Figures per kill kind are printed (run with ``-s``):
+Figures per kill kind are printed (run with ``-s``).
 
-    .venv/bin/python -m pytest -q tests/broadcaster/delivery/test_distributed_kill9.py -s
+The broker itself restarted: a redis-server and a RabbitMQ node of the test's own (``brokers.py``), stopped
+cleanly a third of the way through a campaign and started again on the same port and data: every message
+ends terminal, none twice at the peers, none held.
+
+    .venv/bin/python -m pytest -q tests/broadcaster/delivery/test_distributed_faults.py -s
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -36,6 +39,7 @@ from sqlalchemy import select
 from broadcaster.db.models import CampaignRun, Message
 from broadcaster.progress import run_progress
 from broadcaster.vocabulary import MessageStatus
+from tests.broadcaster.delivery.brokers import OwnBroker, OwnRabbitMQ, OwnRedis
 from tests.broadcaster.delivery.deployment import (
     GATEWAY,
     MAIN_WORKERS,
@@ -58,8 +62,6 @@ from tests.broadcaster.delivery.processes import Started, start_cli
 from tests.broadcaster.delivery.test_crash import MAIL_CONNECTIONS, MAIL_RECORDED_AHEAD, SMS_WRITE_AT_ONCE
 from tests.broadcaster.delivery.test_embedded import rabbitmq_url  # noqa: F401  a fixture used below
 from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
-from tests.conftest import free_port, service_unavailable
-from tests.peers.polling import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -69,6 +71,7 @@ pytestmark = [
 
 S = MessageStatus
 PEOPLE = int(os.environ.get("BROADCASTER_FAULT_PEOPLE", "10000"))  # one SMS and one e-mail each
+RESTART_PEOPLE = PEOPLE // 5  # the broker restart's campaign
 ROUNDS = 5
 TPS = 100.0  # per provider: the campaign lasts about as long as its fifteen kills and recoveries
 VISIBILITY_TIMEOUT = 15.0
@@ -127,28 +130,18 @@ def peers(tmp_path: Path) -> Iterator[Peers]:
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A redis-server of this test's own on a free port (the machine's is shared), nothing kept on disk."""
-    port = free_port()
+    """A redis-server of this test's own on a free port (the machine's is shared)."""
+    server = OwnRedis(tmp_path / "redis")
+    server.start()
     try:
-        server = subprocess.Popen(  # noqa: S603  a fixed command line
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],  # noqa: S607  redis-server from PATH
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    except OSError as exc:
-        service_unavailable("Redis", f"cannot start redis-server: {exc}")
-    try:
-        from tests.broadcaster.delivery.kill9_campaign import _listening
-
-        wait_until(partial(_listening, port), timeout=20, what=f"redis-server on {port}")
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        server.kill()
 
 
-def distributed_pipeline(make_pipeline: PipelineFactory, peers: Peers, postgres_url: str, broker: str) -> Pipeline:
+def distributed_pipeline(
+    make_pipeline: PipelineFactory, peers: Peers, postgres_url: str, broker: str, *, people: int = PEOPLE
+) -> Pipeline:
     pipeline = make_pipeline(
         sms={"tps": TPS},
         mail={"tps": TPS},
@@ -161,7 +154,7 @@ def distributed_pipeline(make_pipeline: PipelineFactory, peers: Peers, postgres_
     config = config.replace(f"port = {pipeline.smtp.port}\n", f"port = {peers.smtp_port}\n")
     config = config.replace(f"port = {pipeline.smsc.port}\n", f"port = {peers.smpp_port}\n")
     pipeline.config.write_text(config, encoding="utf-8")
-    pipeline.add_contacts(citizens(PEOPLE))
+    pipeline.add_contacts(citizens(people))
     return pipeline
 
 
@@ -174,6 +167,10 @@ def send(pipeline: Pipeline, processes: Started) -> int:
         run_id = session.scalar(select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id))
     assert run_id is not None
     return run_id
+
+
+def peers_have(peers: Peers, count: int) -> bool:
+    return peers.received() >= count
 
 
 def held(pipeline: Pipeline, run_id: int) -> list[Message]:
@@ -190,11 +187,11 @@ def kill_during_a_campaign(pipeline: Pipeline, peers: Peers, processes: Started)
     with ChunkWatch(pipeline) as watch:
         for kill in range(1, ROUNDS * len(turns) + 1):
             kind = turns[(kill - 1) % len(turns)]
-            wait_until(
-                lambda kill=kill: peers.received() >= kill * total // (ROUNDS * len(turns) + 1),
-                timeout=120,
-                interval=0.25,
-                what=f"kill {kill} ({kind.name}): the campaign {kill}/16 through\n{deployment.logs()}",
+            due = kill * total // (ROUNDS * len(turns) + 1)
+            deployment.wait(
+                partial(peers_have, peers, due),
+                timeout=300,
+                what=f"kill {kill} ({kind.name}): the campaign {kill}/16 through",
             )
             assert deployment.alive(), deployment.logs()
             before = {m.id for m in held(pipeline, run_id)}
@@ -202,25 +199,19 @@ def kill_during_a_campaign(pipeline: Pipeline, peers: Peers, processes: Started)
             deployment.kill(*kind.roles)
             deployment.start(*kind.roles)
 
-            def recovered(received: int = received) -> bool:
+            def recovered(received: int = received, bound: int = kind.bound) -> bool:
                 if dead_claims(pipeline.context):
                     return False
-                moved = peers.received() - received > kind.bound
+                moved = peers.received() - received > bound
                 return moved or run_progress(pipeline.context, run_id).finished
 
-            wait_until(
-                recovered,
-                timeout=90,
-                interval=0.25,
-                what=f"recovery after kill {kill} ({kind.name})\n{deployment.logs()}",
-            )
+            deployment.wait(recovered, timeout=180, what=f"recovery after kill {kill} ({kind.name})")
             kind.recovery.append(time.monotonic() - killed_at)
             kind.held.append([m for m in held(pipeline, run_id) if m.id not in before])
-        wait_until(
+        deployment.wait(
             lambda: run_progress(pipeline.context, run_id).finished,
-            timeout=180,
-            interval=0.5,
-            what=f"run {run_id} settled\n{deployment.logs()}",
+            timeout=300,
+            what=f"run {run_id} settled",
         )
         longest = watch.longest()
     seconds = time.monotonic() - started
@@ -258,18 +249,70 @@ def settle(
 def test_kill_9_of_workers_and_gateway_on_postgresql_and_rabbitmq(
     make_pipeline: PipelineFactory,
     peers: Peers,
-    processes: Started,
     postgres_url: str,
     rabbitmq_url: str,  # noqa: F811  the fixture imported above
+    processes: Started,  # last: its processes stop before the database and the broker go
 ) -> None:
     pipeline = distributed_pipeline(make_pipeline, peers, postgres_url, rabbitmq_url)
     kill_during_a_campaign(pipeline, peers, processes)
 
 
 def test_kill_9_of_workers_and_gateway_on_postgresql_and_redis(
-    make_pipeline: PipelineFactory, peers: Peers, processes: Started, postgres_url: str, redis_url: str
+    make_pipeline: PipelineFactory,
+    peers: Peers,
+    postgres_url: str,
+    redis_url: str,
+    processes: Started,  # last: its processes stop before the database and the broker go
 ) -> None:
     pipeline = distributed_pipeline(make_pipeline, peers, postgres_url, redis_url)
     kill_during_a_campaign(pipeline, peers, processes)
 
 
+@pytest.mark.parametrize("broker_kind", [OwnRedis, OwnRabbitMQ], ids=["redis", "rabbitmq"])
+def test_the_broker_restarted_mid_campaign(
+    make_pipeline: PipelineFactory,
+    peers: Peers,
+    postgres_url: str,
+    tmp_path: Path,
+    broker_kind: type[OwnBroker],
+    processes: Started,
+) -> None:
+    broker = broker_kind(tmp_path / "broker")
+    broker.start()
+    try:
+        pipeline = distributed_pipeline(make_pipeline, peers, postgres_url, broker.url, people=RESTART_PEOPLE)
+        deployment = Deployment(pipeline, processes)
+        deployment.start()
+        run_id = send(pipeline, processes)
+        deployment.wait(
+            lambda: peers.received() >= 2 * RESTART_PEOPLE // 3,
+            timeout=300,
+            what="a third of the campaign through",
+        )
+        broker.stop()
+        stopped_at = peers.received()
+        broker.start()
+
+        def finished() -> bool:
+            deployment.restart_exited()
+            return run_progress(pipeline.context, run_id).finished
+
+        deployment.wait(finished, timeout=300, what=f"run {run_id} settled after the {broker.name} restart")
+        deployment.stop()
+    finally:
+        for process in processes:  # before the broker goes: nothing keeps reconnecting to a dead port
+            if process.poll() is None:
+                process.kill()
+        broker.kill()
+    counts = status_counts(pipeline.context, run_id)
+    parts, mails = peers.sms_parts(), peers.mail_recipients()
+    duplicates = sum(n - 1 for n in parts.values()) + sum(n - 1 for n in mails.values())
+    print(
+        f"\n{broker.name} restarted at {stopped_at} received: statuses {dict(counts)}, duplicates {duplicates}, "
+        f"restarted by the test as a restart policy would: {deployment.exits or 'none'}"
+    )
+    assert sum(counts.values()) == 2 * RESTART_PEOPLE
+    assert set(counts) <= {S.SENT, S.DELIVERED}, counts
+    assert duplicates == 0
+    reached = {destination for destination, _part in parts} | set(mails)
+    assert {peer_address(m) for m in pipeline.messages(run_id)} <= reached
