@@ -12,25 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import uuid
 from functools import partial
 from pathlib import Path
 
+from tests.broadcaster.delivery.kill9_campaign import listening
 from tests.conftest import free_port, service_unavailable
 from tests.peers.polling import wait_until
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 START_SECONDS = 120.0  # an Erlang node on a loaded 2-core machine
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 class OwnBroker:

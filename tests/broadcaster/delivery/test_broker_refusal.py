@@ -38,6 +38,13 @@ def unfinished_chunks(pipeline: Pipeline) -> set[int]:
         return set(session.scalars(select(Chunk.id).where(Chunk.finished_at.is_(None))))
 
 
+def plan_with(pipeline: Pipeline, run_id: int, enqueuer: RecordingEnqueuer) -> None:
+    context = pipeline.context
+    plan_run(
+        context.sessions, run_id=run_id, settings=context.settings, clock=pipeline.clock, enqueuer=enqueuer
+    )
+
+
 @pytest.fixture
 def planned(make_pipeline: PipelineFactory) -> tuple[Pipeline, int]:
     pipeline = make_pipeline(delivery={"chunk_size": CHUNK_SIZE})
@@ -51,13 +58,7 @@ def test_chunks_the_broker_refused_to_the_planner_are_cut_again_by_the_next_tick
     pipeline, run_id = planned
     broker = RefusingBroker(accept=1)
     with pytest.raises(ConnectionRefusedError):
-        plan_run(
-            pipeline.context.sessions,
-            run_id=run_id,
-            settings=pipeline.context.settings,
-            clock=pipeline.clock,
-            enqueuer=broker,
-        )
+        plan_with(pipeline, run_id, broker)
 
     assert unfinished_chunks(pipeline) == {broker.chunks[0][0]}  # only the one with a task
     report = pipeline.tick()  # at once: the clock has not moved, nothing is stuck yet
@@ -74,13 +75,7 @@ def test_chunks_the_broker_refused_to_the_tick_are_cut_again_by_the_next_one(
 ) -> None:
     pipeline, run_id = planned
     with pytest.raises(ConnectionRefusedError):
-        plan_run(
-            pipeline.context.sessions,
-            run_id=run_id,
-            settings=pipeline.context.settings,
-            clock=pipeline.clock,
-            enqueuer=RefusingBroker(accept=0),
-        )
+        plan_with(pipeline, run_id, RefusingBroker(accept=0))
     context = pipeline.context
     with pytest.raises(ConnectionRefusedError):
         tick(

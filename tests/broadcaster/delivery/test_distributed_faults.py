@@ -55,6 +55,7 @@ from tests.broadcaster.delivery.kill9_campaign import (
     Peers,
     dead_claims,
     peer_address,
+    point_at,
     status_counts,
 )
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
@@ -120,15 +121,6 @@ def kinds() -> list[Kind]:
 
 
 @pytest.fixture
-def peers(tmp_path: Path) -> Iterator[Peers]:
-    folder = tmp_path / "sandbox"
-    folder.mkdir()
-    started = Peers(folder)
-    yield started
-    started.stop()
-
-
-@pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A redis-server of this test's own on a free port (the machine's is shared)."""
     server = OwnRedis(tmp_path / "redis")
@@ -150,10 +142,7 @@ def distributed_pipeline(
         broker_url=broker,
         settings_sections={"broker": {"url": broker, "visibility_timeout": VISIBILITY_TIMEOUT}},
     )
-    config = pipeline.config.read_text(encoding="utf-8")
-    config = config.replace(f"port = {pipeline.smtp.port}\n", f"port = {peers.smtp_port}\n")
-    config = config.replace(f"port = {pipeline.smsc.port}\n", f"port = {peers.smpp_port}\n")
-    pipeline.config.write_text(config, encoding="utf-8")
+    point_at(pipeline, peers)
     pipeline.add_contacts(citizens(people))
     return pipeline
 
