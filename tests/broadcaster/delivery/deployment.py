@@ -91,14 +91,17 @@ class Deployment:
                 self.start(role)
 
     def wait(self, predicate: Callable[[], object], *, timeout: float, what: str) -> None:
-        """``wait_until`` that says, when it gives up, what the processes last wrote."""
+        """``wait_until`` that starts again what exited meanwhile (the restart policy the README asks for) and
+        says, when it gives up, what the processes last wrote."""
+
+        def supervised() -> object:
+            self.restart_exited()
+            return predicate()
+
         try:
-            wait_until(predicate, timeout=timeout, interval=0.5, what=what)
+            wait_until(supervised, timeout=timeout, interval=0.5, what=what)
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n{self.logs()}") from None
-
-    def alive(self) -> bool:
-        return all(process.poll() is None for process in self.running.values())
 
     def logs(self) -> str:
         return "\n".join(

