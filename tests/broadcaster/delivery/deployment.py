@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import ClassVar
 
 from sqlalchemy import select
 
@@ -127,7 +128,7 @@ class ChunkWatch:
     process (from the first poll that saw it so to the first that did not)."""
 
     pipeline: Pipeline
-    interval: float = 0.25
+    interval: ClassVar[float] = 0.25
     waits: dict[int, float] = field(default_factory=dict)
     _orphaned_since: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)

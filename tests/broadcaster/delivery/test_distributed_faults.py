@@ -75,8 +75,11 @@ S = MessageStatus
 PEOPLE = int(os.environ.get("BROADCASTER_FAULT_PEOPLE", "10000"))  # one SMS and one e-mail each
 RESTART_PEOPLE = PEOPLE // 5  # the broker restart's campaign
 ROUNDS = 5
-TPS = 100.0  # per provider: the campaign lasts about as long as its fifteen kills and recoveries
+TPS = 200.0  # per provider: 50 s of sending per channel at the least, so fifteen kills spread over the run
 VISIBILITY_TIMEOUT = 15.0
+# Redis: a dead worker's tasks come back once the timeout passed, at kombu's next look (every tenth of the
+# timeout, tasks.celery_config); the watch sees it at its next poll.
+CHUNK_WAIT_BOUND = VISIBILITY_TIMEOUT * 1.1 + ChunkWatch.interval
 THRESHOLDS = {
     "tick_seconds": 1.0,
     "orphan_grace_seconds": 2.0,
@@ -221,7 +224,7 @@ def settle(
         print(f"\n{kind.line()}")
     print(
         f"statuses {dict(counts)}; duplicates at the peers {duplicates}; longest a chunk stayed with a dead "
-        f"process {longest:.1f} s (visibility timeout {VISIBILITY_TIMEOUT} s); campaign {seconds:.0f} s"
+        f"process {longest:.1f} s (visibility timeout {VISIBILITY_TIMEOUT} s, bound {CHUNK_WAIT_BOUND:.2f} s); campaign {seconds:.0f} s"
     )
     assert sum(counts.values()) == 2 * PEOPLE
     assert set(counts) <= SETTLED, counts
@@ -233,7 +236,7 @@ def settle(
         assert all(n <= kind.unwritten for n in kind.unreceived), kind.line()
     sent = {peer_address(m) for m in pipeline.messages(run_id) if m.status != S.UNKNOWN}
     assert sent <= reached  # everything not held reached its peer
-    assert longest <= VISIBILITY_TIMEOUT
+    assert longest <= CHUNK_WAIT_BOUND
 
 
 def test_kill_9_of_workers_and_gateway_on_postgresql_and_rabbitmq(
