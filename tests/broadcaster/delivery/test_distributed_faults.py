@@ -71,6 +71,7 @@ from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.services,
+    pytest.mark.timeout(1200),  # a hang guard: a 20,000-message campaign with fifteen kills on a busy machine
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree in /proc"),
 ]
 
