@@ -123,8 +123,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     elif url.startswith("amqp"):
         config["broker_transport_options"] = {"confirm_publish": True}
     elif url.startswith(("redis", "rediss")):
-        # With late acks a killed worker's tasks come back after this, not after kombu's hour.
-        config["broker_transport_options"] = {"visibility_timeout": settings.broker.visibility_timeout}
+        # With late acks a killed worker's tasks come back after this, not after kombu's hour. kombu looks
+        # for such tasks every 10 s and scans on one look in ten: a tenth of the timeout (at most 10 s),
+        # every look, so they come back within 1.1 times the timeout, not up to 100 s after it.
+        timeout = settings.broker.visibility_timeout
+        config["broker_transport_options"] = {
+            "visibility_timeout": timeout,
+            "unacked_restore_interval": min(10.0, max(1.0, timeout / 10)),
+            "unacked_restore_throttle": 1,
+        }
     return config
 
 

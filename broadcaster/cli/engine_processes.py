@@ -25,6 +25,7 @@ from broadcaster.context import AppContext
 from broadcaster.db.engine import database_exists
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
+from broadcaster.outbox.handback import hand_back_dead_of_this_host
 from broadcaster.runtime import (
     INBOUND_WORKER,
     EmbeddedEngine,
@@ -146,6 +147,7 @@ def worker(
         with context.engine.connect():  # a wrong [database] url fails here, not in every task later
             pass
         record_settings(context, "worker")  # the same pid runs celery after the exec below
+        _hand_back_dead_workers(context)
         specs = worker_specs(context.settings)
     finally:
         context.close()
@@ -175,6 +177,19 @@ def worker(
     command = worker_command(chosen, loglevel="INFO", heartbeat=events)
     # Our own interpreter running celery, with arguments built by worker_command: no shell, nothing untrusted.
     os.execvpe(command[0], command, worker_env(chosen, find_config(state.config).resolve(), embedded=False))  # noqa: S606
+
+
+def _hand_back_dead_workers(context: AppContext) -> None:
+    """A worker restarted after a crash (``kill -9``, a restart policy) hands back at once what the dead
+    processes of this machine held, instead of leaving their rows to the stuck sweeper."""
+    with context.sessions.begin() as session:
+        handed = hand_back_dead_of_this_host(session, now=context.clock.now())
+    for worker, report in handed.items():
+        console.print(
+            _("worker process %(pid)s died; %(handed)s")
+            % {"pid": worker.rpartition(":")[2], "handed": report.describe()},
+            highlight=False,
+        )
 
 
 def beat() -> None:

@@ -11,13 +11,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.campaigns.schema import Priority
 from broadcaster.campaigns.store import definition_of
 from broadcaster.clock import Clock
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, Message
-from broadcaster.outbox.queues import send_queue
+from broadcaster.outbox.queues import Enqueuer, send_queue
 from broadcaster.outbox.routing import reroute_unchunked
 from broadcaster.settings import Settings
 from broadcaster.vocabulary import CampaignState, MessageKind, MessageStatus, RunStatus
@@ -105,3 +105,27 @@ def cut_chunks(
     for key in list(pending):
         flush(key)
     return created
+
+
+def enqueue_chunks(
+    sessions: sessionmaker[Session], enqueuer: Enqueuer, chunks: Sequence[tuple[int, str]], *, clock: Clock
+) -> None:
+    """Send the chunks' tasks (after their rows committed). When the broker refuses one (down, restarting),
+    that chunk and the rest go back at once: finished, their rows unchunked for the next tick to cut again,
+    instead of waiting ``stuck_after_seconds`` for the sweeper with no task to run them; then the error goes on
+    to the caller."""
+    sent = 0
+    try:
+        for chunk_id, queue in chunks:
+            enqueuer.dispatch_chunk(chunk_id, queue=queue)
+            sent += 1
+    finally:
+        unsent = [chunk_id for chunk_id, _queue in chunks[sent:]]
+        if unsent:
+            with sessions.begin() as session:
+                session.execute(
+                    update(Message)
+                    .where(Message.chunk_id.in_(unsent), Message.status == MessageStatus.QUEUED)
+                    .values(chunk_id=None)
+                )
+                session.execute(update(Chunk).where(Chunk.id.in_(unsent)).values(finished_at=clock.now()))

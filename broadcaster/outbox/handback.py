@@ -163,6 +163,18 @@ def claimers_on_this_host(session: Session) -> set[str]:
     return {worker for worker in found if worker}
 
 
+def hand_back_dead_of_this_host(session: Session, *, now: datetime) -> dict[str, HandBack]:
+    """What dead processes of this machine held (a worker killed with ``kill -9``, its pool children), handed
+    back at once: a restarted ``broadcaster worker`` calls it, so its rows move again without waiting
+    ``stuck_after_seconds``. A live process (or a pid taken again since) keeps its rows."""
+    handed: dict[str, HandBack] = {}
+    for worker in sorted(claimers_on_this_host(session)):
+        pid = pid_of(worker)
+        if pid is not None and pid != os.getpid() and not process_alive(pid):
+            handed[worker] = hand_back_worker(session, worker, now=now)
+    return handed
+
+
 def pid_of(worker: str) -> int | None:
     _host, _sep, pid = worker.rpartition(":")
     return int(pid) if pid.isdigit() else None

@@ -24,7 +24,7 @@ from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contact, Message
 from broadcaster.db.rows import required
-from broadcaster.outbox.chunks import cut_chunks
+from broadcaster.outbox.chunks import cut_chunks, enqueue_chunks
 from broadcaster.outbox.fallbacks import link_fallbacks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run, retry_key
@@ -177,8 +177,7 @@ def plan_run(
         tracked.status = RunStatus.SENDING
         session.flush()
         chunks = cut_chunks(session, settings=settings, clock=clock, run_id=run_id)
-    for chunk_id, queue in chunks:
-        enqueuer.dispatch_chunk(chunk_id, queue=queue)
+    enqueue_chunks(sessions, enqueuer, chunks, clock=clock)
     log.info("planned run %s: %s messages in %s chunks", run_id, total, len(chunks))
     return total
 

@@ -26,7 +26,7 @@ from broadcaster.db.engine import readers_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Chunk, InboundRecord, Message
 from broadcaster.db.rows import required
 from broadcaster.errors import MissingRow
-from broadcaster.outbox.chunks import cut_chunks
+from broadcaster.outbox.chunks import cut_chunks, enqueue_chunks
 from broadcaster.outbox.completion import complete_run_if_done
 from broadcaster.outbox.handback import hand_back
 from broadcaster.outbox.inbound import apply_pending_exclusively
@@ -95,10 +95,9 @@ def tick(
     for run_id in settled:
         with sessions.begin() as session:
             report.runs_completed += complete_run_if_done(session, run_id, now)
+    enqueue_chunks(sessions, enqueuer, chunks, clock=clock)  # first: a refused one is handed back
     for run_id in report.runs_created:
         enqueuer.plan_run(run_id)
-    for chunk_id, queue in chunks:
-        enqueuer.dispatch_chunk(chunk_id, queue=queue)
     report.chunks = len(chunks)
     return report
 

@@ -25,6 +25,7 @@ from broadcaster.vocabulary import Role
 from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 from channels.sandbox.smtp import SandboxSmtpServer, SmtpBehaviour
 from tests.broadcaster.conftest import ADMIN_LOGIN, START
+from tests.broadcaster.delivery.kill9_campaign import Peers
 from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
 from tests.broadcaster.delivery.processes import Engine, Started, descendants, process_alive
 from tests.broadcaster.delivery.workdir_files import (
@@ -119,6 +120,16 @@ def make_pipeline(
 def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
     """A pipeline with well-behaved peers."""
     return make_pipeline()
+
+
+@pytest.fixture
+def peers(tmp_path: Path) -> Iterator[Peers]:
+    """The sandbox SMTP server and SMSC each in a process of its own (the kill -9 tests' peers)."""
+    folder = tmp_path / "sandbox"
+    folder.mkdir()
+    started = Peers(folder)
+    yield started
+    started.stop()
 
 
 @pytest.fixture

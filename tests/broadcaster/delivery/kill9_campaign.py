@@ -71,7 +71,7 @@ class Peers:
             self._start("smsc", self.smpp_port, folder / "sms"),
         ]
         for port in (self.smtp_port, self.smpp_port):
-            wait_until(partial(_listening, port), timeout=30, what=f"a sandbox server on {port}")
+            wait_until(partial(listening, port), timeout=30, what=f"a sandbox server on {port}")
 
     def _start(self, kind: str, port: int, folder: Path) -> subprocess.Popen[bytes]:
         with (self.folder / f"{kind}.log").open("wb") as log:
@@ -118,7 +118,7 @@ class Peers:
         return self.sms_count() + self.mail_count()
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except OSError:
@@ -129,12 +129,17 @@ def _listening(port: int) -> bool:
 def campaign_pipeline(make_pipeline: PipelineFactory, peers: Peers) -> Pipeline:
     """A working directory whose providers point at the peers' processes, paced, with short thresholds."""
     pipeline = make_pipeline(sms={"tps": TPS}, mail={"tps": TPS}, delivery=THRESHOLDS)
+    point_at(pipeline, peers)
+    pipeline.add_contacts(citizens(PEOPLE))
+    return pipeline
+
+
+def point_at(pipeline: Pipeline, peers: Peers) -> None:
+    """The working directory's providers send to the peers' processes, not to the pipeline's own servers."""
     config = pipeline.config.read_text(encoding="utf-8")
     config = config.replace(f"port = {pipeline.smtp.port}\n", f"port = {peers.smtp_port}\n")
     config = config.replace(f"port = {pipeline.smsc.port}\n", f"port = {peers.smpp_port}\n")
     pipeline.config.write_text(config, encoding="utf-8")
-    pipeline.add_contacts(citizens(PEOPLE))
-    return pipeline
 
 
 @dataclass

@@ -29,9 +29,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -73,15 +72,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree in /proc"),
 ]
-
-
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[Peers]:
-    folder = tmp_path / "sandbox"
-    folder.mkdir()
-    started = Peers(folder)
-    yield started
-    started.stop()
 
 
 def test_kill_9_of_the_gateway_five_times(

@@ -1,0 +1,323 @@
+"""Crash acceptance of the distributed deployment (issue 16): kill -9 of one worker, of all workers and of the
+SMPP gateway, five times each, during one 20,000-message campaign (10,000 citizens, one SMS and one e-mail
+each) on PostgreSQL + RabbitMQ, and again on PostgreSQL + Redis.
+
+The deployment is the README's (``deployment.Deployment``): ``beat``, two ``worker`` and ``worker --gateway``,
+each a CLI process; a kill takes the process and everything under it, and the test starts the killed ones
+again, as a restart policy would; a process that exits by itself meanwhile (beat on a PostgreSQL deadlock,
+issue 16 defect 1; a worker when the broker goes away) is started again too, and named in the figures. One
+campaign per broker carries the fifteen kills, in turns (one worker, all workers, the gateway): kill k once
+the peers have k/16 of the campaign and the processes to kill hold rows being sent (or the run is over). The sandbox SMTP server
+and SMSC run in processes of their own and keep what they receive in files: duplicates are counted there, per
+recipient. Thresholds are seconds-scale settings: tick 1 s, gateway lease 3 s, ``chunk_max_seconds`` 5 s,
+``[broker] visibility_timeout`` 15 s; ``stuck_after_seconds`` stays at 600 s, so nothing here comes back by
+the stuck sweeper (a restarted worker hands back what the dead processes of its machine held).
+``BROADCASTER_FAULT_PEOPLE`` sets a smaller campaign (the broker restart's is a fifth of it).
+
+Asserted: every message sent, delivered or held; no duplicate at the peers (the campaign says
+``on_uncertain: hold``); every message not held reached its peer; per kill, no more held than the killed
+processes may have had in flight; no chunk stays with a dead process longer than the visibility timeout (plus kombu's next look).
+Figures per kill kind are printed (run with ``-s``).
+
+The broker itself restarted: a redis-server and a RabbitMQ node of the test's own (``brokers.py``), stopped
+cleanly a third of the way through a campaign and started again on the same port and data: every message
+ends terminal, none twice at the peers, none held.
+
+    .venv/bin/python -m pytest -q tests/broadcaster/delivery/test_distributed_faults.py -s
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from broadcaster.db.models import CampaignRun, Message
+from broadcaster.progress import run_progress
+from broadcaster.vocabulary import MessageStatus
+from tests.broadcaster.delivery.brokers import OwnBroker, OwnRabbitMQ, OwnRedis
+from tests.broadcaster.delivery.deployment import (
+    GATEWAY,
+    MAIN_WORKERS,
+    ROLES,
+    WORKER_PROCESSES,
+    ChunkWatch,
+    Deployment,
+)
+from tests.broadcaster.delivery.kill9_campaign import (
+    BOTH,
+    GATEWAY_BOUND,
+    MAIL_WINDOW,
+    Peers,
+    claimers,
+    dead_claims,
+    peer_address,
+    point_at,
+    status_counts,
+)
+from tests.broadcaster.delivery.pipeline import Pipeline, PipelineFactory
+from tests.broadcaster.delivery.processes import Started, start_cli
+from tests.broadcaster.delivery.test_crash import MAIL_CONNECTIONS, MAIL_RECORDED_AHEAD, SMS_WRITE_AT_ONCE
+from tests.broadcaster.delivery.test_embedded import rabbitmq_url  # noqa: F401  a fixture used below
+from tests.broadcaster.delivery.workdir_files import EDITOR, citizens
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.timeout(1200),  # a hang guard: a 20,000-message campaign with fifteen kills on a busy machine
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree in /proc"),
+]
+
+S = MessageStatus
+PEOPLE = int(os.environ.get("BROADCASTER_FAULT_PEOPLE", "10000"))  # one SMS and one e-mail each
+RESTART_PEOPLE = PEOPLE // 5  # the broker restart's campaign
+ROUNDS = 5
+TPS = 100.0  # per provider: 100 s of sending per channel at the least, so fifteen kills spread over the run
+VISIBILITY_TIMEOUT = 15.0
+# Redis: a dead worker's tasks come back once the timeout passed, at kombu's next look (every tenth of the
+# timeout, tasks.celery_config); the watch sees it at its next poll.
+CHUNK_WAIT_BOUND = VISIBILITY_TIMEOUT * 1.1 + ChunkWatch.interval
+THRESHOLDS = {
+    "tick_seconds": 1.0,
+    "orphan_grace_seconds": 2.0,
+    "gateway_lease_seconds": 3.0,
+    "chunk_max_seconds": 5.0,
+    "stuck_after_seconds": 600.0,
+}
+SETTLED = {S.SENT, S.DELIVERED, S.UNKNOWN}
+MAIL_BOUND = MAIL_WINDOW * WORKER_PROCESSES  # one main worker: a window per pool process
+MAIL_UNWRITTEN = (MAIL_CONNECTIONS + MAIL_RECORDED_AHEAD) * WORKER_PROCESSES
+
+
+@dataclass
+class Kind:
+    """One kind of kill: which roles, and what it may hold (written, outcome not recorded; of which never
+    written to a peer)."""
+
+    name: str
+    roles: tuple[str, ...]
+    bound: int
+    unwritten: int
+    held: list[list[Message]] = field(default_factory=list)
+    recovery: list[float] = field(default_factory=list)
+    unreceived: list[int] = field(default_factory=list)
+
+    def line(self) -> str:
+        per_kill = ", ".join(
+            f"{sum(m.channel == 'sms' for m in held)}+{sum(m.channel == 'email' for m in held)}"
+            for held in self.held
+        )
+        return (
+            f"kill -9 {self.name}: held per kill (SMS+e-mail) {per_kill} (bound {self.bound}); "
+            f"held that no peer received {self.unreceived}; recovery s {[round(s, 1) for s in self.recovery]}"
+        )
+
+
+def kinds() -> list[Kind]:
+    return [
+        Kind("one worker", (MAIN_WORKERS[0],), MAIL_BOUND, MAIL_UNWRITTEN),
+        Kind("all workers", ROLES, GATEWAY_BOUND + 2 * MAIL_BOUND, SMS_WRITE_AT_ONCE + 2 * MAIL_UNWRITTEN),
+        Kind("gateway", (GATEWAY,), GATEWAY_BOUND, SMS_WRITE_AT_ONCE),
+    ]
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of this test's own on a free port (the machine's is shared)."""
+    server = OwnRedis(tmp_path / "redis")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.kill()
+
+
+def distributed_pipeline(
+    make_pipeline: PipelineFactory, peers: Peers, postgres_url: str, broker: str, *, people: int = PEOPLE
+) -> Pipeline:
+    pipeline = make_pipeline(
+        sms={"tps": TPS},
+        mail={"tps": TPS},
+        delivery=THRESHOLDS,
+        database_url=postgres_url,
+        broker_url=broker,
+        settings_sections={"broker": {"url": broker, "visibility_timeout": VISIBILITY_TIMEOUT}},
+    )
+    point_at(pipeline, peers)
+    pipeline.add_contacts(citizens(people))
+    return pipeline
+
+
+def send(pipeline: Pipeline, processes: Started) -> int:
+    """``broadcaster send CAMPAIGN`` as the editor: the run is queued for the workers."""
+    campaign_id = pipeline.approved_campaign(channels=BOTH)
+    command = start_cli(pipeline, processes, "send", campaign_id, login=EDITOR, log="send.log")
+    assert command.wait(timeout=120) == 0, (pipeline.directory / "send.log").read_text(errors="replace")
+    with pipeline.context.readers() as session:
+        run_id = session.scalar(select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id))
+    assert run_id is not None
+    return run_id
+
+
+def due(deployment: Deployment, peers: Peers, count: int, roles: tuple[str, ...], run_id: int) -> bool:
+    """The peers have ``count`` messages, and the processes to kill hold rows being sent (each kill stops
+    sending in flight), unless the run is over (a slow recovery let the campaign run ahead of the kills: the
+    figures show such a kill holding nothing)."""
+    if peers.received() < count:
+        return False
+    if run_progress(deployment.pipeline.context, run_id).finished:
+        return True
+    pids = deployment.pids(*roles)
+    return any(int(by.rpartition(":")[2]) in pids for by in claimers(deployment.pipeline.context))
+
+
+def held(pipeline: Pipeline, run_id: int) -> list[Message]:
+    return [m for m in pipeline.messages(run_id) if m.status == S.UNKNOWN]
+
+
+def kill_during_a_campaign(pipeline: Pipeline, peers: Peers, processes: Started) -> None:
+    deployment = Deployment(pipeline, processes)
+    deployment.start()
+    run_id = send(pipeline, processes)
+    turns = kinds()
+    total = 2 * PEOPLE
+    started = time.monotonic()
+    with ChunkWatch(pipeline) as watch:
+        for kill in range(1, ROUNDS * len(turns) + 1):
+            kind = turns[(kill - 1) % len(turns)]
+            deployment.wait(
+                partial(
+                    due, deployment, peers, kill * total // (ROUNDS * len(turns) + 1), kind.roles, run_id
+                ),
+                timeout=300,
+                what=f"kill {kill} ({kind.name}): the campaign {kill}/16 through, the victims sending",
+            )
+            before = {m.id for m in held(pipeline, run_id)}
+            received, killed_at = peers.received(), time.monotonic()
+            deployment.kill(*kind.roles)
+            deployment.start(*kind.roles)
+
+            def recovered(received: int = received, bound: int = kind.bound) -> bool:
+                if dead_claims(pipeline.context):
+                    return False
+                moved = peers.received() - received > bound
+                return moved or run_progress(pipeline.context, run_id).finished
+
+            deployment.wait(recovered, timeout=180, what=f"recovery after kill {kill} ({kind.name})")
+            kind.recovery.append(time.monotonic() - killed_at)
+            kind.held.append([m for m in held(pipeline, run_id) if m.id not in before])
+        deployment.wait(
+            lambda: run_progress(pipeline.context, run_id).finished,
+            timeout=300,
+            what=f"run {run_id} settled",
+        )
+        longest = watch.longest()
+    seconds = time.monotonic() - started
+    deployment.stop()
+    print(f"\nexited by themselves and started again: {deployment.exits or 'none'}")
+    settle(pipeline, peers, run_id, turns, longest=longest, seconds=seconds)
+
+
+def settle(
+    pipeline: Pipeline, peers: Peers, run_id: int, turns: list[Kind], *, longest: float, seconds: float
+) -> None:
+    counts = status_counts(pipeline.context, run_id)
+    parts, mails = peers.sms_parts(), peers.mail_recipients()
+    duplicates = sum(n - 1 for n in parts.values()) + sum(n - 1 for n in mails.values())
+    reached = {destination for destination, _part in parts} | set(mails)
+    for kind in turns:
+        kind.unreceived = [sum(peer_address(m) not in reached for m in held) for held in kind.held]
+        print(f"\n{kind.line()}")
+    print(
+        f"statuses {dict(counts)}; duplicates at the peers {duplicates}; longest a chunk stayed with a dead "
+        f"process {longest:.1f} s (visibility timeout {VISIBILITY_TIMEOUT} s, bound {CHUNK_WAIT_BOUND:.2f} s); campaign {seconds:.0f} s"
+    )
+    assert sum(counts.values()) == 2 * PEOPLE
+    assert set(counts) <= SETTLED, counts
+    assert all(m.hold for m in held(pipeline, run_id))
+    assert duplicates == 0
+    for kind in turns:
+        assert len(kind.held) == ROUNDS, kind.line()
+        assert all(len(h) <= kind.bound for h in kind.held), kind.line()
+        assert all(n <= kind.unwritten for n in kind.unreceived), kind.line()
+    sent = {peer_address(m) for m in pipeline.messages(run_id) if m.status != S.UNKNOWN}
+    assert sent <= reached  # everything not held reached its peer
+    assert longest <= CHUNK_WAIT_BOUND
+
+
+def test_kill_9_of_workers_and_gateway_on_postgresql_and_rabbitmq(
+    make_pipeline: PipelineFactory,
+    peers: Peers,
+    postgres_url: str,
+    rabbitmq_url: str,  # noqa: F811  the fixture imported above
+    processes: Started,  # last: its processes stop before the database and the broker go
+) -> None:
+    pipeline = distributed_pipeline(make_pipeline, peers, postgres_url, rabbitmq_url)
+    kill_during_a_campaign(pipeline, peers, processes)
+
+
+def test_kill_9_of_workers_and_gateway_on_postgresql_and_redis(
+    make_pipeline: PipelineFactory,
+    peers: Peers,
+    postgres_url: str,
+    redis_url: str,
+    processes: Started,  # last: its processes stop before the database and the broker go
+) -> None:
+    pipeline = distributed_pipeline(make_pipeline, peers, postgres_url, redis_url)
+    kill_during_a_campaign(pipeline, peers, processes)
+
+
+@pytest.mark.parametrize("broker_kind", [OwnRedis, OwnRabbitMQ], ids=["redis", "rabbitmq"])
+def test_the_broker_restarted_mid_campaign(
+    make_pipeline: PipelineFactory,
+    peers: Peers,
+    postgres_url: str,
+    tmp_path: Path,
+    broker_kind: type[OwnBroker],
+    processes: Started,
+) -> None:
+    broker = broker_kind(tmp_path / "broker")
+    broker.start()
+    try:
+        pipeline = distributed_pipeline(make_pipeline, peers, postgres_url, broker.url, people=RESTART_PEOPLE)
+        deployment = Deployment(pipeline, processes)
+        deployment.start()
+        run_id = send(pipeline, processes)
+        deployment.wait(
+            lambda: peers.received() >= 2 * RESTART_PEOPLE // 3,
+            timeout=300,
+            what="a third of the campaign through",
+        )
+        broker.stop()
+        stopped_at = peers.received()
+        broker.start()
+        deployment.wait(
+            lambda: run_progress(pipeline.context, run_id).finished,
+            timeout=300,
+            what=f"run {run_id} settled after the {broker.name} restart",
+        )
+        deployment.stop()
+    finally:
+        for process in processes:  # before the broker goes: nothing keeps reconnecting to a dead port
+            if process.poll() is None:
+                process.kill()
+        broker.kill()
+    counts = status_counts(pipeline.context, run_id)
+    parts, mails = peers.sms_parts(), peers.mail_recipients()
+    duplicates = sum(n - 1 for n in parts.values()) + sum(n - 1 for n in mails.values())
+    print(
+        f"\n{broker.name} restarted at {stopped_at} received: statuses {dict(counts)}, duplicates {duplicates}, "
+        f"restarted by the test as a restart policy would: {deployment.exits or 'none'}"
+    )
+    assert sum(counts.values()) == 2 * RESTART_PEOPLE
+    assert set(counts) <= {S.SENT, S.DELIVERED}, counts
+    assert duplicates == 0
+    reached = {destination for destination, _part in parts} | set(mails)
+    assert {peer_address(m) for m in pipeline.messages(run_id)} <= reached
