@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.processes import cpu_seconds, descendants, free_port, wait_port
@@ -52,7 +52,7 @@ class Services:
     redis_pid: int | None = None  # our own redis-server, when the broker is Redis
 
 
-def _admin_engine():  # type: ignore[no-untyped-def]
+def _admin_engine() -> Engine:
     # CREATE/DROP DATABASE cannot run in a transaction.
     return create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
 

@@ -10,6 +10,7 @@ every engine process are read before the workers stop.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class EngineResult:
     # server processes of the run's connections, and "broker", the broker server's CPU during the run).
     cpu_by_process: dict[str, float] = field(default_factory=dict)
     receipt_lag_seconds: float | None = None  # last final_at - last handed_at (SMS receipts)
+    load_average: tuple[float, ...] = ()  # at the end of the run: how shared the machine was
 
     @property
     def rate(self) -> float:
@@ -98,7 +100,9 @@ def run_engine(
             wait_receipts=wait_receipts,
         )
         if services is None:
-            with EmbeddedEngine(context, config=prepared.config, log_dir=prepared.directory / "logs") as engine:
+            with EmbeddedEngine(
+                context, config=prepared.config, log_dir=prepared.directory / "logs"
+            ) as engine:
                 CeleryEnqueuer().plan_run(run_id)
                 watch(engine.tick)
                 # Before the workers stop: the peak of each engine process over the whole run.
@@ -121,6 +125,7 @@ def run_engine(
                 result.cpu_by_process["postgresql"] = sum(cpu_seconds(pid) for pid in backends)
                 if broker_pid:
                     result.cpu_by_process["broker"] = cpu_seconds(broker_pid) - broker_before
+        result.load_average = tuple(round(figure, 2) for figure in os.getloadavg())
         result.driver_peak_rss_kib = vm_hwm_kib("self")
         result.cpu_by_process["driver"] = round(cpu_seconds("self"), 2)  # embedded: the tick runs here
         with context.readers() as session:

@@ -24,12 +24,14 @@ import shutil
 import sys
 import tempfile
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from benchmarks.deployment import BROKERS, distributed_services
+from benchmarks.deployments_report import print_deployments
 from benchmarks.engine_run import EngineResult, run_engine
 from benchmarks.peers import Peer, email_peer, sms_peer
 from benchmarks.processes import in_child
@@ -88,7 +90,11 @@ def measure(
                     wait_receipts=args.receipts,
                     services=services,
                 )
-            lag = "" if engine.receipt_lag_seconds is None else f", receipt lag {engine.receipt_lag_seconds:.1f} s"
+            lag = (
+                ""
+                if engine.receipt_lag_seconds is None
+                else f", receipt lag {engine.receipt_lag_seconds:.1f} s"
+            )
             console.print(
                 f"  engine {deployment}, audit deliveries {mode}: {engine.rate:,.0f} msgs/s "
                 f"({engine.sent:,}/{engine.planned:,} sent, wall {engine.wall_seconds:.1f} s{lag}, "
@@ -147,7 +153,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0, help="bound on one engine run, seconds")
     parser.add_argument("--workdir", type=Path, default=None, help="where the working directories go")
     parser.add_argument("--keep", action="store_true", help="keep the working directories (logs, databases)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"JSON results (default {RESULTS}; with a distributed run results/deployments-BROKER-DATE.json)",
+    )
     parser.add_argument(
         "--audit-deliveries",
         default="on",
@@ -175,6 +186,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--deployment takes {' and '.join(DEPLOYMENTS)}, comma-separated")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.out is None:
+        distributed = "distributed" in deployments
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        args.out = RESULTS.with_name(f"deployments-{args.broker}-{day}.json") if distributed else RESULTS
     # Alternating (A B A B …): the drift of a shared machine hits every variant alike.
     args.variants = [(d, m) for _ in range(args.rounds) for d in deployments for m in args.audit_modes]
     unknown = set(args.channel_list) - set(CHANNELS)
@@ -202,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     print_tables(measurements, console)
     print_audit_cost(measurements, console)
+    print_deployments(measurements, console)
     console.print(f"Results: {args.out}")
     return 0
 

@@ -8,13 +8,15 @@ WAL is set once, by ``init``/``db upgrade``, because it is a property of the fil
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.errors import UserError
@@ -22,6 +24,9 @@ from broadcaster.i18n import gettext as _
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "broadcaster_read_only"
+# A pooled PostgreSQL connection idle this long is pinged before use (``_ping_when_idle``).
+PING_AFTER_IDLE_SECONDS = 1.0
+IDLE_SINCE = "broadcaster_idle_since"
 
 
 def is_sqlite(url: str) -> bool:
@@ -68,7 +73,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 def _make_engine(url: str, *, echo: bool) -> Engine:
     url = normalise_url(url)
     if not is_sqlite(url):
-        return create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+        server = create_engine(url, echo=echo, future=True)
+        _ping_when_idle(server)
+        return server
 
     engine = create_engine(
         url,
@@ -94,6 +101,39 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Test a pooled server connection before use only when it sat idle ``PING_AFTER_IDLE_SECONDS`` or more:
+    one that a restart or a firewall dropped meanwhile is replaced before the caller sees it (the pool tries
+    a fresh one on ``DisconnectionError``). A worker sending reuses its connections back to back, and a ping
+    at every checkout (``pool_pre_ping``) was one more round trip per transaction (docs/architecture.md §3)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure of the ping: the connection is not to be used
+            raise DisconnectionError(str(exc)) from exc
+
+
+def commit_unflushed(session: Session) -> None:
+    """PostgreSQL: this transaction's commit returns before its write-ahead log reaches the disk
+    (``synchronous_commit`` off for it alone); a no-op on SQLite, whose commits never wait for the disk
+    (``synchronous=NORMAL``). Only for a transaction whose loss in a crash of the database server is harmless
+    (docs/architecture.md §3, "Commits that need not wait for the disk"): the next commit that waits flushes
+    it too, as the log is written in order."""
+    if os.environ.get("BC_EXP_SYNC") == "1":  # EXPERIMENT
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
 
 
 def enable_wal(engine: Engine) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
+from broadcaster.db.engine import commit_unflushed
 from broadcaster.db.models import Campaign, CampaignRun, Message
 from broadcaster.outbox.handback import worker_id
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
@@ -39,8 +40,12 @@ def due_count(readers: sessionmaker[Session], chunk_id: int, window: int, now: d
 
 
 def claim(sessions: sessionmaker[Session], chunk_id: int, window: int, now: datetime) -> Sequence[Any]:
-    """Claim the chunk's next due rows for this worker (committed); what composing them needs."""
+    """Claim the chunk's next due rows for this worker (committed); what composing them needs.
+
+    The commit need not wait for the disk: lost in a crash of the database server, the rows are queued again,
+    and the worker's hand-over mark, which does wait, then finds them not claimed and writes nothing."""
     with sessions.begin() as session:
+        commit_unflushed(session)
         rows = due(chunk_id, window, now).scalar_subquery()
         return session.execute(
             update(Message)

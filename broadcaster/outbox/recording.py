@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.audit.deliveries import record_window
 from broadcaster.clock import Clock
+from broadcaster.db.engine import commit_unflushed
 from broadcaster.outbox.handback import worker_id
 from broadcaster.outbox.inbound import process_pending
 from broadcaster.outbox.pauses import pause_campaigns, pause_provider
@@ -57,6 +58,7 @@ class Recorder:
         if not results:
             return
         with self.sessions.begin() as session:
+            commit_unflushed(session)  # as the window's record, without any pause (below)
             outcome = apply_results(
                 session, claimed=window.claimed, results=results, settings=self.settings.delivery, now=now
             )
@@ -107,6 +109,10 @@ class Recorder:
             if outcome.auto_paused is not None:
                 campaigns = {c.campaign_id for c in window.claimed.values()}
                 pause_campaigns(session, campaigns, outcome.auto_paused, clock=self.clock)
+            if outcome.configuration_error is None and outcome.auto_paused is None:
+                # Lost in a crash of the database server, the handed-over rows stay in sending and are held
+                # as unknown, never sent twice; receipts matched here are matched again. A pause must last.
+                commit_unflushed(session)
         return outcome
 
     def _audit(
