@@ -115,7 +115,7 @@ def pgbench(url: str, *, clients: int, seconds: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ceilings", description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", type=int, default=20000, help="messages through each broker")
+    parser.add_argument("--tasks", type=int, default=5000, help="messages through each broker")
     parser.add_argument("--clients", type=int, default=2, help="pgbench connections (one per core here)")
     parser.add_argument("--seconds", type=int, default=15, help="pgbench duration of each transaction type")
     parser.add_argument("--out", type=Path, default=None, help="JSON results (default results/ceilings-DATE)")

@@ -11,6 +11,7 @@ other users of the machine's shared services hold is touched. Override the serve
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,7 +35,7 @@ __all__ = [
     "Services",
     "broker_process_pid",
     "distributed_services",
-    "postgres_backend_pids",
+    "postgres_cpu_by_client",
 ]
 
 POSTGRES_URL = os.environ.get("BROADCASTER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -68,8 +69,6 @@ def _postgres_database(name: str) -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-            for setting in filter(None, os.environ.get("BENCH_PG_SET", "").split(",")):  # EXPERIMENT
-                connection.execute(text(f'ALTER DATABASE "{name}" SET {setting}'))
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
@@ -124,18 +123,49 @@ def distributed_services(broker: str, scratch: Path) -> Iterator[Services]:
                 yield Services(database_url, broker_url, broker, name, redis_pid=pid)
 
 
-def postgres_backend_pids(database: str) -> list[int]:
-    """The server processes of the connections to ``database`` (the run's workers and driver)."""
+def postgres_backends(database: str) -> dict[int, int]:
+    """The server processes of the connections to ``database`` (the run's), by the client's local port."""
     admin = _admin_engine()
     try:
         with admin.connect() as connection:
             rows = connection.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"),
+                text(
+                    "SELECT pid, client_port FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
                 {"name": database},
             )
-            return [int(pid) for (pid,) in rows]
+            return {int(port or 0): int(pid) for pid, port in rows}
     finally:
         admin.dispose()
+
+
+def port_owners() -> dict[int, int]:
+    """Local TCP port -> pid of the process holding the socket (``ss -tnp``; empty when ss is missing)."""
+    try:
+        listing = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True, timeout=30, check=True)  # noqa: S607  iproute2's ss
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    owners: dict[int, int] = {}
+    for line in listing.stdout.splitlines():
+        fields = line.split()
+        found = re.search(r"pid=(\d+)", line)
+        if len(fields) >= 4 and found and ":" in fields[3]:
+            owners[int(fields[3].rpartition(":")[2])] = int(found.group(1))
+    return owners
+
+
+def postgres_cpu_by_client(database: str, families: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds of the run's PostgreSQL server processes, by the process family of their client (a worker
+    and its pool children, beat, the driver); ``postgresql`` is their sum."""
+    owners = port_owners()
+    family_of = {pid: name for name, pids in families.items() for pid in pids}
+    spent: dict[str, float] = {}
+    for port, backend in postgres_backends(database).items():
+        client = family_of.get(owners.get(port, 0), "other")
+        spent[f"postgresql/{client}"] = spent.get(f"postgresql/{client}", 0.0) + cpu_seconds(backend)
+    spent["postgresql"] = sum(spent.values())
+    return spent
 
 
 def broker_process_pid(services: Services) -> int | None:

@@ -23,7 +23,7 @@ from benchmarks.deployment import (
     DistributedWorkers,
     Services,
     broker_process_pid,
-    postgres_backend_pids,
+    postgres_cpu_by_client,
 )
 from benchmarks.processes import cpu_seconds, descendants, vm_hwm_kib
 from benchmarks.workdir import EDITOR, Prepared
@@ -120,9 +120,10 @@ def run_engine(
             with DistributedWorkers(prepared.directory, gateways=gateways, log_dir=log_dir) as workers:
                 CeleryEnqueuer().plan_run(run_id)
                 watch(workers.check_alive)
-                _read_processes(result, workers.pids())
-                backends = postgres_backend_pids(services.database)
-                result.cpu_by_process["postgresql"] = sum(cpu_seconds(pid) for pid in backends)
+                families = workers.pids()
+                _read_processes(result, families)
+                families["driver"] = [os.getpid()]
+                result.cpu_by_process |= postgres_cpu_by_client(services.database, families)
                 if broker_pid:
                     result.cpu_by_process["broker"] = cpu_seconds(broker_pid) - broker_before
         result.load_average = tuple(round(figure, 2) for figure in os.getloadavg())

@@ -8,7 +8,6 @@ WAL is set once, by ``init``/``db upgrade``, because it is a property of the fil
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -130,8 +129,6 @@ def commit_unflushed(session: Session) -> None:
     (``synchronous=NORMAL``). Only for a transaction whose loss in a crash of the database server is harmless
     (docs/architecture.md §3, "Commits that need not wait for the disk"): the next commit that waits flushes
     it too, as the log is written in order."""
-    if os.environ.get("BC_EXP_SYNC") == "1":  # EXPERIMENT
-        return
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit = off"))
 
