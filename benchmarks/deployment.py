@@ -41,6 +41,7 @@ __all__ = [
 POSTGRES_URL = os.environ.get("BROADCASTER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RABBITMQ_URL = os.environ.get("BROADCASTER_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 BROKERS = ("rabbitmq", "redis")
+ROOT = Path(__file__).resolve().parent.parent  # the checkout these benchmarks belong to
 STOP_SECONDS = 30.0  # a worker's warm shutdown; killed after it
 
 
@@ -199,6 +200,8 @@ class DistributedWorkers:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         cli = Path(sys.executable).with_name("broadcaster")
         env = dict(os.environ, BROADCASTER_CONFIG=str(self.directory / "broadcaster.toml"))
+        # The same code as this process, whichever checkout the installed package points at.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         for name, args in self.commands.items():
             with (self.log_dir / f"{name}.log").open("ab") as log_file:
                 self.processes[name] = subprocess.Popen(  # noqa: S603  the venv's own CLI, argv built here
