@@ -38,7 +38,7 @@ bench: $(STAMP)
 # three times alternately; then the broker's and PostgreSQL's own ceilings (benchmarks/README.md,
 # "Embedded and distributed").
 bench-deployments: $(STAMP)
-	$(BIN)/python -m benchmarks.run --n 5000 --channels email,sms --deployment embedded,distributed --rounds 3
+	$(BIN)/python -m benchmarks.run --n 3000 --channels email,sms --deployment embedded,distributed --rounds 3
 
 bench-ceilings: $(STAMP)
 	$(BIN)/python -m benchmarks.ceilings

@@ -91,7 +91,9 @@ def redis_benchmark(url: str, requests: int) -> dict[str, Any]:
     return figures
 
 
-def pgbench(url: str, *, clients: int, seconds: int) -> dict[str, Any]:
+def pgbench(url: str, *, clients: list[int], seconds: int) -> dict[str, Any]:
+    """TPC-B-like (five statements and a synchronous commit) and select-only transactions/s, per number of
+    connections: with more, concurrent commits share a flush of the log (group commit)."""
     binary = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
     parsed = make_url(url)
     base = [binary, "-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432)]
@@ -100,24 +102,25 @@ def pgbench(url: str, *, clients: int, seconds: int) -> dict[str, Any]:
     database = str(parsed.database)
     subprocess.run([*base, "-i", "-q", "-s", "1", database], env=env, capture_output=True, check=True)  # noqa: S603
     figures: dict[str, Any] = {}
-    for name, extra in (("tpcb", []), ("select_only", ["-S"])):
-        done = subprocess.run(  # noqa: S603  pgbench on PATH (or PostgreSQL 15's), on the run's own database
-            [*base, "-c", str(clients), "-j", str(clients), "-T", str(seconds), *extra, database],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = re.search(r"tps = ([\d.]+)", done.stdout)
-        figures[f"pgbench_{name}_tps"] = round(float(found.group(1))) if found else 0
+    for count in clients:
+        for name, extra in (("tpcb", []), ("select_only", ["-S"])):
+            done = subprocess.run(  # noqa: S603  pgbench on PATH (or PostgreSQL 15's), on the run's own database
+                [*base, "-c", str(count), "-j", str(min(count, 2)), "-T", str(seconds), *extra, database],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            found = re.search(r"tps = ([\d.]+)", done.stdout)
+            figures[f"pgbench_{name}_tps_{count}_clients"] = round(float(found.group(1))) if found else 0
     return figures
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ceilings", description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=5000, help="messages through each broker")
-    parser.add_argument("--clients", type=int, default=2, help="pgbench connections (one per core here)")
-    parser.add_argument("--seconds", type=int, default=15, help="pgbench duration of each transaction type")
+    parser.add_argument("--clients", default="2,16", help="pgbench connections, comma-separated")
+    parser.add_argument("--seconds", type=int, default=10, help="pgbench duration of each run")
     parser.add_argument("--out", type=Path, default=None, help="JSON results (default results/ceilings-DATE)")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="broadcaster-ceilings-"))
@@ -127,12 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             figures = broker_round_trip(services.broker_url, args.tasks)
             if broker == "redis":
                 figures |= redis_benchmark(services.broker_url, args.tasks * 5)
-                figures |= {
-                    "postgresql": pgbench(services.database_url, clients=args.clients, seconds=args.seconds)
-                }
+                clients = [int(c) for c in str(args.clients).split(",") if c.strip()]
+                results["postgresql"] = pgbench(services.database_url, clients=clients, seconds=args.seconds)
+                print("postgresql", results["postgresql"], flush=True)
             results[broker] = figures
             print(broker, figures, flush=True)
-    results["postgresql"] = results["redis"].pop("postgresql")
     results["load_after"] = os.getloadavg()
     results["finished_at"] = datetime.now(UTC).isoformat()
     out = args.out or RESULTS / f"ceilings-{datetime.now(UTC):%Y-%m-%d}.json"

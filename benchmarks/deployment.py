@@ -42,7 +42,8 @@ POSTGRES_URL = os.environ.get("BROADCASTER_BENCH_POSTGRES_URL", "postgresql://po
 RABBITMQ_URL = os.environ.get("BROADCASTER_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 BROKERS = ("rabbitmq", "redis")
 ROOT = Path(__file__).resolve().parent.parent  # the checkout these benchmarks belong to
-STOP_SECONDS = 30.0  # a worker's warm shutdown; killed after it
+STOP_SECONDS = 30.0
+MAX_RESTARTS = 3  # a worker's warm shutdown; killed after it
 
 
 @dataclass(frozen=True)
@@ -195,26 +196,43 @@ class DistributedWorkers:
         commands |= {f"gateway-{name}": ["worker", "--gateway", name] for name in gateways}
         self.commands = commands
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {}  # exits during the run (their CPU until then is not counted)
 
     def __enter__(self) -> DistributedWorkers:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.commands:
+            self._start(name)
+        return self
+
+    def _start(self, name: str) -> None:
         cli = Path(sys.executable).with_name("broadcaster")
         env = dict(os.environ, BROADCASTER_CONFIG=str(self.directory / "broadcaster.toml"))
         # The same code as this process, whichever checkout the installed package points at.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        for name, args in self.commands.items():
-            with (self.log_dir / f"{name}.log").open("ab") as log_file:
-                self.processes[name] = subprocess.Popen(  # noqa: S603  the venv's own CLI, argv built here
-                    [str(cli), *args], cwd=self.directory, env=env, stdout=log_file, stderr=subprocess.STDOUT
-                )
-        return self
+        with (self.log_dir / f"{name}.log").open("ab") as log_file:
+            self.processes[name] = subprocess.Popen(  # noqa: S603  the venv's own CLI, argv built here
+                [str(cli), *self.commands[name]],
+                cwd=self.directory,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
 
     def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                log = self.log_dir / f"{name}.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        """Start again a process that exited, as a service manager's restart policy would (docker/), and
+        count it in ``restarts``; one that keeps exiting stops the run with the end of its log."""
+        for name, process in list(self.processes.items()):
+            if process.poll() is None:
+                continue
+            log = self.log_dir / f"{name}.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            if self.restarts[name] > MAX_RESTARTS:
                 raise RuntimeError(f"{name} exited with {process.returncode}; {log}:\n{tail}")
+            print(
+                f"  {name} exited with {process.returncode}, started again: {tail.strip()[-300:]}", flush=True
+            )
+            self._start(name)
 
     def cpu_by_process(self) -> dict[str, float]:
         """CPU seconds of each process family so far (a worker with its pool children)."""

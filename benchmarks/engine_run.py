@@ -56,6 +56,7 @@ class EngineResult:
     # server processes of the run's connections, and "broker", the broker server's CPU during the run).
     cpu_by_process: dict[str, float] = field(default_factory=dict)
     receipt_lag_seconds: float | None = None  # last final_at - last handed_at (SMS receipts)
+    restarts: dict[str, int] = field(default_factory=dict)  # distributed processes that exited and restarted
     load_average: tuple[float, ...] = ()  # at the end of the run: how shared the machine was
 
     @property
@@ -120,6 +121,7 @@ def run_engine(
             with DistributedWorkers(prepared.directory, gateways=gateways, log_dir=log_dir) as workers:
                 CeleryEnqueuer().plan_run(run_id)
                 watch(workers.check_alive)
+                result.restarts = dict(workers.restarts)
                 families = workers.pids()
                 _read_processes(result, families)
                 families["driver"] = [os.getpid()]

@@ -70,6 +70,7 @@ class Measurement:
                 "cpu_by_process": {k: round(v, 2) for k, v in engine.cpu_by_process.items()},
                 "receipt_lag_seconds": engine.receipt_lag_seconds,
                 "load_average": list(engine.load_average),
+                "restarts": engine.restarts,
             },
             "raw": self.raw,
             "raw_rate": round(self.raw_rate, 1),

@@ -99,7 +99,7 @@ def measure(
                 f"  engine {deployment}, audit deliveries {mode}: {engine.rate:,.0f} msgs/s "
                 f"({engine.sent:,}/{engine.planned:,} sent, wall {engine.wall_seconds:.1f} s{lag}, "
                 f"CPU s {engine.cpu_by_process}, audit entries {engine.audit_entries or 'none'}; "
-                f"load {_load()})"
+                f"load {_load()}{f', restarted {engine.restarts}' if engine.restarts else ''})"
                 f"{' [red]TIMED OUT[/]' if engine.timed_out else ''}"
             )
             done.append((mode, prepared, engine))
