@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast check demo bench bench-report bench-audit-verify bench-web-api bench-web-pages bench-push messages lock clean
+.PHONY: test test-fast check demo bench bench-deployments bench-ceilings bench-report bench-audit-verify bench-web-api bench-web-pages bench-push messages lock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -33,6 +33,15 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# The same campaigns embedded and distributed (PostgreSQL + RabbitMQ, the worker/gateway/beat processes),
+# three times alternately; then the broker's and PostgreSQL's own ceilings (benchmarks/README.md,
+# "Embedded and distributed").
+bench-deployments: $(STAMP)
+	$(BIN)/python -m benchmarks.run --n 3000 --channels email,sms --deployment embedded,distributed --rounds 3
+
+bench-ceilings: $(STAMP)
+	$(BIN)/python -m benchmarks.ceilings
 
 # Report generation from rollups over 1,000,000 and 100,000 bulk-inserted messages (benchmarks/README.md).
 bench-report: $(STAMP)

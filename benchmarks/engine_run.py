@@ -1,18 +1,36 @@
-"""One run of the embedded engine on a prepared working directory, measured from the database and /proc.
+"""One run of the engine on a prepared working directory, measured from the database and /proc.
 
-Celery workers run as child processes on the SQLite broker and the tick here; the send rate is N over first
-claim to last ``sent_at``, and the peak RSS (VmHWM) of every engine process is read before the workers stop.
+Embedded: Celery workers run as child processes on the SQLite broker and the tick here. Distributed: the
+working directory points at PostgreSQL and a broker server, and ``broadcaster worker``, ``worker --gateway``
+and ``beat`` run as an operator starts them (``benchmarks.deployment``); this process only enqueues the plan and
+watches. Either way the send rate is N over first claim to last ``sent_at``, the receipt lag is the last
+receipt applied (``final_at``) minus the last hand-over (``handed_at``), and the peak RSS (VmHWM) and CPU time of
+every engine process are read before the workers stop.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
+from benchmarks.deployment import (
+    DistributedWorkers,
+    Services,
+    broker_process_pid,
+    postgres_cpu_by_client,
+)
 from benchmarks.processes import cpu_seconds, descendants, vm_hwm_kib
 from benchmarks.workdir import EDITOR, Prepared
+
+if TYPE_CHECKING:
+    from broadcaster.context import AppContext
+    from broadcaster.settings import Settings
 
 __all__ = ["EngineResult", "run_engine"]
 
@@ -33,6 +51,13 @@ class EngineResult:
     timed_out: bool = False
     audit_entries: dict[str, int] = field(default_factory=dict)  # delivery.* action -> entries written
     cpu_seconds: float = 0.0  # user + system CPU of every engine process (workers and pool children)
+    deployment: str = "embedded"
+    # CPU seconds per process family (a worker with its pool children; distributed: also "postgresql", the
+    # server processes of the run's connections, and "broker", the broker server's CPU during the run).
+    cpu_by_process: dict[str, float] = field(default_factory=dict)
+    receipt_lag_seconds: float | None = None  # last final_at - last handed_at (SMS receipts)
+    restarts: dict[str, int] = field(default_factory=dict)  # distributed processes that exited and restarted
+    load_average: tuple[float, ...] = ()  # at the end of the run: how shared the machine was
 
     @property
     def rate(self) -> float:
@@ -40,60 +65,72 @@ class EngineResult:
 
 
 def run_engine(
-    prepared: Prepared, *, channel: str, timeout: float, receipt_timeout: float, wait_receipts: bool = True
+    prepared: Prepared,
+    *,
+    channel: str,
+    timeout: float,
+    receipt_timeout: float,
+    wait_receipts: bool = True,
+    services: Services | None = None,
 ) -> EngineResult:
+    """The embedded engine, or with ``services`` the distributed one's processes."""
     from broadcaster.clock import SystemClock
     from broadcaster.context import AppContext
     from broadcaster.db.models import AuditEntry, Message, User
     from broadcaster.outbox.sending import start_manual_run
-    from broadcaster.progress import campaign_paused, run_progress
-    from broadcaster.runtime import EmbeddedEngine
-    from broadcaster.tasks import CeleryEnqueuer
+    from broadcaster.runtime import EmbeddedEngine, worker_specs
+    from broadcaster.tasks import CeleryEnqueuer, configure, declare_queues
     from broadcaster.vocabulary import MessageStatus
 
     clock = SystemClock()
     context = AppContext.load(prepared.config, clock=clock)
-    result = EngineResult()
+    result = EngineResult(deployment="embedded" if services is None else "distributed")
     try:
         with context.sessions.begin() as session:
             editor = session.scalar(select(User).where(User.login == EDITOR))
             assert editor is not None
             run_id = start_manual_run(session, campaign_id=prepared.campaign_id, actor=editor, clock=clock)
-        with EmbeddedEngine(context, config=prepared.config, log_dir=prepared.directory / "logs") as engine:
-            started = time.perf_counter()
-            CeleryEnqueuer().plan_run(run_id)
-            deadline = started + timeout
-            receipts_deadline: float | None = None
-            while True:
-                engine.tick()
-                progress = run_progress(context, run_id)
-                paused = campaign_paused(context, run_id)
-                if paused:
-                    raise RuntimeError(f"the benchmark campaign paused itself: {paused}")
-                now = time.perf_counter()
-                if progress.finished and progress.planned:
-                    if not result.wall_seconds:
-                        result.wall_seconds = now - started
-                        receipts_deadline = now + receipt_timeout
-                    if channel != "sms" or not wait_receipts or not progress.pending_receipts:
-                        if channel == "sms" and wait_receipts:
-                            result.receipts_seconds = now - started
-                        break
-                    if receipts_deadline is not None and now > receipts_deadline:
-                        break
-                if now > deadline:
-                    result.timed_out = True
-                    break
-                time.sleep(POLL_SECONDS)  # the tick's cadence (as `wait_for_run`), not a synchronisation
-            # VmHWM before the workers stop: the peak of each engine process over the whole run.
-            for spec, process in engine.processes:
-                result.peak_rss_kib[spec.name] = vm_hwm_kib(process.pid)
-                # Numbered, not by pid, so the same column lines up across sizes (prefork pool children).
-                result.cpu_seconds += cpu_seconds(process.pid)
-                for number, child in enumerate(sorted(descendants(process.pid)), start=1):
-                    result.peak_rss_kib[f"{spec.name}/child{number}"] = vm_hwm_kib(child)
-                    result.cpu_seconds += cpu_seconds(child)
+        watch = partial(
+            _watch,
+            context,
+            run_id,
+            result,
+            channel=channel,
+            timeout=timeout,
+            receipt_timeout=receipt_timeout,
+            wait_receipts=wait_receipts,
+        )
+        if services is None:
+            with EmbeddedEngine(
+                context, config=prepared.config, log_dir=prepared.directory / "logs"
+            ) as engine:
+                CeleryEnqueuer().plan_run(run_id)
+                watch(engine.tick)
+                # Before the workers stop: the peak of each engine process over the whole run.
+                _read_processes(
+                    result,
+                    {spec.name: [p.pid, *sorted(descendants(p.pid))] for spec, p in engine.processes},
+                )
+        else:
+            configure(context.settings)
+            declare_queues(context.settings, _queues(context.settings))
+            gateways = [spec.gateways[0] for spec in worker_specs(context.settings) if spec.gateways]
+            broker_pid = broker_process_pid(services)
+            broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
+            log_dir = prepared.directory / "logs"
+            with DistributedWorkers(prepared.directory, gateways=gateways, log_dir=log_dir) as workers:
+                CeleryEnqueuer().plan_run(run_id)
+                watch(workers.check_alive)
+                result.restarts = dict(workers.restarts)
+                families = workers.pids()
+                _read_processes(result, families)
+                families["driver"] = [os.getpid()]
+                result.cpu_by_process |= postgres_cpu_by_client(services.database, families)
+                if broker_pid:
+                    result.cpu_by_process["broker"] = cpu_seconds(broker_pid) - broker_before
+        result.load_average = tuple(round(figure, 2) for figure in os.getloadavg())
         result.driver_peak_rss_kib = vm_hwm_kib("self")
+        result.cpu_by_process["driver"] = round(cpu_seconds("self"), 2)  # embedded: the tick runs here
         with context.readers() as session:
             result.statuses = {
                 str(status.value): int(n)
@@ -105,6 +142,11 @@ def run_engine(
             }
             first_claim, last_sent = session.execute(
                 select(func.min(Message.claimed_at), func.max(Message.sent_at)).where(
+                    Message.run_id == run_id
+                )
+            ).one()
+            last_handed, last_final = session.execute(
+                select(func.max(Message.handed_at), func.max(Message.final_at)).where(
                     Message.run_id == run_id
                 )
             ).one()
@@ -122,6 +164,69 @@ def run_engine(
         result.delivered = result.statuses.get(str(MessageStatus.DELIVERED.value), 0)
         if first_claim is not None and last_sent is not None:
             result.send_seconds = (last_sent - first_claim).total_seconds()
+        if channel == "sms" and last_handed is not None and last_final is not None:
+            result.receipt_lag_seconds = (last_final - last_handed).total_seconds()
     finally:
         context.close()
     return result
+
+
+def _queues(settings: Settings) -> list[str]:
+    from broadcaster.runtime import worker_specs
+
+    return [queue for spec in worker_specs(settings) for queue in spec.queues]
+
+
+def _watch(
+    context: AppContext,
+    run_id: int,
+    result: EngineResult,
+    tick: Callable[[], object],
+    *,
+    channel: str,
+    timeout: float,
+    receipt_timeout: float,
+    wait_receipts: bool,
+) -> None:
+    """Until nothing is left to send (SMS: and every receipt is in, or ``receipt_timeout``): ``tick`` (the
+    embedded engine's tick, or a check that the distributed processes live) and the progress every
+    ``POLL_SECONDS``, as ``broadcaster send --wait`` does."""
+    from broadcaster.progress import campaign_paused, run_progress
+
+    started = time.perf_counter()
+    deadline = started + timeout
+    receipts_deadline: float | None = None
+    while True:
+        tick()
+        progress = run_progress(context, run_id)
+        paused = campaign_paused(context, run_id)
+        if paused:
+            raise RuntimeError(f"the benchmark campaign paused itself: {paused}")
+        now = time.perf_counter()
+        if progress.finished and progress.planned:
+            if not result.wall_seconds:
+                result.wall_seconds = now - started
+                receipts_deadline = now + receipt_timeout
+            if channel != "sms" or not wait_receipts or not progress.pending_receipts:
+                if channel == "sms" and wait_receipts:
+                    result.receipts_seconds = now - started
+                return
+            if receipts_deadline is not None and now > receipts_deadline:
+                return
+        if now > deadline:
+            result.timed_out = True
+            return
+        time.sleep(POLL_SECONDS)  # the tick's cadence (as `wait_for_run`), not a synchronisation
+
+
+def _read_processes(result: EngineResult, families: dict[str, list[int]]) -> None:
+    """Peak RSS of each process and CPU seconds of each family (a worker and its pool children), numbered
+    children rather than pids so that columns line up across runs."""
+    for name, (pid, *children) in families.items():
+        result.peak_rss_kib[name] = vm_hwm_kib(pid)
+        family_cpu = cpu_seconds(pid)
+        for number, child in enumerate(children, start=1):
+            result.peak_rss_kib[f"{name}/child{number}"] = vm_hwm_kib(child)
+            family_cpu += cpu_seconds(child)
+        result.cpu_by_process[name] = round(family_cpu, 2)
+        result.cpu_seconds += family_cpu

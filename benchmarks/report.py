@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.deployments_report import deployment_costs
 from benchmarks.engine_run import EngineResult
 from benchmarks.workdir import CHANNELS
 
@@ -65,6 +66,11 @@ class Measurement:
                 "timed_out": engine.timed_out,
                 "audit_entries": engine.audit_entries,
                 "cpu_seconds": round(engine.cpu_seconds, 2),
+                "deployment": engine.deployment,
+                "cpu_by_process": {k: round(v, 2) for k, v in engine.cpu_by_process.items()},
+                "receipt_lag_seconds": engine.receipt_lag_seconds,
+                "load_average": list(engine.load_average),
+                "restarts": engine.restarts,
             },
             "raw": self.raw,
             "raw_rate": round(self.raw_rate, 1),
@@ -213,5 +219,6 @@ def write_json(path: Path, measurements: list[Measurement], argv: list[str]) -> 
         ],
         "results": [m.to_json() for m in measurements],
         "audit_cost": audit_costs(measurements),
+        "deployments": deployment_costs(measurements),
     }
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -19,14 +19,19 @@ This module drives the sizes and channels; the parts have modules of their own: 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
+from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from benchmarks.deployment import BROKERS, distributed_services
+from benchmarks.deployments_report import print_deployments
 from benchmarks.engine_run import EngineResult, run_engine
 from benchmarks.peers import Peer, email_peer, sms_peer
 from benchmarks.processes import in_child
@@ -34,6 +39,7 @@ from benchmarks.raw_runs import raw_email, raw_sms
 from benchmarks.report import Measurement, print_audit_cost, print_tables, write_json
 from benchmarks.workdir import CHANNELS, Prepared, prepare
 
+DEPLOYMENTS = ("embedded", "distributed")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -51,34 +57,49 @@ def measure(
     with peer_context as peer:
         console.print(f"[bold]{channel}, N={count:,}[/] — peer: {peer.kind} on 127.0.0.1:{peer.port}")
         raws: list[dict[str, Any]] = []
-        for number, mode in enumerate(args.audit_modes, start=1):
-            # Set-up and the engine's driver each run in a fresh process: the driver's RSS is then this run's
-            # alone, and Celery's cached broker connection never points at the previous run's broker file.
-            prepared: Prepared = in_child(
-                prepare,
-                root=root,
-                channel=channel,
-                count=count,
-                port=peer.port,
-                chunk_size=args.chunk_size,
-                audit_deliveries=mode == "on",
-                tag=f"-audit-{mode}-{number}" if len(args.audit_modes) > 1 else "",
-            )
-            console.print(f"  set-up (contacts, campaign, approval): {prepared.setup_seconds:.1f} s")
-            if not raws:
-                raws.append(_raw(channel, peer, prepared, count, args))
-                console.print(f"  raw (before): {raws[0]['rate']:,.0f} msgs/s")
-            engine: EngineResult = in_child(
-                run_engine,
-                prepared=prepared,
-                channel=channel,
-                timeout=args.timeout,
-                receipt_timeout=args.receipt_timeout,
-                wait_receipts=args.receipts,
+        for number, (deployment, mode) in enumerate(args.variants, start=1):
+            with ExitStack() as stack:
+                services = (
+                    stack.enter_context(distributed_services(args.broker, root))
+                    if deployment == "distributed"
+                    else None
+                )
+                # Set-up and the engine's driver each run in a fresh process: the driver's RSS is then this
+                # run's alone, and Celery's cached broker connection never points at the previous run's broker.
+                prepared: Prepared = in_child(
+                    prepare,
+                    root=root,
+                    channel=channel,
+                    count=count,
+                    port=peer.port,
+                    chunk_size=args.chunk_size,
+                    audit_deliveries=mode == "on",
+                    tag=f"-{deployment}-audit-{mode}-{number}" if len(args.variants) > 1 else "",
+                    services=None if services is None else (services.database_url, services.broker_url),
+                )
+                console.print(f"  set-up (contacts, campaign, approval): {prepared.setup_seconds:.1f} s")
+                if not raws:
+                    raws.append(_raw(channel, peer, prepared, count, args))
+                    console.print(f"  raw (before): {raws[0]['rate']:,.0f} msgs/s")
+                engine: EngineResult = in_child(
+                    run_engine,
+                    prepared=prepared,
+                    channel=channel,
+                    timeout=args.timeout,
+                    receipt_timeout=args.receipt_timeout,
+                    wait_receipts=args.receipts,
+                    services=services,
+                )
+            lag = (
+                ""
+                if engine.receipt_lag_seconds is None
+                else f", receipt lag {engine.receipt_lag_seconds:.1f} s"
             )
             console.print(
-                f"  engine, audit deliveries {mode}: {engine.rate:,.0f} msgs/s ({engine.sent:,}/{engine.planned:,} "
-                f"sent, wall {engine.wall_seconds:.1f} s, audit entries {engine.audit_entries or 'none'})"
+                f"  engine {deployment}, audit deliveries {mode}: {engine.rate:,.0f} msgs/s "
+                f"({engine.sent:,}/{engine.planned:,} sent, wall {engine.wall_seconds:.1f} s{lag}, "
+                f"CPU s {engine.cpu_by_process}, audit entries {engine.audit_entries or 'none'}; "
+                f"load {_load()}{f', restarted {engine.restarts}' if engine.restarts else ''})"
                 f"{' [red]TIMED OUT[/]' if engine.timed_out else ''}"
             )
             done.append((mode, prepared, engine))
@@ -98,6 +119,10 @@ def measure(
         )
         for mode, prepared, engine in done
     ]
+
+
+def _load() -> str:
+    return " ".join(f"{figure:.2f}" for figure in os.getloadavg())
 
 
 def _raw(
@@ -128,12 +153,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0, help="bound on one engine run, seconds")
     parser.add_argument("--workdir", type=Path, default=None, help="where the working directories go")
     parser.add_argument("--keep", action="store_true", help="keep the working directories (logs, databases)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"JSON results (default {RESULTS}; with a distributed run results/deployments-BROKER-DATE.json)",
+    )
     parser.add_argument(
         "--audit-deliveries",
         default="on",
         help="comma-separated on/off, one engine run each in this order, e.g. on,off,off,on: the same send "
         "with [audit] deliveries on and off side by side, and the cost of the entries in %% (default on)",
+    )
+    parser.add_argument(
+        "--deployment",
+        default="embedded",
+        help="comma-separated embedded,distributed: one engine run each in this order (distributed: "
+        "PostgreSQL, a broker server and the broadcaster worker/beat processes; default embedded)",
+    )
+    parser.add_argument("--broker", default="rabbitmq", choices=BROKERS, help="distributed: the broker")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat the deployments and audit modes this many times"
     )
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in str(args.n).split(",") if s.strip()]
@@ -141,6 +181,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.audit_modes = [m.strip() for m in str(args.audit_deliveries).split(",") if m.strip()]
     if not args.audit_modes or set(args.audit_modes) - {"on", "off"}:
         parser.error("--audit-deliveries takes on and off, comma-separated (e.g. on,off)")
+    deployments = [d.strip() for d in str(args.deployment).split(",") if d.strip()]
+    if not deployments or set(deployments) - set(DEPLOYMENTS):
+        parser.error(f"--deployment takes {' and '.join(DEPLOYMENTS)}, comma-separated")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.out is None:
+        distributed = "distributed" in deployments
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        args.out = RESULTS.with_name(f"deployments-{args.broker}-{day}.json") if distributed else RESULTS
+    # Alternating (A B A B …): the drift of a shared machine hits every variant alike.
+    args.variants = [(d, m) for _ in range(args.rounds) for d in deployments for m in args.audit_modes]
     unknown = set(args.channel_list) - set(CHANNELS)
     if unknown or not args.sizes or min(args.sizes) < 1:
         parser.error(f"unknown channels {sorted(unknown)}; sizes must be positive" if unknown else "bad --n")
@@ -166,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     print_tables(measurements, console)
     print_audit_cost(measurements, console)
+    print_deployments(measurements, console)
     console.print(f"Results: {args.out}")
     return 0
 

@@ -5,6 +5,7 @@ and the sample the raw baseline sends (the same bytes or text the engine sends t
 from __future__ import annotations
 
 import csv
+import getpass
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -44,9 +45,21 @@ def _drop_section(text: str, header: str) -> str:
 
 
 def write_config(
-    config: Path, *, channel: str, port: int, chunk_size: int | None, audit_deliveries: bool = True
+    config: Path,
+    *,
+    channel: str,
+    port: int,
+    chunk_size: int | None,
+    audit_deliveries: bool = True,
+    services: tuple[str, str] | None = None,
 ) -> None:
     text = config.read_text(encoding="utf-8")
+    if services is not None:  # the distributed deployment: PostgreSQL and a broker server
+        database_url, broker_url = services
+        text = text.replace('url = "sqlite:///broadcaster.sqlite3"', f'url = "{database_url}"')
+        text = text.replace('url = "sqla+sqlite:///broker.sqlite3"', f'url = "{broker_url}"')
+    # beat's tick as often as the embedded driver's (engine_run.POLL_SECONDS): the same cadence both ways.
+    text = text.replace("[delivery]\n", "[delivery]\ntick_seconds = 0.5\n", 1)
     other = "mail" if channel == "sms" else "sms_main"
     text = _drop_section(text, f"[providers.{other}]")  # one channel per run: only its workers start
     text = text.replace("port = 2775", f"port = {port}").replace("port = 2525", f"port = {port}")
@@ -110,9 +123,12 @@ def prepare(
     chunk_size: int | None,
     audit_deliveries: bool = True,
     tag: str = "",
+    services: tuple[str, str] | None = None,
 ) -> Prepared:
     """A working directory with ``count`` contacts and an approved one-channel campaign (``tag`` tells apart
-    the directories of runs of the same size)."""
+    the directories of runs of the same size); ``services`` (database URL, broker URL) puts it on PostgreSQL
+    and a broker server, migrated, with the admin and the operating-system login (who starts the workers) as
+    users."""
     from broadcaster import policies
     from broadcaster.campaigns import workflow
     from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
@@ -121,6 +137,7 @@ def prepare(
     from broadcaster.clock import SystemClock
     from broadcaster.contacts.importer import import_contacts
     from broadcaster.context import AppContext
+    from broadcaster.db.migrate import upgrade
     from broadcaster.db.models import Contact, User
     from broadcaster.settings import CONFIG_FILENAME
     from broadcaster.users import add_user
@@ -136,9 +153,22 @@ def prepare(
         shutil.rmtree(directory)
     init_workdir(directory, admin_login=ADMIN, clock=clock).close()
     config = directory / CONFIG_FILENAME
-    write_config(config, channel=channel, port=port, chunk_size=chunk_size, audit_deliveries=audit_deliveries)
+    write_config(
+        config,
+        channel=channel,
+        port=port,
+        chunk_size=chunk_size,
+        audit_deliveries=audit_deliveries,
+        services=services,
+    )
     context = AppContext.load(config, clock=clock)
     try:
+        if services is not None:
+            upgrade(services[0])
+            with context.sessions.begin() as session:
+                add_user(session, actor=ADMIN, login=ADMIN, role=Role.ADMIN, clock=clock)
+                if getpass.getuser() != ADMIN:
+                    add_user(session, actor=ADMIN, login=getpass.getuser(), role=Role.EDITOR, clock=clock)
         with context.sessions.begin() as session:
             add_user(session, actor=ADMIN, login=EDITOR, role=Role.EDITOR, clock=clock)
             add_user(session, actor=ADMIN, login=APPROVER, role=Role.APPROVER, clock=clock)
