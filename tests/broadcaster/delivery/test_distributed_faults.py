@@ -40,6 +40,7 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster.db.models import CampaignRun, Message
+from broadcaster.policies import SECOND_APPROVER_THRESHOLD, set_policy
 from broadcaster.progress import run_progress
 from broadcaster.vocabulary import MessageStatus
 from tests.broadcaster.delivery.brokers import OwnBroker, OwnRabbitMQ, OwnRedis
@@ -156,7 +157,18 @@ def distributed_pipeline(
 
 
 def send(pipeline: Pipeline, processes: Started) -> int:
-    """``broadcaster send CAMPAIGN`` as the editor: the run is queued for the workers."""
+    """``broadcaster send CAMPAIGN`` as the editor: the run is queued for the workers. A campaign this large
+    would need a second approver (policy ``second_approver_threshold``, 5,000 by default): one approval
+    is enough here, as the admin says with a reason."""
+    with pipeline.context.sessions.begin() as session:
+        set_policy(
+            session,
+            actor=pipeline.approver.login,
+            key=SECOND_APPROVER_THRESHOLD,
+            text=str(2 * PEOPLE),
+            reason="kiểm thử sự cố: một người duyệt",
+            clock=pipeline.clock,
+        )
     campaign_id = pipeline.approved_campaign(channels=BOTH)
     command = start_cli(pipeline, processes, "send", campaign_id, login=EDITOR, log="send.log")
     assert command.wait(timeout=120) == 0, (pipeline.directory / "send.log").read_text(errors="replace")
