@@ -10,7 +10,7 @@ import typer
 from broadcaster import audit
 from broadcaster.cli.common import acting, check_role, console, state
 from broadcaster.db.backup import backup_sqlite, postgresql_procedure
-from broadcaster.db.engine import is_sqlite
+from broadcaster.db.engine import is_sqlite, make_engine
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.settings import load_settings
@@ -22,6 +22,7 @@ def backup(
 ) -> None:
     """Copy the database to FILE while the engine runs (SQLite); the copy is checked before it is kept."""
     settings = load_settings(state.config)
+    make_engine(settings.database_url).dispose()  # an unusable [database] url is told as such, naming it
     if not is_sqlite(settings.database_url):
         raise UserError(postgresql_procedure())
     check_role("backup.run")

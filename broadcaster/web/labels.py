@@ -205,6 +205,7 @@ AUDIT_SUBJECT: Mapping[str, str] = {
     "contact_import": N_("contacts import"),
     "contacts": N_("contacts"),
     "data_subject": N_("data subject"),
+    "database": N_("database"),
     "do_not_call_import": N_("do-not-call register import"),
     "hand_back": N_("hand-back"),
     "inbox_reply": N_("inbox reply"),

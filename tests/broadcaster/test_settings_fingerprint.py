@@ -110,7 +110,7 @@ def test_beat_records_the_fingerprint_as_it_starts(
     def stop(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("broadcaster.cli.engine_processes.engine_tick", stop)
+    monkeypatch.setattr("broadcaster.beat.engine_tick", stop)
     result = CliRunner().invoke(app, ["--config", str(workdir / "broadcaster.toml"), "beat"])
     assert result.exit_code == 0, result.output
     [entry] = fingerprints(context)
