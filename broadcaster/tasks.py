@@ -239,15 +239,31 @@ def gateway_providers() -> list[str]:
     return [p for p in os.environ.get("BROADCASTER_GATEWAYS", "").split(",") if p]
 
 
+def publish(name: str, args: list[Any], *, queue: str, countdown: float | None = None) -> None:
+    """Send a task, once more when kombu published it on a channel it had itself closed.
+
+    kombu's SQL transport (the embedded broker) takes a locked SQLite file for a lost connection: when that
+    happens twice in one publish, kombu reconnects while declaring the queue, closing the channel its publish
+    already holds, and then fails on it with ``AttributeError: 'NoneType' object has no attribute 'client'``.
+    Nothing was stored then; the second try takes a fresh channel from the pool."""
+    try:
+        app.send_task(name, args=args, queue=queue, countdown=countdown)
+    except AttributeError:
+        if not app.conf.broker_url.startswith("sqla+"):
+            raise
+        log.warning("the SQL broker closed its channel while publishing %s; publishing it again", name)
+        app.send_task(name, args=args, queue=queue, countdown=countdown)
+
+
 class CeleryEnqueuer:
     def plan_run(self, run_id: int) -> None:
-        app.send_task("broadcaster.plan_run", args=[run_id], queue=PLAN_QUEUE)
+        publish("broadcaster.plan_run", [run_id], queue=PLAN_QUEUE)
 
     def dispatch_chunk(self, chunk_id: int, *, queue: str) -> None:
-        app.send_task("broadcaster.dispatch_chunk", args=[chunk_id], queue=queue)
+        publish("broadcaster.dispatch_chunk", [chunk_id], queue=queue)
 
     def apply_inbound(self, provider: str) -> None:
-        app.send_task("broadcaster.apply_inbound", args=[provider], queue=inbound_queue(provider))
+        publish("broadcaster.apply_inbound", [provider], queue=inbound_queue(provider))
 
 
 @app.task(name="broadcaster.plan_run")  # type: ignore[untyped-decorator]
@@ -285,9 +301,9 @@ def apply_inbound_task(provider: str, attempt: int = 1) -> int:
     settled = sum(done for done, _waiting in passes)
     waiting = passes[-1][1]
     if waiting and attempt < INBOUND_RETRIES:
-        app.send_task(
+        publish(
             "broadcaster.apply_inbound",
-            args=[provider, attempt + 1],
+            [provider, attempt + 1],
             queue=inbound_queue(provider),
             countdown=INBOUND_RETRY_SECONDS,
         )

@@ -89,3 +89,45 @@ def test_task_events_are_on_with_a_real_broker_and_off_on_the_embedded_one(
     assert (distributed["worker_send_task_events"], distributed["task_send_sent_event"]) == (True, True)
     monkeypatch.setenv("BROADCASTER_BROKER__TASK_EVENTS", "false")
     assert not celery_config(load_settings(workdir / CONFIG_FILENAME))["worker_send_task_events"]
+
+
+def test_a_task_is_published_when_the_embedded_broker_is_locked_twice_in_one_publish(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kombu reconnects while declaring the queue and then publishes on the channel it closed; the enqueuer
+    publishes once more on a fresh one, and the task is stored exactly once."""
+    import sqlite3
+
+    from kombu.transport import sqlalchemy as kombu_sql
+    from sqlalchemy.exc import OperationalError
+
+    from broadcaster.outbox.queues import PLAN_QUEUE
+    from broadcaster.tasks import CeleryEnqueuer
+
+    settings = load_settings(workdir / CONFIG_FILENAME)
+    configure(settings)
+    enqueuer = CeleryEnqueuer()
+    enqueuer.plan_run(1)  # the queue exists, as in a running deployment
+    looked_up = kombu_sql.Channel._get_or_create
+    calls = 0
+
+    def locked_twice(channel: kombu_sql.Channel, queue: str) -> object:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:  # the publish's lookup, then the declare after kombu's reconnect
+            raise OperationalError("SELECT kombu_queue", {}, sqlite3.OperationalError("database is locked"))
+        return looked_up(channel, queue)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(kombu_sql.Channel, "_get_or_create", locked_twice)
+    enqueuer.plan_run(2)
+    monkeypatch.undo()
+
+    broker_file = settings.broker_url.removeprefix("sqla+sqlite:///")
+    with sqlite3.connect(broker_file) as broker:
+        stored = broker.execute(
+            "SELECT count(*) FROM kombu_message JOIN kombu_queue ON kombu_queue.id = kombu_message.queue_id "
+            "WHERE kombu_queue.name = ?",
+            (PLAN_QUEUE,),
+        ).fetchone()[0]
+    assert calls > 2
+    assert stored == 2
