@@ -186,14 +186,19 @@ def broker_process_pid(services: Services) -> int | None:
 
 
 class DistributedWorkers:
-    """``broadcaster worker`` (planning and e-mail), ``broadcaster worker --gateway P`` per SMPP provider and
-    ``broadcaster beat``, each started as an operator would, in the working directory. A context manager."""
+    """``broadcaster worker`` (planning and e-mail), ``broadcaster worker --gateway P`` per SMPP provider,
+    ``broadcaster worker --inbound`` (their receipts) and ``broadcaster beat``, each started as an operator
+    would (docker/compose.yaml), in the working directory. A context manager."""
 
     def __init__(self, directory: Path, *, gateways: list[str], log_dir: Path) -> None:
         self.directory = directory
         self.log_dir = log_dir
         commands = {"main": ["worker"], "beat": ["beat"]}
         commands |= {f"gateway-{name}": ["worker", "--gateway", name] for name in gateways}
+        if (
+            gateways
+        ):  # the SMPP accounts hand their receipts to it (without it only beat's retry applies them)
+            commands["inbound"] = ["worker", "--inbound"]
         self.commands = commands
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = {}  # exits during the run (their CPU until then is not counted)

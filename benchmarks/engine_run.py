@@ -5,7 +5,9 @@ working directory points at PostgreSQL and a broker server, and ``broadcaster wo
 and ``beat`` run as an operator starts them (``benchmarks.deployment``); this process only enqueues the plan and
 watches. Either way the send rate is N over first claim to last ``sent_at``, the receipt lag is the last
 receipt applied (``final_at``) minus the last hand-over (``handed_at``), and the peak RSS (VmHWM) and CPU time of
-every engine process are read before the workers stop.
+every engine process are read before the workers stop. The plan is enqueued once every engine process has
+started and gone quiet, and CPU is counted from then: a campaign comes to processes that are already running,
+and their start (imports, connections, binds) is no part of its cost in either deployment.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
 __all__ = ["EngineResult", "run_engine"]
 
 POLL_SECONDS = 0.5
+# Before the plan is enqueued the engine's processes have started and gone quiet (``settled``).
+SETTLE_STEP_SECONDS = 0.5
+SETTLE_TIMEOUT_SECONDS = 90.0
+QUIET_CPU_SHARE = 0.4
 
 
 @dataclass
@@ -104,33 +110,43 @@ def run_engine(
             with EmbeddedEngine(
                 context, config=prepared.config, log_dir=prepared.directory / "logs"
             ) as engine:
+
+                def embedded_families() -> dict[str, list[int]]:
+                    return {spec.name: [p.pid, *sorted(descendants(p.pid))] for spec, p in engine.processes}
+
+                started = settled(embedded_families)
+                driver_started = cpu_seconds("self")
                 CeleryEnqueuer().plan_run(run_id)
                 watch(engine.tick)
                 # Before the workers stop: the peak of each engine process over the whole run.
-                _read_processes(
-                    result,
-                    {spec.name: [p.pid, *sorted(descendants(p.pid))] for spec, p in engine.processes},
-                )
+                _read_processes(result, embedded_families(), since=started)
         else:
             configure(context.settings)
             declare_queues(context.settings, _queues(context.settings))
             gateways = [spec.gateways[0] for spec in worker_specs(context.settings) if spec.gateways]
             broker_pid = broker_process_pid(services)
-            broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
             log_dir = prepared.directory / "logs"
             with DistributedWorkers(prepared.directory, gateways=gateways, log_dir=log_dir) as workers:
+                started = settled(workers.pids)
+                driver_started = cpu_seconds("self")
+                postgres_started = postgres_cpu_by_client(services.database, workers.pids() | _driver())
+                broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
                 CeleryEnqueuer().plan_run(run_id)
                 watch(workers.check_alive)
                 result.restarts = dict(workers.restarts)
                 families = workers.pids()
-                _read_processes(result, families)
-                families["driver"] = [os.getpid()]
-                result.cpu_by_process |= postgres_cpu_by_client(services.database, families)
+                _read_processes(result, families, since=started)
+                postgres = postgres_cpu_by_client(services.database, families | _driver())
+                result.cpu_by_process |= {
+                    name: round(spent - postgres_started.get(name, 0.0), 2)
+                    for name, spent in postgres.items()
+                }
                 if broker_pid:
                     result.cpu_by_process["broker"] = cpu_seconds(broker_pid) - broker_before
         result.load_average = tuple(round(figure, 2) for figure in os.getloadavg())
         result.driver_peak_rss_kib = vm_hwm_kib("self")
-        result.cpu_by_process["driver"] = round(cpu_seconds("self"), 2)  # embedded: the tick runs here
+        # Embedded: the tick runs here.
+        result.cpu_by_process["driver"] = round(cpu_seconds("self") - driver_started, 2)
         with context.readers() as session:
             result.statuses = {
                 str(status.value): int(n)
@@ -219,14 +235,47 @@ def _watch(
         time.sleep(POLL_SECONDS)  # the tick's cadence (as `wait_for_run`), not a synchronisation
 
 
-def _read_processes(result: EngineResult, families: dict[str, list[int]]) -> None:
-    """Peak RSS of each process and CPU seconds of each family (a worker and its pool children), numbered
-    children rather than pids so that columns line up across runs."""
+def _driver() -> dict[str, list[int]]:
+    return {"driver": [os.getpid()]}
+
+
+def _family_cpu(families: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in families.items()}
+
+
+def settled(
+    families: Callable[[], dict[str, list[int]]], *, timeout: float = SETTLE_TIMEOUT_SECONDS
+) -> dict[str, float]:
+    """Wait until the engine's processes have started (imports, connections, the gateway's bind) and gone
+    quiet, as a deployment's long-running processes are when a campaign comes; returns each family's CPU
+    seconds at that moment, which the run's figures leave out. Quiet: three successive half seconds in which
+    all of them together used under ``QUIET_CPU_SHARE`` of one core (idle workers still poll the embedded
+    broker and beat ticks) and about as much as in the half second before."""
+    deadline = time.monotonic() + timeout
+    before = _family_cpu(families())
+    spent_before = float("inf")
+    quiet = 0
+    while quiet < 3:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the engine's processes did not go quiet within {timeout:.0f} s")
+        time.sleep(SETTLE_STEP_SECONDS)  # sampling /proc over a window, not synchronisation
+        now = _family_cpu(families())
+        spent = sum(now.values()) - sum(before.get(name, 0.0) for name in now)
+        steady = abs(spent - spent_before) <= QUIET_CPU_SHARE * SETTLE_STEP_SECONDS / 2
+        quiet = quiet + 1 if steady and spent < QUIET_CPU_SHARE * SETTLE_STEP_SECONDS else 0
+        before, spent_before = now, spent
+    return before
+
+
+def _read_processes(result: EngineResult, families: dict[str, list[int]], *, since: dict[str, float]) -> None:
+    """Peak RSS of each process and CPU seconds of each family (a worker and its pool children) since the
+    engine settled, numbered children rather than pids so that columns line up across runs."""
     for name, (pid, *children) in families.items():
         result.peak_rss_kib[name] = vm_hwm_kib(pid)
         family_cpu = cpu_seconds(pid)
         for number, child in enumerate(children, start=1):
             result.peak_rss_kib[f"{name}/child{number}"] = vm_hwm_kib(child)
             family_cpu += cpu_seconds(child)
+        family_cpu -= since.get(name, 0.0)
         result.cpu_by_process[name] = round(family_cpu, 2)
         result.cpu_seconds += family_cpu

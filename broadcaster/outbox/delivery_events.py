@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, case, func, or_, select, update
+from sqlalchemy import Table, case, func, select
 from sqlalchemy.orm import Session
 
 from broadcaster.audit.deliveries import deliveries_audited, record_results
-from broadcaster.db.bulk import insert_ignoring_conflicts
+from broadcaster.db.bulk import insert_ignoring_conflicts, one_of, update_by_id
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
 from broadcaster.outbox.fallbacks import cancel_fallbacks_of, release_fallbacks_of
 from broadcaster.outbox.handback import worker_id
@@ -283,19 +283,7 @@ def _replies_among(recorded: list[_Resolved]) -> list[Reply]:
 
 def _move_parts(session: Session, fresh: list[_Resolved], *, now: datetime) -> None:
     params = [{"b_id": i.part.id, "b_state": PART_STATE[i.event.type]} for i in fresh if i.part is not None]
-    if params:
-        table = _PARTS
-        session.connection().execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(state=bindparam("b_state"), updated_at=now),
-            params,
-        )
-
-
-def _status_in(table: Table, statuses: Iterable[MessageStatus]) -> ColumnElement[bool]:
-    # ``IN`` cannot be expanded inside an executemany; fixed-value parameters can.
-    return or_(*(table.c.status == bindparam(f"src_{s.value}", s.value) for s in sorted(statuses)))
+    update_by_id(session, _PARTS, params, from_row={"state": "b_state"}, constants={"updated_at": now})
 
 
 def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime) -> list[_Moved]:
@@ -322,12 +310,12 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
         for message_id, stored, delivered, segments in rows:
             # Parts accepted before a retry are stored while the others still wait: count every planned part.
             delivered_parts[message_id] = (int(delivered or 0), max(int(stored), segments or 0))
-    if delivered_parts:
-        table = _MESSAGES
-        session.connection().execute(
-            update(table).where(table.c.id == bindparam("b_id")).values(parts_delivered=bindparam("b_n")),
-            [{"b_id": mid, "b_n": n} for mid, (n, _known) in delivered_parts.items()],
-        )
+    update_by_id(
+        session,
+        _MESSAGES,
+        [{"b_id": mid, "b_n": n} for mid, (n, _known) in delivered_parts.items()],
+        from_row={"parts_delivered": "b_n"},
+    )
     targets: dict[MessageStatus, list[dict[str, Any]]] = defaultdict(list)
     causes: dict[tuple[MessageStatus, int], _Resolved] = {}
     for item in fresh:
@@ -352,14 +340,15 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
         targets[target].append({"b_id": item.message_id, "b_reason": reason})
         causes[(target, item.message_id)] = item
     moved = _moves(session, targets, causes) if deliveries_audited(session) else []
-    table = _MESSAGES
     for target, params in targets.items():
         # Guarded: only from the statuses this one may follow (a late DELIVRD does not undo a failure).
-        session.connection().execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"), _status_in(table, sources_for(target)))
-            .values(status=target.value, final_at=now, reason=bindparam("b_reason")),
+        update_by_id(
+            session,
+            _MESSAGES,
             params,
+            from_row={"reason": "b_reason"},
+            constants={"status": target.value, "final_at": now},
+            where=[one_of(_MESSAGES.c.status, [s.value for s in sources_for(target)])],
         )
     delivered = [p["b_id"] for p in targets.get(MessageStatus.DELIVERED, [])]
     if delivered:  # in this transaction: a delivered primary's waiting fallback never goes

@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.clock import Clock
+from broadcaster.db.bulk import insert_rows, update_by_id
 from broadcaster.db.conflicts import retrying_conflicts
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import InboundRecord
@@ -71,7 +72,7 @@ def inbound_batch_handler(
             {"provider": provider, "channel": channel, "received_at": now, "payload": p} for p in payloads
         ]
         with sessions.begin() as session:
-            session.execute(insert(_INBOUND), rows)  # Core executemany: no ORM bookkeeping on the gateway
+            insert_rows(session, _INBOUND, rows)  # Core, no ORM bookkeeping on the gateway
         assert hand_off is not None
         try:
             hand_off()
@@ -182,13 +183,7 @@ def _settle_page(
             for c in copies
             if c.id in still_open and c.processed_at is not None
         ]
-        if closed:
-            session.connection().execute(
-                update(_INBOUND)
-                .where(_INBOUND.c.id == bindparam("b_id"))
-                .values(processed_at=bindparam("b_at"), outcome=bindparam("b_outcome")),
-                closed,
-            )
+        update_by_id(session, _INBOUND, closed, from_row={"processed_at": "b_at", "outcome": "b_outcome"})
     return len(closed), len(still_open) - len(closed)
 
 

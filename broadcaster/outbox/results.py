@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, update
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import OnUncertain
-from broadcaster.db.bulk import insert_ignoring_conflicts
+from broadcaster.db.bulk import insert_ignoring_conflicts, update_by_id
 from broadcaster.db.models import DeliveryEventRow, Message, MessagePart
 from broadcaster.devices import forget_token
 from broadcaster.outbox.fallbacks import release_fallbacks_of
@@ -286,23 +287,9 @@ def _defer(
 
 
 def _mark_sent(session: Session, sent: Sequence[tuple[Claimed, SendResult]], now: datetime) -> None:
-    """The common case, batched: one executemany UPDATE and one bulk INSERT of SMS parts per window."""
+    """The common case, batched: one bulk UPDATE and one bulk INSERT of SMS parts per window."""
     if not sent:
         return
-    table = Message.__table__
-    assert isinstance(table, Table)
-    statement = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.status == MessageStatus.SENDING.value)
-        .values(
-            status=MessageStatus.SENT.value,
-            sent_at=now,
-            reason=None,
-            error_code=None,
-            provider_ref=bindparam("b_ref"),
-            parts_total=bindparam("b_parts"),
-        )
-    )
     params = []
     parts: list[dict[str, object]] = []
     for message, result in sent:
@@ -329,7 +316,19 @@ def _mark_sent(session: Session, sent: Sequence[tuple[Claimed, SendResult]], now
                 }
                 for number, pid in enumerate(result.provider_ids, start=1)
             )
-    session.connection().execute(statement, params)
+    update_by_id(
+        session,
+        cast(Table, Message.__table__),
+        params,
+        from_row={"provider_ref": "b_ref", "parts_total": "b_parts"},
+        constants={
+            "status": MessageStatus.SENT.value,
+            "sent_at": now,
+            "reason": None,
+            "error_code": None,
+        },
+        where=[Message.status == MessageStatus.SENDING.value],
+    )
     insert_ignoring_conflicts(session, MessagePart.__table__, parts, conflict=["message_id", "number"])  # type: ignore[arg-type]
 
 

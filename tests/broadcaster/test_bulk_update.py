@@ -1,0 +1,143 @@
+"""``update_by_id`` (broadcaster/db/bulk.py): one statement per page on PostgreSQL, the same rows changed as an
+executemany of the same update would change them, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, event, insert, select
+from sqlalchemy.orm import Session
+
+from broadcaster.db import bulk
+from broadcaster.db.bulk import insert_ignoring_conflicts, insert_rows, one_of, update_by_id
+from broadcaster.db.engine import make_engine
+from broadcaster.db.types import UTCDateTime
+
+METADATA = MetaData()
+THINGS = Table(
+    "bulk_things",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("reason", String(200)),
+    Column("tally", Integer),
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    url = f"sqlite:///{tmp_path / 'bulk.sqlite3'}"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    made = make_engine(url)
+    METADATA.create_all(made)
+    with made.begin() as connection:
+        connection.execute(insert(THINGS), [{"id": i, "status": "sent", "tally": 0} for i in range(1, 8)])
+    yield made
+    made.dispose()
+
+
+def _rows(engine: Engine) -> dict[int, tuple[str, str | None, int | None]]:
+    with engine.connect() as connection:
+        return {r.id: (r.status, r.reason, r.tally) for r in connection.execute(select(THINGS))}
+
+
+def _statements(engine: Engine) -> list[str]:
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, statement, *_a: seen.append(statement))
+    return seen
+
+
+def test_guarded_updates_change_only_rows_the_guard_lets_through_and_a_repeated_id_in_order(
+    engine: Engine,
+) -> None:
+    with engine.begin() as connection:
+        connection.execute(THINGS.update().where(THINGS.c.id == 3).values(status="failed"))
+    rows: list[dict[str, Any]] = [
+        {"b_id": 1, "b_reason": None},
+        {"b_id": 2, "b_reason": "first"},
+        {"b_id": 3, "b_reason": "guarded out"},
+        {"b_id": 2, "b_reason": "second"},  # the guard refuses it once the first has moved the row
+        {"b_id": 42, "b_reason": "no such row"},
+    ]
+    with Session(engine) as session, session.begin():
+        update_by_id(
+            session,
+            THINGS,
+            rows,
+            from_row={"reason": "b_reason"},
+            constants={"status": "delivered"},
+            where=[one_of(THINGS.c.status, ["sent", "unknown"])],
+        )
+
+    found = _rows(engine)
+    assert found[1] == ("delivered", None, 0)
+    assert found[2] == ("delivered", "first", 0)
+    assert found[3] == ("failed", None, 0)
+    assert found[4] == ("sent", None, 0)
+
+
+def test_an_unguarded_repeated_id_ends_with_its_last_row(engine: Engine) -> None:
+    rows = [{"b_id": 5, "b_n": 1}, {"b_id": 6, "b_n": 1}, {"b_id": 5, "b_n": 2}, {"b_id": 5, "b_n": 3}]
+    with Session(engine) as session, session.begin():
+        update_by_id(session, THINGS, rows, from_row={"tally": "b_n"})
+
+    found = _rows(engine)
+    assert (found[5][2], found[6][2], found[7][2]) == (3, 1, 0)
+
+
+@pytest.mark.services
+def test_postgresql_gets_one_statement_per_page(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine(postgres_url)
+    METADATA.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(THINGS), [{"id": i, "status": "sent", "tally": 0} for i in range(1, 251)])
+    monkeypatch.setattr(bulk, "ROWS_PER_STATEMENT", 100)
+    statements = _statements(engine)
+    with Session(engine) as session, session.begin():
+        update_by_id(
+            session, THINGS, [{"b_id": i, "b_n": i} for i in range(1, 251)], from_row={"tally": "b_n"}
+        )
+
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 3
+    assert all(count == key for key, (_s, _r, count) in _rows(engine).items())
+    engine.dispose()
+
+
+RECORDS = Table(
+    "bulk_records",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(20), unique=True),
+    Column("payload", JSON),
+    Column("at", UTCDateTime()),
+)
+
+
+def test_inserted_rows_keep_their_json_timestamps_and_nulls_and_a_conflict_is_skipped(engine: Engine) -> None:
+    at = datetime(2026, 11, 30, 8, 15, tzinfo=UTC)
+    first: list[dict[str, Any]] = [
+        {"key": "a", "payload": {"sm": "id:1 stat:DELIVRD", "tlv": [1, 2]}, "at": at},
+        {"key": "b", "payload": None, "at": None},
+    ]
+    with Session(engine) as session, session.begin():
+        insert_rows(session, RECORDS, first)
+        insert_ignoring_conflicts(
+            session,
+            RECORDS,
+            [{"key": "a", "payload": {"again": True}, "at": at}, {"key": "c", "payload": [], "at": at}],
+            conflict=["key"],
+        )
+
+    with engine.connect() as connection:
+        stored = {r.key: (r.payload, r.at) for r in connection.execute(select(RECORDS))}
+    assert stored == {
+        "a": ({"sm": "id:1 stat:DELIVRD", "tlv": [1, 2]}, at),
+        "b": (None, None),
+        "c": ([], at),
+    }
