@@ -195,9 +195,8 @@ class DistributedWorkers:
         self.log_dir = log_dir
         commands = {"main": ["worker"], "beat": ["beat"]}
         commands |= {f"gateway-{name}": ["worker", "--gateway", name] for name in gateways}
-        if (
-            gateways
-        ):  # the SMPP accounts hand their receipts to it (without it only beat's retry applies them)
+        # The SMPP accounts hand their receipts to it: without it only beat's retry would apply them.
+        if gateways:
             commands["inbound"] = ["worker", "--inbound"]
         self.commands = commands
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
