@@ -4,7 +4,9 @@ The receipt applier is the user. A gateway asks for a provider's receipts to be 
 second; two appliers on one provider would read and parse the same records, and one of them would do it for
 nothing. A request that finds the lease held leaves a note (``again``) and returns at once; the holder finds
 the note when it comes to release the lease, and makes another pass. So no request is lost, and one pass runs
-at a time. A holder that dies leaves the lease to expire after ``ttl``.
+at a time. A holder killed on this host is seen dead by the next request, which takes the lease at once (a
+killed receipt applier held every provider's receipts back for ``ttl`` otherwise: the fault tests); one dead
+on another host leaves it to expire after ``ttl``.
 
 The lease saves work; it does not guard correctness. The work itself must stay safe to run twice (the
 applier re-reads which records are still open inside its write transaction), because a pass that outlives
@@ -60,11 +62,13 @@ def _row(session: Session, name: str) -> Lease:
 
 
 def acquire(sessions: sessionmaker[Session], name: str, holder: str, *, clock: Clock, ttl: timedelta) -> bool:
-    """Take the lease if it is free or expired; otherwise ask its holder for another pass. True if taken."""
+    """Take the lease if it is free, expired or held by a dead process of this host; otherwise ask its holder
+    for another pass. True if taken."""
     now = clock.now()
     with sessions.begin() as session:
         lease = _row(session, name)
-        if lease.holder is not None and lease.expires_at is not None and lease.expires_at > now:
+        held = lease.holder is not None and lease.expires_at is not None and lease.expires_at > now
+        if held and not holder_gone(str(lease.holder)):
             lease.again = True
             return False
         lease.holder, lease.expires_at, lease.again = holder, now + ttl, False

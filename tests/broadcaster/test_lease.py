@@ -147,6 +147,25 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(
     assert take(sessions, GATEWAY, f"{socket.gethostname()}:{os.getpid()}:b", clock=clock, ttl=TTL) is None
 
 
+def test_a_pass_lease_of_a_killed_applier_on_this_host_is_taken_by_the_next_request(
+    sessions: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    """A receipt applier killed mid-pass: the next request takes its lease at once, not after the ttl."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert acquire(sessions, NAME, f"{socket.gethostname()}:{dead.pid}:a", clock=clock, ttl=TTL)
+    elsewhere = f"another-host.invalid:{os.getpid()}:b"
+    me = f"{socket.gethostname()}:{os.getpid()}:c"
+
+    assert acquire(sessions, NAME, me, clock=clock, ttl=TTL)
+    assert lease_row(sessions).holder == me
+    # A holder on another host cannot be seen: its lease waits for the ttl as before.
+    assert release(sessions, NAME, me, clock=clock, ttl=TTL)
+    assert acquire(sessions, NAME, elsewhere, clock=clock, ttl=TTL)
+    assert not acquire(sessions, NAME, me, clock=clock, ttl=TTL)
+    assert lease_row(sessions).again
+
+
 def test_a_held_lease_is_given_back_on_release(sessions: sessionmaker[Session], clock: FrozenClock) -> None:
     lost: list[str] = []
     first = HeldLease(sessions, GATEWAY, clock=clock, ttl=TTL, on_lost=lost.append)

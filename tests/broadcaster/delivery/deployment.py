@@ -1,6 +1,6 @@
-"""The distributed deployment as an operator runs it (README, "Distributed"): one ``broadcaster beat``, two
-``broadcaster worker`` (planning and e-mail) and ``broadcaster worker --gateway sms_main``, each a CLI process
-of its own that the fault tests kill with ``kill -9`` (the process and everything under it, as a crashed host
+"""The distributed deployment as an operator runs it (README, "Distributed"; docs/deployment.md): one
+``broadcaster beat``, two ``broadcaster worker`` (planning and e-mail), ``broadcaster worker --gateway
+sms_main`` and ``broadcaster worker --inbound`` (the receipts), each a CLI process of its own that the fault tests kill with ``kill -9`` (the process and everything under it, as a crashed host
 or container would go) and start again, as a service manager's restart policy does.
 
 ``ChunkWatch`` polls the chunks table while they run: how long an unfinished chunk stays owned by a process
@@ -29,11 +29,13 @@ from tests.peers.polling import wait_until
 
 MAIN_WORKERS = ("worker-1", "worker-2")
 GATEWAY = "gateway"
-ROLES = (*MAIN_WORKERS, GATEWAY)
+INBOUND = "inbound"
+ROLES = (*MAIN_WORKERS, GATEWAY, INBOUND)
 WORKER_PROCESSES = 2  # pool processes of each main worker (--concurrency): the machine has two cores
 ARGUMENTS = {
     "beat": ("beat",),
     GATEWAY: ("worker", "--gateway", "sms_main"),
+    INBOUND: ("worker", "--inbound"),
     **{name: ("worker", "--concurrency", str(WORKER_PROCESSES)) for name in MAIN_WORKERS},
 }
 
