@@ -93,6 +93,12 @@ def report_unexpected(exc: Exception) -> None:
 
 
 def _explain(exc: Exception) -> str:
+    # kombu raises an OperationalError of its own when the broker cannot be reached: a setting too.
+    if type(exc).__module__.startswith("kombu") and type(exc).__name__ == "OperationalError":
+        return _(
+            "cannot reach the broker: %(reason)s. Check [broker] url in broadcaster.toml "
+            "(or BROADCASTER_BROKER__URL) and that the broker runs (`broadcaster health --only broker`)"
+        ) % {"reason": _first_line(exc)}
     # PEP 249 names what a driver raises when it cannot reach or open the database: a setting, not a bug.
     # SQLAlchemy wraps it under the same name (with the driver's error as ``orig``); raw connections do not.
     if type(exc).__name__ in ("OperationalError", "InterfaceError"):

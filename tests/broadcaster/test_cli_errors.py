@@ -221,3 +221,21 @@ def test_the_sandbox_reads_only_the_settings(workdir: Path, monkeypatch: pytest.
         result = run("sandbox", "--smtp-port", str(sock.getsockname()[1]))
     assert "already in use" in result.stderr
     assert not missing.exists()
+
+
+def test_a_broker_out_of_reach_is_named_as_the_broker_not_the_database(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, temp_logs: Path
+) -> None:
+    """kombu's OperationalError shares its name with the database drivers' one; the line names the broker."""
+    from kombu.exceptions import OperationalError
+
+    monkeypatch.chdir(workdir)
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr("broadcaster.cli.status.campaign_status", refused)
+    line = assert_one_clean_line("status", run("status", "thong-bao-thu-nghiem"))
+    assert "cannot reach the broker: [Errno 111] Connection refused" in line
+    assert "[broker] url" in line
+    assert "database" not in line
