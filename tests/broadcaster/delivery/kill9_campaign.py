@@ -49,7 +49,10 @@ SETTLED = {S.SENT, S.DELIVERED, S.UNKNOWN}
 BOTH = {**SMS_ONLY, **EMAIL_ONLY}
 
 SANDBOX = """
+import signal
 import sys
+# Stopped with SIGINT (Ctrl-C); a shell's background job starts with SIGINT ignored, and Python then leaves it so.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 kind, port, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if kind == "smtp":
     from channels.sandbox.smtp import run_smtp_sandbox
