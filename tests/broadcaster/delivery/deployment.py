@@ -1,7 +1,8 @@
 """The distributed deployment as an operator runs it (README, "Distributed"; docs/deployment.md): one
 ``broadcaster beat``, two ``broadcaster worker`` (planning and e-mail), ``broadcaster worker --gateway
-sms_main`` and ``broadcaster worker --inbound`` (the receipts), each a CLI process of its own that the fault tests kill with ``kill -9`` (the process and everything under it, as a crashed host
-or container would go) and start again, as a service manager's restart policy does.
+sms_main`` and ``broadcaster worker --inbound`` (the receipts), each a CLI process of its own that the fault
+tests kill with ``kill -9`` (the process and everything under it, as a crashed host or container would go) and
+start again, as a service manager's restart policy does.
 
 ``ChunkWatch`` polls the chunks table while they run: how long an unfinished chunk stays owned by a process
 that is dead (the acceptance asks that no chunk waits longer than ``[broker] visibility_timeout``).

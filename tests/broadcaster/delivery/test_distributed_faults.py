@@ -15,11 +15,11 @@ tick 1 s, gateway lease 3 s, ``chunk_max_seconds`` 5 s, ``[broker] visibility_ti
 back what the dead processes of its machine held). ``BROADCASTER_FAULT_PEOPLE`` sets another size (the broker
 restart's campaign is a fifth of it, at most 300 citizens).
 
-Asserted: every message sent, delivered or held; no duplicate at the peers (the campaign says
-``on_uncertain: hold``); every receipt applied within a minute, but those the SMSC dropped while no gateway was
-bound; every message not held reached its peer; per kill, no more held than the killed
-processes may have had in flight; no chunk stays with a dead process longer than the visibility timeout (plus kombu's next look).
-Figures per kill kind are printed (run with ``-s``).
+Asserted: every message sent, delivered or held; no duplicate at the peers (the campaign says ``on_uncertain:
+hold``); every receipt applied within a minute, but those the SMSC dropped while no gateway was bound; every
+message not held reached its peer; per kill, no more held than the killed processes may have had in flight; no
+chunk stays with a dead process longer than the visibility timeout (plus kombu's next look). Figures per kill kind
+are printed (run with ``-s``).
 
 The broker itself restarted: a redis-server and a RabbitMQ node of the test's own (``brokers.py``), stopped
 cleanly a third of the way through a campaign and started again on the same port and data: every message
