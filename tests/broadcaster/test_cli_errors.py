@@ -150,16 +150,21 @@ def test_every_command_fails_with_one_clean_line(broken: str, no_exec: None, tem
             assert "the traceback is in " in line, (words, line)
 
 
-def test_an_unexpected_error_leaves_its_traceback_in_a_log_file(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch, temp_logs: Path
-) -> None:
+def status_failing_with(error: Exception, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``broadcaster status`` in ``workdir`` when reading the campaign raises ``error``: its one error line."""
     monkeypatch.chdir(workdir)
 
     def broken_status(*_args: object, **_kwargs: object) -> None:
-        raise KeyError("versions")
+        raise error
 
     monkeypatch.setattr("broadcaster.cli.status.campaign_status", broken_status)
-    line = assert_one_clean_line("status", run("status", "thong-bao-thu-nghiem"))
+    return assert_one_clean_line("status", run("status", "thong-bao-thu-nghiem"))
+
+
+def test_an_unexpected_error_leaves_its_traceback_in_a_log_file(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, temp_logs: Path
+) -> None:
+    line = status_failing_with(KeyError("versions"), workdir, monkeypatch)
     assert "unexpected KeyError: 'versions'" in line
     assert "run again with --debug" in line
     log = Path(line.split("the traceback is in ", 1)[1].split(";", 1)[0])
@@ -229,13 +234,7 @@ def test_a_broker_out_of_reach_is_named_as_the_broker_not_the_database(
     """kombu's OperationalError shares its name with the database drivers' one; the line names the broker."""
     from kombu.exceptions import OperationalError
 
-    monkeypatch.chdir(workdir)
-
-    def refused(*_args: object, **_kwargs: object) -> None:
-        raise OperationalError("[Errno 111] Connection refused")
-
-    monkeypatch.setattr("broadcaster.cli.status.campaign_status", refused)
-    line = assert_one_clean_line("status", run("status", "thong-bao-thu-nghiem"))
+    line = status_failing_with(OperationalError("[Errno 111] Connection refused"), workdir, monkeypatch)
     assert "cannot reach the broker: [Errno 111] Connection refused" in line
     assert "[broker] url" in line
     assert "database" not in line
