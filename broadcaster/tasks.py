@@ -125,12 +125,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     elif url.startswith(("redis", "rediss")):
         # With late acks a killed worker's tasks come back after this, not after kombu's hour. kombu looks
         # for such tasks every 10 s and scans on one look in ten: a tenth of the timeout (at most 10 s),
-        # every look, so they come back within 1.1 times the timeout, not up to 100 s after it.
+        # every look, so they come back within 1.1 times the timeout, not up to 100 s after it. A scan holds
+        # a lock in Redis that outlives a worker killed during it by its expiry (kombu: 5 minutes, in which
+        # nobody gives anything back): it expires after one interval instead, far longer than a scan takes
+        # (two scans at once would still give each task back once: kombu restores a task in a transaction).
         timeout = settings.broker.visibility_timeout
+        interval = min(10.0, max(1.0, timeout / 10))
         config["broker_transport_options"] = {
             "visibility_timeout": timeout,
-            "unacked_restore_interval": min(10.0, max(1.0, timeout / 10)),
+            "unacked_restore_interval": interval,
             "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": interval,
         }
     return config
 

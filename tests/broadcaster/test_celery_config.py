@@ -44,12 +44,14 @@ def test_redis_gives_a_dead_workers_tasks_back_after_the_visibility_timeout(
 ) -> None:
     """kombu's default is an hour: 900 e-mails of a killed worker once waited for the 600 s sweeper. And kombu
     scans for them only every 100 s (10 s between looks, one look in ten): with a short timeout they waited
-    that long past it (the distributed kill -9 acceptance, tests/broadcaster/delivery/test_distributed_faults.py)."""
+    that long past it (the distributed kill -9 acceptance, tests/broadcaster/delivery/test_distributed_faults.py).
+    A worker killed during a scan left kombu's scan lock for its 5 minutes: it expires after one interval."""
     monkeypatch.setenv("BROADCASTER_BROKER__URL", "redis://127.0.0.1:6379/0")
     assert celery_config(load_settings(workdir / CONFIG_FILENAME))["broker_transport_options"] == {
         "visibility_timeout": 300.0,
         "unacked_restore_interval": 10.0,
         "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 10.0,
     }
     monkeypatch.setenv("BROADCASTER_BROKER__VISIBILITY_TIMEOUT", "180")
     monkeypatch.setenv("BROADCASTER_DELIVERY__CHUNK_MAX_SECONDS", "4")
@@ -57,10 +59,12 @@ def test_redis_gives_a_dead_workers_tasks_back_after_the_visibility_timeout(
         "visibility_timeout": 180.0,
         "unacked_restore_interval": 10.0,
         "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 10.0,
     }
     monkeypatch.setenv("BROADCASTER_BROKER__VISIBILITY_TIMEOUT", "6")
     options = celery_config(load_settings(workdir / CONFIG_FILENAME))["broker_transport_options"]
     assert options["unacked_restore_interval"] == 1.0
+    assert options["unacked_mutex_expire"] == 1.0
 
 
 @pytest.mark.parametrize(

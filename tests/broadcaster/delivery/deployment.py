@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from broadcaster.db.models import Chunk
+from broadcaster.db.models import Chunk, Message
+from broadcaster.observe.broker_queues import engine_queues, queue_depths
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.pipeline import Pipeline
 from tests.broadcaster.delivery.processes import Started, descendants, process_alive, start_cli
@@ -105,7 +106,43 @@ class Deployment:
         try:
             wait_until(supervised, timeout=timeout, interval=0.5, what=what)
         except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n{self.logs()}") from None
+            raise TimeoutError(f"{exc}\n{self.state()}\n{self.logs()}") from None
+
+    def state(self) -> str:
+        """What a stall leaves behind: messages per channel, status and owner, unfinished chunks and their
+        owners, the broker's queues."""
+        context = self.pipeline.context
+        with context.readers() as session:
+            messages = session.execute(
+                select(Message.channel, Message.status, Message.claimed_by.is_not(None), func.count())
+                .group_by(Message.channel, Message.status, Message.claimed_by.is_not(None))
+            ).all()
+            chunks = session.execute(
+                select(Chunk.id, Chunk.channel, Chunk.queue, Chunk.worker, Chunk.created_at)
+                .where(Chunk.finished_at.is_(None))
+                .order_by(Chunk.id)
+                .limit(40)
+            ).all()
+        try:
+            depths = [
+                depth.as_dict()
+                for depth in queue_depths(context.settings, engine_queues(context.settings), timeout=5)
+            ]
+        except Exception as exc:  # noqa: BLE001  a diagnostic: say why the broker could not be read
+            depths = [{"error": repr(exc)}]
+        alive = {role: process.poll() is None for role, process in self.running.items()}
+        broker = context.settings.broker_url
+        if broker.startswith("redis"):
+            import redis
+
+            client = redis.Redis.from_url(broker, socket_timeout=5)
+            depths.append({"unacked_mutex ttl": client.ttl("unacked_mutex"), "unacked": client.hlen("unacked")})
+            client.close()
+        return (
+            f"--- state\nmessages (channel, status, claimed, count): {messages}\n"
+            f"unfinished chunks (id, channel, queue, worker, created): {chunks}\n"
+            f"queues: {depths}\nprocesses alive: {alive}"
+        )
 
     def logs(self) -> str:
         return "\n".join(
