@@ -25,6 +25,9 @@ from channels.sms.smpp.window import Inflight, MessageJob, PartState, PartTask, 
 
 log = logging.getLogger(__name__)
 
+# The longest a finished message waits for its result to be reported with others (Submitter._time_to_settle).
+SETTLE_DELAY = 0.02
+
 # Waits until PDUs may be written and says how many (at most the number asked; one token per submit_sm).
 Pacer = Callable[[int], int]
 # Told (and returns once it is recorded) which messages are about to have their first part written; returns
@@ -112,16 +115,22 @@ class Submitter:
         # token -> what was written where; insertion order is write order, so also deadline order.
         inflight: dict[int, Inflight] = {}
 
+        done: list[MessageJob] = []  # messages whose every part is answered (or never will be), not reported
+        done_since = 0.0  # when the oldest of them was done
         while waiting or inflight:
-            done: list[MessageJob] = []  # messages whose every part is now answered (or never will be)
             # 1. Write every due part whose bind has room in its window: one write per bind.
+            finished_before = len(done)
             blocked = self._write_due(waiting, inflight, replies, done)
 
-            # 2. Wait for the next answers, the next due retry, or the next PDU deadline.
+            # 2. Wait for the next answers, the next due retry, the next PDU deadline, or the time to report.
             if not inflight and not waiting:
                 break
             now = self._clock.monotonic()
+            if done and not finished_before:
+                done_since = now
             wake = plan.next_wake(inflight, waiting, blocked=blocked, now=now)
+            if done:
+                wake = min(wake, done_since + SETTLE_DELAY)
             try:
                 batch = replies.get(timeout=max(0.0, min(wake - now, 0.5)))
             except queue.Empty:
@@ -134,6 +143,8 @@ class Submitter:
                         reply, inflight, waiting, seq, now=self._clock.monotonic(), throttle=self.throttle
                     )
                     if finished is not None:
+                        if not done:
+                            done_since = self._clock.monotonic()
                         done.append(finished)
                 try:
                     batch = replies.get_nowait()
@@ -156,11 +167,29 @@ class Submitter:
                     extra={"message_id": task.job.message.message_id},
                 )
                 if finished_now:
+                    if not done:
+                        done_since = self._clock.monotonic()
                     done.append(task.job)
 
-            # 4. Record the results that are complete, which frees their window slots.
-            if on_settled is not None and done:
+            # 4. Record the results that are complete, which frees their window slots: in batches, as each is
+            # one transaction of the engine's (see _time_to_settle).
+            if on_settled is not None and done and self._time_to_settle(done, done_since, inflight, waiting):
                 self._settle(done, on_settled)
+                done.clear()
+
+    def _time_to_settle(
+        self, done: Sequence[MessageJob], done_since: float, inflight: Mapping[int, Inflight], waiting: Waiting
+    ) -> bool:
+        """Report now when the finished messages hold half of the windows' slots, when nothing else of this
+        call is in flight, or when the oldest has waited ``SETTLE_DELAY``. Reporting each answer as it comes
+        made one transaction per seven or eight messages on a busy bind; the slots they hold stay counted, so
+        at most a window is ever written and unrecorded (what a crash may leave unknown)."""
+        held = sum(len(job.held_on) for job in done)
+        return (
+            held * 2 >= self.window * len(self._binds)
+            or not inflight
+            or self._clock.monotonic() - done_since >= SETTLE_DELAY
+        )
 
     def _settle(self, jobs: Sequence[MessageJob], on_settled: SettledHandler) -> None:
         """Report finished messages' results (once each), then free the window slots they held."""
