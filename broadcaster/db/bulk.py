@@ -68,34 +68,44 @@ def update_by_id(
     from_row: Mapping[str, str],
     constants: Mapping[str, Any] | None = None,
     where: Sequence[ColumnElement[bool]] = (),
+    only_changes: bool = False,
 ) -> None:
     """``UPDATE table SET … WHERE id = :b_id AND <where>`` for each row, as an executemany would run them.
 
     ``rows`` hold ``b_id`` and the keys ``from_row`` maps columns to; ``constants`` are the same for every row;
     ``where`` takes no ``IN`` (an executemany cannot expand it): ``one_of`` is its equivalent. On PostgreSQL
     a row naming an id already in the statement goes to a later one, so a repeated id is updated in the order
-    given, guard included."""
+    given, guard included. ``only_changes``: a row whose ``from_row`` columns already hold those values is
+    left alone (PostgreSQL writes a new version of every row an UPDATE matches, index entries included)."""
     if not rows:
         return
     constants = dict(constants or {})
     connection = session.connection()
     if connection.dialect.name != "postgresql":
+        values: dict[str, Any] = {name: bindparam(key) for name, key in from_row.items()}
         statement = (
             update(table)
-            .where(table.c.id == bindparam("b_id"), *where)
-            .values({name: bindparam(key) for name, key in from_row.items()} | constants)
+            .where(table.c.id == bindparam("b_id"), *where, *_changes(table, values, only_changes))
+            .values(values | constants)
         )
         connection.execute(statement, [dict(row) for row in rows])
         return
     given = _unnest(table, {"id": "b_id"} | {name: key for name, key in from_row.items()})
+    values = {name: given.c[key] for name, key in from_row.items()}
     statement = (
         update(table)
-        .where(table.c.id == given.c.b_id, *where)
-        .values({name: given.c[key] for name, key in from_row.items()} | constants)
+        .where(table.c.id == given.c.b_id, *where, *_changes(table, values, only_changes))
+        .values(values | constants)
     )
     keys = ["b_id", *from_row.values()]
     for page in _pages_of_distinct_ids(rows):
         connection.execute(statement, {f"a_{key}": [row[key] for row in page] for key in keys})
+
+
+def _changes(table: Table, values: Mapping[str, Any], only_changes: bool) -> list[ColumnElement[bool]]:
+    if not only_changes:
+        return []
+    return [or_(*(table.c[name].is_distinct_from(value) for name, value in values.items()))]
 
 
 def _unnest(table: Table, columns: Mapping[str, str]) -> Any:

@@ -310,12 +310,6 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
         for message_id, stored, delivered, segments in rows:
             # Parts accepted before a retry are stored while the others still wait: count every planned part.
             delivered_parts[message_id] = (int(delivered or 0), max(int(stored), segments or 0))
-    update_by_id(
-        session,
-        _MESSAGES,
-        [{"b_id": mid, "b_n": n} for mid, (n, _known) in delivered_parts.items()],
-        from_row={"parts_delivered": "b_n"},
-    )
     targets: dict[MessageStatus, list[dict[str, Any]]] = defaultdict(list)
     causes: dict[tuple[MessageStatus, int], _Resolved] = {}
     for item in fresh:
@@ -341,15 +335,36 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
         causes[(target, item.message_id)] = item
     moved = _moves(session, targets, causes) if deliveries_audited(session) else []
     for target, params in targets.items():
-        # Guarded: only from the statuses this one may follow (a late DELIVRD does not undo a failure).
-        update_by_id(
-            session,
-            _MESSAGES,
-            params,
-            from_row={"reason": "b_reason"},
-            constants={"status": target.value, "final_at": now},
-            where=[one_of(_MESSAGES.c.status, [s.value for s in sources_for(target)])],
-        )
+        # A delivered message's part count goes with its status: one new version of the row, not two.
+        counted = [
+            p | {"b_n": delivered_parts[p["b_id"]][0]}
+            for p in params
+            if target == MessageStatus.DELIVERED and p["b_id"] in delivered_parts
+        ]
+        uncounted = [
+            p for p in params if target != MessageStatus.DELIVERED or p["b_id"] not in delivered_parts
+        ]
+        for group, from_row in (
+            (counted, {"reason": "b_reason", "parts_delivered": "b_n"}),
+            (uncounted, {"reason": "b_reason"}),
+        ):
+            # Guarded: only from the statuses this one may follow (a late DELIVRD does not undo a failure).
+            update_by_id(
+                session,
+                _MESSAGES,
+                group,
+                from_row=from_row,
+                constants={"status": target.value, "final_at": now},
+                where=[one_of(_MESSAGES.c.status, [s.value for s in sources_for(target)])],
+            )
+    # The other counts: a part of a long SMS, a message that failed, a receipt after the message was final.
+    update_by_id(
+        session,
+        _MESSAGES,
+        [{"b_id": mid, "b_n": n} for mid, (n, _known) in delivered_parts.items()],
+        from_row={"parts_delivered": "b_n"},
+        only_changes=True,
+    )
     delivered = [p["b_id"] for p in targets.get(MessageStatus.DELIVERED, [])]
     if delivered:  # in this transaction: a delivered primary's waiting fallback never goes
         cancel_fallbacks_of(session, delivered, now=now)

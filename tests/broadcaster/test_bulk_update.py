@@ -90,6 +90,22 @@ def test_an_unguarded_repeated_id_ends_with_its_last_row(engine: Engine) -> None
     assert (found[5][2], found[6][2], found[7][2]) == (3, 1, 0)
 
 
+def test_only_changes_leaves_a_row_that_already_holds_the_values(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(THINGS.update().where(THINGS.c.id == 2).values(tally=5))
+    rows = [{"b_id": 1, "b_n": 5}, {"b_id": 2, "b_n": 5}, {"b_id": 3, "b_n": None}, {"b_id": 4, "b_n": 0}]
+    with Session(engine) as session, session.begin():
+        update_by_id(
+            session, THINGS, rows, from_row={"tally": "b_n"}, constants={"reason": "touched"}, only_changes=True
+        )
+
+    found = _rows(engine)
+    assert found[1] == ("sent", "touched", 5)
+    assert found[2] == ("sent", None, 5)  # already 5: not touched
+    assert found[3] == ("sent", "touched", None)  # NULL is a change from 0
+    assert found[4] == ("sent", None, 0)
+
+
 @pytest.mark.services
 def test_postgresql_gets_one_statement_per_page(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = make_engine(postgres_url)
