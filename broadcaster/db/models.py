@@ -314,7 +314,6 @@ class Message(Base):
         # The message log filtered by status and channel, newest first without a sort (0012).
         Index("ix_messages_status_channel", "status", "channel"),
         Index("ix_messages_campaign_status", "campaign_id", "status"),
-        Index("ix_messages_provider_ref", "provider", "provider_ref"),
         # Opt-outs stop an address's pending messages, caps count its recent ones, subject requests find them.
         Index("ix_messages_channel_address_key", "channel", "address_key"),
         # Rollups read one range of days at a time (broadcaster/reporting/rollups.py).
