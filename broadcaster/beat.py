@@ -39,6 +39,11 @@ def describe_tick(report: TickReport) -> str | None:
     parts: list[str] = []
     if report.runs_created:
         parts.append(_("started run(s) %(runs)s") % {"runs": ", ".join(map(str, report.runs_created))})
+    if report.runs_replanned:
+        parts.append(
+            _("run(s) %(runs)s asked of the workers again (planning had stalled)")
+            % {"runs": ", ".join(map(str, report.runs_replanned))}
+        )
     parts.extend(
         _("missed occurrence of %(campaign)s at %(at)s")
         % {"campaign": campaign, "at": f"{local(moment):%H:%M %d/%m/%Y}"}

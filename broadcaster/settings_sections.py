@@ -287,6 +287,9 @@ class DeliverySettings(BaseModel):
     chunk_max_seconds: float = Field(default=120.0, gt=0)
     # Rows stuck in queued/sending longer than this are handed back by the sweeper.
     stuck_after_seconds: float = Field(default=600.0, gt=0)
+    # A run still being planned with no page planned for this long is asked of the workers again: its task was
+    # refused by a broker that was down, or lost with its worker (planning resumes at its checkpoint).
+    plan_stalled_seconds: float = Field(default=300.0, gt=0)
     # Back-off between attempts after a transient error (seconds); its length bounds the attempts.
     retry_backoff: list[float] = Field(default_factory=lambda: [30.0, 120.0, 600.0, 1800.0])
     # A window in which more than this share fails permanently pauses the campaign before anyone is

@@ -92,9 +92,13 @@ def report_unexpected(exc: Exception) -> None:
     )
 
 
+def broker_unreachable(exc: BaseException) -> bool:
+    """kombu raises an OperationalError of its own when the broker cannot be reached: a setting too."""
+    return type(exc).__module__.startswith("kombu") and type(exc).__name__ == "OperationalError"
+
+
 def _explain(exc: Exception) -> str:
-    # kombu raises an OperationalError of its own when the broker cannot be reached: a setting too.
-    if type(exc).__module__.startswith("kombu") and type(exc).__name__ == "OperationalError":
+    if broker_unreachable(exc):
         return _(
             "cannot reach the broker: %(reason)s. Check [broker] url in broadcaster.toml "
             "(or BROADCASTER_BROKER__URL) and that the broker runs (`broadcaster health --only broker`)"

@@ -19,13 +19,16 @@ from broadcaster.cli.common import (
     CampaignArgument,
     JsonOption,
     acting,
+    broker_unreachable,
     console,
+    fail,
     load_context,
     print_json,
     state,
 )
 from broadcaster.cli.deployment import queued_line
 from broadcaster.cli.status import print_counts
+from broadcaster.context import AppContext
 from broadcaster.db.models import CampaignRun
 from broadcaster.i18n import gettext as _
 from broadcaster.outbox.sending import start_manual_run
@@ -77,7 +80,7 @@ def send(
     context = load_context()
     try:
         configure(context.settings)
-        CeleryEnqueuer().plan_run(run_id)
+        _ask_for_planning(context, run_id)
         closed = send_window_note(context, run_id)
         if closed and not as_json:  # said at once, and kept on the progress line while waiting
             console.print(_("[yellow]Run %(run_id)s: %(closed)s.[/]") % {"run_id": run_id, "closed": closed})
@@ -121,3 +124,25 @@ def send(
                 )
     finally:
         context.close()
+
+
+def _ask_for_planning(context: AppContext, run_id: int) -> None:
+    """Publish the run's plan task. The run is already recorded: when the broker is out of reach, say so and
+    that the tick asks for it again once the broker answers (``outbox.scheduler``, stalled plans)."""
+    try:
+        CeleryEnqueuer().plan_run(run_id)
+    except Exception as exc:
+        if not broker_unreachable(exc):
+            raise
+        fail(
+            _(
+                "run %(run_id)s is recorded but its planning task did not reach the broker (%(reason)s); the "
+                "tick (beat, or `broadcaster run`) asks for it again %(seconds)s s after it started once the "
+                "broker answers. Check [broker] url and `broadcaster health --only broker`"
+            )
+            % {
+                "run_id": run_id,
+                "reason": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                "seconds": f"{context.settings.delivery.plan_stalled_seconds:g}",
+            }
+        )

@@ -164,6 +164,7 @@ def plan_run(
                     link_fallbacks(rows, definition.fallback, now=now)
                 insert_ignoring_conflicts(session, Message.__table__, rows, conflict=["idempotency_key"])  # type: ignore[arg-type]
                 tracked.plan_checkpoint = page[-1].id
+                tracked.plan_touched_at = now
             reader.expunge_all()
 
     with sessions.begin() as session:

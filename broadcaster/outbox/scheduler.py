@@ -44,6 +44,7 @@ INBOUND_RETRY_AFTER = timedelta(seconds=5)
 @dataclass
 class TickReport:
     runs_created: list[int] = field(default_factory=list)
+    runs_replanned: list[int] = field(default_factory=list)  # being planned, no page for plan_stalled_seconds
     missed: list[tuple[str, datetime]] = field(default_factory=list)
     chunks: int = 0
     swept_sending: int = 0
@@ -63,6 +64,7 @@ def tick(
     readers = readers_of(sessions)
     _fire_due_occurrences(sessions, settings=settings, now=now, report=report)
     _sweep(sessions, settings=settings, now=now, report=report)
+    _stalled_plans(sessions, settings=settings, now=now, report=report)
     chunks: list[tuple[int, str]] = []
     if _has_rows_to_chunk(readers, now):
         with sessions.begin() as session:
@@ -96,7 +98,7 @@ def tick(
         with sessions.begin() as session:
             report.runs_completed += complete_run_if_done(session, run_id, now)
     enqueue_chunks(sessions, enqueuer, chunks, clock=clock)  # first: a refused one is handed back
-    for run_id in report.runs_created:
+    for run_id in [*report.runs_created, *report.runs_replanned]:
         enqueuer.plan_run(run_id)
     report.chunks = len(chunks)
     return report
@@ -290,3 +292,29 @@ def _sweep(sessions: sessionmaker[Session], *, settings: Settings, now: datetime
             )
             session.execute(update(Chunk).where(Chunk.id.in_(lost)).values(finished_at=now))
         report.swept_chunks = len(lost)
+
+
+def _stalled_plans(
+    sessions: sessionmaker[Session], *, settings: Settings, now: datetime, report: TickReport
+) -> None:
+    """Runs still being planned whose planner stored no page for ``plan_stalled_seconds``: their plan task
+    was refused by a broker that was down (``send`` told the officer so), or lost with its worker. The tick
+    asks for them again; planning resumes at the run's checkpoint, and a second planner of the same run only
+    finds its rows already there (idempotency keys) or the run already planned."""
+    cutoff = now - timedelta(seconds=settings.delivery.plan_stalled_seconds)
+    stalled = (
+        CampaignRun.status == RunStatus.PLANNING,
+        or_(
+            CampaignRun.plan_touched_at < cutoff,
+            CampaignRun.plan_touched_at.is_(None) & (CampaignRun.created_at < cutoff),
+        ),
+    )
+    with readers_of(sessions)() as session:
+        if session.scalar(select(CampaignRun.id).where(*stalled).limit(1)) is None:
+            return
+    with sessions.begin() as session:
+        report.runs_replanned = list(
+            session.scalars(
+                update(CampaignRun).where(*stalled).values(plan_touched_at=now).returning(CampaignRun.id)
+            )
+        )

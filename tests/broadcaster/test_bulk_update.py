@@ -93,10 +93,20 @@ def test_an_unguarded_repeated_id_ends_with_its_last_row(engine: Engine) -> None
 def test_only_changes_leaves_a_row_that_already_holds_the_values(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(THINGS.update().where(THINGS.c.id == 2).values(tally=5))
-    rows = [{"b_id": 1, "b_n": 5}, {"b_id": 2, "b_n": 5}, {"b_id": 3, "b_n": None}, {"b_id": 4, "b_n": 0}]
+    rows: list[dict[str, Any]] = [
+        {"b_id": 1, "b_n": 5},
+        {"b_id": 2, "b_n": 5},
+        {"b_id": 3, "b_n": None},
+        {"b_id": 4, "b_n": 0},
+    ]
     with Session(engine) as session, session.begin():
         update_by_id(
-            session, THINGS, rows, from_row={"tally": "b_n"}, constants={"reason": "touched"}, only_changes=True
+            session,
+            THINGS,
+            rows,
+            from_row={"tally": "b_n"},
+            constants={"reason": "touched"},
+            only_changes=True,
         )
 
     found = _rows(engine)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from broadcaster.context import AppContext
@@ -13,7 +14,7 @@ from broadcaster.db.models import AuditEntry, CampaignRun, Message, User
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import RecordingEnqueuer
 from broadcaster.outbox.sending import create_test_messages
-from broadcaster.vocabulary import MessageStatus
+from broadcaster.vocabulary import MessageStatus, RunStatus
 from tests.broadcaster.conftest import FIXTURES, write_campaign
 from tests.broadcaster.test_cli import CAMPAIGN, CAMPAIGN_FILE, Cli, cli, one_line, team
 
@@ -190,3 +191,28 @@ def test_submitting_for_nobody_warns(cli: Cli, team: None, workdir: Path) -> Non
     assert "warning: version 1 reaches 0 recipients" in warning
     assert f"broadcaster campaigns preview {CAMPAIGN}" in warning
     assert cli.json("status", CAMPAIGN)["versions"][0]["status"] == "submitted"  # submitted all the same
+
+
+def test_send_with_the_broker_out_of_reach_says_the_run_is_kept_for_the_tick(
+    cli: Cli, context: AppContext, team: None, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is committed before its plan task is published: when the broker refuses that, the officer is
+    told the run's number and that the tick asks for it again (outbox.scheduler, stalled plans)."""
+    from kombu.exceptions import OperationalError
+
+    cli("contacts", "import", str(FIXTURES / "danh-ba.csv"), user="bien_tap")
+    write_campaign(workdir)
+    cli("campaigns", "approve", CAMPAIGN, "--hash", load_and_submit(cli), user="phe_duyet")
+
+    def refused(_self: object, _run_id: int) -> None:
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr("broadcaster.tasks.CeleryEnqueuer.plan_run", refused)
+    line = one_line(cli("send", CAMPAIGN, user="bien_tap", expect=1).stderr)
+
+    with context.readers() as session:
+        run_id, status = session.execute(select(CampaignRun.id, CampaignRun.status)).one()
+    assert status == RunStatus.PLANNING
+    assert f"run {run_id} is recorded but its planning task did not reach the broker" in line
+    assert "[Errno 111] Connection refused" in line
+    assert "asks for it again 300 s after it started" in line

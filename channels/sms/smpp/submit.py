@@ -178,7 +178,11 @@ class Submitter:
                 done.clear()
 
     def _time_to_settle(
-        self, done: Sequence[MessageJob], done_since: float, inflight: Mapping[int, Inflight], waiting: Waiting
+        self,
+        done: Sequence[MessageJob],
+        done_since: float,
+        inflight: Mapping[int, Inflight],
+        waiting: Waiting,
     ) -> bool:
         """Report now when the finished messages hold half of the windows' slots, when nothing else of this
         call is in flight, or when the oldest has waited ``SETTLE_DELAY``. Reporting each answer as it comes

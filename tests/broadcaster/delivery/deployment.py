@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from sqlalchemy import func, select
 
-from broadcaster.db.models import Chunk, Message
+from broadcaster.db.models import Campaign, Chunk, Message
 from broadcaster.observe.broker_queues import engine_queues, queue_depths
 from tests.broadcaster.conftest import ADMIN_LOGIN
 from tests.broadcaster.delivery.pipeline import Pipeline
@@ -113,10 +113,24 @@ class Deployment:
         owners, the broker's queues."""
         context = self.pipeline.context
         with context.readers() as session:
+            due_later = Message.not_before > func.now()
             messages = session.execute(
-                select(Message.channel, Message.status, Message.claimed_by.is_not(None), func.count())
-                .group_by(Message.channel, Message.status, Message.claimed_by.is_not(None))
+                select(
+                    Message.channel,
+                    Message.status,
+                    Message.claimed_by.is_not(None),
+                    Message.chunk_id.is_not(None),
+                    due_later,
+                    func.count(),
+                ).group_by(
+                    Message.channel,
+                    Message.status,
+                    Message.claimed_by.is_not(None),
+                    Message.chunk_id.is_not(None),
+                    due_later,
+                )
             ).all()
+            campaigns = session.execute(select(Campaign.id, Campaign.state, Campaign.paused_reason)).all()
             chunks = session.execute(
                 select(Chunk.id, Chunk.channel, Chunk.queue, Chunk.worker, Chunk.created_at)
                 .where(Chunk.finished_at.is_(None))
@@ -128,7 +142,7 @@ class Deployment:
                 depth.as_dict()
                 for depth in queue_depths(context.settings, engine_queues(context.settings), timeout=5)
             ]
-        except Exception as exc:  # noqa: BLE001  a diagnostic: say why the broker could not be read
+        except Exception as exc:  # a diagnostic: say why the broker could not be read
             depths = [{"error": repr(exc)}]
         alive = {role: process.poll() is None for role, process in self.running.items()}
         broker = context.settings.broker_url
@@ -136,10 +150,13 @@ class Deployment:
             import redis
 
             client = redis.Redis.from_url(broker, socket_timeout=5)
-            depths.append({"unacked_mutex ttl": client.ttl("unacked_mutex"), "unacked": client.hlen("unacked")})
+            depths.append(
+                {"unacked_mutex ttl": client.ttl("unacked_mutex"), "unacked": client.hlen("unacked")}
+            )
             client.close()
         return (
-            f"--- state\nmessages (channel, status, claimed, count): {messages}\n"
+            f"--- state\nmessages (channel, status, claimed, chunked, due later, count): {messages}\n"
+            f"campaigns (id, state, paused because): {campaigns}\n"
             f"unfinished chunks (id, channel, queue, worker, created): {chunks}\n"
             f"queues: {depths}\nprocesses alive: {alive}"
         )

@@ -1,14 +1,15 @@
 """A chunk whose task the broker refused (down, restarting) goes back at once: the planner and the tick commit
 a chunk's rows, then send its task; when that send fails, the chunk is finished and its rows unchunked, so the
 next tick cuts them again, instead of leaving them to the stuck sweeper (``stuck_after_seconds``) with no task
-to run them. Found by the broker restart of the distributed fault tests (test_distributed_faults.py)."""
+to run them. Found by the broker restart of the distributed fault tests (test_distributed_faults.py). A run
+whose plan task the broker refused is asked for again by the tick once its planning stalled."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from broadcaster.db.models import Chunk
+from broadcaster.db.models import CampaignRun, Chunk
 from broadcaster.outbox.planner import plan_run
 from broadcaster.outbox.queues import RecordingEnqueuer
 from broadcaster.outbox.scheduler import tick
@@ -89,3 +90,36 @@ def test_chunks_the_broker_refused_to_the_tick_are_cut_again_by_the_next_one(
     assert pipeline.tick().chunks == PEOPLE // CHUNK_SIZE
     pipeline.drain()
     assert pipeline.counts(run_id) == {("email", "sent"): PEOPLE}
+
+
+def test_a_run_whose_plan_task_was_refused_is_asked_for_again_once_its_planning_stalled(
+    planned: tuple[Pipeline, int],
+) -> None:
+    """``send`` commits the run, then the broker refuses its plan task: nothing would ever plan it (issue
+    16). The tick asks for it again once no page was planned for ``plan_stalled_seconds``, once per period."""
+    pipeline, run_id = planned  # started; its plan task never reached a worker
+    stalled_after = pipeline.context.settings.delivery.plan_stalled_seconds
+
+    assert pipeline.tick().runs_replanned == []  # just started: a planner may be on its way
+    pipeline.advance(seconds=stalled_after + 1)
+    assert pipeline.tick().runs_replanned == [run_id]
+    assert pipeline.enqueuer.runs == [run_id]
+    assert pipeline.tick().runs_replanned == []  # asked for: not again before another period
+
+    pipeline.drain()
+    assert pipeline.counts(run_id) == {("email", "sent"): PEOPLE}
+    pipeline.advance(seconds=stalled_after + 1)
+    assert pipeline.tick().runs_replanned == []  # planned: nothing to ask for
+
+
+def test_a_run_a_planner_is_working_on_is_not_asked_for_again(planned: tuple[Pipeline, int]) -> None:
+    pipeline, run_id = planned
+    stalled_after = pipeline.context.settings.delivery.plan_stalled_seconds
+    pipeline.advance(seconds=stalled_after - 1)
+    with pipeline.context.sessions.begin() as session:  # a planner storing a page now
+        session.execute(
+            update(CampaignRun).where(CampaignRun.id == run_id).values(plan_touched_at=pipeline.clock.now())
+        )
+    pipeline.advance(seconds=stalled_after - 1)
+
+    assert pipeline.tick().runs_replanned == []

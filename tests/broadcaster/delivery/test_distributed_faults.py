@@ -260,6 +260,7 @@ def kill_during_a_campaign(pipeline: Pipeline, peers: Peers, processes: Started)
         )
         longest = watch.longest()
     seconds = time.monotonic() - started
+    print(f"\n{deployment.state()}")  # the end state, as a wait that gives up would show it
     deployment.stop()
     print(f"\nexited by themselves and started again: {deployment.exits or 'none'}")
     settle(pipeline, peers, run_id, turns, longest=longest, seconds=seconds)

@@ -21,7 +21,8 @@ from tests.broadcaster.delivery.workdir_files import citizens
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 TWO_YEARS = timedelta(days=730)
 # Two simulated years in steps of 3 days (a tick costs a few ms): the grace must then cover a step.
-LONG_GRACE = {"missed_occurrence_grace_seconds": 4 * 86400.0}
+# Nothing plans the runs here: the tick's asking again for a stalled plan (test_broker_refusal.py) stays out.
+LONG_GRACE = {"missed_occurrence_grace_seconds": 4 * 86400.0, "plan_stalled_seconds": 10 * 365 * 86400.0}
 STEP = timedelta(days=3, hours=1)  # drifts through the hours of the day
 
 
