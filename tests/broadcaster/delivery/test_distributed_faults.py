@@ -9,8 +9,9 @@ that exits by itself meanwhile (beat on a PostgreSQL deadlock, issue 16 defect 1
 away) is started again too, and named in the figures. One campaign per broker carries the fifteen kills, in turns
 (one worker, all workers, the gateway): kill k once the peers of the victims' channels have k/16 of their messages
 (e-mail for a worker, SMS for the gateway, both for all) and the processes to kill hold rows being sent; every
-kill comes before the run is over. The sandbox SMTP server and SMSC run in processes of their own and keep
-what they receive in files: duplicates are counted there, per recipient. Thresholds are seconds-scale settings:
+kill comes before the run is over (at the full size; a smaller campaign is over after a few kills, each taking
+seconds to recover from, and the figures count the kills that came late). The sandbox SMTP server and SMSC run
+in processes of their own and keep what they receive in files: duplicates are counted there, per recipient. Thresholds are seconds-scale settings:
 tick 1 s, gateway lease 3 s, ``chunk_max_seconds`` 5 s, ``[broker] visibility_timeout`` 15 s;
 ``stuck_after_seconds`` stays at 600 s, so nothing here comes back by the stuck sweeper (a restarted worker hands
 back what the dead processes of its machine held). ``BROADCASTER_FAULT_PEOPLE`` sets another size (the broker
@@ -80,7 +81,8 @@ pytestmark = [
 ]
 
 S = MessageStatus
-PEOPLE = int(os.environ.get("BROADCASTER_FAULT_PEOPLE", "10000"))  # one SMS and one e-mail each
+FULL_SIZE = 10000  # citizens: one SMS and one e-mail each, the acceptance's 20,000 messages
+PEOPLE = int(os.environ.get("BROADCASTER_FAULT_PEOPLE", str(FULL_SIZE)))
 RESTART_PEOPLE = min(PEOPLE // 5, 300)  # the broker restart's campaign: running when the broker stops
 ROUNDS = 5
 TPS = 100.0  # per provider: 100 s of sending per channel at the least, so fifteen kills spread over the run
@@ -290,7 +292,8 @@ def settle(
         assert len(kind.held) == ROUNDS, kind.line()
         assert all(len(h) <= kind.bound for h in kind.held), kind.line()
         assert all(n <= kind.unwritten for n in kind.unreceived), kind.line()
-        assert kind.late == 0, kind.line()  # every kill came while the campaign was sending
+        if PEOPLE >= FULL_SIZE:  # a smaller campaign (CI's) is over after the first kills' recoveries
+            assert kind.late == 0, kind.line()  # every kill came while the campaign was sending
     sent = {peer_address(m) for m in pipeline.messages(run_id) if m.status != S.UNKNOWN}
     assert sent <= reached  # everything not held reached its peer
     assert longest <= CHUNK_WAIT_BOUND
