@@ -22,8 +22,10 @@ from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from broadcaster.context import AppContext
+from broadcaster.db.conflicts import one_line
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 from broadcaster.lifeline import PARENT_PID_ENV
@@ -232,8 +234,12 @@ class EmbeddedEngine:
             enqueuer=self.enqueuer,
         )
         if time.monotonic() - self._cleaned_at > BROKER_CLEANUP_EVERY:
-            clean_broker(self.context.settings)
-            self._cleaned_at = time.monotonic()
+            try:
+                clean_broker(self.context.settings)
+            except OperationalError as exc:  # housekeeping: a broker file busy past its timeout waits a tick
+                log.warning("broker clean-up skipped, the next tick tries again: %s", one_line(exc))
+            else:
+                self._cleaned_at = time.monotonic()
         return report
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -19,13 +19,14 @@ branch_labels = None
 depends_on = None
 
 
+# A plain ADD/DROP COLUMN: SQLite's batch mode would copy the table and drop the old one, which the foreign
+# keys of messages and chunks refuse once there are runs.
 def upgrade() -> None:
-    with op.batch_alter_table("campaign_runs") as batch_op:
-        batch_op.add_column(
-            sa.Column("plan_touched_at", broadcaster.db.types.UTCDateTime(timezone=True), nullable=True)
-        )
+    op.add_column(
+        "campaign_runs",
+        sa.Column("plan_touched_at", broadcaster.db.types.UTCDateTime(timezone=True), nullable=True),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("campaign_runs") as batch_op:
-        batch_op.drop_column("plan_touched_at")
+    op.drop_column("campaign_runs", "plan_touched_at")
