@@ -1,5 +1,5 @@
 """drop ix_messages_provider_ref: no query looks a message up by its provider id (receipts and bounces match
-message_parts, or the message id a bounce carries), and every new version of a message row paid for an entry
+message_parts, or the message id a bounce carries), and every new version of a message row paid for an entry in it
 
 Revision ID: 0018
 Revises: 0017
