@@ -8,10 +8,11 @@ process and everything under it, and the test starts the killed ones again, as a
 that exits by itself meanwhile (beat on a PostgreSQL deadlock, issue 16 defect 1; a worker when the broker goes
 away) is started again too, and named in the figures. One campaign per broker carries the fifteen kills, in turns
 (one worker, all workers, the gateway): kill k once the peers of the victims' channels have k/16 of their messages
-(e-mail for a worker, SMS for the gateway, both for all) and the processes to kill hold rows being sent; every
-kill comes before the run is over (at the full size; a smaller campaign is over after a few kills, each taking
-seconds to recover from, and the figures count the kills that came late). The sandbox SMTP server and SMSC run
-in processes of their own and keep what they receive in files: duplicates are counted there, per recipient. Thresholds are seconds-scale settings:
+(e-mail for a worker, SMS for the gateway, both for all) and the processes to kill hold rows being sent. At the
+full size every kill must come before the run is over (not yet so: a channel that finishes first leaves the kills
+aimed at it waiting for the run's end, CHANGELOG "Known issues"); a smaller campaign is over after a few kills,
+and the figures count the late ones. The sandbox SMTP server and SMSC run in processes of their own and keep
+what they receive in files: duplicates are counted there, per recipient. Thresholds are seconds-scale settings:
 tick 1 s, gateway lease 3 s, ``chunk_max_seconds`` 5 s, ``[broker] visibility_timeout`` 15 s;
 ``stuck_after_seconds`` stays at 600 s, so nothing here comes back by the stuck sweeper (a restarted worker hands
 back what the dead processes of its machine held). ``BROADCASTER_FAULT_PEOPLE`` sets another size (the broker
