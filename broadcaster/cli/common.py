@@ -102,19 +102,19 @@ def _explain(exc: Exception) -> str:
         return _(
             "cannot reach the broker: %(reason)s. Check [broker] url in broadcaster.toml "
             "(or BROADCASTER_BROKER__URL) and that the broker runs (`broadcaster health --only broker`)"
-        ) % {"reason": _first_line(exc)}
+        ) % {"reason": first_line(exc)}
     # PEP 249 names what a driver raises when it cannot reach or open the database: a setting, not a bug.
     # SQLAlchemy wraps it under the same name (with the driver's error as ``orig``); raw connections do not.
     if type(exc).__name__ in ("OperationalError", "InterfaceError"):
-        reason = _first_line(getattr(exc, "orig", None) or exc)
+        reason = first_line(getattr(exc, "orig", None) or exc)
         return _(
             "cannot use the database: %(reason)s. Check [database] url in broadcaster.toml "
             "(or BROADCASTER_DATABASE__URL), that the database is reachable, and run `broadcaster db upgrade`"
         ) % {"reason": reason}
-    return _("unexpected %(error)s: %(message)s") % {"error": type(exc).__name__, "message": _first_line(exc)}
+    return _("unexpected %(error)s: %(message)s") % {"error": type(exc).__name__, "message": first_line(exc)}
 
 
-def _first_line(value: object) -> str:
+def first_line(value: object) -> str:
     lines = str(value).strip().splitlines()
     return lines[0] if lines else "(no message)"
 

@@ -22,6 +22,7 @@ from broadcaster.cli.common import (
     broker_unreachable,
     console,
     fail,
+    first_line,
     load_context,
     print_json,
     state,
@@ -142,7 +143,7 @@ def _ask_for_planning(context: AppContext, run_id: int) -> None:
             )
             % {
                 "run_id": run_id,
-                "reason": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                "reason": first_line(exc),
                 "seconds": f"{context.settings.delivery.plan_stalled_seconds:g}",
             }
         )

@@ -278,8 +278,7 @@ class CampaignRun(Base):
     status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, 24))
     planned_messages: Mapped[int] = mapped_column(Integer, default=0)
     plan_checkpoint: Mapped[int] = mapped_column(Integer, default=0)  # last contact id planned (keyset)
-    # While planning: when a planner last stored a page (or the tick asked for the run again).
-    plan_touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    plan_touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # last page planned, or re-asked
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

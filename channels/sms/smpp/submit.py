@@ -116,20 +116,19 @@ class Submitter:
         inflight: dict[int, Inflight] = {}
 
         done: list[MessageJob] = []  # messages whose every part is answered (or never will be), not reported
-        done_since = 0.0  # when the oldest of them was done
+        done_since: float | None = None  # when the first of them was seen done
         while waiting or inflight:
             # 1. Write every due part whose bind has room in its window: one write per bind.
-            finished_before = len(done)
             blocked = self._write_due(waiting, inflight, replies, done)
 
             # 2. Wait for the next answers, the next due retry, the next PDU deadline, or the time to report.
             if not inflight and not waiting:
                 break
             now = self._clock.monotonic()
-            if done and not finished_before:
+            if done and done_since is None and on_settled is not None:
                 done_since = now
             wake = plan.next_wake(inflight, waiting, blocked=blocked, now=now)
-            if done:
+            if done_since is not None:
                 wake = min(wake, done_since + SETTLE_DELAY)
             try:
                 batch = replies.get(timeout=max(0.0, min(wake - now, 0.5)))
@@ -143,8 +142,6 @@ class Submitter:
                         reply, inflight, waiting, seq, now=self._clock.monotonic(), throttle=self.throttle
                     )
                     if finished is not None:
-                        if not done:
-                            done_since = self._clock.monotonic()
                         done.append(finished)
                 try:
                     batch = replies.get_nowait()
@@ -167,22 +164,25 @@ class Submitter:
                     extra={"message_id": task.job.message.message_id},
                 )
                 if finished_now:
-                    if not done:
-                        done_since = self._clock.monotonic()
                     done.append(task.job)
 
             # 4. Record the results that are complete, which frees their window slots: in batches, as each is
             # one transaction of the engine's (see _time_to_settle).
-            if on_settled is not None and done and self._time_to_settle(done, done_since, inflight, waiting):
+            if on_settled is None:
+                done.clear()  # no early reports: send() returns every result
+                continue
+            if done and done_since is None:
+                done_since = self._clock.monotonic()
+            if done_since is not None and self._time_to_settle(done, done_since, inflight):
                 self._settle(done, on_settled)
                 done.clear()
+                done_since = None
 
     def _time_to_settle(
         self,
         done: Sequence[MessageJob],
         done_since: float,
         inflight: Mapping[int, Inflight],
-        waiting: Waiting,
     ) -> bool:
         """Report now when the finished messages hold half of the windows' slots, when nothing else of this
         call is in flight, or when the oldest has waited ``SETTLE_DELAY``. Reporting each answer as it comes
