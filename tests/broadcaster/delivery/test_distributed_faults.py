@@ -7,12 +7,14 @@ The deployment is the README's (``deployment.Deployment``): ``beat``, two ``work
 process and everything under it, and the test starts the killed ones again, as a restart policy would; a process
 that exits by itself meanwhile (beat on a PostgreSQL deadlock, issue 16 defect 1; a worker when the broker goes
 away) is started again too, and named in the figures. One campaign per broker carries the fifteen kills, in turns
-(one worker, all workers, the gateway): kill k once the peers of the victims' channels have k/16 of their messages
-(e-mail for a worker, SMS for the gateway, both for all) and the processes to kill hold rows being sent. At the
-full size every kill must come before the run is over (not yet so: a channel that finishes first leaves the kills
-aimed at it waiting for the run's end, CHANGELOG "Known issues"); a smaller campaign is over after a few kills,
-and the figures count the late ones. The sandbox SMTP server and SMSC run in processes of their own and keep
-what they receive in files: duplicates are counted there, per recipient. Thresholds are seconds-scale settings:
+(one worker, all workers, the gateway): each kind's j-th kill is due once the peers of its victims' channels
+(e-mail for a worker, SMS for the gateway, both for all) have j/7 of their messages, and comes when the processes
+to kill hold rows being sent; of the kinds due, the one with the fewest kills goes first. The kinds follow their
+own channels, not each other: the channels are paced alike but the kills slow them differently, and a kill
+aimed at a channel that has finished would wait for the run's end. At the full size every kill must come before
+the run is over; a smaller campaign is over after a few kills, and the figures count the late ones. The sandbox
+SMTP server and SMSC run in processes of their own and keep what they receive in files: duplicates are counted
+there, per recipient. Thresholds are seconds-scale settings:
 tick 1 s, gateway lease 3 s, ``chunk_max_seconds`` 5 s, ``[broker] visibility_timeout`` 15 s;
 ``stuck_after_seconds`` stays at 600 s, so nothing here comes back by the stuck sweeper (a restarted worker hands
 back what the dead processes of its machine held). ``BROADCASTER_FAULT_PEOPLE`` sets another size (the broker
@@ -38,7 +40,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,7 @@ class Kind:
     unwritten: int
     held: list[list[Message]] = field(default_factory=list)
     late: int = 0  # kills that came when the run was over (nothing left to hold)
+    at: list[int] = field(default_factory=list)  # kill by kill, how far the victims' channels were
     recovery: list[float] = field(default_factory=list)
     unreceived: list[int] = field(default_factory=list)
 
@@ -127,7 +129,8 @@ class Kind:
             for held in self.held
         )
         return (
-            f"kill -9 {self.name}: held per kill (SMS+e-mail) {per_kill} (bound {self.bound}); "
+            f"kill -9 {self.name} at {self.at} of {PEOPLE}: held per kill (SMS+e-mail) {per_kill} "
+            f"(bound {self.bound}); "
             f"held that no peer received {self.unreceived}; recovery s {[round(s, 1) for s in self.recovery]}; "
             f"after the run was over {self.late}"
         )
@@ -202,18 +205,39 @@ def received(peers: Peers, channels: tuple[str, ...]) -> int:
     return min(counts[channel]() for channel in channels)
 
 
-def due(deployment: Deployment, peers: Peers, count: int, kind: Kind, run_id: int) -> bool:
-    """The peers of the victims' channels have ``count`` messages each, and the processes to kill hold rows
-    being sent (each kill stops sending in flight), unless the run is over (counted in ``late``: the e-mail
-    workers' kills cost more time than the gateway's, so the kills follow each channel's own progress, not
-    the campaign's)."""
-    if received(peers, kind.channels) < count:
-        return False
+def next_due(deployment: Deployment, peers: Peers, turns: list[Kind], run_id: int) -> Kind | None:
+    """The kind to kill now: of the kinds with kills left whose victims' channels reached their next kill's share
+    (j/7 for the j-th) and whose processes hold rows being sent (each kill stops sending in flight), the one with
+    the fewest kills so far. Once the run is over, any kind with kills left, counted in ``late``."""
+    left = [kind for kind in turns if len(kind.held) < ROUNDS]
     if run_progress(deployment.pipeline.context, run_id).finished:
-        kind.late += 1
-        return True
-    pids = deployment.pids(*kind.roles)
-    return any(int(by.rpartition(":")[2]) in pids for by in claimers(deployment.pipeline.context))
+        left[0].late += 1
+        return left[0]
+    owners = {int(by.rpartition(":")[2]) for by in claimers(deployment.pipeline.context)}
+    due = [
+        kind
+        for kind in left
+        if received(peers, kind.channels) >= (len(kind.held) + 1) * PEOPLE // (ROUNDS + 2)
+        and owners & deployment.pids(*kind.roles)
+    ]
+    return min(due, key=lambda kind: len(kind.held), default=None)
+
+
+def wait_for_next_kill(
+    deployment: Deployment, peers: Peers, turns: list[Kind], run_id: int, kill: int
+) -> Kind:
+    found: list[Kind] = []
+
+    def due() -> bool:
+        kind = next_due(deployment, peers, turns, run_id)
+        if kind is not None:
+            found.append(kind)
+        return kind is not None
+
+    deployment.wait(
+        due, timeout=300, what=f"kill {kill}: a kind's channels through its next share, its victims sending"
+    )
+    return found[-1]
 
 
 def held(pipeline: Pipeline, run_id: int) -> list[Message]:
@@ -228,21 +252,17 @@ def kill_during_a_campaign(pipeline: Pipeline, peers: Peers, processes: Started)
     started = time.monotonic()
     with ChunkWatch(pipeline) as watch:
         for kill in range(1, ROUNDS * len(turns) + 1):
-            kind = turns[(kill - 1) % len(turns)]
-            deployment.wait(
-                partial(due, deployment, peers, kill * PEOPLE // (ROUNDS * len(turns) + 1), kind, run_id),
-                timeout=300,
-                what=f"kill {kill} ({kind.name}): the campaign {kill}/16 through, the victims sending",
-            )
+            kind = wait_for_next_kill(deployment, peers, turns, run_id, kill)
+            kind.at.append(received(peers, kind.channels))
             before = {m.id for m in held(pipeline, run_id)}
-            received, killed_at = peers.received(), time.monotonic()
+            so_far, killed_at = peers.received(), time.monotonic()
             deployment.kill(*kind.roles)
             deployment.start(*kind.roles)
 
-            def recovered(received: int = received, bound: int = kind.bound) -> bool:
+            def recovered(so_far: int = so_far, bound: int = kind.bound) -> bool:
                 if dead_claims(pipeline.context):
                     return False
-                moved = peers.received() - received > bound
+                moved = peers.received() - so_far > bound
                 return moved or run_progress(pipeline.context, run_id).finished
 
             deployment.wait(recovered, timeout=180, what=f"recovery after kill {kill} ({kind.name})")
