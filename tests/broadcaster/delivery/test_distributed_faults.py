@@ -6,10 +6,10 @@ The deployment is the README's (``deployment.Deployment``): ``beat``, two ``work
 ``worker --inbound``, each a CLI process ("all workers" kills every worker process, beat stays); a kill takes the
 process and everything under it, and the test starts the killed ones again, as a restart policy would; a process
 that exits by itself meanwhile (beat on a PostgreSQL deadlock, issue 16 defect 1; a worker when the broker goes
-away) is started again too, and named in the figures. One campaign per broker carries the fifteen kills, in turns
-(one worker, all workers, the gateway): each kind's j-th kill is due once the peers of its victims' channels
-(e-mail for a worker, SMS for the gateway, both for all) have j/7 of their messages, and comes when the processes
-to kill hold rows being sent; of the kinds due, the one with the fewest kills goes first. The kinds follow their
+away) is started again too, and named in the figures. One campaign per broker carries the fifteen kills of three
+kinds (one worker — whichever of the two is sending —, all workers, the gateway): each kind's j-th kill is due
+once the peers of its victims' channels (e-mail for a worker, SMS for the gateway, both for all) have j/7 of their
+messages, and comes when the processes to kill hold rows being sent; of the kinds due, the one with the fewest kills goes first. The kinds follow their
 own channels, not each other: the channels are paced alike but the kills slow them differently, and a kill
 aimed at a channel that has finished would wait for the run's end. Every kill must come before the run is
 over, at any size: a smaller campaign (CI's) is paced slower, so that each channel still sends for 100 s at the
@@ -115,7 +115,7 @@ class Kind:
     written to a peer)."""
 
     name: str
-    roles: tuple[str, ...]
+    victims: tuple[tuple[str, ...], ...]  # the roles killed together; one set of them, whichever is sending
     channels: tuple[str, ...]  # what the victims send: their kills follow these channels' progress
     bound: int
     unwritten: int
@@ -140,15 +140,17 @@ class Kind:
 
 def kinds() -> list[Kind]:
     return [
-        Kind("one worker", (MAIN_WORKERS[0],), ("email",), MAIL_BOUND, MAIL_UNWRITTEN),
+        Kind(
+            "one worker", tuple((worker,) for worker in MAIN_WORKERS), ("email",), MAIL_BOUND, MAIL_UNWRITTEN
+        ),
         Kind(
             "all workers",
-            ROLES,
+            (ROLES,),
             ("email", "sms"),
             GATEWAY_BOUND + 2 * MAIL_BOUND,
             SMS_WRITE_AT_ONCE + 2 * MAIL_UNWRITTEN,
         ),
-        Kind("gateway", (GATEWAY,), ("sms",), GATEWAY_BOUND, SMS_WRITE_AT_ONCE),
+        Kind("gateway", ((GATEWAY,),), ("sms",), GATEWAY_BOUND, SMS_WRITE_AT_ONCE),
     ]
 
 
@@ -213,34 +215,38 @@ def received(peers: Peers, channels: tuple[str, ...]) -> int:
     return min(counts[channel]() for channel in channels)
 
 
-def next_due(deployment: Deployment, peers: Peers, turns: list[Kind], run_id: int) -> Kind | None:
-    """The kind to kill now: of the kinds with kills left whose victims' channels reached their next kill's share
-    (j/7 for the j-th) and whose processes hold rows being sent (each kill stops sending in flight), the one with
-    the fewest kills so far. Once the run is over, any kind with kills left, counted in ``late``."""
+def next_due(
+    deployment: Deployment, peers: Peers, turns: list[Kind], run_id: int
+) -> tuple[Kind, tuple[str, ...]] | None:
+    """The kind to kill now and its victims: of the kinds with kills left whose victims' channels reached their
+    next kill's share (j/7 for the j-th) and whose processes hold rows being sent (each kill stops sending in
+    flight), the one with the fewest kills so far. Once the run is over, any kind with kills left, counted in
+    ``late``."""
     left = [kind for kind in turns if len(kind.held) < ROUNDS]
     if run_progress(deployment.pipeline.context, run_id).finished:
         left[0].late += 1
-        return left[0]
+        return left[0], left[0].victims[0]
     owners = {int(by.rpartition(":")[2]) for by in claimers(deployment.pipeline.context)}
-    due = [
-        kind
-        for kind in left
-        if received(peers, kind.channels) >= (len(kind.held) + 1) * PEOPLE // (ROUNDS + 2)
-        and owners & deployment.pids(*kind.roles)
-    ]
-    return min(due, key=lambda kind: len(kind.held), default=None)
+    due = []
+    for kind in left:
+        if received(peers, kind.channels) < (len(kind.held) + 1) * PEOPLE // (ROUNDS + 2):
+            continue
+        sending = [roles for roles in kind.victims if owners & deployment.pids(*roles)]
+        if sending:
+            due.append((kind, sending[0]))
+    return min(due, key=lambda found: len(found[0].held), default=None)
 
 
 def wait_for_next_kill(
     deployment: Deployment, peers: Peers, turns: list[Kind], run_id: int, kill: int
-) -> Kind:
-    found: list[Kind] = []
+) -> tuple[Kind, tuple[str, ...]]:
+    found: list[tuple[Kind, tuple[str, ...]]] = []
 
     def due() -> bool:
-        kind = next_due(deployment, peers, turns, run_id)
-        if kind is not None:
-            found.append(kind)
-        return kind is not None
+        kill = next_due(deployment, peers, turns, run_id)
+        if kill is not None:
+            found.append(kill)
+        return kill is not None
 
     deployment.wait(
         due, timeout=300, what=f"kill {kill}: a kind's channels through its next share, its victims sending"
@@ -260,12 +266,12 @@ def kill_during_a_campaign(pipeline: Pipeline, peers: Peers, processes: Started)
     started = time.monotonic()
     with ChunkWatch(pipeline) as watch:
         for kill in range(1, ROUNDS * len(turns) + 1):
-            kind = wait_for_next_kill(deployment, peers, turns, run_id, kill)
+            kind, roles = wait_for_next_kill(deployment, peers, turns, run_id, kill)
             kind.at.append(received(peers, kind.channels))
             before = {m.id for m in held(pipeline, run_id)}
             so_far, killed_at = peers.received(), time.monotonic()
-            deployment.kill(*kind.roles)
-            deployment.start(*kind.roles)
+            deployment.kill(*roles)
+            deployment.start(*roles)
 
             def recovered(so_far: int = so_far, bound: int = kind.bound) -> bool:
                 if dead_claims(pipeline.context):
