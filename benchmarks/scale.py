@@ -110,7 +110,7 @@ def _import(case: Case, database_url: str | None) -> dict[str, Any]:
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"contacts import exited with {done.returncode}: {done.stderr.strip()[-2000:]}")
-    report = json.loads(done.stdout)
+    report = json.loads(done.stdout[done.stdout.find("{") :])  # after any progress lines
     return {
         "rows": report["total_rows"],
         "created": report["created"],
@@ -203,8 +203,14 @@ PHASES: dict[str, Phase] = {
 }
 
 
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
 def _child(phase: str, case: Case, database_url: str | None) -> None:
-    """One phase in this (fresh) process; one JSON line: its seconds, peak RSS and CPU."""
+    """One phase in this (fresh) process; one JSON line: its seconds, peak RSS and CPU (the phase's: not this
+    process's start; its peak RSS does include the imports every phase needs)."""
+    cpu_before = _cpu(resource.getrusage(resource.RUSAGE_SELF))
     started = time.perf_counter()
     out = PHASES[phase](case, database_url)
     seconds = time.perf_counter() - started
@@ -213,7 +219,9 @@ def _child(phase: str, case: Case, database_url: str | None) -> None:
         "phase": phase,
         "seconds": round(seconds, 2),
         "peak_rss_mib": round(max(own.ru_maxrss, below.ru_maxrss) / 1024, 1),  # Linux: KiB
-        "cpu_seconds": round(own.ru_utime + own.ru_stime + below.ru_utime + below.ru_stime, 2),
+        # The largest of the processes it started and waited for (the CLI; a planner's workers, if any).
+        "children_peak_rss_mib": round(below.ru_maxrss / 1024, 1),
+        "cpu_seconds": round(_cpu(own) - cpu_before + _cpu(below), 2),
     }
     rows = out.get("rows")
     if isinstance(rows, int) and seconds > 0:
