@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks.scale import PHASES, run
 
 
+@pytest.mark.slow  # six processes: the phases' and the CLI's
 def test_every_phase_runs_and_counts_every_row(tmp_path: Path) -> None:
     n = 200
     lines: list[str] = []
