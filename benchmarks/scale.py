@@ -17,7 +17,8 @@ own, dropped afterwards):
   messages are inserted and the chunks cut, nothing is sent.
 
 Each phase runs in a child process of its own, so the peak RSS it reports is that phase's alone (the child's
-``ru_maxrss``, or its own children's, e.g. the CLI's). Printed as a table; the JSON goes to
+``ru_maxrss``, or its own children's, e.g. the CLI's). Printed as a table (rows/s: contacts for generate and
+import, the CLI's start included; planned messages for plan); the JSON goes to
 ``benchmarks/results/scale-<date>.json``.
 """
 
@@ -245,7 +246,6 @@ def _database(kind: str) -> Iterator[str | None]:
     if kind == "sqlite":
         yield None
         return
-
     with postgres_database(f"bench_scale_{uuid.uuid4().hex[:10]}") as url:
         yield url
 
@@ -262,7 +262,7 @@ def run(
     results: list[dict[str, Any]] = []
     for n in sizes:
         contacts = root / f"n{n}" / "contacts.csv"
-        generated = _in_child("generate", Case(n, contacts, root / f"n{n}" / "unused"), None)
+        generated = _in_child("generate", Case(n, contacts, contacts.parent), None)
         echo(_line(n, "-", generated))
         for kind in databases:
             case = Case(n, contacts, root / f"n{n}" / kind)
