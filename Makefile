@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast check demo bench bench-deployments bench-ceilings bench-report bench-audit-verify bench-web-api bench-web-pages bench-push messages lock clean
+.PHONY: test test-fast check demo bench bench-deployments bench-ceilings bench-report bench-audit-verify bench-web-api bench-web-pages bench-push bench-scale messages lock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -64,6 +64,11 @@ bench-web-pages: $(STAMP)
 # (benchmarks/README.md, "Push (FCM)").
 bench-push: $(STAMP)
 	$(BIN)/python -m benchmarks.push --n 20000
+
+# A city-sized contact list (100,000 and 3,000,000 contacts) generated, imported through the CLI and one e-mail +
+# SMS run planned, on SQLite and on PostgreSQL: seconds and peak RSS per phase (benchmarks/README.md, "Scale").
+bench-scale: $(STAMP)
+	$(BIN)/python -m benchmarks.scale --n 100000,3000000 --database sqlite,postgresql
 
 # Adds the texts newly marked for translation to the Vietnamese catalogue (empty msgstr, for the translator);
 # tests/broadcaster/test_i18n.py fails until each has its translation (docs/i18n.md).

@@ -36,6 +36,7 @@ __all__ = [
     "broker_process_pid",
     "distributed_services",
     "postgres_cpu_by_client",
+    "postgres_database",
 ]
 
 POSTGRES_URL = os.environ.get("BROADCASTER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -66,7 +67,7 @@ def _rabbitmqctl(*args: str) -> None:
 
 
 @contextmanager
-def _postgres_database(name: str) -> Iterator[str]:
+def postgres_database(name: str) -> Iterator[str]:
     admin = _admin_engine()
     try:
         with admin.connect() as connection:
@@ -116,7 +117,7 @@ def distributed_services(broker: str, scratch: Path) -> Iterator[Services]:
     if broker not in BROKERS:
         raise ValueError(f"--broker: {broker!r} is not one of {', '.join(BROKERS)}")
     name = f"bench_{uuid.uuid4().hex[:10]}"
-    with _postgres_database(name) as database_url:
+    with postgres_database(name) as database_url:
         if broker == "rabbitmq":
             with _rabbitmq_vhost(name) as broker_url:
                 yield Services(database_url, broker_url, broker, name)

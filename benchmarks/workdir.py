@@ -10,11 +10,27 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from sqlalchemy import select
 
-__all__ = ["ADMIN", "APPROVER", "CHANNELS", "EDITOR", "PROVIDER", "Prepared", "Sample", "prepare"]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from broadcaster.clock import Clock
+
+__all__ = [
+    "ADMIN",
+    "APPROVER",
+    "CHANNELS",
+    "EDITOR",
+    "PROVIDER",
+    "Prepared",
+    "Sample",
+    "add_editor_and_approver",
+    "prepare",
+]
 
 EXAMPLE_CAMPAIGN = Path("campaigns") / "examples" / "thong-bao-dich-vu-cong.yaml"
 ADMIN, EDITOR, APPROVER = "quantri", "bientap", "pheduyet"
@@ -105,6 +121,21 @@ def write_campaign(directory: Path, example: Path, *, channel: str) -> str:
     return campaign_id
 
 
+def add_editor_and_approver(
+    session: Session, *, admin: str, editor: str, approver: str, clock: Clock
+) -> None:
+    """The editor who imports and submits, the approver, and one approval enough for a benchmark audience
+    of any size (the second-approver rule is tested elsewhere)."""
+    from broadcaster import policies
+    from broadcaster.users import add_user
+    from broadcaster.vocabulary import Role
+
+    add_user(session, actor=admin, login=editor, role=Role.EDITOR, clock=clock)
+    add_user(session, actor=admin, login=approver, role=Role.APPROVER, clock=clock)
+    key, reason = policies.SECOND_APPROVER_THRESHOLD, "benchmark: one approver"
+    policies.set_policy(session, actor=admin, key=key, text="100000000", reason=reason, clock=clock)
+
+
 @dataclass
 class Prepared:
     directory: Path
@@ -129,7 +160,6 @@ def prepare(
     the directories of runs of the same size); ``services`` (database URL, broker URL) puts it on PostgreSQL
     and a broker server, migrated, with the admin and the operating-system login (who starts the workers) as
     users."""
-    from broadcaster import policies
     from broadcaster.campaigns import workflow
     from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
     from broadcaster.campaigns.messages import Composer, allow_unsubscribe, contact_view
@@ -170,17 +200,7 @@ def prepare(
                 if getpass.getuser() != ADMIN:
                     add_user(session, actor=ADMIN, login=getpass.getuser(), role=Role.EDITOR, clock=clock)
         with context.sessions.begin() as session:
-            add_user(session, actor=ADMIN, login=EDITOR, role=Role.EDITOR, clock=clock)
-            add_user(session, actor=ADMIN, login=APPROVER, role=Role.APPROVER, clock=clock)
-            # One approver is enough for a benchmark audience (the second-approver rule is tested elsewhere).
-            policies.set_policy(
-                session,
-                actor=ADMIN,
-                key=policies.SECOND_APPROVER_THRESHOLD,
-                text="100000000",
-                reason="benchmark: one approver",
-                clock=clock,
-            )
+            add_editor_and_approver(session, admin=ADMIN, editor=EDITOR, approver=APPROVER, clock=clock)
         contacts_csv = directory / "contacts.csv"
         write_contacts(contacts_csv, count)
         with context.sessions.begin() as session:

@@ -3,6 +3,10 @@
 Used for demos, benchmarks and tests of the import path: names carry Vietnamese diacritics, phone numbers come
 in every format people type (old 11-digit numbers, +84, 0084, dots, full-width digits), and a share of rows is
 deliberately broken so that the import report has something to show. The same seed gives the same bytes.
+Each contact lives in one of the city's 94 commune-level units (``danang_units``).
+
+``generate_valid_contacts`` is the scale benchmark's variant (benchmarks/scale.py): every row imports, each
+with a mobile number and an e-mail of its own, written row by row in constant memory for millions of rows.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from broadcaster.contacts.danang_units import UNITS
 from broadcaster.contacts.phones import OLD_MOBILE_PREFIXES
 from broadcaster.contacts.reader import FIELDS
 
-__all__ = ["generate_contacts"]
+__all__ = ["generate_contacts", "generate_valid_contacts"]
 
 HEADER: Final = FIELDS  # the contacts file's columns, as the reader expects them
 
@@ -52,27 +57,6 @@ _TEN_NU: Final = (
     "Anh", "Châu", "Dung", "Giang", "Hà", "Hạnh", "Hoa", "Hương", "Lan", "Linh", "Mai", "Ngân", "Nhung",
     "Oanh", "Phương", "Quỳnh", "Thảo", "Trang", "Uyên", "Vy", "Yến", "Hằng", "Diệp", "Trâm",
 )  # fmt: skip
-
-# Districts and wards of Da Nang as they were before the 2025 reorganisation of local government (which
-# abolished the district level; the new ward list is not in docs/domain.md — [U]). Plausible data is all we need.
-_WARDS: Final[dict[str, tuple[str, ...]]] = {
-    "Hải Châu": (
-        "Hải Châu I", "Hải Châu II", "Thạch Thang", "Thanh Bình", "Thuận Phước", "Hòa Thuận Đông",
-        "Hòa Thuận Tây", "Nam Dương", "Phước Ninh", "Bình Thuận", "Bình Hiên", "Hòa Cường Bắc", "Hòa Cường Nam",
-    ),
-    "Thanh Khê": (
-        "An Khê", "Chính Gián", "Hòa Khê", "Tam Thuận", "Tân Chính", "Thạc Gián", "Thanh Khê Đông",
-        "Thanh Khê Tây", "Vĩnh Trung", "Xuân Hà",
-    ),
-    "Sơn Trà": ("An Hải Bắc", "An Hải Đông", "An Hải Tây", "Mân Thái", "Nại Hiên Đông", "Phước Mỹ", "Thọ Quang"),
-    "Ngũ Hành Sơn": ("Hòa Hải", "Hòa Quý", "Khuê Mỹ", "Mỹ An"),
-    "Liên Chiểu": ("Hòa Hiệp Bắc", "Hòa Hiệp Nam", "Hòa Khánh Bắc", "Hòa Khánh Nam", "Hòa Minh"),
-    "Cẩm Lệ": ("Hòa An", "Hòa Phát", "Hòa Thọ Đông", "Hòa Thọ Tây", "Hòa Xuân", "Khuê Trung"),
-    "Hòa Vang": (
-        "Hòa Bắc", "Hòa Liên", "Hòa Ninh", "Hòa Sơn", "Hòa Nhơn", "Hòa Phú", "Hòa Phong", "Hòa Châu",
-        "Hòa Tiến", "Hòa Phước", "Hòa Khương",
-    ),
-}  # fmt: skip
 
 # City departments after the 2025 mergers (docs/domain.md §0: Sở TT&TT merged into Sở Khoa học và Công nghệ).
 _AGENCIES: Final = (
@@ -192,7 +176,6 @@ class _Generator:
     def row(self, index: int) -> dict[str, str]:
         rng = self.rng
         full_name, ho, dem, ten = self.name()
-        district = rng.choice(list(_WARDS))
         roll = rng.random()
         segment = "citizen" if roll < 0.6 else "civil_servant" if roll < 0.85 else "business"
         agency = phone = email = ""
@@ -222,8 +205,8 @@ class _Generator:
             "email": email,
             "segment": segment,
             "agency": agency,
-            "district": district,
-            "ward": rng.choice(_WARDS[district]),
+            "district": "",  # no districts since 01/07/2025 (docs/domain.md §0); the column stays legacy
+            "ward": rng.choice(UNITS),
             "language": "en" if rng.random() < 0.02 else "vi",
             "tags": tags,
         }
@@ -260,3 +243,34 @@ def generate_contacts(path: Path, *, count: int = 2000, seed: int = 143, invalid
             if index in broken:
                 generator.break_row(row)
             writer.writerow(row)
+
+
+# A stride coprime to 10 walks every subscriber number of a prefix once, so the numbers of one prefix are
+# unique and spread over its whole range rather than counting up from 0000000.
+_STRIDE: Final = 7_654_321
+MAX_VALID_CONTACTS: Final = len(_MOBILE_PREFIXES) * 10 ** (10 - max(len(p) for p in _MOBILE_PREFIXES))
+
+
+def _unique_mobile(index: int) -> str:
+    """The ``index``-th of distinct valid mobiles, round-robin over the carriers' prefixes."""
+    prefix = _MOBILE_PREFIXES[index % len(_MOBILE_PREFIXES)]
+    digits = 10 - len(prefix)
+    return prefix + str((index // len(_MOBILE_PREFIXES) * _STRIDE) % 10**digits).zfill(digits)
+
+
+def generate_valid_contacts(path: Path, *, count: int, seed: int = 143) -> None:
+    """Write ``count`` citizens to ``path`` (the same CSV as ``generate_contacts``), every row valid: a unique
+    mobile number in the national form, a unique e-mail, a commune-level unit; row by row, so memory stays flat."""
+    if not 0 <= count <= MAX_VALID_CONTACTS:
+        raise ValueError(f"count must be between 0 and {MAX_VALID_CONTACTS:,}")
+    generator = _Generator(random.Random(seed))  # noqa: S311  demo data, reproducible from the seed; no secret
+    rng = generator.rng
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(HEADER)
+        for index in range(count):
+            full_name, ho, _dem, ten = generator.name()
+            email = f"{_ascii(ten)}.{_ascii(ho)}.{index + 1}@{rng.choice(_WEBMAIL)}"
+            fields = {"external_id": f"DN-{index + 1:07d}", "full_name": full_name, "phone": _unique_mobile(index),
+                      "email": email, "segment": "citizen", "ward": rng.choice(UNITS), "language": "vi"}  # fmt: skip
+            writer.writerow([fields.get(column, "") for column in HEADER])

@@ -1,0 +1,333 @@
+"""The scale benchmark (issue 15): a city-sized contact list imported, and one run of an e-mail + SMS campaign
+planned for all of it, on SQLite and on PostgreSQL:
+
+    .venv/bin/python -m benchmarks.scale --n 100000,3000000 --database sqlite,postgresql
+
+(``make bench-scale``). For each N the contacts file is generated once (``generate_valid_contacts``: N valid,
+unique mobiles round-robin over the carriers' prefixes, unique e-mails, the city's 94 commune-level units,
+written row by row); then, per database, in a working directory of its own (on PostgreSQL a database of its
+own, dropped afterwards):
+
+- ``init``: the working directory, its users (the operating-system login as editor: the CLI acts as it);
+- ``import``: ``broadcaster contacts import FILE --json`` in a subprocess, the CLI's own code path, with the
+  ``[contacts]`` row and size limits raised to the file (``BROADCASTER_CONTACTS__*``);
+- ``approve``: the example campaign (``thong-bao-dich-vu-cong``: SMS and e-mail) for the citizens, loaded,
+  submitted and approved;
+- ``plan``: one manual run planned by the planner's entry point (``plan_run``) with a recording enqueuer: the
+  messages are inserted and the chunks cut, nothing is sent.
+
+Each phase runs in a child process of its own, so the peak RSS it reports is that phase's alone (the child's
+``ru_maxrss``, or its own children's, e.g. the CLI's). Printed as a table (rows/s: contacts for generate and
+import, the CLI's start included; planned messages for plan); the JSON goes to
+``benchmarks/results/scale-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select
+
+from benchmarks.deployment import postgres_database
+from benchmarks.web_api import save_result
+from benchmarks.workdir import add_editor_and_approver
+from broadcaster.campaigns import workflow
+from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
+from broadcaster.campaigns.store import load_bundle
+from broadcaster.clock import SystemClock
+from broadcaster.contacts.generate import generate_valid_contacts
+from broadcaster.context import AppContext
+from broadcaster.db.models import Message, User
+from broadcaster.outbox.planner import plan_run
+from broadcaster.outbox.queues import RecordingEnqueuer
+from broadcaster.outbox.sending import start_manual_run
+from broadcaster.workdir import init_workdir
+
+__all__ = ["DATABASES", "PHASES", "Case", "run"]
+
+DATABASES = ("sqlite", "postgresql")
+APPROVER = "pheduyet"
+CAMPAIGN_ID = "quy-mo-thanh-pho"
+EXAMPLE_CAMPAIGN = Path("campaigns") / "examples" / "thong-bao-dich-vu-cong.yaml"
+# The CLI as its console script starts it, from this interpreter (so PYTHONPATH and the venv are the same).
+CLI = "import sys; from broadcaster.cli import main; sys.argv[0] = 'broadcaster'; sys.exit(main())"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One size on one database: where its file and working directory are."""
+
+    n: int
+    contacts: Path  # the generated file, shared by the databases of one N
+    workdir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.workdir / "broadcaster.toml"
+
+
+def _generate(case: Case, database_url: str | None) -> dict[str, Any]:
+    case.contacts.parent.mkdir(parents=True, exist_ok=True)
+    generate_valid_contacts(case.contacts, count=case.n)
+    return {"rows": case.n, "file_mib": round(case.contacts.stat().st_size / 2**20, 1)}
+
+
+def _init(case: Case, database_url: str | None) -> dict[str, Any]:
+    clock = SystemClock()
+    admin, editor = "quantri", getpass.getuser()
+    context = init_workdir(case.workdir, admin_login=admin, clock=clock, database_url=database_url)
+    try:
+        with context.sessions.begin() as session:
+            add_editor_and_approver(session, admin=admin, editor=editor, approver=APPROVER, clock=clock)
+    finally:
+        context.close()
+    return {"database": context.settings.database_url.partition(":")[0]}
+
+
+def _import(case: Case, database_url: str | None) -> dict[str, Any]:
+    env = {key: value for key, value in os.environ.items() if key != "BROADCASTER_USER"}
+    env["BROADCASTER_CONTACTS__MAX_ROWS"] = str(max(case.n, 1))
+    env["BROADCASTER_CONTACTS__MAX_FILE_MB"] = str(math.ceil(case.contacts.stat().st_size / 2**20) + 1)
+    done = subprocess.run(  # noqa: S603  this interpreter running the project's CLI, arguments built here
+        [sys.executable, "-c", CLI, "contacts", "import", str(case.contacts), "--json"],
+        cwd=case.workdir, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"contacts import exited with {done.returncode}: {done.stderr.strip()[-2000:]}")
+    report = json.loads(done.stdout[done.stdout.find("{") :])  # after any progress lines
+    return {
+        "rows": report["total_rows"],
+        "created": report["created"],
+        "updated": report["updated"],
+        "skipped": report["skipped"],
+        "problems": len(report.get("problems") or []),
+    }
+
+
+def _approve(case: Case, database_url: str | None) -> dict[str, Any]:
+
+    context = AppContext.load(case.config)
+    try:
+        data = yaml.safe_load((case.workdir / EXAMPLE_CAMPAIGN).read_text(encoding="utf-8"))
+        data |= {
+            "id": CAMPAIGN_ID,
+            "title": "Thông báo toàn thành phố",
+            "audience": {"segments": ["citizen"]},
+        }
+        folder = context.campaigns_dir / "scale"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{CAMPAIGN_ID}.yaml").write_text(
+            yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+        settings = context.settings
+        bundles, problems = validate_paths(
+            [folder],
+            templates_dir=context.templates_dir,
+            providers=ProviderInfo.all_from(settings),
+            rules=SendRules.from_settings(settings),
+        )
+        if problems:
+            raise RuntimeError("\n".join(str(problem) for problem in problems))
+        with context.sessions.begin() as session:
+            editor = session.scalar(select(User).where(User.login == getpass.getuser()))
+            approver = session.scalar(select(User).where(User.login == APPROVER))
+            assert editor is not None and approver is not None
+            for bundle in bundles:
+                load_bundle(session, bundle, actor=editor.login, clock=context.clock)
+            version = workflow.submit(
+                session, campaign_id=CAMPAIGN_ID, actor=editor, settings=settings, clock=context.clock
+            )
+            workflow.approve(
+                session,
+                campaign_id=CAMPAIGN_ID,
+                actor=approver,
+                clock=context.clock,
+                content_hash=version.content_hash,
+            )
+    finally:
+        context.close()
+    return {"channels": sorted(data["channels"])}
+
+
+def _plan(case: Case, database_url: str | None) -> dict[str, Any]:
+
+    context = AppContext.load(case.config)
+    try:
+        with context.sessions.begin() as session:
+            editor = session.scalar(select(User).where(User.login == getpass.getuser()))
+            assert editor is not None
+            run_id = start_manual_run(session, campaign_id=CAMPAIGN_ID, actor=editor, clock=context.clock)
+        enqueuer = RecordingEnqueuer()
+        planned = plan_run(
+            context.sessions, run_id=run_id, settings=context.settings, clock=context.clock, enqueuer=enqueuer
+        )
+        with context.readers() as session:
+            counted = session.execute(
+                select(Message.channel, Message.status, func.count())
+                .where(Message.run_id == run_id)
+                .group_by(Message.channel, Message.status)
+            ).all()
+    finally:
+        context.close()
+    return {
+        "rows": planned,
+        "by_channel_status": {f"{channel}/{status}": count for channel, status, count in counted},
+        "chunks": len(enqueuer.chunks),
+    }
+
+
+Phase = Callable[[Case, "str | None"], dict[str, Any]]
+# The order they run in; "generate" once per N, the others once per database.
+PHASES: dict[str, Phase] = {
+    "generate": _generate,
+    "init": _init,
+    "import": _import,
+    "approve": _approve,
+    "plan": _plan,
+}
+
+
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def _child(phase: str, case: Case, database_url: str | None) -> None:
+    """One phase in this (fresh) process; one JSON line: its seconds, peak RSS and CPU (the phase's: not this
+    process's start; its peak RSS does include the imports every phase needs)."""
+    cpu_before = _cpu(resource.getrusage(resource.RUSAGE_SELF))
+    started = time.perf_counter()
+    out = PHASES[phase](case, database_url)
+    seconds = time.perf_counter() - started
+    own, below = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures = {
+        "phase": phase,
+        "seconds": round(seconds, 2),
+        "peak_rss_mib": round(max(own.ru_maxrss, below.ru_maxrss) / 1024, 1),  # Linux: KiB
+        # The largest of the processes it started and waited for (the CLI; a planner's workers, if any).
+        "children_peak_rss_mib": round(below.ru_maxrss / 1024, 1),
+        "cpu_seconds": round(_cpu(own) - cpu_before + _cpu(below), 2),
+    }
+    rows = out.get("rows")
+    if isinstance(rows, int) and seconds > 0:
+        figures["rows_per_s"] = round(rows / seconds)
+    print(json.dumps(figures | out, ensure_ascii=False))
+
+
+def _in_child(phase: str, case: Case, database_url: str | None) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.scale", "--child", phase, str(case.n), str(case.contacts),
+               str(case.workdir), database_url or ""]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603  our own module
+    if done.returncode != 0:
+        raise RuntimeError(f"phase {phase} (N={case.n:,}) failed:\n{done.stderr.strip()[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@contextmanager
+def _database(kind: str) -> Iterator[str | None]:
+    """None for SQLite (the working directory's own file); a fresh PostgreSQL database, dropped afterwards."""
+    if kind == "sqlite":
+        yield None
+        return
+    with postgres_database(f"bench_scale_{uuid.uuid4().hex[:10]}") as url:
+        yield url
+
+
+def run(
+    sizes: list[int],
+    databases: list[str],
+    root: Path,
+    *,
+    keep: bool = False,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Every phase for each size and database; one result per (N, database), with the generation's figures."""
+    results: list[dict[str, Any]] = []
+    for n in sizes:
+        contacts = root / f"n{n}" / "contacts.csv"
+        generated = _in_child("generate", Case(n, contacts, contacts.parent), None)
+        echo(_line(n, "-", generated))
+        for kind in databases:
+            case = Case(n, contacts, root / f"n{n}" / kind)
+            if case.workdir.exists():
+                shutil.rmtree(case.workdir)
+            phases: dict[str, Any] = {"generate": generated}
+            with _database(kind) as url:
+                for phase in list(PHASES)[1:]:
+                    phases[phase] = _in_child(phase, case, url)
+                    echo(_line(n, kind, phases[phase]))
+            results.append({"n": n, "database": kind, "phases": phases})
+            if not keep:
+                shutil.rmtree(case.workdir, ignore_errors=True)
+        if not keep:
+            contacts.unlink(missing_ok=True)
+    return results
+
+
+def _line(n: int, database: str, figures: dict[str, Any]) -> str:
+    rate = f"{figures['rows_per_s']:>9,}" if "rows_per_s" in figures else f"{'':>9}"
+    return (
+        f"{n:>10,}  {database:<10}  {figures['phase']:<8}  {figures['seconds']:>8.1f}  {rate}  "
+        f"{figures['peak_rss_mib']:>8.1f}  {figures['cpu_seconds']:>7.1f}"
+    )
+
+
+HEADER = (
+    f"{'N':>10}  {'database':<10}  {'phase':<8}  {'seconds':>8}  {'rows/s':>9}  {'peak MiB':>8}  {'CPU s':>7}"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", default="100000", help="contact counts, comma-separated (e.g. 100000,3000000)")
+    parser.add_argument("--database", default="sqlite", help=f"comma-separated: {', '.join(DATABASES)}")
+    parser.add_argument(
+        "--workdir", type=Path, help="where the files and working directories go (a temp dir)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the files and working directories")
+    parser.add_argument("--no-save", action="store_true", help="print only (no benchmarks/results file)")
+    parser.add_argument(
+        "--child", nargs=5, metavar=("PHASE", "N", "CONTACTS", "WORKDIR", "DB"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.child:
+        phase, n, contacts, workdir, database_url = args.child
+        _child(phase, Case(int(n), Path(contacts), Path(workdir)), database_url or None)
+        return
+    databases = [part.strip() for part in args.database.split(",") if part.strip()]
+    unknown = [kind for kind in databases if kind not in DATABASES]
+    if unknown:
+        parser.error(f"--database: {', '.join(unknown)} is not one of {', '.join(DATABASES)}")
+    sizes = [int(part) for part in args.n.split(",")]
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    print(HEADER, flush=True)
+    results = run(sizes, databases, root, keep=args.keep, echo=lambda line: print(line, flush=True))
+    if not args.no_save:
+        out = save_result("scale", {"command": " ".join(["python", "-m", "benchmarks.scale", *sys.argv[1:]]),
+                                    "results": results})  # fmt: skip
+        print(f"written to {out}")
+    if not args.keep and args.workdir is None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
