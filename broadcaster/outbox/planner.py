@@ -24,6 +24,7 @@ from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contact, Message
 from broadcaster.db.rows import required
+from broadcaster.gc_pace import fewer_collections
 from broadcaster.outbox.chunks import cut_chunks, enqueue_chunks
 from broadcaster.outbox.fallbacks import link_fallbacks
 from broadcaster.outbox.queues import Enqueuer
@@ -71,6 +72,13 @@ def plan_run(
     sessions: sessionmaker[Session], *, run_id: int, settings: Settings, clock: Clock, enqueuer: Enqueuer
 ) -> int:
     """Plan ``run_id`` (idempotent); returns how many messages the run has queued or suppressed."""
+    with fewer_collections():
+        return _plan_run(sessions, run_id=run_id, settings=settings, clock=clock, enqueuer=enqueuer)
+
+
+def _plan_run(
+    sessions: sessionmaker[Session], *, run_id: int, settings: Settings, clock: Clock, enqueuer: Enqueuer
+) -> int:
     with sessions() as session:
         run = session.get(CampaignRun, run_id)
         if run is None or run.status != RunStatus.PLANNING:
