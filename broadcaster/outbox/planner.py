@@ -8,6 +8,7 @@ twice. A push channel gives one message per registered device of a contact (docs
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from datetime import datetime
@@ -65,7 +66,19 @@ def idempotency_key(run_id: int, channel: str, address: str | None, *, contact_i
         return f"run:{run_id}:{channel}:{contact_id}:{device}"
     assert address is not None
     # Case-insensitive for e-mail, as the screen de-duplicates: one message per mailbox however it is spelt.
-    return f"run:{run_id}:{channel}:{address_key(channel, address)}"
+    return _keyed(run_id, channel, address_key(channel, address))
+
+
+def _keyed(run_id: int, channel: str, key: str) -> str:
+    return f"run:{run_id}:{channel}:{key}"
+
+
+def planned_keys(run_id: int, session: Session, channel: str, keys: list[str]) -> set[str]:
+    """The address keys among ``keys`` that run ``run_id`` has a message for on ``channel`` (not push): its
+    earlier pages', found through the idempotency key's unique index."""
+    by_key = {_keyed(run_id, channel, key): key for key in keys}
+    found = session.scalars(select(Message.idempotency_key).where(Message.idempotency_key.in_(list(by_key))))
+    return {by_key[key] for key in found}
 
 
 def plan_run(
@@ -106,6 +119,8 @@ def _plan_run(
         policy=settings.consent.policy(),
         erasure_key=settings.security.erasure_key(),
         address_fields=address_fields(settings.providers, providers),
+        # A retry run keeps the set: it skips some of the audience's messages that a first run would store.
+        planned_keys=functools.partial(planned_keys, run_id) if retries is None else None,
     )
     window = definition.schedule.window if definition.schedule else None
     # Posts to named targets (Facebook Pages) go once per run, not per person: a retry run does not re-post.
