@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience, too_big_reason
@@ -159,6 +159,7 @@ def _plan_run(
             if window is not None and not window.contains(now, tz):
                 not_before = window.next_open(now, tz)
             with sessions.begin() as session:
+                _plans_for_this_size(session)
                 tracked = _planning(session, run_id)
                 if tracked is None:
                     log.info("run %s was cancelled while being planned; planning stops", run_id)
@@ -204,6 +205,15 @@ def _plan_run(
     enqueue_chunks(sessions, enqueuer, chunks, clock=clock)
     log.info("planned run %s: %s messages in %s chunks", run_id, total, len(chunks))
     return total
+
+
+def _plans_for_this_size(session: Session) -> None:
+    """PostgreSQL: plan this page's statements for the tables as they are now. psycopg prepares a statement
+    run five times, and the server may then keep a generic plan made while ``messages`` was small (before
+    any ANALYZE): the lookup of a page's addresses by idempotency key then scanned the whole table, 0.8 s a
+    page at 100,000 rows instead of a few milliseconds (docs/architecture.md, "Planning at scale")."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def _planning(session: Session, run_id: int) -> CampaignRun | None:
