@@ -19,6 +19,7 @@ from broadcaster.errors import NotFound
 from broadcaster.i18n import N_
 from broadcaster.i18n import gettext as _
 from broadcaster.outbox.health import unreachable_notes
+from broadcaster.plan_progress import PlanWatch
 from broadcaster.runtime import EmbeddedEngine
 from broadcaster.status import run_counts
 from broadcaster.vocabulary import CampaignState, MessageStatus, RunStatus
@@ -142,6 +143,7 @@ def wait_for_run(
     ) as progress:
         task = progress.add_task("send", total=None, run=run_id, note=_("planning"))
         receipts_since: float | None = None
+        planning = PlanWatch()
         while True:
             engine.tick()
             for line in engine.take_notices():  # a worker died: restarted, and what it held handed back
@@ -156,7 +158,14 @@ def wait_for_run(
             # A provider that is down says so (and when it is tried again), and so does a closed send window,
             # instead of a bar that does not move.
             note = "; ".join(provider_notes(context, run_id)) or send_window_note(context, run_id) or note
-            progress.update(task, total=current.planned or None, completed=current.done, note=paused or note)
+            # While the planner works: the messages it stored so far, how fast, and how long it has left.
+            planned_so_far = planning.note(context, run_id, current.planned)
+            if planned_so_far is not None:
+                progress.update(task, total=None, completed=current.planned, note=paused or planned_so_far)
+            else:
+                progress.update(
+                    task, total=current.planned or None, completed=current.done, note=paused or note
+                )
             if paused:
                 console.print(f"[yellow]{paused}[/]")
                 return

@@ -52,6 +52,7 @@ __all__ = [
     "Rendered",
     "Renderer",
     "build_context",
+    "contact_fields",
     "make_environment",
     "message_fields",
     "sample_contact",
@@ -363,33 +364,86 @@ class Renderer:
         return self._render_file(name, context) if self.has(name) else None
 
 
-def message_fields(templates: Mapping[str, str], template: str, channel: str) -> frozenset[str]:
-    """The ``message.NAME`` (and ``message["NAME"]``) a channel's template uses, in its own files and every
-    file they extend, include or import: the personalisation a single message must be given.
-
-    A name tested with ``is defined`` or given a ``default`` counts too: asking for it is simpler than
-    guessing which uses are optional, and a caller can always send it."""
+def _template_trees(templates: Mapping[str, str], template: str, channel: str) -> list[nodes.Template]:
+    """The parsed files of a channel's template and every file they extend, include or import."""
     env = make_environment({})
     queue = [name for name in template_files(template, channel).values() if name in templates]
     seen: set[str] = set()
-    found: set[str] = set()
+    trees: list[nodes.Template] = []
     while queue:
         name = queue.pop()
         if name in seen or name not in templates:
             continue
         seen.add(name)
         ast = env.parse(templates[name])
-        for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-            base = getattr(node, "node", None)
-            if not isinstance(base, nodes.Name) or base.name != "message":
-                continue
-            if isinstance(node, nodes.Getattr):
-                found.add(node.attr)
-            elif isinstance(node, nodes.Getitem):
-                key = node.arg.value if isinstance(node.arg, nodes.Const) else None
-                if isinstance(key, str):
-                    found.add(key)
+        trees.append(ast)
         queue.extend(ref for ref in meta.find_referenced_templates(ast) if isinstance(ref, str))
+    return trees
+
+
+def _fields_of(tree: nodes.Template, root: str) -> tuple[set[str], bool]:
+    """The ``root.NAME`` and ``root["NAME"]`` a tree reads, and whether it uses ``root`` any other way."""
+    found: set[str] = set()
+    read_by_name: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = getattr(node, "node", None)
+        if not isinstance(base, nodes.Name) or base.name != root:
+            continue
+        if isinstance(node, nodes.Getattr):
+            found.add(node.attr)
+            read_by_name.add(id(base))
+        elif isinstance(node, nodes.Getitem):
+            key = node.arg.value if isinstance(node.arg, nodes.Const) else None
+            if isinstance(key, str):
+                found.add(key)
+                read_by_name.add(id(base))
+    other = any(id(name) not in read_by_name for name in tree.find_all(nodes.Name) if name.name == root)
+    return found, other
+
+
+def message_fields(templates: Mapping[str, str], template: str, channel: str) -> frozenset[str]:
+    """The ``message.NAME`` (and ``message["NAME"]``) a channel's template uses, in its own files and every
+    file they extend, include or import: the personalisation a single message must be given.
+
+    A name tested with ``is defined`` or given a ``default`` counts too: asking for it is simpler than
+    guessing which uses are optional, and a caller can always send it."""
+    found: set[str] = set()
+    for tree in _template_trees(templates, template, channel):
+        found |= _fields_of(tree, "message")[0]
+    return frozenset(found)
+
+
+# Names whose value is the same for every contact of a campaign version, or that build a fresh object per
+# rendering (``lipsum`` is random, so it is not here; nor is the ``random`` filter, see ``_is_random``).
+_FIXED_NAMES = frozenset(("campaign", "org", "vars", "namespace", "cycler", "dict", "joiner", "range"))
+
+
+def _is_random(tree: nodes.Template) -> bool:
+    """Whether the tree may render differently each time: ``lipsum`` (a global, so never "undeclared"), or
+    the ``random`` filter, directly or by name (``map("random")``)."""
+    return (
+        any(node.name == "lipsum" for node in tree.find_all(nodes.Name))
+        or any(node.name == "random" for node in tree.find_all(nodes.Filter))
+        or any(node.value == "random" for node in tree.find_all(nodes.Const))
+    )
+
+
+def contact_fields(
+    templates: Mapping[str, str], template: str, channel: str, *, also_fixed: frozenset[str] = frozenset()
+) -> frozenset[str] | None:
+    """The ``contact.NAME`` a channel's template reads, when the rendering depends on nothing else that
+    changes from one contact to the next: two contacts equal on these fields get the same text. None when
+    that cannot be told from the template (``contact`` passed whole, ``message``, ``lipsum`` or the
+    ``random`` filter, an unknown name). ``also_fixed``: roots the caller gives the same value every time."""
+    found: set[str] = set()
+    for tree in _template_trees(templates, template, channel):
+        names = meta.find_undeclared_variables(tree) - _FIXED_NAMES - also_fixed - {"contact"}
+        if names or _is_random(tree):
+            return None
+        fields, other = _fields_of(tree, "contact")
+        if other:
+            return None
+        found |= fields
     return frozenset(found)
 
 

@@ -5,7 +5,7 @@ Preview and the planner share this module so that what an approver saw counted i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -189,9 +189,14 @@ class Screen:
         policy: PolicySettings,
         erasure_key: str = "",
         address_fields: Mapping[str, str | None] | None = None,
+        planned_keys: Callable[[Session, str, list[str]], set[str]] | None = None,
     ) -> None:
+        """``planned_keys(session, channel, keys)``: which of these address keys the run already has a
+        message for on the channel (the planner's lookup). Given, an address met on an earlier page is found
+        in the database rather than in a set that grows with the audience (push devices stay in the set)."""
         self.channels = list(channels)
         self.address_fields = dict(address_fields or {})
+        self.planned_keys = planned_keys
         self.scopes = {
             channel: PolicyScope(
                 purpose=purpose,
@@ -223,6 +228,8 @@ class Screen:
             found = verdicts(session, self.scopes[channel], reachable, at=at)
             judged = dict(zip(reachable, found, strict=True))
             seen = self._seen[channel]
+            if self.planned_keys is not None and channel != Channel.PUSH:
+                seen = self.planned_keys(session, channel, [address_key(channel, a) for a in judged_as])
             for contact, address, why in candidates:
                 verdict = (
                     judged.get(judged_as.get(address) or "") if why is None and address is not None else None

@@ -12,7 +12,7 @@ from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec, Purpos
 from broadcaster.db.models import Contact
 from broadcaster.provider_shapes import SOCIAL_POST_MAX_CHARS, capabilities_of
 from broadcaster.push_payload import measure
-from broadcaster.rendering import Renderer, build_context, first_name
+from broadcaster.rendering import Renderer, build_context, contact_fields, first_name
 from broadcaster.settings import Settings
 from channels.base import Channel
 from channels.sms.encoding import analyse, normalize, unaccent
@@ -24,6 +24,13 @@ MESSAGE_KEY = "message"
 # The key of a push message's stored context that holds its deep link as rendered at planning (the outbound
 # message's ``options["link"]``, docs/push.md).
 PUSH_LINK_KEY = "link"
+
+# How many distinct renderings a composer keeps (``Composer.compose``): a campaign whose template reads no
+# contact field, or only a few, gives the same text to many contacts; past this many it starts afresh, so a
+# template that names every contact costs a bounded dictionary, not one entry per contact.
+COMPOSED_KEPT = 4096
+
+_ABSENT = object()  # a field the contact's mapping lacks: rendered, not looked up
 
 # Added to the text/plain part when its template does not show the opt-out link itself.
 OPT_OUT_LINE = "Hủy đăng ký nhận tin: {url}"
@@ -94,6 +101,9 @@ class Composer:
         # Whether any template of the version may print the opt-out link itself; when none can, the text
         # part rendered at planning is the one to send, with the standard line added (no render per mail).
         self._templates_show_link = any("unsubscribe_url" in source for source in templates.values())
+        self._templates = templates
+        self._fields: dict[str, tuple[str, ...] | None] = {}
+        self._composed: dict[tuple[object, ...], MessageText] = {}
 
     def context(
         self, contact: dict[str, Any] | None, *, unsubscribe_url: str | None = None
@@ -114,6 +124,47 @@ class Composer:
         )
 
     def compose(self, channel: str, contact: dict[str, Any] | None, *, with_html: bool = True) -> MessageText:
+        """The message ``contact`` gets on ``channel``: rendered once per distinct value of the contact
+        fields the template reads (``rendering.contact_fields``), the same text for the same values."""
+        key = self._same_text_key(channel, contact, with_html)
+        if key is None:
+            return self._compose(channel, contact, with_html=with_html)
+        found = self._composed.get(key)
+        if found is None:
+            found = self._compose(channel, contact, with_html=with_html)
+            if len(self._composed) >= COMPOSED_KEPT:
+                self._composed.clear()
+            self._composed[key] = found
+        return found
+
+    def _same_text_key(
+        self, channel: str, contact: dict[str, Any] | None, with_html: bool
+    ) -> tuple[object, ...] | None:
+        """What the rendering depends on, when that is a few text fields of the contact (None: render)."""
+        if contact is None or channel == Channel.SOCIAL or MESSAGE_KEY in contact:
+            return None  # a ZNS message's parameters, a single message's personalisation: not analysed
+        if channel not in self._fields:
+            spec: ChannelSpec = self.definition.channels[channel]  # type: ignore[index]
+            # compose never passes an unsubscribe link: the same (None) for every contact.
+            found = contact_fields(
+                self._templates, spec.template, channel, also_fixed=frozenset({"unsubscribe_url"})
+            )
+            self._fields[channel] = None if found is None else tuple(sorted(found))
+        fields = self._fields[channel]
+        if fields is None:
+            return None
+        values: list[object] = []
+        for name in fields:
+            value = contact.get(name, _ABSENT)
+            if name == "first_name" and not value:  # as build_context derives it
+                value = first_name(contact.get("full_name"))
+            # Only text and None: equal values then give the same rendering (1 == True, lists: no).
+            if value is not None and type(value) is not str:
+                return None
+            values.append(value)
+        return (channel, with_html, *values)
+
+    def _compose(self, channel: str, contact: dict[str, Any] | None, *, with_html: bool) -> MessageText:
         spec: ChannelSpec = self.definition.channels[channel]  # type: ignore[index]
         rendered = self.renderer.render(
             template=spec.template, channel=channel, context=self.context(contact), with_html=with_html

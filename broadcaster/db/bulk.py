@@ -4,7 +4,9 @@ On PostgreSQL an executemany is a statement per row, each bound and run in a ser
 cores as the engine. The rows go instead as one array per column, unpacked by ``unnest``: a fixed statement
 whatever the number of rows, about a twelfth of the client's CPU per updated row and under half per inserted
 one (docs/architecture.md, "Bulk writes on PostgreSQL"). SQLite runs in-process, where an executemany costs no
-round trip and stays as it is."""
+round trip; but a table with a trigger (``messages`` keeps its tallies so) costs about 30 µs more for each row
+executed on its own, so an insert that ignores conflicts goes there as multi-row ``VALUES``, a third of the
+time (docs/architecture.md, "Planning at scale")."""
 
 from __future__ import annotations
 
@@ -41,9 +43,16 @@ def insert_ignoring_conflicts(
         return
     if session.get_bind().dialect.name != "postgresql":
         statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
-        session.execute(statement, list(rows))
+        # RETURNING (the primary key, read and dropped) makes SQLAlchemy send the rows as multi-row VALUES ("insertmanyvalues"), in order, which
+        # it does not for a plain executemany with ON CONFLICT; see the module's docstring for why it pays.
+        session.execute(statement.returning(table.c[_key(table)]), list(rows)).close()
         return
     _insert_pages(session, _insert_from_arrays(table, tuple(rows[0]), tuple(conflict)), rows)
+
+
+def _key(table: Table) -> str:
+    """The name of the table's (first) primary-key column."""
+    return next(iter(table.primary_key.columns)).name
 
 
 def _insert_pages(session: Session, statement: Insert, rows: Sequence[dict[str, Any]]) -> None:

@@ -167,3 +167,20 @@ def test_inserted_rows_keep_their_json_timestamps_and_nulls_and_a_conflict_is_sk
         "b": (None, None),
         "c": ([], at),
     }
+
+
+def test_sqlite_inserts_ignoring_conflicts_as_multi_row_statements_in_the_rows_order(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'bulk.sqlite3'}")
+    METADATA.create_all(engine)
+    rows: list[dict[str, Any]] = [{"key": f"k{n}", "payload": {"n": n}, "at": None} for n in range(2500)]
+    rows.insert(1000, {"key": "k7", "payload": {"n": "again"}, "at": None})  # a conflict inside the call
+    statements = _statements(engine)
+    with Session(engine) as session, session.begin():
+        insert_ignoring_conflicts(session, RECORDS, rows, conflict=["key"])
+
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert 1 < len(inserts) <= 3  # a few multi-row statements, not one per row
+    with engine.connect() as connection:
+        stored = [(r.key, r.payload) for r in connection.execute(select(RECORDS).order_by(RECORDS.c.id))]
+    assert stored == [(f"k{n}", {"n": n}) for n in range(2500)]  # ids in the rows' order, the first k7 kept
+    engine.dispose()

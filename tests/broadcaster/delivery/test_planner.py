@@ -6,11 +6,12 @@ approved snapshot rather than the files on disk.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from broadcaster.campaigns.audience import Exclusion
-from broadcaster.db.models import CampaignRun
+from broadcaster.db.models import CampaignRun, Message
 from broadcaster.vocabulary import MessageStatus, RunStatus
 from consent.suppression import suppress
 from tests.broadcaster.delivery.pipeline import Pipeline
@@ -131,3 +132,35 @@ def test_rendering_uses_the_approved_snapshot_even_after_the_file_changed(pipeli
     assert {s.text for s in pipeline.smsc.accepted} == {"Ban duyet: cap doi giay phep lai xe"}
     assert pipeline.smtp.wait_for_count(3)
     assert all("CHUA DUYET" not in mail.content.decode("ascii", "replace") for mail in pipeline.smtp.received)
+
+
+def test_an_address_met_on_an_earlier_page_is_a_duplicate_and_a_resumed_planning_agrees(
+    make_pipeline: Any,
+) -> None:
+    pipeline: Pipeline = make_pipeline(delivery={"plan_page_size": 10})
+    twins = [  # pages of 10 contacts: each twin is on a later page than its first contact
+        citizen(31, phone="+84 912 000 002", external_id="DN-TWIN-1"),
+        citizen(32, email="CONG.DAN5@example.vn", external_id="DN-TWIN-2"),
+        citizen(33, phone="0912000015", email="Cong.Dan15@Example.VN", external_id="DN-TWIN-3"),
+    ]
+    pipeline.add_contacts([*citizens(30), *twins])
+    run_id = pipeline.start_run(pipeline.approved_campaign())
+    planned = pipeline.plan(run_id)
+
+    rows = pipeline.messages(run_id)
+    assert planned == len(rows) == 30 + 30 + 2  # DN-TWIN-1's e-mail and DN-TWIN-2's SMS are their own
+    assert {m.contact_id for m in rows if m.address in ("+84912000032", "cong.dan31@example.vn")} == {31, 32}
+    assert {m.contact_id for m in rows if m.address in ("+84912000002", "cong.dan5@example.vn")} == {2, 5}
+    first = sorted((m.channel, m.address, m.contact_id, m.status) for m in rows)
+
+    # The plan task died after two pages: the planner starts again from the checkpoint.
+    with pipeline.context.sessions.begin() as session:
+        session.execute(delete(Message).where(Message.run_id == run_id, Message.contact_id > 20))
+        session.execute(
+            update(CampaignRun)
+            .where(CampaignRun.id == run_id)
+            .values(status=RunStatus.PLANNING, plan_checkpoint=20)
+        )
+    pipeline.plan(run_id)
+    again = sorted((m.channel, m.address, m.contact_id, m.status) for m in pipeline.messages(run_id))
+    assert again == first
