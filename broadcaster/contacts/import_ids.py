@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.orm import Session
 
-from broadcaster.db.bulk import insert_whole_rows
+from broadcaster.db.bulk import insert_whole_rows, where_in
 
 __all__ = ["ImportIds"]
 
@@ -36,9 +36,8 @@ class ImportIds:
         """The row that first used each of ``external_ids``, for those used before."""
         if not external_ids:
             return {}
-        found = self._session.execute(
-            select(_IDS.c.external_id, _IDS.c.first_row).where(_IDS.c.external_id.in_(external_ids))
-        )
+        query = select(_IDS.c.external_id, _IDS.c.first_row)
+        found = self._session.execute(where_in(self._session, query, _IDS.c.external_id, list(external_ids)))
         return {external_id: row for external_id, row in found}
 
     def add(self, first_rows: Mapping[str, int]) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.orm import Session
 
 from broadcaster.contacts.records import ContactRow
+from broadcaster.db.bulk import where_in
 from broadcaster.db.models import Contact
 
 __all__ = ["COLUMNS", "BatchIndex", "StoredContact", "apply_row", "new_contact"]
@@ -101,7 +102,7 @@ class BatchIndex:
     def _load(self, loaded: dict[int, StoredContact], key: ColumnElement[Any], values: set[str]) -> None:
         ordered = sorted(values)
         for start in range(0, len(ordered), _IN_PAGE):
-            query = select(_TABLE).where(key.in_(ordered[start : start + _IN_PAGE]))
+            query = where_in(self._session, select(_TABLE), key, ordered[start : start + _IN_PAGE])
             for found in self._session.execute(query).mappings():
                 loaded.setdefault(found["id"], dict(found))
 

@@ -13,12 +13,26 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Column, ColumnElement, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.sqltypes import NullType
 
 ROWS_PER_STATEMENT = 5000
 
@@ -174,6 +188,21 @@ def _unnest(table: Table, columns: Mapping[str, str]) -> Any:
 def _array_of(column: Column[Any]) -> ARRAY[Any]:
     # One dimension said outright for JSON: a list of JSON lists would otherwise bind as a 2-D array.
     return ARRAY(column.type, dimensions=1) if isinstance(column.type, JSON) else ARRAY(column.type)
+
+
+def where_in(
+    session: Session, query: Select[Any], key: ColumnElement[Any], values: Sequence[Any]
+) -> Select[Any]:
+    """``query`` for the rows whose ``key`` is one of ``values``. On PostgreSQL the values go as one array,
+    joined (``unnest``): the planner takes that through the key's index whatever the table's statistics, while
+    for an IN list of parameters on a table filled in the same transaction (no statistics yet) it may scan the
+    whole table, comparing each row with every value."""
+    if session.get_bind().dialect.name != "postgresql":
+        return query.where(key.in_(values))
+    item_type = String() if isinstance(key.type, NullType) else key.type
+    array = bindparam("where_in_values", list(values), type_=ARRAY(item_type))
+    given = func.unnest(array).table_valued("value", name="given_values").render_derived()
+    return query.join(given, key == given.c.value)
 
 
 def one_of(target: Column[Any], choices: Sequence[Any]) -> ColumnElement[bool]:
