@@ -56,11 +56,6 @@ def import_(
         help="Where the row report goes when its lists are long (CSV of every merge, problem and row without "
         "a segment); by default next to the file.",
     ),
-    build_worker: bool = typer.Option(
-        False,
-        help="Check the rows in a second process while this one stores them: faster for a large file when a "
-        "second core is free, slower on a busy machine.",
-    ),
 ) -> None:
     # With --json, stdout holds only the JSON: the progress goes to stderr.
     progress_out = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
@@ -77,7 +72,6 @@ def import_(
             limits=context.settings.contacts,
             details_dir=details_dir or file.resolve().parent,
             on_batch=on_batch,
-            build_worker=build_worker,
         )
     if as_json:
         print_json(report.as_dict())

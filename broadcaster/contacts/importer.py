@@ -16,21 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Final, cast
+from typing import Final, TypeVar, cast
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.clock import Clock
-from broadcaster.contacts.build_worker import built_batches
 from broadcaster.contacts.import_ids import ImportIds
 from broadcaster.contacts.matching import COLUMNS, BatchIndex, StoredContact, apply_row, new_contact, unique
 from broadcaster.contacts.reader import ContactRow, ContactsFileError, DataRecords, ReadProgress, RowProblem
-from broadcaster.contacts.row_builder import Built, RowBuilder
+from broadcaster.contacts.row_builder import RowBuilder
 from broadcaster.contacts.row_report import ImportReport, Merge, RowLog, RowReportError
 from broadcaster.db.bulk import insert_whole_rows, reserve_ids, update_by_id
 from broadcaster.db.models import Contact, ContactImport
@@ -44,6 +44,8 @@ BATCH_ROWS: Final = 2000  # rows read, matched and written together
 _SQLITE_CACHE_KIB: Final = 64 * 1024
 _TABLE: Final = cast(Table, Contact.__table__)
 _UPDATED: Final = tuple(name for name in COLUMNS if name not in ("id", "created_at", "import_id"))
+
+T = TypeVar("T")
 
 
 class ContactsImportError(UserError):
@@ -59,25 +61,16 @@ def import_contacts(
     limits: ContactsSettings | None = None,
     details_dir: Path | None = None,
     on_batch: Callable[[ReadProgress], None] | None = None,
-    build_worker: bool = False,
 ) -> ImportReport:
     """Read, validate and merge ``path`` inside the caller's transaction, within ``limits`` (the ``[contacts]``
     settings; their defaults when None). With ``details_dir`` the report keeps the first entries of its lists
-    and a CSV there has them all (``row_report``); ``on_batch`` is called as the reading goes on. With
-    ``build_worker`` the rows are built in a worker process while this one stores (``build_worker``): worth it
-    on a large file with a second core to itself, not on a machine whose cores are busy."""
+    and a CSV there has them all (``row_report``); ``on_batch`` is called as the reading goes on."""
     path = Path(path)
     try:
         records = DataRecords(path, limits=limits)
         with session.begin_nested(), _page_cache(session):
             return _import(
-                session,
-                records,
-                actor=actor,
-                clock=clock,
-                details_dir=details_dir,
-                on_batch=on_batch,
-                worker=build_worker,
+                session, records, actor=actor, clock=clock, details_dir=details_dir, on_batch=on_batch
             )
     except ContactsFileError as exc:
         raise ContactsImportError(str(exc) + " " + _("Nothing was imported.")) from None
@@ -101,7 +94,6 @@ def _import(
     clock: Clock,
     details_dir: Path | None,
     on_batch: Callable[[ReadProgress], None] | None,
-    worker: bool,
 ) -> ImportReport:
     path, now = records.path, clock.now()
     batch = ContactImport(
@@ -122,8 +114,11 @@ def _import(
     log = RowLog(report, details)
     try:
         merger = _Merger(session, report, log, now=now, import_id=batch.id)
-        for built in built_batches(records, BATCH_ROWS, worker=worker):
-            merger.merge(built)
+        for chunk in _chunks(records, BATCH_ROWS):
+            if merger.builder is None:
+                assert records.columns is not None  # known once a record is out
+                merger.builder = RowBuilder(records.columns)
+            merger.merge(chunk)
             if on_batch is not None:
                 on_batch(records.progress)
         merger.ids.drop()
@@ -163,9 +158,10 @@ class _Merger:
         self.session, self.report, self.log = session, report, log
         self.now, self.import_id = now, import_id
         self.ids = ImportIds(session)
+        self.builder: RowBuilder | None = None
 
-    def merge(self, unchecked: Sequence[Built]) -> None:
-        built = self._check(unchecked)
+    def merge(self, chunk: Sequence[tuple[int, list[str]]]) -> None:
+        built = self._build(chunk)
         rows = [row for row, _problems in built if row is not None]
         index = BatchIndex(self.session, rows)
         # Per row: its contact, the merge it makes ("" for a new contact), and whether it has no segment then.
@@ -203,11 +199,15 @@ class _Merger:
             if no_segment:
                 self.log.without_segment(kept.row)
 
-    def _check(self, unchecked: Sequence[Built]) -> list[tuple[ContactRow | None, list[RowProblem]]]:
-        """The duplicate check, with the ids of earlier batches from ``ImportIds``."""
+    def _build(
+        self, chunk: Sequence[tuple[int, list[str]]]
+    ) -> list[tuple[ContactRow | None, list[RowProblem]]]:
+        builder = self.builder
+        assert builder is not None
+        unchecked = [builder.build_unchecked(number, record) for number, record in chunk]
         before = self.ids.first_rows({b.external_id for b in unchecked if b.external_id is not None})
         first_row_of_id = dict(before)
-        built = [RowBuilder.check_duplicate(b, first_row_of_id) for b in unchecked]
+        built = [builder.check_duplicate(b, first_row_of_id) for b in unchecked]
         self.ids.add({key: row for key, row in first_row_of_id.items() if key not in before})
         return built
 
@@ -238,6 +238,12 @@ def _page_cache(session: Session) -> Iterator[None]:
         yield
     finally:
         connection.exec_driver_sql(f"PRAGMA cache_size = {int(before or 0)}")
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def _sha256(path: Path) -> str:

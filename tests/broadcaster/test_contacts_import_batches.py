@@ -32,12 +32,6 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importer, "BATCH_ROWS", 2)
 
 
-@pytest.fixture(params=[False, True], ids=["here", "worker"])
-def worker(request: pytest.FixtureRequest) -> bool:
-    """Rows built in this process, or in the worker process large files get."""
-    return bool(request.param)
-
-
 def _write(directory: Path, name: str, rows: list[str], header: str = HEADER) -> Path:
     path = directory / name
     path.write_bytes((header + "".join(f"{row}\n" for row in rows)).encode("utf-8"))
@@ -55,7 +49,7 @@ def _stored(context: AppContext) -> dict[str, Contact]:
 
 
 def test_a_row_merges_with_an_earlier_row_of_another_batch(
-    database: AppContext, tmp_path: Path, small_batches: None, worker: bool
+    database: AppContext, tmp_path: Path, small_batches: None
 ) -> None:
     context = database
     path = _write(
@@ -72,7 +66,7 @@ def test_a_row_merges_with_an_earlier_row_of_another_batch(
             "DN-1,Võ Minh Khác,0905 000 004,,citizen,,",  # row 9: row 7's id again
         ],
     )
-    report = _import(context, path, build_worker=worker)
+    report = _import(context, path)
     stored = _stored(context)
     hung, hanh = stored["PHAN VĂN HÙNG"], stored["trương thị hạnh"]
     assert (report.created, report.updated, report.skipped) == (5, 0, 1)
@@ -88,10 +82,10 @@ def test_a_row_merges_with_an_earlier_row_of_another_batch(
     assert len(stored) == 5
 
 
-def test_batches_give_the_report_of_one_pass(database: AppContext, small_batches: None, worker: bool) -> None:
+def test_batches_give_the_report_of_one_pass(database: AppContext, small_batches: None) -> None:
     context = database
     path = FIXTURES / "danh-ba.csv"
-    first = _import(context, path, build_worker=worker)
+    first = _import(context, path)
     assert (first.total_rows, first.created, first.updated, first.skipped) == (15, 11, 0, 4)
     assert first.problems == read_contacts(path).problems  # every one, in file order
     assert first.problem_count == len(first.problems)
@@ -143,13 +137,7 @@ LATE_ERRORS = [
 
 @pytest.mark.parametrize(("last_line", "max_rows", "message"), LATE_ERRORS)
 def test_a_file_level_error_late_in_the_file_imports_nothing(
-    database: AppContext,
-    tmp_path: Path,
-    small_batches: None,
-    worker: bool,
-    last_line: bytes,
-    max_rows: int,
-    message: str,
+    database: AppContext, tmp_path: Path, small_batches: None, last_line: bytes, max_rows: int, message: str
 ) -> None:
     rows = [f",Người Số {n},0905 000 {n:03d},,citizen,," for n in range(8)]
     path = _write(tmp_path, "tre.csv", rows)
@@ -157,13 +145,13 @@ def test_a_file_level_error_late_in_the_file_imports_nothing(
     limits = ContactsSettings(max_rows=max_rows) if max_rows else None
     before = database_dump(database.engine)
     with pytest.raises(ContactsImportError, match=message) as refused:
-        _import(database, path, limits=limits, details_dir=tmp_path, build_worker=worker)
+        _import(database, path, limits=limits, details_dir=tmp_path)
     assert "Nothing was imported" in str(refused.value)
     assert database_dump(database.engine) == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["tre.csv"]  # no row report left
     # The same rows without the bad line import in full: the error, not the batches, stopped the first.
     path.write_bytes(path.read_bytes().removesuffix(last_line))
-    assert _import(database, path, build_worker=worker).created == 8
+    assert _import(database, path).created == 8
 
 
 def _problem_rows(count: int) -> list[str]:
