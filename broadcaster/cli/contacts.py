@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import typer
@@ -9,6 +11,7 @@ from sqlalchemy import func, select
 
 from broadcaster import masking
 from broadcaster.cli.common import JsonOption, UnmaskedOption, acting, console, print_json, print_table
+from broadcaster.cli.import_progress import import_progress
 from broadcaster.contacts.importer import import_contacts
 from broadcaster.db.models import Contact
 from broadcaster.i18n import N_, ngettext, translate
@@ -47,11 +50,28 @@ def import_(
         ..., exists=True, dir_okay=False, readable=True, help="The contacts file: .csv (UTF-8) or .xlsx."
     ),
     as_json: bool = JsonOption,
-    show: int = typer.Option(50, help="Problems to list in the table (all are in --json)."),
+    show: int = typer.Option(50, help="Problems to list in the table (all are in --json or the row report)."),
+    details_dir: Path | None = typer.Option(
+        None,
+        help="Where the row report goes when its lists are long (CSV of every merge, problem and row without "
+        "a segment); by default next to the file.",
+    ),
 ) -> None:
-    with acting("contacts.import") as (context, session, user):
+    # With --json, stdout holds only the JSON: the progress goes to stderr.
+    progress_out = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    with (
+        acting("contacts.import") as (context, session, user),
+        progress_out,
+        import_progress(file.name, console=console) as on_batch,
+    ):
         report = import_contacts(
-            session, path=file, actor=user.login, clock=context.clock, limits=context.settings.contacts
+            session,
+            path=file,
+            actor=user.login,
+            clock=context.clock,
+            limits=context.settings.contacts,
+            details_dir=details_dir or file.resolve().parent,
+            on_batch=on_batch,
         )
     if as_json:
         print_json(report.as_dict())
@@ -66,7 +86,7 @@ def import_(
             "created": report.created,
             "updated": report.updated,
             "skipped": report.skipped,
-            "count": len(report.merges),
+            "count": report.merge_count,
         }
     )
     if report.merges:
@@ -77,19 +97,22 @@ def import_(
         )
     if report.problems:
         print_table(
-            _("Problems (%(count)s)") % {"count": len(report.problems)},
+            _("Problems (%(count)s)") % {"count": report.problem_count},
             [_("row"), _("column"), _("value"), _("severity"), _("reason")],
             [
                 [p.row, p.column, p.value, _(_SEVERITY[p.severity]), translate(p.reason)]
                 for p in report.problems[:show]
             ],
         )
-        if len(report.problems) > show:
-            console.print(_("… %(value)s more; use --json for all.") % {"value": len(report.problems) - show})
+        more = report.problem_count - min(show, len(report.problems))
+        if more > 0 and report.details_file is None:
+            console.print(_("… %(value)s more; use --json for all.") % {"value": more})
+        elif more > 0:
+            console.print(_("… %(value)s more in the row report.") % {"value": more})
     if report.without_segment:
         rows = ", ".join(map(str, report.without_segment[:show]))
-        more = ", …" if len(report.without_segment) > show else ""
-        count = len(report.without_segment)
+        count = report.without_segment_count
+        ellipsis = ", …" if count > show else ""
         warning = ngettext(
             "[yellow]%(n)s row has no segment, so no campaign reaches it[/]: row %(rows)s. Fill its segment "
             "column (Nhóm) and import the file again.",
@@ -97,7 +120,13 @@ def import_(
             "segment column (Nhóm) for them and import the file again.",
             count,
         )
-        console.print(warning % {"n": count, "rows": rows + more}, highlight=False)
+        console.print(warning % {"n": count, "rows": rows + ellipsis}, highlight=False)
+    if report.details_file is not None:
+        console.print(
+            _("Row report (every merge, problem and row without a segment): %(path)s")
+            % {"path": report.details_file},
+            highlight=False,
+        )
 
 
 @app.command("list")

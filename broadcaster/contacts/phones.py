@@ -177,6 +177,8 @@ def parse_phone(raw: str, *, default_region: str = "VN") -> Phone:
         if new_prefix is not None:
             converted_from = "0" + nsn
             nsn = new_prefix + nsn[3:]
+        if not nsn.startswith("0") and len(nsn) in _VN_LENGTHS:
+            return _vn_phone(raw, nsn, converted_from)
         candidate = "+" + _VN_COUNTRY_CODE + nsn
         parse_region: str | None = None
     elif plus:
@@ -189,8 +191,28 @@ def parse_phone(raw: str, *, default_region: str = "VN") -> Phone:
         candidate = digits
         parse_region = default_region
 
+    return _general_phone(raw, candidate, parse_region, converted_from)
+
+
+def _general_phone(raw: str, candidate: str, region: str | None, converted_from: str | None) -> Phone:
+    """``parse_phone`` of ``candidate`` by phonenumbers alone: any country, any length."""
+    number = _parse(raw, candidate, region)
+    kind = _KINDS.get(phonenumbers.number_type(number), PhoneKind.OTHER)
+    carrier_name = _carrier(number)
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return Phone(
+        e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        national="".join(ch for ch in national if ch.isdigit()),
+        kind=kind,
+        carrier=carrier_name,
+        converted_from=converted_from,
+    )
+
+
+def _parse(raw: str, candidate: str, region: str | None) -> phonenumbers.PhoneNumber:
+    """``phonenumbers.parse`` of a valid number, or the PhoneError that says why it is not."""
     try:
-        number = phonenumbers.parse(candidate, parse_region)
+        number = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException as exc:
         raise PhoneError(
             Translatable(N_("not a valid phone number (%(detail)s)"), detail=exc._msg), raw=raw
@@ -202,18 +224,69 @@ def parse_phone(raw: str, *, default_region: str = "VN") -> Phone:
             raw=raw,
         )
 
-    kind = _KINDS.get(phonenumbers.number_type(number), PhoneKind.OTHER)
+    return number
+
+
+def _carrier(number: phonenumbers.PhoneNumber) -> str | None:
     # The carrier tables are imported on the first number parsed, not with this module: they cost more than the
     # rest of phonenumbers, and every `broadcaster` command imports this module.
     from phonenumbers import carrier as pn_carrier
 
-    carrier_name = pn_carrier.name_for_number(number, "en") or None
+    return pn_carrier.name_for_number(number, "en") or None
+
+
+# Every pattern of Vietnam's numbering plan in phonenumbers' metadata (validity, number types, formats) tells
+# numbers apart by their first 4 national digits at most and then takes any digits to a fixed length, and the
+# carrier prefixes for +84 are at most 3 national digits: so the answers for a Vietnamese number are those of
+# any number of the same length and first 4 digits. They are computed once per such pair, by phonenumbers
+# itself; a test holds this to phonenumbers for every pair (tests/broadcaster/test_phones_fast_path.py).
+_VN_LENGTHS: Final = frozenset({7, 8, 9, 10})  # the lengths of the plan's national numbers
+_VN_SHAPE_DIGITS: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    valid: bool
+    kind: PhoneKind
+    carrier: str | None
+    trunk: str  # what the national form puts before the national digits ("0", or "" for 1800/1900…)
+
+
+_SHAPES: dict[tuple[str, int], _Shape] = {}  # at most 10,000 prefixes × 4 lengths
+
+
+def _vn_shape(nsn: str) -> _Shape:
+    key = (nsn[:_VN_SHAPE_DIGITS], len(nsn))
+    shape = _SHAPES.get(key)
+    if shape is None:
+        shape = _SHAPES[key] = _shape_of(nsn)
+    return shape
+
+
+def _shape_of(nsn: str) -> _Shape:
+    number = phonenumbers.PhoneNumber(country_code=int(_VN_COUNTRY_CODE), national_number=int(nsn))
+    if not phonenumbers.is_valid_number(number):
+        return _Shape(valid=False, kind=PhoneKind.OTHER, carrier=None, trunk="")
     national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    digits = "".join(ch for ch in national if ch.isdigit())
+    return _Shape(
+        valid=True,
+        kind=_KINDS.get(phonenumbers.number_type(number), PhoneKind.OTHER),
+        carrier=_carrier(number),
+        trunk=digits.removesuffix(nsn),
+    )
+
+
+def _vn_phone(raw: str, nsn: str, converted_from: str | None) -> Phone:
+    """``parse_phone`` of the Vietnamese national significant number ``nsn`` (digits, no leading 0)."""
+    shape = _vn_shape(nsn)
+    if not shape.valid:
+        raise PhoneError(Translatable(N_("not a valid Vietnamese number")), raw=raw)
     return Phone(
-        e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-        national="".join(ch for ch in national if ch.isdigit()),
-        kind=kind,
-        carrier=carrier_name,
+        e164="+" + _VN_COUNTRY_CODE + nsn,
+        national=shape.trunk + nsn,
+        kind=shape.kind,
+        carrier=shape.carrier,
         converted_from=converted_from,
     )
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from broadcaster.contacts.phones import Phone
 
-__all__ = ["ContactRow", "ContactsFileError", "ReadResult", "RowProblem", "Severity"]
+__all__ = ["ContactRow", "ContactsFileError", "ReadProgress", "ReadResult", "RowProblem", "Severity"]
 
 Severity = Literal["error", "warning"]
 
@@ -54,6 +54,15 @@ class ReadResult:
     @property
     def skipped_rows(self) -> int:
         return self.total_rows - len(self.rows)
+
+
+@dataclass(slots=True)
+class ReadProgress:
+    """How far the reading of a file is, updated as it streams (read by a progress display)."""
+
+    rows: int = 0  # data rows read so far, empty ones not counted
+    bytes_read: int = 0
+    total_bytes: int | None = None  # the file's size, when the bytes read tell how far the rows are
 
 
 class ContactsFileError(Exception):

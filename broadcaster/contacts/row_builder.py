@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from broadcaster.contacts.cell_text import WHITESPACE, control_problem, visible
@@ -17,9 +18,13 @@ from broadcaster.contacts.phones import Phone, PhoneError, PhoneKind, parse_phon
 from broadcaster.contacts.records import ContactRow, RowProblem, Severity
 from broadcaster.i18n import N_, Translatable
 
-__all__ = ["RowBuilder"]
+__all__ = ["Built", "RowBuilder"]
 
 _TAG_SPLIT: Final = re.compile(r"[,;]")
+# The fields a row reads by name; a column the header lacks reads as an empty cell.
+_CELL_FIELDS: Final = (
+    "full_name", "external_id", "phone", "email", "segment", "agency", "district", "ward", "language", "tags",
+)  # fmt: skip
 
 
 def _text(value: str) -> str | None:
@@ -33,29 +38,70 @@ def _name(value: str) -> str:
 
 
 def _tags(value: str) -> tuple[str, ...]:
+    if not value:
+        return ()
     tags = (t.strip() for t in _TAG_SPLIT.split(unicodedata.normalize("NFC", value)))
     return tuple(dict.fromkeys(t for t in tags if t))
 
 
+@dataclass(slots=True)
+class Built:
+    """A record built without the duplicate check: ``external_id`` is set when the record got as far as that
+    check, which then keeps ``problems[:checked_at]`` and refuses the row (``RowBuilder.check_duplicate``)."""
+
+    number: int
+    row: ContactRow | None
+    problems: list[RowProblem]
+    external_id: str | None = None
+    checked_at: int = 0
+
+
 class RowBuilder:
-    """Turns one data record into a ContactRow or a set of problems; remembers ids to catch duplicates."""
+    """Turns one data record into a ContactRow or a set of problems; remembers ids to catch duplicates.
+
+    ``build`` does both steps; the importer runs them apart (``build_unchecked``, then ``check_duplicate``
+    with the ids of earlier batches it keeps outside memory)."""
 
     def __init__(self, columns: Columns) -> None:
         self._columns = columns
         self._first_row_of_id: dict[str, int] = {}
+        self._mapped = (*columns.fields.items(), *columns.extras.items())
+        self._width = max(index for _column, index in self._mapped) + 1
+        self._field_index = tuple(columns.fields.get(name, self._width) for name in _CELL_FIELDS)
 
     def build(self, number: int, record: Sequence[str]) -> tuple[ContactRow | None, list[RowProblem]]:
-        problems: list[RowProblem] = []
+        return self.check_duplicate(self.build_unchecked(number, record), self._first_row_of_id)
 
-        def cell(name: str) -> str:
-            index = self._columns.fields.get(name)
-            return record[index] if index is not None and index < len(record) else ""
+    @staticmethod
+    def check_duplicate(
+        built: Built, first_row_of_id: dict[str, int]
+    ) -> tuple[ContactRow | None, list[RowProblem]]:
+        """The row and its problems once its external id is checked against ``first_row_of_id`` (external id
+        → the row that used it first), which records the id of a row kept."""
+        if built.external_id is None:
+            return built.row, built.problems
+        first = first_row_of_id.get(built.external_id)
+        if first is not None:
+            duplicate = RowProblem(
+                built.number,
+                "external_id",
+                built.external_id,
+                Translatable(N_("duplicate external_id (first used on row %(row)s)"), row=first),
+                "error",
+            )
+            return None, [*built.problems[: built.checked_at], duplicate]
+        if built.row is not None:
+            first_row_of_id[built.external_id] = built.number
+        return built.row, built.problems
+
+    def build_unchecked(self, number: int, record: Sequence[str]) -> Built:
+        problems: list[RowProblem] = []
 
         def problem(column: str, value: str, reason: str, severity: Severity = "error") -> None:
             problems.append(RowProblem(number, column, value, reason, severity))
 
-        width = max([*self._columns.fields.values(), *self._columns.extras.values()]) + 1
-        spill = [v for v in record[width:] if v.strip()]
+        padded = [*record[: self._width], *([""] * (self._width + 1 - min(len(record), self._width)))]
+        spill = [v for v in record[self._width :] if v.strip()]
         if spill:
             problem(
                 "",
@@ -64,33 +110,33 @@ class RowBuilder:
                 "warning",
             )
 
-        refused = False
-        for column, index in (*self._columns.fields.items(), *self._columns.extras.items()):
-            value = record[index] if index < len(record) else ""
-            control = control_problem(value)
-            if control is not None:
-                problem(
-                    column, visible(value), Translatable(N_("%(problem)s; retype the cell"), problem=control)
-                )
-                refused = True
-        if refused:
-            return None, problems
+        # One search over the row's cells; each cell is looked at only when the row holds a control character.
+        if control_problem("".join(padded)) is not None:
+            before = len(problems)
+            for column, index in self._mapped:
+                value = padded[index]
+                control = control_problem(value)
+                if control is not None:
+                    problem(
+                        column,
+                        visible(value),
+                        Translatable(N_("%(problem)s; retype the cell"), problem=control),
+                    )
+            if len(problems) > before:  # a cell of a column in use: the row is refused
+                return Built(number, None, problems)
+
+        cells = dict(zip(_CELL_FIELDS, (padded[index] for index in self._field_index), strict=True))
+
+        def cell(name: str) -> str:
+            return cells[name]
 
         full_name = _name(cell("full_name"))
         if not full_name:
             problem("full_name", cell("full_name"), Translatable(N_("name is empty")))
-            return None, problems
+            return Built(number, None, problems)
 
         external_id = _text(cell("external_id"))
-        if external_id is not None:
-            first = self._first_row_of_id.get(external_id)
-            if first is not None:
-                problem(
-                    "external_id",
-                    external_id,
-                    Translatable(N_("duplicate external_id (first used on row %(row)s)"), row=first),
-                )
-                return None, problems
+        checked_at = len(problems)
 
         raw_phone = _text(cell("phone"))
         phone: Phone | None = None
@@ -135,14 +181,12 @@ class RowBuilder:
         if phone is None and email is None:
             if raw_phone is None and raw_email is None:
                 problem("phone", "", Translatable(N_("neither a phone number nor an e-mail address")))
-            return None, problems
+            return Built(number, None, problems, external_id, checked_at)
 
-        if external_id is not None:
-            self._first_row_of_id[external_id] = number
         attributes = {
             header: text
             for header, index in self._columns.extras.items()
-            if index < len(record) and (text := _text(record[index])) is not None
+            if (text := _text(padded[index])) is not None
         }
         row = ContactRow(
             row=number,
@@ -160,4 +204,4 @@ class RowBuilder:
             raw_phone=raw_phone,
             warnings=tuple(problems),
         )
-        return row, problems
+        return Built(number, row, problems, external_id, checked_at)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
-from broadcaster.contacts.records import ContactsFileError
+from broadcaster.contacts.records import ContactsFileError, ReadProgress
 from broadcaster.i18n import gettext as _
 from broadcaster.settings_sections import ContactsSettings
 
@@ -26,23 +26,36 @@ _SNIFF_BYTES: Final = 64 * 1024
 _XLSX_MAX_COLUMNS: Final = 256
 
 
-def _decode_utf8(path: Path, data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ContactsFileError(
-            path,
-            _("not UTF-8 text: byte 0x%(byte)s at offset %(offset)s (line %(line)s) cannot be decoded")
-            % {"byte": f"{data[exc.start]:02X}", "offset": exc.start, "line": line},
-            fix=_('Save the file as "CSV UTF-8" (Excel: File › Save As › CSV UTF-8) and import again.'),
-        ) from exc
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
-def _sniff_delimiter(text: str) -> str:
-    sample = text[:_SNIFF_BYTES]
+def _not_utf8(path: Path) -> ContactsFileError:
+    """The error for a file that does not decode, naming the first bad byte, its offset (after a BOM) and its
+    line. Found by a second, streaming pass: UTF-8 never has a newline byte inside a character, so each line
+    decodes on its own."""
+    offset, line_number = 0, 1
+    with path.open("rb") as data:
+        data.seek(len(_UTF8_BOM) if data.read(len(_UTF8_BOM)) == _UTF8_BOM else 0)
+        for line in data:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return ContactsFileError(
+                    path,
+                    _(
+                        "not UTF-8 text: byte 0x%(byte)s at offset %(offset)s (line %(line)s) cannot be decoded"
+                    )
+                    % {"byte": f"{line[exc.start]:02X}", "offset": offset + exc.start, "line": line_number},
+                    fix=_(
+                        'Save the file as "CSV UTF-8" (Excel: File › Save As › CSV UTF-8) and import again.'
+                    ),
+                )
+            offset += len(line)
+            line_number += 1
+    raise AssertionError(f"{path} decoded on the second pass")  # the file changed while it was read
+
+
+def _sniff_delimiter(sample: str) -> str:
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;").delimiter
     except csv.Error:
@@ -67,30 +80,69 @@ def _too_big(path: Path, size: int, limits: ContactsSettings, *, unpacked: bool)
     )
 
 
-def csv_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[str]]]:
+class _Lines:
+    """The text lines of a UTF-8 file, streamed (a BOM dropped, line ends kept as ``newline=""`` keeps
+    them), and how many bytes of the file have been read so far (for the progress)."""
+
+    def __init__(self, path: Path, binary: BinaryIO) -> None:
+        self._path = path
+        self._binary = binary
+        self._text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+
+    def read_sample(self) -> str:
+        sample = self._decoded(lambda: self._text.read(_SNIFF_BYTES))
+        self._text.seek(0)  # TextIOWrapper's seek to the start resets its decoder: the BOM is dropped again
+        return sample
+
+    def __iter__(self) -> Iterator[str]:
+        while line := self._decoded(self._text.readline):
+            yield line
+
+    def _decoded(self, read: Callable[[], str]) -> str:
+        try:
+            return read()
+        except UnicodeDecodeError:
+            raise _not_utf8(self._path) from None
+
+    @property
+    def bytes_read(self) -> int:
+        return self._binary.tell()
+
+
+def csv_rows(
+    path: Path, limits: ContactsSettings, *, progress: ReadProgress | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """Streams the file: memory stays the same whatever its size; a late decoding or CSV error is raised
+    when it is reached (the importer's transaction then imports nothing)."""
     try:
         size = path.stat().st_size
         if size > limits.max_file_bytes:
             raise _too_big(path, size, limits, unpacked=False)
-        data = path.read_bytes()
+        binary = path.open("rb")
     except OSError as exc:
         raise ContactsFileError(
             path,
             _("cannot be read (%(reason)s)") % {"reason": exc.strerror},
             fix=_("Check the path and the permissions."),
         ) from exc
-    text = _decode_utf8(path, data)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
-    try:
-        # Records are numbered like spreadsheet rows (header = 1) even when a quoted cell spans lines,
-        # because the operator fixes the file in a spreadsheet.
-        yield from enumerate(reader, start=1)
-    except csv.Error as exc:
-        raise ContactsFileError(
-            path,
-            _("broken CSV near line %(line)s (%(error)s)") % {"line": reader.line_num, "error": exc},
-            fix=_("Check the quotes on that line and import again."),
-        ) from exc
+    with binary:
+        lines = _Lines(path, binary)
+        reader = csv.reader(lines, delimiter=_sniff_delimiter(lines.read_sample()))
+        if progress is not None:
+            progress.total_bytes = size
+        try:
+            # Records are numbered like spreadsheet rows (header = 1) even when a quoted cell spans lines,
+            # because the operator fixes the file in a spreadsheet.
+            for number, record in enumerate(reader, start=1):
+                if progress is not None:
+                    progress.bytes_read = lines.bytes_read
+                yield number, record
+        except csv.Error as exc:
+            raise ContactsFileError(
+                path,
+                _("broken CSV near line %(line)s (%(error)s)") % {"line": reader.line_num, "error": exc},
+                fix=_("Check the quotes on that line and import again."),
+            ) from exc
 
 
 def _cell_text(value: object) -> str:
@@ -115,7 +167,11 @@ def _check_unpacked_size(path: Path, limits: ContactsSettings) -> None:
         raise _too_big(path, size, limits, unpacked=True)
 
 
-def xlsx_rows(path: Path, limits: ContactsSettings) -> Iterator[tuple[int, list[str]]]:
+def xlsx_rows(
+    path: Path, limits: ContactsSettings, *, progress: ReadProgress | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """Streams the first sheet (read-only mode); ``progress`` gets no byte count (a workbook is a zip: its
+    rows cannot be told from the bytes read), only the rows the reader counts."""
     # openpyxl (and the numpy it loads) is imported here, not at the top: it costs over half a second, and
     # every `broadcaster` command and `broadcaster serve` import this module while only XLSX imports need it.
     from openpyxl import load_workbook

@@ -12,15 +12,29 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.sqltypes import NullType
 
 ROWS_PER_STATEMENT = 5000
 
@@ -33,6 +47,62 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         session.execute(insert(table), list(rows))
         return
     _insert_pages(session, _insert_from_arrays(table, tuple(rows[0]), None), rows)
+
+
+def insert_whole_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """``insert_rows`` of rows that give every column of ``table`` (no default to fill in). On SQLite this is
+    the driver's own executemany, each value converted by its column's type as SQLAlchemy converts it: per
+    row, SQLAlchemy's executemany costs more than SQLite's insert itself."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        _insert_pages(session, _insert_from_arrays(table, tuple(rows[0]), None), rows)
+        return
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(rows[0]))
+    names = list(compiled.positiontup or ())  # the order of the statement's "?"
+    if set(names) != set(rows[0]):
+        raise ValueError(
+            f"insert_whole_rows: rows of {table.name} give {sorted(rows[0])}, not {sorted(names)}"
+        )
+    convert = [_SameValue(table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
+    values = [tuple(c(row[name]) for name, c in zip(names, convert, strict=True)) for row in rows]
+    statement = str(compiled)
+    connection.exec_driver_sql(statement, values)
+
+
+class _SameValue:
+    """A column's conversion, done once for a run of the same value (an import's timestamp, its id)."""
+
+    __slots__ = ("_convert", "_last_in", "_last_out")
+
+    def __init__(self, convert: Callable[[Any], Any] | None) -> None:
+        self._convert = convert
+        self._last_in: Any = _SameValue
+        self._last_out: Any = None
+
+    def __call__(self, value: Any) -> Any:
+        if self._convert is None or value is None:
+            return value
+        if value is not self._last_in:
+            self._last_in, self._last_out = value, self._convert(value)
+        return self._last_out
+
+
+def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
+    """``count`` new ids for ``table``'s integer ``id``, to insert rows with ids known beforehand (an
+    executemany cannot say which id each row got). PostgreSQL: from the column's sequence. SQLite: after the
+    largest id, as SQLite itself numbers rows; the write transaction's lock (BEGIN IMMEDIATE) keeps any other
+    writer out until the rows are in."""
+    if count <= 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        sequence = func.pg_get_serial_sequence(table.name, "id")
+        query = select(func.nextval(sequence)).select_from(func.generate_series(1, count))
+        return list(session.scalars(query))
+    largest = session.scalar(select(func.max(table.c.id))) or 0
+    return list(range(largest + 1, largest + 1 + count))
 
 
 def insert_ignoring_conflicts(
@@ -120,8 +190,28 @@ def _changes(table: Table, values: Mapping[str, Any], only_changes: bool) -> lis
 def _unnest(table: Table, columns: Mapping[str, str]) -> Any:
     """``unnest(:a_x::type[], …) AS given(x, …)``: the rows of the arrays ``a_<name>``, one per column
     named in ``columns`` (a table column → the name it has in ``given``)."""
-    arrays = [bindparam(f"a_{name}", type_=ARRAY(table.c[column].type)) for column, name in columns.items()]
+    arrays = [bindparam(f"a_{name}", type_=_array_of(table.c[column])) for column, name in columns.items()]
     return func.unnest(*arrays).table_valued(*columns.values(), name="given").render_derived()
+
+
+def _array_of(column: Column[Any]) -> ARRAY[Any]:
+    # One dimension said outright for JSON: a list of JSON lists would otherwise bind as a 2-D array.
+    return ARRAY(column.type, dimensions=1) if isinstance(column.type, JSON) else ARRAY(column.type)
+
+
+def where_in(
+    session: Session, query: Select[Any], key: ColumnElement[Any], values: Sequence[Any]
+) -> Select[Any]:
+    """``query`` for the rows whose ``key`` is one of ``values``. On PostgreSQL the values go as one array,
+    joined (``unnest``): the planner takes that through the key's index whatever the table's statistics, while
+    for an IN list of parameters on a table filled in the same transaction (no statistics yet) it may scan the
+    whole table, comparing each row with every value."""
+    if session.get_bind().dialect.name != "postgresql":
+        return query.where(key.in_(values))
+    item_type = String() if isinstance(key.type, NullType) else key.type
+    array = bindparam("where_in_values", list(values), type_=ARRAY(item_type))
+    given = func.unnest(array).table_valued("value", name="given_values").render_derived()
+    return query.join(given, key == given.c.value)
 
 
 def one_of(target: Column[Any], choices: Sequence[Any]) -> ColumnElement[bool]:

@@ -6,6 +6,7 @@ Alembic is imported by the functions that use it, not here: it costs about a qua
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,7 +67,10 @@ def pending_differences(engine: Engine) -> list[object]:
             connection,
             opts={"include_object": include_object, "compare_type": True, "render_as_batch": True},
         )
-        return list(compare_metadata(context, target_metadata()))  # type: ignore[arg-type]  # a list is accepted
+        with warnings.catch_warnings():
+            # SQLite cannot reflect an index on an expression (ix_contacts_email_lower): not compared there.
+            warnings.filterwarnings("ignore", message=".*expression-based index")
+            return list(compare_metadata(context, target_metadata()))  # type: ignore[arg-type]  # a list is accepted
 
 
 def make_revision(url: str, message: str) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -91,8 +92,7 @@ class ApiKey(Base):
 
 
 class IdempotencyRecord(Base):
-    """The answer given to a POST with an ``Idempotency-Key``: the same key again gets the same answer (and
-    a different request under the same key is refused)."""
+    """The answer to a POST with an ``Idempotency-Key``: replayed to the same request, refused to another."""
 
     __tablename__ = "idempotency_records"
 
@@ -110,6 +110,7 @@ class Contact(Base):
         Index("ix_contacts_segment_id", "segment", "id"),
         Index("ix_contacts_phone", "phone"),
         Index("ix_contacts_email", "email"),
+        Index("ix_contacts_email_lower", text("lower(email)")),  # merges and look-ups ignore the case
         Index("ix_contacts_full_name", "full_name"),
     )
 
@@ -142,8 +143,7 @@ class DeviceToken(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    # FCM registration tokens are ~160 characters, APNs device tokens 64 hex digits; 320 is what a message
-    # address (and a suppression) holds.
+    # FCM tokens are ~160 characters, APNs ones 64 hex digits; 320 is what an address (or suppression) holds.
     token: Mapped[str] = mapped_column(String(320), unique=True)
     platform: Mapped[str] = mapped_column(String(8))  # android | ios | web (broadcaster.devices.Platform)
     app_version: Mapped[str | None] = mapped_column(String(32))
