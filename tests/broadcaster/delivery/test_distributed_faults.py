@@ -9,16 +9,16 @@ that exits by itself meanwhile (beat on a PostgreSQL deadlock, issue 16 defect 1
 away) is started again too, and named in the figures. One campaign per broker carries the fifteen kills of three
 kinds (one worker — whichever of the two is sending —, all workers, the gateway): each kind's j-th kill is due
 once the peers of its victims' channels (e-mail for a worker, SMS for the gateway, both for all) have j/7 of their
-messages, and comes when the processes to kill hold rows being sent; of the kinds due, the one with the fewest kills goes first. The kinds follow their
-own channels, not each other: the channels are paced alike but the kills slow them differently, and a kill
-aimed at a channel that has finished would wait for the run's end. At the full size every kill must come before
-the run is over; a smaller campaign is over after a few kills, and the figures count the late ones. The sandbox
-SMTP server and SMSC run in processes of their own and keep what they receive in files: duplicates are counted
-there, per recipient. Thresholds are seconds-scale settings:
-tick 1 s, gateway lease 3 s, ``chunk_max_seconds`` 5 s, ``[broker] visibility_timeout`` 15 s;
-``stuck_after_seconds`` stays at 600 s, so nothing here comes back by the stuck sweeper (a restarted worker hands
-back what the dead processes of its machine held). ``BROADCASTER_FAULT_PEOPLE`` sets another size (the broker
-restart's campaign is a fifth of it, at most 300 citizens).
+messages, and comes when the processes to kill hold rows being sent; of the kinds due, the one furthest past its
+share goes first. The kinds follow their own channels, not each other: the channels are paced alike but the
+kills slow them differently, and a kill aimed at a channel that has finished would wait for the run's end. At the
+full size every kill must come before the run is over; a smaller campaign is over after a few kills, and the
+figures count the late ones. The sandbox SMTP server and SMSC run in processes of their own and keep what they
+receive in files: duplicates are counted there, per recipient. Thresholds are seconds-scale settings: tick 1 s,
+gateway lease 3 s, ``chunk_max_seconds`` 5 s, ``[broker] visibility_timeout`` 15 s; ``stuck_after_seconds``
+stays at 600 s, so nothing here comes back by the stuck sweeper (a restarted worker hands back what the dead
+processes of its machine held). ``BROADCASTER_FAULT_PEOPLE`` sets another size (the broker restart's campaign is
+a fifth of it, at most 300 citizens).
 
 Asserted: every message sent, delivered or held; no duplicate at the peers (the campaign says ``on_uncertain:
 hold``); every receipt applied within a minute, but those the SMSC dropped while no gateway was bound; every
@@ -212,8 +212,8 @@ def next_due(
 ) -> tuple[Kind, tuple[str, ...]] | None:
     """The kind to kill now and its victims: of the kinds with kills left whose victims' channels reached their
     next kill's share (j/7 for the j-th) and whose processes hold rows being sent (each kill stops sending in
-    flight), the one with the fewest kills so far. Once the run is over, any kind with kills left, counted in
-    ``late``."""
+    flight), the one furthest past its share (its channels would otherwise finish before its last kill). Once
+    the run is over, any kind with kills left, counted in ``late``."""
     left = [kind for kind in turns if len(kind.held) < ROUNDS]
     if run_progress(deployment.pipeline.context, run_id).finished:
         left[0].late += 1
@@ -221,12 +221,14 @@ def next_due(
     owners = {int(by.rpartition(":")[2]) for by in claimers(deployment.pipeline.context)}
     due = []
     for kind in left:
-        if received(peers, kind.channels) < (len(kind.held) + 1) * PEOPLE // (ROUNDS + 2):
-            continue
+        ahead = received(peers, kind.channels) - (len(kind.held) + 1) * PEOPLE // (ROUNDS + 2)
         sending = [roles for roles in kind.victims if owners & deployment.pids(*roles)]
-        if sending:
-            due.append((kind, sending[0]))
-    return min(due, key=lambda found: len(found[0].held), default=None)
+        if ahead >= 0 and sending:
+            due.append((ahead, kind, sending[0]))
+    if not due:
+        return None
+    _ahead, kind, roles = max(due, key=lambda found: found[0])
+    return kind, roles
 
 
 def wait_for_next_kill(
