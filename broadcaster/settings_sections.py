@@ -317,8 +317,10 @@ class ContactsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_rows: int = Field(default=200_000, ge=1)  # rows of contacts, the header not counted
-    max_file_mb: int = Field(default=100, ge=1)  # a CSV's size; an XLSX's content once unpacked
+    # The whole city in one file: ~2.8 million residents (docs/domain.md §0); the import streams, so these bound
+    # the time a file may take (a few minutes), not memory.
+    max_rows: int = Field(default=4_000_000, ge=1)  # rows of contacts, the header not counted
+    max_file_mb: int = Field(default=1024, ge=1)  # a CSV's size; an XLSX's content once unpacked
 
     @property
     def max_file_bytes(self) -> int:
