@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Row, Select, select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
@@ -94,6 +95,42 @@ def iter_audience(
             return
         last = page[-1].id
         yield [c for c in page if _matches_tags(c, audience)]
+
+
+# What preview reads of a contact: what the screen, the templates (``messages.contact_view``) and the SMS price
+# use. ``iter_audience_rows`` reads these columns alone.
+ROW_COLUMNS = (
+    Contact.id,
+    Contact.external_id,
+    Contact.full_name,
+    Contact.phone,
+    Contact.phone_kind,
+    Contact.carrier,
+    Contact.email,
+    Contact.segment,
+    Contact.agency,
+    Contact.district,
+    Contact.ward,
+    Contact.language,
+    Contact.tags,
+    Contact.attributes,
+)
+
+
+def iter_audience_rows(
+    session: Session, audience: Audience, *, page_size: int = 1000
+) -> Iterator[list[Row[Any]]]:
+    """``iter_audience``'s pages as plain rows of ``ROW_COLUMNS`` (attributes named as the contact's): no
+    ORM object, identity map or change tracking per contact, which at a city's scale cost more than the
+    counting preview does with them."""
+    base = audience_query(audience).with_only_columns(*ROW_COLUMNS)
+    last = 0
+    while True:
+        page = list(session.execute(base.where(Contact.id > last).order_by(Contact.id).limit(page_size)))
+        if not page:
+            return
+        last = page[-1].id
+        yield [row for row in page if _matches_tags(row, audience)]  # type: ignore[arg-type]  # reads .tags
 
 
 def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | None]:
