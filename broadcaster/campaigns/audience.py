@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, Select, select
+from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
@@ -289,3 +289,61 @@ class Screen:
                     )
                 )
         return decisions
+
+
+class EarlierInAudience:
+    """A ``Screen``'s ``planned_keys`` for preview, which stores nothing: the address keys among those asked
+    about that a contact of the audience before the current page (``before``: its first id) has, fit for the
+    channel. That is what the screen's own set would hold by then, since a key is judged alike whoever has
+    it (the consent lookups go by key): an earlier contact with it was either let through, or excluded for
+    the same reason as this one. Found by the contacts' indexes on ``phone`` and ``lower(email)`` instead of
+    a set of every address met, which at a city's scale is hundreds of MiB; an address whose letters are not
+    all ASCII, which the database's ``lower`` may fold otherwise than Python's, is kept in a set instead."""
+
+    def __init__(self, audience: Audience, address_fields: Mapping[str, str | None]) -> None:
+        self.audience = audience
+        self.address_fields = dict(address_fields)
+        self.before = 0
+        self._not_ascii: dict[str, set[str]] = {}
+
+    def __call__(self, session: Session, channel: str, keys: list[str]) -> set[str]:
+        column = self._column(channel)
+        wanted = set(keys)
+        found = self._not_ascii.get(channel, set()) & wanted
+        # First by the address's index alone (with the audience's conditions the database may prefer the
+        # segment's index and read every earlier contact), then whether those few are in the audience.
+        query = select(Contact.id, column).where(Contact.id < self.before)
+        if column is Contact.phone:
+            query = query.where(Contact.phone.in_(keys), Contact.phone_kind == "mobile")
+        else:
+            query = query.where(func.lower(Contact.email).in_(keys))
+        addresses = {row.id: row[1] for row in session.execute(query) if row[1]}
+        if not addresses:
+            return found
+        members = audience_query(self.audience).with_only_columns(Contact.id, Contact.tags)
+        for row in session.execute(members.where(Contact.id.in_(list(addresses)))):
+            if _matches_tags(row, self.audience):  # type: ignore[arg-type]  # reads .tags
+                found.add(address_key(channel, addresses[row.id]))
+        return found & wanted
+
+    def met(self, contacts: Sequence[Contact], channels: Sequence[str]) -> None:
+        """After a page: keep the keys of its addresses that are not all ASCII."""
+        for channel in channels:
+            column = self._column(channel)
+            kept = self._not_ascii.setdefault(channel, set())
+            for contact in contacts:
+                value = getattr(contact, column.key)
+                if value and not value.isascii():
+                    address, why = channel_address(contact, FIELD_CHANNELS[column.key])
+                    if why is None and address is not None:
+                        kept.add(address_key(channel, address))
+        if contacts:
+            self.before = contacts[-1].id + 1
+
+    def _column(self, channel: str) -> Any:
+        field = self.address_fields.get(channel) or (
+            "phone" if channel == Channel.SMS else "email" if channel == Channel.EMAIL else None
+        )
+        if field not in FIELD_CHANNELS:
+            raise ValueError(f"no address column for channel {channel!r}")
+        return Contact.phone if field == "phone" else Contact.email

@@ -9,7 +9,13 @@ from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
-from broadcaster.campaigns.audience import Decision, Screen, iter_audience_rows, too_big_reason
+from broadcaster.campaigns.audience import (
+    Decision,
+    EarlierInAudience,
+    Screen,
+    iter_audience_rows,
+    too_big_reason,
+)
 from broadcaster.campaigns.messages import Composer, MessageText, allow_unsubscribe, contact_view
 from broadcaster.campaigns.schema import CampaignDefinition
 from broadcaster.campaigns.store import definition_of
@@ -76,14 +82,20 @@ def preview_version(
     used = {str(name): spec.provider for name, spec in definition.channels.items()}
     targeted = targeted_channels(settings.providers, used)
     tz = definition.zone(settings.timezone)
+    screened = [name for name in channels if name not in targeted]
+    fields = address_fields(settings.providers, used)
+    # A second contact with an address is found among the earlier contacts, not in a set of all (push
+    # devices excepted: the screen keeps those).
+    earlier = EarlierInAudience(definition.audience, fields)
     screen = Screen(
-        [name for name in channels if name not in targeted],
+        screened,
         purpose=definition.purpose.value,
         campaign_id=definition.id,
         tz=tz,
         policy=settings.consent.policy(),
         erasure_key=settings.security.erasure_key(),
-        address_fields=address_fields(settings.providers, used),
+        address_fields=fields,
+        planned_keys=earlier,
     )
     window = definition.schedule.window if definition.schedule else None
     at = window.next_open(now, tz) if window is not None and not window.contains(now, tz) else now
@@ -104,7 +116,10 @@ def preview_version(
         audience += len(page)
         reached_ids: set[int] = set()
         # Rows, not ORM objects: the screen and the composer read only their named fields.
-        for decision in screen.page(session, cast("list[Contact]", page), at=at):
+        contacts = cast("list[Contact]", page)
+        decisions = screen.page(session, contacts, at=at)
+        earlier.met(contacts, [name for name in screened if name != Channel.PUSH])
+        for decision in decisions:
             item = by_channel[decision.channel]
             if decision.exclusion is not None:
                 exclusions[decision.channel][decision.exclusion] += 1
