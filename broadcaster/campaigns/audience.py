@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
+from broadcaster.db.bulk import where_in
 from broadcaster.db.models import Contact
 from broadcaster.devices import tokens_of
 from broadcaster.eligibility import PolicyScope, verdicts
@@ -312,16 +313,18 @@ class EarlierInAudience:
         found = self._not_ascii.get(channel, set()) & wanted
         # First by the address's index alone (with the audience's conditions the database may prefer the
         # segment's index and read every earlier contact), then whether those few are in the audience.
-        query = select(Contact.id, column).where(Contact.id < self.before)
+        table = Contact.__table__.c
+        key: ColumnElement[Any] = table.phone if column is Contact.phone else func.lower(table.email)
+        query = where_in(session, select(Contact.id, column).where(Contact.id < self.before), key, keys)
         if column is Contact.phone:
-            query = query.where(Contact.phone.in_(keys), Contact.phone_kind == "mobile")
-        else:
-            query = query.where(func.lower(Contact.email).in_(keys))
+            query = query.where(Contact.phone_kind == "mobile")
         addresses = {row.id: row[1] for row in session.execute(query) if row[1]}
         if not addresses:
             return found
-        members = audience_query(self.audience).with_only_columns(Contact.id, Contact.tags)
-        for row in session.execute(members.where(Contact.id.in_(list(addresses)))):
+        members = cast(
+            "Select[Any]", audience_query(self.audience).with_only_columns(Contact.id, Contact.tags)
+        )
+        for row in session.execute(where_in(session, members, table.id, list(addresses))):
             if _matches_tags(row, self.audience):  # type: ignore[arg-type]  # reads .tags
                 found.add(address_key(channel, addresses[row.id]))
         return found & wanted
