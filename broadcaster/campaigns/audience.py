@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from broadcaster.campaigns.schema import Audience
+from broadcaster.db.bulk import where_in
 from broadcaster.db.models import Contact
 from broadcaster.devices import tokens_of
 from broadcaster.eligibility import PolicyScope, verdicts
@@ -94,6 +96,42 @@ def iter_audience(
             return
         last = page[-1].id
         yield [c for c in page if _matches_tags(c, audience)]
+
+
+# What preview reads of a contact: what the screen, the templates (``messages.contact_view``) and the SMS price
+# use. ``iter_audience_rows`` reads these columns alone.
+ROW_COLUMNS = (
+    Contact.id,
+    Contact.external_id,
+    Contact.full_name,
+    Contact.phone,
+    Contact.phone_kind,
+    Contact.carrier,
+    Contact.email,
+    Contact.segment,
+    Contact.agency,
+    Contact.district,
+    Contact.ward,
+    Contact.language,
+    Contact.tags,
+    Contact.attributes,
+)
+
+
+def iter_audience_rows(
+    session: Session, audience: Audience, *, page_size: int = 1000
+) -> Iterator[list[Row[Any]]]:
+    """``iter_audience``'s pages as plain rows of ``ROW_COLUMNS`` (attributes named as the contact's): no
+    ORM object, identity map or change tracking per contact, which at a city's scale cost more than the
+    counting preview does with them."""
+    base = audience_query(audience).with_only_columns(*ROW_COLUMNS)
+    last = 0
+    while True:
+        page = list(session.execute(base.where(Contact.id > last).order_by(Contact.id).limit(page_size)))
+        if not page:
+            return
+        last = page[-1].id
+        yield [row for row in page if _matches_tags(row, audience)]  # type: ignore[arg-type]  # reads .tags
 
 
 def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | None]:
@@ -252,3 +290,63 @@ class Screen:
                     )
                 )
         return decisions
+
+
+class EarlierInAudience:
+    """A ``Screen``'s ``planned_keys`` for preview, which stores nothing: the address keys among those asked
+    about that a contact of the audience before the current page (``before``: its first id) has, fit for the
+    channel. That is what the screen's own set would hold by then, since a key is judged alike whoever has
+    it (the consent lookups go by key): an earlier contact with it was either let through, or excluded for
+    the same reason as this one. Found by the contacts' indexes on ``phone`` and ``lower(email)`` instead of
+    a set of every address met, which at a city's scale is hundreds of MiB; an address whose letters are not
+    all ASCII, which the database's ``lower`` may fold otherwise than Python's, is kept in a set instead."""
+
+    def __init__(self, audience: Audience, address_fields: Mapping[str, str | None]) -> None:
+        self.audience = audience
+        self.address_fields = dict(address_fields)
+        self.before = 0
+        self._not_ascii: dict[str, set[str]] = {}
+
+    def __call__(self, session: Session, channel: str, keys: list[str]) -> set[str]:
+        column = self._column(channel)
+        wanted = set(keys)
+        found = self._not_ascii.get(channel, set()) & wanted
+        # First by the address's index alone (with the audience's conditions the database may prefer the
+        # segment's index and read every earlier contact), then whether those few are in the audience.
+        table = Contact.__table__.c
+        key: ColumnElement[Any] = table.phone if column is Contact.phone else func.lower(table.email)
+        query = where_in(session, select(Contact.id, column).where(Contact.id < self.before), key, keys)
+        if column is Contact.phone:
+            query = query.where(Contact.phone_kind == "mobile")
+        addresses = {row.id: row[1] for row in session.execute(query) if row[1]}
+        if not addresses:
+            return found
+        members = cast(
+            "Select[Any]", audience_query(self.audience).with_only_columns(Contact.id, Contact.tags)
+        )
+        for row in session.execute(where_in(session, members, table.id, list(addresses))):
+            if _matches_tags(row, self.audience):  # type: ignore[arg-type]  # reads .tags
+                found.add(address_key(channel, addresses[row.id]))
+        return found & wanted
+
+    def met(self, contacts: Sequence[Contact], channels: Sequence[str]) -> None:
+        """After a page: keep the keys of its addresses that are not all ASCII."""
+        for channel in channels:
+            column = self._column(channel)
+            kept = self._not_ascii.setdefault(channel, set())
+            for contact in contacts:
+                value = getattr(contact, column.key)
+                if value and not value.isascii():
+                    address, why = channel_address(contact, FIELD_CHANNELS[column.key])
+                    if why is None and address is not None:
+                        kept.add(address_key(channel, address))
+        if contacts:
+            self.before = contacts[-1].id + 1
+
+    def _column(self, channel: str) -> Any:
+        field = self.address_fields.get(channel) or (
+            "phone" if channel == Channel.SMS else "email" if channel == Channel.EMAIL else None
+        )
+        if field not in FIELD_CHANNELS:
+            raise ValueError(f"no address column for channel {channel!r}")
+        return Contact.phone if field == "phone" else Contact.email

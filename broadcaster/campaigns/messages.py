@@ -5,6 +5,7 @@ Shared by preview, test sends and the planner, so what is previewed is what is s
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from broadcaster.campaigns.schema import CampaignDefinition, ChannelSpec, Purpos
 from broadcaster.db.models import Contact
 from broadcaster.provider_shapes import SOCIAL_POST_MAX_CHARS, capabilities_of
 from broadcaster.push_payload import measure
-from broadcaster.rendering import Renderer, build_context, contact_fields, first_name
+from broadcaster.rendering import CONTACT_FIELDS, Renderer, build_context, contact_fields, first_name
 from broadcaster.settings import Settings
 from channels.base import Channel
 from channels.sms.encoding import analyse, normalize, unaccent
@@ -66,6 +67,27 @@ def contact_view(contact: Contact | None) -> dict[str, Any] | None:
         "tags": list(contact.tags or []),
         "attributes": dict(contact.attributes or {}),
     }
+
+
+class _ViewFields(Mapping[str, Any]):
+    """``contact_view(contact)``, each field read only when asked: the few a template's text depends on are
+    enough to find a text already composed (``Composer.compose_contact``)."""
+
+    def __init__(self, contact: Contact) -> None:
+        self._contact = contact
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in CONTACT_FIELDS:
+            raise KeyError(name)
+        if name == "first_name":
+            return first_name(self._contact.full_name)
+        return getattr(self._contact, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(CONTACT_FIELDS)
+
+    def __len__(self) -> int:
+        return len(CONTACT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -137,8 +159,15 @@ class Composer:
             self._composed[key] = found
         return found
 
+    def compose_contact(self, channel: str, contact: Contact) -> MessageText:
+        """``compose(channel, contact_view(contact), with_html=False)``, the view built only when the text is
+        not yet known for the values of the fields the template reads (a city's audience: most are known)."""
+        key = self._same_text_key(channel, _ViewFields(contact), False)
+        found = self._composed.get(key) if key is not None else None
+        return found or self.compose(channel, contact_view(contact), with_html=False)
+
     def _same_text_key(
-        self, channel: str, contact: dict[str, Any] | None, with_html: bool
+        self, channel: str, contact: Mapping[str, Any] | None, with_html: bool
     ) -> tuple[object, ...] | None:
         """What the rendering depends on, when that is a few text fields of the contact (None: render)."""
         if contact is None or channel == Channel.SOCIAL or MESSAGE_KEY in contact:
