@@ -50,6 +50,7 @@ DEFERRED_BY_HOURS = N_("deferred: outside the purpose's send hours")
 DEFERRED_BY_CAP = N_("deferred: per-recipient cap for 24 hours reached")
 
 _PAGE = 500
+_NOTHING_KNOWN = RecipientState()
 
 
 @dataclass(frozen=True)
@@ -160,17 +161,21 @@ def recipient_states(
     sends: dict[str, list[datetime]] = {}
     if channel in rules.caps_per_24h:
         sends = recent_sends(session, scope, wanted, since=at - CAP_WINDOW, skip_ids=skip_ids)
-    return {
-        address: RecipientState(
-            consent=consent.get(address, ConsentState.UNKNOWN),
-            suppressed=address in suppressed,
-            on_do_not_call=address in do_not_call,
-            on_campaign_list=address in on_list,
-            recent_sends=tuple(sends.get(key, ())),
-        )
-        for key, addresses in by_key.items()
-        for address in addresses
-    }
+    found: dict[str, RecipientState] = {}
+    for key, addresses in by_key.items():
+        for address in addresses:
+            if not (address in consent or address in suppressed or address in do_not_call
+                    or address in on_list or key in sends):  # fmt: skip
+                found[address] = _NOTHING_KNOWN  # most of a city: one shared state, not one each
+                continue
+            found[address] = RecipientState(
+                consent=consent.get(address, ConsentState.UNKNOWN),
+                suppressed=address in suppressed,
+                on_do_not_call=address in do_not_call,
+                on_campaign_list=address in on_list,
+                recent_sends=tuple(sends.get(key, ())),
+            )
+    return found
 
 
 def _one_state(
