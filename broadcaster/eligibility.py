@@ -93,17 +93,19 @@ def verdicts(
     # Almost every address has the same state (no consent recorded, no list, no recent send): the policy
     # is asked once per distinct state, which holds all the decision reads.
     judged: dict[RecipientState, tuple[Decision, Verdict]] = {}
+    # Without a cap on the channel a send let go here changes no later verdict: no key to keep.
+    capped = scope.channel in rules_for(scope.purpose, scope.settings).caps_per_24h
     found: list[Verdict] = []
     for address in addresses:
-        key = address_key(scope.channel, address)
         state = states[address]
-        if key in allowed_here:
+        key = address_key(scope.channel, address) if capped else ""
+        if capped and key in allowed_here:
             state = replace(state, recent_sends=(*state.recent_sends, *allowed_here[key]))
         known = judged.get(state)
         if known is None:
             known = judged[state] = _judged(scope, state, at)
         found.append(known[1])
-        if isinstance(known[0], Allowed):
+        if capped and isinstance(known[0], Allowed):
             allowed_here.setdefault(key, []).append(at)
     return found
 
@@ -160,7 +162,7 @@ def recipient_states(
         do_not_call = on_register_among(session, wanted)
     sends: dict[str, list[datetime]] = {}
     if channel in rules.caps_per_24h:
-        sends = recent_sends(session, scope, wanted, since=at - CAP_WINDOW, skip_ids=skip_ids)
+        sends = recent_sends(session, scope, list(by_key), since=at - CAP_WINDOW, skip_ids=skip_ids)
     found: dict[str, RecipientState] = {}
     for key, addresses in by_key.items():
         for address in addresses:
