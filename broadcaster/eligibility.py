@@ -23,9 +23,9 @@ from broadcaster.db.models import Message
 from broadcaster.i18n import N_
 from broadcaster.vocabulary import MessageStatus
 from consent.dnc import on_register_among
-from consent.erasure import erased_among, subject_hash
-from consent.exclusions import excluded_among
-from consent.ledger import GRANT, states_among
+from consent.erasure import erased_of, subject_hash
+from consent.exclusions import excluded_of
+from consent.ledger import GRANT, states_of
 from consent.models import CampaignExclusion, ConsentEvent, DoNotCallEntry, SubjectErasure, Suppression
 from consent.policy import (
     CAP_WINDOW,
@@ -43,13 +43,14 @@ from consent.policy import (
     rules_for,
     within_cap,
 )
-from consent.suppression import address_key, suppressed_among
+from consent.suppression import address_key, keys_of, suppressed_of
 
 # Stored and counted in English; translated where shown (N_ marks them for the catalogue).
 DEFERRED_BY_HOURS = N_("deferred: outside the purpose's send hours")
 DEFERRED_BY_CAP = N_("deferred: per-recipient cap for 24 hours reached")
 
 _PAGE = 500
+_NOTHING_KNOWN = RecipientState()
 
 
 @dataclass(frozen=True)
@@ -89,24 +90,31 @@ def verdicts(
     as recent sends (the window being judged, already claimed)."""
     states = recipient_states(session, scope, addresses, at=at, skip_ids=skip_ids)
     allowed_here: dict[str, list[datetime]] = {}  # by address_key: what this call lets go at ``at``
+    # Almost every address has the same state (no consent recorded, no list, no recent send): the policy
+    # is asked once per distinct state, which holds all the decision reads.
+    judged: dict[RecipientState, tuple[Decision, Verdict]] = {}
+    # Without a cap on the channel a send let go here changes no later verdict: no key to keep.
+    capped = scope.channel in rules_for(scope.purpose, scope.settings).caps_per_24h
     found: list[Verdict] = []
     for address in addresses:
-        key = address_key(scope.channel, address)
         state = states[address]
-        if key in allowed_here:
+        key = address_key(scope.channel, address) if capped else ""
+        if capped and key in allowed_here:
             state = replace(state, recent_sends=(*state.recent_sends, *allowed_here[key]))
-        decision = decide(
-            state,
-            now=at,
-            purpose=scope.purpose,
-            channel=scope.channel,
-            tz=scope.tz,
-            settings=scope.settings,
-        )
-        found.append(_verdict(decision, scope, state, at))
-        if isinstance(decision, Allowed):
+        known = judged.get(state)
+        if known is None:
+            known = judged[state] = _judged(scope, state, at)
+        found.append(known[1])
+        if capped and isinstance(known[0], Allowed):
             allowed_here.setdefault(key, []).append(at)
     return found
+
+
+def _judged(scope: PolicyScope, state: RecipientState, at: datetime) -> tuple[Decision, Verdict]:
+    decision = decide(
+        state, now=at, purpose=scope.purpose, channel=scope.channel, tz=scope.tz, settings=scope.settings
+    )
+    return decision, _verdict(decision, scope, state, at)
 
 
 def _verdict(decision: Decision, scope: PolicyScope, state: RecipientState, at: datetime) -> Verdict:
@@ -137,33 +145,39 @@ def recipient_states(
         [address] = wanted
         state = _one_state(session, scope, address, at=at, skip_ids=skip_ids)
         return {address: state}
+    by_key = keys_of(channel, wanted)  # each address's key worked out once for every lookup
     consent: dict[str, ConsentState] = {}
     if rules.consent is not ConsentNeeded.NONE:
-        consent = states_among(session, channel, scope.purpose, wanted)
+        consent = states_of(session, channel, scope.purpose, by_key)
         if scope.erasure_key:
             # Their ledger went with the erasure; the tombstone keeps the refusal (docs/domain.md §1.2).
-            erased = erased_among(session, secret=scope.erasure_key, channel=channel, addresses=wanted)
+            erased = erased_of(session, secret=scope.erasure_key, channel=channel, by_key=by_key)
             consent.update(dict.fromkeys(erased, ConsentState.WITHDRAWN))
-    suppressed = suppressed_among(session, channel=channel, addresses=wanted)
+    suppressed = suppressed_of(session, channel=channel, by_key=by_key)
     on_list: set[str] = set()
     if scope.campaign_id is not None:
-        on_list = excluded_among(session, campaign_id=scope.campaign_id, channel=channel, addresses=wanted)
+        on_list = excluded_of(session, campaign_id=scope.campaign_id, channel=channel, by_key=by_key)
     do_not_call: set[str] = set()
     if channel in rules.dnc_channels:
         do_not_call = on_register_among(session, wanted)
     sends: dict[str, list[datetime]] = {}
     if channel in rules.caps_per_24h:
-        sends = recent_sends(session, scope, wanted, since=at - CAP_WINDOW, skip_ids=skip_ids)
-    return {
-        address: RecipientState(
-            consent=consent.get(address, ConsentState.UNKNOWN),
-            suppressed=address in suppressed,
-            on_do_not_call=address in do_not_call,
-            on_campaign_list=address in on_list,
-            recent_sends=tuple(sends.get(address_key(channel, address), ())),
-        )
-        for address in wanted
-    }
+        sends = recent_sends(session, scope, list(by_key), since=at - CAP_WINDOW, skip_ids=skip_ids)
+    found: dict[str, RecipientState] = {}
+    for key, addresses in by_key.items():
+        for address in addresses:
+            if not (address in consent or address in suppressed or address in do_not_call
+                    or address in on_list or key in sends):  # fmt: skip
+                found[address] = _NOTHING_KNOWN  # most of a city: one shared state, not one each
+                continue
+            found[address] = RecipientState(
+                consent=consent.get(address, ConsentState.UNKNOWN),
+                suppressed=address in suppressed,
+                on_do_not_call=address in do_not_call,
+                on_campaign_list=address in on_list,
+                recent_sends=tuple(sends.get(key, ())),
+            )
+    return found
 
 
 def _one_state(

@@ -17,10 +17,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from consent.lookup import keys_among
 from consent.models import SubjectErasure
-from consent.suppression import address_key
+from consent.suppression import address_key, keys_of
 
-_PAGE = 500
+_PAGE = 5000  # hashes per look-up: one parameter whatever their number
 
 
 class ErasureKeyMissing(ValueError):
@@ -70,15 +71,32 @@ def erasures_of(session: Session, subject_hash: str) -> list[SubjectErasure]:
 def erased_among(session: Session, *, secret: str, channel: str, addresses: Iterable[str]) -> set[str]:
     """The subset of ``addresses`` (as given) whose owner was erased on request: planning treats them as
     having withdrawn (one query per page of addresses)."""
-    by_hash: dict[str, set[str]] = {}
-    for address in addresses:
-        by_hash.setdefault(subject_hash(secret, channel, address), set()).add(address)
+    return erased_of(session, secret=secret, channel=channel, by_key=keys_of(channel, addresses))
+
+
+def erased_of(
+    session: Session, *, secret: str, channel: str, by_key: Mapping[str, Iterable[str]]
+) -> set[str]:
+    """``erased_among`` of addresses already grouped by key (``keys_of``). With no tombstone at all (the usual
+    case) no hash is computed: one HMAC per address is most of the look-up's cost."""
+    if not by_key:
+        return set()
+    if not secret:
+        raise ErasureKeyMissing("no secret to key the subject hash with")
+    if session.scalar(select(SubjectErasure.id).limit(1)) is None:
+        return set()
+    keyed = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+    by_hash: dict[str, list[Iterable[str]]] = {}
+    for key, addresses in by_key.items():
+        digest = keyed.copy()
+        digest.update(key.encode())
+        by_hash.setdefault(digest.hexdigest(), []).append(addresses)
     wanted = list(by_hash)
     found: set[str] = set()
     for start in range(0, len(wanted), _PAGE):
+        query = select(SubjectErasure.subject_hash)
         page = wanted[start : start + _PAGE]
-        for digest in session.scalars(
-            select(SubjectErasure.subject_hash).where(SubjectErasure.subject_hash.in_(page))
-        ):
-            found.update(by_hash[digest])
+        for digest_found in session.scalars(keys_among(session, query, SubjectErasure.subject_hash, page)):
+            for addresses in by_hash[digest_found]:
+                found.update(addresses)
     return found

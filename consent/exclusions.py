@@ -5,34 +5,37 @@ The engine is never imported; times come from the caller.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from consent.lookup import keys_among
 from consent.models import CampaignExclusion
-from consent.suppression import address_key
+from consent.suppression import address_key, keys_of
 
 _PAGE = 500
+_LOOKUP_PAGE = 5000  # keys per look-up: one parameter whatever their number
 
 
 def excluded_among(session: Session, *, campaign_id: str, channel: str, addresses: Iterable[str]) -> set[str]:
     """The subset of ``addresses`` (as given) on ``campaign_id``'s exclusion list for ``channel``."""
-    by_key: dict[str, set[str]] = {}
-    for address in addresses:
-        by_key.setdefault(address_key(channel, address), set()).add(address)
+    return excluded_of(session, campaign_id=campaign_id, channel=channel, by_key=keys_of(channel, addresses))
+
+
+def excluded_of(
+    session: Session, *, campaign_id: str, channel: str, by_key: Mapping[str, Iterable[str]]
+) -> set[str]:
+    """``excluded_among`` of addresses already grouped by key (``keys_of``)."""
     wanted = list(by_key)
     found: set[str] = set()
-    for start in range(0, len(wanted), _PAGE):
-        page = wanted[start : start + _PAGE]
-        for key in session.scalars(
-            select(CampaignExclusion.address).where(
-                CampaignExclusion.campaign_id == campaign_id,
-                CampaignExclusion.channel == channel,
-                CampaignExclusion.address.in_(page),
-            )
-        ):
+    for start in range(0, len(wanted), _LOOKUP_PAGE):
+        query = select(CampaignExclusion.address).where(
+            CampaignExclusion.campaign_id == campaign_id, CampaignExclusion.channel == channel
+        )
+        page = wanted[start : start + _LOOKUP_PAGE]
+        for key in session.scalars(keys_among(session, query, CampaignExclusion.address, page)):
             found.update(by_key[key])
     return found
 

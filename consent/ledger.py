@@ -7,16 +7,17 @@ proof of consent. Times come from the caller (consent never reads the clock) and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from consent.lookup import keys_among
 from consent.models import ConsentEvent
 from consent.policy import ConsentState
-from consent.suppression import address_key
+from consent.suppression import address_key, keys_of
 
 # On push the address is the person's (their phone number, else their e-mail address): the engine judges
 # every device of theirs by it (broadcaster/campaigns/audience.py, push_person).
@@ -31,7 +32,7 @@ WITHDRAW = "withdraw"
 
 # A notice version names a file (notices/<purpose>/<version>.md): no path separators, no "..".
 _NOTICE_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_PAGE = 500
+_LOOKUP_PAGE = 5000  # keys per look-up: one parameter whatever their number
 
 
 class ConsentError(ValueError):
@@ -160,24 +161,23 @@ def states_among(
 ) -> dict[str, ConsentState]:
     """The ledger's latest word for each of ``addresses`` (as given) on ``purpose``, one query per page;
     an address never recorded is left out (its state is ``ConsentState.UNKNOWN``)."""
-    by_key: dict[str, set[str]] = {}
-    for address in addresses:
-        by_key.setdefault(address_key(channel, address), set()).add(address)
+    return states_of(session, channel, purpose, keys_of(channel, addresses))
+
+
+def states_of(
+    session: Session, channel: str, purpose: str, by_key: Mapping[str, Iterable[str]]
+) -> dict[str, ConsentState]:
+    """``states_among`` of addresses already grouped by key (``keys_of``)."""
     wanted = list(by_key)
     states: dict[str, ConsentState] = {}
-    for start in range(0, len(wanted), _PAGE):
-        page = wanted[start : start + _PAGE]
+    for start in range(0, len(wanted), _LOOKUP_PAGE):
         latest: dict[str, str] = {}
-        rows = session.execute(
-            select(ConsentEvent.address, ConsentEvent.action)
-            .where(
-                ConsentEvent.channel == channel,
-                ConsentEvent.purpose == purpose,
-                ConsentEvent.address.in_(page),
-            )
-            .order_by(ConsentEvent.recorded_at, ConsentEvent.id)
+        query = select(ConsentEvent.address, ConsentEvent.action).where(
+            ConsentEvent.channel == channel, ConsentEvent.purpose == purpose
         )
-        for key, action in rows:
+        page = wanted[start : start + _LOOKUP_PAGE]
+        query = keys_among(session, query, ConsentEvent.address, page)
+        for key, action in session.execute(query.order_by(ConsentEvent.recorded_at, ConsentEvent.id)):
             latest[key] = action  # ordered oldest first: the last one seen wins
         for key, action in latest.items():
             state = ConsentState.GRANTED if action == GRANT else ConsentState.WITHDRAWN

@@ -5,7 +5,7 @@ Receives its clock value from the caller and never imports the engine (docs/arch
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -13,7 +13,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from consent.lookup import keys_among
 from consent.models import Suppression
+
+_PAGE = 5000  # keys per look-up: one parameter whatever their number
 
 
 def address_key(channel: str, address: str) -> str:
@@ -26,17 +29,32 @@ def address_key(channel: str, address: str) -> str:
     return address.lower() if channel == "email" else address
 
 
+def keys_of(channel: str, addresses: Iterable[str]) -> dict[str, list[str]]:
+    """The addresses (as given) by their ``address_key``, each key once, in the order first met."""
+    by_key: dict[str, list[str]] = {}
+    for address in addresses:
+        key = address_key(channel, address)
+        found = by_key.get(key)
+        if found is None:
+            by_key[key] = [address]
+        elif address not in found:
+            found.append(address)
+    return by_key
+
+
 def suppressed_among(session: Session, *, channel: str, addresses: Iterable[str]) -> set[str]:
     """The subset of ``addresses`` (as given) suppressed on ``channel`` (one query per page of addresses)."""
-    by_key: dict[str, set[str]] = {}
-    for address in addresses:
-        by_key.setdefault(address_key(channel, address), set()).add(address)
+    return suppressed_of(session, channel=channel, by_key=keys_of(channel, addresses))
+
+
+def suppressed_of(session: Session, *, channel: str, by_key: Mapping[str, Iterable[str]]) -> set[str]:
+    """``suppressed_among`` of addresses already grouped by key (``keys_of``)."""
     wanted = list(by_key)
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        page = wanted[start : start + 500]
+    for start in range(0, len(wanted), _PAGE):
+        query = select(Suppression.address).where(Suppression.channel == channel)
         for key in session.scalars(
-            select(Suppression.address).where(Suppression.channel == channel, Suppression.address.in_(page))
+            keys_among(session, query, Suppression.address, wanted[start : start + _PAGE])
         ):
             found.update(by_key[key])
     return found

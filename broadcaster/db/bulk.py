@@ -20,7 +20,6 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Select,
-    String,
     Table,
     bindparam,
     func,
@@ -34,7 +33,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.sqltypes import NullType
+
+from consent.lookup import joined_to_array
 
 ROWS_PER_STATEMENT = 5000
 
@@ -208,10 +208,7 @@ def where_in(
     whole table, comparing each row with every value."""
     if session.get_bind().dialect.name != "postgresql":
         return query.where(key.in_(values))
-    item_type = String() if isinstance(key.type, NullType) else key.type
-    array = bindparam("where_in_values", list(values), type_=ARRAY(item_type))
-    given = func.unnest(array).table_valued("value", name="given_values").render_derived()
-    return query.join(given, key == given.c.value)
+    return joined_to_array(query, key, values)
 
 
 def one_of(target: Column[Any], choices: Sequence[Any]) -> ColumnElement[bool]:

@@ -37,9 +37,21 @@ def test_erased_among_keeps_the_spelling_given(session: Session) -> None:
 
 
 def test_erased_among_pages_long_lists(session: Session) -> None:
-    numbers = [f"+8490{n:07d}" for n in range(1200)]
-    erase(session, "sms", numbers[1100])
-    assert erased_among(session, secret=SECRET, channel="sms", addresses=numbers) == {numbers[1100]}
+    numbers = [f"+8490{n:07d}" for n in range(5200)]
+    erase(session, "sms", numbers[5100])
+    assert erased_among(session, secret=SECRET, channel="sms", addresses=numbers) == {numbers[5100]}
+
+
+def test_erased_among_with_no_tombstone_finds_no_one_and_still_wants_the_secret(session: Session) -> None:
+    # With no tombstone at all no hash is computed; the answer is the one hashing would give.
+    assert erased_among(session, secret=SECRET, channel="sms", addresses=["+84905123456"]) == set()
+    with pytest.raises(ErasureKeyMissing):
+        erased_among(session, secret="", channel="sms", addresses=["+84905123456"])
+    erase(session, "sms", "+84905000000")  # someone else's tombstone: hashes are now compared
+    assert erased_among(session, secret=SECRET, channel="sms", addresses=["+84905123456"]) == set()
+    erase(session, "sms", "+84905123456")
+    assert erased_among(session, secret=SECRET, channel="sms",
+                        addresses=["+84905123456", "+84905111111"]) == {"+84905123456"}  # fmt: skip
 
 
 def test_erasures_of_lists_every_tombstone_oldest_first(session: Session) -> None:

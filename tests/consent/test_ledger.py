@@ -207,6 +207,7 @@ def test_no_public_function_changes_an_earlier_row(session: Session, notices: Pa
     ledger.latest(session, "sms", PHONE, "advertising")
     ledger.withdrawn_among(session, "sms", "advertising", [PHONE])
     ledger.states_among(session, "sms", "advertising", [PHONE])
+    ledger.states_of(session, "sms", "advertising", {PHONE: [PHONE]})
     ledger.notice_path(notices, "advertising", "v1")
     session.commit()
     session.expire_all()
@@ -218,11 +219,14 @@ def test_every_public_function_is_covered_by_the_append_only_test() -> None:
     public = {name for name in vars(ledger) if callable(getattr(ledger, name)) and not name.startswith("_")}
     imported = {
         "Iterable",
+        "Mapping",
         "Path",
         "Session",
         "datetime",
         "select",
         "address_key",
+        "keys_of",
+        "keys_among",
         "ConsentEvent",
         "ConsentError",
         "ConsentState",
@@ -235,5 +239,6 @@ def test_every_public_function_is_covered_by_the_append_only_test() -> None:
         "latest",
         "withdrawn_among",
         "states_among",
+        "states_of",
         "notice_path",
     }

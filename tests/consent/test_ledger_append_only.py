@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from consent import ledger
 from consent.ledger import ConsentError
 from consent.models import ConsentEvent
+from consent.suppression import keys_of
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 ADDRESSES = {
@@ -75,6 +76,7 @@ def step(session: Session, notices: Path, rng: random.Random, at: datetime) -> s
             "channel": channel,
             "address": address,
             "addresses": list(ADDRESSES[channel]),
+            "by_key": keys_of(channel, ADDRESSES[channel]),
             "purpose": purpose,
             "purposes": list(ledger.PURPOSES),
             "notices_dir": notices,
