@@ -37,6 +37,8 @@ from sqlalchemy.sql.dml import Insert
 from consent.lookup import joined_to_array
 
 ROWS_PER_STATEMENT = 5000
+# From this many rows an insert that ignores conflicts goes through ``COPY`` on PostgreSQL.
+COPY_FROM = 200
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -107,17 +109,53 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
 
 def insert_ignoring_conflicts(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], *, conflict: Sequence[str]
-) -> None:
-    """``INSERT … ON CONFLICT DO NOTHING`` of rows that all have the same keys."""
+) -> int:
+    """``INSERT … ON CONFLICT DO NOTHING`` of rows that all have the same keys; how many were inserted."""
     if not rows:
-        return
+        return 0
     if session.get_bind().dialect.name != "postgresql":
         statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
         # RETURNING (the primary key, read and dropped) makes SQLAlchemy send the rows as multi-row VALUES ("insertmanyvalues"), in order, which
         # it does not for a plain executemany with ON CONFLICT; see the module's docstring for why it pays.
-        session.execute(statement.returning(table.c[_key(table)]), list(rows)).close()
-        return
-    _insert_pages(session, _insert_from_arrays(table, tuple(rows[0]), tuple(conflict)), rows)
+        return len(session.execute(statement.returning(table.c[_key(table)]), list(rows)).all())
+    if len(rows) >= COPY_FROM:
+        return _copy_ignoring_conflicts(session, table, rows, conflict)
+    return _insert_pages(session, _insert_from_arrays(table, tuple(rows[0]), tuple(conflict)), rows)
+
+
+def _copy_ignoring_conflicts(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], conflict: Sequence[str]
+) -> int:
+    """PostgreSQL: the rows ``COPY``-ed into a temporary table of the transaction, then ``INSERT … SELECT …
+    ON CONFLICT DO NOTHING`` in their order. psycopg formats a ``COPY`` row in C, where the arrays of the
+    ``unnest`` form are built value by value in Python (docs/architecture.md, "Planning at scale")."""
+    names = list(rows[0])
+    dialect = session.get_bind().dialect
+    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
+    staged = f"copy_{table.name}"
+    columns = ", ".join(f'"{name}"' for name in names)
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS "  # noqa: S608  names from the table's metadata
+            f"SELECT {columns}, 0 AS copy_order FROM {table.name} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {staged} ({columns}, copy_order) FROM STDIN") as copy:
+            for order, row in enumerate(rows):
+                values = [row[name] for name in names]
+                for n, process in enumerate(processors):
+                    if process is not None:
+                        values[n] = process(values[n])
+                values.append(order)
+                copy.write_row(values)
+        cursor.execute(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staged} ORDER BY copy_order "  # noqa: S608
+            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+        )
+        inserted: int = cursor.rowcount
+        cursor.execute(f"DROP TABLE {staged}")
+    return inserted
 
 
 def _key(table: Table) -> str:
@@ -125,11 +163,14 @@ def _key(table: Table) -> str:
     return next(iter(table.primary_key.columns)).name
 
 
-def _insert_pages(session: Session, statement: Insert, rows: Sequence[dict[str, Any]]) -> None:
+def _insert_pages(session: Session, statement: Insert, rows: Sequence[dict[str, Any]]) -> int:
     names = list(rows[0])
+    inserted = 0
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         page = rows[start : start + ROWS_PER_STATEMENT]
-        session.execute(statement, {f"a_{name}": [row[name] for row in page] for name in names})
+        result = session.execute(statement, {f"a_{name}": [row[name] for row in page] for name in names})
+        inserted += result.rowcount  # type: ignore[attr-defined]
+    return inserted
 
 
 @functools.cache

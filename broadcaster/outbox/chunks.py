@@ -26,7 +26,7 @@ SCAN_PAGE = 5000
 STOPPED = (CampaignState.PAUSED, CampaignState.CANCELLED)
 
 
-class _UrgencyCache:
+class UrgencyCache:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.known: dict[int | None, bool] = {None: False}
@@ -53,7 +53,7 @@ def cut_chunks(
     if settings.routes:  # messages of an account that is down or slow go to a healthy one of their route
         reroute_unchunked(session, settings, now=now)
     sizes = {name: p.chunk_size or settings.delivery.chunk_size for name, p in settings.providers.items()}
-    urgent = _UrgencyCache(session)
+    urgent = UrgencyCache(session)
     query = (
         select(Message.id, Message.channel, Message.provider, Message.version_id, Message.run_id)
         .outerjoin(Campaign, Campaign.id == Message.campaign_id)

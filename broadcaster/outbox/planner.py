@@ -1,5 +1,6 @@
 """Plan a run: audience in keyset pages → screen (the consent policy, de-duplicate) → render from the
-approved snapshot → bulk-insert messages → cut chunks and enqueue one dispatch task per chunk.
+approved snapshot → bulk-insert messages, each due one in its chunk (``plan_chunks``) → once the run is planned,
+enqueue one dispatch task per chunk.
 
 Planning is resumable: each page commits with the run's checkpoint (last contact id), and the unique
 idempotency key (run, channel, address; on push run, contact and device) makes a replayed page insert nothing
@@ -21,13 +22,14 @@ from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience, too
 from broadcaster.campaigns.messages import Composer, MessageText, contact_view, push_context
 from broadcaster.campaigns.store import definition_of, verify_snapshot
 from broadcaster.clock import Clock
-from broadcaster.db.bulk import insert_ignoring_conflicts
+from broadcaster.db.bulk import insert_ignoring_conflicts, where_in
 from broadcaster.db.engine import readers_of
 from broadcaster.db.models import Campaign, CampaignRun, CampaignVersion, Contact, Message
 from broadcaster.db.rows import required
 from broadcaster.gc_pace import fewer_collections
-from broadcaster.outbox.chunks import cut_chunks, enqueue_chunks
+from broadcaster.outbox.chunks import UrgencyCache, enqueue_chunks
 from broadcaster.outbox.fallbacks import link_fallbacks
+from broadcaster.outbox.plan_chunks import PlanChunks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run, retry_key
 from broadcaster.outbox.routing import assign_accounts
@@ -77,7 +79,9 @@ def planned_keys(run_id: int, session: Session, channel: str, keys: list[str]) -
     """The address keys among ``keys`` that run ``run_id`` has a message for on ``channel`` (not push): its
     earlier pages', found through the idempotency key's unique index."""
     by_key = {_keyed(run_id, channel, key): key for key in keys}
-    found = session.scalars(select(Message.idempotency_key).where(Message.idempotency_key.in_(list(by_key))))
+    found = session.scalars(
+        where_in(session, select(Message.idempotency_key), Message.__table__.c.idempotency_key, list(by_key))
+    )
     return {by_key[key] for key in found}
 
 
@@ -106,6 +110,7 @@ def _plan_run(
         checkpoint = run.plan_checkpoint
         version_id = version.id
         retries = retried_run(run.trigger)
+        urgent = UrgencyCache(session)(version.id)
 
     composer = Composer(definition=definition, templates=templates, settings=settings)
     tz = definition.zone(settings.timezone)
@@ -123,11 +128,13 @@ def _plan_run(
         planned_keys=functools.partial(planned_keys, run_id) if retries is None else None,
     )
     window = definition.schedule.window if definition.schedule else None
+    chunking = PlanChunks(run_id=run_id, urgent=urgent, settings=settings)
     # Posts to named targets (Facebook Pages) go once per run, not per person: a retry run does not re-post.
     if targeted and retries is None:
         now = clock.now()
         with sessions.begin() as session:
-            if _planning(session, run_id) is None:
+            tracked = _planning(session, run_id)
+            if tracked is None:
                 return 0
             for channel in sorted(targeted):
                 rows = target_rows(
@@ -142,7 +149,7 @@ def _plan_run(
                     now=now,
                     not_before=window.next_open(now, tz) if window and not window.contains(now, tz) else None,
                 )
-                insert_ignoring_conflicts(session, Message.__table__, rows, conflict=["idempotency_key"])  # type: ignore[arg-type]
+                _insert_chunked(session, chunking, rows, checkpoint=tracked.plan_checkpoint, now=now)
 
     with readers_of(sessions)() as reader:
         for page in iter_audience(
@@ -186,7 +193,9 @@ def _plan_run(
                     )
                 if definition.fallback is not None:
                     link_fallbacks(rows, definition.fallback, now=now)
-                insert_ignoring_conflicts(session, Message.__table__, rows, conflict=["idempotency_key"])  # type: ignore[arg-type]
+                _insert_chunked(
+                    session, chunking, rows, checkpoint=tracked.plan_checkpoint, now=now, to=page[-1].id
+                )
                 tracked.plan_checkpoint = page[-1].id
                 tracked.plan_touched_at = now
             reader.expunge_all()
@@ -201,10 +210,25 @@ def _plan_run(
         tracked.planned_at = clock.now()
         tracked.status = RunStatus.SENDING
         session.flush()
-        chunks = cut_chunks(session, settings=settings, clock=clock, run_id=run_id)
+        chunks = chunking.ready(session, now=clock.now())
     enqueue_chunks(sessions, enqueuer, chunks, clock=clock)
     log.info("planned run %s: %s messages in %s chunks", run_id, total, len(chunks))
     return total
+
+
+def _insert_chunked(
+    session: Session,
+    chunking: PlanChunks,
+    rows: list[dict[str, Any]],
+    *,
+    checkpoint: int,
+    now: datetime,
+    to: int | None = None,
+) -> None:
+    """Insert a page's rows, the due ones in their chunks; ``to``: the checkpoint the page moves the run to."""
+    chunking.assign(session, rows, checkpoint=checkpoint, now=now)
+    inserted = insert_ignoring_conflicts(session, Message.__table__, rows, conflict=["idempotency_key"])  # type: ignore[arg-type]
+    chunking.settle(session, inserted=inserted, given=len(rows), checkpoint=checkpoint if to is None else to)
 
 
 def _plans_for_this_size(session: Session) -> None:

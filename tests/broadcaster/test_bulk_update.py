@@ -184,3 +184,29 @@ def test_sqlite_inserts_ignoring_conflicts_as_multi_row_statements_in_the_rows_o
         stored = [(r.key, r.payload) for r in connection.execute(select(RECORDS).order_by(RECORDS.c.id))]
     assert stored == [(f"k{n}", {"n": n}) for n in range(2500)]  # ids in the rows' order, the first k7 kept
     engine.dispose()
+
+
+def test_a_large_insert_ignoring_conflicts_keeps_the_rows_order_and_values_and_counts_what_it_inserted(
+    engine: Engine,
+) -> None:
+    """Past ``COPY_FROM`` rows PostgreSQL takes them through ``COPY``: the same rows as the other paths."""
+    at = datetime(2026, 11, 30, 8, 15, tzinfo=UTC)
+    rows: list[dict[str, Any]] = [
+        {"key": f"k{n}", "payload": {"n": n, "text": 'Đà Nẵng\t\\ "x"\n'} if n % 3 else None, "at": at}
+        for n in range(bulk.COPY_FROM + 50)
+    ]
+    again: dict[str, Any] = {"key": "k7", "payload": {"n": "again"}, "at": None}
+    rows.insert(100, again)  # a conflict inside the call
+    with Session(engine) as session, session.begin():
+        insert_rows(session, RECORDS, [{"key": "k3", "payload": {"n": "first"}, "at": None}])
+        inserted = insert_ignoring_conflicts(session, RECORDS, rows, conflict=["key"])
+
+    assert inserted == bulk.COPY_FROM + 50 - 1  # k3 was there, the second k7 is skipped
+    with engine.connect() as connection:
+        stored = [
+            (r.key, r.payload, r.at) for r in connection.execute(select(RECORDS).order_by(RECORDS.c.id))
+        ]
+    kept = [
+        (row["key"], row["payload"], row["at"]) for row in rows if row["key"] != "k3" and row is not again
+    ]
+    assert stored == [("k3", {"n": "first"}, None), *kept]

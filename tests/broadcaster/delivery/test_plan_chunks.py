@@ -1,0 +1,91 @@
+"""Chunks cut while a run is planned (``outbox/plan_chunks.py``): as large as ``cut_chunks`` made them, across
+pages; every due row in one; enqueued once, after the run is planned; and a planning that died after a page
+and starts again from its checkpoint ends with the same chunks, nothing chunked twice or left out."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from broadcaster.db.models import Chunk, Message
+from broadcaster.outbox import planner
+from broadcaster.vocabulary import MessageStatus
+from tests.broadcaster.delivery.pipeline import Pipeline
+from tests.broadcaster.delivery.workdir_files import citizens
+
+
+def _chunks(pipeline: Pipeline, run_id: int) -> list[tuple[str, int, list[int]]]:
+    """(channel, stored size, contacts in order) per chunk of the run, in the order they were made."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for message in pipeline.messages(run_id):
+        assert message.status == MessageStatus.QUEUED
+        assert message.chunk_id is not None
+        members[message.chunk_id].append(message.contact_id or 0)
+    with pipeline.context.readers() as session:
+        chunks = session.scalars(select(Chunk).where(Chunk.run_id == run_id).order_by(Chunk.id)).all()
+        return [(c.channel, c.size, members[c.id]) for c in chunks]
+
+
+def test_chunks_span_pages_at_the_providers_size_and_are_enqueued_once_planned(make_pipeline: Any) -> None:
+    pipeline: Pipeline = make_pipeline(delivery={"plan_page_size": 10, "chunk_size": 8})
+    pipeline.add_contacts(citizens(25))
+    run_id = pipeline.start_run(pipeline.approved_campaign())
+
+    assert pipeline.plan(run_id) == 50
+
+    chunks = _chunks(pipeline, run_id)
+    for channel in ("sms", "email"):
+        mine = [(size, contacts) for kind, size, contacts in chunks if kind == channel]
+        assert [size for size, _ in mine] == [8, 8, 8, 1]
+        assert [len(contacts) for _, contacts in mine] == [8, 8, 8, 1]
+        assert [c for _, contacts in mine for c in contacts] == list(range(1, 26))
+    with pipeline.context.readers() as session:
+        unfinished = session.scalars(select(Chunk.id).where(Chunk.finished_at.is_(None)).order_by(Chunk.id))
+        assert [chunk_id for chunk_id, _queue in pipeline.enqueuer.chunks] == list(unfinished)
+
+
+def test_a_planning_that_died_after_a_page_ends_with_the_same_chunks(
+    make_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline: Pipeline = make_pipeline(delivery={"plan_page_size": 10, "chunk_size": 8})
+    pipeline.add_contacts(citizens(25))
+    campaign_id = pipeline.approved_campaign()
+    whole = pipeline.start_run(campaign_id)
+    pipeline.plan(whole)
+    pipeline.enqueuer.chunks.clear()
+    pipeline.clock.advance(timedelta(minutes=1))
+
+    interrupted = pipeline.start_run(campaign_id, again=True)
+    insert_chunked = planner._insert_chunked
+    pages = 0
+
+    def dies_on_the_third_page(*args: Any, **kwargs: Any) -> None:
+        nonlocal pages
+        pages += 1
+        if pages == 3:
+            raise RuntimeError("the plan task's worker died")
+        insert_chunked(*args, **kwargs)
+
+    monkeypatch.setattr(planner, "_insert_chunked", dies_on_the_third_page)
+    with pytest.raises(RuntimeError):
+        pipeline.plan(interrupted)
+    assert pipeline.enqueuer.chunks == []  # nothing goes before the run is planned
+    with pipeline.context.readers() as session:
+        kept = session.scalars(
+            select(Message.contact_id).where(Message.run_id == interrupted, Message.contact_id.is_not(None))
+        ).all()
+    assert sorted({c for c in kept if c is not None}) == list(
+        range(1, 21)
+    )  # two pages committed with the checkpoint
+
+    monkeypatch.setattr(planner, "_insert_chunked", insert_chunked)
+    assert pipeline.plan(interrupted) == 50
+
+    assert _chunks(pipeline, interrupted) == _chunks(pipeline, whole)
+    with pipeline.context.readers() as session:
+        of_run = session.scalars(select(Chunk.id).where(Chunk.run_id == interrupted).order_by(Chunk.id))
+        assert [chunk_id for chunk_id, _queue in pipeline.enqueuer.chunks] == list(of_run)
