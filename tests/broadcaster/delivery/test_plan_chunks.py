@@ -30,6 +30,22 @@ def _chunks(pipeline: Pipeline, run_id: int) -> list[tuple[str, int, list[int]]]
         return [(c.channel, c.size, members[c.id]) for c in chunks]
 
 
+def die_on_the_third_page(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The planner's worker dies as it inserts the third page; returns the real insert, to put back."""
+    insert_chunked = planner._insert_chunked
+    pages = 0
+
+    def dies_on_the_third_page(*args: Any, **kwargs: Any) -> None:
+        nonlocal pages
+        pages += 1
+        if pages == 3:
+            raise RuntimeError("the plan task's worker died")
+        insert_chunked(*args, **kwargs)
+
+    monkeypatch.setattr(planner, "_insert_chunked", dies_on_the_third_page)
+    return insert_chunked
+
+
 def test_chunks_span_pages_at_the_providers_size_and_are_enqueued_once_planned(make_pipeline: Any) -> None:
     pipeline: Pipeline = make_pipeline(delivery={"plan_page_size": 10, "chunk_size": 8})
     pipeline.add_contacts(citizens(25))
@@ -60,17 +76,7 @@ def test_a_planning_that_died_after_a_page_ends_with_the_same_chunks(
     pipeline.clock.advance(timedelta(minutes=1))
 
     interrupted = pipeline.start_run(campaign_id, again=True)
-    insert_chunked = planner._insert_chunked
-    pages = 0
-
-    def dies_on_the_third_page(*args: Any, **kwargs: Any) -> None:
-        nonlocal pages
-        pages += 1
-        if pages == 3:
-            raise RuntimeError("the plan task's worker died")
-        insert_chunked(*args, **kwargs)
-
-    monkeypatch.setattr(planner, "_insert_chunked", dies_on_the_third_page)
+    insert_chunked = die_on_the_third_page(monkeypatch)
     with pytest.raises(RuntimeError):
         pipeline.plan(interrupted)
     assert pipeline.enqueuer.chunks == []  # nothing goes before the run is planned
@@ -89,3 +95,30 @@ def test_a_planning_that_died_after_a_page_ends_with_the_same_chunks(
     with pipeline.context.readers() as session:
         of_run = session.scalars(select(Chunk.id).where(Chunk.run_id == interrupted).order_by(Chunk.id))
         assert [chunk_id for chunk_id, _queue in pipeline.enqueuer.chunks] == list(of_run)
+
+
+def test_the_sweeper_leaves_alone_the_chunks_of_a_run_still_being_planned(
+    make_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A city-wide run may take longer to plan than ``stuck_after_seconds``: its chunks wait for the end of
+    planning to be enqueued, and the stuck sweeper must not take them for lost ones (nor those of a planner
+    that died: the one that resumes at the checkpoint finishes them)."""
+    pipeline: Pipeline = make_pipeline(
+        delivery={"plan_page_size": 10, "chunk_size": 8, "plan_stalled_seconds": 10**6}
+    )
+    pipeline.add_contacts(citizens(25))
+    run_id = pipeline.start_run(pipeline.approved_campaign())
+    insert_chunked = die_on_the_third_page(monkeypatch)
+    with pytest.raises(RuntimeError):
+        pipeline.plan(run_id)
+    pipeline.clock.advance(timedelta(seconds=pipeline.context.settings.delivery.stuck_after_seconds + 1))
+
+    assert pipeline.tick().swept_chunks == 0
+    with pipeline.context.readers() as session:
+        assert session.scalar(select(Chunk.id).where(Chunk.finished_at.is_not(None)).limit(1)) is None
+
+    monkeypatch.setattr(planner, "_insert_chunked", insert_chunked)
+    assert pipeline.plan(run_id) == 50
+    chunks = _chunks(pipeline, run_id)
+    for channel in ("sms", "email"):
+        assert [size for kind, size, _ in chunks if kind == channel] == [8, 8, 8, 1]
