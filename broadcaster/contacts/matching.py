@@ -30,26 +30,25 @@ _IN_PAGE: Final = 900
 
 
 def new_contact(row: ContactRow, *, now: datetime, import_id: int) -> StoredContact:
-    """The contact a row makes: ``apply_row`` on an empty contact, written out (one dict, no second pass)."""
-    phone = row.phone
-    return {
-        "external_id": row.external_id or None,
-        "full_name": row.full_name,
-        "phone": phone.e164 if phone is not None else None,
-        "phone_kind": phone.kind.value if phone is not None else None,
-        "carrier": phone.carrier if phone is not None else None,
-        "email": row.email or None,
-        "segment": row.segment,
-        "agency": row.agency,
-        "district": row.district,
-        "ward": row.ward,
-        "language": row.language,
-        "tags": sorted(set(row.tags)),
-        "attributes": dict(row.attributes),
+    """The contact a row makes: ``apply_row`` on an empty contact."""
+    contact: StoredContact = {
+        "external_id": None,
+        "phone": None,
+        "phone_kind": None,
+        "carrier": None,
+        "email": None,
+        "segment": None,
+        "agency": None,
+        "district": None,
+        "ward": None,
+        "tags": [],
+        "attributes": {},
         "created_at": now,
         "updated_at": now,
         "import_id": import_id,
     }
+    apply_row(contact, row)
+    return contact
 
 
 def apply_row(contact: StoredContact, row: ContactRow) -> None:
