@@ -5,7 +5,7 @@ Preview and the planner share this module so that what an approver saw counted i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -89,9 +89,15 @@ def iter_audience(
     base = audience_query(audience)
     if within is not None:
         base = base.where(within)
+    yield from _keyset_pages(session.scalars, base, audience, page_size=page_size, after_id=after_id)
+
+
+def _keyset_pages(
+    fetch: Callable[[Any], Iterable[Any]], base: Any, audience: Audience, *, page_size: int, after_id: int
+) -> Iterator[list[Any]]:
     last = after_id
     while True:
-        page = list(session.scalars(base.where(Contact.id > last).order_by(Contact.id).limit(page_size)))
+        page = list(fetch(base.where(Contact.id > last).order_by(Contact.id).limit(page_size)))
         if not page:
             return
         last = page[-1].id
@@ -125,13 +131,7 @@ def iter_audience_rows(
     ORM object, identity map or change tracking per contact, which at a city's scale cost more than the
     counting preview does with them."""
     base = audience_query(audience).with_only_columns(*ROW_COLUMNS)
-    last = 0
-    while True:
-        page = list(session.execute(base.where(Contact.id > last).order_by(Contact.id).limit(page_size)))
-        if not page:
-            return
-        last = page[-1].id
-        yield [row for row in page if _matches_tags(row, audience)]  # type: ignore[arg-type]  # reads .tags
+    yield from _keyset_pages(session.execute, base, audience, page_size=page_size, after_id=0)
 
 
 def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | None]:
