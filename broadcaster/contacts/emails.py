@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import unicodedata
+from typing import Final
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import ATEXT, CASE_INSENSITIVE_MAILBOX_NAMES, EMAIL_MAX_LENGTH
 
 from broadcaster.i18n import N_, Translatable
 
@@ -54,11 +58,46 @@ def normalize_email(raw: str) -> str:
     text = unicodedata.normalize("NFKC", raw).strip()
     if not text:
         raise EmailError(Translatable(N_("empty e-mail address")), raw=raw)
+    plain = _plain_address(text)
+    if plain is not None:
+        return plain
     try:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise EmailError(_library_reason(str(exc)), raw=raw) from exc
     return result.normalized
+
+
+# Nearly every address of a list is a plain ASCII dot-atom, one @-sign and a host name: for those, the steps
+# validate_email takes (its per-character split, the local part's regex, the memoised domain check, the length
+# checks) come down to the few below, with the same answer. Anything else, or any doubt, goes to the library,
+# which also gives the reason of a refusal (tests/broadcaster/test_emails.py compares the two).
+_PLAIN: Final = re.compile(rf"([{ATEXT}]+(?:\.[{ATEXT}]+)*)@([a-zA-Z0-9.-]+)")
+_LOCAL_PART_MAX_LENGTH: Final = 64  # email_validator's strict mode refuses longer local parts
+
+
+def _plain_address(text: str) -> str | None:
+    """The address validate_email would return for ``text``, or None when ``text`` is not plain or is refused."""
+    match = _PLAIN.fullmatch(text)
+    if match is None or len(text) > EMAIL_MAX_LENGTH:
+        return None
+    local, domain_part = match.groups()
+    if len(local) > _LOCAL_PART_MAX_LENGTH:
+        return None
+    if local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES:
+        local = local.lower()
+    try:
+        domain = getattr(_library, _DOMAIN_CHECK)(
+            domain_part,
+            test_environment=email_validator.TEST_ENVIRONMENT,
+            globally_deliverable=email_validator.GLOBALLY_DELIVERABLE,
+        )
+    except EmailNotValidError:
+        return None
+    normalized: str = local + "@" + domain["domain"]
+    if max(len(normalized.encode()), len(local) + 1 + len(domain["ascii_domain"])) > EMAIL_MAX_LENGTH:
+        return None
+    return normalized
 
 
 # email_validator's explanations that a contacts file meets, so that they can be shown translated; those that
