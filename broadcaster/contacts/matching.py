@@ -27,6 +27,10 @@ _TABLE: Final = cast(Table, Contact.__table__)
 COLUMNS: Final = tuple(column.name for column in _TABLE.columns)
 # Parameters per IN query: under SQLite's limit of variables per statement, whatever its build.
 _IN_PAGE: Final = 900
+# A new contact's empty tags and attributes: the same objects for every contact, so that the insert turns them
+# into JSON once for a run of contacts (``insert_whole_rows``); ``apply_row`` replaces them, never changes them.
+_NO_TAGS: Final[list[str]] = []
+_NO_ATTRIBUTES: Final[dict[str, str]] = {}
 
 
 def new_contact(row: ContactRow, *, now: datetime, import_id: int) -> StoredContact:
@@ -41,8 +45,8 @@ def new_contact(row: ContactRow, *, now: datetime, import_id: int) -> StoredCont
         "agency": None,
         "district": None,
         "ward": None,
-        "tags": [],
-        "attributes": {},
+        "tags": _NO_TAGS,
+        "attributes": _NO_ATTRIBUTES,
         "created_at": now,
         "updated_at": now,
         "import_id": import_id,
@@ -63,10 +67,14 @@ def apply_row(contact: StoredContact, row: ContactRow) -> None:
         contact["carrier"] = row.phone.carrier
     if row.email:
         contact["email"] = row.email
-    for name in ("segment", "agency", "district", "ward"):
-        value = getattr(row, name)
-        if value is not None:
-            contact[name] = value
+    if row.segment is not None:
+        contact["segment"] = row.segment
+    if row.agency is not None:
+        contact["agency"] = row.agency
+    if row.district is not None:
+        contact["district"] = row.district
+    if row.ward is not None:
+        contact["ward"] = row.ward
     contact["language"] = row.language
     if row.tags:
         contact["tags"] = sorted(set(contact["tags"] or []) | set(row.tags))

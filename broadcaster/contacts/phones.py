@@ -111,6 +111,8 @@ _KINDS: Final[dict[int, PhoneKind]] = {
 
 def _clean(raw: str) -> str:
     """NFKC (full-width ０９… → 09…), drop a "(0)" trunk after +84/0084, then drop separators."""
+    if raw.isdigit() and raw.isascii():  # the usual cell: nothing of the above applies
+        return raw
     text = unicodedata.normalize("NFKC", raw).strip()
     text = _TRUNK_IN_PARENS.sub("+84", text)
     return _SEPARATORS.sub("", text)

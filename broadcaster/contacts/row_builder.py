@@ -5,6 +5,7 @@ Phone numbers and e-mail addresses are normalised; external ids must be unique w
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ _CELL_FIELDS: Final = (
 
 
 def _text(value: str) -> str | None:
+    if not value:
+        return None
     cleaned = unicodedata.normalize("NFC", value).strip()
     return cleaned or None
 
@@ -67,7 +70,10 @@ class RowBuilder:
         self._first_row_of_id: dict[str, int] = {}
         self._mapped = (*columns.fields.items(), *columns.extras.items())
         self._width = max(index for _column, index in self._mapped) + 1
-        self._field_index = tuple(columns.fields.get(name, self._width) for name in _CELL_FIELDS)
+        # The cells of _CELL_FIELDS, in that order, from a record padded with one empty cell.
+        self._fields_of = operator.itemgetter(
+            *(columns.fields.get(name, self._width) for name in _CELL_FIELDS)
+        )
 
     def build(self, number: int, record: Sequence[str]) -> tuple[ContactRow | None, list[RowProblem]]:
         return self.check_duplicate(self.build_unchecked(number, record), self._first_row_of_id)
@@ -100,8 +106,9 @@ class RowBuilder:
         def problem(column: str, value: str, reason: str, severity: Severity = "error") -> None:
             problems.append(RowProblem(number, column, value, reason, severity))
 
-        padded = [*record[: self._width], *([""] * (self._width + 1 - min(len(record), self._width)))]
-        spill = [v for v in record[self._width :] if v.strip()]
+        width = self._width
+        padded = [*record[:width], *([""] * (width + 1 - min(len(record), width)))]
+        spill = [v for v in record[width:] if v.strip()] if len(record) > width else None
         if spill:
             problem(
                 "",
@@ -125,20 +132,20 @@ class RowBuilder:
             if len(problems) > before:  # a cell of a column in use: the row is refused
                 return Built(number, None, problems)
 
-        cells = dict(zip(_CELL_FIELDS, (padded[index] for index in self._field_index), strict=True))
+        (
+            name_cell, external_id_cell, phone_cell, email_cell, segment_cell,
+            agency_cell, district_cell, ward_cell, language_cell, tags_cell,
+        ) = self._fields_of(padded)  # fmt: skip
 
-        def cell(name: str) -> str:
-            return cells[name]
-
-        full_name = _name(cell("full_name"))
+        full_name = _name(name_cell)
         if not full_name:
-            problem("full_name", cell("full_name"), Translatable(N_("name is empty")))
+            problem("full_name", name_cell, Translatable(N_("name is empty")))
             return Built(number, None, problems)
 
-        external_id = _text(cell("external_id"))
+        external_id = _text(external_id_cell)
         checked_at = len(problems)
 
-        raw_phone = _text(cell("phone"))
+        raw_phone = _text(phone_cell)
         phone: Phone | None = None
         if raw_phone is not None:
             try:
@@ -170,7 +177,7 @@ class RowBuilder:
                     "warning",
                 )
 
-        raw_email = _text(cell("email"))
+        raw_email = _text(email_cell)
         email: str | None = None
         if raw_email is not None:
             try:
@@ -194,12 +201,12 @@ class RowBuilder:
             full_name=full_name,
             phone=phone,
             email=email,
-            segment=_text(cell("segment")),
-            agency=_text(cell("agency")),
-            district=_text(cell("district")),
-            ward=_text(cell("ward")),
-            language=(_text(cell("language")) or "vi").lower(),
-            tags=_tags(cell("tags")),
+            segment=_text(segment_cell),
+            agency=_text(agency_cell),
+            district=_text(district_cell),
+            ward=_text(ward_cell),
+            language=(_text(language_cell) or "vi").lower(),
+            tags=_tags(tags_cell),
             attributes=attributes,
             raw_phone=raw_phone,
             warnings=tuple(problems),

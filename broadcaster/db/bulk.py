@@ -11,6 +11,7 @@ time (docs/architecture.md, "Planning at scale")."""
 from __future__ import annotations
 
 import functools
+import operator
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -68,10 +69,24 @@ def insert_whole_rows(session: Session, table: Table, rows: Sequence[dict[str, A
         raise ValueError(
             f"insert_whole_rows: rows of {table.name} give {sorted(rows[0])}, not {sorted(names)}"
         )
-    convert = [_SameValue(table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
-    values = [tuple(c(row[name]) for name, c in zip(names, convert, strict=True)) for row in rows]
+    # Only the columns whose type converts a value (dates, JSON) are looked at one by one.
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    convert = [
+        (at, _SameValue(processor)) for at, processor in enumerate(processors) if processor is not None
+    ]
+    take = operator.itemgetter(*names)
+    values = [take(row) for row in rows] if len(names) > 1 else [(row[names[0]],) for row in rows]
+    if convert:
+        values = [_converted(value, convert) for value in values]
     statement = str(compiled)
     connection.exec_driver_sql(statement, values)
+
+
+def _converted(values: Sequence[Any], convert: Sequence[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
+    converted = list(values)
+    for at, conversion in convert:
+        converted[at] = conversion(converted[at])
+    return tuple(converted)
 
 
 class _SameValue:
