@@ -35,6 +35,7 @@ from broadcaster.contacts.row_report import ImportReport, Merge, RowLog, RowRepo
 from broadcaster.db.bulk import insert_whole_rows, reserve_ids, update_by_id
 from broadcaster.db.models import Contact, ContactImport
 from broadcaster.errors import UserError
+from broadcaster.gc_pace import fewer_collections
 from broadcaster.i18n import gettext as _
 from broadcaster.settings_sections import ContactsSettings
 
@@ -68,7 +69,7 @@ def import_contacts(
     path = Path(path)
     try:
         records = DataRecords(path, limits=limits)
-        with session.begin_nested(), _page_cache(session):
+        with session.begin_nested(), _page_cache(session), fewer_collections():
             return _import(
                 session, records, actor=actor, clock=clock, details_dir=details_dir, on_batch=on_batch
             )
