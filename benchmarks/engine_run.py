@@ -64,6 +64,8 @@ class EngineResult:
     receipt_lag_seconds: float | None = None  # last final_at - last handed_at (SMS receipts)
     restarts: dict[str, int] = field(default_factory=dict)  # distributed processes that exited and restarted
     load_average: tuple[float, ...] = ()  # at the end of the run: how shared the machine was
+    run_id: int = 0
+    plan_seconds: float | None = None  # plan enqueued to the run's planned_at (sending overlaps it)
 
     @property
     def rate(self) -> float:
@@ -78,11 +80,12 @@ def run_engine(
     receipt_timeout: float,
     wait_receipts: bool = True,
     services: Services | None = None,
+    editor: str = EDITOR,
 ) -> EngineResult:
-    """The embedded engine, or with ``services`` the distributed one's processes."""
+    """The embedded engine, or with ``services`` the distributed one's processes; ``editor`` starts the run."""
     from broadcaster.clock import SystemClock
     from broadcaster.context import AppContext
-    from broadcaster.db.models import AuditEntry, Message, User
+    from broadcaster.db.models import AuditEntry, CampaignRun, Message, User
     from broadcaster.outbox.sending import start_manual_run
     from broadcaster.runtime import EmbeddedEngine, worker_specs
     from broadcaster.tasks import CeleryEnqueuer, configure, declare_queues
@@ -93,9 +96,9 @@ def run_engine(
     result = EngineResult(deployment="embedded" if services is None else "distributed")
     try:
         with context.sessions.begin() as session:
-            editor = session.scalar(select(User).where(User.login == EDITOR))
-            assert editor is not None
-            run_id = start_manual_run(session, campaign_id=prepared.campaign_id, actor=editor, clock=clock)
+            starter = session.scalar(select(User).where(User.login == editor))
+            assert starter is not None
+            run_id = start_manual_run(session, campaign_id=prepared.campaign_id, actor=starter, clock=clock)
         watch = partial(
             _watch,
             context,
@@ -116,6 +119,7 @@ def run_engine(
 
                 started = settled(embedded_families)
                 driver_started = cpu_seconds("self")
+                enqueued_at = clock.now()
                 CeleryEnqueuer().plan_run(run_id)
                 watch(engine.tick)
                 # Before the workers stop: the peak of each engine process over the whole run.
@@ -131,6 +135,7 @@ def run_engine(
                 driver_started = cpu_seconds("self")
                 postgres_started = postgres_cpu_by_client(services.database, workers.pids() | _driver())
                 broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
+                enqueued_at = clock.now()
                 CeleryEnqueuer().plan_run(run_id)
                 watch(workers.check_alive)
                 result.restarts = dict(workers.restarts)
@@ -166,6 +171,7 @@ def run_engine(
                     Message.run_id == run_id
                 )
             ).one()
+            planned_at = session.scalar(select(CampaignRun.planned_at).where(CampaignRun.id == run_id))
             result.audit_entries = {
                 action: int(n)
                 for action, n in session.execute(
@@ -174,6 +180,9 @@ def run_engine(
                     .group_by(AuditEntry.action)
                 ).all()
             }
+        result.run_id = run_id
+        if planned_at is not None:
+            result.plan_seconds = (planned_at - enqueued_at).total_seconds()
         result.planned = sum(result.statuses.values())
         ok = (MessageStatus.SENT, MessageStatus.DELIVERED)
         result.sent = sum(result.statuses.get(str(s.value), 0) for s in ok)
