@@ -20,6 +20,15 @@ Each phase runs in a child process of its own, so the peak RSS it reports is tha
 ``ru_maxrss``, or its own children's, e.g. the CLI's). Printed as a table (rows/s: contacts for generate and
 import, the CLI's start included; planned messages for plan); the JSON goes to
 ``benchmarks/results/scale-<date>.json``.
+
+``--send`` (``make bench-scale-send``) is the city-wide SMS itself: the campaign is SMS only, and a ``send``
+phase takes the place of ``plan``: the engine plans the run and sends it to the sandbox SMSC with receipts,
+embedded, or with ``--broker`` distributed on PostgreSQL (``--sms-accounts`` gateway processes sharing it by a
+route), and says whether every message ended terminal (``benchmarks.scale_send``; JSON in
+``benchmarks/results/scale-send[-BROKER]-<date>.json``):
+
+    .venv/bin/python -m benchmarks.scale --n 3000000 --database sqlite --send
+    .venv/bin/python -m benchmarks.scale --n 3000000 --database postgresql --send --broker rabbitmq --sms-accounts 2
 """
 
 from __future__ import annotations
@@ -278,9 +287,11 @@ def run(
     keep: bool = False,
     echo: Callable[[str], None] = print,
     send: SendOptions | None = None,
+    on_result: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every phase for each size and database; one result per (N, database), with the generation's figures.
-    With ``send`` the campaign is SMS only and the engine sends it (the "send" phase instead of "plan")."""
+    With ``send`` the campaign is SMS only and the engine sends it (the "send" phase instead of "plan").
+    ``on_result`` gets the results so far after each (N, database): an interrupted long run keeps them."""
     results: list[dict[str, Any]] = []
     for n in sizes:
         contacts = root / f"n{n}" / "contacts.csv"
@@ -299,6 +310,8 @@ def run(
                         for line in describe(phases[phase]):
                             echo(line)
             results.append({"n": n, "database": kind, "phases": phases})
+            if on_result is not None:
+                on_result(results)
             if not keep:
                 shutil.rmtree(case.workdir, ignore_errors=True)
         if not keep:
@@ -382,13 +395,19 @@ def main() -> None:
         parser.error("--broker goes with --send")
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     print(HEADER, flush=True)
-    results = run(
-        sizes, databases, root, keep=args.keep, echo=lambda line: print(line, flush=True), send=send_options
-    )
-    if not args.no_save:
-        out = save_result("scale", {"command": " ".join(["python", "-m", "benchmarks.scale", *sys.argv[1:]]),
-                                    "results": results})  # fmt: skip
-        print(f"written to {out}")
+    command = " ".join(["python", "-m", "benchmarks.scale", *sys.argv[1:]])
+    # The send runs apart from the planning ones, each deployment apart (results/scale-send-rabbitmq-<date>).
+    name = "scale" if send_options is None else "-".join(filter(None, ["scale-send", send_options.broker]))
+    written: list[Path] = []
+
+    def save(results: list[dict[str, Any]]) -> None:
+        if not args.no_save:
+            written[:] = [save_result(name, {"command": command, "results": results})]
+
+    run(sizes, databases, root, keep=args.keep, echo=lambda line: print(line, flush=True), send=send_options,
+        on_result=save)  # fmt: skip
+    if written:
+        print(f"written to {written[0]}")
     if not args.keep and args.workdir is None:
         shutil.rmtree(root, ignore_errors=True)
 
