@@ -51,7 +51,6 @@ class SendOptions:
     accounts: int = 1  # SMSC accounts sharing the messages, one gateway process each
     receipt_delay: float = 0.2  # the SMSC's receipt after this many seconds
     timeout: float | None = None  # bound on the run, seconds (default: from N)
-    receipt_timeout: float = 600.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +58,11 @@ class SendOptions:
     def run_timeout(self, n: int) -> float:
         # A hung run must end, a slow one must not: 100 msgs/s at worst, plus the start and the planning.
         return self.timeout if self.timeout is not None else 900.0 + n / 100
+
+    @staticmethod
+    def receipt_timeout(n: int) -> float:
+        # After the last send, the receipts still to apply: a backlog grows with N if the applier is slower.
+        return 600.0 + n / 500
 
 
 def sms_only(campaign: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +120,7 @@ def send(
             prepared,
             channel="sms",
             timeout=options.run_timeout(n),
-            receipt_timeout=options.receipt_timeout,
+            receipt_timeout=options.receipt_timeout(n),
             services=services,
             editor=getpass.getuser(),
         )
