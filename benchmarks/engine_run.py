@@ -68,6 +68,10 @@ class EngineResult:
     load_average: tuple[float, ...] = ()  # at the end of the run: how shared the machine was
     run_id: int = 0
     plan_seconds: float | None = None  # plan enqueued to the run's planned_at (sending overlaps it)
+    # Plan enqueued to the last sent_at and to the last final_at (receipt), from the rows: exact, whatever
+    # the watch's cadence (``wall_seconds`` is as late as its last look).
+    last_sent_seconds: float | None = None
+    last_final_seconds: float | None = None
 
     @property
     def rate(self) -> float:
@@ -185,6 +189,10 @@ def run_engine(
         result.run_id = run_id
         if planned_at is not None:
             result.plan_seconds = (planned_at - enqueued_at).total_seconds()
+        if last_sent is not None:
+            result.last_sent_seconds = (last_sent - enqueued_at).total_seconds()
+        if last_final is not None:
+            result.last_final_seconds = (last_final - enqueued_at).total_seconds()
         result.planned = sum(result.statuses.values())
         ok = (MessageStatus.SENT, MessageStatus.DELIVERED)
         result.sent = sum(result.statuses.get(str(s.value), 0) for s in ok)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.deployment import Services, broker_service
@@ -125,7 +125,21 @@ def send(
             editor=getpass.getuser(),
         )
         peer_kib = vm_hwm_kib(peer.pid) if peer.pid else 0
-    return _figures(engine, peer_kib, options) | {"by_account": _by_account(config, engine.run_id)}
+    figures = _figures(engine, peer_kib, options) | {"by_account": _by_account(config, engine.run_id)}
+    if database_url is not None and database_url.startswith("postgresql"):
+        figures["autovacuum"] = _autovacuum(database_url)
+    return figures
+
+
+def _autovacuum(database_url: str) -> str:
+    """The server's autovacuum: off, the run's updates leave dead rows that every count and every receipt
+    page reads again (a server of tests may turn it off; a deployment never should)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return str(connection.execute(text("SHOW autovacuum")).scalar())
+    finally:
+        engine.dispose()
 
 
 def _by_account(config: Path, run_id: int) -> dict[str, int]:
@@ -167,6 +181,8 @@ def _figures(engine: EngineResult, peer_kib: int, options: SendOptions) -> dict[
         "plan_seconds": _round(engine.plan_seconds),
         "send_seconds": round(engine.send_seconds, 2),
         "msgs_per_s": round(engine.rate, 1),
+        "last_sent_seconds": _round(engine.last_sent_seconds),  # from the plan enqueued
+        "last_receipt_seconds": _round(engine.last_final_seconds),
         "wall_seconds": round(engine.wall_seconds, 2),
         "receipts_seconds": _round(engine.receipts_seconds),
         "receipt_lag_seconds": _round(engine.receipt_lag_seconds),
@@ -187,15 +203,22 @@ def describe(figures: dict[str, Any]) -> list[str]:
     lost = figures["lost"]
     statuses = ", ".join(f"{status} {count:,}" for status, count in sorted(figures["statuses"].items()))
     rss = ", ".join(f"{name} {mib:g}" for name, mib in figures["peak_rss_mib_by_process"].items())
-    receipts = figures["receipts_seconds"]
+    receipt = figures["last_receipt_seconds"]
     return [
         f"{'':>12}send ({figures['deployment']}, {figures['accounts']} SMSC account(s)): "
         f"planned in {figures['plan_seconds'] or 0:.1f} s, {figures['msgs_per_s']:,.0f} msgs/s, "
-        f"nothing left to send after {figures['wall_seconds']:.1f} s, last receipt after "
-        f"{'-' if receipts is None else f'{receipts:.1f}'} s (lag {figures['receipt_lag_seconds']} s)"
+        f"last sent after {figures['last_sent_seconds'] or 0:.1f} s, last receipt after "
+        f"{'-' if receipt is None else f'{receipt:.1f}'} s (lag {figures['receipt_lag_seconds']} s)"
         f"{'; TIMED OUT' if figures['timed_out'] else ''}",
         f"{'':>12}terminal {figures['terminal']:,}/{figures['planned']:,} "
         f"({'none lost' if lost == 0 else f'LOST {lost:,}: not terminal'}): {statuses}; per account "
         f"{', '.join(f'{name} {count:,}' for name, count in figures['by_account'].items())}",
         f"{'':>12}peak RSS MiB: {rss}; load {' '.join(f'{x:.2f}' for x in figures['load_average'])}",
+        *(
+            [
+                f"{'':>12}PostgreSQL's autovacuum is off: dead rows slow the run as it grows (not a deployment's)"
+            ]
+            if figures.get("autovacuum") == "off"
+            else []
+        ),
     ]
