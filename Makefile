@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast check demo bench bench-deployments bench-ceilings bench-report bench-audit-verify bench-web-api bench-web-pages bench-push bench-scale messages lock clean
+.PHONY: test test-fast check demo bench bench-deployments bench-ceilings bench-report bench-audit-verify bench-web-api bench-web-pages bench-push bench-scale bench-scale-send messages lock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -69,6 +69,12 @@ bench-push: $(STAMP)
 # SMS run planned, on SQLite and on PostgreSQL: seconds and peak RSS per phase (benchmarks/README.md, "Scale").
 bench-scale: $(STAMP)
 	$(BIN)/python -m benchmarks.scale --n 100000,3000000 --database sqlite,postgresql
+
+# The city-wide SMS with receipts through the engine, embedded and then distributed (PostgreSQL, RabbitMQ, two
+# gateway processes): wall time, msgs/s, every message terminal, peak RSS per process (benchmarks/scale.py).
+bench-scale-send: $(STAMP)
+	$(BIN)/python -m benchmarks.scale --n 3000000 --database sqlite --send
+	$(BIN)/python -m benchmarks.scale --n 3000000 --database postgresql --send --broker rabbitmq --sms-accounts 2
 
 # Adds the texts newly marked for translation to the Vietnamese catalogue (empty msgstr, for the translator);
 # tests/broadcaster/test_i18n.py fails until each has its translation (docs/i18n.md).

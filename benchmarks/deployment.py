@@ -34,6 +34,7 @@ __all__ = [
     "DistributedWorkers",
     "Services",
     "broker_process_pid",
+    "broker_service",
     "distributed_services",
     "postgres_cpu_by_client",
     "postgres_database",
@@ -112,18 +113,26 @@ def _redis_server(scratch: Path) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
+def broker_service(broker: str, scratch: Path, name: str) -> Iterator[tuple[str, int | None]]:
+    """A broker of one run's own, removed on the way out: its URL, and the pid of our redis-server."""
+    if broker not in BROKERS:
+        raise ValueError(f"--broker: {broker!r} is not one of {', '.join(BROKERS)}")
+    if broker == "rabbitmq":
+        with _rabbitmq_vhost(name) as broker_url:
+            yield broker_url, None
+    else:
+        with _redis_server(scratch / name) as (broker_url, pid):
+            yield broker_url, pid
+
+
+@contextmanager
 def distributed_services(broker: str, scratch: Path) -> Iterator[Services]:
     """A fresh PostgreSQL database and broker for one run; both removed on the way out."""
     if broker not in BROKERS:
         raise ValueError(f"--broker: {broker!r} is not one of {', '.join(BROKERS)}")
     name = f"bench_{uuid.uuid4().hex[:10]}"
-    with postgres_database(name) as database_url:
-        if broker == "rabbitmq":
-            with _rabbitmq_vhost(name) as broker_url:
-                yield Services(database_url, broker_url, broker, name)
-        else:
-            with _redis_server(scratch / name) as (broker_url, pid):
-                yield Services(database_url, broker_url, broker, name, redis_pid=pid)
+    with postgres_database(name) as database_url, broker_service(broker, scratch, name) as (broker_url, pid):
+        yield Services(database_url, broker_url, broker, name, redis_pid=pid)
 
 
 def postgres_backends(database: str) -> dict[int, int]:

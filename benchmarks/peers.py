@@ -29,6 +29,7 @@ class Peer:
     kind: str
     port: int
     note: str = ""
+    pid: int | None = None  # the peer's own process (its peak RSS is read from /proc)
 
 
 def _serve_aiosmtpd(port: int, folder: str, ready: MpEvent, stop: MpEvent) -> None:
@@ -39,12 +40,17 @@ def _serve_aiosmtpd(port: int, folder: str, ready: MpEvent, stop: MpEvent) -> No
         stop.wait()
 
 
-def _serve_smsc(port: int, receipt_delay: float | None, ready: MpEvent, stop: MpEvent) -> None:
+def _serve_smsc(
+    port: int, receipt_delay: float | None, keep_records: bool, ready: MpEvent, stop: MpEvent
+) -> None:
     from channels.sandbox.smsc import SandboxSmsc, SmscBehaviour
 
     # relay=False: clients talk to smpp34 directly (the relay only adds idle cut-offs we do not test here).
     behaviour = SmscBehaviour(
-        receipts=receipt_delay is not None, receipt_delay=receipt_delay or 0.0, relay=False
+        receipts=receipt_delay is not None,
+        receipt_delay=receipt_delay or 0.0,
+        relay=False,
+        keep_records=keep_records,
     )
     with SandboxSmsc(host="127.0.0.1", port=port, behaviour=behaviour):
         ready.set()
@@ -52,7 +58,8 @@ def _serve_smsc(port: int, receipt_delay: float | None, ready: MpEvent, stop: Mp
 
 
 @contextmanager
-def child_server(target: Callable[..., None], *args: Any, port: int) -> Iterator[None]:
+def child_server(target: Callable[..., None], *args: Any, port: int) -> Iterator[int]:
+    """``target`` serving ``port`` in a spawned process of its own; yields that process's pid."""
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Event(), context.Event()
     process = context.Process(target=target, args=(port, *args, ready, stop), daemon=True)
@@ -61,7 +68,8 @@ def child_server(target: Callable[..., None], *args: Any, port: int) -> Iterator
         if not ready.wait(30):
             raise RuntimeError(f"{target.__name__} did not start within 30 s")
         wait_port(port)
-        yield
+        assert process.pid is not None  # started
+        yield process.pid
     finally:
         stop.set()
         process.join(10)
@@ -106,8 +114,9 @@ def email_peer(scratch: Path, console: Console) -> Iterator[Peer]:
 
 
 @contextmanager
-def sms_peer(receipt_delay: float | None) -> Iterator[Peer]:
+def sms_peer(receipt_delay: float | None, *, keep_records: bool = True) -> Iterator[Peer]:
+    """The sandbox SMSC; ``keep_records=False`` for runs of millions (its in-memory records grow with them)."""
     port = free_port()
     receipts = "no receipts" if receipt_delay is None else f"receipts after {receipt_delay:g} s"
-    with child_server(_serve_smsc, receipt_delay, port=port):
-        yield Peer(kind=f"sandbox SMSC (smpp34, {receipts})", port=port)
+    with child_server(_serve_smsc, receipt_delay, keep_records, port=port) as pid:
+        yield Peer(kind=f"sandbox SMSC (smpp34, {receipts})", port=port, pid=pid)

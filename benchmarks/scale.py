@@ -20,6 +20,15 @@ Each phase runs in a child process of its own, so the peak RSS it reports is tha
 ``ru_maxrss``, or its own children's, e.g. the CLI's). Printed as a table (rows/s: contacts for generate and
 import, the CLI's start included; planned messages for plan); the JSON goes to
 ``benchmarks/results/scale-<date>.json``.
+
+``--send`` (``make bench-scale-send``) is the city-wide SMS itself: the campaign is SMS only, and a ``send``
+phase takes the place of ``plan``: the engine plans the run and sends it to the sandbox SMSC with receipts,
+embedded, or with ``--broker`` distributed on PostgreSQL (``--sms-accounts`` gateway processes sharing it by a
+route), and says whether every message ended terminal (``benchmarks.scale_send``; JSON in
+``benchmarks/results/scale-send[-BROKER]-<date>.json``):
+
+    .venv/bin/python -m benchmarks.scale --n 3000000 --database sqlite --send
+    .venv/bin/python -m benchmarks.scale --n 3000000 --database postgresql --send --broker rabbitmq --sms-accounts 2
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ from typing import Any
 import yaml
 from sqlalchemy import func, select
 
-from benchmarks.deployment import postgres_database
+from benchmarks.deployment import BROKERS, postgres_database
+from benchmarks.scale_send import SendOptions, describe, send, sms_only
 from benchmarks.web_api import save_result
 from benchmarks.workdir import add_editor_and_approver
 from broadcaster.campaigns import workflow
@@ -60,7 +70,7 @@ from broadcaster.outbox.queues import RecordingEnqueuer
 from broadcaster.outbox.sending import start_manual_run
 from broadcaster.workdir import init_workdir
 
-__all__ = ["DATABASES", "PHASES", "Case", "run"]
+__all__ = ["DATABASES", "PHASES", "SEND_PHASES", "Case", "run"]
 
 DATABASES = ("sqlite", "postgresql")
 APPROVER = "pheduyet"
@@ -77,6 +87,7 @@ class Case:
     n: int
     contacts: Path  # the generated file, shared by the databases of one N
     workdir: Path
+    send: SendOptions | None = None  # --send: an SMS-only campaign, sent instead of planned alone
 
     @property
     def config(self) -> Path:
@@ -131,6 +142,8 @@ def _approve(case: Case, database_url: str | None) -> dict[str, Any]:
             "title": "Thông báo toàn thành phố",
             "audience": {"segments": ["citizen"]},
         }
+        if case.send is not None:
+            data = sms_only(data)
         folder = context.campaigns_dir / "scale"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{CAMPAIGN_ID}.yaml").write_text(
@@ -193,6 +206,12 @@ def _plan(case: Case, database_url: str | None) -> dict[str, Any]:
     }
 
 
+def _send(case: Case, database_url: str | None) -> dict[str, Any]:
+    assert case.send is not None
+    where = (case.workdir, case.config, CAMPAIGN_ID)
+    return send(*where, n=case.n, database_url=database_url, options=case.send)
+
+
 Phase = Callable[[Case, "str | None"], dict[str, Any]]
 # The order they run in; "generate" once per N, the others once per database.
 PHASES: dict[str, Phase] = {
@@ -202,6 +221,14 @@ PHASES: dict[str, Phase] = {
     "approve": _approve,
     "plan": _plan,
 }
+# --send: the engine plans the run as it sends it (``broadcaster send``), so "send" takes the place of "plan".
+SEND_PHASES: dict[str, Phase] = {name: phase for name, phase in PHASES.items() if name != "plan"} | {
+    "send": _send
+}
+
+
+def phases_of(case: Case) -> dict[str, Phase]:
+    return PHASES if case.send is None else SEND_PHASES
 
 
 def _cpu(usage: resource.struct_rusage) -> float:
@@ -213,7 +240,7 @@ def _child(phase: str, case: Case, database_url: str | None) -> None:
     process's start; its peak RSS does include the imports every phase needs)."""
     cpu_before = _cpu(resource.getrusage(resource.RUSAGE_SELF))
     started = time.perf_counter()
-    out = PHASES[phase](case, database_url)
+    out = phases_of(case)[phase](case, database_url)
     seconds = time.perf_counter() - started
     own, below = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     figures = {
@@ -233,6 +260,8 @@ def _child(phase: str, case: Case, database_url: str | None) -> None:
 def _in_child(phase: str, case: Case, database_url: str | None) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.scale", "--child", phase, str(case.n), str(case.contacts),
                str(case.workdir), database_url or ""]  # fmt: skip
+    if case.send is not None:
+        command += ["--child-send", json.dumps(case.send.to_json())]
     done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603  our own module
     if done.returncode != 0:
         raise RuntimeError(f"phase {phase} (N={case.n:,}) failed:\n{done.stderr.strip()[-3000:]}")
@@ -257,23 +286,32 @@ def run(
     *,
     keep: bool = False,
     echo: Callable[[str], None] = print,
+    send: SendOptions | None = None,
+    on_result: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every phase for each size and database; one result per (N, database), with the generation's figures."""
+    """Every phase for each size and database; one result per (N, database), with the generation's figures.
+    With ``send`` the campaign is SMS only and the engine sends it (the "send" phase instead of "plan").
+    ``on_result`` gets the results so far after each (N, database): an interrupted long run keeps them."""
     results: list[dict[str, Any]] = []
     for n in sizes:
         contacts = root / f"n{n}" / "contacts.csv"
         generated = _in_child("generate", Case(n, contacts, contacts.parent), None)
         echo(_line(n, "-", generated))
         for kind in databases:
-            case = Case(n, contacts, root / f"n{n}" / kind)
+            case = Case(n, contacts, root / f"n{n}" / kind, send=send)
             if case.workdir.exists():
                 shutil.rmtree(case.workdir)
             phases: dict[str, Any] = {"generate": generated}
             with _database(kind) as url:
-                for phase in list(PHASES)[1:]:
+                for phase in list(phases_of(case))[1:]:
                     phases[phase] = _in_child(phase, case, url)
                     echo(_line(n, kind, phases[phase]))
+                    if phase == "send":
+                        for line in describe(phases[phase]):
+                            echo(line)
             results.append({"n": n, "database": kind, "phases": phases})
+            if on_result is not None:
+                on_result(results)
             if not keep:
                 shutil.rmtree(case.workdir, ignore_errors=True)
         if not keep:
@@ -306,25 +344,70 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the files and working directories")
     parser.add_argument("--no-save", action="store_true", help="print only (no benchmarks/results file)")
     parser.add_argument(
+        "--send",
+        action="store_true",
+        help="an SMS-only campaign, sent through the engine to the sandbox SMSC with receipts (instead of "
+        "planned alone): wall time, msgs/s, statuses (every message must end terminal), peak RSS per process",
+    )
+    parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        help="--send on PostgreSQL: the distributed deployment (broadcaster worker/beat processes) on this "
+        "broker (default: embedded)",
+    )
+    parser.add_argument(
+        "--sms-accounts", type=int, default=1, help="--send: SMSC accounts sharing the run, a gateway each"
+    )
+    parser.add_argument(
+        "--receipt-delay", type=float, default=0.2, help="--send: the SMSC's receipt delay, seconds"
+    )
+    parser.add_argument(
+        "--send-timeout", type=float, help="--send: bound on the run, seconds (default 900 + N/100)"
+    )
+    parser.add_argument(
         "--child", nargs=5, metavar=("PHASE", "N", "CONTACTS", "WORKDIR", "DB"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--child-send", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         phase, n, contacts, workdir, database_url = args.child
-        _child(phase, Case(int(n), Path(contacts), Path(workdir)), database_url or None)
+        options = SendOptions(**json.loads(args.child_send)) if args.child_send else None
+        _child(phase, Case(int(n), Path(contacts), Path(workdir), send=options), database_url or None)
         return
     databases = [part.strip() for part in args.database.split(",") if part.strip()]
     unknown = [kind for kind in databases if kind not in DATABASES]
     if unknown:
         parser.error(f"--database: {', '.join(unknown)} is not one of {', '.join(DATABASES)}")
     sizes = [int(part) for part in args.n.split(",")]
+    send_options: SendOptions | None = None
+    if args.send:
+        if args.broker is not None and databases != ["postgresql"]:
+            parser.error("--broker: the distributed deployment runs on --database postgresql alone")
+        if args.sms_accounts < 1:
+            parser.error("--sms-accounts must be at least 1")
+        send_options = SendOptions(
+            broker=args.broker,
+            accounts=args.sms_accounts,
+            receipt_delay=args.receipt_delay,
+            timeout=args.send_timeout,
+        )
+    elif args.broker is not None:
+        parser.error("--broker goes with --send")
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     print(HEADER, flush=True)
-    results = run(sizes, databases, root, keep=args.keep, echo=lambda line: print(line, flush=True))
-    if not args.no_save:
-        out = save_result("scale", {"command": " ".join(["python", "-m", "benchmarks.scale", *sys.argv[1:]]),
-                                    "results": results})  # fmt: skip
-        print(f"written to {out}")
+    command = " ".join(["python", "-m", "benchmarks.scale", *sys.argv[1:]])
+    # The send runs apart from the planning ones, each deployment apart (results/scale-send-rabbitmq-<date>).
+    name = "scale" if send_options is None else "-".join(filter(None, ["scale-send", send_options.broker]))
+    written: list[Path] = []
+
+    def save(results: list[dict[str, Any]]) -> None:
+        if not args.no_save:
+            written[:] = [save_result(name, {"command": command, "results": results})]
+
+    run(sizes, databases, root, keep=args.keep, echo=lambda line: print(line, flush=True), send=send_options,
+        on_result=save)  # fmt: skip
+    if written:
+        print(f"written to {written[0]}")
     if not args.keep and args.workdir is None:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -104,6 +104,18 @@ def test_submit_is_recorded_in_jsonl_and_receipted_with_its_id(folder: Path, bar
         assert "stat:DELIVRD err:000 text:Hello Da Nang" in text
 
 
+def test_without_kept_records_it_still_answers_receipts_and_writes_jsonl(folder: Path, bare: Any) -> None:
+    with running_smsc(SmscBehaviour(keep_records=False), folder=folder) as smsc:
+        client = bare(smsc)
+        for n in range(3):
+            client.submit(f"8490500000{n}", b"x")
+        assert client.read_until(lambda: len(client.responses) == 3 and len(client.delivered) == 3)
+
+        assert [status for _seq, status, _id in client.responses] == [0, 0, 0]
+        assert (smsc.submits, smsc.delivers) == ([], [])  # nothing grows with the messages
+        assert len((folder / "sms.jsonl").read_text(encoding="utf-8").splitlines()) == 3
+
+
 def test_every_third_submit_is_throttled(bare: Any) -> None:
     with running_smsc(SmscBehaviour(throttle_every=3, receipts=False)) as smsc:
         client = bare(smsc)

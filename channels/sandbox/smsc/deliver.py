@@ -166,9 +166,10 @@ class Deliverer:
                 command_status=status,
                 answered_at=time.monotonic(),
             )
-            with self._cond:
-                self._delivers.append(record)
-                self._cond.notify_all()
+            if behaviour.keep_records:
+                with self._cond:
+                    self._delivers.append(record)
+                    self._cond.notify_all()
             if status == 0:
                 return
             await asyncio.sleep(behaviour.redeliver_delay)

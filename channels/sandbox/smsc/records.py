@@ -46,6 +46,9 @@ class SmscBehaviour:
     idle_timeout: float | None = None  # close a connection silent this long (relay only)
     relay: bool = True  # put the TCP relay in front of smpp34 (see the package docstring)
     system_id: str = "SANDBOX"
+    # Keep every submit_sm and deliver_sm in memory for ``submits``/``delivers`` (tests read them). A long
+    # benchmark turns it off: the records grow with the messages (about 1.5 KiB each; GiB at millions).
+    keep_records: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,9 +97,10 @@ class SubmitDesk:
         if self._jsonl is not None:
             self._jsonl.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
             self._jsonl.flush()
-        with self._cond:
-            self._submits.append(record)
-            self._cond.notify_all()
+        if self._behaviour().keep_records:
+            with self._cond:
+                self._submits.append(record)
+                self._cond.notify_all()
         # registered_delivery bits 1-0 (SMPP v3.4 §5.2.17): 01 = receipt on success or failure, 10 = on failure.
         wanted = event.registered_delivery & 0x03
         undeliverable = event.destination_addr in self._behaviour().undeliverable
