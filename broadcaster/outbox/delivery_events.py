@@ -286,6 +286,22 @@ def _move_parts(session: Session, fresh: list[_Resolved], *, now: datetime) -> N
     update_by_id(session, _PARTS, params, from_row={"state": "b_state"}, constants={"updated_at": now})
 
 
+def _lock_messages(session: Session, message_ids: list[int]) -> None:
+    """PostgreSQL: lock the messages whose parts just moved before their parts are counted, in id order (two
+    appliers then never deadlock on them). Two appliers that each move one part of the same long SMS would
+    otherwise each count only their own part as delivered (READ COMMITTED) and neither would deliver the
+    message; now the second waits for the first to commit and counts both. SQLite has one writer at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for start in range(0, len(message_ids), 500):
+        session.execute(
+            select(Message.id)
+            .where(Message.id.in_(message_ids[start : start + 500]))
+            .order_by(Message.id)
+            .with_for_update()
+        )
+
+
 def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime) -> list[_Moved]:
     """A long SMS is delivered when all its parts are; any failed part fails the message. Returns the
     status changes that apply, when they are audited."""
@@ -294,6 +310,7 @@ def _settle_messages(session: Session, fresh: list[_Resolved], *, now: datetime)
     part_message_ids = sorted(
         {i.message_id for i in fresh if i.part is not None and i.message_id is not None}
     )
+    _lock_messages(session, part_message_ids)
     delivered_parts: dict[int, tuple[int, int]] = {}  # message id → (delivered parts, known parts)
     for start in range(0, len(part_message_ids), 500):
         rows = session.execute(
