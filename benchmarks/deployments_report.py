@@ -35,18 +35,23 @@ def _cpu_ms_per_message(runs: list[Measurement]) -> dict[str, float]:
 
 def deployment_costs(measurements: list[Measurement]) -> list[dict[str, Any]]:
     costs: list[dict[str, Any]] = []
-    for channel, count in dict.fromkeys((m.channel, m.count) for m in measurements):
+    for channel, count, binds in dict.fromkeys((m.channel, m.count, m.binds) for m in measurements):
         runs = {
             deployment: [
                 m
                 for m in measurements
-                if (m.channel, m.count, m.engine.deployment) == (channel, count, deployment)
+                if (m.channel, m.count, m.binds, m.engine.deployment) == (channel, count, binds, deployment)
             ]
             for deployment in ("embedded", "distributed")
         }
         if not runs["embedded"] or not runs["distributed"]:
             continue
-        entry: dict[str, Any] = {"channel": channel, "n": count, "target_percent": TARGET_DISTRIBUTED_COST}
+        entry: dict[str, Any] = {
+            "channel": channel,
+            "n": count,
+            "binds": binds,
+            "target_percent": TARGET_DISTRIBUTED_COST,
+        }
         for deployment, done in runs.items():
             lags = [m.engine.receipt_lag_seconds for m in done if m.engine.receipt_lag_seconds is not None]
             entry[deployment] = {

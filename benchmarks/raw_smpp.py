@@ -18,7 +18,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ import smpplib.exceptions
 
 from channels.sms.encoding import split
 
-__all__ = ["RawSmppResult", "run_raw_smpp"]
+__all__ = ["RawSmppResult", "combined", "run_raw_smpp"]
 
 # SMPP v3.4 §5.2.5-§5.2.6: alphanumeric source (TON 5, NPI 0) as the engine sends a brandname; international
 # ISDN destinations (TON 1, NPI 1).
@@ -67,8 +67,10 @@ def run_raw_smpp(
     receipts: bool = True,
     receipt_timeout: float = 30.0,
     send_timeout: float = 300.0,
+    ready: Callable[[], object] | None = None,
 ) -> RawSmppResult:
-    """Submit ``text`` once to each destination (E.164 digits) on one bind; wait for receipts when asked."""
+    """Submit ``text`` once to each destination (E.164 digits) on one bind; wait for receipts when asked.
+    ``ready`` is called once bound, before the clock starts (the binds of a multi-bind run start together)."""
     # smpplib logs every vendor TLV it skips and every unbind smpp34 cuts short: thousands of lines.
     for name in ("smpplib", "smpp"):  # smpplib.command and smpp.Client.<id>
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -100,6 +102,8 @@ def run_raw_smpp(
         # One small PDU per write: without TCP_NODELAY, Nagle + delayed ACK stall the window by ~40 ms.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.bind_transceiver(system_id="bench", password="bench")
+    if ready is not None:
+        ready()
     expected_receipts = len(destinations) * len(payloads) if receipts else 0
     submits = 0
     receipts_seconds: float | None = None
@@ -145,4 +149,18 @@ def run_raw_smpp(
         receipts=counters["receipts"],
         seconds=seconds,
         receipts_seconds=receipts_seconds,
+    )
+
+
+def combined(results: Sequence[RawSmppResult]) -> RawSmppResult:
+    """The binds of one run, started together, as one client: their counts summed over the slowest bind's
+    time (None receipts time when any bind missed some)."""
+    receipt_times = [r.receipts_seconds for r in results]
+    return RawSmppResult(
+        count=sum(r.count for r in results),
+        submits=sum(r.submits for r in results),
+        refused=sum(r.refused for r in results),
+        receipts=sum(r.receipts for r in results),
+        seconds=max(r.seconds for r in results),
+        receipts_seconds=None if None in receipt_times else max(t for t in receipt_times if t is not None),
     )

@@ -30,6 +30,7 @@ from typing import Any
 
 from rich.console import Console
 
+from benchmarks.binds_report import print_binds
 from benchmarks.deployment import BROKERS, distributed_services
 from benchmarks.deployments_report import print_deployments
 from benchmarks.engine_run import EngineResult, run_engine
@@ -44,10 +45,11 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
 def measure(
-    channel: str, count: int, args: argparse.Namespace, root: Path, console: Console
+    channel: str, count: int, args: argparse.Namespace, root: Path, console: Console, *, binds: int = 1
 ) -> list[Measurement]:
     """One measurement per ``--audit-deliveries`` mode, in the order given, between one raw run before and
-    one after (their mean is every mode's reference)."""
+    one after (their mean is every mode's reference). SMS: the engine's account and the raw client both on
+    ``binds`` binds."""
     peer_context = (
         email_peer(root, console)
         if channel == "email"
@@ -55,7 +57,10 @@ def measure(
     )
     done: list[tuple[str, Prepared, EngineResult]] = []
     with peer_context as peer:
-        console.print(f"[bold]{channel}, N={count:,}[/] — peer: {peer.kind} on 127.0.0.1:{peer.port}")
+        on_binds = f", {binds} bind{'s' if binds > 1 else ''}" if channel == "sms" else ""
+        console.print(
+            f"[bold]{channel}, N={count:,}{on_binds}[/] — peer: {peer.kind} on 127.0.0.1:{peer.port}"
+        )
         raws: list[dict[str, Any]] = []
         for number, (deployment, mode) in enumerate(args.variants, start=1):
             with ExitStack() as stack:
@@ -74,12 +79,14 @@ def measure(
                     port=peer.port,
                     chunk_size=args.chunk_size,
                     audit_deliveries=mode == "on",
-                    tag=f"-{deployment}-audit-{mode}-{number}" if len(args.variants) > 1 else "",
+                    tag=(f"-{deployment}-audit-{mode}-{number}" if len(args.variants) > 1 else "")
+                    + (f"-binds-{binds}" if binds > 1 else ""),
                     services=None if services is None else (services.database_url, services.broker_url),
+                    binds=binds,
                 )
                 console.print(f"  set-up (contacts, campaign, approval): {prepared.setup_seconds:.1f} s")
                 if not raws:
-                    raws.append(_raw(channel, peer, prepared, count, args))
+                    raws.append(_raw(channel, peer, prepared, count, args, binds))
                     console.print(f"  raw (before): {raws[0]['rate']:,.0f} msgs/s")
                 engine: EngineResult = in_child(
                     run_engine,
@@ -105,7 +112,7 @@ def measure(
             done.append((mode, prepared, engine))
             if not args.keep:
                 shutil.rmtree(prepared.directory, ignore_errors=True)
-        raws.append(_raw(channel, peer, done[-1][1], count, args))
+        raws.append(_raw(channel, peer, done[-1][1], count, args, binds))
         console.print(f"  raw (after): {raws[1]['rate']:,.0f} msgs/s")
     return [
         Measurement(
@@ -116,6 +123,7 @@ def measure(
             raw=raws,
             setup_seconds=prepared.setup_seconds,
             audit_deliveries=mode,
+            binds=binds if channel == "sms" else 1,
         )
         for mode, prepared, engine in done
     ]
@@ -126,11 +134,13 @@ def _load() -> str:
 
 
 def _raw(
-    channel: str, peer: Peer, prepared: Prepared, count: int, args: argparse.Namespace
+    channel: str, peer: Peer, prepared: Prepared, count: int, args: argparse.Namespace, binds: int
 ) -> dict[str, Any]:
     if channel == "email":
         return raw_email(peer, prepared.sample, count)
-    return raw_sms(peer, prepared.sample, receipts=args.receipts, receipt_timeout=args.receipt_timeout)
+    return raw_sms(
+        peer, prepared.sample, receipts=args.receipts, receipt_timeout=args.receipt_timeout, binds=binds
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -175,6 +185,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=int, default=1, help="repeat the deployments and audit modes this many times"
     )
+    parser.add_argument(
+        "--binds",
+        default="1",
+        help="SMS: comma-separated bind counts, e.g. 1,2,4: for each, the engine's SMPP account and the raw "
+        "client (one process per bind) on that many binds, with its own raw runs (default 1)",
+    )
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in str(args.n).split(",") if s.strip()]
     args.channel_list = [c.strip() for c in str(args.channels).split(",") if c.strip()]
@@ -186,6 +202,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--deployment takes {' and '.join(DEPLOYMENTS)}, comma-separated")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    try:
+        args.bind_counts = [int(b) for b in str(args.binds).split(",") if b.strip()]
+    except ValueError:
+        args.bind_counts = []
+    if not args.bind_counts or min(args.bind_counts) < 1:
+        parser.error("--binds takes positive bind counts, comma-separated (e.g. 1,2,4)")
     if args.out is None:
         distributed = "distributed" in deployments
         day = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -210,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for channel in args.channel_list:
             for count in args.sizes:
-                measurements.extend(measure(channel, count, args, root, console))
+                for binds in args.bind_counts if channel == "sms" else [1]:
+                    measurements.extend(measure(channel, count, args, root, console, binds=binds))
                 write_json(args.out, measurements, argv)  # partial results survive an interrupted run
     finally:
         if owned_root and not args.keep:
@@ -218,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(measurements, console)
     print_audit_cost(measurements, console)
     print_deployments(measurements, console)
+    print_binds(measurements, console)
     console.print(f"Results: {args.out}")
     return 0
 

@@ -68,6 +68,7 @@ def write_config(
     chunk_size: int | None,
     audit_deliveries: bool = True,
     services: tuple[str, str] | None = None,
+    binds: int = 1,
 ) -> None:
     text = config.read_text(encoding="utf-8")
     if services is not None:  # the distributed deployment: PostgreSQL and a broker server
@@ -81,6 +82,7 @@ def write_config(
     text = text.replace("port = 2775", f"port = {port}").replace("port = 2525", f"port = {port}")
     # No rate limit: we measure the engine, not the provider's contract.
     text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("tps ="))
+    text = text.replace("binds = 1\n", f"binds = {binds}\n")  # the SMPP account's sessions
     if chunk_size is not None:
         text = text.replace("chunk_size = 500", f"chunk_size = {chunk_size}")
     if not audit_deliveries:  # the side-by-side run without the per-window audit entries
@@ -155,11 +157,12 @@ def prepare(
     audit_deliveries: bool = True,
     tag: str = "",
     services: tuple[str, str] | None = None,
+    binds: int = 1,
 ) -> Prepared:
     """A working directory with ``count`` contacts and an approved one-channel campaign (``tag`` tells apart
     the directories of runs of the same size); ``services`` (database URL, broker URL) puts it on PostgreSQL
     and a broker server, migrated, with the admin and the operating-system login (who starts the workers) as
-    users."""
+    users; ``binds`` is the SMPP account's number of binds."""
     from broadcaster.campaigns import workflow
     from broadcaster.campaigns.files import ProviderInfo, SendRules, validate_paths
     from broadcaster.campaigns.messages import Composer, allow_unsubscribe, contact_view
@@ -190,6 +193,7 @@ def prepare(
         chunk_size=chunk_size,
         audit_deliveries=audit_deliveries,
         services=services,
+        binds=binds,
     )
     context = AppContext.load(config, clock=clock)
     try:

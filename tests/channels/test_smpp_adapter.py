@@ -22,7 +22,11 @@ def test_adapter_satisfies_the_protocol() -> None:
     )
     assert isinstance(adapter, Adapter)
     assert adapter.channel is Channel.SMS
-    assert adapter.capabilities.window == 8 * 2 * SEND_WINDOWS_PER_CALL
+    assert adapter.capabilities.window == 8 * SEND_WINDOWS_PER_CALL  # several windows' worth per call
+    many_binds = SmppAdapter(
+        host="127.0.0.1", port=1, system_id="x", password="y", source_addr="Z", window=8, binds=6
+    )
+    assert many_binds.capabilities.window == 8 * 6  # a window's worth per bind at least
     assert adapter.capabilities.receipts
     assert SmppAdapter.capabilities.window == 64  # the class default is untouched
 

@@ -147,10 +147,12 @@ class SmppAdapter(AdapterBase):
         self.bind_in_background = bind_in_background
         # The engine hands us this many messages per send(), and two calls at once: the PDU window never
         # drains between calls, and several PDU windows' worth per call spreads the engine's claim and record
-        # of each call over more messages. The Protocol declares ``capabilities`` a ClassVar; an instance
-        # entry shadows it for this adapter only.
+        # of each call over more messages. Not that many per bind: with four binds a call of 1,024 messages
+        # made an account's chunk (2,000) two calls, which the gateway started with the wire idle while it
+        # claimed the first; a call of at least a window per bind fills every bind's window as well. The
+        # Protocol declares ``capabilities`` a ClassVar; an instance entry shadows it for this adapter only.
         self.__dict__["capabilities"] = replace(
-            SmppAdapter.capabilities, window=window * binds * SEND_WINDOWS_PER_CALL
+            SmppAdapter.capabilities, window=window * max(binds, SEND_WINDOWS_PER_CALL)
         )
         self._clock = clock  # PDU deadlines, throttle back-off, enquire_link timing
         self._binds = [Bind(index=i) for i in range(binds)]
