@@ -13,12 +13,12 @@ import functools
 import hashlib
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience, too_big_reason
+from broadcaster.campaigns.audience import Exclusion, Screen, iter_audience_rows, too_big_reason
 from broadcaster.campaigns.messages import Composer, MessageText, contact_view, push_context
 from broadcaster.campaigns.store import definition_of, verify_snapshot
 from broadcaster.clock import Clock
@@ -152,15 +152,17 @@ def _plan_run(
                 _insert_chunked(session, chunking, rows, checkpoint=tracked.plan_checkpoint, now=now)
 
     with readers_of(sessions)() as reader:
-        for page in iter_audience(
+        for rows_read in iter_audience_rows(
             reader,
             definition.audience,
             page_size=settings.delivery.plan_page_size,
             after_id=checkpoint,
             within=None if retries is None else failed_contacts(retries),
         ):
-            if not page:
+            if not rows_read:
                 continue
+            # Plain rows of the fields the screen, the templates and the price read, not ORM objects.
+            page = cast("list[Contact]", rows_read)
             now = clock.now()
             not_before: datetime | None = None
             if window is not None and not window.contains(now, tz):
@@ -198,7 +200,6 @@ def _plan_run(
                 )
                 tracked.plan_checkpoint = page[-1].id
                 tracked.plan_touched_at = now
-            reader.expunge_all()
 
     with sessions.begin() as session:
         tracked = _planning(session, run_id)
@@ -275,8 +276,14 @@ def _rows_for_page(
             continue
         # Only a push row may lack an address: the contact's one row saying it has no device.
         address = decision.address or ""
-        view = contact_view(decision.contact)
-        text = composer.compose(decision.channel, view, with_html=False)
+        # The contact's view is stored with an e-mail (its HTML is rendered at send time from it); another
+        # channel's text is found without building it when the fields its template reads were seen before.
+        view = contact_view(decision.contact) if decision.channel == Channel.EMAIL else None
+        text = (
+            composer.compose(decision.channel, view, with_html=False)
+            if view is not None
+            else composer.compose_contact(decision.channel, decision.contact)
+        )
         exclusion = decision.exclusion or (
             too_big_reason(decision.channel, text.too_long) if text.too_long or text.too_large else None
         )
