@@ -236,13 +236,22 @@ def _insert_chunked(
     chunking.settle(session, inserted=inserted, given=len(rows), checkpoint=checkpoint if to is None else to)
 
 
+# SQLite: pages of write-ahead log a planning connection lets pile up before it checkpoints them (about
+# 100 MB). At the default 1,000 (4 MB) a page's commit checkpointed nearly every time, each checkpoint an
+# fsync and a copy of index pages the next page dirtied again.
+PLANNING_AUTOCHECKPOINT = 25000
+
+
 def _plans_for_this_size(session: Session) -> None:
     """PostgreSQL: plan this page's statements for the tables as they are now. psycopg prepares a statement
     run five times, and the server may then keep a generic plan made while ``messages`` was small (before
     any ANALYZE): the lookup of a page's addresses by idempotency key then scanned the whole table, 0.8 s a
-    page at 100,000 rows instead of a few milliseconds (docs/architecture.md, "Planning at scale")."""
+    page at 100,000 rows instead of a few milliseconds (docs/architecture.md, "Planning at scale"). SQLite:
+    checkpoint less often (``PLANNING_AUTOCHECKPOINT``; the pooled connection keeps the setting)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    else:
+        session.execute(text(f"PRAGMA wal_autocheckpoint = {PLANNING_AUTOCHECKPOINT}"))
 
 
 def _planning(session: Session, run_id: int) -> CampaignRun | None:
