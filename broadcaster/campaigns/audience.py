@@ -125,13 +125,20 @@ ROW_COLUMNS = (
 
 
 def iter_audience_rows(
-    session: Session, audience: Audience, *, page_size: int = 1000
+    session: Session,
+    audience: Audience,
+    *,
+    page_size: int = 1000,
+    after_id: int = 0,
+    within: ColumnElement[bool] | None = None,
 ) -> Iterator[list[Row[Any]]]:
     """``iter_audience``'s pages as plain rows of ``ROW_COLUMNS`` (attributes named as the contact's): no
-    ORM object, identity map or change tracking per contact, which at a city's scale cost more than the
-    counting preview does with them."""
+    ORM object, identity map or change tracking per contact, which at a city's scale cost more than
+    preview's counting or the planner's rendering does with them."""
     base = audience_query(audience).with_only_columns(*ROW_COLUMNS)
-    yield from _keyset_pages(session.execute, base, audience, page_size=page_size, after_id=0)
+    if within is not None:
+        base = base.where(within)
+    yield from _keyset_pages(session.execute, base, audience, page_size=page_size, after_id=after_id)
 
 
 def channel_address(contact: Contact, channel: str) -> tuple[str | None, str | None]:

@@ -28,8 +28,10 @@ PUSH_LINK_KEY = "link"
 
 # How many distinct renderings a composer keeps (``Composer.compose``): a campaign whose template reads no
 # contact field, or only a few, gives the same text to many contacts; past this many it starts afresh, so a
-# template that names every contact costs a bounded dictionary, not one entry per contact.
-COMPOSED_KEPT = 4096
+# template that names every contact costs a bounded dictionary, not one entry per contact. An e-mail that
+# greets by full name: a city's audience repeats a few tens of thousands of them at most, and an entry (the
+# text and subject) is about 2 KiB, so this many stay under 40 MiB.
+COMPOSED_KEPT = 16384
 
 _ABSENT = object()  # a field the contact's mapping lacks: rendered, not looked up
 

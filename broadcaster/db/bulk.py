@@ -38,6 +38,10 @@ from sqlalchemy.sql.dml import Insert
 from consent.lookup import joined_to_array
 
 ROWS_PER_STATEMENT = 5000
+# One multi-row ``VALUES`` on SQLite: at most this many rows (as SQLAlchemy's own) and parameters (SQLite's
+# limit is 32,766 since 3.32).
+SQLITE_ROWS = 1000
+SQLITE_PARAMETERS = 16000
 # From this many rows an insert that ignores conflicts goes through ``COPY`` on PostgreSQL.
 COPY_FROM = 200
 
@@ -129,6 +133,8 @@ def insert_ignoring_conflicts(
     if not rows:
         return 0
     if session.get_bind().dialect.name != "postgresql":
+        if _no_defaults_left_out(table, rows[0]):
+            return _values_ignoring_conflicts(session, table, rows, conflict)
         statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
         # RETURNING (the primary key, read and dropped) makes SQLAlchemy send the rows as multi-row VALUES ("insertmanyvalues"), in order, which
         # it does not for a plain executemany with ON CONFLICT; see the module's docstring for why it pays.
@@ -138,6 +144,69 @@ def insert_ignoring_conflicts(
     return _insert_pages(session, _insert_from_arrays(table, tuple(rows[0]), tuple(conflict)), rows)
 
 
+def _no_defaults_left_out(table: Table, row: Mapping[str, Any]) -> bool:
+    """Whether the columns ``row`` leaves out have no default for SQLAlchemy to fill in (the database's own
+    are left to it, as an ``INSERT`` without them does)."""
+    return all(column.default is None for column in table.columns if column.name not in row)
+
+
+def _stored_values(
+    table: Table, names: Sequence[str], dialect: Any
+) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """A row's values for ``names``, in that order, each converted by its column's type as SQLAlchemy
+    converts a bound parameter (JSON serialised, a UTC timestamp made naive on SQLite, ...)."""
+    get = operator.itemgetter(*names)
+    converters = [
+        (n, process)
+        for n, name in enumerate(names)
+        if (process := table.c[name].type._cached_bind_processor(dialect)) is not None
+    ]
+    # The last value given and its conversion, per column: a run of the same value (None, the page's
+    # timestamp) is converted once.
+    last_in: list[Any] = [_SameValue] * len(names)
+    last_out: list[Any] = [None] * len(names)
+
+    def values(row: Mapping[str, Any]) -> list[Any]:
+        found = get(row)
+        out = list(found) if len(names) > 1 else [found]
+        for n, convert in converters:
+            value = out[n]
+            if value is last_in[n]:
+                out[n] = last_out[n]
+            else:
+                last_in[n] = value
+                out[n] = last_out[n] = convert(value)
+        return out
+
+    return values
+
+
+def _values_ignoring_conflicts(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], conflict: Sequence[str]
+) -> int:
+    """SQLite: the rows as multi-row ``INSERT … VALUES … ON CONFLICT DO NOTHING`` statements through the
+    driver, in their order, each value converted as SQLAlchemy converts it: SQLAlchemy's own handling of
+    each parameter of each row cost more than SQLite's insert (docs/architecture.md, "Planning at scale")."""
+    names = list(rows[0])
+    connection = session.connection()
+    dialect = connection.dialect
+    values = _stored_values(table, names, dialect)
+    quote = dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) VALUES "  # noqa: S608  names from the table's metadata
+    tail = f" ON CONFLICT ({', '.join(quote(name) for name in conflict)}) DO NOTHING"
+    one = "(" + ", ".join("?" * len(names)) + ")"
+    per_statement = max(1, min(SQLITE_ROWS, SQLITE_PARAMETERS // len(names)))
+    inserted = 0
+    for start in range(0, len(rows), per_statement):
+        page = rows[start : start + per_statement]
+        flat: list[Any] = []
+        for row in page:
+            flat.extend(values(row))
+        result = connection.exec_driver_sql(head + ", ".join([one] * len(page)) + tail, tuple(flat))
+        inserted += result.rowcount
+    return inserted
+
+
 def _copy_ignoring_conflicts(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], conflict: Sequence[str]
 ) -> int:
@@ -145,8 +214,7 @@ def _copy_ignoring_conflicts(
     ON CONFLICT DO NOTHING`` in their order. psycopg formats a ``COPY`` row in C, where the arrays of the
     ``unnest`` form are built value by value in Python (docs/architecture.md, "Planning at scale")."""
     names = list(rows[0])
-    dialect = session.get_bind().dialect
-    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
+    values = _stored_values(table, names, session.get_bind().dialect)
     staged = f"copy_{table.name}"
     columns = ", ".join(f'"{name}"' for name in names)
     connection = session.connection().connection.driver_connection
@@ -158,12 +226,9 @@ def _copy_ignoring_conflicts(
         )
         with cursor.copy(f"COPY {staged} ({columns}, copy_order) FROM STDIN") as copy:
             for order, row in enumerate(rows):
-                values = [row[name] for name in names]
-                for n, process in enumerate(processors):
-                    if process is not None:
-                        values[n] = process(values[n])
-                values.append(order)
-                copy.write_row(values)
+                stored = values(row)
+                stored.append(order)
+                copy.write_row(stored)
         cursor.execute(
             f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staged} ORDER BY copy_order "  # noqa: S608
             f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"

@@ -1,21 +1,41 @@
 """``update_by_id`` (broadcaster/db/bulk.py): one statement per page on PostgreSQL, the same rows changed as an
-executemany of the same update would change them, on SQLite and on PostgreSQL."""
+executemany of the same update would change them, on SQLite and on PostgreSQL. ``insert_ignoring_conflicts``
+converts each value itself on its fast paths (SQLite's multi-row ``VALUES`` through the driver, PostgreSQL's
+``COPY``): a planned message stored through them has the same stored form, column by column, as SQLAlchemy's
+own insert of the same row gives it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, event, insert, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from broadcaster.db import bulk
+from broadcaster.db.base import Base
 from broadcaster.db.bulk import insert_ignoring_conflicts, insert_rows, one_of, update_by_id
 from broadcaster.db.engine import make_engine
+from broadcaster.db.models import Message
 from broadcaster.db.types import UTCDateTime
+from broadcaster.vocabulary import MessageKind, MessageStatus
 
 METADATA = MetaData()
 THINGS = Table(
@@ -210,3 +230,87 @@ def test_a_large_insert_ignoring_conflicts_keeps_the_rows_order_and_values_and_c
         (row["key"], row["payload"], row["at"]) for row in rows if row["key"] != "k3" and row is not again
     ]
     assert stored == [("k3", {"n": "first"}, None), *kept]
+
+
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+AT = datetime(2026, 12, 1, 1, 30, 15, 123456, tzinfo=UTC)
+HANOI = timezone(timedelta(hours=7))
+
+
+def _message(n: int) -> dict[str, Any]:
+    """A planner's row (``outbox/planner.py``), its values varied by ``n``: each kind of column, None or not."""
+    email = n % 2 == 0
+    suppressed = n % 5 == 0
+    return {
+        "idempotency_key": f"run:1:{'email' if email else 'sms'}:{n}",
+        "kind": MessageKind.CAMPAIGN,
+        "run_id": None,
+        "campaign_id": None,
+        "version_id": None,
+        "contact_id": None,
+        "chunk_id": None,
+        "channel": "email" if email else "sms",
+        "provider": "mail" if email else "sms_main",
+        "address": f"Nguoi.{n}@Example.vn" if email else f"+8490{n:07d}",
+        "address_key": f"nguoi.{n}@example.vn" if email else f"+8490{n:07d}",
+        "purpose": "public_information",
+        "status": MessageStatus.SUPPRESSED if suppressed else MessageStatus.QUEUED,
+        "hold": n % 7 == 0,
+        "reason": "đã từ chối nhận tin" if suppressed else None,
+        "error_code": None,
+        "not_before": None if n % 3 else AT.astimezone(HANOI) + timedelta(minutes=n),
+        "attempts": 0,
+        "subject": "Thông báo: nộp hồ sơ trực tuyến" if email else None,
+        "body": f'Kính gửi Đỗ Thị Ánh,\n\tdòng "{n}" \\ 🙂' if email else "SKHCN thong bao {n} €[]",
+        "context": {"full_name": "Đỗ Thị Ánh", "tags": ["a", 1], "attributes": {"x": None}} if email else {},
+        "encoding": None if email else "gsm7",
+        "segments": None if email else 1 + n % 2,
+        "cost": None if email else (Decimal("750.50") if n % 4 == 1 else 1500.0),
+        "provider_ref": None,
+        "parts_total": 0,
+        "parts_delivered": 0,
+        "created_at": AT,
+        "claimed_at": None,
+        "sent_at": None,
+        "final_at": AT if suppressed else None,
+    }
+
+
+def _stored(engine: Engine) -> list[tuple[Any, ...]]:
+    """Every column but the id, as the database holds it (SQLite: its storage class too), in the rows' order."""
+    names = [column.name for column in MESSAGES.columns if column.name != "id"]
+    if engine.dialect.name == "postgresql":
+        forms = [f'"{name}"::text' for name in names]
+    else:
+        forms = [f"typeof({name}) || ':' || quote({name})" for name in names]
+    with engine.connect() as connection:
+        query = f"SELECT {', '.join(forms)} FROM messages ORDER BY id"  # noqa: S608  names from the table
+        return [tuple(row) for row in connection.execute(text(query))]
+
+
+def test_the_fast_paths_store_each_value_as_sqlalchemys_insert_does(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Base.metadata.create_all(engine)
+    rows = [_message(n) for n in range(bulk.COPY_FROM + 40)]  # PostgreSQL: through COPY
+    with Session(engine) as session, session.begin():
+        session.execute(insert(MESSAGES), rows)
+    by_sqlalchemy = _stored(engine)
+    with Session(engine) as session, session.begin():
+        session.execute(delete(MESSAGES))
+    fast = "_copy_ignoring_conflicts" if engine.dialect.name == "postgresql" else "_values_ignoring_conflicts"
+    taken: list[int] = []
+    real = getattr(bulk, fast)
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        taken.append(1)
+        return int(real(*args, **kwargs))
+
+    monkeypatch.setattr(bulk, fast, counted)
+
+    with Session(engine) as session, session.begin():
+        inserted = insert_ignoring_conflicts(session, MESSAGES, rows + rows[:3], conflict=["idempotency_key"])
+
+    assert taken == [1]
+    assert inserted == len(rows)
+    assert _stored(engine) == by_sqlalchemy

@@ -9,12 +9,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 import broadcaster.outbox.planner as planner
 from broadcaster.campaigns import audience, workflow
 from broadcaster.campaigns.store import latest_version
-from broadcaster.db.models import AuditEntry, CampaignRun, Contact
+from broadcaster.db.models import AuditEntry, CampaignRun
 from broadcaster.vocabulary import MessageStatus, RunStatus
 from channels.base import OutboundMessage, SendResult
 from tests.broadcaster.delivery.pipeline import Pipeline
@@ -185,15 +185,15 @@ def test_the_planner_stops_a_run_cancelled_while_it_is_planned(
     email_only = {"channels": {"email": {"template": "email/thu-nghiem", "provider": "mail"}}}
     campaign_id = pipeline.approved_campaign(**version_with(WRONG, **email_only))
     reviewed = submit_new_version(pipeline, **version_with(CORRECTED, **email_only))
-    original = audience.iter_audience  # the function the planner imported
+    original = audience.iter_audience_rows  # the function the planner imported
 
-    def approved_after_the_first_page(*args: Any, **kwargs: Any) -> Iterator[list[Contact]]:
+    def approved_after_the_first_page(*args: Any, **kwargs: Any) -> Iterator[list[Row[Any]]]:
         for number, page in enumerate(original(*args, **kwargs)):
             if number == 1:  # the first page is committed; version 2 is approved before the second
                 approve_latest(pipeline, campaign_id, reviewed)
             yield page
 
-    monkeypatch.setattr(planner, "iter_audience", approved_after_the_first_page)
+    monkeypatch.setattr(planner, "iter_audience_rows", approved_after_the_first_page)
     wrong_run = pipeline.start_run(campaign_id)
 
     assert pipeline.plan(wrong_run) == 0
