@@ -11,10 +11,8 @@ written, and in which transactions, is unchanged.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
-import weakref
 
 __all__ = ["TURN_TIMEOUT_SECONDS", "TurnTakingConnection", "WriteTurns"]
 
@@ -29,12 +27,6 @@ class WriteTurns:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._owner: int | None = None
-        _ALL.add(self)
-
-    def _reset(self) -> None:
-        """In a forked child (a Celery pool process): the turn of a thread that stayed in the parent is free."""
-        self._lock = threading.Lock()
-        self._owner = None
 
     def take(self) -> bool:
         """Wait for the turn; False when not taken: this thread already has it through another connection
@@ -50,17 +42,6 @@ class WriteTurns:
     def give_back(self) -> None:
         self._owner = None
         self._lock.release()
-
-
-_ALL: weakref.WeakSet[WriteTurns] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    for turns in list(_ALL):
-        turns._reset()
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class TurnTakingConnection(sqlite3.Connection):

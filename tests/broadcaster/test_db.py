@@ -3,7 +3,6 @@ write turns of a process's threads."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -296,24 +295,3 @@ def test_a_thread_that_has_the_turn_is_not_made_to_wait_for_itself() -> None:
     turns.give_back()
     assert turns.take()
     turns.give_back()
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
-def test_a_forked_child_does_not_inherit_a_taken_turn() -> None:
-    """A Celery pool child forked while a parent thread held the turn must not wait for it."""
-    turns = WriteTurns()
-    assert turns.take()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report whether the turn is free, and leave without running pytest's teardown
-        os.close(read)
-        free = turns.take()
-        os.write(write, b"1" if free else b"0")
-        os._exit(0)
-    os.close(write)
-    try:
-        assert os.read(read, 1) == b"1"
-    finally:
-        os.close(read)
-        os.waitpid(pid, 0)
-        turns.give_back()
