@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from broadcaster.db.write_turns import TurnTakingConnection, WriteTurns
 from broadcaster.errors import UserError
 from broadcaster.i18n import gettext as _
 
@@ -80,20 +79,13 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
         url,
         echo=echo,
         hide_parameters=True,
-        connect_args={
-            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
-            "check_same_thread": False,
-            "factory": TurnTakingConnection,
-        },
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     )
-    turns = WriteTurns()  # this engine's writers in this process take turns (broadcaster/db/write_turns.py)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (the pysqlite driver would otherwise defer it).
         dbapi_connection.isolation_level = None
-        if isinstance(dbapi_connection, TurnTakingConnection):
-            dbapi_connection.turns = turns
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous = NORMAL")
@@ -105,19 +97,7 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
         # Readers (long audience scans, reports) must not hold the write lock: in WAL mode a deferred
         # transaction reads a snapshot while writers go on.
         read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
-        if read_only:
-            connection.exec_driver_sql("BEGIN")
-            return
-        dbapi_connection = connection.connection.dbapi_connection
-        if not isinstance(dbapi_connection, TurnTakingConnection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-            return
-        dbapi_connection.take_turn()
-        try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            dbapi_connection.give_back_turn()  # no transaction began: nothing will commit or roll back
-            raise
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

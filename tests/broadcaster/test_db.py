@@ -1,5 +1,4 @@
-"""Database layer: the UTC datetime column, SQLite pragmas on live connections, WAL, BEGIN IMMEDIATE, the
-write turns of a process's threads."""
+"""Database layer: the UTC datetime column, SQLite pragmas on live connections, WAL, BEGIN IMMEDIATE."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, event, func, insert, select, text
-from sqlalchemy.exc import OperationalError, StatementError
+from sqlalchemy.exc import StatementError
 
 from broadcaster.context import AppContext
 from broadcaster.db.engine import (
@@ -19,12 +18,10 @@ from broadcaster.db.engine import (
     enable_wal,
     make_engine,
     normalise_url,
-    reader_factory,
     session_factory,
 )
 from broadcaster.db.models import AuditEntry
 from broadcaster.db.types import UTCDateTime
-from broadcaster.db.write_turns import TurnTakingConnection, WriteTurns
 
 HANOI = timezone(timedelta(hours=7))
 
@@ -210,88 +207,3 @@ def test_postgresql_urls_use_psycopg_3() -> None:
     assert normalise_url("postgresql://u:p@h:5432/db") == "postgresql+psycopg://u:p@h:5432/db"
     assert normalise_url("postgres://u@h/db").startswith("postgresql+psycopg://")
     assert normalise_url("sqlite:///x.sqlite3") == "sqlite:///x.sqlite3"
-
-
-# Writers of one process take turns on a lock (broadcaster/db/write_turns.py): a write transaction holds the
-# turn until it commits, rolls back or cannot begin; readers never take it.
-
-
-def _turns(engine: Engine) -> WriteTurns:
-    with engine.connect() as connection:
-        dbapi_connection = connection.connection.dbapi_connection
-        assert isinstance(dbapi_connection, TurnTakingConnection)
-        assert dbapi_connection.turns is not None
-        return dbapi_connection.turns
-
-
-def _free(turns: WriteTurns) -> bool:
-    """Whether another thread could take the turn now (taking it, then giving it back)."""
-    if not turns.take():
-        return False
-    turns.give_back()
-    return True
-
-
-def test_a_write_transaction_holds_the_turn_until_it_commits(engine: Engine) -> None:
-    turns = _turns(engine)
-    with session_factory(engine).begin() as session:
-        session.execute(insert(moments).values(id=1))
-        dbapi_connection = session.connection().connection.dbapi_connection
-        assert isinstance(dbapi_connection, TurnTakingConnection)
-        assert dbapi_connection.holds_turn
-    assert not dbapi_connection.holds_turn
-    assert _free(turns)
-    with engine.connect() as connection:
-        assert connection.execute(select(moments.c.id)).scalars().all() == [1]
-
-
-def test_a_failed_transaction_gives_the_turn_back_on_rollback(engine: Engine) -> None:
-    turns = _turns(engine)
-
-    def insert_then_fail() -> None:
-        with session_factory(engine).begin() as session:
-            session.execute(insert(moments).values(id=1))
-            raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError, match="boom"):
-        insert_then_fail()
-    assert _free(turns)
-    with engine.connect() as connection:
-        assert connection.execute(select(moments.c.id)).scalars().all() == []
-
-
-def test_readers_do_not_take_the_turn(engine: Engine) -> None:
-    turns = _turns(engine)
-    with reader_factory(engine)() as session:
-        session.execute(select(moments.c.id)).all()
-        dbapi_connection = session.connection().connection.dbapi_connection
-        assert isinstance(dbapi_connection, TurnTakingConnection)
-        assert not dbapi_connection.holds_turn
-        assert _free(turns)
-
-
-def test_a_transaction_that_cannot_begin_gives_the_turn_back(engine: Engine, tmp_path: Path) -> None:
-    """Another process's writer (here: another engine, with turns of its own) holds SQLite's lock; this
-    connection's BEGIN IMMEDIATE gives up at once (busy_timeout 0), and the turn it took is free again."""
-    turns = _turns(engine)
-    raw = engine.raw_connection()
-    raw.driver_connection.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
-    raw.close()  # back to the pool: the next checkout is this connection
-    other = make_engine(f"sqlite:///{tmp_path / 'scratch.sqlite3'}")  # the engine fixture's file
-    try:
-        with other.begin() as holder:
-            holder.execute(insert(moments).values(id=2))
-            with pytest.raises(OperationalError, match="locked"), engine.begin() as connection:
-                connection.execute(insert(moments).values(id=3))
-            assert _free(turns)
-    finally:
-        other.dispose()
-
-
-def test_a_thread_that_has_the_turn_is_not_made_to_wait_for_itself() -> None:
-    turns = WriteTurns()
-    assert turns.take()
-    assert not turns.take()  # a second connection of the same thread: SQLite decides, as before
-    turns.give_back()
-    assert turns.take()
-    turns.give_back()
