@@ -109,9 +109,7 @@ class Contact(Base):
     __table_args__ = (
         Index("ix_contacts_segment_id", "segment", "id"),
         Index("ix_contacts_phone", "phone"),
-        Index("ix_contacts_email", "email"),
         Index("ix_contacts_email_lower", text("lower(email)")),  # merges and look-ups ignore the case
-        Index("ix_contacts_full_name", "full_name"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -30,10 +30,11 @@ def search_clause(text: str) -> ColumnElement[bool]:
     """What a search box means: an e-mail address, a phone number in any usual spelling, or part of a name."""
     text = text.strip()
     if "@" in text:
+        # With the case ignored, as imports merge addresses (and on the index of lower(email)).
         try:
-            return Contact.email == normalize_email(text)
+            return func.lower(Contact.email) == normalize_email(text).lower()
         except EmailError:
-            return Contact.email == text.lower()
+            return func.lower(Contact.email) == text.lower()
     if any(ch.isdigit() for ch in text):
         try:
             return Contact.phone == parse_phone(text).e164

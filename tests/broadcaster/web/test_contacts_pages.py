@@ -50,6 +50,29 @@ def test_search_by_phone_in_any_spelling_and_by_segment(
     assert "Kết quả (0)" in editor.get("/contacts", params={"q": "zzz", "segment": "citizen"}).text
 
 
+def test_search_by_email_ignores_the_case_as_imports_do(
+    browser: Callable[[str | None], Browser], context: AppContext, contacts: ImportReport
+) -> None:
+    with context.sessions.begin() as session:
+        session.add(
+            Contact(
+                full_name="Trần Thị Lan",
+                email="Lan.Tran@danang.gov.vn",
+                segment="civil_servant",
+                language="vi",
+                tags=[],
+                attributes={},
+                created_at=context.clock.now(),
+                updated_at=context.clock.now(),
+            )
+        )
+    editor = browser("bien_tap")
+    for query in ("lan.tran@DANANG.gov.vn", "LAN.TRAN@danang.gov.vn"):
+        found = editor.get("/contacts", params={"q": query})
+        assert "Kết quả (1)" in found.text
+        assert "Lan.Tran@danang.gov.vn" in found.text
+
+
 def test_an_editor_imports_a_file_and_reads_its_row_report(
     browser: Callable[[str | None], Browser], context: AppContext
 ) -> None:
