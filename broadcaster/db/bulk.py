@@ -73,42 +73,12 @@ def insert_whole_rows(session: Session, table: Table, rows: Sequence[dict[str, A
         raise ValueError(
             f"insert_whole_rows: rows of {table.name} give {sorted(rows[0])}, not {sorted(names)}"
         )
-    # Only the columns whose type converts a value (dates, JSON) are looked at one by one.
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-    convert = [
-        (at, _SameValue(processor)) for at, processor in enumerate(processors) if processor is not None
-    ]
-    take = operator.itemgetter(*names)
-    values = [take(row) for row in rows] if len(names) > 1 else [(row[names[0]],) for row in rows]
-    if convert:
-        values = [_converted(value, convert) for value in values]
-    statement = str(compiled)
-    connection.exec_driver_sql(statement, values)
+    values = _stored_values(table, names, dialect)
+    connection.exec_driver_sql(str(compiled), [tuple(values(row)) for row in rows])
 
 
-def _converted(values: Sequence[Any], convert: Sequence[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
-    converted = list(values)
-    for at, conversion in convert:
-        converted[at] = conversion(converted[at])
-    return tuple(converted)
-
-
-class _SameValue:
-    """A column's conversion, done once for a run of the same value (an import's timestamp, its id)."""
-
-    __slots__ = ("_convert", "_last_in", "_last_out")
-
-    def __init__(self, convert: Callable[[Any], Any] | None) -> None:
-        self._convert = convert
-        self._last_in: Any = _SameValue
-        self._last_out: Any = None
-
-    def __call__(self, value: Any) -> Any:
-        if self._convert is None or value is None:
-            return value
-        if value is not self._last_in:
-            self._last_in, self._last_out = value, self._convert(value)
-        return self._last_out
+# No value given yet: the first value of a column is always converted.
+_NOTHING = object()
 
 
 def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
@@ -163,7 +133,7 @@ def _stored_values(
     ]
     # The last value given and its conversion, per column: a run of the same value (None, the page's
     # timestamp) is converted once.
-    last_in: list[Any] = [_SameValue] * len(names)
+    last_in: list[Any] = [_NOTHING] * len(names)
     last_out: list[Any] = [None] * len(names)
 
     def values(row: Mapping[str, Any]) -> list[Any]:
