@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,9 +25,32 @@ pytest.register_assert_rewrite(
 POSTGRES_URL = os.environ.get("BROADCASTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+
+
+_PORTS_OUTSIDE_EPHEMERAL = [p for p in range(20000, 32768) if p not in _ephemeral_ports()]
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (pass it to the server explicitly)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (pass it to the server explicitly).
+
+    Chosen outside the kernel's ephemeral range: a port that bind(0) hands out can be given next to an
+    outgoing connection (to PostgreSQL, Redis...) before the server binds it; these never are.
+    """
+    pool = _PORTS_OUTSIDE_EPHEMERAL
+    for port in random.sample(pool, min(200, len(pool))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a machine whose ephemeral range is wide
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

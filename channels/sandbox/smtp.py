@@ -8,8 +8,9 @@ like a real relay that refuses: ``550 5.1.1`` for given recipients, ``550 5.7.1`
 connection at RCPT (before the body: the client may resend) or after the body (the mail is kept but no reply
 comes: the client cannot know).
 
-aiosmtpd's ``Controller`` binds ``::1`` by default and its readiness check fails with port 0 (docs/peers.md), so the
-host defaults to ``127.0.0.1`` and the port must be a real free port.
+aiosmtpd's ``Controller`` binds ``::1`` by default, so the host defaults to ``127.0.0.1``. Port 0 lets the kernel
+choose a free port, read back from ``port`` after ``start()``: tests pass 0 rather than a port found free earlier,
+which another socket may take before the server binds it.
 """
 
 from __future__ import annotations
@@ -193,6 +194,7 @@ class SandboxSmtpServer:
             handler, hostname=self.host, port=self.port, server_hostname=self.server_hostname
         )
         controller.start()
+        self.port = controller.port  # the kernel's choice when port 0 was asked for
         with self._condition:
             # Controller.start() opened one connection of its own to check readiness; do not count it.
             self.connections_total = 0
@@ -285,6 +287,12 @@ class SandboxSmtpServer:
 class _Controller(Controller):
     def factory(self) -> SMTP:
         return _SandboxSMTP(self.handler, **self.SMTP_kwargs)
+
+    def _trigger_server(self) -> None:
+        # The readiness check connects to self.port: with port 0, to the port the listener was given.
+        if self.port == 0 and isinstance(self.server, asyncio.Server):
+            self.port = int(self.server.sockets[0].getsockname()[1])
+        super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
 def run_smtp_sandbox(

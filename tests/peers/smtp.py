@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from channels.sandbox.smtp import SandboxSmtpServer, SmtpBehaviour
-from tests.conftest import free_port
 
 
 @contextlib.contextmanager
@@ -15,7 +14,7 @@ def running_smtp_sandbox(
     folder: Path | None = None, behaviour: SmtpBehaviour | None = None, *, port: int | None = None
 ) -> Iterator[SandboxSmtpServer]:
     """A started :class:`SandboxSmtpServer`; pass ``port`` to come back on the same port after a stop."""
-    server = SandboxSmtpServer(folder, "127.0.0.1", port or free_port(), behaviour)
+    server = SandboxSmtpServer(folder, "127.0.0.1", port or 0, behaviour)
     server.start()
     try:
         yield server

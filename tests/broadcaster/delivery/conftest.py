@@ -37,7 +37,6 @@ from tests.broadcaster.delivery.workdir_files import (
     render_config,
 )
 from tests.broadcaster.workdir_templates import WorkdirTemplates
-from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -70,9 +69,11 @@ def make_pipeline(
         clock = FrozenClock(START)
         directory = tmp_path / name
         workdir_templates.make(directory, admin_login=ADMIN_LOGIN, clock=clock)
-        smtp_server = SandboxSmtpServer(None, "127.0.0.1", free_port(), smtp)
+        # Both servers first, on ports the kernel chooses: the configuration names those ports.
+        smtp_server = SandboxSmtpServer(None, "127.0.0.1", 0, smtp).start()
+        servers.append(smtp_server)
         smsc_server = SandboxSmsc(host="127.0.0.1", behaviour=smsc)
-        smsc_server.start()  # first: it picks its port (again, should another socket take it meanwhile)
+        smsc_server.start()
         servers.append(smsc_server)
         sections: dict[str, Mapping[str, Any]] = {
             "database": {"url": database_url or "sqlite:///broadcaster.sqlite3"},
@@ -94,8 +95,6 @@ def make_pipeline(
         with context.sessions.begin() as session:
             editor = add_user(session, actor=ADMIN_LOGIN, login=EDITOR, role=Role.EDITOR, clock=clock)
             approver = add_user(session, actor=ADMIN_LOGIN, login=APPROVER, role=Role.APPROVER, clock=clock)
-        smtp_server.start()
-        servers.append(smtp_server)
         pipeline = Pipeline(
             directory=directory,
             config=config,
