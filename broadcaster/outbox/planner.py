@@ -29,6 +29,7 @@ from broadcaster.db.rows import required
 from broadcaster.gc_pace import fewer_collections
 from broadcaster.outbox.chunks import UrgencyCache, enqueue_chunks
 from broadcaster.outbox.fallbacks import link_fallbacks
+from broadcaster.outbox.page_writer import PageWriter, PlannedPage
 from broadcaster.outbox.plan_chunks import PlanChunks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.retry_failed import failed_contacts, failed_pairs, retried_run, retry_key
@@ -85,6 +86,19 @@ def planned_keys(run_id: int, session: Session, channel: str, keys: list[str]) -
     return {by_key[key] for key in found}
 
 
+class _PlannedOrInFlight:
+    """The screen's ``planned_keys`` while pages are written behind it: the run's messages in the database,
+    and those of the pages handed to the writer (``keys``, as the page began) that it has not committed."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.keys: frozenset[str] = frozenset()
+
+    def __call__(self, session: Session, channel: str, keys: list[str]) -> set[str]:
+        found = planned_keys(self.run_id, session, channel, keys)
+        return found | {key for key in keys if _keyed(self.run_id, channel, key) in self.keys}
+
+
 def plan_run(
     sessions: sessionmaker[Session], *, run_id: int, settings: Settings, clock: Clock, enqueuer: Enqueuer
 ) -> int:
@@ -116,6 +130,9 @@ def _plan_run(
     tz = definition.zone(settings.timezone)
     providers = {str(channel): spec.provider for channel, spec in definition.channels.items()}
     targeted = targeted_channels(settings.providers, providers)
+    chunking = PlanChunks(run_id=run_id, urgent=urgent, settings=settings)
+    writer = PageWriter(functools.partial(_write_page, sessions, chunking, run_id=run_id, settings=settings))
+    in_flight = _PlannedOrInFlight(run_id)
     screen = Screen(
         [channel for channel in definition.channels if channel not in targeted],
         purpose=definition.purpose.value,
@@ -125,10 +142,9 @@ def _plan_run(
         erasure_key=settings.security.erasure_key(),
         address_fields=address_fields(settings.providers, providers),
         # A retry run keeps the set: it skips some of the audience's messages that a first run would store.
-        planned_keys=functools.partial(planned_keys, run_id) if retries is None else None,
+        planned_keys=in_flight if retries is None else None,
     )
     window = definition.schedule.window if definition.schedule else None
-    chunking = PlanChunks(run_id=run_id, urgent=urgent, settings=settings)
     # Posts to named targets (Facebook Pages) go once per run, not per person: a retry run does not re-post.
     if targeted and retries is None:
         now = clock.now()
@@ -151,7 +167,7 @@ def _plan_run(
                 )
                 _insert_chunked(session, chunking, rows, checkpoint=tracked.plan_checkpoint, now=now)
 
-    with readers_of(sessions)() as reader:
+    with readers_of(sessions)() as reader, writer:
         for rows_read in iter_audience_rows(
             reader,
             definition.audience,
@@ -163,6 +179,8 @@ def _plan_run(
             # anyway): on SQLite a snapshot held through the whole planning kept the write-ahead log from being
             # checkpointed, and it grew by every page written (10 GB at 500,000 contacts), its index in memory.
             reader.rollback()
+            if writer.stopped:
+                break
             if not rows_read:
                 continue
             # Plain rows of the fields the screen, the templates and the price read, not ORM objects.
@@ -171,39 +189,31 @@ def _plan_run(
             not_before: datetime | None = None
             if window is not None and not window.contains(now, tz):
                 not_before = window.next_open(now, tz)
-            with sessions.begin() as session:
-                _plans_for_this_size(session)
-                tracked = _planning(session, run_id)
-                if tracked is None:
-                    log.info("run %s was cancelled while being planned; planning stops", run_id)
-                    return 0
-                keep = None if retries is None else failed_pairs(session, retries, [c.id for c in page])
-                rows = _rows_for_page(
-                    session,
-                    page,
-                    keep=keep,
-                    screen=screen,
-                    composer=composer,
-                    run=run_id,
-                    version=version_id,
-                    campaign_id=definition.id,
-                    purpose=definition.purpose.value,
-                    providers=providers,
-                    settings=settings,
-                    now=now,
-                    not_before=not_before,
-                )
-                if settings.routes:  # SMS accounts by allocated carrier and weight, the healthy ones
-                    assign_accounts(
-                        session, rows, {c.id: c.carrier for c in page}, settings=settings, now=now
-                    )
-                if definition.fallback is not None:
-                    link_fallbacks(rows, definition.fallback, now=now)
-                _insert_chunked(
-                    session, chunking, rows, checkpoint=tracked.plan_checkpoint, now=now, to=page[-1].id
-                )
-                tracked.plan_checkpoint = page[-1].id
-                tracked.plan_touched_at = now
+            in_flight.keys = writer.in_flight()  # before this page's reads begin: see PageWriter
+            keep = None if retries is None else failed_pairs(reader, retries, [c.id for c in page])
+            rows = _rows_for_page(
+                reader,
+                page,
+                keep=keep,
+                screen=screen,
+                composer=composer,
+                run=run_id,
+                version=version_id,
+                campaign_id=definition.id,
+                purpose=definition.purpose.value,
+                providers=providers,
+                settings=settings,
+                now=now,
+                not_before=not_before,
+            )
+            reader.rollback()
+            if definition.fallback is not None:  # before the writer takes the keys: fallbacks get their own
+                link_fallbacks(rows, definition.fallback, now=now)
+            carriers = {c.id: c.carrier for c in page} if settings.routes else {}
+            writer.put(PlannedPage(rows=rows, carriers=carriers, to=page[-1].id, now=now))
+    if writer.stopped:
+        log.info("run %s was cancelled while being planned; planning stops", run_id)
+        return 0
 
     with sessions.begin() as session:
         tracked = _planning(session, run_id)
@@ -219,6 +229,31 @@ def _plan_run(
     enqueue_chunks(sessions, enqueuer, chunks, clock=clock)
     log.info("planned run %s: %s messages in %s chunks", run_id, total, len(chunks))
     return total
+
+
+def _write_page(
+    sessions: sessionmaker[Session],
+    chunking: PlanChunks,
+    page: PlannedPage,
+    *,
+    run_id: int,
+    settings: Settings,
+) -> bool:
+    """One page's messages and the run's checkpoint, in one transaction (the writer thread's); False when
+    the run is no longer being planned."""
+    with sessions.begin() as session:
+        _plans_for_this_size(session)
+        tracked = _planning(session, run_id)
+        if tracked is None:
+            return False
+        if settings.routes:  # SMS accounts by allocated carrier and weight, the healthy ones
+            assign_accounts(session, page.rows, page.carriers, settings=settings, now=page.now)
+        _insert_chunked(
+            session, chunking, page.rows, checkpoint=tracked.plan_checkpoint, now=page.now, to=page.to
+        )
+        tracked.plan_checkpoint = page.to
+        tracked.plan_touched_at = page.now
+    return True
 
 
 def _insert_chunked(

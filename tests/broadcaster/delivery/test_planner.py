@@ -5,13 +5,18 @@ approved snapshot rather than the files on disk.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, update
 
 from broadcaster.campaigns.audience import Exclusion
+from broadcaster.db.bulk import insert_ignoring_conflicts
 from broadcaster.db.models import CampaignRun, Message
+from broadcaster.outbox import planner
+from broadcaster.outbox.page_writer import PageWriter, PlannedPage
 from broadcaster.vocabulary import MessageStatus, RunStatus
 from consent.suppression import suppress
 from tests.broadcaster.delivery.pipeline import Pipeline
@@ -164,3 +169,46 @@ def test_an_address_met_on_an_earlier_page_is_a_duplicate_and_a_resumed_planning
     pipeline.plan(run_id)
     again = sorted((m.channel, m.address, m.contact_id, m.status) for m in pipeline.messages(run_id))
     assert again == first
+
+
+def test_a_twin_on_the_next_page_is_a_duplicate_while_the_page_before_is_still_being_written(
+    make_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer commits a page while the next is screened: the first page's keys must count as planned."""
+    pipeline: Pipeline = make_pipeline(delivery={"plan_page_size": 10})
+    twin = citizen(11, phone="+84 912 000 003", external_id="DN-TWIN")  # page 2; contact 3 is on page 1
+    pipeline.add_contacts([*citizens(10), twin])
+    run_id = pipeline.start_run(pipeline.approved_campaign())
+
+    second_page_handed = threading.Event()
+    handed: list[int] = []
+    real_put, real_write = PageWriter.put, planner._write_page
+
+    def put(writer: PageWriter, page: PlannedPage) -> None:
+        real_put(writer, page)
+        handed.append(page.to)
+        if len(handed) == 2:
+            second_page_handed.set()
+
+    def write_page(*args: Any, **kwargs: Any) -> bool:
+        if not handed or handed[0] == args[2].to:  # the first page waits until the second was screened
+            assert second_page_handed.wait(10)
+        return real_write(*args, **kwargs)
+
+    given_and_inserted: list[tuple[int, int]] = []
+
+    def insert(session: Any, table: Any, rows: list[dict[str, Any]], **kwargs: Any) -> int:
+        inserted = insert_ignoring_conflicts(session, table, rows, **kwargs)
+        given_and_inserted.append((len(rows), inserted))
+        return inserted
+
+    monkeypatch.setattr(PageWriter, "put", put)
+    monkeypatch.setattr(planner, "_write_page", write_page)
+    monkeypatch.setattr(planner, "insert_ignoring_conflicts", insert)
+    planned = pipeline.plan(run_id)
+
+    assert handed == [10, 11]
+    rows = pipeline.messages(run_id)
+    assert planned == len(rows) == 10 + 11  # the twin's own e-mail, not a second SMS to contact 3's phone
+    assert {m.contact_id for m in rows if m.address == "+84912000003"} == {3}
+    assert given_and_inserted == [(20, 20), (1, 1)]  # the twin's SMS was not handed over to conflict
