@@ -30,10 +30,14 @@ class Backlog:
 
 def backlog(session: Session, now: datetime) -> Backlog:
     """When the oldest message that is due and still queued became due: a deferred message (back-off, quiet
-    hours) counts from its ``not_before``, so a campaign waiting for its window is not a backlog."""
+    hours) counts from its ``not_before``, so a campaign waiting for its window is not a backlog.
+
+    The oldest undeferred one is the first by id (ids grow as messages are created; two runs planned at once
+    interleave by a page at most): one index entry, where the least ``created_at`` read every queued message
+    (0.8 s on every tick with three million queued)."""
     queued = Message.status == MessageStatus.QUEUED
     undeferred = session.scalar(
-        select(func.min(Message.created_at)).where(queued, Message.not_before.is_(None))
+        select(Message.created_at).where(queued, Message.not_before.is_(None)).order_by(Message.id).limit(1)
     )
     deferred = session.scalar(
         select(func.min(Message.not_before)).where(
