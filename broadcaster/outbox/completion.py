@@ -37,12 +37,12 @@ def complete_run_if_done(session: Session, run_id: int, now: datetime) -> bool:
     ``completed_with_held`` while some are held as ``unknown``, until an operator settles them.
 
     A campaign without a schedule section is sent once: it is completed with its run."""
-    pending = session.scalar(
-        select(func.count())
-        .select_from(Message)
+    pending = session.scalar(  # one row is enough: a count read millions, under the write lock
+        select(Message.id)
         .where(Message.run_id == run_id, Message.status.in_([MessageStatus.QUEUED, MessageStatus.SENDING]))
+        .limit(1)
     )
-    if pending:
+    if pending is not None:
         return False
     held = session.scalar(
         select(func.count())

@@ -30,6 +30,7 @@ from broadcaster.outbox.chunks import cut_chunks, enqueue_chunks
 from broadcaster.outbox.completion import complete_run_if_done
 from broadcaster.outbox.handback import hand_back
 from broadcaster.outbox.inbound import apply_pending_exclusively
+from broadcaster.outbox.lost_chunks import lost_chunks
 from broadcaster.outbox.queues import Enqueuer
 from broadcaster.outbox.replies import ReplyRules
 from broadcaster.settings import Settings
@@ -265,30 +266,21 @@ def _advance_one(
 
 def _sweep(sessions: sessionmaker[Session], *, settings: Settings, now: datetime, report: TickReport) -> None:
     cutoff = now - timedelta(seconds=settings.delivery.stuck_after_seconds)
-    # A run's planner cuts its chunks page by page and enqueues them once the run is planned, which for a
-    # city-wide run may take longer than the cutoff: those chunks are its own (a planner that died leaves them
-    # to the one that resumes at the checkpoint), not lost.
-    being_planned = select(CampaignRun.id).where(CampaignRun.status == RunStatus.PLANNING)
-    lost_chunk = (
-        Chunk.finished_at.is_(None),
-        Chunk.created_at < cutoff,
-        or_(Chunk.run_id.is_(None), Chunk.run_id.not_in(being_planned)),
-    )
     with readers_of(sessions)() as session:
         stuck_any = session.scalar(
             select(Message.id)
             .where(Message.status == MessageStatus.SENDING, Message.claimed_at < cutoff)
             .limit(1)
         )
-        lost_any = session.scalar(select(Chunk.id).where(*lost_chunk).limit(1))
-    if stuck_any is None and lost_any is None:
+        lost_any = bool(lost_chunks(session, cutoff))
+    if stuck_any is None and not lost_any:
         return
     with sessions.begin() as session:
         # A worker died after claiming: what it never handed over goes back to the queue; what it did
         # may be at the provider (held, or resent when its campaign says so).
         swept = hand_back(session, Message.claimed_at < cutoff, now=now)
         report.swept_sending = swept.queued + swept.held + swept.resent
-        lost = list(session.scalars(select(Chunk.id).where(*lost_chunk)))
+        lost = lost_chunks(session, cutoff)
         if lost:
             session.execute(
                 update(Message)

@@ -122,3 +122,40 @@ def test_the_sweeper_leaves_alone_the_chunks_of_a_run_still_being_planned(
     chunks = _chunks(pipeline, run_id)
     for channel in ("sms", "email"):
         assert [size for kind, size, _ in chunks if kind == channel] == [8, 8, 8, 1]
+
+
+def test_a_chunk_waiting_its_turn_is_not_lost_and_one_its_queue_moved_past_is(make_pipeline: Any) -> None:
+    """A long queue (a city-wide run's 1,500 chunks on one gateway) keeps chunks waiting longer than
+    ``stuck_after_seconds``: while their queue moves they are not lost; a chunk the queue moved past is."""
+    pipeline: Pipeline = make_pipeline(delivery={"chunk_size": 5})
+    pipeline.add_contacts(citizens(30))
+    campaign_id = pipeline.approved_campaign(
+        channels={"sms": {"template": "sms/thu-nghiem", "provider": "sms_main"}}
+    )
+    run_id = pipeline.start_run(campaign_id)
+    pipeline.plan(run_id)
+    chunks = [chunk_id for chunk_id, _queue in pipeline.enqueuer.chunks]
+    assert len(chunks) == 6
+    pipeline.enqueuer.chunks.clear()  # the gateway takes them one by one below
+    past_the_cutoff = timedelta(seconds=pipeline.context.settings.delivery.stuck_after_seconds + 1)
+
+    pipeline.run_chunk(chunks[0])
+    pipeline.clock.advance(past_the_cutoff)
+    pipeline.run_chunk(chunks[1])
+    assert pipeline.tick().swept_chunks == 0  # four chunks older than the cutoff, their queue moving
+
+    pipeline.run_chunk(chunks[3])  # the task of chunks[2] was lost
+    pipeline.clock.advance(past_the_cutoff)
+    pipeline.run_chunk(chunks[4])
+    report = pipeline.tick()
+    assert report.swept_chunks == 1  # chunks[2], whose rows are cut again; chunks[5] still waits
+    assert report.chunks == 1
+    with pipeline.context.readers() as session:
+        assert session.scalar(select(Chunk.finished_at).where(Chunk.id == chunks[5])) is None
+
+    pipeline.run_chunk(chunks[5])
+    pipeline.drain()
+    pipeline.wait_for_statuses(run_id, {("sms", "delivered"): 30})
+    messages = pipeline.messages(run_id)
+    parts = sorted(f"+{s.destination}" for s in pipeline.smsc.accepted)  # each part once: nothing sent twice
+    assert parts == sorted(m.address for m in messages for _ in range(m.segments or 1))

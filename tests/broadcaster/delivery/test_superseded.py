@@ -19,6 +19,7 @@ from broadcaster.vocabulary import MessageStatus, RunStatus
 from channels.base import OutboundMessage, SendResult
 from tests.broadcaster.delivery.pipeline import Pipeline
 from tests.broadcaster.delivery.workdir_files import citizens
+from tests.peers.polling import wait_until
 
 PEOPLE = 6
 WRONG, CORRECTED = "01/07/2025", "15/07/2025"
@@ -189,7 +190,8 @@ def test_the_planner_stops_a_run_cancelled_while_it_is_planned(
 
     def approved_after_the_first_page(*args: Any, **kwargs: Any) -> Iterator[list[Row[Any]]]:
         for number, page in enumerate(original(*args, **kwargs)):
-            if number == 1:  # the first page is committed; version 2 is approved before the second
+            if number == 1:  # once the first page is committed, version 2 is approved before the second
+                wait_until(lambda: run_of(pipeline, wrong_run).plan_checkpoint == 10 or None, what="page 1")
                 approve_latest(pipeline, campaign_id, reviewed)
             yield page
 
