@@ -6,8 +6,8 @@ id (or by idempotency key) and also checks their status ran through the status i
 message of the installation for each claim of a window, every delivered one for each page of receipts. With
 three million queued that was 0.6 s a statement and the SMS run slowed to under 100 messages/s. These figures
 describe the table's shape at a city's scale (a million rows; a status, a run or a campaign covers many of
-them, a chunk a thousand, a key one), so the plans stay the same whatever the table holds today; ``ANALYZE``
-would replace them with measured ones, which choose the same indexes. PostgreSQL keeps its own statistics.
+them, a chunk a thousand, a key one), so the plans stay the same whatever the table holds today; an
+``ANALYZE`` replaces them with measured ones. PostgreSQL keeps its own statistics.
 
 Revision ID: 0022
 Revises: 0021
