@@ -48,6 +48,8 @@ def lost_chunks(session: Session, cutoff: datetime) -> list[int]:
         queue: last_id
         for queue, last_id in session.execute(
             select(Chunk.queue, func.max(Chunk.id))
+            # Only chunks cut after the oldest waiting one can have passed it: a range of the primary key.
+            .where(Chunk.id > min(chunk_id for chunk_id, _queue in waiting))
             .where(Chunk.queue.in_(queues), Chunk.finished_at < cutoff)
             .group_by(Chunk.queue)
         )
