@@ -304,7 +304,8 @@ class Chunk(Base):
 class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
-        Index("ix_messages_status_not_before", "status", "not_before"),
+        # The oldest undeferred queued message is its first entry, on PostgreSQL too (0023; observe/facts.py).
+        Index("ix_messages_status_not_before", "status", "not_before", "id"),
         Index("ix_messages_chunk_status", "chunk_id", "status"),
         Index("ix_messages_run_status", "run_id", "status"),
         # A run's counts per channel and status from the index alone (dashboard, campaign page; 0012).

@@ -77,5 +77,5 @@ def test_the_oldest_queued_message_is_one_index_entry(pipeline: Pipeline) -> Non
     )
     # The undeferred one: the first entry in the index's id order, not the least created_at of all of them.
     [undeferred] = [s for s in plans if "not_before IS NULL" in s]
-    assert "ORDER BY messages.id" in undeferred
+    assert "ORDER BY messages.not_before, messages.id" in undeferred
     assert "LIMIT" in undeferred
